@@ -1,0 +1,1 @@
+"""CenterPoint (PointPillars encoder, SECOND/SECONDFPN, CenterHead) as AWML deploys it."""

@@ -1,0 +1,207 @@
+"""CenterPoint in plain PyTorch, with mmdet3d's module tree and state_dict keys.
+
+Module names mirror mmdet3d/AWML (``pts_voxel_encoder.pfn_layers.N.{linear,norm}``,
+``pts_backbone.blocks…``, ``pts_neck.deblocks…``, ``pts_bbox_head.shared_conv.{conv,bn}``,
+``pts_bbox_head.task_heads.0.<head>.{0.conv,0.bn,1}``) so that an mmdet3d checkpoint loads with
+``strict=True``. The two exported components are :class:`VoxelEncoderExport` and
+:class:`BackboneNeckHeadExport`, exactly the graphs AWML ships.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from model_specs.centerpoint.config import CenterPointConfig
+
+# mmdet3d's norm settings: PFN and SECOND use BN eps 1e-3 / momentum 0.01; the neck too; the head BN2d defaults.
+_BN_EPS, _BN_MOMENTUM = 1e-3, 0.01
+
+
+class PFNLayer(nn.Module):
+    """mmdet3d's PFNLayer (mode='max'): linear → BN → ReLU → max over points."""
+
+    def __init__(self, in_channels: int, out_channels: int, last_layer: bool) -> None:
+        super().__init__()
+        self.last_vfe = last_layer
+        if not last_layer:
+            out_channels //= 2  # mmdet3d halves non-final layers: their max is concatenated back
+        self.linear = nn.Linear(in_channels, out_channels, bias=False)
+        self.norm = nn.BatchNorm1d(out_channels, eps=_BN_EPS, momentum=_BN_MOMENTUM)
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        x = self.linear(inputs)
+        x = self.norm(x.permute(0, 2, 1).contiguous()).permute(0, 2, 1).contiguous()
+        x = torch.relu(x)
+        x_max = torch.max(x, dim=1, keepdim=True)[0]
+        if self.last_vfe:
+            return x_max
+        return torch.cat([x, x_max.repeat(1, inputs.shape[1], 1)], dim=2)
+
+
+class PillarFeatureNet(nn.Module):
+    """The pillar encoder on already-decorated features [num_voxels, points, 11] → [num_voxels, 1, C]."""
+
+    def __init__(self, cfg: CenterPointConfig) -> None:
+        super().__init__()
+        channels = [cfg.decorated_features, *cfg.pfn_channels]
+        self.pfn_layers = nn.ModuleList(
+            PFNLayer(channels[i], channels[i + 1], last_layer=i == len(channels) - 2) for i in range(len(channels) - 1)
+        )
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        for layer in self.pfn_layers:
+            features = layer(features)
+        return features
+
+
+class SECOND(nn.Module):
+    def __init__(self, cfg: CenterPointConfig) -> None:
+        super().__init__()
+        in_channels = [cfg.pfn_channels[-1], *cfg.backbone_channels[:-1]]
+        blocks = []
+        for in_ch, out_ch, layers, stride in zip(in_channels, cfg.backbone_channels, cfg.backbone_layers, cfg.backbone_strides):
+            block = [nn.Conv2d(in_ch, out_ch, 3, stride=stride, padding=1, bias=False),
+                     nn.BatchNorm2d(out_ch, eps=_BN_EPS, momentum=_BN_MOMENTUM), nn.ReLU(inplace=True)]
+            for _ in range(layers):
+                block += [nn.Conv2d(out_ch, out_ch, 3, padding=1, bias=False),
+                          nn.BatchNorm2d(out_ch, eps=_BN_EPS, momentum=_BN_MOMENTUM), nn.ReLU(inplace=True)]
+            blocks.append(nn.Sequential(*block))
+        self.blocks = nn.ModuleList(blocks)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        outs = []
+        for block in self.blocks:
+            x = block(x)
+            outs.append(x)
+        return tuple(outs)
+
+
+class SECONDFPN(nn.Module):
+    """Upsamples each stage (transposed conv, or a strided conv for strides < 1) and concatenates."""
+
+    def __init__(self, cfg: CenterPointConfig) -> None:
+        super().__init__()
+        deblocks = []
+        for in_ch, out_ch, stride in zip(cfg.backbone_channels, cfg.neck_channels, cfg.neck_upsample_strides):
+            if stride >= 1:
+                up = nn.ConvTranspose2d(in_ch, out_ch, int(stride), stride=int(stride), bias=False)
+            else:
+                k = int(round(1 / stride))
+                up = nn.Conv2d(in_ch, out_ch, k, stride=k, bias=False)
+            deblocks.append(nn.Sequential(up, nn.BatchNorm2d(out_ch, eps=_BN_EPS, momentum=_BN_MOMENTUM), nn.ReLU(inplace=True)))
+        self.deblocks = nn.ModuleList(deblocks)
+
+    def forward(self, features: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        return torch.cat([deblock(x) for deblock, x in zip(self.deblocks, features)], dim=1)
+
+
+class ConvModule(nn.Module):
+    """mmcv's ConvModule (conv → BN → ReLU) with its attribute names ``conv`` and ``bn``."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=False)
+        self.bn = nn.BatchNorm2d(out_channels)
+        self.activate = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.activate(self.bn(self.conv(x)))
+
+
+class SeparateHead(nn.Module):
+    def __init__(self, cfg: CenterPointConfig) -> None:
+        super().__init__()
+        self.heads = cfg.heads
+        k = cfg.head_final_kernel
+        for name, channels in self.heads:
+            final = nn.Conv2d(cfg.head_conv_channels, channels, k, padding=k // 2, bias=True)
+            self.add_module(name, nn.Sequential(ConvModule(cfg.head_shared_channels, cfg.head_conv_channels, k), final))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return tuple(getattr(self, name)(x) for name, _ in self.heads)
+
+
+class CenterHead(nn.Module):
+    def __init__(self, cfg: CenterPointConfig) -> None:
+        super().__init__()
+        self.shared_conv = ConvModule(sum(cfg.neck_channels), cfg.head_shared_channels, 3)
+        self.task_heads = nn.ModuleList([SeparateHead(cfg)])
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return self.task_heads[0](self.shared_conv(x))
+
+
+class CenterPoint(nn.Module):
+    """The whole network; preprocessing and decoding live in ``pipeline``/``voxelize``."""
+
+    def __init__(self, cfg: CenterPointConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.pts_voxel_encoder = PillarFeatureNet(cfg)
+        self.pts_backbone = SECOND(cfg)
+        self.pts_neck = SECONDFPN(cfg)
+        self.pts_bbox_head = CenterHead(cfg)
+
+
+class VoxelEncoderExport(nn.Module):
+    """``input_features`` [num_voxels, 32, 11] → ``pillar_features`` [num_voxels, 1, 32]."""
+
+    def __init__(self, model: CenterPoint) -> None:
+        super().__init__()
+        self.pts_voxel_encoder = model.pts_voxel_encoder
+
+    def forward(self, input_features: torch.Tensor) -> torch.Tensor:
+        return self.pts_voxel_encoder(input_features)
+
+
+class BackboneNeckHeadExport(nn.Module):
+    """``spatial_features`` [1, 32, H, W] → heatmap, reg, height, dim, rot, vel (in that order).
+
+    With ``rot_y_axis_reference`` (Autoware's convention) the graph emits dim as (w, l, h) and the
+    rotation measured clockwise from the y axis, as AWML's exporter does.
+    """
+
+    def __init__(self, model: CenterPoint, rot_y_axis_reference: bool = False) -> None:
+        super().__init__()
+        self.pts_backbone = model.pts_backbone
+        self.pts_neck = model.pts_neck
+        self.pts_bbox_head = model.pts_bbox_head
+        self.rot_y_axis_reference = rot_y_axis_reference
+
+    def forward(self, spatial_features: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        heatmap, reg, height, dim, rot, vel = self.pts_bbox_head(self.pts_neck(self.pts_backbone(spatial_features)))
+        if self.rot_y_axis_reference:
+            dim = dim[:, [1, 0, 2]]
+            rot = torch.cat([-rot[:, 1:2], -rot[:, 0:1]], dim=1)  # (sin, cos) of yaw → of (-yaw - π/2)
+        return heatmap, reg, height, dim, rot, vel
+
+
+def seeded(cfg: CenterPointConfig, seed: int) -> CenterPoint:
+    """A CenterPoint with seeded weights whose activations keep a realistic scale.
+
+    PyTorch's default conv init shrinks activations ~2.4x per layer, so after 20 layers the heads
+    would output little more than their biases and any parity test would pass trivially. Kaiming
+    normal init (fan-in, ReLU) keeps the variance, and BN statistics are drawn near identity so
+    that they matter without dominating.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    model = CenterPoint(cfg)
+    with torch.no_grad():
+        for name, module in model.named_modules():
+            if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+                fan_in = module.weight[0].numel() if not isinstance(module, nn.ConvTranspose2d) else module.weight.shape[0] * module.weight[0, 0].numel()
+                module.weight.normal_(0.0, math.sqrt(2.0 / fan_in), generator=generator)
+                if module.bias is not None:
+                    module.bias.uniform_(-0.1, 0.1, generator=generator)
+            elif isinstance(module, nn.modules.batchnorm._BatchNorm):
+                n = module.num_features
+                module.weight.copy_(1.0 + 0.1 * torch.randn(n, generator=generator))
+                module.bias.copy_(0.05 * torch.randn(n, generator=generator))
+                module.running_mean.copy_(0.05 * torch.randn(n, generator=generator))
+                module.running_var.copy_(1.0 + 0.2 * torch.rand(n, generator=generator))
+        heatmap = model.pts_bbox_head.task_heads[0].heatmap[1]
+        heatmap.bias.fill_(cfg.heatmap_init_bias)
+    return model.eval()

@@ -1,0 +1,153 @@
+"""Content-addressed, crash-safe artifact storage.
+
+An artifact lives at ``<root>/<spec>/<component>/<key>/<file>`` where ``key`` hashes everything the
+file depends on. A build happens under a file lock (pytest-xdist workers wait for each other and
+the second one reuses), writes into a temporary folder and renames into place; the manifest, written
+last and also by rename, is the commit mark. A file without a manifest, or whose hash no longer
+matches it, is not trusted: it is rebuilt and the run says so.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from filelock import FileLock
+
+from pytest_awml.errors import ArtifactError
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "manifest.json"
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class Artifact:
+    spec: str
+    component: str
+    format: str
+    path: Path
+    sha256: str
+    key: str
+    reused: bool
+    build_seconds: float
+    rebuilt_reason: str = ""
+
+    def as_record(self) -> dict:
+        return {
+            "spec": self.spec,
+            "component": self.component,
+            "format": self.format,
+            "path": str(self.path),
+            "sha256": self.sha256,
+            "key": self.key,
+            "reused": self.reused,
+            "build_seconds": round(self.build_seconds, 3),
+            "size_bytes": self.path.stat().st_size if self.path.exists() else None,
+            "rebuilt_reason": self.rebuilt_reason,
+        }
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(_CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def content_key(parts: Mapping[str, Any]) -> str:
+    """The key of an artifact: a hash of everything it depends on, in canonical JSON."""
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:24]
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` so that ``path`` holds either its old content or all of the new."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class ArtifactStore:
+    """Builds each artifact once per content key, across runs and across xdist workers."""
+
+    def __init__(self, root: Path, lock_timeout_s: float = 3600.0) -> None:
+        self.root = Path(root)
+        self._lock_timeout_s = lock_timeout_s
+
+    def get_or_build(
+        self,
+        *,
+        spec: str,
+        component: str,
+        format: str,
+        filename: str,
+        key_parts: Mapping[str, Any],
+        build: Callable[[Path], None],
+    ) -> Artifact:
+        """Return the artifact for ``key_parts``, calling ``build(path)`` only when none is trusted."""
+        key = content_key({**key_parts, "format": format})
+        folder = self.root / spec / component / key
+        target = folder / filename
+        found, reason = self._trusted(folder, target)
+        if found:
+            return Artifact(spec, component, format, target, found, key, True, 0.0)
+        folder.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(folder) + ".lock", timeout=self._lock_timeout_s):
+            found, reason = self._trusted(folder, target)  # another worker may have built it meanwhile
+            if found:
+                return Artifact(spec, component, format, target, found, key, True, 0.0)
+            if reason:
+                log.warning("rebuilding %s/%s/%s: %s", spec, component, format, reason)
+            start = time.perf_counter()
+            staging = Path(tempfile.mkdtemp(prefix=".build-", dir=folder))
+            try:
+                build(staging / filename)
+                built = staging / filename
+                if not built.is_file():
+                    raise ArtifactError(f"the builder of {spec}/{component}/{format} wrote no {filename}")
+                digest = sha256_file(built)
+                (folder / MANIFEST).unlink(missing_ok=True)  # uncommit before replacing the file
+                os.replace(built, target)
+                manifest = {"sha256": digest, "file": filename, "format": format, "key": key,
+                            "key_parts": key_parts, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+                write_atomic(folder / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True, default=str).encode())
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+            seconds = time.perf_counter() - start
+            log.info("built %s/%s/%s in %.1f s", spec, component, format, seconds)
+            return Artifact(spec, component, format, target, digest, key, False, seconds, reason)
+
+    @staticmethod
+    def _trusted(folder: Path, target: Path) -> tuple[str, str]:
+        """(sha256, "") when ``target`` is committed and intact, else ("", why it is not)."""
+        manifest_path = folder / MANIFEST
+        if not target.exists():
+            return "", ("the manifest names a file that is gone" if manifest_path.exists() else "")
+        if not manifest_path.exists():
+            return "", "a file without a manifest was left by an interrupted build"
+        try:
+            manifest = json.loads(manifest_path.read_text())
+        except (OSError, ValueError) as exc:
+            return "", f"the manifest is unreadable ({exc})"
+        actual = sha256_file(target)
+        if manifest.get("sha256") != actual:
+            return "", f"the file's sha256 {actual[:12]}… does not match the manifest's {str(manifest.get('sha256'))[:12]}…"
+        return actual, ""

@@ -1,0 +1,125 @@
+"""Numeric comparison of a backend's outputs against the reference, per output.
+
+Both sides must be NumPy arrays: the framework this replaces once reported a difference of
+exactly 0 because one side held torch tensors; here a non-array is an error, never a pass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from pytest_awml.spec import Tolerance
+
+# Percentile reported beside the maximum: robust to one outlier, still sensitive to a broken region.
+P99 = 99.0
+
+
+@dataclass(frozen=True)
+class OutputComparison:
+    """Every figure about one output across all samples. ``problem`` explains a structural fail."""
+
+    output: str
+    passed: bool
+    atol: float
+    rtol: float
+    max_abs: float = float("nan")
+    mean_abs: float = float("nan")
+    p99_abs: float = float("nan")
+    max_rel: float = float("nan")
+    frac_out_of_tol: float = float("nan")
+    cosine: float = float("nan")
+    min_atol_to_pass: float = float("nan")
+    elements: int = 0
+    nonfinite_ref: int = 0
+    nonfinite_test: int = 0
+    ref_max_abs: float = float("nan")
+    problem: str = ""
+
+    def as_record(self) -> dict:
+        # JSON has no NaN/Inf: a figure that could not be computed is null.
+        return {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in asdict(self).items()}
+
+    def describe(self) -> str:
+        if self.problem:
+            return f"{self.output}: {self.problem}"
+        verdict = "ok" if self.passed else "FAILED"
+        return (
+            f"{self.output}: {verdict} max_abs={self.max_abs:.3g} p99_abs={self.p99_abs:.3g} "
+            f"max_rel={self.max_rel:.3g} out_of_tol={self.frac_out_of_tol:.3%} cos={self.cosine:.6f} "
+            f"(atol={self.atol:g}, rtol={self.rtol:g}; min atol to pass={self.min_atol_to_pass:.3g})"
+        )
+
+
+def compare_output(name: str, refs: Sequence[np.ndarray], tests: Sequence[np.ndarray], tol: Tolerance) -> OutputComparison:
+    """Compare one output over all samples (``refs[i]`` against ``tests[i]``)."""
+    base = dict(output=name, atol=float(tol.atol), rtol=float(tol.rtol))
+    if len(refs) != len(tests):
+        return OutputComparison(passed=False, problem=f"{len(refs)} reference samples but {len(tests)} test samples", **base)
+    for i, (ref, test) in enumerate(zip(refs, tests)):
+        for side, value in (("reference", ref), ("test", test)):
+            if not isinstance(value, np.ndarray):
+                return OutputComparison(passed=False, problem=f"sample {i}: the {side} output is a {type(value).__module__}.{type(value).__name__}, not a numpy array", **base)
+        if ref.shape != test.shape:
+            return OutputComparison(passed=False, problem=f"sample {i}: shape {test.shape} differs from the reference's {ref.shape}", **base)
+        if ref.dtype != test.dtype:
+            return OutputComparison(passed=False, problem=f"sample {i}: dtype {test.dtype} differs from the reference's {ref.dtype}", **base)
+    ref = np.concatenate([r.astype(np.float64).ravel() for r in refs]) if refs else np.zeros(0)
+    test = np.concatenate([t.astype(np.float64).ravel() for t in tests]) if tests else np.zeros(0)
+    if ref.size == 0:
+        return OutputComparison(passed=False, problem="the output is empty on both sides: nothing was compared", **base)
+    bad_ref, bad_test = int((~np.isfinite(ref)).sum()), int((~np.isfinite(test)).sum())
+    diff = np.abs(test - ref)
+    mag = np.abs(ref)
+    finite = np.isfinite(diff)
+    allowed = tol.atol + tol.rtol * mag
+    out = ~(diff <= allowed)  # NaN compares False, so non-finite elements count as out of tolerance
+    nonzero = mag > np.finfo(np.float32).tiny
+    rel = diff[nonzero & finite] / mag[nonzero & finite]
+    fd = diff[finite]
+    norm = float(np.linalg.norm(ref[finite]) * np.linalg.norm(test[finite]))
+    cosine = float(np.dot(ref[finite], test[finite]) / norm) if norm > 0 else (1.0 if not fd.any() else 0.0)
+    excess = diff - tol.rtol * mag
+    problem = ""
+    if bad_ref or bad_test:
+        problem = f"non-finite values: {bad_ref} in the reference, {bad_test} in the test output (of {ref.size})"
+    return OutputComparison(
+        passed=not out.any() and not problem,
+        max_abs=float(fd.max()) if fd.size else float("nan"),
+        mean_abs=float(fd.mean()) if fd.size else float("nan"),
+        p99_abs=float(np.percentile(fd, P99)) if fd.size else float("nan"),
+        max_rel=float(rel.max()) if rel.size else 0.0,
+        frac_out_of_tol=float(out.mean()),
+        cosine=cosine,
+        min_atol_to_pass=float(max(0.0, excess[finite].max())) if fd.size else float("nan"),
+        elements=int(ref.size),
+        nonfinite_ref=bad_ref,
+        nonfinite_test=bad_test,
+        ref_max_abs=float(mag[np.isfinite(mag)].max()) if np.isfinite(mag).any() else float("nan"),
+        problem=problem,
+        **base,
+    )
+
+
+def compare_outputs(
+    refs: Sequence[Mapping[str, np.ndarray]],
+    tests: Sequence[Mapping[str, np.ndarray]],
+    tolerances: Mapping[str, Tolerance],
+) -> list[OutputComparison]:
+    """Compare every output named in ``tolerances``; an output missing on either side fails."""
+    results = []
+    for name, tol in tolerances.items():
+        missing = [
+            f"{side} sample {i}" for side, samples in (("reference", refs), ("test", tests))
+            for i, sample in enumerate(samples) if name not in sample
+        ]
+        if missing:
+            results.append(OutputComparison(name, False, float(tol.atol), float(tol.rtol), problem=f"missing in {', '.join(missing)}"))
+            continue
+        results.append(compare_output(name, [r[name] for r in refs], [t[name] for t in tests], tol))
+    extra = sorted({k for t in tests for k in t} - set(tolerances))
+    for name in extra:
+        results.append(OutputComparison(name, False, float("nan"), float("nan"), problem="output not declared by the spec"))
+    return results

@@ -1,0 +1,86 @@
+"""Devices and precisions as value objects, parsed once from options."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import Enum
+
+from pytest_awml.errors import AwmlError
+
+_DEVICE = re.compile(r"^(cpu|cuda)(?::(\d+))?$")
+
+
+@dataclass(frozen=True, order=True)
+class Device:
+    """``cpu`` or ``cuda:N``. ``id`` is the form used in test ids (``cpu``, ``cuda0``)."""
+
+    type: str
+    index: int | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> "Device":
+        match = _DEVICE.match(text.strip().lower())
+        if not match:
+            raise AwmlError(f"--awml-device {text!r} is not a device: use cpu, cuda or cuda:N")
+        kind, index = match.group(1), match.group(2)
+        if kind == "cpu":
+            if index is not None:
+                raise AwmlError(f"--awml-device {text!r}: the CPU has no index, use plain 'cpu'")
+            return cls("cpu")
+        return cls("cuda", int(index) if index is not None else 0)
+
+    @property
+    def id(self) -> str:
+        return self.type if self.index is None else f"{self.type}{self.index}"
+
+    @property
+    def torch(self) -> str:
+        """The string torch takes (``cpu``, ``cuda:0``)."""
+        return self.type if self.index is None else f"{self.type}:{self.index}"
+
+    @property
+    def is_cuda(self) -> bool:
+        return self.type == "cuda"
+
+    def __str__(self) -> str:
+        return self.torch
+
+
+class Precision(str, Enum):
+    """Numeric policies. ``fp32`` means true fp32: TF32 is off; ``tf32`` is its own precision."""
+
+    FP32 = "fp32"
+    FP16 = "fp16"
+    TF32 = "tf32"
+
+    @classmethod
+    def parse(cls, text: str) -> "Precision":
+        try:
+            return cls(text.strip().lower())
+        except ValueError:
+            raise AwmlError(
+                f"precision {text!r} is unknown: use one of {', '.join(p.value for p in cls)}"
+            ) from None
+
+    def __str__(self) -> str:
+        return self.value
+
+
+CPU = Device("cpu")
+
+
+@dataclass(frozen=True, order=True)
+class Target:
+    """Where and how a runner runs: backend × device × precision."""
+
+    backend: str
+    device: Device
+    precision: Precision
+
+    @property
+    def id(self) -> str:
+        return f"{self.backend}-{self.device.id}-{self.precision.value}"
+
+
+REFERENCE = Target("pytorch", CPU, Precision.FP32)

@@ -1,0 +1,135 @@
+"""pytest-awml's hooks, all in one place. Inert unless ``--awml-spec`` is given."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import pytest
+
+from pytest_awml import hookspecs, options as awml_options, results as awml_results
+from pytest_awml.errors import AwmlError
+
+log = logging.getLogger("pytest_awml")
+
+PLAN = pytest.StashKey["object"]()
+RESULTS = pytest.StashKey["awml_results.Results"]()
+STARTED = pytest.StashKey[float]()
+SUITE = Path(__file__).with_name("suite.py")
+MARKERS = (
+    "awml_cases(kind): the test is expanded by pytest-awml into one case per spec/component/target",
+    "full: opt-in runs of full-size models (select with -m full)",
+)
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    pluginmanager.add_hookspecs(hookspecs)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    awml_options.addoption(parser)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for marker in MARKERS:
+        config.addinivalue_line("markers", marker)
+    config.stash[STARTED] = time.time()
+    try:
+        opts = awml_options.AwmlOptions.from_config(config)
+        if not opts.specs:
+            return
+        plan = _plan(config, opts)
+    except AwmlError as exc:
+        raise pytest.UsageError(f"pytest-awml: {exc}") from None
+    config.stash[PLAN] = plan
+    # Like junitxml, the collector is a plugin object of its own: it sees every report, the
+    # workers' too under xdist.
+    config.stash[RESULTS] = awml_results.Results()
+    config.pluginmanager.register(config.stash[RESULTS], "awml-results")
+    from pytest_awml import fixtures
+
+    config.pluginmanager.register(fixtures, "awml-fixtures")
+    suite = str(SUITE)
+    if suite not in config.args:
+        # `pytest --awml-spec x` with no paths runs the spec's suite alone; with explicit paths the
+        # suite runs beside them. xdist workers receive the controller's args, already extended.
+        if config.args_source == pytest.Config.ArgsSource.ARGS:
+            config.args.append(suite)
+        else:
+            config.args[:] = [suite]
+
+
+def _plan(config: pytest.Config, opts):
+    from pytest_awml import backends as awml_backends, registry
+    from pytest_awml.cases import Plan
+
+    specs = []
+    for reference in opts.specs:
+        for spec in registry.load(reference, rootdir=config.rootpath):
+            if spec.name in {s.name for s in specs}:
+                raise AwmlError(f"spec {spec.name!r} is given twice")
+            specs.append(spec)
+    registry_ = awml_backends.builtin()
+    config.hook.pytest_awml_add_backends(registry=registry_)
+    return Plan.build(opts, specs, registry_)
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    plan = config.stash.get(PLAN, None)
+    if plan is None:
+        return []
+    o = plan.options
+    weights = f"checkpoint {o.checkpoint}" if o.checkpoint else f"no checkpoint given: seeded weights (seed {o.seed})"
+    lines = []
+    for spec in plan.specs:
+        lines.append(f"awml: spec {spec.name}: {weights}; {o.samples} synthetic {spec.sample_kind} (seed {o.seed}); "
+                     f"components {', '.join(c.name for c in spec.components)}")
+    targets = ", ".join(t.id + (f" (skipped: {why})" if why else "") for t, why in plan.targets)
+    lines.append(f"awml: device {o.device}; targets {targets}; reference pytorch-cpu-fp32")
+    lines.append(f"awml: artifacts {o.artifacts}; report {o.report}")
+    return lines
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    marker = metafunc.definition.get_closest_marker("awml_cases")
+    plan = metafunc.config.stash.get(PLAN, None)
+    if marker is None or plan is None:
+        return
+    kind = marker.args[0]
+    cases = {"export": plan.export_cases, "parity": plan.parity_cases, "latency": plan.latency_cases}[kind]()
+    params = [pytest.param(c, id=c.id, marks=[pytest.mark.skip(reason=c.skip)] if c.skip else []) for c in cases]
+    metafunc.parametrize("awml_case", params)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    report = yield
+    # A deliberate AwmlError says what went wrong and what to do: show that, not a traceback.
+    if call.excinfo is not None and report.failed and isinstance(call.excinfo.value, AwmlError):
+        report.longrepr = f"{type(call.excinfo.value).__name__}: {call.excinfo.value}"
+    return report
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    config = session.config
+    plan = config.stash.get(PLAN, None)
+    if plan is None or _is_xdist_worker(config):
+        return
+    run = awml_results.run_info(plan.options, plan.specs, config.stash[STARTED])
+    config.stash[RESULTS].write(plan.options.report, run)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:
+    plan = config.stash.get(PLAN, None)
+    if plan is None or _is_xdist_worker(config):
+        return
+    from pytest_awml import summary
+
+    terminalreporter.section("pytest-awml")
+    for line in summary.lines(config.stash[RESULTS], plan.options.report):
+        terminalreporter.write_line(line)
+
+
+def _is_xdist_worker(config: pytest.Config) -> bool:
+    return "workerinput" in config.__dict__

@@ -1,0 +1,81 @@
+"""The runner interface every backend implements.
+
+A runner holds what it was built with (a session, a module) and nothing from any call: inputs go
+in, outputs come out, timings are returned by the caller's timer. One runner may serve several
+threads.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from pytest_awml.device import Device, Precision, Target
+
+
+@dataclass(frozen=True)
+class RunnerSource:
+    """What a backend may build a runner from: the PyTorch module, or an artifact file.
+
+    ``artifact`` is a callable so that a backend asks for (and so triggers the build of) only the
+    artifact format it needs.
+    """
+
+    component: str
+    input_names: tuple[str, ...]
+    output_names: tuple[str, ...]
+    module: Any
+    artifact: Callable[[str], Path]
+
+
+class Runner(ABC):
+    """Runs one component. ``run`` = ``fetch(execute(prepare(inputs)))``.
+
+    ``prepare`` moves NumPy inputs to the backend's native form (device tensors, OrtValues) so that
+    ``execute``, the part a benchmark times, does no conversion. ``fetch`` brings outputs back as
+    NumPy arrays keyed by output name: both sides of a comparison are always NumPy.
+    """
+
+    def __init__(self, target: Target, output_names: tuple[str, ...]) -> None:
+        self.target = target
+        self.output_names = output_names
+
+    @abstractmethod
+    def prepare(self, inputs: Mapping[str, np.ndarray]) -> Any: ...
+
+    @abstractmethod
+    def execute(self, prepared: Any) -> Any: ...
+
+    @abstractmethod
+    def fetch(self, raw: Any) -> dict[str, np.ndarray]: ...
+
+    def synchronize(self) -> None:
+        """Wait for queued device work; a no-op on synchronous backends."""
+
+    def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return self.fetch(self.execute(self.prepare(inputs)))
+
+
+class Backend(ABC):
+    """A kind of runner: says whether it can run here and builds runners."""
+
+    name: str
+
+    @abstractmethod
+    def unavailable_reason(self, device: Device, precision: Precision) -> str | None:
+        """None when this backend can run on ``device`` at ``precision``, else why not."""
+
+    @abstractmethod
+    def artifact_format(self, precision: Precision) -> str | None:
+        """The artifact format this backend runs (``onnx``…), or None when it runs the module."""
+
+    @abstractmethod
+    def create_runner(self, source: RunnerSource, target: Target) -> Runner: ...
+
+    def importable(self) -> bool:
+        """Whether the backend's library imports here (its device may still be absent)."""
+        return True

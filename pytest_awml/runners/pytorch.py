@@ -1,0 +1,84 @@
+"""The PyTorch backend: the reference on CPU fp32, and a backend of its own on CUDA."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import numpy as np
+
+from pytest_awml.device import Device, Precision, Target
+from pytest_awml.runners.base import Backend, Runner, RunnerSource
+
+
+class PyTorchRunner(Runner):
+    def __init__(self, module, target: Target, output_names: tuple[str, ...], input_names: tuple[str, ...]) -> None:
+        import torch
+
+        super().__init__(target, output_names)
+        self._input_names = input_names
+        self._dtype = torch.float16 if target.precision is Precision.FP16 else torch.float32
+        # fp16 means half weights and half inputs (not autocast): that is what an fp16 engine
+        # computes end to end, so parity measures the same thing for every backend.
+        self._module = module.to(device=target.device.torch, dtype=self._dtype).eval()
+
+    def prepare(self, inputs: Mapping[str, np.ndarray]) -> tuple:
+        import torch
+
+        device = self.target.device.torch
+        return tuple(
+            torch.from_numpy(np.ascontiguousarray(inputs[name])).to(device=device, dtype=self._dtype)
+            if np.issubdtype(np.asarray(inputs[name]).dtype, np.floating)
+            else torch.from_numpy(np.ascontiguousarray(inputs[name])).to(device)
+            for name in self._input_names
+        )
+
+    def execute(self, prepared: tuple) -> Any:
+        import torch
+
+        with torch.inference_mode():
+            return self._module(*prepared)
+
+    def fetch(self, raw: Any) -> dict[str, np.ndarray]:
+        import torch
+
+        values = (raw,) if isinstance(raw, torch.Tensor) else tuple(raw)
+        if len(values) != len(self.output_names):
+            raise RuntimeError(
+                f"the module returned {len(values)} outputs, the spec declares {len(self.output_names)}: "
+                f"{', '.join(self.output_names)}"
+            )
+        return {name: v.detach().float().cpu().numpy() for name, v in zip(self.output_names, values)}
+
+    def synchronize(self) -> None:
+        if self.target.device.is_cuda:
+            import torch
+
+            torch.cuda.synchronize(self.target.device.torch)
+
+
+class PyTorchBackend(Backend):
+    name = "pytorch"
+
+    def unavailable_reason(self, device: Device, precision: Precision) -> str | None:
+        if device.is_cuda:
+            import torch
+
+            if not torch.cuda.is_available():
+                return "torch.cuda.is_available() is False (no CUDA device or a CPU build of torch)"
+            if device.index >= torch.cuda.device_count():
+                return f"{device} does not exist: torch sees {torch.cuda.device_count()} CUDA device(s)"
+        elif precision is not Precision.FP32:
+            return f"{precision} on the CPU is not a deployment target; run {precision} on cuda"
+        if precision is Precision.TF32 and not device.is_cuda:
+            return "tf32 exists only on CUDA"
+        return None
+
+    def artifact_format(self, precision: Precision) -> str | None:
+        return None
+
+    def create_runner(self, source: RunnerSource, target: Target) -> Runner:
+        import copy
+
+        # Each target gets its own copy: moving the reference module to CUDA or half would
+        # change the reference itself.
+        return PyTorchRunner(copy.deepcopy(source.module), target, source.output_names, source.input_names)

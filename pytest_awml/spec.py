@@ -1,0 +1,281 @@
+"""The declarative schema a model spec is written in, and its validation.
+
+A spec says *what* to export and *how close* every backend must stay to PyTorch; the plugin
+derives the tests from it. All types are frozen dataclasses; ``validate`` runs at load time and
+raises :class:`SpecError` naming the spec, the field and the fix.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import inspect
+import json
+import math
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Callable, Mapping, Sequence
+
+from exporters.onnx_export import OnnxOptions
+from exporters.signature import Dim, TensorSpec
+from pytest_awml.device import Precision
+from pytest_awml.errors import SpecError
+
+__all__ = [
+    "Component",
+    "Dim",
+    "LatencySettings",
+    "ModelSpec",
+    "OnnxOptions",
+    "TensorSpec",
+    "Tolerance",
+    "fingerprint",
+    "validate",
+]
+
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+ANY_OUTPUT = "*"
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """Elementwise bound ``|test - ref| <= atol + rtol * |ref|``."""
+
+    atol: float
+    rtol: float = 0.0
+
+    def problems(self) -> list[str]:
+        bad = [n for n in ("atol", "rtol") if not (isinstance(getattr(self, n), (int, float)) and 0 <= getattr(self, n) < math.inf)]
+        return [f"{n} must be a finite number >= 0, got {getattr(self, n)!r}" for n in bad]
+
+
+ToleranceTable = Mapping[str, Mapping[str, Tolerance]]
+"""precision (``fp32``…) → output name or ``"*"`` → :class:`Tolerance`."""
+
+
+@dataclass(frozen=True)
+class LatencySettings:
+    """How a component is timed: pytest-benchmark's pedantic rounds and warm-up rounds."""
+
+    rounds: int = 20
+    warmup_rounds: int = 3
+
+    def problems(self) -> list[str]:
+        found = []
+        if not isinstance(self.rounds, int) or self.rounds < 1:
+            found.append(f"rounds must be an int >= 1, got {self.rounds!r}")
+        if not isinstance(self.warmup_rounds, int) or self.warmup_rounds < 0:
+            found.append(f"warmup_rounds must be an int >= 0, got {self.warmup_rounds!r}")
+        return found
+
+
+def _frozen_table(table: ToleranceTable) -> ToleranceTable:
+    return MappingProxyType({str(p): MappingProxyType(dict(per_output)) for p, per_output in table.items()})
+
+
+@dataclass(frozen=True)
+class Component:
+    """One exportable part of a model.
+
+    ``extract(model)`` returns the ``nn.Module`` to export; its ``forward`` takes the inputs in
+    ``inputs`` order and returns the outputs in ``outputs`` order. ``make_inputs(model, sample)``
+    turns one of the spec's samples into this component's named input tensors (CPU, fp32): it is
+    where model-specific preprocessing (voxelization, scatter…) lives.
+    """
+
+    name: str
+    extract: Callable[[Any], Any]
+    make_inputs: Callable[[Any, Any], Mapping[str, Any]]
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    tolerances: ToleranceTable
+    onnx: OnnxOptions = OnnxOptions()
+    latency: LatencySettings = LatencySettings()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "inputs", tuple(self.inputs))
+        object.__setattr__(self, "outputs", tuple(self.outputs))
+        object.__setattr__(self, "tolerances", _frozen_table(self.tolerances))
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        return tuple(t.name for t in self.outputs)
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        return tuple(t.name for t in self.inputs)
+
+    def tolerance(self, precision: Precision | str, output: str) -> Tolerance:
+        """The tolerance for ``output`` at ``precision``; validation guarantees one exists."""
+        per_output = self.tolerances[str(precision)]
+        return per_output.get(output) or per_output[ANY_OUTPUT]
+
+    def precisions(self) -> tuple[Precision, ...]:
+        return tuple(Precision(p) for p in self.tolerances)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model and the components a deployment exports from it.
+
+    ``build_model(checkpoint, seed)`` returns the model in eval mode: loaded from ``checkpoint`` when
+    one is given, else with weights seeded from ``seed``. ``make_samples(count, seed)`` returns
+    ``count`` seeded samples (whatever ``Component.make_inputs`` takes). ``params`` holds the
+    declarative knobs that shape the model; they are hashed into every artifact's key.
+    """
+
+    name: str
+    build_model: Callable[[Path | None, int], Any]
+    make_samples: Callable[[int, int], Sequence[Any]]
+    components: tuple[Component, ...]
+    description: str = ""
+    sample_kind: str = "samples"
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "components", tuple(self.components))
+        object.__setattr__(self, "params", MappingProxyType(dict(self.params)))
+
+    def component(self, name: str) -> Component:
+        for comp in self.components:
+            if comp.name == name:
+                return comp
+        raise KeyError(f"spec {self.name!r} has no component {name!r}")
+
+
+def validate(spec: Any, origin: str = "") -> "ModelSpec":
+    """Check every field of ``spec``; raise :class:`SpecError` on the first bad one."""
+    label = getattr(spec, "name", None) or origin or "<unnamed>"
+    if not isinstance(spec, ModelSpec):
+        raise SpecError(str(label), "<spec>", f"expected a ModelSpec, got {type(spec).__name__}",
+                        "build the spec with pytest_awml.spec.ModelSpec(...)")
+
+    def fail(fieldname: str, problem: str, fix: str) -> None:
+        raise SpecError(str(label), fieldname, problem, fix)
+
+    if not isinstance(spec.name, str) or not _NAME.match(spec.name):
+        fail("name", f"{spec.name!r} is not a valid name", "use lower-case letters, digits, '-', '_' or '.'")
+    for attr in ("build_model", "make_samples"):
+        if not callable(getattr(spec, attr)):
+            fail(attr, "is not callable", f"pass a function for {attr}")
+    if not spec.components:
+        fail("components", "is empty", "declare at least one Component")
+    seen: set[str] = set()
+    for i, comp in enumerate(spec.components):
+        where = f"components[{i}]"
+        if not isinstance(comp, Component):
+            fail(where, f"is a {type(comp).__name__}, not a Component", "use pytest_awml.spec.Component(...)")
+        where = f"components[{comp.name!r}]"
+        if not isinstance(comp.name, str) or not _NAME.match(comp.name):
+            fail(f"components[{i}].name", f"{comp.name!r} is not a valid name", "use lower-case letters, digits, '-', '_'")
+        if comp.name in seen:
+            fail(f"{where}.name", "is used twice", "give every component its own name")
+        seen.add(comp.name)
+        for attr in ("extract", "make_inputs"):
+            if not callable(getattr(comp, attr)):
+                fail(f"{where}.{attr}", "is not callable", f"pass a function for {attr}")
+        for role in ("inputs", "outputs"):
+            tensors = getattr(comp, role)
+            if not tensors:
+                fail(f"{where}.{role}", "is empty", f"declare the graph {role} as TensorSpec(...)")
+            names = [t.name for t in tensors if isinstance(t, TensorSpec)]
+            if len(names) != len(tensors):
+                fail(f"{where}.{role}", "holds something that is not a TensorSpec", "declare each as TensorSpec(name, shape)")
+            if len(set(names)) != len(names):
+                fail(f"{where}.{role}", f"names repeat: {names}", "give every tensor its own name")
+            for t in tensors:
+                problems = t.problems()
+                if problems:
+                    fail(f"{where}.{role}[{t.name!r}]", "; ".join(problems), "fix the shape: ints > 0 or Dim(name, min, opt, max)")
+        _validate_dims(fail, where, comp)
+        _validate_tolerances(fail, where, comp)
+        for attr in ("onnx", "latency"):
+            problems = getattr(comp, attr).problems()
+            if problems:
+                fail(f"{where}.{attr}", "; ".join(problems), f"correct the {attr} settings")
+    return spec
+
+
+def _validate_dims(fail, where: str, comp: Component) -> None:
+    """A dim name must mean one range everywhere it is used; outputs may only reuse input dims."""
+    declared: dict[str, Dim] = {}
+    for t in comp.inputs:
+        for d in t.shape:
+            if isinstance(d, Dim):
+                other = declared.setdefault(d.name, d)
+                if other != d:
+                    fail(f"{where}.inputs[{t.name!r}]", f"dim {d.name!r} is declared twice with different ranges ({other} vs {d})",
+                         "use one Dim object per dynamic dimension")
+    for t in comp.outputs:
+        for d in t.shape:
+            if isinstance(d, Dim) and d.name not in declared:
+                fail(f"{where}.outputs[{t.name!r}]", f"dynamic dim {d.name!r} is not an input dim",
+                     f"outputs may only use the inputs' dims ({', '.join(declared) or 'none'})")
+
+
+def _validate_tolerances(fail, where: str, comp: Component) -> None:
+    known = {p.value for p in Precision}
+    outputs = set(comp.output_names)
+    if Precision.FP32.value not in comp.tolerances:
+        fail(f"{where}.tolerances", "has no 'fp32' entry", "give at least tolerances={'fp32': {'*': Tolerance(atol, rtol)}}")
+    for precision, per_output in comp.tolerances.items():
+        if precision not in known:
+            fail(f"{where}.tolerances[{precision!r}]", "is not a precision", f"use one of {sorted(known)}")
+        for output, tol in per_output.items():
+            if output != ANY_OUTPUT and output not in outputs:
+                fail(f"{where}.tolerances[{precision!r}][{output!r}]", "names no output",
+                     f"outputs are {', '.join(comp.output_names)} (or '*' for all)")
+            if not isinstance(tol, Tolerance):
+                fail(f"{where}.tolerances[{precision!r}][{output!r}]", f"is a {type(tol).__name__}", "use Tolerance(atol, rtol)")
+            problems = tol.problems()
+            if problems:
+                fail(f"{where}.tolerances[{precision!r}][{output!r}]", "; ".join(problems), "use finite atol, rtol >= 0")
+        if ANY_OUTPUT not in per_output:
+            missing = sorted(outputs - set(per_output))
+            if missing:
+                fail(f"{where}.tolerances[{precision!r}]", f"covers no tolerance for {', '.join(missing)}",
+                     "add those outputs or a '*' default")
+
+
+def fingerprint(spec: ModelSpec, component: Component | None = None) -> str:
+    """A stable hash of what a spec declares, plus the source code of the spec's package.
+
+    Artifacts are keyed on it, so editing the model's code or any declared field re-exports.
+    Callables count by their qualified name and their module's package source.
+    """
+    payload = {"spec": _plain(spec, skip=("components",)), "code": _source_hash(spec.build_model)}
+    if component is not None:
+        payload["component"] = _plain(component)
+        payload["component_code"] = _source_hash(component.extract)
+    blob = json.dumps(payload, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()
+
+
+def _plain(value: Any, skip: tuple[str, ...] = ()) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value) if f.name not in skip}
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if callable(value):
+        return f"{getattr(value, '__module__', '?')}.{getattr(value, '__qualname__', repr(value))}"
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    return value
+
+
+def _source_hash(func: Callable) -> str:
+    """Hash of every ``.py`` file in the package (folder) that defines ``func``."""
+    module = sys.modules.get(getattr(func, "__module__", "") or "")
+    source = getattr(module, "__file__", None) or (inspect.getsourcefile(func) if inspect.isfunction(func) else None)
+    if not source:
+        return "unknown"
+    digest = hashlib.sha256()
+    for path in sorted(Path(source).parent.glob("*.py")):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()

@@ -1,0 +1,45 @@
+"""The terminal summary: per component × target × output, the errors, the tolerance, the verdict."""
+
+from __future__ import annotations
+
+from pytest_awml.results import Results
+
+
+def _g(value, fmt: str = ".3g") -> str:
+    return "-" if value is None else format(value, fmt)
+
+
+def lines(results: Results, report_path) -> list[str]:
+    latency = {(r["spec"], r["component"], r["target"]): r for r in results.latency}
+    out: list[str] = []
+    header = f"{'spec/component':<42} {'target':<24} {'output':<18} {'max_abs':>9} {'max_rel':>9} {'atol':>8} {'rtol':>8} {'min_atol':>9} {'ok':>4} {'p50 ms':>9}"
+    if results.parity:
+        out.append(header)
+        out.append("-" * len(header))
+    shown: set = set()
+    for r in results.parity:
+        key = (r["spec"], r["component"], r["target"])
+        lat = latency.get(key)
+        out.append(
+            f"{r['spec'] + '/' + r['component']:<42} {r['target']:<24} {r['output']:<18} {_g(r.get('max_abs')):>9} "
+            f"{_g(r.get('max_rel')):>9} {_g(r.get('atol'), 'g'):>8} {_g(r.get('rtol'), 'g'):>8} "
+            f"{_g(r.get('min_atol_to_pass')):>9} {'yes' if r['passed'] else 'NO':>4} "
+            f"{_g(lat['p50_ms'], '.2f') if lat and key not in shown else '':>9}"
+        )
+        if r.get("problem"):
+            out.append(f"{'':<42} {'':<24} ^ {r['problem']}")
+        shown.add(key)
+    rest = [r for key, r in latency.items() if key not in shown]
+    if rest:
+        out.append("")
+        out.append(f"{'latency: spec/component':<42} {'target':<24} {'p50 ms':>9} {'p90 ms':>9} {'p99 ms':>9} {'rounds':>7}")
+        for r in rest:
+            out.append(f"{r['spec'] + '/' + r['component']:<42} {r['target']:<24} {r['p50_ms']:>9.2f} {r['p90_ms']:>9.2f} {r['p99_ms']:>9.2f} {r['rounds']:>7}")
+    for a in results.artifacts:
+        state = "reused" if a["reused"] else f"built in {a['build_seconds']:.1f} s"
+        if a.get("rebuilt_reason"):
+            state += f" (rebuilt: {a['rebuilt_reason']})"
+        out.append(f"artifact {a['spec']}/{a['component']}/{a['format']}: {state}: {a['path']}")
+    if report_path:
+        out.append(f"JSON report: {report_path}")
+    return out

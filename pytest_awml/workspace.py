@@ -1,0 +1,174 @@
+"""The session's lazily built state: models, samples, reference outputs, artifacts, runners.
+
+One ``Workspace`` lives per test session (the ``awml_workspace`` fixture). Each thing is built at
+most once, on first use; an export that failed is remembered so that the tests depending on it
+report that failure instead of exporting again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from exporters.onnx_export import export_onnx
+from pytest_awml.artifacts import Artifact, ArtifactStore
+from pytest_awml.cases import Plan
+from pytest_awml.device import REFERENCE, Target
+from pytest_awml.errors import AwmlError, DataError
+from pytest_awml.runners.base import Runner, RunnerSource
+from pytest_awml.spec import Component, ModelSpec, fingerprint
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    spec: ModelSpec
+    model: Any
+    weights_sha256: str
+    checkpoint: Path | None
+    samples: tuple[Any, ...]
+
+
+def package_version(name: str) -> str:
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "not installed"
+
+
+def state_dict_sha256(model) -> str:
+    """Hash of every parameter and buffer: names, dtypes, shapes and bytes, in key order."""
+    digest = hashlib.sha256()
+    for key, tensor in sorted(model.state_dict().items()):
+        array = tensor.detach().cpu().contiguous()
+        digest.update(f"{key}:{array.dtype}:{tuple(array.shape)}".encode())
+        digest.update(array.numpy().tobytes())
+    return digest.hexdigest()
+
+
+def to_numpy(value) -> np.ndarray:
+    if isinstance(value, np.ndarray):
+        return value
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu().numpy()
+    raise DataError(f"an input is a {type(value).__name__}; make_inputs must return torch tensors or numpy arrays")
+
+
+class Workspace:
+    def __init__(self, plan: Plan, store: ArtifactStore) -> None:
+        self.plan = plan
+        self.store = store
+        self._models: dict[str, LoadedModel] = {}
+        self._inputs: dict[tuple[str, str], list[dict[str, np.ndarray]]] = {}
+        self._references: dict[tuple[str, str], list[dict[str, np.ndarray]]] = {}
+        self._artifacts: dict[tuple[str, str, str], Artifact | AwmlError] = {}
+        self._runners: dict[tuple[str, str, Target], Runner] = {}
+
+    # -- models and data --------------------------------------------------------------------
+    def model(self, spec: ModelSpec) -> LoadedModel:
+        if spec.name not in self._models:
+            import torch
+
+            options = self.plan.options
+            torch.manual_seed(options.seed)
+            model = spec.build_model(options.checkpoint, options.seed).eval()
+            samples = tuple(spec.make_samples(options.samples, options.seed))
+            if len(samples) != options.samples:
+                raise DataError(f"spec {spec.name!r}: make_samples returned {len(samples)} samples, {options.samples} were asked for")
+            self._models[spec.name] = LoadedModel(spec, model, state_dict_sha256(model), options.checkpoint, samples)
+        return self._models[spec.name]
+
+    def inputs(self, spec: ModelSpec, component: Component) -> list[dict[str, np.ndarray]]:
+        """The component's named inputs for every sample, checked against its TensorSpecs."""
+        key = (spec.name, component.name)
+        if key not in self._inputs:
+            import torch
+
+            loaded = self.model(spec)
+            result = []
+            with torch.inference_mode():
+                for index, sample in enumerate(loaded.samples):
+                    named = {name: to_numpy(v) for name, v in component.make_inputs(loaded.model, sample).items()}
+                    for tensor in component.inputs:
+                        if tensor.name not in named:
+                            raise DataError(f"{spec.name}/{component.name}: make_inputs gave no {tensor.name!r} for sample {index} (gave {sorted(named)})")
+                        problem = tensor.shape_problem(tuple(named[tensor.name].shape))
+                        if problem:
+                            raise DataError(f"{spec.name}/{component.name}, sample {index}: {problem}")
+                    result.append(named)
+            self._inputs[key] = result
+        return self._inputs[key]
+
+    def reference(self, spec: ModelSpec, component: Component) -> list[dict[str, np.ndarray]]:
+        """PyTorch CPU fp32 outputs of the very module that is exported."""
+        key = (spec.name, component.name)
+        if key not in self._references:
+            runner = self.runner(spec, component, REFERENCE)
+            self._references[key] = [runner.run(sample) for sample in self.inputs(spec, component)]
+        return self._references[key]
+
+    # -- artifacts ----------------------------------------------------------------------------
+    def artifact(self, spec: ModelSpec, component: Component, fmt: str) -> Artifact:
+        key = (spec.name, component.name, fmt)
+        if key not in self._artifacts:
+            try:
+                self._artifacts[key] = self._build(spec, component, fmt)
+            except AwmlError as exc:
+                self._artifacts[key] = exc
+        found = self._artifacts[key]
+        if isinstance(found, AwmlError):
+            raise found
+        return found
+
+    def _build(self, spec: ModelSpec, component: Component, fmt: str) -> Artifact:
+        if fmt != "onnx":
+            raise AwmlError(f"no exporter for format {fmt!r} in this version of pytest-awml")
+        import torch
+
+        loaded = self.model(spec)
+        module = component.extract(loaded.model)
+        example = tuple(torch.from_numpy(self.inputs(spec, component)[0][t.name]) for t in component.inputs)
+        key_parts = {
+            "spec": fingerprint(spec, component),
+            "weights": loaded.weights_sha256,
+            "torch": torch.__version__,
+            "onnx": package_version("onnx"),
+            "exporter": package_version("pytest-awml"),
+        }
+        metadata = {"spec": spec.name, "spec_hash": key_parts["spec"], "weights_sha256": loaded.weights_sha256}
+
+        def build(path: Path) -> None:
+            export_onnx(module, example, path, component=f"{spec.name}/{component.name}", inputs=component.inputs,
+                        outputs=component.outputs, options=component.onnx, metadata=metadata)
+
+        return self.store.get_or_build(spec=spec.name, component=component.name, format=fmt,
+                                       filename=f"{component.name}.onnx", key_parts=key_parts, build=build)
+
+    # -- runners ------------------------------------------------------------------------------
+    def runner(self, spec: ModelSpec, component: Component, target: Target) -> Runner:
+        key = (spec.name, component.name, target)
+        if key not in self._runners:
+            loaded = self.model(spec)
+            source = RunnerSource(
+                component=component.name,
+                input_names=component.input_names,
+                output_names=component.output_names,
+                module=component.extract(loaded.model),
+                artifact=lambda fmt: self.artifact(spec, component, fmt).path,
+            )
+            self._runners[key] = self.plan.backends.get(target.backend).create_runner(source, target)
+        return self._runners[key]
+
+    def close(self) -> None:
+        """Drop models, sessions and arrays so a long session frees them when the fixture ends."""
+        for cache in (self._runners, self._references, self._inputs, self._models, self._artifacts):
+            cache.clear()
