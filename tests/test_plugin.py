@@ -1,0 +1,157 @@
+"""The plugin end to end on centerpoint-tiny, through pytester (each run is a subprocess)."""
+
+from __future__ import annotations
+
+import textwrap
+
+import onnx
+import pytest
+
+EXPECTED = [
+    "test_export[centerpoint-tiny/pts_voxel_encoder/onnx]",
+    "test_export[centerpoint-tiny/pts_backbone_neck_head/onnx]",
+    "test_parity[centerpoint-tiny/pts_voxel_encoder/onnxruntime-cpu-fp32]",
+    "test_parity[centerpoint-tiny/pts_backbone_neck_head/onnxruntime-cpu-fp32]",
+    "test_latency[centerpoint-tiny/pts_voxel_encoder/pytorch-cpu-fp32]",
+    "test_latency[centerpoint-tiny/pts_voxel_encoder/onnxruntime-cpu-fp32]",
+    "test_latency[centerpoint-tiny/pts_backbone_neck_head/pytorch-cpu-fp32]",
+    "test_latency[centerpoint-tiny/pts_backbone_neck_head/onnxruntime-cpu-fp32]",
+]
+HEADS = ["heatmap", "reg", "height", "dim", "rot", "vel"]
+
+
+def test_tiny_spec_end_to_end_then_reuse(run_awml):
+    first = run_awml("--awml-spec", "centerpoint-tiny", "-v")
+    first.result.assert_outcomes(passed=8)
+    for test_id in EXPECTED:
+        assert f"{test_id} PASSED" in first.text
+    assert "no checkpoint given: seeded weights" in first.text
+    report = first.report
+    assert set(report) >= {"run", "artifacts", "parity", "latency"}
+    assert [a["reused"] for a in report["artifacts"]] == [False, False]
+    parity = {(r["component"], r["output"]): r for r in report["parity"]}
+    assert set(parity) == {("pts_voxel_encoder", "pillar_features"), *(("pts_backbone_neck_head", h) for h in HEADS)}
+    for record in parity.values():
+        assert record["passed"] and record["backend"] == "onnxruntime" and record["device"] == "cpu"
+        assert record["precision"] == "fp32" and record["test_id"].endswith("onnxruntime-cpu-fp32]")
+        assert 0 < record["max_abs"] <= record["atol"] + record["rtol"] * record["ref_max_abs"]
+        assert record["min_atol_to_pass"] <= record["atol"] and record["p99_abs"] <= record["max_abs"]
+    assert {r["target"] for r in report["latency"]} == {"pytorch-cpu-fp32", "onnxruntime-cpu-fp32"}
+    assert all(0 < r["p50_ms"] <= r["p90_ms"] <= r["p99_ms"] for r in report["latency"])
+    assert report["run"]["weights"] == "seeded (seed 0)" and report["run"]["versions"]["torch"]
+
+    # the files: checker-clean, names, order and dynamic axes as AWML ships them
+    paths = {a["component"]: a["path"] for a in report["artifacts"]}
+    encoder = onnx.load(paths["pts_voxel_encoder"])
+    onnx.checker.check_model(encoder, full_check=True)
+    dims = lambda v: [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim]  # noqa: E731
+    assert [(v.name, dims(v)) for v in encoder.graph.input] == [("input_features", ["num_voxels", 32, 11])]
+    assert [(v.name, dims(v)) for v in encoder.graph.output] == [("pillar_features", ["num_voxels", 1, 32])]
+    head = onnx.load(paths["pts_backbone_neck_head"])
+    assert [v.name for v in head.graph.output] == HEADS
+    assert dims(head.graph.input[0]) == [1, 32, 128, 128] and dims(head.graph.output[0]) == [1, 5, 64, 64]
+    meta = {p.key: p.value for p in head.metadata_props}
+    assert head.producer_name == "pytest-awml" and meta["spec"] == "centerpoint-tiny"
+    assert {"spec_hash", "weights_sha256", "torch_version"} <= set(meta)
+
+    # terminal summary
+    assert "pts_backbone_neck_head    onnxruntime-cpu-fp32     heatmap" in first.text
+    assert "JSON report:" in first.text
+
+    second = run_awml("--awml-spec", "centerpoint-tiny")
+    second.result.assert_outcomes(passed=8)
+    assert [a["reused"] for a in second.report["artifacts"]] == [True, True]
+    assert [a["sha256"] for a in second.report["artifacts"]] == [a["sha256"] for a in report["artifacts"]]
+    assert "reused:" in second.text
+
+
+SHIFTED_BACKEND = """
+from pytest_awml.runners.onnxruntime import OnnxRuntimeBackend
+from pytest_awml.runners.base import Runner
+
+
+class ShiftedRunner(Runner):
+    def __init__(self, inner):
+        super().__init__(inner.target, inner.output_names)
+        self.inner = inner
+
+    def prepare(self, inputs):
+        return self.inner.prepare(inputs)
+
+    def execute(self, prepared):
+        return self.inner.execute(prepared)
+
+    def fetch(self, raw):
+        outputs = self.inner.fetch(raw)
+        if "heatmap" in outputs:
+            outputs["heatmap"] = outputs["heatmap"] + 0.01
+        return outputs
+
+
+class ShiftedBackend(OnnxRuntimeBackend):
+    name = "shifted"
+
+    def create_runner(self, source, target):
+        return ShiftedRunner(super().create_runner(source, target))
+
+
+def pytest_awml_add_backends(registry):
+    registry.register(ShiftedBackend())
+"""
+
+
+def test_a_wrong_backend_fails_parity_naming_the_output(run_awml, pytester):
+    pytester.makeconftest(SHIFTED_BACKEND)
+    run = run_awml("--awml-spec", "centerpoint-tiny", "--awml-backends", "shifted", "-k", "parity", "-v")
+    run.result.assert_outcomes(passed=1, failed=1, deselected=4)
+    assert "test_parity[centerpoint-tiny/pts_voxel_encoder/shifted-cpu-fp32] PASSED" in run.text
+    assert "test_parity[centerpoint-tiny/pts_backbone_neck_head/shifted-cpu-fp32] FAILED" in run.text
+    assert "ToleranceExceeded: shifted-cpu-fp32 differs from pytorch-cpu-fp32 on 1 of 6 output(s)" in run.text
+    assert "heatmap: FAILED max_abs=0.01" in run.text
+    assert "Traceback" not in run.text
+    heat = next(r for r in run.report["parity"] if r["output"] == "heatmap")
+    assert not heat["passed"] and heat["max_abs"] == pytest.approx(0.01, rel=1e-3)
+    assert heat["min_atol_to_pass"] > heat["atol"]
+
+
+def test_a_bad_spec_field_stops_collection_naming_it(run_awml, pytester):
+    pytester.makepyfile(bad_spec=textwrap.dedent("""
+        import dataclasses
+        from model_specs.centerpoint.spec import TINY_SPEC
+        from pytest_awml.spec import Tolerance
+
+        comp = dataclasses.replace(TINY_SPEC.components[1], tolerances={"fp32": {"hetmap": Tolerance(1e-4)}})
+        SPEC = dataclasses.replace(TINY_SPEC, name="bad", components=(comp,))
+    """))
+    run = run_awml("--awml-spec", "bad_spec.py")
+    assert run.result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "spec 'bad', field components['pts_backbone_neck_head'].tolerances['fp32']['hetmap']: names no output" in run.text
+    assert "Fix: outputs are heatmap, reg, height, dim, rot, vel" in run.text
+    assert "Traceback" not in run.text
+
+
+def test_an_unknown_spec_name_lists_the_known_ones(run_awml):
+    run = run_awml("--awml-spec", "centrepoint")
+    assert run.result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "no spec of that name is registered" in run.text and "centerpoint-tiny" in run.text
+
+
+def test_bad_options_are_usage_errors(run_awml):
+    run = run_awml("--awml-spec", "centerpoint-tiny", "--awml-device", "gpu")
+    assert run.result.ret == pytest.ExitCode.USAGE_ERROR and "use cpu, cuda or cuda:N" in run.text
+    run = run_awml("--awml-spec", "centerpoint-tiny", "--awml-backends", "tensorflow")
+    assert run.result.ret == pytest.ExitCode.USAGE_ERROR and "unknown backend 'tensorflow'" in run.text
+
+
+def test_unavailable_targets_are_skipped_visibly(run_awml):
+    run = run_awml("--awml-spec", "centerpoint-tiny", "--awml-precision", "fp32,fp16", "-rs", "-k", "voxel_encoder")
+    run.result.assert_outcomes(passed=4, skipped=3, deselected=5)
+    assert "fp16 on the CPU is not a deployment target" in run.text
+    assert "ONNX Runtime's CPU provider runs the fp32 graph" in run.text
+
+
+def test_without_awml_spec_the_plugin_is_inert(pytester):
+    pytester.makepyfile("def test_plain():\n    assert True\n")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    assert "awml:" not in result.stdout.str()
