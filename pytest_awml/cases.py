@@ -38,6 +38,19 @@ class TargetCase:
 
 
 @dataclass(frozen=True)
+class PipelineCase:
+    """A spec's whole pipeline on one target."""
+
+    spec: ModelSpec
+    target: Target
+    skip: str = ""
+
+    @property
+    def id(self) -> str:
+        return f"{self.spec.name}/{self.target.id}"
+
+
+@dataclass(frozen=True)
 class Plan:
     """Everything one session verifies: the specs and the targets, resolved once at configure time."""
 
@@ -78,6 +91,19 @@ class Plan:
                     if not skip and target.precision.value not in component.tolerances:
                         skip = f"the spec gives no {target.precision} tolerances for {component.name}"
                     yield TargetCase(spec, component, target, skip)
+
+    def pipeline_parity_cases(self) -> Iterator[PipelineCase]:
+        for spec in self.specs:
+            if spec.pipeline is not None:
+                for target, skip in self.targets:
+                    if target != REFERENCE:
+                        yield PipelineCase(spec, target, skip)
+
+    def pipeline_latency_cases(self) -> Iterator[PipelineCase]:
+        for spec in self.specs:
+            if spec.pipeline is not None:
+                for target, skip in self.targets:
+                    yield PipelineCase(spec, target, skip)
 
     def latency_cases(self) -> Iterator[TargetCase]:
         for spec in self.specs:

@@ -26,6 +26,8 @@ _OPTIONS = (
     ("--awml-samples", "string", str(DEFAULT_SAMPLES), "number of seeded samples per spec"),
     ("--awml-seed", "string", str(DEFAULT_SEED), "seed for weights and samples"),
     ("--awml-report", "string", "", f"JSON report path (default: <artifacts>/{REPORT_NAME})"),
+    ("--awml-data", "string", "", "real samples instead of synthetic ones: a file or a folder the spec can read"),
+    ("--awml-data-option", "args", [], "KEY=VALUE passed to the spec's data reader, e.g. point_features=4 (repeatable)"),
 )
 
 
@@ -34,7 +36,7 @@ def addoption(parser: pytest.Parser) -> None:
     for flag, ini_type, default, help_text in _OPTIONS:
         dest = flag[2:].replace("-", "_")
         if ini_type == "args":
-            group.addoption(flag, action="append", dest=dest, default=None, metavar="SPEC", help=help_text)
+            group.addoption(flag, action="append", dest=dest, default=None, metavar=dest.rsplit("_", 1)[-1].upper(), help=help_text)
         else:
             group.addoption(flag, action="store", dest=dest, default=None, help=f"{help_text} (ini: {dest})")
         parser.addini(dest, help_text, type=ini_type, default=default)
@@ -56,6 +58,8 @@ class AwmlOptions:
     samples: int
     seed: int
     report: Path
+    data: Path | None = None
+    data_options: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> "AwmlOptions":
@@ -71,6 +75,16 @@ class AwmlOptions:
         if checkpoint is not None and not checkpoint.is_file():
             raise AwmlError(f"--awml-checkpoint {checkpoint} does not exist")
         report_text = str(_value(config, "awml_report") or "")
+        data_text = str(_value(config, "awml_data") or "")
+        data = _resolve(Path.cwd(), data_text) if data_text else None
+        if data is not None and not data.exists():
+            raise AwmlError(f"--awml-data {data} does not exist")
+        data_options = []
+        for item in _value(config, "awml_data_option") or []:
+            key, sep, value = str(item).partition("=")
+            if not sep or not key.strip():
+                raise AwmlError(f"--awml-data-option {item!r} is not KEY=VALUE")
+            data_options.append((key.strip(), value.strip()))
         return cls(
             specs=specs,
             backends=backends,
@@ -81,6 +95,8 @@ class AwmlOptions:
             samples=_int(_value(config, "awml_samples"), "--awml-samples", minimum=1),
             seed=_int(_value(config, "awml_seed"), "--awml-seed", minimum=0),
             report=_resolve(Path.cwd(), report_text) if report_text else artifacts / REPORT_NAME,
+            data=data,
+            data_options=tuple(data_options),
         )
 
 

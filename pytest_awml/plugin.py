@@ -75,16 +75,26 @@ def _plan(config: pytest.Config, opts):
     return Plan.build(opts, specs, registry_)
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_pycollect_makemodule(module_path: Path, parent):
+    # The suite lives in site-packages, outside the user's rootdir, where pytest would give it an
+    # empty node id ("::test_parity[...]"). A fixed one keeps ids the same on every install.
+    if module_path == SUITE:
+        return pytest.Module.from_parent(parent, path=module_path, nodeid="awml")
+    return None
+
+
 def pytest_report_header(config: pytest.Config) -> list[str]:
     plan = config.stash.get(PLAN, None)
     if plan is None:
         return []
     o = plan.options
     weights = f"checkpoint {o.checkpoint}" if o.checkpoint else f"no checkpoint given: seeded weights (seed {o.seed})"
+    data = f"real samples from {o.data}" if o.data else None
     lines = []
     for spec in plan.specs:
-        lines.append(f"awml: spec {spec.name}: {weights}; {o.samples} synthetic {spec.sample_kind} (seed {o.seed}); "
-                     f"components {', '.join(c.name for c in spec.components)}")
+        samples = data or f"{o.samples} synthetic {spec.sample_kind} (seed {o.seed})"
+        lines.append(f"awml: spec {spec.name}: {weights}; {samples}; components {', '.join(c.name for c in spec.components)}")
     targets = ", ".join(t.id + (f" (skipped: {why})" if why else "") for t, why in plan.targets)
     lines.append(f"awml: device {o.device}; targets {targets}; reference pytorch-cpu-fp32")
     lines.append(f"awml: artifacts {o.artifacts}; report {o.report}")
@@ -97,7 +107,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if marker is None or plan is None:
         return
     kind = marker.args[0]
-    cases = {"export": plan.export_cases, "parity": plan.parity_cases, "latency": plan.latency_cases}[kind]()
+    cases = {
+        "export": plan.export_cases,
+        "parity": plan.parity_cases,
+        "latency": plan.latency_cases,
+        "pipeline_parity": plan.pipeline_parity_cases,
+        "pipeline_latency": plan.pipeline_latency_cases,
+    }[kind]()
     params = [pytest.param(c, id=c.id, marks=[pytest.mark.skip(reason=c.skip)] if c.skip else []) for c in cases]
     metafunc.parametrize("awml_case", params)
 

@@ -17,12 +17,15 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from exporters.onnx_export import OnnxOptions
 from exporters.signature import Dim, TensorSpec
 from pytest_awml.device import Precision
 from pytest_awml.errors import SpecError
+
+if TYPE_CHECKING:  # pipeline.py imports this module; the field only needs the name
+    from pytest_awml.pipeline import PipelineSpec
 
 __all__ = [
     "Component",
@@ -125,6 +128,8 @@ class ModelSpec:
     one is given, else with weights seeded from ``seed``. ``make_samples(count, seed)`` returns
     ``count`` seeded samples (whatever ``Component.make_inputs`` takes). ``params`` holds the
     declarative knobs that shape the model; they are hashed into every artifact's key.
+    ``pipeline`` (optional) assembles the end-to-end pipeline; ``load_data(path, options)``
+    (optional) reads real samples for ``--awml-data``.
     """
 
     name: str
@@ -134,6 +139,8 @@ class ModelSpec:
     description: str = ""
     sample_kind: str = "samples"
     params: Mapping[str, Any] = field(default_factory=dict)
+    pipeline: "PipelineSpec | None" = None
+    load_data: Callable[[Path, Mapping[str, str]], Sequence[Any]] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "components", tuple(self.components))
@@ -163,6 +170,16 @@ def validate(spec: Any, origin: str = "") -> "ModelSpec":
             fail(attr, "is not callable", f"pass a function for {attr}")
     if not spec.components:
         fail("components", "is empty", "declare at least one Component")
+    from pytest_awml.pipeline import PipelineSpec
+
+    if spec.pipeline is not None:
+        if not isinstance(spec.pipeline, PipelineSpec):
+            fail("pipeline", f"is a {type(spec.pipeline).__name__}", "use pytest_awml.pipeline.PipelineSpec(...)")
+        problems = spec.pipeline.latency.problems()
+        if problems:
+            fail("pipeline.latency", "; ".join(problems), "correct the latency settings")
+    if spec.load_data is not None and not callable(spec.load_data):
+        fail("load_data", "is not callable", "pass a function (path, options) -> samples")
     seen: set[str] = set()
     for i, comp in enumerate(spec.components):
         where = f"components[{i}]"

@@ -9,7 +9,7 @@ from pytest_awml import results
 from pytest_awml.artifacts import sha256_file
 from pytest_awml.compare import compare_outputs
 from pytest_awml.errors import ArtifactError, ToleranceExceeded
-from pytest_awml.timing import benchmark_pedantic
+from pytest_awml.timing import LatencyStats, benchmark_pedantic
 
 
 def _ids(case, test_id: str) -> dict:
@@ -72,3 +72,53 @@ def test_latency(awml_case, awml_workspace, benchmark, request):
     if stats is None:
         pytest.skip("pytest-benchmark is disabled here (--benchmark-disable, or pytest-xdist is active): no latency measured")
     results.attach(request.node, "latency", {**_target_ids(awml_case, request.node.nodeid), **stats.as_dict()})
+
+
+def _pipeline_ids(case, test_id: str) -> dict:
+    target = case.target
+    return {"test_id": test_id, "spec": case.spec.name, "component": "pipeline", "target": target.id,
+            "backend": target.backend, "device": target.device.id, "precision": target.precision.value}
+
+
+@pytest.mark.awml_cases("pipeline_parity")
+def test_pipeline_parity(awml_case, awml_workspace, request):
+    """The end-to-end outputs (boxes, classes…) of the target agree with the PyTorch CPU pipeline."""
+    spec, target = awml_case.spec, awml_case.target
+    references = awml_workspace.pipeline_reference(spec)
+    pipeline = awml_workspace.pipeline(spec, target)
+    outputs = [pipeline(sample).outputs for sample in awml_workspace.model(spec).samples]
+    checks = spec.pipeline.compare(references, outputs, target.precision)
+    for check in checks:
+        results.attach(request.node, "parity", {**_pipeline_ids(awml_case, request.node.nodeid), "output": check.output,
+                                                "max_abs": check.value, "atol": check.limit, "rtol": 0.0,
+                                                "passed": check.passed, "problem": "" if check.passed else check.detail})
+    failed = [c for c in checks if not c.passed]
+    if failed:
+        lines = "\n  ".join(c.describe() for c in failed)
+        raise ToleranceExceeded(f"the {target.id} pipeline differs from pytorch-cpu-fp32 on {len(failed)} of {len(checks)} "
+                                f"check(s) over {len(references)} sample(s):\n  {lines}")
+
+
+@pytest.mark.awml_cases("pipeline_latency")
+def test_pipeline_latency(awml_case, awml_workspace, benchmark, request):
+    """End-to-end latency with the per-stage breakdown (ms) of every round."""
+    spec, target = awml_case.spec, awml_case.target
+    pipeline = awml_workspace.pipeline(spec, target)
+    sample = awml_workspace.model(spec).samples[0]
+    stage_rounds: list = []
+
+    def infer(s):
+        result = pipeline(s)
+        stage_rounds.append(result.stages_ms)
+        return result
+
+    benchmark.group = f"{spec.name}/pipeline"
+    benchmark.extra_info.update(spec=spec.name, component="pipeline", target=target.id)
+    settings = spec.pipeline.latency
+    stats = benchmark_pedantic(benchmark, infer, (sample,), settings.rounds, settings.warmup_rounds)
+    if stats is None:
+        pytest.skip("pytest-benchmark is disabled here (--benchmark-disable, or pytest-xdist is active): no latency measured")
+    timed = stage_rounds[settings.warmup_rounds:]
+    stages = {name: LatencyStats.from_seconds([r[name] / 1e3 for r in timed]).as_dict() for name in pipeline.stages}
+    benchmark.extra_info["stages"] = stages
+    results.attach(request.node, "latency", {**_pipeline_ids(awml_case, request.node.nodeid), **stats.as_dict(), "stages": stages})

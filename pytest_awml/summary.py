@@ -12,7 +12,7 @@ def _g(value, fmt: str = ".3g") -> str:
 def lines(results: Results, report_path) -> list[str]:
     latency = {(r["spec"], r["component"], r["target"]): r for r in results.latency}
     out: list[str] = []
-    header = f"{'spec/component':<42} {'target':<24} {'output':<18} {'max_abs':>9} {'max_rel':>9} {'atol':>8} {'rtol':>8} {'min_atol':>9} {'ok':>4} {'p50 ms':>9}"
+    header = f"{'spec/component':<42} {'target':<24} {'output':<26} {'max_abs':>9} {'max_rel':>9} {'atol':>8} {'rtol':>8} {'min_atol':>9} {'ok':>4} {'p50 ms':>9}"
     if results.parity:
         out.append(header)
         out.append("-" * len(header))
@@ -21,7 +21,7 @@ def lines(results: Results, report_path) -> list[str]:
         key = (r["spec"], r["component"], r["target"])
         lat = latency.get(key)
         out.append(
-            f"{r['spec'] + '/' + r['component']:<42} {r['target']:<24} {r['output']:<18} {_g(r.get('max_abs')):>9} "
+            f"{r['spec'] + '/' + r['component']:<42} {r['target']:<24} {r['output']:<26} {_g(r.get('max_abs')):>9} "
             f"{_g(r.get('max_rel')):>9} {_g(r.get('atol'), 'g'):>8} {_g(r.get('rtol'), 'g'):>8} "
             f"{_g(r.get('min_atol_to_pass')):>9} {'yes' if r['passed'] else 'NO':>4} "
             f"{_g(lat['p50_ms'], '.2f') if lat and key not in shown else '':>9}"

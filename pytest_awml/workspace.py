@@ -21,6 +21,7 @@ from pytest_awml.artifacts import Artifact, ArtifactStore
 from pytest_awml.cases import Plan
 from pytest_awml.device import REFERENCE, Target
 from pytest_awml.errors import AwmlError, DataError
+from pytest_awml.pipeline import Pipeline
 from pytest_awml.runners.base import Runner, RunnerSource
 from pytest_awml.spec import Component, ModelSpec, fingerprint
 
@@ -72,6 +73,8 @@ class Workspace:
         self._references: dict[tuple[str, str], list[dict[str, np.ndarray]]] = {}
         self._artifacts: dict[tuple[str, str, str], Artifact | AwmlError] = {}
         self._runners: dict[tuple[str, str, Target], Runner] = {}
+        self._pipelines: dict[tuple[str, Target], Pipeline] = {}
+        self._pipeline_references: dict[str, list] = {}
 
     # -- models and data --------------------------------------------------------------------
     def model(self, spec: ModelSpec) -> LoadedModel:
@@ -81,8 +84,13 @@ class Workspace:
             options = self.plan.options
             torch.manual_seed(options.seed)
             model = spec.build_model(options.checkpoint, options.seed).eval()
-            samples = tuple(spec.make_samples(options.samples, options.seed))
-            if len(samples) != options.samples:
+            if options.data is not None:
+                if spec.load_data is None:
+                    raise DataError(f"spec {spec.name!r} cannot read data files (it declares no load_data); drop --awml-data")
+                samples = tuple(spec.load_data(options.data, dict(options.data_options)))
+            else:
+                samples = tuple(spec.make_samples(options.samples, options.seed))
+            if options.data is None and len(samples) != options.samples:
                 raise DataError(f"spec {spec.name!r}: make_samples returned {len(samples)} samples, {options.samples} were asked for")
             self._models[spec.name] = LoadedModel(spec, model, state_dict_sha256(model), options.checkpoint, samples)
         return self._models[spec.name]
@@ -168,7 +176,26 @@ class Workspace:
             self._runners[key] = self.plan.backends.get(target.backend).create_runner(source, target)
         return self._runners[key]
 
+    # -- pipelines ----------------------------------------------------------------------------
+    def pipeline(self, spec: ModelSpec, target: Target) -> Pipeline:
+        """The spec's pipeline with every component on ``target`` (one runner each, shared)."""
+        key = (spec.name, target)
+        if key not in self._pipelines:
+            if spec.pipeline is None:
+                raise AwmlError(f"spec {spec.name!r} declares no pipeline")
+            runners = {c.name: self.runner(spec, c, target) for c in spec.components}
+            self._pipelines[key] = spec.pipeline.build(self.model(spec).model, runners)
+        return self._pipelines[key]
+
+    def pipeline_reference(self, spec: ModelSpec) -> list:
+        """Reference pipeline outputs (every component on PyTorch CPU fp32), one per sample."""
+        if spec.name not in self._pipeline_references:
+            pipeline = self.pipeline(spec, REFERENCE)
+            self._pipeline_references[spec.name] = [pipeline(s).outputs for s in self.model(spec).samples]
+        return self._pipeline_references[spec.name]
+
     def close(self) -> None:
         """Drop models, sessions and arrays so a long session frees them when the fixture ends."""
-        for cache in (self._runners, self._references, self._inputs, self._models, self._artifacts):
+        for cache in (self._pipelines, self._pipeline_references, self._runners, self._references, self._inputs,
+                      self._models, self._artifacts):
             cache.clear()

@@ -16,20 +16,23 @@ EXPECTED = [
     "test_latency[centerpoint-tiny/pts_voxel_encoder/onnxruntime-cpu-fp32]",
     "test_latency[centerpoint-tiny/pts_backbone_neck_head/pytorch-cpu-fp32]",
     "test_latency[centerpoint-tiny/pts_backbone_neck_head/onnxruntime-cpu-fp32]",
+    "test_pipeline_parity[centerpoint-tiny/onnxruntime-cpu-fp32]",
+    "test_pipeline_latency[centerpoint-tiny/pytorch-cpu-fp32]",
+    "test_pipeline_latency[centerpoint-tiny/onnxruntime-cpu-fp32]",
 ]
 HEADS = ["heatmap", "reg", "height", "dim", "rot", "vel"]
 
 
 def test_tiny_spec_end_to_end_then_reuse(run_awml):
     first = run_awml("--awml-spec", "centerpoint-tiny", "-v")
-    first.result.assert_outcomes(passed=8)
+    first.result.assert_outcomes(passed=11)
     for test_id in EXPECTED:
         assert f"{test_id} PASSED" in first.text
     assert "no checkpoint given: seeded weights" in first.text
     report = first.report
     assert set(report) >= {"run", "artifacts", "parity", "latency"}
     assert [a["reused"] for a in report["artifacts"]] == [False, False]
-    parity = {(r["component"], r["output"]): r for r in report["parity"]}
+    parity = {(r["component"], r["output"]): r for r in report["parity"] if r["component"] != "pipeline"}
     assert set(parity) == {("pts_voxel_encoder", "pillar_features"), *(("pts_backbone_neck_head", h) for h in HEADS)}
     for record in parity.values():
         assert record["passed"] and record["backend"] == "onnxruntime" and record["device"] == "cpu"
@@ -37,6 +40,7 @@ def test_tiny_spec_end_to_end_then_reuse(run_awml):
         assert 0 < record["max_abs"] <= record["atol"] + record["rtol"] * record["ref_max_abs"]
         assert record["min_atol_to_pass"] <= record["atol"] and record["p99_abs"] <= record["max_abs"]
     assert {r["target"] for r in report["latency"]} == {"pytorch-cpu-fp32", "onnxruntime-cpu-fp32"}
+    assert all(r["passed"] for r in report["parity"] if r["component"] == "pipeline")
     assert all(0 < r["p50_ms"] <= r["p90_ms"] <= r["p99_ms"] for r in report["latency"])
     assert report["run"]["weights"] == "seeded (seed 0)" and report["run"]["versions"]["torch"]
 
@@ -55,11 +59,11 @@ def test_tiny_spec_end_to_end_then_reuse(run_awml):
     assert {"spec_hash", "weights_sha256", "torch_version"} <= set(meta)
 
     # terminal summary
-    assert "pts_backbone_neck_head    onnxruntime-cpu-fp32     heatmap" in first.text
+    assert "pts_backbone_neck_head    onnxruntime-cpu-fp32     heatmap  " in first.text
     assert "JSON report:" in first.text
 
     second = run_awml("--awml-spec", "centerpoint-tiny")
-    second.result.assert_outcomes(passed=8)
+    second.result.assert_outcomes(passed=11)
     assert [a["reused"] for a in second.report["artifacts"]] == [True, True]
     assert [a["sha256"] for a in second.report["artifacts"]] == [a["sha256"] for a in report["artifacts"]]
     assert "reused:" in second.text
@@ -102,15 +106,15 @@ def pytest_awml_add_backends(registry):
 
 def test_a_wrong_backend_fails_parity_naming_the_output(run_awml, pytester):
     pytester.makeconftest(SHIFTED_BACKEND)
-    run = run_awml("--awml-spec", "centerpoint-tiny", "--awml-backends", "shifted", "-k", "parity", "-v")
-    run.result.assert_outcomes(passed=1, failed=1, deselected=4)
+    run = run_awml("--awml-spec", "centerpoint-tiny", "--awml-backends", "shifted", "-k", "test_parity", "-v")
+    run.result.assert_outcomes(passed=1, failed=1, deselected=6)
     assert "test_parity[centerpoint-tiny/pts_voxel_encoder/shifted-cpu-fp32] PASSED" in run.text
     assert "test_parity[centerpoint-tiny/pts_backbone_neck_head/shifted-cpu-fp32] FAILED" in run.text
     assert "ToleranceExceeded: shifted-cpu-fp32 differs from pytorch-cpu-fp32 on 1 of 6 output(s)" in run.text
     assert "heatmap: FAILED max_abs=0.01" in run.text
     assert "Traceback" not in run.text
     heat = next(r for r in run.report["parity"] if r["output"] == "heatmap")
-    assert not heat["passed"] and heat["max_abs"] == pytest.approx(0.01, rel=1e-3)
+    assert not heat["passed"] and heat["max_abs"] == pytest.approx(0.01, abs=heat["atol"])
     assert heat["min_atol_to_pass"] > heat["atol"]
 
 
@@ -145,7 +149,7 @@ def test_bad_options_are_usage_errors(run_awml):
 
 def test_unavailable_targets_are_skipped_visibly(run_awml):
     run = run_awml("--awml-spec", "centerpoint-tiny", "--awml-precision", "fp32,fp16", "-rs", "-k", "voxel_encoder")
-    run.result.assert_outcomes(passed=4, skipped=3, deselected=5)
+    run.result.assert_outcomes(passed=4, skipped=4, deselected=15)
     assert "fp16 on the CPU is not a deployment target" in run.text
     assert "ONNX Runtime's CPU provider runs the fp32 graph" in run.text
 
@@ -155,3 +159,29 @@ def test_without_awml_spec_the_plugin_is_inert(pytester):
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
     assert "awml:" not in result.stdout.str()
+
+
+def test_pipeline_tests_run_on_a_bin_file(run_awml, pytester):
+    from model_specs.centerpoint.spec import TINY_SPEC
+
+    scan = pytester.path / "scan.bin"
+    scan.write_bytes(TINY_SPEC.make_samples(1, 11)[0].points.tobytes())
+    run = run_awml("--awml-spec", "centerpoint-tiny", "--awml-data", str(scan), "-v", "-k", "pipeline")
+    run.result.assert_outcomes(passed=3, deselected=8)
+    assert "test_pipeline_parity[centerpoint-tiny/onnxruntime-cpu-fp32] PASSED" in run.text
+    assert f"real samples from {scan}" in run.text
+    stages = next(r for r in run.report["latency"] if r["target"] == "onnxruntime-cpu-fp32")["stages"]
+    assert list(stages) == ["preprocess", "voxel_encoder", "middle_encoder", "backbone_head", "postprocess"]
+    assert all(s["p50_ms"] > 0 for s in stages.values())
+    checks = {r["output"]: r for r in run.report["parity"] if r["component"] == "pipeline"}
+    assert checks["boxes.threshold_flips"]["max_abs"] == 0 and checks["boxes.centre_m"]["max_abs"] < 0.05
+
+
+def test_a_shifted_heatmap_fails_pipeline_parity_with_flips(run_awml, pytester):
+    pytester.makeconftest(SHIFTED_BACKEND.replace("+ 0.01", "+ 0.2"))
+    run = run_awml("--awml-spec", "centerpoint-tiny", "--awml-backends", "shifted", "-k", "pipeline_parity", "-v")
+    run.result.assert_outcomes(failed=1, deselected=7)
+    assert "the shifted-cpu-fp32 pipeline differs from pytorch-cpu-fp32" in run.text
+    assert "boxes.threshold_flips: FAILED" in run.text
+    flips = next(r for r in run.report["parity"] if r["output"] == "boxes.threshold_flips")
+    assert flips["max_abs"] >= 1 and not flips["passed"]

@@ -37,6 +37,9 @@ class CenterPointConfig:
     max_detections_pre_nms: int = 500
     nms_min_radius: float = 1.0
     post_max_size: int = 100
+    post_center_range: tuple[float, float, float, float, float, float] = (-200.0, -200.0, -10.0, 200.0, 200.0, 10.0)
+    # seeded weights only: heatmap cells above the threshold on the calibration scene
+    calibration_detections: int = 200
 
     @property
     def grid_size(self) -> tuple[int, int, int]:
@@ -74,4 +77,5 @@ TINY = CenterPointConfig(
     neck_channels=(32, 32, 32),
     head_shared_channels=32,
     head_conv_channels=32,
+    calibration_detections=60,
 )

@@ -205,3 +205,20 @@ def seeded(cfg: CenterPointConfig, seed: int) -> CenterPoint:
         heatmap = model.pts_bbox_head.task_heads[0].heatmap[1]
         heatmap.bias.fill_(cfg.heatmap_init_bias)
     return model.eval()
+
+
+def calibrate_heatmap(model: CenterPoint, spatial_features: torch.Tensor, detections: int, score_threshold: float) -> None:
+    """Shift the heatmap bias so that ``detections`` cells of a real-looking scene pass the threshold.
+
+    Seeded weights put every heatmap cell far above or near the threshold, unlike a trained model
+    whose heatmap is low everywhere but at objects. Calibrated, the top-k candidates straddle the
+    threshold as in deployment, so threshold flips and unmatched boxes are meaningful checks.
+    """
+    head = BackboneNeckHeadExport(model)
+    final = model.pts_bbox_head.task_heads[0].heatmap[1]
+    with torch.no_grad():
+        logits = head(spatial_features)[0] - final.bias.view(1, -1, 1, 1)
+        ranked = torch.sort(logits.flatten(), descending=True).values
+        k = min(detections, ranked.numel() - 1)
+        threshold_logit = math.log(score_threshold / (1.0 - score_threshold))
+        final.bias.fill_(threshold_logit - float(ranked[k - 1] + ranked[k]) / 2)

@@ -1,0 +1,137 @@
+"""CenterPoint end to end: points → voxels → encoder → scatter → backbone/head → boxes.
+
+The two exported graphs run on whatever runners the pipeline is given; every other stage is the
+shared PyTorch code below, identical for every backend.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import numpy as np
+import torch
+
+from model_specs.centerpoint.config import CenterPointConfig
+from model_specs.centerpoint.decode import Detections, decode
+from model_specs.centerpoint.voxelize import decorate, scatter, voxelize
+from pytest_awml.device import Precision
+from pytest_awml.errors import DataError
+from pytest_awml.pipeline import Check, Pipeline, PipelineResult, StageClock
+from pytest_awml.runners.base import Runner
+
+STAGES = ("preprocess", "voxel_encoder", "middle_encoder", "backbone_head", "postprocess")
+
+
+class CenterPointPipeline(Pipeline):
+    stages = STAGES
+
+    def __init__(self, cfg: CenterPointConfig, runners: Mapping[str, Runner], rot_y_axis_reference: bool = False) -> None:
+        self.cfg = cfg
+        self.encoder = runners["pts_voxel_encoder"]
+        self.backbone = runners["pts_backbone_neck_head"]
+        self.rot_y_axis_reference = rot_y_axis_reference
+
+    def __call__(self, sample) -> PipelineResult:
+        points = sample.points if hasattr(sample, "points") else sample
+        clock = StageClock()
+        with clock.stage("preprocess"):
+            voxels = voxelize(torch.from_numpy(np.ascontiguousarray(points, dtype=np.float32)), self.cfg)
+            if voxels.features.shape[0] == 0:
+                raise DataError(f"no point of the cloud ({points.shape[0]} points) lies in the range {self.cfg.point_cloud_range}")
+            features = decorate(voxels, self.cfg).numpy()
+        with clock.stage("voxel_encoder", self.encoder):
+            pillars = self.encoder.run({"input_features": features})["pillar_features"]
+        with clock.stage("middle_encoder"):
+            canvas = scatter(torch.from_numpy(pillars), voxels.coors, self.cfg).numpy()
+        with clock.stage("backbone_head", self.backbone):
+            heads = self.backbone.run({"spatial_features": canvas})
+        with clock.stage("postprocess"):
+            detections = decode(heads, self.cfg, self.rot_y_axis_reference)
+        return PipelineResult(detections, clock.stages_ms)
+
+
+@dataclass(frozen=True)
+class DetectionLimits:
+    """What 'the same boxes' means at one precision. Limits are inclusive upper bounds."""
+
+    match_distance_m: float = 1.0
+    centre_m: float = 0.05
+    size_rel: float = 0.01
+    yaw_rad: float = 0.01
+    score: float = 0.01
+    unmatched_score: float = 0.3  # no box above this score may lack a partner
+    threshold_flips: int = 0
+    near_threshold: float = 0.05  # heatmap probabilities compared within this band of the threshold
+
+
+def _angle_diff(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.abs((a - b + np.pi) % (2 * np.pi) - np.pi)
+
+
+def match(ref: Detections, test: Detections, max_distance: float) -> list[tuple[int, int]]:
+    """Greedy BEV-centre matching, reference boxes in score order, same class only."""
+    pairs, used = [], set()
+    for i in np.argsort(-ref.scores, kind="stable"):
+        candidates = [j for j in range(len(test.scores)) if j not in used and test.labels[j] == ref.labels[i]]
+        if not candidates:
+            continue
+        d = np.hypot(test.boxes[candidates, 0] - ref.boxes[i, 0], test.boxes[candidates, 1] - ref.boxes[i, 1])
+        best = int(np.argmin(d))
+        if d[best] <= max_distance:
+            pairs.append((int(i), candidates[best]))
+            used.add(candidates[best])
+    return pairs
+
+
+def threshold_flips(ref: Detections, test: Detections, threshold: float) -> int:
+    """Heatmap cells in either side's top-k whose probability is above the threshold on one side only."""
+    cells = {tuple(c) for c in ref.candidate_cells} | {tuple(c) for c in test.candidate_cells}
+    if not cells:
+        return 0
+    idx = np.array(sorted(cells))
+    a = ref.probabilities[idx[:, 0], idx[:, 1], idx[:, 2]] >= threshold
+    b = test.probabilities[idx[:, 0], idx[:, 1], idx[:, 2]] >= threshold
+    return int((a != b).sum())
+
+
+def compare_detections(refs: Sequence[Detections], tests: Sequence[Detections], limits: DetectionLimits, threshold: float) -> list[Check]:
+    centre, size, yaw, score, unmatched, flips, matched, total = [], [], [], [], [], 0, 0, 0
+    near, head_size, head_yaw = [], [], []
+    for ref, test in zip(refs, tests):
+        pairs = match(ref, test, limits.match_distance_m)
+        matched += len(pairs)
+        total += max(len(ref.scores), len(test.scores))
+        if pairs:
+            i, j = np.array(pairs).T
+            centre.append(np.hypot(*(ref.boxes[i, :2] - test.boxes[j, :2]).T).max())
+            size.append((np.abs(ref.boxes[i, 3:6] - test.boxes[j, 3:6]) / np.abs(ref.boxes[i, 3:6])).max())
+            yaw.append(_angle_diff(ref.boxes[i, 6], test.boxes[j, 6]).max())
+            score.append(np.abs(ref.scores[i] - test.scores[j]).max())
+        lonely_ref = np.setdiff1d(np.arange(len(ref.scores)), [p[0] for p in pairs])
+        lonely_test = np.setdiff1d(np.arange(len(test.scores)), [p[1] for p in pairs])
+        unmatched.append(max([0.0, *ref.scores[lonely_ref].tolist(), *test.scores[lonely_test].tolist()]))
+        flips += threshold_flips(ref, test, threshold)
+        band = (np.abs(ref.probabilities - threshold) <= limits.near_threshold) | (np.abs(test.probabilities - threshold) <= limits.near_threshold)
+        near.append(np.abs(ref.probabilities - test.probabilities)[band].max() if band.any() else 0.0)
+        head_size.append((np.abs(ref.sizes - test.sizes) / np.abs(ref.sizes)).max())
+        head_yaw.append(_angle_diff(ref.yaws, test.yaws).max())
+    worst = lambda xs: float(max(xs)) if xs else 0.0  # noqa: E731
+    return [
+        Check("boxes.centre_m", worst(centre), limits.centre_m, f"{matched} matched of {total}"),
+        Check("boxes.size_rel", worst(size), limits.size_rel),
+        Check("boxes.yaw_rad", worst(yaw), limits.yaw_rad),
+        Check("boxes.score", worst(score), limits.score),
+        Check("boxes.unmatched_max_score", worst(unmatched), limits.unmatched_score, "highest score of a box without a partner"),
+        Check("boxes.threshold_flips", float(flips), float(limits.threshold_flips), f"score threshold {threshold}"),
+        Check("heads.prob_near_threshold", worst(near), limits.score, f"|Δ sigmoid(heatmap)| within ±{limits.near_threshold} of the threshold"),
+        Check("heads.size_rel", worst(head_size), limits.size_rel, "exp(dim), relative"),
+        Check("heads.yaw_rad", worst(head_yaw), limits.yaw_rad, "atan2(rot)"),
+    ]
+
+
+def comparator(cfg: CenterPointConfig, limits: Mapping[str, DetectionLimits]):
+    def compare(refs: Sequence[Detections], tests: Sequence[Detections], precision: Precision) -> list[Check]:
+        return compare_detections(refs, tests, limits[precision.value], cfg.score_threshold)
+
+    return compare

@@ -1,0 +1,169 @@
+"""CenterPoint's pipeline: decoding, NMS, detection parity, re-entrancy and real point-cloud files."""
+
+from __future__ import annotations
+
+import math
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from model_specs.centerpoint import data
+from model_specs.centerpoint.config import TINY
+from model_specs.centerpoint.decode import circle_nms, decode
+from model_specs.centerpoint.pipeline import STAGES, CenterPointPipeline, DetectionLimits, compare_detections
+from model_specs.centerpoint.spec import TINY_SPEC
+from pytest_awml.device import REFERENCE
+from pytest_awml.errors import DataError
+from pytest_awml.runners.base import RunnerSource
+from pytest_awml.runners.pytorch import PyTorchBackend
+
+H, W = TINY.head_size
+
+
+def _heads(peaks):
+    """Head tensors with heatmap peaks at (class, y, x) and known regression values."""
+    heads = {"heatmap": np.full((1, 5, H, W), -10.0, np.float32), "reg": np.full((1, 2, H, W), 0.5, np.float32),
+             "height": np.ones((1, 1, H, W), np.float32), "dim": np.log(np.array([4.0, 2.0, 1.5], np.float32)).reshape(1, 3, 1, 1).repeat(H, 2).repeat(W, 3),
+             "rot": np.stack([np.full((H, W), math.sin(0.3)), np.full((H, W), math.cos(0.3))])[None].astype(np.float32),
+             "vel": np.zeros((1, 2, H, W), np.float32)}
+    for cls, y, x, logit in peaks:
+        heads["heatmap"][0, cls, y, x] = logit
+    return heads
+
+
+def test_decode_places_a_peak_in_metres():
+    d = decode(_heads([(2, 10, 20, 3.0)]), TINY)
+    assert len(d.scores) == 1 and d.labels[0] == 2 and d.scores[0] == pytest.approx(1 / (1 + math.exp(-3.0)))
+    x = (20 + 0.5) * TINY.out_size_factor * TINY.voxel_size[0] + TINY.point_cloud_range[0]
+    y = (10 + 0.5) * TINY.out_size_factor * TINY.voxel_size[1] + TINY.point_cloud_range[1]
+    np.testing.assert_allclose(d.boxes[0, :7], [x, y, 1.0, 4.0, 2.0, 1.5, 0.3], rtol=1e-5)
+
+
+def test_decode_applies_the_score_threshold():
+    threshold_logit = math.log(TINY.score_threshold / (1 - TINY.score_threshold))
+    d = decode(_heads([(0, 5, 5, threshold_logit + 0.01), (1, 30, 30, threshold_logit - 0.01)]), TINY)
+    assert d.labels.tolist() == [0]
+
+
+def test_decode_undoes_the_autoware_convention():
+    heads = _heads([(0, 5, 5, 2.0)])
+    autoware = dict(heads, dim=heads["dim"][:, [1, 0, 2]], rot=np.concatenate([-heads["rot"][:, 1:2], -heads["rot"][:, 0:1]], 1))
+    np.testing.assert_allclose(decode(autoware, TINY, rot_y_axis_reference=True).boxes, decode(heads, TINY).boxes, atol=1e-6)
+
+
+def test_circle_nms_compares_the_squared_distance_as_mmdet3d_does():
+    centres = torch.tensor([[0.0, 0.0], [0.9, 0.0], [5.0, 0.0], [6.1, 0.0]])
+    scores = torch.tensor([0.9, 0.8, 0.7, 0.6])
+    assert circle_nms(centres, scores, min_radius=1.0, post_max_size=10).tolist() == [0, 2, 3]  # 0.81 <= 1; 1.21 > 1
+    assert circle_nms(centres, scores, min_radius=1.0, post_max_size=1).tolist() == [0]
+
+
+def test_detection_checks_catch_a_moved_box_and_a_flip():
+    threshold_logit = math.log(0.1 / 0.9)
+    ref = decode(_heads([(0, 5, 5, 2.0), (1, 40, 40, threshold_logit + 0.02)]), TINY)
+    assert all(c.passed for c in compare_detections([ref], [ref], DetectionLimits(), 0.1))
+    moved = _heads([(0, 5, 5, 2.0), (1, 40, 40, threshold_logit + 0.02)])
+    moved["reg"][0, 0, 5, 5] += 0.2  # 0.16 m in x
+    checks = {c.output: c for c in compare_detections([ref], [decode(moved, TINY)], DetectionLimits(), 0.1)}
+    assert not checks["boxes.centre_m"].passed and checks["boxes.centre_m"].value == pytest.approx(0.16, rel=1e-3)
+    flipped = decode(_heads([(0, 5, 5, 2.0), (1, 40, 40, threshold_logit - 0.02)]), TINY)
+    checks = {c.output: c for c in compare_detections([ref], [flipped], DetectionLimits(), 0.1)}
+    assert checks["boxes.threshold_flips"].value == 1 and not checks["boxes.threshold_flips"].passed
+    assert checks["boxes.unmatched_max_score"].passed  # the lost box scored ~0.1, below 0.3
+
+
+@pytest.fixture(scope="module")
+def reference_pipeline():
+    model = TINY_SPEC.build_model(None, 0)
+    backend = PyTorchBackend()
+    runners = {}
+    for comp in TINY_SPEC.components:
+        source = RunnerSource(comp.name, comp.input_names, comp.output_names, comp.extract(model), artifact=None)
+        runners[comp.name] = backend.create_runner(source, REFERENCE)
+    return TINY_SPEC.pipeline.build(model, runners)
+
+
+def test_pipeline_is_re_entrant(reference_pipeline):
+    samples = TINY_SPEC.make_samples(2, 7)
+    expected = [reference_pipeline(s).outputs for s in samples]
+    got, errors = {}, []
+
+    def work(i):
+        try:
+            got[i] = reference_pipeline(samples[i])
+        except Exception as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    for i in range(2):
+        np.testing.assert_array_equal(got[i].outputs.boxes, expected[i].boxes)
+        assert tuple(got[i].stages_ms) == STAGES and all(v > 0 for v in got[i].stages_ms.values())
+    assert got[0].stages_ms is not got[1].stages_ms
+    assert isinstance(reference_pipeline, CenterPointPipeline) and not hasattr(reference_pipeline, "stages_ms")
+
+
+def test_no_point_in_range_is_a_clear_error(reference_pipeline):
+    with pytest.raises(DataError, match="no point of the cloud .* lies in the range"):
+        reference_pipeline(np.array([[500.0, 0, 0, 1, 0]], np.float32))
+
+
+def _scene_points():
+    return TINY_SPEC.make_samples(1, 3)[0].points
+
+
+def test_bin_files_of_five_and_four_features(tmp_path):
+    points = _scene_points()
+    (tmp_path / "a.bin").write_bytes(points.tobytes())
+    np.testing.assert_array_equal(data.load(tmp_path / "a.bin", {})[0].points, points)
+    (tmp_path / "k.bin").write_bytes(points[:, :4].copy().tobytes())
+    kitti = data.load(tmp_path / "k.bin", {"point_features": "4"})[0].points
+    np.testing.assert_array_equal(kitti[:, :4], points[:, :4])
+    assert not kitti[:, 4].any()
+
+
+def test_malformed_files_give_clear_errors(tmp_path, caplog):
+    (tmp_path / "short.bin").write_bytes(np.zeros(7, np.float32).tobytes())
+    with pytest.raises(DataError, match="28 bytes is not a whole number of float32 points of 5 features"):
+        data.load(tmp_path / "short.bin", {})
+    (tmp_path / "kitti.bin").write_bytes(np.zeros(8, np.float32).tobytes())
+    with pytest.raises(DataError, match="pass --awml-data-option point_features=4"):
+        data.load(tmp_path / "kitti.bin", {})
+    nan = _scene_points()[:10].copy()
+    nan[:3, 0] = np.nan
+    (tmp_path / "nan.bin").write_bytes(nan.tobytes())
+    assert len(data.load(tmp_path / "nan.bin", {})[0].points) == 7 and "dropped 3 points" in caplog.text
+    (tmp_path / "allnan.bin").write_bytes(np.full((4, 5), np.nan, np.float32).tobytes())
+    with pytest.raises(DataError, match="no point with finite coordinates"):
+        data.load(tmp_path / "allnan.bin", {})
+    np.save(tmp_path / "bad.npy", np.zeros((3, 7), np.float32))
+    with pytest.raises(DataError, match=r"shape \(3, 7\)"):
+        data.load(tmp_path / "bad.npy", {})
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="holds no point cloud"):
+        data.load(tmp_path / "empty", {})
+
+
+def _pcd_header(n, data_kind):
+    return (f"# .PCD v0.7\nVERSION 0.7\nFIELDS x y z intensity ring\nSIZE 4 4 4 4 2\nTYPE F F F F U\nCOUNT 1 1 1 1 1\n"
+            f"WIDTH {n}\nHEIGHT 1\nVIEWPOINT 0 0 0 1 0 0 0\nPOINTS {n}\nDATA {data_kind}\n").encode()
+
+
+def test_pcd_ascii_and_binary(tmp_path):
+    points = _scene_points()[:50]
+    rows = "\n".join(" ".join(f"{v:.6f}" for v in p[:4]) + f" {int(p[4])}" for p in points)
+    (tmp_path / "a.pcd").write_bytes(_pcd_header(50, "ascii") + rows.encode())
+    np.testing.assert_allclose(data.load(tmp_path / "a.pcd", {})[0].points, points, atol=1e-5)
+    record = np.dtype([("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("intensity", "<f4"), ("ring", "<u2")])
+    table = np.array([tuple(p[:4]) + (int(p[4]),) for p in points], dtype=record)
+    (tmp_path / "b.pcd").write_bytes(_pcd_header(50, "binary") + table.tobytes())
+    np.testing.assert_allclose(data.load(tmp_path / "b.pcd", {})[0].points, points, atol=1e-6)
+    (tmp_path / "t.pcd").write_bytes(_pcd_header(50, "binary") + table.tobytes()[:100])
+    with pytest.raises(DataError, match="binary PCD is 100 bytes of data"):
+        data.load(tmp_path / "t.pcd", {})
