@@ -116,6 +116,8 @@ class ArtifactStore:
                 return Artifact(spec, component, format, target, found, key, True, 0.0)
             if reason:
                 log.warning("rebuilding %s/%s/%s: %s", spec, component, format, reason)
+            for stale in folder.glob(".build-*"):  # left by a killed build; we hold the lock, so no one is using it
+                shutil.rmtree(stale, ignore_errors=True)
             start = time.perf_counter()
             staging = Path(tempfile.mkdtemp(prefix=".build-", dir=folder))
             try:

@@ -38,6 +38,19 @@ class TargetCase:
 
 
 @dataclass(frozen=True)
+class ComponentCase:
+    """A component on its own (drift against golden outputs)."""
+
+    spec: ModelSpec
+    component: Component
+    skip: str = ""
+
+    @property
+    def id(self) -> str:
+        return f"{self.spec.name}/{self.component.name}"
+
+
+@dataclass(frozen=True)
 class PipelineCase:
     """A spec's whole pipeline on one target."""
 
@@ -104,6 +117,18 @@ class Plan:
             if spec.pipeline is not None:
                 for target, skip in self.targets:
                     yield PipelineCase(spec, target, skip)
+
+    def drift_cases(self) -> Iterator[ComponentCase]:
+        skip = "" if self.options.golden else "no golden folder: pass --awml-golden DIR (with --awml-update-golden once to create it)"
+        for spec in self.specs:
+            for component in spec.components:
+                yield ComponentCase(spec, component, skip)
+
+    def shape_cases(self) -> Iterator[TargetCase]:
+        """Parity at the profile's corners and at hypothesis-drawn sizes, for components with dynamic dims."""
+        for case in self.parity_cases():
+            if case.component.dynamic_dims:
+                yield case
 
     def latency_cases(self) -> Iterator[TargetCase]:
         for spec in self.specs:

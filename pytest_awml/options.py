@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 
 from pytest_awml.device import Device, Precision
 from pytest_awml.errors import AwmlError
+from pytest_awml.spec import Tolerance
 
 DEFAULT_ARTIFACTS = ".awml/artifacts"
 DEFAULT_SAMPLES = 3
@@ -21,13 +23,18 @@ _OPTIONS = (
     ("--awml-backends", "string", "", "comma-separated backends to test (default: every registered backend; unimportable ones show as skipped)"),
     ("--awml-device", "string", "cpu", "device for the backends under test: cpu, cuda or cuda:N"),
     ("--awml-precision", "string", "fp32", "comma-separated precisions: fp32, fp16, tf32"),
-    ("--awml-artifacts", "string", DEFAULT_ARTIFACTS, "artifact folder, relative to the rootdir"),
+    ("--awml-artifacts", "string", DEFAULT_ARTIFACTS, "artifact folder, relative to the invocation folder"),
     ("--awml-checkpoint", "string", "", "checkpoint to load instead of seeded weights"),
     ("--awml-samples", "string", str(DEFAULT_SAMPLES), "number of seeded samples per spec"),
     ("--awml-seed", "string", str(DEFAULT_SEED), "seed for weights and samples"),
     ("--awml-report", "string", "", f"JSON report path (default: <artifacts>/{REPORT_NAME})"),
     ("--awml-data", "string", "", "real samples instead of synthetic ones: a file or a folder the spec can read"),
     ("--awml-data-option", "args", [], "KEY=VALUE passed to the spec's data reader, e.g. point_features=4 (repeatable)"),
+    ("--awml-golden", "string", "", "folder of golden outputs: enables test_drift and the error history"),
+    ("--awml-update-golden", "bool", False, "(re)write the golden outputs from today's PyTorch model"),
+    ("--awml-drift-trend", "bool", False, "fail a test whose error grew past the spec's trend factor over its recorded baseline"),
+    ("--awml-tolerance", "args", [], "override tolerances for this run: ATOL[,RTOL] for all outputs or OUTPUT=ATOL[,RTOL] (repeatable)"),
+    ("--awml-hypothesis-profile", "string", "", "hypothesis profile for test_shapes: ci (derandomized, bounded) or dev (default; ci when $CI is set)"),
 )
 
 
@@ -37,6 +44,8 @@ def addoption(parser: pytest.Parser) -> None:
         dest = flag[2:].replace("-", "_")
         if ini_type == "args":
             group.addoption(flag, action="append", dest=dest, default=None, metavar=dest.rsplit("_", 1)[-1].upper(), help=help_text)
+        elif ini_type == "bool":
+            group.addoption(flag, action="store_true", dest=dest, default=None, help=f"{help_text} (ini: {dest})")
         else:
             group.addoption(flag, action="store", dest=dest, default=None, help=f"{help_text} (ini: {dest})")
         parser.addini(dest, help_text, type=ini_type, default=default)
@@ -45,6 +54,46 @@ def addoption(parser: pytest.Parser) -> None:
 def _value(config: pytest.Config, dest: str):
     value = config.getoption(dest)
     return config.getini(dest) if value is None else value
+
+
+@dataclass(frozen=True)
+class ToleranceOverrides:
+    """``--awml-tolerance`` values: one for every output (``all``) and/or per output name."""
+
+    all: Tolerance | None = None
+    per_output: tuple[tuple[str, Tolerance], ...] = ()
+
+    @classmethod
+    def parse(cls, items) -> "ToleranceOverrides":
+        everything, per_output = None, {}
+        for item in items:
+            name, sep, value = str(item).rpartition("=")
+            try:
+                numbers = [float(v) for v in value.split(",")]
+                if not 1 <= len(numbers) <= 2:
+                    raise ValueError
+                tol = Tolerance(numbers[0], numbers[1] if len(numbers) == 2 else 0.0)
+                if tol.problems():
+                    raise ValueError
+            except ValueError:
+                raise AwmlError(f"--awml-tolerance {item!r}: use ATOL[,RTOL] or OUTPUT=ATOL[,RTOL] with numbers >= 0") from None
+            if sep:
+                per_output[name.strip()] = tol
+            else:
+                everything = tol
+        return cls(everything, tuple(per_output.items()))
+
+    def apply(self, output: str, tolerance: Tolerance) -> Tolerance:
+        return dict(self.per_output).get(output) or self.all or tolerance
+
+    def __bool__(self) -> bool:
+        return self.all is not None or bool(self.per_output)
+
+    def as_dict(self) -> dict:
+        found = {name: [t.atol, t.rtol] for name, t in self.per_output}
+        if self.all is not None:
+            found["*"] = [self.all.atol, self.all.rtol]
+        return found
 
 
 @dataclass(frozen=True)
@@ -60,10 +109,18 @@ class AwmlOptions:
     report: Path
     data: Path | None = None
     data_options: tuple[tuple[str, str], ...] = ()
+    golden: Path | None = None
+    update_golden: bool = False
+    drift_trend: bool = False
+    tolerances: ToleranceOverrides = ToleranceOverrides()
+    hypothesis_profile: str = "dev"
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> "AwmlOptions":
-        root = config.rootpath
+        # Relative paths resolve against the invocation folder, not the rootdir: pytest picks its
+        # rootdir before plugins load, so the value of `--awml-golden DIR` (space, not '=') can
+        # become the rootdir, and artifacts would land inside the golden folder.
+        root = config.invocation_params.dir
         specs = tuple(s for s in (_value(config, "awml_spec") or []) if s)
         backends = tuple(b.strip() for b in str(_value(config, "awml_backends")).split(",") if b.strip()) or None
         precisions = tuple(dict.fromkeys(Precision.parse(p) for p in str(_value(config, "awml_precision")).split(",") if p.strip()))
@@ -71,14 +128,19 @@ class AwmlOptions:
             raise AwmlError("--awml-precision is empty: give fp32, fp16 or tf32")
         artifacts = _resolve(root, _value(config, "awml_artifacts"))
         checkpoint_text = str(_value(config, "awml_checkpoint") or "")
-        checkpoint = _resolve(Path.cwd(), checkpoint_text) if checkpoint_text else None
+        checkpoint = _resolve(root, checkpoint_text) if checkpoint_text else None
         if checkpoint is not None and not checkpoint.is_file():
             raise AwmlError(f"--awml-checkpoint {checkpoint} does not exist")
         report_text = str(_value(config, "awml_report") or "")
         data_text = str(_value(config, "awml_data") or "")
-        data = _resolve(Path.cwd(), data_text) if data_text else None
+        data = _resolve(root, data_text) if data_text else None
         if data is not None and not data.exists():
             raise AwmlError(f"--awml-data {data} does not exist")
+        golden_text = str(_value(config, "awml_golden") or "")
+        golden = _resolve(root, golden_text) if golden_text else None
+        update_golden = bool(_value(config, "awml_update_golden"))
+        if update_golden and golden is None:
+            raise AwmlError("--awml-update-golden needs --awml-golden DIR: where should the golden outputs go?")
         data_options = []
         for item in _value(config, "awml_data_option") or []:
             key, sep, value = str(item).partition("=")
@@ -94,10 +156,22 @@ class AwmlOptions:
             checkpoint=checkpoint,
             samples=_int(_value(config, "awml_samples"), "--awml-samples", minimum=1),
             seed=_int(_value(config, "awml_seed"), "--awml-seed", minimum=0),
-            report=_resolve(Path.cwd(), report_text) if report_text else artifacts / REPORT_NAME,
+            report=_resolve(root, report_text) if report_text else artifacts / REPORT_NAME,
             data=data,
             data_options=tuple(data_options),
+            golden=golden,
+            update_golden=update_golden,
+            drift_trend=bool(_value(config, "awml_drift_trend")),
+            tolerances=ToleranceOverrides.parse(_value(config, "awml_tolerance") or []),
+            hypothesis_profile=_profile(str(_value(config, "awml_hypothesis_profile") or "")),
         )
+
+
+def _profile(text: str) -> str:
+    profile = text or ("ci" if os.environ.get("CI") else "dev")
+    if profile not in ("ci", "dev"):
+        raise AwmlError(f"--awml-hypothesis-profile {text!r}: use ci or dev")
+    return profile
 
 
 def _resolve(base: Path, text: str) -> Path:

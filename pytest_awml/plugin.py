@@ -113,6 +113,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         "latency": plan.latency_cases,
         "pipeline_parity": plan.pipeline_parity_cases,
         "pipeline_latency": plan.pipeline_latency_cases,
+        "drift": plan.drift_cases,
+        "shapes": plan.shape_cases,
     }[kind]()
     params = [pytest.param(c, id=c.id, marks=[pytest.mark.skip(reason=c.skip)] if c.skip else []) for c in cases]
     metafunc.parametrize("awml_case", params)

@@ -68,7 +68,10 @@ def _load_file(path: Path) -> list[ModelSpec]:
     except Exception as exc:
         raise SpecError(str(path), "<file>", f"importing it failed: {type(exc).__name__}: {exc}",
                         "fix the error in the spec file") from exc
+    # SPECS, else SPEC, else every ModelSpec at module level (imported ones included).
     specs = getattr(module, "SPECS", None)
+    if specs is None and isinstance(getattr(module, "SPEC", None), ModelSpec):
+        specs = [module.SPEC]
     if specs is None:
         specs = [v for v in vars(module).values() if isinstance(v, ModelSpec)]
     if not specs:

@@ -16,7 +16,7 @@ from typing import Any
 from pytest_awml.artifacts import write_atomic
 
 RECORD = "awml_record"
-KINDS = ("artifacts", "parity", "latency")
+KINDS = ("artifacts", "parity", "latency", "drift", "shapes", "golden")
 
 
 def attach(node, kind: str, record: dict[str, Any]) -> None:
@@ -33,11 +33,11 @@ class Results:
     artifacts: list[dict] = field(default_factory=list)
     parity: list[dict] = field(default_factory=list)
     latency: list[dict] = field(default_factory=list)
-    outcomes: dict[str, str] = field(default_factory=dict)
+    drift: list[dict] = field(default_factory=list)
+    shapes: list[dict] = field(default_factory=list)
+    golden: list[dict] = field(default_factory=list)
 
     def pytest_runtest_logreport(self, report) -> None:
-        if report.when == "call" or (report.when == "setup" and not report.passed):
-            self.outcomes[report.nodeid] = report.outcome
         if report.when != "teardown":  # user_properties ride on every phase; take them once
             return
         for name, value in report.user_properties:
@@ -46,7 +46,7 @@ class Results:
                 getattr(self, record.pop("kind")).append(record)
 
     def as_json(self, run: dict) -> dict:
-        return {"run": run, "artifacts": self.artifacts, "parity": self.parity, "latency": self.latency}
+        return {"run": run, **{kind: getattr(self, kind) for kind in KINDS}}
 
     def write(self, path: Path, run: dict) -> None:
         write_atomic(path, json.dumps(self.as_json(run), indent=2, sort_keys=False, default=str).encode())
@@ -65,7 +65,8 @@ def run_info(options, specs, started: float) -> dict:
         "checkpoint": str(options.checkpoint) if options.checkpoint else None,
         "weights": "checkpoint" if options.checkpoint else f"seeded (seed {options.seed})",
         "specs": [s.name for s in specs],
-        "overrides": {},
+        "overrides": {"tolerances": options.tolerances.as_dict()} if options.tolerances else {},
+        "golden": str(options.golden) if options.golden else None,
         "versions": {
             "python": platform.python_version(),
             **{name: package_version(name) for name in ("pytest-awml", "torch", "onnx", "onnxruntime", "numpy", "pytest", "pytest-benchmark")},

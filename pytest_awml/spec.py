@@ -35,6 +35,7 @@ __all__ = [
     "OnnxOptions",
     "TensorSpec",
     "Tolerance",
+    "TrendSettings",
     "fingerprint",
     "validate",
 ]
@@ -75,6 +76,29 @@ class LatencySettings:
         return found
 
 
+@dataclass(frozen=True)
+class TrendSettings:
+    """Error-budget trend: fail when an error grows past ``factor`` x its recorded baseline.
+
+    The baseline is the median of the last ``window`` recorded runs; ``floor`` keeps a baseline of
+    exactly 0 (bit-identical runs) from turning any rounding change into a failure.
+    """
+
+    factor: float = 2.0
+    floor: float = 1e-6
+    window: int = 10
+
+    def problems(self) -> list[str]:
+        found = []
+        if not (isinstance(self.factor, (int, float)) and self.factor >= 1):
+            found.append(f"factor must be >= 1, got {self.factor!r}")
+        if not (isinstance(self.floor, (int, float)) and self.floor >= 0):
+            found.append(f"floor must be >= 0, got {self.floor!r}")
+        if not isinstance(self.window, int) or self.window < 1:
+            found.append(f"window must be an int >= 1, got {self.window!r}")
+        return found
+
+
 def _frozen_table(table: ToleranceTable) -> ToleranceTable:
     return MappingProxyType({str(p): MappingProxyType(dict(per_output)) for p, per_output in table.items()})
 
@@ -97,11 +121,14 @@ class Component:
     tolerances: ToleranceTable
     onnx: OnnxOptions = OnnxOptions()
     latency: LatencySettings = LatencySettings()
+    drift: Mapping[str, Tolerance] = field(default_factory=lambda: {ANY_OUTPUT: Tolerance(atol=1e-5, rtol=1e-5)})
+    trend: TrendSettings = TrendSettings()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "inputs", tuple(self.inputs))
         object.__setattr__(self, "outputs", tuple(self.outputs))
         object.__setattr__(self, "tolerances", _frozen_table(self.tolerances))
+        object.__setattr__(self, "drift", MappingProxyType(dict(self.drift)))
 
     @property
     def output_names(self) -> tuple[str, ...]:
@@ -115,6 +142,20 @@ class Component:
         """The tolerance for ``output`` at ``precision``; validation guarantees one exists."""
         per_output = self.tolerances[str(precision)]
         return per_output.get(output) or per_output[ANY_OUTPUT]
+
+    def drift_tolerance(self, output: str) -> Tolerance:
+        """How far today's PyTorch outputs may move from the golden ones."""
+        return self.drift.get(output) or self.drift[ANY_OUTPUT]
+
+    @property
+    def dynamic_dims(self) -> tuple[Dim, ...]:
+        """The distinct dynamic dims of the inputs, in order of appearance."""
+        seen: dict[str, Dim] = {}
+        for t in self.inputs:
+            for d in t.shape:
+                if isinstance(d, Dim):
+                    seen.setdefault(d.name, d)
+        return tuple(seen.values())
 
     def precisions(self) -> tuple[Precision, ...]:
         return tuple(Precision(p) for p in self.tolerances)
@@ -209,7 +250,8 @@ def validate(spec: Any, origin: str = "") -> "ModelSpec":
                     fail(f"{where}.{role}[{t.name!r}]", "; ".join(problems), "fix the shape: ints > 0 or Dim(name, min, opt, max)")
         _validate_dims(fail, where, comp)
         _validate_tolerances(fail, where, comp)
-        for attr in ("onnx", "latency"):
+        _validate_drift(fail, where, comp)
+        for attr in ("onnx", "latency", "trend"):
             problems = getattr(comp, attr).problems()
             if problems:
                 fail(f"{where}.{attr}", "; ".join(problems), f"correct the {attr} settings")
@@ -255,6 +297,17 @@ def _validate_tolerances(fail, where: str, comp: Component) -> None:
             if missing:
                 fail(f"{where}.tolerances[{precision!r}]", f"covers no tolerance for {', '.join(missing)}",
                      "add those outputs or a '*' default")
+
+
+def _validate_drift(fail, where: str, comp: Component) -> None:
+    outputs = set(comp.output_names)
+    for output, tol in comp.drift.items():
+        if output != ANY_OUTPUT and output not in outputs:
+            fail(f"{where}.drift[{output!r}]", "names no output", f"outputs are {', '.join(comp.output_names)} (or '*')")
+        if not isinstance(tol, Tolerance) or tol.problems():
+            fail(f"{where}.drift[{output!r}]", "is not a valid Tolerance", "use Tolerance(atol, rtol) with finite values >= 0")
+    if ANY_OUTPUT not in comp.drift and outputs - set(comp.drift):
+        fail(f"{where}.drift", f"covers no tolerance for {', '.join(sorted(outputs - set(comp.drift)))}", "add them or a '*' default")
 
 
 def fingerprint(spec: ModelSpec, component: Component | None = None) -> str:

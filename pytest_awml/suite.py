@@ -3,13 +3,23 @@ is given and parametrizes each test from the spec (see ``plugin.pytest_generate_
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
-from pytest_awml import results
+from pytest_awml import forensics, results
 from pytest_awml.artifacts import sha256_file
-from pytest_awml.compare import compare_outputs
-from pytest_awml.errors import ArtifactError, ToleranceExceeded
+from pytest_awml.compare import OutputComparison, compare_outputs
+from pytest_awml.device import REFERENCE
+from pytest_awml.errors import ArtifactError, DataError, ToleranceExceeded
+from pytest_awml.golden import GoldenStore, trend_problem, version_changes
+from pytest_awml.spec import Tolerance, fingerprint
+from pytest_awml.shapes import corner_sizes, hypothesis_settings, out_of_range_sizes, random_feed, sizes_strategy
 from pytest_awml.timing import LatencyStats, benchmark_pedantic
+from pytest_awml.workspace import library_versions
+
+# Figures recorded as junitxml properties for CI dashboards (record_property).
+KEY_FIGURES = ("max_abs", "p99_abs", "min_atol_to_pass")
 
 
 def _ids(case, test_id: str) -> dict:
@@ -20,6 +30,51 @@ def _target_ids(case, test_id: str) -> dict:
     target = case.target
     return {**_ids(case, test_id), "target": target.id, "backend": target.backend,
             "device": target.device.id, "precision": target.precision.value}
+
+
+def _judge(request, workspace, case, kind: str, comparisons: list[OutputComparison], ids: dict, *, inputs, reference,
+           outputs, reference_name: str, test_name: str, replay_tolerances) -> None:
+    """Record, remember and gate one comparison: report records, junit properties, error history,
+    the trend budget, and on failure the forensics folder named in the message."""
+    options = workspace.plan.options
+    for comparison in comparisons:
+        results.attach(request.node, kind, {**ids, **comparison.as_record()})
+        for figure in KEY_FIGURES:
+            request.node.user_properties.append((f"awml.{comparison.output}.{figure}", getattr(comparison, figure)))
+    failed = [c for c in comparisons if not c.passed]
+    notes = []
+    if options.golden is not None:
+        store = GoldenStore(options.golden)
+        if options.drift_trend:
+            for c in comparisons:
+                previous = [h.get("max_abs") for h in store.history(ids["test_id"], c.output)]
+                problem = trend_problem(previous, c.max_abs, case.component.trend)
+                if problem:
+                    notes.append(f"{c.output}: trend budget broken: {problem}")
+        now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        store.append_history([{"time": now, "test_id": ids["test_id"], "output": c.output,
+                               **{f: getattr(c, f) for f in KEY_FIGURES}} for c in comparisons if c.passed or not c.problem])
+    if not failed and not notes:
+        return
+    onnx_path = workspace.onnx_path_or_none(case.spec, case.component)
+    folder = forensics.write_failure(options.artifacts, ids["test_id"], inputs=inputs, reference=reference, outputs=outputs,
+                                     reference_name=reference_name, test_name=test_name, tolerances=replay_tolerances,
+                                     onnx_path=onnx_path)
+    request.node.user_properties.append(("awml.failure_folder", str(folder)))
+    lines = "\n  ".join([c.describe() for c in failed] + notes)
+    raise ToleranceExceeded(f"{test_name} differs from {reference_name} on {len(failed) + len(notes)} of {len(comparisons)} "
+                            f"output(s) over {len(reference)} sample(s):\n  {lines}\nInputs, outputs and reproduce.sh: {folder}")
+
+
+@pytest.fixture(autouse=True)
+def _record_builds(request, awml_workspace):
+    """An artifact built by a test other than its test_export (xdist runs tests in any order) is
+    still reported once, as built, so that 'built once across workers' shows in the report."""
+    yield
+    for artifact in awml_workspace.drain_builds():
+        if request.node.originalname != "test_export":
+            results.attach(request.node, "artifacts", {"test_id": request.node.nodeid, "built_by": request.node.nodeid,
+                                                       **artifact.as_record()})
 
 
 @pytest.mark.awml_cases("export")
@@ -38,20 +93,116 @@ def test_export(awml_case, awml_workspace, request):
 def test_parity(awml_case, awml_workspace, request):
     """Every output of the backend stays within the spec's tolerance of PyTorch CPU fp32."""
     spec, component, target = awml_case.spec, awml_case.component, awml_case.target
+    inputs = awml_workspace.inputs(spec, component)
     references = awml_workspace.reference(spec, component)
     runner = awml_workspace.runner(spec, component, target)
-    outputs = [runner.run(sample) for sample in awml_workspace.inputs(spec, component)]
-    tolerances = {name: component.tolerance(target.precision, name) for name in component.output_names}
+    outputs = [runner.run(sample) for sample in inputs]
+    tolerances = awml_workspace.tolerances(component, target.precision)
     comparisons = compare_outputs(references, outputs, tolerances)
-    for comparison in comparisons:
-        results.attach(request.node, "parity", {**_target_ids(awml_case, request.node.nodeid), **comparison.as_record()})
-    failed = [c for c in comparisons if not c.passed]
-    if failed:
-        lines = "\n  ".join(c.describe() for c in failed)
-        raise ToleranceExceeded(
-            f"{target.id} differs from pytorch-cpu-fp32 on {len(failed)} of {len(comparisons)} output(s) "
-            f"over {len(references)} sample(s):\n  {lines}"
-        )
+    _judge(request, awml_workspace, awml_case, "parity", comparisons, _target_ids(awml_case, request.node.nodeid),
+           inputs=inputs, reference=references, outputs=outputs, reference_name=REFERENCE.id, test_name=target.id,
+           replay_tolerances=tolerances)
+
+
+@pytest.mark.awml_cases("drift")
+def test_drift(awml_case, awml_workspace, request):
+    """Today's PyTorch model gives the golden outputs on the golden inputs (within the drift tolerance)."""
+    spec, component = awml_case.spec, awml_case.component
+    options = awml_workspace.plan.options
+    store = GoldenStore(options.golden)
+    reference = awml_workspace.runner(spec, component, REFERENCE)
+    ids = _ids(awml_case, request.node.nodeid)
+    tolerances = {o: options.tolerances.apply(o, component.drift_tolerance(o)) for o in component.output_names}
+    if options.update_golden:
+        _update_golden(request, awml_workspace, store, awml_case, reference, tolerances)
+        return
+    golden = store.read(spec.name, component.name)
+    if golden is None:
+        raise DataError(f"no golden outputs for {spec.name}/{component.name} under {options.golden}: create them with "
+                        f"pytest --awml-spec {spec.name} --awml-golden {options.golden} --awml-update-golden -k test_drift")
+    if golden.meta.get("seed") != options.seed:
+        raise DataError(f"the golden outputs were made with seed {golden.meta.get('seed')}, this run uses {options.seed}")
+    changes = version_changes(golden.meta.get("versions", {}), library_versions())
+    outputs = [reference.run(sample) for sample in golden.inputs]
+    comparisons = compare_outputs(golden.outputs, outputs, tolerances)
+    replay = awml_workspace.tolerances(component, REFERENCE.precision)
+    loaded = awml_workspace.model(spec)
+    ids = {**ids, "golden": str(golden.path), "version_changes": changes,
+           "weights_changed": golden.meta.get("weights_sha256") != loaded.weights_sha256}
+    try:
+        _judge(request, awml_workspace, awml_case, "drift", comparisons, ids, inputs=golden.inputs, reference=golden.outputs,
+               outputs=outputs, reference_name=f"golden ({golden.meta.get('created', '?')})", test_name="pytorch-cpu-fp32 today",
+               # the replay runs ONNX Runtime, not PyTorch: allow for its fp32 error on top of the drift budget
+               replay_tolerances={o: _wider(tolerances[o], replay[o]) for o in tolerances})
+    except ToleranceExceeded as exc:
+        if changes:
+            changed = ", ".join(f"{name} {old} -> {new}" for name, (old, new) in changes.items())
+            raise ToleranceExceeded(f"{exc}\nLibrary versions changed since the golden outputs were made: {changed}") from None
+        raise
+
+
+def _wider(a: Tolerance, b: Tolerance) -> Tolerance:
+    return Tolerance(max(a.atol, b.atol), max(a.rtol, b.rtol))
+
+
+def _update_golden(request, workspace, store, case, reference, tolerances) -> None:
+    spec, component = case.spec, case.component
+    inputs = workspace.inputs(spec, component)
+    outputs = [reference.run(sample) for sample in inputs]
+    old = None
+    try:
+        old = store.read(spec.name, component.name)
+    except ArtifactError as exc:  # a corrupt golden file is replaced; say so
+        request.node.user_properties.append(("awml.golden_replaced", str(exc)))
+    change = {}
+    if old is not None and len(old.outputs) == len(outputs):
+        change = {c.output: c.max_abs for c in compare_outputs(old.outputs, outputs, tolerances)}
+    loaded = workspace.model(spec)
+    options = workspace.plan.options
+    meta = {"spec": spec.name, "component": component.name, "spec_hash": fingerprint(spec, component),
+            "weights_sha256": loaded.weights_sha256, "seed": options.seed, "samples": len(inputs), "versions": library_versions()}
+    path = store.write(spec.name, component.name, inputs, outputs, meta)
+    results.attach(request.node, "golden", {**_ids(case, request.node.nodeid), "path": str(path),
+                                            "action": "updated" if old is not None else "created", "old_vs_new_max_abs": change})
+
+
+@pytest.mark.awml_cases("shapes")
+def test_shapes(awml_case, awml_workspace, request):
+    """Parity at the profile's min/opt/max and at hypothesis-drawn sizes; out-of-range shapes are refused by name."""
+    from hypothesis import given
+
+    spec, component, target = awml_case.spec, awml_case.component, awml_case.target
+    options = awml_workspace.plan.options
+    reference = awml_workspace.runner(spec, component, REFERENCE)
+    runner = awml_workspace.runner(spec, component, target)
+    tolerances = awml_workspace.tolerances(component, target.precision)
+    dims = component.dynamic_dims
+    tried: list[dict] = []
+
+    def check(sizes: dict[str, int]) -> None:
+        feed = random_feed(component.inputs, sizes, seed=options.seed + len(tried))
+        comparisons = compare_outputs([reference.run(feed)], [runner.run(feed)], tolerances)
+        worst = max(comparisons, key=lambda c: c.min_atol_to_pass if c.passed else float("inf"))
+        tried.append({"sizes": sizes, "passed": all(c.passed for c in comparisons), "worst_output": worst.output,
+                      "min_atol_to_pass": worst.min_atol_to_pass})
+        failed = [c for c in comparisons if not c.passed]
+        if failed:
+            lines = "\n  ".join(c.describe() for c in failed)
+            raise ToleranceExceeded(f"{target.id} differs from {REFERENCE.id} at {sizes}:\n  {lines}")
+
+    for sizes in corner_sizes(dims).values():
+        check(sizes)
+    settings = hypothesis_settings(options.hypothesis_profile, options.artifacts / "hypothesis")
+    given(sizes_strategy(dims))(settings(check))()
+    refused = []
+    for sizes in out_of_range_sizes(dims):
+        feed = random_feed(component.inputs, sizes, seed=options.seed)
+        for side in (reference, runner):
+            with pytest.raises(DataError) as info:
+                side.run(feed)
+            refused.append(str(info.value))
+    results.attach(request.node, "shapes", {**_target_ids(awml_case, request.node.nodeid), "profile": options.hypothesis_profile,
+                                            "examples": len(tried), "tried": tried, "refused": refused})
 
 
 @pytest.mark.awml_cases("latency")
@@ -92,6 +243,7 @@ def test_pipeline_parity(awml_case, awml_workspace, request):
         results.attach(request.node, "parity", {**_pipeline_ids(awml_case, request.node.nodeid), "output": check.output,
                                                 "max_abs": check.value, "atol": check.limit, "rtol": 0.0,
                                                 "passed": check.passed, "problem": "" if check.passed else check.detail})
+        request.node.user_properties.append((f"awml.{check.output}", check.value))
     failed = [c for c in checks if not c.passed]
     if failed:
         lines = "\n  ".join(c.describe() for c in failed)

@@ -40,6 +40,12 @@ def lines(results: Results, report_path) -> list[str]:
         if a.get("rebuilt_reason"):
             state += f" (rebuilt: {a['rebuilt_reason']})"
         out.append(f"artifact {a['spec']}/{a['component']}/{a['format']}: {state}: {a['path']}")
+    for g in results.golden:
+        change = ", ".join(f"{k} {v:.3g}" for k, v in g.get("old_vs_new_max_abs", {}).items() if v is not None)
+        out.append(f"golden {g['spec']}/{g['component']}: {g['action']} {g['path']}" + (f" (old vs new max_abs: {change})" if change else ""))
+    for d in results.drift:
+        if not d["passed"]:
+            out.append(f"drift {d['spec']}/{d['component']} {d['output']}: max_abs {d.get('max_abs')} > atol {d['atol']}")
     if report_path:
         out.append(f"JSON report: {report_path}")
     return out

@@ -23,7 +23,7 @@ from pytest_awml.device import REFERENCE, Target
 from pytest_awml.errors import AwmlError, DataError
 from pytest_awml.pipeline import Pipeline
 from pytest_awml.runners.base import Runner, RunnerSource
-from pytest_awml.spec import Component, ModelSpec, fingerprint
+from pytest_awml.spec import Component, ModelSpec, Tolerance, fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,14 @@ def package_version(name: str) -> str:
         return version(name)
     except PackageNotFoundError:
         return "not installed"
+
+
+VERSIONED = ("torch", "onnx", "onnxruntime", "numpy")
+
+
+def library_versions() -> dict[str, str]:
+    """The versions that decide what a model computes; recorded with golden outputs."""
+    return {name: package_version(name) for name in VERSIONED}
 
 
 def state_dict_sha256(model) -> str:
@@ -74,6 +82,7 @@ class Workspace:
         self._artifacts: dict[tuple[str, str, str], Artifact | AwmlError] = {}
         self._runners: dict[tuple[str, str, Target], Runner] = {}
         self._pipelines: dict[tuple[str, Target], Pipeline] = {}
+        self._new_builds: list[Artifact] = []
         self._pipeline_references: dict[str, list] = {}
 
     # -- models and data --------------------------------------------------------------------
@@ -130,6 +139,8 @@ class Workspace:
         if key not in self._artifacts:
             try:
                 self._artifacts[key] = self._build(spec, component, fmt)
+                if not self._artifacts[key].reused:
+                    self._new_builds.append(self._artifacts[key])
             except AwmlError as exc:
                 self._artifacts[key] = exc
         found = self._artifacts[key]
@@ -161,6 +172,23 @@ class Workspace:
         return self.store.get_or_build(spec=spec.name, component=component.name, format=fmt,
                                        filename=f"{component.name}.onnx", key_parts=key_parts, build=build)
 
+    def drain_builds(self) -> list[Artifact]:
+        """Artifacts this process built since the last call (to report who built what under xdist)."""
+        built, self._new_builds = self._new_builds, []
+        return built
+
+    def onnx_path_or_none(self, spec: ModelSpec, component: Component) -> Path | None:
+        """The component's ONNX file, or None when it cannot be exported (forensics still go on)."""
+        try:
+            return self.artifact(spec, component, "onnx").path
+        except AwmlError:
+            return None
+
+    def tolerances(self, component: Component, precision) -> dict[str, Tolerance]:
+        """The spec's tolerances at ``precision``, with this run's ``--awml-tolerance`` overrides applied."""
+        overrides = self.plan.options.tolerances
+        return {name: overrides.apply(name, component.tolerance(precision, name)) for name in component.output_names}
+
     # -- runners ------------------------------------------------------------------------------
     def runner(self, spec: ModelSpec, component: Component, target: Target) -> Runner:
         key = (spec.name, component.name, target)
@@ -172,6 +200,7 @@ class Workspace:
                 output_names=component.output_names,
                 module=component.extract(loaded.model),
                 artifact=lambda fmt: self.artifact(spec, component, fmt).path,
+                input_specs=component.inputs,
             )
             self._runners[key] = self.plan.backends.get(target.backend).create_runner(source, target)
         return self._runners[key]

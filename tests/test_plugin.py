@@ -16,6 +16,7 @@ EXPECTED = [
     "test_latency[centerpoint-tiny/pts_voxel_encoder/onnxruntime-cpu-fp32]",
     "test_latency[centerpoint-tiny/pts_backbone_neck_head/pytorch-cpu-fp32]",
     "test_latency[centerpoint-tiny/pts_backbone_neck_head/onnxruntime-cpu-fp32]",
+    "test_shapes[centerpoint-tiny/pts_voxel_encoder/onnxruntime-cpu-fp32]",
     "test_pipeline_parity[centerpoint-tiny/onnxruntime-cpu-fp32]",
     "test_pipeline_latency[centerpoint-tiny/pytorch-cpu-fp32]",
     "test_pipeline_latency[centerpoint-tiny/onnxruntime-cpu-fp32]",
@@ -24,8 +25,9 @@ HEADS = ["heatmap", "reg", "height", "dim", "rot", "vel"]
 
 
 def test_tiny_spec_end_to_end_then_reuse(run_awml):
-    first = run_awml("--awml-spec", "centerpoint-tiny", "-v")
-    first.result.assert_outcomes(passed=11)
+    first = run_awml("--awml-spec", "centerpoint-tiny", "-v", "-rs")
+    first.result.assert_outcomes(passed=12, skipped=2)  # test_drift needs --awml-golden
+    assert "no golden folder: pass --awml-golden DIR" in first.text
     for test_id in EXPECTED:
         assert f"{test_id} PASSED" in first.text
     assert "no checkpoint given: seeded weights" in first.text
@@ -63,7 +65,7 @@ def test_tiny_spec_end_to_end_then_reuse(run_awml):
     assert "JSON report:" in first.text
 
     second = run_awml("--awml-spec", "centerpoint-tiny")
-    second.result.assert_outcomes(passed=11)
+    second.result.assert_outcomes(passed=12, skipped=2)
     assert [a["reused"] for a in second.report["artifacts"]] == [True, True]
     assert [a["sha256"] for a in second.report["artifacts"]] == [a["sha256"] for a in report["artifacts"]]
     assert "reused:" in second.text
@@ -107,7 +109,7 @@ def pytest_awml_add_backends(registry):
 def test_a_wrong_backend_fails_parity_naming_the_output(run_awml, pytester):
     pytester.makeconftest(SHIFTED_BACKEND)
     run = run_awml("--awml-spec", "centerpoint-tiny", "--awml-backends", "shifted", "-k", "test_parity", "-v")
-    run.result.assert_outcomes(passed=1, failed=1, deselected=6)
+    run.result.assert_outcomes(passed=1, failed=1, deselected=9)
     assert "test_parity[centerpoint-tiny/pts_voxel_encoder/shifted-cpu-fp32] PASSED" in run.text
     assert "test_parity[centerpoint-tiny/pts_backbone_neck_head/shifted-cpu-fp32] FAILED" in run.text
     assert "ToleranceExceeded: shifted-cpu-fp32 differs from pytorch-cpu-fp32 on 1 of 6 output(s)" in run.text
@@ -149,7 +151,7 @@ def test_bad_options_are_usage_errors(run_awml):
 
 def test_unavailable_targets_are_skipped_visibly(run_awml):
     run = run_awml("--awml-spec", "centerpoint-tiny", "--awml-precision", "fp32,fp16", "-rs", "-k", "voxel_encoder")
-    run.result.assert_outcomes(passed=4, skipped=4, deselected=15)
+    run.result.assert_outcomes(passed=5, skipped=7, deselected=16)
     assert "fp16 on the CPU is not a deployment target" in run.text
     assert "ONNX Runtime's CPU provider runs the fp32 graph" in run.text
 
@@ -167,7 +169,7 @@ def test_pipeline_tests_run_on_a_bin_file(run_awml, pytester):
     scan = pytester.path / "scan.bin"
     scan.write_bytes(TINY_SPEC.make_samples(1, 11)[0].points.tobytes())
     run = run_awml("--awml-spec", "centerpoint-tiny", "--awml-data", str(scan), "-v", "-k", "pipeline")
-    run.result.assert_outcomes(passed=3, deselected=8)
+    run.result.assert_outcomes(passed=3, deselected=11)
     assert "test_pipeline_parity[centerpoint-tiny/onnxruntime-cpu-fp32] PASSED" in run.text
     assert f"real samples from {scan}" in run.text
     stages = next(r for r in run.report["latency"] if r["target"] == "onnxruntime-cpu-fp32")["stages"]
@@ -180,7 +182,7 @@ def test_pipeline_tests_run_on_a_bin_file(run_awml, pytester):
 def test_a_shifted_heatmap_fails_pipeline_parity_with_flips(run_awml, pytester):
     pytester.makeconftest(SHIFTED_BACKEND.replace("+ 0.01", "+ 0.2"))
     run = run_awml("--awml-spec", "centerpoint-tiny", "--awml-backends", "shifted", "-k", "pipeline_parity", "-v")
-    run.result.assert_outcomes(failed=1, deselected=7)
+    run.result.assert_outcomes(failed=1, deselected=10)
     assert "the shifted-cpu-fp32 pipeline differs from pytorch-cpu-fp32" in run.text
     assert "boxes.threshold_flips: FAILED" in run.text
     flips = next(r for r in run.report["parity"] if r["output"] == "boxes.threshold_flips")

@@ -14,7 +14,9 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from exporters.signature import TensorSpec
 from pytest_awml.device import Device, Precision, Target
+from pytest_awml.errors import DataError
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,7 @@ class RunnerSource:
     output_names: tuple[str, ...]
     module: Any
     artifact: Callable[[str], Path]
+    input_specs: tuple[TensorSpec, ...] = ()
 
 
 class Runner(ABC):
@@ -40,9 +43,23 @@ class Runner(ABC):
     NumPy arrays keyed by output name: both sides of a comparison are always NumPy.
     """
 
-    def __init__(self, target: Target, output_names: tuple[str, ...]) -> None:
+    def __init__(self, target: Target, output_names: tuple[str, ...], input_specs: tuple[TensorSpec, ...] = ()) -> None:
         self.target = target
         self.output_names = output_names
+        self.input_specs = input_specs
+
+    def check(self, inputs: Mapping[str, np.ndarray]) -> None:
+        """Refuse inputs outside the declared shapes before a runtime sees them.
+
+        ONNX Runtime would run a pillar count above the profile's max, TensorRT would fail deep
+        inside; either way the answer would not be about the deployed model. Named error instead.
+        """
+        for spec in self.input_specs:
+            if spec.name not in inputs:
+                raise DataError(f"{self.target.id}: input {spec.name!r} is missing (got {sorted(inputs)})")
+            problem = spec.shape_problem(tuple(np.shape(inputs[spec.name])))
+            if problem:
+                raise DataError(f"{self.target.id}: {problem}")
 
     @abstractmethod
     def prepare(self, inputs: Mapping[str, np.ndarray]) -> Any: ...
@@ -57,6 +74,7 @@ class Runner(ABC):
         """Wait for queued device work; a no-op on synchronous backends."""
 
     def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        self.check(inputs)
         return self.fetch(self.execute(self.prepare(inputs)))
 
 

@@ -17,10 +17,10 @@ class OnnxRuntimeRunner(Runner):
     switched optimizations off, which verified a graph that deployment never runs.
     """
 
-    def __init__(self, path, target: Target, output_names: tuple[str, ...], providers: list) -> None:
+    def __init__(self, path, target: Target, output_names: tuple[str, ...], providers: list, input_specs=()) -> None:
         import onnxruntime
 
-        super().__init__(target, output_names)
+        super().__init__(target, output_names, input_specs)
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3  # warnings from the runtime are noise in a test report
         # ONNX Runtime's intra-op threads spin after each run and steal the cores from the stages
@@ -77,4 +77,4 @@ class OnnxRuntimeBackend(Backend):
         return "onnx"
 
     def create_runner(self, source: RunnerSource, target: Target) -> Runner:
-        return OnnxRuntimeRunner(source.artifact("onnx"), target, source.output_names, ["CPUExecutionProvider"])
+        return OnnxRuntimeRunner(source.artifact("onnx"), target, source.output_names, ["CPUExecutionProvider"], source.input_specs)

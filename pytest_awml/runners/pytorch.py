@@ -11,10 +11,10 @@ from pytest_awml.runners.base import Backend, Runner, RunnerSource
 
 
 class PyTorchRunner(Runner):
-    def __init__(self, module, target: Target, output_names: tuple[str, ...], input_names: tuple[str, ...]) -> None:
+    def __init__(self, module, target: Target, output_names: tuple[str, ...], input_names: tuple[str, ...], input_specs=()) -> None:
         import torch
 
-        super().__init__(target, output_names)
+        super().__init__(target, output_names, input_specs)
         self._input_names = input_names
         self._dtype = torch.float16 if target.precision is Precision.FP16 else torch.float32
         # fp16 means half weights and half inputs (not autocast): that is what an fp16 engine
@@ -81,4 +81,4 @@ class PyTorchBackend(Backend):
 
         # Each target gets its own copy: moving the reference module to CUDA or half would
         # change the reference itself.
-        return PyTorchRunner(copy.deepcopy(source.module), target, source.output_names, source.input_names)
+        return PyTorchRunner(copy.deepcopy(source.module), target, source.output_names, source.input_names, source.input_specs)

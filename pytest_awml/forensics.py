@@ -1,0 +1,87 @@
+"""What a failed parity or drift test leaves behind for a person to reproduce it without pytest.
+
+``<artifacts>/failures/<test id>/`` gets the inputs and both sides' outputs as ``.npz`` and in
+Polygraphy's JSON formats, the ONNX model, and ``reproduce.sh`` running ``polygraphy run``.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+import shutil
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from pytest_awml.artifacts import write_atomic
+from pytest_awml.spec import Tolerance
+
+log = logging.getLogger(__name__)
+
+
+def folder_for(root: Path, test_id: str) -> Path:
+    name = test_id.split("::")[-1]
+    return Path(root) / "failures" / re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_")
+
+
+def _npz(samples: Sequence[Mapping[str, np.ndarray]]) -> bytes:
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **{f"{i}/{name}": v for i, s in enumerate(samples) for name, v in s.items()})
+    return buffer.getvalue()
+
+
+def write_failure(
+    root: Path,
+    test_id: str,
+    *,
+    inputs: Sequence[Mapping[str, np.ndarray]],
+    reference: Sequence[Mapping[str, np.ndarray]],
+    outputs: Sequence[Mapping[str, np.ndarray]],
+    reference_name: str,
+    test_name: str,
+    tolerances: Mapping[str, Tolerance],
+    onnx_path: Path | None,
+) -> Path:
+    """Write the failure folder and return it.
+
+    ``tolerances`` are those ``reproduce.sh`` replays with: ONNX Runtime on the exported graph
+    against ``reference``, so they must allow for the runtime's own honest error.
+    """
+    folder = folder_for(root, test_id)
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    write_atomic(folder / "inputs.npz", _npz(inputs))
+    write_atomic(folder / "reference.npz", _npz(reference))
+    write_atomic(folder / "outputs.npz", _npz(outputs))
+    try:
+        from polygraphy.comparator import RunResults
+        from polygraphy.json import save_json
+        from polygraphy.logger import G_LOGGER
+    except ImportError as exc:
+        (folder / "README.txt").write_text(f"Polygraphy is not importable ({exc}); install pytest-awml[test] for its JSON files.\n")
+        return folder
+    with G_LOGGER.verbosity(G_LOGGER.ERROR):  # its "Saving inference results" lines would clutter the failure
+        save_json([dict(s) for s in inputs], str(folder / "inputs.json"))
+        for name, samples in (("reference", reference), ("outputs", outputs)):
+            results = RunResults()
+            results.add([dict(s) for s in samples], runner_name=reference_name if name == "reference" else test_name)
+            results.save(str(folder / f"{name}.json"))
+    if onnx_path is not None and Path(onnx_path).exists():
+        shutil.copyfile(onnx_path, folder / "model.onnx")
+        atol = " ".join(f"{name}:{tol.atol:g}" for name, tol in tolerances.items())
+        rtol = " ".join(f"{name}:{tol.rtol:g}" for name, tol in tolerances.items())
+        script = (
+            "#!/usr/bin/env bash\n"
+            f"# Replays {test_id} without pytest: ONNX Runtime on model.onnx against the {reference_name} outputs.\n"
+            "# Polygraphy passes an element when EITHER |diff| <= atol OR |diff|/|ref| <= rtol (pytest-awml\n"
+            "# requires |diff| <= atol + rtol*|ref|), so it can only be more lenient than the failed test.\n"
+            'cd "$(dirname "$0")"\n'
+            "exec polygraphy run model.onnx --onnxrt --load-inputs inputs.json --load-outputs reference.json "
+            f"--atol {atol} --rtol {rtol} --check-error-stat elemwise\n"  # output names are identifiers: no quoting
+        )
+        (folder / "reproduce.sh").write_text(script)
+        (folder / "reproduce.sh").chmod(0o755)
+    return folder

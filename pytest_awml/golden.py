@@ -1,0 +1,124 @@
+"""Golden reference outputs and the error history kept beside them.
+
+``<golden>/<spec>/<component>.npz`` holds the inputs and PyTorch outputs of the seeded samples,
+``<component>.json`` its metadata (hashes, library versions, seed, date, the npz's sha256).
+Both are written atomically; a golden file whose hash does not match its metadata is refused.
+``<golden>/history.jsonl`` gets one line per output per run: the error budget's memory.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+from filelock import FileLock
+
+from pytest_awml.artifacts import sha256_file, write_atomic
+from pytest_awml.errors import ArtifactError
+from pytest_awml.spec import TrendSettings
+
+FORMAT = 1
+HISTORY = "history.jsonl"
+
+
+@dataclass(frozen=True)
+class Golden:
+    inputs: list[dict[str, np.ndarray]]
+    outputs: list[dict[str, np.ndarray]]
+    meta: dict[str, Any]
+    path: Path
+
+
+def _pack(samples: Sequence[dict[str, np.ndarray]], prefix: str) -> dict[str, np.ndarray]:
+    return {f"{prefix}/{i}/{name}": value for i, sample in enumerate(samples) for name, value in sample.items()}
+
+
+def _unpack(archive, prefix: str) -> list[dict[str, np.ndarray]]:
+    samples: dict[int, dict[str, np.ndarray]] = {}
+    for key in archive.files:
+        head, index, name = key.split("/", 2)
+        if head == prefix:
+            samples.setdefault(int(index), {})[name] = archive[key]
+    return [samples[i] for i in sorted(samples)]
+
+
+class GoldenStore:
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def paths(self, spec: str, component: str) -> tuple[Path, Path]:
+        folder = self.root / spec
+        return folder / f"{component}.npz", folder / f"{component}.json"
+
+    def read(self, spec: str, component: str) -> Golden | None:
+        data_path, meta_path = self.paths(spec, component)
+        if not data_path.exists() or not meta_path.exists():
+            return None
+        meta = json.loads(meta_path.read_text())
+        actual = sha256_file(data_path)
+        if meta.get("sha256") != actual:
+            raise ArtifactError(f"golden file {data_path} does not match its metadata (sha256 {actual[:12]}…): "
+                                "it was changed or half-written; rewrite it with --awml-update-golden")
+        with np.load(data_path, allow_pickle=False) as archive:
+            return Golden(_unpack(archive, "input"), _unpack(archive, "output"), meta, data_path)
+
+    def write(self, spec: str, component: str, inputs, outputs, meta: dict[str, Any]) -> Path:
+        data_path, meta_path = self.paths(spec, component)
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, **_pack(inputs, "input"), **_pack(outputs, "output"))
+        write_atomic(data_path, buffer.getvalue())
+        full = {**meta, "format": FORMAT, "sha256": sha256_file(data_path), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        write_atomic(meta_path, json.dumps(full, indent=2, sort_keys=True).encode())
+        return data_path
+
+    # -- error history ---------------------------------------------------------------------------
+    def append_history(self, records: Sequence[dict[str, Any]]) -> None:
+        path = self.root / HISTORY
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(path) + ".lock"):
+            with open(path, "ab+") as handle:  # a run killed mid-line must not swallow this record
+                handle.seek(0, 2)
+                if handle.tell():
+                    handle.seek(-1, 2)
+                    if handle.read(1) != b"\n":
+                        handle.write(b"\n")
+            with open(path, "a") as handle:
+                for record in records:
+                    handle.write(json.dumps(record, sort_keys=True) + "\n")
+
+    def history(self, test_id: str, output: str) -> list[dict[str, Any]]:
+        path = self.root / HISTORY
+        if not path.exists():
+            return []
+        found = []
+        for line in path.read_text().splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue  # a line cut by a killed run: the rest of the history still counts
+            if record.get("test_id") == test_id and record.get("output") == output:
+                found.append(record)
+        return found
+
+
+def trend_problem(previous: Sequence[float], current: float, trend: TrendSettings) -> str | None:
+    """Why ``current`` breaks the trend budget over ``previous`` runs, or None."""
+    values = [v for v in previous if v is not None][-trend.window:]
+    if not values or current is None:
+        return None
+    baseline = statistics.median(values)
+    limit = trend.factor * max(baseline, trend.floor)
+    if current > limit:
+        return (f"error grew to {current:.3g}, over {trend.factor:g}x its baseline {baseline:.3g} "
+                f"(median of the last {len(values)} run(s); limit {limit:.3g})")
+    return None
+
+
+def version_changes(old: dict[str, str], new: dict[str, str]) -> dict[str, list[str]]:
+    return {name: [old.get(name, "?"), value] for name, value in new.items() if old.get(name) not in (None, value)}

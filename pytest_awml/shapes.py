@@ -1,0 +1,55 @@
+"""Shapes derived from a component's dynamic dims: profile corners, hypothesis strategies, feeds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from exporters.signature import Dim, TensorSpec
+
+CORNERS = ("min", "opt", "max")
+# Bounded so that a CI run stays in minutes even for 96 000-pillar inputs; ``ci`` is derandomized
+# (the same examples every run: no flaky merges) and has no per-example deadline.
+PROFILES = {"ci": {"max_examples": 6, "derandomize": True}, "dev": {"max_examples": 15, "derandomize": False}}
+
+
+def corner_sizes(dims: Sequence[Dim]) -> dict[str, dict[str, int]]:
+    return {corner: {d.name: getattr(d, corner) for d in dims} for corner in CORNERS}
+
+
+def out_of_range_sizes(dims: Sequence[Dim]) -> list[dict[str, int]]:
+    """For each dim: 0 (nothing, e.g. no pillar) and max + 1; the other dims at opt."""
+    cases = []
+    for d in dims:
+        base = {o.name: o.opt for o in dims}
+        cases.append({**base, d.name: 0})
+        cases.append({**base, d.name: d.max + 1})
+    return cases
+
+
+def sizes_strategy(dims: Sequence[Dim]):
+    """A hypothesis strategy of ``{dim name: size}`` within each dim's [min, max]."""
+    from hypothesis import strategies as st
+
+    return st.fixed_dictionaries({d.name: st.integers(min_value=d.min, max_value=d.max) for d in dims})
+
+
+def shape_for(tensor: TensorSpec, sizes: Mapping[str, int]) -> tuple[int, ...]:
+    return tuple(sizes[d.name] if isinstance(d, Dim) else d for d in tensor.shape)
+
+
+def random_feed(tensors: Sequence[TensorSpec], sizes: Mapping[str, int], seed: int) -> dict[str, np.ndarray]:
+    """Seeded standard-normal inputs of the given sizes (shape tests probe shapes, not realism)."""
+    rng = np.random.default_rng(seed)
+    return {t.name: rng.standard_normal(shape_for(t, sizes)).astype(t.dtype) for t in tensors}
+
+
+def hypothesis_settings(profile: str, database_dir: Path):
+    from hypothesis import HealthCheck, settings
+    from hypothesis.database import DirectoryBasedExampleDatabase
+
+    options = PROFILES[profile]
+    database = None if options["derandomize"] else DirectoryBasedExampleDatabase(str(database_dir))
+    return settings(deadline=None, database=database, suppress_health_check=list(HealthCheck), **options)
