@@ -82,5 +82,18 @@ class Target:
     def id(self) -> str:
         return f"{self.backend}-{self.device.id}-{self.precision.value}"
 
+    @classmethod
+    def parse(cls, text: str) -> "Target":
+        """``onnxruntime-cuda-cuda0-fp16`` → Target; the backend may itself hold dashes."""
+        try:
+            backend, device, precision = text.rsplit("-", 2)
+        except ValueError:
+            raise AwmlError(f"{text!r} is not a target id (<backend>-<device>-<precision>)") from None
+        match = re.match(r"^(cpu|cuda)(\d*)$", device)
+        if not backend or not match:
+            raise AwmlError(f"{text!r} is not a target id (<backend>-<device>-<precision>)")
+        parsed = Device.parse(device if not match.group(2) else f"cuda:{match.group(2)}")
+        return cls(backend, parsed, Precision.parse(precision))
+
 
 REFERENCE = Target("pytorch", CPU, Precision.FP32)

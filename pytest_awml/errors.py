@@ -13,6 +13,7 @@ __all__ = [
     "ArtifactError",
     "BackendUnavailable",
     "DataError",
+    "LatencyBudgetExceeded",
     "ExportError",
     "SpecError",
     "ToleranceExceeded",
@@ -34,3 +35,7 @@ class DataError(AwmlError):
 
 class ToleranceExceeded(AwmlError):
     """A backend's outputs differ from the reference beyond the spec's tolerance."""
+
+
+class LatencyBudgetExceeded(AwmlError):
+    """A latency budget (same-run ratio, stage share, or regression against a baseline) is broken."""

@@ -34,6 +34,9 @@ _OPTIONS = (
     ("--awml-update-golden", "bool", False, "(re)write the golden outputs from today's PyTorch model"),
     ("--awml-drift-trend", "bool", False, "fail a test whose error grew past the spec's trend factor over its recorded baseline"),
     ("--awml-tolerance", "args", [], "override tolerances for this run: ATOL[,RTOL] for all outputs or OUTPUT=ATOL[,RTOL] (repeatable)"),
+    ("--awml-rounds", "string", "", "timed rounds per latency test (overrides the spec)"),
+    ("--awml-warmup", "string", "", "warm-up rounds per latency test (overrides the spec)"),
+    ("--awml-latency-baseline", "string", "", "pytest-benchmark JSON of an earlier run: each test's median is held to its spec's regression threshold"),
     ("--awml-hypothesis-profile", "string", "", "hypothesis profile for test_shapes: ci (derandomized, bounded) or dev (default; ci when $CI is set)"),
 )
 
@@ -114,6 +117,9 @@ class AwmlOptions:
     drift_trend: bool = False
     tolerances: ToleranceOverrides = ToleranceOverrides()
     hypothesis_profile: str = "dev"
+    rounds: int | None = None
+    warmup: int | None = None
+    latency_baseline: Path | None = None
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> "AwmlOptions":
@@ -164,6 +170,9 @@ class AwmlOptions:
             drift_trend=bool(_value(config, "awml_drift_trend")),
             tolerances=ToleranceOverrides.parse(_value(config, "awml_tolerance") or []),
             hypothesis_profile=_profile(str(_value(config, "awml_hypothesis_profile") or "")),
+            rounds=_int(rounds, "--awml-rounds", minimum=1) if (rounds := _value(config, "awml_rounds")) else None,
+            warmup=_int(warmup, "--awml-warmup", minimum=0) if (warmup := _value(config, "awml_warmup")) not in (None, "") else None,
+            latency_baseline=_existing(root, _value(config, "awml_latency_baseline"), "--awml-latency-baseline"),
         )
 
 
@@ -172,6 +181,15 @@ def _profile(text: str) -> str:
     if profile not in ("ci", "dev"):
         raise AwmlError(f"--awml-hypothesis-profile {text!r}: use ci or dev")
     return profile
+
+
+def _existing(root: Path, text, flag: str) -> Path | None:
+    if not text:
+        return None
+    path = _resolve(root, str(text))
+    if not path.exists():
+        raise AwmlError(f"{flag} {path} does not exist")
+    return path
 
 
 def _resolve(base: Path, text: str) -> Path:

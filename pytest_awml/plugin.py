@@ -138,6 +138,15 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     config.stash[RESULTS].write(plan.options.report, run)
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict) -> None:
+    """pytest-benchmark's machine_info knows no GPU, driver or runtime versions: add them."""
+    if config.stash.get(PLAN, None) is not None:
+        from pytest_awml.machine import machine_info as awml_machine_info
+
+        machine_info.update(awml_machine_info())
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:
     plan = config.stash.get(PLAN, None)
     if plan is None or _is_xdist_worker(config):

@@ -30,6 +30,7 @@ if TYPE_CHECKING:  # pipeline.py imports this module; the field only needs the n
 __all__ = [
     "Component",
     "Dim",
+    "LatencyRatio",
     "LatencySettings",
     "ModelSpec",
     "OnnxOptions",
@@ -61,11 +62,39 @@ ToleranceTable = Mapping[str, Mapping[str, Tolerance]]
 
 
 @dataclass(frozen=True)
+class LatencyRatio:
+    """A budget measured within one run: ``target``'s p50 <= ``max_ratio`` x ``baseline``'s p50.
+
+    Targets are test-id targets (``onnxruntime-cpu-fp32``). Ratios hold on noisy machines where
+    absolute times do not.
+    """
+
+    target: str
+    baseline: str
+    max_ratio: float
+
+
+@dataclass(frozen=True)
 class LatencySettings:
-    """How a component is timed: pytest-benchmark's pedantic rounds and warm-up rounds."""
+    """How a component is timed and what its latency may not exceed.
+
+    ``rounds``/``warmup_rounds`` feed ``benchmark.pedantic``; ``max_time_s`` bounds a test's timing
+    (rounds are cut to fit, and the cut is reported). ``regression`` is this test's threshold
+    against a saved pytest-benchmark baseline (``0.10`` = the median may grow 10 %), where
+    pytest-benchmark itself only has one global ``--benchmark-compare-fail``. ``ratios`` are
+    same-run budgets; ``stage_shares`` (pipelines) cap a stage's share of the pipeline's p50.
+    """
 
     rounds: int = 20
     warmup_rounds: int = 3
+    max_time_s: float = 120.0
+    regression: float | None = None
+    ratios: tuple[LatencyRatio, ...] = ()
+    stage_shares: Mapping[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ratios", tuple(self.ratios))
+        object.__setattr__(self, "stage_shares", MappingProxyType(dict(self.stage_shares)))
 
     def problems(self) -> list[str]:
         found = []
@@ -73,6 +102,16 @@ class LatencySettings:
             found.append(f"rounds must be an int >= 1, got {self.rounds!r}")
         if not isinstance(self.warmup_rounds, int) or self.warmup_rounds < 0:
             found.append(f"warmup_rounds must be an int >= 0, got {self.warmup_rounds!r}")
+        if not (isinstance(self.max_time_s, (int, float)) and self.max_time_s > 0):
+            found.append(f"max_time_s must be > 0, got {self.max_time_s!r}")
+        if self.regression is not None and not (isinstance(self.regression, (int, float)) and self.regression >= 0):
+            found.append(f"regression must be a fraction >= 0 (0.1 = 10 %), got {self.regression!r}")
+        for ratio in self.ratios:
+            if not isinstance(ratio, LatencyRatio) or not ratio.max_ratio > 0:
+                found.append(f"ratios: {ratio!r} is not a LatencyRatio with max_ratio > 0")
+        for stage, share in self.stage_shares.items():
+            if not (isinstance(share, (int, float)) and 0 < share <= 1):
+                found.append(f"stage_shares[{stage!r}] must be in (0, 1], got {share!r}")
         return found
 
 

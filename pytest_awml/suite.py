@@ -11,11 +11,12 @@ from pytest_awml import forensics, results
 from pytest_awml.artifacts import sha256_file
 from pytest_awml.compare import OutputComparison, compare_outputs
 from pytest_awml.device import REFERENCE
-from pytest_awml.errors import ArtifactError, DataError, ToleranceExceeded
+from pytest_awml.errors import ArtifactError, DataError, LatencyBudgetExceeded, ToleranceExceeded
 from pytest_awml.golden import GoldenStore, trend_problem, version_changes
 from pytest_awml.spec import Tolerance, fingerprint
 from pytest_awml.shapes import corner_sizes, hypothesis_settings, out_of_range_sizes, random_feed, sizes_strategy
-from pytest_awml.timing import LatencyStats, benchmark_pedantic
+from pytest_awml.budgets import ratio_verdict, regression_verdict, share_verdict
+from pytest_awml.timing import LatencyStats, measure_component, plan_rounds
 from pytest_awml.workspace import library_versions
 
 # Figures recorded as junitxml properties for CI dashboards (record_property).
@@ -205,24 +206,44 @@ def test_shapes(awml_case, awml_workspace, request):
                                             "examples": len(tried), "tried": tried, "refused": refused})
 
 
+def _gate_latency(verdicts) -> None:
+    broken = [v for v in verdicts if not v.passed]
+    if broken:
+        raise LatencyBudgetExceeded("latency budget broken:\n  " + "\n  ".join(v.message for v in broken))
+
+
+def _regression(workspace, request, settings, median_ms: float) -> list:
+    if settings.regression is None:
+        return []
+    baseline = workspace.baseline_median(request.node.name)
+    return [] if baseline is None else [regression_verdict(request.node.name, median_ms, baseline, settings.regression)]
+
+
+_DISABLED = "pytest-benchmark is disabled here (--benchmark-disable, or pytest-xdist is active): no latency measured"
+
+
 @pytest.mark.awml_cases("latency")
 def test_latency(awml_case, awml_workspace, benchmark, request):
-    """Per-inference latency of the component on the target (inputs prepared outside the timing)."""
+    """Per-inference latency of the component on the target, copies timed apart from compute."""
     spec, component, target = awml_case.spec, awml_case.component, awml_case.target
+    settings = awml_workspace.latency_settings(component.latency)
     runner = awml_workspace.runner(spec, component, target)
-    prepared = runner.prepare(awml_workspace.inputs(spec, component)[0])
-
-    def infer(ready):
-        out = runner.execute(ready)
-        runner.synchronize()
-        return out
-
     benchmark.group = f"{spec.name}/{component.name}"
-    benchmark.extra_info.update(spec=spec.name, component=component.name, target=target.id)
-    stats = benchmark_pedantic(benchmark, infer, (prepared,), component.latency.rounds, component.latency.warmup_rounds)
-    if stats is None:
-        pytest.skip("pytest-benchmark is disabled here (--benchmark-disable, or pytest-xdist is active): no latency measured")
-    results.attach(request.node, "latency", {**_target_ids(awml_case, request.node.nodeid), **stats.as_dict()})
+    measured = measure_component(benchmark, runner, awml_workspace.inputs(spec, component)[0],
+                                 settings.rounds, settings.warmup_rounds, settings)
+    if measured is None:
+        pytest.skip(_DISABLED)
+    stats = measured.wall
+    benchmark.extra_info.update(spec=spec.name, component=component.name, target=target.id, clock=measured.clock,
+                                spans=measured.spans, rounds_cut=measured.rounds_cut,
+                                regression_threshold=settings.regression, **stats.as_dict())
+    awml_workspace.remember_latency(spec, component.name, target, stats.p50_ms)
+    results.attach(request.node, "latency", {**_target_ids(awml_case, request.node.nodeid), **stats.as_dict(),
+                                             "clock": measured.clock, "spans": measured.spans, "rounds_cut": measured.rounds_cut})
+    verdicts = [ratio_verdict(target.id, stats.p50_ms, r.baseline,
+                              awml_workspace.component_p50(spec, component, r.baseline, settings), r.max_ratio)
+                for r in settings.ratios if r.target == target.id]
+    _gate_latency(verdicts + _regression(awml_workspace, request, settings, stats.p50_ms))
 
 
 def _pipeline_ids(case, test_id: str) -> dict:
@@ -255,6 +276,7 @@ def test_pipeline_parity(awml_case, awml_workspace, request):
 def test_pipeline_latency(awml_case, awml_workspace, benchmark, request):
     """End-to-end latency with the per-stage breakdown (ms) of every round."""
     spec, target = awml_case.spec, awml_case.target
+    settings = awml_workspace.latency_settings(spec.pipeline.latency)
     pipeline = awml_workspace.pipeline(spec, target)
     sample = awml_workspace.model(spec).samples[0]
     stage_rounds: list = []
@@ -264,13 +286,19 @@ def test_pipeline_latency(awml_case, awml_workspace, benchmark, request):
         stage_rounds.append(result.stages_ms)
         return result
 
+    for _ in range(max(1, settings.warmup_rounds)):
+        infer(sample)
+    rounds, cut = plan_rounds(settings, sum(stage_rounds[-1].values()), settings.rounds)
+    stage_rounds.clear()
     benchmark.group = f"{spec.name}/pipeline"
-    benchmark.extra_info.update(spec=spec.name, component="pipeline", target=target.id)
-    settings = spec.pipeline.latency
-    stats = benchmark_pedantic(benchmark, infer, (sample,), settings.rounds, settings.warmup_rounds)
-    if stats is None:
-        pytest.skip("pytest-benchmark is disabled here (--benchmark-disable, or pytest-xdist is active): no latency measured")
-    timed = stage_rounds[settings.warmup_rounds:]
-    stages = {name: LatencyStats.from_seconds([r[name] / 1e3 for r in timed]).as_dict() for name in pipeline.stages}
-    benchmark.extra_info["stages"] = stages
-    results.attach(request.node, "latency", {**_pipeline_ids(awml_case, request.node.nodeid), **stats.as_dict(), "stages": stages})
+    benchmark.pedantic(infer, args=(sample,), rounds=rounds, warmup_rounds=0, iterations=1)
+    if benchmark.disabled or benchmark.stats is None:
+        pytest.skip(_DISABLED)
+    stats = LatencyStats.from_seconds(benchmark.stats.stats.data)
+    stages = {name: LatencyStats.from_ms([r[name] for r in stage_rounds]).as_dict() for name in pipeline.stages}
+    benchmark.extra_info.update(spec=spec.name, component="pipeline", target=target.id, stages=stages, rounds_cut=cut,
+                                regression_threshold=settings.regression, **stats.as_dict())
+    results.attach(request.node, "latency", {**_pipeline_ids(awml_case, request.node.nodeid), **stats.as_dict(),
+                                             "stages": stages, "rounds_cut": cut})
+    verdicts = [share_verdict(stage, stages[stage]["p50_ms"], stats.p50_ms, share) for stage, share in settings.stage_shares.items()]
+    _gate_latency(verdicts + _regression(awml_workspace, request, settings, stats.p50_ms))

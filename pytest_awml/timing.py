@@ -1,14 +1,24 @@
-"""Latency measurement on top of pytest-benchmark, with the percentiles it does not report."""
+"""Latency measurement on top of pytest-benchmark: percentiles, CUDA events, copy/compute split.
+
+pytest-benchmark times the host: on a GPU it would time kernel launches, not kernels. Here every
+timed call is bracketed by a span timer: on CUDA, events on the runner's stream (read after a
+synchronize); on the CPU, ``perf_counter_ns``. Copies are timed apart from compute, as trtexec
+defines them (latency = H2D + compute + D2H). Timings are returned, never kept on a runner.
+"""
 
 from __future__ import annotations
 
+import time
+from collections import defaultdict
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
 PERCENTILES = (50, 90, 95, 99)
 _MS = 1e3
+_NS_PER_MS = 1e6
 
 
 @dataclass(frozen=True)
@@ -26,28 +36,123 @@ class LatencyStats:
     max_ms: float
 
     @classmethod
-    def from_seconds(cls, seconds) -> "LatencyStats":
-        ms = np.asarray(list(seconds), dtype=np.float64) * _MS
+    def from_ms(cls, values) -> "LatencyStats":
+        ms = np.asarray(list(values), dtype=np.float64)
         if ms.size == 0:
             raise ValueError("no timings to summarize")
         p50, p90, p95, p99 = np.percentile(ms, PERCENTILES)
         return cls(int(ms.size), float(p50), float(p90), float(p95), float(p99), float(ms.mean()),
                    float(ms.std(ddof=1)) if ms.size > 1 else 0.0, float(ms.min()), float(ms.max()))
 
+    @classmethod
+    def from_seconds(cls, seconds) -> "LatencyStats":
+        return cls.from_ms(np.asarray(list(seconds), dtype=np.float64) * _MS)
+
     def as_dict(self) -> dict:
         return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items()}
 
 
-def benchmark_pedantic(benchmark, target: Callable[..., Any], args: tuple, rounds: int, warmup_rounds: int) -> LatencyStats | None:
-    """Time ``target(*args)`` with ``benchmark.pedantic``; None when pytest-benchmark is disabled.
+class SpanTimer:
+    """Host-side span timer (``perf_counter_ns``). One per measurement: it holds that measurement."""
 
-    One call per round (``iterations=1``), so each round is one inference and percentiles mean
-    what they say. The stats are also written to ``benchmark.extra_info`` so that they land in
-    pytest-benchmark's JSON.
+    clock = "perf_counter_ns"
+
+    def __init__(self) -> None:
+        self.spans: dict[str, list[float]] = defaultdict(list)
+
+    @contextmanager
+    def span(self, name: str) -> Iterator[None]:
+        start = time.perf_counter_ns()
+        yield
+        self.spans[name].append((time.perf_counter_ns() - start) / _NS_PER_MS)
+
+    def stats(self) -> dict[str, dict]:
+        return {name: LatencyStats.from_ms(values).as_dict() for name, values in self.spans.items() if values}
+
+
+class CudaSpanTimer(SpanTimer):
+    """CUDA events recorded on ``stream`` around the span; the span ends with a synchronize."""
+
+    clock = "cuda_events"
+
+    def __init__(self, stream) -> None:
+        super().__init__()
+        self._stream = stream
+
+    @contextmanager
+    def span(self, name: str) -> Iterator[None]:
+        import torch
+
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record(self._stream)
+        yield
+        end.record(self._stream)
+        end.synchronize()
+        self.spans[name].append(start.elapsed_time(end))
+
+
+def timer_for(runner) -> SpanTimer:
+    stream = runner.cuda_stream()
+    return CudaSpanTimer(stream) if stream is not None else SpanTimer()
+
+
+def plan_rounds(settings, probe_ms: float, rounds: int) -> tuple[int, bool]:
+    """Rounds that fit ``settings.max_time_s`` given one round's duration; (rounds, whether cut)."""
+    fit = int(settings.max_time_s * _MS / max(probe_ms, 1e-6))
+    return (max(1, min(rounds, fit)), fit < rounds)
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """What one latency test measured: the benchmark's stats and the spans' breakdown."""
+
+    wall: LatencyStats
+    spans: dict[str, dict]
+    clock: str
+    rounds_cut: bool
+
+
+def measure_component(benchmark, runner, inputs, rounds: int, warmup_rounds: int, settings) -> Measurement | None:
+    """Time ``runner.execute`` on prepared ``inputs`` with ``benchmark.pedantic`` (None when disabled).
+
+    The pedantic target is compute only; H2D (``prepare``) and D2H (``fetch``) are timed in their
+    own rounds afterwards so that the benchmarked region holds no copy and no allocation.
     """
-    benchmark.pedantic(target, args=args, rounds=rounds, warmup_rounds=warmup_rounds, iterations=1)
+    prepared = runner.prepare(inputs)
+    timer = timer_for(runner)
+
+    def compute(ready):
+        with timer.span("compute"):
+            out = runner.execute(ready)
+            runner.synchronize()
+        return out
+
+    for _ in range(max(1, warmup_rounds)):
+        raw = compute(prepared)
+    probe = timer.spans.pop("compute")[-1]
+    rounds, cut = plan_rounds(settings, probe, rounds)
+    benchmark.pedantic(compute, args=(prepared,), rounds=rounds, warmup_rounds=0, iterations=1)
     if benchmark.disabled or benchmark.stats is None:
         return None
-    stats = LatencyStats.from_seconds(benchmark.stats.stats.data)
-    benchmark.extra_info.update(stats.as_dict())
-    return stats
+    copies = timer_for(runner)
+    for _ in range(rounds):
+        with copies.span("h2d"):
+            runner.prepare(inputs)
+            runner.synchronize()
+        with copies.span("d2h"):
+            runner.fetch(raw)
+    spans = {**timer.stats(), **copies.stats()}
+    wall = LatencyStats.from_seconds(benchmark.stats.stats.data)
+    return Measurement(wall, spans, timer.clock, cut)
+
+
+def measure_loop(target: Callable[[], Any], rounds: int, warmup_rounds: int) -> LatencyStats:
+    """A bare loop (no pytest-benchmark): for same-run baselines measured on demand and fidelity checks."""
+    for _ in range(warmup_rounds):
+        target()
+    ms = []
+    for _ in range(rounds):
+        start = time.perf_counter_ns()
+        target()
+        ms.append((time.perf_counter_ns() - start) / _NS_PER_MS)
+    return LatencyStats.from_ms(ms)

@@ -7,6 +7,7 @@ report that failure instead of exporting again.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 from dataclasses import dataclass
@@ -23,7 +24,9 @@ from pytest_awml.device import REFERENCE, Target
 from pytest_awml.errors import AwmlError, DataError
 from pytest_awml.pipeline import Pipeline
 from pytest_awml.runners.base import Runner, RunnerSource
-from pytest_awml.spec import Component, ModelSpec, Tolerance, fingerprint
+from pytest_awml.budgets import baseline_medians, load_benchmarks
+from pytest_awml.spec import Component, LatencySettings, ModelSpec, Tolerance, fingerprint
+from pytest_awml.timing import measure_loop
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +86,8 @@ class Workspace:
         self._runners: dict[tuple[str, str, Target], Runner] = {}
         self._pipelines: dict[tuple[str, Target], Pipeline] = {}
         self._new_builds: list[Artifact] = []
+        self._latencies: dict[tuple[str, str, str], float] = {}
+        self._baseline: dict[str, float] | None = None
         self._pipeline_references: dict[str, list] = {}
 
     # -- models and data --------------------------------------------------------------------
@@ -204,6 +209,39 @@ class Workspace:
             )
             self._runners[key] = self.plan.backends.get(target.backend).create_runner(source, target)
         return self._runners[key]
+
+    # -- latency --------------------------------------------------------------------------------
+    def latency_settings(self, settings: LatencySettings) -> LatencySettings:
+        """The spec's settings with ``--awml-rounds``/``--awml-warmup`` applied."""
+        o = self.plan.options
+        return dataclasses.replace(settings, rounds=o.rounds or settings.rounds,
+                                   warmup_rounds=settings.warmup_rounds if o.warmup is None else o.warmup)
+
+    def remember_latency(self, spec: ModelSpec, part: str, target: Target, p50_ms: float) -> None:
+        self._latencies[(spec.name, part, target.id)] = p50_ms
+
+    def component_p50(self, spec: ModelSpec, component: Component, target_id: str, settings: LatencySettings) -> float:
+        """p50 of a component on a target: as measured earlier in this session, else measured now."""
+        key = (spec.name, component.name, target_id)
+        if key not in self._latencies:
+            runner = self.runner(spec, component, Target.parse(target_id))
+            prepared = runner.prepare(self.inputs(spec, component)[0])
+
+            def once():
+                runner.execute(prepared)
+                runner.synchronize()
+
+            self._latencies[key] = measure_loop(once, settings.rounds, settings.warmup_rounds).p50_ms
+        return self._latencies[key]
+
+    def baseline_median(self, test_name: str) -> float | None:
+        """The median (ms) of ``test_name`` in ``--awml-latency-baseline``, if given and present."""
+        path = self.plan.options.latency_baseline
+        if path is None:
+            return None
+        if self._baseline is None:
+            self._baseline = baseline_medians(load_benchmarks(path))
+        return self._baseline.get(test_name)
 
     # -- pipelines ----------------------------------------------------------------------------
     def pipeline(self, spec: ModelSpec, target: Target) -> Pipeline:

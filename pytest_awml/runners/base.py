@@ -73,6 +73,11 @@ class Runner(ABC):
     def synchronize(self) -> None:
         """Wait for queued device work; a no-op on synchronous backends."""
 
+    def cuda_stream(self):
+        """The torch CUDA stream this runner's work is queued on, for CUDA-event timing; None on
+        the CPU and for runtimes that keep their own streams (those are timed on the host)."""
+        return None
+
     def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         self.check(inputs)
         return self.fetch(self.execute(self.prepare(inputs)))

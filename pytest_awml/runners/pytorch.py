@@ -49,6 +49,13 @@ class PyTorchRunner(Runner):
             )
         return {name: v.detach().float().cpu().numpy() for name, v in zip(self.output_names, values)}
 
+    def cuda_stream(self):
+        if not self.target.device.is_cuda:
+            return None
+        import torch
+
+        return torch.cuda.current_stream(self.target.device.torch)
+
     def synchronize(self) -> None:
         if self.target.device.is_cuda:
             import torch

@@ -1,0 +1,52 @@
+"""What machine produced a number: CPU, GPU, driver, CUDA and library versions."""
+
+from __future__ import annotations
+
+import platform
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from pytest_awml.workspace import package_version
+
+_SMI_TIMEOUT_S = 10
+
+
+def cpu_model() -> str:
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text(errors="replace").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def gpu_info() -> dict:
+    """GPU names from torch (when it is already imported: no import cost for CPU-only runs) and
+    the driver from nvidia-smi (torch does not report it)."""
+    info: dict = {}
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        info["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+        info["cuda"] = torch.version.cuda
+        info["cudnn"] = torch.backends.cudnn.version()
+    if shutil.which("nvidia-smi"):
+        try:
+            out = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                                 capture_output=True, text=True, timeout=_SMI_TIMEOUT_S).stdout.split()
+            info["driver"] = out[0] if out else None
+        except (OSError, subprocess.SubprocessError):
+            info["driver"] = None
+    return info
+
+
+def machine_info() -> dict:
+    import os
+
+    return {
+        "awml_cpu_model": cpu_model(),
+        "awml_cpu_count": os.cpu_count(),
+        **{f"awml_{k}": v for k, v in gpu_info().items()},
+        "awml_versions": {name: package_version(name) for name in ("torch", "onnx", "onnxruntime", "onnxruntime-gpu", "tensorrt", "pytest-awml")},
+    }

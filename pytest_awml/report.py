@@ -1,0 +1,236 @@
+"""``awml-report``: compare pytest-benchmark runs and write a Markdown and an HTML report.
+
+    awml-report BASELINE.json [MORE.json ...] CURRENT.json [--awml-json awml-report.json] [--out DIR]
+    awml-report .benchmarks/            # every autosave under it, oldest first
+
+The first run is the baseline, the last the current one. Each test is judged against its own
+threshold, which the plugin stores in the benchmark's ``extra_info`` from the spec
+(``LatencySettings.regression``); ``--threshold`` covers tests without one. The exit code is 1 when
+any test regressed beyond its threshold, so a CI step can gate on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import html
+import io
+import json
+import logging
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from pytest_awml.budgets import load_benchmarks, regression_verdict
+from pytest_awml.errors import AwmlError
+
+log = logging.getLogger("pytest_awml.report")
+DEFAULT_THRESHOLD = 0.10
+EXIT_OK, EXIT_REGRESSION, EXIT_USAGE = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class Run:
+    label: str
+    data: dict
+
+    @property
+    def machine(self) -> str:
+        info = self.data.get("machine_info", {})
+        gpus = ", ".join(info.get("awml_gpus") or []) or "no GPU"
+        cpu = info.get("awml_cpu_model") or info.get("cpu", {}).get("brand_raw") or info.get("processor", "?")
+        return f"{info.get('node', '?')}: {cpu}; {gpus}"
+
+    def benchmarks(self) -> dict[str, dict]:
+        return {b["name"]: b for b in self.data["benchmarks"]}
+
+
+def _median_ms(bench: dict) -> float:
+    return bench["stats"]["median"] * 1e3
+
+
+def _p99_ms(bench: dict) -> float | None:
+    return bench.get("extra_info", {}).get("p99_ms")
+
+
+def collect(paths: Sequence[Path]) -> list[Run]:
+    files: list[Path] = []
+    for path in paths:
+        path = Path(path)
+        if path.is_dir():
+            files.extend(sorted(path.rglob("*.json"), key=lambda p: p.name))
+        elif path.exists():
+            files.append(path)
+        else:
+            raise AwmlError(f"{path}: no such file or folder")
+    if len(files) < 2:
+        raise AwmlError(f"need at least two benchmark runs to compare, found {len(files)}")
+    return [Run(f.stem, load_benchmarks(f)) for f in files]
+
+
+@dataclass(frozen=True)
+class Row:
+    name: str
+    baseline_ms: float | None
+    current_ms: float
+    baseline_p99: float | None
+    current_p99: float | None
+    threshold: float
+    change: float | None
+    regressed: bool
+
+
+def compare(runs: Sequence[Run], default_threshold: float) -> list[Row]:
+    baseline, current = runs[0].benchmarks(), runs[-1].benchmarks()
+    rows = []
+    for name, bench in current.items():
+        threshold = bench.get("extra_info", {}).get("regression_threshold")
+        threshold = default_threshold if threshold is None else float(threshold)
+        base = baseline.get(name)
+        if base is None:
+            rows.append(Row(name, None, _median_ms(bench), None, _p99_ms(bench), threshold, None, False))
+            continue
+        verdict = regression_verdict(name, _median_ms(bench), _median_ms(base), threshold)
+        rows.append(Row(name, _median_ms(base), _median_ms(bench), _p99_ms(base), _p99_ms(bench), threshold,
+                        verdict.value, not verdict.passed))
+    return rows
+
+
+def _fmt(value: float | None, spec: str = ".3f") -> str:
+    return "–" if value is None else format(value, spec)
+
+
+def markdown(runs: Sequence[Run], rows: Sequence[Row]) -> str:
+    lines = ["# Latency report", ""]
+    machines = {run.machine for run in runs}
+    for i, run in enumerate(runs):
+        role = "baseline" if i == 0 else "current" if i == len(runs) - 1 else "run"
+        lines.append(f"- {role} `{run.label}` ({run.data.get('datetime', '?')}) on {run.machine}")
+    if len(machines) > 1:
+        lines += ["", "> **Warning:** the runs come from different machines; their times are not comparable."]
+    regressed = [r for r in rows if r.regressed]
+    lines += ["", f"**{len(regressed)} of {len(rows)} tests regressed beyond their threshold.**", "",
+              "| test | baseline median ms | current median ms | baseline p99 ms | current p99 ms | change | threshold | verdict |",
+              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+    for r in rows:
+        verdict = "new" if r.change is None else ("REGRESSED" if r.regressed else "ok")
+        change = "–" if r.change is None else f"{r.change:+.1%}"
+        lines.append(f"| `{r.name}` | {_fmt(r.baseline_ms)} | {_fmt(r.current_ms)} | {_fmt(r.baseline_p99)} | "
+                     f"{_fmt(r.current_p99)} | {change} | +{r.threshold:.0%} | {verdict} |")
+    return "\n".join(lines) + "\n"
+
+
+def _png(fig) -> str:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def figures(runs: Sequence[Run], awml_json: dict | None) -> list[tuple[str, str]]:
+    """(title, base64 PNG) for each plot; matplotlib is imported here only (the ``report`` extra)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as exc:
+        raise AwmlError(f"the HTML report needs matplotlib ({exc}): pip install 'pytest-awml[report]'") from None
+    out = []
+    names = sorted({name for run in runs for name in run.benchmarks()})
+    fig, ax = plt.subplots(figsize=(10, 0.35 * len(names) + 2))
+    width = 0.8 / len(runs)
+    for i, run in enumerate(runs):
+        benches = run.benchmarks()
+        values = [_median_ms(benches[n]) if n in benches else 0 for n in names]
+        ax.barh([y + i * width for y in range(len(names))], values, height=width, label=run.label)
+    ax.set_yticks([y + 0.4 - width / 2 for y in range(len(names))], [n.replace("test_", "") for n in names], fontsize=7)
+    ax.set_xscale("log")
+    ax.set_xlabel("median latency (ms, log scale)")
+    ax.legend(fontsize=7)
+    out.append(("Latency per test across runs", _png(fig)))
+    plt.close(fig)
+
+    pipelines = [(b["name"], b["extra_info"]["stages"]) for b in runs[-1].data["benchmarks"] if b.get("extra_info", {}).get("stages")]
+    if pipelines:
+        fig, ax = plt.subplots(figsize=(9, 0.6 * len(pipelines) + 1.5))
+        stages = list(pipelines[0][1])
+        left = [0.0] * len(pipelines)
+        for stage in stages:
+            values = [p[1].get(stage, {}).get("p50_ms", 0.0) for p in pipelines]
+            ax.barh(range(len(pipelines)), values, left=left, label=stage)
+            left = [a + b for a, b in zip(left, values)]
+        ax.set_yticks(range(len(pipelines)), [p[0].replace("test_pipeline_latency", "") for p in pipelines], fontsize=8)
+        ax.set_xlabel("p50 per stage (ms), current run")
+        ax.legend(fontsize=7, ncol=len(stages))
+        out.append(("Pipeline stage breakdown per backend", _png(fig)))
+        plt.close(fig)
+
+    parity = [r for r in (awml_json or {}).get("parity", []) if r.get("max_abs") is not None and r.get("rtol") is not None]
+    if parity:
+        fig, ax = plt.subplots(figsize=(10, 0.3 * len(parity) + 1.5))
+        labels = [f"{r['component']}/{r['output']} {r.get('target', '')}" for r in parity]
+        ax.barh(range(len(parity)), [max(r["max_abs"], 1e-12) for r in parity], color=["tab:green" if r["passed"] else "tab:red" for r in parity], label="max |error|")
+        ax.scatter([max(r["atol"], 1e-12) for r in parity], range(len(parity)), marker="|", s=200, color="black", label="atol", zorder=3)
+        ax.set_yticks(range(len(parity)), labels, fontsize=7)
+        ax.set_xscale("log")
+        ax.set_xlabel("error against the reference (log scale); the black mark is the tolerance")
+        ax.legend(fontsize=7)
+        out.append(("Parity error per output against its tolerance", _png(fig)))
+        plt.close(fig)
+    return out
+
+
+def html_table(runs: Sequence[Run], rows: Sequence[Row]) -> str:
+    runs_html = "".join(f"<li>{html.escape(r.label)} ({html.escape(str(r.data.get('datetime', '?')))}) on {html.escape(r.machine)}</li>" for r in runs)
+    warn = "<p class='warn'>The runs come from different machines: their times are not comparable.</p>" if len({r.machine for r in runs}) > 1 else ""
+    cells = []
+    for r in rows:
+        verdict = "new" if r.change is None else ("REGRESSED" if r.regressed else "ok")
+        change = "–" if r.change is None else f"{r.change:+.1%}"
+        cells.append(f"<tr class='{verdict.lower()}'><td><code>{html.escape(r.name)}</code></td><td>{_fmt(r.baseline_ms)}</td>"
+                     f"<td>{_fmt(r.current_ms)}</td><td>{_fmt(r.baseline_p99)}</td><td>{_fmt(r.current_p99)}</td><td>{change}</td>"
+                     f"<td>+{r.threshold:.0%}</td><td>{verdict}</td></tr>")
+    head = "".join(f"<th>{h}</th>" for h in ("test", "baseline median ms", "current median ms", "baseline p99 ms",
+                                               "current p99 ms", "change", "threshold", "verdict"))
+    return f"<ul>{runs_html}</ul>{warn}<table><tr>{head}</tr>{''.join(cells)}</table>"
+
+
+def html_page(table: str, plots: Sequence[tuple[str, str]]) -> str:
+    body = [table]
+    for title, png in plots:
+        body.append(f"<h2>{html.escape(title)}</h2><img alt='{html.escape(title)}' src='data:image/png;base64,{png}'/>")
+    return ("<!doctype html><html><head><meta charset='utf-8'><title>pytest-awml latency report</title>"
+            "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;font-size:13px}"
+            "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}td:first-child{text-align:left}"
+            "tr.regressed{background:#fdd}.warn{color:#a00;font-weight:bold}img{max-width:100%}</style></head><body>"
+            "<h1>pytest-awml latency report</h1>" + "".join(body) + "</body></html>\n")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="awml-report", description=__doc__.split("\n\n")[0])
+    parser.add_argument("runs", nargs="+", type=Path, help="pytest-benchmark JSON files or .benchmarks/ folders, oldest first")
+    parser.add_argument("--awml-json", type=Path, help="the plugin's JSON report, for the parity plot")
+    parser.add_argument("--out", type=Path, default=Path("."), help="folder for report.md and report.html")
+    parser.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD, help="regression threshold for tests whose spec sets none")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        runs = collect(args.runs)
+        rows = compare(runs, args.threshold)
+        awml_json = json.loads(args.awml_json.read_text()) if args.awml_json else None
+        text = markdown(runs, rows)
+        page = html_page(html_table(runs, rows), figures(runs, awml_json))
+    except AwmlError as exc:
+        log.error("awml-report: %s", exc)
+        return EXIT_USAGE
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "report.md").write_text(text)
+    (args.out / "report.html").write_text(page)
+    regressed = [r.name for r in rows if r.regressed]
+    log.info("wrote %s and %s; %d of %d tests regressed", args.out / "report.md", args.out / "report.html", len(regressed), len(rows))
+    return EXIT_REGRESSION if regressed else EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,154 @@
+"""Latency: statistics, budgets (ratios, stage shares, per-test regression) and the awml-report CLI."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+import numpy as np
+import pytest
+
+from pytest_awml import report
+from pytest_awml.budgets import ratio_verdict, regression_verdict, share_verdict
+from pytest_awml.spec import LatencySettings
+from pytest_awml.timing import LatencyStats, SpanTimer, plan_rounds
+
+
+def test_stats_percentiles():
+    stats = LatencyStats.from_ms(range(1, 101))
+    assert stats.rounds == 100 and stats.min_ms == 1 and stats.max_ms == 100
+    assert stats.p50_ms == pytest.approx(50.5) and stats.p99_ms == pytest.approx(np.percentile(range(1, 101), 99))
+    assert LatencyStats.from_seconds([0.002, 0.004]).p50_ms == pytest.approx(3.0)
+    with pytest.raises(ValueError):
+        LatencyStats.from_ms([])
+
+
+def test_span_timer_and_round_planning():
+    timer = SpanTimer()
+    for _ in range(3):
+        with timer.span("compute"):
+            sum(range(1000))
+    assert timer.stats()["compute"]["rounds"] == 3 and timer.stats()["compute"]["min_ms"] > 0
+    settings = LatencySettings(rounds=50, max_time_s=1.0)
+    assert plan_rounds(settings, probe_ms=100.0, rounds=50) == (10, True)
+    assert plan_rounds(settings, probe_ms=1.0, rounds=50) == (50, False)
+    assert plan_rounds(settings, probe_ms=5000.0, rounds=50) == (1, True)
+
+
+def test_verdicts_carry_both_numbers():
+    v = ratio_verdict("onnxruntime-cpu-fp32", 13.0, "pytorch-cpu-fp32", 10.0, 1.2)
+    assert not v.passed and "13.000 ms is 1.30x pytorch-cpu-fp32's 10.000 ms (budget 1.2x)" in v.message
+    assert share_verdict("postprocess", 2.0, 10.0, 0.25).passed
+    r = regression_verdict("t", 11.5, 10.0, 0.10)
+    assert not r.passed and "+15.0% (threshold +10%)" in r.message
+
+
+def _bench(name, median_s, threshold=None, machine="m1"):
+    return {"name": name, "stats": {"median": median_s}, "extra_info": {"p99_ms": median_s * 1.2e3, "regression_threshold": threshold}}
+
+
+def _run(tmp_path, label, benches, node="m1"):
+    path = tmp_path / f"{label}.json"
+    path.write_text(json.dumps({"machine_info": {"node": node}, "datetime": label, "benchmarks": benches}))
+    return path
+
+
+def test_report_judges_each_test_by_its_own_threshold(tmp_path):
+    base = _run(tmp_path, "0001", [_bench("a", 0.010, 0.05), _bench("b", 0.010, 0.50), _bench("c", 0.010)])
+    cur = _run(tmp_path, "0002", [_bench("a", 0.0107, 0.05), _bench("b", 0.0140, 0.50), _bench("c", 0.0105), _bench("d", 0.001)], node="m2")
+    out = tmp_path / "out"
+    assert report.main([str(base), str(cur), "--out", str(out)]) == report.EXIT_REGRESSION
+    md = (out / "report.md").read_text()
+    assert "| `a` | 10.000 | 10.700 |" in md and "+7.0% | +5% | REGRESSED |" in md
+    assert "| `b` |" in md and "+40.0% | +50% | ok |" in md
+    assert "+5.0% | +10% | ok |" in md and "| `d` | – |" in md and "new |" in md
+    assert "different machines" in md
+    page = (out / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == 1 and "REGRESSED" in page
+    ok = _run(tmp_path, "0003", [_bench("a", 0.010, 0.05)])
+    assert report.main([str(base), str(ok), "--out", str(out)]) == report.EXIT_OK
+
+
+def test_report_usage_errors(tmp_path):
+    assert report.main([str(tmp_path / "missing.json"), str(tmp_path / "other.json"), "--out", str(tmp_path)]) == report.EXIT_USAGE
+    single = _run(tmp_path, "only", [_bench("a", 0.01)])
+    assert report.main([str(single), "--out", str(tmp_path)]) == report.EXIT_USAGE
+
+
+SLOWED = """
+import os, time
+from pytest_awml.runners.onnxruntime import OnnxRuntimeBackend
+from pytest_awml.runners.base import Runner
+
+
+class SlowRunner(Runner):
+    def __init__(self, inner, component):
+        super().__init__(inner.target, inner.output_names, inner.input_specs)
+        self.inner, self.component = inner, component
+
+    def prepare(self, inputs):
+        return self.inner.prepare(inputs)
+
+    def execute(self, prepared):
+        if os.environ.get("AWML_TEST_SLOW") and self.component == "pts_voxel_encoder":
+            time.sleep(0.15)
+        return self.inner.execute(prepared)
+
+    def fetch(self, raw):
+        return self.inner.fetch(raw)
+
+
+class SlowedBackend(OnnxRuntimeBackend):
+    name = "slowed"
+
+    def create_runner(self, source, target):
+        return SlowRunner(super().create_runner(source, target), source.component)
+
+
+def pytest_awml_add_backends(registry):
+    registry.register(SlowedBackend())
+"""
+
+BUDGET_SPEC = """
+import dataclasses
+from model_specs.centerpoint.spec import TINY_SPEC
+from pytest_awml.spec import LatencyRatio, LatencySettings
+
+latency = LatencySettings(rounds=5, warmup_rounds=1, regression=1.0,
+                          ratios=(LatencyRatio("onnxruntime-cpu-fp32", "pytorch-cpu-fp32", {ratio}),))
+components = tuple(dataclasses.replace(c, latency=latency) for c in TINY_SPEC.components)
+pipeline = dataclasses.replace(TINY_SPEC.pipeline, latency=LatencySettings(rounds=3, warmup_rounds=1, stage_shares={shares}))
+SPEC = dataclasses.replace(TINY_SPEC, components=components, pipeline=pipeline)
+"""
+
+
+def test_a_per_test_threshold_fails_only_the_slowed_test(run_awml, pytester, monkeypatch):
+    pytester.makeconftest(SLOWED)
+    pytester.makepyfile(budget_spec=BUDGET_SPEC.format(ratio=100.0, shares="{}"))
+    args = ("--awml-spec=budget_spec.py", "--awml-backends=slowed", "-k", "test_latency", "-v")
+    base = run_awml(*args, "--benchmark-json=base.json")
+    base.result.assert_outcomes(passed=2, deselected=9)
+    monkeypatch.setenv("AWML_TEST_SLOW", "1")
+    slow = run_awml(*args, "--benchmark-json=slow.json", "--awml-latency-baseline=base.json")
+    slow.result.assert_outcomes(passed=1, failed=1, deselected=9)
+    assert "test_latency[centerpoint-tiny/pts_voxel_encoder/slowed-cpu-fp32] FAILED" in slow.text
+    assert "test_latency[centerpoint-tiny/pts_backbone_neck_head/slowed-cpu-fp32] PASSED" in slow.text
+    assert "LatencyBudgetExceeded: latency budget broken:" in slow.text and "(threshold +100%)" in slow.text
+    assert "vs baseline" in slow.text
+
+    out = pytester.path / "report"
+    code = report.main([str(pytester.path / "base.json"), str(pytester.path / "slow.json"), "--out", str(out)])
+    assert code == report.EXIT_REGRESSION
+    md = (out / "report.md").read_text()
+    assert "pts_voxel_encoder/slowed-cpu-fp32]` |" in md and md.count("REGRESSED") == 1
+
+
+def test_same_run_ratio_and_stage_share_budgets(run_awml, pytester):
+    pytester.makepyfile(budget_spec=BUDGET_SPEC.format(ratio=0.01, shares='{"postprocess": 0.001}'))
+    run = run_awml("--awml-spec=budget_spec.py", "-k", "latency and (onnxruntime or pipeline)", "-v")
+    text = run.text
+    assert "test_latency[centerpoint-tiny/pts_voxel_encoder/onnxruntime-cpu-fp32] FAILED" in text
+    assert "x pytorch-cpu-fp32's" in text and "(budget 0.01x)" in text
+    assert "test_pipeline_latency[centerpoint-tiny/onnxruntime-cpu-fp32] FAILED" in text
+    assert "stage postprocess p50" in text and "(budget 0.1%)" in text
+    assert "test_latency[centerpoint-tiny/pts_voxel_encoder/pytorch-cpu-fp32]" not in text  # the baseline was measured on demand
