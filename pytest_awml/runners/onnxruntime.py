@@ -42,6 +42,11 @@ class OnnxRuntimeRunner(Runner):
     def providers(self) -> list[str]:
         return self._session.get_providers()
 
+    @property
+    def session(self):
+        """The InferenceSession itself, for bare-loop comparisons (benchmarks/fidelity.py)."""
+        return self._session
+
     def prepare(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         return {name: np.ascontiguousarray(value) for name, value in inputs.items()}
 
