@@ -30,15 +30,21 @@ class BackendRegistry:
     def names(self) -> list[str]:
         return list(self._backends)
 
-    def importable(self) -> list[str]:
-        return [name for name, backend in self._backends.items() if backend.importable()]
+    def default_names(self, device) -> list[str]:
+        """What runs when ``--awml-backends`` is not given: every backend that can run on ``device``
+        here, plus those that ask to be listed anyway (their tests skip with the reason)."""
+        from pytest_awml.device import Precision
+
+        return [name for name, backend in self._backends.items()
+                if backend.listed_when_unavailable or backend.unavailable_reason(device, Precision.FP32) is None]
 
 
 def builtin() -> BackendRegistry:
-    from pytest_awml.runners.onnxruntime import OnnxRuntimeBackend
+    from pytest_awml.runners.onnxruntime import OnnxRuntimeBackend, OnnxRuntimeCudaBackend, OnnxRuntimeTrtBackend
     from pytest_awml.runners.pytorch import PyTorchBackend
+    from pytest_awml.runners.tensorrt import TensorRTBackend
 
     registry = BackendRegistry()
-    registry.register(PyTorchBackend())
-    registry.register(OnnxRuntimeBackend())
+    for backend in (PyTorchBackend(), OnnxRuntimeBackend(), OnnxRuntimeCudaBackend(), OnnxRuntimeTrtBackend(), TensorRTBackend()):
+        registry.register(backend)
     return registry

@@ -74,7 +74,7 @@ class Plan:
 
     @classmethod
     def build(cls, options: AwmlOptions, specs: list[ModelSpec], backends: BackendRegistry) -> "Plan":
-        names = options.backends or tuple(backends.names())
+        names = options.backends or tuple(backends.default_names(options.device))
         targets = []
         for name in names:
             backend = backends.get(name)

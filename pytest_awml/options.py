@@ -120,6 +120,12 @@ class AwmlOptions:
     rounds: int | None = None
     warmup: int | None = None
     latency_baseline: Path | None = None
+    worker: str | None = None  # pytest-xdist worker id
+    gpu: Device | None = None  # the GPU this worker really uses when --awml-device is plain "cuda"
+
+    def physical(self, device: Device) -> Device:
+        """The device a target on ``device`` runs on in this process."""
+        return self.gpu if (self.gpu is not None and device.is_cuda) else device
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> "AwmlOptions":

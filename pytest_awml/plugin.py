@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from pytest_awml import hookspecs, options as awml_options, results as awml_results
+from pytest_awml.device import Device
 from pytest_awml.errors import AwmlError
 
 log = logging.getLogger("pytest_awml")
@@ -39,6 +40,7 @@ def pytest_configure(config: pytest.Config) -> None:
         opts = awml_options.AwmlOptions.from_config(config)
         if not opts.specs:
             return
+        opts = _device_for_worker(config, opts)
         plan = _plan(config, opts)
     except AwmlError as exc:
         raise pytest.UsageError(f"pytest-awml: {exc}") from None
@@ -58,6 +60,25 @@ def pytest_configure(config: pytest.Config) -> None:
             config.args.append(suite)
         else:
             config.args[:] = [suite]
+
+
+def _device_for_worker(config: pytest.Config, opts):
+    """Under pytest-xdist with ``--awml-device cuda`` (no index), worker gwN runs on GPU N mod count.
+
+    Test ids keep the requested device (every worker must collect the same ids); the GPU a test
+    really ran on is in its records (``gpu``, ``worker``) and in the summary.
+    """
+    worker = config.__dict__.get("workerinput", {}).get("workerid")
+    if worker is None or not opts.device.is_cuda or str(config.getoption("awml_device") or config.getini("awml_device")).strip() != "cuda":
+        return opts
+    import dataclasses
+
+    import torch
+
+    count = torch.cuda.device_count()
+    if count == 0:
+        return opts
+    return dataclasses.replace(opts, worker=worker, gpu=Device("cuda", int(worker.lstrip("gw")) % count))
 
 
 def _plan(config: pytest.Config, opts):
@@ -96,7 +117,9 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         samples = data or f"{o.samples} synthetic {spec.sample_kind} (seed {o.seed})"
         lines.append(f"awml: spec {spec.name}: {weights}; {samples}; components {', '.join(c.name for c in spec.components)}")
     targets = ", ".join(t.id + (f" (skipped: {why})" if why else "") for t, why in plan.targets)
-    lines.append(f"awml: device {o.device}; targets {targets}; reference pytorch-cpu-fp32")
+    worker = config.__dict__.get("workerinput", {}).get("workerid")
+    where = f" (xdist worker {worker})" if worker else ""
+    lines.append(f"awml: device {o.device}{where}; targets {targets}; reference pytorch-cpu-fp32")
     lines.append(f"awml: artifacts {o.artifacts}; report {o.report}")
     return lines
 

@@ -209,7 +209,9 @@ class ModelSpec:
     ``count`` seeded samples (whatever ``Component.make_inputs`` takes). ``params`` holds the
     declarative knobs that shape the model; they are hashed into every artifact's key.
     ``pipeline`` (optional) assembles the end-to-end pipeline; ``load_data(path, options)``
-    (optional) reads real samples for ``--awml-data``.
+    (optional) reads real samples for ``--awml-data``. ``checks`` are the spec's own consistency
+    rules (each returns problems as sentences), run at load time: e.g. a TensorRT profile's max
+    pillars must equal the voxelizer's max, which AWML only guards by comments.
     """
 
     name: str
@@ -221,10 +223,12 @@ class ModelSpec:
     params: Mapping[str, Any] = field(default_factory=dict)
     pipeline: "PipelineSpec | None" = None
     load_data: Callable[[Path, Mapping[str, str]], Sequence[Any]] | None = None
+    checks: tuple[Callable[["ModelSpec"], list[str]], ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "components", tuple(self.components))
         object.__setattr__(self, "params", MappingProxyType(dict(self.params)))
+        object.__setattr__(self, "checks", tuple(self.checks))
 
     def component(self, name: str) -> Component:
         for comp in self.components:
@@ -294,6 +298,14 @@ def validate(spec: Any, origin: str = "") -> "ModelSpec":
             problems = getattr(comp, attr).problems()
             if problems:
                 fail(f"{where}.{attr}", "; ".join(problems), f"correct the {attr} settings")
+    for check in spec.checks:
+        try:
+            problems = check(spec)
+        except Exception as exc:  # a check that cannot even run is a spec problem too
+            problems = [f"the check raised {type(exc).__name__}: {exc}"]
+        if problems:
+            fail(f"checks[{getattr(check, '__name__', check)}]", "; ".join(problems),
+                 "make the declared shapes agree with the model's configuration")
     return spec
 
 

@@ -27,10 +27,13 @@ def _ids(case, test_id: str) -> dict:
     return {"test_id": test_id, "spec": case.spec.name, "component": case.component.name}
 
 
-def _target_ids(case, test_id: str) -> dict:
+def _target_ids(case, test_id: str, options=None) -> dict:
     target = case.target
-    return {**_ids(case, test_id), "target": target.id, "backend": target.backend,
-            "device": target.device.id, "precision": target.precision.value}
+    ids = {**_ids(case, test_id), "target": target.id, "backend": target.backend,
+           "device": target.device.id, "precision": target.precision.value}
+    if options is not None and options.worker:
+        ids.update(worker=options.worker, gpu=options.physical(target.device).torch)
+    return ids
 
 
 def _judge(request, workspace, case, kind: str, comparisons: list[OutputComparison], ids: dict, *, inputs, reference,
@@ -100,7 +103,7 @@ def test_parity(awml_case, awml_workspace, request):
     outputs = [runner.run(sample) for sample in inputs]
     tolerances = awml_workspace.tolerances(component, target.precision)
     comparisons = compare_outputs(references, outputs, tolerances)
-    _judge(request, awml_workspace, awml_case, "parity", comparisons, _target_ids(awml_case, request.node.nodeid),
+    _judge(request, awml_workspace, awml_case, "parity", comparisons, _target_ids(awml_case, request.node.nodeid, awml_workspace.plan.options),
            inputs=inputs, reference=references, outputs=outputs, reference_name=REFERENCE.id, test_name=target.id,
            replay_tolerances=tolerances)
 
@@ -202,7 +205,7 @@ def test_shapes(awml_case, awml_workspace, request):
             with pytest.raises(DataError) as info:
                 side.run(feed)
             refused.append(str(info.value))
-    results.attach(request.node, "shapes", {**_target_ids(awml_case, request.node.nodeid), "profile": options.hypothesis_profile,
+    results.attach(request.node, "shapes", {**_target_ids(awml_case, request.node.nodeid, awml_workspace.plan.options), "profile": options.hypothesis_profile,
                                             "examples": len(tried), "tried": tried, "refused": refused})
 
 
@@ -238,7 +241,7 @@ def test_latency(awml_case, awml_workspace, benchmark, request):
                                 spans=measured.spans, rounds_cut=measured.rounds_cut,
                                 regression_threshold=settings.regression, **stats.as_dict())
     awml_workspace.remember_latency(spec, component.name, target, stats.p50_ms)
-    results.attach(request.node, "latency", {**_target_ids(awml_case, request.node.nodeid), **stats.as_dict(),
+    results.attach(request.node, "latency", {**_target_ids(awml_case, request.node.nodeid, awml_workspace.plan.options), **stats.as_dict(),
                                              "clock": measured.clock, "spans": measured.spans, "rounds_cut": measured.rounds_cut})
     verdicts = [ratio_verdict(target.id, stats.p50_ms, r.baseline,
                               awml_workspace.component_p50(spec, component, r.baseline, settings), r.max_ratio)
@@ -246,10 +249,13 @@ def test_latency(awml_case, awml_workspace, benchmark, request):
     _gate_latency(verdicts + _regression(awml_workspace, request, settings, stats.p50_ms))
 
 
-def _pipeline_ids(case, test_id: str) -> dict:
+def _pipeline_ids(case, test_id: str, options) -> dict:
     target = case.target
-    return {"test_id": test_id, "spec": case.spec.name, "component": "pipeline", "target": target.id,
-            "backend": target.backend, "device": target.device.id, "precision": target.precision.value}
+    ids = {"test_id": test_id, "spec": case.spec.name, "component": "pipeline", "target": target.id,
+           "backend": target.backend, "device": target.device.id, "precision": target.precision.value}
+    if options.worker:
+        ids.update(worker=options.worker, gpu=options.physical(target.device).torch)
+    return ids
 
 
 @pytest.mark.awml_cases("pipeline_parity")
@@ -261,7 +267,7 @@ def test_pipeline_parity(awml_case, awml_workspace, request):
     outputs = [pipeline(sample).outputs for sample in awml_workspace.model(spec).samples]
     checks = spec.pipeline.compare(references, outputs, target.precision)
     for check in checks:
-        results.attach(request.node, "parity", {**_pipeline_ids(awml_case, request.node.nodeid), "output": check.output,
+        results.attach(request.node, "parity", {**_pipeline_ids(awml_case, request.node.nodeid, awml_workspace.plan.options), "output": check.output,
                                                 "max_abs": check.value, "atol": check.limit, "rtol": 0.0,
                                                 "passed": check.passed, "problem": "" if check.passed else check.detail})
         request.node.user_properties.append((f"awml.{check.output}", check.value))
@@ -298,7 +304,7 @@ def test_pipeline_latency(awml_case, awml_workspace, benchmark, request):
     stages = {name: LatencyStats.from_ms([r[name] for r in stage_rounds]).as_dict() for name in pipeline.stages}
     benchmark.extra_info.update(spec=spec.name, component="pipeline", target=target.id, stages=stages, rounds_cut=cut,
                                 regression_threshold=settings.regression, **stats.as_dict())
-    results.attach(request.node, "latency", {**_pipeline_ids(awml_case, request.node.nodeid), **stats.as_dict(),
+    results.attach(request.node, "latency", {**_pipeline_ids(awml_case, request.node.nodeid, awml_workspace.plan.options), **stats.as_dict(),
                                              "stages": stages, "rounds_cut": cut})
     verdicts = [share_verdict(stage, stages[stage]["p50_ms"], stats.p50_ms, share) for stage, share in settings.stage_shares.items()]
     _gate_latency(verdicts + _regression(awml_workspace, request, settings, stats.p50_ms))

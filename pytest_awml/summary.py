@@ -46,6 +46,9 @@ def lines(results: Results, report_path) -> list[str]:
     for d in results.drift:
         if not d["passed"]:
             out.append(f"drift {d['spec']}/{d['component']} {d['output']}: max_abs {d.get('max_abs')} > atol {d['atol']}")
+    placed = sorted({(r["worker"], r["gpu"]) for r in results.parity + results.latency if r.get("worker")})
+    if placed:
+        out.append("xdist placement: " + ", ".join(f"{w} -> {g}" for w, g in placed))
     if report_path:
         out.append(f"JSON report: {report_path}")
     return out

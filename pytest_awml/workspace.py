@@ -18,10 +18,11 @@ from typing import Any
 import numpy as np
 
 from exporters.onnx_export import export_onnx
+from exporters.tensorrt_build import build_engine, engine_key_parts
 from pytest_awml.artifacts import Artifact, ArtifactStore
 from pytest_awml.cases import Plan
-from pytest_awml.device import REFERENCE, Target
-from pytest_awml.errors import AwmlError, DataError
+from pytest_awml.device import REFERENCE, Precision, Target
+from pytest_awml.errors import AwmlError, BackendUnavailable, DataError
 from pytest_awml.pipeline import Pipeline
 from pytest_awml.runners.base import Runner, RunnerSource
 from pytest_awml.budgets import baseline_medians, load_benchmarks
@@ -154,6 +155,8 @@ class Workspace:
         return found
 
     def _build(self, spec: ModelSpec, component: Component, fmt: str) -> Artifact:
+        if fmt.startswith("tensorrt-"):
+            return self._build_engine(spec, component, Precision(fmt.split("-", 1)[1]))
         if fmt != "onnx":
             raise AwmlError(f"no exporter for format {fmt!r} in this version of pytest-awml")
         import torch
@@ -176,6 +179,28 @@ class Workspace:
 
         return self.store.get_or_build(spec=spec.name, component=component.name, format=fmt,
                                        filename=f"{component.name}.onnx", key_parts=key_parts, build=build)
+
+    def _build_engine(self, spec: ModelSpec, component: Component, precision: Precision) -> Artifact:
+        """A TensorRT engine from the component's ONNX artifact, keyed per TensorRT version and GPU model."""
+        from pytest_awml.runners.tensorrt import options_for, tensorrt_unavailable
+
+        reason = tensorrt_unavailable()
+        if reason:
+            raise BackendUnavailable(reason)
+        import torch
+
+        onnx = self.artifact(spec, component, "onnx")
+        device = self.plan.options.physical(self.plan.options.device)
+        options = options_for(precision)
+        key_parts = engine_key_parts(onnx.sha256, options, package_version("tensorrt"), torch.cuda.get_device_name(device.torch))
+
+        def build(path: Path) -> None:
+            with torch.cuda.device(device.torch):
+                build_engine(onnx.path, path, component=f"{spec.name}/{component.name}", inputs=component.inputs,
+                             options=options, timing_cache=self.store.root / "tensorrt-timing.cache")
+
+        return self.store.get_or_build(spec=spec.name, component=component.name, format=f"tensorrt-{precision.value}",
+                                       filename=f"{component.name}.{precision.value}.engine", key_parts=key_parts, build=build)
 
     def drain_builds(self) -> list[Artifact]:
         """Artifacts this process built since the last call (to report who built what under xdist)."""
@@ -206,8 +231,10 @@ class Workspace:
                 module=component.extract(loaded.model),
                 artifact=lambda fmt: self.artifact(spec, component, fmt).path,
                 input_specs=component.inputs,
+                output_specs=component.outputs,
             )
-            self._runners[key] = self.plan.backends.get(target.backend).create_runner(source, target)
+            physical = dataclasses.replace(target, device=self.plan.options.physical(target.device))
+            self._runners[key] = self.plan.backends.get(target.backend).create_runner(source, physical)
         return self._runners[key]
 
     # -- latency --------------------------------------------------------------------------------

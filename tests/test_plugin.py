@@ -187,3 +187,15 @@ def test_a_shifted_heatmap_fails_pipeline_parity_with_flips(run_awml, pytester):
     assert "boxes.threshold_flips: FAILED" in run.text
     flips = next(r for r in run.report["parity"] if r["output"] == "boxes.threshold_flips")
     assert flips["max_abs"] >= 1 and not flips["passed"]
+
+
+def test_tensorrt_shows_as_skipped_with_its_reason_by_default(run_awml):
+    from pytest_awml.runners.tensorrt import tensorrt_unavailable
+
+    reason = tensorrt_unavailable()
+    if reason is None:
+        pytest.skip("tensorrt imports here: its tests run instead of skipping")
+    run = run_awml("--awml-spec", "centerpoint-tiny", "-rs", "-k", "tensorrt", default_backends=True)
+    run.result.assert_outcomes(skipped=9, deselected=14)  # export x2, parity x2, shapes, latency x2, pipeline x2
+    assert "tensorrt not importable: ModuleNotFoundError: No module named 'tensorrt'" in run.text
+    assert "test_export[centerpoint-tiny/pts_voxel_encoder/tensorrt-fp32]" in run.text or "SKIPPED [2]" in run.text

@@ -79,6 +79,27 @@ def _pipeline(cfg: CenterPointConfig):
     return build
 
 
+def _consistency(cfg: CenterPointConfig):
+    def shapes_match_config(spec: ModelSpec) -> list[str]:
+        """The profile and graph shapes must be the model's: a mismatch deploys a broken engine."""
+        problems = []
+        encoder, head = spec.component("pts_voxel_encoder"), spec.component("pts_backbone_neck_head")
+        voxels, points, width = encoder.inputs[0].shape
+        if voxels.max != cfg.max_voxels:
+            problems.append(f"the num_voxels profile max is {voxels.max}, the voxelizer keeps up to {cfg.max_voxels}")
+        if (points, width) != (cfg.max_points_per_voxel, cfg.decorated_features):
+            problems.append(f"input_features is [*, {points}, {width}], the voxelizer gives [*, {cfg.max_points_per_voxel}, {cfg.decorated_features}]")
+        nx, ny, _ = cfg.grid_size
+        if tuple(head.inputs[0].shape[2:]) != (ny, nx):
+            problems.append(f"spatial_features is {head.inputs[0].shape[2:]}, the grid is {(ny, nx)} (range / voxel size)")
+        heat = head.outputs[0]
+        if heat.name != "heatmap" or heat.shape[1] != len(cfg.class_names):
+            problems.append(f"the heatmap has {heat.shape[1]} channels, the spec has {len(cfg.class_names)} classes")
+        return problems
+
+    return shapes_match_config
+
+
 def make_spec(name: str, cfg: CenterPointConfig, scene: SceneConfig, encoder_latency: LatencySettings,
               backbone_latency: LatencySettings) -> ModelSpec:
     nx, ny, _ = cfg.grid_size
@@ -95,6 +116,7 @@ def make_spec(name: str, cfg: CenterPointConfig, scene: SceneConfig, encoder_lat
         params={"model": cfg, "scene": scene},
         pipeline=PipelineSpec(build=_pipeline(cfg), compare=comparator(cfg, BOX_LIMITS), latency=backbone_latency),
         load_data=data.load,
+        checks=(_consistency(cfg),),
         components=(
             Component(
                 name="pts_voxel_encoder",

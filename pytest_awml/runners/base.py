@@ -33,6 +33,7 @@ class RunnerSource:
     module: Any
     artifact: Callable[[str], Path]
     input_specs: tuple[TensorSpec, ...] = ()
+    output_specs: tuple[TensorSpec, ...] = ()
 
 
 class Runner(ABC):
@@ -84,9 +85,14 @@ class Runner(ABC):
 
 
 class Backend(ABC):
-    """A kind of runner: says whether it can run here and builds runners."""
+    """A kind of runner: says whether it can run here and builds runners.
+
+    ``listed_when_unavailable``: include the backend in the default selection even where it
+    cannot run, so that its tests show as skipped with the reason instead of silently absent.
+    """
 
     name: str
+    listed_when_unavailable: bool = False
 
     @abstractmethod
     def unavailable_reason(self, device: Device, precision: Precision) -> str | None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from contextlib import contextmanager
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 
@@ -35,7 +36,7 @@ class PyTorchRunner(Runner):
     def execute(self, prepared: tuple) -> Any:
         import torch
 
-        with torch.inference_mode():
+        with torch.inference_mode(), _tf32(self.target.precision is Precision.TF32):
             return self._module(*prepared)
 
     def fetch(self, raw: Any) -> dict[str, np.ndarray]:
@@ -61,6 +62,21 @@ class PyTorchRunner(Runner):
             import torch
 
             torch.cuda.synchronize(self.target.device.torch)
+
+
+@contextmanager
+def _tf32(enabled: bool) -> Iterator[None]:
+    """cuDNN convolutions default to TF32 (``torch.backends.cudnn.allow_tf32`` is True): under
+    ``fp32`` that would verify a TF32 model. Set the flags for this call and restore them after.
+    They are process-wide: concurrent calls of runners at different precisions would interfere."""
+    import torch
+
+    saved = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = enabled
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
 
 
 class PyTorchBackend(Backend):

@@ -1,0 +1,147 @@
+"""The TensorRT backend on the raw TensorRT >= 10 Python API.
+
+No pycuda: torch already owns the CUDA context here, and a second library managing contexts
+(pycuda.autoinit) is a known source of invalid-context errors. Device buffers are torch CUDA
+tensors, served by torch's caching allocator (no cudaMalloc per call, unlike pycuda's
+``mem_alloc`` per request); the work runs on the runner's own torch stream, which CUDA events time.
+
+Nothing here has run on this project's machines: TensorRT is not installable on them. The code
+follows NVIDIA's documented TensorRT 10 API (``deserialize_cuda_engine``, ``set_input_shape``,
+``set_tensor_address``, ``execute_async_v3``); the pure parts (shape planning) are unit-tested.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from exporters.signature import Dim, TensorSpec
+from exporters.tensorrt_build import TrtOptions
+from pytest_awml.device import Device, Precision, Target
+from pytest_awml.errors import DataError
+from pytest_awml.runners.base import Backend, Runner, RunnerSource
+
+# pytest-awml precision → TensorRT build policy (AWML's names)
+POLICY = {Precision.FP32: "fp32", Precision.FP16: "fp16", Precision.TF32: "tf32"}
+
+
+def plan_output_shapes(input_specs: Sequence[TensorSpec], output_specs: Sequence[TensorSpec],
+                       input_shapes: Mapping[str, tuple[int, ...]]) -> dict[str, tuple[int, ...]]:
+    """Output shapes implied by concrete input shapes: dynamic dims are bound by name from the inputs.
+
+    Used to allocate output buffers before ``execute_async_v3`` and checked against TensorRT's own
+    ``get_tensor_shape`` at run time, so a spec that mis-declares an output fails loudly.
+    """
+    bound: dict[str, int] = {}
+    for spec in input_specs:
+        shape = input_shapes[spec.name]
+        for axis, dim in enumerate(spec.shape):
+            if isinstance(dim, Dim):
+                if bound.setdefault(dim.name, shape[axis]) != shape[axis]:
+                    raise DataError(f"dim {dim.name!r} is {bound[dim.name]} in one input and {shape[axis]} in {spec.name!r}")
+    return {spec.name: tuple(bound[d.name] if isinstance(d, Dim) else d for d in spec.shape) for spec in output_specs}
+
+
+def tensorrt_unavailable() -> str | None:
+    try:
+        import tensorrt  # noqa: F401
+    except Exception as exc:  # ImportError, or an OSError when libnvinfer is missing
+        return f"tensorrt not importable: {type(exc).__name__}: {exc}"
+    return None
+
+
+class TensorRTRunner(Runner):
+    """One engine, one execution context, one stream. ``execute`` holds a lock: a TensorRT
+    execution context runs one inference at a time, so concurrent callers queue instead of racing."""
+
+    def __init__(self, engine_path, target: Target, output_specs: Sequence[TensorSpec], input_specs: Sequence[TensorSpec]) -> None:
+        import tensorrt as trt
+        import torch
+
+        super().__init__(target, tuple(t.name for t in output_specs), tuple(input_specs))
+        self._output_specs = tuple(output_specs)
+        self._device = torch.device(target.device.torch)
+        self._logger = trt.Logger(trt.Logger.WARNING)
+        with torch.cuda.device(self._device):
+            self._engine = trt.Runtime(self._logger).deserialize_cuda_engine(engine_path.read_bytes())
+            if self._engine is None:
+                raise RuntimeError(f"TensorRT could not deserialize {engine_path} (built by another TensorRT version or GPU?)")
+            self._context = self._engine.create_execution_context()
+            self._stream = torch.cuda.Stream(self._device)
+        self._dtypes = {self._engine.get_tensor_name(i): _torch_dtype(self._engine.get_tensor_dtype(self._engine.get_tensor_name(i)))
+                        for i in range(self._engine.num_io_tensors)}
+        self._lock = threading.Lock()
+
+    def prepare(self, inputs: Mapping[str, np.ndarray]) -> dict[str, Any]:
+        import torch
+
+        with torch.cuda.stream(self._stream):
+            return {name: torch.from_numpy(np.ascontiguousarray(value)).to(self._device, dtype=self._dtypes[name], non_blocking=True)
+                    for name, value in inputs.items()}
+
+    def execute(self, prepared: dict[str, Any]) -> dict[str, Any]:
+        import torch
+
+        shapes = {name: tuple(t.shape) for name, t in prepared.items()}
+        planned = plan_output_shapes(self.input_specs, self._output_specs, shapes)
+        with self._lock, torch.cuda.stream(self._stream):
+            for name, tensor in prepared.items():
+                self._context.set_input_shape(name, shapes[name])
+                self._context.set_tensor_address(name, tensor.data_ptr())
+            outputs = {}
+            for name, shape in planned.items():
+                actual = tuple(self._context.get_tensor_shape(name))
+                if actual != shape:
+                    raise RuntimeError(f"TensorRT says output {name!r} is {actual}, the spec implies {shape}")
+                outputs[name] = torch.empty(shape, dtype=self._dtypes[name], device=self._device)
+                self._context.set_tensor_address(name, outputs[name].data_ptr())
+            if not self._context.execute_async_v3(self._stream.cuda_stream):
+                raise RuntimeError("TensorRT execute_async_v3 returned False (see TensorRT's log)")
+        return outputs
+
+    def fetch(self, raw: dict[str, Any]) -> dict[str, np.ndarray]:
+        self._stream.synchronize()
+        return {name: raw[name].float().cpu().numpy() for name in self.output_names}
+
+    def synchronize(self) -> None:
+        self._stream.synchronize()
+
+    def cuda_stream(self):
+        return self._stream
+
+
+def _torch_dtype(trt_dtype):
+    import tensorrt as trt
+    import torch
+
+    table = {trt.float32: torch.float32, trt.float16: torch.float16, trt.int32: torch.int32, trt.int64: torch.int64,
+             trt.int8: torch.int8, trt.bool: torch.bool, trt.bfloat16: torch.bfloat16}
+    return table[trt_dtype]
+
+
+class TensorRTBackend(Backend):
+    name = "tensorrt"
+    listed_when_unavailable = True  # users deploy TensorRT: its absence must show in every summary
+
+    def importable(self) -> bool:
+        return tensorrt_unavailable() is None
+
+    def unavailable_reason(self, device: Device, precision: Precision) -> str | None:
+        reason = tensorrt_unavailable()
+        if reason:
+            return reason
+        if not device.is_cuda:
+            return "TensorRT runs on CUDA devices only: pass --awml-device cuda"
+        return None
+
+    def artifact_format(self, precision: Precision) -> str | None:
+        return f"tensorrt-{precision.value}"
+
+    def create_runner(self, source: RunnerSource, target: Target) -> Runner:
+        return TensorRTRunner(source.artifact(self.artifact_format(target.precision)), target, source.output_specs, source.input_specs)
+
+
+def options_for(precision: Precision) -> TrtOptions:
+    return TrtOptions(policy=POLICY[precision])
