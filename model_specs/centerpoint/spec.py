@@ -19,15 +19,20 @@ from pytest_awml.spec import Component, Dim, LatencySettings, ModelSpec, OnnxOpt
 # on the full model (3 scenes): max_abs ≤ 1.1e-4, smallest passing atol 6e-5; 3e-4 leaves ~5x
 # headroom for other CPUs' kernels while a wrong op, weight or 0.001 shift still fails.
 FP32 = {"*": Tolerance(atol=3e-4, rtol=1e-4)}
-# fp16/tf32 keep 10 mantissa bits: honest errors reach ~1e-2 on activations of order 1.
-REDUCED = {"*": Tolerance(atol=2e-2, rtol=2e-2)}
+# fp16/tf32 keep 10 mantissa bits, and the raw point features reach 122 m and intensity 200, so
+# honest errors scale with activations of order 10-100. Measured on an NVIDIA H200 (PyTorch 2.11,
+# full model, 3 scenes), the smallest passing atol at rtol 0.02 was 0.142 (fp16) and 0.077 (tf32),
+# p99 |error| <= 0.12. atol 0.3 leaves ~2x headroom; a wrong kernel errs by the outputs' own scale.
+REDUCED = {"*": Tolerance(atol=0.3, rtol=2e-2)}
 
 # Boxes: at fp32 the graphs differ by ~1e-4, so boxes must be the same to the centimetre and no
-# detection may cross the score threshold on one side only. fp16/tf32 move scores by ~1e-2.
+# detection may cross the score threshold on one side only. At fp16/tf32 (H200, same run as above)
+# boxes moved <= 5 cm, sizes <= 8.2 % (exp amplifies dim errors), scores <= 0.005, 3-4 flips.
+_REDUCED_BOXES = DetectionLimits(centre_m=0.2, size_rel=0.15, yaw_rad=0.1, score=0.05, unmatched_score=0.3, threshold_flips=10)
 BOX_LIMITS = {
     "fp32": DetectionLimits(centre_m=0.05, size_rel=0.01, yaw_rad=0.01, score=0.01, unmatched_score=0.3, threshold_flips=0),
-    "fp16": DetectionLimits(centre_m=0.2, size_rel=0.05, yaw_rad=0.05, score=0.05, unmatched_score=0.3, threshold_flips=10),
-    "tf32": DetectionLimits(centre_m=0.2, size_rel=0.05, yaw_rad=0.05, score=0.05, unmatched_score=0.3, threshold_flips=10),
+    "fp16": _REDUCED_BOXES,
+    "tf32": _REDUCED_BOXES,
 }
 
 
