@@ -12,6 +12,7 @@ __all__ = [
     "AwmlError",
     "ArtifactError",
     "BackendUnavailable",
+    "BackendError",
     "DataError",
     "LatencyBudgetExceeded",
     "ExportError",
@@ -39,3 +40,7 @@ class ToleranceExceeded(AwmlError):
 
 class LatencyBudgetExceeded(AwmlError):
     """A latency budget (same-run ratio, stage share, or regression against a baseline) is broken."""
+
+
+class BackendError(AwmlError):
+    """A runtime failed while running a valid input (a crash inside ONNX Runtime, TensorRT…)."""

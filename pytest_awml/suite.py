@@ -11,7 +11,7 @@ from pytest_awml import forensics, results
 from pytest_awml.artifacts import sha256_file
 from pytest_awml.compare import OutputComparison, compare_outputs
 from pytest_awml.device import REFERENCE
-from pytest_awml.errors import ArtifactError, DataError, LatencyBudgetExceeded, ToleranceExceeded
+from pytest_awml.errors import ArtifactError, AwmlError, BackendError, DataError, LatencyBudgetExceeded, ToleranceExceeded
 from pytest_awml.golden import GoldenStore, trend_problem, version_changes
 from pytest_awml.spec import Tolerance, fingerprint
 from pytest_awml.shapes import corner_sizes, hypothesis_settings, out_of_range_sizes, random_feed, sizes_strategy
@@ -185,7 +185,15 @@ def test_shapes(awml_case, awml_workspace, request):
 
     def check(sizes: dict[str, int]) -> None:
         feed = random_feed(component.inputs, sizes, seed=options.seed + len(tried))
-        comparisons = compare_outputs([reference.run(feed)], [runner.run(feed)], tolerances)
+        expected = reference.run(feed)
+        try:
+            got = runner.run(feed)
+        except AwmlError:
+            raise
+        except Exception as exc:  # a crash inside the runtime at a size the profile allows is the finding
+            tried.append({"sizes": sizes, "passed": False, "error": f"{type(exc).__name__}: {exc}"[:500]})
+            raise BackendError(f"{target.id} failed at {sizes}, inside the declared range: {type(exc).__name__}: {exc}") from exc
+        comparisons = compare_outputs([expected], [got], tolerances)
         worst = max(comparisons, key=lambda c: c.min_atol_to_pass if c.passed else float("inf"))
         tried.append({"sizes": sizes, "passed": all(c.passed for c in comparisons), "worst_output": worst.output,
                       "min_atol_to_pass": worst.min_atol_to_pass})
@@ -194,35 +202,22 @@ def test_shapes(awml_case, awml_workspace, request):
             lines = "\n  ".join(c.describe() for c in failed)
             raise ToleranceExceeded(f"{target.id} differs from {REFERENCE.id} at {sizes}:\n  {lines}")
 
-    for sizes in corner_sizes(dims).values():
-        check(sizes)
-    settings = hypothesis_settings(options.hypothesis_profile, options.artifacts / "hypothesis")
-    given(sizes_strategy(dims))(settings(check))()
-    refused = []
-    for sizes in out_of_range_sizes(dims):
-        feed = random_feed(component.inputs, sizes, seed=options.seed)
-        for side in (reference, runner):
-            with pytest.raises(DataError) as info:
-                side.run(feed)
-            refused.append(str(info.value))
-    results.attach(request.node, "shapes", {**_target_ids(awml_case, request.node.nodeid, awml_workspace.plan.options), "profile": options.hypothesis_profile,
-                                            "examples": len(tried), "tried": tried, "refused": refused})
-
-
-def _gate_latency(verdicts) -> None:
-    broken = [v for v in verdicts if not v.passed]
-    if broken:
-        raise LatencyBudgetExceeded("latency budget broken:\n  " + "\n  ".join(v.message for v in broken))
-
-
-def _regression(workspace, request, settings, median_ms: float) -> list:
-    if settings.regression is None:
-        return []
-    baseline = workspace.baseline_median(request.node.name)
-    return [] if baseline is None else [regression_verdict(request.node.name, median_ms, baseline, settings.regression)]
-
-
-_DISABLED = "pytest-benchmark is disabled here (--benchmark-disable, or pytest-xdist is active): no latency measured"
+    refused: list[str] = []
+    try:
+        for sizes in corner_sizes(dims).values():
+            check(sizes)
+        settings = hypothesis_settings(options.hypothesis_profile, options.artifacts / "hypothesis")
+        given(sizes_strategy(dims))(settings(check))()
+        for sizes in out_of_range_sizes(dims):
+            feed = random_feed(component.inputs, sizes, seed=options.seed)
+            for side in (reference, runner):
+                with pytest.raises(DataError) as info:
+                    side.run(feed)
+                refused.append(str(info.value))
+    finally:  # what was tried is evidence whether or not it passed
+        results.attach(request.node, "shapes", {**_target_ids(awml_case, request.node.nodeid, options),
+                                                "profile": options.hypothesis_profile, "examples": len(tried),
+                                                "tried": tried, "refused": refused})
 
 
 @pytest.mark.awml_cases("latency")

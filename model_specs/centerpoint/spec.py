@@ -27,8 +27,9 @@ REDUCED = {"*": Tolerance(atol=0.3, rtol=2e-2)}
 
 # Boxes: at fp32 the graphs differ by ~1e-4, so boxes must be the same to the centimetre and no
 # detection may cross the score threshold on one side only. At fp16/tf32 (H200, same run as above)
-# boxes moved <= 5 cm, sizes <= 8.2 % (exp amplifies dim errors), scores <= 0.005, 3-4 flips.
-_REDUCED_BOXES = DetectionLimits(centre_m=0.2, size_rel=0.15, yaw_rad=0.1, score=0.05, unmatched_score=0.3, threshold_flips=10)
+# boxes moved <= 5 cm, box sizes <= 8.2 %, sizes at top-k cells <= 16.2 % (exp turns a 0.16 dim
+# error into 17 %), scores <= 0.005, 3-4 flips.
+_REDUCED_BOXES = DetectionLimits(centre_m=0.2, size_rel=0.25, yaw_rad=0.1, score=0.05, unmatched_score=0.3, threshold_flips=10)
 BOX_LIMITS = {
     "fp32": DetectionLimits(centre_m=0.05, size_rel=0.01, yaw_rad=0.01, score=0.01, unmatched_score=0.3, threshold_flips=0),
     "fp16": _REDUCED_BOXES,

@@ -7,6 +7,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from pytest_awml.device import Device, Precision, Target
+from pytest_awml.errors import BackendUnavailable
 from pytest_awml.runners.base import Backend, Runner, RunnerSource
 
 
@@ -32,7 +33,8 @@ class OnnxRuntimeRunner(Runner):
         if used != requested:
             # ONNX Runtime falls back silently when a provider cannot load; a fallback would
             # verify and time a different runtime than the one asked for.
-            raise RuntimeError(f"ONNX Runtime fell back to {used} instead of {requested}")
+            raise BackendUnavailable(f"ONNX Runtime fell back to {used} instead of {requested}: "
+                                     f"the {requested} could not load here (see ONNX Runtime's log)")
         self._graph_outputs = [o.name for o in self._session.get_outputs()]
         missing = [n for n in output_names if n not in self._graph_outputs]
         if missing:
