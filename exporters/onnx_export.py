@@ -127,6 +127,7 @@ def export_onnx(
                     f"max_ir_version={options.max_ir_version}; lower the opset or raise the cap"
                 )
             model.ir_version = options.max_ir_version
+        _pin_static_dims(model, outputs)
         model.producer_name = PRODUCER
         model.producer_version = _version()
         stamped = {"torch_version": torch.__version__, "component": component, **(metadata or {})}
@@ -181,6 +182,23 @@ def signature_problems(model, inputs: Sequence[TensorSpec], outputs: Sequence[Te
                     shown = got.dim_param or got.dim_value
                     found.append(f"{role} {spec.name!r} axis {axis} is {shown!r} in the graph, the spec says {want}")
     return found
+
+
+def _pin_static_dims(model, outputs: Sequence[TensorSpec]) -> None:
+    """Write the declared static sizes into graph outputs the exporter left symbolic.
+
+    With any dynamic input axis, the TorchScript exporter names *every* output dim it cannot fold
+    (``Transposeoutput_dim_1``), even those that are fixed. Pinning them makes the file say what the
+    deployment relies on; strict shape inference afterwards proves the graph agrees.
+    """
+    declared = {t.name: t for t in outputs}
+    for value in model.graph.output:
+        spec = declared.get(value.name)
+        if spec is None or len(value.type.tensor_type.shape.dim) != len(spec.shape):
+            continue  # the signature step reports it
+        for dim, want in zip(value.type.tensor_type.shape.dim, spec.shape):
+            if isinstance(want, int) and dim.dim_param and not dim.HasField("dim_value"):
+                dim.dim_value = want
 
 
 class _Step:

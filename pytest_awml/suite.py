@@ -220,6 +220,22 @@ def test_shapes(awml_case, awml_workspace, request):
                                                 "tried": tried, "refused": refused})
 
 
+def _gate_latency(verdicts) -> None:
+    broken = [v for v in verdicts if not v.passed]
+    if broken:
+        raise LatencyBudgetExceeded("latency budget broken:\n  " + "\n  ".join(v.message for v in broken))
+
+
+def _regression(workspace, request, settings, median_ms: float) -> list:
+    if settings.regression is None:
+        return []
+    baseline = workspace.baseline_median(request.node.name)
+    return [] if baseline is None else [regression_verdict(request.node.name, median_ms, baseline, settings.regression)]
+
+
+_DISABLED = "pytest-benchmark is disabled here (--benchmark-disable, or pytest-xdist is active): no latency measured"
+
+
 @pytest.mark.awml_cases("latency")
 def test_latency(awml_case, awml_workspace, benchmark, request):
     """Per-inference latency of the component on the target, copies timed apart from compute."""
