@@ -1,0 +1,1 @@
+"""The calibration-status classifier: ResNet-18 on camera BGR + projected lidar depth and intensity."""
