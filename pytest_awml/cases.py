@@ -135,3 +135,6 @@ class Plan:
             for component in spec.components:
                 for target, skip in self.targets:
                     yield TargetCase(spec, component, target, skip)
+
+
+CASE_TYPES = (ExportCase, TargetCase, ComponentCase, PipelineCase)

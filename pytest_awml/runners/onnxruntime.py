@@ -25,7 +25,7 @@ class OnnxRuntimeRunner(Runner):
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3  # warnings from the runtime are noise in a test report
         # ONNX Runtime's intra-op threads spin after each run and steal the cores from the stages
-        # around it: in the CenterPoint pipeline on 2 cores, voxelization went from 6.6 ms to 69 ms.
+        # around it: in a lidar pipeline on 2 cores, voxelization went from 6.6 ms to 69 ms.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self._session = onnxruntime.InferenceSession(str(path), sess_options=options, providers=providers)
         requested = providers[0] if isinstance(providers[0], str) else providers[0][0]
