@@ -51,6 +51,16 @@ class ComponentCase:
 
 
 @dataclass(frozen=True)
+class BundleCase:
+    spec: ModelSpec
+    skip: str = ""
+
+    @property
+    def id(self) -> str:
+        return self.spec.name
+
+
+@dataclass(frozen=True)
 class PipelineCase:
     """A spec's whole pipeline on one target."""
 
@@ -124,6 +134,13 @@ class Plan:
             for component in spec.components:
                 yield ComponentCase(spec, component, skip)
 
+    def bundle_cases(self) -> Iterator[ComponentCase]:
+        """Only with --awml-autoware: one per spec that can write a deployable bundle."""
+        if self.options.autoware is not None:
+            for spec in self.specs:
+                if spec.bundle is not None:
+                    yield BundleCase(spec)
+
     def shape_cases(self) -> Iterator[TargetCase]:
         """Parity at the profile's corners and at hypothesis-drawn sizes, for components with dynamic dims."""
         for case in self.parity_cases():
@@ -137,4 +154,4 @@ class Plan:
                     yield TargetCase(spec, component, target, skip)
 
 
-CASE_TYPES = (ExportCase, TargetCase, ComponentCase, PipelineCase)
+CASE_TYPES = (ExportCase, TargetCase, ComponentCase, PipelineCase, BundleCase)

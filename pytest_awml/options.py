@@ -34,6 +34,9 @@ _OPTIONS = (
     ("--awml-update-golden", "bool", False, "(re)write the golden outputs from today's PyTorch model"),
     ("--awml-drift-trend", "bool", False, "fail a test whose error grew past the spec's trend factor over its recorded baseline"),
     ("--awml-tolerance", "args", [], "override tolerances for this run: ATOL[,RTOL] for all outputs or OUTPUT=ATOL[,RTOL] (repeatable)"),
+    ("--awml-trust-checkpoint", "bool", False, "allow a checkpoint that needs pickle (runs code from the file: only for files you trust)"),
+    ("--awml-config", "string", "", "training config (AWML/mmdet3d .py) the spec rebuilds its model from"),
+    ("--awml-autoware", "string", "", "write the deployable bundle (ONNX files + parameter file) into this folder"),
     ("--awml-rounds", "string", "", "timed rounds per latency test (overrides the spec)"),
     ("--awml-warmup", "string", "", "warm-up rounds per latency test (overrides the spec)"),
     ("--awml-latency-baseline", "string", "", "pytest-benchmark JSON of an earlier run: each test's median is held to its spec's regression threshold"),
@@ -120,6 +123,9 @@ class AwmlOptions:
     rounds: int | None = None
     warmup: int | None = None
     latency_baseline: Path | None = None
+    trust_checkpoint: bool = False
+    config: Path | None = None
+    autoware: Path | None = None
     worker: str | None = None  # pytest-xdist worker id
     gpu: Device | None = None  # the GPU this worker really uses when --awml-device is plain "cuda"
 
@@ -179,6 +185,9 @@ class AwmlOptions:
             rounds=_int(rounds, "--awml-rounds", minimum=1) if (rounds := _value(config, "awml_rounds")) else None,
             warmup=_int(warmup, "--awml-warmup", minimum=0) if (warmup := _value(config, "awml_warmup")) not in (None, "") else None,
             latency_baseline=_existing(root, _value(config, "awml_latency_baseline"), "--awml-latency-baseline"),
+            trust_checkpoint=bool(_value(config, "awml_trust_checkpoint")),
+            config=_existing(root, _value(config, "awml_config"), "--awml-config"),
+            autoware=_resolve(root, str(_value(config, "awml_autoware"))) if _value(config, "awml_autoware") else None,
         )
 
 

@@ -84,10 +84,19 @@ def _device_for_worker(config: pytest.Config, opts):
 def _plan(config: pytest.Config, opts):
     from pytest_awml import backends as awml_backends, registry
     from pytest_awml.cases import Plan
+    from pytest_awml.spec import validate
 
     specs = []
     for reference in opts.specs:
         for spec in registry.load(reference, rootdir=config.rootpath):
+            if opts.config is not None:
+                if spec.configure is None:
+                    raise AwmlError(f"spec {spec.name!r} cannot read training configs (it declares no configure); drop --awml-config")
+                spec = validate(spec.configure(opts.config), origin=str(opts.config))
+            if opts.checkpoint is not None:  # a checkpoint that does not fit stops the run here, in one message
+                from pytest_awml.workspace import load_model
+
+                load_model(spec, opts)
             if spec.name in {s.name for s in specs}:
                 raise AwmlError(f"spec {spec.name!r} is given twice")
             specs.append(spec)
@@ -138,6 +147,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         "pipeline_latency": plan.pipeline_latency_cases,
         "drift": plan.drift_cases,
         "shapes": plan.shape_cases,
+        "bundle": plan.bundle_cases,
     }[kind]()
     params = [pytest.param(c, id=c.id, marks=[pytest.mark.skip(reason=c.skip)] if c.skip else []) for c in cases]
     metafunc.parametrize("awml_case", params)

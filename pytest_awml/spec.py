@@ -212,6 +212,12 @@ class ModelSpec:
     (optional) reads real samples for ``--awml-data``. ``checks`` are the spec's own consistency
     rules (each returns problems as sentences), run at load time: e.g. a TensorRT profile's max
     pillars must equal the voxelizer's max, which AWML only guards by comments.
+
+    With ``--awml-checkpoint`` the plugin calls ``build_model(path, seed)`` for the architecture
+    (the spec may skip seed-only work) and loads the weights itself (``pytest_awml.checkpoints``:
+    weights only, strict); ``checkpoint_hints(mismatch)`` turns a misfit into advice.
+    ``configure(path)`` returns the spec rebuilt from a training config (``--awml-config``);
+    ``bundle(model, folder)`` writes the deployable files (``--awml-autoware``).
     """
 
     name: str
@@ -224,6 +230,9 @@ class ModelSpec:
     pipeline: "PipelineSpec | None" = None
     load_data: Callable[[Path, Mapping[str, str]], Sequence[Any]] | None = None
     checks: tuple[Callable[["ModelSpec"], list[str]], ...] = ()
+    checkpoint_hints: Callable[[Any], list[str]] | None = None
+    configure: Callable[[Path], "ModelSpec"] | None = None
+    bundle: Callable[[Any, Path], list[Path]] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "components", tuple(self.components))

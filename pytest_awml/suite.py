@@ -319,3 +319,15 @@ def test_pipeline_latency(awml_case, awml_workspace, benchmark, request):
                                              "stages": stages, "rounds_cut": cut})
     verdicts = [share_verdict(stage, stages[stage]["p50_ms"], stats.p50_ms, share) for stage, share in settings.stage_shares.items()]
     _gate_latency(verdicts + _regression(awml_workspace, request, settings, stats.p50_ms))
+
+
+@pytest.mark.awml_cases("bundle")
+def test_bundle(awml_case, awml_workspace, request):
+    """The deployable bundle (--awml-autoware) is written and checked by the spec for consistency."""
+    spec = awml_case.spec
+    options = awml_workspace.plan.options
+    loaded = awml_workspace.model(spec)
+    for path in spec.bundle(loaded.model, options.autoware / spec.name):
+        results.attach(request.node, "artifacts", {"test_id": request.node.nodeid, "spec": spec.name, "component": "bundle",
+                                                   "format": "autoware-bundle", "path": str(path), "sha256": sha256_file(path),
+                                                   "reused": False, "build_seconds": 0.0, "weights_sha256": loaded.weights_sha256})

@@ -25,6 +25,7 @@ from pytest_awml.device import REFERENCE, Precision, Target
 from pytest_awml.errors import AwmlError, BackendUnavailable, DataError
 from pytest_awml.pipeline import Pipeline
 from pytest_awml.runners.base import Runner, RunnerSource
+from pytest_awml.checkpoints import load_into
 from pytest_awml.budgets import baseline_medians, load_benchmarks
 from pytest_awml.spec import Component, LatencySettings, ModelSpec, Tolerance, fingerprint
 from pytest_awml.timing import measure_loop
@@ -76,6 +77,14 @@ def to_numpy(value) -> np.ndarray:
     raise DataError(f"an input is a {type(value).__name__}; make_inputs must return torch tensors or numpy arrays")
 
 
+def load_model(spec: ModelSpec, options):
+    """The spec's model in eval mode: seeded, or with ``--awml-checkpoint`` loaded strictly into it."""
+    model = spec.build_model(options.checkpoint, options.seed)
+    if options.checkpoint is not None:
+        load_into(model, options.checkpoint, trust=options.trust_checkpoint, hints=spec.checkpoint_hints)
+    return model.eval()
+
+
 class Workspace:
     def __init__(self, plan: Plan, store: ArtifactStore) -> None:
         self.plan = plan
@@ -98,7 +107,7 @@ class Workspace:
 
             options = self.plan.options
             torch.manual_seed(options.seed)
-            model = spec.build_model(options.checkpoint, options.seed).eval()
+            model = load_model(spec, options)
             if options.data is not None:
                 if spec.load_data is None:
                     raise DataError(f"spec {spec.name!r} cannot read data files (it declares no load_data); drop --awml-data")

@@ -57,11 +57,7 @@ def compare(refs: Sequence, tests: Sequence, precision: Precision) -> list[Check
 
 def make_spec(name: str, batch: Dim, height: Dim, width: Dim, channel_width: int, latency: LatencySettings) -> ModelSpec:
     def build_model(checkpoint: Path | None, seed: int) -> ResNet18:
-        model = seeded(seed, channel_width)
-        if checkpoint is not None:
-            state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-            model.load_state_dict(state.get("state_dict", state), strict=True)
-        return model.eval()
+        return seeded(seed, channel_width)  # a checkpoint, if given, is loaded into it by the plugin
 
     def make_samples(count: int, seed: int) -> list[np.ndarray]:
         return [synthetic_frame(seed * 1000 + i, height.min, width.min) for i in range(count)]

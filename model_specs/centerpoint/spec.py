@@ -6,7 +6,12 @@ from pathlib import Path
 
 import torch
 
+import dataclasses
+import math
+
 from model_specs.centerpoint import data
+from model_specs.centerpoint.autoware import write_bundle
+from model_specs.centerpoint.mmconfig import read_config, to_centerpoint
 from model_specs.centerpoint.config import FULL, TINY, CenterPointConfig
 from model_specs.centerpoint.model import BackboneNeckHeadExport, CenterPoint, VoxelEncoderExport, calibrate_heatmap, seeded
 from model_specs.centerpoint.pipeline import CenterPointPipeline, DetectionLimits, comparator
@@ -45,9 +50,7 @@ def _build(cfg: CenterPointConfig, scene: SceneConfig):
     def build_model(checkpoint: Path | None, seed: int) -> CenterPoint:
         model = seeded(cfg, seed)
         if checkpoint is not None:
-            state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-            model.load_state_dict(state.get("state_dict", state), strict=True)
-            return model.eval()
+            return model  # the plugin loads the checkpoint into it; calibration is for seeded weights only
         canvas = _backbone_inputs(cfg)(model, make_scene(CALIBRATION_SEED, scene))["spatial_features"]
         calibrate_heatmap(model, canvas, cfg.calibration_detections, cfg.score_threshold)
         return model.eval()
@@ -106,8 +109,38 @@ def _consistency(cfg: CenterPointConfig):
     return shapes_match_config
 
 
+def _bundle(cfg: CenterPointConfig, name: str):
+    def bundle(model: CenterPoint, folder: Path) -> list[Path]:
+        return write_bundle(model, cfg, folder, name.replace("-", "_"))
+
+    return bundle
+
+
+def _hints(cfg: CenterPointConfig):
+    def checkpoint_hints(found) -> list[str]:
+        hints = []
+        for key, ckpt, model in found.shapes:
+            if key.endswith("task_heads.0.heatmap.1.weight"):
+                hints.append(f"{key} has {ckpt[0]} classes, the spec has {model[0]} ({', '.join(cfg.class_names)}): "
+                             "pass --awml-config with the training config, or set class_names.")
+            elif key.endswith("pfn_layers.0.linear.weight"):
+                hints.append(f"{key} takes {ckpt[1]} decorated point features, the spec {model[1]}: check point_features "
+                             "and the PillarFeatureNet decoration flags (--awml-config).")
+        if any(".task_heads.1." in k for k in found.unexpected):
+            hints.append("the checkpoint has several CenterHead tasks; this spec models one task: pass --awml-config.")
+        return hints
+
+    return checkpoint_hints
+
+
 def make_spec(name: str, cfg: CenterPointConfig, scene: SceneConfig, encoder_latency: LatencySettings,
               backbone_latency: LatencySettings) -> ModelSpec:
+    def configure(path: Path) -> ModelSpec:
+        """This spec rebuilt from an AWML/mmdet3d training config (``--awml-config``)."""
+        new = to_centerpoint(read_config(path), path, cfg)
+        reach = max(abs(v) for v in new.point_cloud_range[:2] + new.point_cloud_range[3:5]) * math.sqrt(2)
+        return make_spec(name, new, dataclasses.replace(scene, max_range=reach), encoder_latency, backbone_latency)
+
     nx, ny, _ = cfg.grid_size
     hy, hx = cfg.head_size
     voxels = Dim("num_voxels", cfg.min_voxels, cfg.opt_voxels, cfg.max_voxels)
@@ -123,6 +156,9 @@ def make_spec(name: str, cfg: CenterPointConfig, scene: SceneConfig, encoder_lat
         pipeline=PipelineSpec(build=_pipeline(cfg), compare=comparator(cfg, BOX_LIMITS), latency=backbone_latency),
         load_data=data.load,
         checks=(_consistency(cfg),),
+        checkpoint_hints=_hints(cfg),
+        configure=configure,
+        bundle=_bundle(cfg, name),
         components=(
             Component(
                 name="pts_voxel_encoder",

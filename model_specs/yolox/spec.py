@@ -61,10 +61,7 @@ def make_spec(name: str, cfg: YoloxConfig, batch: Dim | int, latency: LatencySet
 
     def build_model(checkpoint: Path | None, seed: int) -> YoloxElan:
         model = seeded(cfg, seed)
-        if checkpoint is not None:
-            state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-            model.load_state_dict(state.get("state_dict", state), strict=True)
-        else:
+        if checkpoint is None:  # with a checkpoint the plugin loads the weights into this architecture
             calibrate(model, torch.from_numpy(synthetic_image(CALIBRATION_SEED, cfg))[None], cfg.calibration_detections)
         return model.eval()
 

@@ -1,0 +1,101 @@
+"""Loading a user's checkpoint into a spec's model: safely, strictly, with errors that say what to do.
+
+A checkpoint is untrusted input: it is read with ``torch.load(weights_only=True)``, so no pickled
+code runs, unless the user passes ``--awml-trust-checkpoint`` for a file they trust. Loading is
+strict: every missing, unexpected or mis-shaped tensor is listed in one message (the first ten and
+a count), followed by the spec's own hints about which configuration would match.
+"""
+
+from __future__ import annotations
+
+import pickle
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from pytest_awml.errors import AwmlError
+
+SHOWN = 10
+PREFIXES = ("module.", "model.")  # DataParallel / wrapper prefixes that checkpoints commonly carry
+OPTIONAL = ("num_batches_tracked",)
+PICKLE_PROTO = b"\x80"  # first byte of a pickle (protocol >= 2): legacy torch.save files start so  # BatchNorm counters older checkpoints lack; unused at inference
+
+
+class CheckpointError(AwmlError):
+    """A checkpoint cannot be read, or does not fit the spec's model."""
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """What does not fit: keys missing from the checkpoint, keys it has in excess, shape conflicts
+    as (key, checkpoint shape, model shape)."""
+
+    missing: tuple[str, ...]
+    unexpected: tuple[str, ...]
+    shapes: tuple[tuple[str, tuple[int, ...], tuple[int, ...]], ...]
+
+    def __bool__(self) -> bool:
+        return bool(self.missing or self.unexpected or self.shapes)
+
+
+def read_state_dict(path: Path, trust: bool = False) -> dict[str, Any]:
+    """The tensors of ``path``: a bare state_dict or ``{"state_dict": ..., "meta": ...}``, prefixes stripped."""
+    import torch
+
+    try:
+        raw = torch.load(path, map_location="cpu", weights_only=not trust)
+    except pickle.UnpicklingError as exc:
+        if not zipfile.is_zipfile(path) and path.read_bytes()[:1] != PICKLE_PROTO:
+            raise CheckpointError(f"{path} cannot be read as a torch checkpoint (neither a zip archive nor a pickle: "
+                                  "truncated or corrupted?)") from None
+        raise CheckpointError(
+            f"{path} needs pickle to load (it holds Python objects, not only tensors), which can run code. "
+            f"If you trust this file, pass --awml-trust-checkpoint. ({str(exc).splitlines()[0]})") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
+        raise CheckpointError(f"{path} cannot be read as a torch checkpoint (truncated or corrupted?): "
+                              f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
+    state = raw.get("state_dict", raw) if isinstance(raw, Mapping) else None
+    if not isinstance(state, Mapping) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"{path} holds no state_dict: expected a mapping of names to tensors, or {{'state_dict': ...}}")
+    state = dict(state)
+    for prefix in PREFIXES:
+        if all(k.startswith(prefix) for k in state):
+            state = {k[len(prefix):]: v for k, v in state.items()}
+    return state
+
+
+def mismatch(model, state: Mapping[str, Any]) -> Mismatch:
+    expected = model.state_dict()
+    missing = tuple(k for k in expected if k not in state and not k.endswith(OPTIONAL))
+    unexpected = tuple(k for k in state if k not in expected)
+    shapes = tuple((k, tuple(state[k].shape), tuple(v.shape)) for k, v in expected.items()
+                   if k in state and tuple(state[k].shape) != tuple(v.shape))
+    return Mismatch(missing, unexpected, shapes)
+
+
+def _listed(title: str, items) -> str:
+    items = list(items)
+    more = f" (and {len(items) - SHOWN} more)" if len(items) > SHOWN else ""
+    return f"{len(items)} {title}: {', '.join(items[:SHOWN])}{more}"
+
+
+def load_into(model, path: Path, *, trust: bool = False, hints: Callable[[Mismatch], list[str]] | None = None) -> None:
+    """Load ``path`` into ``model`` strictly, or raise :class:`CheckpointError` listing every misfit."""
+    state = read_state_dict(path, trust)
+    found = mismatch(model, state)
+    if found:
+        parts = []
+        if found.missing:
+            parts.append(_listed("missing key(s)", found.missing))
+        if found.unexpected:
+            parts.append(_listed("unexpected key(s)", found.unexpected))
+        if found.shapes:
+            parts.append(_listed("shape mismatch(es)", (f"{k} is {tuple(c)} in the checkpoint, {tuple(m)} in the model" for k, c, m in found.shapes)))
+        advice = (hints(found) if hints else []) or ["check that the spec's configuration matches the one that trained the checkpoint"]
+        raise CheckpointError(f"{path} does not fit the model: " + "; ".join(parts) + ". " + " ".join(advice))
+    expected = model.state_dict()
+    for key in expected:
+        if key not in state:  # only OPTIONAL counters reach here
+            state[key] = expected[key]
+    model.load_state_dict(state, strict=True)
