@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import textwrap
 
 import pytest
 import torch

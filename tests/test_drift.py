@@ -34,20 +34,20 @@ SPEC = dataclasses.replace(TINY_SPEC, build_model=build)
 def test_golden_then_drift_then_forensics(run_awml, pytester):
     golden = pytester.path / "golden"
     created = run_awml("--awml-spec=centerpoint-tiny", f"--awml-golden={golden}", "--awml-update-golden", "-k", "test_drift")
-    created.result.assert_outcomes(passed=2, deselected=12)
+    created.result.assert_outcomes(passed=2)
     assert [g["action"] for g in created.report["golden"]] == ["created", "created"]
     assert "golden centerpoint-tiny/pts_voxel_encoder: created" in created.text
     meta = json.loads((golden / "centerpoint-tiny" / "pts_backbone_neck_head.json").read_text())
     assert meta["seed"] == 0 and meta["versions"]["torch"] and meta["weights_sha256"] and meta["spec_hash"]
 
     same = run_awml("--awml-spec=centerpoint-tiny", f"--awml-golden={golden}", "-k", "test_drift")
-    same.result.assert_outcomes(passed=2, deselected=12)
+    same.result.assert_outcomes(passed=2)
     assert all(r["max_abs"] == 0 for r in same.report["drift"])  # same machine, same torch: bit-identical
 
     pytester.makepyfile(perturbed=PERTURBED)
     junit = pytester.path / "junit.xml"
     drifted = run_awml("--awml-spec=perturbed.py", f"--awml-golden={golden}", "-k", "test_drift", f"--junitxml={junit}")
-    drifted.result.assert_outcomes(passed=1, failed=1, deselected=12)
+    drifted.result.assert_outcomes(passed=1, failed=1)
     assert "ToleranceExceeded: pytorch-cpu-fp32 today differs from golden" in drifted.text
     assert "heatmap: FAILED max_abs=" in drifted.text
     failure = pytester.path / ".awml" / "artifacts" / "failures" / "test_drift_centerpoint-tiny_pts_backbone_neck_head"
@@ -72,7 +72,7 @@ def test_trend_budget_fails_growth_under_the_tolerance(run_awml, pytester):
     test_id = "awml::test_parity[centerpoint-tiny/pts_voxel_encoder/onnxruntime-cpu-fp32]"
     (golden / "history.jsonl").write_text("".join(json.dumps({"test_id": test_id, "output": "pillar_features", "max_abs": 1e-9}) + "\n" for _ in range(3)))
     run = run_awml("--awml-spec=centerpoint-tiny", f"--awml-golden={golden}", "--awml-drift-trend", "-k", "test_parity and voxel")
-    run.result.assert_outcomes(failed=1, deselected=13)
+    run.result.assert_outcomes(failed=1)
     assert "pillar_features: trend budget broken: error grew to" in run.text and "over 2x its baseline 1e-09" in run.text
     lines = (golden / "history.jsonl").read_text().splitlines()
     assert len(lines) == 4 and json.loads(lines[-1])["max_abs"] > 1e-6  # the run still joined the history
@@ -80,17 +80,17 @@ def test_trend_budget_fails_growth_under_the_tolerance(run_awml, pytester):
 
 def test_tolerance_overrides_are_applied_and_reported(run_awml):
     strict = run_awml("--awml-spec=centerpoint-tiny", "--awml-tolerance=0", "-k", "test_parity")
-    strict.result.assert_outcomes(failed=2, deselected=12)
+    strict.result.assert_outcomes(failed=2)
     assert strict.report["run"]["overrides"] == {"tolerances": {"*": [0.0, 0.0]}}
     assert all(r["atol"] == 0 for r in strict.report["parity"])
     loose = run_awml("--awml-spec=centerpoint-tiny", "--awml-tolerance=pillar_features=1e-3,0", "-k", "test_parity and voxel")
-    loose.result.assert_outcomes(passed=1, deselected=13)
+    loose.result.assert_outcomes(passed=1)
     assert loose.report["parity"][0]["atol"] == 1e-3
 
 
 def test_shape_fuzzing_covers_corners_and_refuses_out_of_range(run_awml):
     run = run_awml("--awml-spec=centerpoint-tiny", "--awml-hypothesis-profile=ci", "-k", "test_shapes", "-v")
-    run.result.assert_outcomes(passed=1, deselected=13)
+    run.result.assert_outcomes(passed=1)
     assert "test_shapes[centerpoint-tiny/pts_voxel_encoder/onnxruntime-cpu-fp32] PASSED" in run.text
     record = run.report["shapes"][0]
     sizes = [t["sizes"]["num_voxels"] for t in record["tried"]]
@@ -141,7 +141,7 @@ def test_a_build_killed_midway_is_rebuilt_cleanly(run_awml, pytester):
     assert not list(folder.glob("*/pts_voxel_encoder.onnx")) and not list(folder.glob("*/manifest.json"))
 
     again = run_awml("--awml-spec=slow_spec.py", "-k", "test_export")
-    again.result.assert_outcomes(passed=2, deselected=12)
+    again.result.assert_outcomes(passed=2)
     record = next(a for a in again.report["artifacts"] if a["component"] == "pts_voxel_encoder")
     assert not record["reused"]
     assert not list(folder.glob("*/.build-*"))  # the killed build's leftovers are gone

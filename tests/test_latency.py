@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import textwrap
 
 import numpy as np
 import pytest
@@ -114,9 +113,10 @@ import dataclasses
 from model_specs.centerpoint.spec import TINY_SPEC
 from pytest_awml.spec import LatencyRatio, LatencySettings
 
-latency = LatencySettings(rounds=5, warmup_rounds=1, regression=1.0,
-                          ratios=(LatencyRatio("onnxruntime-cpu-fp32", "pytorch-cpu-fp32", {ratio}),))
-components = tuple(dataclasses.replace(c, latency=latency) for c in TINY_SPEC.components)
+ratios = (LatencyRatio("onnxruntime-cpu-fp32", "pytorch-cpu-fp32", {ratio}),)
+# per-test thresholds: +100 % for the encoder, +400 % for the backbone (noise on a busy 2-core box)
+components = tuple(dataclasses.replace(c, latency=LatencySettings(rounds=5, warmup_rounds=1, regression=threshold, ratios=ratios))
+                   for c, threshold in zip(TINY_SPEC.components, (1.0, 4.0)))
 pipeline = dataclasses.replace(TINY_SPEC.pipeline, latency=LatencySettings(rounds=3, warmup_rounds=1, stage_shares={shares}))
 SPEC = dataclasses.replace(TINY_SPEC, components=components, pipeline=pipeline)
 """
@@ -127,10 +127,10 @@ def test_a_per_test_threshold_fails_only_the_slowed_test(run_awml, pytester, mon
     pytester.makepyfile(budget_spec=BUDGET_SPEC.format(ratio=100.0, shares="{}"))
     args = ("--awml-spec=budget_spec.py", "--awml-backends=slowed", "-k", "test_latency", "-v")
     base = run_awml(*args, "--benchmark-json=base.json")
-    base.result.assert_outcomes(passed=2, deselected=9)
+    base.result.assert_outcomes(passed=2)
     monkeypatch.setenv("AWML_TEST_SLOW", "1")
     slow = run_awml(*args, "--benchmark-json=slow.json", "--awml-latency-baseline=base.json")
-    slow.result.assert_outcomes(passed=1, failed=1, deselected=9)
+    slow.result.assert_outcomes(passed=1, failed=1)
     assert "test_latency[centerpoint-tiny/pts_voxel_encoder/slowed-cpu-fp32] FAILED" in slow.text
     assert "test_latency[centerpoint-tiny/pts_backbone_neck_head/slowed-cpu-fp32] PASSED" in slow.text
     assert "LatencyBudgetExceeded: latency budget broken:" in slow.text and "(threshold +100%)" in slow.text

@@ -37,11 +37,11 @@ def test_a_user_package_entry_point(run_awml, pytester, monkeypatch):
     (info / "entry_points.txt").write_text("[pytest_awml.specs]\ntinyseg = my_specs:SPEC\n")
     monkeypatch.setenv("PYTHONPATH", str(site))
     run = run_awml("--awml-spec=tinyseg", "-k", "test_parity", "-v")
-    run.result.assert_outcomes(passed=1, deselected=7)  # incl. the two pipeline kinds tinyseg has no case for
+    run.result.assert_outcomes(passed=1)  # incl. the two pipeline kinds tinyseg has no case for
     assert "test_parity[tinyseg/net/onnxruntime-cpu-fp32] PASSED" in run.text
 
 
 def test_two_specs_in_one_run(run_awml):
     run = run_awml("--awml-spec=centerpoint-tiny", "--awml-spec=yolox-tiny", "--awml-spec=calibration-tiny", "-k", "test_parity")
-    run.result.assert_outcomes(passed=4, deselected=28)
+    run.result.assert_outcomes(passed=4)
     assert {r["spec"] for r in run.report["parity"]} == {"centerpoint-tiny", "yolox-tiny", "calibration-tiny"}

@@ -5,10 +5,11 @@ its checkpoints' keys apply."""
 
 from __future__ import annotations
 
-import math
 
 import torch
 from torch import nn
+
+from model_specs.seeding import init_like_trained
 
 
 class BasicBlock(nn.Module):
@@ -52,19 +53,7 @@ class ResNet18(nn.Module):
 
 
 def seeded(seed: int, width: int) -> ResNet18:
-    generator = torch.Generator().manual_seed(seed)
-    model = ResNet18(width=width)
+    model = init_like_trained(ResNet18(width=width), seed)
     with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, (nn.Conv2d, nn.Linear)):
-                module.weight.normal_(0.0, math.sqrt(2.0 / module.weight[0].numel()), generator=generator)
-                if module.bias is not None:
-                    module.bias.uniform_(-0.1, 0.1, generator=generator)
-            elif isinstance(module, nn.BatchNorm2d):
-                n = module.num_features
-                module.weight.copy_(1.0 + 0.1 * torch.randn(n, generator=generator))
-                module.bias.copy_(0.05 * torch.randn(n, generator=generator))
-                module.running_mean.copy_(0.05 * torch.randn(n, generator=generator))
-                module.running_var.copy_(1.0 + 0.2 * torch.rand(n, generator=generator))
         model.conv1.weight.mul_(1.0 / 128.0)  # BGR 0-255, depth in metres, intensity 0-255: unnormalised
-    return model.eval()
+    return model

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from model_specs.centerpoint.config import CenterPointConfig
+from model_specs.seeding import init_like_trained
 
 # mmdet3d's norm settings: PFN and SECOND use BN eps 1e-3 / momentum 0.01; the neck too; the head BN2d defaults.
 _BN_EPS, _BN_MOMENTUM = 1e-3, 0.01
@@ -180,31 +181,12 @@ class BackboneNeckHeadExport(nn.Module):
 
 
 def seeded(cfg: CenterPointConfig, seed: int) -> CenterPoint:
-    """A CenterPoint with seeded weights whose activations keep a realistic scale.
-
-    PyTorch's default conv init shrinks activations ~2.4x per layer, so after 20 layers the heads
-    would output little more than their biases and any parity test would pass trivially. Kaiming
-    normal init (fan-in, ReLU) keeps the variance, and BN statistics are drawn near identity so
-    that they matter without dominating.
-    """
-    generator = torch.Generator().manual_seed(seed)
-    model = CenterPoint(cfg)
+    """A CenterPoint with seeded weights whose activations keep a realistic scale; the heatmap
+    bias starts at mmdet3d's focal-loss prior (``calibrate_heatmap`` then places it)."""
+    model = init_like_trained(CenterPoint(cfg), seed)
     with torch.no_grad():
-        for name, module in model.named_modules():
-            if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
-                fan_in = module.weight[0].numel() if not isinstance(module, nn.ConvTranspose2d) else module.weight.shape[0] * module.weight[0, 0].numel()
-                module.weight.normal_(0.0, math.sqrt(2.0 / fan_in), generator=generator)
-                if module.bias is not None:
-                    module.bias.uniform_(-0.1, 0.1, generator=generator)
-            elif isinstance(module, nn.modules.batchnorm._BatchNorm):
-                n = module.num_features
-                module.weight.copy_(1.0 + 0.1 * torch.randn(n, generator=generator))
-                module.bias.copy_(0.05 * torch.randn(n, generator=generator))
-                module.running_mean.copy_(0.05 * torch.randn(n, generator=generator))
-                module.running_var.copy_(1.0 + 0.2 * torch.rand(n, generator=generator))
-        heatmap = model.pts_bbox_head.task_heads[0].heatmap[1]
-        heatmap.bias.fill_(cfg.heatmap_init_bias)
-    return model.eval()
+        model.pts_bbox_head.task_heads[0].heatmap[1].bias.fill_(cfg.heatmap_init_bias)
+    return model
 
 
 def calibrate_heatmap(model: CenterPoint, spatial_features: torch.Tensor, detections: int, score_threshold: float) -> None:

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from model_specs.seeding import init_like_trained
+
 
 @dataclass(frozen=True)
 class YoloxConfig:
@@ -102,21 +104,9 @@ HEAD_GAIN = 8.0
 
 
 def seeded(cfg: YoloxConfig, seed: int) -> YoloxElan:
-    """Kaiming-normal convs and near-identity BN so activations keep their scale (see CenterPoint's)."""
-    generator = torch.Generator().manual_seed(seed)
-    model = YoloxElan(cfg)
+    """Seeded weights scaled for raw BGR 0-255 input, with heads wide enough to spread scores."""
+    model = init_like_trained(YoloxElan(cfg), seed)
     with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, nn.Conv2d):
-                module.weight.normal_(0.0, math.sqrt(2.0 / module.weight[0].numel()), generator=generator)
-                if module.bias is not None:
-                    module.bias.uniform_(-0.1, 0.1, generator=generator)
-            elif isinstance(module, nn.BatchNorm2d):
-                n = module.num_features
-                module.weight.copy_(1.0 + 0.1 * torch.randn(n, generator=generator))
-                module.bias.copy_(0.05 * torch.randn(n, generator=generator))
-                module.running_mean.copy_(0.05 * torch.randn(n, generator=generator))
-                module.running_var.copy_(1.0 + 0.2 * torch.rand(n, generator=generator))
         # raw BGR 0-255 input: scale the stem so its activations start near unit variance
         model.stem[0].weight.mul_(1.0 / 128.0)
         # SiLU halves the variance per layer; widen the heads' logits so that scores spread over
@@ -124,7 +114,7 @@ def seeded(cfg: YoloxConfig, seed: int) -> YoloxElan:
         for preds in (model.cls_preds, model.obj_preds, model.reg_preds):
             for pred in preds:
                 pred.weight.mul_(HEAD_GAIN)
-    return model.eval()
+    return model
 
 
 def calibrate(model: YoloxElan, image: torch.Tensor, detections: int) -> None:

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from model_specs.yolox.model import YoloxConfig, YoloxElan, calibrate, seeded
-from model_specs.yolox.postprocess import Detections2D, Limits2D, comparator, decode
+from model_specs.yolox.postprocess import Limits2D, comparator, decode
 from pytest_awml.pipeline import Pipeline, PipelineResult, PipelineSpec, StageClock
 from pytest_awml.runners.base import Runner
 from pytest_awml.spec import Component, Dim, LatencySettings, ModelSpec, OnnxOptions, TensorSpec, Tolerance
