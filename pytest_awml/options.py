@@ -20,7 +20,7 @@ REPORT_NAME = "awml-report.json"
 # (option, ini type, default, help); option "--awml-x-y" ↔ ini "awml_x_y".
 _OPTIONS = (
     ("--awml-spec", "args", [], "model spec to verify: a registered name or a path to a spec .py file (repeatable)"),
-    ("--awml-backends", "string", "", "comma-separated backends to test (default: every registered backend; unimportable ones show as skipped)"),
+    ("--awml-backends", "string", "", "comma-separated backends to test (default: every backend that runs on the device, plus TensorRT, shown as skipped with its reason where it cannot run)"),
     ("--awml-device", "string", "cpu", "device for the backends under test: cpu, cuda or cuda:N"),
     ("--awml-precision", "string", "fp32", "comma-separated precisions: fp32, fp16, tf32"),
     ("--awml-artifacts", "string", DEFAULT_ARTIFACTS, "artifact folder, relative to the invocation folder"),

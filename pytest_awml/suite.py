@@ -27,11 +27,12 @@ def _ids(case, test_id: str) -> dict:
     return {"test_id": test_id, "spec": case.spec.name, "component": case.component.name}
 
 
-def _target_ids(case, test_id: str, options=None) -> dict:
+def _target_ids(case, test_id: str, options, component: str | None = None) -> dict:
+    """Record ids of a test on a target; ``component`` overrides the case's (``pipeline``)."""
     target = case.target
-    ids = {**_ids(case, test_id), "target": target.id, "backend": target.backend,
-           "device": target.device.id, "precision": target.precision.value}
-    if options is not None and options.worker:
+    ids = {"test_id": test_id, "spec": case.spec.name, "component": component or case.component.name, "target": target.id,
+           "backend": target.backend, "device": target.device.id, "precision": target.precision.value}
+    if options.worker:
         ids.update(worker=options.worker, gpu=options.physical(target.device).torch)
     return ids
 
@@ -260,15 +261,6 @@ def test_latency(awml_case, awml_workspace, benchmark, request):
     _gate_latency(verdicts + _regression(awml_workspace, request, settings, stats.p50_ms))
 
 
-def _pipeline_ids(case, test_id: str, options) -> dict:
-    target = case.target
-    ids = {"test_id": test_id, "spec": case.spec.name, "component": "pipeline", "target": target.id,
-           "backend": target.backend, "device": target.device.id, "precision": target.precision.value}
-    if options.worker:
-        ids.update(worker=options.worker, gpu=options.physical(target.device).torch)
-    return ids
-
-
 @pytest.mark.awml_cases("pipeline_parity")
 def test_pipeline_parity(awml_case, awml_workspace, request):
     """The end-to-end outputs (boxes, classes…) of the target agree with the PyTorch CPU pipeline."""
@@ -278,7 +270,7 @@ def test_pipeline_parity(awml_case, awml_workspace, request):
     outputs = [pipeline(sample).outputs for sample in awml_workspace.model(spec).samples]
     checks = spec.pipeline.compare(references, outputs, target.precision)
     for check in checks:
-        results.attach(request.node, "parity", {**_pipeline_ids(awml_case, request.node.nodeid, awml_workspace.plan.options), "output": check.output,
+        results.attach(request.node, "parity", {**_target_ids(awml_case, request.node.nodeid, awml_workspace.plan.options, component="pipeline"), "output": check.output,
                                                 "max_abs": check.value, "atol": check.limit, "rtol": 0.0,
                                                 "passed": check.passed, "problem": "" if check.passed else check.detail})
         request.node.user_properties.append((f"awml.{check.output}", check.value))
@@ -315,7 +307,7 @@ def test_pipeline_latency(awml_case, awml_workspace, benchmark, request):
     stages = {name: LatencyStats.from_ms([r[name] for r in stage_rounds]).as_dict() for name in pipeline.stages}
     benchmark.extra_info.update(spec=spec.name, component="pipeline", target=target.id, stages=stages, rounds_cut=cut,
                                 regression_threshold=settings.regression, **stats.as_dict())
-    results.attach(request.node, "latency", {**_pipeline_ids(awml_case, request.node.nodeid, awml_workspace.plan.options), **stats.as_dict(),
+    results.attach(request.node, "latency", {**_target_ids(awml_case, request.node.nodeid, awml_workspace.plan.options, component="pipeline"), **stats.as_dict(),
                                              "stages": stages, "rounds_cut": cut})
     verdicts = [share_verdict(stage, stages[stage]["p50_ms"], stats.p50_ms, share) for stage, share in settings.stage_shares.items()]
     _gate_latency(verdicts + _regression(awml_workspace, request, settings, stats.p50_ms))

@@ -104,7 +104,3 @@ class Backend(ABC):
 
     @abstractmethod
     def create_runner(self, source: RunnerSource, target: Target) -> Runner: ...
-
-    def importable(self) -> bool:
-        """Whether the backend's library imports here (its device may still be absent)."""
-        return True

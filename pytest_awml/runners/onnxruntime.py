@@ -62,13 +62,6 @@ class OnnxRuntimeRunner(Runner):
 class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
 
-    def importable(self) -> bool:
-        try:
-            import onnxruntime  # noqa: F401
-        except ImportError:
-            return False
-        return True
-
     def unavailable_reason(self, device: Device, precision: Precision) -> str | None:
         try:
             import onnxruntime  # noqa: F401

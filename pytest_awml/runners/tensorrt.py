@@ -125,9 +125,6 @@ class TensorRTBackend(Backend):
     name = "tensorrt"
     listed_when_unavailable = True  # users deploy TensorRT: its absence must show in every summary
 
-    def importable(self) -> bool:
-        return tensorrt_unavailable() is None
-
     def unavailable_reason(self, device: Device, precision: Precision) -> str | None:
         reason = tensorrt_unavailable()
         if reason:
