@@ -1,5 +1,6 @@
 """The CenterPoint model and pre-processing: mmdet3d's names and mmcv's voxelization semantics."""
 
+import dataclasses
 import math
 
 import numpy as np
@@ -7,9 +8,9 @@ import pytest
 import torch
 
 from model_specs.centerpoint.config import FULL, TINY
-from model_specs.centerpoint.model import BackboneNeckHeadExport, CenterPoint, VoxelEncoderExport, seeded
-from model_specs.centerpoint.scene import SceneConfig, make_scene
-from model_specs.centerpoint.voxelize import decorate, scatter, voxelize
+from model_specs.centerpoint.model import BackboneNeckHeadExport, CenterPoint, VoxelEncoderExport, seeded, upsample_layer
+from model_specs.centerpoint.scene import SceneConfig, Sweep, make_scene, translation
+from model_specs.centerpoint.voxelize import decorate, densify, scatter, voxelize
 
 
 def test_state_dict_keys_are_mmdet3d_s():
@@ -31,8 +32,24 @@ def test_state_dict_keys_are_mmdet3d_s():
     model = CenterPoint(FULL)
     assert model.pts_voxel_encoder.pfn_layers[0].linear.weight.shape == (16, 11)  # halved, mmdet3d-style
     assert model.pts_voxel_encoder.pfn_layers[1].linear.weight.shape == (32, 32)
-    assert model.pts_bbox_head.task_heads[0].heatmap[1].weight.shape[0] == 5
+    assert model.pts_bbox_head.task_heads[0].heatmap[1].weight.shape == (5, 64, 1, 1)  # final_kernel=1, head_conv 64
+    assert model.pts_bbox_head.task_heads[0].reg[0].conv.weight.shape == (64, 64, 1, 1)
     assert FULL.grid_size == (1020, 1020, 1) and FULL.head_size == (510, 510)
+    # SECONDFPN at AWML's strides 0.5 / 1 / 2 with use_conv_for_no_stride: conv k2, conv 1x1, deconv k2
+    kinds = [type(d[0]) for d in model.pts_neck.deblocks]
+    assert kinds == [torch.nn.Conv2d, torch.nn.Conv2d, torch.nn.ConvTranspose2d]
+    assert model.pts_neck.deblocks[1][0].weight.shape == (128, 128, 1, 1)
+
+
+def test_the_stride_one_deblock_is_a_conv_not_its_transpose():
+    """Same weight shape, different computation: a checkpoint loads strictly into either."""
+    conv, deconv = upsample_layer(8, 8, 1.0, use_conv_for_no_stride=True), upsample_layer(8, 8, 1.0, use_conv_for_no_stride=False)
+    assert isinstance(conv, torch.nn.Conv2d) and isinstance(deconv, torch.nn.ConvTranspose2d)
+    deconv.load_state_dict(conv.state_dict(), strict=True)
+    x = torch.randn(1, 8, 4, 4)
+    with torch.no_grad():
+        assert not torch.allclose(conv(x), deconv(x), atol=1e-3)
+        assert torch.allclose(conv(x), torch.einsum("oi,bihw->bohw", conv.weight[:, :, 0, 0], x), atol=1e-6)
 
 
 def _naive_voxelize(points: np.ndarray, cfg):
@@ -104,13 +121,32 @@ def test_scatter_places_each_pillar_at_its_cell():
 
 
 def test_synthetic_scene_is_realistic():
-    scene = make_scene(3, SceneConfig(max_range=60.0, rings=64, azimuth_steps=900, objects=20))
-    assert scene.points.dtype == np.float32 and scene.points.shape[1] == 5
+    cfg = SceneConfig(max_range=60.0, rings=64, azimuth_steps=900, objects=20)
+    scene = make_scene(3, cfg)
+    points = scene.current.points
+    assert points.dtype == np.float32 and points.shape[1] == 4
     assert scene.boxes.shape == (20, 9) and set(scene.labels) <= set(range(5))
-    r = np.hypot(scene.points[:, 0], scene.points[:, 1])
+    r = np.hypot(points[:, 0], points[:, 1])
     near, far = (r < 20).sum() / (math.pi * 20**2), ((r > 40) & (r < 60)).sum() / (math.pi * (60**2 - 40**2))
     assert near > 10 * far  # density falls with range, as a spinning lidar's does
-    assert np.array_equal(make_scene(3, SceneConfig(max_range=60.0, rings=64, azimuth_steps=900, objects=20)).points, scene.points)
+    assert np.array_equal(make_scene(3, cfg).current.points, points)
+    # one past sweep, 0.1 s earlier, taken from where the ego was then
+    (now, before) = scene.sweeps
+    assert now.time_s == 0.0 and before.time_s == pytest.approx(-cfg.sweep_interval_s)
+    assert np.array_equal(now.pose, np.eye(4)) and before.pose[0, 3] == pytest.approx(-cfg.ego_speed_mps * cfg.sweep_interval_s)
+
+
+def test_densify_moves_past_sweeps_into_the_current_frame_with_their_time_lag():
+    now = Sweep(np.array([[1.0, 2.0, 0.5, 7.0]], np.float32), 10.0, translation(3.0))
+    before = Sweep(np.array([[1.0, 0.0, 0.0, 9.0], [2.0, 0.0, 0.0, 1.0]], np.float32), 9.9, translation(2.5, 1.0))
+    older = Sweep(np.array([[0.0, 0.0, 0.0, 5.0]], np.float32), 9.8, translation(2.0))
+    points = densify((now, before, older), TINY)  # TINY densifies one past sweep: `older` is left out
+    assert points.dtype == torch.float32 and points.shape == (3, 5)
+    assert torch.equal(points[0], torch.tensor([1.0, 2.0, 0.5, 7.0, 0.0]))
+    expected = torch.tensor([[0.5, 1.0, 0.0, 9.0, 0.1], [1.5, 1.0, 0.0, 1.0, 0.1]])  # world <- before, then current <- world
+    assert torch.allclose(points[1:], expected, atol=1e-6)
+    four = densify((now, before), dataclasses.replace(TINY, point_feature_names=("x", "y", "z", "intensity"), past_sweeps=0))
+    assert four.shape == (1, 4)
 
 
 def test_rot_y_axis_reference_swaps_dims_and_rotates():
@@ -129,7 +165,7 @@ def test_rot_y_axis_reference_swaps_dims_and_rotates():
 def test_seeded_weights_give_non_trivial_heads():
     model = seeded(TINY, 0)
     scene = make_scene(0, SceneConfig(max_range=36.3, rings=32, azimuth_steps=1024, objects=12))
-    voxels = voxelize(torch.from_numpy(scene.points), TINY)
+    voxels = voxelize(densify(scene.sweeps, TINY), TINY)
     with torch.no_grad():
         canvas = scatter(VoxelEncoderExport(model)(decorate(voxels, TINY)), voxels.coors, TINY)
         heads = BackboneNeckHeadExport(model)(canvas)

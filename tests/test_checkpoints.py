@@ -8,13 +8,15 @@ import hashlib
 import pytest
 import torch
 
+from pathlib import Path
+
 from model_specs.centerpoint.config import TINY
-from model_specs.centerpoint.mmconfig import read_config, to_centerpoint
 from model_specs.centerpoint.model import seeded
 from model_specs.centerpoint.spec import TINY_SPEC
 from pytest_awml.checkpoints import CheckpointError, load_into, read_state_dict
-from pytest_awml.errors import SpecError
 from pytest_awml.workspace import state_dict_sha256
+
+CONFIGS = Path(__file__).parent / "data" / "configs" / "awml"
 
 
 def _mmdet3d_checkpoint(path, seed=123, prefix="", cfg=TINY):
@@ -46,8 +48,20 @@ def test_wrong_class_count_names_the_key_and_the_fix(tmp_path):
     with pytest.raises(CheckpointError) as info:
         load_into(TINY_SPEC.build_model(tmp_path / "ten.pth", 0), tmp_path / "ten.pth", hints=TINY_SPEC.checkpoint_hints)
     message = str(info.value)
-    assert "shape mismatch(es): pts_bbox_head.task_heads.0.heatmap.1.weight is (10, 32, 3, 3) in the checkpoint, (5, 32, 3, 3) in the model" in message
+    assert "shape mismatch(es): pts_bbox_head.task_heads.0.heatmap.1.weight is (10, 32, 1, 1) in the checkpoint, (5, 32, 1, 1) in the model" in message
     assert "has 10 classes, the spec has 5" in message and "pass --awml-config" in message
+
+
+def test_a_kernel_size_mismatch_names_the_kernels_and_the_config_field(tmp_path):
+    import dataclasses
+
+    _mmdet3d_checkpoint(tmp_path / "k3.pth", cfg=dataclasses.replace(TINY, head_final_kernel=3))
+    with pytest.raises(CheckpointError) as info:
+        load_into(TINY_SPEC.build_model(tmp_path / "k3.pth", 0), tmp_path / "k3.pth", hints=TINY_SPEC.checkpoint_hints)
+    message = str(info.value)
+    assert "12 shape mismatch(es)" in message and "classes" not in message
+    assert "has 3x3 kernels in the checkpoint, 1x1 in the spec (head_final_kernel=1)" in message
+    assert "separate_head.final_kernel" in message
 
 
 def test_missing_and_unexpected_keys_are_listed_ten_and_a_count(tmp_path):
@@ -83,59 +97,10 @@ def test_a_checkpoint_needing_pickle_is_refused_unless_trusted(tmp_path):
     assert set(read_state_dict(tmp_path / "pickled.pth", trust=True)) == set(state)
 
 
-AWML_BASE = """
-point_cloud_range = [-25.6, -25.6, -3.0, 25.6, 25.6, 5.0]
-voxel_size = [0.4, 0.4, 8.0]
-class_names = ["car", "truck", "bus", "bicycle", "pedestrian"]
-out_size_factor = 2
-model = dict(
-    type="CenterPoint",
-    data_preprocessor=dict(voxel_layer=dict(max_num_points=32, voxel_size=voxel_size, point_cloud_range=point_cloud_range,
-                                            max_voxels=(12000, 12000))),
-    pts_voxel_encoder=dict(type="PillarFeatureNet", in_channels=5, feat_channels=[32, 32], with_distance=False,
-                           with_cluster_center=True, with_voxel_center=True, voxel_size=voxel_size, point_cloud_range=point_cloud_range),
-    pts_backbone=dict(type="SECOND", in_channels=32, out_channels=[16, 32, 64], layer_nums=[3, 5, 5], layer_strides=[1, 2, 2]),
-    pts_neck=dict(type="SECONDFPN", in_channels=[16, 32, 64], out_channels=[32, 32, 32], upsample_strides=[0.5, 1, 2]),
-    pts_bbox_head=dict(type="CenterHead", in_channels=sum([32, 32, 32]), tasks=[dict(num_class=len(class_names), class_names=class_names)],
-                       common_heads=dict(reg=(2, 2), height=(1, 2), dim=(3, 2), rot=(2, 2), vel=(2, 2)), share_conv_channel=32,
-                       bbox_coder=dict(type="CenterPointBBoxCoder", post_center_range=[-200.0, -200.0, -10.0, 200.0, 200.0, 10.0],
-                                       max_num=500, score_threshold=0.1, out_size_factor=out_size_factor, voxel_size=voxel_size[:2]),
-                       separate_head=dict(type="SeparateHead", init_bias=-2.19, final_kernel=3)),
-    test_cfg=dict(pts=dict(nms_type="circle", min_radius=[1.0], post_max_size=100)),
-)
-"""
-AWML_CHILD = """
-_base_ = ["base.py"]
-class_names = ["car", "truck", "bus"]
-model = dict(pts_bbox_head=dict(tasks=[dict(num_class=3, class_names=class_names)]),
-             test_cfg=dict(pts=dict(post_max_size=50)))
-"""
-
-
-def test_restricted_config_reader_with_inheritance(tmp_path):
-    (tmp_path / "base.py").write_text(AWML_BASE)
-    (tmp_path / "child.py").write_text(AWML_CHILD)
-    assert to_centerpoint(read_config(tmp_path / "base.py"), tmp_path / "base.py", TINY) == TINY
-    child = to_centerpoint(read_config(tmp_path / "child.py"), tmp_path / "child.py", TINY)
-    assert child.class_names == ("car", "truck", "bus") and child.post_max_size == 50 and child.backbone_channels == (16, 32, 64)
-
-
-@pytest.mark.parametrize("text, words", [
-    ("import os\nmodel = dict(type='CenterPoint')", "imports are not read without mmengine"),
-    ("model = dict(type=open('x'))", "is outside the readable subset"),
-    ("model = dict(type='BEVFusion')", "model: not supported: BEVFusion"),
-])
-def test_unreadable_or_unsupported_configs(tmp_path, text, words):
-    (tmp_path / "c.py").write_text(text)
-    with pytest.raises(SpecError, match=words):
-        to_centerpoint(read_config(tmp_path / "c.py"), tmp_path / "c.py", TINY)
-
-
 def test_the_whole_suite_on_a_user_checkpoint_and_config(run_awml, pytester):
     expected = _mmdet3d_checkpoint(pytester.path / "epoch_50.pth", prefix="module.")
-    (pytester.path / "base.py").write_text(AWML_BASE)
     run = run_awml("--awml-spec=centerpoint-tiny", f"--awml-checkpoint={pytester.path / 'epoch_50.pth'}",
-                   f"--awml-config={pytester.path / 'base.py'}", "--awml-autoware=bundle")
+                   f"--awml-config={CONFIGS / 'centerpoint_tiny.py'}", "--awml-autoware=bundle")
     run.result.assert_outcomes(passed=13, skipped=2)
     assert f"checkpoint {pytester.path / 'epoch_50.pth'}" in run.text
     weights = {a["weights_sha256"] for a in run.report["artifacts"]}

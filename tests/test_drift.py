@@ -23,7 +23,7 @@ from model_specs.centerpoint.spec import TINY_SPEC
 def build(checkpoint, seed):
     model = TINY_SPEC.build_model(checkpoint, seed)
     with torch.no_grad():
-        model.pts_bbox_head.task_heads[0].heatmap[1].weight[0, 0, 1, 1] += 0.05  # one weight of one head
+        model.pts_bbox_head.task_heads[0].heatmap[1].weight[0, 0, 0, 0] += 0.05  # one weight of one head
     return model
 
 

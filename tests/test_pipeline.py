@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
 
@@ -13,6 +14,8 @@ from model_specs.centerpoint import data
 from model_specs.centerpoint.config import TINY
 from model_specs.centerpoint.decode import circle_nms, decode
 from model_specs.centerpoint.pipeline import STAGES, CenterPointPipeline, DetectionLimits, compare_detections
+from model_specs.centerpoint.scene import Scene, Sweep
+from model_specs.centerpoint.voxelize import densify
 from model_specs.centerpoint.spec import TINY_SPEC
 from pytest_awml.device import REFERENCE
 from pytest_awml.errors import DataError
@@ -45,6 +48,13 @@ def test_decode_applies_the_score_threshold():
     threshold_logit = math.log(TINY.score_threshold / (1 - TINY.score_threshold))
     d = decode(_heads([(0, 5, 5, threshold_logit + 0.01), (1, 30, 30, threshold_logit - 0.01)]), TINY)
     assert d.labels.tolist() == [0]
+
+
+def test_decode_keeps_scores_strictly_above_the_threshold_as_mmdet3d():
+    score = float(torch.sigmoid(torch.tensor(2.0)))  # exactly representable as the float32 score decode sees
+    at_threshold = dataclasses.replace(TINY, score_threshold=score)
+    assert len(decode(_heads([(0, 5, 5, 2.0)]), at_threshold).scores) == 0  # mmdet3d: score > threshold
+    assert len(decode(_heads([(0, 5, 5, 2.001)]), at_threshold).scores) == 1
 
 
 def test_decode_undoes_the_autoware_convention():
@@ -110,22 +120,28 @@ def test_pipeline_is_re_entrant(reference_pipeline):
 
 
 def test_no_point_in_range_is_a_clear_error(reference_pipeline):
+    far = Scene((Sweep(np.array([[500.0, 0, 0, 1]], np.float32), 0.0, np.eye(4)),), np.zeros((0, 9), np.float32), np.zeros(0, np.int64))
     with pytest.raises(DataError, match="no point of the cloud .* lies in the range"):
-        reference_pipeline(np.array([[500.0, 0, 0, 1, 0]], np.float32))
+        reference_pipeline(far)
 
 
 def _scene_points():
-    return TINY_SPEC.make_samples(1, 3)[0].points
+    """A T4/nuScenes-style scan: x, y, z, intensity and the ring index in column 4."""
+    points = TINY_SPEC.make_samples(1, 3)[0].current.points
+    return np.column_stack([points, np.arange(len(points)) % 32]).astype(np.float32)
 
 
 def test_bin_files_of_five_and_four_features(tmp_path):
     points = _scene_points()
     (tmp_path / "a.bin").write_bytes(points.tobytes())
-    np.testing.assert_array_equal(data.load(tmp_path / "a.bin", {})[0].points, points)
+    (scene,) = data.load(tmp_path / "a.bin", {})
+    np.testing.assert_array_equal(scene.current.points, points[:, :4])  # the ring index is no model input
+    densified = densify(scene.sweeps, TINY).numpy()
+    np.testing.assert_array_equal(densified[:, :4], points[:, :4])
+    assert not densified[:, 4].any()  # one sweep: time lag 0 everywhere, as Autoware's first frame
     (tmp_path / "k.bin").write_bytes(points[:, :4].copy().tobytes())
-    kitti = data.load(tmp_path / "k.bin", {"point_features": "4"})[0].points
-    np.testing.assert_array_equal(kitti[:, :4], points[:, :4])
-    assert not kitti[:, 4].any()
+    kitti = data.load(tmp_path / "k.bin", {"point_features": "4"})[0].current.points
+    np.testing.assert_array_equal(kitti, points[:, :4])
 
 
 def test_malformed_files_give_clear_errors(tmp_path, caplog):
@@ -138,7 +154,7 @@ def test_malformed_files_give_clear_errors(tmp_path, caplog):
     nan = _scene_points()[:10].copy()
     nan[:3, 0] = np.nan
     (tmp_path / "nan.bin").write_bytes(nan.tobytes())
-    assert len(data.load(tmp_path / "nan.bin", {})[0].points) == 7 and "dropped 3 points" in caplog.text
+    assert len(data.load(tmp_path / "nan.bin", {})[0].current.points) == 7 and "dropped 3 points" in caplog.text
     (tmp_path / "allnan.bin").write_bytes(np.full((4, 5), np.nan, np.float32).tobytes())
     with pytest.raises(DataError, match="no point with finite coordinates"):
         data.load(tmp_path / "allnan.bin", {})
@@ -159,11 +175,11 @@ def test_pcd_ascii_and_binary(tmp_path):
     points = _scene_points()[:50]
     rows = "\n".join(" ".join(f"{v:.6f}" for v in p[:4]) + f" {int(p[4])}" for p in points)
     (tmp_path / "a.pcd").write_bytes(_pcd_header(50, "ascii") + rows.encode())
-    np.testing.assert_allclose(data.load(tmp_path / "a.pcd", {})[0].points, points, atol=1e-5)
+    np.testing.assert_allclose(data.load(tmp_path / "a.pcd", {})[0].current.points, points[:, :4], atol=1e-5)
     record = np.dtype([("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("intensity", "<f4"), ("ring", "<u2")])
     table = np.array([tuple(p[:4]) + (int(p[4]),) for p in points], dtype=record)
     (tmp_path / "b.pcd").write_bytes(_pcd_header(50, "binary") + table.tobytes())
-    np.testing.assert_allclose(data.load(tmp_path / "b.pcd", {})[0].points, points, atol=1e-6)
+    np.testing.assert_allclose(data.load(tmp_path / "b.pcd", {})[0].current.points, points[:, :4], atol=1e-6)
     (tmp_path / "t.pcd").write_bytes(_pcd_header(50, "binary") + table.tobytes()[:100])
     with pytest.raises(DataError, match="binary PCD is 100 bytes of data"):
         data.load(tmp_path / "t.pcd", {})

@@ -166,9 +166,10 @@ def test_without_awml_spec_the_plugin_is_inert(pytester):
 def test_pipeline_tests_run_on_a_bin_file(run_awml, pytester):
     from model_specs.centerpoint.spec import TINY_SPEC
 
-    scan = pytester.path / "scan.bin"
-    scan.write_bytes(TINY_SPEC.make_samples(1, 11)[0].points.tobytes())
-    run = run_awml("--awml-spec", "centerpoint-tiny", "--awml-data", str(scan), "-v", "-k", "pipeline")
+    scan = pytester.path / "scan.bin"  # KITTI-style: x, y, z, intensity
+    scan.write_bytes(TINY_SPEC.make_samples(1, 11)[0].current.points.tobytes())
+    run = run_awml("--awml-spec", "centerpoint-tiny", "--awml-data", str(scan), "--awml-data-option=point_features=4",
+                   "-v", "-k", "pipeline")
     run.result.assert_outcomes(passed=3)
     assert "test_pipeline_parity[centerpoint-tiny/onnxruntime-cpu-fp32] PASSED" in run.text
     assert f"real samples from {scan}" in run.text

@@ -35,11 +35,11 @@ def write_bundle(model: CenterPoint, cfg: CenterPointConfig, folder: Path, name:
     with torch.no_grad():
         export_onnx(VoxelEncoderExport(model).eval(), (torch.zeros(cfg.opt_voxels, cfg.max_points_per_voxel, width),), folder / encoder_name,
                     component=f"{name}/pts_voxel_encoder", inputs=(TensorSpec("input_features", (voxels, cfg.max_points_per_voxel, width)),),
-                    outputs=(TensorSpec("pillar_features", (voxels, 1, cfg.pfn_channels[-1])),), options=OnnxOptions(opset=17))
+                    outputs=(TensorSpec("pillar_features", (voxels, 1, cfg.pfn_channels[-1])),), options=OnnxOptions(opset=cfg.opset))
         export_onnx(BackboneNeckHeadExport(model, rot_y_axis_reference=True).eval(), (torch.zeros(1, cfg.pfn_channels[-1], ny, nx),),
                     folder / head_name, component=f"{name}/pts_backbone_neck_head",
                     inputs=(TensorSpec("spatial_features", (1, cfg.pfn_channels[-1], ny, nx)),),
-                    outputs=tuple(TensorSpec(h, (1, c, hy, hx)) for h, c in cfg.heads), options=OnnxOptions(opset=17),
+                    outputs=tuple(TensorSpec(h, (1, c, hy, hx)) for h, c in cfg.heads), options=OnnxOptions(opset=cfg.opset),
                     metadata={"rot_y_axis_reference": "true"})
     params = {"/**": {"ros__parameters": {"model_params": {
         "class_names": list(cfg.class_names),

@@ -1,16 +1,32 @@
-"""CenterPoint's parameters, with the defaults of AWML's j6gen2 base config."""
+"""CenterPoint's parameters, with the values of AWML's CenterPoint j6gen2 base config.
+
+Every architectural switch that AWML's ``second_secfpn_8xb16_121m_j6gen2_base_amp`` config sets (and
+its ``_base_`` chain: ``second_secfpn_base.py``) is a field here with AWML's value as default, and
+``mmconfig.to_centerpoint`` reads each one from a training config. The recorded mmdet3d outputs under
+``tests/data/mmdet3d/`` prove the model built from these fields computes what mmdet3d computes.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+# x, y, z, intensity, and the time lag of the sweep a point came from (0 for the current sweep):
+# mmdet3d's LoadPointsFromMultiSweeps writes the lag into column 4 (use_dim [0, 1, 2, 3, 4]) and
+# Autoware's densification does the same. Not the ring index a T4/nuScenes .bin holds in that column.
+POINT_FEATURES = ("x", "y", "z", "intensity", "time_lag")
+
+# mmcv's BatchNorm defaults (BN2d) that the CenterHead keeps; PFN, SECOND and SECONDFPN set (1e-3, 0.01).
+_DEFAULT_BN = (1e-5, 0.1)
+_AWML_BN = (1e-3, 0.01)
+
 
 @dataclass(frozen=True)
 class CenterPointConfig:
-    """Everything that shapes the model and its pre/post-processing.
+    """Everything that shapes the model, its pre-processing and its decoding.
 
-    Defaults follow AWML's CenterPoint j6gen2 base config: range ±122.4 m × [-3, 5] m, pillars of
-    0.24 × 0.24 × 8 m (grid 1020 × 1020), 32 points per pillar, 96 000 pillars, 5 point features.
+    Norms are ``(eps, momentum)``; momentum only matters for training but is read and kept so that a
+    config round-trips. ``neck_upsample_strides`` below 1 are strided convs (mmdet3d's rule); a stride
+    of exactly 1 is a 1x1 ``Conv2d`` when ``use_conv_for_no_stride`` (AWML), else a ``ConvTranspose2d``.
     """
 
     point_cloud_range: tuple[float, float, float, float, float, float] = (-122.4, -122.4, -3.0, 122.4, 122.4, 5.0)
@@ -19,27 +35,41 @@ class CenterPointConfig:
     max_voxels: int = 96_000
     min_voxels: int = 1_000
     opt_voxels: int = 20_000
-    point_features: int = 5  # x, y, z, intensity, ring
+    point_feature_names: tuple[str, ...] = POINT_FEATURES
+    past_sweeps: int = 1  # AWML's sweeps_num; Autoware's densification_num_past_frames
+    sweep_interval_s: float = 0.1  # a 10 Hz lidar: the time lag of the n-th past sweep is n x this
     pfn_channels: tuple[int, ...] = (32, 32)
+    pfn_norm: tuple[float, float] = _AWML_BN
     backbone_channels: tuple[int, int, int] = (64, 128, 256)
     backbone_layers: tuple[int, int, int] = (3, 5, 5)
     backbone_strides: tuple[int, int, int] = (1, 2, 2)
+    backbone_norm: tuple[float, float] = _AWML_BN
     neck_channels: tuple[int, int, int] = (128, 128, 128)
     neck_upsample_strides: tuple[float, float, float] = (0.5, 1.0, 2.0)
-    head_shared_channels: int = 64
-    head_conv_channels: int = 64
-    head_final_kernel: int = 3
+    neck_norm: tuple[float, float] = _AWML_BN
+    use_conv_for_no_stride: bool = True
+    head_shared_channels: int = 64  # share_conv_channel
+    head_conv_channels: int = 64  # separate_head.head_conv (mmdet3d's default; AWML does not set it)
+    head_num_conv: int = 2  # common_heads[*][1]: (num_conv - 1) ConvModules, then the final conv
+    head_final_kernel: int = 1
+    head_norm: tuple[float, float] = _DEFAULT_BN
     class_names: tuple[str, ...] = ("car", "truck", "bus", "bicycle", "pedestrian")
-    heatmap_init_bias: float = -2.19
+    heatmap_init_bias: float = -4.595  # sigmoid(-4.595) = 0.01, AWML's CustomSeparateHead
     out_size_factor: int = 2
-    # decoding (used by the pipeline)
-    score_threshold: float = 0.1
+    opset: int = 13  # AWML's deploy.py --onnx_opset_version default
+    # decoding (CenterPointBBoxCoder + circle NMS, mmdet3d's semantics)
+    score_threshold: float = 0.1  # a box is kept when its score is strictly above (mmdet3d's ``>``)
     max_detections_pre_nms: int = 500
     nms_min_radius: float = 1.0
     post_max_size: int = 100
     post_center_range: tuple[float, float, float, float, float, float] = (-200.0, -200.0, -10.0, 200.0, 200.0, 10.0)
     # seeded weights only: heatmap cells above the threshold on the calibration scene
     calibration_detections: int = 200
+
+    @property
+    def point_features(self) -> int:
+        """Width of a point as the voxel encoder sees it (PillarFeatureNet's ``in_channels``)."""
+        return len(self.point_feature_names)
 
     @property
     def grid_size(self) -> tuple[int, int, int]:
@@ -49,7 +79,7 @@ class CenterPointConfig:
 
     @property
     def decorated_features(self) -> int:
-        """Raw features + 3 cluster-centre offsets + 3 voxel-centre offsets."""
+        """Raw features + 3 cluster-centre offsets + 3 voxel-centre offsets (non-legacy PillarFeatureNet)."""
         return self.point_features + 6
 
     @property
@@ -59,13 +89,14 @@ class CenterPointConfig:
 
     @property
     def heads(self) -> tuple[tuple[str, int], ...]:
-        """The CenterHead outputs in the order AWML exports them."""
+        """The CenterHead outputs in the order AWML exports them (SeparateHeadONNX's order)."""
         return (("heatmap", len(self.class_names)), ("reg", 2), ("height", 1), ("dim", 3), ("rot", 2), ("vel", 2))
 
 
 FULL = CenterPointConfig()
 
-# Same architecture on a 128 × 128 grid with narrower layers: the project's own tests run it.
+# The j6gen2 topology (two PFN layers, SECOND 3/5/5 at strides 1/2/2, SECONDFPN 0.5/1/2 with the 1x1
+# conv, kernel-1 heads) on a 128 x 128 grid with narrower layers: the project's own tests run it.
 TINY = CenterPointConfig(
     point_cloud_range=(-25.6, -25.6, -3.0, 25.6, 25.6, 5.0),
     voxel_size=(0.4, 0.4, 8.0),

@@ -1,7 +1,10 @@
 """Real point clouds for ``--awml-data``: KITTI/nuScenes ``.bin``, ``.npy`` and ``.pcd`` files.
 
-Every malformed input ends in a :class:`DataError` that names the file and what is wrong, never in
-an exception from deep inside torch.
+A file is one sweep: x, y, z and intensity are read; a fifth column (the ring index in T4 and
+nuScenes ``.bin`` files) is not a model input and is dropped, as mmdet3d's LoadPointsFromMultiSweeps
+overwrites it with the time lag. A single file has no past sweeps, so its points get lag 0, which is
+what Autoware's densification gives on its first frame. Every malformed input ends in a
+:class:`DataError` that names the file and what is wrong, never in an exception from deep inside torch.
 """
 
 from __future__ import annotations
@@ -12,13 +15,14 @@ from typing import Mapping
 
 import numpy as np
 
-from model_specs.centerpoint.scene import Scene
+from model_specs.centerpoint.scene import Scene, Sweep
 from pytest_awml.errors import DataError
 
 log = logging.getLogger(__name__)
 
 SUFFIXES = (".bin", ".npy", ".pcd")
-MODEL_FEATURES = 5  # x, y, z, intensity, ring
+FILE_FEATURES = 5  # a T4/nuScenes .bin point: x, y, z, intensity, ring
+SWEEP_FEATURES = 4  # what a sweep keeps: x, y, z, intensity
 _PCD_TYPES = {("F", 4): np.float32, ("F", 8): np.float64, ("U", 1): np.uint8, ("U", 2): np.uint16, ("U", 4): np.uint32,
               ("I", 1): np.int8, ("I", 2): np.int16, ("I", 4): np.int32, ("U", 8): np.uint64, ("I", 8): np.int64}
 
@@ -29,13 +33,16 @@ def load(path: Path, options: Mapping[str, str]) -> list[Scene]:
     files = sorted(p for p in path.iterdir() if p.suffix in SUFFIXES) if path.is_dir() else [path]
     if not files:
         raise DataError(f"{path} holds no point cloud ({', '.join(SUFFIXES)})")
-    width = int(options.get("point_features", MODEL_FEATURES))
+    width = int(options.get("point_features", FILE_FEATURES))
     if width not in (4, 5):
         raise DataError(f"point_features={width}: .bin scans are N x 4 (KITTI) or N x 5 (nuScenes)")
-    return [Scene(read_points(f, width), np.zeros((0, 9), np.float32), np.zeros(0, np.int64)) for f in files]
+    log.info("%s: %d scan(s), one sweep each: no past sweeps to densify, time lag 0", path, len(files))
+    return [Scene((Sweep(read_points(f, width), 0.0, np.eye(4)),), np.zeros((0, 9), np.float32), np.zeros(0, np.int64))
+            for f in files]
 
 
-def read_points(path: Path, bin_width: int = MODEL_FEATURES) -> np.ndarray:
+def read_points(path: Path, bin_width: int = FILE_FEATURES) -> np.ndarray:
+    """[N, 4] float32 x, y, z, intensity with finite coordinates."""
     if not path.is_file():
         raise DataError(f"{path}: no such file")
     reader = {".bin": _read_bin, ".npy": _read_npy, ".pcd": _read_pcd}.get(path.suffix)
@@ -59,7 +66,7 @@ def _read_npy(path: Path) -> np.ndarray:
     except ValueError as exc:
         raise DataError(f"{path}: not a plain numpy array ({exc})") from None
     if array.ndim != 2 or array.shape[1] not in (4, 5):
-        raise DataError(f"{path}: shape {array.shape}; expected N x 4 or N x 5 (x, y, z, intensity[, ring])")
+        raise DataError(f"{path}: shape {array.shape}; expected N x 4 or N x 5 (x, y, z, intensity[, ring or time lag])")
     return array
 
 
@@ -104,14 +111,11 @@ def _read_pcd(path: Path) -> np.ndarray:
     missing = [f for f in ("x", "y", "z") if f not in table]
     if missing:
         raise DataError(f"{path}: PCD has no field(s) {missing}")
-    zeros = np.zeros(n, np.float32)
-    return np.column_stack([table["x"], table["y"], table["z"], table.get("intensity", zeros), table.get("ring", zeros)])
+    return np.column_stack([table["x"], table["y"], table["z"], table.get("intensity", np.zeros(n, np.float32))])
 
 
 def _normalise(path: Path, points: np.ndarray) -> np.ndarray:
-    points = np.asarray(points, dtype=np.float32)
-    if points.shape[1] == 4:
-        points = np.column_stack([points, np.zeros(len(points), np.float32)])  # no ring channel: 0
+    points = np.asarray(points, dtype=np.float32)[:, :SWEEP_FEATURES]
     finite = np.isfinite(points[:, :3]).all(axis=1)
     if not finite.all():
         log.warning("%s: dropped %d points with non-finite coordinates", path, (~finite).sum())

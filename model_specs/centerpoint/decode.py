@@ -1,7 +1,10 @@
 """CenterPoint decoding and circle NMS in plain PyTorch (no numba, no mmcv).
 
-Follows mmdet3d's ``CenterPointBBoxCoder.decode`` and ``circle_nms`` so that the decoded boxes are
-those AWML's deployment produces.
+Follows mmdet3d's ``CenterPointBBoxCoder.decode`` and ``circle_nms`` (top-k over classes and cells,
+scores strictly above the threshold, centre range filter, squared-distance circle NMS), so the boxes
+are those mmdet3d's predict path gives; ``tests/data/mmdet3d`` holds its own boxes to prove it.
+One difference on purpose: ``z`` is the box centre, as the head predicts it and as Autoware
+publishes it; mmdet3d's ``predict_by_feat`` reports the bottom face (``z - height / 2``).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ class Detections:
     comparison can count threshold flips.
     """
 
-    boxes: np.ndarray  # [K, 9] float32
+    boxes: np.ndarray  # [K, 9] float32; z is the centre (mmdet3d reports z - height / 2)
     scores: np.ndarray  # [K]
     labels: np.ndarray  # [K] int64
     candidate_cells: np.ndarray  # [T, 3] int64: class, y, x
@@ -84,7 +87,7 @@ def decode(heads: dict[str, np.ndarray], cfg: CenterPointConfig, rot_y_axis_refe
     size = sizes[:, ys, xs]
     boxes = torch.stack([x, y, z, size[0], size[1], size[2], yaws[ys, xs], t["vel"][0, 0, ys, xs], t["vel"][0, 1, ys, xs]], dim=1)
     limit = torch.tensor(cfg.post_center_range)
-    in_range = (top_scores >= cfg.score_threshold) & (boxes[:, :3] >= limit[:3]).all(dim=1) & (boxes[:, :3] <= limit[3:]).all(dim=1)
+    in_range = (top_scores > cfg.score_threshold) & (boxes[:, :3] >= limit[:3]).all(dim=1) & (boxes[:, :3] <= limit[3:]).all(dim=1)
     kept = torch.nonzero(in_range).flatten()
     if kept.numel():
         kept = kept[circle_nms(boxes[kept, :2], top_scores[kept], cfg.nms_min_radius, cfg.post_max_size)]

@@ -17,20 +17,22 @@ from torch import nn
 from model_specs.centerpoint.config import CenterPointConfig
 from model_specs.seeding import init_like_trained
 
-# mmdet3d's norm settings: PFN and SECOND use BN eps 1e-3 / momentum 0.01; the neck too; the head BN2d defaults.
-_BN_EPS, _BN_MOMENTUM = 1e-3, 0.01
+
+def _bn(kind, channels: int, norm: tuple[float, float]) -> nn.Module:
+    eps, momentum = norm
+    return kind(channels, eps=eps, momentum=momentum)
 
 
 class PFNLayer(nn.Module):
     """mmdet3d's PFNLayer (mode='max'): linear → BN → ReLU → max over points."""
 
-    def __init__(self, in_channels: int, out_channels: int, last_layer: bool) -> None:
+    def __init__(self, in_channels: int, out_channels: int, last_layer: bool, norm: tuple[float, float]) -> None:
         super().__init__()
         self.last_vfe = last_layer
         if not last_layer:
             out_channels //= 2  # mmdet3d halves non-final layers: their max is concatenated back
         self.linear = nn.Linear(in_channels, out_channels, bias=False)
-        self.norm = nn.BatchNorm1d(out_channels, eps=_BN_EPS, momentum=_BN_MOMENTUM)
+        self.norm = _bn(nn.BatchNorm1d, out_channels, norm)
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         x = self.linear(inputs)
@@ -49,7 +51,8 @@ class PillarFeatureNet(nn.Module):
         super().__init__()
         channels = [cfg.decorated_features, *cfg.pfn_channels]
         self.pfn_layers = nn.ModuleList(
-            PFNLayer(channels[i], channels[i + 1], last_layer=i == len(channels) - 2) for i in range(len(channels) - 1)
+            PFNLayer(channels[i], channels[i + 1], last_layer=i == len(channels) - 2, norm=cfg.pfn_norm)
+            for i in range(len(channels) - 1)
         )
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
@@ -65,10 +68,10 @@ class SECOND(nn.Module):
         blocks = []
         for in_ch, out_ch, layers, stride in zip(in_channels, cfg.backbone_channels, cfg.backbone_layers, cfg.backbone_strides):
             block = [nn.Conv2d(in_ch, out_ch, 3, stride=stride, padding=1, bias=False),
-                     nn.BatchNorm2d(out_ch, eps=_BN_EPS, momentum=_BN_MOMENTUM), nn.ReLU(inplace=True)]
+                     _bn(nn.BatchNorm2d, out_ch, cfg.backbone_norm), nn.ReLU(inplace=True)]
             for _ in range(layers):
                 block += [nn.Conv2d(out_ch, out_ch, 3, padding=1, bias=False),
-                          nn.BatchNorm2d(out_ch, eps=_BN_EPS, momentum=_BN_MOMENTUM), nn.ReLU(inplace=True)]
+                          _bn(nn.BatchNorm2d, out_ch, cfg.backbone_norm), nn.ReLU(inplace=True)]
             blocks.append(nn.Sequential(*block))
         self.blocks = nn.ModuleList(blocks)
 
@@ -80,19 +83,29 @@ class SECOND(nn.Module):
         return tuple(outs)
 
 
+def upsample_layer(in_ch: int, out_ch: int, stride: float, use_conv_for_no_stride: bool) -> nn.Module:
+    """mmdet3d's SECONDFPN rule: a transposed conv for strides > 1 (and for 1 unless
+    ``use_conv_for_no_stride``), else a conv of kernel = stride = round(1 / stride).
+
+    With AWML's ``use_conv_for_no_stride=True`` the stride-1 layer is a ``Conv2d`` whose weight is
+    [out, in, 1, 1]; a ``ConvTranspose2d`` has the same shape for square channels ([in, out, 1, 1]),
+    so a checkpoint would load strictly and then apply the transposed matrix.
+    """
+    if stride > 1 or (stride == 1 and not use_conv_for_no_stride):
+        return nn.ConvTranspose2d(in_ch, out_ch, int(stride), stride=int(stride), bias=False)
+    k = int(round(1 / stride))
+    return nn.Conv2d(in_ch, out_ch, k, stride=k, bias=False)
+
+
 class SECONDFPN(nn.Module):
-    """Upsamples each stage (transposed conv, or a strided conv for strides < 1) and concatenates."""
+    """Upsamples (or downsamples) each stage to one resolution and concatenates."""
 
     def __init__(self, cfg: CenterPointConfig) -> None:
         super().__init__()
         deblocks = []
         for in_ch, out_ch, stride in zip(cfg.backbone_channels, cfg.neck_channels, cfg.neck_upsample_strides):
-            if stride >= 1:
-                up = nn.ConvTranspose2d(in_ch, out_ch, int(stride), stride=int(stride), bias=False)
-            else:
-                k = int(round(1 / stride))
-                up = nn.Conv2d(in_ch, out_ch, k, stride=k, bias=False)
-            deblocks.append(nn.Sequential(up, nn.BatchNorm2d(out_ch, eps=_BN_EPS, momentum=_BN_MOMENTUM), nn.ReLU(inplace=True)))
+            up = upsample_layer(in_ch, out_ch, stride, cfg.use_conv_for_no_stride)
+            deblocks.append(nn.Sequential(up, _bn(nn.BatchNorm2d, out_ch, cfg.neck_norm), nn.ReLU(inplace=True)))
         self.deblocks = nn.ModuleList(deblocks)
 
     def forward(self, features: tuple[torch.Tensor, ...]) -> torch.Tensor:
@@ -102,10 +115,10 @@ class SECONDFPN(nn.Module):
 class ConvModule(nn.Module):
     """mmcv's ConvModule (conv → BN → ReLU) with its attribute names ``conv`` and ``bn``."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int) -> None:
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, norm: tuple[float, float]) -> None:
         super().__init__()
         self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=False)
-        self.bn = nn.BatchNorm2d(out_channels)
+        self.bn = _bn(nn.BatchNorm2d, out_channels, norm)
         self.activate = nn.ReLU(inplace=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -113,13 +126,20 @@ class ConvModule(nn.Module):
 
 
 class SeparateHead(nn.Module):
+    """mmdet3d's SeparateHead: per output, ``head_num_conv - 1`` ConvModules of kernel
+    ``head_final_kernel`` (AWML: 1), then the final conv with a bias."""
+
     def __init__(self, cfg: CenterPointConfig) -> None:
         super().__init__()
         self.heads = cfg.heads
         k = cfg.head_final_kernel
         for name, channels in self.heads:
-            final = nn.Conv2d(cfg.head_conv_channels, channels, k, padding=k // 2, bias=True)
-            self.add_module(name, nn.Sequential(ConvModule(cfg.head_shared_channels, cfg.head_conv_channels, k), final))
+            layers, width = [], cfg.head_shared_channels
+            for _ in range(cfg.head_num_conv - 1):
+                layers.append(ConvModule(width, cfg.head_conv_channels, k, cfg.head_norm))
+                width = cfg.head_conv_channels
+            layers.append(nn.Conv2d(width, channels, k, padding=k // 2, bias=True))
+            self.add_module(name, nn.Sequential(*layers))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         return tuple(getattr(self, name)(x) for name, _ in self.heads)
@@ -128,7 +148,7 @@ class SeparateHead(nn.Module):
 class CenterHead(nn.Module):
     def __init__(self, cfg: CenterPointConfig) -> None:
         super().__init__()
-        self.shared_conv = ConvModule(sum(cfg.neck_channels), cfg.head_shared_channels, 3)
+        self.shared_conv = ConvModule(sum(cfg.neck_channels), cfg.head_shared_channels, 3, cfg.head_norm)
         self.task_heads = nn.ModuleList([SeparateHead(cfg)])
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -185,7 +205,7 @@ def seeded(cfg: CenterPointConfig, seed: int) -> CenterPoint:
     bias starts at mmdet3d's focal-loss prior (``calibrate_heatmap`` then places it)."""
     model = init_like_trained(CenterPoint(cfg), seed)
     with torch.no_grad():
-        model.pts_bbox_head.task_heads[0].heatmap[1].bias.fill_(cfg.heatmap_init_bias)
+        heatmap_bias(model).fill_(cfg.heatmap_init_bias)
     return model
 
 
@@ -196,11 +216,20 @@ def calibrate_heatmap(model: CenterPoint, spatial_features: torch.Tensor, detect
     whose heatmap is low everywhere but at objects. Calibrated, the top-k candidates straddle the
     threshold as in deployment, so threshold flips and unmatched boxes are meaningful checks.
     """
-    head = BackboneNeckHeadExport(model)
-    final = model.pts_bbox_head.task_heads[0].heatmap[1]
     with torch.no_grad():
-        logits = head(spatial_features)[0] - final.bias.view(1, -1, 1, 1)
-        ranked = torch.sort(logits.flatten(), descending=True).values
-        k = min(detections, ranked.numel() - 1)
-        threshold_logit = math.log(score_threshold / (1.0 - score_threshold))
-        final.bias.fill_(threshold_logit - float(ranked[k - 1] + ranked[k]) / 2)
+        heatmap = BackboneNeckHeadExport(model)(spatial_features)[0]
+        heatmap_bias(model).add_(calibration_shift(heatmap, detections, score_threshold))
+
+
+def heatmap_bias(model: CenterPoint) -> torch.Tensor:
+    """The heatmap's final-conv bias: the only parameter seeded-weight calibration moves."""
+    return model.pts_bbox_head.task_heads[0].heatmap[-1].bias
+
+
+def calibration_shift(heatmap: torch.Tensor, detections: int, score_threshold: float) -> float:
+    """How far to move every heatmap logit so that ``detections`` cells lie above ``score_threshold``
+    (the threshold falls midway between the k-th and the (k+1)-th highest logit)."""
+    ranked = torch.sort(heatmap.flatten(), descending=True).values
+    k = min(detections, ranked.numel() - 1)
+    threshold_logit = math.log(score_threshold / (1.0 - score_threshold))
+    return threshold_logit - float(ranked[k - 1] + ranked[k]) / 2

@@ -1,4 +1,4 @@
-"""CenterPoint end to end: points → voxels → encoder → scatter → backbone/head → boxes.
+"""CenterPoint end to end: sweeps → densified points → voxels → encoder → scatter → backbone/head → boxes.
 
 The two exported graphs run on whatever runners the pipeline is given; every other stage is the
 shared PyTorch code below, identical for every backend.
@@ -14,7 +14,8 @@ import torch
 
 from model_specs.centerpoint.config import CenterPointConfig
 from model_specs.centerpoint.decode import Detections, decode
-from model_specs.centerpoint.voxelize import decorate, scatter, voxelize
+from model_specs.centerpoint.scene import Scene
+from model_specs.centerpoint.voxelize import decorate, densify, scatter, voxelize
 from pytest_awml.device import Precision
 from pytest_awml.errors import DataError
 from pytest_awml.pipeline import Check, Pipeline, PipelineResult, StageClock
@@ -32,11 +33,11 @@ class CenterPointPipeline(Pipeline):
         self.backbone = runners["pts_backbone_neck_head"]
         self.rot_y_axis_reference = rot_y_axis_reference
 
-    def __call__(self, sample) -> PipelineResult:
-        points = sample.points if hasattr(sample, "points") else sample
+    def __call__(self, sample: Scene) -> PipelineResult:
         clock = StageClock()
         with clock.stage("preprocess"):
-            voxels = voxelize(torch.from_numpy(np.ascontiguousarray(points, dtype=np.float32)), self.cfg)
+            points = densify(sample.sweeps, self.cfg)
+            voxels = voxelize(points, self.cfg)
             if voxels.features.shape[0] == 0:
                 raise DataError(f"no point of the cloud ({points.shape[0]} points) lies in the range {self.cfg.point_cloud_range}")
             features = decorate(voxels, self.cfg).numpy()
@@ -95,8 +96,8 @@ def threshold_flips(ref: Detections, test: Detections, threshold: float) -> int:
     idx = _candidates(ref, test)
     if not len(idx):
         return 0
-    a = ref.probabilities[idx[:, 0], idx[:, 1], idx[:, 2]] >= threshold
-    b = test.probabilities[idx[:, 0], idx[:, 1], idx[:, 2]] >= threshold
+    a = ref.probabilities[idx[:, 0], idx[:, 1], idx[:, 2]] > threshold
+    b = test.probabilities[idx[:, 0], idx[:, 1], idx[:, 2]] > threshold
     return int((a != b).sum())
 
 

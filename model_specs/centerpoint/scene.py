@@ -2,7 +2,10 @@
 
 Rays leave the sensor ring by ring and stop at the first thing they hit, so density falls with
 range and objects occlude what is behind them, as in a real scan; the pillar count is therefore
-realistic, not that of uniform noise. Each scene also returns its ground-truth boxes.
+realistic, not that of uniform noise. A scene holds the current sweep and ``past_sweeps`` earlier
+ones, taken while the ego vehicle and the objects moved, each in the sensor frame of its own
+capture with its pose: what Autoware's densification and mmdet3d's LoadPointsFromMultiSweeps get.
+Each scene also returns its ground-truth boxes at the current sweep's time.
 """
 
 from __future__ import annotations
@@ -35,14 +38,36 @@ class SceneConfig:
     range_noise_m: float = 0.02
     dropout: float = 0.05
     ground_roughness_m: float = 0.03
+    past_sweeps: int = 1
+    sweep_interval_s: float = 0.1
+    ego_speed_mps: float = 5.0  # along +x: past sweeps need a real transform into the current frame
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """One lidar revolution in the sensor frame at its capture time."""
+
+    points: np.ndarray  # [N, 4] float32: x, y, z, intensity
+    time_s: float
+    pose: np.ndarray  # [4, 4] float64: world <- sensor at capture time
 
 
 @dataclass(frozen=True)
 class Scene:
-    points: np.ndarray  # [N, 5] float32: x, y, z, intensity, ring
+    sweeps: tuple[Sweep, ...]  # newest first: sweeps[0] is the current one
     boxes: np.ndarray  # [K, 9] float32: x, y, z (centre), length, width, height, yaw, vx, vy
     labels: np.ndarray  # [K] int64 indices into CLASSES
     class_names: tuple[str, ...] = tuple(c[0] for c in CLASSES)
+
+    @property
+    def current(self) -> Sweep:
+        return self.sweeps[0]
+
+
+def translation(x: float, y: float = 0.0, z: float = 0.0) -> np.ndarray:
+    pose = np.eye(4)
+    pose[:3, 3] = (x, y, z)
+    return pose
 
 
 def _place_objects(rng: np.random.Generator, cfg: SceneConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -90,25 +115,37 @@ def _ray_box_hits(origin: np.ndarray, dirs: np.ndarray, boxes: np.ndarray) -> tu
     return best, which
 
 
-def make_scene(seed: int, cfg: SceneConfig = SceneConfig()) -> Scene:
-    rng = np.random.default_rng(seed)
-    boxes, labels = _place_objects(rng, cfg)
+def _revolution(rng: np.random.Generator, cfg: SceneConfig, sensor_x: float, boxes: np.ndarray) -> np.ndarray:
+    """One sweep from a sensor at ``(sensor_x, 0)``, returned in that sensor's own frame."""
     elevation = np.deg2rad(np.linspace(*cfg.elevation_deg, cfg.rings))
     azimuth = np.linspace(-np.pi, np.pi, cfg.azimuth_steps, endpoint=False) + rng.uniform(0, 2 * np.pi / cfg.azimuth_steps)
     el, az = np.meshgrid(elevation, azimuth, indexing="ij")
-    ring = np.broadcast_to(np.arange(cfg.rings)[:, None], el.shape).ravel()
     dirs = np.stack([np.cos(el) * np.cos(az), np.cos(el) * np.sin(az), np.sin(el)], axis=-1).reshape(-1, 3)
-    origin = np.array([0.0, 0.0, cfg.sensor_height])
+    origin = np.array([sensor_x, 0.0, cfg.sensor_height])
     with np.errstate(divide="ignore"):
         t_ground = np.where(dirs[:, 2] < 0, cfg.sensor_height / -dirs[:, 2], np.inf)
-    t_box, box_index = _ray_box_hits(origin, dirs, boxes)
+    t_box, _ = _ray_box_hits(origin, dirs, boxes)
     t = np.minimum(t_ground, t_box)
     on_box = t_box < t_ground
     keep = (t < cfg.max_range) & (rng.random(t.shape[0]) >= cfg.dropout)
     t = t[keep] + rng.normal(0.0, cfg.range_noise_m, keep.sum())
-    xyz = origin + dirs[keep] * t[:, None]
+    xyz = dirs[keep] * t[:, None] + np.array([0.0, 0.0, cfg.sensor_height])
     on_box = on_box[keep]
     xyz[~on_box, 2] += rng.normal(0.0, cfg.ground_roughness_m, (~on_box).sum())
     intensity = np.where(on_box, rng.uniform(20, 200, on_box.shape[0]), rng.uniform(0, 40, on_box.shape[0]))
-    points = np.column_stack([xyz, intensity, ring[keep]]).astype(np.float32)
-    return Scene(points, boxes.astype(np.float32), labels)
+    return np.column_stack([xyz, intensity]).astype(np.float32)
+
+
+def make_scene(seed: int, cfg: SceneConfig = SceneConfig()) -> Scene:
+    """The current sweep and ``cfg.past_sweeps`` earlier ones; the world frame is the current
+    sensor frame, so the current pose is the identity and a past one is the ego's way back."""
+    rng = np.random.default_rng(seed)
+    boxes, labels = _place_objects(rng, cfg)
+    sweeps = []
+    for k in range(cfg.past_sweeps + 1):
+        lag = k * cfg.sweep_interval_s
+        then = boxes.copy()
+        then[:, :2] -= boxes[:, 7:9] * lag  # objects were where their velocity says
+        sensor_x = -cfg.ego_speed_mps * lag
+        sweeps.append(Sweep(_revolution(rng, cfg, sensor_x, then), -lag, translation(sensor_x)))
+    return Scene(tuple(sweeps), boxes.astype(np.float32), labels)

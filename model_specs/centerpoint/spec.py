@@ -1,13 +1,16 @@
-"""The CenterPoint specs: ``centerpoint`` (AWML j6gen2 size) and ``centerpoint-tiny`` (for tests)."""
+"""The CenterPoint specs: ``centerpoint`` (AWML's j6gen2) and ``centerpoint-tiny`` (its topology, narrowed).
+
+Both claim to be AWML's CenterPoint; ``tests/test_mmdet3d_recorded.py`` holds them to mmdet3d's own
+numbers (recorded under ``tests/data/mmdet3d/``) in every CI run.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from pathlib import Path
 
 import torch
-
-import dataclasses
-import math
 
 from model_specs.centerpoint import data
 from model_specs.centerpoint.autoware import write_bundle
@@ -16,7 +19,7 @@ from model_specs.centerpoint.config import FULL, TINY, CenterPointConfig
 from model_specs.centerpoint.model import BackboneNeckHeadExport, CenterPoint, VoxelEncoderExport, calibrate_heatmap, seeded
 from model_specs.centerpoint.pipeline import CenterPointPipeline, DetectionLimits, comparator
 from model_specs.centerpoint.scene import Scene, SceneConfig, make_scene
-from model_specs.centerpoint.voxelize import decorate, scatter, voxelize
+from model_specs.centerpoint.voxelize import decorate, densify, scatter, voxelize
 from pytest_awml.pipeline import PipelineSpec
 from pytest_awml.spec import Component, Dim, LatencySettings, ModelSpec, OnnxOptions, TensorSpec, Tolerance
 
@@ -67,14 +70,14 @@ def _samples(scene: SceneConfig):
 
 def _encoder_inputs(cfg: CenterPointConfig):
     def make_inputs(model: CenterPoint, sample: Scene) -> dict[str, torch.Tensor]:
-        return {"input_features": decorate(voxelize(torch.from_numpy(sample.points), cfg), cfg)}
+        return {"input_features": decorate(voxelize(densify(sample.sweeps, cfg), cfg), cfg)}
 
     return make_inputs
 
 
 def _backbone_inputs(cfg: CenterPointConfig):
     def make_inputs(model: CenterPoint, sample: Scene) -> dict[str, torch.Tensor]:
-        voxels = voxelize(torch.from_numpy(sample.points), cfg)
+        voxels = voxelize(densify(sample.sweeps, cfg), cfg)
         pillars = model.pts_voxel_encoder(decorate(voxels, cfg))
         return {"spatial_features": scatter(pillars, voxels.coors, cfg)}
 
@@ -118,17 +121,34 @@ def _bundle(cfg: CenterPointConfig, name: str):
 
 def _hints(cfg: CenterPointConfig):
     def checkpoint_hints(found) -> list[str]:
+        """Name the config field behind each shape misfit: class count, kernel size, widths."""
         hints = []
         for key, ckpt, model in found.shapes:
-            if key.endswith("task_heads.0.heatmap.1.weight"):
+            where = key.split(".")
+            if len(ckpt) == 4 and len(model) == 4 and ckpt[2:] != model[2:]:
+                if "task_heads" in where:
+                    hints.append(f"{key} has {ckpt[2]}x{ckpt[3]} kernels in the checkpoint, {model[2]}x{model[3]} in the "
+                                 f"spec (head_final_kernel={cfg.head_final_kernel}): pass --awml-config with the training "
+                                 "config (separate_head.final_kernel).")
+                elif "deblocks" in where:
+                    hints.append(f"{key} has {ckpt[2]}x{ckpt[3]} kernels in the checkpoint, {model[2]}x{model[3]} in the "
+                                 f"spec (neck_upsample_strides={cfg.neck_upsample_strides}): pass --awml-config.")
+            elif key.endswith("task_heads.0.heatmap.1.weight") or (key.endswith(".bias") and "heatmap" in where):
                 hints.append(f"{key} has {ckpt[0]} classes, the spec has {model[0]} ({', '.join(cfg.class_names)}): "
                              "pass --awml-config with the training config, or set class_names.")
             elif key.endswith("pfn_layers.0.linear.weight"):
-                hints.append(f"{key} takes {ckpt[1]} decorated point features, the spec {model[1]}: check point_features "
-                             "and the PillarFeatureNet decoration flags (--awml-config).")
+                hints.append(f"{key} takes {ckpt[1]} decorated point features, the spec {model[1]} "
+                             f"({', '.join(cfg.point_feature_names)} + 6 offsets): pass --awml-config.")
+            elif "deblocks" in where and ckpt == model[1::-1] + model[2:]:
+                hints.append(f"{key} is {tuple(ckpt)} in the checkpoint, {tuple(model)} in the spec: a ConvTranspose2d "
+                             "against a Conv2d (use_conv_for_no_stride): pass --awml-config.")
+            elif "task_heads" in where and where[-2] == "conv":
+                hints.append(f"{key} is {tuple(ckpt)} in the checkpoint, {tuple(model)} in the spec "
+                             f"(head_conv_channels={cfg.head_conv_channels}, head_shared_channels={cfg.head_shared_channels}): "
+                             "pass --awml-config.")
         if any(".task_heads.1." in k for k in found.unexpected):
             hints.append("the checkpoint has several CenterHead tasks; this spec models one task: pass --awml-config.")
-        return hints
+        return list(dict.fromkeys(hints))
 
     return checkpoint_hints
 
@@ -137,7 +157,7 @@ def make_spec(name: str, cfg: CenterPointConfig, scene: SceneConfig, encoder_lat
               backbone_latency: LatencySettings) -> ModelSpec:
     def configure(path: Path) -> ModelSpec:
         """This spec rebuilt from an AWML/mmdet3d training config (``--awml-config``)."""
-        new = to_centerpoint(read_config(path), path, cfg)
+        new = to_centerpoint(read_config(path), cfg)
         reach = max(abs(v) for v in new.point_cloud_range[:2] + new.point_cloud_range[3:5]) * math.sqrt(2)
         return make_spec(name, new, dataclasses.replace(scene, max_range=reach), encoder_latency, backbone_latency)
 
@@ -145,10 +165,14 @@ def make_spec(name: str, cfg: CenterPointConfig, scene: SceneConfig, encoder_lat
     hy, hx = cfg.head_size
     voxels = Dim("num_voxels", cfg.min_voxels, cfg.opt_voxels, cfg.max_voxels)
     tolerances = {"fp32": FP32, "fp16": REDUCED, "tf32": REDUCED}
-    onnx = OnnxOptions(opset=17)
+    onnx = OnnxOptions(opset=cfg.opset)
+    scene = dataclasses.replace(scene, past_sweeps=cfg.past_sweeps, sweep_interval_s=cfg.sweep_interval_s)
     return ModelSpec(
         name=name,
-        description="CenterPoint (PointPillars) as AWML deploys it, seeded weights unless a checkpoint is given",
+        description=("AWML's CenterPoint (PointPillars, SECOND/SECONDFPN, CenterHead) as AWML exports it; points are "
+                     f"{', '.join(cfg.point_feature_names)} over {cfg.past_sweeps} past sweep(s); decoded boxes follow "
+                     "mmdet3d's CenterPointBBoxCoder + circle NMS with z at the box centre (mmdet3d: bottom); "
+                     "seeded weights unless a checkpoint is given"),
         build_model=_build(cfg, scene),
         make_samples=_samples(scene),
         sample_kind="point clouds",

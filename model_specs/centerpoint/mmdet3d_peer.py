@@ -1,0 +1,412 @@
+"""mmdet3d's own CenterPoint as the peer this spec is proven against, and the comparison.
+
+``record`` (needs mmdet3d and mmcv's ops; run by ``tools/record_mmdet3d.py`` and by the opt-in live
+test) builds mmdet3d's CenterPoint from a training config file, gives it seeded weights with
+randomised BatchNorm statistics (so no layer is an identity), runs its whole predict path
+(``test_step``: Det3DDataPreprocessor with mmcv's Voxelization, PillarFeatureNet, PointPillarsScatter,
+SECOND, SECONDFPN, CenterHead, CenterPointBBoxCoder and circle NMS) on a densified scan and keeps
+what every stage produced. ``compare`` (needs neither) runs this project's model on the same points
+with the same weights, loaded strictly, and measures each stage against the recording: every CI
+run does that on the recordings committed under ``tests/data/mmdet3d/``.
+
+A full-size recording does not carry its 4.5 M weights: they come from :func:`reference_weights`
+(NumPy's legacy ``RandomState``, whose streams NumPy keeps stable across versions), loaded strictly
+into mmdet3d's model when recording and into this project's when comparing, with the recorded
+sha256 proving both sides used the same numbers.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import io
+import json
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+
+from model_specs.centerpoint.config import FULL, TINY, CenterPointConfig
+from model_specs.centerpoint.decode import Detections, decode
+from model_specs.centerpoint.mmconfig import TrainingConfig, read_config, to_centerpoint
+from model_specs.centerpoint.model import BackboneNeckHeadExport, CenterPoint, VoxelEncoderExport, calibration_shift
+from model_specs.centerpoint.scene import SceneConfig, make_scene
+from model_specs.centerpoint.voxelize import decorate, densify, scatter, voxelize
+
+HEADS = ("heatmap", "reg", "height", "dim", "rot", "vel")
+HEATMAP_BIAS = "pts_bbox_head.task_heads.0.heatmap.1.bias"
+# AWML-only registry names in its configs and the mmdet3d classes that compute the same at inference
+# (CustomSeparateHead sets the heatmap bias in __init__, SeparateHead in init_weights; the focal-loss
+# variant only changes training).
+PEER_TYPES = {"CustomSeparateHead": "SeparateHead", "mmdet.AmpGaussianFocalLoss": "mmdet.GaussianFocalLoss"}
+# What "agrees" means. Two implementations of the same float32 network on different CPUs and torch
+# versions: each tensor within 1e-5 of its largest magnitude (a wrong layer, weight or transposed matrix
+# errs by the tensor's own scale). Boxes decoded from heads that close: 1e-4 m, rad, score. And a box
+# comparison needs boxes: a recording with fewer proves nothing about decoding.
+TENSOR_RTOL = 1e-5
+BOX_TOL = 1e-4
+MIN_BOXES = 10
+# How many cells a full-size recording keeps of each head and rows of the pillar features: enough to
+# cover every decoded box and a spread of the map, small enough for git (the heads are 15 x 510 x 510).
+SAMPLED = 4096
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One recording: the config file it is built from, the spec configuration that file must read as,
+    the scan, and whether tensors are kept whole (tiny) or sampled (full size, for git's sake)."""
+
+    name: str
+    config: str
+    spec_config: CenterPointConfig
+    scene: SceneConfig
+    scene_seed: int
+    full_tensors: bool
+    calibration_detections: int
+    model_seed: int = 2024
+
+
+PLANS = (
+    Plan("centerpoint-tiny", "centerpoint_tiny.py", TINY, SceneConfig(max_range=36.3, rings=32, azimuth_steps=1024, objects=12),
+         scene_seed=11, full_tensors=True, calibration_detections=40),
+    # A 64-ring scan keeps the file small; the grid, the pillar limit and the model are j6gen2's.
+    Plan("centerpoint", "centerpoint_j6gen2.py", FULL, SceneConfig(max_range=122.4, rings=64, azimuth_steps=1024, objects=60),
+         scene_seed=12, full_tensors=False, calibration_detections=120),
+)
+
+
+@dataclass(frozen=True)
+class Recording:
+    """What mmdet3d computed, as arrays, plus the facts needed to reproduce it (``meta``)."""
+
+    arrays: Mapping[str, np.ndarray]
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The weights mmdet3d ran with: stored (tiny) or regenerated (full size)."""
+        stored = {k[len("state/"):]: torch.from_numpy(np.array(v)) for k, v in self.arrays.items() if k.startswith("state/")}
+        if stored:
+            return stored
+        weights = self.meta["weights"]
+        state = reference_weights([(k, tuple(s)) for k, s in self.meta["state_shapes"]], weights["seed"])
+        state[HEATMAP_BIAS] = torch.from_numpy(np.array(self.arrays["heatmap_bias"]))
+        return state
+
+    @property
+    def full_tensors(self) -> bool:
+        return "head/heatmap" in self.arrays and self.arrays["head/heatmap"].ndim == 4
+
+    def save(self, folder: Path, name: str) -> list[Path]:
+        """``<name>.npz`` (arrays, compressed) and ``<name>.json`` (meta)."""
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, **self.arrays)
+        paths = [Path(folder) / f"{name}.npz", Path(folder) / f"{name}.json"]
+        paths[0].write_bytes(buffer.getvalue())
+        paths[1].write_text(json.dumps(self.meta, indent=1, sort_keys=True, default=str) + "\n")
+        return paths
+
+    @classmethod
+    def load(cls, folder: Path, name: str) -> "Recording":
+        with np.load(Path(folder) / f"{name}.npz", allow_pickle=False) as archive:
+            arrays = {key: archive[key] for key in archive.files}
+        return cls(arrays, json.loads((Path(folder) / f"{name}.json").read_text()))
+
+
+def state_sha256(state: Mapping[str, torch.Tensor]) -> str:
+    digest = hashlib.sha256()
+    for key in sorted(state):
+        array = state[key].detach().cpu().contiguous().numpy()
+        digest.update(f"{key}:{array.dtype}:{array.shape}".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def array_sha256(array: np.ndarray) -> str:
+    array = np.ascontiguousarray(array)
+    return hashlib.sha256(f"{array.dtype}:{array.shape}".encode() + array.tobytes()).hexdigest()
+
+
+def reference_weights(shapes: list[tuple[str, tuple[int, ...]]], seed: int) -> dict[str, torch.Tensor]:
+    """Weights with a trained network's scale, from a stream NumPy keeps stable across versions.
+
+    Conv/linear weights He-normal (fan-in), biases small, BatchNorm near identity with randomised
+    running statistics; keys are filled in the given order (mmdet3d's state_dict order).
+    """
+    rng = np.random.RandomState(seed)
+    norms = {key.rsplit(".", 1)[0] for key, _ in shapes if key.endswith(".running_mean")}
+    state = {}
+    for key, shape in shapes:
+        owner, name = key.rsplit(".", 1)
+        if name == "num_batches_tracked":
+            value = np.zeros(shape, np.int64)
+        elif owner in norms and name == "weight":
+            value = 1.0 + 0.1 * rng.standard_normal(shape)
+        elif owner in norms and name == "bias":
+            value = 0.05 * rng.standard_normal(shape)
+        elif name == "weight":  # conv / linear: keeps the activations' variance through ReLUs
+            value = rng.standard_normal(shape) * math.sqrt(2.0 / int(np.prod(shape[1:])))
+        elif name == "bias":
+            value = 0.1 * (2.0 * rng.random_sample(shape) - 1.0)
+        elif name == "running_mean":
+            value = 0.05 * rng.standard_normal(shape)
+        elif name == "running_var":
+            value = 1.0 + 0.2 * rng.random_sample(shape)
+        else:
+            raise KeyError(f"reference_weights: no rule for {key}")
+        state[key] = torch.from_numpy(np.asarray(value, dtype=np.int64 if name == "num_batches_tracked" else np.float32))
+    return state
+
+
+# -- the peer (mmdet3d, imported only here) ------------------------------------------------------------
+
+def peer_model_dict(config: TrainingConfig) -> dict:
+    """The config's model section with AWML-only registry names replaced by mmdet3d's."""
+    def swap(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {k: (PEER_TYPES.get(v, v) if k == "type" else swap(v)) for k, v in node.items()}
+        if isinstance(node, list):
+            return [swap(v) for v in node]
+        return node
+
+    return swap(copy.deepcopy(dict(config.values["model"])))
+
+
+def build_peer(config: TrainingConfig, seed: int):
+    """mmdet3d's CenterPoint from the config: mmdet3d's own init (seeded), BatchNorms randomised."""
+    from mmdet3d.registry import MODELS
+    from mmdet3d.utils import register_all_modules
+    from mmengine.config import ConfigDict
+    from mmengine.logging import MMLogger
+
+    MMLogger.get_current_instance().setLevel(logging.WARNING)  # init_weights reports every parameter at INFO
+    register_all_modules()
+    torch.manual_seed(seed)
+    model = MODELS.build(ConfigDict(peer_model_dict(config)))  # mmdet3d reads sections as attributes
+    model.init_weights()
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+                n = module.num_features
+                module.weight.copy_(1.0 + 0.1 * torch.randn(n, generator=generator))
+                module.bias.copy_(0.05 * torch.randn(n, generator=generator))
+                module.running_mean.copy_(0.05 * torch.randn(n, generator=generator))
+                module.running_var.copy_(1.0 + 0.2 * torch.rand(n, generator=generator))
+    return model.eval()
+
+
+def run_peer(model, points: torch.Tensor) -> dict[str, Any]:
+    """mmdet3d's predict path (``test_step``) on one cloud, with every stage's output captured."""
+    from mmdet3d.structures import Det3DDataSample, LiDARInstance3DBoxes
+
+    seen: dict[str, Any] = {}
+    hooks = [
+        model.data_preprocessor.voxel_layer.register_forward_hook(lambda m, i, o: seen.__setitem__("voxelization", o)),
+        model.pts_voxel_encoder.register_forward_hook(lambda m, i, o: seen.__setitem__("pillar_features", o)),
+        model.pts_middle_encoder.register_forward_hook(lambda m, i, o: seen.__setitem__("canvas", o)),
+        model.pts_bbox_head.task_heads[0].register_forward_hook(lambda m, i, o: seen.__setitem__("heads", o)),
+    ]
+    sample = Det3DDataSample(metainfo=dict(box_type_3d=LiDARInstance3DBoxes, sample_idx=0))
+    try:
+        with torch.no_grad():
+            (result,) = model.test_step({"inputs": {"points": [points]}, "data_samples": [sample]})
+    finally:
+        for hook in hooks:
+            hook.remove()
+    voxels, coors, num_points = seen["voxelization"]
+    predicted = result.pred_instances_3d
+    return {
+        "voxels": voxels, "coors": coors, "num_points": num_points, "pillar_features": seen["pillar_features"],
+        "canvas": seen["canvas"], "heads": {name: seen["heads"][name] for name in HEADS},
+        "boxes": predicted.bboxes_3d.tensor, "scores": predicted.scores_3d, "labels": predicted.labels_3d,
+    }
+
+
+def record_plan(plan: Plan, configs: Path) -> tuple["Recording", CenterPointConfig]:
+    """Build mmdet3d's model from ``configs / plan.config`` through ``--awml-config``'s reader and record it."""
+    config = read_config(Path(configs) / plan.config)
+    cfg = to_centerpoint(config, plan.spec_config)
+    scene = dataclasses.replace(plan.scene, past_sweeps=cfg.past_sweeps, sweep_interval_s=cfg.sweep_interval_s)
+    points = densify(make_scene(plan.scene_seed, scene).sweeps, cfg)
+    recording = record(config, cfg, points, seed=plan.model_seed, full_tensors=plan.full_tensors,
+                       calibration_detections=plan.calibration_detections)
+    meta = {**recording.meta, "config": plan.config, "scene": dataclasses.asdict(scene), "scene_seed": plan.scene_seed}
+    return Recording(recording.arrays, meta), cfg
+
+
+def record(config: TrainingConfig, cfg: CenterPointConfig, points: torch.Tensor, *, seed: int, full_tensors: bool,
+           calibration_detections: int) -> Recording:
+    """Run mmdet3d on ``points`` (already densified) and keep each stage.
+
+    The heatmap bias is shifted once so that ``calibration_detections`` cells of this scan pass the
+    score threshold: seeded weights otherwise decode to no box or to hundreds, and a box comparison
+    on no box proves nothing. ``full_tensors`` stores weights, voxels, pillars and heads whole;
+    otherwise (full size) weights come from :func:`reference_weights` and tensors are sampled.
+    """
+    import mmcv
+    import mmdet3d
+    import mmengine
+
+    peer = build_peer(config, seed)
+    if not full_tensors:
+        shapes = [(k, tuple(v.shape)) for k, v in peer.state_dict().items()]
+        peer.load_state_dict(reference_weights(shapes, seed), strict=True)
+    bias = dict(peer.named_parameters())[HEATMAP_BIAS]
+    with torch.no_grad():
+        bias.add_(calibration_shift(run_peer(peer, points)["heads"]["heatmap"], calibration_detections, cfg.score_threshold))
+    out = run_peer(peer, points)
+    state = {k: v.detach().clone() for k, v in peer.state_dict().items()}
+    arrays: dict[str, np.ndarray] = {"points": points.numpy(), "coors": out["coors"].int().numpy(),
+                                     "num_points": out["num_points"].int().numpy(), "boxes": out["boxes"].float().numpy(),
+                                     "scores": out["scores"].float().numpy(), "labels": out["labels"].long().numpy()}
+    voxels, pillars = out["voxels"].numpy(), out["pillar_features"].numpy()
+    heads = {name: tensor.numpy() for name, tensor in out["heads"].items()}
+    if full_tensors:
+        arrays.update({f"state/{k}": v.numpy() for k, v in state.items()})
+        arrays.update(voxels=voxels, pillar_features=pillars, **{f"head/{n}": v for n, v in heads.items()})
+    else:
+        rng = np.random.default_rng(seed)
+        rows = np.sort(rng.choice(len(pillars), min(SAMPLED, len(pillars)), replace=False))
+        detected = np.stack(np.unravel_index(np.argsort(-heads["heatmap"][0].max(axis=0), axis=None)[: cfg.max_detections_pre_nms],
+                                             heads["heatmap"].shape[2:]), axis=1)
+        spread = np.stack([rng.integers(0, n, SAMPLED) for n in heads["heatmap"].shape[2:]], axis=1)
+        cells = np.unique(np.concatenate([detected, spread]), axis=0)
+        arrays.update(pillar_rows=rows, pillar_features=pillars[rows], head_cells=cells,
+                      heatmap_bias=state[HEATMAP_BIAS].numpy(),
+                      **{f"head/{n}": v[0][:, cells[:, 0], cells[:, 1]].T for n, v in heads.items()})
+    meta = {
+        "versions": {"mmdet3d": mmdet3d.__version__, "mmcv": mmcv.__version__, "mmengine": mmengine.__version__,
+                     "torch": torch.__version__, "numpy": np.__version__},
+        "seed": seed,
+        "calibration_detections": calibration_detections,
+        "state_shapes": [[k, list(v.shape)] for k, v in state.items()],
+        "state_sha256": state_sha256(state),
+        "voxels_sha256": array_sha256(voxels),
+        "weights": {"source": "mmdet3d init_weights + randomised BatchNorm" if full_tensors else
+                    "model_specs.centerpoint.mmdet3d_peer.reference_weights", "seed": seed},
+        "boxes": "mmdet3d predict_by_feat: x, y, z of the bottom face, l, w, h, yaw, vx, vy",
+    }
+    return Recording(arrays, meta)
+
+
+# -- the comparison (no mmdet3d needed) -------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Comparison:
+    """This project's model against a recording: each figure is a max |difference|."""
+
+    voxels_identical: bool
+    coors_identical: bool
+    num_points_identical: bool
+    pillar_features: float
+    heads: Mapping[str, float]
+    head_scale: Mapping[str, float]
+    recorded_boxes: int
+    decode_of_recorded_heads: "BoxDifference"
+    end_to_end: "BoxDifference"
+    pillar_scale: float = 1.0
+
+    def problems(self) -> list[str]:
+        """Every stage that does not agree within TENSOR_RTOL / BOX_TOL, as a sentence; empty when all do."""
+        found = [f"{what} differ from mmcv's" for what, same in (("voxels", self.voxels_identical), ("voxel coordinates", self.coors_identical),
+                                                                 ("points per voxel", self.num_points_identical)) if not same]
+        if self.pillar_features > TENSOR_RTOL * max(1.0, self.pillar_scale):
+            found.append(f"pillar features differ by {self.pillar_features:.3g} (values up to {self.pillar_scale:.3g})")
+        found += [f"head {n} differs by {v:.3g} (values up to {self.head_scale[n]:.3g})" for n, v in self.heads.items()
+                  if v > TENSOR_RTOL * max(1.0, self.head_scale[n])]
+        if self.recorded_boxes < MIN_BOXES:
+            found.append(f"the recording has {self.recorded_boxes} boxes, fewer than {MIN_BOXES}: re-record with more calibration_detections")
+        for stage, boxes in (("decoding mmdet3d's heads", self.decode_of_recorded_heads), ("end to end", self.end_to_end)):
+            if boxes.count[0] != boxes.count[1] or not boxes.labels_equal or boxes.worst > BOX_TOL:
+                found.append(f"{stage}: {boxes}")
+        return found
+
+
+@dataclass(frozen=True)
+class BoxDifference:
+    """Our boxes against mmdet3d's, matched by order (both are sorted by score by circle NMS)."""
+
+    count: tuple[int, int]
+    labels_equal: bool
+    centre: float = math.inf
+    z_centre: float = math.inf  # our z (centre) against mmdet3d's bottom + height / 2
+    size: float = math.inf
+    yaw: float = math.inf
+    score: float = math.inf
+    velocity: float = math.inf
+
+    @property
+    def worst(self) -> float:
+        return max(self.centre, self.z_centre, self.size, self.yaw, self.score, self.velocity)
+
+
+def box_difference(ours: Detections, boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray) -> BoxDifference:
+    count = (len(ours.scores), len(scores))
+    if count[0] != count[1]:
+        return BoxDifference(count, False)
+    if not count[0]:
+        return BoxDifference(count, True, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+    theirs_z = boxes[:, 2] + boxes[:, 5] / 2
+    yaw = np.abs((ours.boxes[:, 6] - boxes[:, 6] + np.pi) % (2 * np.pi) - np.pi)
+    return BoxDifference(
+        count, bool(np.array_equal(ours.labels, labels)),
+        centre=float(np.abs(ours.boxes[:, :2] - boxes[:, :2]).max()),
+        z_centre=float(np.abs(ours.boxes[:, 2] - theirs_z).max()),
+        size=float(np.abs(ours.boxes[:, 3:6] - boxes[:, 3:6]).max()),
+        yaw=float(yaw.max()),
+        score=float(np.abs(ours.scores - scores).max()),
+        velocity=float(np.abs(ours.boxes[:, 7:9] - boxes[:, 7:9]).max()),
+    )
+
+
+def _heads_at(recording: Recording, heads: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Our head tensors in the recording's layout: whole, or at its sampled cells."""
+    if recording.full_tensors:
+        return dict(heads)
+    y, x = recording.arrays["head_cells"].T
+    return {n: v[0][:, y, x].T for n, v in heads.items()}
+
+
+def compare(recording: Recording, cfg: CenterPointConfig) -> Comparison:
+    """Run this project's CenterPoint (weights loaded strictly) on the recorded points, stage by stage."""
+    model = CenterPoint(cfg).eval()
+    model.load_state_dict(recording.state_dict(), strict=True)
+    arrays = recording.arrays
+    points = torch.from_numpy(np.array(arrays["points"]))
+    voxels = voxelize(points, cfg)
+    with torch.no_grad():
+        pillars = VoxelEncoderExport(model)(decorate(voxels, cfg))
+        heads = dict(zip(HEADS, (h.numpy() for h in BackboneNeckHeadExport(model)(scatter(pillars, voxels.coors, cfg)))))
+    pillars = pillars[:, 0].numpy()
+    if "pillar_rows" in arrays:
+        pillars = pillars[arrays["pillar_rows"]] if len(pillars) > arrays["pillar_rows"].max() else pillars[:0]
+    ours_at, theirs = _heads_at(recording, heads), {n: np.array(arrays[f"head/{n}"]) for n in HEADS}
+    recorded = {k: np.array(arrays[k]) for k in ("boxes", "scores", "labels")}
+    if recording.full_tensors:
+        recorded_heads = theirs
+    else:  # decode needs whole maps: ours, with mmdet3d's values written into every recorded cell
+        y, x = arrays["head_cells"].T
+        recorded_heads = {n: v.copy() for n, v in heads.items()}
+        for n in HEADS:
+            recorded_heads[n][0][:, y, x] = theirs[n].T
+    return Comparison(
+        voxels_identical=array_sha256(voxels.features.numpy()) == recording.meta["voxels_sha256"],
+        coors_identical=np.array_equal(voxels.coors.numpy(), arrays["coors"]),
+        num_points_identical=np.array_equal(voxels.num_points.numpy(), arrays["num_points"]),
+        pillar_features=_max_abs(pillars, arrays["pillar_features"]),
+        pillar_scale=float(np.abs(arrays["pillar_features"]).max()),
+        heads={n: _max_abs(ours_at[n], theirs[n]) for n in HEADS},
+        head_scale={n: float(np.abs(theirs[n]).max()) for n in HEADS},
+        recorded_boxes=len(recorded["scores"]),
+        decode_of_recorded_heads=box_difference(decode(recorded_heads, cfg), **recorded),
+        end_to_end=box_difference(decode(heads, cfg), **recorded),
+    )
+
+
+def _max_abs(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.abs(a - b).max()) if a.shape == np.shape(b) and a.size else math.inf

@@ -1,0 +1,125 @@
+"""``--awml-config``: AWML-style training configs read into CenterPointConfig, with or without mmengine.
+
+The config files under tests/data/configs/awml/ have the structure and model values of AWML's CenterPoint
+j6gen2 config (a three-file ``_base_`` chain, ``+=`` on ``custom_imports``, ``{{_base_.x}}``, an ``if``);
+the live mmdet3d test builds mmdet3d's own model from the same files.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+
+import pytest
+
+from model_specs.centerpoint.config import FULL, TINY
+from model_specs.centerpoint.mmconfig import MAX_EXPONENT, TrainingConfig, _Reader, read_config, to_centerpoint
+from model_specs.centerpoint.spec import SPEC, TINY_SPEC
+from pytest_awml.errors import SpecError
+
+CONFIGS = Path(__file__).parent / "data" / "configs" / "awml"
+
+
+@pytest.mark.parametrize("name, expected, spec", [("centerpoint_j6gen2.py", FULL, SPEC), ("centerpoint_tiny.py", TINY, TINY_SPEC)])
+def test_the_awml_configs_read_as_the_specs(name, expected, spec):
+    cfg = to_centerpoint(read_config(CONFIGS / name), dataclasses.replace(expected, head_final_kernel=7, opset=11))
+    assert dataclasses.replace(cfg, head_final_kernel=1, opset=13) == expected == spec.params["model"]
+    assert cfg.head_final_kernel == 1  # read from the file, not kept from the base config
+    assert cfg.opset == 11  # the export opset is no training setting: kept from the spec
+
+
+def test_the_features_awml_uses(tmp_path):
+    values = _Reader(CONFIGS / "centerpoint_j6gen2.py").read()
+    assert values["custom_imports"]["imports"] == [
+        "projects.CenterPoint.models", "autoware_ml.detection3d.datasets.t4dataset",
+        "autoware_ml.detection3d.evaluation.t4metric.t4metric", "autoware_ml.hooks"]  # += on a subscript, _base_.x
+    assert values["test_evaluator"]["class_names"] == ["car", "truck", "bus", "bicycle", "pedestrian"]  # {{_base_.x}}
+    assert values["sync_bn"] == "torch"  # an if block
+    assert values["optim_wrapper"]["loss_scale"]["init_scale"] == 4096.0
+    assert values["default_scope"] == "mmdet3d" and values["work_dir"] == "work_dirs/centerpoint/j6gen2_base/T4Dataset/second_secfpn_j6gen2"
+    model = values["model"]  # the child merged into the base key by key
+    assert model["pts_bbox_head"]["bbox_coder"]["max_num"] == 500 and model["pts_bbox_head"]["bbox_coder"]["out_size_factor"] == 2
+    assert model["pts_bbox_head"]["separate_head"] == {"type": "CustomSeparateHead", "init_bias": -4.595, "final_kernel": 1}
+    assert model["test_cfg"]["pts"]["nms_type"] == "circle" and model["test_cfg"]["pts"]["grid_size"] == [1020, 1020, 1]
+    (tmp_path / "base.py").write_text("a = dict(x=1, y=dict(z=2))\nb = [1, 2]\n")
+    (tmp_path / "child.py").write_text("_base_ = 'base.py'\na = dict(_delete_=True, w=3)\nb = _base_.b + [3]\n")
+    assert _Reader(tmp_path / "child.py").read() == {"a": {"w": 3}, "b": [1, 2, 3]}
+
+
+def test_mmengine_reads_the_same_values():
+    pytest.importorskip("mmengine", reason="mmengine is not installed (it is in the mmdet3d extra)")
+    for name in ("centerpoint_j6gen2.py", "centerpoint_tiny.py"):
+        assert read_config(CONFIGS / name).values == _Reader(CONFIGS / name).read()
+
+
+def test_absent_custom_imports_are_named_not_imported(caplog):
+    with caplog.at_level(logging.WARNING):
+        config = read_config(CONFIGS / "centerpoint_j6gen2.py")
+    (note,) = config.notes
+    assert note.startswith("custom_imports not imported (not installed here): projects.CenterPoint.models, ")
+    assert "autoware_ml.hooks" in note and note in caplog.text
+
+
+def _config(tmp_path, **model_changes) -> TrainingConfig:
+    values = read_config(CONFIGS / "centerpoint_tiny.py").values
+    model = dict(values["model"])
+    for section, change in model_changes.items():
+        model[section] = None if change is None else {**model[section], **change}
+    return TrainingConfig(tmp_path / "c.py", {**values, "model": model})
+
+
+@pytest.mark.parametrize("changes, words", [
+    (dict(pts_voxel_encoder=dict(type="BackwardPillarFeatureNet")), "pts_voxel_encoder: not supported: BackwardPillarFeatureNet"),
+    (dict(pts_voxel_encoder=dict(legacy=True)), "pts_voxel_encoder: not supported: decoration other than"),
+    (dict(pts_backbone=dict(type="ConvNeXt_PC")), "pts_backbone: not supported: ConvNeXt_PC"),
+    (dict(pts_bbox_head=dict(separate_head=dict(type="DCNSeparateHead"))), "separate_head: not supported: DCNSeparateHead"),
+    (dict(pts_bbox_head=dict(common_heads=dict(reg=(2, 2), height=(1, 2), dim=(3, 2), rot=(2, 2)))), "common_heads"),
+    (dict(pts_voxel_encoder=dict(voxel_size=[0.3, 0.3, 8.0])), r"pts_voxel_encoder.voxel_size \[0.3, 0.3, 8.0\] differs from the voxelizer's"),
+])
+def test_unknown_or_unimplemented_models_are_refused_by_name(tmp_path, changes, words):
+    with pytest.raises(SpecError, match=words):
+        to_centerpoint(_config(tmp_path, **changes), TINY)
+
+
+def test_missing_keys_take_mmdet3d_s_defaults_not_the_spec_s(tmp_path):
+    config = _config(tmp_path, pts_bbox_head=dict(separate_head=dict(type="SeparateHead"), share_conv_channel=None))
+    config.values["model"]["pts_bbox_head"].pop("share_conv_channel")
+    config.values["model"]["pts_neck"].pop("use_conv_for_no_stride")
+    cfg = to_centerpoint(config, dataclasses.replace(TINY, head_final_kernel=3, heatmap_init_bias=0.5))
+    assert (cfg.head_final_kernel, cfg.head_conv_channels, cfg.heatmap_init_bias) == (1, 64, -2.19)  # SeparateHead's defaults
+    assert cfg.head_shared_channels == 64 and cfg.use_conv_for_no_stride is False  # CenterHead's, SECONDFPN's
+
+
+def test_the_point_features_follow_the_test_pipeline(tmp_path):
+    values = read_config(CONFIGS / "centerpoint_tiny.py").values
+    no_sweeps = dict(values, test_pipeline=[t for t in values["test_pipeline"] if t["type"] != "LoadPointsFromMultiSweeps"])
+    with pytest.raises(SpecError, match="in_channels=5 without LoadPointsFromMultiSweeps"):
+        to_centerpoint(TrainingConfig(tmp_path / "c.py", no_sweeps), TINY)
+    three = dict(values, test_pipeline=[dict(t, sweeps_num=3) if t["type"] == "LoadPointsFromMultiSweeps" else t for t in values["test_pipeline"]])
+    assert to_centerpoint(TrainingConfig(tmp_path / "c.py", three), TINY).past_sweeps == 3
+
+
+@pytest.mark.parametrize("text, words", [
+    ("import os\nmodel = dict(type='CenterPoint')", "imports are not read without mmengine"),
+    ("model = dict(type=open('x'))", "is outside the readable subset"),
+    ("model = dict(type='BEVFusion')", "model: not supported: BEVFusion"),
+    ("model = dict(type='CenterPoint'\n", "line 1: syntax error"),
+    ("_base_ = ['missing.py']\nmodel = dict()", "missing.py.*no such file"),
+    ("x = y + 1", "'y' is not defined before use"),
+    ("for i in range(3):\n    x = i", "For statements are not read"),
+])
+def test_unreadable_or_unsupported_configs(tmp_path, text, words):
+    (tmp_path / "c.py").write_text(text)
+    with pytest.raises(SpecError, match=words):
+        to_centerpoint(TrainingConfig(tmp_path / "c.py", _Reader(tmp_path / "c.py").read()), TINY)
+
+
+def test_a_config_cannot_stall_the_reader(tmp_path):
+    (tmp_path / "c.py").write_text("x = 9 ** 9 ** 9\n")  # refused before it is computed (9 ** 387420489 would not end)
+    with pytest.raises(SpecError, match=f"exponent .* is beyond what a config needs \\(max {MAX_EXPONENT}\\)"):
+        _Reader(tmp_path / "c.py").read()
+    (tmp_path / "c.py").write_text("_base_ = ['d.py']\n")
+    (tmp_path / "d.py").write_text("_base_ = ['c.py']\n")
+    with pytest.raises(SpecError, match="_base_ includes itself"):
+        _Reader(tmp_path / "c.py").read()
