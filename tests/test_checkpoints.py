@@ -107,7 +107,7 @@ def test_the_whole_suite_on_a_user_checkpoint_and_config(run_awml, pytester):
     assert weights == {state_dict_sha256(expected)}
     from model_specs.centerpoint.autoware import check_bundle
 
-    assert check_bundle(pytester.path / "bundle" / "centerpoint-tiny", "centerpoint_tiny", TINY) == []
+    assert check_bundle(pytester.path / "bundle" / "centerpoint-tiny") == []
 
 
 def test_a_bad_checkpoint_stops_the_run_in_one_message(run_awml, pytester):

@@ -1,90 +1,224 @@
-"""The Autoware hand-off: the two ONNX files and ``centerpoint_ml_package.param.yaml``, checked
-against each other — the consistency AWML only guards by comments."""
+"""The Autoware hand-off: a bundle folder ``autoware_lidar_centerpoint`` loads as it is, and the decoder
+that node runs on the bundle's graphs.
+
+The bundle (Autoware's manifest layout v4.1): ``pts_voxel_encoder.onnx``, ``pts_backbone_neck_head.onnx``
+(exported with ``rot_y_axis_reference``, as AWML ships it), ``ml_package.param.yaml`` and
+``detection_class_remapper.param.yaml``. The two graphs are copied from the artifacts the run tested,
+byte for byte; ``check_bundle`` holds every file to the rules in :mod:`autoware_rules` and to each other.
+"""
 
 from __future__ import annotations
 
+import math
+import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Mapping
 
+import numpy as np
 import torch
 
-from exporters.onnx_export import OnnxOptions, export_onnx
-from exporters.signature import Dim, TensorSpec
+from model_specs.centerpoint import autoware_rules as rules
 from model_specs.centerpoint.config import CenterPointConfig
-from model_specs.centerpoint.model import BackboneNeckHeadExport, CenterPoint, VoxelEncoderExport
+from model_specs.centerpoint.decode import Detections
 from pytest_awml.errors import ArtifactError
 
-PARAM_FILE = "centerpoint_ml_package.param.yaml"
+
+@dataclass(frozen=True)
+class AutowareSettings:
+    """What the bundle says beyond the model: the node's precision and its decoder's thresholds.
+
+    Defaults are Autoware's (``ml_package.schema.json``): fp16 engines, distance bins
+    [0, 50), [50, 90), [90, 121), [121, 200) m with a 0.35 minimum score each, yaw-norm 0.3 for
+    vehicles and cyclists and 0.0 for pedestrians; ``circle_nms_dist_threshold`` 0.5 m is the node's
+    (``centerpoint_common.param.yaml``). ``remap`` are rows of the class remapper (none by default: the
+    model's classes are published as they are).
+    """
+
+    trt_precision: str = "fp16"
+    distance_bin_upper_limits: tuple[float, ...] = (50.0, 90.0, 121.0, 200.0)
+    min_confidence: Mapping[str, float] = field(default_factory=dict)  # CLASS -> score; absent: default_confidence
+    default_confidence: float = 0.35
+    yaw_norm_thresholds: Mapping[str, float] = field(default_factory=lambda: {"PEDESTRIAN": 0.0})
+    default_yaw_norm: float = 0.3
+    circle_nms_dist_threshold: float = 0.5
+    max_candidates: int = 500  # cells the parity comparison looks at (threshold flips); not a node setting
+
+    def confidence(self, name: str) -> float:
+        return self.min_confidence.get(name, self.default_confidence)
+
+    def yaw_norm(self, name: str) -> float:
+        return self.yaw_norm_thresholds.get(name, self.default_yaw_norm)
 
 
-def file_names(name: str) -> tuple[str, str]:
-    return f"pts_voxel_encoder_{name}.onnx", f"pts_backbone_neck_head_{name}.onnx"
+def class_names(cfg: CenterPointConfig) -> list[str]:
+    """Autoware maps labels by exact upper-case name (ros_utils.cpp): ``car`` would be UNKNOWN."""
+    return [name.upper() for name in cfg.class_names]
 
 
-def write_bundle(model: CenterPoint, cfg: CenterPointConfig, folder: Path, name: str) -> list[Path]:
-    """Export both graphs as Autoware expects them (rotation in its y-axis convention) plus the
-    parameter file, then verify the three agree; raise :class:`ArtifactError` if they do not."""
-    import yaml  # PyYAML writes the ROS 2 parameter file; a hand-written emitter would get quoting wrong
+def has_twist(cfg: CenterPointConfig) -> bool:
+    """The node publishes velocity only with ``has_twist``. The head always has a ``vel`` output (the
+    engine needs it), but a velocity means something only when the input spans time: past sweeps."""
+    return any(name == "vel" for name, _ in cfg.heads) and cfg.past_sweeps > 0 and "time_lag" in cfg.point_feature_names
+
+
+def manifest(cfg: CenterPointConfig, settings: AutowareSettings) -> dict[str, Any]:
+    names = class_names(cfg)
+    bins = [float(b) for b in settings.distance_bin_upper_limits]
+    return {"/**": {"ros__parameters": {
+        "version": rules.MANIFEST_VERSION,
+        "encoder_onnx_path": rules.ENCODER_ONNX,
+        "encoder_engine_path": rules.ENCODER_ONNX.replace(".onnx", ".engine"),
+        "head_onnx_path": rules.HEAD_ONNX,
+        "head_engine_path": rules.HEAD_ONNX.replace(".onnx", ".engine"),
+        "class_remapper_param_path": rules.REMAPPER,
+        "trt_precision": settings.trt_precision,
+        "model_params": {
+            "class_names": names,
+            "point_feature_size": cfg.point_features,
+            "max_voxel_size": cfg.max_voxels,
+            "point_cloud_range": [float(v) for v in cfg.point_cloud_range],
+            "voxel_size": [float(v) for v in cfg.voxel_size],
+            "downsample_factor": cfg.out_size_factor,
+            "encoder_in_feature_size": cfg.decorated_features,
+            "has_variance": False,  # the heads carry no variance channels
+            "has_twist": has_twist(cfg),
+            "yaw_norm_thresholds": [settings.yaw_norm(n) for n in names],
+            "detection_score_thresholds": {
+                "distance_bin_upper_limits": bins,
+                "min_confidence_scores": {n: [settings.confidence(n)] * len(bins) for n in names},
+            },
+        },
+    }}}
+
+
+def remapper() -> dict[str, Any]:
+    """No remapping: every matrix all zeros over Autoware's eight labels (the node requires them non-empty)."""
+    zeros = [0] * len(rules.REMAPPER_LABELS) ** 2
+    return {"/**": {"ros__parameters": {"allow_remapping_by_area_matrix": zeros, "min_area_matrix": [0.0] * len(zeros),
+                                        "max_area_matrix": [0.0] * len(zeros)}}}
+
+
+def write_bundle(folder: Path, encoder_onnx: Path, head_onnx: Path, cfg: CenterPointConfig,
+                 settings: AutowareSettings) -> list[Path]:
+    """Copy the two tested graphs and write the manifest and the remapper; raise when they disagree."""
+    import yaml  # PyYAML writes the ROS 2 parameter files; a hand-written emitter would get quoting wrong
 
     folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise ArtifactError(f"--awml-autoware {folder.parent}: {folder} is a file; give a folder")
     folder.mkdir(parents=True, exist_ok=True)
-    encoder_name, head_name = file_names(name)
-    nx, ny, _ = cfg.grid_size
-    hy, hx = cfg.head_size
-    voxels = Dim("num_voxels", cfg.min_voxels, cfg.opt_voxels, cfg.max_voxels)
-    width = cfg.decorated_features
-    with torch.no_grad():
-        export_onnx(VoxelEncoderExport(model).eval(), (torch.zeros(cfg.opt_voxels, cfg.max_points_per_voxel, width),), folder / encoder_name,
-                    component=f"{name}/pts_voxel_encoder", inputs=(TensorSpec("input_features", (voxels, cfg.max_points_per_voxel, width)),),
-                    outputs=(TensorSpec("pillar_features", (voxels, 1, cfg.pfn_channels[-1])),), options=OnnxOptions(opset=cfg.opset))
-        export_onnx(BackboneNeckHeadExport(model, rot_y_axis_reference=True).eval(), (torch.zeros(1, cfg.pfn_channels[-1], ny, nx),),
-                    folder / head_name, component=f"{name}/pts_backbone_neck_head",
-                    inputs=(TensorSpec("spatial_features", (1, cfg.pfn_channels[-1], ny, nx)),),
-                    outputs=tuple(TensorSpec(h, (1, c, hy, hx)) for h, c in cfg.heads), options=OnnxOptions(opset=cfg.opset),
-                    metadata={"rot_y_axis_reference": "true"})
-    params = {"/**": {"ros__parameters": {"model_params": {
-        "class_names": list(cfg.class_names),
-        "point_feature_size": cfg.point_features,
-        "max_voxel_size": cfg.max_voxels,
-        "point_cloud_range": list(cfg.point_cloud_range),
-        "voxel_size": list(cfg.voxel_size),
-        "downsample_factor": cfg.out_size_factor,
-        "encoder_in_feature_size": width,
-        "has_variance": False,
-        "has_twist": True,
-    }}}}
-    (folder / PARAM_FILE).write_text(yaml.safe_dump(params, sort_keys=False))
-    problems = check_bundle(folder, name, cfg)
+    paths = [folder / rules.ENCODER_ONNX, folder / rules.HEAD_ONNX, folder / rules.MANIFEST, folder / rules.REMAPPER]
+    shutil.copyfile(encoder_onnx, paths[0])
+    shutil.copyfile(head_onnx, paths[1])
+    paths[2].write_text(yaml.safe_dump(manifest(cfg, settings), sort_keys=False))
+    paths[3].write_text(yaml.safe_dump(remapper(), sort_keys=False))
+    problems = check_bundle(folder)
     if problems:
-        raise ArtifactError(f"the Autoware bundle in {folder} is inconsistent: " + "; ".join(problems))
-    return [folder / encoder_name, folder / head_name, folder / PARAM_FILE]
+        raise ArtifactError(f"the Autoware bundle in {folder} would not load in autoware_lidar_centerpoint: " + "; ".join(problems))
+    return paths
 
 
-def check_bundle(folder: Path, name: str, cfg: CenterPointConfig) -> list[str]:
-    """Every figure of the parameter file against the ONNX shapes and the spec."""
+def _shapes(values) -> list[list]:
+    return [[d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in v.type.tensor_type.shape.dim] for v in values]
+
+
+def check_bundle(folder: Path) -> list[str]:
+    """Every file of a bundle folder against Autoware's rules and against each other."""
     import onnx
     import yaml
 
     folder = Path(folder)
-    params = yaml.safe_load((folder / PARAM_FILE).read_text())["/**"]["ros__parameters"]["model_params"]
-    encoder_name, head_name = file_names(name)
-    dims = lambda value: [d.dim_value or d.dim_param for d in value.type.tensor_type.shape.dim]  # noqa: E731
-    encoder, head = onnx.load(folder / encoder_name), onnx.load(folder / head_name)
-    problems = []
-    r, v = params["point_cloud_range"], params["voxel_size"]
-    grid = [round((r[i + 3] - r[i]) / v[i]) for i in range(2)]
-    spatial = dims(head.graph.input[0])
-    if spatial[2:] != [grid[1], grid[0]]:
-        problems.append(f"grid from range / voxel size is {grid[1]}x{grid[0]}, the head's input is {spatial[2]}x{spatial[3]}")
-    if dims(encoder.graph.input[0])[2] != params["encoder_in_feature_size"]:
-        problems.append(f"encoder_in_feature_size {params['encoder_in_feature_size']} != encoder input width {dims(encoder.graph.input[0])[2]}")
-    heatmap = next(o for o in head.graph.output if o.name == "heatmap")
-    if dims(heatmap)[1] != len(params["class_names"]):
-        problems.append(f"{len(params['class_names'])} class_names but the heatmap has {dims(heatmap)[1]} channels")
-    if [spatial[2] // params["downsample_factor"], spatial[3] // params["downsample_factor"]] != dims(heatmap)[2:]:
-        problems.append(f"downsample_factor {params['downsample_factor']} does not map {spatial[2:]} to the heads' {dims(heatmap)[2:]}")
-    if params["max_voxel_size"] != cfg.max_voxels or params["point_feature_size"] != cfg.point_features:
-        problems.append("max_voxel_size / point_feature_size differ from the spec's voxelizer")
+    found = []
+    try:
+        params = yaml.safe_load((folder / rules.MANIFEST).read_text())
+        remap = yaml.safe_load((folder / rules.REMAPPER).read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        return [f"cannot read the bundle's parameter files: {exc}"]
+    found += rules.manifest_problems(params) + rules.remapper_problems(remap)
+    ros = params["/**"]["ros__parameters"] if not found else {}
+    for key in ("encoder_onnx_path", "head_onnx_path", "class_remapper_param_path"):
+        if ros and not (folder / ros[key]).is_file():
+            found.append(f"{key} names {ros[key]}, which is not in the bundle")
+    if found:
+        return found
+    encoder = onnx.load(folder / ros["encoder_onnx_path"], load_external_data=False)
+    head = onnx.load(folder / ros["head_onnx_path"], load_external_data=False)
+    found += rules.graph_problems(ros["model_params"], _shapes(encoder.graph.input), _shapes(encoder.graph.output),
+                                  _shapes(head.graph.input), list(zip([o.name for o in head.graph.output], _shapes(head.graph.output))))
     meta = {p.key: p.value for p in head.metadata_props}
     if meta.get("rot_y_axis_reference") != "true":
-        problems.append(f"{head_name} was not exported with rot_y_axis_reference")
-    return problems
+        found.append(f"{ros['head_onnx_path']} was not exported with rot_y_axis_reference (Autoware reads w, l, h and a y-axis yaw)")
+    return found
+
+
+def schema_problems(folder: Path, schema_dir: Path) -> list[str]:
+    """The manifest against a real Autoware checkout's ``schema/ml_package.schema.json`` (``--awml-autoware-schema``)."""
+    import json
+
+    import jsonschema
+    import yaml
+
+    schema_path = Path(schema_dir) / "ml_package.schema.json" if Path(schema_dir).is_dir() else Path(schema_dir)
+    schema = json.loads(schema_path.read_text())
+    params = yaml.safe_load((Path(folder) / rules.MANIFEST).read_text())
+    validator = jsonschema.Draft7Validator(schema)
+    return [f"{schema_path.name}: {'/'.join(map(str, e.absolute_path)) or '(top)'}: {e.message}" for e in validator.iter_errors(params)]
+
+
+def decode_autoware(heads: Mapping[str, np.ndarray], cfg: CenterPointConfig, settings: AutowareSettings) -> Detections:
+    """The boxes ``CenterPointTRT`` gives for the y-axis graph's heads, in the frame and yaw it publishes.
+
+    postprocess_kernel.cu per cell: the class with the highest sigmoid (first wins a tie), the radial
+    distance's bin (beyond the last: dropped), dropped when the score is below that class's bin threshold
+    or the (sin, cos) norm below its yaw-norm threshold; z as the centre; (w, l, h) = exp of the dim
+    channels; yaw = atan2(rot0, rot1). Then class-agnostic circle NMS on squared centre distance, and
+    ros_utils' yaw = -yaw - pi/2 (the y-axis convention undone), velocity only with ``has_twist``. The
+    node's IoU-BEV NMS and class remapping run after this and are not modelled.
+    """
+    t = {name: torch.from_numpy(np.asarray(value, dtype=np.float32))[0] for name, value in heads.items()}
+    prob = torch.sigmoid(t["heatmap"])  # [C, H, W]
+    score, label = prob.max(dim=0)  # first maximal index on ties, as the kernel's strict '>'
+    _, height, width = prob.shape
+    ys, xs = torch.meshgrid(torch.arange(height), torch.arange(width), indexing="ij")
+    stride, (vx, vy, _), r = cfg.out_size_factor, cfg.voxel_size, cfg.point_cloud_range
+    x = vx * stride * (xs.float() + t["reg"][0]) + r[0]
+    y = vy * stride * (ys.float() + t["reg"][1]) + r[1]
+    bins = torch.tensor(settings.distance_bin_upper_limits, dtype=torch.float32)
+    radial = torch.sqrt(x * x + y * y)
+    bin_index = torch.searchsorted(bins, radial, right=True)  # first bin whose limit is above the distance
+    names = class_names(cfg)
+    thresholds = torch.tensor([[settings.confidence(n) for n in names]] * len(bins) + [[math.inf] * len(names)])
+    yaw_norms = torch.tensor([settings.yaw_norm(n) for n in names])
+    norm = torch.sqrt(t["rot"][0] ** 2 + t["rot"][1] ** 2)
+    keep = (score >= thresholds[bin_index, label]) & (norm >= yaw_norms[label]) & (score > 0)
+    order = torch.argsort(score[keep], descending=True, stable=True)
+    cells = torch.nonzero(keep)[order]
+    cy, cx = cells[:, 0], cells[:, 1]
+    kept = _circle_nms(torch.stack([x[cy, cx], y[cy, cx]], dim=1), settings.circle_nms_dist_threshold)
+    cy, cx = cy[kept], cx[kept]
+    yaw = -torch.atan2(t["rot"][0], t["rot"][1]) - math.pi / 2
+    yaw = torch.atan2(torch.sin(yaw), torch.cos(yaw))
+    velocity = t["vel"] if has_twist(cfg) else torch.zeros_like(t["vel"])
+    sizes = torch.exp(t["dim"][[1, 0, 2]])  # (l, w, h) from the graph's (w, l, h)
+    boxes = torch.stack([x[cy, cx], y[cy, cx], t["height"][0, cy, cx], sizes[0, cy, cx], sizes[1, cy, cx], sizes[2, cy, cx],
+                         yaw[cy, cx], velocity[0, cy, cx], velocity[1, cy, cx]], dim=1)
+    top = torch.topk(score.flatten(), min(settings.max_candidates, score.numel())).indices
+    return Detections(
+        boxes=boxes.numpy(), scores=score[cy, cx].numpy(), labels=label[cy, cx].numpy(),
+        candidate_cells=torch.stack([label.flatten()[top], top // width, top % width], dim=1).numpy(),
+        candidate_scores=score.flatten()[top].numpy(), probabilities=prob.numpy(), sizes=sizes.numpy(), yaws=yaw.numpy(),
+    )
+
+
+def _circle_nms(centres: torch.Tensor, radius: float) -> torch.Tensor:
+    """circle_nms_kernel: in score order, drop a box whose centre lies within ``radius`` of a kept one (squared)."""
+    dist2 = torch.cdist(centres, centres).pow(2) if len(centres) else torch.zeros((0, 0))
+    suppressed = torch.zeros(len(centres), dtype=torch.bool)
+    keep = []
+    for i in range(len(centres)):
+        if suppressed[i]:
+            continue
+        keep.append(i)
+        suppressed |= dist2[i] < radius**2
+    return torch.tensor(keep, dtype=torch.long)

@@ -176,8 +176,10 @@ def peer_model_dict(config: TrainingConfig) -> dict:
     return swap(copy.deepcopy(dict(config.values["model"])))
 
 
-def build_peer(config: TrainingConfig, seed: int):
-    """mmdet3d's CenterPoint from the config: mmdet3d's own init (seeded), BatchNorms randomised."""
+def build_peer(config: TrainingConfig, seed: int, *, randomise_norms: bool = True, model: Mapping[str, Any] | None = None):
+    """mmdet3d's CenterPoint from the config: mmdet3d's own init (seeded), BatchNorms randomised unless
+    ``randomise_norms`` is False (training starts from mmdet3d's init). ``model`` overrides the config's
+    model section (already passed through :func:`peer_model_dict`)."""
     from mmdet3d.registry import MODELS
     from mmdet3d.utils import register_all_modules
     from mmengine.config import ConfigDict
@@ -186,18 +188,18 @@ def build_peer(config: TrainingConfig, seed: int):
     MMLogger.get_current_instance().setLevel(logging.WARNING)  # init_weights reports every parameter at INFO
     register_all_modules()
     torch.manual_seed(seed)
-    model = MODELS.build(ConfigDict(peer_model_dict(config)))  # mmdet3d reads sections as attributes
-    model.init_weights()
+    peer = MODELS.build(ConfigDict(model or peer_model_dict(config)))  # mmdet3d reads sections as attributes
+    peer.init_weights()
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        for module in model.modules():
+        for module in peer.modules() if randomise_norms else ():
             if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
                 n = module.num_features
                 module.weight.copy_(1.0 + 0.1 * torch.randn(n, generator=generator))
                 module.bias.copy_(0.05 * torch.randn(n, generator=generator))
                 module.running_mean.copy_(0.05 * torch.randn(n, generator=generator))
                 module.running_var.copy_(1.0 + 0.2 * torch.rand(n, generator=generator))
-    return model.eval()
+    return peer.eval()
 
 
 def run_peer(model, points: torch.Tensor) -> dict[str, Any]:

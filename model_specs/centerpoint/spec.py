@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from model_specs.centerpoint import data
-from model_specs.centerpoint.autoware import write_bundle
+from model_specs.centerpoint.autoware import AutowareSettings, write_bundle
 from model_specs.centerpoint.mmconfig import read_config, to_centerpoint
 from model_specs.centerpoint.config import FULL, TINY, CenterPointConfig
 from model_specs.centerpoint.model import BackboneNeckHeadExport, CenterPoint, VoxelEncoderExport, calibrate_heatmap, seeded
@@ -114,7 +114,21 @@ def _consistency(cfg: CenterPointConfig):
 
 def _bundle(cfg: CenterPointConfig, name: str):
     def bundle(model: CenterPoint, folder: Path) -> list[Path]:
-        return write_bundle(model, cfg, folder, name.replace("-", "_"))
+        import tempfile
+
+        from exporters.onnx_export import export_onnx
+
+        with tempfile.TemporaryDirectory() as tmp, torch.no_grad():
+            graphs = []
+            for component, module in (("pts_voxel_encoder", VoxelEncoderExport(model)),
+                                      ("pts_backbone_neck_head", BackboneNeckHeadExport(model, rot_y_axis_reference=True))):
+                spec_component = next(c for c in make_spec(name, cfg, SceneConfig(), LatencySettings(), LatencySettings()).components if c.name == component)
+                example = tuple(torch.zeros(t.at("opt")) for t in spec_component.inputs)
+                graphs.append(Path(tmp) / f"{component}.onnx")
+                export_onnx(module.eval(), example, graphs[-1], component=f"{name}/{component}", inputs=spec_component.inputs,
+                            outputs=spec_component.outputs, options=spec_component.onnx,
+                            metadata={"rot_y_axis_reference": "true"} if "head" in component else None)
+            return write_bundle(folder, graphs[0], graphs[1], cfg, AutowareSettings())
 
     return bundle
 
