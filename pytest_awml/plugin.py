@@ -144,11 +144,12 @@ def _short_errors(config: pytest.Config) -> bool:
 
 
 def _one_line(error: BaseException) -> str:
+    """``Type: message``, and the first line of what caused it (``raise ... from exc``)."""
     text = f"{type(error).__name__}: {error}"
     cause = error.__cause__
     if cause is not None:
-        first = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
-        text += f"\ncaused by {type(cause).__name__}: {first}"
+        lines = str(cause).strip().splitlines()
+        text += f"\ncaused by {type(cause).__name__}" + (f": {lines[0]}" if lines else "")
     return text
 
 

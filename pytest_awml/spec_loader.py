@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pytest_awml.errors import AwmlError, SpecError
+from pytest_awml.models import load_model
 from pytest_awml.spec import ModelSpec, validate
 
 if TYPE_CHECKING:
@@ -31,8 +32,6 @@ def available() -> dict[str, str]:
 def load_all(options: AwmlOptions, rootdir: Path | None = None) -> list[ModelSpec]:
     """Every spec ``--awml-spec`` names, in order, ready for the run: a checkpoint that does not fit
     or a name given twice stops the run here, in one message."""
-    from pytest_awml.models import load_model
-
     specs: list[ModelSpec] = []
     for reference in options.specs:
         for spec in load(reference, rootdir=rootdir):

@@ -179,8 +179,8 @@ class Workspace:
 
     # -- end of session -------------------------------------------------------------------------
     def close(self) -> None:
-        """Close every runner this session opened (newest first: pipelines before their parts) and
-        drop every model, array and artifact, so that a long session frees them when it ends."""
+        """Close every runner this session opened, newest first, and drop every model, array and
+        artifact, so that a long session frees them when it ends."""
         runners, self._open_runners = self._open_runners, []
         failures = []
         for runner in reversed(runners):
