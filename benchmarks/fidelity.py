@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pytest_awml import registry
+from pytest_awml import spec_loader
 from pytest_awml.device import Target
 from pytest_awml.runners.onnxruntime import OnnxRuntimeRunner
 
@@ -42,8 +42,11 @@ def harness_median_ms(spec: str, component: str, rounds: int, workdir: Path) -> 
 
 
 def bare_median_ms(onnx: Path, feed: dict, rounds: int) -> float:
-    runner = OnnxRuntimeRunner(onnx, Target.parse("onnxruntime-cpu-fp32"), tuple(), ["CPUExecutionProvider"])
-    session = runner.session
+    with OnnxRuntimeRunner(lambda: onnx, Target.parse("onnxruntime-cpu-fp32"), (), ["CPUExecutionProvider"]) as runner:
+        return _bare_loop_ms(runner.session, feed, rounds)
+
+
+def _bare_loop_ms(session, feed: dict, rounds: int) -> float:
     for _ in range(5):
         session.run(None, feed)
     times = []
@@ -62,7 +65,7 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=3, help="harness runs, interleaved between pairs+1 bare runs")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    spec = registry.load(args.spec)[0]
+    spec = spec_loader.load(args.spec)[0]
     component = spec.component(args.component)
     import torch
 

@@ -95,6 +95,15 @@ def derive_profile(component: str, graph_inputs: Mapping[str, Sequence[int | str
     return {name: (spec.at("min"), spec.at("opt"), spec.at("max")) for name, spec in declared.items()}
 
 
+def tensorrt_unavailable() -> str | None:
+    """Why ``tensorrt`` cannot be used here, or None: the one check builders and runners share."""
+    try:
+        import tensorrt  # noqa: F401
+    except Exception as exc:  # ImportError, or an OSError when libnvinfer is missing
+        return f"tensorrt not importable: {type(exc).__name__}: {exc}"
+    return None
+
+
 def engine_key_parts(onnx_sha256: str, options: TrtOptions, trt_version: str, gpu_name: str) -> dict:
     """What an engine depends on: an engine is only valid for the TensorRT version and GPU model that built it."""
     return {"onnx_sha256": onnx_sha256, **options.key(), "tensorrt": trt_version, "gpu": gpu_name}

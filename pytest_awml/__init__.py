@@ -1,11 +1,17 @@
-"""pytest-awml: verify a perception model's deployment (PyTorch → ONNX → TensorRT) with pytest."""
+"""pytest-awml: verify a perception model's deployment (PyTorch → ONNX → TensorRT) with pytest.
+
+Where things are: ``docs/design.md``.
+"""
 
 from pytest_awml.errors import (
     ArtifactError,
     AwmlError,
+    BackendError,
     BackendUnavailable,
+    CheckpointError,
     DataError,
     ExportError,
+    LatencyBudgetExceeded,
     SpecError,
     ToleranceExceeded,
 )
@@ -14,11 +20,14 @@ from pytest_awml.spec import Component, Dim, LatencySettings, ModelSpec, OnnxOpt
 __all__ = [
     "ArtifactError",
     "AwmlError",
+    "BackendError",
     "BackendUnavailable",
+    "CheckpointError",
     "Component",
     "DataError",
     "Dim",
     "ExportError",
+    "LatencyBudgetExceeded",
     "LatencySettings",
     "ModelSpec",
     "OnnxOptions",

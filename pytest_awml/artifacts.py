@@ -23,6 +23,7 @@ from typing import Any, Callable, Mapping
 from filelock import FileLock
 
 from pytest_awml.errors import ArtifactError
+from pytest_awml.provenance import timestamp
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +130,7 @@ class ArtifactStore:
                 (folder / MANIFEST).unlink(missing_ok=True)  # uncommit before replacing the file
                 os.replace(built, target)
                 manifest = {"sha256": digest, "file": filename, "format": format, "key": key,
-                            "key_parts": key_parts, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+                            "key_parts": key_parts, "created": timestamp()}
                 write_atomic(folder / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True, default=str).encode())
             finally:
                 shutil.rmtree(staging, ignore_errors=True)

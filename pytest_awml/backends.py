@@ -1,41 +1,28 @@
 """The registry of backends: the built-in ones plus any a plugin or conftest adds.
 
 Third parties add a backend by implementing the ``pytest_awml_add_backends(registry)`` hook
-(see :mod:`pytest_awml.hookspecs`), never by the plugin importing them.
+(see :mod:`pytest_awml.hookspecs`), never by the plugin importing them. A built-in backend is a
+module under ``pytest_awml/runners/`` plus one line in :func:`builtin`.
 """
 
 from __future__ import annotations
 
-from pytest_awml.errors import AwmlError
+from pytest_awml.device import Device, Precision
+from pytest_awml.registry import Registry
 from pytest_awml.runners.base import Backend
 
 
-class BackendRegistry:
-    def __init__(self) -> None:
-        self._backends: dict[str, Backend] = {}
+class BackendRegistry(Registry[Backend]):
+    kind = "backend"
+    entry_type = Backend
 
-    def register(self, backend: Backend, replace: bool = False) -> None:
-        if not isinstance(backend, Backend):
-            raise AwmlError(f"{backend!r} is not a pytest_awml.runners.Backend")
-        if backend.name in self._backends and not replace:
-            raise AwmlError(f"a backend named {backend.name!r} is already registered; pass replace=True to override it")
-        self._backends[backend.name] = backend
+    def name_of(self, entry: Backend) -> str:
+        return entry.name
 
-    def get(self, name: str) -> Backend:
-        try:
-            return self._backends[name]
-        except KeyError:
-            raise AwmlError(f"unknown backend {name!r}: registered are {', '.join(self.names())}") from None
-
-    def names(self) -> list[str]:
-        return list(self._backends)
-
-    def default_names(self, device) -> list[str]:
+    def default_names(self, device: Device) -> list[str]:
         """What runs when ``--awml-backends`` is not given: every backend that can run on ``device``
         here, plus those that ask to be listed anyway (their tests skip with the reason)."""
-        from pytest_awml.device import Precision
-
-        return [name for name, backend in self._backends.items()
+        return [backend.name for backend in self.entries()
                 if backend.listed_when_unavailable or backend.unavailable_reason(device, Precision.FP32) is None]
 
 

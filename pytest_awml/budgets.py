@@ -1,26 +1,17 @@
 """Latency budgets that hold on noisy machines: same-run ratios, stage shares, and per-test
-regression thresholds against a saved pytest-benchmark run."""
+regression thresholds against a saved pytest-benchmark run. Each is judged as a
+:class:`~pytest_awml.limits.Verdict` whose ``detail`` is the sentence a failure shows."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, Sequence
 
 from pytest_awml.errors import AwmlError
+from pytest_awml.limits import Verdict
 
-
-@dataclass(frozen=True)
-class Verdict:
-    budget: str
-    value: float
-    limit: float
-    message: str
-
-    @property
-    def passed(self) -> bool:
-        return self.value <= self.limit
+MS_PER_S = 1e3
 
 
 def ratio_verdict(target: str, target_p50: float, baseline: str, baseline_p50: float, max_ratio: float) -> Verdict:
@@ -41,6 +32,12 @@ def regression_verdict(name: str, median_ms: float, baseline_median_ms: float, t
                    f"median {median_ms:.3f} ms vs baseline {baseline_median_ms:.3f} ms: {change:+.1%} (threshold +{threshold:.0%})")
 
 
+def budget_failure(verdicts: Sequence[Verdict]) -> str | None:
+    """The message of a broken budget (every broken one, a line each), or None when all hold."""
+    broken = [v for v in verdicts if not v.passed]
+    return "latency budget broken:\n  " + "\n  ".join(v.detail for v in broken) if broken else None
+
+
 def load_benchmarks(path: Path) -> dict:
     """A pytest-benchmark JSON file (``--benchmark-json`` or an autosave)."""
     try:
@@ -52,6 +49,13 @@ def load_benchmarks(path: Path) -> dict:
     return data
 
 
+def median_ms(bench: Mapping) -> float:
+    """A pytest-benchmark record's median, in ms."""
+    return bench["stats"]["median"] * MS_PER_S
+
+
 def baseline_medians(data: Mapping) -> dict[str, float]:
-    """Test name (``test_latency[...]``) → median in ms."""
-    return {b["name"]: b["stats"]["median"] * 1e3 for b in data["benchmarks"]}
+    """Test name (``test_latency[...]``) → its median in ms, as the plugin measured it (the span
+    timer's ``p50_ms`` in ``extra_info``: CUDA events on a GPU), else pytest-benchmark's own median.
+    A regression is judged on the same clock on both sides."""
+    return {b["name"]: b.get("extra_info", {}).get("p50_ms") or median_ms(b) for b in data["benchmarks"]}

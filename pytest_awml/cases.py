@@ -1,76 +1,64 @@
-"""The test matrix a set of specs expands to, with the ids CI filters rely on (see DESIGN.md)."""
+"""How specs become test ids, in one place.
+
+1. ``--awml-spec`` makes the plugin add the suite module (:data:`SUITE`) to the collection, under
+   the fixed node id ``awml`` (:data:`MODULE_ID`) wherever it is installed.
+2. Each test there is marked ``@pytest.mark.awml_cases(kind)``; ``pytest_generate_tests``
+   parametrizes its ``awml_case`` argument with :func:`parameters` — one :class:`Case` per
+   spec × component × format or target that the :class:`Plan` yields for that kind. A case that
+   cannot run here (backend unavailable, no tolerance at that precision, no golden folder) is
+   still generated, marked skip with the reason, so that its absence shows.
+3. ``Case.id`` is the part in brackets. The ids are a contract (CI filters and dashboards):
+   ``test_export[<spec>/<component>/<format>]``, ``test_parity|test_latency|test_shapes[<spec>/
+   <component>/<target>]``, ``test_pipeline_parity|test_pipeline_latency[<spec>/<target>]``,
+   ``test_drift[<spec>/<component>]``, ``test_bundle[<spec>]``; ``<target>`` is
+   ``<backend>-<device>-<precision>`` (``onnxruntime-cpu-fp32``).
+4. A kind with no case at all (a spec without pipeline or dynamic dims, no ``--awml-autoware``)
+   leaves the bare test pytest would skip as "got empty parameter set": :func:`placeholders`
+   finds those and the plugin deselects them.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
-from pytest_awml.backends import BackendRegistry
+import pytest
+
 from pytest_awml.device import REFERENCE, Target
-from pytest_awml.options import AwmlOptions
 from pytest_awml.spec import Component, ModelSpec
 
+if TYPE_CHECKING:
+    from pytest_awml.backends import BackendRegistry
+    from pytest_awml.builders import BuilderRegistry
+    from pytest_awml.options import AwmlOptions
+
+SUITE = Path(__file__).with_name("suite.py")
+MODULE_ID = "awml"
+MARKER = "awml_cases"
+ARGUMENT = "awml_case"
+
 
 @dataclass(frozen=True)
-class ExportCase:
+class Case:
+    """One generated test: a spec, and as the kind needs, a component, a target, an artifact format."""
+
     spec: ModelSpec
-    component: Component
-    format: str
+    component: Component | None = None
+    target: Target | None = None
+    format: str | None = None
     skip: str = ""
 
     @property
     def id(self) -> str:
-        return f"{self.spec.name}/{self.component.name}/{self.format}"
-
-
-@dataclass(frozen=True)
-class TargetCase:
-    """A component on one target: used by the parity and latency tests."""
-
-    spec: ModelSpec
-    component: Component
-    target: Target
-    skip: str = ""
-
-    @property
-    def id(self) -> str:
-        return f"{self.spec.name}/{self.component.name}/{self.target.id}"
-
-
-@dataclass(frozen=True)
-class ComponentCase:
-    """A component on its own (drift against golden outputs)."""
-
-    spec: ModelSpec
-    component: Component
-    skip: str = ""
-
-    @property
-    def id(self) -> str:
-        return f"{self.spec.name}/{self.component.name}"
-
-
-@dataclass(frozen=True)
-class BundleCase:
-    spec: ModelSpec
-    skip: str = ""
-
-    @property
-    def id(self) -> str:
-        return self.spec.name
-
-
-@dataclass(frozen=True)
-class PipelineCase:
-    """A spec's whole pipeline on one target."""
-
-    spec: ModelSpec
-    target: Target
-    skip: str = ""
-
-    @property
-    def id(self) -> str:
-        return f"{self.spec.name}/{self.target.id}"
+        parts = [self.spec.name]
+        if self.component is not None:
+            parts.append(self.component.name)
+        if self.format is not None:
+            parts.append(self.format)
+        elif self.target is not None:
+            parts.append(self.target.id)
+        return "/".join(parts)
 
 
 @dataclass(frozen=True)
@@ -80,78 +68,111 @@ class Plan:
     options: AwmlOptions
     specs: tuple[ModelSpec, ...]
     backends: BackendRegistry
+    builders: BuilderRegistry
     targets: tuple[tuple[Target, str], ...]  # (target, skip reason or "")
 
     @classmethod
-    def build(cls, options: AwmlOptions, specs: list[ModelSpec], backends: BackendRegistry) -> "Plan":
+    def build(cls, options: AwmlOptions, specs: Sequence[ModelSpec], backends: BackendRegistry,
+              builders: BuilderRegistry) -> "Plan":
+        """Resolve the targets; a backend or a format that is not registered stops the run here."""
         names = options.backends or tuple(backends.default_names(options.device))
         targets = []
         for name in names:
             backend = backends.get(name)
             for precision in options.precisions:
+                fmt = backend.artifact_format(precision)
+                if fmt is not None:
+                    builders.get(fmt)
                 target = Target(name, options.device, precision)
                 targets.append((target, backend.unavailable_reason(options.device, precision) or ""))
-        return cls(options, tuple(specs), backends, tuple(targets))
+        return cls(options, tuple(specs), backends, builders, tuple(targets))
 
-    def export_cases(self) -> Iterator[ExportCase]:
+    def cases(self, kind: str) -> list[Case]:
+        """The cases of one test kind (the ``awml_cases`` marker's argument), in collection order."""
+        return list(KINDS[kind](self))
+
+    def _components(self) -> Iterator[tuple[ModelSpec, Component]]:
         for spec in self.specs:
             for component in spec.components:
-                formats: dict[str, str] = {}
-                for target, skip in self.targets:
-                    fmt = self.backends.get(target.backend).artifact_format(target.precision)
-                    if fmt is not None:
-                        formats[fmt] = skip if formats.get(fmt, skip) else ""
-                for fmt, skip in formats.items():
-                    yield ExportCase(spec, component, fmt, skip)
+                yield spec, component
 
-    def parity_cases(self) -> Iterator[TargetCase]:
+    def _export(self) -> Iterator[Case]:
+        """One per component and format; skipped only when every target needing the format is."""
+        for spec, component in self._components():
+            formats: dict[str, str] = {}
+            for target, skip in self.targets:
+                fmt = self.backends.get(target.backend).artifact_format(target.precision)
+                if fmt is not None:
+                    formats[fmt] = skip if formats.get(fmt, skip) else ""
+            for fmt, skip in formats.items():
+                yield Case(spec, component, format=fmt, skip=skip)
+
+    def _parity(self) -> Iterator[Case]:
         """Every target but the reference itself (PyTorch CPU fp32 against itself proves nothing)."""
-        for spec in self.specs:
-            for component in spec.components:
-                for target, skip in self.targets:
-                    if target == REFERENCE:
-                        continue
-                    if not skip and target.precision.value not in component.tolerances:
-                        skip = f"the spec gives no {target.precision} tolerances for {component.name}"
-                    yield TargetCase(spec, component, target, skip)
+        for spec, component in self._components():
+            for target, skip in self.targets:
+                if target == REFERENCE:
+                    continue
+                if not skip and target.precision.value not in component.tolerances:
+                    skip = f"the spec gives no {target.precision} tolerances for {component.name}"
+                yield Case(spec, component, target, skip=skip)
 
-    def pipeline_parity_cases(self) -> Iterator[PipelineCase]:
+    def _shapes(self) -> Iterator[Case]:
+        """Parity at the profile's corners and at drawn sizes: components with dynamic dims."""
+        return (case for case in self._parity() if case.component.dynamic_dims)
+
+    def _latency(self) -> Iterator[Case]:
+        for spec, component in self._components():
+            for target, skip in self.targets:
+                yield Case(spec, component, target, skip=skip)
+
+    def _pipeline_parity(self) -> Iterator[Case]:
+        return (case for case in self._pipeline_latency() if case.target != REFERENCE)
+
+    def _pipeline_latency(self) -> Iterator[Case]:
         for spec in self.specs:
             if spec.pipeline is not None:
                 for target, skip in self.targets:
-                    if target != REFERENCE:
-                        yield PipelineCase(spec, target, skip)
+                    yield Case(spec, target=target, skip=skip)
 
-    def pipeline_latency_cases(self) -> Iterator[PipelineCase]:
-        for spec in self.specs:
-            if spec.pipeline is not None:
-                for target, skip in self.targets:
-                    yield PipelineCase(spec, target, skip)
-
-    def drift_cases(self) -> Iterator[ComponentCase]:
+    def _drift(self) -> Iterator[Case]:
         skip = "" if self.options.golden else "no golden folder: pass --awml-golden DIR (with --awml-update-golden once to create it)"
-        for spec in self.specs:
-            for component in spec.components:
-                yield ComponentCase(spec, component, skip)
+        for spec, component in self._components():
+            yield Case(spec, component, skip=skip)
 
-    def bundle_cases(self) -> Iterator[ComponentCase]:
+    def _bundle(self) -> Iterator[Case]:
         """Only with --awml-autoware: one per spec that can write a deployable bundle."""
         if self.options.autoware is not None:
             for spec in self.specs:
                 if spec.bundle is not None:
-                    yield BundleCase(spec)
-
-    def shape_cases(self) -> Iterator[TargetCase]:
-        """Parity at the profile's corners and at hypothesis-drawn sizes, for components with dynamic dims."""
-        for case in self.parity_cases():
-            if case.component.dynamic_dims:
-                yield case
-
-    def latency_cases(self) -> Iterator[TargetCase]:
-        for spec in self.specs:
-            for component in spec.components:
-                for target, skip in self.targets:
-                    yield TargetCase(spec, component, target, skip)
+                    yield Case(spec)
 
 
-CASE_TYPES = (ExportCase, TargetCase, ComponentCase, PipelineCase, BundleCase)
+KINDS: dict[str, Callable[[Plan], Iterator[Case]]] = {
+    "export": Plan._export,
+    "parity": Plan._parity,
+    "shapes": Plan._shapes,
+    "latency": Plan._latency,
+    "pipeline_parity": Plan._pipeline_parity,
+    "pipeline_latency": Plan._pipeline_latency,
+    "drift": Plan._drift,
+    "bundle": Plan._bundle,
+}
+"""Test kind (the ``awml_cases`` marker's argument) → the plan's cases of that kind."""
+
+
+def parameters(plan: Plan, kind: str) -> list:
+    """``pytest.param`` per case of ``kind``: the id, and a skip mark with the reason where it cannot run."""
+    return [pytest.param(case, id=case.id, marks=[pytest.mark.skip(reason=case.skip)] if case.skip else [])
+            for case in plan.cases(kind)]
+
+
+def placeholders(items: Sequence[pytest.Item]) -> list[pytest.Item]:
+    """Generated tests left without a case: their kind has none in this run."""
+    return [item for item in items if item.get_closest_marker(MARKER) is not None
+            and not isinstance(_case_of(item), Case)]
+
+
+def _case_of(item: pytest.Item) -> object:
+    callspec = getattr(item, "callspec", None)  # only parametrized items have one
+    return None if callspec is None else callspec.params.get(ARGUMENT)

@@ -14,16 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from pytest_awml.errors import AwmlError
+from pytest_awml.errors import CheckpointError
+
+__all__ = ["CheckpointError", "Mismatch", "load_into", "mismatch", "read_state_dict"]
 
 SHOWN = 10
 PREFIXES = ("module.", "model.")  # DataParallel / wrapper prefixes that checkpoints commonly carry
-OPTIONAL = ("num_batches_tracked",)
-PICKLE_PROTO = b"\x80"  # first byte of a pickle (protocol >= 2): legacy torch.save files start so  # BatchNorm counters older checkpoints lack; unused at inference
-
-
-class CheckpointError(AwmlError):
-    """A checkpoint cannot be read, or does not fit the spec's model."""
+OPTIONAL = ("num_batches_tracked",)  # BatchNorm counters older checkpoints lack; unused at inference
+PICKLE_PROTO = b"\x80"  # first byte of a pickle (protocol >= 2): legacy torch.save files start so
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,8 @@
-"""Numeric comparison of a backend's outputs against the reference, per output.
+"""Where parity is judged: a backend's outputs against the reference, per output, and the verdict.
+
+``compare_outputs`` computes every figure; ``parity_failure`` and ``differs`` turn figures into
+the one message a failed parity, drift, shape or pipeline test raises (pure functions: the tests
+record, keep history and write forensics around them).
 
 Both sides must be NumPy arrays: the framework this replaces once reported a difference of
 exactly 0 because one side held torch tensors; here a non-array is an error, never a pass.
@@ -11,7 +15,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from pytest_awml.spec import Tolerance
+from pytest_awml.limits import Tolerance
 
 # Percentile reported beside the maximum: robust to one outlier, still sensitive to a broken region.
 P99 = 99.0
@@ -123,3 +127,18 @@ def compare_outputs(
     for name in extra:
         results.append(OutputComparison(name, False, float("nan"), float("nan"), problem="output not declared by the spec"))
     return results
+
+
+def differs(subject: str, reference: str, where: str, problems: Sequence[str]) -> str:
+    """The one wording of a ``ToleranceExceeded``: who differs from what, where, and each problem."""
+    return f"{subject} differs from {reference} {where}:\n  " + "\n  ".join(problems)
+
+
+def parity_failure(comparisons: Sequence[OutputComparison], notes: Sequence[str], *, subject: str, reference: str,
+                   samples: int) -> str | None:
+    """The verdict on a comparison: None when every output passed and no note (a broken trend
+    budget) stands against it, else the message naming each failed output and note."""
+    problems = [c.describe() for c in comparisons if not c.passed] + list(notes)
+    if not problems:
+        return None
+    return differs(subject, reference, f"on {len(problems)} of {len(comparisons)} output(s) over {samples} sample(s)", problems)

@@ -1,7 +1,9 @@
 """pytest-awml's exception hierarchy, in one place.
 
 ``AwmlError`` and the errors exporters raise are defined in :mod:`exporters.errors` (the bottom
-package) and re-exported here, so users catch everything from ``pytest_awml.errors``.
+package, which must not import the plugin) and re-exported here, so that users catch everything
+from ``pytest_awml.errors`` (or ``pytest_awml``). A deliberate check raises one of these; its
+message says what went wrong and what to do, which is why the plugin shows it without a traceback.
 """
 
 from __future__ import annotations
@@ -11,11 +13,12 @@ from exporters.errors import ArtifactError, AwmlError, BackendUnavailable, Expor
 __all__ = [
     "AwmlError",
     "ArtifactError",
-    "BackendUnavailable",
     "BackendError",
+    "BackendUnavailable",
+    "CheckpointError",
     "DataError",
-    "LatencyBudgetExceeded",
     "ExportError",
+    "LatencyBudgetExceeded",
     "SpecError",
     "ToleranceExceeded",
 ]
@@ -31,7 +34,16 @@ class SpecError(AwmlError):
 
 
 class DataError(AwmlError):
-    """Input data (a point cloud file, a sample) does not fit what the spec declares."""
+    """Input data (a point cloud file, a sample, a feed) does not fit what the spec declares."""
+
+
+class CheckpointError(AwmlError):
+    """A checkpoint cannot be read, or does not fit the spec's model."""
+
+
+class BackendError(AwmlError):
+    """A runtime misbehaved on a valid input: a crash, a refused call, outputs of the wrong count
+    or shape. The input was checked before, so the finding is about the runtime or the artifact."""
 
 
 class ToleranceExceeded(AwmlError):
@@ -40,7 +52,3 @@ class ToleranceExceeded(AwmlError):
 
 class LatencyBudgetExceeded(AwmlError):
     """A latency budget (same-run ratio, stage share, or regression against a baseline) is broken."""
-
-
-class BackendError(AwmlError):
-    """A runtime failed while running a valid input (a crash inside ONNX Runtime, TensorRT…)."""

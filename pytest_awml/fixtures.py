@@ -1,6 +1,6 @@
-"""Session fixtures: they own the artifact store and the workspace built on it.
+"""Session fixtures: the plan, and the session cache built on it.
 
-Registered by the plugin only when ``--awml-spec`` is given.
+Registered by the plugin only when ``--awml-spec`` is given; unregistered at unconfigure.
 """
 
 from __future__ import annotations
@@ -8,21 +8,21 @@ from __future__ import annotations
 import pytest
 
 from pytest_awml.artifacts import ArtifactStore
+from pytest_awml.cases import Plan
+from pytest_awml.keys import PLAN
+from pytest_awml.workspace import Workspace
 
 
 @pytest.fixture(scope="session")
-def awml_plan(request):
-    """The resolved plan: options, specs, backends and targets of this run."""
-    from pytest_awml.plugin import PLAN
-
+def awml_plan(request: pytest.FixtureRequest) -> Plan:
+    """The resolved plan: options, specs, backends, builders and targets of this run."""
     return request.config.stash[PLAN]
 
 
 @pytest.fixture(scope="session")
-def awml_workspace(awml_plan):
-    """Models, samples, references, artifacts and runners, each built once per session."""
-    from pytest_awml.workspace import Workspace
-
+def awml_workspace(awml_plan: Plan):
+    """Models, samples, references, artifacts, runners and pipelines, each built once per session;
+    the runners are closed when the session ends."""
     workspace = Workspace(awml_plan, ArtifactStore(awml_plan.options.artifacts))
     yield workspace
     workspace.close()

@@ -7,7 +7,6 @@ Polygraphy's JSON formats, the ONNX model, and ``reproduce.sh`` running ``polygr
 from __future__ import annotations
 
 import io
-import logging
 import re
 import shutil
 from pathlib import Path
@@ -16,9 +15,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from pytest_awml.artifacts import write_atomic
-from pytest_awml.spec import Tolerance
-
-log = logging.getLogger(__name__)
+from pytest_awml.limits import Tolerance
 
 
 def folder_for(root: Path, test_id: str) -> Path:

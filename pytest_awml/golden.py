@@ -11,17 +11,19 @@ from __future__ import annotations
 import io
 import json
 import statistics
-import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 from filelock import FileLock
 
 from pytest_awml.artifacts import sha256_file, write_atomic
+from pytest_awml.compare import OutputComparison, compare_outputs
 from pytest_awml.errors import ArtifactError
-from pytest_awml.spec import TrendSettings
+from pytest_awml.limits import Tolerance, TrendSettings
+from pytest_awml.provenance import timestamp
+from pytest_awml.results import KEY_FIGURES
 
 FORMAT = 1
 HISTORY = "history.jsonl"
@@ -33,6 +35,16 @@ class Golden:
     outputs: list[dict[str, np.ndarray]]
     meta: dict[str, Any]
     path: Path
+
+
+@dataclass(frozen=True)
+class Update:
+    """What ``--awml-update-golden`` did to one component's golden outputs."""
+
+    path: Path
+    action: str  # "created" or "updated"
+    old_vs_new_max_abs: dict[str, float]
+    replaced: str = ""  # why an unreadable older file was replaced, if one was
 
 
 def _pack(samples: Sequence[dict[str, np.ndarray]], prefix: str) -> dict[str, np.ndarray]:
@@ -73,9 +85,23 @@ class GoldenStore:
         buffer = io.BytesIO()
         np.savez_compressed(buffer, **_pack(inputs, "input"), **_pack(outputs, "output"))
         write_atomic(data_path, buffer.getvalue())
-        full = {**meta, "format": FORMAT, "sha256": sha256_file(data_path), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        full = {**meta, "format": FORMAT, "sha256": sha256_file(data_path), "created": timestamp()}
         write_atomic(meta_path, json.dumps(full, indent=2, sort_keys=True).encode())
         return data_path
+
+    def update(self, spec: str, component: str, inputs, outputs, meta: dict[str, Any],
+               tolerances: Mapping[str, Tolerance]) -> Update:
+        """(Re)write the golden outputs, measuring how far the new ones are from the old ones."""
+        old, replaced = None, ""
+        try:
+            old = self.read(spec, component)
+        except ArtifactError as exc:  # a corrupt golden file is replaced; say so
+            replaced = str(exc)
+        change = {}
+        if old is not None and len(old.outputs) == len(outputs):
+            change = {c.output: c.max_abs for c in compare_outputs(old.outputs, outputs, tolerances)}
+        path = self.write(spec, component, inputs, outputs, meta)
+        return Update(path, "updated" if old is not None else "created", change, replaced)
 
     # -- error history ---------------------------------------------------------------------------
     def append_history(self, records: Sequence[dict[str, Any]]) -> None:
@@ -118,6 +144,23 @@ def trend_problem(previous: Sequence[float], current: float, trend: TrendSetting
         return (f"error grew to {current:.3g}, over {trend.factor:g}x its baseline {baseline:.3g} "
                 f"(median of the last {len(values)} run(s); limit {limit:.3g})")
     return None
+
+
+def track(store: GoldenStore, test_id: str, comparisons: Sequence[OutputComparison], trend: TrendSettings | None) -> list[str]:
+    """The history step of a comparison: check the trend budget against the recorded runs (when
+    ``trend`` is given, i.e. ``--awml-drift-trend``), then append this run. Returns one note per
+    output whose error grew past the budget."""
+    notes = []
+    if trend is not None:
+        for c in comparisons:
+            previous = [h.get("max_abs") for h in store.history(test_id, c.output)]
+            problem = trend_problem(previous, c.max_abs, trend)
+            if problem:
+                notes.append(f"{c.output}: trend budget broken: {problem}")
+    now = timestamp()
+    store.append_history([{"time": now, "test_id": test_id, "output": c.output, **{f: getattr(c, f) for f in KEY_FIGURES}}
+                          for c in comparisons if c.passed or not c.problem])
+    return notes
 
 
 def version_changes(old: dict[str, str], new: dict[str, str]) -> dict[str, list[str]]:

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pytest_awml.workspace import package_version
+from pytest_awml.provenance import versions
 
 _SMI_TIMEOUT_S = 10
 
@@ -48,5 +48,5 @@ def machine_info() -> dict:
         "awml_cpu_model": cpu_model(),
         "awml_cpu_count": os.cpu_count(),
         **{f"awml_{k}": v for k, v in gpu_info().items()},
-        "awml_versions": {name: package_version(name) for name in ("torch", "onnx", "onnxruntime", "onnxruntime-gpu", "tensorrt", "pytest-awml")},
+        "awml_versions": versions(),
     }

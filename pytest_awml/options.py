@@ -1,16 +1,23 @@
-"""Command-line options (each also an ini key) and their parsed, typed form."""
+"""Command-line options (each also an ini key), their parsed and typed form, and what they
+override in a spec for one run (tolerances, latency rounds). The xdist-worker check lives here too:
+which worker this process is decides which GPU it uses."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from pytest_awml.device import Device, Precision
 from pytest_awml.errors import AwmlError
-from pytest_awml.spec import Tolerance
+from pytest_awml.limits import LatencySettings, Tolerance
+
+if TYPE_CHECKING:
+    from pytest_awml.spec import Component
 
 DEFAULT_ARTIFACTS = ".awml/artifacts"
 DEFAULT_SAMPLES = 3
@@ -60,6 +67,13 @@ def addoption(parser: pytest.Parser) -> None:
 def _value(config: pytest.Config, dest: str):
     value = config.getoption(dest)
     return config.getini(dest) if value is None else value
+
+
+def xdist_worker(config: pytest.Config) -> str | None:
+    """The pytest-xdist worker id (``gw0``…) of this process, or None on the controller or
+    without xdist: the one check for "is this a worker" (xdist sets ``workerinput`` on workers)."""
+    workerinput = getattr(config, "workerinput", None)
+    return None if workerinput is None else workerinput["workerid"]
 
 
 @dataclass(frozen=True)
@@ -133,6 +147,20 @@ class AwmlOptions:
         """The device a target on ``device`` runs on in this process."""
         return self.gpu if (self.gpu is not None and device.is_cuda) else device
 
+    # -- what the options override in a spec, for this run ----------------------------------------
+    def parity_tolerances(self, component: Component, precision: Precision | str) -> dict[str, Tolerance]:
+        """The spec's tolerances at ``precision``, with ``--awml-tolerance`` applied, per output."""
+        return {name: self.tolerances.apply(name, component.tolerance(precision, name)) for name in component.output_names}
+
+    def drift_tolerances(self, component: Component) -> dict[str, Tolerance]:
+        """The spec's drift tolerances, with ``--awml-tolerance`` applied, per output."""
+        return {name: self.tolerances.apply(name, component.drift_tolerance(name)) for name in component.output_names}
+
+    def latency(self, settings: LatencySettings) -> LatencySettings:
+        """The spec's latency settings with ``--awml-rounds``/``--awml-warmup`` applied."""
+        return dataclasses.replace(settings, rounds=self.rounds or settings.rounds,
+                                   warmup_rounds=settings.warmup_rounds if self.warmup is None else self.warmup)
+
     @classmethod
     def from_config(cls, config: pytest.Config) -> "AwmlOptions":
         # Relative paths resolve against the invocation folder, not the rootdir: pytest picks its
@@ -165,7 +193,7 @@ class AwmlOptions:
             if not sep or not key.strip():
                 raise AwmlError(f"--awml-data-option {item!r} is not KEY=VALUE")
             data_options.append((key.strip(), value.strip()))
-        return cls(
+        options = cls(
             specs=specs,
             backends=backends,
             device=Device.parse(str(_value(config, "awml_device"))),
@@ -189,6 +217,22 @@ class AwmlOptions:
             config=_existing(root, _value(config, "awml_config"), "--awml-config"),
             autoware=_resolve(root, str(_value(config, "awml_autoware"))) if _value(config, "awml_autoware") else None,
         )
+        return options.for_worker(xdist_worker(config), requested_any_cuda=str(_value(config, "awml_device")).strip() == "cuda")
+
+    def for_worker(self, worker: str | None, requested_any_cuda: bool) -> "AwmlOptions":
+        """Under pytest-xdist with ``--awml-device cuda`` (no index), worker gwN runs on GPU N mod count.
+
+        Test ids keep the requested device (every worker must collect the same ids); the GPU a test
+        really ran on is in its records (``gpu``, ``worker``) and in the summary.
+        """
+        if worker is None or not requested_any_cuda or not self.device.is_cuda:
+            return self
+        import torch
+
+        count = torch.cuda.device_count()
+        if count == 0:
+            return self
+        return dataclasses.replace(self, worker=worker, gpu=Device("cuda", int(worker.lstrip("gw")) % count))
 
 
 def _profile(text: str) -> str:

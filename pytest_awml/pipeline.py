@@ -2,7 +2,7 @@
 
 The framework only knows the shape of a pipeline: it runs on a sample and returns its outputs with
 its stage latencies. What the stages are and how two outputs compare (boxes, classes…) is the
-spec's knowledge.
+spec's knowledge, declared in a :class:`PipelineSpec`.
 """
 
 from __future__ import annotations
@@ -11,13 +11,20 @@ import time
 from abc import ABC, abstractmethod
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
 
 from pytest_awml.device import Precision
-from pytest_awml.runners.base import Runner
-from pytest_awml.spec import LatencySettings
+from pytest_awml.limits import LatencySettings, Verdict
+
+if TYPE_CHECKING:  # only named in annotations: a spec module need not load the runners
+    from pytest_awml.runners.base import Runner
+
+__all__ = ["Check", "Pipeline", "PipelineResult", "PipelineSpec", "StageClock"]
 
 _MS = 1e3
+
+Check = Verdict
+"""A pipeline comparator's figure against its limit: ``Check(output, value, limit, detail="")``."""
 
 
 @dataclass(frozen=True)
@@ -53,24 +60,6 @@ class Pipeline(ABC):
 
 
 @dataclass(frozen=True)
-class Check:
-    """One figure of a pipeline comparison against its limit (``value <= limit`` passes)."""
-
-    output: str
-    value: float
-    limit: float
-    detail: str = ""
-
-    @property
-    def passed(self) -> bool:
-        return self.value <= self.limit
-
-    def describe(self) -> str:
-        verdict = "ok" if self.passed else "FAILED"
-        return f"{self.output}: {verdict} {self.value:.4g} (limit {self.limit:g}){' - ' + self.detail if self.detail else ''}"
-
-
-@dataclass(frozen=True)
 class PipelineSpec:
     """How a spec assembles and judges its end-to-end pipeline.
 
@@ -79,5 +68,5 @@ class PipelineSpec:
     """
 
     build: Callable[[Any, Mapping[str, Runner]], Pipeline]
-    compare: Callable[[Sequence[Any], Sequence[Any], Precision], list[Check]]
+    compare: Callable[[Sequence[Any], Sequence[Any], Precision], list[Verdict]]
     latency: LatencySettings = field(default_factory=LatencySettings)

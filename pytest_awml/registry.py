@@ -1,79 +1,49 @@
-"""Finding specs: by name through the ``pytest_awml.specs`` entry-point group, or by file.
+"""Named extension points: the backends and the artifact builders a run can use.
 
-The plugin never imports a model package by name; a model becomes known by declaring an entry
-point (``[project.entry-points."pytest_awml.specs"] mymodel = "pkg.spec:SPEC"``) or by being
-passed as a file (``--awml-spec path/to/spec.py``).
+Each registry starts with the built-in entries and then gets what plugins and conftest files add
+through a hook (``pytest_awml_add_backends``, ``pytest_awml_add_builders``). Registration checks
+the type, so a mistake shows at configure time, naming the object, not deep inside a test.
 """
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
-import logging
-from importlib.metadata import entry_points
-from pathlib import Path
+from abc import ABC, abstractmethod
+from typing import ClassVar, Generic, TypeVar
 
-from pytest_awml.errors import SpecError
-from pytest_awml.spec import ModelSpec, validate
+from pytest_awml.errors import AwmlError
 
-log = logging.getLogger(__name__)
-
-GROUP = "pytest_awml.specs"
+T = TypeVar("T")
 
 
-def available() -> dict[str, str]:
-    """Registered spec names → their entry-point value."""
-    return {ep.name: ep.value for ep in entry_points(group=GROUP)}
+class Registry(ABC, Generic[T]):
+    """Entries of one type by name. Subclasses say what an entry is and which attribute names it."""
 
+    kind: ClassVar[str]
+    entry_type: ClassVar[type]
 
-def load(reference: str, rootdir: Path | None = None) -> list[ModelSpec]:
-    """Load the spec(s) ``reference`` names: a registered name or a ``.py`` file path."""
-    if reference.endswith(".py") or "/" in reference or "\\" in reference:
-        path = Path(reference)
-        if not path.is_absolute() and rootdir is not None and not path.exists():
-            path = rootdir / path
-        return _load_file(path)
-    for ep in entry_points(group=GROUP):
-        if ep.name == reference:
-            try:
-                obj = ep.load()
-            except Exception as exc:  # an import error in the user's spec module
-                raise SpecError(reference, "<entry point>", f"loading {ep.value} failed: {type(exc).__name__}: {exc}",
-                                "fix the import error in that module") from exc
-            return [validate(_call_if_factory(obj, reference), origin=reference)]
-    names = ", ".join(sorted(available())) or "none are installed"
-    raise SpecError(reference, "<name>", "no spec of that name is registered",
-                    f"use one of: {names}; or pass a file: --awml-spec path/to/spec.py")
+    def __init__(self) -> None:
+        self._entries: dict[str, T] = {}
 
+    @abstractmethod
+    def name_of(self, entry: T) -> str:
+        """The name ``entry`` is registered and looked up under."""
 
-def _call_if_factory(obj, reference: str):
-    if isinstance(obj, ModelSpec):
-        return obj
-    if callable(obj):
-        return obj()
-    raise SpecError(reference, "<entry point>", f"points at a {type(obj).__name__}",
-                    "point the entry point at a ModelSpec or a function returning one")
+    def register(self, entry: T, replace: bool = False) -> None:
+        if not isinstance(entry, self.entry_type):
+            raise AwmlError(f"{entry!r} is not a {self.entry_type.__module__}.{self.entry_type.__qualname__}")
+        name = self.name_of(entry)
+        if name in self._entries and not replace:
+            raise AwmlError(f"the {self.kind} {name!r} is already registered; pass replace=True to override it")
+        self._entries[name] = entry
 
+    def get(self, name: str) -> T:
+        try:
+            return self._entries[name]
+        except KeyError:
+            raise AwmlError(f"unknown {self.kind} {name!r}: registered are {', '.join(self.names())}") from None
 
-def _load_file(path: Path) -> list[ModelSpec]:
-    if not path.is_file():
-        raise SpecError(str(path), "<file>", "no such file", "give an existing spec file or a registered spec name")
-    unique = "awml_user_spec_" + hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12]
-    module_spec = importlib.util.spec_from_file_location(unique, path)
-    module = importlib.util.module_from_spec(module_spec)
-    try:
-        module_spec.loader.exec_module(module)
-    except SpecError:
-        raise
-    except Exception as exc:
-        raise SpecError(str(path), "<file>", f"importing it failed: {type(exc).__name__}: {exc}",
-                        "fix the error in the spec file") from exc
-    # SPECS, else SPEC, else every ModelSpec at module level (imported ones included).
-    specs = getattr(module, "SPECS", None)
-    if specs is None and isinstance(getattr(module, "SPEC", None), ModelSpec):
-        specs = [module.SPEC]
-    if specs is None:
-        specs = [v for v in vars(module).values() if isinstance(v, ModelSpec)]
-    if not specs:
-        raise SpecError(str(path), "<file>", "defines no ModelSpec", "define SPEC = ModelSpec(...) (or SPECS = [...]) at module level")
-    return [validate(s, origin=str(path)) for s in specs]
+    def names(self) -> list[str]:
+        return list(self._entries)
+
+    def entries(self) -> list[T]:
+        return list(self._entries.values())

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from pytest_awml.budgets import load_benchmarks, regression_verdict
+from pytest_awml.budgets import load_benchmarks, median_ms, regression_verdict
 from pytest_awml.errors import AwmlError
 
 log = logging.getLogger("pytest_awml.report")
@@ -44,10 +44,6 @@ class Run:
 
     def benchmarks(self) -> dict[str, dict]:
         return {b["name"]: b for b in self.data["benchmarks"]}
-
-
-def _median_ms(bench: dict) -> float:
-    return bench["stats"]["median"] * 1e3
 
 
 def _p99_ms(bench: dict) -> float | None:
@@ -89,10 +85,10 @@ def compare(runs: Sequence[Run], default_threshold: float) -> list[Row]:
         threshold = default_threshold if threshold is None else float(threshold)
         base = baseline.get(name)
         if base is None:
-            rows.append(Row(name, None, _median_ms(bench), None, _p99_ms(bench), threshold, None, False))
+            rows.append(Row(name, None, median_ms(bench), None, _p99_ms(bench), threshold, None, False))
             continue
-        verdict = regression_verdict(name, _median_ms(bench), _median_ms(base), threshold)
-        rows.append(Row(name, _median_ms(base), _median_ms(bench), _p99_ms(base), _p99_ms(bench), threshold,
+        verdict = regression_verdict(name, median_ms(bench), median_ms(base), threshold)
+        rows.append(Row(name, median_ms(base), median_ms(bench), _p99_ms(base), _p99_ms(bench), threshold,
                         verdict.value, not verdict.passed))
     return rows
 
@@ -142,7 +138,7 @@ def figures(runs: Sequence[Run], awml_json: dict | None) -> list[tuple[str, str]
     width = 0.8 / len(runs)
     for i, run in enumerate(runs):
         benches = run.benchmarks()
-        values = [_median_ms(benches[n]) if n in benches else 0 for n in names]
+        values = [median_ms(benches[n]) if n in benches else 0 for n in names]
         ax.barh([y + i * width for y in range(len(names))], values, height=width, label=run.label)
     ax.set_yticks([y + 0.4 - width / 2 for y in range(len(names))], [n.replace("test_", "") for n in names], fontsize=7)
     ax.set_xscale("log")

@@ -1,7 +1,9 @@
 """Figures the tests produce, carried on the test reports and gathered into the JSON report.
 
 Tests attach records to ``item.user_properties``: pytest-xdist ships those from the workers to
-the controller, so the controller sees every figure however the run is distributed.
+the controller, so the controller sees every figure however the run is distributed. Every record
+starts with :func:`record_ids`; the JSON report's fields are a contract (``docs/design.md``):
+add fields freely, never rename or drop one.
 """
 
 from __future__ import annotations
@@ -11,12 +13,37 @@ import platform
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 from pytest_awml.artifacts import write_atomic
+from pytest_awml.limits import Verdict
+from pytest_awml.provenance import timestamp, versions
+
+if TYPE_CHECKING:
+    from pytest_awml.cases import Case
+    from pytest_awml.compare import OutputComparison
+    from pytest_awml.options import AwmlOptions
 
 RECORD = "awml_record"
 KINDS = ("artifacts", "parity", "latency", "drift", "shapes", "golden")
+KEY_FIGURES = ("max_abs", "p99_abs", "min_atol_to_pass")
+"""A comparison's figures that CI dashboards show (junitxml properties) and the error history keeps."""
+
+
+def record_ids(case: Case, test_id: str, options: AwmlOptions, component: str | None = None) -> dict[str, Any]:
+    """What every record starts with: the test id, the spec, the component (``component`` names a
+    part that is not one, ``pipeline`` or ``bundle``) and, for a case on a target, the target, its
+    backend, device and precision, and under xdist the worker and the GPU it really ran on."""
+    ids: dict[str, Any] = {"test_id": test_id, "spec": case.spec.name}
+    name = component or (case.component.name if case.component is not None else None)
+    if name is not None:
+        ids["component"] = name
+    target = case.target
+    if target is not None:
+        ids.update(target=target.id, backend=target.backend, device=target.device.id, precision=target.precision.value)
+        if options.worker:
+            ids.update(worker=options.worker, gpu=options.physical(target.device).torch)
+    return ids
 
 
 def attach(node, kind: str, record: dict[str, Any]) -> None:
@@ -24,6 +51,23 @@ def attach(node, kind: str, record: dict[str, Any]) -> None:
     if kind not in KINDS:
         raise ValueError(f"record kind {kind!r} is not one of {KINDS}")
     node.user_properties.append((RECORD, {"kind": kind, **record}))
+
+
+def attach_comparisons(node, kind: str, ids: dict[str, Any], comparisons: Sequence[OutputComparison]) -> None:
+    """One record per output, and its key figures as junitxml properties (``awml.<output>.max_abs``…)."""
+    for comparison in comparisons:
+        attach(node, kind, {**ids, **comparison.as_record()})
+        for figure in KEY_FIGURES:
+            node.user_properties.append((f"awml.{comparison.output}.{figure}", getattr(comparison, figure)))
+
+
+def attach_verdicts(node, kind: str, ids: dict[str, Any], verdicts: Sequence[Verdict]) -> None:
+    """Pipeline checks as parity records (the figure under ``max_abs``, its limit under ``atol``)
+    and junitxml properties (``awml.<output>``)."""
+    for v in verdicts:
+        attach(node, kind, {**ids, "output": v.name, "max_abs": v.value, "atol": v.limit, "rtol": 0.0,
+                            "passed": v.passed, "problem": "" if v.passed else v.detail})
+        node.user_properties.append((f"awml.{v.name}", v.value))
 
 
 @dataclass(eq=False)  # registered as a plugin object, which must stay hashable
@@ -43,20 +87,23 @@ class Results:
         for name, value in report.user_properties:
             if name == RECORD and isinstance(value, dict):
                 record = dict(value)
-                getattr(self, record.pop("kind")).append(record)
+                self.of_kind(record.pop("kind")).append(record)
+
+    def of_kind(self, kind: str) -> list[dict]:
+        return {"artifacts": self.artifacts, "parity": self.parity, "latency": self.latency, "drift": self.drift,
+                "shapes": self.shapes, "golden": self.golden}[kind]
 
     def as_json(self, run: dict) -> dict:
-        return {"run": run, **{kind: getattr(self, kind) for kind in KINDS}}
+        return {"run": run, **{kind: self.of_kind(kind) for kind in KINDS}}
 
     def write(self, path: Path, run: dict) -> None:
         write_atomic(path, json.dumps(self.as_json(run), indent=2, sort_keys=False, default=str).encode())
 
 
-def run_info(options, specs, started: float) -> dict:
-    from pytest_awml.workspace import package_version
-
+def run_info(options: AwmlOptions, specs, started: float) -> dict:
+    """The report's ``run``: when, where, with what (versions, device, seed) and which overrides."""
     return {
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
+        "started": timestamp(started),
         "duration_s": round(time.time() - started, 3),
         "device": options.device.torch,
         "precisions": [p.value for p in options.precisions],
@@ -67,10 +114,7 @@ def run_info(options, specs, started: float) -> dict:
         "specs": [s.name for s in specs],
         "overrides": {"tolerances": options.tolerances.as_dict()} if options.tolerances else {},
         "golden": str(options.golden) if options.golden else None,
-        "versions": {
-            "python": platform.python_version(),
-            **{name: package_version(name) for name in ("pytest-awml", "torch", "onnx", "onnxruntime", "numpy", "pytest", "pytest-benchmark")},
-        },
+        "versions": {"python": platform.python_version(), **versions()},
         "host": platform.node(),
         "machine": platform.machine(),
     }

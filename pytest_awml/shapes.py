@@ -1,9 +1,10 @@
-"""Shapes derived from a component's dynamic dims: profile corners, hypothesis strategies, feeds."""
+"""Shapes: whether a feed fits the declared tensors, and the sizes a component's dynamic dims
+span (profile corners, out-of-range sizes, hypothesis strategies, random feeds)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -13,6 +14,18 @@ CORNERS = ("min", "opt", "max")
 # Bounded so that a CI run stays in minutes even for 96 000-pillar inputs; ``ci`` is derandomized
 # (the same examples every run: no flaky merges) and has no per-example deadline.
 PROFILES = {"ci": {"max_examples": 6, "derandomize": True}, "dev": {"max_examples": 15, "derandomize": False}}
+
+
+def feed_problem(tensors: Sequence[TensorSpec], feed: Mapping[str, Any]) -> str | None:
+    """Why ``feed`` does not fit ``tensors`` (a missing name, a rank, a size outside a Dim's
+    range), or None. The one check for samples from ``make_inputs`` and for what a runner is fed."""
+    for tensor in tensors:
+        if tensor.name not in feed:
+            return f"input {tensor.name!r} is missing (got {sorted(feed)})"
+        problem = tensor.shape_problem(tuple(np.shape(feed[tensor.name])))
+        if problem:
+            return problem
+    return None
 
 
 def corner_sizes(dims: Sequence[Dim]) -> dict[str, dict[str, int]]:

@@ -17,15 +17,14 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from exporters.onnx_export import OnnxOptions
 from exporters.signature import Dim, TensorSpec
 from pytest_awml.device import Precision
 from pytest_awml.errors import SpecError
-
-if TYPE_CHECKING:  # pipeline.py imports this module; the field only needs the name
-    from pytest_awml.pipeline import PipelineSpec
+from pytest_awml.limits import LatencyRatio, LatencySettings, Tolerance, TrendSettings
+from pytest_awml.pipeline import PipelineSpec
 
 __all__ = [
     "Component",
@@ -34,6 +33,7 @@ __all__ = [
     "LatencySettings",
     "ModelSpec",
     "OnnxOptions",
+    "PipelineSpec",
     "TensorSpec",
     "Tolerance",
     "TrendSettings",
@@ -45,97 +45,8 @@ _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 ANY_OUTPUT = "*"
 
 
-@dataclass(frozen=True)
-class Tolerance:
-    """Elementwise bound ``|test - ref| <= atol + rtol * |ref|``."""
-
-    atol: float
-    rtol: float = 0.0
-
-    def problems(self) -> list[str]:
-        bad = [n for n in ("atol", "rtol") if not (isinstance(getattr(self, n), (int, float)) and 0 <= getattr(self, n) < math.inf)]
-        return [f"{n} must be a finite number >= 0, got {getattr(self, n)!r}" for n in bad]
-
-
 ToleranceTable = Mapping[str, Mapping[str, Tolerance]]
 """precision (``fp32``…) → output name or ``"*"`` → :class:`Tolerance`."""
-
-
-@dataclass(frozen=True)
-class LatencyRatio:
-    """A budget measured within one run: ``target``'s p50 <= ``max_ratio`` x ``baseline``'s p50.
-
-    Targets are test-id targets (``onnxruntime-cpu-fp32``). Ratios hold on noisy machines where
-    absolute times do not.
-    """
-
-    target: str
-    baseline: str
-    max_ratio: float
-
-
-@dataclass(frozen=True)
-class LatencySettings:
-    """How a component is timed and what its latency may not exceed.
-
-    ``rounds``/``warmup_rounds`` feed ``benchmark.pedantic``; ``max_time_s`` bounds a test's timing
-    (rounds are cut to fit, and the cut is reported). ``regression`` is this test's threshold
-    against a saved pytest-benchmark baseline (``0.10`` = the median may grow 10 %), where
-    pytest-benchmark itself only has one global ``--benchmark-compare-fail``. ``ratios`` are
-    same-run budgets; ``stage_shares`` (pipelines) cap a stage's share of the pipeline's p50.
-    """
-
-    rounds: int = 20
-    warmup_rounds: int = 3
-    max_time_s: float = 120.0
-    regression: float | None = None
-    ratios: tuple[LatencyRatio, ...] = ()
-    stage_shares: Mapping[str, float] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "ratios", tuple(self.ratios))
-        object.__setattr__(self, "stage_shares", MappingProxyType(dict(self.stage_shares)))
-
-    def problems(self) -> list[str]:
-        found = []
-        if not isinstance(self.rounds, int) or self.rounds < 1:
-            found.append(f"rounds must be an int >= 1, got {self.rounds!r}")
-        if not isinstance(self.warmup_rounds, int) or self.warmup_rounds < 0:
-            found.append(f"warmup_rounds must be an int >= 0, got {self.warmup_rounds!r}")
-        if not (isinstance(self.max_time_s, (int, float)) and self.max_time_s > 0):
-            found.append(f"max_time_s must be > 0, got {self.max_time_s!r}")
-        if self.regression is not None and not (isinstance(self.regression, (int, float)) and self.regression >= 0):
-            found.append(f"regression must be a fraction >= 0 (0.1 = 10 %), got {self.regression!r}")
-        for ratio in self.ratios:
-            if not isinstance(ratio, LatencyRatio) or not ratio.max_ratio > 0:
-                found.append(f"ratios: {ratio!r} is not a LatencyRatio with max_ratio > 0")
-        for stage, share in self.stage_shares.items():
-            if not (isinstance(share, (int, float)) and 0 < share <= 1):
-                found.append(f"stage_shares[{stage!r}] must be in (0, 1], got {share!r}")
-        return found
-
-
-@dataclass(frozen=True)
-class TrendSettings:
-    """Error-budget trend: fail when an error grows past ``factor`` x its recorded baseline.
-
-    The baseline is the median of the last ``window`` recorded runs; ``floor`` keeps a baseline of
-    exactly 0 (bit-identical runs) from turning any rounding change into a failure.
-    """
-
-    factor: float = 2.0
-    floor: float = 1e-6
-    window: int = 10
-
-    def problems(self) -> list[str]:
-        found = []
-        if not (isinstance(self.factor, (int, float)) and self.factor >= 1):
-            found.append(f"factor must be >= 1, got {self.factor!r}")
-        if not (isinstance(self.floor, (int, float)) and self.floor >= 0):
-            found.append(f"floor must be >= 0, got {self.floor!r}")
-        if not isinstance(self.window, int) or self.window < 1:
-            found.append(f"window must be an int >= 1, got {self.window!r}")
-        return found
 
 
 def _frozen_table(table: ToleranceTable) -> ToleranceTable:
@@ -196,9 +107,6 @@ class Component:
                     seen.setdefault(d.name, d)
         return tuple(seen.values())
 
-    def precisions(self) -> tuple[Precision, ...]:
-        return tuple(Precision(p) for p in self.tolerances)
-
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -227,7 +135,7 @@ class ModelSpec:
     description: str = ""
     sample_kind: str = "samples"
     params: Mapping[str, Any] = field(default_factory=dict)
-    pipeline: "PipelineSpec | None" = None
+    pipeline: PipelineSpec | None = None
     load_data: Callable[[Path, Mapping[str, str]], Sequence[Any]] | None = None
     checks: tuple[Callable[["ModelSpec"], list[str]], ...] = ()
     checkpoint_hints: Callable[[Any], list[str]] | None = None
@@ -263,8 +171,6 @@ def validate(spec: Any, origin: str = "") -> "ModelSpec":
             fail(attr, "is not callable", f"pass a function for {attr}")
     if not spec.components:
         fail("components", "is empty", "declare at least one Component")
-    from pytest_awml.pipeline import PipelineSpec
-
     if spec.pipeline is not None:
         if not isinstance(spec.pipeline, PipelineSpec):
             fail("pipeline", f"is a {type(spec.pipeline).__name__}", "use pytest_awml.pipeline.PipelineSpec(...)")

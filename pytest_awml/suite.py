@@ -1,74 +1,81 @@
 """The tests a spec expands to. The plugin adds this module to the collection when ``--awml-spec``
-is given and parametrizes each test from the spec (see ``plugin.pytest_generate_tests``)."""
+is given, and :mod:`pytest_awml.cases` parametrizes each test from the plan.
+
+Every test reads as its steps: take what it needs from the session cache (``awml_workspace``),
+compute, record (:mod:`pytest_awml.results`), keep the history (:mod:`pytest_awml.golden`), judge
+with a pure function (:mod:`pytest_awml.compare`, :mod:`pytest_awml.budgets`), and only on a
+failure write the forensics folder (:mod:`pytest_awml.forensics`) and raise.
+"""
 
 from __future__ import annotations
 
-import time
+from dataclasses import dataclass
+from typing import Mapping, Sequence
 
+import numpy as np
 import pytest
 
-from pytest_awml import forensics, results
+from pytest_awml import forensics, golden, results
 from pytest_awml.artifacts import sha256_file
-from pytest_awml.compare import OutputComparison, compare_outputs
+from pytest_awml.budgets import budget_failure, ratio_verdict, regression_verdict, share_verdict
+from pytest_awml.builders.onnx import FORMAT as ONNX
+from pytest_awml.compare import OutputComparison, compare_outputs, differs, parity_failure
 from pytest_awml.device import REFERENCE
 from pytest_awml.errors import ArtifactError, AwmlError, BackendError, DataError, LatencyBudgetExceeded, ToleranceExceeded
-from pytest_awml.golden import GoldenStore, trend_problem, version_changes
-from pytest_awml.spec import Tolerance, fingerprint
+from pytest_awml.limits import LatencySettings, Tolerance
+from pytest_awml.provenance import COMPUTE, versions
 from pytest_awml.shapes import corner_sizes, hypothesis_settings, out_of_range_sizes, random_feed, sizes_strategy
-from pytest_awml.budgets import ratio_verdict, regression_verdict, share_verdict
-from pytest_awml.timing import LatencyStats, measure_component, plan_rounds
-from pytest_awml.workspace import library_versions
+from pytest_awml.spec import fingerprint
+from pytest_awml.timing import LatencyStats, SpanTimer, measure, measure_component
 
-# Figures recorded as junitxml properties for CI dashboards (record_property).
-KEY_FIGURES = ("max_abs", "p99_abs", "min_atol_to_pass")
+DISABLED = "pytest-benchmark is disabled here (--benchmark-disable, or pytest-xdist is active): no latency measured"
 
 
-def _ids(case, test_id: str) -> dict:
-    return {"test_id": test_id, "spec": case.spec.name, "component": case.component.name}
+@dataclass(frozen=True)
+class Evidence:
+    """Both sides of a comparison, as a person reproducing a failure needs them: the data, the
+    names of the sides, the tolerances ``reproduce.sh`` replays with, and a note for the message."""
+
+    inputs: Sequence[Mapping[str, np.ndarray]]
+    reference: Sequence[Mapping[str, np.ndarray]]
+    outputs: Sequence[Mapping[str, np.ndarray]]
+    reference_name: str
+    test_name: str
+    replay_tolerances: Mapping[str, Tolerance]
+    note: str = ""
 
 
-def _target_ids(case, test_id: str, options, component: str | None = None) -> dict:
-    """Record ids of a test on a target; ``component`` overrides the case's (``pipeline``)."""
-    target = case.target
-    ids = {"test_id": test_id, "spec": case.spec.name, "component": component or case.component.name, "target": target.id,
-           "backend": target.backend, "device": target.device.id, "precision": target.precision.value}
-    if options.worker:
-        ids.update(worker=options.worker, gpu=options.physical(target.device).torch)
-    return ids
-
-
-def _judge(request, workspace, case, kind: str, comparisons: list[OutputComparison], ids: dict, *, inputs, reference,
-           outputs, reference_name: str, test_name: str, replay_tolerances) -> None:
-    """Record, remember and gate one comparison: report records, junit properties, error history,
-    the trend budget, and on failure the forensics folder named in the message."""
-    options = workspace.plan.options
-    for comparison in comparisons:
-        results.attach(request.node, kind, {**ids, **comparison.as_record()})
-        for figure in KEY_FIGURES:
-            request.node.user_properties.append((f"awml.{comparison.output}.{figure}", getattr(comparison, figure)))
-    failed = [c for c in comparisons if not c.passed]
+def _gate(request, workspace, case, kind: str, ids: dict, comparisons: list[OutputComparison], evidence: Evidence) -> None:
+    """Record the comparison, add it to the history, judge it; on a failure leave the forensics and raise."""
+    options = workspace.options
+    results.attach_comparisons(request.node, kind, ids, comparisons)
     notes = []
     if options.golden is not None:
-        store = GoldenStore(options.golden)
-        if options.drift_trend:
-            for c in comparisons:
-                previous = [h.get("max_abs") for h in store.history(ids["test_id"], c.output)]
-                problem = trend_problem(previous, c.max_abs, case.component.trend)
-                if problem:
-                    notes.append(f"{c.output}: trend budget broken: {problem}")
-        now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-        store.append_history([{"time": now, "test_id": ids["test_id"], "output": c.output,
-                               **{f: getattr(c, f) for f in KEY_FIGURES}} for c in comparisons if c.passed or not c.problem])
-    if not failed and not notes:
+        trend = case.component.trend if options.drift_trend else None
+        notes = golden.track(golden.GoldenStore(options.golden), ids["test_id"], comparisons, trend)
+    message = parity_failure(comparisons, notes, subject=evidence.test_name, reference=evidence.reference_name,
+                             samples=len(evidence.reference))
+    if message is None:
         return
-    onnx_path = workspace.onnx_path_or_none(case.spec, case.component)
-    folder = forensics.write_failure(options.artifacts, ids["test_id"], inputs=inputs, reference=reference, outputs=outputs,
-                                     reference_name=reference_name, test_name=test_name, tolerances=replay_tolerances,
-                                     onnx_path=onnx_path)
+    folder = forensics.write_failure(options.artifacts, ids["test_id"], inputs=evidence.inputs, reference=evidence.reference,
+                                     outputs=evidence.outputs, reference_name=evidence.reference_name,
+                                     test_name=evidence.test_name, tolerances=evidence.replay_tolerances,
+                                     onnx_path=workspace.artifact_path_or_none(case.spec, case.component, ONNX))
     request.node.user_properties.append(("awml.failure_folder", str(folder)))
-    lines = "\n  ".join([c.describe() for c in failed] + notes)
-    raise ToleranceExceeded(f"{test_name} differs from {reference_name} on {len(failed) + len(notes)} of {len(comparisons)} "
-                            f"output(s) over {len(reference)} sample(s):\n  {lines}\nInputs, outputs and reproduce.sh: {folder}")
+    note = f"\n{evidence.note}" if evidence.note else ""
+    raise ToleranceExceeded(f"{message}\nInputs, outputs and reproduce.sh: {folder}{note}")
+
+
+def _gate_latency(request, workspace, settings: LatencySettings, verdicts: list, median_ms: float) -> None:
+    """Add the regression verdict against ``--awml-latency-baseline`` (when the spec sets a
+    threshold and the baseline has this test) and raise if any budget is broken."""
+    if settings.regression is not None:
+        baseline = workspace.baseline_median(request.node.name)
+        if baseline is not None:
+            verdicts = [*verdicts, regression_verdict(request.node.name, median_ms, baseline, settings.regression)]
+    message = budget_failure(verdicts)
+    if message:
+        raise LatencyBudgetExceeded(message)
 
 
 @pytest.fixture(autouse=True)
@@ -87,8 +94,8 @@ def test_export(awml_case, awml_workspace, request):
     """The component exports, passes the exporter's checks, and the file on disk is the one recorded."""
     artifact = awml_workspace.artifact(awml_case.spec, awml_case.component, awml_case.format)
     loaded = awml_workspace.model(awml_case.spec)
-    results.attach(request.node, "artifacts", {**_ids(awml_case, request.node.nodeid), **artifact.as_record(),
-                                               "weights_sha256": loaded.weights_sha256})
+    results.attach(request.node, "artifacts", {**results.record_ids(awml_case, request.node.nodeid, awml_workspace.options),
+                                               **artifact.as_record(), "weights_sha256": loaded.weights_sha256})
     on_disk = sha256_file(artifact.path)
     if on_disk != artifact.sha256:
         raise ArtifactError(f"{artifact.path} changed after it was built: sha256 {on_disk} != {artifact.sha256}")
@@ -102,73 +109,54 @@ def test_parity(awml_case, awml_workspace, request):
     references = awml_workspace.reference(spec, component)
     runner = awml_workspace.runner(spec, component, target)
     outputs = [runner.run(sample) for sample in inputs]
-    tolerances = awml_workspace.tolerances(component, target.precision)
-    comparisons = compare_outputs(references, outputs, tolerances)
-    _judge(request, awml_workspace, awml_case, "parity", comparisons, _target_ids(awml_case, request.node.nodeid, awml_workspace.plan.options),
-           inputs=inputs, reference=references, outputs=outputs, reference_name=REFERENCE.id, test_name=target.id,
-           replay_tolerances=tolerances)
+    tolerances = awml_workspace.options.parity_tolerances(component, target.precision)
+    ids = results.record_ids(awml_case, request.node.nodeid, awml_workspace.options)
+    _gate(request, awml_workspace, awml_case, "parity", ids, compare_outputs(references, outputs, tolerances),
+          Evidence(inputs, references, outputs, REFERENCE.id, target.id, tolerances))
 
 
 @pytest.mark.awml_cases("drift")
 def test_drift(awml_case, awml_workspace, request):
     """Today's PyTorch model gives the golden outputs on the golden inputs (within the drift tolerance)."""
     spec, component = awml_case.spec, awml_case.component
-    options = awml_workspace.plan.options
-    store = GoldenStore(options.golden)
+    options = awml_workspace.options
+    store = golden.GoldenStore(options.golden)
     reference = awml_workspace.runner(spec, component, REFERENCE)
-    ids = _ids(awml_case, request.node.nodeid)
-    tolerances = {o: options.tolerances.apply(o, component.drift_tolerance(o)) for o in component.output_names}
+    tolerances = options.drift_tolerances(component)
     if options.update_golden:
         _update_golden(request, awml_workspace, store, awml_case, reference, tolerances)
         return
-    golden = store.read(spec.name, component.name)
-    if golden is None:
+    found = store.read(spec.name, component.name)
+    if found is None:
         raise DataError(f"no golden outputs for {spec.name}/{component.name} under {options.golden}: create them with "
                         f"pytest --awml-spec {spec.name} --awml-golden {options.golden} --awml-update-golden -k test_drift")
-    if golden.meta.get("seed") != options.seed:
-        raise DataError(f"the golden outputs were made with seed {golden.meta.get('seed')}, this run uses {options.seed}")
-    changes = version_changes(golden.meta.get("versions", {}), library_versions())
-    outputs = [reference.run(sample) for sample in golden.inputs]
-    comparisons = compare_outputs(golden.outputs, outputs, tolerances)
-    replay = awml_workspace.tolerances(component, REFERENCE.precision)
-    loaded = awml_workspace.model(spec)
-    ids = {**ids, "golden": str(golden.path), "version_changes": changes,
-           "weights_changed": golden.meta.get("weights_sha256") != loaded.weights_sha256}
-    try:
-        _judge(request, awml_workspace, awml_case, "drift", comparisons, ids, inputs=golden.inputs, reference=golden.outputs,
-               outputs=outputs, reference_name=f"golden ({golden.meta.get('created', '?')})", test_name="pytorch-cpu-fp32 today",
-               # the replay runs ONNX Runtime, not PyTorch: allow for its fp32 error on top of the drift budget
-               replay_tolerances={o: _wider(tolerances[o], replay[o]) for o in tolerances})
-    except ToleranceExceeded as exc:
-        if changes:
-            changed = ", ".join(f"{name} {old} -> {new}" for name, (old, new) in changes.items())
-            raise ToleranceExceeded(f"{exc}\nLibrary versions changed since the golden outputs were made: {changed}") from None
-        raise
-
-
-def _wider(a: Tolerance, b: Tolerance) -> Tolerance:
-    return Tolerance(max(a.atol, b.atol), max(a.rtol, b.rtol))
+    if found.meta.get("seed") != options.seed:
+        raise DataError(f"the golden outputs were made with seed {found.meta.get('seed')}, this run uses {options.seed}")
+    changes = golden.version_changes(found.meta.get("versions", {}), versions(COMPUTE))
+    outputs = [reference.run(sample) for sample in found.inputs]
+    replay = options.parity_tolerances(component, REFERENCE.precision)
+    ids = {**results.record_ids(awml_case, request.node.nodeid, options), "golden": str(found.path), "version_changes": changes,
+           "weights_changed": found.meta.get("weights_sha256") != awml_workspace.model(spec).weights_sha256}
+    changed = ", ".join(f"{name} {old} -> {new}" for name, (old, new) in changes.items())
+    # the replay runs ONNX Runtime, not PyTorch: allow for its fp32 error on top of the drift budget
+    _gate(request, awml_workspace, awml_case, "drift", ids, compare_outputs(found.outputs, outputs, tolerances),
+          Evidence(found.inputs, found.outputs, outputs, f"golden ({found.meta.get('created', '?')})", "pytorch-cpu-fp32 today",
+                   {o: tolerances[o].widest(replay[o]) for o in tolerances},
+                   note=f"Library versions changed since the golden outputs were made: {changed}" if changes else ""))
 
 
 def _update_golden(request, workspace, store, case, reference, tolerances) -> None:
     spec, component = case.spec, case.component
     inputs = workspace.inputs(spec, component)
-    outputs = [reference.run(sample) for sample in inputs]
-    old = None
-    try:
-        old = store.read(spec.name, component.name)
-    except ArtifactError as exc:  # a corrupt golden file is replaced; say so
-        request.node.user_properties.append(("awml.golden_replaced", str(exc)))
-    change = {}
-    if old is not None and len(old.outputs) == len(outputs):
-        change = {c.output: c.max_abs for c in compare_outputs(old.outputs, outputs, tolerances)}
-    loaded = workspace.model(spec)
-    options = workspace.plan.options
     meta = {"spec": spec.name, "component": component.name, "spec_hash": fingerprint(spec, component),
-            "weights_sha256": loaded.weights_sha256, "seed": options.seed, "samples": len(inputs), "versions": library_versions()}
-    path = store.write(spec.name, component.name, inputs, outputs, meta)
-    results.attach(request.node, "golden", {**_ids(case, request.node.nodeid), "path": str(path),
-                                            "action": "updated" if old is not None else "created", "old_vs_new_max_abs": change})
+            "weights_sha256": workspace.model(spec).weights_sha256, "seed": workspace.options.seed, "samples": len(inputs),
+            "versions": versions(COMPUTE)}
+    update = store.update(spec.name, component.name, inputs, [reference.run(sample) for sample in inputs], meta, tolerances)
+    if update.replaced:
+        request.node.user_properties.append(("awml.golden_replaced", update.replaced))
+    results.attach(request.node, "golden", {**results.record_ids(case, request.node.nodeid, workspace.options),
+                                            "path": str(update.path), "action": update.action,
+                                            "old_vs_new_max_abs": update.old_vs_new_max_abs})
 
 
 @pytest.mark.awml_cases("shapes")
@@ -177,10 +165,10 @@ def test_shapes(awml_case, awml_workspace, request):
     from hypothesis import given
 
     spec, component, target = awml_case.spec, awml_case.component, awml_case.target
-    options = awml_workspace.plan.options
+    options = awml_workspace.options
     reference = awml_workspace.runner(spec, component, REFERENCE)
     runner = awml_workspace.runner(spec, component, target)
-    tolerances = awml_workspace.tolerances(component, target.precision)
+    tolerances = options.parity_tolerances(component, target.precision)
     dims = component.dynamic_dims
     tried: list[dict] = []
 
@@ -198,10 +186,9 @@ def test_shapes(awml_case, awml_workspace, request):
         worst = max(comparisons, key=lambda c: c.min_atol_to_pass if c.passed else float("inf"))
         tried.append({"sizes": sizes, "passed": all(c.passed for c in comparisons), "worst_output": worst.output,
                       "min_atol_to_pass": worst.min_atol_to_pass})
-        failed = [c for c in comparisons if not c.passed]
+        failed = [c.describe() for c in comparisons if not c.passed]
         if failed:
-            lines = "\n  ".join(c.describe() for c in failed)
-            raise ToleranceExceeded(f"{target.id} differs from {REFERENCE.id} at {sizes}:\n  {lines}")
+            raise ToleranceExceeded(differs(target.id, REFERENCE.id, f"at {sizes}", failed))
 
     refused: list[str] = []
     try:
@@ -216,49 +203,32 @@ def test_shapes(awml_case, awml_workspace, request):
                     side.run(feed)
                 refused.append(str(info.value))
     finally:  # what was tried is evidence whether or not it passed
-        results.attach(request.node, "shapes", {**_target_ids(awml_case, request.node.nodeid, options),
+        results.attach(request.node, "shapes", {**results.record_ids(awml_case, request.node.nodeid, options),
                                                 "profile": options.hypothesis_profile, "examples": len(tried),
                                                 "tried": tried, "refused": refused})
-
-
-def _gate_latency(verdicts) -> None:
-    broken = [v for v in verdicts if not v.passed]
-    if broken:
-        raise LatencyBudgetExceeded("latency budget broken:\n  " + "\n  ".join(v.message for v in broken))
-
-
-def _regression(workspace, request, settings, median_ms: float) -> list:
-    if settings.regression is None:
-        return []
-    baseline = workspace.baseline_median(request.node.name)
-    return [] if baseline is None else [regression_verdict(request.node.name, median_ms, baseline, settings.regression)]
-
-
-_DISABLED = "pytest-benchmark is disabled here (--benchmark-disable, or pytest-xdist is active): no latency measured"
 
 
 @pytest.mark.awml_cases("latency")
 def test_latency(awml_case, awml_workspace, benchmark, request):
     """Per-inference latency of the component on the target, copies timed apart from compute."""
     spec, component, target = awml_case.spec, awml_case.component, awml_case.target
-    settings = awml_workspace.latency_settings(component.latency)
+    settings = awml_workspace.options.latency(component.latency)
     runner = awml_workspace.runner(spec, component, target)
     benchmark.group = f"{spec.name}/{component.name}"
-    measured = measure_component(benchmark, runner, awml_workspace.inputs(spec, component)[0],
-                                 settings.rounds, settings.warmup_rounds, settings)
+    measured = measure_component(benchmark, runner, awml_workspace.inputs(spec, component)[0], settings)
     if measured is None:
-        pytest.skip(_DISABLED)
-    stats = measured.wall
+        pytest.skip(DISABLED)
+    stats = measured.stats
     benchmark.extra_info.update(spec=spec.name, component=component.name, target=target.id, clock=measured.clock,
                                 spans=measured.spans, rounds_cut=measured.rounds_cut,
                                 regression_threshold=settings.regression, **stats.as_dict())
-    awml_workspace.remember_latency(spec, component.name, target, stats.p50_ms)
-    results.attach(request.node, "latency", {**_target_ids(awml_case, request.node.nodeid, awml_workspace.plan.options), **stats.as_dict(),
-                                             "clock": measured.clock, "spans": measured.spans, "rounds_cut": measured.rounds_cut})
-    verdicts = [ratio_verdict(target.id, stats.p50_ms, r.baseline,
-                              awml_workspace.component_p50(spec, component, r.baseline, settings), r.max_ratio)
+    awml_workspace.remember_p50(spec, component, target, stats.p50_ms)
+    results.attach(request.node, "latency", {**results.record_ids(awml_case, request.node.nodeid, awml_workspace.options),
+                                             **stats.as_dict(), "clock": measured.clock, "spans": measured.spans,
+                                             "rounds_cut": measured.rounds_cut})
+    verdicts = [ratio_verdict(target.id, stats.p50_ms, r.baseline, awml_workspace.p50(spec, component, r.baseline, settings), r.max_ratio)
                 for r in settings.ratios if r.target == target.id]
-    _gate_latency(verdicts + _regression(awml_workspace, request, settings, stats.p50_ms))
+    _gate_latency(request, awml_workspace, settings, verdicts, stats.p50_ms)
 
 
 @pytest.mark.awml_cases("pipeline_parity")
@@ -269,57 +239,51 @@ def test_pipeline_parity(awml_case, awml_workspace, request):
     pipeline = awml_workspace.pipeline(spec, target)
     outputs = [pipeline(sample).outputs for sample in awml_workspace.model(spec).samples]
     checks = spec.pipeline.compare(references, outputs, target.precision)
-    for check in checks:
-        results.attach(request.node, "parity", {**_target_ids(awml_case, request.node.nodeid, awml_workspace.plan.options, component="pipeline"), "output": check.output,
-                                                "max_abs": check.value, "atol": check.limit, "rtol": 0.0,
-                                                "passed": check.passed, "problem": "" if check.passed else check.detail})
-        request.node.user_properties.append((f"awml.{check.output}", check.value))
-    failed = [c for c in checks if not c.passed]
+    ids = results.record_ids(awml_case, request.node.nodeid, awml_workspace.options, component="pipeline")
+    results.attach_verdicts(request.node, "parity", ids, checks)
+    failed = [c.describe() for c in checks if not c.passed]
     if failed:
-        lines = "\n  ".join(c.describe() for c in failed)
-        raise ToleranceExceeded(f"the {target.id} pipeline differs from pytorch-cpu-fp32 on {len(failed)} of {len(checks)} "
-                                f"check(s) over {len(references)} sample(s):\n  {lines}")
+        raise ToleranceExceeded(differs(f"the {target.id} pipeline", REFERENCE.id,
+                                        f"on {len(failed)} of {len(checks)} check(s) over {len(references)} sample(s)", failed))
 
 
 @pytest.mark.awml_cases("pipeline_latency")
 def test_pipeline_latency(awml_case, awml_workspace, benchmark, request):
     """End-to-end latency with the per-stage breakdown (ms) of every round."""
     spec, target = awml_case.spec, awml_case.target
-    settings = awml_workspace.latency_settings(spec.pipeline.latency)
+    settings = awml_workspace.options.latency(spec.pipeline.latency)
     pipeline = awml_workspace.pipeline(spec, target)
     sample = awml_workspace.model(spec).samples[0]
-    stage_rounds: list = []
+    timer = SpanTimer()
 
-    def infer(s):
-        result = pipeline(s)
-        stage_rounds.append(result.stages_ms)
+    def infer():
+        result = pipeline(sample)
+        for stage, ms in result.stages_ms.items():
+            timer.add(stage, ms)
         return result
 
-    for _ in range(max(1, settings.warmup_rounds)):
-        infer(sample)
-    rounds, cut = plan_rounds(settings, sum(stage_rounds[-1].values()), settings.rounds)
-    stage_rounds.clear()
     benchmark.group = f"{spec.name}/pipeline"
-    benchmark.pedantic(infer, args=(sample,), rounds=rounds, warmup_rounds=0, iterations=1)
-    if benchmark.disabled or benchmark.stats is None:
-        pytest.skip(_DISABLED)
-    stats = LatencyStats.from_seconds(benchmark.stats.stats.data)
-    stages = {name: LatencyStats.from_ms([r[name] for r in stage_rounds]).as_dict() for name in pipeline.stages}
-    benchmark.extra_info.update(spec=spec.name, component="pipeline", target=target.id, stages=stages, rounds_cut=cut,
-                                regression_threshold=settings.regression, **stats.as_dict())
-    results.attach(request.node, "latency", {**_target_ids(awml_case, request.node.nodeid, awml_workspace.plan.options, component="pipeline"), **stats.as_dict(),
-                                             "stages": stages, "rounds_cut": cut})
+    measured = measure(benchmark, timer, infer, settings, span="pipeline")
+    if measured is None:
+        pytest.skip(DISABLED)
+    stats = measured.stats
+    stages = {name: LatencyStats.from_ms(timer.spans[name]).as_dict() for name in pipeline.stages}
+    benchmark.extra_info.update(spec=spec.name, component="pipeline", target=target.id, stages=stages,
+                                rounds_cut=measured.rounds_cut, regression_threshold=settings.regression, **stats.as_dict())
+    results.attach(request.node, "latency", {**results.record_ids(awml_case, request.node.nodeid, awml_workspace.options,
+                                                                  component="pipeline"),
+                                             **stats.as_dict(), "stages": stages, "rounds_cut": measured.rounds_cut})
     verdicts = [share_verdict(stage, stages[stage]["p50_ms"], stats.p50_ms, share) for stage, share in settings.stage_shares.items()]
-    _gate_latency(verdicts + _regression(awml_workspace, request, settings, stats.p50_ms))
+    _gate_latency(request, awml_workspace, settings, verdicts, stats.p50_ms)
 
 
 @pytest.mark.awml_cases("bundle")
 def test_bundle(awml_case, awml_workspace, request):
     """The deployable bundle (--awml-autoware) is written and checked by the spec for consistency."""
     spec = awml_case.spec
-    options = awml_workspace.plan.options
+    options = awml_workspace.options
     loaded = awml_workspace.model(spec)
+    ids = results.record_ids(awml_case, request.node.nodeid, options, component="bundle")
     for path in spec.bundle(loaded.model, options.autoware / spec.name):
-        results.attach(request.node, "artifacts", {"test_id": request.node.nodeid, "spec": spec.name, "component": "bundle",
-                                                   "format": "autoware-bundle", "path": str(path), "sha256": sha256_file(path),
+        results.attach(request.node, "artifacts", {**ids, "format": "autoware-bundle", "path": str(path), "sha256": sha256_file(path),
                                                    "reused": False, "build_seconds": 0.0, "weights_sha256": loaded.weights_sha256})

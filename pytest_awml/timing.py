@@ -2,8 +2,10 @@
 
 pytest-benchmark times the host: on a GPU it would time kernel launches, not kernels. Here every
 timed call is bracketed by a span timer: on CUDA, events on the runner's stream (read after a
-synchronize); on the CPU, ``perf_counter_ns``. Copies are timed apart from compute, as trtexec
-defines them (latency = H2D + compute + D2H). Timings are returned, never kept on a runner.
+synchronize); on the CPU, ``perf_counter_ns``. The figures come from those spans; pytest-benchmark
+drives the rounds and saves its own JSON (``--benchmark-json``, autosave) for ``awml-report``.
+Copies are timed apart from compute, as trtexec defines them (latency = H2D + compute + D2H).
+Timings are returned, never kept on a runner.
 """
 
 from __future__ import annotations
@@ -44,10 +46,6 @@ class LatencyStats:
         return cls(int(ms.size), float(p50), float(p90), float(p95), float(p99), float(ms.mean()),
                    float(ms.std(ddof=1)) if ms.size > 1 else 0.0, float(ms.min()), float(ms.max()))
 
-    @classmethod
-    def from_seconds(cls, seconds) -> "LatencyStats":
-        return cls.from_ms(np.asarray(list(seconds), dtype=np.float64) * _MS)
-
     def as_dict(self) -> dict:
         return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items()}
 
@@ -65,6 +63,13 @@ class SpanTimer:
         start = time.perf_counter_ns()
         yield
         self.spans[name].append((time.perf_counter_ns() - start) / _NS_PER_MS)
+
+    def add(self, name: str, ms: float) -> None:
+        """A span timed elsewhere (a pipeline's stage, from its :class:`~pytest_awml.pipeline.StageClock`)."""
+        self.spans[name].append(ms)
+
+    def clear(self) -> None:
+        self.spans.clear()
 
     def stats(self) -> dict[str, dict]:
         return {name: LatencyStats.from_ms(values).as_dict() for name, values in self.spans.items() if values}
@@ -103,47 +108,70 @@ def plan_rounds(settings, probe_ms: float, rounds: int) -> tuple[int, bool]:
 
 
 @dataclass(frozen=True)
-class Measurement:
-    """What one latency test measured: the benchmark's stats and the spans' breakdown."""
+class Rounds:
+    """The timed rounds of one latency test: the timed span's statistics and the last round's result."""
 
-    wall: LatencyStats
+    stats: LatencyStats
+    rounds_cut: bool
+    last: Any
+
+
+def measure(benchmark, timer: SpanTimer, target: Callable[[], Any], settings, span: str) -> Rounds | None:
+    """The one latency sequence: warm-up rounds, a probe (the last warm-up) that fits the rounds to
+    ``settings.max_time_s``, then the timed rounds, driven by ``benchmark.pedantic`` and read from
+    ``timer``'s ``span``. Spans the target adds to ``timer`` in warm-up are dropped with it.
+    None when pytest-benchmark is disabled (``--benchmark-disable``, xdist): nothing was timed.
+    """
+    def timed():
+        with timer.span(span):
+            return target()
+
+    for _ in range(max(1, settings.warmup_rounds)):
+        timed()
+    probe = timer.spans[span][-1]
+    timer.clear()
+    rounds, cut = plan_rounds(settings, probe, settings.rounds)
+    last = benchmark.pedantic(timed, rounds=rounds, warmup_rounds=0, iterations=1)
+    if benchmark.disabled:
+        return None
+    return Rounds(LatencyStats.from_ms(timer.spans[span]), cut, last)
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """What one component latency test measured: compute rounds, and the spans' breakdown."""
+
+    stats: LatencyStats
     spans: dict[str, dict]
     clock: str
     rounds_cut: bool
 
 
-def measure_component(benchmark, runner, inputs, rounds: int, warmup_rounds: int, settings) -> Measurement | None:
-    """Time ``runner.execute`` on prepared ``inputs`` with ``benchmark.pedantic`` (None when disabled).
+def measure_component(benchmark, runner, inputs, settings) -> Measurement | None:
+    """Time ``runner.execute`` on prepared ``inputs`` (None when pytest-benchmark is disabled).
 
-    The pedantic target is compute only; H2D (``prepare``) and D2H (``fetch``) are timed in their
-    own rounds afterwards so that the benchmarked region holds no copy and no allocation.
+    The timed target is compute only; H2D (``prepare``) and D2H (``fetch``) are timed in their
+    own rounds afterwards so that the timed region holds no copy and no allocation.
     """
     prepared = runner.prepare(inputs)
     timer = timer_for(runner)
 
-    def compute(ready):
-        with timer.span("compute"):
-            out = runner.execute(ready)
-            runner.synchronize()
+    def compute():
+        out = runner.execute(prepared)
+        runner.synchronize()
         return out
 
-    for _ in range(max(1, warmup_rounds)):
-        raw = compute(prepared)
-    probe = timer.spans.pop("compute")[-1]
-    rounds, cut = plan_rounds(settings, probe, rounds)
-    benchmark.pedantic(compute, args=(prepared,), rounds=rounds, warmup_rounds=0, iterations=1)
-    if benchmark.disabled or benchmark.stats is None:
+    rounds = measure(benchmark, timer, compute, settings, span="compute")
+    if rounds is None:
         return None
     copies = timer_for(runner)
-    for _ in range(rounds):
+    for _ in range(rounds.stats.rounds):
         with copies.span("h2d"):
             runner.prepare(inputs)
             runner.synchronize()
         with copies.span("d2h"):
-            runner.fetch(raw)
-    spans = {**timer.stats(), **copies.stats()}
-    wall = LatencyStats.from_seconds(benchmark.stats.stats.data)
-    return Measurement(wall, spans, timer.clock, cut)
+            runner.fetch(rounds.last)
+    return Measurement(rounds.stats, {**timer.stats(), **copies.stats()}, timer.clock, rounds.rounds_cut)
 
 
 def measure_loop(target: Callable[[], Any], rounds: int, warmup_rounds: int) -> LatencyStats:

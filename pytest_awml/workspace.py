@@ -1,304 +1,194 @@
-"""The session's lazily built state: models, samples, reference outputs, artifacts, runners.
+"""The session cache: every model, input set, reference, artifact, runner and pipeline a test
+session needs, made once on first use and released when the session ends (``awml_workspace``).
 
-One ``Workspace`` lives per test session (the ``awml_workspace`` fixture). Each thing is built at
-most once, on first use; an export that failed is remembered so that the tests depending on it
-report that failure instead of exporting again.
+Nothing is decided here: models and inputs come from :mod:`pytest_awml.models`, artifacts from the
+builder registered for their format (:mod:`pytest_awml.builders`), runners from the target's
+backend, pipelines from the spec. A deliberate failure is remembered like a value: an export that
+failed fails every test that needs it with the same error, without exporting again.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import logging
-from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError, version
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Hashable
 
 import numpy as np
 
-from exporters.onnx_export import export_onnx
-from exporters.tensorrt_build import build_engine, engine_key_parts
+from pytest_awml import models
 from pytest_awml.artifacts import Artifact, ArtifactStore
+from pytest_awml.budgets import baseline_medians, load_benchmarks
+from pytest_awml.builders import BuildContext
 from pytest_awml.cases import Plan
-from pytest_awml.device import REFERENCE, Precision, Target
-from pytest_awml.errors import AwmlError, BackendUnavailable, DataError
+from pytest_awml.device import REFERENCE, Target
+from pytest_awml.errors import AwmlError
+from pytest_awml.limits import LatencySettings
+from pytest_awml.models import LoadedModel, state_dict_sha256
+from pytest_awml.options import AwmlOptions
 from pytest_awml.pipeline import Pipeline
 from pytest_awml.runners.base import Runner, RunnerSource
-from pytest_awml.checkpoints import load_into
-from pytest_awml.budgets import baseline_medians, load_benchmarks
-from pytest_awml.spec import Component, LatencySettings, ModelSpec, Tolerance, fingerprint
+from pytest_awml.spec import Component, ModelSpec
 from pytest_awml.timing import measure_loop
+
+__all__ = ["Memo", "Workspace", "state_dict_sha256"]  # state_dict_sha256: its home is models.py
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class LoadedModel:
-    spec: ModelSpec
-    model: Any
-    weights_sha256: str
-    checkpoint: Path | None
-    samples: tuple[Any, ...]
+class _Failed:
+    error: AwmlError
 
 
-def package_version(name: str) -> str:
-    try:
-        return version(name)
-    except PackageNotFoundError:
-        return "not installed"
+class Memo:
+    """Values by key, each made once. An :class:`AwmlError` raised while making one is kept and
+    raised again to every later caller; any other exception is not kept (it may be transient)."""
 
+    def __init__(self) -> None:
+        self._values: dict[Hashable, Any] = {}
 
-VERSIONED = ("torch", "onnx", "onnxruntime", "numpy")
-
-
-def library_versions() -> dict[str, str]:
-    """The versions that decide what a model computes; recorded with golden outputs."""
-    return {name: package_version(name) for name in VERSIONED}
-
-
-def state_dict_sha256(model) -> str:
-    """Hash of every parameter and buffer: names, dtypes, shapes and bytes, in key order."""
-    digest = hashlib.sha256()
-    for key, tensor in sorted(model.state_dict().items()):
-        array = tensor.detach().cpu().contiguous()
-        digest.update(f"{key}:{array.dtype}:{tuple(array.shape)}".encode())
-        digest.update(array.numpy().tobytes())
-    return digest.hexdigest()
-
-
-def to_numpy(value) -> np.ndarray:
-    if isinstance(value, np.ndarray):
+    def get(self, key: Hashable, make: Callable[[], Any]) -> Any:
+        if key not in self._values:
+            try:
+                self._values[key] = make()
+            except AwmlError as exc:
+                self._values[key] = _Failed(exc)
+        value = self._values[key]
+        if isinstance(value, _Failed):
+            raise value.error
         return value
-    import torch
 
-    if isinstance(value, torch.Tensor):
-        return value.detach().cpu().numpy()
-    raise DataError(f"an input is a {type(value).__name__}; make_inputs must return torch tensors or numpy arrays")
+    def put(self, key: Hashable, value: Any) -> None:
+        self._values[key] = value
 
-
-def load_model(spec: ModelSpec, options):
-    """The spec's model in eval mode: seeded, or with ``--awml-checkpoint`` loaded strictly into it."""
-    model = spec.build_model(options.checkpoint, options.seed)
-    if options.checkpoint is not None:
-        load_into(model, options.checkpoint, trust=options.trust_checkpoint, hints=spec.checkpoint_hints)
-    return model.eval()
+    def clear(self) -> None:
+        self._values.clear()
 
 
 class Workspace:
     def __init__(self, plan: Plan, store: ArtifactStore) -> None:
         self.plan = plan
         self.store = store
-        self._models: dict[str, LoadedModel] = {}
-        self._inputs: dict[tuple[str, str], list[dict[str, np.ndarray]]] = {}
-        self._references: dict[tuple[str, str], list[dict[str, np.ndarray]]] = {}
-        self._artifacts: dict[tuple[str, str, str], Artifact | AwmlError] = {}
-        self._runners: dict[tuple[str, str, Target], Runner] = {}
-        self._pipelines: dict[tuple[str, Target], Pipeline] = {}
+        self._memo = Memo()
+        self._open_runners: list[Runner] = []
         self._new_builds: list[Artifact] = []
-        self._latencies: dict[tuple[str, str, str], float] = {}
-        self._baseline: dict[str, float] | None = None
-        self._pipeline_references: dict[str, list] = {}
+
+    @property
+    def options(self) -> AwmlOptions:
+        return self.plan.options
 
     # -- models and data --------------------------------------------------------------------
     def model(self, spec: ModelSpec) -> LoadedModel:
-        if spec.name not in self._models:
-            import torch
-
-            options = self.plan.options
-            torch.manual_seed(options.seed)
-            model = load_model(spec, options)
-            if options.data is not None:
-                if spec.load_data is None:
-                    raise DataError(f"spec {spec.name!r} cannot read data files (it declares no load_data); drop --awml-data")
-                samples = tuple(spec.load_data(options.data, dict(options.data_options)))
-            else:
-                samples = tuple(spec.make_samples(options.samples, options.seed))
-            if options.data is None and len(samples) != options.samples:
-                raise DataError(f"spec {spec.name!r}: make_samples returned {len(samples)} samples, {options.samples} were asked for")
-            self._models[spec.name] = LoadedModel(spec, model, state_dict_sha256(model), options.checkpoint, samples)
-        return self._models[spec.name]
+        return self._memo.get(("model", spec.name), lambda: models.load(spec, self.options))
 
     def inputs(self, spec: ModelSpec, component: Component) -> list[dict[str, np.ndarray]]:
-        """The component's named inputs for every sample, checked against its TensorSpecs."""
-        key = (spec.name, component.name)
-        if key not in self._inputs:
-            import torch
-
-            loaded = self.model(spec)
-            result = []
-            with torch.inference_mode():
-                for index, sample in enumerate(loaded.samples):
-                    named = {name: to_numpy(v) for name, v in component.make_inputs(loaded.model, sample).items()}
-                    for tensor in component.inputs:
-                        if tensor.name not in named:
-                            raise DataError(f"{spec.name}/{component.name}: make_inputs gave no {tensor.name!r} for sample {index} (gave {sorted(named)})")
-                        problem = tensor.shape_problem(tuple(named[tensor.name].shape))
-                        if problem:
-                            raise DataError(f"{spec.name}/{component.name}, sample {index}: {problem}")
-                    result.append(named)
-            self._inputs[key] = result
-        return self._inputs[key]
+        return self._memo.get(("inputs", spec.name, component.name), lambda: models.component_inputs(self.model(spec), component))
 
     def reference(self, spec: ModelSpec, component: Component) -> list[dict[str, np.ndarray]]:
         """PyTorch CPU fp32 outputs of the very module that is exported."""
-        key = (spec.name, component.name)
-        if key not in self._references:
+        def run() -> list[dict[str, np.ndarray]]:
             runner = self.runner(spec, component, REFERENCE)
-            self._references[key] = [runner.run(sample) for sample in self.inputs(spec, component)]
-        return self._references[key]
+            return [runner.run(sample) for sample in self.inputs(spec, component)]
+
+        return self._memo.get(("reference", spec.name, component.name), run)
 
     # -- artifacts ----------------------------------------------------------------------------
     def artifact(self, spec: ModelSpec, component: Component, fmt: str) -> Artifact:
-        key = (spec.name, component.name, fmt)
-        if key not in self._artifacts:
-            try:
-                self._artifacts[key] = self._build(spec, component, fmt)
-                if not self._artifacts[key].reused:
-                    self._new_builds.append(self._artifacts[key])
-            except AwmlError as exc:
-                self._artifacts[key] = exc
-        found = self._artifacts[key]
-        if isinstance(found, AwmlError):
-            raise found
-        return found
+        return self._memo.get(("artifact", spec.name, component.name, fmt), lambda: self._build(spec, component, fmt))
 
     def _build(self, spec: ModelSpec, component: Component, fmt: str) -> Artifact:
-        if fmt.startswith("tensorrt-"):
-            return self._build_engine(spec, component, Precision(fmt.split("-", 1)[1]))
-        if fmt != "onnx":
-            raise AwmlError(f"no exporter for format {fmt!r} in this version of pytest-awml")
-        import torch
+        context = BuildContext(spec=spec, component=component, device=self.options.physical(self.options.device),
+                               store=self.store, model=lambda: self.model(spec), inputs=lambda: self.inputs(spec, component),
+                               artifact=lambda other: self.artifact(spec, component, other))
+        artifact = self.plan.builders.get(fmt).build(context)
+        if not artifact.reused:
+            self._new_builds.append(artifact)
+        return artifact
 
-        loaded = self.model(spec)
-        module = component.extract(loaded.model)
-        example = tuple(torch.from_numpy(self.inputs(spec, component)[0][t.name]) for t in component.inputs)
-        key_parts = {
-            "spec": fingerprint(spec, component),
-            "weights": loaded.weights_sha256,
-            "torch": torch.__version__,
-            "onnx": package_version("onnx"),
-            "exporter": package_version("pytest-awml"),
-        }
-        metadata = {"spec": spec.name, "spec_hash": key_parts["spec"], "weights_sha256": loaded.weights_sha256}
-
-        def build(path: Path) -> None:
-            export_onnx(module, example, path, component=f"{spec.name}/{component.name}", inputs=component.inputs,
-                        outputs=component.outputs, options=component.onnx, metadata=metadata)
-
-        return self.store.get_or_build(spec=spec.name, component=component.name, format=fmt,
-                                       filename=f"{component.name}.onnx", key_parts=key_parts, build=build)
-
-    def _build_engine(self, spec: ModelSpec, component: Component, precision: Precision) -> Artifact:
-        """A TensorRT engine from the component's ONNX artifact, keyed per TensorRT version and GPU model."""
-        from pytest_awml.runners.tensorrt import options_for, tensorrt_unavailable
-
-        reason = tensorrt_unavailable()
-        if reason:
-            raise BackendUnavailable(reason)
-        import torch
-
-        onnx = self.artifact(spec, component, "onnx")
-        device = self.plan.options.physical(self.plan.options.device)
-        options = options_for(precision)
-        key_parts = engine_key_parts(onnx.sha256, options, package_version("tensorrt"), torch.cuda.get_device_name(device.torch))
-
-        def build(path: Path) -> None:
-            with torch.cuda.device(device.torch):
-                build_engine(onnx.path, path, component=f"{spec.name}/{component.name}", inputs=component.inputs,
-                             options=options, timing_cache=self.store.root / "tensorrt-timing.cache")
-
-        return self.store.get_or_build(spec=spec.name, component=component.name, format=f"tensorrt-{precision.value}",
-                                       filename=f"{component.name}.{precision.value}.engine", key_parts=key_parts, build=build)
+    def artifact_path_or_none(self, spec: ModelSpec, component: Component, fmt: str) -> Path | None:
+        """The file, or None when it cannot be built (forensics go on without it)."""
+        try:
+            return self.artifact(spec, component, fmt).path
+        except AwmlError:
+            return None
 
     def drain_builds(self) -> list[Artifact]:
         """Artifacts this process built since the last call (to report who built what under xdist)."""
         built, self._new_builds = self._new_builds, []
         return built
 
-    def onnx_path_or_none(self, spec: ModelSpec, component: Component) -> Path | None:
-        """The component's ONNX file, or None when it cannot be exported (forensics still go on)."""
-        try:
-            return self.artifact(spec, component, "onnx").path
-        except AwmlError:
-            return None
-
-    def tolerances(self, component: Component, precision) -> dict[str, Tolerance]:
-        """The spec's tolerances at ``precision``, with this run's ``--awml-tolerance`` overrides applied."""
-        overrides = self.plan.options.tolerances
-        return {name: overrides.apply(name, component.tolerance(precision, name)) for name in component.output_names}
-
-    # -- runners ------------------------------------------------------------------------------
+    # -- runners and pipelines ------------------------------------------------------------------
     def runner(self, spec: ModelSpec, component: Component, target: Target) -> Runner:
-        key = (spec.name, component.name, target)
-        if key not in self._runners:
-            loaded = self.model(spec)
-            source = RunnerSource(
-                component=component.name,
-                input_names=component.input_names,
-                output_names=component.output_names,
-                module=component.extract(loaded.model),
-                artifact=lambda fmt: self.artifact(spec, component, fmt).path,
-                input_specs=component.inputs,
-                output_specs=component.outputs,
-            )
-            physical = dataclasses.replace(target, device=self.plan.options.physical(target.device))
-            self._runners[key] = self.plan.backends.get(target.backend).create_runner(source, physical)
-        return self._runners[key]
+        """The component's runner on ``target``, opened; closed when the session ends."""
+        def make() -> Runner:
+            source = RunnerSource(component=component.name, input_names=component.input_names,
+                                  output_names=component.output_names, module=component.extract(self.model(spec).model),
+                                  artifact=lambda fmt: self.artifact(spec, component, fmt).path,
+                                  input_specs=component.inputs, output_specs=component.outputs)
+            physical = replace(target, device=self.options.physical(target.device))
+            runner = self.plan.backends.get(target.backend).create_runner(source, physical).open()
+            self._open_runners.append(runner)
+            return runner
 
-    # -- latency --------------------------------------------------------------------------------
-    def latency_settings(self, settings: LatencySettings) -> LatencySettings:
-        """The spec's settings with ``--awml-rounds``/``--awml-warmup`` applied."""
-        o = self.plan.options
-        return dataclasses.replace(settings, rounds=o.rounds or settings.rounds,
-                                   warmup_rounds=settings.warmup_rounds if o.warmup is None else o.warmup)
+        return self._memo.get(("runner", spec.name, component.name, target), make)
 
-    def remember_latency(self, spec: ModelSpec, part: str, target: Target, p50_ms: float) -> None:
-        self._latencies[(spec.name, part, target.id)] = p50_ms
-
-    def component_p50(self, spec: ModelSpec, component: Component, target_id: str, settings: LatencySettings) -> float:
-        """p50 of a component on a target: as measured earlier in this session, else measured now."""
-        key = (spec.name, component.name, target_id)
-        if key not in self._latencies:
-            runner = self.runner(spec, component, Target.parse(target_id))
-            prepared = runner.prepare(self.inputs(spec, component)[0])
-
-            def once():
-                runner.execute(prepared)
-                runner.synchronize()
-
-            self._latencies[key] = measure_loop(once, settings.rounds, settings.warmup_rounds).p50_ms
-        return self._latencies[key]
-
-    def baseline_median(self, test_name: str) -> float | None:
-        """The median (ms) of ``test_name`` in ``--awml-latency-baseline``, if given and present."""
-        path = self.plan.options.latency_baseline
-        if path is None:
-            return None
-        if self._baseline is None:
-            self._baseline = baseline_medians(load_benchmarks(path))
-        return self._baseline.get(test_name)
-
-    # -- pipelines ----------------------------------------------------------------------------
     def pipeline(self, spec: ModelSpec, target: Target) -> Pipeline:
         """The spec's pipeline with every component on ``target`` (one runner each, shared)."""
-        key = (spec.name, target)
-        if key not in self._pipelines:
+        def build() -> Pipeline:
             if spec.pipeline is None:
                 raise AwmlError(f"spec {spec.name!r} declares no pipeline")
             runners = {c.name: self.runner(spec, c, target) for c in spec.components}
-            self._pipelines[key] = spec.pipeline.build(self.model(spec).model, runners)
-        return self._pipelines[key]
+            return spec.pipeline.build(self.model(spec).model, runners)
+
+        return self._memo.get(("pipeline", spec.name, target), build)
 
     def pipeline_reference(self, spec: ModelSpec) -> list:
         """Reference pipeline outputs (every component on PyTorch CPU fp32), one per sample."""
-        if spec.name not in self._pipeline_references:
+        def run() -> list:
             pipeline = self.pipeline(spec, REFERENCE)
-            self._pipeline_references[spec.name] = [pipeline(s).outputs for s in self.model(spec).samples]
-        return self._pipeline_references[spec.name]
+            return [pipeline(sample).outputs for sample in self.model(spec).samples]
 
+        return self._memo.get(("pipeline_reference", spec.name), run)
+
+    # -- latency --------------------------------------------------------------------------------
+    def remember_p50(self, spec: ModelSpec, component: Component, target: Target, p50_ms: float) -> None:
+        self._memo.put(("p50", spec.name, component.name, target.id), p50_ms)
+
+    def p50(self, spec: ModelSpec, component: Component, target_id: str, settings: LatencySettings) -> float:
+        """p50 of a component on a target: as measured earlier in this session, else measured now
+        with a bare loop (a same-run ratio's baseline must not depend on test order)."""
+        def measure() -> float:
+            runner = self.runner(spec, component, Target.parse(target_id))
+            prepared = runner.prepare(self.inputs(spec, component)[0])
+
+            def once() -> None:
+                runner.execute(prepared)
+                runner.synchronize()
+
+            return measure_loop(once, settings.rounds, settings.warmup_rounds).p50_ms
+
+        return self._memo.get(("p50", spec.name, component.name, target_id), measure)
+
+    def baseline_median(self, test_name: str) -> float | None:
+        """The median (ms) of ``test_name`` in ``--awml-latency-baseline``, if given and present."""
+        path = self.options.latency_baseline
+        if path is None:
+            return None
+        return self._memo.get(("baseline", path), lambda: baseline_medians(load_benchmarks(path))).get(test_name)
+
+    # -- end of session -------------------------------------------------------------------------
     def close(self) -> None:
-        """Drop models, sessions and arrays so a long session frees them when the fixture ends."""
-        for cache in (self._pipelines, self._pipeline_references, self._runners, self._references, self._inputs,
-                      self._models, self._artifacts):
-            cache.clear()
+        """Close every runner this session opened, newest first, and drop every model, array and
+        artifact, so that a long session frees them when it ends."""
+        runners, self._open_runners = self._open_runners, []
+        failures = []
+        for runner in reversed(runners):
+            try:
+                runner.close()
+            except Exception as exc:  # one runner's failure must not keep the others open
+                log.warning("closing the %s runner failed: %s: %s", runner.target.id, type(exc).__name__, exc)
+                failures.append(exc)
+        self._memo.clear()
+        if failures:
+            raise failures[0]

@@ -1,17 +1,12 @@
-"""CI gating end to end: golden outputs, drift, forensics replayed by Polygraphy, trend, overrides,
-xdist, and a build killed midway. Each run is a pytest subprocess on centerpoint-tiny."""
+"""CI gating end to end: golden outputs, drift, forensics replayed by Polygraphy, the trend budget,
+tolerance overrides. Each run is a pytest subprocess on centerpoint-tiny."""
 
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
-import sys
-import time
 import xml.etree.ElementTree as ET
 
-import onnx
 import pytest
 
 PERTURBED = """
@@ -86,63 +81,3 @@ def test_tolerance_overrides_are_applied_and_reported(run_awml):
     loose = run_awml("--awml-spec=centerpoint-tiny", "--awml-tolerance=pillar_features=1e-3,0", "-k", "test_parity and voxel")
     loose.result.assert_outcomes(passed=1)
     assert loose.report["parity"][0]["atol"] == 1e-3
-
-
-def test_shape_fuzzing_covers_corners_and_refuses_out_of_range(run_awml):
-    run = run_awml("--awml-spec=centerpoint-tiny", "--awml-hypothesis-profile=ci", "-k", "test_shapes", "-v")
-    run.result.assert_outcomes(passed=1)
-    assert "test_shapes[centerpoint-tiny/pts_voxel_encoder/onnxruntime-cpu-fp32] PASSED" in run.text
-    record = run.report["shapes"][0]
-    sizes = [t["sizes"]["num_voxels"] for t in record["tried"]]
-    assert sizes[:3] == [100, 3000, 12000] and len(sizes) > 3 and all(100 <= s <= 12000 for s in sizes)
-    assert all(t["passed"] for t in record["tried"])
-    assert len(record["refused"]) == 4
-    assert "'input_features' axis 0 (num_voxels) is 0, outside the declared range [100, 12000]" in record["refused"][0]
-    assert "is 12001, outside" in record["refused"][2]
-
-
-def test_xdist_builds_each_artifact_once(run_awml):
-    run = run_awml("--awml-spec=centerpoint-tiny", "-n", "2")
-    run.result.assert_outcomes(passed=6, skipped=8)  # latency tests skip under xdist: pytest-benchmark is off there
-    built = [a["component"] for a in run.report["artifacts"] if not a["reused"]]
-    assert sorted(built) == ["pts_backbone_neck_head", "pts_voxel_encoder"]
-    assert "pytest-benchmark is disabled here" in run.text or run.result.ret == 0
-
-
-SLOW = """
-import dataclasses, os, time
-from model_specs.centerpoint.spec import TINY_SPEC
-from model_specs.centerpoint.model import VoxelEncoderExport
-
-
-class Slow(VoxelEncoderExport):
-    def forward(self, input_features):
-        if os.environ.get("AWML_TEST_SLOW_EXPORT"):
-            time.sleep(120)
-        return super().forward(input_features)
-
-
-SPEC = dataclasses.replace(TINY_SPEC, components=(dataclasses.replace(TINY_SPEC.components[0], extract=Slow), TINY_SPEC.components[1]))
-"""
-
-
-def test_a_build_killed_midway_is_rebuilt_cleanly(run_awml, pytester):
-    pytester.makepyfile(slow_spec=SLOW)
-    env = {**os.environ, "AWML_TEST_SLOW_EXPORT": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--awml-spec=slow_spec.py", "-k", "test_export"],
-                            cwd=pytester.path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    folder = pytester.path / ".awml" / "artifacts" / "centerpoint-tiny" / "pts_voxel_encoder"
-    deadline = time.monotonic() + 120
-    while not list(folder.glob("*/.build-*")) and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.2)
-    assert list(folder.glob("*/.build-*")), "the export never started"
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert not list(folder.glob("*/pts_voxel_encoder.onnx")) and not list(folder.glob("*/manifest.json"))
-
-    again = run_awml("--awml-spec=slow_spec.py", "-k", "test_export")
-    again.result.assert_outcomes(passed=2)
-    record = next(a for a in again.report["artifacts"] if a["component"] == "pts_voxel_encoder")
-    assert not record["reused"]
-    assert not list(folder.glob("*/.build-*"))  # the killed build's leftovers are gone
-    onnx.checker.check_model(record["path"], full_check=True)

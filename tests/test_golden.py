@@ -1,11 +1,11 @@
-"""Golden store, error trend, tolerance overrides: unit level."""
+"""Golden store, error history and its trend budget: unit level."""
 
 import numpy as np
 import pytest
 
-from pytest_awml.errors import ArtifactError, AwmlError
-from pytest_awml.golden import GoldenStore, trend_problem, version_changes
-from pytest_awml.options import ToleranceOverrides
+from pytest_awml.errors import ArtifactError
+from pytest_awml.compare import compare_output
+from pytest_awml.golden import GoldenStore, track, trend_problem, version_changes
 from pytest_awml.spec import Tolerance, TrendSettings
 
 
@@ -22,6 +22,30 @@ def test_golden_round_trip_and_tamper_detection(tmp_path):
     path.write_bytes(path.read_bytes()[:-10])
     with pytest.raises(ArtifactError, match="does not match its metadata.*--awml-update-golden"):
         store.read("s", "c")
+
+
+def test_update_creates_then_measures_the_change(tmp_path):
+    store = GoldenStore(tmp_path)
+    inputs, outputs = [{"x": np.zeros(2, np.float32)}], [{"y": np.zeros(2, np.float32)}]
+    created = store.update("s", "c", inputs, outputs, {"seed": 0}, {"y": Tolerance(0.1)})
+    assert created.action == "created" and created.old_vs_new_max_abs == {} and not created.replaced
+    updated = store.update("s", "c", inputs, [{"y": np.full(2, 0.25, np.float32)}], {"seed": 0}, {"y": Tolerance(0.1)})
+    assert updated.action == "updated" and updated.old_vs_new_max_abs == {"y": 0.25} and updated.path == created.path
+    created.path.write_bytes(b"corrupt")
+    replaced = store.update("s", "c", inputs, outputs, {"seed": 0}, {"y": Tolerance(0.1)})
+    assert replaced.action == "created" and "does not match its metadata" in replaced.replaced
+
+
+def test_history_and_its_trend_budget(tmp_path):
+    store = GoldenStore(tmp_path)
+    ok = compare_output("y", [np.zeros(2, np.float32)], [np.full(2, 1e-3, np.float32)], Tolerance(1.0))
+    assert track(store, "t", [ok], None) == []
+    assert track(store, "t", [ok], TrendSettings(factor=2.0, floor=1e-6, window=3)) == []
+    grown = compare_output("y", [np.zeros(2, np.float32)], [np.full(2, 5e-3, np.float32)], Tolerance(1.0))
+    notes = track(store, "t", [grown], TrendSettings(factor=2.0, floor=1e-6, window=3))
+    assert len(notes) == 1 and notes[0].startswith("y: trend budget broken: error grew to 0.005")
+    assert [h["max_abs"] for h in store.history("t", "y")] == pytest.approx([1e-3, 1e-3, 5e-3])
+    assert set(store.history("t", "y")[0]) == {"time", "test_id", "output", "max_abs", "p99_abs", "min_atol_to_pass"}
 
 
 def test_history_survives_a_cut_line(tmp_path):
@@ -47,13 +71,3 @@ def test_trend_budget():
 def test_version_changes():
     assert version_changes({"torch": "2.12", "onnx": "1.20"}, {"torch": "2.13", "onnx": "1.20", "new": "1"}) == {"torch": ["2.12", "2.13"]}
 
-
-def test_tolerance_overrides():
-    overrides = ToleranceOverrides.parse(["0", "heatmap=1e-4,1e-3"])
-    assert overrides.apply("heatmap", Tolerance(1, 1)) == Tolerance(1e-4, 1e-3)
-    assert overrides.apply("reg", Tolerance(1, 1)) == Tolerance(0, 0)
-    assert overrides.as_dict() == {"heatmap": [1e-4, 1e-3], "*": [0.0, 0.0]}
-    assert not ToleranceOverrides.parse([]) and ToleranceOverrides.parse([]).apply("x", Tolerance(1)) == Tolerance(1)
-    for bad in ("abc", "heatmap=1,2,3", "x=-1", "nan"):
-        with pytest.raises(AwmlError, match="ATOL"):
-            ToleranceOverrides.parse([bad])

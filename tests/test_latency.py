@@ -8,16 +8,16 @@ import numpy as np
 import pytest
 
 from pytest_awml import report
-from pytest_awml.budgets import ratio_verdict, regression_verdict, share_verdict
+from pytest_awml.budgets import baseline_medians, ratio_verdict, regression_verdict, share_verdict
 from pytest_awml.spec import LatencySettings
-from pytest_awml.timing import LatencyStats, SpanTimer, plan_rounds
+from pytest_awml.timing import LatencyStats, SpanTimer, measure, plan_rounds
 
 
 def test_stats_percentiles():
     stats = LatencyStats.from_ms(range(1, 101))
     assert stats.rounds == 100 and stats.min_ms == 1 and stats.max_ms == 100
     assert stats.p50_ms == pytest.approx(50.5) and stats.p99_ms == pytest.approx(np.percentile(range(1, 101), 99))
-    assert LatencyStats.from_seconds([0.002, 0.004]).p50_ms == pytest.approx(3.0)
+    assert LatencyStats.from_ms([2.0, 4.0]).p50_ms == pytest.approx(3.0)
     with pytest.raises(ValueError):
         LatencyStats.from_ms([])
 
@@ -34,12 +34,40 @@ def test_span_timer_and_round_planning():
     assert plan_rounds(settings, probe_ms=5000.0, rounds=50) == (1, True)
 
 
+class FakeBenchmark:
+    """pytest-benchmark's pedantic loop, without its timing: the figures must come from the span timer."""
+
+    def __init__(self, disabled=False):
+        self.disabled, self.rounds = disabled, None
+
+    def pedantic(self, target, rounds, warmup_rounds, iterations):
+        self.rounds = rounds
+        for _ in range(1 if self.disabled else rounds):
+            result = target()
+        return result
+
+
+def test_measure_is_warm_up_probe_then_timed_rounds():
+    timer, calls = SpanTimer(), []
+
+    def target():
+        calls.append(len(calls))
+        timer.add("stage", 1.0)  # a stage timed elsewhere: warm-up rounds must not count
+        return len(calls)
+
+    bench = FakeBenchmark()
+    rounds = measure(bench, timer, target, LatencySettings(rounds=4, warmup_rounds=2), span="total")
+    assert len(calls) == 6 and bench.rounds == 4 and rounds.last == 6 and not rounds.rounds_cut
+    assert rounds.stats.rounds == 4 and len(timer.spans["stage"]) == 4 and len(timer.spans["total"]) == 4
+    assert measure(FakeBenchmark(disabled=True), SpanTimer(), target, LatencySettings(rounds=4, warmup_rounds=0), span="t") is None
+
+
 def test_verdicts_carry_both_numbers():
     v = ratio_verdict("onnxruntime-cpu-fp32", 13.0, "pytorch-cpu-fp32", 10.0, 1.2)
-    assert not v.passed and "13.000 ms is 1.30x pytorch-cpu-fp32's 10.000 ms (budget 1.2x)" in v.message
+    assert not v.passed and "13.000 ms is 1.30x pytorch-cpu-fp32's 10.000 ms (budget 1.2x)" in v.detail
     assert share_verdict("postprocess", 2.0, 10.0, 0.25).passed
     r = regression_verdict("t", 11.5, 10.0, 0.10)
-    assert not r.passed and "+15.0% (threshold +10%)" in r.message
+    assert not r.passed and "+15.0% (threshold +10%)" in r.detail
 
 
 def _bench(name, median_s, threshold=None, machine="m1"):
@@ -66,6 +94,12 @@ def test_report_judges_each_test_by_its_own_threshold(tmp_path):
     assert page.count("data:image/png;base64,") == 1 and "REGRESSED" in page
     ok = _run(tmp_path, "0003", [_bench("a", 0.010, 0.05)])
     assert report.main([str(base), str(ok), "--out", str(out)]) == report.EXIT_OK
+
+
+def test_a_baseline_is_read_on_the_plugin_s_own_clock():
+    data = {"benchmarks": [_bench("a", 0.010), {"name": "b", "stats": {"median": 0.002}, "extra_info": {}}]}
+    data["benchmarks"][0]["extra_info"]["p50_ms"] = 9.5
+    assert baseline_medians(data) == {"a": 9.5, "b": 2.0}
 
 
 def test_report_usage_errors(tmp_path):

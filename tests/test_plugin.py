@@ -200,3 +200,16 @@ def test_tensorrt_shows_as_skipped_with_its_reason_by_default(run_awml):
     run.result.assert_outcomes(skipped=9)  # export x2, parity x2, shapes, latency x2, pipeline x2
     assert "tensorrt not importable: ModuleNotFoundError: No module named 'tensorrt'" in run.text
     assert "test_export[centerpoint-tiny/pts_voxel_encoder/tensorrt-fp32]" in run.text or "SKIPPED [2]" in run.text
+
+
+def test_shape_fuzzing_covers_corners_and_refuses_out_of_range(run_awml):
+    run = run_awml("--awml-spec=centerpoint-tiny", "--awml-hypothesis-profile=ci", "-k", "test_shapes", "-v")
+    run.result.assert_outcomes(passed=1)
+    assert "test_shapes[centerpoint-tiny/pts_voxel_encoder/onnxruntime-cpu-fp32] PASSED" in run.text
+    record = run.report["shapes"][0]
+    sizes = [t["sizes"]["num_voxels"] for t in record["tried"]]
+    assert sizes[:3] == [100, 3000, 12000] and len(sizes) > 3 and all(100 <= s <= 12000 for s in sizes)
+    assert all(t["passed"] for t in record["tried"])
+    assert len(record["refused"]) == 4
+    assert "'input_features' axis 0 (num_voxels) is 0, outside the declared range [100, 12000]" in record["refused"][0]
+    assert "is 12001, outside" in record["refused"][2]

@@ -12,7 +12,8 @@ from exporters.tensorrt_build import TrtOptions, build_engine, derive_profile, e
 from model_specs.centerpoint.spec import SPEC, TINY_SPEC
 from pytest_awml.device import Device, Precision
 from pytest_awml.errors import DataError
-from pytest_awml.runners.tensorrt import TensorRTBackend, options_for, plan_output_shapes, tensorrt_unavailable
+from pytest_awml.builders.tensorrt import options_for
+from pytest_awml.runners.tensorrt import TensorRTBackend, plan_output_shapes, tensorrt_unavailable
 
 N = Dim("num_voxels", 1000, 20000, 96000)
 ENCODER = TensorSpec("input_features", (N, 32, 11))

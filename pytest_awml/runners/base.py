@@ -1,12 +1,21 @@
-"""The runner interface every backend implements.
+"""The runner interface every backend implements, and the backend that makes runners.
 
-A runner holds what it was built with (a session, a module) and nothing from any call: inputs go
-in, outputs come out, timings are returned by the caller's timer. One runner may serve several
+A runner holds what it runs on (a session, an engine, a module) and nothing from any call: inputs
+go in, outputs come out, timings are returned by the caller's timer. One runner may serve several
 threads.
+
+Lifecycle, like Polygraphy's ``activate``/``deactivate``: constructing a runner is cheap and
+touches no artifact; ``open()`` does the heavy work (building or reading the artifact, creating
+the session, deserializing the engine, copying the module to the device) and ``close()`` releases
+it; ``with runner:`` does both. The session cache opens every runner it hands out and closes them
+all when the session ends. A runner used before ``open()`` opens itself on first use, so that a
+runner wrapping another one (a third-party backend that only forwards ``prepare``/``execute``/
+``fetch``) keeps working.
 """
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,14 +26,15 @@ import numpy as np
 from exporters.signature import TensorSpec
 from pytest_awml.device import Device, Precision, Target
 from pytest_awml.errors import DataError
+from pytest_awml.shapes import feed_problem
 
 
 @dataclass(frozen=True)
 class RunnerSource:
     """What a backend may build a runner from: the PyTorch module, or an artifact file.
 
-    ``artifact`` is a callable so that a backend asks for (and so triggers the build of) only the
-    artifact format it needs.
+    ``artifact`` is a callable so that a runner asks for (and so triggers the build of) only the
+    artifact format its backend runs, and only when it opens.
     """
 
     component: str
@@ -46,21 +56,54 @@ class Runner(ABC):
 
     def __init__(self, target: Target, output_names: tuple[str, ...], input_specs: tuple[TensorSpec, ...] = ()) -> None:
         self.target = target
-        self.output_names = output_names
-        self.input_specs = input_specs
+        self.output_names = tuple(output_names)
+        self.input_specs = tuple(input_specs)
+        self._lifecycle = threading.Lock()
+        self._is_open = False
 
+    # -- lifecycle ------------------------------------------------------------------------------
+    @property
+    def is_open(self) -> bool:
+        return self._is_open
+
+    def open(self) -> "Runner":
+        """Acquire what the runner runs on (once; later calls return at once). Returns the runner."""
+        if not self._is_open:
+            with self._lifecycle:  # two threads' first calls must not create two sessions
+                if not self._is_open:
+                    self.activate()
+                    self._is_open = True
+        return self
+
+    def close(self) -> None:
+        """Release what ``open`` acquired; a closed runner opens again if it is used again."""
+        with self._lifecycle:
+            if self._is_open:
+                self._is_open = False
+                self.deactivate()
+
+    def activate(self) -> None:
+        """The heavy work of ``open``; runners that hold nothing leave it empty."""
+
+    def deactivate(self) -> None:
+        """Drop every reference ``activate`` made, so that sessions, contexts and buffers are freed."""
+
+    def __enter__(self) -> "Runner":
+        return self.open()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- calls ----------------------------------------------------------------------------------
     def check(self, inputs: Mapping[str, np.ndarray]) -> None:
         """Refuse inputs outside the declared shapes before a runtime sees them.
 
         ONNX Runtime would run a pillar count above the profile's max, TensorRT would fail deep
         inside; either way the answer would not be about the deployed model. Named error instead.
         """
-        for spec in self.input_specs:
-            if spec.name not in inputs:
-                raise DataError(f"{self.target.id}: input {spec.name!r} is missing (got {sorted(inputs)})")
-            problem = spec.shape_problem(tuple(np.shape(inputs[spec.name])))
-            if problem:
-                raise DataError(f"{self.target.id}: {problem}")
+        problem = feed_problem(self.input_specs, inputs)
+        if problem:
+            raise DataError(f"{self.target.id}: {problem}")
 
     @abstractmethod
     def prepare(self, inputs: Mapping[str, np.ndarray]) -> Any: ...
@@ -85,7 +128,8 @@ class Runner(ABC):
 
 
 class Backend(ABC):
-    """A kind of runner: says whether it can run here and builds runners.
+    """A kind of runner: says whether it can run here, names the artifact format it runs, and
+    makes (unopened) runners.
 
     ``listed_when_unavailable``: include the backend in the default selection even where it
     cannot run, so that its tests show as skipped with the reason instead of silently absent.
@@ -100,7 +144,10 @@ class Backend(ABC):
 
     @abstractmethod
     def artifact_format(self, precision: Precision) -> str | None:
-        """The artifact format this backend runs (``onnx``…), or None when it runs the module."""
+        """The artifact format this backend runs (``onnx``…), or None when it runs the module.
+
+        A format needs a builder registered under that name (:mod:`pytest_awml.builders`)."""
 
     @abstractmethod
-    def create_runner(self, source: RunnerSource, target: Target) -> Runner: ...
+    def create_runner(self, source: RunnerSource, target: Target) -> Runner:
+        """A runner for ``target``; cheap: the heavy work belongs in the runner's ``activate``."""

@@ -2,54 +2,66 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from pathlib import Path
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from pytest_awml.builders.onnx import FORMAT as ONNX
 from pytest_awml.device import Device, Precision, Target
-from pytest_awml.errors import BackendUnavailable
+from pytest_awml.errors import ArtifactError, BackendUnavailable
 from pytest_awml.runners.base import Backend, Runner, RunnerSource
 
 
 class OnnxRuntimeRunner(Runner):
-    """One ``InferenceSession`` at ONNX Runtime's default graph optimization level.
+    """One ``InferenceSession`` at ONNX Runtime's default graph optimization level, created by ``open``.
 
     The level is left at its default (``ORT_ENABLE_ALL``) on purpose: the framework this replaces
-    switched optimizations off, which verified a graph that deployment never runs.
+    switched optimizations off, which verified a graph that deployment never runs. ``model`` is
+    called at ``open`` for the ONNX file's path, so the export happens only when a runner needs it.
     """
 
-    def __init__(self, path, target: Target, output_names: tuple[str, ...], providers: list, input_specs=()) -> None:
+    def __init__(self, model: Callable[[], Path], target: Target, output_names: tuple[str, ...], providers: list,
+                 input_specs=()) -> None:
+        super().__init__(target, output_names, input_specs)
+        self._model = model
+        self._providers = list(providers)
+        self._session = None
+
+    def activate(self) -> None:
         import onnxruntime
 
-        super().__init__(target, output_names, input_specs)
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3  # warnings from the runtime are noise in a test report
         # ONNX Runtime's intra-op threads spin after each run and steal the cores from the stages
         # around it: in a lidar pipeline on 2 cores, voxelization went from 6.6 ms to 69 ms.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self._session = onnxruntime.InferenceSession(str(path), sess_options=options, providers=providers)
-        requested = providers[0] if isinstance(providers[0], str) else providers[0][0]
-        used = self._session.get_providers()[0]
+        path = self._model()
+        session = onnxruntime.InferenceSession(str(path), sess_options=options, providers=self._providers)
+        requested = self._providers[0] if isinstance(self._providers[0], str) else self._providers[0][0]
+        used = session.get_providers()[0]
         if used != requested:
             # ONNX Runtime falls back silently when a provider cannot load; a fallback would
             # verify and time a different runtime than the one asked for.
             raise BackendUnavailable(f"ONNX Runtime fell back to {used} instead of {requested}: "
                                      f"the {requested} could not load here (see ONNX Runtime's log)")
-        self._graph_outputs = [o.name for o in self._session.get_outputs()]
-        missing = [n for n in output_names if n not in self._graph_outputs]
+        graph_outputs = [o.name for o in session.get_outputs()]
+        missing = [n for n in self.output_names if n not in graph_outputs]
         if missing:
-            raise RuntimeError(f"the ONNX graph has no output(s) {missing}; it has {self._graph_outputs}")
+            raise ArtifactError(f"{path}: the ONNX graph has no output(s) {missing}; it has {graph_outputs}")
+        self._session = session
 
-    @property
-    def providers(self) -> list[str]:
-        return self._session.get_providers()
+    def deactivate(self) -> None:
+        self._session = None
 
     @property
     def session(self):
-        """The InferenceSession itself, for bare-loop comparisons (benchmarks/fidelity.py)."""
+        """The InferenceSession itself (opening the runner), for bare-loop comparisons (benchmarks/fidelity.py)."""
+        self.open()
         return self._session
 
     def prepare(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        self.open()
         return {name: np.ascontiguousarray(value) for name, value in inputs.items()}
 
     def execute(self, prepared: dict[str, np.ndarray]) -> Any:
@@ -74,10 +86,10 @@ class OnnxRuntimeBackend(Backend):
         return None
 
     def artifact_format(self, precision: Precision) -> str | None:
-        return "onnx"
+        return ONNX
 
     def create_runner(self, source: RunnerSource, target: Target) -> Runner:
-        return OnnxRuntimeRunner(source.artifact("onnx"), target, source.output_names, ["CPUExecutionProvider"], source.input_specs)
+        return OnnxRuntimeRunner(lambda: source.artifact(ONNX), target, source.output_names, ["CPUExecutionProvider"], source.input_specs)
 
 
 class OnnxRuntimeGpuRunner(OnnxRuntimeRunner):
@@ -85,24 +97,25 @@ class OnnxRuntimeGpuRunner(OnnxRuntimeRunner):
     there until ``fetch``, so latency excludes host↔device copies. ONNX Runtime queues work on a
     stream of its own, so these runners are timed on the host around a synchronize."""
 
-    def __init__(self, path, target: Target, output_names, providers: list, input_specs=()) -> None:
-        super().__init__(path, target, output_names, providers, input_specs)
+    def __init__(self, model: Callable[[], Path], target: Target, output_names, providers: list, input_specs=()) -> None:
+        super().__init__(model, target, output_names, providers, input_specs)
         self._device_index = target.device.index
 
     def prepare(self, inputs: Mapping[str, np.ndarray]) -> dict:
         import onnxruntime
 
+        self.open()
         return {name: onnxruntime.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(value), "cuda", self._device_index)
                 for name, value in inputs.items()}
 
     def execute(self, prepared: dict) -> Any:
-        binding = self.session.io_binding()
+        binding = self._session.io_binding()
         for name, value in prepared.items():
             binding.bind_ortvalue_input(name, value)
         for name in self.output_names:
             binding.bind_output(name, "cuda", self._device_index)
         binding.synchronize_inputs()
-        self.session.run_with_iobinding(binding)
+        self._session.run_with_iobinding(binding)
         binding.synchronize_outputs()
         return binding
 
@@ -141,7 +154,7 @@ class OnnxRuntimeCudaBackend(OnnxRuntimeBackend):
 
     def create_runner(self, source: RunnerSource, target: Target) -> Runner:
         providers = [(self.provider, self.provider_options(source, target))]
-        return OnnxRuntimeGpuRunner(source.artifact("onnx"), target, source.output_names, providers, source.input_specs)
+        return OnnxRuntimeGpuRunner(lambda: source.artifact(ONNX), target, source.output_names, providers, source.input_specs)
 
 
 class OnnxRuntimeTrtBackend(OnnxRuntimeCudaBackend):

@@ -2,32 +2,46 @@
 
 from __future__ import annotations
 
+import copy
 from contextlib import contextmanager
 from typing import Any, Iterator, Mapping
 
 import numpy as np
 
 from pytest_awml.device import Device, Precision, Target
+from pytest_awml.errors import BackendError
 from pytest_awml.runners.base import Backend, Runner, RunnerSource
 
 
 class PyTorchRunner(Runner):
+    """The module itself. ``open`` takes a copy of it to the target's device and dtype: moving the
+    reference module to CUDA or half would change the reference itself."""
+
     def __init__(self, module, target: Target, output_names: tuple[str, ...], input_names: tuple[str, ...], input_specs=()) -> None:
+        super().__init__(target, output_names, input_specs)
+        self._source = module
+        self._input_names = tuple(input_names)
+        self._module = None
+        self._dtype = None
+
+    def activate(self) -> None:
         import torch
 
-        super().__init__(target, output_names, input_specs)
-        self._input_names = input_names
-        self._dtype = torch.float16 if target.precision is Precision.FP16 else torch.float32
         # fp16 means half weights and half inputs (not autocast): that is what an fp16 engine
         # computes end to end, so parity measures the same thing for every backend.
-        self._module = module.to(device=target.device.torch, dtype=self._dtype).eval()
+        self._dtype = torch.float16 if self.target.precision is Precision.FP16 else torch.float32
+        self._module = copy.deepcopy(self._source).to(device=self.target.device.torch, dtype=self._dtype).eval()
+
+    def deactivate(self) -> None:
+        self._module = None
 
     def prepare(self, inputs: Mapping[str, np.ndarray]) -> tuple:
         import torch
 
-        device = self.target.device.torch
+        self.open()
+        device, dtype = self.target.device.torch, self._dtype
         return tuple(
-            torch.from_numpy(np.ascontiguousarray(inputs[name])).to(device=device, dtype=self._dtype)
+            torch.from_numpy(np.ascontiguousarray(inputs[name])).to(device=device, dtype=dtype)
             if np.issubdtype(np.asarray(inputs[name]).dtype, np.floating)
             else torch.from_numpy(np.ascontiguousarray(inputs[name])).to(device)
             for name in self._input_names
@@ -44,9 +58,9 @@ class PyTorchRunner(Runner):
 
         values = (raw,) if isinstance(raw, torch.Tensor) else tuple(raw)
         if len(values) != len(self.output_names):
-            raise RuntimeError(
-                f"the module returned {len(values)} outputs, the spec declares {len(self.output_names)}: "
-                f"{', '.join(self.output_names)}"
+            raise BackendError(
+                f"{self.target.id}: the module returned {len(values)} outputs, the spec declares "
+                f"{len(self.output_names)}: {', '.join(self.output_names)}"
             )
         return {name: v.detach().float().cpu().numpy() for name, v in zip(self.output_names, values)}
 
@@ -100,8 +114,4 @@ class PyTorchBackend(Backend):
         return None
 
     def create_runner(self, source: RunnerSource, target: Target) -> Runner:
-        import copy
-
-        # Each target gets its own copy: moving the reference module to CUDA or half would
-        # change the reference itself.
-        return PyTorchRunner(copy.deepcopy(source.module), target, source.output_names, source.input_names, source.input_specs)
+        return PyTorchRunner(source.module, target, source.output_names, source.input_names, source.input_specs)

@@ -13,18 +13,19 @@ follows NVIDIA's documented TensorRT 10 API (``deserialize_cuda_engine``, ``set_
 from __future__ import annotations
 
 import threading
-from typing import Any, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
 from exporters.signature import Dim, TensorSpec
-from exporters.tensorrt_build import TrtOptions
+from exporters.tensorrt_build import tensorrt_unavailable
+from pytest_awml.builders.tensorrt import engine_format
 from pytest_awml.device import Device, Precision, Target
-from pytest_awml.errors import DataError
+from pytest_awml.errors import ArtifactError, BackendError, DataError
 from pytest_awml.runners.base import Backend, Runner, RunnerSource
 
-# pytest-awml precision → TensorRT build policy (AWML's names)
-POLICY = {Precision.FP32: "fp32", Precision.FP16: "fp16", Precision.TF32: "tf32"}
+__all__ = ["TensorRTBackend", "TensorRTRunner", "plan_output_shapes", "tensorrt_unavailable"]
 
 
 def plan_output_shapes(input_specs: Sequence[TensorSpec], output_specs: Sequence[TensorSpec],
@@ -44,39 +45,45 @@ def plan_output_shapes(input_specs: Sequence[TensorSpec], output_specs: Sequence
     return {spec.name: tuple(bound[d.name] if isinstance(d, Dim) else d for d in spec.shape) for spec in output_specs}
 
 
-def tensorrt_unavailable() -> str | None:
-    try:
-        import tensorrt  # noqa: F401
-    except Exception as exc:  # ImportError, or an OSError when libnvinfer is missing
-        return f"tensorrt not importable: {type(exc).__name__}: {exc}"
-    return None
-
-
 class TensorRTRunner(Runner):
-    """One engine, one execution context, one stream. ``execute`` holds a lock: a TensorRT
-    execution context runs one inference at a time, so concurrent callers queue instead of racing."""
+    """One engine, one execution context, one stream, all made by ``open`` and dropped by ``close``.
+    ``execute`` holds a lock: a TensorRT execution context runs one inference at a time, so
+    concurrent callers queue instead of racing. ``engine`` is called at ``open`` for the engine
+    file's path, so the build happens only when a runner needs it."""
 
-    def __init__(self, engine_path, target: Target, output_specs: Sequence[TensorSpec], input_specs: Sequence[TensorSpec]) -> None:
+    def __init__(self, engine: Callable[[], Path], target: Target, output_specs: Sequence[TensorSpec],
+                 input_specs: Sequence[TensorSpec]) -> None:
+        super().__init__(target, tuple(t.name for t in output_specs), tuple(input_specs))
+        self._engine_path = engine
+        self._output_specs = tuple(output_specs)
+        self._lock = threading.Lock()
+        self._device = self._engine = self._context = self._stream = None
+        self._dtypes: dict[str, Any] = {}
+
+    def activate(self) -> None:
         import tensorrt as trt
         import torch
 
-        super().__init__(target, tuple(t.name for t in output_specs), tuple(input_specs))
-        self._output_specs = tuple(output_specs)
-        self._device = torch.device(target.device.torch)
-        self._logger = trt.Logger(trt.Logger.WARNING)
+        path = self._engine_path()
+        self._device = torch.device(self.target.device.torch)
         with torch.cuda.device(self._device):
-            self._engine = trt.Runtime(self._logger).deserialize_cuda_engine(engine_path.read_bytes())
-            if self._engine is None:
-                raise RuntimeError(f"TensorRT could not deserialize {engine_path} (built by another TensorRT version or GPU?)")
-            self._context = self._engine.create_execution_context()
-            self._stream = torch.cuda.Stream(self._device)
-        self._dtypes = {self._engine.get_tensor_name(i): _torch_dtype(self._engine.get_tensor_dtype(self._engine.get_tensor_name(i)))
-                        for i in range(self._engine.num_io_tensors)}
-        self._lock = threading.Lock()
+            engine = trt.Runtime(trt.Logger(trt.Logger.WARNING)).deserialize_cuda_engine(path.read_bytes())
+            if engine is None:
+                raise ArtifactError(f"TensorRT could not deserialize {path} (built by another TensorRT version or GPU?)")
+            self._engine, self._context, self._stream = engine, engine.create_execution_context(), torch.cuda.Stream(self._device)
+        names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
+        self._dtypes = {name: _torch_dtype(engine.get_tensor_dtype(name)) for name in names}
+
+    def deactivate(self) -> None:
+        if self._stream is not None:
+            self._stream.synchronize()  # no queued work may outlive the context it runs in
+        self._context = self._engine = self._stream = None  # context before engine, as TensorRT frees them
+        self._dtypes = {}
 
     def prepare(self, inputs: Mapping[str, np.ndarray]) -> dict[str, Any]:
         import torch
 
+        self.open()
         with torch.cuda.stream(self._stream):
             return {name: torch.from_numpy(np.ascontiguousarray(value)).to(self._device, dtype=self._dtypes[name], non_blocking=True)
                     for name, value in inputs.items()}
@@ -94,11 +101,11 @@ class TensorRTRunner(Runner):
             for name, shape in planned.items():
                 actual = tuple(self._context.get_tensor_shape(name))
                 if actual != shape:
-                    raise RuntimeError(f"TensorRT says output {name!r} is {actual}, the spec implies {shape}")
+                    raise BackendError(f"{self.target.id}: TensorRT says output {name!r} is {actual}, the spec implies {shape}")
                 outputs[name] = torch.empty(shape, dtype=self._dtypes[name], device=self._device)
                 self._context.set_tensor_address(name, outputs[name].data_ptr())
             if not self._context.execute_async_v3(self._stream.cuda_stream):
-                raise RuntimeError("TensorRT execute_async_v3 returned False (see TensorRT's log)")
+                raise BackendError(f"{self.target.id}: TensorRT execute_async_v3 returned False (see TensorRT's log)")
         return outputs
 
     def fetch(self, raw: dict[str, Any]) -> dict[str, np.ndarray]:
@@ -106,9 +113,11 @@ class TensorRTRunner(Runner):
         return {name: raw[name].float().cpu().numpy() for name in self.output_names}
 
     def synchronize(self) -> None:
-        self._stream.synchronize()
+        if self._stream is not None:
+            self._stream.synchronize()
 
     def cuda_stream(self):
+        self.open()
         return self._stream
 
 
@@ -134,11 +143,8 @@ class TensorRTBackend(Backend):
         return None
 
     def artifact_format(self, precision: Precision) -> str | None:
-        return f"tensorrt-{precision.value}"
+        return engine_format(precision)
 
     def create_runner(self, source: RunnerSource, target: Target) -> Runner:
-        return TensorRTRunner(source.artifact(self.artifact_format(target.precision)), target, source.output_specs, source.input_specs)
-
-
-def options_for(precision: Precision) -> TrtOptions:
-    return TrtOptions(policy=POLICY[precision])
+        fmt = engine_format(target.precision)
+        return TensorRTRunner(lambda: source.artifact(fmt), target, source.output_specs, source.input_specs)

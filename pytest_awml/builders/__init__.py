@@ -1,0 +1,24 @@
+"""Artifact builders, registered per format.
+
+A backend names the format it runs (``Backend.artifact_format``); the builder registered under that
+format makes the file. Adding a format is one module here with an :class:`ArtifactBuilder` subclass
+plus one line in :func:`builtin` (from a plugin or conftest: the ``pytest_awml_add_builders`` hook).
+"""
+
+from __future__ import annotations
+
+from pytest_awml.builders.base import ArtifactBuilder, BuildContext, BuilderRegistry
+
+__all__ = ["ArtifactBuilder", "BuildContext", "BuilderRegistry", "builtin"]
+
+
+def builtin() -> BuilderRegistry:
+    from pytest_awml.builders.onnx import OnnxBuilder
+    from pytest_awml.builders.tensorrt import EngineBuilder
+    from pytest_awml.device import Precision
+
+    registry = BuilderRegistry()
+    registry.register(OnnxBuilder())
+    for precision in Precision:
+        registry.register(EngineBuilder(precision))
+    return registry

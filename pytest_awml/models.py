@@ -1,0 +1,90 @@
+"""A spec's model and samples, loaded once per session, and the component inputs made from them.
+
+Model knowledge stays in the spec: ``build_model``, ``make_samples``/``load_data`` and each
+component's ``make_inputs`` are the spec's functions; this module calls them with the run's
+options and checks what they return against what the spec declares.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from pytest_awml.checkpoints import load_into
+from pytest_awml.errors import DataError
+from pytest_awml.shapes import feed_problem
+from pytest_awml.spec import Component, ModelSpec
+
+if TYPE_CHECKING:
+    from pytest_awml.options import AwmlOptions
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    spec: ModelSpec
+    model: Any
+    weights_sha256: str
+    samples: tuple[Any, ...]
+
+
+def state_dict_sha256(model) -> str:
+    """Hash of every parameter and buffer: names, dtypes, shapes and bytes, in key order."""
+    digest = hashlib.sha256()
+    for key, tensor in sorted(model.state_dict().items()):
+        array = tensor.detach().cpu().contiguous()
+        digest.update(f"{key}:{array.dtype}:{tuple(array.shape)}".encode())
+        digest.update(array.numpy().tobytes())
+    return digest.hexdigest()
+
+
+def load_model(spec: ModelSpec, options: AwmlOptions):
+    """The spec's model in eval mode: seeded, or with ``--awml-checkpoint`` loaded strictly into it."""
+    model = spec.build_model(options.checkpoint, options.seed)
+    if options.checkpoint is not None:
+        load_into(model, options.checkpoint, trust=options.trust_checkpoint, hints=spec.checkpoint_hints)
+    return model.eval()
+
+
+def load(spec: ModelSpec, options: AwmlOptions) -> LoadedModel:
+    """The model and the run's samples: seeded synthetic ones, or real files with ``--awml-data``."""
+    import torch
+
+    torch.manual_seed(options.seed)
+    model = load_model(spec, options)
+    if options.data is not None:
+        if spec.load_data is None:
+            raise DataError(f"spec {spec.name!r} cannot read data files (it declares no load_data); drop --awml-data")
+        samples = tuple(spec.load_data(options.data, dict(options.data_options)))
+    else:
+        samples = tuple(spec.make_samples(options.samples, options.seed))
+        if len(samples) != options.samples:
+            raise DataError(f"spec {spec.name!r}: make_samples returned {len(samples)} samples, {options.samples} were asked for")
+    return LoadedModel(spec, model, state_dict_sha256(model), samples)
+
+
+def to_numpy(value) -> np.ndarray:
+    if isinstance(value, np.ndarray):
+        return value
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu().numpy()
+    raise DataError(f"an input is a {type(value).__name__}; make_inputs must return torch tensors or numpy arrays")
+
+
+def component_inputs(loaded: LoadedModel, component: Component) -> list[dict[str, np.ndarray]]:
+    """The component's named inputs for every sample, checked against its TensorSpecs."""
+    import torch
+
+    result = []
+    with torch.inference_mode():
+        for index, sample in enumerate(loaded.samples):
+            named = {name: to_numpy(v) for name, v in component.make_inputs(loaded.model, sample).items()}
+            problem = feed_problem(component.inputs, named)
+            if problem:
+                raise DataError(f"{loaded.spec.name}/{component.name}, sample {index} from make_inputs: {problem}")
+            result.append(named)
+    return result

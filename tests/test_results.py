@@ -1,0 +1,85 @@
+"""Records and the JSON report (pytest_awml.results): one record builder, the collector, the run block."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+
+import numpy as np
+import pytest
+
+import toy
+from pytest_awml.cases import Case
+from pytest_awml.compare import compare_output
+from pytest_awml.device import Device, Precision, Target
+from pytest_awml.limits import Tolerance, Verdict
+from pytest_awml.options import ToleranceOverrides
+from pytest_awml.results import (KINDS, RECORD, Results, attach, attach_comparisons, attach_verdicts, record_ids,
+                                 run_info)
+
+TARGET = Target("onnxruntime", Device.parse("cpu"), Precision.FP32)
+
+
+def _node():
+    return types.SimpleNamespace(user_properties=[])
+
+
+def test_record_ids_for_each_kind_of_case(tmp_path):
+    options = toy.options(tmp_path)
+    spec, comp = toy.SPEC, toy.SPEC.components[0]
+    assert record_ids(Case(spec, comp, format="onnx"), "t", options) == {"test_id": "t", "spec": "toy", "component": "enc"}
+    assert record_ids(Case(spec, comp, TARGET), "t", options) == {
+        "test_id": "t", "spec": "toy", "component": "enc", "target": "onnxruntime-cpu-fp32", "backend": "onnxruntime",
+        "device": "cpu", "precision": "fp32"}
+    assert record_ids(Case(spec, target=TARGET), "t", options, component="pipeline")["component"] == "pipeline"
+    assert record_ids(Case(spec), "t", options, component="bundle") == {"test_id": "t", "spec": "toy", "component": "bundle"}
+
+
+def test_record_ids_say_where_an_xdist_worker_ran(tmp_path):
+    options = toy.options(tmp_path, device=Device.parse("cuda"), worker="gw1", gpu=Device.parse("cuda:1"))
+    cuda = dataclasses.replace(TARGET, device=Device.parse("cuda:0"))
+    ids = record_ids(Case(toy.SPEC, toy.SPEC.components[0], cuda), "t", options)
+    assert ids["device"] == "cuda0" and ids["worker"] == "gw1" and ids["gpu"] == "cuda:1"
+
+
+def test_attach_checks_the_kind_and_adds_junit_figures():
+    node = _node()
+    with pytest.raises(ValueError, match="not one of"):
+        attach(node, "timings", {})
+    comparison = compare_output("y", [np.ones(3, np.float32)], [np.ones(3, np.float32)], Tolerance(1e-3))
+    attach_comparisons(node, "parity", {"test_id": "t"}, [comparison])
+    name, record = node.user_properties[0]
+    assert name == RECORD and record["kind"] == "parity" and record["output"] == "y" and record["max_abs"] == 0
+    assert [p[0] for p in node.user_properties[1:]] == ["awml.y.max_abs", "awml.y.p99_abs", "awml.y.min_atol_to_pass"]
+
+
+def test_pipeline_verdicts_become_parity_records():
+    node = _node()
+    attach_verdicts(node, "parity", {"test_id": "t"}, [Verdict("boxes.score", 0.5, 0.1, "why"), Verdict("flips", 0.0, 0.0)])
+    records = [value for name, value in node.user_properties if name == RECORD]
+    assert records[0] == {"kind": "parity", "test_id": "t", "output": "boxes.score", "max_abs": 0.5, "atol": 0.1, "rtol": 0.0,
+                          "passed": False, "problem": "why"}
+    assert records[1]["passed"] and records[1]["problem"] == ""
+    assert ("awml.boxes.score", 0.5) in node.user_properties
+
+
+def test_the_collector_takes_records_once_per_test(tmp_path):
+    results = Results()
+    properties = [(RECORD, {"kind": "latency", "p50_ms": 1.0}), ("awml.y.max_abs", 0.1)]
+    for when in ("setup", "call", "teardown"):
+        results.pytest_runtest_logreport(types.SimpleNamespace(when=when, user_properties=properties))
+    assert results.latency == [{"p50_ms": 1.0}] and results.parity == []
+    path = tmp_path / "report.json"
+    results.write(path, {"seed": 0})
+    assert list(json.loads(path.read_text())) == ["run", *KINDS]
+    assert set(KINDS) >= {"artifacts", "parity", "latency"}
+
+
+def test_run_info_has_the_contract_fields(tmp_path):
+    options = toy.options(tmp_path, tolerances=ToleranceOverrides.parse(["0"]))
+    run = run_info(options, [toy.SPEC], started=0.0)
+    assert {"started", "duration_s", "device", "precisions", "seed", "samples", "checkpoint", "weights", "specs", "overrides",
+            "golden", "versions", "host", "machine"} <= set(run)
+    assert run["overrides"] == {"tolerances": {"*": [0.0, 0.0]}} and run["specs"] == ["toy"] and run["weights"] == "seeded (seed 0)"
+    assert {"python", "pytest-awml", "torch", "onnx", "onnxruntime", "numpy", "pytest", "pytest-benchmark"} <= set(run["versions"])

@@ -1,0 +1,139 @@
+"""Runners (pytest_awml.runners): the open/close lifecycle, errors by name, no state from a call."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+import toy
+from pytest_awml.artifacts import ArtifactStore
+from pytest_awml.device import REFERENCE, Target
+from pytest_awml.errors import ArtifactError, BackendError, DataError
+from pytest_awml.models import component_inputs, load
+from pytest_awml.runners.base import Runner, RunnerSource
+from pytest_awml.runners.onnxruntime import OnnxRuntimeBackend, OnnxRuntimeRunner
+from pytest_awml.runners.pytorch import PyTorchBackend
+from pytest_awml.workspace import Workspace
+
+ORT = Target.parse("onnxruntime-cpu-fp32")
+
+
+class Counting(Runner):
+    """A runner that counts its lifecycle calls."""
+
+    def __init__(self) -> None:
+        super().__init__(REFERENCE, ("y",))
+        self.calls: list[str] = []
+
+    def activate(self) -> None:
+        self.calls.append("activate")
+
+    def deactivate(self) -> None:
+        self.calls.append("deactivate")
+
+    def prepare(self, inputs):
+        return inputs
+
+    def execute(self, prepared):
+        return prepared
+
+    def fetch(self, raw):
+        return dict(raw)
+
+
+def test_open_and_close_run_once_each():
+    runner = Counting()
+    assert not runner.is_open
+    assert runner.open() is runner and runner.open() is runner and runner.is_open
+    runner.close()
+    runner.close()
+    assert runner.calls == ["activate", "deactivate"] and not runner.is_open
+    with runner as same:
+        assert same is runner and runner.is_open
+    assert runner.calls == ["activate", "deactivate"] * 2
+
+
+def test_concurrent_first_opens_activate_once():
+    runner = Counting()
+    threads = [threading.Thread(target=runner.open) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert runner.calls == ["activate"]
+
+
+def _source(tmp_path, artifact):
+    component = toy.SPEC.components[0]
+    return RunnerSource(component.name, component.input_names, component.output_names, component.extract(toy.build_model(None, 0)),
+                        artifact=artifact, input_specs=component.inputs, output_specs=component.outputs)
+
+
+def test_creating_a_runner_does_no_heavy_work(tmp_path):
+    def no_artifact(fmt):
+        raise AssertionError("the artifact was asked for before open()")
+
+    source = _source(tmp_path, no_artifact)
+    runner = OnnxRuntimeBackend().create_runner(source, ORT)
+    assert not runner.is_open
+    reference = PyTorchBackend().create_runner(source, REFERENCE)
+    assert reference._module is None  # the device copy is made by open()
+
+
+def _onnx(tmp_path):
+    options = toy.options(tmp_path)
+    workspace = Workspace(toy.plan(tmp_path), ArtifactStore(options.artifacts))
+    return workspace.artifact(toy.SPEC, toy.SPEC.components[0], "onnx").path
+
+
+def test_onnxruntime_session_lives_between_open_and_close(tmp_path):
+    path = _onnx(tmp_path)
+    asked: list[str] = []
+    runner = OnnxRuntimeBackend().create_runner(_source(tmp_path, lambda fmt: asked.append(fmt) or path), ORT)
+    feed = {"x": np.ones((4, 3), np.float32)}
+    with runner:
+        assert asked == ["onnx"] and runner.session is not None
+        first = runner.run(feed)
+    assert runner._session is None and not runner.is_open
+    second = runner.run(feed)  # used again: opens again, on first use
+    assert runner.is_open and np.array_equal(first["y"], second["y"]) and asked == ["onnx", "onnx"]
+    runner.close()
+
+
+def test_a_runner_keeps_nothing_from_a_call(tmp_path):
+    runner = PyTorchBackend().create_runner(_source(tmp_path, None), REFERENCE).open()
+    before = dict(vars(runner))
+    runner.run({"x": np.ones((3, 3), np.float32)})
+    assert vars(runner) == before
+
+
+def test_deliberate_checks_raise_named_errors(tmp_path):
+    reference = PyTorchBackend().create_runner(_source(tmp_path, None), REFERENCE)
+    with pytest.raises(DataError, match=r"pytorch-cpu-fp32: 'x' axis 0 \(n\) is 9, outside the declared range \[2, 8\]"):
+        reference.run({"x": np.ones((9, 3), np.float32)})
+    with pytest.raises(DataError, match="input 'x' is missing"):
+        reference.run({})
+    two = PyTorchBackend().create_runner(RunnerSource("c", ("x",), ("a", "b"), torch.nn.Identity(), artifact=None), REFERENCE)
+    with pytest.raises(BackendError, match="the module returned 1 outputs, the spec declares 2: a, b"):
+        two.run({"x": np.ones(2, np.float32)})
+    path = _onnx(tmp_path)
+    wrong = OnnxRuntimeRunner(lambda: path, ORT, ("y", "extra"), ["CPUExecutionProvider"])
+    with pytest.raises(ArtifactError, match=r"the ONNX graph has no output\(s\) \['extra'\]; it has \['y'\]"):
+        wrong.open()
+
+
+def test_the_session_cache_opens_what_it_hands_out_and_closes_it_at_the_end(tmp_path):
+    options = toy.options(tmp_path)
+    workspace = Workspace(toy.plan(tmp_path), ArtifactStore(options.artifacts))
+    component = toy.SPEC.components[0]
+    runners = [workspace.runner(toy.SPEC, component, target) for target in (REFERENCE, ORT)]
+    assert all(r.is_open for r in runners) and workspace.runner(toy.SPEC, component, ORT) is runners[1]
+    outputs = workspace.pipeline(toy.SPEC, ORT)(toy.make_samples(1, 0)[0]).outputs
+    assert outputs.shape == (1, 1)
+    workspace.close()
+    assert not any(r.is_open for r in runners)
+    loaded = load(toy.SPEC, options)
+    assert len(component_inputs(loaded, component)) == options.samples

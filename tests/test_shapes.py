@@ -1,0 +1,46 @@
+"""Shapes (pytest_awml.shapes): feed checks, profile corners, out-of-range sizes, drawn sizes, feeds."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given
+
+from pytest_awml.shapes import (PROFILES, corner_sizes, feed_problem, hypothesis_settings, out_of_range_sizes, random_feed,
+                                shape_for, sizes_strategy)
+from pytest_awml.spec import Dim, TensorSpec
+
+N, M = Dim("n", 2, 4, 8), Dim("m", 1, 1, 3)
+X = TensorSpec("x", (N, 3, M))
+Y = TensorSpec("y", (N,), dtype="int64")
+
+
+def test_feed_problem_names_the_tensor():
+    assert feed_problem([X, Y], {"x": np.zeros((5, 3, 2)), "y": np.zeros(5)}) is None
+    assert feed_problem([X, Y], {"x": np.zeros((5, 3, 2))}) == "input 'y' is missing (got ['x'])"
+    assert "'x' axis 0 (n) is 9, outside the declared range [2, 8]" in feed_problem([X], {"x": np.zeros((9, 3, 1))})
+    assert "'x' axis 1 is 4, the spec says 3" in feed_problem([X], {"x": np.zeros((2, 4, 1))})
+    assert "'x' has rank 2" in feed_problem([X], {"x": np.zeros((2, 3))})
+
+
+def test_corners_and_out_of_range_sizes():
+    assert corner_sizes([N, M]) == {"min": {"n": 2, "m": 1}, "opt": {"n": 4, "m": 1}, "max": {"n": 8, "m": 3}}
+    assert out_of_range_sizes([N, M]) == [{"n": 0, "m": 1}, {"n": 9, "m": 1}, {"n": 4, "m": 0}, {"n": 4, "m": 4}]
+
+
+def test_random_feeds_are_seeded_and_typed():
+    sizes = {"n": 6, "m": 2}
+    assert shape_for(X, sizes) == (6, 3, 2)
+    a, b = random_feed([X, Y], sizes, seed=1), random_feed([X, Y], sizes, seed=1)
+    assert a["x"].shape == (6, 3, 2) and a["x"].dtype == np.float32 and a["y"].dtype == np.int64
+    assert np.array_equal(a["x"], b["x"]) and not np.array_equal(a["x"], random_feed([X], sizes, seed=2)["x"])
+
+
+@given(sizes_strategy([N, M]))
+def test_drawn_sizes_stay_in_range(sizes):
+    assert N.contains(sizes["n"]) and M.contains(sizes["m"])
+
+
+def test_hypothesis_profiles(tmp_path):
+    ci, dev = hypothesis_settings("ci", tmp_path), hypothesis_settings("dev", tmp_path)
+    assert ci.derandomize and ci.database is None and ci.max_examples == PROFILES["ci"]["max_examples"]
+    assert not dev.derandomize and dev.database is not None and ci.deadline is None

@@ -1,0 +1,40 @@
+"""The terminal summary (pytest_awml.summary): per output error table, latencies, artifacts, golden, drift."""
+
+from __future__ import annotations
+
+from pytest_awml.results import Results
+from pytest_awml.summary import lines
+
+PARITY = {"spec": "toy", "component": "enc", "target": "onnxruntime-cpu-fp32", "output": "y", "max_abs": 1e-6, "max_rel": 2e-6,
+          "atol": 1e-5, "rtol": 1e-5, "min_atol_to_pass": 0.0, "passed": True}
+LATENCY = {"spec": "toy", "component": "enc", "target": "onnxruntime-cpu-fp32", "p50_ms": 1.25, "p90_ms": 2.0, "p99_ms": 3.0, "rounds": 5}
+
+
+def test_parity_rows_carry_the_latency_once():
+    results = Results(parity=[PARITY, {**PARITY, "output": "w", "passed": False, "problem": "shape (2,) differs"}],
+                      latency=[LATENCY, {**LATENCY, "target": "pytorch-cpu-fp32", "p50_ms": 9.5}])
+    out = lines(results, "report.json")
+    assert out[0].startswith("spec/component") and set(out[1]) == {"-"}
+    assert "toy/enc" in out[2] and "onnxruntime-cpu-fp32" in out[2] and out[2].rstrip().endswith("1.25") and " yes " in out[2]
+    assert " NO " in out[3] and not out[3].rstrip().endswith("1.25")
+    assert out[4].strip() == "^ shape (2,) differs"
+    assert "latency: spec/component" in out[6] and "pytorch-cpu-fp32" in out[7] and "9.50" in out[7]
+    assert out[-1] == "JSON report: report.json"
+
+
+def test_artifacts_golden_drift_and_placement():
+    results = Results(
+        artifacts=[{"spec": "toy", "component": "enc", "format": "onnx", "reused": False, "build_seconds": 1.26, "path": "/a/enc.onnx",
+                    "rebuilt_reason": "a file without a manifest"}],
+        golden=[{"spec": "toy", "component": "enc", "action": "updated", "path": "/g/enc.npz", "old_vs_new_max_abs": {"y": 0.5, "z": None}}],
+        drift=[{"spec": "toy", "component": "enc", "output": "y", "max_abs": 0.5, "atol": 1e-5, "passed": False}],
+        latency=[{**LATENCY, "worker": "gw1", "gpu": "cuda:1"}])
+    out = "\n".join(lines(results, None))
+    assert "artifact toy/enc/onnx: built in 1.3 s (rebuilt: a file without a manifest): /a/enc.onnx" in out
+    assert "golden toy/enc: updated /g/enc.npz (old vs new max_abs: y 0.5)" in out
+    assert "drift toy/enc y: max_abs 0.5 > atol 1e-05" in out
+    assert "xdist placement: gw1 -> cuda:1" in out and "JSON report" not in out
+
+
+def test_an_empty_run_says_nothing_but_the_report():
+    assert lines(Results(), "r.json") == ["JSON report: r.json"]

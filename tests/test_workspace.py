@@ -1,0 +1,81 @@
+"""The session cache (pytest_awml.workspace): each thing made once, deliberate failures remembered."""
+
+from __future__ import annotations
+
+import pytest
+
+import toy
+from pytest_awml.artifacts import ArtifactStore
+from pytest_awml.builders import ArtifactBuilder
+from pytest_awml.device import REFERENCE
+from pytest_awml.errors import AwmlError, ExportError
+from pytest_awml.limits import LatencySettings
+from pytest_awml.workspace import Memo, Workspace
+
+
+def test_memo_makes_once_and_keeps_deliberate_failures():
+    memo, calls = Memo(), []
+    assert memo.get("a", lambda: calls.append(1) or 42) == 42 == memo.get("a", lambda: calls.append(1) or 0)
+    assert calls == [1]
+
+    def fail():
+        calls.append(2)
+        raise AwmlError("no")
+
+    for _ in range(2):
+        with pytest.raises(AwmlError, match="no"):
+            memo.get("b", fail)
+    assert calls == [1, 2]  # raised again, not made again
+
+    def flaky():
+        calls.append(3)
+        raise OSError("transient")
+
+    for _ in range(2):
+        with pytest.raises(OSError):
+            memo.get("c", flaky)
+    assert calls == [1, 2, 3, 3]
+    memo.put("c", "set")
+    assert memo.get("c", flaky) == "set"
+
+
+class Broken(ArtifactBuilder):
+    format = "onnx"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def filename(self, component):
+        return "x"
+
+    def key_parts(self, context):
+        return {}
+
+    def write(self, context, path):
+        self.calls += 1
+        raise ExportError(context.label, "export", "boom")
+
+
+def test_a_failed_export_fails_every_test_that_needs_it_without_exporting_again(tmp_path):
+    plan = toy.plan(tmp_path)
+    broken = Broken()
+    plan.builders.register(broken, replace=True)
+    workspace = Workspace(plan, ArtifactStore(tmp_path))
+    component = toy.SPEC.components[0]
+    for _ in range(2):
+        with pytest.raises(ExportError, match="boom"):
+            workspace.artifact(toy.SPEC, component, "onnx")
+    assert broken.calls == 1 and workspace.artifact_path_or_none(toy.SPEC, component, "onnx") is None
+    assert workspace.drain_builds() == []
+
+
+def test_a_same_run_baseline_is_measured_once_or_taken_from_a_test(tmp_path):
+    workspace = Workspace(toy.plan(tmp_path), ArtifactStore(tmp_path))
+    enc = toy.SPEC.components[0]
+    settings = LatencySettings(rounds=2, warmup_rounds=0)
+    measured = workspace.p50(toy.SPEC, enc, REFERENCE.id, settings)
+    assert measured > 0 and workspace.p50(toy.SPEC, enc, REFERENCE.id, settings) == measured
+    workspace.remember_p50(toy.SPEC, enc, REFERENCE, 123.0)
+    assert workspace.p50(toy.SPEC, enc, REFERENCE.id, settings) == 123.0
+    assert workspace.baseline_median("test_latency[x]") is None  # no --awml-latency-baseline
+    workspace.close()
