@@ -16,7 +16,7 @@ import os
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -42,6 +42,7 @@ class Artifact:
     reused: bool
     build_seconds: float
     rebuilt_reason: str = ""
+    details: Mapping[str, Any] = field(default_factory=dict)  # what the builder reported (kept in the manifest)
 
     def as_record(self) -> dict:
         return {
@@ -55,6 +56,7 @@ class Artifact:
             "build_seconds": round(self.build_seconds, 3),
             "size_bytes": self.path.stat().st_size if self.path.exists() else None,
             "rebuilt_reason": self.rebuilt_reason,
+            "details": dict(self.details),
         }
 
 
@@ -101,20 +103,23 @@ class ArtifactStore:
         format: str,
         filename: str,
         key_parts: Mapping[str, Any],
-        build: Callable[[Path], None],
+        build: Callable[[Path], Mapping[str, Any] | None],
     ) -> Artifact:
-        """Return the artifact for ``key_parts``, calling ``build(path)`` only when none is trusted."""
+        """Return the artifact for ``key_parts``, calling ``build(path)`` only when none is trusted.
+
+        What ``build`` returns (build time, engine layers, warnings…) is kept in the manifest and
+        given back as ``details`` whether the file is built now or reused."""
         key = content_key({**key_parts, "format": format})
         folder = self.root / spec / component / key
         target = folder / filename
         found, reason = self._trusted(folder, target)
         if found:
-            return Artifact(spec, component, format, target, found, key, True, 0.0)
+            return Artifact(spec, component, format, target, found, key, True, 0.0, details=self._details(folder))
         folder.mkdir(parents=True, exist_ok=True)
         with FileLock(str(folder) + ".lock", timeout=self._lock_timeout_s):
             found, reason = self._trusted(folder, target)  # another worker may have built it meanwhile
             if found:
-                return Artifact(spec, component, format, target, found, key, True, 0.0)
+                return Artifact(spec, component, format, target, found, key, True, 0.0, details=self._details(folder))
             if reason:
                 log.warning("rebuilding %s/%s/%s: %s", spec, component, format, reason)
             for stale in folder.glob(".build-*"):  # left by a killed build; we hold the lock, so no one is using it
@@ -122,7 +127,7 @@ class ArtifactStore:
             start = time.perf_counter()
             staging = Path(tempfile.mkdtemp(prefix=".build-", dir=folder))
             try:
-                build(staging / filename)
+                details = dict(build(staging / filename) or {})
                 built = staging / filename
                 if not built.is_file():
                     raise ArtifactError(f"the builder of {spec}/{component}/{format} wrote no {filename}")
@@ -130,13 +135,18 @@ class ArtifactStore:
                 (folder / MANIFEST).unlink(missing_ok=True)  # uncommit before replacing the file
                 os.replace(built, target)
                 manifest = {"sha256": digest, "file": filename, "format": format, "key": key,
-                            "key_parts": key_parts, "created": timestamp()}
+                            "key_parts": key_parts, "created": timestamp(), "details": details}
                 write_atomic(folder / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True, default=str).encode())
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
             seconds = time.perf_counter() - start
             log.info("built %s/%s/%s in %.1f s", spec, component, format, seconds)
-            return Artifact(spec, component, format, target, digest, key, False, seconds, reason)
+            return Artifact(spec, component, format, target, digest, key, False, seconds, reason, details)
+
+    @staticmethod
+    def _details(folder: Path) -> dict[str, Any]:
+        """The builder's report kept in a trusted manifest (read after ``_trusted`` accepted it)."""
+        return dict(json.loads((folder / MANIFEST).read_text()).get("details") or {})
 
     @staticmethod
     def _trusted(folder: Path, target: Path) -> tuple[str, str]:

@@ -30,8 +30,10 @@ def builtin() -> BackendRegistry:
     from pytest_awml.runners.onnxruntime import OnnxRuntimeBackend, OnnxRuntimeCudaBackend, OnnxRuntimeTrtBackend
     from pytest_awml.runners.pytorch import PyTorchBackend
     from pytest_awml.runners.tensorrt import TensorRTBackend
+    from pytest_awml.runners.tensorrt_rtx import TensorRTRtxBackend
 
     registry = BackendRegistry()
-    for backend in (PyTorchBackend(), OnnxRuntimeBackend(), OnnxRuntimeCudaBackend(), OnnxRuntimeTrtBackend(), TensorRTBackend()):
+    for backend in (PyTorchBackend(), OnnxRuntimeBackend(), OnnxRuntimeCudaBackend(), OnnxRuntimeTrtBackend(), TensorRTBackend(),
+                    TensorRTRtxBackend()):
         registry.register(backend)
     return registry

@@ -97,15 +97,15 @@ class Plan:
                 yield spec, component
 
     def _export(self) -> Iterator[Case]:
-        """One per component and format; skipped only when every target needing the format is."""
+        """One per component and format a target runs; skipped when the format cannot be built here.
+
+        Building is judged apart from running: TensorRT-RTX builds engines on a CPU that cannot run them.
+        """
         for spec, component in self._components():
-            formats: dict[str, str] = {}
-            for target, skip in self.targets:
-                fmt = self.backends.get(target.backend).artifact_format(target.precision)
-                if fmt is not None:
-                    formats[fmt] = skip if formats.get(fmt, skip) else ""
-            for fmt, skip in formats.items():
-                yield Case(spec, component, format=fmt, skip=skip)
+            formats = dict.fromkeys(fmt for target, _ in self.targets
+                                    if (fmt := self.backends.get(target.backend).artifact_format(target.precision)) is not None)
+            for fmt in formats:
+                yield Case(spec, component, format=fmt, skip=self.builders.get(fmt).unavailable_reason(self.options.device) or "")
 
     def _parity(self) -> Iterator[Case]:
         """Every target but the reference itself (PyTorch CPU fp32 against itself proves nothing)."""

@@ -54,6 +54,18 @@ def test_skips_carry_their_reason(tmp_path):
     assert all(not c.skip for c in toy.plan(tmp_path, golden=tmp_path / "g").cases("drift"))
 
 
+def test_an_engine_that_builds_here_is_exported_even_where_it_cannot_run(tmp_path):
+    """TensorRT-RTX builds on the CPU: its export runs while its parity, on the same CPU, skips."""
+    from exporters.tensorrt_rtx_build import rtx_unavailable
+
+    plan = toy.plan(tmp_path, backends=("tensorrt-rtx",), precisions=(Precision.FP32, Precision.FP16))
+    assert ids(plan, "export") == ["toy/enc/tensorrt-rtx-fp32", "toy/enc/tensorrt-rtx-fp16",
+                                   "toy/head/tensorrt-rtx-fp32", "toy/head/tensorrt-rtx-fp16"]
+    exports = {case.skip for case in plan.cases("export")}
+    assert exports == ({""} if rtx_unavailable() is None else {rtx_unavailable()})
+    assert all("CUDA devices only" in c.skip or c.skip == rtx_unavailable() for c in plan.cases("parity"))
+
+
 def test_a_precision_without_tolerances_is_skipped_by_name(tmp_path):
     class AnyPrecision(OnnxRuntimeBackend):
         name = "any"

@@ -196,10 +196,35 @@ def test_tensorrt_shows_as_skipped_with_its_reason_by_default(run_awml):
     reason = tensorrt_unavailable()
     if reason is None:
         pytest.skip("tensorrt imports here: its tests run instead of skipping")
-    run = run_awml("--awml-spec", "centerpoint-tiny", "-rs", "-k", "tensorrt", default_backends=True)
+    run = run_awml("--awml-spec", "centerpoint-tiny", "-rs", "-k", "tensorrt and not rtx", default_backends=True)
     run.result.assert_outcomes(skipped=9)  # export x2, parity x2, shapes, latency x2, pipeline x2
     assert "tensorrt not importable: ModuleNotFoundError: No module named 'tensorrt'" in run.text
     assert "test_export[centerpoint-tiny/pts_voxel_encoder/tensorrt-fp32]" in run.text or "SKIPPED [2]" in run.text
+
+
+def test_tensorrt_rtx_engines_are_built_on_the_cpu_by_default(run_awml):
+    """TensorRT-RTX builds without a GPU: the default run builds real engines (fp32 and, from the fp16
+    graph, fp16) and reports what the builder made of them; running them needs a supported GPU."""
+    from exporters.tensorrt_rtx_build import rtx_unavailable
+
+    if rtx_unavailable():
+        pytest.skip(rtx_unavailable())
+    run = run_awml("--awml-spec", "centerpoint-tiny", "--awml-precision=fp32,fp16", "-rs", "-v", "-k", "rtx", default_backends=True)
+    run.result.assert_outcomes(passed=4, skipped=14)  # export x4; parity x4, shapes x2, latency x4, pipeline x4 skip
+    for component in ("pts_voxel_encoder", "pts_backbone_neck_head"):
+        for precision in ("fp32", "fp16"):
+            assert f"test_export[centerpoint-tiny/{component}/tensorrt-rtx-{precision}] PASSED" in run.text
+    assert "TensorRT-RTX engines run on CUDA devices only: pass --awml-device cuda" in run.text
+    engines = {(a["component"], a["format"]): a for a in run.report["artifacts"] if a["format"].startswith("tensorrt-rtx")}
+    assert len(engines) == 4
+    for record in engines.values():
+        details = record["details"]
+        assert details["engine_bytes"] == record["size_bytes"] > 0 and details["layers"] > 10 and details["coverage"]["rejected"] == []
+        assert details["builder"].startswith("tensorrt-rtx ") and details["build_seconds"] > 0
+    assert engines[("pts_voxel_encoder", "tensorrt-rtx-fp32")]["details"]["profile"]["input_features"][2] == [12000, 32, 11]
+    assert engines[("pts_backbone_neck_head", "tensorrt-rtx-fp16")]["details"]["graph"] == "onnx-fp16"
+    assert engines[("pts_backbone_neck_head", "tensorrt-rtx-fp16")]["details"]["coverage"]["onnx_ops"]["Cast"] > 0
+    assert {a["format"] for a in run.report["artifacts"]} >= {"onnx", "onnx-fp16"}  # the fp16 graph is reported as built
 
 
 def test_shape_fuzzing_covers_corners_and_refuses_out_of_range(run_awml):

@@ -12,7 +12,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import numpy as np
 
@@ -53,8 +53,9 @@ class ArtifactBuilder(ABC):
 
     format: str
 
-    def unavailable_reason(self) -> str | None:
-        """Why this format cannot be built here (a missing library), or None."""
+    def unavailable_reason(self, device: Device) -> str | None:
+        """Why this format cannot be built here for a run on ``device`` (a missing library, a
+        device-bound format without its device), or None."""
         return None
 
     @abstractmethod
@@ -65,12 +66,13 @@ class ArtifactBuilder(ABC):
         """Everything the file depends on: a change to any part builds a new file."""
 
     @abstractmethod
-    def write(self, context: BuildContext, path: Path) -> None:
-        """Write the file at ``path`` (a staging path; the store moves it into place)."""
+    def write(self, context: BuildContext, path: Path) -> Mapping[str, Any] | None:
+        """Write the file at ``path`` (a staging path; the store moves it into place); what it returns
+        (build figures, warnings) is kept with the artifact and reported as its ``details``."""
 
     def build(self, context: BuildContext) -> Artifact:
         """The artifact for ``context``: reused when one with the same key is stored, else written."""
-        reason = self.unavailable_reason()
+        reason = self.unavailable_reason(context.device)
         if reason:
             raise BackendUnavailable(reason)
         return context.store.get_or_build(spec=context.spec.name, component=context.component.name, format=self.format,

@@ -10,7 +10,7 @@ from typing import Any
 from exporters.tensorrt_build import TrtOptions, build_engine, engine_key_parts, tensorrt_unavailable
 from pytest_awml.builders.base import ArtifactBuilder, BuildContext
 from pytest_awml.builders.onnx import FORMAT as ONNX
-from pytest_awml.device import Precision
+from pytest_awml.device import Device, Precision
 from pytest_awml.provenance import package_version
 from pytest_awml.spec import Component
 
@@ -35,8 +35,11 @@ class EngineBuilder(ArtifactBuilder):
         self.precision = precision
         self.format = engine_format(precision)
 
-    def unavailable_reason(self) -> str | None:
-        return tensorrt_unavailable()
+    def unavailable_reason(self, device: Device) -> str | None:
+        reason = tensorrt_unavailable()
+        if reason is None and not device.is_cuda:  # an engine is built for, and keyed on, the GPU that will run it
+            reason = "TensorRT engines are built on the GPU that runs them: pass --awml-device cuda"
+        return reason
 
     def filename(self, component: Component) -> str:
         return f"{component.name}.{self.precision.value}.engine"
@@ -47,9 +50,10 @@ class EngineBuilder(ArtifactBuilder):
         gpu = torch.cuda.get_device_name(context.device.torch)
         return engine_key_parts(context.artifact(ONNX).sha256, options_for(self.precision), package_version("tensorrt"), gpu)
 
-    def write(self, context: BuildContext, path: Path) -> None:
+    def write(self, context: BuildContext, path: Path) -> dict[str, Any]:
         import torch
 
         with torch.cuda.device(context.device.torch):
-            build_engine(context.artifact(ONNX).path, path, component=context.label, inputs=context.component.inputs,
+            seconds = build_engine(context.artifact(ONNX).path, path, component=context.label, inputs=context.component.inputs,
                          options=options_for(self.precision), timing_cache=context.store.root / TIMING_CACHE)
+        return {"build_seconds": round(seconds, 3)}

@@ -5,9 +5,12 @@ No pycuda: torch already owns the CUDA context here, and a second library managi
 tensors, served by torch's caching allocator (no cudaMalloc per call, unlike pycuda's
 ``mem_alloc`` per request); the work runs on the runner's own torch stream, which CUDA events time.
 
-Nothing here has run on this project's machines: TensorRT is not installable on them. The code
-follows NVIDIA's documented TensorRT 10 API (``deserialize_cuda_engine``, ``set_input_shape``,
-``set_tensor_address``, ``execute_async_v3``); the pure parts (shape planning) are unit-tested.
+One runner serves TensorRT proper (module ``tensorrt``) and TensorRT-RTX (module
+``tensorrt_rtx_bindings``, same runtime API): the backend chooses the module. Nothing here has run on
+this project's machines: TensorRT is not installable on them, and TensorRT-RTX engines do not run on
+their GPUs (compute capability 9.0). The code follows NVIDIA's documented TensorRT 10 API
+(``deserialize_cuda_engine``, ``set_input_shape``, ``set_tensor_address``, ``execute_async_v3``); the
+pure parts (shape planning) are unit-tested.
 """
 
 from __future__ import annotations
@@ -52,18 +55,21 @@ class TensorRTRunner(Runner):
     file's path, so the build happens only when a runner needs it."""
 
     def __init__(self, engine: Callable[[], Path], target: Target, output_specs: Sequence[TensorSpec],
-                 input_specs: Sequence[TensorSpec]) -> None:
+                 input_specs: Sequence[TensorSpec], module: str = "tensorrt") -> None:
         super().__init__(target, tuple(t.name for t in output_specs), tuple(input_specs))
         self._engine_path = engine
+        self._module = module
         self._output_specs = tuple(output_specs)
         self._lock = threading.Lock()
         self._device = self._engine = self._context = self._stream = None
         self._dtypes: dict[str, Any] = {}
 
     def activate(self) -> None:
-        import tensorrt as trt
+        import importlib
+
         import torch
 
+        trt = importlib.import_module(self._module)
         path = self._engine_path()
         self._device = torch.device(self.target.device.torch)
         with torch.cuda.device(self._device):
@@ -72,7 +78,7 @@ class TensorRTRunner(Runner):
                 raise ArtifactError(f"TensorRT could not deserialize {path} (built by another TensorRT version or GPU?)")
             self._engine, self._context, self._stream = engine, engine.create_execution_context(), torch.cuda.Stream(self._device)
         names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
-        self._dtypes = {name: _torch_dtype(engine.get_tensor_dtype(name)) for name in names}
+        self._dtypes = {name: _torch_dtype(trt, engine.get_tensor_dtype(name)) for name in names}
 
     def deactivate(self) -> None:
         if self._stream is not None:
@@ -121,8 +127,7 @@ class TensorRTRunner(Runner):
         return self._stream
 
 
-def _torch_dtype(trt_dtype):
-    import tensorrt as trt
+def _torch_dtype(trt, trt_dtype):
     import torch
 
     table = {trt.float32: torch.float32, trt.float16: torch.float16, trt.int32: torch.int32, trt.int64: torch.int64,
