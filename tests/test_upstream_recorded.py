@@ -99,3 +99,25 @@ def test_the_calibration_comparison_would_catch_a_wrong_switch(change):
         assert all(wrong.inputs_identical.values()) and any(v > 1e2 * TENSOR_RTOL for v in wrong.logits.values())
     else:
         assert not any(wrong.inputs_identical.values())
+
+
+@pytest.mark.parametrize("name", ["yolox-tiny", "calibration-tiny"])
+def test_upstream_weights_in_an_mmengine_checkpoint_run_through_the_plugin(run_awml, pytester, name):
+    """The recorded upstream weights saved as mmengine saves a checkpoint (numpy values and HistoryBuffer-like
+    objects beside them), read with --awml-config and --awml-checkpoint: no trust needed, loaded strictly."""
+    import numpy as np
+    import torch
+
+    recording, cfg = _load(name)
+    module, spec, _, model_class = MODELS[name]
+    path = pytester.path / "epoch_300.pth"
+    torch.save({"meta": {"epoch": 300, "seed": np.int64(42), "dataset_meta": {"classes": list(cfg.classes)}},
+                "state_dict": recording.state_dict(), "message_hub": {"runtime_info": {"iter": np.int64(9000)}}}, path)
+    run = run_awml(f"--awml-spec={name}", f"--awml-config={CONFIGS / recording.meta['config']}", f"--awml-checkpoint={path}",
+                   "-k", "test_export or (test_parity and not pipeline)")
+    run.result.assert_outcomes(passed=2)
+    model = model_class(cfg)
+    model.load_state_dict(recording.state_dict(), strict=True)
+    from pytest_awml.workspace import state_dict_sha256
+
+    assert {a["weights_sha256"] for a in run.report["artifacts"] if "weights_sha256" in a} == {state_dict_sha256(model)}

@@ -13,7 +13,7 @@ from model_specs.mmconfig import read_config
 from model_specs.yolox.config import FULL, TINY, YoloxConfig
 from model_specs.yolox.data import camera_frames, letterbox, network_input
 from model_specs.yolox.mmconfig import to_yolox
-from model_specs.yolox.model import YoloxElan, objectness_shift, seeded
+from model_specs.yolox.model import YoloxElan, objectness_biases, objectness_shift, seeded
 from model_specs.yolox.postprocess import autoware_decode, mmdet_decode, published
 from model_specs.yolox.spec import DEPLOYED_BATCH, DYNAMIC_SPEC, SPEC, TINY_SPEC
 from pytest_awml.checkpoints import CheckpointError, load_into
@@ -100,13 +100,15 @@ def test_mmdet_nms_is_class_aware_at_its_own_threshold():
 
 
 def test_seeded_objectness_is_calibrated_to_the_requested_detections():
-    model = seeded(TINY, 0)
-    with torch.no_grad():
-        out = model(torch.from_numpy(network_input(camera_frames(5, TINY, 1), TINY)))
-    shift = objectness_shift(out, 7, 0.3)
-    flat = out[0].double()
-    scores = torch.sigmoid(torch.logit(flat[:, 4]) + shift) * flat[:, 5:].max(1).values
-    assert int((scores > 0.3).sum()) == 7
+    for cfg in (TINY, FULL):  # the full model's objectness saturates float32 sigmoids before calibration
+        model = seeded(cfg, 0)
+        images = torch.from_numpy(network_input(camera_frames(5, cfg, 1), cfg))
+        with torch.no_grad():
+            shift = objectness_shift(model.head_outputs(images), 7, 0.3)
+            for bias in objectness_biases(model):
+                bias.add_(shift)
+            out = model(images)[0]
+        assert int((out[:, 4] * out[:, 5:].max(1).values > 0.3).sum()) == 7
 
 
 def test_the_awml_configs_read_as_the_specs():
@@ -154,3 +156,13 @@ def test_an_awml_checkpoint_loads_strictly_and_misfits_are_named(tmp_path):
     torch.save(tier4, tmp_path / "tier4.pth")
     with pytest.raises(CheckpointError, match="tier4/YOLOX's key names: convert the file with AWML's"):
         load_into(TINY_SPEC.build_model(tmp_path / "tier4.pth", 0), tmp_path / "tier4.pth", hints=TINY_SPEC.checkpoint_hints)
+
+
+def test_detection_parity_on_no_box_fails_rather_than_passes():
+    from model_specs.yolox.postprocess import Detections2D, Limits2D, compare
+
+    empty = Detections2D(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64), np.zeros(3, np.float32), 0.3)
+    checks = {c.output: c for c in compare([empty], [empty], Limits2D())}
+    assert not checks["boxes.reference_has_none"].passed
+    one = Detections2D(np.array([[0, 0, 4, 4]], np.float32), np.array([0.5], np.float32), np.array([1]), np.array([0.5, 0, 0], np.float32), 0.3)
+    assert all(c.passed for c in compare([one], [one], Limits2D()))

@@ -215,17 +215,17 @@ def objectness_biases(model: YoloxElan) -> list[torch.Tensor]:
     return [conv.bias for conv in model.bbox_head.multi_level_conv_obj]
 
 
-def objectness_shift(output: torch.Tensor, detections: int, threshold: float) -> float:
+def objectness_shift(levels: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]], detections: int, threshold: float) -> float:
     """How far to move every objectness logit so that ``detections`` anchor points score above
-    ``threshold`` (score = obj x best class), the threshold falling midway between the shifts that
-    the k-th and the (k+1)-th anchor need.
+    ``threshold`` (score = sigmoid(obj) x best sigmoid(cls)), the threshold falling midway between the
+    shifts that the k-th and the (k+1)-th anchor need. Read from the raw head outputs: a float32 sigmoid
+    saturates at 1.0 and would hide how far above the threshold an anchor is.
 
     Seeded weights score every anchor alike; calibrated, a few anchors pass Autoware's threshold and the
     rest stay low, as with a trained detector, so that flips and unmatched boxes are meaningful checks.
     """
-    flat = output.reshape(-1, output.shape[-1]).double()
-    obj_logit = torch.logit(flat[:, 4].clamp(1e-12, 1 - 1e-12))
-    best = flat[:, 5:].max(1).values
+    obj_logit = torch.cat([obj.flatten() for _, _, obj in levels]).double()
+    best = torch.cat([cls.sigmoid().amax(1).flatten() for cls, _, _ in levels]).double()
     reachable = best > threshold  # sigmoid(obj) < 1: an anchor whose best class is below never passes
     need = torch.logit((threshold / best[reachable]).clamp(max=1 - 1e-12)) - obj_logit[reachable]
     ranked = torch.sort(need).values
@@ -237,6 +237,6 @@ def objectness_shift(output: torch.Tensor, detections: int, threshold: float) ->
 
 def calibrate(model: YoloxElan, images: torch.Tensor, detections: int, threshold: float) -> None:
     with torch.no_grad():
-        shift = objectness_shift(model(images), detections, threshold)
+        shift = objectness_shift(model.head_outputs(images), detections, threshold)
         for bias in objectness_biases(model):
             bias.add_(shift)

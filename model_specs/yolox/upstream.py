@@ -103,7 +103,7 @@ def record_plan(plan: Plan, configs: Path) -> tuple[Recording, YoloxConfig]:
     frame = camera_frames(plan.frame_seed, cfg, 1).frames[0]
     images = mmdet_input(config, model, frame)
     with torch.no_grad():
-        shift = objectness_shift(export_layout(_heads(model, images)), cfg.calibration_detections, cfg.autoware_score_threshold)
+        shift = objectness_shift(_heads(model, images), cfg.calibration_detections, cfg.autoware_score_threshold)
         for level, conv in enumerate(model.bbox_head.multi_level_conv_obj):
             conv.bias.add_(shift)
             overrides[f"bbox_head.multi_level_conv_obj.{level}.bias"] = conv.bias.detach().clone()
