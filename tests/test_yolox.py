@@ -166,3 +166,14 @@ def test_detection_parity_on_no_box_fails_rather_than_passes():
     assert not checks["boxes.reference_has_none"].passed
     one = Detections2D(np.array([[0, 0, 4, 4]], np.float32), np.array([0.5], np.float32), np.array([1]), np.array([0.5, 0, 0], np.float32), 0.3)
     assert all(c.passed for c in compare([one], [one], Limits2D()))
+
+
+def test_a_threshold_flip_counts_only_beyond_the_margin():
+    from model_specs.yolox.postprocess import Detections2D, Limits2D, compare
+
+    box = (np.array([[0, 0, 4, 4]], np.float32), np.array([0.5], np.float32), np.array([1]))
+    ref = Detections2D(*box, np.array([0.5, 0.30005, 0.31], np.float32), 0.3)
+    near = Detections2D(*box, np.array([0.5, 0.29995, 0.31], np.float32), 0.3)  # crosses within 1e-4: float noise
+    far = Detections2D(*box, np.array([0.5, 0.30005, 0.29], np.float32), 0.3)  # 0.31 → 0.29: a real flip
+    flips = lambda test: {c.output: c.value for c in compare([ref], [test], Limits2D(flip_margin=1e-4))}["boxes.threshold_flips"]  # noqa: E731
+    assert (flips(near), flips(far)) == (0.0, 1.0)

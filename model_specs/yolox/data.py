@@ -7,7 +7,7 @@ preprocess: scale = min(input / frame) per side, resize, pad bottom and right wi
 float. The synthetic frames are drawn at half resolution and repeated 2 x 2, and ``camera_size`` is
 exactly twice the letterboxed content, so the resize is exact in any resizer (the recorded mmdet
 pipeline output equals this one bit for bit); other sizes resize bilinearly (Autoware's GPU path),
-within one 8-bit level of OpenCV's fixed-point resize.
+which may differ from OpenCV's fixed-point resize by an 8-bit level.
 """
 
 from __future__ import annotations
