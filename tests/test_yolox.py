@@ -100,15 +100,24 @@ def test_mmdet_nms_is_class_aware_at_its_own_threshold():
 
 
 def test_seeded_objectness_is_calibrated_to_the_requested_detections():
-    for cfg in (TINY, FULL):  # the full model's objectness saturates float32 sigmoids before calibration
-        model = seeded(cfg, 0)
-        images = torch.from_numpy(network_input(camera_frames(5, cfg, 1), cfg))
-        with torch.no_grad():
-            shift = objectness_shift(model.head_outputs(images), 7, 0.3)
-            for bias in objectness_biases(model):
-                bias.add_(shift)
-            out = model(images)[0]
-        assert int((out[:, 4] * out[:, 5:].max(1).values > 0.3).sum()) == 7
+    model = seeded(TINY, 0)
+    images = torch.from_numpy(network_input(camera_frames(5, TINY, 1), TINY))
+    with torch.no_grad():
+        shift = objectness_shift(model.head_outputs(images), 7, 0.3)
+        for bias in objectness_biases(model):
+            bias.add_(shift)
+        out = model(images)[0]
+    assert int((out[:, 4] * out[:, 5:].max(1).values > 0.3).sum()) == 7
+
+
+def test_the_calibration_reads_raw_logits_that_a_float32_sigmoid_would_saturate():
+    """Objectness logits of 20-60 all give sigmoid 1.0 in float32; the shift must still rank them."""
+    obj = torch.linspace(20.0, 60.0, 50).reshape(1, 1, 5, 10)
+    cls = torch.full((1, 2, 5, 10), 3.0)  # best class sigmoid(3) = 0.95
+    levels = [(cls, torch.zeros(1, 4, 5, 10), obj)]
+    shift = objectness_shift(levels, 5, 0.3)
+    scores = torch.sigmoid(obj.flatten().double() + shift) * torch.sigmoid(torch.tensor(3.0, dtype=torch.float64))
+    assert int((scores > 0.3).sum()) == 5
 
 
 def test_the_awml_configs_read_as_the_specs():
