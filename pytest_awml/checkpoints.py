@@ -1,13 +1,18 @@
 """Loading a user's checkpoint into a spec's model: safely, strictly, with errors that say what to do.
 
 A checkpoint is untrusted input: it is read with ``torch.load(weights_only=True)``, so no pickled
-code runs, unless the user passes ``--awml-trust-checkpoint`` for a file they trust. Loading is
+code runs, unless the user passes ``--awml-trust-checkpoint`` for a file they trust. The metadata
+that training frameworks save beside the weights (mmengine's ``meta`` and ``message_hub``: numpy
+arrays, HistoryBuffer objects) names classes outside torch's allowlist; each of them is read as an
+inert placeholder that runs nothing, so such a file needs no trust (a state_dict must still hold
+tensors only). Loading is
 strict: every missing, unexpected or mis-shaped tensor is listed in one message (the first ten and
 a count), followed by the spec's own hints about which configuration would match.
 """
 
 from __future__ import annotations
 
+import logging
 import pickle
 import zipfile
 from dataclasses import dataclass
@@ -18,10 +23,47 @@ from pytest_awml.errors import CheckpointError
 
 __all__ = ["CheckpointError", "Mismatch", "load_into", "mismatch", "read_state_dict"]
 
+log = logging.getLogger(__name__)
+
 SHOWN = 10
 PREFIXES = ("module.", "model.")  # DataParallel / wrapper prefixes that checkpoints commonly carry
 OPTIONAL = ("num_batches_tracked",)  # BatchNorm counters older checkpoints lack; unused at inference
 PICKLE_PROTO = b"\x80"  # first byte of a pickle (protocol >= 2): legacy torch.save files start so
+# torch.serialization gained get_unsafe_globals_in_checkpoint in 2.5 and (global, name) safe globals in 2.6
+INERT_METADATA_TORCH = "2.6"
+
+
+class _Inert:
+    """What every global a checkpoint names outside torch's allowlist becomes: built from anything, it keeps
+    nothing and runs nothing (weights_only's unpickler may build it, call it or set its state, and none
+    of that reaches the named class or function)."""
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> "_Inert":
+        return super().__new__(cls)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def __setstate__(self, state: Any) -> None:
+        pass
+
+
+def _load_with_inert_metadata(path: Path, refused: CheckpointError) -> Any:
+    """``torch.load(weights_only=True)`` with each non-allowlisted global the pickle names (listed statically,
+    without unpickling) standing in as :class:`_Inert`; ``refused`` where that cannot read the file (a legacy
+    non-zip file, a blocked module such as ``os``, an older torch)."""
+    import torch
+
+    if not zipfile.is_zipfile(path) or torch.__version__ < INERT_METADATA_TORCH:
+        raise refused from None
+    names = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
+    try:
+        with torch.serialization.safe_globals([(_Inert, name) for name in names]):
+            raw = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, TypeError):
+        raise refused from None
+    log.info("%s: read %d non-tensor global(s) as inert placeholders: %s", path, len(names), ", ".join(sorted(names)))
+    return raw
 
 
 @dataclass(frozen=True)
@@ -47,9 +89,9 @@ def read_state_dict(path: Path, trust: bool = False) -> dict[str, Any]:
         if not zipfile.is_zipfile(path) and path.read_bytes()[:1] != PICKLE_PROTO:
             raise CheckpointError(f"{path} cannot be read as a torch checkpoint (neither a zip archive nor a pickle: "
                                   "truncated or corrupted?)") from None
-        raise CheckpointError(
+        raw = _load_with_inert_metadata(path, CheckpointError(
             f"{path} needs pickle to load (it holds Python objects, not only tensors), which can run code. "
-            f"If you trust this file, pass --awml-trust-checkpoint. ({str(exc).splitlines()[0]})") from None
+            f"If you trust this file, pass --awml-trust-checkpoint. ({str(exc).splitlines()[0]})"))
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
         raise CheckpointError(f"{path} cannot be read as a torch checkpoint (truncated or corrupted?): "
                               f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None

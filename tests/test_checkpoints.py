@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 
+import numpy as np
 import pytest
 import torch
 
@@ -89,12 +91,58 @@ def test_corrupted_and_truncated_files(tmp_path):
         read_state_dict(tmp_path / "nostate.pth")
 
 
+class TrainingLog:
+    """Stands for a class of the training framework's (mmengine's HistoryBuffer): unpickling must not run it."""
+
+    ran: list = []
+
+    def __setstate__(self, value):
+        TrainingLog.ran.append(value)
+
+
+class SubclassedTensor(torch.Tensor):
+    pass
+
+
+def test_metadata_objects_beside_the_weights_load_inert_without_trust(tmp_path):
+    """mmengine saves numpy values and its own objects (message_hub's HistoryBuffers) beside the weights:
+    they are read as placeholders that run nothing, and the tensors load as they are."""
+    state = seeded(TINY, 0).state_dict()
+    buffer = TrainingLog()
+    buffer.log = np.arange(3.0)
+    torch.save({"state_dict": state, "meta": {"args": argparse.Namespace(lr=0.1), "seed": np.int64(5)},
+                "message_hub": {"log_scalars": {"train/loss": buffer}}}, tmp_path / "epoch_1.pth")
+    loaded = read_state_dict(tmp_path / "epoch_1.pth")
+    assert loaded.keys() == state.keys() and all(torch.equal(loaded[k], v) for k, v in state.items())
+    assert TrainingLog.ran == []
+
+
 def test_a_checkpoint_needing_pickle_is_refused_unless_trusted(tmp_path):
     state = seeded(TINY, 0).state_dict()
-    torch.save({"state_dict": state, "meta": {"args": argparse.Namespace(lr=0.1)}}, tmp_path / "pickled.pth")
+    weights = {**state, "pts_backbone.blocks.0.0.weight": state["pts_backbone.blocks.0.0.weight"].as_subclass(SubclassedTensor)}
+    torch.save({"state_dict": weights}, tmp_path / "subclass.pth")  # a weight whose class only pickle can rebuild
     with pytest.raises(CheckpointError, match="needs pickle to load .* pass --awml-trust-checkpoint"):
-        read_state_dict(tmp_path / "pickled.pth")
-    assert set(read_state_dict(tmp_path / "pickled.pth", trust=True)) == set(state)
+        read_state_dict(tmp_path / "subclass.pth")
+    assert set(read_state_dict(tmp_path / "subclass.pth", trust=True)) == set(state)
+    torch.save({"state_dict": state, "meta": {"args": argparse.Namespace(lr=0.1)}}, tmp_path / "legacy.pth",
+               _use_new_zipfile_serialization=False)  # the legacy format: its globals cannot be listed without unpickling
+    with pytest.raises(CheckpointError, match="needs pickle to load .* pass --awml-trust-checkpoint"):
+        read_state_dict(tmp_path / "legacy.pth")
+    torch.save({"state_dict": {**state, "extra": np.ones(2)}}, tmp_path / "numpy.pth")  # metadata where a tensor belongs
+    with pytest.raises(CheckpointError, match="holds no state_dict"):
+        read_state_dict(tmp_path / "numpy.pth")
+
+
+class _RunsCode:
+    def __reduce__(self):
+        return (os.system, ("echo this must not run",))
+
+
+def test_a_checkpoint_that_would_run_code_is_refused(tmp_path, capfd):
+    torch.save({"state_dict": seeded(TINY, 0).state_dict(), "meta": _RunsCode()}, tmp_path / "evil.pth")
+    with pytest.raises(CheckpointError, match="needs pickle to load .* pass --awml-trust-checkpoint"):
+        read_state_dict(tmp_path / "evil.pth")
+    assert "this must not run" not in capfd.readouterr().out
 
 
 def test_the_whole_suite_on_a_user_checkpoint_and_config(run_awml, pytester):

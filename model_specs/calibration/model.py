@@ -1,28 +1,36 @@
-"""ResNet-18 with a 5-channel stem (BGR + lidar depth + intensity) and a 2-way head
-(calibrated / miscalibrated). Written out because torchvision does not import beside this project's
-CPU torch wheel; the module names follow torchvision's (``conv1``, ``layer1.0.conv1``, ``fc``) so that
-its checkpoints' keys apply."""
+"""mmpretrain's ImageClassifier (ResNet, GlobalAveragePooling, LinearClsHead) in plain PyTorch.
+
+Written out because torchvision does not import beside this project's CPU torch wheel. The modules carry
+mmpretrain's names (``backbone.conv1``, ``backbone.bn1``, ``backbone.layer1.0.conv1``,
+``backbone.layer1.0.downsample.0``, ``head.fc``) so that an AWML checkpoint loads strictly with no key
+renaming. The exported graph is AWML's: ``model(input)`` in mmpretrain's tensor mode, raw logits
+[B, 2] (class 0 miscalibrated, 1 calibrated).
+"""
 
 from __future__ import annotations
-
 
 import torch
 from torch import nn
 
+from model_specs.calibration.config import CalibrationConfig
 from model_specs.seeding import init_like_trained
 
 
+def _bn(channels: int, norm: tuple[float, float]) -> nn.BatchNorm2d:
+    return nn.BatchNorm2d(channels, eps=norm[0], momentum=norm[1])
+
+
 class BasicBlock(nn.Module):
-    def __init__(self, cin: int, cout: int, stride: int) -> None:
+    def __init__(self, cin: int, cout: int, stride: int, norm: tuple[float, float]) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(cout)
+        self.bn1 = _bn(cout, norm)
         self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(cout)
+        self.bn2 = _bn(cout, norm)
         self.relu = nn.ReLU(inplace=True)
         self.downsample = None
-        if stride != 1 or cin != cout:
-            self.downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+        if stride != 1 or cin != cout:  # mmpretrain's ResLayer, style "pytorch", avg_down False
+            self.downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), _bn(cout, norm))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = x if self.downsample is None else self.downsample(x)
@@ -30,30 +38,56 @@ class BasicBlock(nn.Module):
         return self.relu(self.bn2(self.conv2(out)) + identity)
 
 
-class ResNet18(nn.Module):
-    def __init__(self, in_channels: int = 5, classes: int = 2, width: int = 64) -> None:
+class ResNet(nn.Module):
+    """mmpretrain's ResNet (no deep stem): 7x7 stride-2 conv, BN, ReLU, 3x3 stride-2 max pool, then the
+    stages; only the last stage is returned (``out_indices=(3,)``)."""
+
+    def __init__(self, cfg: CalibrationConfig) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(in_channels, width, 7, 2, 3, bias=False)
-        self.bn1 = nn.BatchNorm2d(width)
+        self.conv1 = nn.Conv2d(cfg.in_channels, cfg.stem_channels, 7, 2, 3, bias=False)
+        self.bn1 = _bn(cfg.stem_channels, cfg.norm)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(3, 2, 1)
-        widths = (width, width * 2, width * 4, width * 8)
-        cin = width
-        for i, w in enumerate(widths):
-            stride = 1 if i == 0 else 2
-            setattr(self, f"layer{i + 1}", nn.Sequential(BasicBlock(cin, w, stride), BasicBlock(w, w, 1)))
-            cin = w
-        self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(cin, classes)
+        cin = cfg.stem_channels
+        for i, (blocks, width, stride) in enumerate(zip(cfg.stage_blocks, cfg.widths, cfg.strides)):
+            self.add_module(f"layer{i + 1}", nn.Sequential(*(BasicBlock(cin if b == 0 else width, width, stride if b == 0 else 1, cfg.norm)
+                                                             for b in range(blocks))))
+            cin = width
+        self.stages = len(cfg.widths)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-        return self.fc(torch.flatten(self.avgpool(x), 1))
+        for i in range(self.stages):
+            x = getattr(self, f"layer{i + 1}")(x)
+        return x
 
 
-def seeded(seed: int, width: int) -> ResNet18:
-    model = init_like_trained(ResNet18(width=width), seed)
-    with torch.no_grad():
-        model.conv1.weight.mul_(1.0 / 128.0)  # BGR 0-255, depth in metres, intensity 0-255: unnormalised
-    return model
+class LinearClsHead(nn.Module):
+    def __init__(self, cfg: CalibrationConfig) -> None:
+        super().__init__()
+        self.fc = nn.Linear(cfg.head_in_channels, len(cfg.classes))
+
+    def forward(self, pre_logits: torch.Tensor) -> torch.Tensor:
+        return self.fc(pre_logits)
+
+
+class CalibrationClassifier(nn.Module):
+    """backbone → global average pooling (mmpretrain's neck, no weights) → head."""
+
+    def __init__(self, cfg: CalibrationConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.backbone = ResNet(cfg)
+        self.head = LinearClsHead(cfg)
+
+    def pre_logits(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.flatten(nn.functional.adaptive_avg_pool2d(self.backbone(x), 1), 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.pre_logits(x))
+
+
+def seeded(cfg: CalibrationConfig, seed: int) -> CalibrationClassifier:
+    # Every channel of AWML's input is in [0, 1] (see config.CalibrationConfig), the scale a
+    # Kaiming-initialised stem expects: no gain is needed.
+    return init_like_trained(CalibrationClassifier(cfg), seed)

@@ -1,5 +1,9 @@
-"""The calibration-status classifier specs: ``calibration`` (AWML's profile, up to 4K frames) and
-``calibration-tiny`` (the project's tests)."""
+"""The calibration-status classifier specs: ``calibration`` (AWML's deploy profile, up to 4K frames, opset 16)
+and ``calibration-tiny`` (ResNet-18's topology at an eighth of the widths: the project's tests).
+
+``tests/test_upstream_recorded.py`` holds both to mmpretrain's own numbers, and the samples to AWML's own
+transform, in every CI run.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,11 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from model_specs.calibration.model import ResNet18, seeded
+from model_specs.calibration.config import FULL, TINY, CalibrationConfig
+from model_specs.calibration.data import CalibrationFrame, calibration_frame, fuse
+from model_specs.calibration.mmconfig import to_calibration
+from model_specs.calibration.model import CalibrationClassifier, seeded
+from model_specs.mmconfig import read_config
 from pytest_awml.device import Precision
 from pytest_awml.pipeline import Check, Pipeline, PipelineResult, PipelineSpec, StageClock
 from pytest_awml.runners.base import Runner
@@ -22,27 +30,20 @@ TOLERANCES = {"fp32": {"*": Tolerance(atol=1e-4, rtol=1e-4)}, "fp16": {"*": Tole
 MAX_FLIPS = {"fp32": 0, "fp16": 1, "tf32": 1}
 
 
-def synthetic_frame(seed: int, height: int, width: int) -> np.ndarray:
-    """[5, H, W]: a BGR image, sparse lidar depth (metres) and intensity along scan lines."""
-    rng = np.random.default_rng(seed)
-    frame = np.zeros((5, height, width), np.float32)
-    frame[:3] = np.linspace(40, 200, height, dtype=np.float32)[None, :, None] + rng.normal(0, 10, (3, height, width))
-    rows = rng.choice(height, size=max(1, height // 16), replace=False)
-    frame[3, rows] = rng.uniform(2, 80, (len(rows), width))
-    frame[4, rows] = rng.uniform(0, 255, (len(rows), width))
-    return np.clip(frame, 0, None)
-
-
 class Classify(Pipeline):
-    stages = ("model", "postprocess")
+    """Frame → AWML's transform → the graph → argmax (0 miscalibrated, 1 calibrated)."""
 
-    def __init__(self, runner: Runner) -> None:
-        self.runner = runner
+    stages = ("preprocess", "model", "postprocess")
 
-    def __call__(self, sample: np.ndarray) -> PipelineResult:
+    def __init__(self, cfg: CalibrationConfig, runner: Runner) -> None:
+        self.cfg, self.runner = cfg, runner
+
+    def __call__(self, sample: CalibrationFrame) -> PipelineResult:
         clock = StageClock()
+        with clock.stage("preprocess"):
+            fused = fuse(sample, self.cfg)[None]
         with clock.stage("model", self.runner):
-            logits = self.runner.run({"input": sample[None]})["output"]
+            logits = self.runner.run({"input": fused})["output"]
         with clock.stage("postprocess"):
             label = int(np.argmax(logits[0]))
         return PipelineResult((logits[0], label), clock.stages_ms)
@@ -55,36 +56,66 @@ def compare(refs: Sequence, tests: Sequence, precision: Precision) -> list[Check
                   f"smallest reference logit margin {margin:.3g}")]
 
 
-def make_spec(name: str, batch: Dim, height: Dim, width: Dim, channel_width: int, latency: LatencySettings) -> ModelSpec:
-    def build_model(checkpoint: Path | None, seed: int) -> ResNet18:
-        return seeded(seed, channel_width)  # a checkpoint, if given, is loaded into it by the plugin
+def _hints(cfg: CalibrationConfig):
+    def checkpoint_hints(found) -> list[str]:
+        hints = []
+        for key, ckpt, model in found.shapes:
+            if key.startswith("head.fc."):
+                hints.append(f"{key} is {tuple(ckpt)} in the checkpoint, {tuple(model)} in the spec ({len(cfg.classes)} classes, "
+                             f"{cfg.head_in_channels} features): pass --awml-config with the training config.")
+            elif key == "backbone.conv1.weight" and ckpt[1] != model[1]:
+                hints.append(f"{key} takes {ckpt[1]} input channels, the spec {model[1]} (B, G, R, depth, intensity).")
+            else:
+                hints.append(f"{key} is {tuple(ckpt)} in the checkpoint, {tuple(model)} in the spec (stem_channels={cfg.stem_channels}, "
+                             f"base_channels={cfg.base_channels}): pass --awml-config.")
+        if any(k.startswith(("conv1.", "layer1.", "fc.")) for k in found.unexpected):
+            hints.append("these are torchvision's key names; mmpretrain's are backbone.* and head.fc.* (an AWML checkpoint has them).")
+        elif any(".layer" in k for k in (*found.missing, *found.unexpected)) and not found.shapes:
+            hints.append(f"the block counts differ (depth={cfg.depth}): pass --awml-config.")
+        return list(dict.fromkeys(hints))
 
-    def make_samples(count: int, seed: int) -> list[np.ndarray]:
-        return [synthetic_frame(seed * 1000 + i, height.min, width.min) for i in range(count)]
+    return checkpoint_hints
+
+
+def make_spec(name: str, cfg: CalibrationConfig, batch: Dim, height: Dim, width: Dim, latency: LatencySettings) -> ModelSpec:
+    def configure(path: Path) -> ModelSpec:
+        """This spec rebuilt from AWML's training config (``--awml-config``); the profile stays the deploy config's."""
+        return make_spec(name, to_calibration(read_config(path), cfg), batch, height, width, latency)
+
+    def build_model(checkpoint: Path | None, seed: int) -> CalibrationClassifier:
+        return seeded(cfg, seed)  # a checkpoint, if given, is loaded into it by the plugin
+
+    def make_samples(count: int, seed: int) -> list[CalibrationFrame]:
+        """Frames at the profile's smallest size, calibrated and miscalibrated in turn (AWML's deploy checks both)."""
+        return [calibration_frame(seed * 1000 + i, height.min, width.min, calibrated=i % 2 == 0) for i in range(count)]
 
     return ModelSpec(
         name=name,
-        description="calibration-status classifier (ResNet-18, BGR + depth + intensity); seeded weights unless a checkpoint is given",
+        description=(f"AWML's calibration-status classifier (mmpretrain ResNet-{cfg.depth}, 5 channels: B, G, R, depth, intensity, "
+                     "all /255, from projected lidar as AWML's transform builds them; class 0 miscalibrated, 1 calibrated); "
+                     "seeded weights unless a checkpoint is given"),
         build_model=build_model,
         make_samples=make_samples,
         sample_kind="camera+lidar frames",
-        params={"width": channel_width},
+        params={"model": cfg},
         components=(Component(
             name="classifier",
             extract=lambda model: model,
-            make_inputs=lambda model, sample: {"input": torch.from_numpy(sample)[None]},
-            inputs=(TensorSpec("input", (batch, 5, height, width)),),
-            outputs=(TensorSpec("output", (batch, 2)),),
+            make_inputs=lambda model, sample: {"input": torch.from_numpy(fuse(sample, cfg))[None]},
+            inputs=(TensorSpec("input", (batch, cfg.in_channels, height, width)),),
+            outputs=(TensorSpec("output", (batch, len(cfg.classes))),),
             tolerances=TOLERANCES,
-            onnx=OnnxOptions(opset=17),
+            onnx=OnnxOptions(opset=cfg.opset),
             latency=latency,
         ),),
-        pipeline=PipelineSpec(build=lambda model, runners: Classify(runners["classifier"]), compare=compare, latency=latency),
+        pipeline=PipelineSpec(build=lambda model, runners: Classify(cfg, runners["classifier"]), compare=compare, latency=latency),
+        checkpoint_hints=_hints(cfg),
+        configure=configure,
     )
 
 
-# AWML's TensorRT profile: [1, 5, 1080, 1920] / [1, 5, 1860, 2880] / [1, 5, 2160, 3840]
-SPEC = make_spec("calibration", Dim("batch", 1, 1, 1), Dim("height", 1080, 1860, 2160), Dim("width", 1920, 2880, 3840),
-                 64, LatencySettings(rounds=5, warmup_rounds=1))
-TINY_SPEC = make_spec("calibration-tiny", Dim("batch", 1, 1, 2), Dim("height", 64, 96, 128), Dim("width", 96, 144, 192),
-                      16, LatencySettings(rounds=5, warmup_rounds=1))
+# AWML's deploy config (configs/deploy/resnet18_5ch.py): [1, 5, 1080, 1920] / [1, 5, 1860, 2880] / [1, 5, 2160, 3840]
+SPEC = make_spec("calibration", FULL, Dim("batch", 1, 1, 1), Dim("height", 1080, 1860, 2160), Dim("width", 1920, 2880, 3840),
+                 LatencySettings(rounds=5, warmup_rounds=1))
+TINY_SPEC = make_spec("calibration-tiny", TINY, Dim("batch", 1, 1, 2), Dim("height", 64, 96, 128), Dim("width", 96, 144, 192),
+                      LatencySettings(rounds=5, warmup_rounds=1))

@@ -19,12 +19,9 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import hashlib
-import io
-import json
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -37,6 +34,8 @@ from model_specs.centerpoint.mmconfig import TrainingConfig, read_config, to_cen
 from model_specs.centerpoint.model import BackboneNeckHeadExport, CenterPoint, VoxelEncoderExport, calibration_shift
 from model_specs.centerpoint.scene import SceneConfig, make_scene
 from model_specs.centerpoint.voxelize import decorate, densify, scatter, voxelize
+from model_specs.recording import TENSOR_RTOL, array_sha256, max_abs as _max_abs, randomise_batchnorms, reference_weights, state_sha256, tensor_problems  # noqa: F401 (TENSOR_RTOL, state_sha256: re-exported)
+from model_specs.recording import Recording as SharedRecording
 
 HEADS = ("heatmap", "reg", "height", "dim", "rot", "vel")
 HEATMAP_BIAS = "pts_bbox_head.task_heads.0.heatmap.1.bias"
@@ -44,11 +43,9 @@ HEATMAP_BIAS = "pts_bbox_head.task_heads.0.heatmap.1.bias"
 # (CustomSeparateHead sets the heatmap bias in __init__, SeparateHead in init_weights; the focal-loss
 # variant only changes training).
 PEER_TYPES = {"CustomSeparateHead": "SeparateHead", "mmdet.AmpGaussianFocalLoss": "mmdet.GaussianFocalLoss"}
-# What "agrees" means. Two implementations of the same float32 network on different CPUs and torch
-# versions: each tensor within 1e-5 of its largest magnitude (a wrong layer, weight or transposed matrix
-# errs by the tensor's own scale). Boxes decoded from heads that close: 1e-4 m, rad, score. And a box
-# comparison needs boxes: a recording with fewer proves nothing about decoding.
-TENSOR_RTOL = 1e-5
+# What "agrees" means: tensors within TENSOR_RTOL of their scale (model_specs.recording). Boxes decoded
+# from heads that close: 1e-4 m, rad, score. And a box comparison needs boxes: a recording with fewer
+# proves nothing about decoding.
 BOX_TOL = 1e-4
 MIN_BOXES = 10
 # How many cells a full-size recording keeps of each head and rows of the pillar features: enough to
@@ -80,16 +77,13 @@ PLANS = (
 )
 
 
-@dataclass(frozen=True)
-class Recording:
-    """What mmdet3d computed, as arrays, plus the facts needed to reproduce it (``meta``)."""
-
-    arrays: Mapping[str, np.ndarray]
-    meta: Mapping[str, Any] = field(default_factory=dict)
+class Recording(SharedRecording):
+    """A CenterPoint recording: a full-size one regenerates its weights and carries the calibrated
+    heatmap bias as ``heatmap_bias`` (the layout these files were first written in)."""
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         """The weights mmdet3d ran with: stored (tiny) or regenerated (full size)."""
-        stored = {k[len("state/"):]: torch.from_numpy(np.array(v)) for k, v in self.arrays.items() if k.startswith("state/")}
+        stored = self.stored_state()
         if stored:
             return stored
         weights = self.meta["weights"]
@@ -100,66 +94,6 @@ class Recording:
     @property
     def full_tensors(self) -> bool:
         return "head/heatmap" in self.arrays and self.arrays["head/heatmap"].ndim == 4
-
-    def save(self, folder: Path, name: str) -> list[Path]:
-        """``<name>.npz`` (arrays, compressed) and ``<name>.json`` (meta)."""
-        buffer = io.BytesIO()
-        np.savez_compressed(buffer, **self.arrays)
-        paths = [Path(folder) / f"{name}.npz", Path(folder) / f"{name}.json"]
-        paths[0].write_bytes(buffer.getvalue())
-        paths[1].write_text(json.dumps(self.meta, indent=1, sort_keys=True, default=str) + "\n")
-        return paths
-
-    @classmethod
-    def load(cls, folder: Path, name: str) -> "Recording":
-        with np.load(Path(folder) / f"{name}.npz", allow_pickle=False) as archive:
-            arrays = {key: archive[key] for key in archive.files}
-        return cls(arrays, json.loads((Path(folder) / f"{name}.json").read_text()))
-
-
-def state_sha256(state: Mapping[str, torch.Tensor]) -> str:
-    digest = hashlib.sha256()
-    for key in sorted(state):
-        array = state[key].detach().cpu().contiguous().numpy()
-        digest.update(f"{key}:{array.dtype}:{array.shape}".encode())
-        digest.update(array.tobytes())
-    return digest.hexdigest()
-
-
-def array_sha256(array: np.ndarray) -> str:
-    array = np.ascontiguousarray(array)
-    return hashlib.sha256(f"{array.dtype}:{array.shape}".encode() + array.tobytes()).hexdigest()
-
-
-def reference_weights(shapes: list[tuple[str, tuple[int, ...]]], seed: int) -> dict[str, torch.Tensor]:
-    """Weights with a trained network's scale, from a stream NumPy keeps stable across versions.
-
-    Conv/linear weights He-normal (fan-in), biases small, BatchNorm near identity with randomised
-    running statistics; keys are filled in the given order (mmdet3d's state_dict order).
-    """
-    rng = np.random.RandomState(seed)
-    norms = {key.rsplit(".", 1)[0] for key, _ in shapes if key.endswith(".running_mean")}
-    state = {}
-    for key, shape in shapes:
-        owner, name = key.rsplit(".", 1)
-        if name == "num_batches_tracked":
-            value = np.zeros(shape, np.int64)
-        elif owner in norms and name == "weight":
-            value = 1.0 + 0.1 * rng.standard_normal(shape)
-        elif owner in norms and name == "bias":
-            value = 0.05 * rng.standard_normal(shape)
-        elif name == "weight":  # conv / linear: keeps the activations' variance through ReLUs
-            value = rng.standard_normal(shape) * math.sqrt(2.0 / int(np.prod(shape[1:])))
-        elif name == "bias":
-            value = 0.1 * (2.0 * rng.random_sample(shape) - 1.0)
-        elif name == "running_mean":
-            value = 0.05 * rng.standard_normal(shape)
-        elif name == "running_var":
-            value = 1.0 + 0.2 * rng.random_sample(shape)
-        else:
-            raise KeyError(f"reference_weights: no rule for {key}")
-        state[key] = torch.from_numpy(np.asarray(value, dtype=np.int64 if name == "num_batches_tracked" else np.float32))
-    return state
 
 
 # -- the peer (mmdet3d, imported only here) ------------------------------------------------------------
@@ -190,15 +124,8 @@ def build_peer(config: TrainingConfig, seed: int, *, randomise_norms: bool = Tru
     torch.manual_seed(seed)
     peer = MODELS.build(ConfigDict(model or peer_model_dict(config)))  # mmdet3d reads sections as attributes
     peer.init_weights()
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for module in peer.modules() if randomise_norms else ():
-            if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
-                n = module.num_features
-                module.weight.copy_(1.0 + 0.1 * torch.randn(n, generator=generator))
-                module.bias.copy_(0.05 * torch.randn(n, generator=generator))
-                module.running_mean.copy_(0.05 * torch.randn(n, generator=generator))
-                module.running_var.copy_(1.0 + 0.2 * torch.rand(n, generator=generator))
+    if randomise_norms:
+        randomise_batchnorms(peer, seed)
     return peer.eval()
 
 
@@ -317,10 +244,8 @@ class Comparison:
         """Every stage that does not agree within TENSOR_RTOL / BOX_TOL, as a sentence; empty when all do."""
         found = [f"{what} differ from mmcv's" for what, same in (("voxels", self.voxels_identical), ("voxel coordinates", self.coors_identical),
                                                                  ("points per voxel", self.num_points_identical)) if not same]
-        if self.pillar_features > TENSOR_RTOL * max(1.0, self.pillar_scale):
-            found.append(f"pillar features differ by {self.pillar_features:.3g} (values up to {self.pillar_scale:.3g})")
-        found += [f"head {n} differs by {v:.3g} (values up to {self.head_scale[n]:.3g})" for n, v in self.heads.items()
-                  if v > TENSOR_RTOL * max(1.0, self.head_scale[n])]
+        found += tensor_problems({"pillar features": self.pillar_features}, {"pillar features": self.pillar_scale})
+        found += tensor_problems(self.heads, self.head_scale, "head ")
         if self.recorded_boxes < MIN_BOXES:
             found.append(f"the recording has {self.recorded_boxes} boxes, fewer than {MIN_BOXES}: re-record with more calibration_detections")
         for stage, boxes in (("decoding mmdet3d's heads", self.decode_of_recorded_heads), ("end to end", self.end_to_end)):
@@ -409,6 +334,3 @@ def compare(recording: Recording, cfg: CenterPointConfig) -> Comparison:
         end_to_end=box_difference(decode(heads, cfg), **recorded),
     )
 
-
-def _max_abs(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.abs(a - b).max()) if a.shape == np.shape(b) and a.size else math.inf

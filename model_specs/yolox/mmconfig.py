@@ -1,0 +1,143 @@
+"""Reading an AWML/mmdet YOLOX training config into :class:`YoloxConfig`, without mmdet.
+
+``model_specs.mmconfig`` reads the file; ``to_yolox`` reads every field the model, its input and its
+evaluation decoder depend on. A key the config leaves out takes the default of the class that would read
+it (ELANDarknet, YOLOXPAFPN_ELAN, mmdet's YOLOXHead), and a component this project does not implement
+(ASPP stages, depthwise convs, DCN, a normalising data preprocessor) is refused by name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Mapping
+
+from model_specs.mmconfig import Sections, TrainingConfig
+from model_specs.yolox.config import P5, YOLOX_BN, YoloxConfig
+from model_specs.yolox.model import ACTIVATIONS
+
+SUPPORTED = {
+    "model": ("YOLOX",),
+    "data_preprocessor": ("DetDataPreprocessor",),
+    "backbone": ("ELANDarknet",),
+    "neck": ("YOLOXPAFPN_ELAN",),
+    "bbox_head": ("YOLOXHead",),
+}
+ARCHES = {"P5": P5}  # ELANDarknet.arch_settings without ASPP ("P5_ASPP" puts an ASPP in three stages)
+
+# Constructor defaults of the classes that read each section (facts from AWML's ELANDarknet and
+# YOLOXPAFPN_ELAN, mmdet 3.3's YOLOXHead and DetDataPreprocessor), for keys a config leaves out.
+UPSTREAM_DEFAULTS = {
+    "backbone": dict(arch="P5", deepen_factor=2.0, widen_factor=1.0, out_indices=(2, 3, 4), use_depthwise=False,
+                     arch_overwrite=None, conv_cfg=None, norm_cfg=dict(type="BN", momentum=0.03, eps=0.001), act_cfg=dict(type="ReLU")),
+    "neck": dict(num_elan_blocks=2, use_depthwise=False, upsample_cfg=dict(scale_factor=2, mode="nearest"), conv_cfg=None,
+                 norm_cfg=dict(type="BN", momentum=0.03, eps=0.001), act_cfg=dict(type="Swish")),
+    "bbox_head": dict(feat_channels=256, stacked_convs=2, strides=(8, 16, 32), use_depthwise=False, dcn_on_last_conv=False,
+                      conv_bias="auto", conv_cfg=None, norm_cfg=dict(type="BN", momentum=0.03, eps=0.001), act_cfg=dict(type="Swish")),
+    "data_preprocessor": dict(mean=None, std=None, bgr_to_rgb=False, rgb_to_bgr=False),
+    "test_cfg": dict(score_thr=0.01, nms=dict(type="nms", iou_threshold=0.65)),
+}
+SPEC = "yolox (config)"
+
+
+def to_yolox(config: TrainingConfig, base: YoloxConfig) -> YoloxConfig:
+    """The model a config describes. ``base`` contributes what a training config cannot say: the synthetic
+    camera, Autoware's decoder settings, the seeded-weight calibration and the export opset (tier4/YOLOX's)."""
+    return _YoloxSections(config.path, config.values).yolox(base)
+
+
+class _YoloxSections(Sections):
+    def __init__(self, path: Path, values: Mapping[str, Any]) -> None:
+        super().__init__(SPEC, SUPPORTED, path, values)
+        self.typed("model", self.model)
+        for section in ("data_preprocessor", "backbone", "neck", "bbox_head"):
+            self.typed(section, self.model.get(section))
+
+    def section(self, name: str) -> dict[str, Any]:
+        return {**UPSTREAM_DEFAULTS[name], **self.model[name]}
+
+    def act(self, section: str, node: Mapping[str, Any]) -> str:
+        kind = (node.get("act_cfg") or {}).get("type")
+        if kind not in ACTIVATIONS:
+            raise self.unsupported(section, f"activation {kind} (implemented: {', '.join(ACTIVATIONS)})")
+        return kind
+
+    def plain_convs(self, section: str, node: Mapping[str, Any]) -> None:
+        if node.get("use_depthwise") or node.get("dcn_on_last_conv") or node.get("conv_cfg") not in (None, {"type": "Conv2d"}):
+            raise self.unsupported(section, "depthwise, deformable or custom convs (plain Conv2d is implemented)")
+
+    def stage_settings(self, backbone: Mapping[str, Any]) -> tuple[tuple[int, int, int, float, bool], ...]:
+        rows = backbone["arch_overwrite"] or ARCHES.get(backbone["arch"])
+        if rows is None:
+            raise self.unsupported("backbone", f"arch {backbone['arch']!r} (implemented: {', '.join(ARCHES)})")
+        if any(len(row) > 5 and row[5] for row in rows):
+            raise self.unsupported("backbone", "ASPP in a stage (use_aspp)")
+        return tuple((int(r[0]), int(r[1]), int(r[2]), float(r[3]), bool(r[4])) for r in rows)
+
+    def input_size(self, base: YoloxConfig) -> tuple[tuple[int, int], float]:
+        """(height, width) and pad value from the test pipeline's Resize/Pad (mmdet's scale is (w, h))."""
+        pipeline = self.values.get("test_pipeline")
+        if not isinstance(pipeline, list):
+            return base.input_size, base.pad_value
+        resize = next((t for t in pipeline if isinstance(t, dict) and t.get("type") == "Resize"), None)
+        pad = next((t for t in pipeline if isinstance(t, dict) and t.get("type") == "Pad"), None)
+        if resize is None or not resize.get("keep_ratio", False) or pad is None or not pad.get("pad_to_square", False):
+            raise self.unsupported("test_pipeline", "an input other than a keep-ratio Resize and a Pad to square (a letterbox)")
+        width, height = (int(v) for v in resize["scale"])
+        pad_val = pad.get("pad_val", 0)  # mmdet's Pad: a number, or dict(img=number or per-channel values)
+        img = pad_val.get("img", 0) if isinstance(pad_val, dict) else pad_val
+        values = set(img) if isinstance(img, (list, tuple)) else {img}
+        if len(values) != 1:
+            raise self.unsupported("test_pipeline", f"a per-channel pad value {pad_val}")
+        side = max(width, height)
+        return (side, side), float(values.pop())
+
+    def yolox(self, base: YoloxConfig) -> YoloxConfig:
+        pre = self.section("data_preprocessor")
+        if pre["mean"] is not None or pre["std"] is not None or pre["bgr_to_rgb"] or pre["rgb_to_bgr"]:
+            raise self.unsupported("data_preprocessor", "mean/std or a channel swap (the deployed graph takes raw BGR 0-255)")
+        backbone, neck, head = self.section("backbone"), self.section("neck"), self.section("bbox_head")
+        for name, node in (("backbone", backbone), ("neck", neck), ("bbox_head", head)):
+            self.plain_convs(name, node)
+        if neck["upsample_cfg"] != dict(scale_factor=2, mode="nearest"):
+            raise self.unsupported("neck", f"upsample_cfg {neck['upsample_cfg']} (x2 nearest is implemented)")
+        if head["conv_bias"] not in ("auto", False):
+            raise self.unsupported("bbox_head", f"conv_bias={head['conv_bias']!r} (the stacked convs have no bias before BN)")
+        test = {**UPSTREAM_DEFAULTS["test_cfg"], **(self.model.get("test_cfg") or {})}
+        nms = test.get("nms") or {}
+        if nms.get("type", "nms") != "nms":
+            raise self.unsupported("test_cfg", f"nms type {nms.get('type')!r} (greedy 'nms' is implemented)")
+        num_classes = int(self.required("bbox_head", head, "num_classes"))
+        names = self.values.get("classes")
+        classes = tuple(names) if isinstance(names, (list, tuple)) and len(names) == num_classes else (
+            base.classes if len(base.classes) == num_classes else tuple(f"class{i}" for i in range(num_classes)))
+        input_size, pad_value = self.input_size(base)
+        cfg = dataclasses.replace(
+            base,
+            input_size=input_size,
+            pad_value=pad_value,
+            classes=classes,
+            stage_settings=self.stage_settings(backbone),
+            deepen_factor=float(backbone["deepen_factor"]),
+            widen_factor=float(backbone["widen_factor"]),
+            out_indices=tuple(int(i) for i in backbone["out_indices"]),
+            backbone_act=self.act("backbone", backbone),
+            backbone_norm=self.norm("backbone", backbone["norm_cfg"], YOLOX_BN),
+            neck_in_channels=tuple(int(c) for c in self.required("neck", neck, "in_channels")),
+            neck_out_channels=int(self.required("neck", neck, "out_channels")),
+            neck_elan_blocks=int(neck["num_elan_blocks"]),
+            neck_act=self.act("neck", neck),
+            neck_norm=self.norm("neck", neck["norm_cfg"], YOLOX_BN),
+            head_in_channels=int(self.required("bbox_head", head, "in_channels")),
+            head_feat_channels=int(head["feat_channels"]),
+            head_stacked_convs=int(head["stacked_convs"]),
+            head_act=self.act("bbox_head", head),
+            head_norm=self.norm("bbox_head", head["norm_cfg"], YOLOX_BN),
+            strides=tuple(int(s) for s in head["strides"]),
+            eval_score_threshold=float(test["score_thr"]),
+            eval_nms_iou=float(nms.get("iou_threshold", UPSTREAM_DEFAULTS["test_cfg"]["nms"]["iou_threshold"])),
+        )
+        problems = cfg.problems()
+        if problems:
+            raise self.fail("; ".join(problems), "make the backbone, neck and head widths agree")
+        return cfg

@@ -1,0 +1,123 @@
+"""AWML's YOLOX-ELAN and calibration classifier, proven in every CI run against their upstream code's recorded numbers.
+
+``tests/data/upstream/`` holds what mmdet 3.3 (with AWML's own ELANDarknet and YOLOXPAFPN_ELAN) and
+mmpretrain 1.2 (with AWML's own CalibrationClassificationTransform) computed (``tools/record_upstream.py``;
+see the README there): the models built from AWML-structured configs through ``--awml-config``'s reader,
+their weights, the inputs their own pipelines made from synthetic frames, stage outputs and mmdet's
+decode. None of that code is needed here: the recorded weights load strictly into this project's
+models, this project's pipelines must make the same inputs bit for bit, and every stage must agree.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from model_specs.calibration import upstream as calibration
+from model_specs.calibration.mmconfig import to_calibration
+from model_specs.calibration.model import CalibrationClassifier
+from model_specs.calibration.spec import SPEC as CALIBRATION, TINY_SPEC as CALIBRATION_TINY
+from model_specs.mmconfig import read_config
+from model_specs.recording import TENSOR_RTOL, Recording, agrees, state_sha256
+from model_specs.yolox import upstream as yolox
+from model_specs.yolox.mmconfig import to_yolox
+from model_specs.yolox.model import YoloxElan
+from model_specs.yolox.spec import SPEC as YOLOX, TINY_SPEC as YOLOX_TINY
+
+DATA = Path(__file__).parent / "data"
+CONFIGS = DATA / "configs" / "awml"
+# recording name: (the peer module, the spec, how a config is read, the model class)
+MODELS = {
+    "yolox-tiny": (yolox, YOLOX_TINY, to_yolox, YoloxElan),
+    "yolox": (yolox, YOLOX, to_yolox, YoloxElan),
+    "calibration-tiny": (calibration, CALIBRATION_TINY, to_calibration, CalibrationClassifier),
+    "calibration": (calibration, CALIBRATION, to_calibration, CalibrationClassifier),
+}
+VERSIONS = {yolox: ("mmdet", "3.3.0"), calibration: ("mmpretrain", "1.2.0")}
+
+
+def _load(name: str):
+    module, spec, read, _ = MODELS[name]
+    recording = Recording.load(DATA / "upstream", name)
+    return recording, read(read_config(CONFIGS / recording.meta["config"]), spec.params["model"])
+
+
+@pytest.fixture(scope="module", params=list(MODELS))
+def recorded(request):
+    recording, cfg = _load(request.param)
+    return request.param, recording, cfg, MODELS[request.param][0].compare(recording, cfg)
+
+
+def test_the_recorded_config_is_the_spec_s(recorded):
+    name, recording, cfg, _ = recorded
+    module, spec, _, _ = MODELS[name]
+    assert cfg == spec.params["model"]
+    package, version = VERSIONS[module]
+    assert recording.meta["versions"][package] == version
+
+
+def test_upstream_weights_load_strictly_with_the_same_keys_and_shapes(recorded):
+    name, recording, cfg, _ = recorded
+    model_class = MODELS[name][3]
+    ours = [(k, tuple(v.shape)) for k, v in model_class(cfg).state_dict().items()]
+    assert ours == [(k, tuple(shape)) for k, shape in recording.meta["state_shapes"]]  # every key, in upstream's order
+    state = recording.state_dict()
+    assert state_sha256(state) == recording.meta["state_sha256"]  # the weights upstream ran with
+    model_class(cfg).load_state_dict(state, strict=True)
+
+
+def test_every_stage_agrees_with_upstream(recorded):
+    """YOLOX: the letterboxed input equals mmdet's test pipeline's, backbone/neck/output within TENSOR_RTOL,
+    mmdet's pre-NMS decode (count, labels, boxes, scores). Calibration: the input equals AWML's transform's,
+    pre-logits and logits within TENSOR_RTOL, for a calibrated and a miscalibrated frame."""
+    _, _, _, result = recorded
+    assert result.problems() == []
+
+
+@pytest.mark.parametrize("change, stage", [
+    (dict(head_act="Swish"), "output"),  # mmdet's YOLOXHead default; AWML sets ReLU6 everywhere
+    (dict(neck_act="Swish"), "neck/0"),  # YOLOXPAFPN_ELAN's default
+    (dict(backbone_norm=(1e-5, 0.03)), "backbone/0"),  # torch's BN eps, not mmdet's YOLOX 1e-3
+])
+def test_the_yolox_comparison_would_catch_a_wrong_switch(change, stage):
+    """Each of these loads strictly (no weight changes shape) and computes something else."""
+    recording, cfg = _load("yolox-tiny")
+    wrong = yolox.compare(recording, dataclasses.replace(cfg, **change))
+    difference = wrong.output if stage == "output" else wrong.features[stage]
+    scale = wrong.output_scale if stage == "output" else wrong.feature_scale[stage]
+    assert not agrees(difference, scale) and wrong.problems()
+
+
+@pytest.mark.parametrize("change", [dict(max_depth=80.0), dict(dilation_size=0), dict(norm=(1e-3, 0.1))])
+def test_the_calibration_comparison_would_catch_a_wrong_switch(change):
+    recording, cfg = _load("calibration-tiny")
+    wrong = calibration.compare(recording, dataclasses.replace(cfg, **change))
+    assert wrong.problems()
+    if "norm" in change:  # the inputs are still AWML's; the network is not
+        assert all(wrong.inputs_identical.values()) and any(v > 1e2 * TENSOR_RTOL for v in wrong.logits.values())
+    else:
+        assert not any(wrong.inputs_identical.values())
+
+
+@pytest.mark.parametrize("name", ["yolox-tiny", "calibration-tiny"])
+def test_upstream_weights_in_an_mmengine_checkpoint_run_through_the_plugin(run_awml, pytester, name):
+    """The recorded upstream weights saved as mmengine saves a checkpoint (numpy values and HistoryBuffer-like
+    objects beside them), read with --awml-config and --awml-checkpoint: no trust needed, loaded strictly."""
+    import numpy as np
+    import torch
+
+    recording, cfg = _load(name)
+    module, spec, _, model_class = MODELS[name]
+    path = pytester.path / "epoch_300.pth"
+    torch.save({"meta": {"epoch": 300, "seed": np.int64(42), "dataset_meta": {"classes": list(cfg.classes)}},
+                "state_dict": recording.state_dict(), "message_hub": {"runtime_info": {"iter": np.int64(9000)}}}, path)
+    run = run_awml(f"--awml-spec={name}", f"--awml-config={CONFIGS / recording.meta['config']}", f"--awml-checkpoint={path}",
+                   "-k", "test_export or (test_parity and not pipeline)")
+    run.result.assert_outcomes(passed=2)
+    model = model_class(cfg)
+    model.load_state_dict(recording.state_dict(), strict=True)
+    from pytest_awml.workspace import state_dict_sha256
+
+    assert {a["weights_sha256"] for a in run.report["artifacts"] if "weights_sha256" in a} == {state_dict_sha256(model)}

@@ -1,0 +1,92 @@
+"""Record mmdet's YOLOX (with AWML's ELAN backbone and neck) and mmpretrain's calibration classifier (with
+AWML's transform) for the CI test that proves the ``yolox`` and ``calibration`` specs are AWML's models.
+
+Needs mmdet, mmpretrain, mmengine, mmcv (no compiled op is used) and OpenCV, and an AWML checkout (its
+``projects/YOLOX_opt_elan`` and ``autoware_ml`` packages; only imported, never copied here); writes
+``<out>/<name>.npz`` and ``<out>/<name>.json`` per model and size (see tests/data/upstream/README.md):
+
+    python tools/record_upstream.py --awml-root /path/to/AWML --out tests/data/upstream
+
+Each recording is built from a training config file through ``--awml-config``'s reader and checked
+against this project's model before it is written (a recording the project cannot reproduce is
+reported, and written anyway so that the difference can be studied).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from model_specs.calibration import upstream as calibration  # noqa: E402
+from model_specs.recording import Recording  # noqa: E402
+from model_specs.yolox import upstream as yolox  # noqa: E402
+
+log = logging.getLogger("record_upstream")
+CONFIGS = ROOT / "tests" / "data" / "configs" / "awml"
+PEERS = {plan.name: (module, plan) for module in (yolox, calibration) for plan in module.PLANS}
+
+
+def environment(awml_root: Path, awml_commit: str | None) -> dict:
+    """Where a recording was made: the AWML sources and what of the OpenMMLab stack was real."""
+    import subprocess
+
+    import torchvision
+    from mmcv.ops import nms
+
+    if awml_commit is None:
+        found = subprocess.run(["git", "-C", str(awml_root), "rev-parse", "HEAD"], capture_output=True, text=True)
+        awml_commit = found.stdout.strip() if found.returncode == 0 else "unknown"
+    try:
+        nms(torch.zeros((1, 4)), torch.zeros(1), 0.5)
+        ops = "compiled"
+    except NotImplementedError:
+        ops = "not compiled (no compiled op is used by these models; mmcv's nms was not run)"
+    return {"awml_commit": awml_commit, "mmcv_ops": ops, "torchvision": torchvision.__version__,
+            "note": "torchvision is imported by mmpretrain at import time only; ResNet and ImageClassifier never call it"}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "tests" / "data" / "upstream")
+    parser.add_argument("--awml-root", type=Path, default=os.environ.get("AWML_ROOT"),
+                        help="an AWML checkout (default: $AWML_ROOT)")
+    parser.add_argument("--awml-commit", help="the AWML commit the checkout holds (default: git rev-parse HEAD in it)")
+    parser.add_argument("--only", choices=sorted(PEERS), action="append")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.awml_root is None or not (args.awml_root / "projects" / "YOLOX_opt_elan").is_dir():
+        parser.error("--awml-root (or $AWML_ROOT) must name an AWML checkout with projects/YOLOX_opt_elan and autoware_ml")
+    sys.path.insert(0, str(args.awml_root.resolve()))
+    args.out.mkdir(parents=True, exist_ok=True)
+    where = environment(args.awml_root, args.awml_commit)
+    failures = 0
+    for name, (module, plan) in PEERS.items():
+        if args.only and name not in args.only:
+            continue
+        start = time.perf_counter()
+        recording, cfg = module.record_plan(plan, CONFIGS)
+        if cfg != plan.spec_config:
+            log.error("%s: %s reads as %s, not as the spec's configuration", name, plan.config, cfg)
+            failures += 1
+        result = module.compare(recording, cfg)
+        extra = {"created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "command": "python tools/record_upstream.py", "environment": where,
+                 "comparison_when_recorded": dataclasses.asdict(result), "problems_when_recorded": result.problems()}
+        Recording(recording.arrays, {**recording.meta, **extra}).save(args.out, name)
+        failures += bool(result.problems())
+        log.info("%s: %.1f s; against this project: %s", name, time.perf_counter() - start, json.dumps(dataclasses.asdict(result), default=str))
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
