@@ -34,6 +34,7 @@ class OnnxOptions:
 
     opset: int = 17
     exporter: str = "torchscript"
+    metadata: tuple[tuple[str, str], ...] = ()  # stamped into the file, e.g. a consumer's convention flag
     max_ir_version: int = 10
     do_constant_folding: bool = True
 

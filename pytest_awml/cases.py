@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 SUITE = Path(__file__).with_name("suite.py")
 MODULE_ID = "awml"
 MARKER = "awml_cases"
+BUNDLE = "bundle"  # the id part naming the deployable bundle's pipeline
 ARGUMENT = "awml_case"
 
 
@@ -48,10 +49,11 @@ class Case:
     target: Target | None = None
     format: str | None = None
     skip: str = ""
+    pipeline: str = ""  # "" for the spec's pipeline, BUNDLE for the bundle's
 
     @property
     def id(self) -> str:
-        parts = [self.spec.name]
+        parts = [self.spec.name] + ([self.pipeline] if self.pipeline else [])
         if self.component is not None:
             parts.append(self.component.name)
         if self.format is not None:
@@ -92,8 +94,9 @@ class Plan:
         return list(KINDS[kind](self))
 
     def _components(self) -> Iterator[tuple[ModelSpec, Component]]:
+        """Every spec's components, and with ``--awml-autoware`` the graphs its bundle ships."""
         for spec in self.specs:
-            for component in spec.components:
+            for component in spec.components + (spec.bundle_components if self.options.autoware is not None else ()):
                 yield spec, component
 
     def _export(self) -> Iterator[Case]:
@@ -131,9 +134,13 @@ class Plan:
 
     def _pipeline_latency(self) -> Iterator[Case]:
         for spec in self.specs:
-            if spec.pipeline is not None:
-                for target, skip in self.targets:
-                    yield Case(spec, target=target, skip=skip)
+            pipelines = [("", spec.pipeline)]
+            if self.options.autoware is not None:
+                pipelines.append((BUNDLE, spec.bundle_pipeline))
+            for name, pipeline in pipelines:
+                if pipeline is not None:
+                    for target, skip in self.targets:
+                        yield Case(spec, target=target, skip=skip, pipeline=name)
 
     def _drift(self) -> Iterator[Case]:
         skip = "" if self.options.golden else "no golden folder: pass --awml-golden DIR (with --awml-update-golden once to create it)"

@@ -43,7 +43,8 @@ _OPTIONS = (
     ("--awml-tolerance", "args", [], "override tolerances for this run: ATOL[,RTOL] for all outputs or OUTPUT=ATOL[,RTOL] (repeatable)"),
     ("--awml-trust-checkpoint", "bool", False, "allow a checkpoint that needs pickle (runs code from the file: only for files you trust)"),
     ("--awml-config", "string", "", "training config (AWML/mmdet3d .py) the spec rebuilds its model from"),
-    ("--awml-autoware", "string", "", "write the deployable bundle (ONNX files + parameter file) into this folder"),
+    ("--awml-autoware", "string", "", "write the deployable bundle (ONNX files + parameter file) into this folder; its graphs join the run"),
+    ("--awml-autoware-schema", "string", "", "validate the bundle's manifest against a consumer's schema (a file, or a folder holding ml_package.schema.json)"),
     ("--awml-rounds", "string", "", "timed rounds per latency test (overrides the spec)"),
     ("--awml-warmup", "string", "", "warm-up rounds per latency test (overrides the spec)"),
     ("--awml-latency-baseline", "string", "", "pytest-benchmark JSON of an earlier run: each test's median is held to its spec's regression threshold"),
@@ -140,6 +141,7 @@ class AwmlOptions:
     trust_checkpoint: bool = False
     config: Path | None = None
     autoware: Path | None = None
+    autoware_schema: Path | None = None
     worker: str | None = None  # pytest-xdist worker id
     gpu: Device | None = None  # the GPU this worker really uses when --awml-device is plain "cuda"
 
@@ -216,7 +218,10 @@ class AwmlOptions:
             trust_checkpoint=bool(_value(config, "awml_trust_checkpoint")),
             config=_existing(root, _value(config, "awml_config"), "--awml-config"),
             autoware=_resolve(root, str(_value(config, "awml_autoware"))) if _value(config, "awml_autoware") else None,
+            autoware_schema=_existing(root, _value(config, "awml_autoware_schema"), "--awml-autoware-schema"),
         )
+        if options.autoware_schema is not None and options.autoware is None:
+            raise AwmlError("--awml-autoware-schema checks a bundle: give --awml-autoware DIR too")
         return options.for_worker(xdist_worker(config), requested_any_cuda=str(_value(config, "awml_device")).strip() == "cuda")
 
     def for_worker(self, worker: str | None, requested_any_cuda: bool) -> "AwmlOptions":

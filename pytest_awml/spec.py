@@ -124,8 +124,15 @@ class ModelSpec:
     With ``--awml-checkpoint`` the plugin calls ``build_model(path, seed)`` for the architecture
     (the spec may skip seed-only work) and loads the weights itself (``pytest_awml.checkpoints``:
     weights only, strict); ``checkpoint_hints(mismatch)`` turns a misfit into advice.
-    ``configure(path)`` returns the spec rebuilt from a training config (``--awml-config``);
-    ``bundle(model, folder)`` writes the deployable files (``--awml-autoware``).
+    ``configure(path)`` returns the spec rebuilt from a training config (``--awml-config``).
+
+    The deployable bundle (``--awml-autoware DIR``): ``bundle_components`` are the graphs as they ship
+    (another convention, another profile than the tested components may have); with the option they join
+    the run and get every gate a component gets (export, parity, shapes, latency) under their own names;
+    ``bundle_pipeline`` runs them end to end as the deployment does (``test_pipeline_*[<spec>/bundle/…]``).
+    ``bundle(model, folder, graphs, schema)`` writes the bundle from ``graphs`` (bundle component name →
+    the ONNX file the run tested) and raises :class:`~pytest_awml.errors.ArtifactError` when the files
+    disagree, or break the consumer's schema at ``schema`` (``--awml-autoware-schema``) when given.
     """
 
     name: str
@@ -140,15 +147,18 @@ class ModelSpec:
     checks: tuple[Callable[["ModelSpec"], list[str]], ...] = ()
     checkpoint_hints: Callable[[Any], list[str]] | None = None
     configure: Callable[[Path], "ModelSpec"] | None = None
-    bundle: Callable[[Any, Path], list[Path]] | None = None
+    bundle: Callable[[Any, Path, Mapping[str, Path], Path | None], list[Path]] | None = None
+    bundle_components: tuple[Component, ...] = ()
+    bundle_pipeline: PipelineSpec | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "components", tuple(self.components))
+        object.__setattr__(self, "bundle_components", tuple(self.bundle_components))
         object.__setattr__(self, "params", MappingProxyType(dict(self.params)))
         object.__setattr__(self, "checks", tuple(self.checks))
 
     def component(self, name: str) -> Component:
-        for comp in self.components:
+        for comp in self.components + self.bundle_components:
             if comp.name == name:
                 return comp
         raise KeyError(f"spec {self.name!r} has no component {name!r}")
@@ -171,16 +181,20 @@ def validate(spec: Any, origin: str = "") -> "ModelSpec":
             fail(attr, "is not callable", f"pass a function for {attr}")
     if not spec.components:
         fail("components", "is empty", "declare at least one Component")
-    if spec.pipeline is not None:
-        if not isinstance(spec.pipeline, PipelineSpec):
-            fail("pipeline", f"is a {type(spec.pipeline).__name__}", "use pytest_awml.pipeline.PipelineSpec(...)")
-        problems = spec.pipeline.latency.problems()
-        if problems:
-            fail("pipeline.latency", "; ".join(problems), "correct the latency settings")
+    for attr in ("pipeline", "bundle_pipeline"):
+        pipeline = getattr(spec, attr)
+        if pipeline is not None:
+            if not isinstance(pipeline, PipelineSpec):
+                fail(attr, f"is a {type(pipeline).__name__}", "use pytest_awml.pipeline.PipelineSpec(...)")
+            problems = pipeline.latency.problems()
+            if problems:
+                fail(f"{attr}.latency", "; ".join(problems), "correct the latency settings")
+    if (spec.bundle_components or spec.bundle_pipeline is not None) and spec.bundle is None:
+        fail("bundle", "is None but bundle_components or bundle_pipeline are declared", "pass the function that writes the bundle")
     if spec.load_data is not None and not callable(spec.load_data):
         fail("load_data", "is not callable", "pass a function (path, options) -> samples")
     seen: set[str] = set()
-    for i, comp in enumerate(spec.components):
+    for i, comp in enumerate(spec.components + spec.bundle_components):
         where = f"components[{i}]"
         if not isinstance(comp, Component):
             fail(where, f"is a {type(comp).__name__}, not a Component", "use pytest_awml.spec.Component(...)")

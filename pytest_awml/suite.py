@@ -27,6 +27,7 @@ from pytest_awml.provenance import COMPUTE, versions
 from pytest_awml.shapes import corner_sizes, hypothesis_settings, out_of_range_sizes, random_feed, sizes_strategy
 from pytest_awml.spec import fingerprint
 from pytest_awml.timing import LatencyStats, SpanTimer, measure, measure_component
+from pytest_awml.workspace import pipeline_of
 
 DISABLED = "pytest-benchmark is disabled here (--benchmark-disable, or pytest-xdist is active): no latency measured"
 
@@ -234,15 +235,20 @@ def test_latency(awml_case, awml_workspace, benchmark, request):
     _gate_latency(request, awml_workspace, settings, verdicts, stats.p50_ms)
 
 
+def _pipeline_component(case) -> str:
+    """The records' component of a pipeline test: ``pipeline``, or ``bundle.pipeline`` for the bundle's."""
+    return f"{case.pipeline}.pipeline" if case.pipeline else "pipeline"
+
+
 @pytest.mark.awml_cases("pipeline_parity")
 def test_pipeline_parity(awml_case, awml_workspace, request):
     """The end-to-end outputs (boxes, classes…) of the target agree with the PyTorch CPU pipeline."""
     spec, target = awml_case.spec, awml_case.target
-    references = awml_workspace.pipeline_reference(spec)
-    pipeline = awml_workspace.pipeline(spec, target)
+    references = awml_workspace.pipeline_reference(spec, awml_case.pipeline)
+    pipeline = awml_workspace.pipeline(spec, target, awml_case.pipeline)
     outputs = [pipeline(sample).outputs for sample in awml_workspace.model(spec).samples]
-    checks = spec.pipeline.compare(references, outputs, target.precision)
-    ids = results.record_ids(awml_case, request.node.nodeid, awml_workspace.options, component="pipeline")
+    checks = pipeline_of(spec, awml_case.pipeline).compare(references, outputs, target.precision)
+    ids = results.record_ids(awml_case, request.node.nodeid, awml_workspace.options, component=_pipeline_component(awml_case))
     results.attach_verdicts(request.node, "parity", ids, checks)
     failed = [c.describe() for c in checks if not c.passed]
     if failed:
@@ -254,8 +260,8 @@ def test_pipeline_parity(awml_case, awml_workspace, request):
 def test_pipeline_latency(awml_case, awml_workspace, benchmark, request):
     """End-to-end latency with the per-stage breakdown (ms) of every round."""
     spec, target = awml_case.spec, awml_case.target
-    settings = awml_workspace.options.latency(spec.pipeline.latency)
-    pipeline = awml_workspace.pipeline(spec, target)
+    settings = awml_workspace.options.latency(pipeline_of(spec, awml_case.pipeline).latency)
+    pipeline = awml_workspace.pipeline(spec, target, awml_case.pipeline)
     sample = awml_workspace.model(spec).samples[0]
     timer = SpanTimer()
 
@@ -265,16 +271,16 @@ def test_pipeline_latency(awml_case, awml_workspace, benchmark, request):
             timer.add(stage, ms)
         return result
 
-    benchmark.group = f"{spec.name}/pipeline"
+    benchmark.group = f"{spec.name}/{_pipeline_component(awml_case)}"
     measured = measure(benchmark, timer, infer, settings, span="pipeline")
     if measured is None:
         pytest.skip(DISABLED)
     stats = measured.stats
     stages = {name: LatencyStats.from_ms(timer.spans[name]).as_dict() for name in pipeline.stages}
-    benchmark.extra_info.update(spec=spec.name, component="pipeline", target=target.id, stages=stages,
+    benchmark.extra_info.update(spec=spec.name, component=_pipeline_component(awml_case), target=target.id, stages=stages,
                                 rounds_cut=measured.rounds_cut, regression_threshold=settings.regression, **stats.as_dict())
     results.attach(request.node, "latency", {**results.record_ids(awml_case, request.node.nodeid, awml_workspace.options,
-                                                                  component="pipeline"),
+                                                                  component=_pipeline_component(awml_case)),
                                              **stats.as_dict(), "stages": stages, "rounds_cut": measured.rounds_cut})
     verdicts = [share_verdict(stage, stages[stage]["p50_ms"], stats.p50_ms, share) for stage, share in settings.stage_shares.items()]
     _gate_latency(request, awml_workspace, settings, verdicts, stats.p50_ms)
@@ -282,11 +288,22 @@ def test_pipeline_latency(awml_case, awml_workspace, benchmark, request):
 
 @pytest.mark.awml_cases("bundle")
 def test_bundle(awml_case, awml_workspace, request):
-    """The deployable bundle (--awml-autoware) is written and checked by the spec for consistency."""
+    """The deployable bundle (--awml-autoware) is written from the graphs this run tested, byte for byte,
+    and the spec checks its files against each other and the consumer's rules (and schema, when given)."""
     spec = awml_case.spec
     options = awml_workspace.options
     loaded = awml_workspace.model(spec)
+    tested = {c.name: awml_workspace.artifact(spec, c, ONNX) for c in spec.bundle_components}
+    paths = spec.bundle(loaded.model, options.autoware / spec.name, {name: a.path for name, a in tested.items()},
+                        options.autoware_schema)
+    by_sha = {a.sha256: name for name, a in tested.items()}
     ids = results.record_ids(awml_case, request.node.nodeid, options, component="bundle")
-    for path in spec.bundle(loaded.model, options.autoware / spec.name):
-        results.attach(request.node, "artifacts", {**ids, "format": "autoware-bundle", "path": str(path), "sha256": sha256_file(path),
-                                                   "reused": False, "build_seconds": 0.0, "weights_sha256": loaded.weights_sha256})
+    for path in paths:
+        digest = sha256_file(path)
+        results.attach(request.node, "artifacts", {**ids, "format": "autoware-bundle", "path": str(path), "sha256": digest,
+                                                   "reused": False, "build_seconds": 0.0, "weights_sha256": loaded.weights_sha256,
+                                                   "tested_as": by_sha.get(digest)})
+    shipped = {sha256_file(path) for path in paths}
+    untested = sorted(name for name, artifact in tested.items() if artifact.sha256 not in shipped)
+    if untested:
+        raise ArtifactError(f"the bundle in {options.autoware / spec.name} does not hold the tested graph(s) of {', '.join(untested)}")

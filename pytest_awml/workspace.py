@@ -26,7 +26,7 @@ from pytest_awml.errors import AwmlError
 from pytest_awml.limits import LatencySettings
 from pytest_awml.models import LoadedModel, state_dict_sha256
 from pytest_awml.options import AwmlOptions
-from pytest_awml.pipeline import Pipeline
+from pytest_awml.pipeline import Pipeline, PipelineSpec
 from pytest_awml.runners.base import Runner, RunnerSource
 from pytest_awml.spec import Component, ModelSpec
 from pytest_awml.timing import measure_loop
@@ -64,6 +64,14 @@ class Memo:
 
     def clear(self) -> None:
         self._values.clear()
+
+
+def pipeline_of(spec: ModelSpec, name: str = "") -> PipelineSpec:
+    """The spec's pipeline, or its bundle's (``name`` ``"bundle"``)."""
+    found = spec.bundle_pipeline if name else spec.pipeline
+    if found is None:
+        raise AwmlError(f"spec {spec.name!r} declares no {name or 'spec'} pipeline")
+    return found
 
 
 class Workspace:
@@ -133,23 +141,24 @@ class Workspace:
 
         return self._memo.get(("runner", spec.name, component.name, target), make)
 
-    def pipeline(self, spec: ModelSpec, target: Target) -> Pipeline:
-        """The spec's pipeline with every component on ``target`` (one runner each, shared)."""
+    def pipeline(self, spec: ModelSpec, target: Target, name: str = "") -> Pipeline:
+        """The spec's pipeline (``name`` ``"bundle"``: the bundle's) with every component on ``target``
+        (one runner each, shared)."""
         def build() -> Pipeline:
-            if spec.pipeline is None:
-                raise AwmlError(f"spec {spec.name!r} declares no pipeline")
-            runners = {c.name: self.runner(spec, c, target) for c in spec.components}
-            return spec.pipeline.build(self.model(spec).model, runners)
+            pipeline_spec = pipeline_of(spec, name)
+            components = spec.bundle_components if name else spec.components
+            runners = {c.name: self.runner(spec, c, target) for c in components}
+            return pipeline_spec.build(self.model(spec).model, runners)
 
-        return self._memo.get(("pipeline", spec.name, target), build)
+        return self._memo.get(("pipeline", spec.name, name, target), build)
 
-    def pipeline_reference(self, spec: ModelSpec) -> list:
+    def pipeline_reference(self, spec: ModelSpec, name: str = "") -> list:
         """Reference pipeline outputs (every component on PyTorch CPU fp32), one per sample."""
         def run() -> list:
-            pipeline = self.pipeline(spec, REFERENCE)
+            pipeline = self.pipeline(spec, REFERENCE, name)
             return [pipeline(sample).outputs for sample in self.model(spec).samples]
 
-        return self._memo.get(("pipeline_reference", spec.name), run)
+        return self._memo.get(("pipeline_reference", spec.name, name), run)
 
     # -- latency --------------------------------------------------------------------------------
     def remember_p50(self, spec: ModelSpec, component: Component, target: Target, p50_ms: float) -> None:

@@ -238,3 +238,28 @@ def test_shape_fuzzing_covers_corners_and_refuses_out_of_range(run_awml):
     assert len(record["refused"]) == 4
     assert "'input_features' axis 0 (num_voxels) is 0, outside the declared range [100, 12000]" in record["refused"][0]
     assert "is 12001, outside" in record["refused"][2]
+
+
+def test_the_bundle_ships_the_graphs_it_tested(run_awml, pytester):
+    """--awml-autoware: the shipped graphs (the node's fixed encoder shape, the y-axis head) get every gate under
+    their own names, the bundle's own pipeline is compared end to end, and the bundle holds exactly those files."""
+    run = run_awml("--awml-spec=centerpoint-tiny", "--awml-autoware=bundle", "-v", "-k", "autoware or bundle")
+    outcomes = run.result.parseoutcomes()
+    assert run.result.ret == 0 and outcomes.get("failed", 0) == 0, run.text[-3000:]
+    for test_id in ("test_export[centerpoint-tiny/autoware.pts_voxel_encoder/onnx]",
+                    "test_parity[centerpoint-tiny/autoware.pts_backbone_neck_head/onnxruntime-cpu-fp32]",
+                    "test_shapes[centerpoint-tiny/autoware.pts_voxel_encoder/onnxruntime-cpu-fp32]",
+                    "test_latency[centerpoint-tiny/autoware.pts_voxel_encoder/onnxruntime-cpu-fp32]",
+                    "test_pipeline_parity[centerpoint-tiny/bundle/onnxruntime-cpu-fp32]",
+                    "test_pipeline_latency[centerpoint-tiny/bundle/pytorch-cpu-fp32]", "test_bundle[centerpoint-tiny]"):
+        assert f"{test_id} PASSED" in run.text, test_id
+    report = run.report
+    tested = {a["component"]: a["sha256"] for a in report["artifacts"] if a["format"] == "onnx"}
+    shipped = {a["tested_as"]: a["sha256"] for a in report["artifacts"] if a["format"] == "autoware-bundle" and a["tested_as"]}
+    assert shipped == {name: tested[name] for name in ("autoware.pts_voxel_encoder", "autoware.pts_backbone_neck_head")}
+    latency = next(r for r in report["latency"] if r["test_id"].endswith("autoware.pts_voxel_encoder/onnxruntime-cpu-fp32]"))
+    assert latency["component"] == "autoware.pts_voxel_encoder"
+    assert {r["component"] for r in report["latency"] if "/bundle/" in r["test_id"]} == {"bundle.pipeline"}
+    from model_specs.centerpoint.autoware import check_bundle
+
+    assert check_bundle(pytester.path / "bundle" / "centerpoint-tiny") == []

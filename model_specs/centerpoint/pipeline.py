@@ -7,13 +7,13 @@ shared PyTorch code below, identical for every backend.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
 
 from model_specs.centerpoint.config import CenterPointConfig
-from model_specs.centerpoint.decode import Detections, decode
+from model_specs.centerpoint.decode import Detections
 from model_specs.centerpoint.scene import Scene
 from model_specs.centerpoint.voxelize import decorate, densify, scatter, voxelize
 from pytest_awml.device import Precision
@@ -24,14 +24,28 @@ from pytest_awml.runners.base import Runner
 STAGES = ("preprocess", "voxel_encoder", "middle_encoder", "backbone_head", "postprocess")
 
 
+Decoder = Callable[[Mapping[str, np.ndarray]], Detections]
+
+
+def pad_pillars(features: torch.Tensor, count: int) -> torch.Tensor:
+    """Zero pillars up to ``count``: Autoware fills its encoder's fixed [max_voxel_size, ...] buffer so."""
+    return torch.cat([features, features.new_zeros((count - features.shape[0], *features.shape[1:]))])
+
+
 class CenterPointPipeline(Pipeline):
+    """``encoder``/``head`` name the runners to use (the bundle's graphs under their own names);
+    ``pad_to`` pads the encoder's input to a fixed pillar count (Autoware's fixed engine shape); the
+    decoder turns the head's outputs into boxes (mmdet3d's, or the node's for the bundle)."""
+
     stages = STAGES
 
-    def __init__(self, cfg: CenterPointConfig, runners: Mapping[str, Runner], rot_y_axis_reference: bool = False) -> None:
+    def __init__(self, cfg: CenterPointConfig, runners: Mapping[str, Runner], decoder: Decoder, *,
+                 encoder: str = "pts_voxel_encoder", head: str = "pts_backbone_neck_head", pad_to: int | None = None) -> None:
         self.cfg = cfg
-        self.encoder = runners["pts_voxel_encoder"]
-        self.backbone = runners["pts_backbone_neck_head"]
-        self.rot_y_axis_reference = rot_y_axis_reference
+        self.encoder = runners[encoder]
+        self.backbone = runners[head]
+        self.decoder = decoder
+        self.pad_to = pad_to
 
     def __call__(self, sample: Scene) -> PipelineResult:
         clock = StageClock()
@@ -40,15 +54,18 @@ class CenterPointPipeline(Pipeline):
             voxels = voxelize(points, self.cfg)
             if voxels.features.shape[0] == 0:
                 raise DataError(f"no point of the cloud ({points.shape[0]} points) lies in the range {self.cfg.point_cloud_range}")
-            features = decorate(voxels, self.cfg).numpy()
+            features = decorate(voxels, self.cfg)
+            if self.pad_to is not None:
+                features = pad_pillars(features, self.pad_to)
         with clock.stage("voxel_encoder", self.encoder):
-            pillars = self.encoder.run({"input_features": features})["pillar_features"]
+            pillars = self.encoder.run({"input_features": features.numpy()})["pillar_features"]
         with clock.stage("middle_encoder"):
-            canvas = scatter(torch.from_numpy(pillars), voxels.coors, self.cfg).numpy()
+            real = torch.from_numpy(pillars[: voxels.features.shape[0]])  # padded pillars are never scattered
+            canvas = scatter(real, voxels.coors, self.cfg).numpy()
         with clock.stage("backbone_head", self.backbone):
             heads = self.backbone.run({"spatial_features": canvas})
         with clock.stage("postprocess"):
-            detections = decode(heads, self.cfg, self.rot_y_axis_reference)
+            detections = self.decoder(heads)
         return PipelineResult(detections, clock.stages_ms)
 
 
@@ -139,8 +156,9 @@ def compare_detections(refs: Sequence[Detections], tests: Sequence[Detections], 
     ]
 
 
-def comparator(cfg: CenterPointConfig, limits: Mapping[str, DetectionLimits]):
+def comparator(score_threshold: float, limits: Mapping[str, DetectionLimits]):
+    """Detection parity at ``score_threshold`` (the decoder's: mmdet3d's, or the node's minimum score)."""
     def compare(refs: Sequence[Detections], tests: Sequence[Detections], precision: Precision) -> list[Check]:
-        return compare_detections(refs, tests, limits[precision.value], cfg.score_threshold)
+        return compare_detections(refs, tests, limits[precision.value], score_threshold)
 
     return compare

@@ -13,13 +13,15 @@ from pathlib import Path
 import torch
 
 from model_specs.centerpoint import data
-from model_specs.centerpoint.autoware import AutowareSettings, write_bundle
+from model_specs.centerpoint.autoware import AutowareSettings, decode_autoware, schema_problems, write_bundle
+from model_specs.centerpoint.decode import decode
 from model_specs.centerpoint.mmconfig import read_config, to_centerpoint
 from model_specs.centerpoint.config import FULL, TINY, CenterPointConfig
 from model_specs.centerpoint.model import BackboneNeckHeadExport, CenterPoint, VoxelEncoderExport, calibrate_heatmap, seeded
-from model_specs.centerpoint.pipeline import CenterPointPipeline, DetectionLimits, comparator
+from model_specs.centerpoint.pipeline import CenterPointPipeline, DetectionLimits, comparator, pad_pillars
 from model_specs.centerpoint.scene import Scene, SceneConfig, make_scene
 from model_specs.centerpoint.voxelize import decorate, densify, scatter, voxelize
+from pytest_awml.errors import ArtifactError
 from pytest_awml.pipeline import PipelineSpec
 from pytest_awml.spec import Component, Dim, LatencySettings, ModelSpec, OnnxOptions, TensorSpec, Tolerance
 
@@ -86,9 +88,29 @@ def _backbone_inputs(cfg: CenterPointConfig):
 
 def _pipeline(cfg: CenterPointConfig):
     def build(model: CenterPoint, runners) -> CenterPointPipeline:
-        return CenterPointPipeline(cfg, runners)
+        return CenterPointPipeline(cfg, runners, decoder=lambda heads: decode(heads, cfg))
 
     return build
+
+
+# The bundle's graphs under their own names: the node's fixed encoder shape and the y-axis head.
+BUNDLE_ENCODER, BUNDLE_HEAD = "autoware.pts_voxel_encoder", "autoware.pts_backbone_neck_head"
+
+
+def _bundle_pipeline(cfg: CenterPointConfig, settings: AutowareSettings):
+    def build(model: CenterPoint, runners) -> CenterPointPipeline:
+        return CenterPointPipeline(cfg, runners, decoder=lambda heads: decode_autoware(heads, cfg, settings),
+                                   encoder=BUNDLE_ENCODER, head=BUNDLE_HEAD, pad_to=cfg.max_voxels)
+
+    return build
+
+
+def _bundle_encoder_inputs(cfg: CenterPointConfig):
+    """The pillars Autoware feeds its encoder engine: always max_voxel_size rows, zeros past the real ones."""
+    def make_inputs(model: CenterPoint, sample: Scene) -> dict[str, torch.Tensor]:
+        return {"input_features": pad_pillars(_encoder_inputs(cfg)(model, sample)["input_features"], cfg.max_voxels)}
+
+    return make_inputs
 
 
 def _consistency(cfg: CenterPointConfig):
@@ -112,25 +134,20 @@ def _consistency(cfg: CenterPointConfig):
     return shapes_match_config
 
 
-def _bundle(cfg: CenterPointConfig, name: str):
-    def bundle(model: CenterPoint, folder: Path) -> list[Path]:
-        import tempfile
-
-        from exporters.onnx_export import export_onnx
-
-        with tempfile.TemporaryDirectory() as tmp, torch.no_grad():
-            graphs = []
-            for component, module in (("pts_voxel_encoder", VoxelEncoderExport(model)),
-                                      ("pts_backbone_neck_head", BackboneNeckHeadExport(model, rot_y_axis_reference=True))):
-                spec_component = next(c for c in make_spec(name, cfg, SceneConfig(), LatencySettings(), LatencySettings()).components if c.name == component)
-                example = tuple(torch.zeros(t.at("opt")) for t in spec_component.inputs)
-                graphs.append(Path(tmp) / f"{component}.onnx")
-                export_onnx(module.eval(), example, graphs[-1], component=f"{name}/{component}", inputs=spec_component.inputs,
-                            outputs=spec_component.outputs, options=spec_component.onnx,
-                            metadata={"rot_y_axis_reference": "true"} if "head" in component else None)
-            return write_bundle(folder, graphs[0], graphs[1], cfg, AutowareSettings())
+def _bundle(cfg: CenterPointConfig, settings: AutowareSettings):
+    def bundle(model: CenterPoint, folder: Path, graphs, schema: Path | None) -> list[Path]:
+        """The tested bundle graphs copied as Autoware names them, with the manifest and the remapper."""
+        paths = write_bundle(folder, graphs[BUNDLE_ENCODER], graphs[BUNDLE_HEAD], cfg, settings)
+        problems = schema_problems(folder, schema) if schema is not None else []
+        if problems:
+            raise ArtifactError(f"the bundle's manifest breaks {schema}: " + "; ".join(problems))
+        return paths
 
     return bundle
+
+
+def _y_axis_head(model: CenterPoint) -> BackboneNeckHeadExport:
+    return BackboneNeckHeadExport(model, rot_y_axis_reference=True)
 
 
 def _hints(cfg: CenterPointConfig):
@@ -178,8 +195,23 @@ def make_spec(name: str, cfg: CenterPointConfig, scene: SceneConfig, encoder_lat
     nx, ny, _ = cfg.grid_size
     hy, hx = cfg.head_size
     voxels = Dim("num_voxels", cfg.min_voxels, cfg.opt_voxels, cfg.max_voxels)
+    fixed = Dim("num_voxels", cfg.max_voxels, cfg.max_voxels, cfg.max_voxels)  # the node's profile: min = opt = max
     tolerances = {"fp32": FP32, "fp16": REDUCED, "tf32": REDUCED}
     onnx = OnnxOptions(opset=cfg.opset)
+    settings = AutowareSettings()
+
+    def encoder(component: str, dim: Dim, make_inputs) -> Component:
+        return Component(name=component, extract=VoxelEncoderExport, make_inputs=make_inputs,
+                         inputs=(TensorSpec("input_features", (dim, cfg.max_points_per_voxel, cfg.decorated_features)),),
+                         outputs=(TensorSpec("pillar_features", (dim, 1, cfg.pfn_channels[-1])),),
+                         tolerances=tolerances, onnx=onnx, latency=encoder_latency)
+
+    def head(component: str, extract, options: OnnxOptions) -> Component:
+        return Component(name=component, extract=extract, make_inputs=_backbone_inputs(cfg),
+                         inputs=(TensorSpec("spatial_features", (1, cfg.pfn_channels[-1], ny, nx)),),
+                         outputs=tuple(TensorSpec(h, (1, channels, hy, hx)) for h, channels in cfg.heads),
+                         tolerances=tolerances, onnx=options, latency=backbone_latency)
+
     scene = dataclasses.replace(scene, past_sweeps=cfg.past_sweeps, sweep_interval_s=cfg.sweep_interval_s)
     return ModelSpec(
         name=name,
@@ -191,34 +223,18 @@ def make_spec(name: str, cfg: CenterPointConfig, scene: SceneConfig, encoder_lat
         make_samples=_samples(scene),
         sample_kind="point clouds",
         params={"model": cfg, "scene": scene},
-        pipeline=PipelineSpec(build=_pipeline(cfg), compare=comparator(cfg, BOX_LIMITS), latency=backbone_latency),
+        pipeline=PipelineSpec(build=_pipeline(cfg), compare=comparator(cfg.score_threshold, BOX_LIMITS), latency=backbone_latency),
         load_data=data.load,
         checks=(_consistency(cfg),),
         checkpoint_hints=_hints(cfg),
         configure=configure,
-        bundle=_bundle(cfg, name),
-        components=(
-            Component(
-                name="pts_voxel_encoder",
-                extract=VoxelEncoderExport,
-                make_inputs=_encoder_inputs(cfg),
-                inputs=(TensorSpec("input_features", (voxels, cfg.max_points_per_voxel, cfg.decorated_features)),),
-                outputs=(TensorSpec("pillar_features", (voxels, 1, cfg.pfn_channels[-1])),),
-                tolerances=tolerances,
-                onnx=onnx,
-                latency=encoder_latency,
-            ),
-            Component(
-                name="pts_backbone_neck_head",
-                extract=BackboneNeckHeadExport,
-                make_inputs=_backbone_inputs(cfg),
-                inputs=(TensorSpec("spatial_features", (1, cfg.pfn_channels[-1], ny, nx)),),
-                outputs=tuple(TensorSpec(head, (1, channels, hy, hx)) for head, channels in cfg.heads),
-                tolerances=tolerances,
-                onnx=onnx,
-                latency=backbone_latency,
-            ),
-        ),
+        components=(encoder("pts_voxel_encoder", voxels, _encoder_inputs(cfg)),
+                    head("pts_backbone_neck_head", BackboneNeckHeadExport, onnx)),
+        bundle=_bundle(cfg, settings),
+        bundle_components=(encoder(BUNDLE_ENCODER, fixed, _bundle_encoder_inputs(cfg)),
+                           head(BUNDLE_HEAD, _y_axis_head, dataclasses.replace(onnx, metadata=(("rot_y_axis_reference", "true"),)))),
+        bundle_pipeline=PipelineSpec(build=_bundle_pipeline(cfg, settings), compare=comparator(settings.default_confidence, BOX_LIMITS),
+                                     latency=backbone_latency),
     )
 
 

@@ -38,6 +38,7 @@ class OnnxBuilder(ArtifactBuilder):
 
         spec, component, loaded = context.spec, context.component, context.model()
         example = tuple(torch.from_numpy(context.inputs()[0][t.name]) for t in component.inputs)
-        metadata = {"spec": spec.name, "spec_hash": fingerprint(spec, component), "weights_sha256": loaded.weights_sha256}
+        metadata = {**dict(component.onnx.metadata), "spec": spec.name, "spec_hash": fingerprint(spec, component),
+                    "weights_sha256": loaded.weights_sha256}
         export_onnx(component.extract(loaded.model), example, path, component=context.label, inputs=component.inputs,
                     outputs=component.outputs, options=component.onnx, metadata=metadata)
