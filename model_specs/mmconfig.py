@@ -10,7 +10,10 @@ base, ``mmpretrain::_base_/models/resnet18.py``, from that package's ``.mim/conf
 ``_scope_``, or named in a note and skipped where the package is absent), assignments and augmented
 assignments (``custom_imports["imports"] += …``) to names and subscripts, ``if`` blocks, literals,
 ``dict()``/``list()``…, arithmetic, comparisons. Nothing in the file is executed or imported;
-anything beyond that subset is refused with a message that names the line.
+anything beyond that subset is refused with a message that names the line. The reader is bounded:
+a file over :data:`MAX_CONFIG_BYTES`, a number over :data:`MAX_INT_BITS` bits, a string or list over
+:data:`MAX_ITEMS` (``"a" * 10**9``, ``range(10**12)``) or an expression nested past Python's limits
+is refused, and every error it meets is a :class:`SpecError` naming the file.
 
 :class:`Sections` is what each spec's reader builds on: every component type is checked by name (a
 model a spec does not implement is refused, never approximated) and norms are read with the
@@ -41,6 +44,15 @@ _CALLS = {"dict": dict, "list": list, "tuple": tuple, "sum": sum, "len": len, "i
           "round": round, "min": min, "max": max, "abs": abs, "range": range, "str": str, "bool": bool}
 # A config computes small numbers; an exponent beyond this is an attempt to stall the reader (9 ** 9 ** 9).
 MAX_EXPONENT = 64
+# AWML's largest config (with its bases) is ~20 KB; a file 50x that is not a training config.
+MAX_CONFIG_BYTES = 1 << 20
+# Voxel counts and seeds fit in 64 bits; 256 leaves room for products of them and stops 2**64 ** 64 chains.
+MAX_INT_BITS = 256
+# A config's longest list (class names, a pipeline, a palette) has hundreds of entries at most.
+MAX_ITEMS = 1 << 16
+# What evaluating a bad but parsable expression can raise (1 < "a", int("x"), -"a", a deep nest).
+_EVALUATION_ERRORS = (TypeError, ValueError, KeyError, IndexError, AttributeError, ZeroDivisionError, OverflowError,
+                      RecursionError, MemoryError)
 BASE_KEY, DELETE_KEY = "_base_", "_delete_"
 _BASE_VARIABLE = re.compile(r"\{\{\s*" + BASE_KEY + r"\.([\w.]+)\s*\}\}")
 PACKAGE_SEPARATOR, SCOPE_KEY = "::", "_scope_"
@@ -71,6 +83,7 @@ def read_config(path: Path) -> TrainingConfig:
     path = Path(path)
     if not path.is_file():
         raise _fail(path, "no such file", "give the path of the training config (.py)")
+    _check_size(path)
     try:
         from mmengine import Config
     except ImportError:
@@ -85,9 +98,18 @@ def read_config(path: Path) -> TrainingConfig:
     return TrainingConfig(path, values, _absent_custom_imports(values))
 
 
+def _check_size(path: Path) -> None:
+    size = path.stat().st_size
+    if size > MAX_CONFIG_BYTES:
+        raise _fail(path, f"{size} bytes, over the {MAX_CONFIG_BYTES} a training config can be", "give the training config (.py)")
+
+
 def _read_restricted(path: Path) -> TrainingConfig:
     reader = _Reader(path)
-    values = reader.read()
+    try:
+        values = reader.read()
+    except _EVALUATION_ERRORS as exc:  # what the checks on each node did not foresee is still the file's fault
+        raise _fail(path, f"cannot be read: {type(exc).__name__}: {str(exc)[:200]}", "fix the config file") from None
     for note in reader.notes:
         log.warning("--awml-config: %s", note)
     return TrainingConfig(path, values, (*reader.notes, *_absent_custom_imports(values)))
@@ -120,12 +142,15 @@ class _Reader:
     def read(self) -> dict[str, Any]:
         if not self.path.is_file():
             raise _fail(self.path, "no such file (named in a _base_ list)" if len(self.chain) > 1 else "no such file")
+        _check_size(self.path)
         # mmengine turns {{_base_.x}} into a placeholder before parsing; here it becomes _base_.x
         text = _BASE_VARIABLE.sub(lambda m: f"{BASE_KEY}.{m.group(1)}", self.path.read_text())
         try:
             tree = ast.parse(text, filename=str(self.path))
         except SyntaxError as exc:
             raise _fail(self.path, f"line {exc.lineno}: syntax error: {exc.msg}", "fix the config file") from None
+        except (RecursionError, MemoryError, ValueError) as exc:  # nesting past the parser's limits; NUL bytes
+            raise _fail(self.path, f"cannot be parsed: {type(exc).__name__}: {exc}", "fix the config file") from None
         for statement in tree.body:  # mmengine reads every base before running the child
             if isinstance(statement, ast.Assign) and [getattr(t, "id", None) for t in statement.targets] == [BASE_KEY]:
                 self._read_bases(self.value(statement.value))
@@ -195,10 +220,24 @@ class _Reader:
     def binop(self, op: type, left: Any, right: Any, node: ast.AST) -> Any:
         if op is ast.Pow and isinstance(right, (int, float)) and abs(right) > MAX_EXPONENT:
             raise _fail(self.path, f"line {node.lineno}: exponent {right} is beyond what a config needs (max {MAX_EXPONENT})")
+        if op is ast.Pow and isinstance(left, int) and isinstance(right, int) and abs(left).bit_length() * abs(right) > MAX_INT_BITS:
+            raise _fail(self.path, f"line {node.lineno}: {ast.unparse(node)[:60]!r} is over {MAX_INT_BITS} bits, more than a config needs")
+        if op is ast.Mult and _repeated_length(left, right) > MAX_ITEMS:
+            raise _fail(self.path, f"line {node.lineno}: {ast.unparse(node)[:60]!r} would repeat a sequence past the "
+                        f"{MAX_ITEMS} items a config needs")
         try:
-            return _BINOPS[op](left, right)
-        except (TypeError, ZeroDivisionError, OverflowError) as exc:
+            return self.bounded(_BINOPS[op](left, right), node)
+        except (TypeError, ValueError, ZeroDivisionError, OverflowError) as exc:
             raise _fail(self.path, f"line {node.lineno}: {ast.unparse(node)[:60]!r}: {exc}") from None
+
+    def bounded(self, value: Any, node: ast.AST) -> Any:
+        """``value``, unless it is a number or a sequence larger than any config needs."""
+        if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > MAX_INT_BITS:
+            raise _fail(self.path, f"line {node.lineno}: {ast.unparse(node)[:60]!r} is over {MAX_INT_BITS} bits, more than a config needs")
+        if isinstance(value, (str, bytes, list, tuple, range)) and len(value) > MAX_ITEMS:
+            raise _fail(self.path, f"line {node.lineno}: {ast.unparse(node)[:60]!r} has {len(value)} items, over the "
+                        f"{MAX_ITEMS} a config needs")
+        return value
 
     def value(self, node: ast.AST) -> Any:
         if isinstance(node, ast.Constant):
@@ -255,9 +294,20 @@ class _Reader:
             kwargs = {k.arg: self.value(k.value) for k in node.keywords if k.arg is not None}
             if len(kwargs) != len(node.keywords):
                 raise _fail(self.path, f"line {node.lineno}: '**' in a call is outside the readable subset")
-            result = _CALLS[node.func.id](*args, **kwargs)
+            try:
+                result = self.bounded(_CALLS[node.func.id](*args, **kwargs), node)
+            except (TypeError, ValueError, OverflowError) as exc:
+                raise _fail(self.path, f"line {node.lineno}: {ast.unparse(node)[:60]!r}: {type(exc).__name__}: {exc}") from None
             return list(result) if isinstance(result, range) else result
         raise _fail(self.path, f"line {getattr(node, 'lineno', '?')}: {ast.unparse(node)[:60]!r} is outside the readable subset")
+
+
+def _repeated_length(left: Any, right: Any) -> int:
+    """How long ``left * right`` would be, without making it, when it repeats a sequence; else 0."""
+    sequence, times = (left, right) if isinstance(right, int) else (right, left)
+    if isinstance(sequence, (str, bytes, list, tuple)) and isinstance(times, int):
+        return len(sequence) * max(times, 0)
+    return 0
 
 
 def _scoped(value: Any, scope: str) -> Any:

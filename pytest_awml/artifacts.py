@@ -3,8 +3,10 @@
 An artifact lives at ``<root>/<spec>/<component>/<key>/<file>`` where ``key`` hashes everything the
 file depends on. A build happens under a file lock (pytest-xdist workers wait for each other and
 the second one reuses), writes into a temporary folder and renames into place; the manifest, written
-last and also by rename, is the commit mark. A file without a manifest, or whose hash no longer
-matches it, is not trusted: it is rebuilt and the run says so.
+last and also by rename, is the commit mark. A file without a manifest, whose hash no longer
+matches it, or whose content its format's check refuses (a poisoned cache can carry a corrupt file
+with a matching manifest) is not trusted: it is rebuilt and the run says so. Lock waits are bounded
+and name the holder (:mod:`pytest_awml.locks`).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import hashlib
 import json
 import logging
 import os
+import secrets
 import shutil
 import tempfile
 import time
@@ -20,15 +23,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from filelock import FileLock
-
 from pytest_awml.errors import ArtifactError
+from pytest_awml.locks import DEFAULT_TIMEOUT_S, held
 from pytest_awml.provenance import timestamp
 
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
 _CHUNK = 1 << 20
+FILE_MODE = 0o666  # before the umask, as open() creates files: others may read what the plugin writes
 
 
 @dataclass(frozen=True)
@@ -74,9 +77,13 @@ def content_key(parts: Mapping[str, Any]) -> str:
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` so that ``path`` holds either its old content or all of the new."""
+    """Write ``data`` so that ``path`` holds either its old content or all of the new.
+
+    The temporary file is opened by hand, not by ``tempfile.mkstemp``: that one creates files
+    readable by their owner only (0600), and the rename would keep that mode."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -91,7 +98,7 @@ def write_atomic(path: Path, data: bytes) -> None:
 class ArtifactStore:
     """Builds each artifact once per content key, across runs and across xdist workers."""
 
-    def __init__(self, root: Path, lock_timeout_s: float = 3600.0) -> None:
+    def __init__(self, root: Path, lock_timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
         self.root = Path(root)
         self._lock_timeout_s = lock_timeout_s
 
@@ -104,20 +111,22 @@ class ArtifactStore:
         filename: str,
         key_parts: Mapping[str, Any],
         build: Callable[[Path], Mapping[str, Any] | None],
+        verify: Callable[[Path], str | None] | None = None,
     ) -> Artifact:
         """Return the artifact for ``key_parts``, calling ``build(path)`` only when none is trusted.
 
         What ``build`` returns (build time, engine layers, warnings…) is kept in the manifest and
-        given back as ``details`` whether the file is built now or reused."""
+        given back as ``details`` whether the file is built now or reused. ``verify(path)`` checks
+        a stored file's content before it is reused (None: fine, else what is wrong with it)."""
         key = content_key({**key_parts, "format": format})
         folder = self.root / spec / component / key
         target = folder / filename
-        found, reason = self._trusted(folder, target)
+        found, reason = self._trusted(folder, target, verify)
         if found:
             return Artifact(spec, component, format, target, found, key, True, 0.0, details=self._details(folder))
         folder.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(folder) + ".lock", timeout=self._lock_timeout_s):
-            found, reason = self._trusted(folder, target)  # another worker may have built it meanwhile
+        with held(Path(f"{folder}.lock"), f"building {spec}/{component}/{format}", self._lock_timeout_s):
+            found, reason = self._trusted(folder, target, verify)  # another worker may have built it meanwhile
             if found:
                 return Artifact(spec, component, format, target, found, key, True, 0.0, details=self._details(folder))
             if reason:
@@ -149,8 +158,9 @@ class ArtifactStore:
         return dict(json.loads((folder / MANIFEST).read_text()).get("details") or {})
 
     @staticmethod
-    def _trusted(folder: Path, target: Path) -> tuple[str, str]:
-        """(sha256, "") when ``target`` is committed and intact, else ("", why it is not)."""
+    def _trusted(folder: Path, target: Path, verify: Callable[[Path], str | None] | None = None) -> tuple[str, str]:
+        """(sha256, "") when ``target`` is committed, intact and its content passes ``verify``,
+        else ("", why it is not)."""
         manifest_path = folder / MANIFEST
         if not target.exists():
             return "", ("the manifest names a file that is gone" if manifest_path.exists() else "")
@@ -161,6 +171,10 @@ class ArtifactStore:
         except (OSError, ValueError) as exc:
             return "", f"the manifest is unreadable ({exc})"
         actual = sha256_file(target)
-        if manifest.get("sha256") != actual:
-            return "", f"the file's sha256 {actual[:12]}… does not match the manifest's {str(manifest.get('sha256'))[:12]}…"
+        if not isinstance(manifest, dict) or manifest.get("sha256") != actual:
+            recorded = manifest.get("sha256") if isinstance(manifest, dict) else None
+            return "", f"the file's sha256 {actual[:12]}… does not match the manifest's {str(recorded)[:12]}…"
+        problem = verify(target) if verify is not None else None
+        if problem:
+            return "", f"its content is refused: {problem}"
         return actual, ""

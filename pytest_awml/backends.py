@@ -21,9 +21,11 @@ class BackendRegistry(Registry[Backend]):
 
     def default_names(self, device: Device) -> list[str]:
         """What runs when ``--awml-backends`` is not given: every backend that can run on ``device``
-        here, plus those that ask to be listed anyway (their tests skip with the reason)."""
+        here, plus those that ask to be listed anyway or are made for this device type (their tests
+        skip with the reason)."""
         return [backend.name for backend in self.entries()
-                if backend.listed_when_unavailable or backend.unavailable_reason(device, Precision.FP32) is None]
+                if backend.listed_when_unavailable or device.type in backend.runs_on
+                or backend.unavailable_reason(device, Precision.FP32) is None]
 
 
 def builtin() -> BackendRegistry:

@@ -12,6 +12,9 @@ from pytest_awml.errors import AwmlError
 from pytest_awml.limits import Verdict
 
 MS_PER_S = 1e3
+DEFAULT_REGRESSION = 0.10
+"""The regression threshold of a test whose spec sets none (``LatencySettings.regression``): a 10 %
+slower median is past the run-to-run noise of a quiet machine."""
 
 
 def ratio_verdict(target: str, target_p50: float, baseline: str, baseline_p50: float, max_ratio: float) -> Verdict:
@@ -44,8 +47,15 @@ def load_benchmarks(path: Path) -> dict:
         data = json.loads(Path(path).read_text())
     except (OSError, ValueError) as exc:
         raise AwmlError(f"{path} is not a readable pytest-benchmark JSON file: {exc}") from None
-    if "benchmarks" not in data:
-        raise AwmlError(f"{path} has no 'benchmarks' key: pass a --benchmark-json or .benchmarks/ autosave file")
+    if not isinstance(data, dict) or not isinstance(data.get("benchmarks"), list):
+        raise AwmlError(f"{path} has no 'benchmarks' list: pass a --benchmark-json or .benchmarks/ autosave file")
+    for index, bench in enumerate(data["benchmarks"]):
+        name = bench.get("name") if isinstance(bench, dict) else None
+        stats = bench.get("stats") if isinstance(bench, dict) else None
+        median = stats.get("median") if isinstance(stats, dict) else None
+        if not isinstance(name, str) or isinstance(median, bool) or not isinstance(median, (int, float)):
+            raise AwmlError(f"{path}: benchmark {index} ({name or 'no name'}) has no name or no numeric stats.median: "
+                            "the file is not pytest-benchmark's output (or was edited); regenerate it with --benchmark-json")
     return data
 
 

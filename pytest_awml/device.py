@@ -70,6 +70,18 @@ class Precision(str, Enum):
 CPU = Device("cpu")
 
 
+def absent_reason(device: Device) -> str | None:
+    """Why ``device`` is not on this machine (a CUDA device torch does not see), or None."""
+    if not device.is_cuda:
+        return None
+    import torch
+
+    count = torch.cuda.device_count()
+    if device.index >= count:
+        return f"torch sees {count} CUDA device(s) ({'a CPU build of torch' if torch.version.cuda is None else 'no such GPU'})"
+    return None
+
+
 @dataclass(frozen=True, order=True)
 class Target:
     """Where and how a runner runs: backend × device × precision."""

@@ -23,6 +23,15 @@ def awml_plan(request: pytest.FixtureRequest) -> Plan:
 def awml_workspace(awml_plan: Plan):
     """Models, samples, references, artifacts, runners and pipelines, each built once per session;
     the runners are closed when the session ends."""
-    workspace = Workspace(awml_plan, ArtifactStore(awml_plan.options.artifacts))
+    workspace = Workspace(awml_plan, ArtifactStore(awml_plan.options.artifacts, awml_plan.options.lock_timeout_s))
     yield workspace
     workspace.close()
+
+
+class NoBenchmark:
+    """Registered only where pytest-benchmark is not loaded (``-p no:benchmark``, not installed): its
+    ``benchmark`` fixture as a skip that says why, instead of pytest's "fixture not found" error."""
+
+    @pytest.fixture
+    def benchmark(self):
+        pytest.skip("pytest-benchmark is not loaded (-p no:benchmark, or not installed): no latency measured")

@@ -2,7 +2,10 @@
 
 ``<golden>/<spec>/<component>.npz`` holds the inputs and PyTorch outputs of the seeded samples,
 ``<component>.json`` its metadata (hashes, library versions, seed, date, the npz's sha256).
-Both are written atomically; a golden file whose hash does not match its metadata is refused.
+Both are written atomically, under the set's lock (``<golden>/<spec>.lock``, bounded by
+``--awml-lock-timeout``: two concurrent updates take turns, and a reader never sees one half of a
+pair); a golden file whose hash does not match its metadata, or whose metadata is unreadable, is
+refused (and replaced by ``--awml-update-golden``); outputs holding NaN or Inf are never written.
 ``<golden>/history.jsonl`` gets one line per output per run: the error budget's memory.
 """
 
@@ -11,17 +14,18 @@ from __future__ import annotations
 import io
 import json
 import statistics
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
-from filelock import FileLock
 
 from pytest_awml.artifacts import sha256_file, write_atomic
 from pytest_awml.compare import OutputComparison, compare_outputs
 from pytest_awml.errors import ArtifactError
 from pytest_awml.limits import Tolerance, TrendSettings
+from pytest_awml.locks import DEFAULT_TIMEOUT_S, held
 from pytest_awml.provenance import timestamp
 from pytest_awml.results import KEY_FIGURES
 
@@ -60,27 +64,60 @@ def _unpack(archive, prefix: str) -> list[dict[str, np.ndarray]]:
     return [samples[i] for i in sorted(samples)]
 
 
+def _non_finite(samples: Sequence[dict[str, np.ndarray]], prefix: str) -> list[str]:
+    return [f"{prefix} {name} of sample {i}" for i, sample in enumerate(samples) for name, value in sample.items()
+            if np.issubdtype(np.asarray(value).dtype, np.inexact) and not np.isfinite(value).all()]
+
+
 class GoldenStore:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, lock_timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
         self.root = Path(root)
+        self.lock_timeout_s = lock_timeout_s
 
     def paths(self, spec: str, component: str) -> tuple[Path, Path]:
         folder = self.root / spec
         return folder / f"{component}.npz", folder / f"{component}.json"
 
+    def _set_lock(self, spec: str, what: str):
+        """The lock of one spec's golden set (its folder), held while a pair is read or written."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        return held(self.root / f"{spec}.lock", f"{what} the golden outputs of {spec}", self.lock_timeout_s)
+
     def read(self, spec: str, component: str) -> Golden | None:
+        with self._set_lock(spec, "reading"):
+            return self._read(spec, component)
+
+    def _read(self, spec: str, component: str) -> Golden | None:
         data_path, meta_path = self.paths(spec, component)
         if not data_path.exists() or not meta_path.exists():
             return None
-        meta = json.loads(meta_path.read_text())
+        try:
+            meta = json.loads(meta_path.read_text())
+            if not isinstance(meta, dict):
+                raise ValueError(f"a JSON {type(meta).__name__}, not an object")
+        except (OSError, ValueError) as exc:
+            raise ArtifactError(f"golden metadata {meta_path} is unreadable ({exc}): rewrite it with --awml-update-golden") from None
         actual = sha256_file(data_path)
         if meta.get("sha256") != actual:
             raise ArtifactError(f"golden file {data_path} does not match its metadata (sha256 {actual[:12]}…): "
                                 "it was changed or half-written; rewrite it with --awml-update-golden")
-        with np.load(data_path, allow_pickle=False) as archive:
-            return Golden(_unpack(archive, "input"), _unpack(archive, "output"), meta, data_path)
+        try:
+            with np.load(data_path, allow_pickle=False) as archive:
+                return Golden(_unpack(archive, "input"), _unpack(archive, "output"), meta, data_path)
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+            raise ArtifactError(f"golden file {data_path} is unreadable ({type(exc).__name__}: {exc}): "
+                                "rewrite it with --awml-update-golden") from None
 
     def write(self, spec: str, component: str, inputs, outputs, meta: dict[str, Any]) -> Path:
+        with self._set_lock(spec, "writing"):
+            return self._write(spec, component, inputs, outputs, meta)
+
+    def _write(self, spec: str, component: str, inputs, outputs, meta: dict[str, Any]) -> Path:
+        bad = _non_finite(outputs, "output") + _non_finite(inputs, "input")
+        if bad:
+            raise ArtifactError(f"the golden outputs of {spec}/{component} were not written: {', '.join(bad[:3])}"
+                                f"{' …' if len(bad) > 3 else ''} hold NaN or Inf. A reference must be finite: check the "
+                                "checkpoint (--awml-checkpoint) and the data the model was given")
         data_path, meta_path = self.paths(spec, component)
         buffer = io.BytesIO()
         np.savez_compressed(buffer, **_pack(inputs, "input"), **_pack(outputs, "output"))
@@ -91,23 +128,25 @@ class GoldenStore:
 
     def update(self, spec: str, component: str, inputs, outputs, meta: dict[str, Any],
                tolerances: Mapping[str, Tolerance]) -> Update:
-        """(Re)write the golden outputs, measuring how far the new ones are from the old ones."""
-        old, replaced = None, ""
-        try:
-            old = self.read(spec, component)
-        except ArtifactError as exc:  # a corrupt golden file is replaced; say so
-            replaced = str(exc)
-        change = {}
-        if old is not None and len(old.outputs) == len(outputs):
-            change = {c.output: c.max_abs for c in compare_outputs(old.outputs, outputs, tolerances)}
-        path = self.write(spec, component, inputs, outputs, meta)
+        """(Re)write the golden outputs, measuring how far the new ones are from the old ones; the old
+        pair is read and the new one written under one hold of the set's lock."""
+        with self._set_lock(spec, "updating"):
+            old, replaced = None, ""
+            try:
+                old = self._read(spec, component)
+            except ArtifactError as exc:  # a corrupt golden file is replaced; say so
+                replaced = str(exc)
+            change = {}
+            if old is not None and len(old.outputs) == len(outputs):
+                change = {c.output: c.max_abs for c in compare_outputs(old.outputs, outputs, tolerances)}
+            path = self._write(spec, component, inputs, outputs, meta)
         return Update(path, "updated" if old is not None else "created", change, replaced)
 
     # -- error history ---------------------------------------------------------------------------
     def append_history(self, records: Sequence[dict[str, Any]]) -> None:
         path = self.root / HISTORY
         path.parent.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(path) + ".lock"):
+        with held(Path(f"{path}.lock"), "appending to the error history", self.lock_timeout_s):
             with open(path, "ab+") as handle:  # a run killed mid-line must not swallow this record
                 handle.seek(0, 2)
                 if handle.tell():

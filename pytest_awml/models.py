@@ -8,6 +8,7 @@ options and checks what they return against what the spec declares.
 from __future__ import annotations
 
 import hashlib
+import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -22,12 +23,18 @@ if TYPE_CHECKING:
     from pytest_awml.options import AwmlOptions
 
 
+class DataWarning(UserWarning):
+    """A spec's data reader changed what it was given (points cut to the model's limit…): it warns
+    with this, and the run keeps the message with the samples (the report's ``data`` records)."""
+
+
 @dataclass(frozen=True)
 class LoadedModel:
     spec: ModelSpec
     model: Any
     weights_sha256: str
     samples: tuple[Any, ...]
+    notes: tuple[str, ...] = ()  # what the data reader warned about (DataWarning)
 
 
 def state_dict_sha256(model) -> str:
@@ -54,15 +61,21 @@ def load(spec: ModelSpec, options: AwmlOptions) -> LoadedModel:
 
     torch.manual_seed(options.seed)
     model = load_model(spec, options)
+    notes: tuple[str, ...] = ()
     if options.data is not None:
         if spec.load_data is None:
             raise DataError(f"spec {spec.name!r} cannot read data files (it declares no load_data); drop --awml-data")
-        samples = tuple(spec.load_data(options.data, dict(options.data_options)))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", DataWarning)
+            samples = tuple(spec.load_data(options.data, dict(options.data_options)))
+        for warning in caught:  # said again outside, where pytest's own warning capture sees them
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+        notes = tuple(str(w.message) for w in caught if issubclass(w.category, DataWarning))
     else:
         samples = tuple(spec.make_samples(options.samples, options.seed))
         if len(samples) != options.samples:
             raise DataError(f"spec {spec.name!r}: make_samples returned {len(samples)} samples, {options.samples} were asked for")
-    return LoadedModel(spec, model, state_dict_sha256(model), samples)
+    return LoadedModel(spec, model, state_dict_sha256(model), samples, notes)
 
 
 def to_numpy(value) -> np.ndarray:

@@ -15,6 +15,7 @@ import pytest
 from pytest_awml.device import Device, Precision
 from pytest_awml.errors import AwmlError
 from pytest_awml.limits import LatencySettings, Tolerance
+from pytest_awml.locks import DEFAULT_TIMEOUT_S as DEFAULT_LOCK_TIMEOUT_S
 
 if TYPE_CHECKING:
     from pytest_awml.spec import Component
@@ -49,6 +50,8 @@ _OPTIONS = (
     ("--awml-warmup", "string", "", "warm-up rounds per latency test (overrides the spec)"),
     ("--awml-latency-baseline", "string", "", "pytest-benchmark JSON of an earlier run: each test's median is held to its spec's regression threshold"),
     ("--awml-hypothesis-profile", "string", "", "hypothesis profile for test_shapes: ci (derandomized, bounded) or dev (default; ci when $CI is set)"),
+    ("--awml-lock-timeout", "string", f"{DEFAULT_LOCK_TIMEOUT_S:g}", "seconds to wait for a lock another run holds on an artifact or golden set before failing with its holder's pid and host"),
+    ("--awml-allow-missing-device", "bool", False, "let a run whose --awml-device is absent (no GPU) skip its tests and pass; without it that is a usage error, and a run whose every test skipped fails"),
 )
 
 
@@ -142,6 +145,8 @@ class AwmlOptions:
     config: Path | None = None
     autoware: Path | None = None
     autoware_schema: Path | None = None
+    lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S
+    allow_missing_device: bool = False
     worker: str | None = None  # pytest-xdist worker id
     gpu: Device | None = None  # the GPU this worker really uses when --awml-device is plain "cuda"
 
@@ -219,9 +224,17 @@ class AwmlOptions:
             config=_existing(root, _value(config, "awml_config"), "--awml-config"),
             autoware=_resolve(root, str(_value(config, "awml_autoware"))) if _value(config, "awml_autoware") else None,
             autoware_schema=_existing(root, _value(config, "awml_autoware_schema"), "--awml-autoware-schema"),
+            lock_timeout_s=_seconds(_value(config, "awml_lock_timeout"), "--awml-lock-timeout"),
+            allow_missing_device=bool(_value(config, "awml_allow_missing_device")),
         )
         if options.autoware_schema is not None and options.autoware is None:
             raise AwmlError("--awml-autoware-schema checks a bundle: give --awml-autoware DIR too")
+        for flag, folder in (("--awml-autoware", options.autoware), ("--awml-artifacts", options.artifacts),
+                             ("--awml-golden", options.golden)):
+            if folder is not None and folder.exists() and not folder.is_dir():
+                raise AwmlError(f"{flag} {folder} is a file: give a folder (it is created if missing)")
+        if options.report.is_dir():
+            raise AwmlError(f"--awml-report {options.report} is a folder: give a file path, e.g. {options.report / REPORT_NAME}")
         return options.for_worker(xdist_worker(config), requested_any_cuda=str(_value(config, "awml_device")).strip() == "cuda")
 
     def for_worker(self, worker: str | None, requested_any_cuda: bool) -> "AwmlOptions":
@@ -259,6 +272,16 @@ def _existing(root: Path, text, flag: str) -> Path | None:
 def _resolve(base: Path, text: str) -> Path:
     path = Path(text).expanduser()
     return path if path.is_absolute() else base / path
+
+
+def _seconds(text, flag: str) -> float:
+    try:
+        value = float(str(text))
+    except ValueError:
+        raise AwmlError(f"{flag} {text!r} is not a number of seconds") from None
+    if not value >= 0 or value == float("inf"):
+        raise AwmlError(f"{flag} must be a finite number of seconds >= 0, got {text!r}")
+    return value
 
 
 def _int(text, flag: str, minimum: int) -> int:

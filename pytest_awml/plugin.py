@@ -18,6 +18,8 @@ from pytest_awml.keys import PLAN, RESULTS, STARTED
 
 RESULTS_PLUGIN = "awml-results"
 FIXTURES_PLUGIN = "awml-fixtures"
+NO_BENCHMARK_PLUGIN = "awml-no-benchmark"
+BENCHMARK_PLUGIN = "benchmark"  # pytest-benchmark's entry-point name, what `-p no:benchmark` blocks
 MARKERS = (
     f"{cases.MARKER}(kind): the test is expanded by pytest-awml into one case per spec/component/target",
     "full: opt-in runs of full-size models (select with -m full)",
@@ -51,6 +53,8 @@ def pytest_configure(config: pytest.Config) -> None:
     from pytest_awml import fixtures
 
     config.pluginmanager.register(fixtures, FIXTURES_PLUGIN)
+    if not config.pluginmanager.has_plugin(BENCHMARK_PLUGIN):
+        config.pluginmanager.register(fixtures.NoBenchmark(), NO_BENCHMARK_PLUGIN)
     suite = str(cases.SUITE)
     if suite not in config.args:
         # `pytest --awml-spec x` with no paths runs the spec's suite alone; with explicit paths the
@@ -62,19 +66,21 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def _plan(config: pytest.Config, opts: awml_options.AwmlOptions) -> cases.Plan:
-    from pytest_awml import backends, builders, spec_loader
+    from pytest_awml import backends, builders, preflight, spec_loader
 
     specs = spec_loader.load_all(opts, rootdir=config.rootpath)
     backend_registry = backends.builtin()
     config.hook.pytest_awml_add_backends(registry=backend_registry)
     builder_registry = builders.builtin()
     config.hook.pytest_awml_add_builders(registry=builder_registry)
-    return cases.Plan.build(opts, specs, backend_registry, builder_registry)
+    plan = cases.Plan.build(opts, specs, backend_registry, builder_registry)
+    preflight.check(plan)
+    return plan
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     """Undo what ``pytest_configure`` registered (pytester runs many sessions in one process)."""
-    for name in (RESULTS_PLUGIN, FIXTURES_PLUGIN):
+    for name in (RESULTS_PLUGIN, FIXTURES_PLUGIN, NO_BENCHMARK_PLUGIN):
         plugin = config.pluginmanager.get_plugin(name)
         if plugin is not None:
             config.pluginmanager.unregister(plugin, name)
@@ -159,7 +165,15 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if plan is None or awml_options.xdist_worker(config) is not None:
         return
     run = awml_results.run_info(plan.options, plan.specs, config.stash[STARTED])
-    config.stash[RESULTS].write(plan.options.report, run)
+    collected = config.stash[RESULTS]
+    collected.write(plan.options.report, run)
+    if session.exitstatus == pytest.ExitCode.OK and _nothing_verified(collected, plan.options):
+        session.exitstatus = pytest.ExitCode.NO_TESTS_COLLECTED
+
+
+def _nothing_verified(collected: awml_results.Results, options: awml_options.AwmlOptions) -> bool:
+    """Every generated test that ran was skipped: a green run would claim what was never checked."""
+    return collected.skipped > 0 and collected.verified == 0 and not options.allow_missing_device
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -178,5 +192,13 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
     from pytest_awml import summary
 
     terminalreporter.section("pytest-awml")
-    for line in summary.lines(config.stash[RESULTS], plan.options.report):
+    collected = config.stash[RESULTS]
+    for line in summary.lines(collected, collected.written or plan.options.report):
         terminalreporter.write_line(line)
+    if collected.write_problem:
+        terminalreporter.write_line(f"WARNING: {collected.write_problem}", yellow=True, bold=True)
+    if _nothing_verified(collected, plan.options):
+        terminalreporter.write_line(
+            f"pytest-awml: all {collected.skipped} generated test(s) were skipped: nothing was verified, so the run "
+            f"fails (exit {int(pytest.ExitCode.NO_TESTS_COLLECTED)}). Fix what the skip reasons say, select tests that can "
+            "run here, or pass --awml-allow-missing-device to accept a run that skips everything", red=True, bold=True)

@@ -5,8 +5,10 @@
 
 The first run is the baseline, the last the current one. Each test is judged against its own
 threshold, which the plugin stores in the benchmark's ``extra_info`` from the spec
-(``LatencySettings.regression``); ``--threshold`` covers tests without one. The exit code is 1 when
-any test regressed beyond its threshold, so a CI step can gate on it.
+(``LatencySettings.regression``); ``--threshold`` covers tests without one. A test of the baseline
+that the current run lacks is reported as missing. Exit codes: 0 all within threshold, 1 a test
+regressed beyond its threshold (a CI step gates on it), 2 a bad input (a file that is not a
+benchmark run, an empty current run, ``--out`` naming a file), 3 a bug in awml-report itself.
 """
 
 from __future__ import annotations
@@ -22,12 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from pytest_awml.budgets import load_benchmarks, median_ms, regression_verdict
+from pytest_awml.budgets import DEFAULT_REGRESSION, load_benchmarks, median_ms, regression_verdict
 from pytest_awml.errors import AwmlError
 
 log = logging.getLogger("pytest_awml.report")
-DEFAULT_THRESHOLD = 0.10
-EXIT_OK, EXIT_REGRESSION, EXIT_USAGE = 0, 1, 2
+DEFAULT_THRESHOLD = DEFAULT_REGRESSION
+EXIT_OK, EXIT_REGRESSION, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
 
 @dataclass(frozen=True)
@@ -62,19 +64,31 @@ def collect(paths: Sequence[Path]) -> list[Run]:
             raise AwmlError(f"{path}: no such file or folder")
     if len(files) < 2:
         raise AwmlError(f"need at least two benchmark runs to compare, found {len(files)}")
-    return [Run(f.stem, load_benchmarks(f)) for f in files]
+    runs = [Run(f.stem, load_benchmarks(f)) for f in files]
+    if not runs[-1].benchmarks():
+        raise AwmlError(f"the current run {files[-1]} holds no benchmarks: its latency tests did not run "
+                        "(skipped, deselected, or --benchmark-disable); nothing can be compared")
+    return runs
 
 
 @dataclass(frozen=True)
 class Row:
     name: str
     baseline_ms: float | None
-    current_ms: float
+    current_ms: float | None  # None: the test is missing from the current run
     baseline_p99: float | None
     current_p99: float | None
     threshold: float
     change: float | None
     regressed: bool
+
+    @property
+    def verdict(self) -> str:
+        if self.current_ms is None:
+            return "MISSING"
+        if self.change is None:
+            return "new"
+        return "REGRESSED" if self.regressed else "ok"
 
 
 def compare(runs: Sequence[Run], default_threshold: float) -> list[Row]:
@@ -90,6 +104,9 @@ def compare(runs: Sequence[Run], default_threshold: float) -> list[Row]:
         verdict = regression_verdict(name, median_ms(bench), median_ms(base), threshold)
         rows.append(Row(name, median_ms(base), median_ms(bench), _p99_ms(base), _p99_ms(bench), threshold,
                         verdict.value, not verdict.passed))
+    for name, base in baseline.items():
+        if name not in current:
+            rows.append(Row(name, median_ms(base), None, _p99_ms(base), None, default_threshold, None, False))
     return rows
 
 
@@ -106,14 +123,18 @@ def markdown(runs: Sequence[Run], rows: Sequence[Row]) -> str:
     if len(machines) > 1:
         lines += ["", "> **Warning:** the runs come from different machines; their times are not comparable."]
     regressed = [r for r in rows if r.regressed]
-    lines += ["", f"**{len(regressed)} of {len(rows)} tests regressed beyond their threshold.**", "",
+    missing = [r for r in rows if r.current_ms is None]
+    lines += ["", f"**{len(regressed)} of {len(rows) - len(missing)} tests regressed beyond their threshold.**"]
+    if missing:
+        lines += ["", f"> **Missing:** {len(missing)} test(s) of the baseline did not run in the current run: "
+                  + ", ".join(f"`{r.name}`" for r in missing)]
+    lines += ["",
               "| test | baseline median ms | current median ms | baseline p99 ms | current p99 ms | change | threshold | verdict |",
               "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
     for r in rows:
-        verdict = "new" if r.change is None else ("REGRESSED" if r.regressed else "ok")
         change = "–" if r.change is None else f"{r.change:+.1%}"
         lines.append(f"| `{r.name}` | {_fmt(r.baseline_ms)} | {_fmt(r.current_ms)} | {_fmt(r.baseline_p99)} | "
-                     f"{_fmt(r.current_p99)} | {change} | +{r.threshold:.0%} | {verdict} |")
+                     f"{_fmt(r.current_p99)} | {change} | +{r.threshold:.0%} | {r.verdict} |")
     return "\n".join(lines) + "\n"
 
 
@@ -182,7 +203,7 @@ def html_table(runs: Sequence[Run], rows: Sequence[Row]) -> str:
     warn = "<p class='warn'>The runs come from different machines: their times are not comparable.</p>" if len({r.machine for r in runs}) > 1 else ""
     cells = []
     for r in rows:
-        verdict = "new" if r.change is None else ("REGRESSED" if r.regressed else "ok")
+        verdict = r.verdict
         change = "–" if r.change is None else f"{r.change:+.1%}"
         cells.append(f"<tr class='{verdict.lower()}'><td><code>{html.escape(r.name)}</code></td><td>{_fmt(r.baseline_ms)}</td>"
                      f"<td>{_fmt(r.current_ms)}</td><td>{_fmt(r.baseline_p99)}</td><td>{_fmt(r.current_p99)}</td><td>{change}</td>"
@@ -199,7 +220,7 @@ def html_page(table: str, plots: Sequence[tuple[str, str]]) -> str:
     return ("<!doctype html><html><head><meta charset='utf-8'><title>pytest-awml latency report</title>"
             "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;font-size:13px}"
             "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}td:first-child{text-align:left}"
-            "tr.regressed{background:#fdd}.warn{color:#a00;font-weight:bold}img{max-width:100%}</style></head><body>"
+            "tr.regressed,tr.missing{background:#fdd}.warn{color:#a00;font-weight:bold}img{max-width:100%}</style></head><body>"
             "<h1>pytest-awml latency report</h1>" + "".join(body) + "</body></html>\n")
 
 
@@ -212,20 +233,48 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        runs = collect(args.runs)
-        rows = compare(runs, args.threshold)
-        awml_json = json.loads(args.awml_json.read_text()) if args.awml_json else None
-        text = markdown(runs, rows)
-        page = html_page(html_table(runs, rows), figures(runs, awml_json))
+        return _report(args)
     except AwmlError as exc:
         log.error("awml-report: %s", exc)
         return EXIT_USAGE
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "report.md").write_text(text)
-    (args.out / "report.html").write_text(page)
+    except Exception:  # a bug here must not read as exit 1, "a test regressed"
+        log.exception("awml-report: internal error (please report it with the input files)")
+        return EXIT_INTERNAL
+
+
+def _report(args: argparse.Namespace) -> int:
+    if args.out.exists() and not args.out.is_dir():
+        raise AwmlError(f"--out {args.out} is a file: give a folder for report.md and report.html")
+    if not args.threshold >= 0:
+        raise AwmlError(f"--threshold {args.threshold} must be a fraction >= 0 (0.1 = 10 %)")
+    runs = collect(args.runs)
+    rows = compare(runs, args.threshold)
+    awml_json = _awml_json(args.awml_json) if args.awml_json else None
+    text = markdown(runs, rows)
+    page = html_page(html_table(runs, rows), figures(runs, awml_json))
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "report.md").write_text(text)
+        (args.out / "report.html").write_text(page)
+    except OSError as exc:
+        raise AwmlError(f"--out {args.out}: cannot write the report there ({exc.strerror or exc})") from None
     regressed = [r.name for r in rows if r.regressed]
-    log.info("wrote %s and %s; %d of %d tests regressed", args.out / "report.md", args.out / "report.html", len(regressed), len(rows))
+    missing = [r.name for r in rows if r.current_ms is None]
+    if missing:
+        log.warning("%d test(s) of the baseline are missing from the current run: %s", len(missing), ", ".join(missing))
+    log.info("wrote %s and %s; %d of %d tests regressed", args.out / "report.md", args.out / "report.html", len(regressed),
+             len(rows) - len(missing))
     return EXIT_REGRESSION if regressed else EXIT_OK
+
+
+def _awml_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise AwmlError(f"--awml-json {path} is not a readable JSON report: {exc}") from None
+    if not isinstance(data, dict):
+        raise AwmlError(f"--awml-json {path} is not pytest-awml's JSON report (an object with run, parity, …)")
+    return data
 
 
 if __name__ == "__main__":

@@ -9,13 +9,17 @@ add fields freely, never rename or drop one.
 from __future__ import annotations
 
 import json
+import logging
+import os
 import platform
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from pytest_awml.artifacts import write_atomic
+from pytest_awml.cases import MODULE_ID
 from pytest_awml.limits import Verdict
 from pytest_awml.provenance import timestamp, versions
 
@@ -24,8 +28,10 @@ if TYPE_CHECKING:
     from pytest_awml.compare import OutputComparison
     from pytest_awml.options import AwmlOptions
 
+log = logging.getLogger(__name__)
+
 RECORD = "awml_record"
-KINDS = ("artifacts", "parity", "latency", "drift", "shapes", "golden")
+KINDS = ("artifacts", "parity", "latency", "drift", "shapes", "golden", "data")
 KEY_FIGURES = ("max_abs", "p99_abs", "min_atol_to_pass")
 """A comparison's figures that CI dashboards show (junitxml properties) and the error history keeps."""
 
@@ -80,8 +86,18 @@ class Results:
     drift: list[dict] = field(default_factory=list)
     shapes: list[dict] = field(default_factory=list)
     golden: list[dict] = field(default_factory=list)
+    data: list[dict] = field(default_factory=list)  # what the data readers changed in the input (DataWarning notes)
+    verified: int = 0  # generated tests that ran (passed or failed)
+    skipped: int = 0  # generated tests that were skipped
+    written: Path | None = None  # where the JSON report went
+    write_problem: str = ""  # why it did not go where it was asked to
 
     def pytest_runtest_logreport(self, report) -> None:
+        if report.nodeid.startswith(f"{MODULE_ID}::"):
+            if report.skipped:
+                self.skipped += 1
+            elif report.when == "call":
+                self.verified += 1
         if report.when != "teardown":  # user_properties ride on every phase; take them once
             return
         for name, value in report.user_properties:
@@ -91,13 +107,25 @@ class Results:
 
     def of_kind(self, kind: str) -> list[dict]:
         return {"artifacts": self.artifacts, "parity": self.parity, "latency": self.latency, "drift": self.drift,
-                "shapes": self.shapes, "golden": self.golden}[kind]
+                "shapes": self.shapes, "golden": self.golden, "data": self.data}[kind]
 
     def as_json(self, run: dict) -> dict:
         return {"run": run, **{kind: self.of_kind(kind) for kind in KINDS}}
 
-    def write(self, path: Path, run: dict) -> None:
-        write_atomic(path, json.dumps(self.as_json(run), indent=2, sort_keys=False, default=str).encode())
+    def write(self, path: Path, run: dict) -> Path:
+        """Write the JSON report to ``path``; where that fails (the folder went read-only or away
+        during the run), to the temporary folder, with a warning: a run's figures are never lost."""
+        data = json.dumps(self.as_json(run), indent=2, sort_keys=False, default=str).encode()
+        try:
+            write_atomic(path, data)
+            self.written = path
+        except OSError as exc:
+            fallback = Path(tempfile.gettempdir()) / f"awml-report-{os.getpid()}.json"
+            write_atomic(fallback, data)
+            self.written = fallback
+            self.write_problem = f"the JSON report could not be written to {path} ({exc.strerror or exc}); it is at {fallback}"
+            log.warning("%s", self.write_problem)
+        return self.written
 
 
 def run_info(options: AwmlOptions, specs, started: float) -> dict:

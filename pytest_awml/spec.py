@@ -144,6 +144,7 @@ class ModelSpec:
     params: Mapping[str, Any] = field(default_factory=dict)
     pipeline: PipelineSpec | None = None
     load_data: Callable[[Path, Mapping[str, str]], Sequence[Any]] | None = None
+    data_options: Mapping[str, str] = field(default_factory=dict)  # --awml-data-option keys load_data reads → their meaning
     checks: tuple[Callable[["ModelSpec"], list[str]], ...] = ()
     checkpoint_hints: Callable[[Any], list[str]] | None = None
     configure: Callable[[Path], "ModelSpec"] | None = None

@@ -38,13 +38,25 @@ def load_all(options: AwmlOptions, rootdir: Path | None = None) -> list[ModelSpe
             if options.config is not None:
                 if spec.configure is None:
                     raise AwmlError(f"spec {spec.name!r} cannot read training configs (it declares no configure); drop --awml-config")
-                spec = validate(spec.configure(options.config), origin=str(options.config))
+                spec = validate(_configure(spec, options.config), origin=str(options.config))
             if options.checkpoint is not None:
                 load_model(spec, options)
             if spec.name in {s.name for s in specs}:
                 raise AwmlError(f"spec {spec.name!r} is given twice")
             specs.append(spec)
     return specs
+
+
+def _configure(spec: ModelSpec, config: Path) -> ModelSpec:
+    """The spec rebuilt from a training config: whatever the spec's reader meets in the file is a
+    SpecError naming it (a usage error), never an internal error of the run."""
+    try:
+        return spec.configure(config)
+    except AwmlError:
+        raise
+    except Exception as exc:  # the spec's reader, on a file the user gave
+        raise SpecError(spec.name, f"--awml-config {config}", f"rebuilding the model from it failed: {type(exc).__name__}: {exc}",
+                        "fix the value the message names in the config") from exc
 
 
 def load(reference: str, rootdir: Path | None = None) -> list[ModelSpec]:

@@ -17,7 +17,7 @@ import pytest
 
 from pytest_awml import forensics, golden, results
 from pytest_awml.artifacts import sha256_file
-from pytest_awml.budgets import budget_failure, ratio_verdict, regression_verdict, share_verdict
+from pytest_awml.budgets import DEFAULT_REGRESSION, budget_failure, ratio_verdict, regression_verdict, share_verdict
 from pytest_awml.builders.onnx import FORMAT as ONNX
 from pytest_awml.compare import OutputComparison, compare_outputs, differs, parity_failure
 from pytest_awml.device import REFERENCE
@@ -53,7 +53,7 @@ def _gate(request, workspace, case, kind: str, ids: dict, comparisons: list[Outp
     notes = []
     if options.golden is not None:
         trend = case.component.trend if options.drift_trend else None
-        notes = golden.track(golden.GoldenStore(options.golden), ids["test_id"], comparisons, trend)
+        notes = golden.track(golden.GoldenStore(options.golden, options.lock_timeout_s), ids["test_id"], comparisons, trend)
     message = parity_failure(comparisons, notes, subject=evidence.test_name, reference=evidence.reference_name,
                              samples=len(evidence.reference))
     if message is None:
@@ -68,12 +68,12 @@ def _gate(request, workspace, case, kind: str, ids: dict, comparisons: list[Outp
 
 
 def _gate_latency(request, workspace, settings: LatencySettings, verdicts: list, median_ms: float) -> None:
-    """Add the regression verdict against ``--awml-latency-baseline`` (when the spec sets a
-    threshold and the baseline has this test) and raise if any budget is broken."""
-    if settings.regression is not None:
-        baseline = workspace.baseline_median(request.node.name)
-        if baseline is not None:
-            verdicts = [*verdicts, regression_verdict(request.node.name, median_ms, baseline, settings.regression)]
+    """Add the regression verdict against ``--awml-latency-baseline`` (when the baseline has this
+    test; at the spec's threshold, else the default one) and raise if any budget is broken."""
+    baseline = workspace.baseline_median(request.node.name)
+    if baseline is not None:
+        threshold = DEFAULT_REGRESSION if settings.regression is None else settings.regression
+        verdicts = [*verdicts, regression_verdict(request.node.name, median_ms, baseline, threshold)]
     message = budget_failure(verdicts)
     if message:
         raise LatencyBudgetExceeded(message)
@@ -81,7 +81,9 @@ def _gate_latency(request, workspace, settings: LatencySettings, verdicts: list,
 
 @pytest.fixture(autouse=True)
 def _record_builds(request, awml_workspace):
-    """An artifact built by a test other than its own test_export (xdist runs tests in any order; an
+    """What the data reader warned about (a scan cut to the model's limit…) goes into the report once.
+
+    An artifact built by a test other than its own test_export (xdist runs tests in any order; an
     intermediate such as the fp16 graph of an RTX fp16 engine has none) is still reported once, as
     built, so that 'built once across workers' shows in the report."""
     yield
@@ -91,6 +93,9 @@ def _record_builds(request, awml_workspace):
         if artifact.format != own:
             results.attach(request.node, "artifacts", {"test_id": request.node.nodeid, "built_by": request.node.nodeid,
                                                        **artifact.as_record()})
+    for spec, note in awml_workspace.drain_notes():
+        results.attach(request.node, "data", {"test_id": request.node.nodeid, "spec": spec,
+                                              "data": str(awml_workspace.options.data), "note": note})
 
 
 @pytest.mark.awml_cases("export")
@@ -124,7 +129,7 @@ def test_drift(awml_case, awml_workspace, request):
     """Today's PyTorch model gives the golden outputs on the golden inputs (within the drift tolerance)."""
     spec, component = awml_case.spec, awml_case.component
     options = awml_workspace.options
-    store = golden.GoldenStore(options.golden)
+    store = golden.GoldenStore(options.golden, options.lock_timeout_s)
     reference = awml_workspace.runner(spec, component, REFERENCE)
     tolerances = options.drift_tolerances(component)
     if options.update_golden:

@@ -43,6 +43,8 @@ def lines(results: Results, report_path) -> list[str]:
     for g in results.golden:
         change = ", ".join(f"{k} {v:.3g}" for k, v in g.get("old_vs_new_max_abs", {}).items() if v is not None)
         out.append(f"golden {g['spec']}/{g['component']}: {g['action']} {g['path']}" + (f" (old vs new max_abs: {change})" if change else ""))
+    for note in results.data:
+        out.append(f"data {note['spec']}: {note['note']}")
     for d in results.drift:
         if not d["passed"]:
             out.append(f"drift {d['spec']}/{d['component']} {d['output']}: max_abs {d.get('max_abs')} > atol {d['atol']}")

@@ -81,6 +81,7 @@ class Workspace:
         self._memo = Memo()
         self._open_runners: list[Runner] = []
         self._new_builds: list[Artifact] = []
+        self._new_notes: list[tuple[str, str]] = []
 
     @property
     def options(self) -> AwmlOptions:
@@ -88,7 +89,17 @@ class Workspace:
 
     # -- models and data --------------------------------------------------------------------
     def model(self, spec: ModelSpec) -> LoadedModel:
-        return self._memo.get(("model", spec.name), lambda: models.load(spec, self.options))
+        return self._memo.get(("model", spec.name), lambda: self._load(spec))
+
+    def _load(self, spec: ModelSpec) -> LoadedModel:
+        loaded = models.load(spec, self.options)
+        self._new_notes.extend((spec.name, note) for note in loaded.notes)
+        return loaded
+
+    def drain_notes(self) -> list[tuple[str, str]]:
+        """(spec, note) for what the data readers warned about since the last call (for the report)."""
+        notes, self._new_notes = self._new_notes, []
+        return notes
 
     def inputs(self, spec: ModelSpec, component: Component) -> list[dict[str, np.ndarray]]:
         return self._memo.get(("inputs", spec.name, component.name), lambda: models.component_inputs(self.model(spec), component))

@@ -68,8 +68,10 @@ def test_the_collector_takes_records_once_per_test(tmp_path):
     results = Results()
     properties = [(RECORD, {"kind": "latency", "p50_ms": 1.0}), ("awml.y.max_abs", 0.1)]
     for when in ("setup", "call", "teardown"):
-        results.pytest_runtest_logreport(types.SimpleNamespace(when=when, user_properties=properties))
+        results.pytest_runtest_logreport(types.SimpleNamespace(when=when, user_properties=properties, skipped=False,
+                                                               nodeid="awml::test_latency[toy/enc/pytorch-cpu-fp32]"))
     assert results.latency == [{"p50_ms": 1.0}] and results.parity == []
+    assert (results.verified, results.skipped) == (1, 0)  # one test ran: counted once, at its call
     path = tmp_path / "report.json"
     results.write(path, {"seed": 0})
     assert list(json.loads(path.read_text())) == ["run", *KINDS]

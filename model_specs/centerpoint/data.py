@@ -3,42 +3,103 @@
 A file is one sweep: x, y, z and intensity are read; a fifth column (the ring index in T4 and
 nuScenes ``.bin`` files) is not a model input and is dropped, as mmdet3d's LoadPointsFromMultiSweeps
 overwrites it with the time lag. A single file has no past sweeps, so its points get lag 0, which is
-what Autoware's densification gives on its first frame. Every malformed input ends in a
-:class:`DataError` that names the file and what is wrong, never in an exception from deep inside torch.
+what Autoware's densification gives on its first frame. PCD files (ascii, binary and the
+binary_compressed PCL tools write for recorded scans) are read by pypcd4. Every malformed input ends
+in a :class:`DataError` that names the file and what is wrong, never in an exception from deep inside
+a reader or torch; a scan with more occupied pillars than the model keeps is read, and the cut is
+said (a logged warning and a :class:`~pytest_awml.models.DataWarning`, which the report keeps).
 """
 
 from __future__ import annotations
 
 import logging
+import struct
+import warnings
 from pathlib import Path
 from typing import Mapping
 
 import numpy as np
 
+from model_specs.centerpoint.config import CenterPointConfig
 from model_specs.centerpoint.scene import Scene, Sweep
 from pytest_awml.errors import DataError
+from pytest_awml.models import DataWarning
 
 log = logging.getLogger(__name__)
 
 SUFFIXES = (".bin", ".npy", ".pcd")
 FILE_FEATURES = 5  # a T4/nuScenes .bin point: x, y, z, intensity, ring
 SWEEP_FEATURES = 4  # what a sweep keeps: x, y, z, intensity
-_PCD_TYPES = {("F", 4): np.float32, ("F", 8): np.float64, ("U", 1): np.uint8, ("U", 2): np.uint16, ("U", 4): np.uint32,
-              ("I", 1): np.int8, ("I", 2): np.int16, ("I", 4): np.int32, ("U", 8): np.uint64, ("I", 8): np.int64}
-
-
-def load(path: Path, options: Mapping[str, str]) -> list[Scene]:
-    """One scene per file; a folder gives its point-cloud files in name order."""
+BIN_WIDTHS = (SWEEP_FEATURES, FILE_FEATURES)
+OPTIONS = {"point_features": f"columns of a .bin scan: {FILE_FEATURES} (x, y, z, intensity, ring: T4/nuScenes, the default) "
+                             f"or {SWEEP_FEATURES} (KITTI)"}
+"""The ``--awml-data-option`` keys :func:`load` reads, and what each means."""
+# A PCD header is a dozen short lines; past these bounds the file is not a PCD (or not its header).
+PCD_HEADER_LINES, PCD_HEADER_LINE_BYTES = 32, 4096
+# What pypcd4 (numpy, pydantic, lzf, struct underneath) raises on a file it cannot read.
+_PCD_ERRORS = (ValueError, KeyError, IndexError, TypeError, RuntimeError, EOFError, OSError, struct.error, UnicodeDecodeError)
+def load(path: Path, options: Mapping[str, str], cfg: CenterPointConfig | None = None) -> list[Scene]:
+    """One scene per file; a folder gives its point-cloud files in name order. With ``cfg``, a scan
+    whose pillars the voxelizer would cut to ``cfg.max_voxels`` is reported."""
     path = Path(path)
+    unknown = sorted(set(options) - set(OPTIONS))
+    if unknown:
+        raise DataError(f"data option(s) {', '.join(unknown)} unknown: the point cloud reader knows "
+                        + "; ".join(f"{key} ({meaning})" for key, meaning in OPTIONS.items()))
+    if not path.exists():
+        raise DataError(f"{path}: no such file or folder")
     files = sorted(p for p in path.iterdir() if p.suffix in SUFFIXES) if path.is_dir() else [path]
     if not files:
         raise DataError(f"{path} holds no point cloud ({', '.join(SUFFIXES)})")
-    width = int(options.get("point_features", FILE_FEATURES))
-    if width not in (4, 5):
-        raise DataError(f"point_features={width}: .bin scans are N x 4 (KITTI) or N x 5 (nuScenes)")
+    width = _bin_width(options)
     log.info("%s: %d scan(s), one sweep each: no past sweeps to densify, time lag 0", path, len(files))
-    return [Scene((Sweep(read_points(f, width), 0.0, np.eye(4)),), np.zeros((0, 9), np.float32), np.zeros(0, np.int64))
-            for f in files]
+    scenes = []
+    for file in files:
+        points = read_points(file, width)
+        if cfg is not None:
+            _report_cut(file, points, cfg)
+        scenes.append(Scene((Sweep(points, 0.0, np.eye(4)),), np.zeros((0, 9), np.float32), np.zeros(0, np.int64)))
+    return scenes
+
+
+def loader(cfg: CenterPointConfig):
+    """:func:`load` for a spec whose model is ``cfg`` (a spec's ``load_data``)."""
+    def load_data(path: Path, options: Mapping[str, str]) -> list[Scene]:
+        return load(path, options, cfg)
+
+    return load_data
+
+
+def _bin_width(options: Mapping[str, str]) -> int:
+    text = options.get("point_features", str(FILE_FEATURES))
+    try:
+        width = int(text)
+    except ValueError:
+        width = None
+    if width not in BIN_WIDTHS:
+        raise DataError(f"point_features={text}: .bin scans are N x 4 (KITTI) or N x 5 (nuScenes): "
+                        "pass --awml-data-option point_features=4 or =5")
+    return width
+
+
+def occupied_pillars(points: np.ndarray, cfg: CenterPointConfig) -> int:
+    """How many pillars of ``cfg``'s grid hold at least one of ``points`` (before the max_voxels cut)."""
+    xyz = points[:, :3].astype(np.float64)
+    low, size = np.asarray(cfg.point_cloud_range[:3]), np.asarray(cfg.voxel_size)
+    cell = np.floor((xyz - low) / size).astype(np.int64)
+    inside = ((cell >= 0) & (cell < np.asarray(cfg.grid_size))).all(axis=1)
+    nx, ny, _ = cfg.grid_size
+    cell = cell[inside]
+    return int(np.unique((cell[:, 2] * ny + cell[:, 1]) * nx + cell[:, 0]).shape[0])
+
+
+def _report_cut(path: Path, points: np.ndarray, cfg: CenterPointConfig) -> None:
+    pillars = occupied_pillars(points, cfg)
+    if pillars > cfg.max_voxels:
+        message = (f"{path}: {len(points)} points fill {pillars} pillars; the model keeps the first {cfg.max_voxels} "
+                   f"(max_voxels), so {pillars - cfg.max_voxels} pillars of this scan are cut from every test that uses it")
+        log.warning("%s", message)
+        warnings.warn(DataWarning(message), stacklevel=2)
 
 
 def read_points(path: Path, bin_width: int = FILE_FEATURES) -> np.ndarray:
@@ -63,55 +124,64 @@ def _read_bin(path: Path, width: int) -> np.ndarray:
 def _read_npy(path: Path) -> np.ndarray:
     try:
         array = np.load(path, allow_pickle=False)
-    except ValueError as exc:
+    except (ValueError, OSError, EOFError) as exc:
         raise DataError(f"{path}: not a plain numpy array ({exc})") from None
-    if array.ndim != 2 or array.shape[1] not in (4, 5):
+    if not isinstance(array, np.ndarray) or not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
+        raise DataError(f"{path}: holds {getattr(array, 'dtype', type(array).__name__)} values; expected numbers "
+                        "(x, y, z, intensity[, ring or time lag])")
+    if array.ndim != 2 or array.shape[1] not in BIN_WIDTHS:
         raise DataError(f"{path}: shape {array.shape}; expected N x 4 or N x 5 (x, y, z, intensity[, ring or time lag])")
     return array
 
 
+def _pcd_header(path: Path) -> tuple[list[str], int]:
+    """The header lines up to DATA and where the data starts: read here only to check them before
+    pypcd4 reads the data."""
+    lines = []
+    with open(path, "rb") as handle:
+        for _ in range(PCD_HEADER_LINES):
+            text = handle.readline(PCD_HEADER_LINE_BYTES).decode("ascii", "replace").strip()
+            if text and not text.startswith("#"):
+                lines.append(text)
+            if text.upper().startswith("DATA"):
+                return lines, handle.tell()
+    raise DataError(f"{path}: no PCD header (no DATA line in its first {PCD_HEADER_LINES} lines)")
+
+
 def _read_pcd(path: Path) -> np.ndarray:
-    raw = path.read_bytes()
-    header, offset = {}, 0
-    for line in raw.split(b"\n"):
-        offset += len(line) + 1
-        text = line.decode("ascii", "replace").strip()
-        if not text or text.startswith("#"):
-            continue
-        key, _, value = text.partition(" ")
-        header[key.upper()] = value.split()
-        if key.upper() == "DATA":
-            break
+    from pydantic import ValidationError
+    from pypcd4 import MetaData, PointCloud
+
+    lines, data_offset = _pcd_header(path)
     try:
-        fields, sizes, types = header["FIELDS"], [int(s) for s in header["SIZE"]], header["TYPE"]
-        counts = [int(c) for c in header.get("COUNT", ["1"] * len(fields))]
-        n = int(header["POINTS"][0]) if "POINTS" in header else int(header["WIDTH"][0]) * int(header["HEIGHT"][0])
-        data = header["DATA"][0].lower()
-    except (KeyError, IndexError, ValueError) as exc:
-        raise DataError(f"{path}: malformed PCD header ({exc!r})") from None
-    if any(c != 1 for c in counts):
-        raise DataError(f"{path}: PCD fields with COUNT > 1 are not supported")
-    try:
-        dtype = np.dtype([(f, _PCD_TYPES[(t, s)]) for f, t, s in zip(fields, types, sizes)])
-    except KeyError as exc:
-        raise DataError(f"{path}: PCD type {exc} is not supported") from None
-    if data == "ascii":
-        rows = [r.split() for r in raw[offset:].decode("ascii", "replace").splitlines() if r.strip()]
-        if len(rows) != n or any(len(r) != len(fields) for r in rows):
-            raise DataError(f"{path}: ASCII PCD has {len(rows)} rows, header says {n} points of {len(fields)} fields")
-        table = {f: np.array([float(r[i]) for r in rows], np.float32) for i, f in enumerate(fields)}
-    elif data == "binary":
-        body = raw[offset:offset + n * dtype.itemsize]
-        if len(body) != n * dtype.itemsize:
-            raise DataError(f"{path}: binary PCD is {len(raw) - offset} bytes of data, header says {n} x {dtype.itemsize}")
-        records = np.frombuffer(body, dtype=dtype)
-        table = {f: records[f].astype(np.float32) for f in fields}
-    else:
-        raise DataError(f"{path}: PCD DATA {data} is not supported (use ascii or binary)")
-    missing = [f for f in ("x", "y", "z") if f not in table]
+        meta = MetaData.parse_header(lines)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']).upper() or 'header'}: {e['msg']}" for e in exc.errors())
+        raise DataError(f"{path}: malformed PCD header ({problems})") from None
+    lengths = {"FIELDS": len(meta.fields), "SIZE": len(meta.size), "TYPE": len(meta.type), "COUNT": len(meta.count)}
+    if len(set(lengths.values())) != 1:  # pypcd4 indexes SIZE/TYPE/COUNT by FIELDS and would ignore extras
+        raise DataError(f"{path}: the PCD header's lines disagree on the number of fields "
+                        f"({', '.join(f'{k} {v}' for k, v in lengths.items())})")
+    missing = [f for f in ("x", "y", "z") if f not in meta.fields]
     if missing:
-        raise DataError(f"{path}: PCD has no field(s) {missing}")
-    return np.column_stack([table["x"], table["y"], table["z"], table.get("intensity", np.zeros(n, np.float32))])
+        raise DataError(f"{path}: PCD has no field(s) {missing}; it has {list(meta.fields)}")
+    if meta.data.value == "binary":
+        available, itemsize = path.stat().st_size - data_offset, meta.build_dtype().itemsize
+        if available < meta.points * itemsize:
+            raise DataError(f"{path}: binary PCD is {available} bytes of data, the header says {meta.points} points x {itemsize} "
+                            "bytes (cut short?)")
+    try:
+        cloud = PointCloud.from_path(path)
+    except _PCD_ERRORS as exc:
+        raise DataError(f"{path}: pypcd4 cannot read its {meta.data.value} data ({type(exc).__name__}: {exc})") from None
+    table = np.atleast_1d(cloud.pc_data)  # an ascii file of one point loads as a 0-d record
+    if len(table) != meta.points:
+        raise DataError(f"{path}: the PCD header says {meta.points} points, the file holds {len(table)} (cut short?)")
+    multi = [f for f in ("x", "y", "z") if f not in table.dtype.names]
+    if multi:
+        raise DataError(f"{path}: PCD field(s) {multi} have COUNT > 1; x, y and z must be single values")
+    intensity = table["intensity"] if "intensity" in table.dtype.names else np.zeros(len(table), np.float32)
+    return np.column_stack([table["x"], table["y"], table["z"], intensity]).astype(np.float32)
 
 
 def _normalise(path: Path, points: np.ndarray) -> np.ndarray:

@@ -70,6 +70,14 @@ class ArtifactBuilder(ABC):
         """Write the file at ``path`` (a staging path; the store moves it into place); what it returns
         (build figures, warnings) is kept with the artifact and reported as its ``details``."""
 
+    def verify(self, path: Path) -> str | None:
+        """What is wrong with a stored file's content (checked before it is reused), or None.
+
+        The manifest's hash proves the file is the one written with it, not that either is sound: a
+        cache restored from elsewhere can carry both corrupted. Formats that can be checked cheaply
+        without a device override this; the default trusts the hash."""
+        return None
+
     def build(self, context: BuildContext) -> Artifact:
         """The artifact for ``context``: reused when one with the same key is stored, else written."""
         reason = self.unavailable_reason(context.device)
@@ -77,7 +85,7 @@ class ArtifactBuilder(ABC):
             raise BackendUnavailable(reason)
         return context.store.get_or_build(spec=context.spec.name, component=context.component.name, format=self.format,
                                           filename=self.filename(context.component), key_parts=self.key_parts(context),
-                                          build=lambda path: self.write(context, path))
+                                          build=lambda path: self.write(context, path), verify=self.verify)
 
 
 class BuilderRegistry(Registry[ArtifactBuilder]):

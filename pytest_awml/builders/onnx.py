@@ -14,6 +14,17 @@ from pytest_awml.spec import Component, fingerprint
 FORMAT = "onnx"
 
 
+def onnx_problem(path: Path) -> str | None:
+    """What ``onnx.checker`` finds wrong with the file at ``path`` (unparsable, invalid), or None."""
+    import onnx
+
+    try:
+        onnx.checker.check_model(str(path))
+    except onnx.checker.ValidationError as exc:
+        return f"onnx.checker: {str(exc).strip().splitlines()[0]}"
+    return None
+
+
 class OnnxBuilder(ArtifactBuilder):
     """Keyed on the spec's declared fields and code, the weights, and the torch, onnx and exporter versions."""
 
@@ -21,6 +32,9 @@ class OnnxBuilder(ArtifactBuilder):
 
     def filename(self, component: Component) -> str:
         return f"{component.name}.onnx"
+
+    def verify(self, path: Path) -> str | None:
+        return onnx_problem(path)
 
     def key_parts(self, context: BuildContext) -> dict[str, Any]:
         import torch

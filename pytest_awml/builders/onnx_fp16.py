@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_awml.builders.base import ArtifactBuilder, BuildContext
-from pytest_awml.builders.onnx import FORMAT as ONNX
+from pytest_awml.builders.onnx import FORMAT as ONNX, onnx_problem
 from pytest_awml.device import Device
 from pytest_awml.provenance import package_version
 from pytest_awml.spec import Component
@@ -35,6 +35,9 @@ class OnnxFp16Builder(ArtifactBuilder):
 
     def filename(self, component: Component) -> str:
         return f"{component.name}.fp16.onnx"
+
+    def verify(self, path: Path) -> str | None:
+        return onnx_problem(path)
 
     def key_parts(self, context: BuildContext) -> dict[str, Any]:
         return {"onnx_sha256": context.artifact(ONNX).sha256, "converter": package_version("onnxconverter-common")}

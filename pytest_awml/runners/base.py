@@ -133,10 +133,13 @@ class Backend(ABC):
 
     ``listed_when_unavailable``: include the backend in the default selection even where it
     cannot run, so that its tests show as skipped with the reason instead of silently absent.
+    ``runs_on``: the device types it is made for; on those it is listed by default whether or not it
+    can run (a GPU run must show the CUDA provider it lacks, not drop it).
     """
 
     name: str
     listed_when_unavailable: bool = False
+    runs_on: tuple[str, ...] = ()
 
     @abstractmethod
     def unavailable_reason(self, device: Device, precision: Precision) -> str | None:

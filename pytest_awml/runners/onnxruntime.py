@@ -37,7 +37,11 @@ class OnnxRuntimeRunner(Runner):
         # around it: in a lidar pipeline on 2 cores, voxelization went from 6.6 ms to 69 ms.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         path = self._model()
-        session = onnxruntime.InferenceSession(str(path), sess_options=options, providers=self._providers)
+        try:
+            session = onnxruntime.InferenceSession(str(path), sess_options=options, providers=self._providers)
+        except Exception as exc:  # ONNX Runtime raises its own types (InvalidProtobuf, Fail…) from a bad file
+            raise ArtifactError(f"ONNX Runtime cannot load {path}: {type(exc).__name__}: {str(exc).strip()[:300]}. "
+                                f"Delete {path.parent} to rebuild it") from exc
         requested = self._providers[0] if isinstance(self._providers[0], str) else self._providers[0][0]
         used = session.get_providers()[0]
         if used != requested:
@@ -142,6 +146,7 @@ class OnnxRuntimeCudaBackend(OnnxRuntimeBackend):
 
     name = "onnxruntime-cuda"
     provider = "CUDAExecutionProvider"
+    runs_on = ("cuda",)
 
     def unavailable_reason(self, device: Device, precision: Precision) -> str | None:
         reason = _gpu_providers_unavailable(self.provider, device)
