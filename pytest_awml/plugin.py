@@ -167,13 +167,9 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     run = awml_results.run_info(plan.options, plan.specs, config.stash[STARTED])
     collected = config.stash[RESULTS]
     collected.write(plan.options.report, run)
-    if session.exitstatus == pytest.ExitCode.OK and _nothing_verified(collected, plan.options):
+    # every generated test skipped: a green run would claim what was never checked
+    if session.exitstatus == pytest.ExitCode.OK and collected.verified_nothing and not plan.options.allow_missing_device:
         session.exitstatus = pytest.ExitCode.NO_TESTS_COLLECTED
-
-
-def _nothing_verified(collected: awml_results.Results, options: awml_options.AwmlOptions) -> bool:
-    """Every generated test that ran was skipped: a green run would claim what was never checked."""
-    return collected.skipped > 0 and collected.verified == 0 and not options.allow_missing_device
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -197,7 +193,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
         terminalreporter.write_line(line)
     if collected.write_problem:
         terminalreporter.write_line(f"WARNING: {collected.write_problem}", yellow=True, bold=True)
-    if _nothing_verified(collected, plan.options):
+    if exitstatus == pytest.ExitCode.OK and collected.verified_nothing and not plan.options.allow_missing_device:
         terminalreporter.write_line(
             f"pytest-awml: all {collected.skipped} generated test(s) were skipped: nothing was verified, so the run "
             f"fails (exit {int(pytest.ExitCode.NO_TESTS_COLLECTED)}). Fix what the skip reasons say, select tests that can "

@@ -105,6 +105,11 @@ class Results:
                 record = dict(value)
                 self.of_kind(record.pop("kind")).append(record)
 
+    @property
+    def verified_nothing(self) -> bool:
+        """Generated tests ran and every one of them was skipped."""
+        return self.skipped > 0 and self.verified == 0
+
     def of_kind(self, kind: str) -> list[dict]:
         return {"artifacts": self.artifacts, "parity": self.parity, "latency": self.latency, "drift": self.drift,
                 "shapes": self.shapes, "golden": self.golden, "data": self.data}[kind]

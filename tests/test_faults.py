@@ -207,6 +207,34 @@ def test_a_scan_cut_to_the_pillar_limit_says_so(tmp_path, caplog):
         TINY_SPEC.load_data(tmp_path / "scan.bin", {"point_features": "4"})
 
 
+def test_what_a_data_reader_changed_is_kept_for_the_report(tmp_path):
+    import dataclasses
+    import warnings
+
+    import toy
+    from pytest_awml import models
+    from pytest_awml.workspace import Workspace
+
+    def load_data(path, options):
+        warnings.warn(DataWarning(f"{path}: 3 points cut"), stacklevel=2)
+        return toy.make_samples(2, 0)
+
+    spec = dataclasses.replace(toy.SPEC, load_data=load_data)
+    plan = toy.plan(tmp_path, specs=(spec,), data=tmp_path)
+    with pytest.warns(DataWarning, match="3 points cut"):  # still shown by pytest's warning summary
+        loaded = Workspace(plan, ArtifactStore(tmp_path)).model(spec)
+    assert loaded.notes == (f"{tmp_path}: 3 points cut",)
+    workspace = Workspace(plan, ArtifactStore(tmp_path))
+    with pytest.warns(DataWarning):
+        workspace.model(spec)
+    assert workspace.drain_notes() == [("toy", f"{tmp_path}: 3 points cut")] and workspace.drain_notes() == []
+    assert models.load(dataclasses.replace(spec, load_data=lambda p, o: toy.make_samples(1, 0)), plan.options).notes == ()
+    from pytest_awml import summary
+
+    shown = summary.lines(Results(data=[{"spec": "toy", "note": "scan.bin: 3 points cut"}]), None)
+    assert shown == ["data toy: scan.bin: 3 points cut"]
+
+
 # -- artifacts: verified by content, written with normal permissions, locks that give up ---------------
 def _tiny_onnx(path: Path) -> None:
     node = helper.make_node("Relu", ["x"], ["y"])
