@@ -64,9 +64,12 @@ class PipelineSpec:
     """How a spec assembles and judges its end-to-end pipeline.
 
     ``build(model, runners)`` gets the model and one runner per component name. ``compare(refs,
-    tests, precision)`` returns the :class:`Check` list for the outputs of every sample.
+    tests, precision)`` returns the :class:`Check` list for the outputs of every sample; a check's
+    ``compared`` says over how many items (matched boxes…) its figure is. ``min_compared``: a check over
+    fewer items judged nothing (no box on either side passes every box limit), so the test fails.
     """
 
     build: Callable[[Any, Mapping[str, Runner]], Pipeline]
     compare: Callable[[Sequence[Any], Sequence[Any], Precision], list[Verdict]]
     latency: LatencySettings = field(default_factory=LatencySettings)
+    min_compared: int = 1

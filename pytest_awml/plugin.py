@@ -97,10 +97,10 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     if plan is None:
         return []
     o = plan.options
-    weights = f"checkpoint {o.checkpoint}" if o.checkpoint else f"no checkpoint given: seeded weights (seed {o.seed})"
     data = f"real samples from {o.data}" if o.data else None
     lines = []
     for spec in plan.specs:
+        weights = awml_results.weights_of(o, spec)
         samples = data or f"{o.samples} synthetic {spec.sample_kind} (seed {o.seed})"
         lines.append(f"awml: spec {spec.name}: {weights}; {samples}; components {', '.join(c.name for c in spec.components)}")
     targets = ", ".join(t.id + (f" (skipped: {why})" if why else "") for t, why in plan.targets)

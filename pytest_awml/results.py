@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from pytest_awml.options import AwmlOptions
 
 RECORD = "awml_record"
-KINDS = ("artifacts", "parity", "latency", "drift", "shapes", "golden")
+KINDS = ("artifacts", "parity", "latency", "drift", "shapes", "golden", "metrics")
 KEY_FIGURES = ("max_abs", "p99_abs", "min_atol_to_pass")
 """A comparison's figures that CI dashboards show (junitxml properties) and the error history keeps."""
 
@@ -66,7 +66,7 @@ def attach_verdicts(node, kind: str, ids: dict[str, Any], verdicts: Sequence[Ver
     and junitxml properties (``awml.<output>``)."""
     for v in verdicts:
         attach(node, kind, {**ids, "output": v.name, "max_abs": v.value, "atol": v.limit, "rtol": 0.0,
-                            "passed": v.passed, "problem": "" if v.passed else v.detail})
+                            "passed": v.passed, "problem": "" if v.passed else v.detail, "compared": v.compared})
         node.user_properties.append((f"awml.{v.name}", v.value))
 
 
@@ -80,6 +80,7 @@ class Results:
     drift: list[dict] = field(default_factory=list)
     shapes: list[dict] = field(default_factory=list)
     golden: list[dict] = field(default_factory=list)
+    metrics: list[dict] = field(default_factory=list)
 
     def pytest_runtest_logreport(self, report) -> None:
         if report.when != "teardown":  # user_properties ride on every phase; take them once
@@ -91,13 +92,22 @@ class Results:
 
     def of_kind(self, kind: str) -> list[dict]:
         return {"artifacts": self.artifacts, "parity": self.parity, "latency": self.latency, "drift": self.drift,
-                "shapes": self.shapes, "golden": self.golden}[kind]
+                "shapes": self.shapes, "golden": self.golden, "metrics": self.metrics}[kind]
 
     def as_json(self, run: dict) -> dict:
         return {"run": run, **{kind: self.of_kind(kind) for kind in KINDS}}
 
     def write(self, path: Path, run: dict) -> None:
         write_atomic(path, json.dumps(self.as_json(run), indent=2, sort_keys=False, default=str).encode())
+
+
+def weights_of(options: AwmlOptions, spec) -> str:
+    """What a spec's model holds in this run, as the header says it."""
+    if options.checkpoint:
+        return f"checkpoint {options.checkpoint}"
+    if spec.default_weights:
+        return f"no checkpoint given: {spec.default_weights}"
+    return f"no checkpoint given: seeded weights (seed {options.seed})"
 
 
 def run_info(options: AwmlOptions, specs, started: float) -> dict:
@@ -110,7 +120,9 @@ def run_info(options: AwmlOptions, specs, started: float) -> dict:
         "seed": options.seed,
         "samples": options.samples,
         "checkpoint": str(options.checkpoint) if options.checkpoint else None,
-        "weights": "checkpoint" if options.checkpoint else f"seeded (seed {options.seed})",
+        "weights": "checkpoint" if options.checkpoint else ("bundled" if specs and all(s.default_weights for s in specs)
+                                                             else f"seeded (seed {options.seed})"),
+        "weights_by_spec": {s.name: weights_of(options, s) for s in specs},
         "specs": [s.name for s in specs],
         "overrides": {"tolerances": options.tolerances.as_dict()} if options.tolerances else {},
         "golden": str(options.golden) if options.golden else None,

@@ -21,8 +21,10 @@ from pytest_awml.budgets import budget_failure, ratio_verdict, regression_verdic
 from pytest_awml.builders.onnx import FORMAT as ONNX
 from pytest_awml.compare import OutputComparison, compare_outputs, differs, parity_failure
 from pytest_awml.device import REFERENCE
-from pytest_awml.errors import ArtifactError, AwmlError, BackendError, DataError, LatencyBudgetExceeded, ToleranceExceeded
+from pytest_awml.errors import (ArtifactError, AwmlError, BackendError, DataError, LatencyBudgetExceeded, NothingCompared,
+                                ToleranceExceeded)
 from pytest_awml.limits import LatencySettings, Tolerance
+from pytest_awml.metric import metric_verdict
 from pytest_awml.provenance import COMPUTE, versions
 from pytest_awml.shapes import corner_sizes, hypothesis_settings, out_of_range_sizes, random_feed, sizes_strategy
 from pytest_awml.spec import fingerprint
@@ -245,15 +247,51 @@ def test_pipeline_parity(awml_case, awml_workspace, request):
     """The end-to-end outputs (boxes, classes…) of the target agree with the PyTorch CPU pipeline."""
     spec, target = awml_case.spec, awml_case.target
     references = awml_workspace.pipeline_reference(spec, awml_case.pipeline)
-    pipeline = awml_workspace.pipeline(spec, target, awml_case.pipeline)
-    outputs = [pipeline(sample).outputs for sample in awml_workspace.model(spec).samples]
-    checks = pipeline_of(spec, awml_case.pipeline).compare(references, outputs, target.precision)
+    outputs = awml_workspace.pipeline_outputs(spec, target, awml_case.pipeline)
+    pipeline_spec = pipeline_of(spec, awml_case.pipeline)
+    checks = pipeline_spec.compare(references, outputs, target.precision)
     ids = results.record_ids(awml_case, request.node.nodeid, awml_workspace.options, component=_pipeline_component(awml_case))
     results.attach_verdicts(request.node, "parity", ids, checks)
     failed = [c.describe() for c in checks if not c.passed]
     if failed:
         raise ToleranceExceeded(differs(f"the {target.id} pipeline", REFERENCE.id,
                                         f"on {len(failed)} of {len(checks)} check(s) over {len(references)} sample(s)", failed))
+    _require_compared(checks, pipeline_spec.min_compared, f"the {target.id} pipeline's comparison")
+
+
+def _require_compared(verdicts, minimum: int, what: str) -> None:
+    """A verdict over fewer items than the spec's minimum judged nothing: fail, saying how to fix it."""
+    thin = [v for v in verdicts if v.compared is not None and v.compared < minimum]
+    if thin:
+        counts = ", ".join(f"{v.name} over {v.compared}" for v in thin)
+        raise NothingCompared(f"{what} compared too little to judge ({counts}; the spec's minimum is {minimum}): it would pass "
+                              "on nothing. Give it objects to find: --awml-checkpoint with trained weights, more --awml-samples, "
+                              "or --awml-data with scans that hold objects in range")
+
+
+@pytest.mark.awml_cases("metric")
+def test_metric(awml_case, awml_workspace, request):
+    """The task metric of the target's decoded outputs against ground truth stays within the spec's
+    limit of PyTorch CPU fp32's (|delta|), over enough ground truth to mean something."""
+    spec, target = awml_case.spec, awml_case.target
+    samples = awml_workspace.model(spec).samples
+    reference = spec.metric.compute(awml_workspace.pipeline_reference(spec), samples)
+    if reference.compared == 0:
+        pytest.skip(f"the samples hold no ground truth for {reference.name} (--awml-data scans carry none): nothing to score; "
+                    "run on the spec's synthetic samples, or give a spec labelled data")
+    score = spec.metric.compute(awml_workspace.pipeline_outputs(spec, target), samples)
+    limit = spec.metric.max_delta[target.precision.value]
+    verdict = metric_verdict(reference, score, limit)
+    ids = results.record_ids(awml_case, request.node.nodeid, awml_workspace.options, component="pipeline")
+    results.attach(request.node, "metrics", {**ids, "metric": score.name, "value": score.value, "reference_value": reference.value,
+                                             "delta": verdict.value, "max_delta": limit, "compared": score.compared,
+                                             "details": dict(score.details), "reference_details": dict(reference.details),
+                                             "passed": verdict.passed})
+    request.node.user_properties.append((f"awml.{score.name}", score.value))
+    _require_compared([verdict], spec.metric.min_compared, f"the {target.id} {score.name}")
+    if not verdict.passed:
+        raise ToleranceExceeded(differs(f"the {target.id} pipeline's {score.name}", REFERENCE.id,
+                                        f"over {len(samples)} sample(s)", [verdict.describe()]))
 
 
 @pytest.mark.awml_cases("pipeline_latency")

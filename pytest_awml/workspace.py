@@ -152,13 +152,18 @@ class Workspace:
 
         return self._memo.get(("pipeline", spec.name, name, target), build)
 
-    def pipeline_reference(self, spec: ModelSpec, name: str = "") -> list:
-        """Reference pipeline outputs (every component on PyTorch CPU fp32), one per sample."""
+    def pipeline_outputs(self, spec: ModelSpec, target: Target, name: str = "") -> list:
+        """The pipeline's outputs on ``target``, one per sample, computed once and shared by the
+        pipeline parity and metric tests (the reference's: ``target`` ``REFERENCE``)."""
         def run() -> list:
-            pipeline = self.pipeline(spec, REFERENCE, name)
+            pipeline = self.pipeline(spec, target, name)
             return [pipeline(sample).outputs for sample in self.model(spec).samples]
 
-        return self._memo.get(("pipeline_reference", spec.name, name), run)
+        return self._memo.get(("pipeline_outputs", spec.name, name, target), run)
+
+    def pipeline_reference(self, spec: ModelSpec, name: str = "") -> list:
+        """Reference pipeline outputs (every component on PyTorch CPU fp32), one per sample."""
+        return self.pipeline_outputs(spec, REFERENCE, name)
 
     # -- latency --------------------------------------------------------------------------------
     def remember_p50(self, spec: ModelSpec, component: Component, target: Target, p50_ms: float) -> None:

@@ -14,7 +14,7 @@ import onnx
 
 def test_xdist_builds_each_artifact_once(run_awml):
     run = run_awml("--awml-spec=centerpoint-tiny", "-n", "2")
-    run.result.assert_outcomes(passed=6, skipped=8)  # latency tests skip under xdist: pytest-benchmark is off there
+    run.result.assert_outcomes(passed=7, skipped=8)  # latency tests skip under xdist: pytest-benchmark is off there
     built = [a["component"] for a in run.report["artifacts"] if not a["reused"]]
     assert sorted(built) == ["pts_backbone_neck_head", "pts_voxel_encoder"]
     assert "pytest-benchmark is disabled here" in run.text or run.result.ret == 0

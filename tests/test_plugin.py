@@ -20,17 +20,18 @@ EXPECTED = [
     "test_pipeline_parity[centerpoint-tiny/onnxruntime-cpu-fp32]",
     "test_pipeline_latency[centerpoint-tiny/pytorch-cpu-fp32]",
     "test_pipeline_latency[centerpoint-tiny/onnxruntime-cpu-fp32]",
+    "test_metric[centerpoint-tiny/onnxruntime-cpu-fp32]",
 ]
 HEADS = ["heatmap", "reg", "height", "dim", "rot", "vel"]
 
 
 def test_tiny_spec_end_to_end_then_reuse(run_awml):
     first = run_awml("--awml-spec", "centerpoint-tiny", "-v", "-rs")
-    first.result.assert_outcomes(passed=12, skipped=2)  # test_drift needs --awml-golden
+    first.result.assert_outcomes(passed=13, skipped=2)  # test_drift needs --awml-golden
     assert "no golden folder: pass --awml-golden DIR" in first.text
     for test_id in EXPECTED:
         assert f"{test_id} PASSED" in first.text
-    assert "no checkpoint given: seeded weights" in first.text
+    assert "no checkpoint given: bundled trained weights weights/centerpoint-tiny.pt" in first.text
     report = first.report
     assert set(report) >= {"run", "artifacts", "parity", "latency"}
     assert [a["reused"] for a in report["artifacts"]] == [False, False]
@@ -44,7 +45,8 @@ def test_tiny_spec_end_to_end_then_reuse(run_awml):
     assert {r["target"] for r in report["latency"]} == {"pytorch-cpu-fp32", "onnxruntime-cpu-fp32"}
     assert all(r["passed"] for r in report["parity"] if r["component"] == "pipeline")
     assert all(0 < r["p50_ms"] <= r["p90_ms"] <= r["p99_ms"] for r in report["latency"])
-    assert report["run"]["weights"] == "seeded (seed 0)" and report["run"]["versions"]["torch"]
+    assert report["run"]["weights"] == "bundled" and report["run"]["versions"]["torch"]
+    assert report["run"]["weights_by_spec"]["centerpoint-tiny"].startswith("no checkpoint given: bundled trained weights")
 
     # the files: checker-clean, names, order and dynamic axes as AWML ships them
     paths = {a["component"]: a["path"] for a in report["artifacts"]}
@@ -65,7 +67,7 @@ def test_tiny_spec_end_to_end_then_reuse(run_awml):
     assert "JSON report:" in first.text
 
     second = run_awml("--awml-spec", "centerpoint-tiny")
-    second.result.assert_outcomes(passed=12, skipped=2)
+    second.result.assert_outcomes(passed=13, skipped=2)
     assert [a["reused"] for a in second.report["artifacts"]] == [True, True]
     assert [a["sha256"] for a in second.report["artifacts"]] == [a["sha256"] for a in report["artifacts"]]
     assert "reused:" in second.text
@@ -197,7 +199,7 @@ def test_tensorrt_shows_as_skipped_with_its_reason_by_default(run_awml):
     if reason is None:
         pytest.skip("tensorrt imports here: its tests run instead of skipping")
     run = run_awml("--awml-spec", "centerpoint-tiny", "-rs", "-k", "tensorrt and not rtx", default_backends=True)
-    run.result.assert_outcomes(skipped=9)  # export x2, parity x2, shapes, latency x2, pipeline x2
+    run.result.assert_outcomes(skipped=10)  # export x2, parity x2, shapes, latency x2, pipeline x2, metric
     assert "tensorrt not importable: ModuleNotFoundError: No module named 'tensorrt'" in run.text
     assert "test_export[centerpoint-tiny/pts_voxel_encoder/tensorrt-fp32]" in run.text or "SKIPPED [2]" in run.text
 
@@ -210,7 +212,7 @@ def test_tensorrt_rtx_engines_are_built_on_the_cpu_by_default(run_awml):
     if rtx_unavailable():
         pytest.skip(rtx_unavailable())
     run = run_awml("--awml-spec", "centerpoint-tiny", "--awml-precision=fp32,fp16", "-rs", "-v", "-k", "rtx", default_backends=True)
-    run.result.assert_outcomes(passed=4, skipped=14)  # export x4; parity x4, shapes x2, latency x4, pipeline x4 skip
+    run.result.assert_outcomes(passed=4, skipped=16)  # export x4; parity x4, shapes x2, latency x4, pipeline x4, metric x2 skip
     for component in ("pts_voxel_encoder", "pts_backbone_neck_head"):
         for precision in ("fp32", "fp16"):
             assert f"test_export[centerpoint-tiny/{component}/tensorrt-rtx-{precision}] PASSED" in run.text
