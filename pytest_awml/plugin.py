@@ -7,6 +7,7 @@ and the JSON report (:mod:`pytest_awml.results`), the terminal summary (:mod:`py
 
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import pytest
 
 from pytest_awml import cases, hookspecs, options as awml_options, results as awml_results
 from pytest_awml.errors import AwmlError
-from pytest_awml.keys import PLAN, RESULTS, STARTED
+from pytest_awml.keys import PLAN, RESULTS, RUN_FOLDER, STARTED
 
 RESULTS_PLUGIN = "awml-results"
 FIXTURES_PLUGIN = "awml-fixtures"
@@ -44,6 +45,7 @@ def pytest_configure(config: pytest.Config) -> None:
     except AwmlError as exc:
         raise pytest.UsageError(f"pytest-awml: {exc}") from None
     config.stash[PLAN] = plan
+    config.stash[RUN_FOLDER] = awml_options.shared_run_folder(config, plan.options.artifacts)
     # Like junitxml, the collector is a plugin object of its own: it sees every report, the
     # workers' too under xdist.
     config.stash[RESULTS] = awml_results.Results()
@@ -78,7 +80,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         plugin = config.pluginmanager.get_plugin(name)
         if plugin is not None:
             config.pluginmanager.unregister(plugin, name)
-    for key in (PLAN, RESULTS):
+    for key in (PLAN, RESULTS, RUN_FOLDER):
         if key in config.stash:
             del config.stash[key]
 
@@ -160,6 +162,9 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         return
     run = awml_results.run_info(plan.options, plan.specs, config.stash[STARTED])
     config.stash[RESULTS].write(plan.options.report, run)
+    run_folder = config.stash.get(RUN_FOLDER, None)
+    if run_folder is not None:  # the workers' shared outputs: this run's alone
+        shutil.rmtree(run_folder, ignore_errors=True)
 
 
 @pytest.hookimpl(optionalhook=True)

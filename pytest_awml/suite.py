@@ -28,8 +28,8 @@ from pytest_awml.metric import metric_verdict
 from pytest_awml.provenance import COMPUTE, versions
 from pytest_awml.shapes import corner_sizes, hypothesis_settings, out_of_range_sizes, random_feed, sizes_strategy
 from pytest_awml.spec import fingerprint
-from pytest_awml.timing import LatencyStats, SpanTimer, measure, measure_component
-from pytest_awml.workspace import pipeline_of
+from pytest_awml.timing import LatencyStats, SpanTimer, measure, measure_component, warmup_rounds
+from pytest_awml.workspace import components_of, pipeline_of
 
 DISABLED = "pytest-benchmark is disabled here (--benchmark-disable, or pytest-xdist is active): no latency measured"
 
@@ -113,8 +113,7 @@ def test_parity(awml_case, awml_workspace, request):
     spec, component, target = awml_case.spec, awml_case.component, awml_case.target
     inputs = awml_workspace.inputs(spec, component)
     references = awml_workspace.reference(spec, component)
-    runner = awml_workspace.runner(spec, component, target)
-    outputs = [runner.run(sample) for sample in inputs]
+    outputs = awml_workspace.outputs(spec, component, target)
     tolerances = awml_workspace.options.parity_tolerances(component, target.precision)
     ids = results.record_ids(awml_case, request.node.nodeid, awml_workspace.options)
     _gate(request, awml_workspace, awml_case, "parity", ids, compare_outputs(references, outputs, tolerances),
@@ -127,10 +126,9 @@ def test_drift(awml_case, awml_workspace, request):
     spec, component = awml_case.spec, awml_case.component
     options = awml_workspace.options
     store = golden.GoldenStore(options.golden)
-    reference = awml_workspace.runner(spec, component, REFERENCE)
     tolerances = options.drift_tolerances(component)
     if options.update_golden:
-        _update_golden(request, awml_workspace, store, awml_case, reference, tolerances)
+        _update_golden(request, awml_workspace, store, awml_case, tolerances)
         return
     found = store.read(spec.name, component.name)
     if found is None:
@@ -139,7 +137,7 @@ def test_drift(awml_case, awml_workspace, request):
     if found.meta.get("seed") != options.seed:
         raise DataError(f"the golden outputs were made with seed {found.meta.get('seed')}, this run uses {options.seed}")
     changes = golden.version_changes(found.meta.get("versions", {}), versions(COMPUTE))
-    outputs = [reference.run(sample) for sample in found.inputs]
+    outputs = [awml_workspace.run(spec, component, REFERENCE, sample) for sample in found.inputs]
     replay = options.parity_tolerances(component, REFERENCE.precision)
     ids = {**results.record_ids(awml_case, request.node.nodeid, options), "golden": str(found.path), "version_changes": changes,
            "weights_changed": found.meta.get("weights_sha256") != awml_workspace.model(spec).weights_sha256}
@@ -151,13 +149,13 @@ def test_drift(awml_case, awml_workspace, request):
                    note=f"Library versions changed since the golden outputs were made: {changed}" if changes else ""))
 
 
-def _update_golden(request, workspace, store, case, reference, tolerances) -> None:
+def _update_golden(request, workspace, store, case, tolerances) -> None:
     spec, component = case.spec, case.component
     inputs = workspace.inputs(spec, component)
     meta = {"spec": spec.name, "component": component.name, "spec_hash": fingerprint(spec, component),
             "weights_sha256": workspace.model(spec).weights_sha256, "seed": workspace.options.seed, "samples": len(inputs),
             "versions": versions(COMPUTE)}
-    update = store.update(spec.name, component.name, inputs, [reference.run(sample) for sample in inputs], meta, tolerances)
+    update = store.update(spec.name, component.name, inputs, workspace.reference(spec, component), meta, tolerances)
     if update.replaced:
         request.node.user_properties.append(("awml.golden_replaced", update.replaced))
     results.attach(request.node, "golden", {**results.record_ids(case, request.node.nodeid, workspace.options),
@@ -231,7 +229,7 @@ def test_latency(awml_case, awml_workspace, benchmark, request):
     awml_workspace.remember_p50(spec, component, target, stats.p50_ms)
     results.attach(request.node, "latency", {**results.record_ids(awml_case, request.node.nodeid, awml_workspace.options),
                                              **stats.as_dict(), "clock": measured.clock, "spans": measured.spans,
-                                             "rounds_cut": measured.rounds_cut})
+                                             "rounds_cut": measured.rounds_cut, "warmup_rounds": warmup_rounds(settings)})
     verdicts = [ratio_verdict(target.id, stats.p50_ms, r.baseline, awml_workspace.p50(spec, component, r.baseline, settings), r.max_ratio)
                 for r in settings.ratios if r.target == target.id]
     _gate_latency(request, awml_workspace, settings, verdicts, stats.p50_ms)
@@ -315,11 +313,16 @@ def test_pipeline_latency(awml_case, awml_workspace, benchmark, request):
         pytest.skip(DISABLED)
     stats = measured.stats
     stages = {name: LatencyStats.from_ms(timer.spans[name]).as_dict() for name in pipeline.stages}
+    # what the networks alone take on this target: the pipeline's overhead is its p50 over their sum
+    networks_ms = sum(awml_workspace.p50(spec, c, target.id, settings) for c in components_of(spec, awml_case.pipeline))
+    overhead = {"components_p50_ms": networks_ms, "ratio_to_components": stats.p50_ms / networks_ms}
     benchmark.extra_info.update(spec=spec.name, component=_pipeline_component(awml_case), target=target.id, stages=stages,
-                                rounds_cut=measured.rounds_cut, regression_threshold=settings.regression, **stats.as_dict())
+                                rounds_cut=measured.rounds_cut, regression_threshold=settings.regression, **overhead,
+                                **stats.as_dict())
     results.attach(request.node, "latency", {**results.record_ids(awml_case, request.node.nodeid, awml_workspace.options,
                                                                   component=_pipeline_component(awml_case)),
-                                             **stats.as_dict(), "stages": stages, "rounds_cut": measured.rounds_cut})
+                                             **stats.as_dict(), **overhead, "stages": stages, "rounds_cut": measured.rounds_cut,
+                                             "warmup_rounds": warmup_rounds(settings)})
     verdicts = [share_verdict(stage, stages[stage]["p50_ms"], stats.p50_ms, share) for stage, share in settings.stage_shares.items()]
     _gate_latency(request, awml_workspace, settings, verdicts, stats.p50_ms)
 

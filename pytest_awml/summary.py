@@ -41,7 +41,8 @@ def lines(results: Results, report_path) -> list[str]:
         out.append("")
         out.append(f"{'latency: spec/component':<42} {'target':<24} {'p50 ms':>9} {'p90 ms':>9} {'p99 ms':>9} {'rounds':>7}")
         for r in rest:
-            out.append(f"{r['spec'] + '/' + r['component']:<42} {r['target']:<24} {r['p50_ms']:>9.2f} {r['p90_ms']:>9.2f} {r['p99_ms']:>9.2f} {r['rounds']:>7}")
+            over = f"  {r['ratio_to_components']:.2f} x the networks' {r['components_p50_ms']:.2f} ms" if "ratio_to_components" in r else ""
+            out.append(f"{r['spec'] + '/' + r['component']:<42} {r['target']:<24} {r['p50_ms']:>9.2f} {r['p90_ms']:>9.2f} {r['p99_ms']:>9.2f} {r['rounds']:>7}{over}")
     for a in results.artifacts:
         state = "reused" if a["reused"] else f"built in {a['build_seconds']:.1f} s"
         if a.get("rebuilt_reason"):

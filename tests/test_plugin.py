@@ -34,7 +34,10 @@ def test_tiny_spec_end_to_end_then_reuse(run_awml):
     assert "no checkpoint given: bundled trained weights weights/centerpoint-tiny.pt" in first.text
     report = first.report
     assert set(report) >= {"run", "artifacts", "parity", "latency"}
-    assert [a["reused"] for a in report["artifacts"]] == [False, False]
+    graphs = [a for a in report["artifacts"] if a["format"] == "onnx"]
+    assert [a["reused"] for a in graphs] == [False, False]
+    stored = {a["component"]: a for a in report["artifacts"] if a["format"] == "reference-outputs"}
+    assert set(stored) == {"pts_voxel_encoder", "pts_backbone_neck_head"} and not any(a["reused"] for a in stored.values())
     parity = {(r["component"], r["output"]): r for r in report["parity"] if r["component"] != "pipeline"}
     assert set(parity) == {("pts_voxel_encoder", "pillar_features"), *(("pts_backbone_neck_head", h) for h in HEADS)}
     for record in parity.values():
@@ -45,11 +48,15 @@ def test_tiny_spec_end_to_end_then_reuse(run_awml):
     assert {r["target"] for r in report["latency"]} == {"pytorch-cpu-fp32", "onnxruntime-cpu-fp32"}
     assert all(r["passed"] for r in report["parity"] if r["component"] == "pipeline")
     assert all(0 < r["p50_ms"] <= r["p90_ms"] <= r["p99_ms"] for r in report["latency"])
+    p50 = {(r["component"], r["target"]): r["p50_ms"] for r in report["latency"]}
+    for r in (r for r in report["latency"] if r["component"] == "pipeline"):  # overhead over the networks, same run
+        networks = p50[("pts_voxel_encoder", r["target"])] + p50[("pts_backbone_neck_head", r["target"])]
+        assert r["components_p50_ms"] == pytest.approx(networks, rel=1e-5) and r["ratio_to_components"] == pytest.approx(r["p50_ms"] / networks, rel=1e-5)
     assert report["run"]["weights"] == "bundled" and report["run"]["versions"]["torch"]
     assert report["run"]["weights_by_spec"]["centerpoint-tiny"].startswith("no checkpoint given: bundled trained weights")
 
     # the files: checker-clean, names, order and dynamic axes as AWML ships them
-    paths = {a["component"]: a["path"] for a in report["artifacts"]}
+    paths = {a["component"]: a["path"] for a in graphs}
     encoder = onnx.load(paths["pts_voxel_encoder"])
     onnx.checker.check_model(encoder, full_check=True)
     dims = lambda v: [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim]  # noqa: E731
@@ -68,8 +75,12 @@ def test_tiny_spec_end_to_end_then_reuse(run_awml):
 
     second = run_awml("--awml-spec", "centerpoint-tiny")
     second.result.assert_outcomes(passed=13, skipped=2)
-    assert [a["reused"] for a in second.report["artifacts"]] == [True, True]
-    assert [a["sha256"] for a in second.report["artifacts"]] == [a["sha256"] for a in report["artifacts"]]
+    again = [a for a in second.report["artifacts"] if a["format"] == "onnx"]
+    assert [a["reused"] for a in again] == [True, True]
+    assert [a["sha256"] for a in again] == [a["sha256"] for a in graphs]
+    # the reference outputs are not computed again either: a second run reads them and reports them reused
+    restored = {a["component"]: a for a in second.report["artifacts"] if a["format"] == "reference-outputs"}
+    assert {c: (a["reused"], a["sha256"]) for c, a in restored.items()} == {c: (True, a["sha256"]) for c, a in stored.items()}
     assert "reused:" in second.text
 
 

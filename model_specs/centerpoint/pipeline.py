@@ -48,9 +48,12 @@ class CenterPointPipeline(Pipeline):
         self.pad_to = pad_to
 
     def __call__(self, sample: Scene) -> PipelineResult:
-        clock = StageClock()
+        """Every stage on the encoder's device: the sweeps go up once, the boxes come down once (on CUDA
+        no tensor crosses to the host between stages; stages are CUDA-event timed)."""
+        device = torch.device(self.encoder.target.device.torch)
+        clock = StageClock(device)
         with clock.stage("preprocess"):
-            points = densify(sample.sweeps, self.cfg)
+            points = densify(sample.sweeps, self.cfg, device)
             voxels = voxelize(points, self.cfg)
             if voxels.features.shape[0] == 0:
                 raise DataError(f"no point of the cloud ({points.shape[0]} points) lies in the range {self.cfg.point_cloud_range}")
@@ -58,12 +61,11 @@ class CenterPointPipeline(Pipeline):
             if self.pad_to is not None:
                 features = pad_pillars(features, self.pad_to)
         with clock.stage("voxel_encoder", self.encoder):
-            pillars = self.encoder.run({"input_features": features.numpy()})["pillar_features"]
+            pillars = self.encoder.run_tensors({"input_features": features})["pillar_features"]
         with clock.stage("middle_encoder"):
-            real = torch.from_numpy(pillars[: voxels.features.shape[0]])  # padded pillars are never scattered
-            canvas = scatter(real, voxels.coors, self.cfg).numpy()
+            canvas = scatter(pillars[: voxels.features.shape[0]], voxels.coors, self.cfg)  # padded pillars are never scattered
         with clock.stage("backbone_head", self.backbone):
-            heads = self.backbone.run({"spatial_features": canvas})
+            heads = self.backbone.run_tensors({"spatial_features": canvas})
         with clock.stage("postprocess"):
             detections = self.decoder(heads)
         return PipelineResult(detections, clock.stages_ms)
@@ -81,6 +83,12 @@ class DetectionLimits:
     unmatched_score: float = 0.3  # no box above this score may lack a partner
     threshold_flips: int = 0
     near_threshold: float = 0.05  # heatmap probabilities compared within this band of the threshold
+    size_floor_m: float = 0.01  # a size is compared relative to at least this: exp(dim) underflows to 0 far from objects
+
+
+def _size_rel(ref: np.ndarray, test: np.ndarray, floor_m: float) -> np.ndarray:
+    """|test - ref| relative to ref, or to ``floor_m`` where ref is smaller (0/0 is no answer)."""
+    return np.abs(ref - test) / np.maximum(np.abs(ref), floor_m)
 
 
 def _angle_diff(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -122,13 +130,14 @@ def compare_detections(refs: Sequence[Detections], tests: Sequence[Detections], 
     centre, size, yaw, score, unmatched, flips, matched, total, cells, banded = [], [], [], [], [], 0, 0, 0, 0, 0
     near, head_size, head_yaw = [], [], []
     for ref, test in zip(refs, tests):
+        ref, test = ref.host(), test.host()
         pairs = match(ref, test, limits.match_distance_m)
         matched += len(pairs)
         total += max(len(ref.scores), len(test.scores))
         if pairs:
             i, j = np.array(pairs).T
             centre.append(np.hypot(*(ref.boxes[i, :2] - test.boxes[j, :2]).T).max())
-            size.append((np.abs(ref.boxes[i, 3:6] - test.boxes[j, 3:6]) / np.abs(ref.boxes[i, 3:6])).max())
+            size.append(_size_rel(ref.boxes[i, 3:6], test.boxes[j, 3:6], limits.size_floor_m).max())
             yaw.append(_angle_diff(ref.boxes[i, 6], test.boxes[j, 6]).max())
             score.append(np.abs(ref.scores[i] - test.scores[j]).max())
         lonely_ref = np.setdiff1d(np.arange(len(ref.scores)), [p[0] for p in pairs])
@@ -142,7 +151,7 @@ def compare_detections(refs: Sequence[Detections], tests: Sequence[Detections], 
         # and its angle is noise that no deployment ever reads
         c, y, x = _candidates(ref, test).T
         cells += len(c)
-        head_size.append((np.abs(ref.sizes[:, y, x] - test.sizes[:, y, x]) / np.abs(ref.sizes[:, y, x])).max() if len(c) else 0.0)
+        head_size.append(_size_rel(ref.sizes[:, y, x], test.sizes[:, y, x], limits.size_floor_m).max() if len(c) else 0.0)
         head_yaw.append(_angle_diff(ref.yaws[y, x], test.yaws[y, x]).max() if len(c) else 0.0)
     worst = lambda xs: float(max(xs)) if xs else 0.0  # noqa: E731
     boxes = f"{matched} matched of {total}"

@@ -16,24 +16,25 @@ from model_specs.centerpoint.config import CenterPointConfig
 from model_specs.centerpoint.scene import Sweep
 
 
-def densify(sweeps: Sequence[Sweep], cfg: CenterPointConfig) -> torch.Tensor:
+def densify(sweeps: Sequence[Sweep], cfg: CenterPointConfig, device: torch.device | str = "cpu") -> torch.Tensor:
     """The current sweep and up to ``cfg.past_sweeps`` earlier ones as one cloud in the current
     sensor frame, newest first, with the time lag (current time - sweep time, 0 for the current
     sweep) as the last feature: Autoware's densification and mmdet3d's LoadPointsFromMultiSweeps.
 
     The transform is float32, as Autoware's ``Eigen::Affine3f``; the current sweep is taken as is.
+    Each sweep is uploaded to ``device`` as it came and moved there (what Autoware's densification does on its GPU).
     """
     current = sweeps[0]
     to_current = np.linalg.inv(current.pose)
     parts = []
     for sweep in sweeps[: cfg.past_sweeps + 1]:
-        points = torch.from_numpy(np.ascontiguousarray(sweep.points, dtype=np.float32))
+        points = torch.from_numpy(np.ascontiguousarray(sweep.points, dtype=np.float32)).to(device)
         if sweep is not current:
-            transform = torch.from_numpy((to_current @ sweep.pose).astype(np.float32))
+            transform = torch.from_numpy((to_current @ sweep.pose).astype(np.float32)).to(device)
             points = torch.cat([points[:, :3] @ transform[:3, :3].T + transform[:3, 3], points[:, 3:]], dim=1)
         columns = [points[:, :4]]
         if "time_lag" in cfg.point_feature_names:
-            columns.append(torch.full((points.shape[0], 1), float(current.time_s - sweep.time_s)))
+            columns.append(torch.full((points.shape[0], 1), float(current.time_s - sweep.time_s), device=points.device))
         parts.append(torch.cat(columns, dim=1))
     return torch.cat(parts, dim=0)
 
