@@ -37,6 +37,7 @@ def run(spec: str, workdir: Path, name: str, extra: list[str]) -> tuple[float, d
     start = time.perf_counter()
     done = subprocess.run(command, cwd=workdir, capture_output=True, text=True)
     wall = time.perf_counter() - start
+    (workdir / f"{name}.log").write_text(done.stdout + done.stderr)
     if done.returncode != 0:
         sys.stderr.write(done.stdout[-4000:])
         raise SystemExit(f"the {name} run failed (pytest exit {done.returncode})")

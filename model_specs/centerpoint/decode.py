@@ -56,18 +56,20 @@ def undo_rot_y_axis_reference(dim: torch.Tensor, rot: torch.Tensor) -> tuple[tor
     return dim[:, [1, 0, 2]], torch.cat([-rot[:, 1:2], -rot[:, 0:1]], dim=1)
 
 
-def circle_nms(centres: torch.Tensor, scores: torch.Tensor, min_radius: float, post_max_size: int) -> torch.Tensor:
+def circle_nms(centres: np.ndarray, scores: np.ndarray, min_radius: float, post_max_size: int) -> np.ndarray:
     """Indices kept by mmdet3d's circle NMS, highest score first.
 
     As in mmdet3d, ``min_radius`` is compared with the *squared* BEV centre distance
-    (``dist <= thresh`` in its ``circle_nms``); AWML's configs are tuned to that behaviour. The
-    neighbour matrix is computed where the boxes are; the greedy pass, inherently sequential, walks it
-    on the host after one copy of k x k booleans (k <= the pre-NMS maximum).
+    (``dist <= thresh`` in its ``circle_nms``, summed squared differences in the boxes' float32);
+    AWML's configs are tuned to that behaviour. Runs on the host over the few boxes above the score
+    threshold, as mmdet3d's (numba) and Autoware's (after one copy of the boxes) do: the greedy pass is
+    sequential, and on a GPU it would cost a synchronization per box.
     """
-    order = torch.argsort(scores, descending=True, stable=True)
+    centres, scores = np.asarray(centres, dtype=np.float32), np.asarray(scores, dtype=np.float32)
+    order = np.argsort(-scores, kind="stable")
     centres = centres[order]
-    near = (torch.cdist(centres, centres).pow(2) <= min_radius).cpu().numpy()
-    return order[torch.as_tensor(greedy_keep(near, post_max_size), dtype=torch.long, device=order.device)]
+    near = ((centres[:, None, :] - centres[None, :, :]) ** 2).sum(axis=-1) <= np.float32(min_radius)
+    return order[greedy_keep(near, post_max_size)]
 
 
 def greedy_keep(near: np.ndarray, limit: int) -> list[int]:
@@ -91,8 +93,13 @@ def as_tensors(heads) -> dict[str, torch.Tensor]:
 
 
 def decode(heads, cfg: CenterPointConfig, rot_y_axis_reference: bool = False) -> Detections:
-    """Raw head tensors (batch 1; NumPy, or torch on any device: decoded there) → boxes in metres, after
-    the score threshold and circle NMS, returned on the host."""
+    """Raw head tensors (batch 1; NumPy, or torch on any device) → boxes in metres, after the score
+    threshold and circle NMS, returned on the host.
+
+    The per-cell work (sigmoid, top-k, gathers, box geometry) runs where the heads are; the top-k
+    candidates then come to the host in one copy (Autoware copies its boxes back once too), where the
+    threshold, range filter and NMS see a few hundred rows.
+    """
     t = as_tensors(heads)
     dim, rot = t["dim"], t["rot"]
     if rot_y_axis_reference:
@@ -112,20 +119,22 @@ def decode(heads, cfg: CenterPointConfig, rot_y_axis_reference: bool = False) ->
     r = cfg.point_cloud_range
     x = (xs.float() + reg[0]) * stride * vx + r[0]
     y = (ys.float() + reg[1]) * stride * vy + r[1]
-    z = t["height"][0, 0, ys, xs]
     size = sizes[:, ys, xs]
-    boxes = torch.stack([x, y, z, size[0], size[1], size[2], yaws[ys, xs], t["vel"][0, 0, ys, xs], t["vel"][0, 1, ys, xs]], dim=1)
-    limit = torch.tensor(cfg.post_center_range, device=boxes.device)
-    in_range = (top_scores > cfg.score_threshold) & (boxes[:, :3] >= limit[:3]).all(dim=1) & (boxes[:, :3] <= limit[3:]).all(dim=1)
-    kept = torch.nonzero(in_range).flatten()
-    if kept.numel():
-        kept = kept[circle_nms(boxes[kept, :2], top_scores[kept], cfg.nms_min_radius, cfg.post_max_size)]
+    # One float32 row per candidate: the box, its score, then class, y, x (integers < 2**24: exact).
+    rows = torch.stack([x, y, t["height"][0, 0, ys, xs], size[0], size[1], size[2], yaws[ys, xs], t["vel"][0, 0, ys, xs],
+                        t["vel"][0, 1, ys, xs], top_scores, cls.float(), ys.float(), xs.float()], dim=1).cpu().numpy()
+    boxes, scores, cells = rows[:, :9], rows[:, 9], rows[:, 10:].astype(np.int64)
+    limit = np.asarray(cfg.post_center_range, dtype=np.float32)
+    in_range = (scores > cfg.score_threshold) & (boxes[:, :3] >= limit[:3]).all(axis=1) & (boxes[:, :3] <= limit[3:]).all(axis=1)
+    kept = np.flatnonzero(in_range)
+    if kept.size:
+        kept = kept[circle_nms(boxes[kept, :2], scores[kept], cfg.nms_min_radius, cfg.post_max_size)]
     return Detections(
-        boxes=boxes[kept].cpu().numpy(),
-        scores=top_scores[kept].cpu().numpy(),
-        labels=cls[kept].cpu().numpy(),
-        candidate_cells=torch.stack([cls, ys, xs], dim=1).cpu().numpy(),
-        candidate_scores=top_scores.cpu().numpy(),
+        boxes=np.ascontiguousarray(boxes[kept]),
+        scores=scores[kept],
+        labels=cells[kept, 0],
+        candidate_cells=cells,
+        candidate_scores=scores,
         probabilities=where_decoded(prob),
         sizes=where_decoded(sizes),
         yaws=where_decoded(yaws),
