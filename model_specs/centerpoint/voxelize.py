@@ -67,8 +67,10 @@ def voxelize(points: torch.Tensor, cfg: CenterPointConfig) -> Voxels:
     n = points.shape[0]
     nx, ny, nz = cfg.grid_size
     outside = nx * ny * nz  # the key of every dropped point: sorts after every cell
-    r, size = cfg.point_cloud_range, cfg.voxel_size
-    cell = torch.stack([torch.floor((points[:, axis] - r[axis]) / size[axis]) for axis in range(3)], dim=1)
+    # Divided by a tensor, not a Python float: CUDA turns division by a host scalar into multiplication
+    # by its reciprocal, which rounds differently and moves boundary points to the next cell.
+    low, size = points.new_tensor([cfg.point_cloud_range[:3], cfg.voxel_size]).unbind(0)
+    cell = torch.floor((points[:, :3] - low) / size)
     inside = torch.isfinite(cell).all(dim=1) & (cell >= 0).all(dim=1)
     inside &= (cell[:, 0] < nx) & (cell[:, 1] < ny) & (cell[:, 2] < nz)
     cell = torch.where(inside.unsqueeze(1), cell, 0).long()
