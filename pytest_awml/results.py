@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from pytest_awml.options import AwmlOptions
 
 RECORD = "awml_record"
-KINDS = ("artifacts", "parity", "latency", "drift", "shapes", "golden", "metrics")
+KINDS = ("artifacts", "parity", "latency", "drift", "shapes", "golden", "metrics", "inferences")
 KEY_FIGURES = ("max_abs", "p99_abs", "min_atol_to_pass")
 """A comparison's figures that CI dashboards show (junitxml properties) and the error history keeps."""
 
@@ -81,6 +81,7 @@ class Results:
     shapes: list[dict] = field(default_factory=list)
     golden: list[dict] = field(default_factory=list)
     metrics: list[dict] = field(default_factory=list)
+    inferences: list[dict] = field(default_factory=list)
 
     def pytest_runtest_logreport(self, report) -> None:
         if report.when != "teardown":  # user_properties ride on every phase; take them once
@@ -92,7 +93,8 @@ class Results:
 
     def of_kind(self, kind: str) -> list[dict]:
         return {"artifacts": self.artifacts, "parity": self.parity, "latency": self.latency, "drift": self.drift,
-                "shapes": self.shapes, "golden": self.golden, "metrics": self.metrics}[kind]
+                "shapes": self.shapes, "golden": self.golden, "metrics": self.metrics,
+                "inferences": self.inferences}[kind]
 
     def as_json(self, run: dict) -> dict:
         return {"run": run, **{kind: self.of_kind(kind) for kind in KINDS}}

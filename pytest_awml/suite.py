@@ -29,7 +29,7 @@ from pytest_awml.provenance import COMPUTE, versions
 from pytest_awml.shapes import corner_sizes, hypothesis_settings, out_of_range_sizes, random_feed, sizes_strategy
 from pytest_awml.spec import fingerprint
 from pytest_awml.timing import LatencyStats, SpanTimer, measure, measure_component, warmup_rounds
-from pytest_awml.workspace import components_of, pipeline_of
+from pytest_awml.workspace import components_of, content_digest, pipeline_of
 
 DISABLED = "pytest-benchmark is disabled here (--benchmark-disable, or pytest-xdist is active): no latency measured"
 
@@ -85,7 +85,8 @@ def _gate_latency(request, workspace, settings: LatencySettings, verdicts: list,
 def _record_builds(request, awml_workspace):
     """An artifact built by a test other than its own test_export (xdist runs tests in any order; an
     intermediate such as the fp16 graph of an RTX fp16 engine has none) is still reported once, as
-    built, so that 'built once across workers' shows in the report."""
+    built, so that 'built once across workers' shows in the report. The inferences the test computed
+    (outside latency rounds) go to the report's ledger, ``inferences``."""
     yield
     case = request.node.funcargs.get("awml_case")
     own = case.format if request.node.originalname == "test_export" else None
@@ -93,6 +94,8 @@ def _record_builds(request, awml_workspace):
         if artifact.format != own:
             results.attach(request.node, "artifacts", {"test_id": request.node.nodeid, "built_by": request.node.nodeid,
                                                        **artifact.as_record()})
+    for inference in awml_workspace.drain_inferences():
+        results.attach(request.node, "inferences", {"test_id": request.node.nodeid, **inference})
 
 
 @pytest.mark.awml_cases("export")
@@ -178,9 +181,9 @@ def test_shapes(awml_case, awml_workspace, request):
 
     def check(sizes: dict[str, int]) -> None:
         feed = random_feed(component.inputs, sizes, seed=options.seed + len(tried))
-        expected = reference.run(feed)
+        expected = awml_workspace.run(spec, component, REFERENCE, feed)  # drawn alike for every target: computed once
         try:
-            got = runner.run(feed)
+            got = awml_workspace.ledgered(spec, component, target, content_digest(feed), lambda: runner.run(feed))
         except AwmlError:
             raise
         except Exception as exc:  # a crash inside the runtime at a size the profile allows is the finding

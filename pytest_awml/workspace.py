@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Hashable, Mapping
@@ -128,6 +129,7 @@ class Workspace:
         self._memo = Memo()
         self._open_runners: list[Runner] = []
         self._new_builds: list[Artifact] = []
+        self._inferences: list[dict] = []
 
     @property
     def options(self) -> AwmlOptions:
@@ -160,8 +162,25 @@ class Workspace:
     def run(self, spec: ModelSpec, component: Component, target: Target, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """One inference, made once per session for the same component, target and input content, and
         shared by every test that needs it (parity, pipelines, drift, metrics)."""
-        key = ("run", spec.name, component.name, target, content_digest(inputs))
-        return self._memo.get(key, lambda: self.runner(spec, component, target).run(inputs))
+        digest = content_digest(inputs)
+        return self._memo.get(("run", spec.name, component.name, target, digest),
+                              lambda: self.ledgered(spec, component, target, digest, lambda: self.runner(spec, component, target).run(inputs)))
+
+    def ledgered(self, spec: ModelSpec, component: Component, target: Target, digest: str, call: Callable[[], Any]) -> Any:
+        """``call`` (one inference outside the latency rounds), timed into the run's ledger: the report's
+        ``inferences`` say what a run computed, so ``benchmarks/main_job.py`` can hold its wall time to
+        them and show that no input ran twice on a target."""
+        start = time.perf_counter()
+        try:
+            return call()
+        finally:
+            self._inferences.append({"spec": spec.name, "component": component.name, "target": target.id, "input": digest,
+                                     "seconds": round(time.perf_counter() - start, 6)})
+
+    def drain_inferences(self) -> list[dict]:
+        """The ledger's entries since the last call (the running test's)."""
+        done, self._inferences = self._inferences, []
+        return done
 
     def _stored_outputs(self, store: ArtifactStore, spec: ModelSpec, component: Component, target: Target,
                         inputs: list[dict[str, np.ndarray]]) -> Artifact:
@@ -178,7 +197,9 @@ class Workspace:
             key_parts["artifact"] = self.artifact(spec, component, fmt).sha256
 
         def write(path: Path) -> dict:
-            outputs = [self.runner(spec, component, target).run(sample) for sample in inputs]
+            runner = self.runner(spec, component, target)
+            outputs = [self.ledgered(spec, component, target, content_digest(sample), lambda sample=sample: runner.run(sample))
+                       for sample in inputs]
             np.savez(path, **{f"{i}/{name}": value for i, sample in enumerate(outputs) for name, value in sample.items()})
             return {"samples": len(outputs), "target": target.id}
 

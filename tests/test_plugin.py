@@ -81,6 +81,13 @@ def test_tiny_spec_end_to_end_then_reuse(run_awml):
     # the reference outputs are not computed again either: a second run reads them and reports them reused
     restored = {a["component"]: a for a in second.report["artifacts"] if a["format"] == "reference-outputs"}
     assert {c: (a["reused"], a["sha256"]) for c, a in restored.items()} == {c: (True, a["sha256"]) for c, a in stored.items()}
+    # the ledger: every input ran once per target; the second run ran no reference forward on the parity inputs
+    for ledger in (report["inferences"], second.report["inferences"]):
+        keys = [(i["component"], i["target"], i["input"]) for i in ledger]
+        assert keys and len(keys) == len(set(keys)) and all(i["seconds"] > 0 for i in ledger)
+    cold_refs = {i["input"] for i in report["inferences"] if i["target"] == "pytorch-cpu-fp32" and "test_shapes" not in i["test_id"]}
+    warm_refs = {i["input"] for i in second.report["inferences"] if i["target"] == "pytorch-cpu-fp32"}
+    assert len(cold_refs) >= 2 * report["run"]["samples"] and not cold_refs & warm_refs
     assert "reused:" in second.text
 
 
