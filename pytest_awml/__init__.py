@@ -12,6 +12,7 @@ from pytest_awml.errors import (
     DataError,
     ExportError,
     LatencyBudgetExceeded,
+    NothingCompared,
     SpecError,
     ToleranceExceeded,
 )
@@ -30,6 +31,7 @@ __all__ = [
     "LatencyBudgetExceeded",
     "LatencySettings",
     "ModelSpec",
+    "NothingCompared",
     "OnnxOptions",
     "SpecError",
     "TensorSpec",

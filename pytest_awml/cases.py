@@ -10,7 +10,7 @@
 3. ``Case.id`` is the part in brackets. The ids are a contract (CI filters and dashboards):
    ``test_export[<spec>/<component>/<format>]``, ``test_parity|test_latency|test_shapes[<spec>/
    <component>/<target>]``, ``test_pipeline_parity|test_pipeline_latency[<spec>/<target>]``,
-   ``test_drift[<spec>/<component>]``, ``test_bundle[<spec>]``; ``<target>`` is
+   ``test_metric[<spec>/<target>]``, ``test_drift[<spec>/<component>]``, ``test_bundle[<spec>]``; ``<target>`` is
    ``<backend>-<device>-<precision>`` (``onnxruntime-cpu-fp32``).
 4. A kind with no case at all (a spec without pipeline or dynamic dims, no ``--awml-autoware``)
    leaves the bare test pytest would skip as "got empty parameter set": :func:`placeholders`
@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator, Sequence
@@ -142,6 +143,13 @@ class Plan:
                     for target, skip in self.targets:
                         yield Case(spec, target=target, skip=skip, pipeline=name)
 
+    def _metric(self) -> Iterator[Case]:
+        """Every target's task metric against the reference's, for specs that declare one."""
+        for case in self._pipeline_parity():
+            if not case.pipeline and case.spec.metric is not None:
+                missing = case.target.precision.value not in case.spec.metric.max_delta
+                yield dataclasses.replace(case, skip=case.skip or (f"the spec gives no {case.target.precision} metric limit" if missing else ""))
+
     def _drift(self) -> Iterator[Case]:
         skip = "" if self.options.golden else "no golden folder: pass --awml-golden DIR (with --awml-update-golden once to create it)"
         for spec, component in self._components():
@@ -162,6 +170,7 @@ KINDS: dict[str, Callable[[Plan], Iterator[Case]]] = {
     "latency": Plan._latency,
     "pipeline_parity": Plan._pipeline_parity,
     "pipeline_latency": Plan._pipeline_latency,
+    "metric": Plan._metric,
     "drift": Plan._drift,
     "bundle": Plan._bundle,
 }

@@ -43,8 +43,10 @@ class OutputComparison:
     problem: str = ""
 
     def as_record(self) -> dict:
-        # JSON has no NaN/Inf: a figure that could not be computed is null.
-        return {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in asdict(self).items()}
+        # JSON has no NaN/Inf: a figure that could not be computed is null. ``compared``: what every parity
+        # record says, here the number of elements the figures are over.
+        record = {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in asdict(self).items()}
+        return {**record, "compared": self.elements}
 
     def describe(self) -> str:
         if self.problem:

@@ -19,6 +19,7 @@ __all__ = [
     "DataError",
     "ExportError",
     "LatencyBudgetExceeded",
+    "NothingCompared",
     "SpecError",
     "ToleranceExceeded",
 ]
@@ -48,6 +49,11 @@ class BackendError(AwmlError):
 
 class ToleranceExceeded(AwmlError):
     """A backend's outputs differ from the reference beyond the spec's tolerance."""
+
+
+class NothingCompared(ToleranceExceeded):
+    """A comparison or metric had fewer items (boxes, detections, classes) than the spec's minimum:
+    it would pass having judged nothing, so it fails and says how to give it something to judge."""
 
 
 class LatencyBudgetExceeded(AwmlError):

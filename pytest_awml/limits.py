@@ -119,6 +119,7 @@ class Verdict:
     value: float
     limit: float
     detail: str = ""
+    compared: int | None = None  # how many items the figure is over (matched boxes, cells); None: not a count
 
     @property
     def passed(self) -> bool:
@@ -131,4 +132,5 @@ class Verdict:
 
     def describe(self) -> str:
         verdict = "ok" if self.passed else "FAILED"
-        return f"{self.name}: {verdict} {self.value:.4g} (limit {self.limit:g}){' - ' + self.detail if self.detail else ''}"
+        over = f", over {self.compared}" if self.compared is not None else ""
+        return f"{self.name}: {verdict} {self.value:.4g} (limit {self.limit:g}{over}){' - ' + self.detail if self.detail else ''}"

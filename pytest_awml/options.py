@@ -4,6 +4,8 @@ which worker this process is decides which GPU it uses."""
 
 from __future__ import annotations
 
+import uuid
+
 import dataclasses
 import os
 from dataclasses import dataclass
@@ -78,6 +80,23 @@ def xdist_worker(config: pytest.Config) -> str | None:
     without xdist: the one check for "is this a worker" (xdist sets ``workerinput`` on workers)."""
     workerinput = getattr(config, "workerinput", None)
     return None if workerinput is None else workerinput["workerid"]
+
+
+RUNS_FOLDER = ".runs"
+
+
+def shared_run_folder(config: pytest.Config, artifacts: Path) -> Path | None:
+    """The folder this run's xdist processes share (``<artifacts>/.runs/<testrunuid>``), or None
+    without xdist. The controller names the run before its workers start (``--testrunuid``, an
+    xdist option), so that it can remove the folder when the run ends."""
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None:
+        return artifacts / RUNS_FOLDER / workerinput["testrunuid"]
+    if not config.pluginmanager.hasplugin("xdist") or not (config.getoption("dist", "no") != "no" and config.getoption("tx", None)):
+        return None  # one process: the session's memo shares everything
+    if config.getoption("testrunuid", None) is None:
+        config.option.testrunuid = uuid.uuid4().hex
+    return artifacts / RUNS_FOLDER / config.option.testrunuid
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from pytest_awml.limits import LatencySettings, Verdict
 
 if TYPE_CHECKING:  # only named in annotations: a spec module need not load the runners
     from pytest_awml.runners.base import Runner
+    import torch
 
 __all__ = ["Check", "Pipeline", "PipelineResult", "PipelineSpec", "StageClock"]
 
@@ -36,18 +37,43 @@ class PipelineResult:
 
 
 class StageClock:
-    """Times the stages of one call. Create one per call: it is the call's own state."""
+    """Times the stages of one call. Create one per call: it is the call's own state.
 
-    def __init__(self) -> None:
-        self.stages_ms: dict[str, float] = {}
+    On a CUDA ``device`` each stage is bracketed by CUDA events on the current stream (device time of
+    the work the stage queued, no synchronize between stages); ``stages_ms`` waits for the last event.
+    On the CPU (or ``device`` None) stages are host-timed, synchronizing ``runner`` when one is named.
+    """
+
+    def __init__(self, device: "torch.device | None" = None) -> None:
+        self._device = device if device is not None and device.type == "cuda" else None
+        self._host: dict[str, float] = {}
+        self._events: list[tuple[str, Any, Any]] = []
 
     @contextmanager
     def stage(self, name: str, runner: Runner | None = None) -> Iterator[None]:
-        start = time.perf_counter()
+        if self._device is not None:
+            import torch
+
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record(torch.cuda.current_stream(self._device))
+            yield
+            end.record(torch.cuda.current_stream(self._device))
+            self._events.append((name, start, end))
+            return
+        start_s = time.perf_counter()
         yield
         if runner is not None:
             runner.synchronize()  # device work queued in this stage belongs to it
-        self.stages_ms[name] = self.stages_ms.get(name, 0.0) + (time.perf_counter() - start) * _MS
+        self._host[name] = self._host.get(name, 0.0) + (time.perf_counter() - start_s) * _MS
+
+    @property
+    def stages_ms(self) -> dict[str, float]:
+        found = dict(self._host)
+        if self._events:
+            self._events[-1][2].synchronize()
+            for name, start, end in self._events:
+                found[name] = found.get(name, 0.0) + start.elapsed_time(end)
+        return found
 
 
 class Pipeline(ABC):
@@ -64,9 +90,12 @@ class PipelineSpec:
     """How a spec assembles and judges its end-to-end pipeline.
 
     ``build(model, runners)`` gets the model and one runner per component name. ``compare(refs,
-    tests, precision)`` returns the :class:`Check` list for the outputs of every sample.
+    tests, precision)`` returns the :class:`Check` list for the outputs of every sample; a check's
+    ``compared`` says over how many items (matched boxes…) its figure is. ``min_compared``: a check over
+    fewer items judged nothing (no box on either side passes every box limit), so the test fails.
     """
 
     build: Callable[[Any, Mapping[str, Runner]], Pipeline]
     compare: Callable[[Sequence[Any], Sequence[Any], Precision], list[Verdict]]
     latency: LatencySettings = field(default_factory=LatencySettings)
+    min_compared: int = 1

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 RECORD = "awml_record"
-KINDS = ("artifacts", "parity", "latency", "drift", "shapes", "golden", "data")
+KINDS = ("artifacts", "parity", "latency", "drift", "shapes", "golden", "data", "metrics", "inferences")
 KEY_FIGURES = ("max_abs", "p99_abs", "min_atol_to_pass")
 """A comparison's figures that CI dashboards show (junitxml properties) and the error history keeps."""
 
@@ -72,7 +72,7 @@ def attach_verdicts(node, kind: str, ids: dict[str, Any], verdicts: Sequence[Ver
     and junitxml properties (``awml.<output>``)."""
     for v in verdicts:
         attach(node, kind, {**ids, "output": v.name, "max_abs": v.value, "atol": v.limit, "rtol": 0.0,
-                            "passed": v.passed, "problem": "" if v.passed else v.detail})
+                            "passed": v.passed, "problem": "" if v.passed else v.detail, "compared": v.compared})
         node.user_properties.append((f"awml.{v.name}", v.value))
 
 
@@ -87,6 +87,8 @@ class Results:
     shapes: list[dict] = field(default_factory=list)
     golden: list[dict] = field(default_factory=list)
     data: list[dict] = field(default_factory=list)  # what the data readers changed in the input (DataWarning notes)
+    metrics: list[dict] = field(default_factory=list)
+    inferences: list[dict] = field(default_factory=list)
     verified: int = 0  # generated tests that ran (passed or failed)
     skipped: int = 0  # generated tests that were skipped
     written: Path | None = None  # where the JSON report went
@@ -112,7 +114,8 @@ class Results:
 
     def of_kind(self, kind: str) -> list[dict]:
         return {"artifacts": self.artifacts, "parity": self.parity, "latency": self.latency, "drift": self.drift,
-                "shapes": self.shapes, "golden": self.golden, "data": self.data}[kind]
+                "shapes": self.shapes, "golden": self.golden, "data": self.data, "metrics": self.metrics,
+                "inferences": self.inferences}[kind]
 
     def as_json(self, run: dict) -> dict:
         return {"run": run, **{kind: self.of_kind(kind) for kind in KINDS}}
@@ -133,6 +136,15 @@ class Results:
         return self.written
 
 
+def weights_of(options: AwmlOptions, spec) -> str:
+    """What a spec's model holds in this run, as the header says it."""
+    if options.checkpoint:
+        return f"checkpoint {options.checkpoint}"
+    if spec.default_weights:
+        return f"no checkpoint given: {spec.default_weights}"
+    return f"no checkpoint given: seeded weights (seed {options.seed})"
+
+
 def run_info(options: AwmlOptions, specs, started: float) -> dict:
     """The report's ``run``: when, where, with what (versions, device, seed) and which overrides."""
     return {
@@ -143,7 +155,9 @@ def run_info(options: AwmlOptions, specs, started: float) -> dict:
         "seed": options.seed,
         "samples": options.samples,
         "checkpoint": str(options.checkpoint) if options.checkpoint else None,
-        "weights": "checkpoint" if options.checkpoint else f"seeded (seed {options.seed})",
+        "weights": "checkpoint" if options.checkpoint else ("bundled" if specs and all(s.default_weights for s in specs)
+                                                             else f"seeded (seed {options.seed})"),
+        "weights_by_spec": {s.name: weights_of(options, s) for s in specs},
         "specs": [s.name for s in specs],
         "overrides": {"tolerances": options.tolerances.as_dict()} if options.tolerances else {},
         "golden": str(options.golden) if options.golden else None,

@@ -9,6 +9,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from exporters.signature import Dim, TensorSpec
+from pytest_awml.errors import DataError
 
 CORNERS = ("min", "opt", "max")
 # Bounded so that a CI run stays in minutes even for 96 000-pillar inputs; ``ci`` is derandomized
@@ -66,3 +67,20 @@ def hypothesis_settings(profile: str, database_dir: Path):
     options = PROFILES[profile]
     database = None if options["derandomize"] else DirectoryBasedExampleDatabase(str(database_dir))
     return settings(deadline=None, database=database, suppress_health_check=list(HealthCheck), **options)
+
+
+def plan_output_shapes(input_specs: Sequence[TensorSpec], output_specs: Sequence[TensorSpec],
+                       input_shapes: Mapping[str, tuple[int, ...]]) -> dict[str, tuple[int, ...]]:
+    """Output shapes implied by concrete input shapes: dynamic dims are bound by name from the inputs.
+
+    Used to allocate output buffers before ``execute_async_v3`` and checked against TensorRT's own
+    ``get_tensor_shape`` at run time, so a spec that mis-declares an output fails loudly.
+    """
+    bound: dict[str, int] = {}
+    for spec in input_specs:
+        shape = input_shapes[spec.name]
+        for axis, dim in enumerate(spec.shape):
+            if isinstance(dim, Dim):
+                if bound.setdefault(dim.name, shape[axis]) != shape[axis]:
+                    raise DataError(f"dim {dim.name!r} is {bound[dim.name]} in one input and {shape[axis]} in {spec.name!r}")
+    return {spec.name: tuple(bound[d.name] if isinstance(d, Dim) else d for d in spec.shape) for spec in output_specs}

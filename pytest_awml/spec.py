@@ -24,6 +24,7 @@ from exporters.signature import Dim, TensorSpec
 from pytest_awml.device import Precision
 from pytest_awml.errors import SpecError
 from pytest_awml.limits import LatencyRatio, LatencySettings, Tolerance, TrendSettings
+from pytest_awml.metric import MetricSpec
 from pytest_awml.pipeline import PipelineSpec
 
 __all__ = [
@@ -121,6 +122,12 @@ class ModelSpec:
     rules (each returns problems as sentences), run at load time: e.g. a TensorRT profile's max
     pillars must equal the voxelizer's max, which AWML only guards by comments.
 
+    ``metric`` scores the pipeline's outputs against the samples' ground truth; every backend's score
+    must stay within ``metric.max_delta`` of the reference's (``test_metric``).
+
+    ``default_weights`` says what the model holds without ``--awml-checkpoint`` when it is not
+    seeded (bundled trained weights, and what they were trained on): the run's header and report say it.
+
     With ``--awml-checkpoint`` the plugin calls ``build_model(path, seed)`` for the architecture
     (the spec may skip seed-only work) and loads the weights itself (``pytest_awml.checkpoints``:
     weights only, strict); ``checkpoint_hints(mismatch)`` turns a misfit into advice.
@@ -151,6 +158,8 @@ class ModelSpec:
     bundle: Callable[[Any, Path, Mapping[str, Path], Path | None], list[Path]] | None = None
     bundle_components: tuple[Component, ...] = ()
     bundle_pipeline: PipelineSpec | None = None
+    default_weights: str = ""  # what build_model loads without a checkpoint, said in the header; "": seeded
+    metric: MetricSpec | None = None  # the task metric of the pipeline's outputs (test_metric)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "components", tuple(self.components))
@@ -190,6 +199,14 @@ def validate(spec: Any, origin: str = "") -> "ModelSpec":
             problems = pipeline.latency.problems()
             if problems:
                 fail(f"{attr}.latency", "; ".join(problems), "correct the latency settings")
+    if spec.metric is not None:
+        if not isinstance(spec.metric, MetricSpec):
+            fail("metric", f"is a {type(spec.metric).__name__}", "use pytest_awml.metric.MetricSpec(...)")
+        if spec.pipeline is None:
+            fail("metric", "needs a pipeline: the metric scores the pipeline's outputs", "declare pipeline=PipelineSpec(...)")
+        problems = spec.metric.problems()
+        if problems:
+            fail("metric", "; ".join(problems), "correct the metric settings")
     if (spec.bundle_components or spec.bundle_pipeline is not None) and spec.bundle is None:
         fail("bundle", "is None but bundle_components or bundle_pipeline are declared", "pass the function that writes the bundle")
     if spec.load_data is not None and not callable(spec.load_data):

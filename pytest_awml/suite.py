@@ -21,13 +21,15 @@ from pytest_awml.budgets import DEFAULT_REGRESSION, budget_failure, ratio_verdic
 from pytest_awml.builders.onnx import FORMAT as ONNX
 from pytest_awml.compare import OutputComparison, compare_outputs, differs, parity_failure
 from pytest_awml.device import REFERENCE
-from pytest_awml.errors import ArtifactError, AwmlError, BackendError, DataError, LatencyBudgetExceeded, ToleranceExceeded
+from pytest_awml.errors import (ArtifactError, AwmlError, BackendError, DataError, LatencyBudgetExceeded, NothingCompared,
+                                ToleranceExceeded)
 from pytest_awml.limits import LatencySettings, Tolerance
+from pytest_awml.metric import metric_verdict
 from pytest_awml.provenance import COMPUTE, versions
 from pytest_awml.shapes import corner_sizes, hypothesis_settings, out_of_range_sizes, random_feed, sizes_strategy
 from pytest_awml.spec import fingerprint
-from pytest_awml.timing import LatencyStats, SpanTimer, measure, measure_component
-from pytest_awml.workspace import pipeline_of
+from pytest_awml.timing import LatencyStats, SpanTimer, measure, measure_component, warmup_rounds
+from pytest_awml.workspace import components_of, content_digest, pipeline_of
 
 DISABLED = "pytest-benchmark is disabled here (--benchmark-disable, or pytest-xdist is active): no latency measured"
 
@@ -85,7 +87,8 @@ def _record_builds(request, awml_workspace):
 
     An artifact built by a test other than its own test_export (xdist runs tests in any order; an
     intermediate such as the fp16 graph of an RTX fp16 engine has none) is still reported once, as
-    built, so that 'built once across workers' shows in the report."""
+    built, so that 'built once across workers' shows in the report. The inferences the test computed
+    (outside latency rounds) go to the report's ledger, ``inferences``."""
     yield
     case = request.node.funcargs.get("awml_case")
     own = case.format if request.node.originalname == "test_export" else None
@@ -96,6 +99,8 @@ def _record_builds(request, awml_workspace):
     for spec, note in awml_workspace.drain_notes():
         results.attach(request.node, "data", {"test_id": request.node.nodeid, "spec": spec,
                                               "data": str(awml_workspace.options.data), "note": note})
+    for inference in awml_workspace.drain_inferences():
+        results.attach(request.node, "inferences", {"test_id": request.node.nodeid, **inference})
 
 
 @pytest.mark.awml_cases("export")
@@ -116,8 +121,7 @@ def test_parity(awml_case, awml_workspace, request):
     spec, component, target = awml_case.spec, awml_case.component, awml_case.target
     inputs = awml_workspace.inputs(spec, component)
     references = awml_workspace.reference(spec, component)
-    runner = awml_workspace.runner(spec, component, target)
-    outputs = [runner.run(sample) for sample in inputs]
+    outputs = awml_workspace.outputs(spec, component, target)
     tolerances = awml_workspace.options.parity_tolerances(component, target.precision)
     ids = results.record_ids(awml_case, request.node.nodeid, awml_workspace.options)
     _gate(request, awml_workspace, awml_case, "parity", ids, compare_outputs(references, outputs, tolerances),
@@ -130,10 +134,9 @@ def test_drift(awml_case, awml_workspace, request):
     spec, component = awml_case.spec, awml_case.component
     options = awml_workspace.options
     store = golden.GoldenStore(options.golden, options.lock_timeout_s)
-    reference = awml_workspace.runner(spec, component, REFERENCE)
     tolerances = options.drift_tolerances(component)
     if options.update_golden:
-        _update_golden(request, awml_workspace, store, awml_case, reference, tolerances)
+        _update_golden(request, awml_workspace, store, awml_case, tolerances)
         return
     found = store.read(spec.name, component.name)
     if found is None:
@@ -142,7 +145,7 @@ def test_drift(awml_case, awml_workspace, request):
     if found.meta.get("seed") != options.seed:
         raise DataError(f"the golden outputs were made with seed {found.meta.get('seed')}, this run uses {options.seed}")
     changes = golden.version_changes(found.meta.get("versions", {}), versions(COMPUTE))
-    outputs = [reference.run(sample) for sample in found.inputs]
+    outputs = [awml_workspace.run(spec, component, REFERENCE, sample) for sample in found.inputs]
     replay = options.parity_tolerances(component, REFERENCE.precision)
     ids = {**results.record_ids(awml_case, request.node.nodeid, options), "golden": str(found.path), "version_changes": changes,
            "weights_changed": found.meta.get("weights_sha256") != awml_workspace.model(spec).weights_sha256}
@@ -154,13 +157,13 @@ def test_drift(awml_case, awml_workspace, request):
                    note=f"Library versions changed since the golden outputs were made: {changed}" if changes else ""))
 
 
-def _update_golden(request, workspace, store, case, reference, tolerances) -> None:
+def _update_golden(request, workspace, store, case, tolerances) -> None:
     spec, component = case.spec, case.component
     inputs = workspace.inputs(spec, component)
     meta = {"spec": spec.name, "component": component.name, "spec_hash": fingerprint(spec, component),
             "weights_sha256": workspace.model(spec).weights_sha256, "seed": workspace.options.seed, "samples": len(inputs),
             "versions": versions(COMPUTE)}
-    update = store.update(spec.name, component.name, inputs, [reference.run(sample) for sample in inputs], meta, tolerances)
+    update = store.update(spec.name, component.name, inputs, workspace.reference(spec, component), meta, tolerances)
     if update.replaced:
         request.node.user_properties.append(("awml.golden_replaced", update.replaced))
     results.attach(request.node, "golden", {**results.record_ids(case, request.node.nodeid, workspace.options),
@@ -183,9 +186,9 @@ def test_shapes(awml_case, awml_workspace, request):
 
     def check(sizes: dict[str, int]) -> None:
         feed = random_feed(component.inputs, sizes, seed=options.seed + len(tried))
-        expected = reference.run(feed)
+        expected = awml_workspace.run(spec, component, REFERENCE, feed)  # drawn alike for every target: computed once
         try:
-            got = runner.run(feed)
+            got = awml_workspace.ledgered(spec, component, target, content_digest(feed), lambda: runner.run(feed))
         except AwmlError:
             raise
         except Exception as exc:  # a crash inside the runtime at a size the profile allows is the finding
@@ -234,7 +237,7 @@ def test_latency(awml_case, awml_workspace, benchmark, request):
     awml_workspace.remember_p50(spec, component, target, stats.p50_ms)
     results.attach(request.node, "latency", {**results.record_ids(awml_case, request.node.nodeid, awml_workspace.options),
                                              **stats.as_dict(), "clock": measured.clock, "spans": measured.spans,
-                                             "rounds_cut": measured.rounds_cut})
+                                             "rounds_cut": measured.rounds_cut, "warmup_rounds": warmup_rounds(settings)})
     verdicts = [ratio_verdict(target.id, stats.p50_ms, r.baseline, awml_workspace.p50(spec, component, r.baseline, settings), r.max_ratio)
                 for r in settings.ratios if r.target == target.id]
     _gate_latency(request, awml_workspace, settings, verdicts, stats.p50_ms)
@@ -250,15 +253,51 @@ def test_pipeline_parity(awml_case, awml_workspace, request):
     """The end-to-end outputs (boxes, classes…) of the target agree with the PyTorch CPU pipeline."""
     spec, target = awml_case.spec, awml_case.target
     references = awml_workspace.pipeline_reference(spec, awml_case.pipeline)
-    pipeline = awml_workspace.pipeline(spec, target, awml_case.pipeline)
-    outputs = [pipeline(sample).outputs for sample in awml_workspace.model(spec).samples]
-    checks = pipeline_of(spec, awml_case.pipeline).compare(references, outputs, target.precision)
+    outputs = awml_workspace.pipeline_outputs(spec, target, awml_case.pipeline)
+    pipeline_spec = pipeline_of(spec, awml_case.pipeline)
+    checks = pipeline_spec.compare(references, outputs, target.precision)
     ids = results.record_ids(awml_case, request.node.nodeid, awml_workspace.options, component=_pipeline_component(awml_case))
     results.attach_verdicts(request.node, "parity", ids, checks)
     failed = [c.describe() for c in checks if not c.passed]
     if failed:
         raise ToleranceExceeded(differs(f"the {target.id} pipeline", REFERENCE.id,
                                         f"on {len(failed)} of {len(checks)} check(s) over {len(references)} sample(s)", failed))
+    _require_compared(checks, pipeline_spec.min_compared, f"the {target.id} pipeline's comparison")
+
+
+def _require_compared(verdicts, minimum: int, what: str) -> None:
+    """A verdict over fewer items than the spec's minimum judged nothing: fail, saying how to fix it."""
+    thin = [v for v in verdicts if v.compared is not None and v.compared < minimum]
+    if thin:
+        counts = ", ".join(f"{v.name} over {v.compared}" for v in thin)
+        raise NothingCompared(f"{what} compared too little to judge ({counts}; the spec's minimum is {minimum}): it would pass "
+                              "on nothing. Give it objects to find: --awml-checkpoint with trained weights, more --awml-samples, "
+                              "or --awml-data with scans that hold objects in range")
+
+
+@pytest.mark.awml_cases("metric")
+def test_metric(awml_case, awml_workspace, request):
+    """The task metric of the target's decoded outputs against ground truth stays within the spec's
+    limit of PyTorch CPU fp32's (|delta|), over enough ground truth to mean something."""
+    spec, target = awml_case.spec, awml_case.target
+    samples = awml_workspace.model(spec).samples
+    reference = spec.metric.compute(awml_workspace.pipeline_reference(spec), samples)
+    if reference.compared == 0:
+        pytest.skip(f"the samples hold no ground truth for {reference.name} (--awml-data scans carry none): nothing to score; "
+                    "run on the spec's synthetic samples, or give a spec labelled data")
+    score = spec.metric.compute(awml_workspace.pipeline_outputs(spec, target), samples)
+    limit = spec.metric.max_delta[target.precision.value]
+    verdict = metric_verdict(reference, score, limit)
+    ids = results.record_ids(awml_case, request.node.nodeid, awml_workspace.options, component="pipeline")
+    results.attach(request.node, "metrics", {**ids, "metric": score.name, "value": score.value, "reference_value": reference.value,
+                                             "delta": verdict.value, "max_delta": limit, "compared": score.compared,
+                                             "details": dict(score.details), "reference_details": dict(reference.details),
+                                             "passed": verdict.passed})
+    request.node.user_properties.append((f"awml.{score.name}", score.value))
+    _require_compared([verdict], spec.metric.min_compared, f"the {target.id} {score.name}")
+    if not verdict.passed:
+        raise ToleranceExceeded(differs(f"the {target.id} pipeline's {score.name}", REFERENCE.id,
+                                        f"over {len(samples)} sample(s)", [verdict.describe()]))
 
 
 @pytest.mark.awml_cases("pipeline_latency")
@@ -282,11 +321,16 @@ def test_pipeline_latency(awml_case, awml_workspace, benchmark, request):
         pytest.skip(DISABLED)
     stats = measured.stats
     stages = {name: LatencyStats.from_ms(timer.spans[name]).as_dict() for name in pipeline.stages}
+    # what the networks alone take on this target: the pipeline's overhead is its p50 over their sum
+    networks_ms = sum(awml_workspace.p50(spec, c, target.id, settings) for c in components_of(spec, awml_case.pipeline))
+    overhead = {"components_p50_ms": networks_ms, "ratio_to_components": stats.p50_ms / networks_ms}
     benchmark.extra_info.update(spec=spec.name, component=_pipeline_component(awml_case), target=target.id, stages=stages,
-                                rounds_cut=measured.rounds_cut, regression_threshold=settings.regression, **stats.as_dict())
+                                rounds_cut=measured.rounds_cut, regression_threshold=settings.regression, **overhead,
+                                **stats.as_dict())
     results.attach(request.node, "latency", {**results.record_ids(awml_case, request.node.nodeid, awml_workspace.options,
                                                                   component=_pipeline_component(awml_case)),
-                                             **stats.as_dict(), "stages": stages, "rounds_cut": measured.rounds_cut})
+                                             **stats.as_dict(), **overhead, "stages": stages, "rounds_cut": measured.rounds_cut,
+                                             "warmup_rounds": warmup_rounds(settings)})
     verdicts = [share_verdict(stage, stages[stage]["p50_ms"], stats.p50_ms, share) for stage, share in settings.stage_shares.items()]
     _gate_latency(request, awml_workspace, settings, verdicts, stats.p50_ms)
 

@@ -12,7 +12,8 @@ def _g(value, fmt: str = ".3g") -> str:
 def lines(results: Results, report_path) -> list[str]:
     latency = {(r["spec"], r["component"], r["target"]): r for r in results.latency}
     out: list[str] = []
-    header = f"{'spec/component':<42} {'target':<24} {'output':<26} {'max_abs':>9} {'max_rel':>9} {'atol':>8} {'rtol':>8} {'min_atol':>9} {'ok':>4} {'p50 ms':>9}"
+    header = (f"{'spec/component':<42} {'target':<24} {'output':<26} {'max_abs':>9} {'max_rel':>9} {'atol':>8} {'rtol':>8} "
+              f"{'min_atol':>9} {'n':>9} {'ok':>4} {'p50 ms':>9}")
     if results.parity:
         out.append(header)
         out.append("-" * len(header))
@@ -23,18 +24,25 @@ def lines(results: Results, report_path) -> list[str]:
         out.append(
             f"{r['spec'] + '/' + r['component']:<42} {r['target']:<24} {r['output']:<26} {_g(r.get('max_abs')):>9} "
             f"{_g(r.get('max_rel')):>9} {_g(r.get('atol'), 'g'):>8} {_g(r.get('rtol'), 'g'):>8} "
-            f"{_g(r.get('min_atol_to_pass')):>9} {'yes' if r['passed'] else 'NO':>4} "
+            f"{_g(r.get('min_atol_to_pass')):>9} {_g(r.get('compared'), 'd'):>9} {'yes' if r['passed'] else 'NO':>4} "
             f"{_g(lat['p50_ms'], '.2f') if lat and key not in shown else '':>9}"
         )
         if r.get("problem"):
             out.append(f"{'':<42} {'':<24} ^ {r['problem']}")
         shown.add(key)
+    if results.metrics:
+        out.append("")
+        out.append(f"{'metric: spec':<42} {'target':<24} {'metric':<8} {'value':>9} {'reference':>9} {'delta':>9} {'limit':>8} {'n':>6} {'ok':>4}")
+        for m in results.metrics:
+            out.append(f"{m['spec']:<42} {m['target']:<24} {m['metric']:<8} {m['value']:>9.4f} {m['reference_value']:>9.4f} "
+                       f"{m['delta']:>9.4f} {m['max_delta']:>8g} {m['compared']:>6} {'yes' if m['passed'] else 'NO':>4}")
     rest = [r for key, r in latency.items() if key not in shown]
     if rest:
         out.append("")
         out.append(f"{'latency: spec/component':<42} {'target':<24} {'p50 ms':>9} {'p90 ms':>9} {'p99 ms':>9} {'rounds':>7}")
         for r in rest:
-            out.append(f"{r['spec'] + '/' + r['component']:<42} {r['target']:<24} {r['p50_ms']:>9.2f} {r['p90_ms']:>9.2f} {r['p99_ms']:>9.2f} {r['rounds']:>7}")
+            over = f"  {r['ratio_to_components']:.2f} x the networks' {r['components_p50_ms']:.2f} ms" if "ratio_to_components" in r else ""
+            out.append(f"{r['spec'] + '/' + r['component']:<42} {r['target']:<24} {r['p50_ms']:>9.2f} {r['p90_ms']:>9.2f} {r['p99_ms']:>9.2f} {r['rounds']:>7}{over}")
     for a in results.artifacts:
         state = "reused" if a["reused"] else f"built in {a['build_seconds']:.1f} s"
         if a.get("rebuilt_reason"):

@@ -116,6 +116,11 @@ class Rounds:
     last: Any
 
 
+def warmup_rounds(settings) -> int:
+    """Rounds run before timing: at least one, the probe that sizes the timed rounds."""
+    return max(1, settings.warmup_rounds)
+
+
 def measure(benchmark, timer: SpanTimer, target: Callable[[], Any], settings, span: str) -> Rounds | None:
     """The one latency sequence: warm-up rounds, a probe (the last warm-up) that fits the rounds to
     ``settings.max_time_s``, then the timed rounds, driven by ``benchmark.pedantic`` and read from
@@ -126,7 +131,7 @@ def measure(benchmark, timer: SpanTimer, target: Callable[[], Any], settings, sp
         with timer.span(span):
             return target()
 
-    for _ in range(max(1, settings.warmup_rounds)):
+    for _ in range(warmup_rounds(settings)):
         timed()
     probe = timer.spans[span][-1]
     timer.clear()

@@ -9,10 +9,13 @@ failed fails every test that needs it with the same error, without exporting aga
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import time
+import zipfile
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Hashable
+from typing import Any, Callable, Hashable, Mapping
 
 import numpy as np
 
@@ -28,7 +31,7 @@ from pytest_awml.models import LoadedModel, state_dict_sha256
 from pytest_awml.options import AwmlOptions
 from pytest_awml.pipeline import Pipeline, PipelineSpec
 from pytest_awml.runners.base import Runner, RunnerSource
-from pytest_awml.spec import Component, ModelSpec
+from pytest_awml.spec import Component, ModelSpec, fingerprint
 from pytest_awml.timing import measure_loop
 
 __all__ = ["Memo", "Workspace", "state_dict_sha256"]  # state_dict_sha256: its home is models.py
@@ -66,6 +69,60 @@ class Memo:
         self._values.clear()
 
 
+REFERENCE_FORMAT = "reference-outputs"  # kept across runs
+OUTPUTS_FORMAT = "backend-outputs"  # one run's, in its run store (xdist)
+
+
+def content_digest(arrays: Mapping[str, Any]) -> str:
+    """A hash of named arrays (or of named digests): equal content, equal digest, whoever made it."""
+    digest = hashlib.sha1()
+    for name in sorted(arrays):
+        value = arrays[name]
+        if isinstance(value, str):
+            digest.update(f"{name}={value};".encode())
+            continue
+        array = np.ascontiguousarray(value)
+        digest.update(f"{name}:{array.dtype}:{array.shape};".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def outputs_problem(path: Path, samples: int, names: tuple[str, ...]) -> str | None:
+    """What is wrong with stored outputs (unreadable, an array missing or cut), or None: a cache restored
+    from elsewhere can carry a corrupt file under a manifest that matches it."""
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            missing = [key for key in (f"{i}/{name}" for i in range(samples) for name in names) if key not in stored.files]
+            if missing:
+                return f"no array {', '.join(missing[:3])}{' …' if len(missing) > 3 else ''}"
+            for key in stored.files:
+                stored[key]  # reading checks the zip's CRC: a cut or flipped file fails here
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        return f"{type(exc).__name__}: {str(exc).strip()[:200]}"
+    return None
+
+
+class SharingRunner(Runner):
+    """A runner whose calls go through the session's memo of inferences (see ``Workspace.run``): for the
+    pipeline outputs parity and metrics judge, never for latency (a memo hit takes no time)."""
+
+    def __init__(self, inner: Runner, run: Callable[[Mapping[str, np.ndarray]], dict[str, np.ndarray]]) -> None:
+        super().__init__(inner.target, inner.output_names, inner.input_specs)
+        self._inner, self._run = inner, run
+
+    def prepare(self, inputs: Mapping[str, np.ndarray]) -> Mapping[str, np.ndarray]:
+        return inputs
+
+    def execute(self, prepared: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return self._run(prepared)
+
+    def fetch(self, raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return raw
+
+    def synchronize(self) -> None:
+        self._inner.synchronize()
+
+
 def pipeline_of(spec: ModelSpec, name: str = "") -> PipelineSpec:
     """The spec's pipeline, or its bundle's (``name`` ``"bundle"``)."""
     found = spec.bundle_pipeline if name else spec.pipeline
@@ -74,14 +131,22 @@ def pipeline_of(spec: ModelSpec, name: str = "") -> PipelineSpec:
     return found
 
 
+def components_of(spec: ModelSpec, name: str = "") -> tuple[Component, ...]:
+    """The components the spec's pipeline (``name`` ``"bundle"``: its bundle's) runs."""
+    return spec.bundle_components if name else spec.components
+
+
 class Workspace:
-    def __init__(self, plan: Plan, store: ArtifactStore) -> None:
+    def __init__(self, plan: Plan, store: ArtifactStore, run_store: ArtifactStore | None = None) -> None:
+        """``run_store``: a store only this run's processes share (xdist), for backend outputs."""
         self.plan = plan
         self.store = store
+        self._run_store = run_store
         self._memo = Memo()
         self._open_runners: list[Runner] = []
         self._new_builds: list[Artifact] = []
         self._new_notes: list[tuple[str, str]] = []
+        self._inferences: list[dict] = []
 
     @property
     def options(self) -> AwmlOptions:
@@ -105,12 +170,76 @@ class Workspace:
         return self._memo.get(("inputs", spec.name, component.name), lambda: models.component_inputs(self.model(spec), component))
 
     def reference(self, spec: ModelSpec, component: Component) -> list[dict[str, np.ndarray]]:
-        """PyTorch CPU fp32 outputs of the very module that is exported."""
-        def run() -> list[dict[str, np.ndarray]]:
-            runner = self.runner(spec, component, REFERENCE)
-            return [runner.run(sample) for sample in self.inputs(spec, component)]
+        """PyTorch CPU fp32 outputs of the very module that is exported, for the session's inputs."""
+        return self.outputs(spec, component, REFERENCE)
 
-        return self._memo.get(("reference", spec.name, component.name), run)
+    def outputs(self, spec: ModelSpec, component: Component, target: Target) -> list[dict[str, np.ndarray]]:
+        """The component's outputs on ``target`` for the session's inputs.
+
+        The reference's come from the store when a run with the same weights, model code, inputs and
+        torch made them before. A backend's are shared within one run only (through the run's store,
+        when xdist workers share one): a later run must run the backend it gates again."""
+        inputs = self.inputs(spec, component)
+        store = self.store if target == REFERENCE else self._run_store
+        if store is not None:
+            self._memo.get(("stored outputs", spec.name, component.name, target),
+                           lambda: self._stored_outputs(store, spec, component, target, inputs))
+        return [self.run(spec, component, target, sample) for sample in inputs]
+
+    def run(self, spec: ModelSpec, component: Component, target: Target, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """One inference, made once per session for the same component, target and input content, and
+        shared by every test that needs it (parity, pipelines, drift, metrics)."""
+        digest = content_digest(inputs)
+        return self._memo.get(("run", spec.name, component.name, target, digest),
+                              lambda: self.ledgered(spec, component, target, digest, lambda: self.runner(spec, component, target).run(inputs)))
+
+    def ledgered(self, spec: ModelSpec, component: Component, target: Target, digest: str, call: Callable[[], Any]) -> Any:
+        """``call`` (one inference outside the latency rounds), timed into the run's ledger: the report's
+        ``inferences`` say what a run computed, so ``benchmarks/main_job.py`` can hold its wall time to
+        them and show that no input ran twice on a target."""
+        start = time.perf_counter()
+        try:
+            return call()
+        finally:
+            self._inferences.append({"spec": spec.name, "component": component.name, "target": target.id, "input": digest,
+                                     "seconds": round(time.perf_counter() - start, 6)})
+
+    def drain_inferences(self) -> list[dict]:
+        """The ledger's entries since the last call (the running test's)."""
+        done, self._inferences = self._inferences, []
+        return done
+
+    def _stored_outputs(self, store: ArtifactStore, spec: ModelSpec, component: Component, target: Target,
+                        inputs: list[dict[str, np.ndarray]]) -> Artifact:
+        """The outputs for ``inputs`` as an artifact keyed by all that can change them (spec and model
+        code, weights, inputs, target, torch; a backend's also by the file it runs): read into the
+        session's memo when stored, else computed once and stored, so xdist workers share them."""
+        import torch
+
+        key_parts = {"spec": fingerprint(spec, component), "weights": self.model(spec).weights_sha256,
+                     "inputs": content_digest({str(i): content_digest(sample) for i, sample in enumerate(inputs)}),
+                     "torch": torch.__version__, "target": target.id}
+        fmt = self.plan.backends.get(target.backend).artifact_format(target.precision)
+        if fmt is not None:
+            key_parts["artifact"] = self.artifact(spec, component, fmt).sha256
+
+        def write(path: Path) -> dict:
+            runner = self.runner(spec, component, target)
+            outputs = [self.ledgered(spec, component, target, content_digest(sample), lambda sample=sample: runner.run(sample))
+                       for sample in inputs]
+            np.savez(path, **{f"{i}/{name}": value for i, sample in enumerate(outputs) for name, value in sample.items()})
+            return {"samples": len(outputs), "target": target.id}
+
+        artifact = store.get_or_build(spec=spec.name, component=component.name,
+                                      format=REFERENCE_FORMAT if target == REFERENCE else OUTPUTS_FORMAT,
+                                      filename=f"{component.name}.{target.id}.npz", key_parts=key_parts, build=write,
+                                      verify=lambda path: outputs_problem(path, len(inputs), component.output_names))
+        self._new_builds.append(artifact)  # reused or built: the report says which, once per session
+        with np.load(artifact.path, allow_pickle=False) as stored:
+            for i, sample in enumerate(inputs):
+                outputs = {name: stored[f"{i}/{name}"] for name in component.output_names}
+                self._memo.put(("run", spec.name, component.name, target, content_digest(sample)), outputs)
+        return artifact
 
     # -- artifacts ----------------------------------------------------------------------------
     def artifact(self, spec: ModelSpec, component: Component, fmt: str) -> Artifact:
@@ -157,19 +286,29 @@ class Workspace:
         (one runner each, shared)."""
         def build() -> Pipeline:
             pipeline_spec = pipeline_of(spec, name)
-            components = spec.bundle_components if name else spec.components
+            components = components_of(spec, name)
             runners = {c.name: self.runner(spec, c, target) for c in components}
             return pipeline_spec.build(self.model(spec).model, runners)
 
         return self._memo.get(("pipeline", spec.name, name, target), build)
 
-    def pipeline_reference(self, spec: ModelSpec, name: str = "") -> list:
-        """Reference pipeline outputs (every component on PyTorch CPU fp32), one per sample."""
+    def pipeline_outputs(self, spec: ModelSpec, target: Target, name: str = "") -> list:
+        """The pipeline's outputs on ``target``, one per sample, computed once and shared by the
+        pipeline parity and metric tests (the reference's: ``target`` ``REFERENCE``). Its components'
+        inferences go through :meth:`run`: an input a parity test already ran is not run again."""
         def run() -> list:
-            pipeline = self.pipeline(spec, REFERENCE, name)
+            pipeline_spec = pipeline_of(spec, name)
+            components = components_of(spec, name)
+            runners = {c.name: SharingRunner(self.runner(spec, c, target), lambda inputs, c=c: self.run(spec, c, target, inputs))
+                       for c in components}
+            pipeline = pipeline_spec.build(self.model(spec).model, runners)
             return [pipeline(sample).outputs for sample in self.model(spec).samples]
 
-        return self._memo.get(("pipeline_reference", spec.name, name), run)
+        return self._memo.get(("pipeline_outputs", spec.name, name, target), run)
+
+    def pipeline_reference(self, spec: ModelSpec, name: str = "") -> list:
+        """Reference pipeline outputs (every component on PyTorch CPU fp32), one per sample."""
+        return self.pipeline_outputs(spec, REFERENCE, name)
 
     # -- latency --------------------------------------------------------------------------------
     def remember_p50(self, spec: ModelSpec, component: Component, target: Target, p50_ms: float) -> None:

@@ -31,7 +31,8 @@ def test_ids_of_every_kind(tmp_path):
     assert ids(plan, "pipeline_latency") == ["toy/pytorch-cpu-fp32", "toy/onnxruntime-cpu-fp32", "toy/tensorrt-cpu-fp32"]
     assert ids(plan, "drift") == ["toy/enc", "toy/head"]
     assert ids(plan, "bundle") == []
-    assert set(KINDS) == {"export", "parity", "shapes", "latency", "pipeline_parity", "pipeline_latency", "drift", "bundle"}
+    assert set(KINDS) == {"export", "parity", "shapes", "latency", "pipeline_parity", "pipeline_latency", "metric", "drift", "bundle"}
+    assert ids(plan, "metric") == []  # the toy spec declares no metric
 
 
 def test_case_ids_by_fields():
@@ -147,7 +148,8 @@ def test_collection_deselects_kinds_without_cases(pytester):
         "awml::test_latency[nopipe/enc/pytorch-cpu-fp32]", "awml::test_latency[nopipe/enc/onnxruntime-cpu-fp32]",
         "awml::test_latency[nopipe/head/pytorch-cpu-fp32]", "awml::test_latency[nopipe/head/onnxruntime-cpu-fp32]",
     ]
-    assert sorted(d.split("[")[0] for d in deselected) == ["awml::test_bundle", "awml::test_pipeline_latency", "awml::test_pipeline_parity"]
+    assert sorted(d.split("[")[0] for d in deselected) == ["awml::test_bundle", "awml::test_metric", "awml::test_pipeline_latency",
+                                                           "awml::test_pipeline_parity"]
 
 
 def test_tolerance_table_is_read_per_precision():

@@ -260,6 +260,31 @@ def test_a_poisoned_cache_is_rebuilt_not_trusted(tmp_path):
     assert onnx_problem(second.path) is None
 
 
+@pytest.mark.parametrize("damage", ["garbage", "cut", "flipped byte"])
+def test_stored_outputs_that_do_not_read_back_are_recomputed(tmp_path, damage):
+    """Reference outputs kept across runs (``reference-outputs``) are checked by reading them, not only
+    by the manifest's hash: a corrupt file under a matching manifest is recomputed, not a raw traceback."""
+    import toy
+    from pytest_awml.artifacts import sha256_file
+    from pytest_awml.workspace import REFERENCE_FORMAT, Workspace
+
+    plan = toy.plan(tmp_path)
+    spec, component = toy.SPEC, toy.SPEC.components[0]
+    expected = Workspace(plan, ArtifactStore(tmp_path / "store")).reference(spec, component)
+    (path,) = (tmp_path / "store").glob(f"**/{component.name}.*.npz")
+    content = path.read_bytes()
+    path.write_bytes({"garbage": b"PK\x03\x04 not a zip", "cut": content[: len(content) // 2],
+                      "flipped byte": content[:100] + bytes([content[100] ^ 0xFF]) + content[101:]}[damage])
+    manifest = path.parent / "manifest.json"
+    manifest.write_text(json.dumps({**json.loads(manifest.read_text()), "sha256": sha256_file(path)}))
+    workspace = Workspace(plan, ArtifactStore(tmp_path / "store"))
+    again = workspace.reference(spec, component)
+    (stored,) = [a for a in workspace.drain_builds() if a.format == REFERENCE_FORMAT]
+    assert not stored.reused and "its content is refused" in stored.rebuilt_reason
+    for old, new in zip(expected, again):
+        assert old.keys() == new.keys() and all(np.array_equal(old[k], new[k]) for k in old)
+
+
 def test_onnx_runtime_on_a_corrupt_file_is_an_artifact_error(tmp_path):
     path = tmp_path / "c.onnx"
     path.write_bytes(b"\x08\x07garbage")

@@ -183,3 +183,18 @@ def test_pcd_ascii_and_binary(tmp_path):
     (tmp_path / "t.pcd").write_bytes(_pcd_header(50, "binary") + table.tobytes()[:100])
     with pytest.raises(DataError, match="binary PCD is 100 bytes of data"):
         data.load(tmp_path / "t.pcd", {})
+
+
+def test_a_size_that_underflows_to_zero_compares_as_equal_not_nan():
+    """exp(dim) is 0 in float32 below dim -103 (seeded full-size weights reach it at top-k cells): 0 vs 0
+    is no difference, and 0 vs a nanometre is none worth failing."""
+    heads = _heads([(2, 10, 20, 3.0)])
+    heads["dim"][:] = -200.0
+    ref = decode(heads, TINY)
+    heads["dim"][:] = -20.0  # exp: 2e-9 m
+    test = decode(heads, TINY)
+    assert ref.sizes.max() == 0.0
+    checks = {c.output: c for c in compare_detections([ref], [ref], DetectionLimits(), 0.1)}
+    assert checks["heads.size_rel"].value == 0.0 and checks["boxes.size_rel"].value == 0.0
+    checks = {c.output: c for c in compare_detections([ref], [test], DetectionLimits(), 0.1)}
+    assert checks["heads.size_rel"].passed and checks["heads.size_rel"].value < 1e-6

@@ -20,20 +20,24 @@ EXPECTED = [
     "test_pipeline_parity[centerpoint-tiny/onnxruntime-cpu-fp32]",
     "test_pipeline_latency[centerpoint-tiny/pytorch-cpu-fp32]",
     "test_pipeline_latency[centerpoint-tiny/onnxruntime-cpu-fp32]",
+    "test_metric[centerpoint-tiny/onnxruntime-cpu-fp32]",
 ]
 HEADS = ["heatmap", "reg", "height", "dim", "rot", "vel"]
 
 
 def test_tiny_spec_end_to_end_then_reuse(run_awml):
     first = run_awml("--awml-spec", "centerpoint-tiny", "-v", "-rs")
-    first.result.assert_outcomes(passed=12, skipped=2)  # test_drift needs --awml-golden
+    first.result.assert_outcomes(passed=13, skipped=2)  # test_drift needs --awml-golden
     assert "no golden folder: pass --awml-golden DIR" in first.text
     for test_id in EXPECTED:
         assert f"{test_id} PASSED" in first.text
-    assert "no checkpoint given: seeded weights" in first.text
+    assert "no checkpoint given: bundled trained weights weights/centerpoint-tiny.pt" in first.text
     report = first.report
     assert set(report) >= {"run", "artifacts", "parity", "latency"}
-    assert [a["reused"] for a in report["artifacts"]] == [False, False]
+    graphs = [a for a in report["artifacts"] if a["format"] == "onnx"]
+    assert [a["reused"] for a in graphs] == [False, False]
+    stored = {a["component"]: a for a in report["artifacts"] if a["format"] == "reference-outputs"}
+    assert set(stored) == {"pts_voxel_encoder", "pts_backbone_neck_head"} and not any(a["reused"] for a in stored.values())
     parity = {(r["component"], r["output"]): r for r in report["parity"] if r["component"] != "pipeline"}
     assert set(parity) == {("pts_voxel_encoder", "pillar_features"), *(("pts_backbone_neck_head", h) for h in HEADS)}
     for record in parity.values():
@@ -44,10 +48,15 @@ def test_tiny_spec_end_to_end_then_reuse(run_awml):
     assert {r["target"] for r in report["latency"]} == {"pytorch-cpu-fp32", "onnxruntime-cpu-fp32"}
     assert all(r["passed"] for r in report["parity"] if r["component"] == "pipeline")
     assert all(0 < r["p50_ms"] <= r["p90_ms"] <= r["p99_ms"] for r in report["latency"])
-    assert report["run"]["weights"] == "seeded (seed 0)" and report["run"]["versions"]["torch"]
+    p50 = {(r["component"], r["target"]): r["p50_ms"] for r in report["latency"]}
+    for r in (r for r in report["latency"] if r["component"] == "pipeline"):  # overhead over the networks, same run
+        networks = p50[("pts_voxel_encoder", r["target"])] + p50[("pts_backbone_neck_head", r["target"])]
+        assert r["components_p50_ms"] == pytest.approx(networks, rel=1e-5) and r["ratio_to_components"] == pytest.approx(r["p50_ms"] / networks, rel=1e-5)
+    assert report["run"]["weights"] == "bundled" and report["run"]["versions"]["torch"]
+    assert report["run"]["weights_by_spec"]["centerpoint-tiny"].startswith("no checkpoint given: bundled trained weights")
 
     # the files: checker-clean, names, order and dynamic axes as AWML ships them
-    paths = {a["component"]: a["path"] for a in report["artifacts"]}
+    paths = {a["component"]: a["path"] for a in graphs}
     encoder = onnx.load(paths["pts_voxel_encoder"])
     onnx.checker.check_model(encoder, full_check=True)
     dims = lambda v: [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim]  # noqa: E731
@@ -65,9 +74,20 @@ def test_tiny_spec_end_to_end_then_reuse(run_awml):
     assert "JSON report:" in first.text
 
     second = run_awml("--awml-spec", "centerpoint-tiny")
-    second.result.assert_outcomes(passed=12, skipped=2)
-    assert [a["reused"] for a in second.report["artifacts"]] == [True, True]
-    assert [a["sha256"] for a in second.report["artifacts"]] == [a["sha256"] for a in report["artifacts"]]
+    second.result.assert_outcomes(passed=13, skipped=2)
+    again = [a for a in second.report["artifacts"] if a["format"] == "onnx"]
+    assert [a["reused"] for a in again] == [True, True]
+    assert [a["sha256"] for a in again] == [a["sha256"] for a in graphs]
+    # the reference outputs are not computed again either: a second run reads them and reports them reused
+    restored = {a["component"]: a for a in second.report["artifacts"] if a["format"] == "reference-outputs"}
+    assert {c: (a["reused"], a["sha256"]) for c, a in restored.items()} == {c: (True, a["sha256"]) for c, a in stored.items()}
+    # the ledger: every input ran once per target; the second run ran no reference forward on the parity inputs
+    for ledger in (report["inferences"], second.report["inferences"]):
+        keys = [(i["component"], i["target"], i["input"]) for i in ledger]
+        assert keys and len(keys) == len(set(keys)) and all(i["seconds"] > 0 for i in ledger)
+    cold_refs = {i["input"] for i in report["inferences"] if i["target"] == "pytorch-cpu-fp32" and "test_shapes" not in i["test_id"]}
+    warm_refs = {i["input"] for i in second.report["inferences"] if i["target"] == "pytorch-cpu-fp32"}
+    assert len(cold_refs) >= 2 * report["run"]["samples"] and not cold_refs & warm_refs
     assert "reused:" in second.text
 
 
@@ -197,7 +217,7 @@ def test_tensorrt_shows_as_skipped_with_its_reason_by_default(run_awml):
     if reason is None:
         pytest.skip("tensorrt imports here: its tests run instead of skipping")
     run = run_awml("--awml-spec", "centerpoint-tiny", "-rs", "-k", "tensorrt and not rtx", default_backends=True)
-    run.result.assert_outcomes(skipped=9)  # export x2, parity x2, shapes, latency x2, pipeline x2
+    run.result.assert_outcomes(skipped=10)  # export x2, parity x2, shapes, latency x2, pipeline x2, metric
     assert "tensorrt not importable: ModuleNotFoundError: No module named 'tensorrt'" in run.text
     assert "test_export[centerpoint-tiny/pts_voxel_encoder/tensorrt-fp32]" in run.text or "SKIPPED [2]" in run.text
 
@@ -210,7 +230,7 @@ def test_tensorrt_rtx_engines_are_built_on_the_cpu_by_default(run_awml):
     if rtx_unavailable():
         pytest.skip(rtx_unavailable())
     run = run_awml("--awml-spec", "centerpoint-tiny", "--awml-precision=fp32,fp16", "-rs", "-v", "-k", "rtx", default_backends=True)
-    run.result.assert_outcomes(passed=4, skipped=14)  # export x4; parity x4, shapes x2, latency x4, pipeline x4 skip
+    run.result.assert_outcomes(passed=4, skipped=16)  # export x4; parity x4, shapes x2, latency x4, pipeline x4, metric x2 skip
     for component in ("pts_voxel_encoder", "pts_backbone_neck_head"):
         for precision in ("fp32", "fp16"):
             assert f"test_export[centerpoint-tiny/{component}/tensorrt-rtx-{precision}] PASSED" in run.text

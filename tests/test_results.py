@@ -56,10 +56,10 @@ def test_attach_checks_the_kind_and_adds_junit_figures():
 
 def test_pipeline_verdicts_become_parity_records():
     node = _node()
-    attach_verdicts(node, "parity", {"test_id": "t"}, [Verdict("boxes.score", 0.5, 0.1, "why"), Verdict("flips", 0.0, 0.0)])
+    attach_verdicts(node, "parity", {"test_id": "t"}, [Verdict("boxes.score", 0.5, 0.1, "why", compared=7), Verdict("flips", 0.0, 0.0)])
     records = [value for name, value in node.user_properties if name == RECORD]
     assert records[0] == {"kind": "parity", "test_id": "t", "output": "boxes.score", "max_abs": 0.5, "atol": 0.1, "rtol": 0.0,
-                          "passed": False, "problem": "why"}
+                          "passed": False, "problem": "why", "compared": 7}
     assert records[1]["passed"] and records[1]["problem"] == ""
     assert ("awml.boxes.score", 0.5) in node.user_properties
 

@@ -19,6 +19,7 @@ from model_specs.calibration.mmconfig import to_calibration
 from model_specs.calibration.model import CalibrationClassifier, seeded
 from model_specs.mmconfig import read_config
 from pytest_awml.device import Precision
+from pytest_awml.metric import MetricResult, MetricSpec
 from pytest_awml.pipeline import Check, Pipeline, PipelineResult, PipelineSpec, StageClock
 from pytest_awml.runners.base import Runner
 from pytest_awml.spec import Component, Dim, LatencySettings, ModelSpec, OnnxOptions, TensorSpec, Tolerance
@@ -53,7 +54,30 @@ def compare(refs: Sequence, tests: Sequence, precision: Precision) -> list[Check
     flips = sum(r[1] != t[1] for r, t in zip(refs, tests))
     margin = min((abs(float(r[0][0] - r[0][1])) for r in refs), default=0.0)
     return [Check("class.argmax_flips", float(flips), float(MAX_FLIPS[precision.value]),
-                  f"smallest reference logit margin {margin:.3g}")]
+                  f"smallest reference logit margin {margin:.3g}", compared=len(refs))]
+
+
+def _trained(path: Path) -> str:
+    import json
+
+    made = json.loads(path.with_suffix(".json").read_text())
+    return (f"bundled trained weights {path.parent.name}/{path.name} (cross-entropy, {made['epochs']} epochs on {made['trained_on']}; "
+            f"held-out accuracy {made['held_out_accuracy']:.2f})")
+
+
+def accuracy(outputs: Sequence, samples: Sequence[CalibrationFrame]) -> MetricResult:
+    """Share of frames classified as what they were built as, with the confusion counts
+    (``true_<label>.predicted_<label>``: miscalibrated frames taken for calibrated ones are the costly cell)."""
+    pairs = [(frame.label, predicted) for (_, predicted), frame in zip(outputs, samples)]
+    confusion = {f"true_{t}.predicted_{p}": sum(1 for a, b in pairs if (a, b) == (t, p)) for t in (0, 1) for p in (0, 1)}
+    hits = sum(1 for a, b in pairs if a == b)
+    return MetricResult("accuracy", hits / len(pairs) if pairs else 0.0, len(pairs), confusion)
+
+
+# Accuracy moves in steps of one frame: at fp32 no frame may change class, at fp16/tf32 one of the default
+# three may (the same budget as MAX_FLIPS, as a share).
+ACCURACY_DELTA = {"fp32": 0.0, "fp16": 0.34, "tf32": 0.34}
+WEIGHTS = Path(__file__).with_name("weights")
 
 
 def _hints(cfg: CalibrationConfig):
@@ -77,13 +101,20 @@ def _hints(cfg: CalibrationConfig):
     return checkpoint_hints
 
 
-def make_spec(name: str, cfg: CalibrationConfig, batch: Dim, height: Dim, width: Dim, latency: LatencySettings) -> ModelSpec:
+def make_spec(name: str, cfg: CalibrationConfig, batch: Dim, height: Dim, width: Dim, latency: LatencySettings,
+              weights: Path | None = None) -> ModelSpec:
+    """``weights``: a state_dict the model holds without ``--awml-checkpoint`` (else seeded weights)."""
     def configure(path: Path) -> ModelSpec:
-        """This spec rebuilt from AWML's training config (``--awml-config``); the profile stays the deploy config's."""
-        return make_spec(name, to_calibration(read_config(path), cfg), batch, height, width, latency)
+        """This spec rebuilt from AWML's training config (``--awml-config``); the profile stays the deploy config's,
+        bundled weights only while the configuration is the bundled one."""
+        new = to_calibration(read_config(path), cfg)
+        return make_spec(name, new, batch, height, width, latency, weights if new == cfg else None)
 
     def build_model(checkpoint: Path | None, seed: int) -> CalibrationClassifier:
-        return seeded(cfg, seed)  # a checkpoint, if given, is loaded into it by the plugin
+        model = seeded(cfg, seed)  # a checkpoint, if given, is loaded into it by the plugin
+        if checkpoint is None and weights is not None:
+            model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True), strict=True)
+        return model.eval()
 
     def make_samples(count: int, seed: int) -> list[CalibrationFrame]:
         """Frames at the profile's smallest size, calibrated and miscalibrated in turn (AWML's deploy checks both)."""
@@ -93,7 +124,10 @@ def make_spec(name: str, cfg: CalibrationConfig, batch: Dim, height: Dim, width:
         name=name,
         description=(f"AWML's calibration-status classifier (mmpretrain ResNet-{cfg.depth}, 5 channels: B, G, R, depth, intensity, "
                      "all /255, from projected lidar as AWML's transform builds them; class 0 miscalibrated, 1 calibrated); "
-                     "seeded weights unless a checkpoint is given"),
+                     + ("trained weights bundled (synthetic frames)" if weights is not None else "seeded weights")
+                     + " unless a checkpoint is given"),
+        default_weights=_trained(weights) if weights is not None else "",
+        metric=MetricSpec(compute=accuracy, max_delta=ACCURACY_DELTA, min_compared=2),
         build_model=build_model,
         make_samples=make_samples,
         sample_kind="camera+lidar frames",
@@ -118,4 +152,4 @@ def make_spec(name: str, cfg: CalibrationConfig, batch: Dim, height: Dim, width:
 SPEC = make_spec("calibration", FULL, Dim("batch", 1, 1, 1), Dim("height", 1080, 1860, 2160), Dim("width", 1920, 2880, 3840),
                  LatencySettings(rounds=5, warmup_rounds=1))
 TINY_SPEC = make_spec("calibration-tiny", TINY, Dim("batch", 1, 1, 2), Dim("height", 64, 96, 128), Dim("width", 96, 144, 192),
-                      LatencySettings(rounds=5, warmup_rounds=1))
+                      LatencySettings(rounds=5, warmup_rounds=1), weights=WEIGHTS / "calibration-tiny.pt")

@@ -9,7 +9,7 @@ publishes it; mmdet3d's ``predict_by_feat`` reports the bottom face (``z - heigh
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -31,9 +31,24 @@ class Detections:
     labels: np.ndarray  # [K] int64
     candidate_cells: np.ndarray  # [T, 3] int64: class, y, x
     candidate_scores: np.ndarray  # [T]
-    probabilities: np.ndarray  # [classes, H, W] sigmoid(heatmap)
-    sizes: np.ndarray  # [3, H, W] exp(dim)
-    yaws: np.ndarray  # [H, W] atan2(rot)
+    # The decoded maps only verification reads: left where they were decoded (NumPy on the CPU, device
+    # tensors on CUDA, where ~9 MB a scan would otherwise cross to the host inside the timed pipeline).
+    probabilities: np.ndarray | torch.Tensor  # [classes, H, W] sigmoid(heatmap)
+    sizes: np.ndarray | torch.Tensor  # [3, H, W] exp(dim)
+    yaws: np.ndarray | torch.Tensor  # [H, W] atan2(rot)
+
+    def host(self) -> "Detections":
+        """These detections with every array on the host, for comparisons."""
+        return replace(self, probabilities=on_host(self.probabilities), sizes=on_host(self.sizes), yaws=on_host(self.yaws))
+
+
+def on_host(value: np.ndarray | torch.Tensor) -> np.ndarray:
+    return value.cpu().numpy() if isinstance(value, torch.Tensor) else value
+
+
+def where_decoded(value: torch.Tensor) -> np.ndarray | torch.Tensor:
+    """A map as :class:`Detections` keeps it: NumPy when on the CPU (no copy), else the device tensor."""
+    return value.numpy() if value.device.type == "cpu" else value
 
 
 def undo_rot_y_axis_reference(dim: torch.Tensor, rot: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -41,30 +56,51 @@ def undo_rot_y_axis_reference(dim: torch.Tensor, rot: torch.Tensor) -> tuple[tor
     return dim[:, [1, 0, 2]], torch.cat([-rot[:, 1:2], -rot[:, 0:1]], dim=1)
 
 
-def circle_nms(centres: torch.Tensor, scores: torch.Tensor, min_radius: float, post_max_size: int) -> torch.Tensor:
+def circle_nms(centres: np.ndarray, scores: np.ndarray, min_radius: float, post_max_size: int) -> np.ndarray:
     """Indices kept by mmdet3d's circle NMS, highest score first.
 
     As in mmdet3d, ``min_radius`` is compared with the *squared* BEV centre distance
-    (``dist <= thresh`` in its ``circle_nms``); AWML's configs are tuned to that behaviour.
+    (``dist <= thresh`` in its ``circle_nms``, summed squared differences in the boxes' float32);
+    AWML's configs are tuned to that behaviour. Runs on the host over the few boxes above the score
+    threshold, as mmdet3d's (numba) and Autoware's (after one copy of the boxes) do: the greedy pass is
+    sequential, and on a GPU it would cost a synchronization per box.
     """
-    order = torch.argsort(scores, descending=True, stable=True)
+    centres, scores = np.asarray(centres, dtype=np.float32), np.asarray(scores, dtype=np.float32)
+    order = np.argsort(-scores, kind="stable")
     centres = centres[order]
-    dist2 = torch.cdist(centres, centres).pow(2)
-    suppressed = torch.zeros(order.shape[0], dtype=torch.bool)
+    near = ((centres[:, None, :] - centres[None, :, :]) ** 2).sum(axis=-1) <= np.float32(min_radius)
+    return order[greedy_keep(near, post_max_size)]
+
+
+def greedy_keep(near: np.ndarray, limit: int) -> list[int]:
+    """Rows of a score-sorted neighbour matrix kept by greedy suppression, at most ``limit``."""
+    suppressed = np.zeros(len(near), dtype=bool)
     keep = []
-    for i in range(order.shape[0]):
+    for i in range(len(near)):
         if suppressed[i]:
             continue
         keep.append(i)
-        if len(keep) == post_max_size:
+        if len(keep) == limit:
             break
-        suppressed |= dist2[i] <= min_radius
-    return order[torch.tensor(keep, dtype=torch.long)]
+        suppressed |= near[i]
+    return keep
 
 
-def decode(heads: dict[str, np.ndarray], cfg: CenterPointConfig, rot_y_axis_reference: bool = False) -> Detections:
-    """Raw head tensors (batch 1) → boxes in metres, after score threshold and circle NMS."""
-    t = {name: torch.from_numpy(np.asarray(value, dtype=np.float32)) for name, value in heads.items()}
+def as_tensors(heads) -> dict[str, torch.Tensor]:
+    """Head outputs as float32 tensors where they are: NumPy arrays become CPU tensors, device tensors stay."""
+    return {name: value.float() if isinstance(value, torch.Tensor) else torch.from_numpy(np.asarray(value, dtype=np.float32))
+            for name, value in heads.items()}
+
+
+def decode(heads, cfg: CenterPointConfig, rot_y_axis_reference: bool = False) -> Detections:
+    """Raw head tensors (batch 1; NumPy, or torch on any device) → boxes in metres, after the score
+    threshold and circle NMS, returned on the host.
+
+    The per-cell work (sigmoid, top-k, gathers, box geometry) runs where the heads are; the top-k
+    candidates then come to the host in one copy (Autoware copies its boxes back once too), where the
+    threshold, range filter and NMS see a few hundred rows.
+    """
+    t = as_tensors(heads)
     dim, rot = t["dim"], t["rot"]
     if rot_y_axis_reference:
         dim, rot = undo_rot_y_axis_reference(dim, rot)
@@ -83,21 +119,23 @@ def decode(heads: dict[str, np.ndarray], cfg: CenterPointConfig, rot_y_axis_refe
     r = cfg.point_cloud_range
     x = (xs.float() + reg[0]) * stride * vx + r[0]
     y = (ys.float() + reg[1]) * stride * vy + r[1]
-    z = t["height"][0, 0, ys, xs]
     size = sizes[:, ys, xs]
-    boxes = torch.stack([x, y, z, size[0], size[1], size[2], yaws[ys, xs], t["vel"][0, 0, ys, xs], t["vel"][0, 1, ys, xs]], dim=1)
-    limit = torch.tensor(cfg.post_center_range)
-    in_range = (top_scores > cfg.score_threshold) & (boxes[:, :3] >= limit[:3]).all(dim=1) & (boxes[:, :3] <= limit[3:]).all(dim=1)
-    kept = torch.nonzero(in_range).flatten()
-    if kept.numel():
-        kept = kept[circle_nms(boxes[kept, :2], top_scores[kept], cfg.nms_min_radius, cfg.post_max_size)]
+    # One float32 row per candidate: the box, its score, then class, y, x (integers < 2**24: exact).
+    rows = torch.stack([x, y, t["height"][0, 0, ys, xs], size[0], size[1], size[2], yaws[ys, xs], t["vel"][0, 0, ys, xs],
+                        t["vel"][0, 1, ys, xs], top_scores, cls.float(), ys.float(), xs.float()], dim=1).cpu().numpy()
+    boxes, scores, cells = rows[:, :9], rows[:, 9], rows[:, 10:].astype(np.int64)
+    limit = np.asarray(cfg.post_center_range, dtype=np.float32)
+    in_range = (scores > cfg.score_threshold) & (boxes[:, :3] >= limit[:3]).all(axis=1) & (boxes[:, :3] <= limit[3:]).all(axis=1)
+    kept = np.flatnonzero(in_range)
+    if kept.size:
+        kept = kept[circle_nms(boxes[kept, :2], scores[kept], cfg.nms_min_radius, cfg.post_max_size)]
     return Detections(
-        boxes=boxes[kept].numpy(),
-        scores=top_scores[kept].numpy(),
-        labels=cls[kept].numpy(),
-        candidate_cells=torch.stack([cls, ys, xs], dim=1).numpy(),
-        candidate_scores=top_scores.numpy(),
-        probabilities=prob.numpy(),
-        sizes=sizes.numpy(),
-        yaws=yaws.numpy(),
+        boxes=np.ascontiguousarray(boxes[kept]),
+        scores=scores[kept],
+        labels=cells[kept, 0],
+        candidate_cells=cells,
+        candidate_scores=scores,
+        probabilities=where_decoded(prob),
+        sizes=where_decoded(sizes),
+        yaws=where_decoded(yaws),
     )

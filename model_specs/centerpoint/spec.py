@@ -15,6 +15,7 @@ import torch
 from model_specs.centerpoint import data
 from model_specs.centerpoint.autoware import AutowareSettings, decode_autoware, schema_problems, write_bundle
 from model_specs.centerpoint.decode import decode
+from model_specs.centerpoint.metric import metric
 from model_specs.centerpoint.mmconfig import read_config, to_centerpoint
 from model_specs.centerpoint.config import FULL, TINY, CenterPointConfig
 from model_specs.centerpoint.model import BackboneNeckHeadExport, CenterPoint, VoxelEncoderExport, calibrate_heatmap, seeded
@@ -22,6 +23,7 @@ from model_specs.centerpoint.pipeline import CenterPointPipeline, DetectionLimit
 from model_specs.centerpoint.scene import Scene, SceneConfig, make_scene
 from model_specs.centerpoint.voxelize import decorate, densify, scatter, voxelize
 from pytest_awml.errors import ArtifactError
+from pytest_awml.metric import MetricSpec
 from pytest_awml.pipeline import PipelineSpec
 from pytest_awml.spec import Component, Dim, LatencySettings, ModelSpec, OnnxOptions, TensorSpec, Tolerance
 
@@ -47,15 +49,40 @@ BOX_LIMITS = {
 }
 
 
+# Box parity over fewer matched boxes than this (all samples together) judged nothing; the metric needs
+# this much ground truth in the grid. On the tiny spec's 3 default scenes the trained model matches ~40
+# boxes against ~16 objects in range.
+MIN_MATCHED_BOXES = 5
+MIN_GROUND_TRUTH = 10
+# |ΔmAP| a backend may cost: at fp32 the graphs agree to ~1e-4 and boxes to the centimetre, so a change in
+# the third decimal is a real difference; reduced precision moves boxes by centimetres and flips a few
+# near-threshold candidates.
+MAP_DELTA = {"fp32": 0.005, "fp16": 0.03, "tf32": 0.03}
+
 # Seeded models calibrate their heatmap on a scene no test samples: seeds 0..N-1 (x1000) are samples.
 CALIBRATION_SEED = 987_654
 
 
-def _build(cfg: CenterPointConfig, scene: SceneConfig):
+WEIGHTS = Path(__file__).with_name("weights")
+
+
+def trained_weights(path: Path) -> str:
+    """How bundled weights were made, from the record ``tools/train_tiny.py`` writes beside them."""
+    import json
+
+    made = json.loads(path.with_suffix(".json").read_text())
+    return (f"bundled trained weights {path.parent.name}/{path.name} (mmdet3d's loss, {made['steps']} steps on "
+            f"{made['trained_on']})")
+
+
+def _build(cfg: CenterPointConfig, scene: SceneConfig, weights: Path | None):
     def build_model(checkpoint: Path | None, seed: int) -> CenterPoint:
         model = seeded(cfg, seed)
         if checkpoint is not None:
             return model  # the plugin loads the checkpoint into it; calibration is for seeded weights only
+        if weights is not None:
+            model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True), strict=True)
+            return model.eval()
         canvas = _backbone_inputs(cfg)(model, make_scene(CALIBRATION_SEED, scene))["spatial_features"]
         calibrate_heatmap(model, canvas, cfg.calibration_detections, cfg.score_threshold)
         return model.eval()
@@ -185,12 +212,15 @@ def _hints(cfg: CenterPointConfig):
 
 
 def make_spec(name: str, cfg: CenterPointConfig, scene: SceneConfig, encoder_latency: LatencySettings,
-              backbone_latency: LatencySettings) -> ModelSpec:
+              backbone_latency: LatencySettings, weights: Path | None = None) -> ModelSpec:
+    """``weights``: a state_dict the model holds without ``--awml-checkpoint`` (else seeded weights)."""
     def configure(path: Path) -> ModelSpec:
-        """This spec rebuilt from an AWML/mmdet3d training config (``--awml-config``)."""
+        """This spec rebuilt from an AWML/mmdet3d training config (``--awml-config``); bundled weights
+        belong to the bundled configuration, so the rebuilt model is seeded unless a checkpoint is given."""
         new = to_centerpoint(read_config(path), cfg)
         reach = max(abs(v) for v in new.point_cloud_range[:2] + new.point_cloud_range[3:5]) * math.sqrt(2)
-        return make_spec(name, new, dataclasses.replace(scene, max_range=reach), encoder_latency, backbone_latency)
+        return make_spec(name, new, dataclasses.replace(scene, max_range=reach), encoder_latency, backbone_latency,
+                         weights if new == cfg else None)
 
     nx, ny, _ = cfg.grid_size
     hy, hx = cfg.head_size
@@ -218,12 +248,16 @@ def make_spec(name: str, cfg: CenterPointConfig, scene: SceneConfig, encoder_lat
         description=("AWML's CenterPoint (PointPillars, SECOND/SECONDFPN, CenterHead) as AWML exports it; points are "
                      f"{', '.join(cfg.point_feature_names)} over {cfg.past_sweeps} past sweep(s); decoded boxes follow "
                      "mmdet3d's CenterPointBBoxCoder + circle NMS with z at the box centre (mmdet3d: bottom); "
-                     "seeded weights unless a checkpoint is given"),
-        build_model=_build(cfg, scene),
+                     + ("trained weights bundled (synthetic scenes)" if weights is not None else "seeded weights")
+                     + " unless a checkpoint is given"),
+        build_model=_build(cfg, scene, weights),
+        default_weights=trained_weights(weights) if weights is not None else "",
         make_samples=_samples(scene),
         sample_kind="point clouds",
         params={"model": cfg, "scene": scene},
-        pipeline=PipelineSpec(build=_pipeline(cfg), compare=comparator(cfg.score_threshold, BOX_LIMITS), latency=backbone_latency),
+        pipeline=PipelineSpec(build=_pipeline(cfg), compare=comparator(cfg.score_threshold, BOX_LIMITS), latency=backbone_latency,
+                              min_compared=MIN_MATCHED_BOXES),
+        metric=MetricSpec(compute=metric(cfg), max_delta=MAP_DELTA, min_compared=MIN_GROUND_TRUTH),
         load_data=data.loader(cfg),
         data_options=data.OPTIONS,
         checks=(_consistency(cfg),),
@@ -235,7 +269,7 @@ def make_spec(name: str, cfg: CenterPointConfig, scene: SceneConfig, encoder_lat
         bundle_components=(encoder(BUNDLE_ENCODER, fixed, _bundle_encoder_inputs(cfg)),
                            head(BUNDLE_HEAD, _y_axis_head, dataclasses.replace(onnx, metadata=(("rot_y_axis_reference", "true"),)))),
         bundle_pipeline=PipelineSpec(build=_bundle_pipeline(cfg, settings), compare=comparator(settings.default_confidence, BOX_LIMITS),
-                                     latency=backbone_latency),
+                                     latency=backbone_latency, min_compared=MIN_MATCHED_BOXES),
     )
 
 
@@ -246,4 +280,5 @@ SPEC = make_spec("centerpoint", FULL, SceneConfig(max_range=FULL.point_cloud_ran
 # The tiny scene: a 32-ring lidar whose reach covers the 51.2 m square grid's corners.
 TINY_SPEC = make_spec("centerpoint-tiny", TINY, SceneConfig(max_range=36.3, rings=32, azimuth_steps=1024, objects=12),
                       encoder_latency=LatencySettings(rounds=5, warmup_rounds=1),
-                      backbone_latency=LatencySettings(rounds=5, warmup_rounds=1))
+                      backbone_latency=LatencySettings(rounds=5, warmup_rounds=1),
+                      weights=WEIGHTS / "centerpoint-tiny.pt")

@@ -16,26 +16,31 @@ from model_specs.centerpoint.config import CenterPointConfig
 from model_specs.centerpoint.scene import Sweep
 
 
-def densify(sweeps: Sequence[Sweep], cfg: CenterPointConfig) -> torch.Tensor:
+def densify(sweeps: Sequence[Sweep], cfg: CenterPointConfig, device: torch.device | str = "cpu") -> torch.Tensor:
     """The current sweep and up to ``cfg.past_sweeps`` earlier ones as one cloud in the current
     sensor frame, newest first, with the time lag (current time - sweep time, 0 for the current
     sweep) as the last feature: Autoware's densification and mmdet3d's LoadPointsFromMultiSweeps.
 
     The transform is float32, as Autoware's ``Eigen::Affine3f``; the current sweep is taken as is.
+    Each sweep is uploaded to ``device`` as it came, into its rows of one buffer, and moved there
+    (what Autoware's densification does on its GPU): no host-side concatenation, no per-point host work.
     """
     current = sweeps[0]
+    used = sweeps[: cfg.past_sweeps + 1]
     to_current = np.linalg.inv(current.pose)
-    parts = []
-    for sweep in sweeps[: cfg.past_sweeps + 1]:
-        points = torch.from_numpy(np.ascontiguousarray(sweep.points, dtype=np.float32))
+    with_lag = "time_lag" in cfg.point_feature_names
+    out = torch.empty((sum(len(s.points) for s in used), 4 + with_lag), dtype=torch.float32, device=device)
+    row = 0
+    for sweep in used:
+        rows = out[row : row + len(sweep.points)]
+        row += len(sweep.points)
+        rows[:, :4].copy_(torch.from_numpy(np.ascontiguousarray(sweep.points[:, :4], dtype=np.float32)))
         if sweep is not current:
-            transform = torch.from_numpy((to_current @ sweep.pose).astype(np.float32))
-            points = torch.cat([points[:, :3] @ transform[:3, :3].T + transform[:3, 3], points[:, 3:]], dim=1)
-        columns = [points[:, :4]]
-        if "time_lag" in cfg.point_feature_names:
-            columns.append(torch.full((points.shape[0], 1), float(current.time_s - sweep.time_s)))
-        parts.append(torch.cat(columns, dim=1))
-    return torch.cat(parts, dim=0)
+            transform = torch.from_numpy((to_current @ sweep.pose).astype(np.float32)).to(device)
+            rows[:, :3] = torch.addmm(transform[:3, 3], rows[:, :3], transform[:3, :3].T)
+        if with_lag:
+            rows[:, 4].fill_(float(current.time_s - sweep.time_s))
+    return out
 
 
 @dataclass(frozen=True)
@@ -53,45 +58,44 @@ def voxelize(points: torch.Tensor, cfg: CenterPointConfig) -> Voxels:
     Points outside the range are dropped; voxels are numbered in the order their first point
     appears; each keeps its first ``max_points_per_voxel`` points in point order; voxels beyond
     ``max_voxels`` are dropped. No shuffling anywhere, so the result is deterministic.
+
+    Written for the GPU as much as the CPU: two stable sorts and scatters over fixed-size buffers, no
+    boolean compaction; the one host synchronization is the voxel count the outputs' shapes need
+    (Autoware reads it back too, to size its encoder's input).
     """
-    r = torch.tensor(cfg.point_cloud_range, dtype=points.dtype, device=points.device)
-    size = torch.tensor(cfg.voxel_size, dtype=points.dtype, device=points.device)
+    device = points.device
+    n = points.shape[0]
     nx, ny, nz = cfg.grid_size
-    xyz = points[:, :3]
-    cell = torch.floor((xyz - r[:3]) / size).long()
-    inside = ((cell >= 0) & (cell < torch.tensor([nx, ny, nz], device=points.device))).all(dim=1)
-    inside &= torch.isfinite(xyz).all(dim=1)
-    kept = points[inside]
-    cell = cell[inside]
-    linear = (cell[:, 2] * ny + cell[:, 1]) * nx + cell[:, 0]
-    n = linear.shape[0]
-    if n == 0:
-        empty = points.new_zeros((0, cfg.max_points_per_voxel, points.shape[1]))
-        return Voxels(empty, torch.zeros(0, dtype=torch.long, device=points.device), torch.zeros((0, 3), dtype=torch.long, device=points.device))
-    unique, inverse = torch.unique(linear, return_inverse=True)
-    order = torch.arange(n, device=points.device)
-    first = torch.full((unique.shape[0],), n, dtype=torch.long, device=points.device).scatter_reduce(0, inverse, order, reduce="amin")
-    # rank of each voxel by first appearance
-    by_first = torch.argsort(first, stable=True)
-    voxel_rank = torch.empty_like(by_first)
-    voxel_rank[by_first] = torch.arange(by_first.shape[0], device=points.device)
-    point_voxel = voxel_rank[inverse]
-    # position of each point within its voxel, in point order
-    sort_idx = torch.argsort(point_voxel, stable=True)
-    sorted_voxel = point_voxel[sort_idx]
-    starts = torch.searchsorted(sorted_voxel, sorted_voxel, right=False)
-    slot_sorted = torch.arange(n, device=points.device) - starts
-    slot = torch.empty_like(slot_sorted)
-    slot[sort_idx] = slot_sorted
-    num_voxels = min(int(unique.shape[0]), cfg.max_voxels)
-    take = (point_voxel < num_voxels) & (slot < cfg.max_points_per_voxel)
-    features = points.new_zeros((num_voxels, cfg.max_points_per_voxel, points.shape[1]))
-    features[point_voxel[take], slot[take]] = kept[take]
-    counts = torch.zeros(num_voxels, dtype=torch.long, device=points.device).scatter_add_(0, point_voxel[take], torch.ones_like(point_voxel[take]))
-    first_points = first[by_first[:num_voxels]]
-    c = cell[first_points]
-    coors = torch.stack([c[:, 2], c[:, 1], c[:, 0]], dim=1)
-    return Voxels(features, counts, coors)
+    outside = nx * ny * nz  # the key of every dropped point: sorts after every cell
+    # Divided by a tensor, not a Python float: CUDA turns division by a host scalar into multiplication
+    # by its reciprocal, which rounds differently and moves boundary points to the next cell.
+    low, size, grid = points.new_tensor([cfg.point_cloud_range[:3], cfg.voxel_size, cfg.grid_size]).unbind(0)  # one upload
+    cell = torch.floor((points[:, :3] - low) / size)
+    inside = ((cell >= 0) & (cell < grid)).all(dim=1)  # NaN and inf compare false: dropped as well
+    cell = cell.long()  # outside points' cells are garbage; the key below and the spare row never read them
+    key = torch.where(inside, (cell[:, 2] * ny + cell[:, 1]) * nx + cell[:, 0], outside)
+    # Points grouped by cell, in point order within each cell (stable).
+    sorted_key, by_cell = torch.sort(key, stable=True)
+    position = torch.arange(n, device=device)
+    opens = torch.ones(n, dtype=torch.bool, device=device)
+    opens[1:] = sorted_key[1:] != sorted_key[:-1]
+    group = torch.cumsum(opens, 0) - 1  # the cell group of each sorted point
+    slot = position - torch.searchsorted(sorted_key, sorted_key)  # its place within the group (a binary search: CUDA's cummax is slow)
+    # Groups ranked by their first point, the order mmcv numbers voxels in; the dropped points' group last.
+    first = torch.full((n,), n, dtype=torch.long, device=device)
+    first.scatter_reduce_(0, group, torch.where(sorted_key == outside, n, by_cell), reduce="amin")
+    rank = torch.empty_like(first)
+    rank[torch.argsort(first, stable=True)] = position
+    voxel = rank[group]
+    num_voxels = min(int((opens & (sorted_key != outside)).sum()), cfg.max_voxels)  # the one synchronization
+    taken = (voxel < num_voxels) & (slot < cfg.max_points_per_voxel) & (sorted_key != outside)
+    row = torch.where(taken, voxel, num_voxels)  # everything not taken lands in a spare row, cut off below
+    features = points.new_zeros((num_voxels + 1, cfg.max_points_per_voxel, points.shape[1]))
+    features[row, torch.where(taken, slot, 0)] = points[by_cell]
+    counts = torch.zeros(num_voxels + 1, dtype=torch.long, device=device).scatter_add_(0, row, taken.long())
+    coors = torch.zeros((num_voxels + 1, 3), dtype=torch.long, device=device)
+    coors[row] = cell[by_cell].flip(1)  # every point of a voxel has its cell: duplicate writes agree
+    return Voxels(features[:num_voxels], counts[:num_voxels], coors[:num_voxels])
 
 
 def decorate(voxels: Voxels, cfg: CenterPointConfig) -> torch.Tensor:
@@ -111,10 +115,10 @@ def decorate(voxels: Voxels, cfg: CenterPointConfig) -> torch.Tensor:
         [coors[:, 2].to(dtype) * vx + (vx / 2 + r[0]), coors[:, 1].to(dtype) * vy + (vy / 2 + r[1]), coors[:, 0].to(dtype) * vz + (vz / 2 + r[2])],
         dim=1,
     ).unsqueeze(1)
-    f_center = xyz - centre
-    decorated = torch.cat([features, f_cluster, f_center], dim=-1)
-    mask = torch.arange(features.shape[1], device=features.device).view(1, -1) < counts.view(-1, 1)
-    return decorated * mask.unsqueeze(-1).to(dtype)
+    # Masked before the concatenation (the raw features' padding is zero already): one pass less over
+    # the largest tensor of the pre-processing, same values.
+    mask = (torch.arange(features.shape[1], device=features.device).view(1, -1) < counts.view(-1, 1)).unsqueeze(-1).to(dtype)
+    return torch.cat([features, f_cluster * mask, (xyz - centre) * mask], dim=-1)
 
 
 def scatter(pillar_features: torch.Tensor, coors: torch.Tensor, cfg: CenterPointConfig) -> torch.Tensor:

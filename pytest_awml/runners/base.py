@@ -126,6 +126,19 @@ class Runner(ABC):
         self.check(inputs)
         return self.fetch(self.execute(self.prepare(inputs)))
 
+    def run_tensors(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
+        """Device-resident call for pipelines: torch tensors on the runner's device in, float32 torch
+        tensors on it out, so that the stages around the model never copy to the host.
+
+        This fallback goes through ``run`` (a host round trip) and serves any runtime; runners that can
+        read and write device memory (PyTorch, ONNX Runtime's CUDA providers, TensorRT) override it.
+        """
+        import torch
+
+        outputs = self.run({name: tensor.detach().cpu().numpy() for name, tensor in inputs.items()})
+        device = torch.device(self.target.device.torch)
+        return {name: torch.from_numpy(value).to(device) for name, value in outputs.items()}
+
 
 class Backend(ABC):
     """A kind of runner: says whether it can run here, names the artifact format it runs, and

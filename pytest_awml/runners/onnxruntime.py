@@ -11,6 +11,7 @@ from pytest_awml.builders.onnx import FORMAT as ONNX
 from pytest_awml.device import Device, Precision, Target
 from pytest_awml.errors import ArtifactError, BackendUnavailable
 from pytest_awml.runners.base import Backend, Runner, RunnerSource
+from pytest_awml.shapes import plan_output_shapes
 
 
 class OnnxRuntimeRunner(Runner):
@@ -101,9 +102,11 @@ class OnnxRuntimeGpuRunner(OnnxRuntimeRunner):
     there until ``fetch``, so latency excludes host↔device copies. ONNX Runtime queues work on a
     stream of its own, so these runners are timed on the host around a synchronize."""
 
-    def __init__(self, model: Callable[[], Path], target: Target, output_names, providers: list, input_specs=()) -> None:
+    def __init__(self, model: Callable[[], Path], target: Target, output_names, providers: list, input_specs=(),
+                 output_specs=()) -> None:
         super().__init__(model, target, output_names, providers, input_specs)
         self._device_index = target.device.index
+        self.output_specs = tuple(output_specs)
 
     def prepare(self, inputs: Mapping[str, np.ndarray]) -> dict:
         import onnxruntime
@@ -125,6 +128,29 @@ class OnnxRuntimeGpuRunner(OnnxRuntimeRunner):
 
     def fetch(self, raw: Any) -> dict[str, np.ndarray]:
         return {name: np.asarray(value) for name, value in zip(self.output_names, raw.copy_outputs_to_cpu())}
+
+    def run_tensors(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
+        """IO binding on torch's device memory: inputs read in place, outputs written into tensors sized
+        from the spec's dims. ONNX Runtime runs on a stream of its own, so torch's queued work (which
+        produced the inputs) is waited for first."""
+        import torch
+
+        self.check(inputs)
+        self.open()
+        device = torch.device(self.target.device.torch)
+        shapes = {name: tuple(tensor.shape) for name, tensor in inputs.items()}
+        outputs = {name: torch.empty(shape, dtype=torch.float32, device=device)
+                   for name, shape in plan_output_shapes(self.input_specs, self.output_specs, shapes).items()}
+        contiguous = {name: tensor.contiguous() for name, tensor in inputs.items()}
+        torch.cuda.current_stream(device).synchronize()
+        binding = self._session.io_binding()
+        for name, tensor in contiguous.items():
+            binding.bind_input(name, "cuda", self._device_index, np.float32, list(tensor.shape), tensor.data_ptr())
+        for name, tensor in outputs.items():
+            binding.bind_output(name, "cuda", self._device_index, np.float32, list(tensor.shape), tensor.data_ptr())
+        self._session.run_with_iobinding(binding)
+        binding.synchronize_outputs()
+        return {name: outputs[name] for name in self.output_names}
 
 
 def _gpu_providers_unavailable(provider: str, device: Device) -> str | None:
@@ -159,7 +185,8 @@ class OnnxRuntimeCudaBackend(OnnxRuntimeBackend):
 
     def create_runner(self, source: RunnerSource, target: Target) -> Runner:
         providers = [(self.provider, self.provider_options(source, target))]
-        return OnnxRuntimeGpuRunner(lambda: source.artifact(ONNX), target, source.output_names, providers, source.input_specs)
+        return OnnxRuntimeGpuRunner(lambda: source.artifact(ONNX), target, source.output_names, providers, source.input_specs,
+                                    source.output_specs)
 
 
 class OnnxRuntimeTrtBackend(OnnxRuntimeCudaBackend):

@@ -47,13 +47,15 @@ class PyTorchRunner(Runner):
             for name in self._input_names
         )
 
-    def execute(self, prepared: tuple) -> Any:
-        import torch
+    def run_tensors(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
+        """The module on device tensors: no copy, the precision's dtype in, float32 out."""
+        self.check(inputs)
+        self.open()
+        prepared = tuple(inputs[name].to(self._dtype) if inputs[name].is_floating_point() else inputs[name]
+                         for name in self._input_names)
+        return {name: value.float() for name, value in zip(self.output_names, self._outputs(self.execute(prepared)))}
 
-        with torch.inference_mode(), _tf32(self.target.precision is Precision.TF32):
-            return self._module(*prepared)
-
-    def fetch(self, raw: Any) -> dict[str, np.ndarray]:
+    def _outputs(self, raw: Any) -> tuple:
         import torch
 
         values = (raw,) if isinstance(raw, torch.Tensor) else tuple(raw)
@@ -62,7 +64,16 @@ class PyTorchRunner(Runner):
                 f"{self.target.id}: the module returned {len(values)} outputs, the spec declares "
                 f"{len(self.output_names)}: {', '.join(self.output_names)}"
             )
-        return {name: v.detach().float().cpu().numpy() for name, v in zip(self.output_names, values)}
+        return values
+
+    def execute(self, prepared: tuple) -> Any:
+        import torch
+
+        with torch.inference_mode(), _tf32(self.target.precision is Precision.TF32):
+            return self._module(*prepared)
+
+    def fetch(self, raw: Any) -> dict[str, np.ndarray]:
+        return {name: v.detach().float().cpu().numpy() for name, v in zip(self.output_names, self._outputs(raw))}
 
     def cuda_stream(self):
         if not self.target.device.is_cuda:

@@ -21,31 +21,15 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from exporters.signature import Dim, TensorSpec
+from exporters.signature import TensorSpec
 from exporters.tensorrt_build import tensorrt_unavailable
 from pytest_awml.builders.tensorrt import engine_format
 from pytest_awml.device import Device, Precision, Target
-from pytest_awml.errors import ArtifactError, BackendError, DataError
+from pytest_awml.errors import ArtifactError, BackendError
 from pytest_awml.runners.base import Backend, Runner, RunnerSource
+from pytest_awml.shapes import plan_output_shapes
 
 __all__ = ["TensorRTBackend", "TensorRTRunner", "plan_output_shapes", "tensorrt_unavailable"]
-
-
-def plan_output_shapes(input_specs: Sequence[TensorSpec], output_specs: Sequence[TensorSpec],
-                       input_shapes: Mapping[str, tuple[int, ...]]) -> dict[str, tuple[int, ...]]:
-    """Output shapes implied by concrete input shapes: dynamic dims are bound by name from the inputs.
-
-    Used to allocate output buffers before ``execute_async_v3`` and checked against TensorRT's own
-    ``get_tensor_shape`` at run time, so a spec that mis-declares an output fails loudly.
-    """
-    bound: dict[str, int] = {}
-    for spec in input_specs:
-        shape = input_shapes[spec.name]
-        for axis, dim in enumerate(spec.shape):
-            if isinstance(dim, Dim):
-                if bound.setdefault(dim.name, shape[axis]) != shape[axis]:
-                    raise DataError(f"dim {dim.name!r} is {bound[dim.name]} in one input and {shape[axis]} in {spec.name!r}")
-    return {spec.name: tuple(bound[d.name] if isinstance(d, Dim) else d for d in spec.shape) for spec in output_specs}
 
 
 class TensorRTRunner(Runner):
@@ -113,6 +97,21 @@ class TensorRTRunner(Runner):
             if not self._context.execute_async_v3(self._stream.cuda_stream):
                 raise BackendError(f"{self.target.id}: TensorRT execute_async_v3 returned False (see TensorRT's log)")
         return outputs
+
+    def run_tensors(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
+        """Device tensors straight in (cast to the engine's types on its stream, after torch's queued work)
+        and float32 tensors out, still on the device."""
+        import torch
+
+        self.check(inputs)
+        self.open()
+        self._stream.wait_stream(torch.cuda.current_stream(self._device))
+        with torch.cuda.stream(self._stream):
+            prepared = {name: tensor.to(self._dtypes[name]).contiguous() for name, tensor in inputs.items()}
+            outputs = self.execute(prepared)
+            result = {name: outputs[name].float() for name in self.output_names}
+        torch.cuda.current_stream(self._device).wait_stream(self._stream)
+        return result
 
     def fetch(self, raw: dict[str, Any]) -> dict[str, np.ndarray]:
         self._stream.synchronize()

@@ -1,0 +1,86 @@
+"""Does the main job spend its time on inference it cannot avoid? Wall time against that sum, cold and warm.
+
+    python benchmarks/main_job.py [--spec centerpoint] [--keep DIR] [-- extra pytest args]
+
+Runs `pytest --awml-spec <spec>` twice in fresh processes on one artifact folder: cold (empty folder)
+then warm (every export and reference output reused). For each run, the work it could not avoid is
+read back from its own JSON report:
+
+- exports: the build time of every artifact the run built that is not inference (ONNX, engines);
+- forwards: the report's ``inferences`` ledger, every inference the run computed outside latency
+  rounds (references not found in the store, backends, pipeline stages, shape fuzzing), each input
+  once per target (``repeated`` counts any that ran twice: the goal is 0);
+- the latency rounds asked for: (warm-up + timed rounds) x p50, per latency test.
+
+It prints wall / unavoidable for both runs (goal <= 1.15) and warm / cold (goal <= 0.5). A benchmark,
+not a test: it asserts nothing, and the figures are this machine's (run it alone: noise is large).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import Counter
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+INFERENCE_FORMATS = ("reference-outputs", "backend-outputs")  # stored inferences, counted as forwards
+REFERENCE_TARGET = "pytorch-cpu-fp32"
+
+
+def run(spec: str, workdir: Path, name: str, extra: list[str]) -> tuple[float, dict]:
+    """Wall seconds of one `pytest --awml-spec` process, and its report."""
+    report = workdir / f"{name}.json"
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--awml-spec={spec}",
+               f"--awml-artifacts={workdir / 'artifacts'}", f"--awml-report={report}", *extra]
+    start = time.perf_counter()
+    done = subprocess.run(command, cwd=workdir, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    (workdir / f"{name}.log").write_text(done.stdout + done.stderr)
+    if done.returncode != 0:
+        sys.stderr.write(done.stdout[-4000:])
+        raise SystemExit(f"the {name} run failed (pytest exit {done.returncode})")
+    return wall, json.loads(report.read_text())
+
+
+def unavoidable_s(report: dict) -> dict[str, float]:
+    """The seconds of work the run could not skip, by kind, from its own report."""
+    built = [a for a in report["artifacts"] if not a["reused"]]
+    exports = sum(a["build_seconds"] for a in built if a["format"] not in INFERENCE_FORMATS)
+    forwards = sum(i["seconds"] for i in report["inferences"])
+    rounds = sum((r["rounds"] + r.get("warmup_rounds", 1)) * r["p50_ms"] / 1e3 for r in report["latency"])
+    return {"exports": exports, "forwards": forwards, "latency_rounds": rounds}
+
+
+def repeated(report: dict) -> int:
+    """Inferences of one input on one target computed more than once in the run (the goal is none)."""
+    keys = Counter((i["spec"], i["component"], i["target"], i["input"]) for i in report["inferences"])
+    return sum(n - 1 for n in keys.values() if n > 1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--spec", default="centerpoint")
+    parser.add_argument("--keep", type=Path, help="keep the artifacts and reports here (default: a temporary folder)")
+    parser.add_argument("extra", nargs="*", help="further pytest arguments (after --)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = args.keep or Path(tmp)
+        workdir.mkdir(parents=True, exist_ok=True)
+        walls = {}
+        for name in ("cold", "warm"):
+            wall, report = run(args.spec, workdir, name, args.extra)
+            parts = unavoidable_s(report)
+            total = sum(parts.values())
+            walls[name] = wall
+            detail = ", ".join(f"{k} {v:.1f} s" for k, v in parts.items())
+            print(f"{name}: wall {wall:.1f} s, unavoidable inference {total:.1f} s ({detail}); wall / unavoidable {wall / total:.2f} "
+                  f"(goal <= 1.15); inferences {len(report['inferences'])}, repeated {repeated(report)} (goal 0)")
+        print(f"warm / cold: {walls['warm'] / walls['cold']:.2f} (goal <= 0.5)")
+
+
+if __name__ == "__main__":
+    main()

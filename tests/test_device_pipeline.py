@@ -1,0 +1,88 @@
+"""CenterPoint's pre/post-processing on CUDA is the CPU path moved, not a re-implementation: the same
+pillars in the same order (exactly), the same decorated features and boxes within float rounding, and
+a pipeline whose every stage stays on the device. Runs only where CUDA is (the GPU machine)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from model_specs.centerpoint.decode import decode
+from model_specs.centerpoint.spec import SPEC, TINY_SPEC
+from model_specs.centerpoint.voxelize import decorate, densify, scatter, voxelize
+from pytest_awml.device import Device, Precision, Target
+from pytest_awml.runners.base import RunnerSource
+from pytest_awml.runners.pytorch import PyTorchBackend
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA: run on the GPU machine")
+
+SPECS = {"tiny": TINY_SPEC, "full": SPEC}
+ROUNDING = {"rtol": 1e-5, "atol": 1e-5}  # float32 arithmetic in another order, nothing more
+CUDA = torch.device("cuda")
+
+
+@pytest.fixture(params=sorted(SPECS), scope="module")
+def case(request):
+    """(spec, its model with the spec's default weights, one scene)."""
+    spec = SPECS[request.param]
+    model = spec.build_model(None, 0)
+    return spec, model, spec.make_samples(1, 7)[0]
+
+
+def test_densify_on_cuda_is_the_cpu_cloud(case):
+    _, model, scene = case
+    cfg = model.cfg
+    host, device = densify(scene.sweeps, cfg), densify(scene.sweeps, cfg, CUDA)
+    assert device.device.type == "cuda" and device.shape == host.shape
+    torch.testing.assert_close(device.cpu(), host, **ROUNDING)
+
+
+def test_voxelize_on_cuda_gives_the_same_pillars_in_the_same_order(case):
+    _, model, scene = case
+    cfg = model.cfg
+    points = densify(scene.sweeps, cfg)
+    host, device = voxelize(points, cfg), voxelize(points.to(CUDA), cfg)
+    assert host.coors.shape[0] > 100
+    assert torch.equal(device.coors.cpu(), host.coors) and torch.equal(device.num_points.cpu(), host.num_points)
+    assert torch.equal(device.features.cpu(), host.features)  # copies of the same points: bit for bit
+    torch.testing.assert_close(decorate(device, cfg).cpu(), decorate(host, cfg), **ROUNDING)
+
+
+def test_scatter_and_decode_on_cuda_match_the_cpu(case):
+    spec, model, scene = case
+    cfg = model.cfg
+    voxels = voxelize(densify(scene.sweeps, cfg), cfg)
+    with torch.inference_mode():
+        pillars = model.pts_voxel_encoder(decorate(voxels, cfg))
+        canvas = scatter(pillars, voxels.coors, cfg)
+        assert torch.equal(scatter(pillars.to(CUDA), voxels.coors.to(CUDA), cfg).cpu(), canvas)
+        head = spec.components[1].extract(model)
+        heads = dict(zip(("heatmap", "reg", "height", "dim", "rot", "vel"), head(canvas)))
+    on_host, on_device = decode(heads, cfg), decode({k: v.to(CUDA) for k, v in heads.items()}, cfg)
+    assert len(on_host.boxes) > 0
+    np.testing.assert_array_equal(on_device.labels, on_host.labels)
+    np.testing.assert_allclose(on_device.boxes, on_host.boxes, **ROUNDING)
+    np.testing.assert_allclose(on_device.scores, on_host.scores, **ROUNDING)
+
+
+@pytest.mark.parametrize("precision", [Precision.FP32, Precision.FP16])
+def test_the_pipeline_runs_on_the_device_and_agrees_with_the_cpu(case, precision):
+    spec, model, scene = case
+
+    def pipeline(device: Device, precision: Precision):
+        target = Target("pytorch", device, precision)
+        runners = {c.name: PyTorchBackend().create_runner(RunnerSource(c.name, c.input_names, c.output_names, c.extract(model), artifact=None),
+                                                          target).open() for c in spec.components}
+        return spec.pipeline.build(model, runners)
+
+    host = pipeline(Device("cpu"), Precision.FP32)(scene)
+    device = pipeline(Device("cuda", 0), precision)(scene)
+    assert set(device.stages_ms) == set(host.stages_ms) and all(ms > 0 for ms in device.stages_ms.values())
+    if precision is Precision.FP32:
+        np.testing.assert_array_equal(device.outputs.labels, host.outputs.labels)
+        np.testing.assert_allclose(device.outputs.boxes, host.outputs.boxes, rtol=1e-3, atol=1e-3)
+    checks = spec.pipeline.compare([host.outputs], [device.outputs], precision)
+    assert all(check.passed for check in checks), [c for c in checks if not c.passed]
