@@ -4,7 +4,8 @@
 ``<component>.json`` its metadata (hashes, library versions, seed, date, the npz's sha256).
 Both are written atomically, under the set's lock (``<golden>/<spec>.lock``, bounded by
 ``--awml-lock-timeout``: two concurrent updates take turns, and a reader never sees one half of a
-pair); a golden file whose hash does not match its metadata, or whose metadata is unreadable, is
+pair); a set whose pairs were made from different weights or seeds (two overlapping updates) is
+refused as a whole; a golden file whose hash does not match its metadata, or whose metadata is unreadable, is
 refused (and replaced by ``--awml-update-golden``); outputs holding NaN or Inf are never written.
 ``<golden>/history.jsonl`` gets one line per output per run: the error budget's memory.
 """
@@ -84,8 +85,29 @@ class GoldenStore:
         return held(self.root / f"{spec}.lock", f"{what} the golden outputs of {spec}", self.lock_timeout_s)
 
     def read(self, spec: str, component: str) -> Golden | None:
+        """One component's golden pair, refused when its set mixes updates made from other weights or
+        seeds: two overlapping ``--awml-update-golden`` runs write a set pair by pair, and a set half
+        from each would make drift a false alarm (or hide one)."""
         with self._set_lock(spec, "reading"):
-            return self._read(spec, component)
+            found = self._read(spec, component)
+            if found is not None:
+                self._check_set(spec)
+            return found
+
+    def _check_set(self, spec: str) -> None:
+        made = {}
+        for meta_path in sorted((self.root / spec).glob("*.json")):
+            try:
+                meta = json.loads(meta_path.read_text())
+            except (OSError, ValueError):
+                continue  # its own read says what is wrong with it
+            if isinstance(meta, dict):
+                made.setdefault((meta.get("seed"), meta.get("weights_sha256")), []).append(meta_path.stem)
+        if len(made) > 1:
+            parts = "; ".join(f"{', '.join(names)} from seed {seed}, weights {str(sha)[:12]}" for (seed, sha), names in made.items())
+            raise ArtifactError(f"the golden set of {spec} mixes updates ({parts}): two --awml-update-golden runs overlapped, "
+                                "or one updated only part of the set after the weights changed. Update the whole set in one run: "
+                                f"pytest --awml-spec {spec} --awml-golden {self.root} --awml-update-golden -k test_drift")
 
     def _read(self, spec: str, component: str) -> Golden | None:
         data_path, meta_path = self.paths(spec, component)

@@ -346,6 +346,21 @@ def test_a_golden_set_being_written_is_locked(tmp_path):
             store.write("s", "c", [{"x": np.ones(2, np.float32)}], [{"y": np.ones(2, np.float32)}], {"seed": 0})
 
 
+def test_a_golden_set_mixing_two_updates_is_refused_as_a_whole(tmp_path):
+    """Two overlapping updates (seed 0 and seed 1) interleaved pair by pair: each pair is whole, the set is not."""
+    store = GoldenStore(tmp_path)
+    pair = ([{"x": np.ones(2, np.float32)}], [{"y": np.ones(2, np.float32)}])
+    store.write("s", "a", *pair, {"seed": 0, "weights_sha256": "w"})
+    store.write("s", "b", *pair, {"seed": 0, "weights_sha256": "w"})
+    assert store.read("s", "a") is not None and store.read("s", "b") is not None  # one update: a consistent set
+    store.write("s", "b", *pair, {"seed": 1, "weights_sha256": "w"})  # the second run got as far as b
+    for component in ("a", "b"):
+        with pytest.raises(ArtifactError, match=r"golden set of s mixes updates \(a from seed 0.*b from seed 1.*--awml-update-golden"):
+            store.read("s", component)
+    store.write("s", "a", *pair, {"seed": 1, "weights_sha256": "w"})  # the whole set again, from one run
+    assert store.read("s", "a").meta["seed"] == store.read("s", "b").meta["seed"] == 1
+
+
 # -- the JSON report is never lost -----------------------------------------------------------------------
 def test_a_report_that_cannot_be_written_goes_elsewhere_with_a_warning(tmp_path, caplog):
     (tmp_path / "a_file").write_text("x")
