@@ -95,23 +95,34 @@ def _place_objects(rng: np.random.Generator, cfg: SceneConfig) -> tuple[np.ndarr
 
 
 def _ray_box_hits(origin: np.ndarray, dirs: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Distance to the nearest box along each ray (inf when none) and that box's index."""
+    """Distance to the nearest box along each ray (inf when none) and that box's index.
+
+    Only rays passing within a box's bounding sphere (with a margin far above float64 rounding) are
+    slab-tested against it: the same hits as testing every ray, at a fraction of the cost.
+    """
     best = np.full(dirs.shape[0], np.inf)
     which = np.full(dirs.shape[0], -1)
     for k, (x, y, z, l, w, h, yaw, _, _) in enumerate(boxes):
+        centre = np.array([x, y, z]) - origin
+        along = dirs @ centre
+        radius2 = (l * l + w * w + h * h) / 4
+        near = np.flatnonzero((centre @ centre - along * along <= radius2 * (1 + 1e-6) + 1e-6) & (along > -np.sqrt(radius2) - 1e-3))
+        if near.size == 0:
+            continue
         c, s = np.cos(-yaw), np.sin(-yaw)
         ox, oy, oz = origin[0] - x, origin[1] - y, origin[2] - z
         lo = np.array([c * ox - s * oy, s * ox + c * oy, oz])
-        ld = np.stack([c * dirs[:, 0] - s * dirs[:, 1], s * dirs[:, 0] + c * dirs[:, 1], dirs[:, 2]], axis=1)
+        d = dirs[near]
+        ld = np.stack([c * d[:, 0] - s * d[:, 1], s * d[:, 0] + c * d[:, 1], d[:, 2]], axis=1)
         half = np.array([l, w, h]) / 2
         with np.errstate(divide="ignore", invalid="ignore"):
             t1 = (-half - lo) / ld
             t2 = (half - lo) / ld
-        t_near = np.nanmax(np.minimum(t1, t2), axis=1)
-        t_far = np.nanmin(np.maximum(t1, t2), axis=1)
-        hit = (t_near <= t_far) & (t_near > 0) & (t_near < best)
-        best[hit] = t_near[hit]
-        which[hit] = k
+        t_near = np.fmax.reduce(np.minimum(t1, t2), axis=1)  # fmax/fmin skip NaN (0/0 on a slab's face) as nanmax/nanmin do
+        t_far = np.fmin.reduce(np.maximum(t1, t2), axis=1)
+        hit = (t_near <= t_far) & (t_near > 0) & (t_near < best[near])
+        best[near[hit]] = t_near[hit]
+        which[near[hit]] = k
     return best, which
 
 
