@@ -28,7 +28,6 @@ import time
 from pathlib import Path
 
 INFERENCE_FORMATS = ("reference-outputs", "backend-outputs")  # stored inferences, counted as forwards
-REFERENCE_TARGET = "pytorch-cpu-fp32"
 
 
 def run(spec: str, workdir: Path, name: str, extra: list[str]) -> tuple[float, dict]:
