@@ -65,6 +65,23 @@ def _box_corners(box: np.ndarray) -> np.ndarray:
     return local @ np.array([[c, s, 0.0], [-s, c, 0.0], [0.0, 0.0, 1.0]]) + np.array([x, y, z])
 
 
+def _rectangles(scene: Scene, cam: Camera) -> list[tuple[float, int, int, int, int, int, int]]:
+    """What ``render`` paints, far first: (mean depth, u0, v0, u1, v1, scene label, box index) per box in
+    front of the camera whose projected corners' bounding rectangle, clipped to the frame, is not empty."""
+    k, to_camera = cam.intrinsics(), cam.lidar_to_camera()
+    drawn = []
+    for index, (box, label) in enumerate(zip(np.asarray(scene.boxes, np.float64), scene.labels)):
+        corners = _box_corners(box) @ to_camera[:3, :3].T + to_camera[:3, 3]
+        if corners[:, 2].min() < NEAREST_CORNER_M:
+            continue
+        uv = corners[:, :2] / corners[:, 2:] * k[[0, 1], [0, 1]] + k[:2, 2]
+        u0, v0 = np.clip(np.floor(uv.min(0)), 0, [cam.width, cam.height]).astype(int)
+        u1, v1 = np.clip(np.ceil(uv.max(0)), 0, [cam.width, cam.height]).astype(int)
+        if u1 > u0 and v1 > v0:
+            drawn.append((float(corners[:, 2].mean()), u0, v0, u1, v1, int(label), index))
+    return sorted(drawn, reverse=True)  # nearer boxes are painted over farther ones
+
+
 def render(scene: Scene, camera: Camera, seed: int, block: int = 1) -> np.ndarray:
     """The camera's BGR uint8 frame [H, W, 3] of ``scene``.
 
@@ -80,21 +97,44 @@ def render(scene: Scene, camera: Camera, seed: int, block: int = 1) -> np.ndarra
     sky = SKY[0] + (SKY[1] - SKY[0]) * rows
     road = ROAD[0] + (ROAD[1] - ROAD[0]) * rows
     image = np.where((np.arange(h) < horizon)[:, None], sky, road)[:, None, :].repeat(w, axis=1)
-    k, to_camera = cam.intrinsics(), cam.lidar_to_camera()
-    drawn = []
-    for box, label in zip(np.asarray(scene.boxes, np.float64), scene.labels):
-        corners = _box_corners(box) @ to_camera[:3, :3].T + to_camera[:3, 3]
-        if corners[:, 2].min() < NEAREST_CORNER_M:
-            continue
-        uv = corners[:, :2] / corners[:, 2:] * k[[0, 1], [0, 1]] + k[:2, 2]
-        u0, v0 = np.clip(np.floor(uv.min(0)), 0, [w, h]).astype(int)
-        u1, v1 = np.clip(np.ceil(uv.max(0)), 0, [w, h]).astype(int)
-        if u1 > u0 and v1 > v0:
-            drawn.append((float(corners[:, 2].mean()), u0, v0, u1, v1, int(label)))
-    for _, u0, v0, u1, v1, label in sorted(drawn, reverse=True):  # far first: nearer boxes cover them
+    for _, u0, v0, u1, v1, label, _ in _rectangles(scene, cam):  # far first: nearer boxes cover them
         colour = CLASS_COLOURS[label % len(CLASS_COLOURS)] + rng.uniform(-COLOUR_JITTER, COLOUR_JITTER, 3)
         shade = np.linspace(1.1, 0.8, v1 - v0)[:, None, None]  # lit from above
         image[v0:v1, u0:u1] = colour * shade
     image = image + rng.normal(0.0, PIXEL_NOISE, image.shape)
     frame = np.clip(np.rint(image), 0, 255).astype(np.uint8)
     return np.repeat(np.repeat(frame, block, axis=0), block, axis=1) if block > 1 else frame
+
+
+@dataclass(frozen=True)
+class Boxes2D:
+    """Ground truth of one frame: ``boxes`` [K, 4] float32 x1, y1, x2, y2 in frame pixels (x2, y2 exclusive:
+    the painted rectangle), ``labels`` [K] scene class indices, ``visible`` [K] the share of each
+    rectangle's pixels left uncovered by nearer objects."""
+
+    boxes: np.ndarray
+    labels: np.ndarray
+    visible: np.ndarray
+
+
+def visible_boxes(scene: Scene, camera: Camera, block: int, min_visible: float, min_side_px: float) -> Boxes2D:
+    """The 2D boxes of the objects ``render`` shows: each object's painted rectangle (its 3D corners
+    projected, bounding rectangle clipped to the frame, scaled to the full frame), kept when at least
+    ``min_visible`` of its pixels are not painted over by nearer objects and both sides are at least
+    ``min_side_px`` frame pixels. Objects with a corner closer than ``NEAREST_CORNER_M`` in front of the
+    camera (behind it, or straddling it) are not drawn and so have no box. The box is the whole
+    rectangle, occluded part included (as a labeller marks an object partly hidden)."""
+    cam = camera.coarser(block)
+    rects = _rectangles(scene, cam)
+    owner = np.full((cam.height, cam.width), -1)
+    for slot, (_, u0, v0, u1, v1, _, _) in enumerate(rects):  # painted far first, as render does
+        owner[v0:v1, u0:u1] = slot
+    seen = np.bincount(owner[owner >= 0], minlength=len(rects))
+    boxes, labels, visible = [], [], []
+    for slot, (_, u0, v0, u1, v1, label, _) in enumerate(rects):
+        share = seen[slot] / ((u1 - u0) * (v1 - v0))
+        if share >= min_visible and min(u1 - u0, v1 - v0) * block >= min_side_px:
+            boxes.append([u0 * block, v0 * block, u1 * block, v1 * block])
+            labels.append(label)
+            visible.append(share)
+    return Boxes2D(np.asarray(boxes, np.float32).reshape(-1, 4), np.asarray(labels, np.int64), np.asarray(visible, np.float64))

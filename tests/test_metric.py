@@ -1,5 +1,6 @@
-"""Task metrics: CenterPoint's centre-distance AP against nuScenes-devkit's own on the same boxes, the metric
-verdict, and test_metric end to end on the trained tiny model."""
+"""Task metrics: CenterPoint's centre-distance AP against nuScenes-devkit's own on the same boxes, YOLOX's COCO AP
+(pycocotools' COCOeval) on boxes whose AP is known, the metric verdict, and test_metric end to end on the
+trained tiny models."""
 
 from __future__ import annotations
 
@@ -12,6 +13,10 @@ from model_specs.centerpoint.config import TINY
 from model_specs.centerpoint.decode import Detections
 from model_specs.centerpoint.metric import THRESHOLDS_M, average_precision, mean_ap
 from model_specs.centerpoint.scene import Scene
+from model_specs.yolox.config import TINY as YOLOX_TINY
+from model_specs.yolox.data import CameraFrames, FrameTruth
+from model_specs.yolox.metric import coco_ap, metric as yolox_metric
+from model_specs.yolox.postprocess import Detections2D
 from pytest_awml.metric import MetricResult, metric_verdict
 
 
@@ -102,3 +107,55 @@ def test_nothing_compared_fails_with_the_fix(run_awml, pytester):
     assert "NothingCompared: the onnxruntime-cpu-fp32 pipeline's comparison compared too little to judge" in run.text
     assert "--awml-checkpoint with trained weights" in run.text
     assert "the samples hold no ground truth for mAP" in run.text
+
+
+def _found(boxes, labels, scores) -> Detections2D:
+    return Detections2D(np.asarray(boxes, np.float32).reshape(-1, 4), np.asarray(scores, np.float32), np.asarray(labels, np.int64),
+                        np.zeros(0, np.float32), 0.01)
+
+
+def _truth(boxes, labels) -> FrameTruth:
+    return FrameTruth(np.asarray(boxes, np.float32).reshape(-1, 4), np.asarray(labels, np.int64))
+
+
+def test_coco_ap_scores_known_cases():
+    truth = [_truth([[100, 100, 200, 200]], [1]), _truth([[10, 20, 60, 120], [300, 50, 400, 90]], [6, 1])]
+    perfect = coco_ap([_found(t.boxes, t.labels, [0.9] * len(t.labels)) for t in truth], truth, YOLOX_TINY.classes)
+    assert perfect.value == pytest.approx(1.0) and perfect.details["AP@0.5"] == pytest.approx(1.0) and perfect.compared == 3
+    assert perfect.details["car.ground_truth"] == 2 and perfect.details["pedestrian.AP"] == pytest.approx(1.0)
+    # shifted by 20 px: IoU 80/120 = 0.67 passes the thresholds 0.5-0.65, four of COCO's ten
+    shifted = coco_ap([_found([[120, 100, 220, 200]], [1], [0.9])], truth[:1], YOLOX_TINY.classes)
+    assert shifted.details["AP@0.5"] == pytest.approx(1.0) and shifted.value == pytest.approx(0.4)
+    wrong_class = coco_ap([_found([[100, 100, 200, 200]], [2], [0.9])], truth[:1], YOLOX_TINY.classes)
+    assert wrong_class.value == 0.0 and wrong_class.details["AP@0.5"] == 0.0
+    nothing = coco_ap([_found([], [], [])], truth[:1], YOLOX_TINY.classes)
+    assert nothing.value == 0.0 and nothing.compared == 1
+
+
+def test_coco_ap_ranks_by_score():
+    """A false positive scored above the true one halves the precision at full recall (COCO's 101-point AP)."""
+    truth = [_truth([[100, 100, 200, 200]], [1])]
+    ghost_first = coco_ap([_found([[400, 100, 500, 200], [100, 100, 200, 200]], [1, 1], [0.9, 0.5])], truth, YOLOX_TINY.classes)
+    ghost_last = coco_ap([_found([[400, 100, 500, 200], [100, 100, 200, 200]], [1, 1], [0.5, 0.9])], truth, YOLOX_TINY.classes)
+    assert ghost_first.details["AP@0.5"] == pytest.approx(0.5) and ghost_last.details["AP@0.5"] == pytest.approx(1.0)
+
+
+def test_the_yolox_metric_scores_the_mmdet_decoder_and_only_labelled_frames():
+    truth = _truth([[100, 100, 200, 200]], [1])
+    labelled = CameraFrames(np.zeros((1, 4, 4, 3), np.uint8), 0, (truth,))
+    unlabelled = CameraFrames(np.zeros((1, 4, 4, 3), np.uint8), 1)
+    hit, miss = _found(truth.boxes, truth.labels, [0.9]), _found([[0, 0, 10, 10]], [1], [0.9])
+    result = yolox_metric(YOLOX_TINY)([{"mmdet": [hit], "autoware": [miss]}, {"mmdet": [miss], "autoware": [miss]}], [labelled, unlabelled])
+    assert result.value == pytest.approx(1.0) and result.compared == 1
+    assert yolox_metric(YOLOX_TINY)([{"mmdet": [miss], "autoware": [miss]}], [unlabelled]).compared == 0
+
+
+def test_yolox_metric_end_to_end(run_awml):
+    run = run_awml("--awml-spec=yolox-tiny", "-k", "pipeline_parity or metric", "-v")
+    run.result.assert_outcomes(passed=2)
+    assert "test_metric[yolox-tiny/onnxruntime-cpu-fp32] PASSED" in run.text
+    (record,) = run.report["metrics"]
+    assert record["metric"] == "bbox_mAP" and record["compared"] >= 10
+    assert record["reference_details"]["AP@0.5"] > 0.5 and record["reference_value"] > 0.25  # trained weights find the objects
+    assert record["delta"] <= record["max_delta"] == 0.005
+    assert "no checkpoint given: bundled trained weights weights/yolox-tiny.pt" in run.text

@@ -9,18 +9,23 @@ import numpy as np
 import pytest
 import torch
 
+from model_specs.camera import CLASS_COLOURS, Camera, visible_boxes
+from model_specs.centerpoint.scene import CLASSES as SCENE_CLASSES, Scene
 from model_specs.mmconfig import read_config
 from model_specs.yolox.config import FULL, TINY, YoloxConfig
-from model_specs.yolox.data import camera_frames, letterbox, network_input
+from model_specs.yolox.data import MIN_BOX_SIDE_PX, MIN_VISIBLE, camera_frames, class_indices, letterbox, letterbox_scale, network_input
+from model_specs.yolox.metric import metric
 from model_specs.yolox.mmconfig import to_yolox
-from model_specs.yolox.model import YoloxElan, objectness_biases, objectness_shift, seeded
+from model_specs.yolox.model import YoloxElan, calibrated, objectness_biases, objectness_shift, seeded
 from model_specs.yolox.postprocess import autoware_decode, mmdet_decode, published
 from model_specs.yolox.spec import DEPLOYED_BATCH, DYNAMIC_SPEC, SPEC, TINY_SPEC
 from pytest_awml.checkpoints import CheckpointError, load_into
 from pytest_awml.errors import SpecError
+from pytest_awml.metric import MetricResult
 from pytest_awml.spec import Dim
 
 CONFIGS = Path(__file__).parent / "data" / "configs" / "awml"
+SCENE_CLASS_NAMES = [row[0] for row in SCENE_CLASSES]
 # a 64 x 64 input: strides 8/16/32 give 64 + 16 + 4 anchor points
 SMALL = dataclasses.replace(TINY, input_size=(64, 64), classes=("a", "b", "c"))
 
@@ -186,3 +191,55 @@ def test_a_threshold_flip_counts_only_beyond_the_margin():
     far = Detections2D(*box, np.array([0.5, 0.30005, 0.29], np.float32), 0.3)  # 0.31 → 0.29: a real flip
     flips = lambda test: {c.output: c.value for c in compare([ref], [test], Limits2D(flip_margin=1e-4))}["boxes.threshold_flips"]  # noqa: E731
     assert (flips(near), flips(far)) == (0.0, 1.0)
+
+
+def test_the_ground_truth_boxes_are_the_objects_the_frames_show():
+    classes = set(class_indices(TINY).tolist())
+    assert {TINY.classes[i] for i in classes} == {"car", "truck", "bus", "bicycle", "pedestrian"}
+    counted = 0
+    for seed in range(4):
+        sample = camera_frames(seed * 1000, TINY, 4)
+        assert len(sample.truth) == 4
+        for frame, truth in zip(sample.frames, sample.truth):
+            h, w = frame.shape[:2]
+            boxes = truth.boxes
+            assert boxes.dtype == np.float32 and boxes.shape == (len(truth.labels), 4)
+            assert (boxes[:, 0] >= 0).all() and (boxes[:, 1] >= 0).all() and (boxes[:, 2] <= w).all() and (boxes[:, 3] <= h).all()
+            assert (boxes[:, 2:] - boxes[:, :2] >= MIN_BOX_SIDE_PX).all()
+            assert set(truth.labels.tolist()) <= classes
+            for (x0, y0, x1, y1), label in zip(boxes.astype(int), truth.labels):  # the painted object is there, not sky or road
+                patch = frame[y0:y1, x0:x1].reshape(-1, 3).astype(np.float64)
+                colour = CLASS_COLOURS[SCENE_CLASS_NAMES.index(TINY.classes[label])]
+                near = np.abs(patch - colour * np.linspace(1.1, 0.8, 3).mean()).max(1) < 70  # shading, jitter and noise
+                assert near.mean() >= MIN_VISIBLE * 0.8
+            counted += len(truth.labels)
+    assert counted >= 40
+
+
+def test_an_object_hidden_behind_a_nearer_one_or_behind_the_camera_has_no_box():
+    car = [10.0, 0.0, 0.8, 4.5, 1.9, 1.6, 0.0, 0.0, 0.0]
+    hidden = [30.0, 0.0, 0.8, 4.5, 1.9, 1.6, 0.0, 0.0, 0.0]  # straight behind the first, smaller in the picture
+    behind = [-10.0, 0.0, 0.8, 4.5, 1.9, 1.6, 0.0, 0.0, 0.0]
+    scene = Scene((), np.array([car, hidden, behind], np.float32), np.array([0, 0, 0]))
+    found = visible_boxes(scene, Camera(360, 640), 2, MIN_VISIBLE, MIN_BOX_SIDE_PX)
+    assert len(found.labels) == 1 and found.visible[0] == 1.0
+    x0, y0, x1, y1 = found.boxes[0]
+    assert x0 < 320 < x1 and y0 < 180 < y1  # straight ahead: around the principal point
+
+
+def test_the_bundled_weights_detect_what_seeded_weights_do_not():
+    """Held-out frames (the spec's sample seeds, four cameras each; training used seeds from 30_000_000)."""
+    samples = [camera_frames(seed * 1000 + i, TINY, 4) for seed in (0, 1) for i in range(4)]
+    scale = letterbox_scale(TINY.camera_size, TINY.input_size)
+
+    def ap(model) -> MetricResult:
+        with torch.no_grad():
+            outputs = [{"mmdet": [mmdet_decode(o, TINY, scale) for o in model(torch.from_numpy(network_input(s, TINY))).numpy()]}
+                       for s in samples]
+        return metric(TINY)(outputs, samples)
+
+    trained, seeded_ap = ap(TINY_SPEC.build_model(None, 0)), ap(calibrated(TINY, 0))
+    assert trained.compared >= 200
+    assert trained.details["AP@0.5"] >= 0.5 and trained.value >= 0.25, trained.details
+    assert seeded_ap.details["AP@0.5"] <= 0.05 and trained.details["AP@0.5"] >= seeded_ap.details["AP@0.5"] + 0.4
+    assert "bundled trained weights weights/yolox-tiny.pt" in TINY_SPEC.default_weights and not SPEC.default_weights

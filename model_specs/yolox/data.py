@@ -8,40 +8,72 @@ float. The synthetic frames are drawn at half resolution and repeated 2 x 2, and
 exactly twice the letterboxed content, so the resize is exact in any resizer (the recorded mmdet
 pipeline output equals this one bit for bit); other sizes resize bilinearly (Autoware's GPU path),
 which may differ from OpenCV's fixed-point resize by an 8-bit level.
+
+Every frame carries its ground truth (:class:`FrameTruth`): the painted rectangle of each object the
+frame shows (``model_specs.camera.visible_boxes``: projected 3D box, clipped to the frame, dropped when
+not drawn, smaller than ``MIN_BOX_SIDE_PX`` or less than ``MIN_VISIBLE`` uncovered), labelled with the
+spec's class of the scene's class (car, truck, bus, bicycle, pedestrian map to AWML's names).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from model_specs.camera import Camera, render
-from model_specs.centerpoint.scene import SceneConfig, make_scene
+from model_specs.camera import Camera, render, visible_boxes
+from model_specs.centerpoint.scene import CLASSES as SCENE_CLASSES, Scene, SceneConfig, make_scene
 from model_specs.yolox.config import YoloxConfig
 
 FRAME_BLOCK = 2  # frames repeat every pixel 2 x 2: a 1/2 resize is exact (see the module docstring)
 # the scene the cameras look at: a city block, objects within the cameras' useful range
 SCENE = SceneConfig(max_range=60.0, rings=16, azimuth_steps=256, objects=40, min_object_distance=5.0, past_sweeps=0)
 CAMERA_FOV_DEG = 90.0
+# Ground truth: an object counts when half its rectangle is in sight and both sides span 8 frame pixels
+# (4 network pixels on the tiny spec's half-size letterbox, half its finest stride): less is not findable.
+MIN_VISIBLE = 0.5
+MIN_BOX_SIDE_PX = 8.0
+
+
+@dataclass(frozen=True)
+class FrameTruth:
+    """One frame's ground truth: ``boxes`` [K, 4] float32 x1, y1, x2, y2 in frame pixels, ``labels`` [K]
+    indices into the spec's classes."""
+
+    boxes: np.ndarray
+    labels: np.ndarray
 
 
 @dataclass(frozen=True)
 class CameraFrames:
-    """One sample: ``frames`` [B, H, W, 3] BGR uint8, one per camera, and the scene's seed."""
+    """One sample: ``frames`` [B, H, W, 3] BGR uint8, one per camera, the scene's seed and each frame's
+    ground truth (empty for frames that come without labels)."""
 
     frames: np.ndarray
     seed: int
+    truth: tuple[FrameTruth, ...] = field(default=(), compare=False)
+
+
+def class_indices(cfg: YoloxConfig) -> np.ndarray:
+    """The spec's class index of each scene class, by name (a spec without the name gets -1: no box)."""
+    return np.array([cfg.classes.index(row[0]) if row[0] in cfg.classes else -1 for row in SCENE_CLASSES], np.int64)
+
+
+def frame_truth(scene: Scene, camera: Camera, cfg: YoloxConfig) -> FrameTruth:
+    found = visible_boxes(scene, camera, FRAME_BLOCK, MIN_VISIBLE, MIN_BOX_SIDE_PX)
+    labels = class_indices(cfg)[found.labels]
+    keep = labels >= 0
+    return FrameTruth(found.boxes[keep], labels[keep])
 
 
 def camera_frames(seed: int, cfg: YoloxConfig, batch: int) -> CameraFrames:
     """``batch`` cameras at yaws 360 / batch apart (the first looks forward) of one seeded scene."""
     scene = make_scene(seed, SCENE)
     h, w = cfg.camera_size
-    frames = [render(scene, Camera(h, w, CAMERA_FOV_DEG, yaw_deg=360.0 * i / batch), seed * 100 + i, block=FRAME_BLOCK)
-              for i in range(batch)]
-    return CameraFrames(np.stack(frames), seed)
+    cameras = [Camera(h, w, CAMERA_FOV_DEG, yaw_deg=360.0 * i / batch) for i in range(batch)]
+    frames = [render(scene, camera, seed * 100 + i, block=FRAME_BLOCK) for i, camera in enumerate(cameras)]
+    return CameraFrames(np.stack(frames), seed, tuple(frame_truth(scene, camera, cfg) for camera in cameras))
 
 
 def letterbox_scale(frame_hw: tuple[int, int], input_size: tuple[int, int]) -> float:

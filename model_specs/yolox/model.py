@@ -240,3 +240,18 @@ def calibrate(model: YoloxElan, images: torch.Tensor, detections: int, threshold
         shift = objectness_shift(model.head_outputs(images), detections, threshold)
         for bias in objectness_biases(model):
             bias.add_(shift)
+
+
+# Seeded models calibrate their objectness on a frame no test samples (samples are seeds 0..N-1 x 1000).
+CALIBRATION_SEED = 424_242
+
+
+def calibrated(cfg: YoloxConfig, seed: int) -> YoloxElan:
+    """Seeded weights whose objectness is shifted so that ``cfg.calibration_detections`` anchor points pass
+    Autoware's threshold on a frame no test samples: what a spec without trained weights runs."""
+    from model_specs.yolox.data import camera_frames, network_input
+
+    model = seeded(cfg, seed)
+    images = torch.from_numpy(network_input(camera_frames(CALIBRATION_SEED, cfg, 1), cfg))
+    calibrate(model, images, cfg.calibration_detections, cfg.autoware_score_threshold)
+    return model.eval()
