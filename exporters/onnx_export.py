@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from exporters.errors import ExportError
+from exporters.plugins import plugin_ops, prefix_before_plugins
 from exporters.signature import Dim, TensorSpec
 
 log = logging.getLogger(__name__)
@@ -70,12 +72,15 @@ def export_onnx(
     outputs: Sequence[TensorSpec],
     options: OnnxOptions = OnnxOptions(),
     metadata: Mapping[str, str] | None = None,
+    plugins: Sequence[str] = (),
 ) -> OnnxExportReport:
     """Export ``module`` called on ``example_inputs`` to ``path`` and prove the file is sound.
 
     Steps, each wrapped in :class:`ExportError` naming ``component`` and the step: export, stamp
     metadata and IR version, ``onnx.checker`` (full check), strict shape inference, signature check
-    against ``inputs``/``outputs`` (names, order, static and dynamic dims), ONNX Runtime load.
+    against ``inputs``/``outputs`` (names, order, static and dynamic dims), TensorRT plugin nodes against
+    ``plugins`` (the op types the module's symbolics write in :data:`~exporters.plugins.PLUGIN_DOMAIN`),
+    ONNX Runtime load (of the graph up to the plugin nodes, which only TensorRT runs).
     """
     import onnx
     import torch
@@ -149,10 +154,22 @@ def export_onnx(
         if problems:
             raise RuntimeError("; ".join(problems))
 
+    with step("plugins"):
+        found = plugin_ops(model)
+        if found != tuple(sorted(plugins)):
+            raise RuntimeError(f"the graph carries TensorRT plugin op(s) {list(found)}, the spec declares {sorted(plugins)}")
+
     with step("onnxruntime load"):
         import onnxruntime
 
-        onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        if found:
+            with tempfile.TemporaryDirectory() as scratch:
+                prefix = Path(scratch) / "prefix.onnx"
+                feeds = prefix_before_plugins(path, prefix)
+                onnxruntime.InferenceSession(str(prefix), providers=["CPUExecutionProvider"])
+            log.info("%s: ONNX Runtime loads the graph up to %s (which feed %s)", component, feeds, list(found))
+        else:
+            onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
 
     seconds = time.perf_counter() - start
     log.info("exported %s to %s in %.1f s (opset %d, IR %d)", component, path, seconds, _opset(model), model.ir_version)

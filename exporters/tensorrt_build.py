@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from exporters.errors import ExportError
+from exporters.plugins import missing_from
 from exporters.signature import Dim, TensorSpec
 
 log = logging.getLogger(__name__)
@@ -102,6 +103,22 @@ def tensorrt_unavailable() -> str | None:
     except Exception as exc:  # ImportError, or an OSError when libnvinfer is missing
         return f"tensorrt not importable: {type(exc).__name__}: {exc}"
     return None
+
+
+def plugins_missing(plugins: Sequence[str]) -> str | None:
+    """Why TensorRT here cannot build a graph that carries the plugin ops ``plugins``, or None. The standard
+    plugins (EfficientNMS_TRT…) live in libnvinfer_plugin, which Polygraphy's loaders initialise too."""
+    if not plugins:
+        return None
+    reason = tensorrt_unavailable()
+    if reason:
+        return reason
+    import tensorrt as trt
+
+    trt.init_libnvinfer_plugins(trt.Logger(trt.Logger.ERROR), "")
+    registered = sorted(creator.name for creator in trt.get_plugin_registry().all_creators)
+    missing = missing_from(registered, plugins)
+    return f"TensorRT {trt.__version__} has no {', '.join(missing)} plugin in its registry" if missing else None
 
 
 def engine_key_parts(onnx_sha256: str, options: TrtOptions, trt_version: str, gpu_name: str) -> dict:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Sequence
 
 from exporters.errors import ExportError
+from exporters.plugins import missing_from
 from exporters.signature import TensorSpec
 from exporters.tensorrt_build import DEFAULT_WORKSPACE_BYTES, derive_profile, onnx_input_shapes
 
@@ -38,6 +39,27 @@ def rtx_unavailable() -> str | None:
     except Exception as exc:  # ImportError, or an OSError when its libraries cannot load
         return f"tensorrt-rtx not importable: {type(exc).__name__}: {exc} (pip install 'pytest-awml[tensorrt-rtx]')"
     return None
+
+
+def plugins_missing(plugins: Sequence[str]) -> str | None:
+    """Why TensorRT-RTX here cannot build a graph that carries the TensorRT plugin ops ``plugins``, or None.
+
+    TensorRT-RTX ships no standard plugin library: 1.7 registers MyelinWeightsTransformPlugin and
+    ROIAlign_TRT only, also after ``init_libnvinfer_plugins``, so a graph ending in EfficientNMS_TRT parses
+    with TensorRT proper and not here."""
+    if not plugins:
+        return None
+    reason = rtx_unavailable()
+    if reason:
+        return reason
+    trt = __import__(MODULE)
+    trt.init_libnvinfer_plugins(trt.Logger(trt.Logger.ERROR), "")
+    registered = sorted(creator.name for creator in trt.get_plugin_registry().all_creators)
+    missing = missing_from(registered, plugins)
+    if not missing:
+        return None
+    return (f"TensorRT-RTX {trt.__version__} has no {', '.join(missing)} plugin (its registry holds {', '.join(registered) or 'none'}): "
+            "build this graph with TensorRT proper (pip install 'pytest-awml[tensorrt]', on a GPU machine)")
 
 
 def capability_problem(major: int, minor: int) -> str | None:

@@ -109,7 +109,9 @@ class Plan:
             formats = dict.fromkeys(fmt for target, _ in self.targets
                                     if (fmt := self.backends.get(target.backend).artifact_format(target.precision)) is not None)
             for fmt in formats:
-                yield Case(spec, component, format=fmt, skip=self.builders.get(fmt).unavailable_reason(self.options.device) or "")
+                builder = self.builders.get(fmt)
+                skip = builder.unavailable_reason(self.options.device) or builder.plugins_unavailable(component.plugins)
+                yield Case(spec, component, format=fmt, skip=skip or "")
 
     def _parity(self) -> Iterator[Case]:
         """Every target but the reference itself (PyTorch CPU fp32 against itself proves nothing)."""
@@ -119,7 +121,7 @@ class Plan:
                     continue
                 if not skip and target.precision.value not in component.tolerances:
                     skip = f"the spec gives no {target.precision} tolerances for {component.name}"
-                yield Case(spec, component, target, skip=skip)
+                yield Case(spec, component, target, skip=skip or self._plugins_skip(target, component))
 
     def _shapes(self) -> Iterator[Case]:
         """Parity at the profile's corners and at drawn sizes: components with dynamic dims."""
@@ -128,7 +130,10 @@ class Plan:
     def _latency(self) -> Iterator[Case]:
         for spec, component in self._components():
             for target, skip in self.targets:
-                yield Case(spec, component, target, skip=skip)
+                yield Case(spec, component, target, skip=skip or self._plugins_skip(target, component))
+
+    def _plugins_skip(self, target: Target, component: Component) -> str:
+        return self.backends.get(target.backend).plugins_unavailable(component.plugins) or ""
 
     def _pipeline_parity(self) -> Iterator[Case]:
         return (case for case in self._pipeline_latency() if case.target != REFERENCE)

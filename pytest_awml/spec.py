@@ -61,7 +61,9 @@ class Component:
     ``extract(model)`` returns the ``nn.Module`` to export; its ``forward`` takes the inputs in
     ``inputs`` order and returns the outputs in ``outputs`` order. ``make_inputs(model, sample)``
     turns one of the spec's samples into this component's named input tensors (CPU, fp32): it is
-    where model-specific preprocessing (voxelization, scatter…) lives.
+    where model-specific preprocessing (voxelization, scatter…) lives. ``plugins`` names the TensorRT
+    plugin ops the exported graph carries (AWML's YOLOX ``--nms`` graph ends in EfficientNMS_TRT): the
+    export checks the graph holds exactly those, and backends or builders without them skip its tests.
     """
 
     name: str
@@ -74,8 +76,10 @@ class Component:
     latency: LatencySettings = LatencySettings()
     drift: Mapping[str, Tolerance] = field(default_factory=lambda: {ANY_OUTPUT: Tolerance(atol=1e-5, rtol=1e-5)})
     trend: TrendSettings = TrendSettings()
+    plugins: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "plugins", tuple(self.plugins))
         object.__setattr__(self, "inputs", tuple(self.inputs))
         object.__setattr__(self, "outputs", tuple(self.outputs))
         object.__setattr__(self, "tolerances", _frozen_table(self.tolerances))

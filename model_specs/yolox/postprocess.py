@@ -56,9 +56,10 @@ def box_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return inter / (area(a)[:, None] + area(b)[None] - inter).clamp(min=1e-9)
 
 
-def greedy_nms(boxes: torch.Tensor, iou: float) -> torch.Tensor:
-    """Indices kept by greedy NMS over boxes already sorted by descending score (IoU > ``iou`` suppresses).
-    Each kept box is compared with the remaining ones only: memory O(N), not O(N^2)."""
+def greedy_nms(boxes: torch.Tensor, iou: float, inclusive: bool = False) -> torch.Tensor:
+    """Indices kept by greedy NMS over boxes already sorted by descending score (IoU > ``iou`` suppresses;
+    IoU >= ``iou`` when ``inclusive``, as TensorRT's EfficientNMS does). Each kept box is compared with the
+    remaining ones only: memory O(N), not O(N^2)."""
     alive = torch.ones(len(boxes), dtype=torch.bool)
     keep = []
     for i in range(len(boxes)):
@@ -67,7 +68,8 @@ def greedy_nms(boxes: torch.Tensor, iou: float) -> torch.Tensor:
         keep.append(i)
         rest = torch.arange(i + 1, len(boxes))[alive[i + 1:]]
         if len(rest):
-            alive[rest[box_iou(boxes[i:i + 1], boxes[rest])[0] > iou]] = False
+            overlap = box_iou(boxes[i:i + 1], boxes[rest])[0]
+            alive[rest[overlap >= iou if inclusive else overlap > iou]] = False
     return torch.tensor(keep, dtype=torch.long)
 
 

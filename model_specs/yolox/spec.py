@@ -1,6 +1,8 @@
 """The YOLOX-ELAN specs: ``yolox`` (960 x 960, static batch 6: AWML's README deploy command),
 ``yolox-dynamic`` (batch 1-6, for shape tests) and ``yolox-tiny`` (AWML's topology at a quarter of the
-widths, 320 x 320, batch 1-4: the project's tests).
+widths, 320 x 320, batch 1-4: the project's tests); ``yolox-nms`` and ``yolox-tiny-nms`` are AWML's
+``--nms`` export (static batch 1, the deploy script's default), whose graph ends in TensorRT's
+EfficientNMS_TRT plugin (:mod:`model_specs.yolox.efficient_nms`).
 
 ``tests/test_upstream_recorded.py`` holds ``yolox`` and ``yolox-tiny`` to mmdet's own numbers (AWML's
 ELANDarknet and YOLOXPAFPN_ELAN, mmdet's YOLOXHead) in every CI run.
@@ -8,6 +10,7 @@ ELANDarknet and YOLOXPAFPN_ELAN, mmdet's YOLOXHead) in every CI run.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -16,6 +19,7 @@ import torch
 
 from model_specs.mmconfig import read_config
 from model_specs.yolox.config import FULL, TINY, YoloxConfig
+from model_specs.yolox.efficient_nms import OUTPUTS as NMS_OUTPUTS, PLUGIN, DecodedYolox, EfficientNmsConfig, YoloxWithEfficientNms
 from model_specs.yolox.data import CameraFrames, camera_frames, letterbox_scale, network_input
 from model_specs.yolox.mmconfig import to_yolox
 from model_specs.yolox.metric import metric
@@ -41,6 +45,17 @@ LIMITS = {decoder: {"fp32": _FP32, "fp16": _REDUCED, "tf32": _REDUCED} for decod
 # candidates. The tiny spec's 3 default samples hold 20 ground-truth boxes (one forward camera each).
 AP_DELTA = {"fp32": 0.005, "fp16": 0.03, "tf32": 0.03}
 MIN_GROUND_TRUTH = 10
+# The graph before the plugin: boxes are the box terms through exp(.) x stride (up to 32), so the output's
+# ~1e-5 becomes ~1e-3 px on a box of a few hundred pixels; scores are sigmoid products, errors ~1e-5.
+DECODED_TOLERANCES = {"fp32": {"boxes": Tolerance(atol=1e-2, rtol=1e-4), "scores": Tolerance(atol=1e-4, rtol=1e-4)},
+                      "fp16": {"boxes": Tolerance(atol=2.0, rtol=5e-2), "scores": Tolerance(atol=5e-2, rtol=2e-2)},
+                      "tf32": {"boxes": Tolerance(atol=2.0, rtol=5e-2), "scores": Tolerance(atol=5e-2, rtol=2e-2)}}
+# The plugin's outputs, slot by slot. At fp32 the count and classes must be equal and boxes and scores agree
+# as the decoded graph's do. Reduced precision moves scores by ~1e-2 and so the order of near-equal
+# detections, which a slot-wise comparison would count as errors: no fp16/tf32 entry, so those targets skip
+# and say so, and their detections are judged by the decoded component's fp16 parity instead.
+NMS_TOLERANCES = {"fp32": {"num_detections": Tolerance(atol=0.0), "detection_classes": Tolerance(atol=0.0),
+                           "detection_boxes": Tolerance(atol=1e-2, rtol=1e-4), "detection_scores": Tolerance(atol=1e-4, rtol=1e-4)}}
 WEIGHTS = Path(__file__).with_name("weights")
 
 
@@ -161,6 +176,43 @@ def make_spec(name: str, cfg: YoloxConfig, batch: Dim | int, latency: LatencySet
     )
 
 
+def with_efficient_nms(base: ModelSpec, name: str, nms: EfficientNmsConfig = EfficientNmsConfig()) -> ModelSpec:
+    """``base`` (a static-batch YOLOX spec) exported as AWML's ``--nms`` graph: two components, ``yolox_decoded``
+    (the graph up to the plugin, which every backend runs) and ``yolox_nms`` (the deployed graph, with the
+    EfficientNMS_TRT node, which only a TensorRT whose registry holds the plugin builds). No pipeline and no
+    task metric: the deployed graph's detections are its outputs, compared slot by slot."""
+    cfg, batch = base.params["model"], base.params["batch"]
+    h, w = cfg.input_size
+    images = TensorSpec("images", (batch, 3, h, w))
+    yolox = base.components[0]
+
+    def shapes_match_config(spec: ModelSpec) -> list[str]:
+        boxes, scores = spec.components[0].outputs
+        problems = list(cfg.problems())
+        if boxes.shape[1:] != (cfg.anchors, 4) or scores.shape[1:] != (cfg.anchors, len(cfg.classes)):
+            problems.append(f"decoded outputs are {list(boxes.shape)} and {list(scores.shape)}, the model gives "
+                            f"[*, {cfg.anchors}, 4] and [*, {cfg.anchors}, {len(cfg.classes)}] at {cfg.input_size}")
+        if isinstance(batch, Dim):
+            problems.append("AWML's --nms export is a static-batch graph: give the base spec an int batch")
+        return problems
+
+    decoded = dataclasses.replace(
+        yolox, name="yolox_decoded", extract=lambda model: DecodedYolox(model, cfg), inputs=(images,),
+        outputs=(TensorSpec("boxes", (batch, cfg.anchors, 4)), TensorSpec("scores", (batch, cfg.anchors, len(cfg.classes)))),
+        tolerances=DECODED_TOLERANCES)
+    k = nms.max_output_boxes
+    deployed = dataclasses.replace(
+        yolox, name="yolox_nms", extract=lambda model: YoloxWithEfficientNms(model, cfg, nms), inputs=(images,),
+        outputs=tuple(TensorSpec(n, s) for n, s in zip(NMS_OUTPUTS, ((batch, 1), (batch, k, 4), (batch, k), (batch, k)))),
+        tolerances=NMS_TOLERANCES, plugins=(PLUGIN,))
+    return dataclasses.replace(
+        base, name=name, components=(decoded, deployed), pipeline=None, metric=None, params={**base.params, "nms": nms},
+        checks=(shapes_match_config,), configure=lambda path: with_efficient_nms(base.configure(path), name, nms),
+        description=(f"AWML's YOLOX_opt_elan --nms export: boxes decoded in the graph, {PLUGIN} (score {nms.score_threshold}, "
+                     f"IoU {nms.iou_threshold}, at most {nms.max_output_boxes}, class-aware) appended; the plugin runs only "
+                     "under a TensorRT that registers it, the graph before it everywhere; " + base.description.rsplit("; ", 1)[-1]))
+
+
 # AWML's README deploys ``--batch_size 6``: a static batch-6 graph (Autoware runs it over its cameras)
 DEPLOYED_BATCH = 6
 
@@ -168,3 +220,7 @@ SPEC = make_spec("yolox", FULL, DEPLOYED_BATCH, LatencySettings(rounds=5, warmup
 DYNAMIC_SPEC = make_spec("yolox-dynamic", FULL, Dim("batch", 1, 1, DEPLOYED_BATCH), LatencySettings(rounds=5, warmup_rounds=1))
 TINY_SPEC = make_spec("yolox-tiny", TINY, Dim("batch", 1, 1, 4), LatencySettings(rounds=5, warmup_rounds=1),
                       weights=WEIGHTS / "yolox-tiny.pt")
+# AWML's deploy script exports --nms at its default --batch_size 1
+NMS_SPEC = with_efficient_nms(make_spec("yolox-nms", FULL, 1, LatencySettings(rounds=5, warmup_rounds=1)), "yolox-nms")
+TINY_NMS_SPEC = with_efficient_nms(make_spec("yolox-tiny-nms", TINY, 1, LatencySettings(rounds=5, warmup_rounds=1),
+                                             weights=WEIGHTS / "yolox-tiny.pt"), "yolox-tiny-nms")

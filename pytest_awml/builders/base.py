@@ -58,6 +58,11 @@ class ArtifactBuilder(ABC):
         device-bound format without its device), or None."""
         return None
 
+    def plugins_unavailable(self, plugins: tuple[str, ...]) -> str | None:
+        """Why a graph carrying the TensorRT plugin ops ``plugins`` cannot be built into this format here,
+        or None. ONNX files carry plugin nodes as they are; TensorRT builders override this."""
+        return None
+
     @abstractmethod
     def filename(self, component: Component) -> str: ...
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from exporters.tensorrt_build import TrtOptions, build_engine, engine_key_parts, tensorrt_unavailable
+from exporters.tensorrt_build import TrtOptions, build_engine, engine_key_parts, plugins_missing, tensorrt_unavailable
 from pytest_awml.builders.base import ArtifactBuilder, BuildContext
 from pytest_awml.builders.onnx import FORMAT as ONNX
 from pytest_awml.device import Device, Precision
@@ -40,6 +40,9 @@ class EngineBuilder(ArtifactBuilder):
         if reason is None and not device.is_cuda:  # an engine is built for, and keyed on, the GPU that will run it
             reason = "TensorRT engines are built on the GPU that runs them: pass --awml-device cuda"
         return reason
+
+    def plugins_unavailable(self, plugins: tuple[str, ...]) -> str | None:
+        return plugins_missing(plugins)
 
     def filename(self, component: Component) -> str:
         return f"{component.name}.{self.precision.value}.engine"

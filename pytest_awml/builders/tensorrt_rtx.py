@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from exporters.tensorrt_rtx_build import RtxOptions, build_rtx_engine, rtx_unavailable
+from exporters.tensorrt_rtx_build import RtxOptions, build_rtx_engine, plugins_missing, rtx_unavailable
 from pytest_awml.builders.base import ArtifactBuilder, BuildContext
 from pytest_awml.builders.onnx import FORMAT as ONNX
 from pytest_awml.builders.onnx_fp16 import FORMAT as ONNX_FP16, converter_unavailable
@@ -35,6 +35,9 @@ class RtxEngineBuilder(ArtifactBuilder):
 
     def unavailable_reason(self, device: Device) -> str | None:
         return rtx_unavailable() or (converter_unavailable() if self.precision is Precision.FP16 else None)
+
+    def plugins_unavailable(self, plugins: tuple[str, ...]) -> str | None:
+        return plugins_missing(plugins)
 
     def filename(self, component: Component) -> str:
         return f"{component.name}.rtx-{self.precision.value}.engine"

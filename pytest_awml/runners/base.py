@@ -167,3 +167,11 @@ class Backend(ABC):
     @abstractmethod
     def create_runner(self, source: RunnerSource, target: Target) -> Runner:
         """A runner for ``target``; cheap: the heavy work belongs in the runner's ``activate``."""
+
+    def plugins_unavailable(self, plugins: tuple[str, ...]) -> str | None:
+        """Why this backend cannot run a component whose graph carries the TensorRT plugin ops ``plugins``,
+        or None. Only TensorRT backends have them; the others say so."""
+        if not plugins:
+            return None
+        return (f"{self.name} has no kernel for the TensorRT plugin op(s) {', '.join(plugins)} this graph carries: "
+                "a TensorRT backend whose plugin registry holds them runs it")

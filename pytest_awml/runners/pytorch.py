@@ -124,5 +124,8 @@ class PyTorchBackend(Backend):
     def artifact_format(self, precision: Precision) -> str | None:
         return None
 
+    def plugins_unavailable(self, plugins: tuple[str, ...]) -> str | None:
+        return None  # PyTorch runs the module, whose forward computes what the plugin node stands for
+
     def create_runner(self, source: RunnerSource, target: Target) -> Runner:
         return PyTorchRunner(source.module, target, source.output_names, source.input_names, source.input_specs)

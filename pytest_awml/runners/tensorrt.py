@@ -22,7 +22,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from exporters.signature import TensorSpec
-from exporters.tensorrt_build import tensorrt_unavailable
+from exporters.tensorrt_build import plugins_missing, tensorrt_unavailable
 from pytest_awml.builders.tensorrt import engine_format
 from pytest_awml.device import Device, Precision, Target
 from pytest_awml.errors import ArtifactError, BackendError
@@ -56,8 +56,10 @@ class TensorRTRunner(Runner):
         trt = importlib.import_module(self._module)
         path = self._engine_path()
         self._device = torch.device(self.target.device.torch)
+        logger = trt.Logger(trt.Logger.WARNING)
+        trt.init_libnvinfer_plugins(logger, "")  # an engine with plugin layers (EfficientNMS_TRT) needs their creators
         with torch.cuda.device(self._device):
-            engine = trt.Runtime(trt.Logger(trt.Logger.WARNING)).deserialize_cuda_engine(path.read_bytes())
+            engine = trt.Runtime(logger).deserialize_cuda_engine(path.read_bytes())
             if engine is None:
                 raise ArtifactError(f"TensorRT could not deserialize {path} (built by another TensorRT version or GPU?)")
             self._engine, self._context, self._stream = engine, engine.create_execution_context(), torch.cuda.Stream(self._device)
@@ -145,6 +147,9 @@ class TensorRTBackend(Backend):
         if not device.is_cuda:
             return "TensorRT runs on CUDA devices only: pass --awml-device cuda"
         return None
+
+    def plugins_unavailable(self, plugins: tuple[str, ...]) -> str | None:
+        return plugins_missing(plugins)
 
     def artifact_format(self, precision: Precision) -> str | None:
         return engine_format(precision)

@@ -4,7 +4,7 @@ capabilities TensorRT-RTX supports. Elsewhere its runtime tests skip with the ca
 
 from __future__ import annotations
 
-from exporters.tensorrt_rtx_build import MODULE, capability_problem, rtx_unavailable
+from exporters.tensorrt_rtx_build import MODULE, capability_problem, plugins_missing, rtx_unavailable
 from pytest_awml.builders.tensorrt_rtx import rtx_format
 from pytest_awml.device import Device, Precision, Target
 from pytest_awml.runners.base import Backend, Runner, RunnerSource
@@ -26,6 +26,9 @@ class TensorRTRtxBackend(Backend):
         if not torch.cuda.is_available() or device.index >= torch.cuda.device_count():
             return f"{device} is not available to torch: TensorRT-RTX engines cannot run here"
         return capability_problem(*torch.cuda.get_device_capability(device.torch))
+
+    def plugins_unavailable(self, plugins: tuple[str, ...]) -> str | None:
+        return plugins_missing(plugins)
 
     def artifact_format(self, precision: Precision) -> str | None:
         return rtx_format(precision)

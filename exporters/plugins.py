@@ -1,0 +1,47 @@
+"""TensorRT plugin nodes in an ONNX graph: which a graph carries, which a builder's registry holds.
+
+A deployed graph may end in a node only TensorRT runs (AWML's YOLOX ``--nms`` export appends
+``EfficientNMS_TRT``). Such nodes are written in the ``TRT`` domain: TensorRT's ONNX parser resolves an
+unknown op by its name through the plugin registry whatever the domain, while ``onnx.checker`` accepts a
+custom domain but rejects an unknown op in the default one (where AWML's graph-surgeon script puts it).
+ONNX Runtime has no kernel for these ops, so the part of the graph it can check is the prefix that feeds
+them: :func:`prefix_before_plugins` cuts it out.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+PLUGIN_DOMAIN = "TRT"
+
+
+def plugin_ops(model) -> tuple[str, ...]:
+    """The op types of ``model``'s nodes in :data:`PLUGIN_DOMAIN` (an ``onnx.ModelProto`` or a path), sorted."""
+    import onnx
+
+    if not isinstance(model, onnx.ModelProto):
+        model = onnx.load(str(model), load_external_data=False)
+    return tuple(sorted({node.op_type for node in model.graph.node if node.domain == PLUGIN_DOMAIN}))
+
+
+def prefix_before_plugins(path: Path, out: Path) -> tuple[str, ...]:
+    """Write to ``out`` the graph of ``path`` from its inputs up to the tensors its plugin nodes read; return
+    those tensor names (empty, and nothing written, when the graph has no plugin node)."""
+    import onnx
+    import onnx.utils
+
+    model = onnx.load(str(path))
+    feeds = list(dict.fromkeys(name for node in model.graph.node if node.domain == PLUGIN_DOMAIN for name in node.input if name))
+    if not feeds:
+        return ()
+    initializers = {init.name for init in model.graph.initializer}
+    inputs = [v.name for v in model.graph.input if v.name not in initializers]
+    onnx.utils.extract_model(str(path), str(out), inputs, feeds, check_model=False)
+    return tuple(feeds)
+
+
+def missing_from(registered: Iterable[str], needed: Iterable[str]) -> tuple[str, ...]:
+    """The plugin names in ``needed`` that ``registered`` (a registry's creator names) lacks."""
+    have = set(registered)
+    return tuple(name for name in needed if name not in have)
