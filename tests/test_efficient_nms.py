@@ -194,3 +194,26 @@ def test_yolox_tiny_nms_runs_as_a_plugin_spec(run_awml):
     assert parity == [("yolox_decoded", "boxes", True), ("yolox_decoded", "scores", True)]
     exported = {(a["component"], a["format"]) for a in run.report["artifacts"]}
     assert {("yolox_nms", "onnx"), ("yolox_decoded", "onnx")} <= exported
+
+
+@pytest.mark.upstream
+def test_awmls_graph_surgery_live_gives_the_committed_recording(tmp_path):
+    """Opt-in (``pytest -m upstream`` with ``$AWML_ROOT``): AWML's add_efficientnms_trt run again must give the
+    committed recording, and this project's export must still match it."""
+    import importlib.util
+    import os
+
+    root = Path(os.environ.get("AWML_ROOT", "/nonexistent"))
+    if not (root / "tools" / "detection2d" / "deploy_yolox.py").is_file():
+        pytest.skip("$AWML_ROOT does not name an AWML checkout (tools/detection2d/deploy_yolox.py)")
+    pytest.importorskip("onnx_graphsurgeon", reason="onnx-graphsurgeon is not installed (pip install -e '.[upstream]')")
+    spec = importlib.util.spec_from_file_location("record_awml_nms", Path(__file__).parents[1] / "tools" / "record_awml_nms.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    live, problems = tool.record(root, tmp_path, awml_commit="live")
+    committed = Recording.load(RECORDED, NAME)
+    assert problems == []
+    for key in ("node", "outputs", "opset", "deploy_defaults", "images_sha256", "weights_sha256"):
+        assert live.meta[key] == committed.meta[key], key
+    for name in ("boxes", "scores"):
+        np.testing.assert_allclose(live.arrays[name], committed.arrays[name], atol=1e-5 * max(1.0, float(np.abs(committed.arrays[name]).max())))
