@@ -193,6 +193,28 @@ def test_a_threshold_flip_counts_only_beyond_the_margin():
     assert (flips(near), flips(far)) == (0.0, 1.0)
 
 
+def test_a_box_suppressed_on_one_side_only_at_the_nms_iou_is_an_nms_flip_not_an_unmatched_box():
+    """Measured on yolox-tiny at fp16: a box at IoU 0.6500 with a better one of its class, kept by fp32's mmdet NMS
+    (IoU > 0.65 suppresses) and suppressed by fp16's. Near the NMS IoU that is a flip; far from it, a lost box."""
+    from model_specs.yolox.postprocess import Detections2D, Limits2D, compare
+
+    def detections(*rows):
+        boxes, scores = zip(*rows)
+        return Detections2D(np.array(boxes, np.float32), np.array(scores, np.float32), np.ones(len(rows), np.int64),
+                            np.array([0.9, 0.24], np.float32), 0.01, nms_iou=0.65)  # the same candidates: no threshold flip
+
+    best = ([0, 0, 10, 10], 0.9)
+    near = ([0, 0, 10, 15.4], 0.24)  # IoU 100 / 154 = 0.6494
+    far = ([0, 0, 10, 33.3], 0.24)  # IoU 100 / 333 = 0.3003
+    limits = Limits2D(iou=0.9, unmatched_margin=0.1, nms_margin=0.01, nms_flips=5)
+    checks = {c.output: c for c in compare([detections(best, near)], [detections(best)], limits)}
+    assert checks["boxes.nms_flips"].value == 1 and checks["boxes.unmatched_score_above_threshold"].value == 0
+    checks = {c.output: c for c in compare([detections(best, far)], [detections(best)], limits)}
+    assert checks["boxes.nms_flips"].value == 0 and not checks["boxes.unmatched_score_above_threshold"].passed
+    strict = {c.output: c for c in compare([detections(best, near)], [detections(best)], Limits2D())}
+    assert not strict["boxes.unmatched_score_above_threshold"].passed  # at fp32, 0.0006 from the NMS IoU is no flip
+
+
 def test_the_ground_truth_boxes_are_the_objects_the_frames_show():
     classes = set(class_indices(TINY).tolist())
     assert {TINY.classes[i] for i in classes} == {"car", "truck", "bus", "bicycle", "pedestrian"}

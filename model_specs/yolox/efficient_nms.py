@@ -51,11 +51,11 @@ class EfficientNmsConfig:
 
 def efficient_nms(boxes: torch.Tensor, scores: torch.Tensor, cfg: EfficientNmsConfig) -> tuple[torch.Tensor, ...]:
     """EfficientNMS_TRT's outputs for ``boxes`` [B, A, 4] (cx, cy, w, h) and ``scores`` [B, A, C]."""
-    batch, limit = boxes.shape[0], cfg.max_output_boxes
-    count = torch.zeros(batch, 1, dtype=torch.int32)
-    kept_boxes = torch.zeros(batch, limit, 4, dtype=boxes.dtype)
-    kept_scores = torch.zeros(batch, limit, dtype=scores.dtype)
-    kept_classes = torch.zeros(batch, limit, dtype=torch.int32)
+    batch, limit, device = boxes.shape[0], cfg.max_output_boxes, boxes.device
+    count = torch.zeros(batch, 1, dtype=torch.int32, device=device)
+    kept_boxes = torch.zeros(batch, limit, 4, dtype=boxes.dtype, device=device)
+    kept_scores = torch.zeros(batch, limit, dtype=scores.dtype, device=device)
+    kept_classes = torch.zeros(batch, limit, dtype=torch.int32, device=device)
     corners = torch.cat([boxes[..., :2] - boxes[..., 2:] / 2, boxes[..., :2] + boxes[..., 2:] / 2], -1)
     for b in range(batch):
         passing = scores[b] >= cfg.score_threshold

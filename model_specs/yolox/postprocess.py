@@ -37,6 +37,8 @@ class Detections2D:
     labels: np.ndarray  # [K]
     candidate_scores: np.ndarray  # what the score threshold sees, before it (flips are counted on these)
     threshold: float
+    nms_iou: float = 1.0  # the decoder's NMS: a box overlapping a better one beyond this was suppressed
+    nms_class_agnostic: bool = False
 
 
 def grid(cfg: YoloxConfig, input_hw: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -60,17 +62,17 @@ def greedy_nms(boxes: torch.Tensor, iou: float, inclusive: bool = False) -> torc
     """Indices kept by greedy NMS over boxes already sorted by descending score (IoU > ``iou`` suppresses;
     IoU >= ``iou`` when ``inclusive``, as TensorRT's EfficientNMS does). Each kept box is compared with the
     remaining ones only: memory O(N), not O(N^2)."""
-    alive = torch.ones(len(boxes), dtype=torch.bool)
+    alive = torch.ones(len(boxes), dtype=torch.bool, device=boxes.device)
     keep = []
     for i in range(len(boxes)):
         if not alive[i]:
             continue
         keep.append(i)
-        rest = torch.arange(i + 1, len(boxes))[alive[i + 1:]]
+        rest = torch.arange(i + 1, len(boxes), device=boxes.device)[alive[i + 1:]]
         if len(rest):
             overlap = box_iou(boxes[i:i + 1], boxes[rest])[0]
             alive[rest[overlap >= iou if inclusive else overlap > iou]] = False
-    return torch.tensor(keep, dtype=torch.long)
+    return torch.tensor(keep, dtype=torch.long, device=boxes.device)
 
 
 def _by_score(scores: torch.Tensor) -> torch.Tensor:
@@ -91,7 +93,8 @@ def autoware_decode(output: np.ndarray, cfg: YoloxConfig, scale: float) -> Detec
     order = _by_score(score)
     kept = order[greedy_nms(torch.cat([rect[order, :2], rect[order, :2] + rect[order, 2:]], 1), cfg.autoware_nms_iou)] if len(order) else order
     boxes = torch.cat([corner[kept], corner[kept] + size[kept]], 1) / scale
-    return Detections2D(boxes.numpy(), score[kept].numpy(), label[kept].numpy(), scores.flatten().numpy(), cfg.autoware_score_threshold)
+    return Detections2D(boxes.numpy(), score[kept].numpy(), label[kept].numpy(), scores.flatten().numpy(), cfg.autoware_score_threshold,
+                        cfg.autoware_nms_iou, nms_class_agnostic=True)
 
 
 def published(detections: Detections2D, frame_hw: tuple[int, int]) -> np.ndarray:
@@ -123,7 +126,8 @@ def mmdet_decode(output: np.ndarray, cfg: YoloxConfig, scale: float) -> Detectio
     if len(order):
         offset = labels[order].to(boxes.dtype)[:, None] * (boxes.max() + 1)  # mmcv's batched_nms trick
         order = order[greedy_nms(boxes[order] + offset, cfg.eval_nms_iou)]
-    return Detections2D((boxes[order] / scale).numpy(), scores[order].numpy(), labels[order].numpy(), every.numpy(), cfg.eval_score_threshold)
+    return Detections2D((boxes[order] / scale).numpy(), scores[order].numpy(), labels[order].numpy(), every.numpy(), cfg.eval_score_threshold,
+                        cfg.eval_nms_iou)
 
 
 def decode(decoder: str, output: np.ndarray, cfg: YoloxConfig, scale: float) -> Detections2D:
@@ -144,29 +148,47 @@ class Limits2D:
     # a candidate crosses the threshold on one side only, and the reference is farther than this from it: at fp32
     # ~10x the largest output difference (Autoware's per-class candidates put many scores near 0.3)
     flip_margin: float = 1e-4
+    # a box kept on one side only that overlaps a better box of its own side (of its label, for class-aware NMS)
+    # within this of the NMS IoU: the suppression decision sat on the threshold and precision flipped it
+    nms_margin: float = 1e-4
+    nms_flips: int = 0
+
+
+def _nms_flip(detections: Detections2D, i: int, margin: float) -> bool:
+    """Box ``i`` overlaps a better-scoring box of its own side (one NMS compares it with) within ``margin`` of
+    the NMS IoU: kept here, it would be suppressed by an IoU a hair larger."""
+    rivals = detections.scores > detections.scores[i]
+    if not detections.nms_class_agnostic:
+        rivals &= detections.labels == detections.labels[i]
+    if not rivals.any():
+        return False
+    overlap = box_iou(torch.from_numpy(detections.boxes[i:i + 1]), torch.from_numpy(detections.boxes[rivals])).numpy()[0]
+    return bool((np.abs(overlap - detections.nms_iou) <= margin).any())
 
 
 def compare(refs: Sequence[Detections2D], tests: Sequence[Detections2D], limits: Limits2D, prefix: str = "") -> list[Check]:
     """Boxes matched by label and IoU (greedy, best reference first); the worst gaps, unmatched scores and flips."""
-    worst_iou_gap, worst_score, worst_unmatched, flips, matched, total = 0.0, 0.0, 0.0, 0, 0, 0
+    worst_iou_gap, worst_score, worst_unmatched, flips, nms_flips, matched, total = 0.0, 0.0, 0.0, 0, 0, 0, 0
     threshold = refs[0].threshold if refs else 0.0
     for ref, test in zip(refs, tests):
         total += max(len(ref.scores), len(test.scores))
         used: set[int] = set()
-        lonely = []
+        lonely = []  # (side, index) of boxes without a partner
         ious = box_iou(torch.from_numpy(ref.boxes), torch.from_numpy(test.boxes)).numpy() if len(ref.scores) and len(test.scores) else None
         for i in np.argsort(-ref.scores, kind="stable"):
             same = [j for j in range(len(test.scores)) if j not in used and test.labels[j] == ref.labels[i]]
             j = max(same, key=lambda j: ious[i, j]) if same and ious is not None else None
             if j is None or ious[i, j] < MATCH_IOU:
-                lonely.append(float(ref.scores[i]))
+                lonely.append((ref, int(i)))
                 continue
             used.add(j)
             matched += 1
             worst_iou_gap = max(worst_iou_gap, 1.0 - float(ious[i, j]))
             worst_score = max(worst_score, abs(float(ref.scores[i] - test.scores[j])))
-        lonely += [float(test.scores[j]) for j in range(len(test.scores)) if j not in used]
-        worst_unmatched = max([worst_unmatched, *(score - threshold for score in lonely)])
+        lonely += [(test, j) for j in range(len(test.scores)) if j not in used]
+        flipped = [_nms_flip(side, i, limits.nms_margin) for side, i in lonely]
+        nms_flips += sum(flipped)
+        worst_unmatched = max([worst_unmatched, *(float(side.scores[i]) - threshold for (side, i), f in zip(lonely, flipped) if not f)])
         k = min(len(ref.candidate_scores), MAX_FLIP_CANDIDATES)
         cells = np.union1d(np.argsort(-ref.candidate_scores)[:k], np.argsort(-test.candidate_scores)[:k])
         ref_scores, test_scores = ref.candidate_scores[cells], test.candidate_scores[cells]
@@ -178,6 +200,8 @@ def compare(refs: Sequence[Detections2D], tests: Sequence[Detections2D], limits:
         Check(f"{prefix}boxes.score", worst_score, limits.score),
         Check(f"{prefix}boxes.unmatched_score_above_threshold", worst_unmatched, limits.unmatched_margin, f"threshold {threshold}"),
         Check(f"{prefix}boxes.threshold_flips", float(flips), float(limits.threshold_flips), f"score threshold {threshold} ± {limits.flip_margin}"),
+        Check(f"{prefix}boxes.nms_flips", float(nms_flips), float(limits.nms_flips),
+              f"kept on one side only, overlapping a better box at the NMS IoU ± {limits.nms_margin}"),
     ]
 
 
