@@ -15,7 +15,7 @@ from model_specs.centerpoint.config import TINY
 from model_specs.centerpoint.decode import circle_nms, decode
 from model_specs.centerpoint.pipeline import STAGES, CenterPointPipeline, DetectionLimits, compare_detections
 from model_specs.centerpoint.scene import Scene, Sweep
-from model_specs.centerpoint.voxelize import densify
+from model_specs.centerpoint.voxelize import UploadedSweeps, densify
 from model_specs.centerpoint.spec import TINY_SPEC
 from pytest_awml.device import REFERENCE
 from pytest_awml.errors import DataError
@@ -117,6 +117,22 @@ def test_pipeline_is_re_entrant(reference_pipeline):
         assert tuple(got[i].stages_ms) == STAGES and all(v > 0 for v in got[i].stages_ms.values())
     assert got[0].stages_ms is not got[1].stages_ms
     assert isinstance(reference_pipeline, CenterPointPipeline) and not hasattr(reference_pipeline, "stages_ms")
+
+
+def test_a_stream_uploads_each_sweep_once_and_gives_the_points_of_a_fresh_upload():
+    """Autoware's densification: a frame's past sweep is the earlier frame's current one, held on the device."""
+    first, second = TINY_SPEC.make_samples(2, 11)
+    cfg = TINY_SPEC.params["model"]
+    later = dataclasses.replace(second, sweeps=(second.sweeps[0], first.sweeps[0]))  # frame 2 looks back at frame 1
+    uploaded = UploadedSweeps()
+    densify(first.sweeps, cfg, "cpu", uploaded)
+    held = uploaded.get(first.sweeps[0])
+    np.testing.assert_array_equal(held.numpy(), first.sweeps[0].points[:, :4])
+    streamed = densify(later.sweeps, cfg, "cpu", uploaded)
+    assert uploaded.get(first.sweeps[0]) is held  # not uploaded again
+    assert torch.equal(streamed, densify(later.sweeps, cfg))  # moved into frame 2, exactly as a fresh upload
+    assert torch.equal(densify(later.sweeps, cfg, "cpu", uploaded), streamed)  # and again: nothing held was moved
+    assert uploaded.get(first.sweeps[1]) is None  # frame 1's past sweep: no frame after it looks back at it
 
 
 def test_no_point_in_range_is_a_clear_error(reference_pipeline):

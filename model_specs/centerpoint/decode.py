@@ -96,9 +96,10 @@ def decode(heads, cfg: CenterPointConfig, rot_y_axis_reference: bool = False) ->
     """Raw head tensors (batch 1; NumPy, or torch on any device) → boxes in metres, after the score
     threshold and circle NMS, returned on the host.
 
-    The per-cell work (sigmoid, top-k, gathers, box geometry) runs where the heads are; the top-k
-    candidates then come to the host in one copy (Autoware copies its boxes back once too), where the
-    threshold, range filter and NMS see a few hundred rows.
+    The per-cell work (sigmoid, top-k, the gathers of the top-k cells' head values) runs where the heads
+    are; those few hundred rows then come to the host in one copy (Autoware copies its boxes back once too),
+    where the box geometry (a handful of float32 operations per row, the same on either side), the
+    threshold, the range filter and NMS run. On a GPU this stage is bound by how many operations it launches.
     """
     t = as_tensors(heads)
     dim, rot = t["dim"], t["rot"]
@@ -108,22 +109,23 @@ def decode(heads, cfg: CenterPointConfig, rot_y_axis_reference: bool = False) ->
     classes, height, width = prob.shape
     k = min(cfg.max_detections_pre_nms, prob.numel())
     top_scores, top_index = torch.topk(prob.reshape(-1), k)
-    cls = torch.div(top_index, height * width, rounding_mode="floor")
     cell = top_index % (height * width)
-    ys, xs = torch.div(cell, width, rounding_mode="floor"), cell % width
     sizes = torch.exp(dim[0])  # [3, H, W]
     yaws = torch.atan2(rot[0, 0], rot[0, 1])  # [H, W]
-    reg = t["reg"][0][:, ys, xs]
+    flat = lambda value, channels: value.reshape(channels, -1)[:, cell]  # noqa: E731 - [channels, k] at the top-k cells
+    # One float32 column per candidate: dx, dy, z, l, w, h, yaw, vx, vy, score, index (integers < 2**24: exact).
+    columns = torch.cat([flat(t["reg"][0], 2), flat(t["height"][0], 1), flat(sizes, 3), flat(yaws, 1), flat(t["vel"][0], 2),
+                         top_scores[None], top_index[None].float()]).cpu().numpy()
+    index = columns[10].astype(np.int64)
+    cls, ys, xs = index // (height * width), index % (height * width) // width, index % width
     stride = cfg.out_size_factor
     vx, vy, _ = cfg.voxel_size
     r = cfg.point_cloud_range
-    x = (xs.float() + reg[0]) * stride * vx + r[0]
-    y = (ys.float() + reg[1]) * stride * vy + r[1]
-    size = sizes[:, ys, xs]
-    # One float32 row per candidate: the box, its score, then class, y, x (integers < 2**24: exact).
-    rows = torch.stack([x, y, t["height"][0, 0, ys, xs], size[0], size[1], size[2], yaws[ys, xs], t["vel"][0, 0, ys, xs],
-                        t["vel"][0, 1, ys, xs], top_scores, cls.float(), ys.float(), xs.float()], dim=1).cpu().numpy()
-    boxes, scores, cells = rows[:, :9], rows[:, 9], rows[:, 10:].astype(np.int64)
+    # float32 throughout, operation by operation as torch computed it: (cell + offset) x stride x voxel + start
+    x = (xs.astype(np.float32) + columns[0]) * np.float32(stride) * np.float32(vx) + np.float32(r[0])
+    y = (ys.astype(np.float32) + columns[1]) * np.float32(stride) * np.float32(vy) + np.float32(r[1])
+    boxes = np.stack([x, y, *columns[2:9]], axis=1)
+    scores, cells = columns[9], np.stack([cls, ys, xs], axis=1)
     limit = np.asarray(cfg.post_center_range, dtype=np.float32)
     in_range = (scores > cfg.score_threshold) & (boxes[:, :3] >= limit[:3]).all(axis=1) & (boxes[:, :3] <= limit[3:]).all(axis=1)
     kept = np.flatnonzero(in_range)

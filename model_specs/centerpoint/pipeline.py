@@ -15,7 +15,8 @@ import torch
 from model_specs.centerpoint.config import CenterPointConfig
 from model_specs.centerpoint.decode import Detections
 from model_specs.centerpoint.scene import Scene
-from model_specs.centerpoint.voxelize import decorate, densify, scatter, voxelize
+from model_specs.centerpoint.graphs import GraphedPreprocess
+from model_specs.centerpoint.voxelize import UploadedSweeps, assemble, decorate, frame, scatter, voxelize
 from pytest_awml.device import Precision
 from pytest_awml.errors import DataError
 from pytest_awml.pipeline import Check, Pipeline, PipelineResult, StageClock
@@ -35,7 +36,9 @@ def pad_pillars(features: torch.Tensor, count: int) -> torch.Tensor:
 class CenterPointPipeline(Pipeline):
     """``encoder``/``head`` name the runners to use (the bundle's graphs under their own names);
     ``pad_to`` pads the encoder's input to a fixed pillar count (Autoware's fixed engine shape); the
-    decoder turns the head's outputs into boxes (mmdet3d's, or the node's for the bundle)."""
+    decoder turns the head's outputs into boxes (mmdet3d's, or the node's for the bundle). Like Autoware's
+    densification, it keeps the sweeps it uploaded on the device for the frames that follow; on CUDA the
+    pre-processing replays as one CUDA graph (:mod:`model_specs.centerpoint.graphs`)."""
 
     stages = STAGES
 
@@ -46,6 +49,8 @@ class CenterPointPipeline(Pipeline):
         self.backbone = runners[head]
         self.decoder = decoder
         self.pad_to = pad_to
+        self.uploaded = UploadedSweeps()
+        self.graphed = GraphedPreprocess(cfg)
 
     def __call__(self, sample: Scene) -> PipelineResult:
         """Every stage on the encoder's device: the sweeps go up once, the boxes come down once (on CUDA
@@ -53,17 +58,21 @@ class CenterPointPipeline(Pipeline):
         device = torch.device(self.encoder.target.device.torch)
         clock = StageClock(device)
         with clock.stage("preprocess"):
-            points = densify(sample.sweeps, self.cfg, device)
-            voxels = voxelize(points, self.cfg)
-            if voxels.features.shape[0] == 0:
-                raise DataError(f"no point of the cloud ({points.shape[0]} points) lies in the range {self.cfg.point_cloud_range}")
-            features = decorate(voxels, self.cfg)
+            inputs = frame(sample.sweeps, self.cfg, device, self.uploaded)
+            if device.type == "cuda":
+                features, coors = self.graphed(inputs)
+            else:
+                voxels = voxelize(assemble(inputs, self.cfg), self.cfg)
+                features, coors = decorate(voxels, self.cfg), voxels.coors
+            pillars_in = features.shape[0]
+            if pillars_in == 0:
+                raise DataError(f"no point of the cloud ({inputs.points} points) lies in the range {self.cfg.point_cloud_range}")
             if self.pad_to is not None:
                 features = pad_pillars(features, self.pad_to)
         with clock.stage("voxel_encoder", self.encoder):
             pillars = self.encoder.run_tensors({"input_features": features})["pillar_features"]
         with clock.stage("middle_encoder"):
-            canvas = scatter(pillars[: voxels.features.shape[0]], voxels.coors, self.cfg)  # padded pillars are never scattered
+            canvas = scatter(pillars[:pillars_in], coors, self.cfg)  # padded pillars are never scattered
         with clock.stage("backbone_head", self.backbone):
             heads = self.backbone.run_tensors({"spatial_features": canvas})
         with clock.stage("postprocess"):

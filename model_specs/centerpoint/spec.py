@@ -150,7 +150,9 @@ def _consistency(cfg: CenterPointConfig):
             problems.append(f"the num_voxels profile max is {voxels.max}, the voxelizer keeps up to {cfg.max_voxels}")
         if (points, width) != (cfg.max_points_per_voxel, cfg.decorated_features):
             problems.append(f"input_features is [*, {points}, {width}], the voxelizer gives [*, {cfg.max_points_per_voxel}, {cfg.decorated_features}]")
-        nx, ny, _ = cfg.grid_size
+        nx, ny, nz = cfg.grid_size
+        if nx * ny * nz >= 2**31 - 1:
+            problems.append(f"the grid has {nx * ny * nz} cells: the voxelizer's int32 cell keys hold fewer than 2**31 - 1")
         if tuple(head.inputs[0].shape[2:]) != (ny, nx):
             problems.append(f"spatial_features is {head.inputs[0].shape[2:]}, the grid is {(ny, nx)} (range / voxel size)")
         heat = head.outputs[0]
