@@ -98,13 +98,36 @@ def test_the_graphed_preprocess_is_the_eager_one_replayed(case):
     scenes = spec.make_samples(3, 21)
     for scene in (*scenes, scenes[0], scenes[0]):
         voxels = voxelize(densify(scene.sweeps, cfg, CUDA), cfg)
-        features, coors = graphed(frame(scene.sweeps, cfg, CUDA, uploaded))
-        assert features.shape[0] == voxels.coors.shape[0] > 100
-        assert torch.equal(coors, voxels.coors)
-        assert torch.equal(features[..., : voxels.features.shape[2]], voxels.features)  # the raw points, copied
-        torch.testing.assert_close(features, decorate(voxels, cfg), **ROUNDING)
+        with graphed(frame(scene.sweeps, cfg, CUDA, uploaded)) as (features, coors):
+            assert features.shape[0] == voxels.coors.shape[0] > 100
+            assert torch.equal(coors, voxels.coors)
+            assert torch.equal(features[..., : voxels.features.shape[2]], voxels.features)  # the raw points, copied
+            torch.testing.assert_close(features, decorate(voxels, cfg), **ROUNDING)
     assert len(graphed._graphs) == 2
     later = dataclasses.replace(scenes[1], sweeps=(scenes[1].sweeps[0], scenes[0].sweeps[0]))  # frame 2 after frame 1
-    graphed(frame(scenes[0].sweeps, cfg, CUDA, uploaded))
-    streamed, _ = graphed(frame(later.sweeps, cfg, CUDA, uploaded))
-    torch.testing.assert_close(streamed, decorate(voxelize(densify(later.sweeps, cfg, CUDA), cfg), cfg), **ROUNDING)
+    with graphed(frame(scenes[0].sweeps, cfg, CUDA, uploaded)):
+        pass
+    with graphed(frame(later.sweeps, cfg, CUDA, uploaded)) as (streamed, _):
+        torch.testing.assert_close(streamed, decorate(voxelize(densify(later.sweeps, cfg, CUDA), cfg), cfg), **ROUNDING)
+
+
+def test_a_frame_with_more_voxels_than_its_graph_holds_is_captured_again(case):
+    """A graph has room for its first frame's voxels plus a margin; a denser frame of the same shape gets a new one."""
+    spec, model, scene = case
+    cfg = model.cfg
+    graphed = GraphedPreprocess(cfg)
+
+    def thinned(sweep):  # the same number of points, 90 % of them on one spot: far fewer voxels
+        sweep = dataclasses.replace(sweep, points=sweep.points.copy())
+        sweep.points[: len(sweep.points) * 9 // 10, :3] = sweep.points[-1, :3]
+        return sweep
+
+    first = dataclasses.replace(scene, sweeps=tuple(thinned(sweep) for sweep in scene.sweeps))
+    with graphed(frame(first.sweeps, cfg, CUDA)) as (features, _):
+        room = next(iter(graphed._graphs.values())).capacity
+        assert features.shape[0] < room
+    voxels = voxelize(densify(scene.sweeps, cfg, CUDA), cfg)
+    assert voxels.coors.shape[0] > room  # the same shape, more voxels than that room
+    with graphed(frame(scene.sweeps, cfg, CUDA)) as (features, coors):
+        assert torch.equal(coors, voxels.coors)
+        assert next(iter(graphed._graphs.values())).capacity >= voxels.coors.shape[0]

@@ -4,70 +4,88 @@ Those stages are some hundred small operations; on a GPU their time is the host 
 device running them (H200, full-size scene: 1.75 ms wall for 0.86 ms of kernels, 120 launches). Autoware runs
 them as a few fused CUDA kernels; a graph gives the same launch cost without writing kernels. The stages
 are the functions of :mod:`model_specs.centerpoint.voxelize`, captured with fixed-size buffers
-(``voxel_buffers(capacity=max_voxels)``: no host read-back inside), so the pillars are those of the
-eager path bit for bit; the voxel count is read once after the replay, as Autoware reads it to size its
-encoder's input. (``torch.compile`` fused the decoration alone into a slower kernel after 66 s of compiling.)
+(``voxel_buffers(capacity=...)``: no host read-back inside), so the pillars are those of the eager path bit
+for bit; the voxel count is read once after the replay, as Autoware reads it to size its encoder's input.
+(``torch.compile`` fused the decoration alone into a slower kernel after 66 s of compiling.)
 
-A graph is captured per frame shape (the sweeps' point counts) and the last few are kept; the frame's
-tensors are copied into the graph's input buffers before each replay, and what a call returns is copied
-out of its output buffers, so callers never hold memory the next replay writes.
+A graph is captured per frame shape (the sweeps' point counts) with room for the voxels the first such frame
+had plus a margin, and the last few graphs are kept; a frame with more voxels than its graph holds is seen
+in the count read back, and the graph is captured again with more room (never more than ``max_voxels``).
+The frame's tensors are copied into the graph's input buffers before each replay; what a call yields are the
+graph's own output buffers, valid inside the ``with`` block, which holds the lock a replay needs.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import OrderedDict
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Iterator
 
 import torch
 
 from model_specs.centerpoint.config import CenterPointConfig
 from model_specs.centerpoint.voxelize import Frame, Voxels, assemble, decorate, voxel_buffers
 
-KEPT_GRAPHS = 2  # frame shapes held at once: one scene's latency rounds need one; memory is ~250 MB each at full size
+KEPT_GRAPHS = 2  # frame shapes held at once: one scene's latency rounds need one; ~150-350 MB each at full size
+HEADROOM = 1.25  # room for more voxels than the frame a graph was captured for (a stream's next frames)
+ROWS_STEP = 1024  # capacities are multiples of this
 
 
 @dataclass(frozen=True)
 class _Captured:
     graph: torch.cuda.CUDAGraph
     inputs: Frame  # the buffers a replay reads
-    decorated: torch.Tensor  # [max_voxels, P, F + 6], zero past the count
-    coors: torch.Tensor  # [max_voxels, 3]
+    capacity: int  # voxel rows the graph's buffers hold
+    decorated: torch.Tensor  # [capacity, P, F + 6], zero past the count
+    coors: torch.Tensor  # [capacity, 3]
     count: torch.Tensor  # the voxel count, on the device
 
 
 class GraphedPreprocess:
     """Frame → (decorated pillars [M, P, F + 6], their coors [M, 3]) on the frame's CUDA device, as
-    ``decorate(voxelize(assemble(frame)))`` gives them. Thread-safe: a replay and its copies run under a lock."""
+    ``decorate(voxelize(assemble(frame)))`` gives them."""
 
     def __init__(self, cfg: CenterPointConfig) -> None:
         self.cfg = cfg
         self._graphs: OrderedDict[tuple[int, ...], _Captured] = OrderedDict()
         self._lock = threading.Lock()
 
-    def __call__(self, frame: Frame) -> tuple[torch.Tensor, torch.Tensor]:
+    @contextmanager
+    def __call__(self, frame: Frame) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Yields views of the graph's buffers: use them (run the encoder, scatter) inside the block."""
         shape = tuple(raw.shape[0] for raw in frame.raws)
         with self._lock:
-            captured = self._graphs.get(shape)
-            if captured is None:
-                captured = self._capture(frame)
-                self._graphs[shape] = captured
-                while len(self._graphs) > KEPT_GRAPHS:
-                    self._graphs.popitem(last=False)
+            captured = self._graphs.get(shape) or self._capture(shape, frame, self._rows(None, frame))
+            count = self._replay(captured, frame)
+            if count > captured.capacity:  # more voxels than room: capture again with room for them
+                captured = self._capture(shape, frame, self._rows(count, frame))
+                count = self._replay(captured, frame)
             self._graphs.move_to_end(shape)
-            for buffer, value in zip((*captured.inputs.raws, captured.inputs.motion, captured.inputs.lags),
-                                     (*frame.raws, frame.motion, frame.lags)):
-                buffer.copy_(value)
-            captured.graph.replay()
-            count = int(captured.count)  # the one synchronization
-            return captured.decorated[:count].clone(), captured.coors[:count].clone()
+            yield captured.decorated[:count], captured.coors[:count]
 
-    def _stages(self, frame: Frame) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    @staticmethod
+    def _replay(captured: _Captured, frame: Frame) -> int:
+        for buffer, value in zip((*captured.inputs.raws, captured.inputs.motion, captured.inputs.lags),
+                                 (*frame.raws, frame.motion, frame.lags)):
+            buffer.copy_(value)
+        captured.graph.replay()
+        return int(captured.count)  # the one synchronization
+
+    def _rows(self, count: int | None, frame: Frame) -> int:
+        """Rows for a graph: the count (the frame's own, found by an eager run when not given) with headroom."""
+        if count is None:
+            count = int(voxel_buffers(assemble(frame, self.cfg), self.cfg, capacity=self.cfg.max_voxels)[3])
+        return min(self.cfg.max_voxels, max(ROWS_STEP, math.ceil(count * HEADROOM / ROWS_STEP) * ROWS_STEP))
+
+    def _stages(self, frame: Frame, capacity: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         cfg = self.cfg
-        features, counts, coors, count = voxel_buffers(assemble(frame, cfg), cfg, capacity=cfg.max_voxels)
+        features, counts, coors, count = voxel_buffers(assemble(frame, cfg), cfg, capacity=capacity)
         return decorate(Voxels(features, counts, coors), cfg), coors, count
 
-    def _capture(self, frame: Frame) -> _Captured:
+    def _capture(self, shape: tuple[int, ...], frame: Frame, capacity: int) -> _Captured:
         device = frame.motion.device
         inputs = Frame(tuple(raw.clone() for raw in frame.raws), frame.motion.clone(), frame.lags.clone())
         # Warm up on a side stream first, as torch.cuda.graphs asks: library workspaces and the grid's constants
@@ -75,9 +93,14 @@ class GraphedPreprocess:
         side = torch.cuda.Stream(device)
         side.wait_stream(torch.cuda.current_stream(device))
         with torch.cuda.stream(side):
-            self._stages(inputs)
+            self._stages(inputs, capacity)
         torch.cuda.current_stream(device).wait_stream(side)
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph):
-            decorated, coors, count = self._stages(inputs)
-        return _Captured(graph, inputs, decorated, coors, count)
+            decorated, coors, count = self._stages(inputs, capacity)
+        captured = _Captured(graph, inputs, capacity, decorated, coors, count)
+        self._graphs.pop(shape, None)
+        self._graphs[shape] = captured
+        while len(self._graphs) > KEPT_GRAPHS:
+            self._graphs.popitem(last=False)
+        return captured

@@ -6,6 +6,7 @@ shared PyTorch code below, identical for every backend.
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
@@ -57,22 +58,23 @@ class CenterPointPipeline(Pipeline):
         no tensor crosses to the host between stages; stages are CUDA-event timed)."""
         device = torch.device(self.encoder.target.device.torch)
         clock = StageClock(device)
-        with clock.stage("preprocess"):
-            inputs = frame(sample.sweeps, self.cfg, device, self.uploaded)
-            if device.type == "cuda":
-                features, coors = self.graphed(inputs)
-            else:
-                voxels = voxelize(assemble(inputs, self.cfg), self.cfg)
-                features, coors = decorate(voxels, self.cfg), voxels.coors
-            pillars_in = features.shape[0]
-            if pillars_in == 0:
-                raise DataError(f"no point of the cloud ({inputs.points} points) lies in the range {self.cfg.point_cloud_range}")
-            if self.pad_to is not None:
-                features = pad_pillars(features, self.pad_to)
-        with clock.stage("voxel_encoder", self.encoder):
-            pillars = self.encoder.run_tensors({"input_features": features})["pillar_features"]
-        with clock.stage("middle_encoder"):
-            canvas = scatter(pillars[:pillars_in], coors, self.cfg)  # padded pillars are never scattered
+        with ExitStack() as held:
+            with clock.stage("preprocess"):
+                inputs = frame(sample.sweeps, self.cfg, device, self.uploaded)
+                if device.type == "cuda":  # the graph's own buffers, valid until the block ends
+                    features, coors = held.enter_context(self.graphed(inputs))
+                else:
+                    voxels = voxelize(assemble(inputs, self.cfg), self.cfg)
+                    features, coors = decorate(voxels, self.cfg), voxels.coors
+                pillars_in = features.shape[0]
+                if pillars_in == 0:
+                    raise DataError(f"no point of the cloud ({inputs.points} points) lies in the range {self.cfg.point_cloud_range}")
+                if self.pad_to is not None:
+                    features = pad_pillars(features, self.pad_to)
+            with clock.stage("voxel_encoder", self.encoder):
+                pillars = self.encoder.run_tensors({"input_features": features})["pillar_features"]
+            with clock.stage("middle_encoder"):
+                canvas = scatter(pillars[:pillars_in], coors, self.cfg)  # padded pillars are never scattered
         with clock.stage("backbone_head", self.backbone):
             heads = self.backbone.run_tensors({"spatial_features": canvas})
         with clock.stage("postprocess"):

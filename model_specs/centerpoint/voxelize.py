@@ -137,9 +137,10 @@ def voxelize(points: torch.Tensor, cfg: CenterPointConfig) -> Voxels:
 
 def voxel_buffers(points: torch.Tensor, cfg: CenterPointConfig, capacity: int | None = None):
     """:func:`voxelize`'s work: (features, counts, coors, voxel count). With ``capacity=None`` the count is read
-    back (the one synchronization) and the buffers hold exactly that many voxels; with a ``capacity`` (at least
-    ``max_voxels``) nothing waits on the device: the buffers hold ``capacity`` rows, zero past the count, and the
-    count is a device tensor. Rows below the count are the same either way (a CUDA graph captures the latter)."""
+    back (the one synchronization) and the buffers hold exactly that many voxels; with a ``capacity`` nothing
+    waits on the device: the buffers hold ``capacity`` rows, the first voxels up to the count, zero past it, and
+    the count is a device tensor. The rows they share are the same either way (a CUDA graph captures the
+    latter). A count above the capacity means voxels did not fit: the caller must ask again with more rows."""
     device = points.device
     n = points.shape[0]
     nx, ny, nz = cfg.grid_size
@@ -169,7 +170,7 @@ def voxel_buffers(points: torch.Tensor, cfg: CenterPointConfig, capacity: int | 
     else:
         count = firsts.sum().clamp(max=cfg.max_voxels)
         rows = capacity
-    taken = (voxel < count) & (slot < cfg.max_points_per_voxel) & kept
+    taken = (voxel < (count if capacity is None else count.clamp(max=capacity))) & (slot < cfg.max_points_per_voxel) & kept
     row = torch.where(taken, voxel, rows)  # everything not taken lands in a spare row, cut off below
     features = points.new_zeros((rows + 1, cfg.max_points_per_voxel, points.shape[1]))
     features[row, torch.where(taken, slot, 0)] = points[by_cell]
