@@ -93,9 +93,19 @@ class PipelineSpec:
     tests, precision)`` returns the :class:`Check` list for the outputs of every sample; a check's
     ``compared`` says over how many items (matched boxes…) its figure is. ``min_compared``: a check over
     fewer items judged nothing (no box on either side passes every box limit), so the test fails.
+
+    ``stage_components`` names the stages that call one component's runner on that component's own input and
+    nothing else (stage → component). On a CPU such a stage's rounds are that component's latency, so
+    ``test_latency`` reads them from the pipeline's rounds instead of running the network again (on a GPU a
+    stage also holds the runner's dtype casts, and components are timed alone).
     """
 
     build: Callable[[Any, Mapping[str, Runner]], Pipeline]
     compare: Callable[[Sequence[Any], Sequence[Any], Precision], list[Verdict]]
     latency: LatencySettings = field(default_factory=LatencySettings)
     min_compared: int = 1
+    stage_components: Mapping[str, str] = field(default_factory=dict)
+
+    def stage_of(self, component: str) -> str | None:
+        """The stage whose rounds time ``component``, if one does."""
+        return next((stage for stage, name in self.stage_components.items() if name == component), None)

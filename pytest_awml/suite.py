@@ -28,8 +28,8 @@ from pytest_awml.metric import metric_verdict
 from pytest_awml.provenance import COMPUTE, versions
 from pytest_awml.shapes import corner_sizes, hypothesis_settings, out_of_range_sizes, random_feed, sizes_strategy
 from pytest_awml.spec import fingerprint
-from pytest_awml.timing import LatencyStats, SpanTimer, measure, measure_component, warmup_rounds
-from pytest_awml.workspace import components_of, content_digest, pipeline_of
+from pytest_awml.timing import LatencyStats, SpanTimer, measure_component, record_rounds, warmup_rounds
+from pytest_awml.workspace import components_of, content_digest, pipeline_of, timing_stage
 
 DISABLED = "pytest-benchmark is disabled here (--benchmark-disable, or pytest-xdist is active): no latency measured"
 
@@ -225,19 +225,31 @@ def test_latency(awml_case, awml_workspace, benchmark, request):
     """Per-inference latency of the component on the target, copies timed apart from compute."""
     spec, component, target = awml_case.spec, awml_case.component, awml_case.target
     settings = awml_workspace.options.latency(component.latency)
-    runner = awml_workspace.runner(spec, component, target)
     benchmark.group = f"{spec.name}/{component.name}"
-    measured = measure_component(benchmark, runner, awml_workspace.inputs(spec, component)[0], settings)
-    if measured is None:
-        pytest.skip(DISABLED)
-    stats = measured.stats
-    benchmark.extra_info.update(spec=spec.name, component=component.name, target=target.id, clock=measured.clock,
-                                spans=measured.spans, rounds_cut=measured.rounds_cut,
-                                regression_threshold=settings.regression, **stats.as_dict())
+    timing = timing_stage(spec, component, target)
+    if timing is not None:  # a pipeline stage on a CPU: its rounds time this network, which runs once for both
+        if benchmark.disabled:
+            pytest.skip(DISABLED)
+        name, pipeline_spec, stage = timing
+        pipeline_settings = awml_workspace.options.latency(pipeline_spec.latency)
+        shared = awml_workspace.pipeline_rounds(spec, target, name, pipeline_settings)
+        record_rounds(benchmark, shared.stages[stage])
+        stats = LatencyStats.from_ms(shared.stages[stage])
+        measured = {"clock": SpanTimer.clock, "spans": {"compute": stats.as_dict()}, "rounds_cut": shared.rounds.rounds_cut,
+                    "warmup_rounds": warmup_rounds(pipeline_settings),
+                    "measured_in": {"test": "test_pipeline_latency", "pipeline": name or "pipeline", "stage": stage}}
+    else:
+        runner = awml_workspace.runner(spec, component, target)
+        own = measure_component(benchmark, runner, awml_workspace.inputs(spec, component)[0], settings)
+        if own is None:
+            pytest.skip(DISABLED)
+        stats = own.stats
+        measured = {"clock": own.clock, "spans": own.spans, "rounds_cut": own.rounds_cut, "warmup_rounds": warmup_rounds(settings)}
+    benchmark.extra_info.update(spec=spec.name, component=component.name, target=target.id, regression_threshold=settings.regression,
+                                **{k: v for k, v in measured.items() if k != "warmup_rounds"}, **stats.as_dict())
     awml_workspace.remember_p50(spec, component, target, stats.p50_ms)
     results.attach(request.node, "latency", {**results.record_ids(awml_case, request.node.nodeid, awml_workspace.options),
-                                             **stats.as_dict(), "clock": measured.clock, "spans": measured.spans,
-                                             "rounds_cut": measured.rounds_cut, "warmup_rounds": warmup_rounds(settings)})
+                                             **stats.as_dict(), **measured})
     verdicts = [ratio_verdict(target.id, stats.p50_ms, r.baseline, awml_workspace.p50(spec, component, r.baseline, settings), r.max_ratio)
                 for r in settings.ratios if r.target == target.id]
     _gate_latency(request, awml_workspace, settings, verdicts, stats.p50_ms)
@@ -304,24 +316,20 @@ def test_metric(awml_case, awml_workspace, request):
 def test_pipeline_latency(awml_case, awml_workspace, benchmark, request):
     """End-to-end latency with the per-stage breakdown (ms) of every round."""
     spec, target = awml_case.spec, awml_case.target
-    settings = awml_workspace.options.latency(pipeline_of(spec, awml_case.pipeline).latency)
-    pipeline = awml_workspace.pipeline(spec, target, awml_case.pipeline)
-    sample = awml_workspace.model(spec).samples[0]
-    timer = SpanTimer()
-
-    def infer():
-        result = pipeline(sample)
-        for stage, ms in result.stages_ms.items():
-            timer.add(stage, ms)
-        return result
-
+    pipeline_spec = pipeline_of(spec, awml_case.pipeline)
+    settings = awml_workspace.options.latency(pipeline_spec.latency)
     benchmark.group = f"{spec.name}/{_pipeline_component(awml_case)}"
-    measured = measure(benchmark, timer, infer, settings, span="pipeline")
-    if measured is None:
+    if benchmark.disabled:
         pytest.skip(DISABLED)
-    stats = measured.stats
-    stages = {name: LatencyStats.from_ms(timer.spans[name]).as_dict() for name in pipeline.stages}
-    # what the networks alone take on this target: the pipeline's overhead is its p50 over their sum
+    shared = awml_workspace.pipeline_rounds(spec, target, awml_case.pipeline, settings)  # component tests may read them too
+    record_rounds(benchmark, shared.total)
+    measured, stats = shared.rounds, shared.rounds.stats
+    stages = {name: LatencyStats.from_ms(ms).as_dict() for name, ms in shared.stages.items()}
+    # what the networks alone take on this target: the pipeline's overhead is its p50 over their sum (on a CPU,
+    # the stages that are a component's latency give it: see timing_stage)
+    for component in components_of(spec, awml_case.pipeline):
+        if timing_stage(spec, component, target) is not None:
+            awml_workspace.remember_p50(spec, component, target, stages[pipeline_spec.stage_of(component.name)]["p50_ms"])
     networks_ms = sum(awml_workspace.p50(spec, c, target.id, settings) for c in components_of(spec, awml_case.pipeline))
     overhead = {"components_p50_ms": networks_ms, "ratio_to_components": stats.p50_ms / networks_ms}
     benchmark.extra_info.update(spec=spec.name, component=_pipeline_component(awml_case), target=target.id, stages=stages,

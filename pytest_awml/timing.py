@@ -14,7 +14,7 @@ import time
 from collections import defaultdict
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -121,6 +121,16 @@ def warmup_rounds(settings) -> int:
     return max(1, settings.warmup_rounds)
 
 
+def _warm_up(timer: SpanTimer, timed: Callable[[], Any], settings, span: str) -> tuple[int, bool]:
+    """Warm-up rounds, the last one a probe that fits the timed rounds to ``settings.max_time_s``; the spans
+    the warm-up added are dropped. Returns (timed rounds, whether cut)."""
+    for _ in range(warmup_rounds(settings)):
+        timed()
+    probe = timer.spans[span][-1]
+    timer.clear()
+    return plan_rounds(settings, probe, settings.rounds)
+
+
 def measure(benchmark, timer: SpanTimer, target: Callable[[], Any], settings, span: str) -> Rounds | None:
     """The one latency sequence: warm-up rounds, a probe (the last warm-up) that fits the rounds to
     ``settings.max_time_s``, then the timed rounds, driven by ``benchmark.pedantic`` and read from
@@ -131,15 +141,39 @@ def measure(benchmark, timer: SpanTimer, target: Callable[[], Any], settings, sp
         with timer.span(span):
             return target()
 
-    for _ in range(warmup_rounds(settings)):
-        timed()
-    probe = timer.spans[span][-1]
-    timer.clear()
-    rounds, cut = plan_rounds(settings, probe, settings.rounds)
+    rounds, cut = _warm_up(timer, timed, settings, span)
     last = benchmark.pedantic(timed, rounds=rounds, warmup_rounds=0, iterations=1)
     if benchmark.disabled:
         return None
     return Rounds(LatencyStats.from_ms(timer.spans[span]), cut, last)
+
+
+def measure_shared(timer: SpanTimer, target: Callable[[], Any], settings, span: str) -> Rounds:
+    """:func:`measure`'s sequence in a plain loop, for rounds that several tests read (a pipeline's rounds are
+    its stages' components' latency on a CPU): each test gives them to its own pytest-benchmark record with
+    :func:`record_rounds`."""
+    def timed():
+        with timer.span(span):
+            return target()
+
+    rounds, cut = _warm_up(timer, timed, settings, span)
+    last = None
+    for _ in range(rounds):
+        last = timed()
+    return Rounds(LatencyStats.from_ms(timer.spans[span]), cut, last)
+
+
+def record_rounds(benchmark, ms: Sequence[float]) -> None:
+    """Give ``benchmark`` (the test's pytest-benchmark fixture) rounds timed elsewhere, in milliseconds, as its
+    own: its table, its JSON and ``awml-report`` then show what the plugin judged.
+
+    pytest-benchmark has no public call for rounds it did not time itself. This does what its ``pedantic``
+    does with each round (``_make_stats`` with one iteration, then ``update`` in seconds) and marks the fixture
+    used; ``tests/test_latency.py`` pins it against the installed pytest-benchmark."""
+    benchmark._mode = "rounds timed by pytest-awml"
+    stats = benchmark._make_stats(1)
+    for value in ms:
+        stats.update(value / _MS)
 
 
 @dataclass(frozen=True)

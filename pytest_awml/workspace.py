@@ -23,7 +23,7 @@ from pytest_awml import models
 from pytest_awml.artifacts import Artifact, ArtifactStore
 from pytest_awml.budgets import baseline_medians, load_benchmarks
 from pytest_awml.builders import BuildContext
-from pytest_awml.cases import Plan
+from pytest_awml.cases import BUNDLE, Plan
 from pytest_awml.device import REFERENCE, Target
 from pytest_awml.errors import AwmlError
 from pytest_awml.limits import LatencySettings
@@ -32,7 +32,7 @@ from pytest_awml.options import AwmlOptions
 from pytest_awml.pipeline import Pipeline, PipelineSpec
 from pytest_awml.runners.base import Runner, RunnerSource
 from pytest_awml.spec import Component, ModelSpec, fingerprint
-from pytest_awml.timing import measure_loop
+from pytest_awml.timing import Rounds, SpanTimer, measure_loop, measure_shared
 
 __all__ = ["Memo", "Workspace", "state_dict_sha256"]  # state_dict_sha256: its home is models.py
 
@@ -87,6 +87,15 @@ def content_digest(arrays: Mapping[str, Any]) -> str:
     return digest.hexdigest()
 
 
+@dataclass(frozen=True)
+class PipelineRounds:
+    """A pipeline's timed rounds: the whole call's statistics and each stage's milliseconds per round."""
+
+    rounds: Rounds
+    total: tuple[float, ...]  # ms of each timed round, whole call
+    stages: Mapping[str, tuple[float, ...]]
+
+
 def outputs_problem(path: Path, samples: int, names: tuple[str, ...]) -> str | None:
     """What is wrong with stored outputs (unreadable, an array missing or cut), or None: a cache restored
     from elsewhere can carry a corrupt file under a manifest that matches it."""
@@ -134,6 +143,18 @@ def pipeline_of(spec: ModelSpec, name: str = "") -> PipelineSpec:
 def components_of(spec: ModelSpec, name: str = "") -> tuple[Component, ...]:
     """The components the spec's pipeline (``name`` ``"bundle"``: its bundle's) runs."""
     return spec.bundle_components if name else spec.components
+
+
+def timing_stage(spec: ModelSpec, component: Component, target: Target) -> tuple[str, PipelineSpec, str] | None:
+    """(pipeline name, pipeline, stage) when ``component``'s latency on ``target`` is read from that pipeline's
+    rounds: on a CPU, for a stage of ``stage_components`` (see :class:`~pytest_awml.pipeline.PipelineSpec`)."""
+    if target.device.is_cuda:
+        return None
+    for name, pipeline in (("", spec.pipeline), (BUNDLE, spec.bundle_pipeline)):
+        stage = pipeline.stage_of(component.name) if pipeline is not None else None
+        if stage is not None and component in components_of(spec, name):
+            return name, pipeline, stage
+    return None
 
 
 class Workspace:
@@ -291,6 +312,26 @@ class Workspace:
             return pipeline_spec.build(self.model(spec).model, runners)
 
         return self._memo.get(("pipeline", spec.name, name, target), build)
+
+    def pipeline_rounds(self, spec: ModelSpec, target: Target, name: str, settings: LatencySettings) -> "PipelineRounds":
+        """The pipeline's latency rounds on ``target`` (on its first sample), run once per session: the pipeline
+        latency test reads the whole rounds, and on a CPU each component latency test of a stage in
+        ``stage_components`` reads its stage's (the network runs once per round for both)."""
+        def run() -> PipelineRounds:
+            pipeline = self.pipeline(spec, target, name)
+            sample = self.model(spec).samples[0]
+            timer = SpanTimer()
+
+            def infer():
+                result = pipeline(sample)
+                for stage, ms in result.stages_ms.items():
+                    timer.add(stage, ms)
+                return result
+
+            rounds = measure_shared(timer, infer, settings, span="pipeline")
+            return PipelineRounds(rounds, tuple(timer.spans["pipeline"]), {stage: tuple(timer.spans[stage]) for stage in pipeline.stages})
+
+        return self._memo.get(("pipeline-rounds", spec.name, name, target), run)
 
     def pipeline_outputs(self, spec: ModelSpec, target: Target, name: str = "") -> list:
         """The pipeline's outputs on ``target``, one per sample, computed once and shared by the

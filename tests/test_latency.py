@@ -186,3 +186,36 @@ def test_same_run_ratio_and_stage_share_budgets(run_awml, pytester):
     assert "test_pipeline_latency[centerpoint-tiny/onnxruntime-cpu-fp32] FAILED" in text
     assert "stage postprocess p50" in text and "(budget 0.1%)" in text
     assert "test_latency[centerpoint-tiny/pts_voxel_encoder/pytorch-cpu-fp32]" not in text  # the baseline was measured on demand
+
+
+def test_rounds_timed_elsewhere_become_pytest_benchmarks_own(pytester):
+    """record_rounds uses pytest-benchmark internals (it has no public call for rounds it did not time): pinned here."""
+    pytester.makepyfile(test_rounds="""
+from pytest_awml.timing import record_rounds
+
+def test_recorded(benchmark):
+    record_rounds(benchmark, [10.0, 30.0, 20.0])
+""")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--benchmark-json=out.json", "-W", "error")
+    result.assert_outcomes(passed=1)
+    assert "not used" not in result.stdout.str() + result.stderr.str()
+    stats = json.loads((pytester.path / "out.json").read_text())["benchmarks"][0]["stats"]
+    assert stats["rounds"] == 3 and stats["median"] == pytest.approx(0.020) and stats["min"] == pytest.approx(0.010)
+
+
+def test_on_a_cpu_a_stage_component_s_latency_is_read_from_the_pipeline_s_rounds(run_awml, pytester):
+    """The network runs once per round for both tests: test_latency of a pipeline stage's component reports that
+    stage's rounds (said in measured_in), and pytest-benchmark records the same rounds for both."""
+    run = run_awml("--awml-spec=centerpoint-tiny", "-k", "latency", "--benchmark-json=bench.json")
+    run.result.assert_outcomes(passed=6)
+    records = {(r["component"], r["target"]): r for r in run.report["latency"]}
+    for target in ("pytorch-cpu-fp32", "onnxruntime-cpu-fp32"):
+        pipeline = records[("pipeline", target)]
+        for component, stage in (("pts_voxel_encoder", "voxel_encoder"), ("pts_backbone_neck_head", "backbone_head")):
+            record = records[(component, target)]
+            assert record["measured_in"] == {"test": "test_pipeline_latency", "pipeline": "pipeline", "stage": stage}
+            assert record["p50_ms"] == pipeline["stages"][stage]["p50_ms"] and record["rounds"] == pipeline["rounds"]
+        assert pipeline["components_p50_ms"] == pytest.approx(sum(records[(c, target)]["p50_ms"] for c in ("pts_voxel_encoder", "pts_backbone_neck_head")))
+    bench = {b["name"]: b for b in json.loads((pytester.path / "bench.json").read_text())["benchmarks"]}
+    backbone = bench["test_latency[centerpoint-tiny/pts_backbone_neck_head/pytorch-cpu-fp32]"]
+    assert backbone["stats"]["median"] * 1e3 == pytest.approx(records[("pts_backbone_neck_head", "pytorch-cpu-fp32")]["p50_ms"], abs=1e-4)

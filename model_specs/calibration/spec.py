@@ -142,7 +142,8 @@ def make_spec(name: str, cfg: CalibrationConfig, batch: Dim, height: Dim, width:
             onnx=OnnxOptions(opset=cfg.opset),
             latency=latency,
         ),),
-        pipeline=PipelineSpec(build=lambda model, runners: Classify(cfg, runners["classifier"]), compare=compare, latency=latency),
+        pipeline=PipelineSpec(build=lambda model, runners: Classify(cfg, runners["classifier"]), compare=compare, latency=latency,
+                              stage_components={"model": "classifier"}),
         checkpoint_hints=_hints(cfg),
         configure=configure,
     )

@@ -258,7 +258,8 @@ def make_spec(name: str, cfg: CenterPointConfig, scene: SceneConfig, encoder_lat
         sample_kind="point clouds",
         params={"model": cfg, "scene": scene},
         pipeline=PipelineSpec(build=_pipeline(cfg), compare=comparator(cfg.score_threshold, BOX_LIMITS), latency=backbone_latency,
-                              min_compared=MIN_MATCHED_BOXES),
+                              min_compared=MIN_MATCHED_BOXES,
+                              stage_components={"voxel_encoder": "pts_voxel_encoder", "backbone_head": "pts_backbone_neck_head"}),
         metric=MetricSpec(compute=metric(cfg), max_delta=MAP_DELTA, min_compared=MIN_GROUND_TRUTH),
         load_data=data.loader(cfg),
         data_options=data.OPTIONS,
@@ -271,7 +272,8 @@ def make_spec(name: str, cfg: CenterPointConfig, scene: SceneConfig, encoder_lat
         bundle_components=(encoder(BUNDLE_ENCODER, fixed, _bundle_encoder_inputs(cfg)),
                            head(BUNDLE_HEAD, _y_axis_head, dataclasses.replace(onnx, metadata=(("rot_y_axis_reference", "true"),)))),
         bundle_pipeline=PipelineSpec(build=_bundle_pipeline(cfg, settings), compare=comparator(settings.default_confidence, BOX_LIMITS),
-                                     latency=backbone_latency, min_compared=MIN_MATCHED_BOXES),
+                                     latency=backbone_latency, min_compared=MIN_MATCHED_BOXES,
+                                     stage_components={"voxel_encoder": BUNDLE_ENCODER, "backbone_head": BUNDLE_HEAD}),
     )
 
 

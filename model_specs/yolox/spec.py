@@ -172,7 +172,7 @@ def make_spec(name: str, cfg: YoloxConfig, batch: Dim | int, latency: LatencySet
             onnx=OnnxOptions(opset=cfg.opset),
             latency=latency,
         ),),
-        pipeline=PipelineSpec(build=build_pipeline, compare=comparator(LIMITS), latency=latency),
+        pipeline=PipelineSpec(build=build_pipeline, compare=comparator(LIMITS), latency=latency, stage_components={"model": "yolox"}),
         checks=(shapes_match_config,),
         checkpoint_hints=_hints(cfg),
         configure=configure,
