@@ -1,6 +1,6 @@
 """TensorRT plugin nodes in an ONNX graph: which a graph carries, which a builder's registry holds.
 
-A deployed graph may end in a node only TensorRT runs (AWML's YOLOX ``--nms`` export appends
+A deployed graph may end in a node only TensorRT runs (a detector exported with its NMS appends
 ``EfficientNMS_TRT``). Such nodes are written in the ``TRT`` domain: TensorRT's ONNX parser resolves an
 unknown op by its name through the plugin registry whatever the domain, while ``onnx.checker`` accepts a
 custom domain but rejects an unknown op in the default one (where AWML's graph-surgeon script puts it).

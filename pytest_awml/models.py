@@ -10,7 +10,8 @@ from __future__ import annotations
 import hashlib
 import warnings
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
@@ -47,20 +48,30 @@ def state_dict_sha256(model) -> str:
     return digest.hexdigest()
 
 
-def load_model(spec: ModelSpec, options: AwmlOptions):
-    """The spec's model in eval mode: seeded, or with ``--awml-checkpoint`` loaded strictly into it."""
+def load_model(spec: ModelSpec, options: AwmlOptions, seeded: Callable[[], Path] | None = None):
+    """The spec's model in eval mode: seeded, or with ``--awml-checkpoint`` loaded strictly into it.
+
+    ``seeded`` (the session's artifact store) gives the file of the seeded model's weights, building it with
+    ``build_model(None, seed)`` when none is stored: seeded weights can cost a forward pass to calibrate
+    (a detector's score bias placed on a scene), which a later run then skips, building only the architecture
+    (``build_model(file, seed)``, as for a checkpoint) and loading the stored weights into it."""
+    if options.checkpoint is None and seeded is not None and not spec.default_weights:
+        weights = seeded()
+        model = spec.build_model(weights, options.seed)
+        load_into(model, weights, hints=spec.checkpoint_hints)
+        return model.eval()
     model = spec.build_model(options.checkpoint, options.seed)
     if options.checkpoint is not None:
         load_into(model, options.checkpoint, trust=options.trust_checkpoint, hints=spec.checkpoint_hints)
     return model.eval()
 
 
-def load(spec: ModelSpec, options: AwmlOptions) -> LoadedModel:
+def load(spec: ModelSpec, options: AwmlOptions, seeded: Callable[[], Path] | None = None) -> LoadedModel:
     """The model and the run's samples: seeded synthetic ones, or real files with ``--awml-data``."""
     import torch
 
     torch.manual_seed(options.seed)
-    model = load_model(spec, options)
+    model = load_model(spec, options, seeded)
     notes: tuple[str, ...] = ()
     if options.data is not None:
         if spec.load_data is None:

@@ -62,7 +62,7 @@ class Component:
     ``inputs`` order and returns the outputs in ``outputs`` order. ``make_inputs(model, sample)``
     turns one of the spec's samples into this component's named input tensors (CPU, fp32): it is
     where model-specific preprocessing (voxelization, scatter…) lives. ``plugins`` names the TensorRT
-    plugin ops the exported graph carries (AWML's YOLOX ``--nms`` graph ends in EfficientNMS_TRT): the
+    plugin ops the exported graph carries (a detector exported with its NMS ends in EfficientNMS_TRT): the
     export checks the graph holds exactly those, and backends or builders without them skip its tests.
     """
 

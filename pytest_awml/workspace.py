@@ -24,6 +24,7 @@ from pytest_awml.artifacts import Artifact, ArtifactStore
 from pytest_awml.budgets import baseline_medians, load_benchmarks
 from pytest_awml.builders import BuildContext
 from pytest_awml.cases import BUNDLE, Plan
+from pytest_awml.checkpoints import read_state_dict
 from pytest_awml.device import REFERENCE, Target
 from pytest_awml.errors import AwmlError
 from pytest_awml.limits import LatencySettings
@@ -70,6 +71,7 @@ class Memo:
 
 
 REFERENCE_FORMAT = "reference-outputs"  # kept across runs
+WEIGHTS_FORMAT = "seeded-weights"  # kept across runs
 OUTPUTS_FORMAT = "backend-outputs"  # one run's, in its run store (xdist)
 
 
@@ -178,9 +180,32 @@ class Workspace:
         return self._memo.get(("model", spec.name), lambda: self._load(spec))
 
     def _load(self, spec: ModelSpec) -> LoadedModel:
-        loaded = models.load(spec, self.options)
+        loaded = models.load(spec, self.options, lambda: self._seeded_weights(spec))
         self._new_notes.extend((spec.name, note) for note in loaded.notes)
         return loaded
+
+    def _seeded_weights(self, spec: ModelSpec) -> Path:
+        """The seeded model's weights as an artifact kept across runs, keyed by the spec (its declared fields and
+        its package's code), the seed and the torch version (its random streams make the weights)."""
+        import torch
+
+        def write(path: Path) -> dict:
+            start = time.perf_counter()
+            torch.save(spec.build_model(None, self.options.seed).state_dict(), path)
+            return {"seed": self.options.seed, "seconds": round(time.perf_counter() - start, 3)}
+
+        def problem(path: Path) -> str | None:
+            try:
+                read_state_dict(path)
+            except AwmlError as exc:
+                return str(exc)
+            return None
+
+        artifact = self.store.get_or_build(spec=spec.name, component="model", format=WEIGHTS_FORMAT, filename="seeded.pt",
+                                           key_parts={"spec": fingerprint(spec), "seed": self.options.seed, "torch": torch.__version__},
+                                           build=write, verify=problem)
+        self._new_builds.append(artifact)
+        return artifact.path
 
     def drain_notes(self) -> list[tuple[str, str]]:
         """(spec, note) for what the data readers warned about since the last call (for the report)."""
