@@ -48,15 +48,17 @@ def state_dict_sha256(model) -> str:
     return digest.hexdigest()
 
 
-def load_model(spec: ModelSpec, options: AwmlOptions, seeded: Callable[[], Path] | None = None):
+def load_model(spec: ModelSpec, options: AwmlOptions, seeded: Callable[[], tuple[Path, Any]] | None = None):
     """The spec's model in eval mode: seeded, or with ``--awml-checkpoint`` loaded strictly into it.
 
-    ``seeded`` (the session's artifact store) gives the file of the seeded model's weights, building it with
-    ``build_model(None, seed)`` when none is stored: seeded weights can cost a forward pass to calibrate
-    (a detector's score bias placed on a scene), which a later run then skips, building only the architecture
-    (``build_model(file, seed)``, as for a checkpoint) and loading the stored weights into it."""
+    ``seeded`` (the session's artifact store) gives the file of the seeded model's weights, and the model when
+    it built that file now with ``build_model(None, seed)``: seeded weights can cost a forward pass to
+    calibrate (a detector's score bias placed on a scene), which a later run then skips, building only the
+    architecture (``build_model(file, seed)``, as for a checkpoint) and loading the stored weights into it."""
     if options.checkpoint is None and seeded is not None and not spec.default_weights:
-        weights = seeded()
+        weights, built = seeded()
+        if built is not None:
+            return built.eval()
         model = spec.build_model(weights, options.seed)
         load_into(model, weights, hints=spec.checkpoint_hints)
         return model.eval()
@@ -66,7 +68,7 @@ def load_model(spec: ModelSpec, options: AwmlOptions, seeded: Callable[[], Path]
     return model.eval()
 
 
-def load(spec: ModelSpec, options: AwmlOptions, seeded: Callable[[], Path] | None = None) -> LoadedModel:
+def load(spec: ModelSpec, options: AwmlOptions, seeded: Callable[[], tuple[Path, Any]] | None = None) -> LoadedModel:
     """The model and the run's samples: seeded synthetic ones, or real files with ``--awml-data``."""
     import torch
 

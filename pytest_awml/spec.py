@@ -340,14 +340,23 @@ def _plain(value: Any, skip: tuple[str, ...] = ()) -> Any:
     return value
 
 
-def _source_hash(func: Callable) -> str:
-    """Hash of every ``.py`` file in the package (folder) that defines ``func``."""
-    module = sys.modules.get(getattr(func, "__module__", "") or "")
+def _source_hash(func: Callable, whole_package: bool = False) -> str:
+    """Hash of every ``.py`` file in the package (folder) that defines ``func``; with ``whole_package``, of every
+    one under its top-level package (the code a spec's package imports from its siblings, e.g. shared seeding)."""
+    name = getattr(func, "__module__", "") or ""
+    module = sys.modules.get(name.split(".")[0] if whole_package else name)
     source = getattr(module, "__file__", None) or (inspect.getsourcefile(func) if inspect.isfunction(func) else None)
     if not source:
         return "unknown"
     digest = hashlib.sha256()
-    for path in sorted(Path(source).parent.glob("*.py")):
-        digest.update(path.name.encode())
+    folder = Path(source).parent
+    for path in sorted(folder.rglob("*.py") if whole_package else folder.glob("*.py")):
+        digest.update(str(path.relative_to(folder)).encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()
+
+
+def model_code_hash(spec: "ModelSpec") -> str:
+    """Hash of all the code ``spec.build_model`` can run from its top-level package: what a stored seeded model
+    is keyed on beside the spec (a change in a shared module changes the weights it makes)."""
+    return _source_hash(spec.build_model, whole_package=True)

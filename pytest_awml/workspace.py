@@ -32,7 +32,7 @@ from pytest_awml.models import LoadedModel, state_dict_sha256
 from pytest_awml.options import AwmlOptions
 from pytest_awml.pipeline import Pipeline, PipelineSpec
 from pytest_awml.runners.base import Runner, RunnerSource
-from pytest_awml.spec import Component, ModelSpec, fingerprint
+from pytest_awml.spec import Component, ModelSpec, fingerprint, model_code_hash
 from pytest_awml.timing import Rounds, SpanTimer, measure_loop, measure_shared
 
 __all__ = ["Memo", "Workspace", "state_dict_sha256"]  # state_dict_sha256: its home is models.py
@@ -184,14 +184,18 @@ class Workspace:
         self._new_notes.extend((spec.name, note) for note in loaded.notes)
         return loaded
 
-    def _seeded_weights(self, spec: ModelSpec) -> Path:
-        """The seeded model's weights as an artifact kept across runs, keyed by the spec (its declared fields and
-        its package's code), the seed and the torch version (its random streams make the weights)."""
+    def _seeded_weights(self, spec: ModelSpec) -> tuple[Path, Any]:
+        """The seeded model's weights as an artifact kept across runs, keyed by the spec (its declared fields), all
+        the code of its top-level package, the seed, and the torch and NumPy versions (their random streams make
+        the weights and the calibration scene)."""
         import torch
+
+        built = []  # the model, when this call builds the file
 
         def write(path: Path) -> dict:
             start = time.perf_counter()
-            torch.save(spec.build_model(None, self.options.seed).state_dict(), path)
+            built.append(spec.build_model(None, self.options.seed))
+            torch.save(built[0].state_dict(), path)
             return {"seed": self.options.seed, "seconds": round(time.perf_counter() - start, 3)}
 
         def problem(path: Path) -> str | None:
@@ -202,10 +206,11 @@ class Workspace:
             return None
 
         artifact = self.store.get_or_build(spec=spec.name, component="model", format=WEIGHTS_FORMAT, filename="seeded.pt",
-                                           key_parts={"spec": fingerprint(spec), "seed": self.options.seed, "torch": torch.__version__},
+                                           key_parts={"spec": fingerprint(spec), "code": model_code_hash(spec), "seed": self.options.seed,
+                                                      "torch": torch.__version__, "numpy": np.__version__},
                                            build=write, verify=problem)
         self._new_builds.append(artifact)
-        return artifact.path
+        return artifact.path, (built[0] if built else None)
 
     def drain_notes(self) -> list[tuple[str, str]]:
         """(spec, note) for what the data readers warned about since the last call (for the report)."""

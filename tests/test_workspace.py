@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
+import torch
 
 import toy
 from pytest_awml.artifacts import ArtifactStore
@@ -79,3 +82,30 @@ def test_a_same_run_baseline_is_measured_once_or_taken_from_a_test(tmp_path):
     assert workspace.p50(toy.SPEC, enc, REFERENCE.id, settings) == 123.0
     assert workspace.baseline_median("test_latency[x]") is None  # no --awml-latency-baseline
     workspace.close()
+
+
+def test_seeded_weights_are_built_once_and_reused_by_a_later_session(tmp_path, monkeypatch):
+    """A seeded model's calibration can cost a forward pass: a later session builds only the architecture
+    (build_model with the stored file, as for a checkpoint) and loads the same weights; another seed builds anew."""
+    calls = []
+
+    def build_model(checkpoint, seed):
+        calls.append(checkpoint)
+        model = toy.build_model(checkpoint, seed)
+        if checkpoint is None:  # the "calibration": only a build without a file does it
+            with torch.no_grad():
+                model.head.bias.add_(1.0)
+        return model
+
+    spec = dataclasses.replace(toy.SPEC, build_model=build_model)
+    first = Workspace(toy.plan(tmp_path, specs=(spec,)), ArtifactStore(tmp_path))
+    built = first.model(spec)
+    [artifact] = first.drain_builds()
+    assert (artifact.format, artifact.reused) == ("seeded-weights", False) and calls == [None]
+    later = Workspace(toy.plan(tmp_path, specs=(spec,)), ArtifactStore(tmp_path))
+    again = later.model(spec)
+    assert later.drain_builds()[0].reused and calls == [None, artifact.path]  # the architecture only
+    assert again.weights_sha256 == built.weights_sha256  # the calibrated weights, not a fresh seeded model's
+    other = Workspace(toy.plan(tmp_path, specs=(spec,), seed=1), ArtifactStore(tmp_path))
+    other.model(spec)
+    assert not other.drain_builds()[0].reused and calls[-1] is None
