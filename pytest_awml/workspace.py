@@ -187,7 +187,7 @@ class Workspace:
     def _seeded_weights(self, spec: ModelSpec) -> tuple[Path, Any]:
         """The seeded model's weights as an artifact kept across runs, keyed by the spec (its declared fields), all
         the code of its top-level package, the seed, and the torch and NumPy versions (their random streams make
-        the weights and the calibration scene)."""
+        the weights and the scenes a spec tunes them on)."""
         import torch
 
         built = []  # the model, when this call builds the file
