@@ -77,7 +77,8 @@ class StageClock:
 
 
 class Pipeline(ABC):
-    """Re-entrant: everything a call needs lives in that call."""
+    """Safe to call from several threads: what a call measures lives in that call. A pipeline may keep device
+    state across calls, as the deployment does (sweeps already uploaded, captured CUDA graphs), behind its own lock."""
 
     stages: tuple[str, ...] = ()
 

@@ -222,7 +222,8 @@ def test_shapes(awml_case, awml_workspace, request):
 
 @pytest.mark.awml_cases("latency")
 def test_latency(awml_case, awml_workspace, benchmark, request):
-    """Per-inference latency of the component on the target, copies timed apart from compute."""
+    """Per-inference latency of the component on the target, copies timed apart from compute; on a CPU, for a
+    pipeline stage's component, that stage's rounds in the pipeline's (the runner's whole call, ``measured_in``)."""
     spec, component, target = awml_case.spec, awml_case.component, awml_case.target
     settings = awml_workspace.options.latency(component.latency)
     benchmark.group = f"{spec.name}/{component.name}"
@@ -235,7 +236,7 @@ def test_latency(awml_case, awml_workspace, benchmark, request):
         shared = awml_workspace.pipeline_rounds(spec, target, name, pipeline_settings)
         record_rounds(benchmark, shared.stages[stage])
         stats = LatencyStats.from_ms(shared.stages[stage])
-        measured = {"clock": SpanTimer.clock, "spans": {"compute": stats.as_dict()}, "rounds_cut": shared.rounds.rounds_cut,
+        measured = {"clock": SpanTimer.clock, "spans": {"stage": stats.as_dict()}, "rounds_cut": shared.rounds.rounds_cut,
                     "warmup_rounds": warmup_rounds(pipeline_settings),
                     "measured_in": {"test": "test_pipeline_latency", "pipeline": name or "pipeline", "stage": stage}}
     else:
@@ -328,8 +329,9 @@ def test_pipeline_latency(awml_case, awml_workspace, benchmark, request):
     # what the networks alone take on this target: the pipeline's overhead is its p50 over their sum (on a CPU,
     # the stages that are a component's latency give it: see timing_stage)
     for component in components_of(spec, awml_case.pipeline):
-        if timing_stage(spec, component, target) is not None:
-            awml_workspace.remember_p50(spec, component, target, stages[pipeline_spec.stage_of(component.name)]["p50_ms"])
+        timing = timing_stage(spec, component, target)
+        if timing is not None and timing[0] == awml_case.pipeline:
+            awml_workspace.remember_p50(spec, component, target, stages[timing[2]]["p50_ms"])
     networks_ms = sum(awml_workspace.p50(spec, c, target.id, settings) for c in components_of(spec, awml_case.pipeline))
     overhead = {"components_p50_ms": networks_ms, "ratio_to_components": stats.p50_ms / networks_ms}
     benchmark.extra_info.update(spec=spec.name, component=_pipeline_component(awml_case), target=target.id, stages=stages,

@@ -215,15 +215,3 @@ def measure_component(benchmark, runner, inputs, settings) -> Measurement | None
         with copies.span("d2h"):
             runner.fetch(rounds.last)
     return Measurement(rounds.stats, {**timer.stats(), **copies.stats()}, timer.clock, rounds.rounds_cut)
-
-
-def measure_loop(target: Callable[[], Any], rounds: int, warmup_rounds: int) -> LatencyStats:
-    """A bare loop (no pytest-benchmark): for same-run baselines measured on demand and fidelity checks."""
-    for _ in range(warmup_rounds):
-        target()
-    ms = []
-    for _ in range(rounds):
-        start = time.perf_counter_ns()
-        target()
-        ms.append((time.perf_counter_ns() - start) / _NS_PER_MS)
-    return LatencyStats.from_ms(ms)

@@ -33,7 +33,7 @@ from pytest_awml.options import AwmlOptions
 from pytest_awml.pipeline import Pipeline, PipelineSpec
 from pytest_awml.runners.base import Runner, RunnerSource
 from pytest_awml.spec import Component, ModelSpec, fingerprint, model_code_hash
-from pytest_awml.timing import Rounds, SpanTimer, measure_loop, measure_shared
+from pytest_awml.timing import CudaSpanTimer, LatencyStats, Rounds, SpanTimer, measure_shared, timer_for
 
 __all__ = ["Memo", "Workspace", "state_dict_sha256"]  # state_dict_sha256: its home is models.py
 
@@ -386,17 +386,27 @@ class Workspace:
         self._memo.put(("p50", spec.name, component.name, target.id), p50_ms)
 
     def p50(self, spec: ModelSpec, component: Component, target_id: str, settings: LatencySettings) -> float:
-        """p50 of a component on a target: as measured earlier in this session, else measured now
-        with a bare loop (a same-run ratio's baseline must not depend on test order)."""
+        """p50 of a component on a target: as measured earlier in this session, else measured now as
+        ``test_latency`` measures it (a same-run ratio's baseline must not depend on test order): a CPU pipeline
+        stage's rounds, or the compute rounds on the runner's clock (CUDA events: no synchronize in the span)."""
         def measure() -> float:
-            runner = self.runner(spec, component, Target.parse(target_id))
+            target = Target.parse(target_id)
+            timing = timing_stage(spec, component, target)
+            if timing is not None:
+                name, pipeline, stage = timing
+                shared = self.pipeline_rounds(spec, target, name, self.options.latency(pipeline.latency))
+                return LatencyStats.from_ms(shared.stages[stage]).p50_ms
+            runner = self.runner(spec, component, target)
             prepared = runner.prepare(self.inputs(spec, component)[0])
+            timer = timer_for(runner)
+            on_events = isinstance(timer, CudaSpanTimer)
 
             def once() -> None:
                 runner.execute(prepared)
-                runner.synchronize()
+                if not on_events:
+                    runner.synchronize()
 
-            return measure_loop(once, settings.rounds, settings.warmup_rounds).p50_ms
+            return measure_shared(timer, once, settings, span="compute").stats.p50_ms
 
         return self._memo.get(("p50", spec.name, component.name, target_id), measure)
 

@@ -12,7 +12,7 @@ import torch
 
 from model_specs.centerpoint.decode import decode
 from model_specs.centerpoint.spec import SPEC, TINY_SPEC
-from model_specs.centerpoint.graphs import GraphedPreprocess
+from model_specs.centerpoint.graphs import KEPT_GRAPHS, POINTS_STEP, GraphedPreprocess, padded_shape
 from model_specs.centerpoint.voxelize import UploadedSweeps, decorate, densify, frame, scatter, voxelize
 from pytest_awml.device import Device, Precision, Target
 from pytest_awml.runners.base import RunnerSource
@@ -90,8 +90,8 @@ def test_the_pipeline_runs_on_the_device_and_agrees_with_the_cpu(case, precision
 
 
 def test_the_graphed_preprocess_is_the_eager_one_replayed(case):
-    """One CUDA graph per frame shape: the same pillars as the eager path, bit for bit; frames of other shapes get
-    their own graph (two kept), a repeated frame replays, a stream's past sweep comes from the device."""
+    """One CUDA graph per padded frame shape: the same pillars as the eager path, bit for bit; frames of other
+    shapes get their own graph (two kept), a repeated frame replays, a stream's past sweep comes from the device."""
     spec, model, _ = case
     cfg = model.cfg
     graphed, uploaded = GraphedPreprocess(cfg), UploadedSweeps()
@@ -103,7 +103,21 @@ def test_the_graphed_preprocess_is_the_eager_one_replayed(case):
             assert torch.equal(coors, voxels.coors)
             assert torch.equal(features[..., : voxels.features.shape[2]], voxels.features)  # the raw points, copied
             torch.testing.assert_close(features, decorate(voxels, cfg), **ROUNDING)
-    assert len(graphed._graphs) == 2
+    shapes = [padded_shape(frame(scene.sweeps, cfg, CUDA)) for scene in scenes]
+    recent = []  # the shapes in the order last used: the graphs kept are the newest KEPT_GRAPHS
+    for shape in (*shapes, shapes[0], shapes[0]):
+        recent = [s for s in recent if s != shape] + [shape]
+    assert set(graphed._graphs) == set(recent[-KEPT_GRAPHS:])
+    # a frame of another point count in the same padded size replays the same graph, with the same pillars as eager
+    points = scenes[0].sweeps[0].points
+    kept = (len(points) - 1) // POINTS_STEP * POINTS_STEP + 1  # the fewest points that still pad to the same size
+    fewer = dataclasses.replace(scenes[0], sweeps=(dataclasses.replace(scenes[0].sweeps[0], points=points[:kept]), *scenes[0].sweeps[1:]))
+    assert padded_shape(frame(fewer.sweeps, cfg, CUDA)) == shapes[0]
+    held = set(graphed._graphs)
+    with graphed(frame(fewer.sweeps, cfg, CUDA, uploaded)) as (features, coors):
+        voxels = voxelize(densify(fewer.sweeps, cfg, CUDA), cfg)
+        assert torch.equal(coors, voxels.coors) and set(graphed._graphs) == held
+        torch.testing.assert_close(features, decorate(voxels, cfg), **ROUNDING)
     later = dataclasses.replace(scenes[1], sweeps=(scenes[1].sweeps[0], scenes[0].sweeps[0]))  # frame 2 after frame 1
     with graphed(frame(scenes[0].sweeps, cfg, CUDA, uploaded)):
         pass

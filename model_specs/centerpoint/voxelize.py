@@ -145,7 +145,7 @@ def voxel_buffers(points: torch.Tensor, cfg: CenterPointConfig, capacity: int | 
     n = points.shape[0]
     nx, ny, nz = cfg.grid_size
     outside = nx * ny * nz  # the key of every dropped point: sorts after every cell
-    grid_f = _grid(cfg, points.device, points.dtype)
+    grid_f = grid_constants(cfg, points.device, points.dtype)
     cell = torch.floor((points[:, :3] - grid_f.low) / grid_f.size)
     inside = ((cell >= 0) & (cell < grid_f.cells)).all(dim=1)  # NaN and inf compare false: dropped as well
     cell = cell.int()  # outside points' cells are garbage; the key below and the spare row never read them
@@ -188,7 +188,7 @@ def decorate(voxels: Voxels, cfg: CenterPointConfig) -> torch.Tensor:
     """
     features, counts, coors = voxels.features, voxels.num_points, voxels.coors
     dtype, width = features.dtype, features.shape[2]
-    grid = _grid(cfg, features.device, dtype)
+    grid = grid_constants(cfg, features.device, dtype)
     xyz = features[:, :, :3]
     mean = xyz.sum(dim=1, keepdim=True) / counts.clamp(min=1).to(dtype).view(-1, 1, 1)
     # cell centres from (z, y, x) coors: coordinate x size + (size / 2 + range start), each term in float32
@@ -204,7 +204,7 @@ def decorate(voxels: Voxels, cfg: CenterPointConfig) -> torch.Tensor:
 
 
 @dataclass(frozen=True)
-class _Grid:
+class GridConstants:
     """The voxel grid's constants as tensors on one device, made once: an upload per frame costs a
     host-to-device copy, and per-component Python scalars a kernel each."""
 
@@ -220,12 +220,12 @@ class _Grid:
 
 
 @functools.lru_cache(maxsize=16)
-def _grid(cfg: CenterPointConfig, device: torch.device, dtype: torch.dtype) -> _Grid:
+def grid_constants(cfg: CenterPointConfig, device: torch.device, dtype: torch.dtype) -> GridConstants:
     nx, ny, _ = cfg.grid_size
     low, size = cfg.point_cloud_range[:3], cfg.voxel_size
     centre = [s / 2 + lo for s, lo in zip(size, low)]
     make = functools.partial(torch.tensor, device=device)
-    return _Grid(make(low, dtype=dtype), make(size, dtype=dtype), make(cfg.grid_size, dtype=dtype),
+    return GridConstants(make(low, dtype=dtype), make(size, dtype=dtype), make(cfg.grid_size, dtype=dtype),
                  make([1, nx, nx * ny], dtype=torch.int32), make(size[::-1], dtype=dtype), make(centre[::-1], dtype=dtype),
                  torch.arange(cfg.max_points_per_voxel, device=device))
 

@@ -64,12 +64,10 @@ def efficient_nms(boxes: torch.Tensor, scores: torch.Tensor, cfg: EfficientNmsCo
         anchor, label = torch.nonzero(passing, as_tuple=True)
         score = scores[b][anchor, label]
         order = torch.argsort(score, descending=True, stable=True)[:cfg.selected_boxes]
-        candidates = corners[b][anchor[order]]
-        if len(order) and not cfg.class_agnostic:
-            # one class never suppresses another: shift each class's boxes apart (mmcv's batched_nms trick)
-            origin = candidates.min()
-            candidates = candidates - origin + label[order, None].to(candidates.dtype) * (candidates.max() - origin + 1)
-        order = order[greedy_nms(candidates, cfg.iou_threshold, inclusive=True)][:limit] if len(order) else order
+        # class-aware: a box suppresses only its class's, on the raw coordinates as the plugin's kernel compares them
+        # (shifting classes apart, mmcv's trick, would round their IoU differently)
+        same_class = None if cfg.class_agnostic else label[order]
+        order = order[greedy_nms(corners[b][anchor[order]], cfg.iou_threshold, inclusive=True, labels=same_class)][:limit] if len(order) else order
         n = len(order)
         count[b, 0] = n
         kept_boxes[b, :n], kept_scores[b, :n], kept_classes[b, :n] = corners[b][anchor[order]], score[order], label[order].int()

@@ -58,9 +58,10 @@ def box_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return inter / (area(a)[:, None] + area(b)[None] - inter).clamp(min=1e-9)
 
 
-def greedy_nms(boxes: torch.Tensor, iou: float, inclusive: bool = False) -> torch.Tensor:
+def greedy_nms(boxes: torch.Tensor, iou: float, inclusive: bool = False, labels: torch.Tensor | None = None) -> torch.Tensor:
     """Indices kept by greedy NMS over boxes already sorted by descending score (IoU > ``iou`` suppresses;
-    IoU >= ``iou`` when ``inclusive``, as TensorRT's EfficientNMS does). Each kept box is compared with the
+    IoU >= ``iou`` when ``inclusive``, as TensorRT's EfficientNMS does). With ``labels``, a box suppresses only
+    boxes of its label, their IoU computed on the coordinates as they are. Each kept box is compared with the
     remaining ones only: memory O(N), not O(N^2)."""
     alive = torch.ones(len(boxes), dtype=torch.bool, device=boxes.device)
     keep = []
@@ -69,6 +70,8 @@ def greedy_nms(boxes: torch.Tensor, iou: float, inclusive: bool = False) -> torc
             continue
         keep.append(i)
         rest = torch.arange(i + 1, len(boxes), device=boxes.device)[alive[i + 1:]]
+        if labels is not None:
+            rest = rest[labels[rest] == labels[i]]
         if len(rest):
             overlap = box_iou(boxes[i:i + 1], boxes[rest])[0]
             alive[rest[overlap >= iou if inclusive else overlap > iou]] = False
