@@ -41,7 +41,11 @@ def prefix_before_plugins(path: Path, out: Path) -> tuple[str, ...]:
     return tuple(feeds)
 
 
-def missing_from(registered: Iterable[str], needed: Iterable[str]) -> tuple[str, ...]:
-    """The plugin names in ``needed`` that ``registered`` (a registry's creator names) lacks."""
+def registry_check(trt, needed: Iterable[str]) -> tuple[list[str], tuple[str, ...]]:
+    """(the creator names a TensorRT module's plugin registry holds once its standard plugin library is
+    initialised, the names in ``needed`` it lacks). ``trt``: ``tensorrt`` or ``tensorrt_rtx_bindings``, which share
+    this API."""
+    trt.init_libnvinfer_plugins(trt.Logger(trt.Logger.ERROR), "")
+    registered = sorted(creator.name for creator in trt.get_plugin_registry().all_creators)
     have = set(registered)
-    return tuple(name for name in needed if name not in have)
+    return registered, tuple(name for name in needed if name not in have)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from exporters.errors import ExportError
-from exporters.plugins import missing_from
+from exporters.plugins import registry_check
 from exporters.signature import Dim, TensorSpec
 
 log = logging.getLogger(__name__)
@@ -115,9 +115,7 @@ def plugins_missing(plugins: Sequence[str]) -> str | None:
         return reason
     import tensorrt as trt
 
-    trt.init_libnvinfer_plugins(trt.Logger(trt.Logger.ERROR), "")
-    registered = sorted(creator.name for creator in trt.get_plugin_registry().all_creators)
-    missing = missing_from(registered, plugins)
+    _, missing = registry_check(trt, plugins)
     return f"TensorRT {trt.__version__} has no {', '.join(missing)} plugin in its registry" if missing else None
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Sequence
 
 from exporters.errors import ExportError
-from exporters.plugins import missing_from
+from exporters.plugins import registry_check
 from exporters.signature import TensorSpec
 from exporters.tensorrt_build import DEFAULT_WORKSPACE_BYTES, derive_profile, onnx_input_shapes
 
@@ -53,9 +53,7 @@ def plugins_missing(plugins: Sequence[str]) -> str | None:
     if reason:
         return reason
     trt = __import__(MODULE)
-    trt.init_libnvinfer_plugins(trt.Logger(trt.Logger.ERROR), "")
-    registered = sorted(creator.name for creator in trt.get_plugin_registry().all_creators)
-    missing = missing_from(registered, plugins)
+    registered, missing = registry_check(trt, plugins)
     if not missing:
         return None
     return (f"TensorRT-RTX {trt.__version__} has no {', '.join(missing)} plugin (its registry holds {', '.join(registered) or 'none'}): "

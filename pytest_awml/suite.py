@@ -227,18 +227,14 @@ def test_latency(awml_case, awml_workspace, benchmark, request):
     spec, component, target = awml_case.spec, awml_case.component, awml_case.target
     settings = awml_workspace.options.latency(component.latency)
     benchmark.group = f"{spec.name}/{component.name}"
-    timing = timing_stage(spec, component, target)
-    if timing is not None:  # a pipeline stage on a CPU: its rounds time this network, which runs once for both
+    if timing_stage(spec, component, target) is not None:  # a CPU pipeline stage: the network runs once for both tests
         if benchmark.disabled:
             pytest.skip(DISABLED)
-        name, pipeline_spec, stage = timing
-        pipeline_settings = awml_workspace.options.latency(pipeline_spec.latency)
-        shared = awml_workspace.pipeline_rounds(spec, target, name, pipeline_settings)
-        record_rounds(benchmark, shared.stages[stage])
-        stats = LatencyStats.from_ms(shared.stages[stage])
-        measured = {"clock": SpanTimer.clock, "spans": {"stage": stats.as_dict()}, "rounds_cut": shared.rounds.rounds_cut,
-                    "warmup_rounds": warmup_rounds(pipeline_settings),
-                    "measured_in": {"test": "test_pipeline_latency", "pipeline": name or "pipeline", "stage": stage}}
+        stage = awml_workspace.stage_rounds(spec, component, target)
+        record_rounds(benchmark, stage.ms)
+        stats = LatencyStats.from_ms(stage.ms)
+        measured = {"clock": SpanTimer.clock, "spans": {"stage": stats.as_dict()}, "rounds_cut": stage.rounds_cut,
+                    "warmup_rounds": stage.warmup_rounds, "measured_in": dict(stage.measured_in)}
     else:
         runner = awml_workspace.runner(spec, component, target)
         own = measure_component(benchmark, runner, awml_workspace.inputs(spec, component)[0], settings)
@@ -327,11 +323,7 @@ def test_pipeline_latency(awml_case, awml_workspace, benchmark, request):
     measured, stats = shared.rounds, shared.rounds.stats
     stages = {name: LatencyStats.from_ms(ms).as_dict() for name, ms in shared.stages.items()}
     # what the networks alone take on this target: the pipeline's overhead is its p50 over their sum (on a CPU,
-    # the stages that are a component's latency give it: see timing_stage)
-    for component in components_of(spec, awml_case.pipeline):
-        timing = timing_stage(spec, component, target)
-        if timing is not None and timing[0] == awml_case.pipeline:
-            awml_workspace.remember_p50(spec, component, target, stages[timing[2]]["p50_ms"])
+    # a stage's component reads them from these same rounds: Workspace.p50)
     networks_ms = sum(awml_workspace.p50(spec, c, target.id, settings) for c in components_of(spec, awml_case.pipeline))
     overhead = {"components_p50_ms": networks_ms, "ratio_to_components": stats.p50_ms / networks_ms}
     benchmark.extra_info.update(spec=spec.name, component=_pipeline_component(awml_case), target=target.id, stages=stages,

@@ -121,6 +121,15 @@ def warmup_rounds(settings) -> int:
     return max(1, settings.warmup_rounds)
 
 
+def _spanned(timer: SpanTimer, target: Callable[[], Any], span: str) -> Callable[[], Any]:
+    """``target`` timed into ``timer``'s ``span`` at every call."""
+    def timed():
+        with timer.span(span):
+            return target()
+
+    return timed
+
+
 def _warm_up(timer: SpanTimer, timed: Callable[[], Any], settings, span: str) -> tuple[int, bool]:
     """Warm-up rounds, the last one a probe that fits the timed rounds to ``settings.max_time_s``; the spans
     the warm-up added are dropped. Returns (timed rounds, whether cut)."""
@@ -137,10 +146,7 @@ def measure(benchmark, timer: SpanTimer, target: Callable[[], Any], settings, sp
     ``timer``'s ``span``. Spans the target adds to ``timer`` in warm-up are dropped with it.
     None when pytest-benchmark is disabled (``--benchmark-disable``, xdist): nothing was timed.
     """
-    def timed():
-        with timer.span(span):
-            return target()
-
+    timed = _spanned(timer, target, span)
     rounds, cut = _warm_up(timer, timed, settings, span)
     last = benchmark.pedantic(timed, rounds=rounds, warmup_rounds=0, iterations=1)
     if benchmark.disabled:
@@ -152,10 +158,7 @@ def measure_shared(timer: SpanTimer, target: Callable[[], Any], settings, span: 
     """:func:`measure`'s sequence in a plain loop, for rounds that several tests read (a pipeline's rounds are
     its stages' components' latency on a CPU): each test gives them to its own pytest-benchmark record with
     :func:`record_rounds`."""
-    def timed():
-        with timer.span(span):
-            return target()
-
+    timed = _spanned(timer, target, span)
     rounds, cut = _warm_up(timer, timed, settings, span)
     last = None
     for _ in range(rounds):
@@ -186,16 +189,10 @@ class Measurement:
     rounds_cut: bool
 
 
-def measure_component(benchmark, runner, inputs, settings) -> Measurement | None:
-    """Time ``runner.execute`` on prepared ``inputs`` (None when pytest-benchmark is disabled).
-
-    The timed target is compute only; H2D (``prepare``) and D2H (``fetch``) are timed in their
-    own rounds afterwards so that the timed region holds no copy and no allocation.
-    """
-    prepared = runner.prepare(inputs)
-    timer = timer_for(runner)
-    # CUDA events on the runner's stream bracket its work and the span waits for the end event; a synchronize
-    # inside the span would add the host's wake-up to a sub-millisecond network (H200, tiny encoder: +39 %).
+def compute_of(runner, prepared, timer: SpanTimer) -> Callable[[], Any]:
+    """One timed compute call of ``runner`` on ``prepared``. CUDA events on the runner's stream bracket its work
+    and the span waits for the end event; a synchronize inside the span would add the host's wake-up to a
+    sub-millisecond network (H200, tiny encoder: +39 %). A host clock needs it: the call must be done."""
     on_events = isinstance(timer, CudaSpanTimer)
 
     def compute():
@@ -204,7 +201,18 @@ def measure_component(benchmark, runner, inputs, settings) -> Measurement | None
             runner.synchronize()
         return out
 
-    rounds = measure(benchmark, timer, compute, settings, span="compute")
+    return compute
+
+
+def measure_component(benchmark, runner, inputs, settings) -> Measurement | None:
+    """Time ``runner.execute`` on prepared ``inputs`` (None when pytest-benchmark is disabled).
+
+    The timed target is compute only; H2D (``prepare``) and D2H (``fetch``) are timed in their
+    own rounds afterwards so that the timed region holds no copy and no allocation.
+    """
+    prepared = runner.prepare(inputs)
+    timer = timer_for(runner)
+    rounds = measure(benchmark, timer, compute_of(runner, prepared, timer), settings, span="compute")
     if rounds is None:
         return None
     copies = timer_for(runner)

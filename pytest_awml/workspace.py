@@ -33,7 +33,7 @@ from pytest_awml.options import AwmlOptions
 from pytest_awml.pipeline import Pipeline, PipelineSpec
 from pytest_awml.runners.base import Runner, RunnerSource
 from pytest_awml.spec import Component, ModelSpec, fingerprint, model_code_hash
-from pytest_awml.timing import CudaSpanTimer, LatencyStats, Rounds, SpanTimer, measure_shared, timer_for
+from pytest_awml.timing import LatencyStats, Rounds, SpanTimer, compute_of, measure_shared, timer_for, warmup_rounds
 
 __all__ = ["Memo", "Workspace", "state_dict_sha256"]  # state_dict_sha256: its home is models.py
 
@@ -96,6 +96,16 @@ class PipelineRounds:
     rounds: Rounds
     total: tuple[float, ...]  # ms of each timed round, whole call
     stages: Mapping[str, tuple[float, ...]]
+
+
+@dataclass(frozen=True)
+class StageRounds:
+    """A component's latency read from a pipeline stage's rounds, and where they were measured."""
+
+    ms: tuple[float, ...]
+    rounds_cut: bool
+    warmup_rounds: int  # the pipeline's
+    measured_in: Mapping[str, str]
 
 
 def outputs_problem(path: Path, samples: int, names: tuple[str, ...]) -> str | None:
@@ -363,6 +373,17 @@ class Workspace:
 
         return self._memo.get(("pipeline-rounds", spec.name, name, target), run)
 
+    def stage_rounds(self, spec: ModelSpec, component: Component, target: Target) -> "StageRounds | None":
+        """``component``'s rounds on ``target`` when they are a pipeline stage's (see :func:`timing_stage`), else None."""
+        timing = timing_stage(spec, component, target)
+        if timing is None:
+            return None
+        name, pipeline, stage = timing
+        settings = self.options.latency(pipeline.latency)
+        shared = self.pipeline_rounds(spec, target, name, settings)
+        return StageRounds(shared.stages[stage], shared.rounds.rounds_cut, warmup_rounds(settings),
+                           {"test": "test_pipeline_latency", "pipeline": name or "pipeline", "stage": stage})
+
     def pipeline_outputs(self, spec: ModelSpec, target: Target, name: str = "") -> list:
         """The pipeline's outputs on ``target``, one per sample, computed once and shared by the
         pipeline parity and metric tests (the reference's: ``target`` ``REFERENCE``). Its components'
@@ -391,22 +412,13 @@ class Workspace:
         stage's rounds, or the compute rounds on the runner's clock (CUDA events: no synchronize in the span)."""
         def measure() -> float:
             target = Target.parse(target_id)
-            timing = timing_stage(spec, component, target)
-            if timing is not None:
-                name, pipeline, stage = timing
-                shared = self.pipeline_rounds(spec, target, name, self.options.latency(pipeline.latency))
-                return LatencyStats.from_ms(shared.stages[stage]).p50_ms
+            stage = self.stage_rounds(spec, component, target)
+            if stage is not None:
+                return LatencyStats.from_ms(stage.ms).p50_ms
             runner = self.runner(spec, component, target)
-            prepared = runner.prepare(self.inputs(spec, component)[0])
             timer = timer_for(runner)
-            on_events = isinstance(timer, CudaSpanTimer)
-
-            def once() -> None:
-                runner.execute(prepared)
-                if not on_events:
-                    runner.synchronize()
-
-            return measure_shared(timer, once, settings, span="compute").stats.p50_ms
+            compute = compute_of(runner, runner.prepare(self.inputs(spec, component)[0]), timer)
+            return measure_shared(timer, compute, settings, span="compute").stats.p50_ms
 
         return self._memo.get(("p50", spec.name, component.name, target_id), measure)
 

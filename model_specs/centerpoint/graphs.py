@@ -69,10 +69,10 @@ class GraphedPreprocess:
         """Yields views of the graph's buffers: use them (run the encoder, scatter) inside the block."""
         shape = padded_shape(frame)
         with self._lock, torch.cuda.device(frame.motion.device):
-            captured = self._graphs.get(shape) or self._capture(shape, frame, self._rows(None, frame))
+            captured = self._graphs.get(shape) or self._capture(shape, frame)
             count = self._replay(captured, frame)
-            if count > captured.capacity:  # more voxels than room: capture again with room for them
-                captured = self._capture(shape, frame, self._rows(count, frame))
+            if count > captured.capacity:  # more voxels than room: capture again, sized for this frame
+                captured = self._capture(shape, frame)
                 count = self._replay(captured, frame)
             self._graphs.move_to_end(shape)
             yield captured.decorated[:count], captured.coors[:count]
@@ -91,29 +91,25 @@ class GraphedPreprocess:
         captured.graph.replay()
         return int(captured.count)  # the one synchronization
 
-    def _rows(self, count: int | None, frame: Frame) -> int:
-        """Rows for a graph: the count (the frame's own, found by an eager run when not given) with headroom."""
-        if count is None:
-            count = int(voxel_buffers(assemble(frame, self.cfg), self.cfg, capacity=self.cfg.max_voxels)[3])
-        return min(self.cfg.max_voxels, max(ROWS_STEP, math.ceil(count * HEADROOM / ROWS_STEP) * ROWS_STEP))
-
     def _stages(self, frame: Frame, capacity: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         cfg = self.cfg
         features, counts, coors, count = voxel_buffers(assemble(frame, cfg), cfg, capacity=capacity)
         return decorate(Voxels(features, counts, coors), cfg), coors, count
 
-    def _capture(self, shape: tuple[int, ...], frame: Frame, capacity: int) -> _Captured:
+    def _capture(self, shape: tuple[int, ...], frame: Frame) -> _Captured:
         device = frame.motion.device
         inputs = Frame(tuple(torch.empty((rows, raw.shape[1]), dtype=raw.dtype, device=device) for rows, raw in zip(shape, frame.raws)),
                        torch.empty_like(frame.motion), torch.empty_like(frame.lags))
         self._fill(inputs, frame)
         # Warm up on a side stream first, as torch.cuda.graphs asks: library workspaces and the grid's constants
-        # are made there, not inside the capture.
+        # are made there, not inside the capture. With room for every voxel, it also counts this frame's, which
+        # sizes the graph: that count with headroom.
         side = torch.cuda.Stream(device)
         side.wait_stream(torch.cuda.current_stream(device))
         with torch.cuda.stream(side):
-            self._stages(inputs, capacity)
+            count = int(self._stages(inputs, self.cfg.max_voxels)[2])
         torch.cuda.current_stream(device).wait_stream(side)
+        capacity = min(self.cfg.max_voxels, max(ROWS_STEP, math.ceil(count * HEADROOM / ROWS_STEP) * ROWS_STEP))
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph):
             decorated, coors, count = self._stages(inputs, capacity)
