@@ -28,7 +28,7 @@ from pytest_awml.metric import metric_verdict
 from pytest_awml.provenance import COMPUTE, versions
 from pytest_awml.shapes import corner_sizes, hypothesis_settings, out_of_range_sizes, random_feed, sizes_strategy
 from pytest_awml.spec import fingerprint
-from pytest_awml.timing import LatencyStats, SpanTimer, measure_component, record_rounds, warmup_rounds
+from pytest_awml.timing import REPORT_DECIMALS, LatencyStats, SpanTimer, measure_component, record_rounds, warmup_rounds
 from pytest_awml.workspace import components_of, content_digest, pipeline_of, timing_stage
 
 DISABLED = "pytest-benchmark is disabled here (--benchmark-disable, or pytest-xdist is active): no latency measured"
@@ -325,7 +325,8 @@ def test_pipeline_latency(awml_case, awml_workspace, benchmark, request):
     # what the networks alone take on this target: the pipeline's overhead is its p50 over their sum (on a CPU,
     # a stage's component reads them from these same rounds: Workspace.p50)
     networks_ms = sum(awml_workspace.p50(spec, c, target.id, settings) for c in components_of(spec, awml_case.pipeline))
-    overhead = {"components_p50_ms": networks_ms, "ratio_to_components": stats.p50_ms / networks_ms}
+    overhead = {"components_p50_ms": round(networks_ms, REPORT_DECIMALS),
+                "ratio_to_components": round(stats.p50_ms / networks_ms, REPORT_DECIMALS)}
     benchmark.extra_info.update(spec=spec.name, component=_pipeline_component(awml_case), target=target.id, stages=stages,
                                 rounds_cut=measured.rounds_cut, regression_threshold=settings.regression, **overhead,
                                 **stats.as_dict())
