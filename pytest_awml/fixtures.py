@@ -9,7 +9,7 @@ import pytest
 
 from pytest_awml.artifacts import ArtifactStore
 from pytest_awml.cases import Plan
-from pytest_awml.keys import PLAN, RUN_FOLDER
+from pytest_awml.keys import PLAN
 from pytest_awml.workspace import Workspace
 
 
@@ -20,14 +20,11 @@ def awml_plan(request: pytest.FixtureRequest) -> Plan:
 
 
 @pytest.fixture(scope="session")
-def awml_workspace(awml_plan: Plan, request: pytest.FixtureRequest):
+def awml_workspace(awml_plan: Plan):
     """Models, samples, references, artifacts, runners and pipelines, each built once per session;
-    the runners are closed when the session ends. Under xdist the workers share backend outputs
-    through this run's own store."""
-    run_folder = request.config.stash.get(RUN_FOLDER, None)
-    timeout_s = awml_plan.options.lock_timeout_s
-    workspace = Workspace(awml_plan, ArtifactStore(awml_plan.options.artifacts, timeout_s),
-                          None if run_folder is None else ArtifactStore(run_folder, timeout_s))
+    the runners are closed when the session ends. Under xdist the workers share inferences through the
+    artifact store, as they share exports."""
+    workspace = Workspace(awml_plan, ArtifactStore(awml_plan.options.artifacts, awml_plan.options.lock_timeout_s))
     yield workspace
     workspace.close()
 

@@ -9,8 +9,6 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from pytest_awml.cases import Plan
     from pytest_awml.results import Results
 
@@ -22,6 +20,3 @@ RESULTS = pytest.StashKey["Results"]()
 
 STARTED = pytest.StashKey[float]()
 """When the run started (``time.time()``), for the report's ``run.started`` and ``duration_s``."""
-
-RUN_FOLDER = pytest.StashKey["Path | None"]()
-"""The folder this run's xdist processes share (``options.shared_run_folder``), or None."""

@@ -4,7 +4,6 @@ which worker this process is decides which GPU it uses."""
 
 from __future__ import annotations
 
-import uuid
 
 import dataclasses
 import os
@@ -53,6 +52,7 @@ _OPTIONS = (
     ("--awml-latency-baseline", "string", "", "pytest-benchmark JSON of an earlier run: each test's median is held to its spec's regression threshold"),
     ("--awml-hypothesis-profile", "string", "", "hypothesis profile for test_shapes: ci (derandomized, bounded) or dev (default; ci when $CI is set)"),
     ("--awml-lock-timeout", "string", f"{DEFAULT_LOCK_TIMEOUT_S:g}", "seconds to wait for a lock another run holds on an artifact or golden set before failing with its holder's pid and host"),
+    ("--awml-rerun-backends", "bool", False, "run every backend again instead of replaying the outputs an earlier run stored for the same file, runtime, machine and input"),
     ("--awml-allow-missing-device", "bool", False, "let a run whose --awml-device is absent (no GPU) skip its tests and pass; without it that is a usage error, and a run whose every test skipped fails"),
 )
 
@@ -80,23 +80,6 @@ def xdist_worker(config: pytest.Config) -> str | None:
     without xdist: the one check for "is this a worker" (xdist sets ``workerinput`` on workers)."""
     workerinput = getattr(config, "workerinput", None)
     return None if workerinput is None else workerinput["workerid"]
-
-
-RUNS_FOLDER = ".runs"
-
-
-def shared_run_folder(config: pytest.Config, artifacts: Path) -> Path | None:
-    """The folder this run's xdist processes share (``<artifacts>/.runs/<testrunuid>``), or None
-    without xdist. The controller names the run before its workers start (``--testrunuid``, an
-    xdist option), so that it can remove the folder when the run ends."""
-    workerinput = getattr(config, "workerinput", None)
-    if workerinput is not None:
-        return artifacts / RUNS_FOLDER / workerinput["testrunuid"]
-    if not config.pluginmanager.hasplugin("xdist") or not (config.getoption("dist", "no") != "no" and config.getoption("tx", None)):
-        return None  # one process: the session's memo shares everything
-    if config.getoption("testrunuid", None) is None:
-        config.option.testrunuid = uuid.uuid4().hex
-    return artifacts / RUNS_FOLDER / config.option.testrunuid
 
 
 @dataclass(frozen=True)
@@ -166,6 +149,7 @@ class AwmlOptions:
     autoware_schema: Path | None = None
     lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S
     allow_missing_device: bool = False
+    rerun_backends: bool = False
     worker: str | None = None  # pytest-xdist worker id
     gpu: Device | None = None  # the GPU this worker really uses when --awml-device is plain "cuda"
 
@@ -245,6 +229,7 @@ class AwmlOptions:
             autoware_schema=_existing(root, _value(config, "awml_autoware_schema"), "--awml-autoware-schema"),
             lock_timeout_s=_seconds(_value(config, "awml_lock_timeout"), "--awml-lock-timeout"),
             allow_missing_device=bool(_value(config, "awml_allow_missing_device")),
+            rerun_backends=bool(_value(config, "awml_rerun_backends")),
         )
         if options.autoware_schema is not None and options.autoware is None:
             raise AwmlError("--awml-autoware-schema checks a bundle: give --awml-autoware DIR too")

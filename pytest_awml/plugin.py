@@ -7,7 +7,6 @@ and the JSON report (:mod:`pytest_awml.results`), the terminal summary (:mod:`py
 
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import pytest
 
 from pytest_awml import cases, hookspecs, options as awml_options, results as awml_results
 from pytest_awml.errors import AwmlError
-from pytest_awml.keys import PLAN, RESULTS, RUN_FOLDER, STARTED
+from pytest_awml.keys import PLAN, RESULTS, STARTED
 
 RESULTS_PLUGIN = "awml-results"
 FIXTURES_PLUGIN = "awml-fixtures"
@@ -47,7 +46,6 @@ def pytest_configure(config: pytest.Config) -> None:
     except AwmlError as exc:
         raise pytest.UsageError(f"pytest-awml: {exc}") from None
     config.stash[PLAN] = plan
-    config.stash[RUN_FOLDER] = awml_options.shared_run_folder(config, plan.options.artifacts)
     # Like junitxml, the collector is a plugin object of its own: it sees every report, the
     # workers' too under xdist.
     config.stash[RESULTS] = awml_results.Results()
@@ -86,7 +84,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         plugin = config.pluginmanager.get_plugin(name)
         if plugin is not None:
             config.pluginmanager.unregister(plugin, name)
-    for key in (PLAN, RESULTS, RUN_FOLDER):
+    for key in (PLAN, RESULTS):
         if key in config.stash:
             del config.stash[key]
 
@@ -169,9 +167,6 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     run = awml_results.run_info(plan.options, plan.specs, config.stash[STARTED])
     collected = config.stash[RESULTS]
     collected.write(plan.options.report, run)
-    run_folder = config.stash.get(RUN_FOLDER, None)
-    if run_folder is not None:  # the workers' shared outputs: this run's alone
-        shutil.rmtree(run_folder, ignore_errors=True)
     # every generated test skipped: a green run would claim what was never checked
     if session.exitstatus == pytest.ExitCode.OK and collected.verified_nothing and not plan.options.allow_missing_device:
         session.exitstatus = pytest.ExitCode.NO_TESTS_COLLECTED

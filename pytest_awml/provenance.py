@@ -16,7 +16,7 @@ COMPUTE = ("torch", "onnx", "onnxruntime", "numpy")
 """The libraries that decide what a model computes: recorded with golden outputs, where a change
 explains a drift."""
 
-LIBRARIES = ("pytest-awml", *COMPUTE, "onnxruntime-gpu", "tensorrt", "pytest", "pytest-benchmark")
+LIBRARIES = ("pytest-awml", *COMPUTE, "onnxruntime-gpu", "tensorrt", "tensorrt_rtx_cu13_bindings", "pytest", "pytest-benchmark")
 """Everything a run's figures depend on: in the JSON report and the benchmark's machine info."""
 
 

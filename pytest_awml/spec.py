@@ -318,10 +318,10 @@ def fingerprint(spec: ModelSpec, component: Component | None = None) -> str:
     Artifacts are keyed on it, so editing the model's code or any declared field re-exports.
     Callables count by their qualified name and their module's package source.
     """
-    payload = {"spec": _plain(spec, skip=("components",)), "code": _source_hash(spec.build_model)}
+    payload = {"spec": _plain(spec, skip=("components",)), "code": source_hash(spec.build_model)}
     if component is not None:
         payload["component"] = _plain(component)
-        payload["component_code"] = _source_hash(component.extract)
+        payload["component_code"] = source_hash(component.extract)
     blob = json.dumps(payload, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()
 
@@ -340,7 +340,7 @@ def _plain(value: Any, skip: tuple[str, ...] = ()) -> Any:
     return value
 
 
-def _source_hash(func: Callable, whole_package: bool = False) -> str:
+def source_hash(func: Callable, whole_package: bool = False) -> str:
     """Hash of every ``.py`` file in the package (folder) that defines ``func``; with ``whole_package``, of every
     one under its top-level package (the code a spec's package imports from its siblings, e.g. shared seeding)."""
     name = getattr(func, "__module__", "") or ""
@@ -359,4 +359,4 @@ def _source_hash(func: Callable, whole_package: bool = False) -> str:
 def model_code_hash(spec: "ModelSpec") -> str:
     """Hash of all the code ``spec.build_model`` can run from its top-level package: what a stored seeded model
     is keyed on beside the spec (a change in a shared module changes the weights it makes)."""
-    return _source_hash(spec.build_model, whole_package=True)
+    return source_hash(spec.build_model, whole_package=True)

@@ -9,6 +9,11 @@ def _g(value, fmt: str = ".3g") -> str:
     return "-" if value is None else format(value, fmt)
 
 
+def _state(artifact: dict) -> str:
+    state = "reused" if artifact["reused"] else f"built in {artifact['build_seconds']:.1f} s"
+    return state + (f" (rebuilt: {artifact['rebuilt_reason']})" if artifact.get("rebuilt_reason") else "")
+
+
 def lines(results: Results, report_path) -> list[str]:
     latency = {(r["spec"], r["component"], r["target"]): r for r in results.latency}
     out: list[str] = []
@@ -43,11 +48,19 @@ def lines(results: Results, report_path) -> list[str]:
         for r in rest:
             over = f"  {r['ratio_to_components']:.2f} x the networks' {r['components_p50_ms']:.2f} ms" if "ratio_to_components" in r else ""
             out.append(f"{r['spec'] + '/' + r['component']:<42} {r['target']:<24} {r['p50_ms']:>9.2f} {r['p90_ms']:>9.2f} {r['p99_ms']:>9.2f} {r['rounds']:>7}{over}")
+    inferences: dict[tuple[str, ...], list[dict]] = {}
     for a in results.artifacts:
-        state = "reused" if a["reused"] else f"built in {a['build_seconds']:.1f} s"
-        if a.get("rebuilt_reason"):
-            state += f" (rebuilt: {a['rebuilt_reason']})"
-        out.append(f"artifact {a['spec']}/{a['component']}/{a['format']}: {state}: {a['path']}")
+        if "input" in a.get("details", {}):  # one stored inference: shown per component and target, not per input
+            inferences.setdefault((a["spec"], a["component"], a["format"], a["details"].get("target", "?")), []).append(a)
+            continue
+        out.append(f"artifact {a['spec']}/{a['component']}/{a['format']}: {_state(a)}: {a['path']}")
+    for (spec, component, fmt, target), group in inferences.items():
+        reused = [a for a in group if a["reused"]]
+        made = [a for a in group if not a["reused"]]
+        rebuilt = next((f" (rebuilt: {a['rebuilt_reason']})" for a in made if a.get("rebuilt_reason")), "")
+        states = [f"{len(reused)} reused"] if reused else []
+        states += [f"{len(made)} computed in {sum(a['build_seconds'] for a in made):.1f} s{rebuilt}"] if made else []
+        out.append(f"outputs {spec}/{component} {target} ({fmt}), {len(group)} inputs: {', '.join(states)}")
     for g in results.golden:
         change = ", ".join(f"{k} {v:.3g}" for k, v in g.get("old_vs_new_max_abs", {}).items() if v is not None)
         out.append(f"golden {g['spec']}/{g['component']}: {g['action']} {g['path']}" + (f" (old vs new max_abs: {change})" if change else ""))

@@ -10,6 +10,7 @@ failed fails every test that needs it with the same error, without exporting aga
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import time
 import zipfile
@@ -32,7 +33,9 @@ from pytest_awml.models import LoadedModel, state_dict_sha256
 from pytest_awml.options import AwmlOptions
 from pytest_awml.pipeline import Pipeline, PipelineSpec
 from pytest_awml.runners.base import Runner, RunnerSource
-from pytest_awml.spec import Component, ModelSpec, fingerprint, model_code_hash
+from pytest_awml.machine import machine_identity
+from pytest_awml.provenance import versions
+from pytest_awml.spec import Component, ModelSpec, fingerprint, model_code_hash, source_hash
 from pytest_awml.timing import LatencyStats, Rounds, SpanTimer, compute_of, measure_shared, timer_for, warmup_rounds
 
 __all__ = ["Memo", "Workspace", "state_dict_sha256"]  # state_dict_sha256: its home is models.py
@@ -70,9 +73,9 @@ class Memo:
         self._values.clear()
 
 
-REFERENCE_FORMAT = "reference-outputs"  # kept across runs
+REFERENCE_FORMAT = "reference-outputs"  # kept across runs, one file per input
 WEIGHTS_FORMAT = "seeded-weights"  # kept across runs
-OUTPUTS_FORMAT = "backend-outputs"  # one run's, in its run store (xdist)
+OUTPUTS_FORMAT = "backend-outputs"  # kept across runs, one file per input (--awml-rerun-backends: not replayed)
 
 
 def content_digest(arrays: Mapping[str, Any]) -> str:
@@ -108,12 +111,12 @@ class StageRounds:
     measured_in: Mapping[str, str]
 
 
-def outputs_problem(path: Path, samples: int, names: tuple[str, ...]) -> str | None:
+def outputs_problem(path: Path, names: tuple[str, ...]) -> str | None:
     """What is wrong with stored outputs (unreadable, an array missing or cut), or None: a cache restored
     from elsewhere can carry a corrupt file under a manifest that matches it."""
     try:
         with np.load(path, allow_pickle=False) as stored:
-            missing = [key for key in (f"{i}/{name}" for i in range(samples) for name in names) if key not in stored.files]
+            missing = [name for name in names if name not in stored.files]
             if missing:
                 return f"no array {', '.join(missing[:3])}{' …' if len(missing) > 3 else ''}"
             for key in stored.files:
@@ -170,11 +173,9 @@ def timing_stage(spec: ModelSpec, component: Component, target: Target) -> tuple
 
 
 class Workspace:
-    def __init__(self, plan: Plan, store: ArtifactStore, run_store: ArtifactStore | None = None) -> None:
-        """``run_store``: a store only this run's processes share (xdist), for backend outputs."""
+    def __init__(self, plan: Plan, store: ArtifactStore) -> None:
         self.plan = plan
         self.store = store
-        self._run_store = run_store
         self._memo = Memo()
         self._open_runners: list[Runner] = []
         self._new_builds: list[Artifact] = []
@@ -235,24 +236,66 @@ class Workspace:
         return self.outputs(spec, component, REFERENCE)
 
     def outputs(self, spec: ModelSpec, component: Component, target: Target) -> list[dict[str, np.ndarray]]:
-        """The component's outputs on ``target`` for the session's inputs.
+        """The component's outputs on ``target`` for the session's inputs (see :meth:`run`)."""
+        return [self.run(spec, component, target, sample) for sample in self.inputs(spec, component)]
 
-        The reference's come from the store when a run with the same weights, model code, inputs and
-        torch made them before. A backend's are shared within one run only (through the run's store,
-        when xdist workers share one): a later run must run the backend it gates again."""
-        inputs = self.inputs(spec, component)
-        store = self.store if target == REFERENCE else self._run_store
-        if store is not None:
-            self._memo.get(("stored outputs", spec.name, component.name, target),
-                           lambda: self._stored_outputs(store, spec, component, target, inputs))
-        return [self.run(spec, component, target, sample) for sample in inputs]
-
-    def run(self, spec: ModelSpec, component: Component, target: Target, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def run(self, spec: ModelSpec, component: Component, target: Target, inputs: Mapping[str, np.ndarray], *,
+            keep: bool = True) -> dict[str, np.ndarray]:
         """One inference, made once per session for the same component, target and input content, and
-        shared by every test that needs it (parity, pipelines, drift, metrics)."""
+        shared by every test that needs it (parity, pipelines, drift, metrics). With ``keep`` it is kept in
+        the store too (:meth:`_kept`): xdist workers and later runs read it instead of computing it again.
+        Inputs drawn afresh every run (shape fuzzing) pass ``keep=False``: they would only fill the store."""
         digest = content_digest(inputs)
+
+        def compute() -> dict[str, np.ndarray]:
+            return self.ledgered(spec, component, target, digest, lambda: self.runner(spec, component, target).run(inputs))
+
+        rerun = target != REFERENCE and self.options.rerun_backends
         return self._memo.get(("run", spec.name, component.name, target, digest),
-                              lambda: self.ledgered(spec, component, target, digest, lambda: self.runner(spec, component, target).run(inputs)))
+                              lambda: compute() if rerun or not keep else self._kept(spec, component, target, digest, compute))
+
+    def _kept(self, spec: ModelSpec, component: Component, target: Target, digest: str,
+              compute: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+        """One inference's outputs as an artifact keyed by everything that decides them (:meth:`_outputs_key`) and
+        the input's digest: read back when stored (reported ``reused``), else computed and stored.
+
+        Replaying a backend's stored outputs is sound for the same reason a build cache is: the key holds the
+        file it runs (its hash), the runtime's and the plugin's code and versions, the machine (CPU model; GPU,
+        driver and CUDA) and the input, so running it again would compute these outputs again. Any change to
+        one of them misses and runs the backend; ``--awml-rerun-backends`` runs every backend regardless."""
+        computed: list[dict[str, np.ndarray]] = []
+
+        def write(path: Path) -> dict:
+            computed.append(compute())
+            np.savez(path, **computed[0])
+            return {"target": target.id, "input": digest}
+
+        artifact = self.store.get_or_build(spec=spec.name, component=component.name,
+                                           format=REFERENCE_FORMAT if target == REFERENCE else OUTPUTS_FORMAT,
+                                           filename=f"{component.name}.{target.id}.npz",
+                                           key_parts={**self._outputs_key(spec, component, target), "inputs": digest},
+                                           build=write, verify=lambda path: outputs_problem(path, component.output_names))
+        self._new_builds.append(artifact)  # reused or built: the report says which, once per session
+        if computed:
+            return computed[0]
+        with np.load(artifact.path, allow_pickle=False) as stored:
+            return {name: stored[name] for name in component.output_names}
+
+    def _outputs_key(self, spec: ModelSpec, component: Component, target: Target) -> dict[str, str]:
+        """What decides a component's outputs on ``target`` beside the input: the spec and model code, the weights,
+        the target, the file the backend runs, the code that runs it (all of the backend's top-level package), the libraries'
+        versions and the machine."""
+        def make() -> dict[str, str]:
+            backend = self.plan.backends.get(target.backend)
+            key = {"spec": fingerprint(spec, component), "weights": self.model(spec).weights_sha256, "target": target.id,
+                   "backend_code": source_hash(type(backend), whole_package=True), "versions": json.dumps(versions(), sort_keys=True),
+                   "machine": json.dumps(machine_identity(self.options.physical(target.device)), sort_keys=True)}
+            fmt = backend.artifact_format(target.precision)
+            if fmt is not None:
+                key["artifact"] = self.artifact(spec, component, fmt).sha256
+            return key
+
+        return self._memo.get(("outputs key", spec.name, component.name, target), make)
 
     def ledgered(self, spec: ModelSpec, component: Component, target: Target, digest: str, call: Callable[[], Any]) -> Any:
         """``call`` (one inference outside the latency rounds), timed into the run's ledger: the report's
@@ -269,38 +312,6 @@ class Workspace:
         """The ledger's entries since the last call (the running test's)."""
         done, self._inferences = self._inferences, []
         return done
-
-    def _stored_outputs(self, store: ArtifactStore, spec: ModelSpec, component: Component, target: Target,
-                        inputs: list[dict[str, np.ndarray]]) -> Artifact:
-        """The outputs for ``inputs`` as an artifact keyed by all that can change them (spec and model
-        code, weights, inputs, target, torch; a backend's also by the file it runs): read into the
-        session's memo when stored, else computed once and stored, so xdist workers share them."""
-        import torch
-
-        key_parts = {"spec": fingerprint(spec, component), "weights": self.model(spec).weights_sha256,
-                     "inputs": content_digest({str(i): content_digest(sample) for i, sample in enumerate(inputs)}),
-                     "torch": torch.__version__, "target": target.id}
-        fmt = self.plan.backends.get(target.backend).artifact_format(target.precision)
-        if fmt is not None:
-            key_parts["artifact"] = self.artifact(spec, component, fmt).sha256
-
-        def write(path: Path) -> dict:
-            runner = self.runner(spec, component, target)
-            outputs = [self.ledgered(spec, component, target, content_digest(sample), lambda sample=sample: runner.run(sample))
-                       for sample in inputs]
-            np.savez(path, **{f"{i}/{name}": value for i, sample in enumerate(outputs) for name, value in sample.items()})
-            return {"samples": len(outputs), "target": target.id}
-
-        artifact = store.get_or_build(spec=spec.name, component=component.name,
-                                      format=REFERENCE_FORMAT if target == REFERENCE else OUTPUTS_FORMAT,
-                                      filename=f"{component.name}.{target.id}.npz", key_parts=key_parts, build=write,
-                                      verify=lambda path: outputs_problem(path, len(inputs), component.output_names))
-        self._new_builds.append(artifact)  # reused or built: the report says which, once per session
-        with np.load(artifact.path, allow_pickle=False) as stored:
-            for i, sample in enumerate(inputs):
-                outputs = {name: stored[f"{i}/{name}"] for name in component.output_names}
-                self._memo.put(("run", spec.name, component.name, target, content_digest(sample)), outputs)
-        return artifact
 
     # -- artifacts ----------------------------------------------------------------------------
     def artifact(self, spec: ModelSpec, component: Component, fmt: str) -> Artifact:

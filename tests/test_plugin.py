@@ -38,8 +38,15 @@ def test_tiny_spec_end_to_end_then_reuse(run_awml):
     assert set(report) >= {"run", "artifacts", "parity", "latency"}
     graphs = [a for a in report["artifacts"] if a["format"] == "onnx"]
     assert [a["reused"] for a in graphs] == [False, False]
-    stored = {a["component"]: a for a in report["artifacts"] if a["format"] == "reference-outputs"}
-    assert set(stored) == {"pts_voxel_encoder", "pts_backbone_neck_head"} and not any(a["reused"] for a in stored.values())
+    inferences = lambda run: {(a["component"], a["format"], a["details"]["input"]): a for a in run.report["artifacts"]  # noqa: E731
+                              if a["format"] in ("reference-outputs", "backend-outputs")}
+    stored = inferences(first)
+    samples = report["run"]["samples"]
+    for fmt in ("reference-outputs", "backend-outputs"):  # one file per input: the samples' and the pipeline's own
+        assert {c for c, f, _ in stored if f == fmt} == {"pts_voxel_encoder", "pts_backbone_neck_head"}
+        assert sum(f == fmt and c == "pts_voxel_encoder" for c, f, _ in stored) == samples
+    assert not any(a["reused"] for a in stored.values())
+    assert {a["details"]["target"] for (_, f, _), a in stored.items() if f == "backend-outputs"} == {"onnxruntime-cpu-fp32"}
     parity = {(r["component"], r["output"]): r for r in report["parity"] if r["component"] != "pipeline"}
     assert set(parity) == {("pts_voxel_encoder", "pillar_features"), *(("pts_backbone_neck_head", h) for h in HEADS)}
     for record in parity.values():
@@ -82,17 +89,27 @@ def test_tiny_spec_end_to_end_then_reuse(run_awml):
     again = [a for a in second.report["artifacts"] if a["format"] == "onnx"]
     assert [a["reused"] for a in again] == [True, True]
     assert [a["sha256"] for a in again] == [a["sha256"] for a in graphs]
-    # the reference outputs are not computed again either: a second run reads them and reports them reused
-    restored = {a["component"]: a for a in second.report["artifacts"] if a["format"] == "reference-outputs"}
-    assert {c: (a["reused"], a["sha256"]) for c, a in restored.items()} == {c: (True, a["sha256"]) for c, a in stored.items()}
-    # the ledger: every input ran once per target; the second run ran no reference forward on the parity inputs
+    # no output is computed again either: nothing that decides them changed, so the second run reads every
+    # stored inference back (the reference's and ONNX Runtime's) and reports it reused
+    restored = inferences(second)
+    assert {k: (a["reused"], a["sha256"]) for k, a in restored.items()} == {k: (True, a["sha256"]) for k, a in stored.items()}
+    assert "3 inputs: 3 reused" in second.text
+    # the ledger: every input ran once per target; the second run computed only the shape fuzzing's draws
     for ledger in (report["inferences"], second.report["inferences"]):
         keys = [(i["component"], i["target"], i["input"]) for i in ledger]
         assert keys and len(keys) == len(set(keys)) and all(i["seconds"] > 0 for i in ledger)
-    cold_refs = {i["input"] for i in report["inferences"] if i["target"] == "pytorch-cpu-fp32" and "test_shapes" not in i["test_id"]}
-    warm_refs = {i["input"] for i in second.report["inferences"] if i["target"] == "pytorch-cpu-fp32"}
-    assert len(cold_refs) >= 2 * report["run"]["samples"] and not cold_refs & warm_refs
-    assert "reused:" in second.text
+    cold = {(i["target"], i["input"]) for i in report["inferences"] if "test_shapes" not in i["test_id"]}
+    assert len(cold) == len(stored) and {"test_shapes"} == {i["test_id"].split("::")[-1].split("[")[0] for i in second.report["inferences"]}
+
+    # --awml-rerun-backends: ONNX Runtime runs every input again (the same outputs); the reference is still read
+    third = run_awml("--awml-spec", "centerpoint-tiny", "--awml-rerun-backends", "-k", "parity")
+    assert third.result.ret == 0
+    reran = {(i["component"], i["input"]) for i in third.report["inferences"] if i["target"] == "onnxruntime-cpu-fp32"}
+    assert reran == {(c, i) for c, f, i in stored if f == "backend-outputs"}
+    assert not any(i["target"] == "pytorch-cpu-fp32" for i in third.report["inferences"])
+    assert [a for a in third.report["artifacts"] if a["format"] == "backend-outputs"] == []
+    errors = lambda run: {(r["test_id"], r["output"]): r["max_abs"] for r in run.report["parity"]}  # noqa: E731
+    assert errors(third) == errors(first)
 
 
 SHIFTED_BACKEND = """

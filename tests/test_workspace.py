@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pytest
 import torch
 
 import toy
 from pytest_awml.artifacts import ArtifactStore
 from pytest_awml.builders import ArtifactBuilder
-from pytest_awml.device import REFERENCE
+from pytest_awml.device import REFERENCE, Target
 from pytest_awml.errors import AwmlError, ExportError
 from pytest_awml.limits import LatencySettings
-from pytest_awml.workspace import Memo, Workspace
+from pytest_awml import workspace as workspace_module
+from pytest_awml.workspace import OUTPUTS_FORMAT, Memo, Workspace
 
 
 def test_memo_makes_once_and_keeps_deliberate_failures():
@@ -109,3 +111,32 @@ def test_seeded_weights_are_built_once_and_reused_by_a_later_session(tmp_path, m
     other = Workspace(toy.plan(tmp_path, specs=(spec,), seed=1), ArtifactStore(tmp_path))
     other.model(spec)
     assert not other.drain_builds()[0].reused and calls[-1] is None
+
+
+def test_a_backend_s_outputs_are_replayed_only_while_nothing_that_decides_them_changed(tmp_path, monkeypatch):
+    """Each input's outputs are stored under the file the backend runs, the code and versions that run it and the
+    machine: a later session reads them back instead of running the backend; a change in any of these, or
+    --awml-rerun-backends, runs it again."""
+    target = Target.parse("onnxruntime-cpu-fp32")
+    enc = toy.SPEC.components[0]
+
+    def session(**changes):
+        workspace = Workspace(toy.plan(tmp_path, **changes), ArtifactStore(tmp_path))
+        outputs = workspace.outputs(toy.SPEC, enc, target)
+        stored = [a for a in workspace.drain_builds() if a.format == OUTPUTS_FORMAT]
+        ran = [i for i in workspace.drain_inferences() if i["target"] == target.id]
+        workspace.close()
+        return outputs, stored, ran
+
+    first, stored, ran = session()
+    assert len(stored) == len(ran) == toy.options(tmp_path).samples and not any(a.reused for a in stored)
+    again, stored, ran = session()
+    assert all(a.reused for a in stored) and ran == []
+    assert all(np.array_equal(a["y"], b["y"]) for a, b in zip(first, again))
+    for name, changed in (("versions", lambda: {"onnxruntime": "0.0-another"}),
+                          ("machine_identity", lambda device: {"cpu": "another CPU"})):
+        monkeypatch.setattr(workspace_module, name, changed)
+        _, stored, ran = session()
+        assert not any(a.reused for a in stored) and len(ran) == len(stored), name
+    _, stored, ran = session(rerun_backends=True)
+    assert stored == [] and len(ran) == len(first)
