@@ -42,9 +42,9 @@ def test_tiny_spec_end_to_end_then_reuse(run_awml):
                               if a["format"] in ("reference-outputs", "backend-outputs")}
     stored = inferences(first)
     samples = report["run"]["samples"]
-    for fmt in ("reference-outputs", "backend-outputs"):  # one file per input: the samples' and the pipeline's own
+    for fmt in ("reference-outputs", "backend-outputs"):  # one file per input: the samples', the pipeline's, the shapes' corners
         assert {c for c, f, _ in stored if f == fmt} == {"pts_voxel_encoder", "pts_backbone_neck_head"}
-        assert sum(f == fmt and c == "pts_voxel_encoder" for c, f, _ in stored) == samples
+        assert sum(f == fmt and c == "pts_voxel_encoder" and "test_shapes" not in a["test_id"] for (c, f, _), a in stored.items()) == samples
     assert not any(a["reused"] for a in stored.values())
     assert {a["details"]["target"] for (_, f, _), a in stored.items() if f == "backend-outputs"} == {"onnxruntime-cpu-fp32"}
     parity = {(r["component"], r["output"]): r for r in report["parity"] if r["component"] != "pipeline"}
@@ -94,18 +94,18 @@ def test_tiny_spec_end_to_end_then_reuse(run_awml):
     restored = inferences(second)
     assert {k: (a["reused"], a["sha256"]) for k, a in restored.items()} == {k: (True, a["sha256"]) for k, a in stored.items()}
     assert "3 inputs: 3 reused" in second.text
-    # the ledger: every input ran once per target; the second run computed only the shape fuzzing's draws
+    # the ledger: every input ran once per target; the second run computed at most the shape fuzzing's new draws
     for ledger in (report["inferences"], second.report["inferences"]):
         keys = [(i["component"], i["target"], i["input"]) for i in ledger]
-        assert keys and len(keys) == len(set(keys)) and all(i["seconds"] > 0 for i in ledger)
-    cold = {(i["target"], i["input"]) for i in report["inferences"] if "test_shapes" not in i["test_id"]}
-    assert len(cold) == len(stored) and {"test_shapes"} == {i["test_id"].split("::")[-1].split("[")[0] for i in second.report["inferences"]}
+        assert len(keys) == len(set(keys)) and all(i["seconds"] > 0 for i in ledger)
+    assert {(i["component"], i["input"]) for i in report["inferences"] if "test_shapes" not in i["test_id"]} <= {(c, i) for c, _, i in stored}
+    assert all("test_shapes" in i["test_id"] for i in second.report["inferences"])
 
     # --awml-rerun-backends: ONNX Runtime runs every input again (the same outputs); the reference is still read
     third = run_awml("--awml-spec", "centerpoint-tiny", "--awml-rerun-backends", "-k", "parity")
     assert third.result.ret == 0
     reran = {(i["component"], i["input"]) for i in third.report["inferences"] if i["target"] == "onnxruntime-cpu-fp32"}
-    assert reran == {(c, i) for c, f, i in stored if f == "backend-outputs"}
+    assert reran == {(c, i) for (c, f, i), a in stored.items() if f == "backend-outputs" and "test_shapes" not in a["test_id"]}
     assert not any(i["target"] == "pytorch-cpu-fp32" for i in third.report["inferences"])
     assert [a for a in third.report["artifacts"] if a["format"] == "backend-outputs"] == []
     errors = lambda run: {(r["test_id"], r["output"]): r["max_abs"] for r in run.report["parity"]}  # noqa: E731
@@ -304,3 +304,17 @@ def test_the_bundle_ships_the_graphs_it_tested(run_awml, pytester):
     from model_specs.centerpoint.autoware import check_bundle
 
     assert check_bundle(pytester.path / "bundle" / "centerpoint-tiny") == []
+
+
+def test_shape_fuzzing_keeps_what_a_later_run_draws_again(run_awml):
+    """The corner sizes, and under the derandomized ci profile every draw, are the same in every run: they are
+    stored and a later run reads them back; the dev profile's draws are new each run and are not stored."""
+    first, again, dev = (run_awml("--awml-spec=centerpoint-tiny", "-k", "test_shapes", f"--awml-hypothesis-profile={profile}")
+                         for profile in ("ci", "ci", "dev"))
+    for run in (first, again, dev):
+        run.result.assert_outcomes(passed=1)
+    kept = lambda run: [a for a in run.report["artifacts"] if a["format"] == "backend-outputs"]  # noqa: E731
+    assert len(kept(first)) == first.report["shapes"][0]["examples"] and not any(a["reused"] for a in kept(first))
+    assert again.report["inferences"] == [] and all(a["reused"] for a in kept(again))
+    assert 0 < len(kept(dev)) < len(kept(first)) and all(a["reused"] for a in kept(dev))  # the corners only
+    assert dev.report["inferences"]  # its draws
