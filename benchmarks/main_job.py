@@ -3,7 +3,8 @@
     python benchmarks/main_job.py [--spec centerpoint] [--keep DIR] [-- extra pytest args]
 
 Runs `pytest --awml-spec <spec>` twice in fresh processes on one artifact folder: cold (empty folder)
-then warm (every export and reference output reused). For each run, the work it could not avoid is
+then warm (every export and stored inference reused: what is left is the latency rounds, and under the
+dev hypothesis profile the shape fuzzing's new draws; pass `-- --awml-hypothesis-profile=ci` for CI's). For each run, the work it could not avoid is
 read back from its own JSON report:
 
 - builds: the build time of every artifact the run built that is not an inference store (ONNX, engines, the
