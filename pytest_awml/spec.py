@@ -342,8 +342,7 @@ def _plain(value: Any, skip: tuple[str, ...] = ()) -> Any:
 
 def source_hash(func: Callable, whole_package: bool = False) -> str:
     """Hash of every ``.py`` file in the package (folder) that defines ``func``; with ``whole_package``, of every
-    one under its top-level package (the code a spec's package imports from its siblings, e.g. shared seeding; for a
-    module that is no package's, its own file)."""
+    one under its top-level package (the code a spec's package imports from its siblings, e.g. shared seeding)."""
     name = getattr(func, "__module__", "") or ""
     module = sys.modules.get(name.split(".")[0] if whole_package else name)
     source = getattr(module, "__file__", None) or (inspect.getsourcefile(func) if inspect.isfunction(func) else None)
@@ -351,9 +350,6 @@ def source_hash(func: Callable, whole_package: bool = False) -> str:
         return "unknown"
     digest = hashlib.sha256()
     folder = Path(source).parent
-    package = module is not None and module.__spec__ is not None and module.__spec__.submodule_search_locations is not None
-    if whole_package and not package:  # a top-level plain module (a user's spec file): its folder is not its package
-        return hashlib.sha256(Path(source).read_bytes()).hexdigest()
     for path in sorted(folder.rglob("*.py") if whole_package else folder.glob("*.py")):
         digest.update(str(path.relative_to(folder)).encode())
         digest.update(path.read_bytes())

@@ -51,7 +51,9 @@ def lines(results: Results, report_path) -> list[str]:
     inferences: dict[tuple[str, ...], list[dict]] = {}
     for a in results.artifacts:
         if "input" in a.get("details", {}):  # one stored inference: shown per component and target, not per input
-            inferences.setdefault((a["spec"], a["component"], a["format"], a["details"].get("target", "?")), []).append(a)
+            group = inferences.setdefault((a["spec"], a["component"], a["format"], a["details"].get("target", "?")), [])
+            if all(other["path"] != a["path"] for other in group):  # under xdist each worker that read it reports it
+                group.append(a)
             continue
         out.append(f"artifact {a['spec']}/{a['component']}/{a['format']}: {_state(a)}: {a['path']}")
     for (spec, component, fmt, target), group in inferences.items():

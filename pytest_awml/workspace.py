@@ -76,6 +76,7 @@ class Memo:
 REFERENCE_FORMAT = "reference-outputs"  # kept across runs, one file per input
 WEIGHTS_FORMAT = "seeded-weights"  # kept across runs
 OUTPUTS_FORMAT = "backend-outputs"  # kept across runs, one file per input (--awml-rerun-backends: not replayed)
+OUTPUT_PREFIX = "output/"  # array names in a stored inference's .npz
 
 
 def content_digest(arrays: Mapping[str, Any]) -> str:
@@ -116,7 +117,7 @@ def outputs_problem(path: Path, names: tuple[str, ...]) -> str | None:
     from elsewhere can carry a corrupt file under a manifest that matches it."""
     try:
         with np.load(path, allow_pickle=False) as stored:
-            missing = [name for name in names if name not in stored.files]
+            missing = [name for name in names if OUTPUT_PREFIX + name not in stored.files]
             if missing:
                 return f"no array {', '.join(missing[:3])}{' …' if len(missing) > 3 else ''}"
             for key in stored.files:
@@ -267,7 +268,7 @@ class Workspace:
 
         def write(path: Path) -> dict:
             computed.append(compute())
-            np.savez(path, **computed[0])
+            np.savez(path, **{OUTPUT_PREFIX + name: value for name, value in computed[0].items()})  # no name clashes with savez's own arguments
             return {"target": target.id, "input": digest}
 
         artifact = self.store.get_or_build(spec=spec.name, component=component.name,
@@ -279,15 +280,16 @@ class Workspace:
         if computed:
             return computed[0]
         with np.load(artifact.path, allow_pickle=False) as stored:
-            return {name: stored[name] for name in component.output_names}
+            return {name: stored[OUTPUT_PREFIX + name] for name in component.output_names}
 
     def _outputs_key(self, spec: ModelSpec, component: Component, target: Target) -> dict[str, str]:
-        """What decides a component's outputs on ``target`` beside the input: the spec and model code, the weights,
-        the target, the file the backend runs, the code that runs it (all of the backend's top-level package), the libraries'
-        versions and the machine."""
+        """What decides a component's outputs on ``target`` beside the input: the spec and all its model code, the
+        weights, the target, the file the backend runs, the code that runs it (this plugin's, and all of the backend's
+        top-level package when that is another), the libraries' versions and the machine."""
         def make() -> dict[str, str]:
             backend = self.plan.backends.get(target.backend)
-            key = {"spec": fingerprint(spec, component), "weights": self.model(spec).weights_sha256, "target": target.id,
+            key = {"spec": fingerprint(spec, component), "model_code": model_code_hash(spec), "weights": self.model(spec).weights_sha256,
+                   "target": target.id, "plugin_code": source_hash(Workspace, whole_package=True),
                    "backend_code": source_hash(type(backend), whole_package=True), "versions": json.dumps(versions(), sort_keys=True),
                    "machine": json.dumps(machine_identity(self.options.physical(target.device)), sort_keys=True)}
             fmt = backend.artifact_format(target.precision)
