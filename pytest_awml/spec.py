@@ -354,9 +354,3 @@ def source_hash(func: Callable, whole_package: bool = False) -> str:
         digest.update(str(path.relative_to(folder)).encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()
-
-
-def model_code_hash(spec: "ModelSpec") -> str:
-    """Hash of all the code ``spec.build_model`` can run from its top-level package: what a stored seeded model
-    is keyed on beside the spec (a change in a shared module changes the weights it makes)."""
-    return source_hash(spec.build_model, whole_package=True)

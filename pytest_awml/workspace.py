@@ -35,7 +35,7 @@ from pytest_awml.pipeline import Pipeline, PipelineSpec
 from pytest_awml.runners.base import Runner, RunnerSource
 from pytest_awml.machine import machine_identity
 from pytest_awml.provenance import versions
-from pytest_awml.spec import Component, ModelSpec, fingerprint, model_code_hash, source_hash
+from pytest_awml.spec import Component, ModelSpec, fingerprint, source_hash
 from pytest_awml.timing import LatencyStats, Rounds, SpanTimer, compute_of, measure_shared, timer_for, warmup_rounds
 
 __all__ = ["Memo", "Workspace", "state_dict_sha256"]  # state_dict_sha256: its home is models.py
@@ -218,7 +218,7 @@ class Workspace:
             return None
 
         artifact = self.store.get_or_build(spec=spec.name, component="model", format=WEIGHTS_FORMAT, filename="seeded.pt",
-                                           key_parts={"spec": fingerprint(spec), "code": model_code_hash(spec), "seed": self.options.seed,
+                                           key_parts={"spec": fingerprint(spec), "code": self._package_code(spec.build_model), "seed": self.options.seed,
                                                       "torch": torch.__version__, "numpy": np.__version__},
                                            build=write, verify=problem)
         self._new_builds.append(artifact)
@@ -282,15 +282,21 @@ class Workspace:
         with np.load(artifact.path, allow_pickle=False) as stored:
             return {name: stored[OUTPUT_PREFIX + name] for name in component.output_names}
 
+    def _package_code(self, obj: Callable) -> str:
+        """The hash of all the code of the top-level package that defines ``obj`` (:func:`source_hash`), read once per
+        session and package: the model's, this plugin's and a backend's (often this plugin again) key stored files."""
+        package = (getattr(obj, "__module__", "") or "").split(".")[0]
+        return self._memo.get(("package code", package), lambda: source_hash(obj, whole_package=True))
+
     def _outputs_key(self, spec: ModelSpec, component: Component, target: Target) -> dict[str, str]:
         """What decides a component's outputs on ``target`` beside the input: the spec and all its model code, the
         weights, the target, the file the backend runs, the code that runs it (this plugin's, and all of the backend's
         top-level package when that is another), the libraries' versions and the machine."""
         def make() -> dict[str, str]:
             backend = self.plan.backends.get(target.backend)
-            key = {"spec": fingerprint(spec, component), "model_code": model_code_hash(spec), "weights": self.model(spec).weights_sha256,
-                   "target": target.id, "plugin_code": source_hash(Workspace, whole_package=True),
-                   "backend_code": source_hash(type(backend), whole_package=True), "versions": json.dumps(versions(), sort_keys=True),
+            key = {"spec": fingerprint(spec, component), "model_code": self._package_code(spec.build_model),
+                   "weights": self.model(spec).weights_sha256, "target": target.id, "plugin_code": self._package_code(Workspace),
+                   "backend_code": self._package_code(type(backend)), "versions": json.dumps(versions(), sort_keys=True),
                    "machine": json.dumps(machine_identity(self.options.physical(target.device)), sort_keys=True)}
             fmt = backend.artifact_format(target.precision)
             if fmt is not None:
