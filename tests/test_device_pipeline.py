@@ -89,6 +89,19 @@ def test_the_pipeline_runs_on_the_device_and_agrees_with_the_cpu(case, precision
     assert all(check.passed for check in checks), [c for c in checks if not c.passed]
 
 
+def test_an_fp16_pipeline_scatters_into_a_half_canvas(case):
+    """The encoder's half pillars go into a half canvas: no full-size cast to float32 and back between the networks."""
+    spec, model, scene = case
+    target = Target("pytorch", Device("cuda", 0), Precision.FP16)
+    runners = {c.name: PyTorchBackend().create_runner(RunnerSource(c.name, c.input_names, c.output_names, c.extract(model), artifact=None),
+                                                      target).open() for c in spec.components}
+    head = runners[spec.components[1].name]
+    seen, run = [], head.run_tensors
+    head.run_tensors = lambda inputs: (seen.append(inputs["spatial_features"].dtype), run(inputs))[1]
+    spec.pipeline.build(model, runners)(scene)
+    assert seen == [torch.float16]
+
+
 def test_the_graphed_preprocess_is_the_eager_one_replayed(case):
     """One CUDA graph per padded frame shape: the same pillars as the eager path, bit for bit; frames of other
     shapes get their own graph (two kept), a repeated frame replays, a stream's past sweep comes from the device."""

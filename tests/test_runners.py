@@ -137,3 +137,19 @@ def test_the_session_cache_opens_what_it_hands_out_and_closes_it_at_the_end(tmp_
     assert not any(r.is_open for r in runners)
     loaded = load(toy.SPEC, options)
     assert len(component_inputs(loaded, component)) == options.samples
+
+
+@pytest.mark.parametrize("precision, dtype", [("fp32", torch.float32), ("fp16", torch.float16)])
+def test_run_tensors_answers_in_the_dtype_the_runner_computes(precision, dtype):
+    """A pipeline's next stage reads the runner's own dtype: a float32 contract would cast a full-size canvas
+    to float32 and back to half between two fp16 networks on every call. Inputs come in any float dtype."""
+    torch.manual_seed(0)
+    module = torch.nn.Linear(4, 3)
+    target = Target.parse(f"pytorch-cpu-{precision}")  # fp16 on a CPU only for this runner-level check
+    runner = PyTorchBackend().create_runner(RunnerSource("c", ("x",), ("y",), module, artifact=None), target)
+    x = torch.randn(5, 4)
+    with runner:
+        out = runner.run_tensors({"x": x})["y"]
+        again = runner.run_tensors({"x": x.to(dtype)})["y"]
+    expected = module.to(dtype)(x.to(dtype)).detach()
+    assert out.dtype == dtype and torch.equal(out, expected) and torch.equal(again, expected)

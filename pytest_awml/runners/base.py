@@ -127,8 +127,14 @@ class Runner(ABC):
         return self.fetch(self.execute(self.prepare(inputs)))
 
     def run_tensors(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
-        """Device-resident call for pipelines: torch tensors on the runner's device in, float32 torch
-        tensors on it out, so that the stages around the model never copy to the host.
+        """Device-resident call for pipelines: torch tensors on the runner's device in (floating ones in any
+        float dtype: the runner casts them to its own), torch tensors on it out, so that the stages around the
+        model never copy to the host.
+
+        Outputs come in the dtype the runner computed them in (float16 from a half module or engine, float32
+        otherwise): a stage that fills the next network's input from them (a canvas) makes it in that dtype, and
+        a caller that needs float32 casts what it reads. A float32 contract would cast a full-size feature map
+        to float32 and back to half between two fp16 networks on every call.
 
         This fallback goes through ``run`` (a host round trip) and serves any runtime; runners that can
         read and write device memory (PyTorch, ONNX Runtime's CUDA providers, TensorRT) override it.

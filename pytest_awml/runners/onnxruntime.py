@@ -130,9 +130,10 @@ class OnnxRuntimeGpuRunner(OnnxRuntimeRunner):
         return {name: np.asarray(value) for name, value in zip(self.output_names, raw.copy_outputs_to_cpu())}
 
     def run_tensors(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
-        """IO binding on torch's device memory: inputs read in place, outputs written into tensors sized
-        from the spec's dims. ONNX Runtime runs on a stream of its own, so torch's queued work (which
-        produced the inputs) is waited for first."""
+        """IO binding on torch's device memory: float32 inputs read in place (others cast first: the graph's
+        inputs and outputs are float32 at every precision), outputs written into float32 tensors sized from
+        the spec's dims. ONNX Runtime runs on a stream of its own, so torch's queued work (which produced the
+        inputs) is waited for first."""
         import torch
 
         self.check(inputs)
@@ -141,7 +142,7 @@ class OnnxRuntimeGpuRunner(OnnxRuntimeRunner):
         shapes = {name: tuple(tensor.shape) for name, tensor in inputs.items()}
         outputs = {name: torch.empty(shape, dtype=torch.float32, device=device)
                    for name, shape in plan_output_shapes(self.input_specs, self.output_specs, shapes).items()}
-        contiguous = {name: tensor.contiguous() for name, tensor in inputs.items()}
+        contiguous = {name: tensor.to(torch.float32).contiguous() for name, tensor in inputs.items()}
         torch.cuda.current_stream(device).synchronize()
         binding = self._session.io_binding()
         for name, tensor in contiguous.items():

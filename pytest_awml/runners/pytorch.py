@@ -48,12 +48,12 @@ class PyTorchRunner(Runner):
         )
 
     def run_tensors(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
-        """The module on device tensors: no copy, the precision's dtype in, float32 out."""
+        """The module on device tensors: no copy, the precision's dtype in and out (see :meth:`Runner.run_tensors`)."""
         self.check(inputs)
         self.open()
         prepared = tuple(inputs[name].to(self._dtype) if inputs[name].is_floating_point() else inputs[name]
                          for name in self._input_names)
-        return {name: value.float() for name, value in zip(self.output_names, self._outputs(self.execute(prepared)))}
+        return dict(zip(self.output_names, self._outputs(self.execute(prepared))))
 
     def _outputs(self, raw: Any) -> tuple:
         import torch

@@ -102,7 +102,7 @@ class TensorRTRunner(Runner):
 
     def run_tensors(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
         """Device tensors straight in (cast to the engine's types on its stream, after torch's queued work)
-        and float32 tensors out, still on the device."""
+        and out in the engine's output types, still on the device."""
         import torch
 
         self.check(inputs)
@@ -111,7 +111,7 @@ class TensorRTRunner(Runner):
         with torch.cuda.stream(self._stream):
             prepared = {name: tensor.to(self._dtypes[name]).contiguous() for name, tensor in inputs.items()}
             outputs = self.execute(prepared)
-            result = {name: outputs[name].float() for name in self.output_names}
+            result = {name: outputs[name] for name in self.output_names}
         torch.cuda.current_stream(self._device).wait_stream(self._stream)
         return result
 
