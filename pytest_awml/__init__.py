@@ -16,7 +16,7 @@ from pytest_awml.errors import (
     SpecError,
     ToleranceExceeded,
 )
-from pytest_awml.spec import Component, Dim, LatencySettings, ModelSpec, OnnxOptions, TensorSpec, Tolerance
+from pytest_awml.spec import Component, Dim, FedBy, LatencySettings, ModelSpec, OnnxOptions, TensorSpec, Tolerance
 
 __all__ = [
     "ArtifactError",
@@ -28,6 +28,7 @@ __all__ = [
     "DataError",
     "Dim",
     "ExportError",
+    "FedBy",
     "LatencyBudgetExceeded",
     "LatencySettings",
     "ModelSpec",

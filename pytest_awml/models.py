@@ -11,7 +11,7 @@ import hashlib
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -101,16 +101,21 @@ def to_numpy(value) -> np.ndarray:
     raise DataError(f"an input is a {type(value).__name__}; make_inputs must return torch tensors or numpy arrays")
 
 
-def component_inputs(loaded: LoadedModel, component: Component) -> list[dict[str, np.ndarray]]:
-    """The component's named inputs for every sample, checked against its TensorSpecs."""
+def component_inputs(loaded: LoadedModel, component: Component,
+                     upstream: Sequence[Mapping[str, np.ndarray]] | None = None) -> list[dict[str, np.ndarray]]:
+    """The component's named inputs for every sample, checked against its TensorSpecs: from ``make_inputs``, or
+    with ``upstream`` (the outputs of the component it is fed by, one per sample) from ``fed_by.make``."""
     import torch
 
+    made_by = "make_inputs" if upstream is None else "fed_by.make"
     result = []
     with torch.inference_mode():
         for index, sample in enumerate(loaded.samples):
-            named = {name: to_numpy(v) for name, v in component.make_inputs(loaded.model, sample).items()}
+            made = (component.make_inputs(loaded.model, sample) if upstream is None
+                    else component.fed_by.make(loaded.model, sample, upstream[index]))
+            named = {name: to_numpy(v) for name, v in made.items()}
             problem = feed_problem(component.inputs, named)
             if problem:
-                raise DataError(f"{loaded.spec.name}/{component.name}, sample {index} from make_inputs: {problem}")
+                raise DataError(f"{loaded.spec.name}/{component.name}, sample {index} from {made_by}: {problem}")
             result.append(named)
     return result

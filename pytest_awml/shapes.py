@@ -55,9 +55,22 @@ def shape_for(tensor: TensorSpec, sizes: Mapping[str, int]) -> tuple[int, ...]:
 
 
 def random_feed(tensors: Sequence[TensorSpec], sizes: Mapping[str, int], seed: int) -> dict[str, np.ndarray]:
-    """Seeded standard-normal inputs of the given sizes (shape tests probe shapes, not realism)."""
+    """Seeded standard-normal inputs of the given sizes (shape tests probe shapes, not realism). float32 and
+    float64 are drawn in their own dtype: a float32 draw is 3.5 x faster than a float64 one cast (a 96 000-pillar
+    feed: 0.3 s against 1.06 s)."""
     rng = np.random.default_rng(seed)
-    return {t.name: rng.standard_normal(shape_for(t, sizes)).astype(t.dtype) for t in tensors}
+    return {t.name: _standard_normal(rng, shape_for(t, sizes), np.dtype(t.dtype)) for t in tensors}
+
+
+def _standard_normal(rng: np.random.Generator, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    if dtype in (np.dtype(np.float32), np.dtype(np.float64)):
+        return rng.standard_normal(shape, dtype=dtype)
+    return rng.standard_normal(shape).astype(dtype)
+
+
+def zero_feed(tensors: Sequence[TensorSpec], sizes: Mapping[str, int]) -> dict[str, np.ndarray]:
+    """Zeros of the given sizes: for feeds whose shape alone is judged (refused sizes), none is drawn."""
+    return {t.name: np.zeros(shape_for(t, sizes), dtype=t.dtype) for t in tensors}
 
 
 def hypothesis_settings(profile: str, database_dir: Path):

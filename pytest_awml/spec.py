@@ -55,13 +55,26 @@ def _frozen_table(table: ToleranceTable) -> ToleranceTable:
 
 
 @dataclass(frozen=True)
+class FedBy:
+    """A component's inputs made from another component's outputs on the same sample: ``make(model, sample,
+    outputs)`` gets the upstream component's reference outputs (PyTorch CPU fp32, NumPy, by output name), which a
+    session computes once and stores for that component's own parity. A backbone whose input is scattered from an
+    encoder's pillars so reuses the encoder's inference instead of running the encoder again for every sample."""
+
+    component: str  # the upstream component: another of the same spec's components (or bundle components)
+    make: Callable[[Any, Any, Mapping[str, Any]], Mapping[str, Any]]
+
+
+@dataclass(frozen=True)
 class Component:
     """One exportable part of a model.
 
     ``extract(model)`` returns the ``nn.Module`` to export; its ``forward`` takes the inputs in
     ``inputs`` order and returns the outputs in ``outputs`` order. ``make_inputs(model, sample)``
     turns one of the spec's samples into this component's named input tensors (CPU, fp32): it is
-    where model-specific preprocessing (voxelization, scatter…) lives. ``plugins`` names the TensorRT
+    where model-specific preprocessing (voxelization, scatter…) lives. ``fed_by`` (optional) says how the
+    same inputs are made from another component's outputs (:class:`FedBy`); a session then makes them so, and
+    ``make_inputs`` stays the standalone definition. ``plugins`` names the TensorRT
     plugin ops the exported graph carries (a detector exported with its NMS ends in EfficientNMS_TRT): the
     export checks the graph holds exactly those, and backends or builders without them skip its tests.
     """
@@ -77,6 +90,7 @@ class Component:
     drift: Mapping[str, Tolerance] = field(default_factory=lambda: {ANY_OUTPUT: Tolerance(atol=1e-5, rtol=1e-5)})
     trend: TrendSettings = TrendSettings()
     plugins: tuple[str, ...] = ()
+    fed_by: FedBy | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "plugins", tuple(self.plugins))
@@ -242,6 +256,7 @@ def validate(spec: Any, origin: str = "") -> "ModelSpec":
                 problems = t.problems()
                 if problems:
                     fail(f"{where}.{role}[{t.name!r}]", "; ".join(problems), "fix the shape: ints > 0 or Dim(name, min, opt, max)")
+        _validate_fed_by(fail, where, comp, spec.components if any(c is comp for c in spec.components) else spec.bundle_components)
         _validate_dims(fail, where, comp)
         _validate_tolerances(fail, where, comp)
         _validate_drift(fail, where, comp)
@@ -258,6 +273,24 @@ def validate(spec: Any, origin: str = "") -> "ModelSpec":
             fail(f"checks[{getattr(check, '__name__', check)}]", "; ".join(problems),
                  "make the declared shapes agree with the model's configuration")
     return spec
+
+
+def _validate_fed_by(fail, where: str, comp: Component, group: tuple[Component, ...]) -> None:
+    """``fed_by`` names another component of the same group, and following the links never comes back."""
+    if comp.fed_by is None:
+        return
+    if not isinstance(comp.fed_by, FedBy) or not callable(comp.fed_by.make):
+        fail(f"{where}.fed_by", "is not a FedBy with a callable make", "use pytest_awml.spec.FedBy(component, make)")
+    names = {c.name: c for c in group}
+    seen, link = {comp.name}, comp.fed_by
+    while link is not None:
+        if link.component not in names:
+            fail(f"{where}.fed_by", f"names {link.component!r}, which is not a component beside it ({', '.join(sorted(names))})",
+                 "name the component whose outputs make these inputs")
+        if link.component in seen:
+            fail(f"{where}.fed_by", f"leads back to {link.component!r}", "feed a component from one upstream of it, without a loop")
+        seen.add(link.component)
+        link = names[link.component].fed_by
 
 
 def _validate_dims(fail, where: str, comp: Component) -> None:

@@ -230,23 +230,39 @@ class Workspace:
         return notes
 
     def inputs(self, spec: ModelSpec, component: Component) -> list[dict[str, np.ndarray]]:
-        return self._memo.get(("inputs", spec.name, component.name), lambda: models.component_inputs(self.model(spec), component))
+        """The component's inputs for the session's samples; a component ``fed_by`` another is fed that one's
+        reference outputs (:meth:`reference`: computed once, stored, in the ledger), not a second run of it."""
+        def make() -> list[dict[str, np.ndarray]]:
+            if component.fed_by is None:
+                return models.component_inputs(self.model(spec), component)
+            upstream = self.reference(spec, spec.component(component.fed_by.component))
+            return models.component_inputs(self.model(spec), component, upstream)
+
+        return self._memo.get(("inputs", spec.name, component.name), make)
 
     def reference(self, spec: ModelSpec, component: Component) -> list[dict[str, np.ndarray]]:
         """PyTorch CPU fp32 outputs of the very module that is exported, for the session's inputs."""
         return self.outputs(spec, component, REFERENCE)
 
+    def input_digests(self, spec: ModelSpec, component: Component) -> list[str]:
+        """The :func:`content_digest` of each of the session's inputs, hashed once for every target (a full-size
+        canvas is 266 MB: 0.14 s a hash)."""
+        return self._memo.get(("input digests", spec.name, component.name),
+                              lambda: [content_digest(sample) for sample in self.inputs(spec, component)])
+
     def outputs(self, spec: ModelSpec, component: Component, target: Target) -> list[dict[str, np.ndarray]]:
         """The component's outputs on ``target`` for the session's inputs (see :meth:`run`)."""
-        return [self.run(spec, component, target, sample) for sample in self.inputs(spec, component)]
+        return [self.run(spec, component, target, sample, digest=digest)
+                for sample, digest in zip(self.inputs(spec, component), self.input_digests(spec, component))]
 
     def run(self, spec: ModelSpec, component: Component, target: Target, inputs: Mapping[str, np.ndarray], *,
-            keep: bool = True) -> dict[str, np.ndarray]:
+            keep: bool = True, digest: str | None = None) -> dict[str, np.ndarray]:
         """One inference, made once per session for the same component, target and input content, and
         shared by every test that needs it (parity, pipelines, drift, metrics). With ``keep`` it is kept in
         the store too (:meth:`_kept`): xdist workers and later runs read it instead of computing it again.
-        Inputs drawn afresh every run (shape fuzzing) pass ``keep=False``: they would only fill the store."""
-        digest = content_digest(inputs)
+        Inputs drawn afresh every run (shape fuzzing) pass ``keep=False``: they would only fill the store.
+        ``digest``: the inputs' :func:`content_digest`, when the caller has it already (the same feed on two targets)."""
+        digest = content_digest(inputs) if digest is None else digest
 
         def compute() -> dict[str, np.ndarray]:
             return self.ledgered(spec, component, target, digest, lambda: self.runner(spec, component, target).run(inputs))

@@ -7,10 +7,14 @@ import numpy as np
 import pytest
 import torch
 
+import toy
 from model_specs.centerpoint.config import FULL, TINY
 from model_specs.centerpoint.model import BackboneNeckHeadExport, CenterPoint, VoxelEncoderExport, seeded, upsample_layer
 from model_specs.centerpoint.scene import SceneConfig, Sweep, make_scene, translation
+from model_specs.centerpoint.spec import TINY_SPEC
 from model_specs.centerpoint.voxelize import decorate, densify, scatter, voxelize
+from pytest_awml.artifacts import ArtifactStore
+from pytest_awml.workspace import Workspace
 
 
 def test_state_dict_keys_are_mmdet3d_s():
@@ -172,3 +176,22 @@ def test_seeded_weights_give_non_trivial_heads():
     assert all(h.std() > 0.05 for h in heads)  # activations keep their scale through the network
     assert torch.equal(seeded(TINY, 0).state_dict()["pts_backbone.blocks.0.0.weight"], model.state_dict()["pts_backbone.blocks.0.0.weight"])
     assert not torch.equal(seeded(TINY, 1).state_dict()["pts_backbone.blocks.0.0.weight"], model.state_dict()["pts_backbone.blocks.0.0.weight"])
+
+
+def test_the_canvas_a_session_feeds_the_backbone_is_the_standalone_one(tmp_path):
+    """The backbone is fed by the encoder's reference outputs (FedBy), not by a second encoder run: the canvas is
+    the one its standalone make_inputs makes, bit for bit (the bundle's head: from the padded encoder's rows)."""
+    workspace = Workspace(toy.plan(tmp_path, specs=(TINY_SPEC,)), ArtifactStore(tmp_path))
+    loaded = workspace.model(TINY_SPEC)
+    for head in (TINY_SPEC.components[1], TINY_SPEC.bundle_components[1]):
+        assert head.fed_by is not None
+        fed = workspace.inputs(TINY_SPEC, head)
+        with torch.inference_mode():
+            standalone = [head.make_inputs(loaded.model, sample)["spatial_features"].numpy() for sample in loaded.samples]
+        assert len(fed) == len(standalone) == 2
+        for got, want in zip(fed, standalone):
+            assert np.count_nonzero(want) > 1000
+            if head is TINY_SPEC.components[1]:
+                assert np.array_equal(got["spatial_features"], want)
+            else:  # the padded encoder's rows: the same pillars through a matrix product of more rows
+                np.testing.assert_allclose(got["spatial_features"], want, rtol=1e-6, atol=1e-6)

@@ -188,8 +188,9 @@ def test_same_run_ratio_and_stage_share_budgets(run_awml, pytester):
     assert "test_latency[centerpoint-tiny/pts_voxel_encoder/pytorch-cpu-fp32]" not in text  # the baseline was measured on demand
 
 
-def test_rounds_timed_elsewhere_become_pytest_benchmarks_own(pytester):
+def test_rounds_timed_elsewhere_become_pytest_benchmarks_own(pytester, monkeypatch):
     """record_rounds uses pytest-benchmark internals (it has no public call for rounds it did not time): pinned here."""
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)  # under -n, pytest-benchmark would disable itself in the child
     pytester.makepyfile(test_rounds="""
 from pytest_awml.timing import record_rounds
 

@@ -168,7 +168,7 @@ def test_a_bad_spec_field_stops_collection_naming_it(run_awml, pytester):
         from model_specs.centerpoint.spec import TINY_SPEC
         from pytest_awml.spec import Tolerance
 
-        comp = dataclasses.replace(TINY_SPEC.components[1], tolerances={"fp32": {"hetmap": Tolerance(1e-4)}})
+        comp = dataclasses.replace(TINY_SPEC.components[1], tolerances={"fp32": {"hetmap": Tolerance(1e-4)}}, fed_by=None)
         SPEC = dataclasses.replace(TINY_SPEC, name="bad", components=(comp,))
     """))
     run = run_awml("--awml-spec", "bad_spec.py")

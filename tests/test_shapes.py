@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import given
 
-from pytest_awml.shapes import (PROFILES, corner_sizes, feed_problem, hypothesis_settings, out_of_range_sizes, random_feed,
+from pytest_awml.shapes import (PROFILES, corner_sizes, feed_problem, hypothesis_settings, out_of_range_sizes, random_feed, zero_feed,
                                 shape_for, sizes_strategy)
 from pytest_awml.spec import Dim, TensorSpec
 
@@ -33,6 +33,13 @@ def test_random_feeds_are_seeded_and_typed():
     a, b = random_feed([X, Y], sizes, seed=1), random_feed([X, Y], sizes, seed=1)
     assert a["x"].shape == (6, 3, 2) and a["x"].dtype == np.float32 and a["y"].dtype == np.int64
     assert np.array_equal(a["x"], b["x"]) and not np.array_equal(a["x"], random_feed([X], sizes, seed=2)["x"])
+    assert a["x"].std() > 0.5 and a["y"].dtype == np.int64  # drawn, in each tensor's own dtype
+
+
+def test_refused_feeds_are_zeros_of_the_sizes():
+    feed = zero_feed([X, Y], {"n": 9, "m": 4})
+    assert feed["x"].shape == (9, 3, 4) and feed["x"].dtype == np.float32 and feed["y"].dtype == np.int64
+    assert not feed["x"].any() and feed_problem([X, Y], feed) is not None
 
 
 @given(sizes_strategy([N, M]))

@@ -50,7 +50,7 @@ def test_duplicate_components_and_empty_specs():
 
 def test_partial_tolerances_need_a_default():
     comp = TINY_SPEC.components[1]
-    bad = dataclasses.replace(comp, tolerances={"fp32": {"heatmap": Tolerance(1e-4)}})
+    bad = dataclasses.replace(comp, tolerances={"fp32": {"heatmap": Tolerance(1e-4)}}, fed_by=None)  # alone in the spec
     with pytest.raises(SpecError, match="covers no tolerance for dim, height, reg, rot, vel"):
         validate(dataclasses.replace(TINY_SPEC, components=(bad,)))
 

@@ -12,8 +12,9 @@ import toy
 from pytest_awml.artifacts import ArtifactStore
 from pytest_awml.builders import ArtifactBuilder
 from pytest_awml.device import REFERENCE, Target
-from pytest_awml.errors import AwmlError, ExportError
+from pytest_awml.errors import AwmlError, ExportError, SpecError
 from pytest_awml.limits import LatencySettings
+from pytest_awml.spec import FedBy, validate
 from pytest_awml import workspace as workspace_module
 from pytest_awml.workspace import OUTPUTS_FORMAT, Memo, Workspace
 
@@ -140,3 +141,37 @@ def test_a_backend_s_outputs_are_replayed_only_while_nothing_that_decides_them_c
         assert not any(a.reused for a in stored) and len(ran) == len(stored), name
     _, stored, ran = session(rerun_backends=True)
     assert stored == [] and len(ran) == len(first)
+
+
+def test_a_component_fed_by_another_reads_its_reference_outputs_and_never_runs_it_again(tmp_path):
+    """The head's inputs come from the encoder's reference outputs, the very ones the encoder's parity reads: one
+    inference per sample in the ledger, and the standalone ``make_inputs`` (which runs the encoder) is not called."""
+    enc, head = toy.SPEC.components
+
+    def standalone(model, sample):
+        raise AssertionError("make_inputs ran: the encoder would run a second time")
+
+    fed = dataclasses.replace(head, make_inputs=standalone,
+                              fed_by=FedBy("enc", lambda model, sample, outputs: {"f": torch.from_numpy(outputs["y"][:1])}))
+    spec = dataclasses.replace(toy.SPEC, components=(enc, fed))
+    workspace = Workspace(toy.plan(tmp_path, specs=(spec,)), ArtifactStore(tmp_path))
+    references = workspace.reference(spec, enc)
+    inputs = workspace.inputs(spec, fed)
+    model = workspace.model(spec).model
+    with torch.no_grad():
+        expected = [head.make_inputs(model, sample)["f"].numpy() for sample in workspace.model(spec).samples]
+    assert len(inputs) == 2 and all(np.array_equal(i["f"], e) for i, e in zip(inputs, expected))
+    assert all(np.array_equal(i["f"], r["y"][:1]) for i, r in zip(inputs, references))
+    assert [(e["component"], e["target"]) for e in workspace.drain_inferences()] == [("enc", REFERENCE.id)] * 2
+
+
+@pytest.mark.parametrize("upstream, problem", [("nope", "names 'nope', which is not a component beside it"),
+                                               ("head", "leads back to 'head'")])
+def test_fed_by_must_name_another_component_without_a_loop(upstream, problem):
+    enc, head = toy.SPEC.components
+    fed = dataclasses.replace(head, fed_by=FedBy(upstream, lambda model, sample, outputs: {}))
+    with pytest.raises(SpecError, match=problem):
+        validate(dataclasses.replace(toy.SPEC, components=(enc, fed)))
+    looped = dataclasses.replace(enc, fed_by=FedBy("head", lambda model, sample, outputs: {}))
+    with pytest.raises(SpecError, match="leads back to 'enc'"):
+        validate(dataclasses.replace(toy.SPEC, components=(looped, dataclasses.replace(head, fed_by=FedBy("enc", lambda m, s, o: {})))))

@@ -9,7 +9,9 @@ from __future__ import annotations
 import dataclasses
 import math
 from pathlib import Path
+from typing import Mapping
 
+import numpy as np
 import torch
 
 from model_specs.centerpoint import data
@@ -25,7 +27,7 @@ from model_specs.centerpoint.voxelize import decorate, densify, scatter, voxeliz
 from pytest_awml.errors import ArtifactError
 from pytest_awml.metric import MetricSpec
 from pytest_awml.pipeline import PipelineSpec
-from pytest_awml.spec import Component, Dim, LatencySettings, ModelSpec, OnnxOptions, TensorSpec, Tolerance
+from pytest_awml.spec import Component, Dim, FedBy, LatencySettings, ModelSpec, OnnxOptions, TensorSpec, Tolerance
 
 # fp32 parity: ONNX Runtime's kernels sum in another order than PyTorch's over 20+ layers. Measured
 # on the full model (3 scenes): max_abs ≤ 1.1e-4, smallest passing atol 6e-5; 3e-4 leaves ~5x
@@ -104,11 +106,22 @@ def _encoder_inputs(cfg: CenterPointConfig):
     return make_inputs
 
 
+def _backbone_feed(cfg: CenterPointConfig):
+    """The canvas from the encoder's pillars: the sample's voxels' coordinates place them (a padded encoder's
+    rows past the voxels are never scattered)."""
+    def make(model: CenterPoint, sample: Scene, encoder: Mapping[str, np.ndarray]) -> dict[str, torch.Tensor]:
+        coors = voxelize(densify(sample.sweeps, cfg), cfg).coors
+        pillars = torch.as_tensor(encoder["pillar_features"])[: coors.shape[0]]
+        return {"spatial_features": scatter(pillars, coors, cfg)}
+
+    return make
+
+
 def _backbone_inputs(cfg: CenterPointConfig):
+    """Standalone: the encoder run here; a session feeds the encoder's reference outputs instead (``FedBy``)."""
     def make_inputs(model: CenterPoint, sample: Scene) -> dict[str, torch.Tensor]:
-        voxels = voxelize(densify(sample.sweeps, cfg), cfg)
-        pillars = model.pts_voxel_encoder(decorate(voxels, cfg))
-        return {"spatial_features": scatter(pillars, voxels.coors, cfg)}
+        pillars = model.pts_voxel_encoder(_encoder_inputs(cfg)(model, sample)["input_features"])
+        return _backbone_feed(cfg)(model, sample, {"pillar_features": pillars})
 
     return make_inputs
 
@@ -238,8 +251,8 @@ def make_spec(name: str, cfg: CenterPointConfig, scene: SceneConfig, encoder_lat
                          outputs=(TensorSpec("pillar_features", (dim, 1, cfg.pfn_channels[-1])),),
                          tolerances=tolerances, onnx=onnx, latency=encoder_latency)
 
-    def head(component: str, extract, options: OnnxOptions) -> Component:
-        return Component(name=component, extract=extract, make_inputs=_backbone_inputs(cfg),
+    def head(component: str, extract, options: OnnxOptions, encoder: str) -> Component:
+        return Component(name=component, extract=extract, make_inputs=_backbone_inputs(cfg), fed_by=FedBy(encoder, _backbone_feed(cfg)),
                          inputs=(TensorSpec("spatial_features", (1, cfg.pfn_channels[-1], ny, nx)),),
                          outputs=tuple(TensorSpec(h, (1, channels, hy, hx)) for h, channels in cfg.heads),
                          tolerances=tolerances, onnx=options, latency=backbone_latency)
@@ -267,10 +280,10 @@ def make_spec(name: str, cfg: CenterPointConfig, scene: SceneConfig, encoder_lat
         checkpoint_hints=_hints(cfg),
         configure=configure,
         components=(encoder("pts_voxel_encoder", voxels, _encoder_inputs(cfg)),
-                    head("pts_backbone_neck_head", BackboneNeckHeadExport, onnx)),
+                    head("pts_backbone_neck_head", BackboneNeckHeadExport, onnx, "pts_voxel_encoder")),
         bundle=_bundle(cfg, settings),
         bundle_components=(encoder(BUNDLE_ENCODER, fixed, _bundle_encoder_inputs(cfg)),
-                           head(BUNDLE_HEAD, _y_axis_head, dataclasses.replace(onnx, metadata=(("rot_y_axis_reference", "true"),)))),
+                           head(BUNDLE_HEAD, _y_axis_head, dataclasses.replace(onnx, metadata=(("rot_y_axis_reference", "true"),)), BUNDLE_ENCODER)),
         bundle_pipeline=PipelineSpec(build=_bundle_pipeline(cfg, settings), compare=comparator(settings.default_confidence, BOX_LIMITS),
                                      latency=backbone_latency, min_compared=MIN_MATCHED_BOXES,
                                      stage_components={"voxel_encoder": BUNDLE_ENCODER, "backbone_head": BUNDLE_HEAD}),
