@@ -4,7 +4,6 @@ which worker this process is decides which GPU it uses."""
 
 from __future__ import annotations
 
-
 import dataclasses
 import os
 from dataclasses import dataclass

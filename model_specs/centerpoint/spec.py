@@ -106,13 +106,16 @@ def _encoder_inputs(cfg: CenterPointConfig):
     return make_inputs
 
 
+def _canvas(pillars, coors: torch.Tensor, cfg: CenterPointConfig) -> dict[str, torch.Tensor]:
+    """The backbone's input: the encoder's pillars placed at their voxels' coordinates (a padded encoder's rows
+    past the voxels are never scattered)."""
+    return {"spatial_features": scatter(torch.as_tensor(pillars)[: coors.shape[0]], coors, cfg)}
+
+
 def _backbone_feed(cfg: CenterPointConfig):
-    """The canvas from the encoder's pillars: the sample's voxels' coordinates place them (a padded encoder's
-    rows past the voxels are never scattered)."""
+    """The canvas from the encoder's outputs on the sample (``FedBy``): only the voxels' coordinates are made here."""
     def make(model: CenterPoint, sample: Scene, encoder: Mapping[str, np.ndarray]) -> dict[str, torch.Tensor]:
-        coors = voxelize(densify(sample.sweeps, cfg), cfg).coors
-        pillars = torch.as_tensor(encoder["pillar_features"])[: coors.shape[0]]
-        return {"spatial_features": scatter(pillars, coors, cfg)}
+        return _canvas(encoder["pillar_features"], voxelize(densify(sample.sweeps, cfg), cfg).coors, cfg)
 
     return make
 
@@ -120,8 +123,8 @@ def _backbone_feed(cfg: CenterPointConfig):
 def _backbone_inputs(cfg: CenterPointConfig):
     """Standalone: the encoder run here; a session feeds the encoder's reference outputs instead (``FedBy``)."""
     def make_inputs(model: CenterPoint, sample: Scene) -> dict[str, torch.Tensor]:
-        pillars = model.pts_voxel_encoder(_encoder_inputs(cfg)(model, sample)["input_features"])
-        return _backbone_feed(cfg)(model, sample, {"pillar_features": pillars})
+        voxels = voxelize(densify(sample.sweeps, cfg), cfg)
+        return _canvas(model.pts_voxel_encoder(decorate(voxels, cfg)), voxels.coors, cfg)
 
     return make_inputs
 
