@@ -158,3 +158,21 @@ def test_a_frame_with_more_voxels_than_its_graph_holds_is_captured_again(case):
     with graphed(frame(scene.sweeps, cfg, CUDA)) as (features, coors):
         assert torch.equal(coors, voxels.coors)
         assert next(iter(graphed._graphs.values())).capacity >= voxels.coors.shape[0]
+
+
+def test_the_stages_add_up_to_the_call(case):
+    """One CUDA event per stage boundary: the stages cover the call on the device's clock, gaps included (a stage
+    starts where the one before it ended), so their sum is the call's span up to the host's first record."""
+    spec, model, scene = case
+    target = Target("pytorch", Device("cuda", 0), Precision.FP32)
+    runners = {c.name: PyTorchBackend().create_runner(RunnerSource(c.name, c.input_names, c.output_names, c.extract(model), artifact=None),
+                                                      target).open() for c in spec.components}
+    pipeline = spec.pipeline.build(model, runners)
+    pipeline(scene)  # capture the pre-processing's graph outside the measured call
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    stages = pipeline(scene).stages_ms
+    end.record()
+    end.synchronize()
+    call = start.elapsed_time(end)
+    assert 0.9 * call <= sum(stages.values()) <= call

@@ -63,6 +63,28 @@ def test_decode_undoes_the_autoware_convention():
     np.testing.assert_allclose(decode(autoware, TINY, rot_y_axis_reference=True).boxes, decode(heads, TINY).boxes, atol=1e-6)
 
 
+def test_decode_takes_the_top_k_of_the_logits_and_casts_half_heads_after_the_gather():
+    """The top-k cells are those of the highest probabilities (sigmoid is increasing), ordered by logit where sigmoid
+    rounds two logits to one float32 (past ~17 both are 1.0); a half head decodes as the same values in float32,
+    since the cast after the gather is exact; the decoded maps are every cell's."""
+    rng = np.random.default_rng(0)
+    heads = _heads([(c, int(y), int(x), float(v)) for c, y, x, v in
+                    zip(rng.integers(0, 5, 300), rng.integers(0, H, 300), rng.integers(0, W, 300), rng.normal(0, 8, 300).clip(-15, 15))])
+    heads["heatmap"][0, 0, 0, 0], heads["heatmap"][0, 0, 0, 1] = 30.0, 20.0  # both sigmoid to 1.0 in float32, the rest below
+    d = decode(heads, TINY)
+    probabilities = torch.sigmoid(torch.from_numpy(heads["heatmap"][0])).numpy()
+    top = np.sort(probabilities.reshape(-1))[::-1][: TINY.max_detections_pre_nms]
+    # sigmoid of a few logits against that of the whole map: CPU kernels may round a tail element apart by an ulp
+    np.testing.assert_allclose(np.sort(d.candidate_scores)[::-1], top, rtol=1e-6)
+    assert d.candidate_cells[:2].tolist() == [[0, 0, 0], [0, 0, 1]] and d.candidate_scores[0] == d.candidate_scores[1] == 1.0
+    np.testing.assert_allclose(d.probabilities, probabilities, rtol=1e-6)
+    half = {name: value.astype(np.float16) for name, value in heads.items()}
+    as_float = decode({name: value.astype(np.float32) for name, value in half.items()}, TINY)
+    from_half = decode({name: torch.from_numpy(value) for name, value in half.items()}, TINY)
+    for field in ("boxes", "scores", "labels", "candidate_scores", "probabilities", "sizes", "yaws"):
+        np.testing.assert_array_equal(getattr(from_half, field), getattr(as_float, field))
+
+
 def test_circle_nms_compares_the_squared_distance_as_mmdet3d_does():
     centres = torch.tensor([[0.0, 0.0], [0.9, 0.0], [5.0, 0.0], [6.1, 0.0]])
     scores = torch.tensor([0.9, 0.8, 0.7, 0.6])

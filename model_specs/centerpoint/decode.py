@@ -10,6 +10,7 @@ publishes it; mmdet3d's ``predict_by_feat`` reports the bottom face (``z - heigh
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Callable
 
 import numpy as np
 import torch
@@ -92,39 +93,49 @@ def as_tensors(heads) -> dict[str, torch.Tensor]:
             for name, value in heads.items()}
 
 
+def in_place(heads) -> dict[str, torch.Tensor]:
+    """Head outputs as tensors where they are and in their own dtype: NumPy arrays become CPU tensors (no copy)."""
+    return {name: value if isinstance(value, torch.Tensor) else torch.from_numpy(np.asarray(value)) for name, value in heads.items()}
+
+
 def decode(heads, cfg: CenterPointConfig, rot_y_axis_reference: bool = False) -> Detections:
-    """Raw head tensors (batch 1; NumPy, or torch on any device) → boxes in metres, after the score
+    """Raw head tensors (batch 1; NumPy, or torch on any device and dtype) → boxes in metres, after the score
     threshold and circle NMS, returned on the host.
 
-    The per-cell work (sigmoid, top-k, the gathers of the top-k cells' head values) runs where the heads
-    are; those few hundred rows then come to the host in one copy (Autoware copies its boxes back once too),
-    where the box geometry (a handful of float32 operations per row, the same on either side), the
-    threshold, the range filter and NMS run. On a GPU this stage is bound by how many operations it launches.
+    The per-cell work runs where the heads are, on the few hundred top-k cells only: the top-k of the heatmap's
+    logits (sigmoid is increasing, so they are the top-k probabilities; which of two equal values is taken is
+    unspecified either way), then each head's values at those cells, in float32 (a half head is cast after the
+    gather: exact), their sigmoid, exp and atan2, and the box centres. Those rows come to the host in one copy
+    (Autoware copies its boxes back once too), where the threshold, the range filter and NMS run. The full
+    decoded maps that only verification reads (sigmoid, exp, atan2 of every cell) are computed after that copy
+    is queued: on a GPU they run while the host suppresses boxes. On a GPU this stage is bound by how many
+    operations it launches and by the host's share.
     """
-    t = as_tensors(heads)
+    t = in_place(heads)
     dim, rot = t["dim"], t["rot"]
     if rot_y_axis_reference:
         dim, rot = undo_rot_y_axis_reference(dim, rot)
-    prob = torch.sigmoid(t["heatmap"][0])  # [C, H, W]
-    classes, height, width = prob.shape
-    k = min(cfg.max_detections_pre_nms, prob.numel())
-    top_scores, top_index = torch.topk(prob.reshape(-1), k)
+    logits = t["heatmap"][0]  # [C, H, W]
+    classes, height, width = logits.shape
+    k = min(cfg.max_detections_pre_nms, logits.numel())
+    top_logits, top_index = torch.topk(logits.reshape(-1), k)
     cell = top_index % (height * width)
-    sizes = torch.exp(dim[0])  # [3, H, W]
-    yaws = torch.atan2(rot[0, 0], rot[0, 1])  # [H, W]
-    flat = lambda value, channels: value.reshape(channels, -1)[:, cell]  # noqa: E731 - [channels, k] at the top-k cells
-    # One float32 column per candidate: dx, dy, z, l, w, h, yaw, vx, vy, score, index (integers < 2**24: exact).
-    columns = torch.cat([flat(t["reg"][0], 2), flat(t["height"][0], 1), flat(sizes, 3), flat(yaws, 1), flat(t["vel"][0], 2),
-                         top_scores[None], top_index[None].float()]).cpu().numpy()
+    at = lambda value, channels: value.reshape(channels, -1)[:, cell].float()  # noqa: E731 - [channels, k] at the top-k cells
+    rots = at(rot[0], 2)
+    xs, ys = (cell % width).float(), (cell // width).float()
+    stride = np.float32(cfg.out_size_factor)
+    vx, vy, _ = (float(np.float32(v)) for v in cfg.voxel_size)
+    r = [float(np.float32(v)) for v in cfg.point_cloud_range]
+    offset = at(t["reg"][0], 2)
+    # float32 throughout, operation by operation: (cell + offset) x stride x voxel + start (every value an exact float32)
+    centre = torch.stack([(xs + offset[0]) * float(stride) * vx + r[0], (ys + offset[1]) * float(stride) * vy + r[1]])
+    # One float32 column per candidate: x, y, z, l, w, h, yaw, vx, vy, score, index (integers < 2**24: exact).
+    columns = torch.cat([centre, at(t["height"][0], 1), torch.exp(at(dim[0], 3)), torch.atan2(rots[0:1], rots[1:2]), at(t["vel"][0], 2),
+                         torch.sigmoid(top_logits.float())[None], top_index[None].float()])
+    columns, maps = _to_host(columns, lambda: _maps(logits, dim[0], rot[0]))
     index = columns[10].astype(np.int64)
     cls, ys, xs = index // (height * width), index % (height * width) // width, index % width
-    stride = cfg.out_size_factor
-    vx, vy, _ = cfg.voxel_size
-    r = cfg.point_cloud_range
-    # float32 throughout, operation by operation as torch computed it: (cell + offset) x stride x voxel + start
-    x = (xs.astype(np.float32) + columns[0]) * np.float32(stride) * np.float32(vx) + np.float32(r[0])
-    y = (ys.astype(np.float32) + columns[1]) * np.float32(stride) * np.float32(vy) + np.float32(r[1])
-    boxes = np.stack([x, y, *columns[2:9]], axis=1)
+    boxes = np.ascontiguousarray(columns[:9].T)
     scores, cells = columns[9], np.stack([cls, ys, xs], axis=1)
     limit = np.asarray(cfg.post_center_range, dtype=np.float32)
     in_range = (scores > cfg.score_threshold) & (boxes[:, :3] >= limit[:3]).all(axis=1) & (boxes[:, :3] <= limit[3:]).all(axis=1)
@@ -132,12 +143,32 @@ def decode(heads, cfg: CenterPointConfig, rot_y_axis_reference: bool = False) ->
     if kept.size:
         kept = kept[circle_nms(boxes[kept, :2], scores[kept], cfg.nms_min_radius, cfg.post_max_size)]
     return Detections(
-        boxes=np.ascontiguousarray(boxes[kept]),
+        boxes=boxes[kept],
         scores=scores[kept],
         labels=cells[kept, 0],
         candidate_cells=cells,
         candidate_scores=scores,
-        probabilities=where_decoded(prob),
-        sizes=where_decoded(sizes),
-        yaws=where_decoded(yaws),
+        probabilities=where_decoded(maps[0]),
+        sizes=where_decoded(maps[1]),
+        yaws=where_decoded(maps[2]),
     )
+
+
+def _maps(logits: torch.Tensor, dim: torch.Tensor, rot: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The decoded maps verification reads, in float32: sigmoid(heatmap) [C, H, W], exp(dim) [3, H, W], atan2(rot) [H, W]."""
+    rot = rot.float()
+    return torch.sigmoid(logits.float()), torch.exp(dim.float()), torch.atan2(rot[0], rot[1])
+
+
+def _to_host(values: torch.Tensor, then: Callable[[], tuple[torch.Tensor, ...]]) -> tuple[np.ndarray, tuple[torch.Tensor, ...]]:
+    """``values`` on the host, and ``then()``'s tensors. On CUDA ``then``'s work is queued behind the copy and runs
+    while the host goes on: only the copy is waited for (into page-locked memory, marked by an event)."""
+    if values.device.type != "cuda":
+        return values.numpy(), then()
+    staged = torch.empty(values.shape, dtype=values.dtype, pin_memory=True)
+    staged.copy_(values, non_blocking=True)
+    copied = torch.cuda.Event()
+    copied.record(torch.cuda.current_stream(values.device))
+    later = then()
+    copied.synchronize()
+    return staged.numpy().copy(), later  # a copy: page-locked memory goes back to torch's cache for the next upload

@@ -38,19 +38,30 @@ class UploadedSweeps:
         self._entries = tuple(frame)
 
 
+MOVE_WIDTH = 13  # a sweep's row of Frame.moves: its 3 x 4 transform, then its time lag
+
+
 @dataclass(frozen=True)
 class Frame:
     """One frame's sweeps on the device, as they came (newest first), and how each moves into the current
-    sensor frame: ``motion[i]`` is its float32 transform (rows 0-2 of the 4 x 4; identity for the current
-    sweep, which is taken as is) and ``lags[i]`` its time lag (current time - sweep time)."""
+    sensor frame, one row per sweep in ``moves`` (one tensor: one copy up, one copy into a CUDA graph's
+    buffer): ``motion[i]`` is its float32 transform (rows 0-2 of the 4 x 4; identity for the current sweep,
+    which is taken as is) and ``lags[i]`` its time lag (current time - sweep time)."""
 
     raws: tuple[torch.Tensor, ...]  # [N_i, 4] x, y, z, intensity
-    motion: torch.Tensor  # [sweeps, 3, 4]
-    lags: torch.Tensor  # [sweeps]
+    moves: torch.Tensor  # [sweeps, MOVE_WIDTH]
 
     @property
     def points(self) -> int:
         return sum(r.shape[0] for r in self.raws)
+
+    @property
+    def motion(self) -> torch.Tensor:  # [sweeps, 3, 4]
+        return self.moves[:, :12].view(-1, 3, 4)
+
+    @property
+    def lags(self) -> torch.Tensor:  # [sweeps]
+        return self.moves[:, 12]
 
 
 def frame(sweeps: Sequence[Sweep], cfg: CenterPointConfig, device: torch.device | str = "cpu",
@@ -67,12 +78,11 @@ def frame(sweeps: Sequence[Sweep], cfg: CenterPointConfig, device: torch.device 
         raws.append(held if held is not None else _upload(np.ascontiguousarray(sweep.points[:, :4], dtype=np.float32), device))
     if uploaded is not None:
         uploaded.hold(list(zip(used, raws)))
-    moves = np.zeros((len(used), 13), np.float32)  # per sweep: the 3 x 4 transform, then the lag
+    moves = np.zeros((len(used), MOVE_WIDTH), np.float32)
     for i, sweep in enumerate(used):
         moves[i, :12] = (to_current @ sweep.pose)[:3].reshape(-1) if sweep is not current else np.eye(4)[:3].reshape(-1)
         moves[i, 12] = current.time_s - sweep.time_s
-    moves = _upload(moves, device)
-    return Frame(tuple(raws), moves[:, :12].view(-1, 3, 4), moves[:, 12])
+    return Frame(tuple(raws), _upload(moves, device))
 
 
 def _upload(array: np.ndarray, device: torch.device | str) -> torch.Tensor:
@@ -92,7 +102,7 @@ def assemble(frame: Frame, cfg: CenterPointConfig) -> torch.Tensor:
     feature: Autoware's densification and mmdet3d's LoadPointsFromMultiSweeps. Device work only, on the
     device the frame is on (no host value: a CUDA graph can capture it)."""
     with_lag = "time_lag" in cfg.point_feature_names
-    out = torch.empty((frame.points, 4 + with_lag), dtype=torch.float32, device=frame.motion.device)
+    out = torch.empty((frame.points, 4 + with_lag), dtype=torch.float32, device=frame.moves.device)
     row = 0
     for i, raw in enumerate(frame.raws):
         rows = out[row : row + raw.shape[0]]
