@@ -28,7 +28,8 @@ from pytest_awml.metric import metric_verdict
 from pytest_awml.provenance import COMPUTE, versions
 from pytest_awml.shapes import corner_sizes, hypothesis_settings, out_of_range_sizes, random_feed, sizes_strategy, zero_feed
 from pytest_awml.spec import fingerprint
-from pytest_awml.timing import REPORT_DECIMALS, LatencyStats, SpanTimer, measure_component, record_rounds, warmup_rounds
+from pytest_awml.timing import (REPORT_DECIMALS, LatencyStats, SpanTimer, measure_component, record_rounds, warmup_rounds,
+                                 warmup_total_ms)
 from pytest_awml.workspace import components_of, content_digest, pipeline_of, timing_stage
 
 DISABLED = "pytest-benchmark is disabled here (--benchmark-disable, or pytest-xdist is active): no latency measured"
@@ -248,9 +249,10 @@ def test_latency(awml_case, awml_workspace, benchmark, request):
         if own is None:
             pytest.skip(DISABLED)
         stats = own.stats
-        measured = {"clock": own.clock, "spans": own.spans, "rounds_cut": own.rounds_cut, "warmup_rounds": warmup_rounds(settings)}
+        measured = {"clock": own.clock, "spans": own.spans, "rounds_cut": own.rounds_cut, "warmup_rounds": warmup_rounds(settings),
+                    "warmup_total_ms": warmup_total_ms(own.warmup_ms)}
     benchmark.extra_info.update(spec=spec.name, component=component.name, target=target.id, regression_threshold=settings.regression,
-                                **{k: v for k, v in measured.items() if k != "warmup_rounds"}, **stats.as_dict())
+                                **{k: v for k, v in measured.items() if k not in ("warmup_rounds", "warmup_total_ms")}, **stats.as_dict())
     awml_workspace.remember_p50(spec, component, target, stats.p50_ms)
     results.attach(request.node, "latency", {**results.record_ids(awml_case, request.node.nodeid, awml_workspace.options),
                                              **stats.as_dict(), **measured})
@@ -340,7 +342,7 @@ def test_pipeline_latency(awml_case, awml_workspace, benchmark, request):
     results.attach(request.node, "latency", {**results.record_ids(awml_case, request.node.nodeid, awml_workspace.options,
                                                                   component=_pipeline_component(awml_case)),
                                              **stats.as_dict(), **overhead, "stages": stages, "rounds_cut": measured.rounds_cut,
-                                             "warmup_rounds": warmup_rounds(settings)})
+                                             "warmup_rounds": warmup_rounds(settings), "warmup_total_ms": warmup_total_ms(measured.warmup_ms)})
     verdicts = [share_verdict(stage, stages[stage]["p50_ms"], stats.p50_ms, share) for stage, share in settings.stage_shares.items()]
     _gate_latency(request, awml_workspace, settings, verdicts, stats.p50_ms)
 

@@ -110,16 +110,23 @@ def plan_rounds(settings, probe_ms: float, rounds: int) -> tuple[int, bool]:
 
 @dataclass(frozen=True)
 class Rounds:
-    """The timed rounds of one latency test: the timed span's statistics and the last round's result."""
+    """The timed rounds of one latency test: the timed span's statistics, the last round's result, and what each
+    warm-up round took (not in the statistics; reported, so that a run's time can be held to its rounds)."""
 
     stats: LatencyStats
     rounds_cut: bool
     last: Any
+    warmup_ms: tuple[float, ...] = ()
 
 
 def warmup_rounds(settings) -> int:
     """Rounds run before timing: at least one, the probe that sizes the timed rounds."""
     return max(1, settings.warmup_rounds)
+
+
+def warmup_total_ms(warmup: Sequence[float]) -> float:
+    """The report's ``warmup_total_ms``: what the warm-up rounds took together (their times are in no statistic)."""
+    return round(float(sum(warmup)), REPORT_DECIMALS)
 
 
 def _spanned(timer: SpanTimer, target: Callable[[], Any], span: str) -> Callable[[], Any]:
@@ -131,14 +138,14 @@ def _spanned(timer: SpanTimer, target: Callable[[], Any], span: str) -> Callable
     return timed
 
 
-def _warm_up(timer: SpanTimer, timed: Callable[[], Any], settings, span: str) -> tuple[int, bool]:
+def _warm_up(timer: SpanTimer, timed: Callable[[], Any], settings, span: str) -> tuple[int, bool, tuple[float, ...]]:
     """Warm-up rounds, the last one a probe that fits the timed rounds to ``settings.max_time_s``; the spans
-    the warm-up added are dropped. Returns (timed rounds, whether cut)."""
+    the warm-up added are dropped. Returns (timed rounds, whether cut, each warm-up round's ms)."""
     for _ in range(warmup_rounds(settings)):
         timed()
-    probe = timer.spans[span][-1]
+    warmup = tuple(timer.spans[span])
     timer.clear()
-    return plan_rounds(settings, probe, settings.rounds)
+    return (*plan_rounds(settings, warmup[-1], settings.rounds), warmup)
 
 
 def measure(benchmark, timer: SpanTimer, target: Callable[[], Any], settings, span: str) -> Rounds | None:
@@ -148,11 +155,11 @@ def measure(benchmark, timer: SpanTimer, target: Callable[[], Any], settings, sp
     None when pytest-benchmark is disabled (``--benchmark-disable``, xdist): nothing was timed.
     """
     timed = _spanned(timer, target, span)
-    rounds, cut = _warm_up(timer, timed, settings, span)
+    rounds, cut, warmup = _warm_up(timer, timed, settings, span)
     last = benchmark.pedantic(timed, rounds=rounds, warmup_rounds=0, iterations=1)
     if benchmark.disabled:
         return None
-    return Rounds(LatencyStats.from_ms(timer.spans[span]), cut, last)
+    return Rounds(LatencyStats.from_ms(timer.spans[span]), cut, last, warmup)
 
 
 def measure_shared(timer: SpanTimer, target: Callable[[], Any], settings, span: str) -> Rounds:
@@ -160,11 +167,11 @@ def measure_shared(timer: SpanTimer, target: Callable[[], Any], settings, span: 
     its stages' components' latency on a CPU): each test gives them to its own pytest-benchmark record with
     :func:`record_rounds`."""
     timed = _spanned(timer, target, span)
-    rounds, cut = _warm_up(timer, timed, settings, span)
+    rounds, cut, warmup = _warm_up(timer, timed, settings, span)
     last = None
     for _ in range(rounds):
         last = timed()
-    return Rounds(LatencyStats.from_ms(timer.spans[span]), cut, last)
+    return Rounds(LatencyStats.from_ms(timer.spans[span]), cut, last, warmup)
 
 
 def record_rounds(benchmark, ms: Sequence[float]) -> None:
@@ -188,6 +195,7 @@ class Measurement:
     spans: dict[str, dict]
     clock: str
     rounds_cut: bool
+    warmup_ms: tuple[float, ...]
 
 
 def compute_of(runner, prepared, timer: SpanTimer) -> Callable[[], Any]:
@@ -223,4 +231,4 @@ def measure_component(benchmark, runner, inputs, settings) -> Measurement | None
             runner.synchronize()
         with copies.span("d2h"):
             runner.fetch(rounds.last)
-    return Measurement(rounds.stats, {**timer.stats(), **copies.stats()}, timer.clock, rounds.rounds_cut)
+    return Measurement(rounds.stats, {**timer.stats(), **copies.stats()}, timer.clock, rounds.rounds_cut, rounds.warmup_ms)

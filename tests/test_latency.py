@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -10,7 +11,7 @@ import pytest
 from pytest_awml import report
 from pytest_awml.budgets import baseline_medians, ratio_verdict, regression_verdict, share_verdict
 from pytest_awml.spec import LatencySettings
-from pytest_awml.timing import REPORT_DECIMALS, LatencyStats, SpanTimer, measure, plan_rounds
+from pytest_awml.timing import REPORT_DECIMALS, LatencyStats, SpanTimer, measure, measure_shared, plan_rounds
 
 
 def test_stats_percentiles():
@@ -59,7 +60,21 @@ def test_measure_is_warm_up_probe_then_timed_rounds():
     rounds = measure(bench, timer, target, LatencySettings(rounds=4, warmup_rounds=2), span="total")
     assert len(calls) == 6 and bench.rounds == 4 and rounds.last == 6 and not rounds.rounds_cut
     assert rounds.stats.rounds == 4 and len(timer.spans["stage"]) == 4 and len(timer.spans["total"]) == 4
+    assert len(rounds.warmup_ms) == 2 and all(ms > 0 for ms in rounds.warmup_ms)  # in no statistic, but said
     assert measure(FakeBenchmark(disabled=True), SpanTimer(), target, LatencySettings(rounds=4, warmup_rounds=0), span="t") is None
+
+
+def test_the_warm_up_rounds_are_timed_apart_from_the_statistics():
+    """A slow first call (a lazy load, a cold cache) is what warm-up is for: it stays out of the percentiles, and
+    the record says what it took, so that a run's time can be held to the rounds it asked for."""
+    timer, delays = SpanTimer(), iter([0.05, 0.0, 0.0, 0.0])
+
+    def target():
+        time.sleep(next(delays))
+
+    rounds = measure_shared(timer, target, LatencySettings(rounds=3, warmup_rounds=1), span="call")
+    assert rounds.stats.rounds == 3 and rounds.stats.max_ms < 40
+    assert len(rounds.warmup_ms) == 1 and rounds.warmup_ms[0] >= 50
 
 
 def test_verdicts_carry_both_numbers():
@@ -210,6 +225,9 @@ def test_on_a_cpu_a_stage_component_s_latency_is_read_from_the_pipeline_s_rounds
     run = run_awml("--awml-spec=centerpoint-tiny", "-k", "latency", "--benchmark-json=bench.json")
     run.result.assert_outcomes(passed=6)
     records = {(r["component"], r["target"]): r for r in run.report["latency"]}
+    # rounds are run once: only the pipeline's record, which ran them, says what its warm-up took
+    assert all(("warmup_total_ms" in r) == (r["component"] == "pipeline") for r in records.values())
+    assert all(r["warmup_total_ms"] > 0 for r in records.values() if r["component"] == "pipeline")
     for target in ("pytorch-cpu-fp32", "onnxruntime-cpu-fp32"):
         pipeline = records[("pipeline", target)]
         for component, stage in (("pts_voxel_encoder", "voxel_encoder"), ("pts_backbone_neck_head", "backbone_head")):

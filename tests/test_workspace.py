@@ -175,3 +175,19 @@ def test_fed_by_must_name_another_component_without_a_loop(upstream, problem):
     looped = dataclasses.replace(enc, fed_by=FedBy("head", lambda model, sample, outputs: {}))
     with pytest.raises(SpecError, match="leads back to 'enc'"):
         validate(dataclasses.replace(toy.SPEC, components=(looped, dataclasses.replace(head, fed_by=FedBy("enc", lambda m, s, o: {})))))
+
+
+def test_a_content_digest_is_of_the_content_whatever_its_layout_and_however_it_is_hashed():
+    """Equal arrays, equal digests (a strided view and its copy; a buffer hashed in pieces on threads); a byte changed
+    in the last piece, a dtype or a shape, another digest."""
+    big = np.zeros(workspace_module.DIGEST_CHUNK // 4 * 3 + 5, np.float32)  # more than three pieces
+    digest = workspace_module.content_digest({"x": big})
+    assert workspace_module.content_digest({"x": big.copy()}) == digest
+    changed = big.copy()
+    changed[-1] = 1.0
+    assert workspace_module.content_digest({"x": changed}) != digest
+    assert workspace_module.content_digest({"x": big.view(np.int32)}) != digest
+    assert workspace_module.content_digest({"x": big[:-5].reshape(3, -1)}) != workspace_module.content_digest({"x": big[:-5]})
+    wide = np.arange(24, dtype=np.float64).reshape(4, 6)
+    assert workspace_module.content_digest({"x": wide[:, ::2]}) == workspace_module.content_digest({"x": np.ascontiguousarray(wide[:, ::2])})
+    assert workspace_module.content_digest({"x": wide}) != workspace_module.content_digest({"y": wide})
