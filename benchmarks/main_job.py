@@ -17,8 +17,10 @@ read back from its own JSON report:
   compute rounds, and a component's copy rounds) plus its warm-up rounds (``warmup_total_ms``). Their
   median would leave out the slow first rounds and the noisy ones, which are inference too, not overhead.
 
-It prints wall / unavoidable for both runs (goal <= 1.15) and warm / cold (goal <= 0.5). A benchmark,
-not a test: it asserts nothing, and the figures are this machine's (run it alone: noise is large).
+It prints wall / unavoidable for both runs (goal <= 1.15) and warm / cold (goal <= 0.5), and what starting the
+process and collecting the tests takes alone (a ``--collect-only`` run on the warm folder: Python, torch, pytest
+and its plugins; with ``PYTHONDONTWRITEBYTECODE`` set, pytest rewrites its plugins' modules at every start). A
+benchmark, not a test: it asserts nothing, and the figures are this machine's (run it alone: noise is large).
 """
 
 from __future__ import annotations
@@ -35,8 +37,8 @@ from pathlib import Path
 INFERENCE_FORMATS = ("reference-outputs", "backend-outputs")  # stored inferences, counted as forwards
 
 
-def run(spec: str, workdir: Path, name: str, extra: list[str]) -> tuple[float, dict]:
-    """Wall seconds of one `pytest --awml-spec` process, and its report."""
+def run(spec: str, workdir: Path, name: str, extra: list[str]) -> tuple[float, dict | None]:
+    """Wall seconds of one `pytest --awml-spec` process, and its report (none for ``--collect-only``)."""
     report = workdir / f"{name}.json"
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--awml-spec={spec}",
                f"--awml-artifacts={workdir / 'artifacts'}", f"--awml-report={report}", *extra]
@@ -47,7 +49,7 @@ def run(spec: str, workdir: Path, name: str, extra: list[str]) -> tuple[float, d
     if done.returncode != 0:
         sys.stderr.write(done.stdout[-4000:])
         raise SystemExit(f"the {name} run failed (pytest exit {done.returncode})")
-    return wall, json.loads(report.read_text())
+    return wall, json.loads(report.read_text()) if report.exists() else None
 
 
 def unavoidable_s(report: dict) -> dict[str, float]:
@@ -91,6 +93,8 @@ def main() -> None:
             print(f"{name}: wall {wall:.1f} s, unavoidable inference {total:.1f} s ({detail}); wall / unavoidable {wall / total:.2f} "
                   f"(goal <= 1.15); inferences {len(report['inferences'])}, repeated {repeated(report)} (goal 0)")
         print(f"warm / cold: {walls['warm'] / walls['cold']:.2f} (goal <= 0.5)")
+        start_up, _ = run(args.spec, workdir, "collect", [*args.extra, "--collect-only"])
+        print(f"start-up and collection alone: {start_up:.1f} s (in each wall above, in no unavoidable sum)")
 
 
 if __name__ == "__main__":

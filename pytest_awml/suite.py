@@ -26,7 +26,7 @@ from pytest_awml.errors import (ArtifactError, AwmlError, BackendError, DataErro
 from pytest_awml.limits import LatencySettings, Tolerance
 from pytest_awml.metric import metric_verdict
 from pytest_awml.provenance import COMPUTE, versions
-from pytest_awml.shapes import corner_sizes, hypothesis_settings, out_of_range_sizes, random_feed, sizes_strategy, zero_feed
+from pytest_awml.shapes import RandomFeed, corner_sizes, hypothesis_settings, out_of_range_sizes, sizes_strategy, zero_feed
 from pytest_awml.spec import fingerprint
 from pytest_awml.timing import (REPORT_DECIMALS, LatencyStats, SpanTimer, measure_component, record_rounds, warmup_rounds,
                                  warmup_total_ms)
@@ -187,8 +187,8 @@ def test_shapes(awml_case, awml_workspace, request):
 
     def check(sizes: dict[str, int], keep: bool) -> None:
         """``keep``: store the inference (see Workspace.run) when a later run draws the same input."""
-        feed = random_feed(component.inputs, sizes, seed=options.seed + len(tried))
-        digest = content_digest(feed)  # hashed once for both sides
+        feed = RandomFeed(component.inputs, sizes, seed=options.seed + len(tried))  # drawn only if a side must run
+        digest = content_digest(feed.recipe)  # named by its recipe, once for both sides
         expected = awml_workspace.run(spec, component, REFERENCE, feed, keep=keep, digest=digest)  # drawn alike for every target: computed once
         try:
             got = awml_workspace.run(spec, component, target, feed, keep=keep, digest=digest)

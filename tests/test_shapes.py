@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import given
 
-from pytest_awml.shapes import (PROFILES, corner_sizes, feed_problem, hypothesis_settings, out_of_range_sizes, random_feed, zero_feed,
+from pytest_awml.shapes import (PROFILES, RandomFeed, corner_sizes, feed_problem, hypothesis_settings, out_of_range_sizes, random_feed, zero_feed,
                                 shape_for, sizes_strategy)
 from pytest_awml.spec import Dim, TensorSpec
+from pytest_awml.workspace import content_digest
 
 N, M = Dim("n", 2, 4, 8), Dim("m", 1, 1, 3)
 X = TensorSpec("x", (N, 3, M))
@@ -34,6 +35,21 @@ def test_random_feeds_are_seeded_and_typed():
     assert a["x"].shape == (6, 3, 2) and a["x"].dtype == np.float32 and a["y"].dtype == np.int64
     assert np.array_equal(a["x"], b["x"]) and not np.array_equal(a["x"], random_feed([X], sizes, seed=2)["x"])
     assert a["x"].std() > 0.5 and a["y"].dtype == np.int64  # drawn, in each tensor's own dtype
+
+
+def test_a_random_feed_is_named_by_its_recipe_and_drawn_only_when_read():
+    """A feed both sides of which are stored is never drawn: its digest is its recipe's, and the recipe decides it."""
+    sizes = {"n": 6, "m": 2}
+    feed = RandomFeed([X, Y], sizes, seed=1)
+    recipe = content_digest(feed.recipe)
+    assert not feed.drawn and list(feed) == ["x", "y"] and len(feed) == 2
+    assert recipe == content_digest(RandomFeed([X, Y], sizes, seed=1).recipe)
+    others = (RandomFeed([X, Y], sizes, seed=2), RandomFeed([X, Y], {"n": 7, "m": 2}, seed=1),
+              RandomFeed([X, TensorSpec("y", (N,), dtype="int32")], sizes, seed=1), RandomFeed([X], sizes, seed=1))
+    assert len({recipe, *(content_digest(other.recipe) for other in others)}) == 5
+    assert not feed.drawn
+    drawn = random_feed([X, Y], sizes, seed=1)
+    assert all(np.array_equal(feed[name], drawn[name]) for name in drawn) and feed.drawn and feed_problem([X, Y], feed) is None
 
 
 def test_refused_feeds_are_zeros_of_the_sizes():
