@@ -40,6 +40,7 @@ INFERENCE_FORMATS = ("reference-outputs", "backend-outputs")  # stored inference
 def run(spec: str, workdir: Path, name: str, extra: list[str]) -> tuple[float, dict | None]:
     """Wall seconds of one `pytest --awml-spec` process, and its report (none for ``--collect-only``)."""
     report = workdir / f"{name}.json"
+    report.unlink(missing_ok=True)  # a kept folder's earlier report must not pass for this run's
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--awml-spec={spec}",
                f"--awml-artifacts={workdir / 'artifacts'}", f"--awml-report={report}", *extra]
     start = time.perf_counter()
@@ -49,6 +50,8 @@ def run(spec: str, workdir: Path, name: str, extra: list[str]) -> tuple[float, d
     if done.returncode != 0:
         sys.stderr.write(done.stdout[-4000:])
         raise SystemExit(f"the {name} run failed (pytest exit {done.returncode})")
+    if not report.exists() and "--collect-only" not in extra:
+        raise SystemExit(f"the {name} run wrote no report ({report})")
     return wall, json.loads(report.read_text()) if report.exists() else None
 
 

@@ -91,6 +91,9 @@ class RandomFeed(Mapping):
     def __len__(self) -> int:
         return len(self._tensors)
 
+    def __contains__(self, name: object) -> bool:  # Mapping's would read the value, drawing the feed
+        return any(t.name == name for t in self._tensors)
+
     @property
     def drawn(self) -> bool:
         return self._arrays is not None

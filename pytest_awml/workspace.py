@@ -99,7 +99,7 @@ def content_digest(arrays: Mapping[str, Any]) -> str:
             continue
         array = np.ascontiguousarray(value)
         digest.update(f"{name}:{array.dtype}:{array.shape};".encode())
-        buffer = memoryview(array.reshape(-1)).cast("B")
+        buffer = memoryview(array.reshape(-1).view(np.uint8))  # bytes of any fixed-size dtype (datetimes have no buffer format)
         pieces = [buffer[start:start + DIGEST_CHUNK] for start in range(0, len(buffer), DIGEST_CHUNK)]
         if len(pieces) > 1:
             with ThreadPoolExecutor(min(len(pieces), os.cpu_count() or 1)) as pool:

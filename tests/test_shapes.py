@@ -42,7 +42,7 @@ def test_a_random_feed_is_named_by_its_recipe_and_drawn_only_when_read():
     sizes = {"n": 6, "m": 2}
     feed = RandomFeed([X, Y], sizes, seed=1)
     recipe = content_digest(feed.recipe)
-    assert not feed.drawn and list(feed) == ["x", "y"] and len(feed) == 2
+    assert not feed.drawn and list(feed) == ["x", "y"] and len(feed) == 2 and "x" in feed and "z" not in feed
     assert recipe == content_digest(RandomFeed([X, Y], sizes, seed=1).recipe)
     others = (RandomFeed([X, Y], sizes, seed=2), RandomFeed([X, Y], {"n": 7, "m": 2}, seed=1),
               RandomFeed([X, TensorSpec("y", (N,), dtype="int32")], sizes, seed=1), RandomFeed([X], sizes, seed=1))

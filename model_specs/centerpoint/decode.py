@@ -164,7 +164,7 @@ def _to_host(values: torch.Tensor, then: Callable[[], tuple[torch.Tensor, ...]])
     """``values`` on the host, and ``then()``'s tensors. On CUDA ``then``'s work is queued behind the copy and runs
     while the host goes on: only the copy is waited for (into page-locked memory, marked by an event)."""
     if values.device.type != "cuda":
-        return values.numpy(), then()
+        return values.cpu().numpy(), then()
     staged = torch.empty(values.shape, dtype=values.dtype, pin_memory=True)
     staged.copy_(values, non_blocking=True)
     copied = torch.cuda.Event()
