@@ -116,7 +116,7 @@ class Rounds:
     stats: LatencyStats
     rounds_cut: bool
     last: Any
-    warmup_ms: tuple[float, ...] = ()
+    warmup_ms: tuple[float, ...]
 
 
 def warmup_rounds(settings) -> int:

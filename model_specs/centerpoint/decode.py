@@ -87,15 +87,14 @@ def greedy_keep(near: np.ndarray, limit: int) -> list[int]:
     return keep
 
 
-def as_tensors(heads) -> dict[str, torch.Tensor]:
-    """Head outputs as float32 tensors where they are: NumPy arrays become CPU tensors, device tensors stay."""
-    return {name: value.float() if isinstance(value, torch.Tensor) else torch.from_numpy(np.asarray(value, dtype=np.float32))
-            for name, value in heads.items()}
-
-
 def in_place(heads) -> dict[str, torch.Tensor]:
     """Head outputs as tensors where they are and in their own dtype: NumPy arrays become CPU tensors (no copy)."""
     return {name: value if isinstance(value, torch.Tensor) else torch.from_numpy(np.asarray(value)) for name, value in heads.items()}
+
+
+def as_tensors(heads) -> dict[str, torch.Tensor]:
+    """Head outputs as float32 tensors where they are (:func:`in_place`, then cast where not float32 already)."""
+    return {name: value.float() for name, value in in_place(heads).items()}
 
 
 def decode(heads, cfg: CenterPointConfig, rot_y_axis_reference: bool = False) -> Detections:
@@ -123,12 +122,12 @@ def decode(heads, cfg: CenterPointConfig, rot_y_axis_reference: bool = False) ->
     at = lambda value, channels: value.reshape(channels, -1)[:, cell].float()  # noqa: E731 - [channels, k] at the top-k cells
     rots = at(rot[0], 2)
     xs, ys = (cell % width).float(), (cell // width).float()
-    stride = np.float32(cfg.out_size_factor)
+    stride = float(cfg.out_size_factor)  # an integer: exact in float32
     vx, vy, _ = (float(np.float32(v)) for v in cfg.voxel_size)
     r = [float(np.float32(v)) for v in cfg.point_cloud_range]
     offset = at(t["reg"][0], 2)
     # float32 throughout, operation by operation: (cell + offset) x stride x voxel + start (every value an exact float32)
-    centre = torch.stack([(xs + offset[0]) * float(stride) * vx + r[0], (ys + offset[1]) * float(stride) * vy + r[1]])
+    centre = torch.stack([(xs + offset[0]) * stride * vx + r[0], (ys + offset[1]) * stride * vy + r[1]])
     # One float32 column per candidate: x, y, z, l, w, h, yaw, vx, vy, score, index (integers < 2**24: exact).
     columns = torch.cat([centre, at(t["height"][0], 1), torch.exp(at(dim[0], 3)), torch.atan2(rots[0:1], rots[1:2]), at(t["vel"][0], 2),
                          torch.sigmoid(top_logits.float())[None], top_index[None].float()])
