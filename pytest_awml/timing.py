@@ -65,10 +65,6 @@ class SpanTimer:
         yield
         self.spans[name].append((time.perf_counter_ns() - start) / _NS_PER_MS)
 
-    def add(self, name: str, ms: float) -> None:
-        """A span timed elsewhere (a pipeline's stage, from its :class:`~pytest_awml.pipeline.StageClock`)."""
-        self.spans[name].append(ms)
-
     def clear(self) -> None:
         self.spans.clear()
 

@@ -12,7 +12,7 @@ from model_specs.centerpoint.config import FULL, TINY
 from model_specs.centerpoint.model import BackboneNeckHeadExport, CenterPoint, VoxelEncoderExport, seeded, upsample_layer
 from model_specs.centerpoint.scene import SceneConfig, Sweep, make_scene, translation
 from model_specs.centerpoint.spec import TINY_SPEC
-from model_specs.centerpoint.voxelize import decorate, densify, scatter, voxelize
+from model_specs.centerpoint.voxelize import PADDING, Voxels, decorate, densify, scatter, voxel_buffers, voxelize
 from pytest_awml.artifacts import ArtifactStore
 from pytest_awml.workspace import Workspace
 
@@ -122,6 +122,24 @@ def test_scatter_places_each_pillar_at_its_cell():
     for i, (_, y, x) in enumerate(coors.tolist()):
         assert torch.equal(canvas[0, :, y, x], pillars[i, 0])
     assert canvas.abs().sum() == pillars.abs().sum()
+
+
+def test_buffers_with_room_hold_the_voxels_then_padding_that_scatter_leaves_out():
+    """What a CUDA graph captures (fixed-size buffers, the count on the device) gives voxelize's rows, then padding
+    rows (zero features, PADDING coors) that scatter writes nowhere: the canvas is the exact one's."""
+    rng = np.random.default_rng(2)
+    points = torch.from_numpy(np.concatenate([rng.uniform(-30, 30, (2000, 3)), rng.uniform(0, 1, (2000, 2))], axis=1).astype(np.float32))
+    exact = voxelize(points, TINY)
+    count = exact.coors.shape[0]
+    features, counts, coors, counted = voxel_buffers(points, TINY, capacity=count + 300)
+    assert int(counted) == count and features.shape[0] == count + 300
+    assert torch.equal(features[:count], exact.features) and torch.equal(coors[:count], exact.coors)
+    assert torch.equal(counts[:count], exact.num_points)
+    assert not features[count:].any() and not counts[count:].any() and (coors[count:] == PADDING).all()
+    decorated = decorate(Voxels(features, counts, coors), TINY)
+    assert torch.equal(decorated[:count], decorate(exact, TINY)) and not decorated[count:].any()
+    pillars = torch.randn(count + 300, 1, 32)  # padding rows of an encoder are not zero (its bias): still never scattered
+    assert torch.equal(scatter(pillars, coors, TINY), scatter(pillars[:count], exact.coors, TINY))
 
 
 def test_synthetic_scene_is_realistic():

@@ -13,8 +13,9 @@ import torch
 from model_specs.centerpoint.decode import decode
 from model_specs.centerpoint.spec import SPEC, TINY_SPEC
 from model_specs.centerpoint.graphs import KEPT_GRAPHS, POINTS_STEP, GraphedPreprocess, padded_shape
-from model_specs.centerpoint.voxelize import UploadedSweeps, decorate, densify, frame, scatter, voxelize
+from model_specs.centerpoint.voxelize import PADDING, UploadedSweeps, decorate, densify, frame, scatter, voxelize
 from pytest_awml.device import Device, Precision, Target
+from pytest_awml.errors import DataError
 from pytest_awml.runners.base import RunnerSource
 from pytest_awml.runners.pytorch import PyTorchBackend
 
@@ -31,6 +32,25 @@ def case(request):
     spec = SPECS[request.param]
     model = spec.build_model(None, 0)
     return spec, model, spec.make_samples(1, 7)[0]
+
+
+def _pipeline(spec, model, device: Device, precision: Precision):
+    """The spec's pipeline on PyTorch runners of ``model`` at ``device`` and ``precision``."""
+    target = Target("pytorch", device, precision)
+    runners = {c.name: PyTorchBackend().create_runner(RunnerSource(c.name, c.input_names, c.output_names, c.extract(model), artifact=None),
+                                                      target).open() for c in spec.components}
+    return spec.pipeline.build(model, runners)
+
+
+def _same_as_eager(replayed, voxels, cfg) -> None:
+    """A replay's buffers are the eager voxels' rows (coors and raw points bit for bit, decorated within rounding),
+    then padding: zero features and PADDING coors; its count, read back, is theirs."""
+    count = voxels.coors.shape[0]
+    assert replayed.voxels() == count and replayed.fits and replayed.features.shape[0] == replayed.capacity
+    assert torch.equal(replayed.coors[:count], voxels.coors) and (replayed.coors[count:] == PADDING).all()
+    assert torch.equal(replayed.features[:count, :, : voxels.features.shape[2]], voxels.features)  # the raw points, copied
+    torch.testing.assert_close(replayed.features[:count], decorate(voxels, cfg), **ROUNDING)
+    assert not replayed.features[count:].any()
 
 
 def test_densify_on_cuda_is_the_cpu_cloud(case):
@@ -72,15 +92,8 @@ def test_scatter_and_decode_on_cuda_match_the_cpu(case):
 @pytest.mark.parametrize("precision", [Precision.FP32, Precision.FP16])
 def test_the_pipeline_runs_on_the_device_and_agrees_with_the_cpu(case, precision):
     spec, model, scene = case
-
-    def pipeline(device: Device, precision: Precision):
-        target = Target("pytorch", device, precision)
-        runners = {c.name: PyTorchBackend().create_runner(RunnerSource(c.name, c.input_names, c.output_names, c.extract(model), artifact=None),
-                                                          target).open() for c in spec.components}
-        return spec.pipeline.build(model, runners)
-
-    host = pipeline(Device("cpu"), Precision.FP32)(scene)
-    device = pipeline(Device("cuda", 0), precision)(scene)
+    host = _pipeline(spec, model, Device("cpu"), Precision.FP32)(scene)
+    device = _pipeline(spec, model, Device("cuda", 0), precision)(scene)
     assert set(device.stages_ms) == set(host.stages_ms) and all(ms > 0 for ms in device.stages_ms.values())
     if precision is Precision.FP32:
         np.testing.assert_array_equal(device.outputs.labels, host.outputs.labels)
@@ -92,30 +105,26 @@ def test_the_pipeline_runs_on_the_device_and_agrees_with_the_cpu(case, precision
 def test_an_fp16_pipeline_scatters_into_a_half_canvas(case):
     """The encoder's half pillars go into a half canvas: no full-size cast to float32 and back between the networks."""
     spec, model, scene = case
-    target = Target("pytorch", Device("cuda", 0), Precision.FP16)
-    runners = {c.name: PyTorchBackend().create_runner(RunnerSource(c.name, c.input_names, c.output_names, c.extract(model), artifact=None),
-                                                      target).open() for c in spec.components}
-    head = runners[spec.components[1].name]
+    pipeline = _pipeline(spec, model, Device("cuda", 0), Precision.FP16)
+    head = pipeline.backbone
     seen, run = [], head.run_tensors
     head.run_tensors = lambda inputs: (seen.append(inputs["spatial_features"].dtype), run(inputs))[1]
-    spec.pipeline.build(model, runners)(scene)
+    pipeline(scene)
     assert seen == [torch.float16]
 
 
 def test_the_graphed_preprocess_is_the_eager_one_replayed(case):
-    """One CUDA graph per padded frame shape: the same pillars as the eager path, bit for bit; frames of other
-    shapes get their own graph (two kept), a repeated frame replays, a stream's past sweep comes from the device."""
+    """One CUDA graph per padded frame shape: the same pillars as the eager path, bit for bit, then padding; frames of
+    other shapes get their own graph (two kept), a repeated frame replays, a stream's past sweep comes from the device."""
     spec, model, _ = case
     cfg = model.cfg
     graphed, uploaded = GraphedPreprocess(cfg), UploadedSweeps()
     scenes = spec.make_samples(3, 21)
     for scene in (*scenes, scenes[0], scenes[0]):
         voxels = voxelize(densify(scene.sweeps, cfg, CUDA), cfg)
-        with graphed(frame(scene.sweeps, cfg, CUDA, uploaded)) as (features, coors):
-            assert features.shape[0] == voxels.coors.shape[0] > 100
-            assert torch.equal(coors, voxels.coors)
-            assert torch.equal(features[..., : voxels.features.shape[2]], voxels.features)  # the raw points, copied
-            torch.testing.assert_close(features, decorate(voxels, cfg), **ROUNDING)
+        assert voxels.coors.shape[0] > 100
+        with graphed(frame(scene.sweeps, cfg, CUDA, uploaded)) as replayed:
+            _same_as_eager(replayed, voxels, cfg)
     shapes = [padded_shape(frame(scene.sweeps, cfg, CUDA)) for scene in scenes]
     recent = []  # the shapes in the order last used: the graphs kept are the newest KEPT_GRAPHS
     for shape in (*shapes, shapes[0], shapes[0]):
@@ -127,47 +136,73 @@ def test_the_graphed_preprocess_is_the_eager_one_replayed(case):
     fewer = dataclasses.replace(scenes[0], sweeps=(dataclasses.replace(scenes[0].sweeps[0], points=points[:kept]), *scenes[0].sweeps[1:]))
     assert padded_shape(frame(fewer.sweeps, cfg, CUDA)) == shapes[0]
     held = set(graphed._graphs)
-    with graphed(frame(fewer.sweeps, cfg, CUDA, uploaded)) as (features, coors):
-        voxels = voxelize(densify(fewer.sweeps, cfg, CUDA), cfg)
-        assert torch.equal(coors, voxels.coors) and set(graphed._graphs) == held
-        torch.testing.assert_close(features, decorate(voxels, cfg), **ROUNDING)
+    with graphed(frame(fewer.sweeps, cfg, CUDA, uploaded)) as replayed:
+        _same_as_eager(replayed, voxelize(densify(fewer.sweeps, cfg, CUDA), cfg), cfg)
+        assert set(graphed._graphs) == held
     later = dataclasses.replace(scenes[1], sweeps=(scenes[1].sweeps[0], scenes[0].sweeps[0]))  # frame 2 after frame 1
     with graphed(frame(scenes[0].sweeps, cfg, CUDA, uploaded)):
         pass
-    with graphed(frame(later.sweeps, cfg, CUDA, uploaded)) as (streamed, _):
-        torch.testing.assert_close(streamed, decorate(voxelize(densify(later.sweeps, cfg, CUDA), cfg), cfg), **ROUNDING)
+    with graphed(frame(later.sweeps, cfg, CUDA, uploaded)) as replayed:
+        _same_as_eager(replayed, voxelize(densify(later.sweeps, cfg, CUDA), cfg), cfg)
 
 
-def test_a_frame_with_more_voxels_than_its_graph_holds_is_captured_again(case):
-    """A graph has room for its first frame's voxels plus a margin; a denser frame of the same shape gets a new one."""
-    spec, model, scene = case
-    cfg = model.cfg
-    graphed = GraphedPreprocess(cfg)
-
-    def thinned(sweep):  # the same number of points, 90 % of them on one spot: far fewer voxels
+def _thinned(scene):
+    """The same number of points, 90 % of each sweep's on one spot: far fewer voxels, the same padded shape."""
+    def thin(sweep):
         sweep = dataclasses.replace(sweep, points=sweep.points.copy())
         sweep.points[: len(sweep.points) * 9 // 10, :3] = sweep.points[-1, :3]
         return sweep
 
-    first = dataclasses.replace(scene, sweeps=tuple(thinned(sweep) for sweep in scene.sweeps))
-    with graphed(frame(first.sweeps, cfg, CUDA)) as (features, _):
-        room = next(iter(graphed._graphs.values())).capacity
-        assert features.shape[0] < room
+    return dataclasses.replace(scene, sweeps=tuple(thin(sweep) for sweep in scene.sweeps))
+
+
+def test_a_frame_with_more_voxels_than_its_graph_holds_is_captured_again(case):
+    """A graph has room for its first frame's voxels plus a margin; a denser frame of the same shape is seen not to
+    fit when its count is read back, drops the graph, and gets a new one with room for it."""
+    spec, model, scene = case
+    cfg = model.cfg
+    graphed = GraphedPreprocess(cfg)
+    with graphed(frame(_thinned(scene).sweeps, cfg, CUDA)) as replayed:
+        room = replayed.capacity
+        assert replayed.fits and replayed.voxels() < room
     voxels = voxelize(densify(scene.sweeps, cfg, CUDA), cfg)
     assert voxels.coors.shape[0] > room  # the same shape, more voxels than that room
-    with graphed(frame(scene.sweeps, cfg, CUDA)) as (features, coors):
-        assert torch.equal(coors, voxels.coors)
-        assert next(iter(graphed._graphs.values())).capacity >= voxels.coors.shape[0]
+    with graphed(frame(scene.sweeps, cfg, CUDA)) as replayed:
+        assert not replayed.fits and replayed.voxels() == voxels.coors.shape[0]
+        assert torch.equal(replayed.coors, voxels.coors[:room])  # the voxels that had a row are the first ones
+    assert not graphed._graphs
+    with graphed(frame(scene.sweeps, cfg, CUDA)) as replayed:
+        _same_as_eager(replayed, voxels, cfg)
+
+
+def test_a_pipeline_runs_a_frame_that_overflowed_its_graph_again(case):
+    """The pipeline learns of an overflow after the boxes (the count is never waited for before): it runs the frame
+    again with a graph that has room, and returns what a pipeline that never overflowed returns."""
+    spec, model, scene = case
+    pipeline = _pipeline(spec, model, Device("cuda", 0), Precision.FP32)
+    pipeline(_thinned(scene))
+    calls, run = [], pipeline._run
+    pipeline._run = lambda *args: calls.append(run(*args)) or calls[-1]
+    overflowed = pipeline(scene)
+    assert calls[0] is None and calls[1] is overflowed  # the first pass did not fit
+    fresh = _pipeline(spec, model, Device("cuda", 0), Precision.FP32)(scene)
+    np.testing.assert_array_equal(overflowed.outputs.labels, fresh.outputs.labels)
+    np.testing.assert_allclose(overflowed.outputs.boxes, fresh.outputs.boxes, **ROUNDING)
+
+
+def test_no_point_in_range_is_a_clear_error_on_the_device_too(case):
+    """On CUDA the voxel count is read after the boxes: a cloud with no voxel still ends in the named error."""
+    spec, model, scene = case
+    far = dataclasses.replace(scene, sweeps=tuple(dataclasses.replace(s, points=s.points + np.float32(1e4)) for s in scene.sweeps))
+    with pytest.raises(DataError, match="no point of the cloud .* lies in the range"):
+        _pipeline(spec, model, Device("cuda", 0), Precision.FP32)(far)
 
 
 def test_the_stages_add_up_to_the_call(case):
     """One CUDA event per stage boundary: the stages cover the call on the device's clock, gaps included (a stage
     starts where the one before it ended), so their sum is the call's span up to the host's first record."""
     spec, model, scene = case
-    target = Target("pytorch", Device("cuda", 0), Precision.FP32)
-    runners = {c.name: PyTorchBackend().create_runner(RunnerSource(c.name, c.input_names, c.output_names, c.extract(model), artifact=None),
-                                                      target).open() for c in spec.components}
-    pipeline = spec.pipeline.build(model, runners)
+    pipeline = _pipeline(spec, model, Device("cuda", 0), Precision.FP32)
     pipeline(scene)  # capture the pre-processing's graph outside the measured call
     start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
     start.record()

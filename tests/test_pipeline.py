@@ -14,8 +14,8 @@ from model_specs.centerpoint import data
 from model_specs.centerpoint.config import TINY
 from model_specs.centerpoint.decode import circle_nms, decode
 from model_specs.centerpoint.pipeline import STAGES, CenterPointPipeline, DetectionLimits, compare_detections
-from model_specs.centerpoint.scene import Scene, Sweep
-from model_specs.centerpoint.voxelize import UploadedSweeps, densify
+from model_specs.centerpoint.scene import Scene, Sweep, translation
+from model_specs.centerpoint.voxelize import UploadedSweeps, densify, relative_pose
 from model_specs.centerpoint.spec import TINY_SPEC
 from pytest_awml.device import REFERENCE
 from pytest_awml.errors import DataError
@@ -141,6 +141,25 @@ def test_pipeline_is_re_entrant(reference_pipeline):
     assert isinstance(reference_pipeline, CenterPointPipeline) and not hasattr(reference_pipeline, "stages_ms")
 
 
+def test_the_relative_pose_is_the_general_inverse_s():
+    """A past sweep's move into the current frame, by the rotation's transpose: the general inverse's result within
+    float64 rounding, and its very bits for poses that only translate (the synthetic scenes')."""
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        current, past = (_rigid(rng) for _ in range(2))
+        np.testing.assert_allclose(relative_pose(current, past), np.linalg.inv(current) @ past, rtol=0, atol=1e-9)
+    current, past = translation(*rng.uniform(-50, 50, 3)), translation(*rng.uniform(-50, 50, 3))
+    assert np.array_equal(relative_pose(current, past), np.linalg.inv(current) @ past)
+    assert np.array_equal(relative_pose(current, current), np.eye(4))
+
+
+def _rigid(rng) -> np.ndarray:
+    q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
+    pose = translation(*rng.uniform(-100, 100, 3))
+    pose[:3, :3] = q * np.sign(np.linalg.det(q))
+    return pose
+
+
 def test_a_stream_uploads_each_sweep_once_and_gives_the_points_of_a_fresh_upload():
     """Autoware's densification: a frame's past sweep is the earlier frame's current one, held on the device."""
     first, second = TINY_SPEC.make_samples(2, 11)
@@ -155,6 +174,21 @@ def test_a_stream_uploads_each_sweep_once_and_gives_the_points_of_a_fresh_upload
     assert torch.equal(streamed, densify(later.sweeps, cfg))  # moved into frame 2, exactly as a fresh upload
     assert torch.equal(densify(later.sweeps, cfg, "cpu", uploaded), streamed)  # and again: nothing held was moved
     assert uploaded.get(first.sweeps[1]) is None  # frame 1's past sweep: no frame after it looks back at it
+
+
+def test_points_of_any_float_layout_go_up_as_the_same_float32_cloud():
+    """A sweep's points may be float64, read-only (a memory-mapped file) or a view of wider rows: the frame holds the
+    same float32 x, y, z, intensity whichever way they are copied up."""
+    scene = TINY_SPEC.make_samples(1, 5)[0]
+    cfg = TINY_SPEC.params["model"]
+    points = scene.sweeps[0].points
+    wide = np.concatenate([points, np.ones((len(points), 1), np.float32)], axis=1)[:, :4]  # a strided view
+    frozen = points.astype(np.float64)
+    frozen.flags.writeable = False
+    expected = densify(scene.sweeps, cfg)
+    for variant in (wide, frozen):
+        sweeps = (dataclasses.replace(scene.sweeps[0], points=variant), *scene.sweeps[1:])
+        assert torch.equal(densify(sweeps, cfg), expected)
 
 
 def test_no_point_in_range_is_a_clear_error(reference_pipeline):

@@ -11,13 +11,18 @@ for bit; the voxel count is read once after the replay, as Autoware reads it to 
 A graph is captured per frame shape: each sweep padded to a multiple of ``POINTS_STEP`` points with NaN
 rows, which the voxelizer drops like any point out of range (the pillars and their order are those of the
 unpadded cloud), so that a stream's frames, whose point counts differ, replay the same few graphs. It has
-room for the voxels the first such frame had plus a margin, and the last few graphs are kept; a frame with
-more voxels than its graph holds is seen in the count read back, and the graph is captured again with more
-room (never more than ``max_voxels``). The frame's tensors are copied into the graph's input buffers before
-each replay, in two copies whatever the sweep count (the sweeps and their NaN padding as one concatenation);
-what a call yields are the graph's own output buffers, valid inside the ``with`` block, which holds the lock a
-replay needs. Capture and replay run with the frame's device current (torch captures on the
-current device's stream).
+room for the voxels the first such frame had plus a margin, and the last few graphs are kept. The frame's
+tensors are copied into the graph's input buffers before each replay, in two copies whatever the sweep count
+(the sweeps and their NaN padding as one concatenation).
+
+Nothing waits for the replay: what a call yields are the graph's own buffers at their full capacity (rows past
+the voxel count are padding: zero features, ``PADDING`` coors, which scatter leaves out), so the host queues the
+encoder, the scatter and the networks behind the graph while the device runs it. The count comes to the host
+behind the graph's work (one small copy) and is read once the caller has waited for its own later work (the
+boxes' copy): a frame with more voxels than its graph holds is seen there, its graph dropped, and the caller
+runs the frame again, when it is captured with room for this frame. The buffers are valid inside the ``with``
+block, which holds the lock a replay needs. Capture and replay run with the frame's device current (torch
+captures on the current device's stream).
 """
 
 from __future__ import annotations
@@ -48,9 +53,33 @@ class _Captured:
     nans: torch.Tensor  # [POINTS_STEP, 4] NaN rows, the padding each sweep's buffer ends with
     capacity: int  # voxel rows the graph's buffers hold
     decorated: torch.Tensor  # [capacity, P, F + 6], zero past the count
-    coors: torch.Tensor  # [capacity, 3]
+    coors: torch.Tensor  # [capacity, 3], PADDING past the count
     count: torch.Tensor  # the voxel count, on the device
+    counted: torch.Tensor  # its page-locked host copy, written behind each replay
+    copied: torch.cuda.Event  # recorded after that copy
     constants: object  # the grid's constant tensors the graph reads: held here, so no cache eviction frees them
+
+
+@dataclass(frozen=True)
+class Replayed:
+    """One replay's buffers, at the graph's capacity: ``features`` [capacity, P, F + 6] (``decorate(voxelize(...))``'s
+    rows, then zero rows) and ``coors`` [capacity, 3] (then ``PADDING`` rows)."""
+
+    features: torch.Tensor
+    coors: torch.Tensor
+    capacity: int
+    _captured: _Captured
+
+    def voxels(self) -> int:
+        """The frame's voxel count. Waits for its copy to the host, which follows the graph's work: call it after
+        waiting for later work (it then costs nothing), not before queuing that work."""
+        self._captured.copied.synchronize()
+        return int(self._captured.counted)
+
+    @property
+    def fits(self) -> bool:
+        """Whether every voxel had a row (else the frame must be run again: the graph is captured anew for it)."""
+        return self.voxels() <= self.capacity
 
 
 def padded_shape(frame: Frame) -> tuple[int, ...]:
@@ -59,8 +88,8 @@ def padded_shape(frame: Frame) -> tuple[int, ...]:
 
 
 class GraphedPreprocess:
-    """Frame → (decorated pillars [M, P, F + 6], their coors [M, 3]) on the frame's CUDA device, as
-    ``decorate(voxelize(assemble(frame)))`` gives them."""
+    """Frame → decorated pillars [capacity, P, F + 6] and their coors [capacity, 3] on the frame's CUDA device: the
+    rows ``decorate(voxelize(assemble(frame)))`` gives, then padding."""
 
     def __init__(self, cfg: CenterPointConfig) -> None:
         self.cfg = cfg
@@ -68,17 +97,18 @@ class GraphedPreprocess:
         self._lock = threading.Lock()
 
     @contextmanager
-    def __call__(self, frame: Frame) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Yields views of the graph's buffers: use them (run the encoder, scatter) inside the block."""
+    def __call__(self, frame: Frame) -> Iterator[Replayed]:
+        """Yields the replay's buffers, before the device has run it: use them (run the encoder, scatter) inside the
+        block, then check :attr:`Replayed.fits`; a frame that did not fit drops its graph when the block ends."""
         shape = padded_shape(frame)
         with self._lock, torch.cuda.device(frame.moves.device):
             captured = self._graphs.get(shape) or self._capture(shape, frame)
-            count = self._replay(captured, frame)
-            if count > captured.capacity:  # more voxels than room: capture again, sized for this frame
-                captured = self._capture(shape, frame)
-                count = self._replay(captured, frame)
+            self._replay(captured, frame)
             self._graphs.move_to_end(shape)
-            yield captured.decorated[:count], captured.coors[:count]
+            replayed = Replayed(captured.decorated, captured.coors, captured.capacity, captured)
+            yield replayed
+            if not replayed.fits:  # the next call captures this shape again, sized for the frame that overflowed
+                del self._graphs[shape]
 
     @staticmethod
     def _fill(points: torch.Tensor, inputs: Frame, nans: torch.Tensor, frame: Frame) -> None:
@@ -93,10 +123,12 @@ class GraphedPreprocess:
         torch.cat(parts, out=points)
         inputs.moves.copy_(frame.moves)
 
-    def _replay(self, captured: _Captured, frame: Frame) -> int:
+    def _replay(self, captured: _Captured, frame: Frame) -> None:
+        """Fill, replay, and queue the count's copy to the host: nothing here waits for the device."""
         self._fill(captured.points, captured.inputs, captured.nans, frame)
         captured.graph.replay()
-        return int(captured.count)  # the one synchronization
+        captured.counted.copy_(captured.count, non_blocking=True)
+        captured.copied.record()
 
     def _stages(self, frame: Frame, capacity: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         cfg = self.cfg
@@ -122,7 +154,9 @@ class GraphedPreprocess:
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph):
             decorated, coors, count = self._stages(inputs, capacity)
-        captured = _Captured(graph, points, inputs, nans, capacity, decorated, coors, count, grid_constants(self.cfg, device, frame.moves.dtype))
+        counted = torch.empty(count.shape, dtype=count.dtype, pin_memory=True)
+        captured = _Captured(graph, points, inputs, nans, capacity, decorated, coors, count, counted, torch.cuda.Event(),
+                             grid_constants(self.cfg, device, frame.moves.dtype))
         self._graphs.pop(shape, None)
         self._graphs[shape] = captured
         while len(self._graphs) > KEPT_GRAPHS:

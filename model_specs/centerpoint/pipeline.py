@@ -17,7 +17,7 @@ from model_specs.centerpoint.config import CenterPointConfig
 from model_specs.centerpoint.decode import Detections
 from model_specs.centerpoint.scene import Scene
 from model_specs.centerpoint.graphs import GraphedPreprocess
-from model_specs.centerpoint.voxelize import UploadedSweeps, assemble, decorate, frame, scatter, voxelize
+from model_specs.centerpoint.voxelize import Frame, UploadedSweeps, assemble, decorate, frame, scatter, voxelize
 from pytest_awml.device import Precision
 from pytest_awml.errors import DataError
 from pytest_awml.pipeline import Check, Pipeline, PipelineResult, StageClock
@@ -39,7 +39,10 @@ class CenterPointPipeline(Pipeline):
     ``pad_to`` pads the encoder's input to a fixed pillar count (Autoware's fixed engine shape); the
     decoder turns the head's outputs into boxes (mmdet3d's, or the node's for the bundle). Like Autoware's
     densification, it keeps the sweeps it uploaded on the device for the frames that follow; on CUDA the
-    pre-processing replays as one CUDA graph (:mod:`model_specs.centerpoint.graphs`)."""
+    pre-processing replays as one CUDA graph (:mod:`model_specs.centerpoint.graphs`) and the encoder runs on the
+    graph's buffers at their capacity: the rows past the voxel count are zero and never scattered, and the host
+    queues every stage without waiting for the count (Autoware reads it back first, to size its encoder's input;
+    here that read would leave the device idle while the host launches the encoder)."""
 
     stages = STAGES
 
@@ -54,32 +57,45 @@ class CenterPointPipeline(Pipeline):
         self.graphed = GraphedPreprocess(cfg)
 
     def __call__(self, sample: Scene) -> PipelineResult:
-        """Every stage on the encoder's device: the sweeps go up once, the boxes come down once (on CUDA
-        no tensor crosses to the host between stages; stages are CUDA-event timed)."""
+        """Every stage on the encoder's device: the sweeps go up once, the boxes come down once (on CUDA no tensor
+        crosses to the host between stages and the host waits for nothing before the boxes; stages are CUDA-event
+        timed). A frame with more voxels than its pre-processing graph had room for runs again, recaptured."""
         device = torch.device(self.encoder.target.device.torch)
+        return self._run(sample, device) or self._run(sample, device)
+
+    def _run(self, sample: Scene, device: torch.device) -> PipelineResult | None:
+        """One pass; None when the graph lacked room (it is dropped: the next pass captures one sized for the frame)."""
         clock = StageClock(device)
         with ExitStack() as held:
             with clock.stage("preprocess"):
                 inputs = frame(sample.sweeps, self.cfg, device, self.uploaded)
-                if device.type == "cuda":  # the graph's own buffers, valid until the block ends
-                    features, coors = held.enter_context(self.graphed(inputs))
+                if device.type == "cuda":  # the graph's own buffers at its capacity, valid until the block ends
+                    replayed = held.enter_context(self.graphed(inputs))
+                    features, coors = replayed.features, replayed.coors
                 else:
-                    voxels = voxelize(assemble(inputs, self.cfg), self.cfg)
+                    replayed, voxels = None, voxelize(assemble(inputs, self.cfg), self.cfg)
+                    _require_voxels(voxels.coors.shape[0], inputs, self.cfg)
                     features, coors = decorate(voxels, self.cfg), voxels.coors
-                pillars_in = features.shape[0]
-                if pillars_in == 0:
-                    raise DataError(f"no point of the cloud ({inputs.points} points) lies in the range {self.cfg.point_cloud_range}")
                 if self.pad_to is not None:
                     features = pad_pillars(features, self.pad_to)
             with clock.stage("voxel_encoder", self.encoder):
                 pillars = self.encoder.run_tensors({"input_features": features})["pillar_features"]
             with clock.stage("middle_encoder"):
-                canvas = scatter(pillars[:pillars_in], coors, self.cfg)  # padded pillars are never scattered
-        with clock.stage("backbone_head", self.backbone):
-            heads = self.backbone.run_tensors({"spatial_features": canvas})
-        with clock.stage("postprocess"):
-            detections = self.decoder(heads)
+                canvas = scatter(pillars[: coors.shape[0]], coors, self.cfg)  # padding rows are never scattered
+            with clock.stage("backbone_head", self.backbone):
+                heads = self.backbone.run_tensors({"spatial_features": canvas})
+            with clock.stage("postprocess"):
+                detections = self.decoder(heads)
+            if replayed is not None:  # the count came to the host behind the graph, long done by now
+                _require_voxels(replayed.voxels(), inputs, self.cfg)
+                if not replayed.fits:
+                    return None
         return PipelineResult(detections, clock.stages_ms)
+
+
+def _require_voxels(count: int, inputs: Frame, cfg: CenterPointConfig) -> None:
+    if count == 0:
+        raise DataError(f"no point of the cloud ({inputs.points} points) lies in the range {cfg.point_cloud_range}")
 
 
 @dataclass(frozen=True)
