@@ -13,7 +13,7 @@ import torch
 from model_specs.centerpoint.decode import decode
 from model_specs.centerpoint.spec import SPEC, TINY_SPEC
 from model_specs.centerpoint.graphs import KEPT_GRAPHS, POINTS_STEP, GraphedPreprocess, padded_shape
-from model_specs.centerpoint.voxelize import PADDING, UploadedSweeps, decorate, densify, frame, scatter, voxelize
+from model_specs.centerpoint.voxelize import PADDING, UploadedSweeps, decorate, densify, frame, scatter, scatter_index, voxelize
 from pytest_awml.device import Device, Precision, Target
 from pytest_awml.errors import DataError
 from pytest_awml.runners.base import RunnerSource
@@ -51,6 +51,8 @@ def _same_as_eager(replayed, voxels, cfg) -> None:
     assert torch.equal(replayed.features[:count, :, : voxels.features.shape[2]], voxels.features)  # the raw points, copied
     torch.testing.assert_close(replayed.features[:count], decorate(voxels, cfg), **ROUNDING)
     assert not replayed.features[count:].any()
+    channels, (nx, ny, _) = cfg.pfn_channels[-1], cfg.grid_size
+    assert torch.equal(replayed.index[:count], scatter_index(voxels.coors, channels, cfg)) and (replayed.index[count:] == channels * nx * ny).all()
 
 
 def test_densify_on_cuda_is_the_cpu_cloud(case):
@@ -188,6 +190,20 @@ def test_a_pipeline_runs_a_frame_that_overflowed_its_graph_again(case):
     fresh = _pipeline(spec, model, Device("cuda", 0), Precision.FP32)(scene)
     np.testing.assert_array_equal(overflowed.outputs.labels, fresh.outputs.labels)
     np.testing.assert_allclose(overflowed.outputs.boxes, fresh.outputs.boxes, **ROUNDING)
+
+
+def test_an_encoder_on_a_stream_of_its_own_gets_the_voxels_alone(case):
+    """A runtime that waits for torch's work anyway (ONNX Runtime: no torch stream) is given the voxels without the
+    graph's padding rows, the count read first; the boxes are those of the encoder that got the padding too."""
+    spec, model, scene = case
+    padded, alone = (_pipeline(spec, model, Device("cuda", 0), Precision.FP32) for _ in range(2))
+    rows, run = [], alone.encoder.run_tensors
+    alone.encoder.cuda_stream = lambda: None
+    alone.encoder.run_tensors = lambda inputs: (rows.append(inputs["input_features"].shape[0]), run(inputs))[1]
+    expected, got = padded(scene).outputs, alone(scene).outputs
+    assert rows == [voxelize(densify(scene.sweeps, model.cfg, CUDA), model.cfg).coors.shape[0]]
+    np.testing.assert_array_equal(got.labels, expected.labels)
+    np.testing.assert_allclose(got.boxes, expected.boxes, rtol=1e-4, atol=1e-4)
 
 
 def test_no_point_in_range_is_a_clear_error_on_the_device_too(case):

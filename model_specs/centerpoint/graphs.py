@@ -37,7 +37,8 @@ from typing import Iterator
 import torch
 
 from model_specs.centerpoint.config import CenterPointConfig
-from model_specs.centerpoint.voxelize import Frame, Voxels, assemble, decorate, grid_constants, voxel_buffers
+from model_specs.centerpoint.voxelize import (Frame, Voxels, assemble, channel_starts, decorate, grid_constants, scatter_index,
+                                              voxel_buffers)
 
 KEPT_GRAPHS = 2  # frame shapes held at once: one scene's latency rounds need one; ~150-350 MB each at full size
 HEADROOM = 1.25  # room for more voxels than the frame a graph was captured for (a stream's next frames)
@@ -54,19 +55,22 @@ class _Captured:
     capacity: int  # voxel rows the graph's buffers hold
     decorated: torch.Tensor  # [capacity, P, F + 6], zero past the count
     coors: torch.Tensor  # [capacity, 3], PADDING past the count
+    index: torch.Tensor  # [capacity, C]: where each row's pillar goes in the canvas (scatter_index)
     count: torch.Tensor  # the voxel count, on the device
     counted: torch.Tensor  # its page-locked host copy, written behind each replay
     copied: torch.cuda.Event  # recorded after that copy
-    constants: object  # the grid's constant tensors the graph reads: held here, so no cache eviction frees them
+    constants: object  # the constant tensors the graph reads (grid, channel starts): held here, so no cache eviction frees them
 
 
 @dataclass(frozen=True)
 class Replayed:
     """One replay's buffers, at the graph's capacity: ``features`` [capacity, P, F + 6] (``decorate(voxelize(...))``'s
-    rows, then zero rows) and ``coors`` [capacity, 3] (then ``PADDING`` rows)."""
+    rows, then zero rows), ``coors`` [capacity, 3] (then ``PADDING`` rows) and their ``scatter_index`` for the
+    encoder's C channels."""
 
     features: torch.Tensor
     coors: torch.Tensor
+    index: torch.Tensor
     capacity: int
     _captured: _Captured
 
@@ -105,7 +109,7 @@ class GraphedPreprocess:
             captured = self._graphs.get(shape) or self._capture(shape, frame)
             self._replay(captured, frame)
             self._graphs.move_to_end(shape)
-            replayed = Replayed(captured.decorated, captured.coors, captured.capacity, captured)
+            replayed = Replayed(captured.decorated, captured.coors, captured.index, captured.capacity, captured)
             yield replayed
             if not replayed.fits:  # the next call captures this shape again, sized for the frame that overflowed
                 del self._graphs[shape]
@@ -130,10 +134,10 @@ class GraphedPreprocess:
         captured.counted.copy_(captured.count, non_blocking=True)
         captured.copied.record()
 
-    def _stages(self, frame: Frame, capacity: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _stages(self, frame: Frame, capacity: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         cfg = self.cfg
         features, counts, coors, count = voxel_buffers(assemble(frame, cfg), cfg, capacity=capacity)
-        return decorate(Voxels(features, counts, coors), cfg), coors, count
+        return decorate(Voxels(features, counts, coors), cfg), coors, scatter_index(coors, cfg.pfn_channels[-1], cfg), count
 
     def _capture(self, shape: tuple[int, ...], frame: Frame) -> _Captured:
         device = frame.moves.device
@@ -148,15 +152,16 @@ class GraphedPreprocess:
         side = torch.cuda.Stream(device)
         side.wait_stream(torch.cuda.current_stream(device))
         with torch.cuda.stream(side):
-            count = int(self._stages(inputs, self.cfg.max_voxels)[2])
+            count = int(self._stages(inputs, self.cfg.max_voxels)[3])
         torch.cuda.current_stream(device).wait_stream(side)
         capacity = min(self.cfg.max_voxels, max(ROWS_STEP, math.ceil(count * HEADROOM / ROWS_STEP) * ROWS_STEP))
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph):
-            decorated, coors, count = self._stages(inputs, capacity)
+            decorated, coors, index, count = self._stages(inputs, capacity)
         counted = torch.empty(count.shape, dtype=count.dtype, pin_memory=True)
-        captured = _Captured(graph, points, inputs, nans, capacity, decorated, coors, count, counted, torch.cuda.Event(),
-                             grid_constants(self.cfg, device, frame.moves.dtype))
+        captured = _Captured(graph, points, inputs, nans, capacity, decorated, coors, index, count, counted, torch.cuda.Event(),
+                             (grid_constants(self.cfg, device, frame.moves.dtype),
+                              channel_starts(self.cfg.pfn_channels[-1], math.prod(self.cfg.grid_size[:2]), device)))
         self._graphs.pop(shape, None)
         self._graphs[shape] = captured
         while len(self._graphs) > KEPT_GRAPHS:

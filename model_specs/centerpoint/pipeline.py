@@ -17,7 +17,7 @@ from model_specs.centerpoint.config import CenterPointConfig
 from model_specs.centerpoint.decode import Detections
 from model_specs.centerpoint.scene import Scene
 from model_specs.centerpoint.graphs import GraphedPreprocess
-from model_specs.centerpoint.voxelize import Frame, UploadedSweeps, assemble, decorate, frame, scatter, voxelize
+from model_specs.centerpoint.voxelize import Frame, UploadedSweeps, assemble, decorate, frame, scatter_at, scatter_index, voxelize
 from pytest_awml.device import Precision
 from pytest_awml.errors import DataError
 from pytest_awml.pipeline import Check, Pipeline, PipelineResult, StageClock
@@ -42,7 +42,9 @@ class CenterPointPipeline(Pipeline):
     pre-processing replays as one CUDA graph (:mod:`model_specs.centerpoint.graphs`) and the encoder runs on the
     graph's buffers at their capacity: the rows past the voxel count are zero and never scattered, and the host
     queues every stage without waiting for the count (Autoware reads it back first, to size its encoder's input;
-    here that read would leave the device idle while the host launches the encoder)."""
+    here that read would leave the device idle while the host launches the encoder). An encoder whose runtime keeps
+    a stream of its own (``Runner.cuda_stream()`` None: ONNX Runtime) waits for torch's work before it runs anyway;
+    it gets the voxels alone, the count read first, rather than the padding too."""
 
     stages = STAGES
 
@@ -65,29 +67,33 @@ class CenterPointPipeline(Pipeline):
 
     def _run(self, sample: Scene, device: torch.device) -> PipelineResult | None:
         """One pass; None when the graph lacked room (it is dropped: the next pass captures one sized for the frame)."""
-        clock = StageClock(device)
+        clock, cfg = StageClock(device), self.cfg
         with ExitStack() as held:
             with clock.stage("preprocess"):
-                inputs = frame(sample.sweeps, self.cfg, device, self.uploaded)
+                inputs = frame(sample.sweeps, cfg, device, self.uploaded)
                 if device.type == "cuda":  # the graph's own buffers at its capacity, valid until the block ends
                     replayed = held.enter_context(self.graphed(inputs))
-                    features, coors = replayed.features, replayed.coors
+                    features, index = replayed.features, replayed.index
+                    if self.encoder.cuda_stream() is None:  # a runtime on its own stream waits for torch's work anyway:
+                        count = min(replayed.voxels(), replayed.capacity)  # it gets the voxels alone, not the padding
+                        _require_voxels(count, inputs, cfg)
+                        features, index = features[:count], index[:count]
                 else:
-                    replayed, voxels = None, voxelize(assemble(inputs, self.cfg), self.cfg)
-                    _require_voxels(voxels.coors.shape[0], inputs, self.cfg)
-                    features, coors = decorate(voxels, self.cfg), voxels.coors
+                    replayed, voxels = None, voxelize(assemble(inputs, cfg), cfg)
+                    _require_voxels(voxels.coors.shape[0], inputs, cfg)
+                    features, index = decorate(voxels, cfg), scatter_index(voxels.coors, cfg.pfn_channels[-1], cfg)
                 if self.pad_to is not None:
                     features = pad_pillars(features, self.pad_to)
             with clock.stage("voxel_encoder", self.encoder):
                 pillars = self.encoder.run_tensors({"input_features": features})["pillar_features"]
             with clock.stage("middle_encoder"):
-                canvas = scatter(pillars[: coors.shape[0]], coors, self.cfg)  # padding rows are never scattered
+                canvas = scatter_at(pillars[: index.shape[0]], index, cfg)  # padding rows land where nothing reads
             with clock.stage("backbone_head", self.backbone):
                 heads = self.backbone.run_tensors({"spatial_features": canvas})
             with clock.stage("postprocess"):
                 detections = self.decoder(heads)
             if replayed is not None:  # the count came to the host behind the graph, long done by now
-                _require_voxels(replayed.voxels(), inputs, self.cfg)
+                _require_voxels(replayed.voxels(), inputs, cfg)
                 if not replayed.fits:
                     return None
         return PipelineResult(detections, clock.stages_ms)

@@ -308,23 +308,33 @@ def grid_constants(cfg: CenterPointConfig, device: torch.device, dtype: torch.dt
 
 
 def scatter(pillar_features: torch.Tensor, coors: torch.Tensor, cfg: CenterPointConfig) -> torch.Tensor:
-    """PointPillarsScatter: [M, 1, C] pillar features → canvas [1, C, ny, nx].
+    """PointPillarsScatter: [M, 1, C] pillar features → canvas [1, C, ny, nx] (rows with ``PADDING`` coors left out)."""
+    return scatter_at(pillar_features, scatter_index(coors, pillar_features.shape[-1], cfg), cfg)
 
-    A row whose coors are ``PADDING`` (a CUDA graph's buffer past the voxel count, which only the device knows)
-    is written to one spare element past the canvas that nothing reads: which rows those are is decided on the
-    device, so nothing waits for the count. Each value goes to its own element of the flat canvas (``put_``).
-    """
+
+def scatter_index(coors: torch.Tensor, channels: int, cfg: CenterPointConfig) -> torch.Tensor:
+    """Where each pillar's values go in a flat [channels, ny, nx] canvas: [M, channels] int64. A row whose coors are
+    ``PADDING`` (a CUDA graph's buffer past the voxel count, which only the device knows) goes to one spare element
+    past the canvas that nothing reads: which rows those are is decided on the device, so nothing waits for the
+    count. A CUDA graph computes this with the voxels, so that scattering is two launches."""
+    nx, ny, _ = cfg.grid_size
+    spare = channels * nx * ny
+    cell = coors[:, 1:2] * nx + coors[:, 2:3]  # [M, 1]: y * nx + x, negative for padding
+    return torch.where(cell >= 0, cell + channel_starts(channels, nx * ny, coors.device), spare)
+
+
+def scatter_at(pillar_features: torch.Tensor, index: torch.Tensor, cfg: CenterPointConfig) -> torch.Tensor:
+    """[M, 1, C] pillar features put at their :func:`scatter_index` in a zero canvas [1, C, ny, nx]: each value to its
+    own element (``put_``), the padding rows' to the spare one."""
     nx, ny, _ = cfg.grid_size
     features = pillar_features.reshape(pillar_features.shape[0], -1)
-    channels, area = features.shape[1], ny * nx
-    spare = channels * area
+    spare = features.shape[1] * nx * ny
     flat = features.new_zeros(spare + 1)
-    cell = coors[:, 1:2] * nx + coors[:, 2:3]  # [M, 1]: y * nx + x, negative for padding
-    flat.put_(torch.where(cell >= 0, cell + _channel_starts(channels, area, features.device), spare), features)
-    return flat[:spare].view(1, channels, ny, nx)
+    flat.put_(index, features)
+    return flat[:spare].view(1, features.shape[1], ny, nx)
 
 
 @functools.lru_cache(maxsize=16)
-def _channel_starts(channels: int, area: int, device: torch.device) -> torch.Tensor:
+def channel_starts(channels: int, area: int, device: torch.device) -> torch.Tensor:
     """Where each channel's plane starts in a flat canvas: [channels] int64, made once per device."""
     return torch.arange(channels, device=device) * area
