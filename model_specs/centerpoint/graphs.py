@@ -5,7 +5,8 @@ device running them (H200, full-size scene: 1.75 ms wall for 0.86 ms of kernels,
 them as a few fused CUDA kernels; a graph gives the same launch cost without writing kernels. The stages
 are the functions of :mod:`model_specs.centerpoint.voxelize`, captured with fixed-size buffers
 (``voxel_buffers(capacity=...)``: no host read-back inside), so the pillars are those of the eager path bit
-for bit; the voxel count is read once after the replay, as Autoware reads it to size its encoder's input.
+for bit; the voxel count comes back behind the replay, read once the caller has its boxes (Autoware reads it
+right after its kernels, to size its encoder's input).
 (``torch.compile`` fused the decoration alone into a slower kernel after 66 s of compiling.)
 
 A graph is captured per frame shape: each sweep padded to a multiple of ``POINTS_STEP`` points with NaN

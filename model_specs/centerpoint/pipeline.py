@@ -42,9 +42,10 @@ class CenterPointPipeline(Pipeline):
     pre-processing replays as one CUDA graph (:mod:`model_specs.centerpoint.graphs`) and the encoder runs on the
     graph's buffers at their capacity: the rows past the voxel count are zero and never scattered, and the host
     queues every stage without waiting for the count (Autoware reads it back first, to size its encoder's input;
-    here that read would leave the device idle while the host launches the encoder). An encoder whose runtime keeps
-    a stream of its own (``Runner.cuda_stream()`` None: ONNX Runtime) waits for torch's work before it runs anyway;
-    it gets the voxels alone, the count read first, rather than the padding too."""
+    here that read would leave the device idle while the host launches the encoder). An encoder that runs
+    synchronously (``Runner.cuda_stream()`` None: ONNX Runtime's CUDA runner, a workspace's sharing runner) waits
+    for torch's work before it runs anyway; it gets the voxels alone, the count read first, rather than the
+    padding too."""
 
     stages = STAGES
 
@@ -60,10 +61,13 @@ class CenterPointPipeline(Pipeline):
 
     def __call__(self, sample: Scene) -> PipelineResult:
         """Every stage on the encoder's device: the sweeps go up once, the boxes come down once (on CUDA no tensor
-        crosses to the host between stages and the host waits for nothing before the boxes; stages are CUDA-event
-        timed). A frame with more voxels than its pre-processing graph had room for runs again, recaptured."""
+        crosses to the host between stages, and with an asynchronous encoder the host waits for nothing before the
+        boxes; stages are CUDA-event timed). A frame with more voxels than its pre-processing graph had room for
+        runs again, with a graph captured for it (again if another thread's frame replaced that graph meanwhile)."""
         device = torch.device(self.encoder.target.device.torch)
-        return self._run(sample, device) or self._run(sample, device)
+        while (result := self._run(sample, device)) is None:
+            pass
+        return result
 
     def _run(self, sample: Scene, device: torch.device) -> PipelineResult | None:
         """One pass; None when the graph lacked room (it is dropped: the next pass captures one sized for the frame)."""
@@ -74,10 +78,11 @@ class CenterPointPipeline(Pipeline):
                 if device.type == "cuda":  # the graph's own buffers at its capacity, valid until the block ends
                     replayed = held.enter_context(self.graphed(inputs))
                     features, index = replayed.features, replayed.index
-                    if self.encoder.cuda_stream() is None:  # a runtime on its own stream waits for torch's work anyway:
-                        count = min(replayed.voxels(), replayed.capacity)  # it gets the voxels alone, not the padding
-                        _require_voxels(count, inputs, cfg)
-                        features, index = features[:count], index[:count]
+                    if self.encoder.cuda_stream() is None:  # a synchronous runtime waits for torch's work anyway:
+                        _require_voxels(replayed.voxels(), inputs, cfg)  # it gets the voxels alone, not the padding
+                        if not replayed.fits:
+                            return None
+                        features, index = features[: replayed.voxels()], index[: replayed.voxels()]
                 else:
                     replayed, voxels = None, voxelize(assemble(inputs, cfg), cfg)
                     _require_voxels(voxels.coors.shape[0], inputs, cfg)

@@ -49,7 +49,7 @@ class Sweep:
 
     points: np.ndarray  # [N, 4] float32: x, y, z, intensity
     time_s: float
-    pose: np.ndarray  # [4, 4] float64: world <- sensor at capture time
+    pose: np.ndarray  # [4, 4] float64: world <- sensor at capture time, rigid (a rotation and a translation)
 
 
 @dataclass(frozen=True)

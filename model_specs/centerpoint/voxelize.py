@@ -141,11 +141,11 @@ def _upload(shapes: Sequence[tuple[int, int]], arrays: Sequence[np.ndarray], dev
 
 def _fill(host: torch.Tensor, sizes: Sequence[int], shapes: Sequence[tuple[int, int]], arrays: Sequence[np.ndarray]) -> None:
     """Each array's columns into its piece of ``host``. torch's copy runs on several threads (2.2 MB: 0.33 ms against
-    NumPy's 0.42 ms on the GPU machine's host) where it can read the array in place; NumPy copies the others
-    (read-only arrays, which torch warns about, and layouts it cannot view)."""
+    NumPy's 0.42 ms on the GPU machine's host); it takes writeable C-contiguous arrays in native byte order, NumPy
+    copies the others (torch warns about read-only arrays and refuses foreign byte orders)."""
     for piece, shape, array in zip(host.split(sizes), shapes, arrays):
         piece = piece.view(shape)
-        if array.flags.writeable and array.flags.c_contiguous:
+        if array.flags.writeable and array.flags.c_contiguous and array.dtype.isnative:
             piece.copy_(torch.from_numpy(array)[:, : shape[1]])
         else:
             np.copyto(piece.numpy(), array[:, : shape[1]], casting="same_kind")
