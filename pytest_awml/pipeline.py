@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from pytest_awml.device import Precision
+from pytest_awml.lazy import LazyMapping
 from pytest_awml.limits import LatencySettings, Verdict
 
 if TYPE_CHECKING:  # only named in annotations: a spec module need not load the runners
@@ -75,36 +76,20 @@ class StageClock:
 
     @property
     def stages_ms(self) -> Mapping[str, float]:
-        """Each stage's ms. On CUDA a mapping that waits for the last event and reads the events when first read:
-        a caller timing the call reads it after its own clock stops (reading clocks is not the pipeline's work)."""
+        """Each stage's ms. On CUDA a mapping that waits for the last event and reads the events when a value is first
+        read: a caller timing the call reads it after its own clock stops (reading clocks is not the pipeline's work)."""
         if not self._events:
             return dict(self._host)
-        return _EventTimes(dict(self._host), tuple(self._events))
+        host, events = dict(self._host), tuple(self._events)
 
-
-class _EventTimes(Mapping):
-    """Stage times from CUDA events, read on first use (see :attr:`StageClock.stages_ms`)."""
-
-    def __init__(self, host: dict[str, float], events: tuple[tuple[str, Any, Any], ...]) -> None:
-        self._host, self._events, self._read = host, events, None
-
-    def _times(self) -> dict[str, float]:
-        if self._read is None:
-            self._events[-1][2].synchronize()
-            found = dict(self._host)
-            for name, start, end in self._events:
+        def read() -> dict[str, float]:
+            events[-1][2].synchronize()
+            found = dict(host)
+            for name, start, end in events:
                 found[name] = found.get(name, 0.0) + start.elapsed_time(end)
-            self._read = found
-        return self._read
+            return found
 
-    def __getitem__(self, name: str) -> float:
-        return self._times()[name]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._times())
-
-    def __len__(self) -> int:
-        return len(self._times())
+        return LazyMapping([*host, *(name for name, _, _ in events)], read)
 
 
 class Pipeline(ABC):

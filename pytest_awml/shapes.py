@@ -4,7 +4,7 @@ span (profile corners, out-of-range sizes, hypothesis strategies, random feeds).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -12,6 +12,7 @@ import numpy as np
 
 from exporters.signature import Dim, TensorSpec
 from pytest_awml.errors import DataError
+from pytest_awml.lazy import LazyMapping
 
 CORNERS = ("min", "opt", "max")
 # Bounded so that a CI run stays in minutes even for 96 000-pillar inputs; ``ci`` is derandomized
@@ -64,7 +65,7 @@ def random_feed(tensors: Sequence[TensorSpec], sizes: Mapping[str, int], seed: i
     return {t.name: _standard_normal(rng, shape_for(t, sizes), np.dtype(t.dtype)) for t in tensors}
 
 
-class RandomFeed(Mapping):
+class RandomFeed(LazyMapping):
     """:func:`random_feed`'s arrays, drawn on first read, and named by their recipe (``recipe``: the tensors' names,
     shapes and dtypes, the seed, NumPy's version) rather than by their content: a run that finds both sides' outputs
     of a shape-fuzzing feed stored never draws it (a 96 000-pillar feed is 0.3 s to draw and 0.03 s to hash). The
@@ -72,31 +73,14 @@ class RandomFeed(Mapping):
     releases, and the drawing code is the plugin's, whose hash keys every stored output."""
 
     def __init__(self, tensors: Sequence[TensorSpec], sizes: Mapping[str, int], seed: int) -> None:
-        self._tensors, self._sizes, self._seed = tuple(tensors), dict(sizes), seed
-        self._arrays: dict[str, np.ndarray] | None = None
+        tensors, sizes = tuple(tensors), dict(sizes)
+        super().__init__((t.name for t in tensors), lambda: random_feed(tensors, sizes, seed))
         self.recipe = {"random_feed": json.dumps({"tensors": [[t.name, list(shape_for(t, sizes)), np.dtype(t.dtype).str] for t in tensors],
                                                   "seed": seed, "numpy": np.__version__})}
 
-    def _drawn(self) -> dict[str, np.ndarray]:
-        if self._arrays is None:
-            self._arrays = random_feed(self._tensors, self._sizes, self._seed)
-        return self._arrays
-
-    def __getitem__(self, name: str) -> np.ndarray:
-        return self._drawn()[name]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(t.name for t in self._tensors)
-
-    def __len__(self) -> int:
-        return len(self._tensors)
-
-    def __contains__(self, name: object) -> bool:  # Mapping's would read the value, drawing the feed
-        return any(t.name == name for t in self._tensors)
-
     @property
     def drawn(self) -> bool:
-        return self._arrays is not None
+        return self.made
 
 
 def _standard_normal(rng: np.random.Generator, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:

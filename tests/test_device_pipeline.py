@@ -42,6 +42,13 @@ def _pipeline(spec, model, device: Device, precision: Precision):
     return spec.pipeline.build(model, runners)
 
 
+def _recording(runner, read) -> list:
+    """What ``read(inputs)`` gives at each of ``runner``'s ``run_tensors`` calls from now on."""
+    seen, run = [], runner.run_tensors
+    runner.run_tensors = lambda inputs: (seen.append(read(inputs)), run(inputs))[1]
+    return seen
+
+
 def _same_as_eager(replayed, voxels, cfg) -> None:
     """A replay's buffers are the eager voxels' rows (coors and raw points bit for bit, decorated within rounding),
     then padding: zero features and PADDING coors; its count, read back, is theirs."""
@@ -108,9 +115,7 @@ def test_an_fp16_pipeline_scatters_into_a_half_canvas(case):
     """The encoder's half pillars go into a half canvas: no full-size cast to float32 and back between the networks."""
     spec, model, scene = case
     pipeline = _pipeline(spec, model, Device("cuda", 0), Precision.FP16)
-    head = pipeline.backbone
-    seen, run = [], head.run_tensors
-    head.run_tensors = lambda inputs: (seen.append(inputs["spatial_features"].dtype), run(inputs))[1]
+    seen = _recording(pipeline.backbone, lambda inputs: inputs["spatial_features"].dtype)
     pipeline(scene)
     assert seen == [torch.float16]
 
@@ -184,8 +189,7 @@ def test_a_pipeline_runs_a_frame_that_overflowed_its_graph_again(case, synchrono
     room, and returns what a pipeline that never overflowed returns."""
     spec, model, scene = case
     pipeline = _pipeline(spec, model, Device("cuda", 0), Precision.FP32)
-    encoded, run_encoder = [], pipeline.encoder.run_tensors
-    pipeline.encoder.run_tensors = lambda inputs: (encoded.append(inputs["input_features"].shape[0]), run_encoder(inputs))[1]
+    encoded = _recording(pipeline.encoder, lambda inputs: inputs["input_features"].shape[0])
     if synchronous:
         pipeline.encoder.cuda_stream = lambda: None
     pipeline(_thinned(scene))
@@ -204,9 +208,8 @@ def test_an_encoder_on_a_stream_of_its_own_gets_the_voxels_alone(case):
     graph's padding rows, the count read first; the boxes are those of the encoder that got the padding too."""
     spec, model, scene = case
     padded, alone = (_pipeline(spec, model, Device("cuda", 0), Precision.FP32) for _ in range(2))
-    rows, run = [], alone.encoder.run_tensors
     alone.encoder.cuda_stream = lambda: None
-    alone.encoder.run_tensors = lambda inputs: (rows.append(inputs["input_features"].shape[0]), run(inputs))[1]
+    rows = _recording(alone.encoder, lambda inputs: inputs["input_features"].shape[0])
     expected, got = padded(scene).outputs, alone(scene).outputs
     assert rows == [voxelize(densify(scene.sweeps, model.cfg, CUDA), model.cfg).coors.shape[0]]
     np.testing.assert_array_equal(got.labels, expected.labels)

@@ -16,7 +16,7 @@ import torch
 from model_specs.centerpoint.config import CenterPointConfig
 from model_specs.centerpoint.decode import Detections
 from model_specs.centerpoint.scene import Scene
-from model_specs.centerpoint.graphs import GraphedPreprocess
+from model_specs.centerpoint.graphs import GraphedPreprocess, Replayed
 from model_specs.centerpoint.voxelize import Frame, UploadedSweeps, assemble, decorate, frame, scatter_at, scatter_index, voxelize
 from pytest_awml.device import Precision
 from pytest_awml.errors import DataError
@@ -75,16 +75,19 @@ class CenterPointPipeline(Pipeline):
         with ExitStack() as held:
             with clock.stage("preprocess"):
                 inputs = frame(sample.sweeps, cfg, device, self.uploaded)
+                unchecked = None  # a replay whose count is read after the boxes
                 if device.type == "cuda":  # the graph's own buffers at its capacity, valid until the block ends
                     replayed = held.enter_context(self.graphed(inputs))
                     features, index = replayed.features, replayed.index
                     if self.encoder.cuda_stream() is None:  # a synchronous runtime waits for torch's work anyway:
-                        _require_voxels(replayed.voxels(), inputs, cfg)  # it gets the voxels alone, not the padding
-                        if not replayed.fits:
+                        count = _counted(replayed, inputs, cfg)  # it gets the voxels alone, not the padding
+                        if count > replayed.capacity:
                             return None
-                        features, index = features[: replayed.voxels()], index[: replayed.voxels()]
+                        features, index = features[:count], index[:count]
+                    else:
+                        unchecked = replayed
                 else:
-                    replayed, voxels = None, voxelize(assemble(inputs, cfg), cfg)
+                    voxels = voxelize(assemble(inputs, cfg), cfg)
                     _require_voxels(voxels.coors.shape[0], inputs, cfg)
                     features, index = decorate(voxels, cfg), scatter_index(voxels.coors, cfg.pfn_channels[-1], cfg)
                 if self.pad_to is not None:
@@ -97,11 +100,16 @@ class CenterPointPipeline(Pipeline):
                 heads = self.backbone.run_tensors({"spatial_features": canvas})
             with clock.stage("postprocess"):
                 detections = self.decoder(heads)
-            if replayed is not None:  # the count came to the host behind the graph, long done by now
-                _require_voxels(replayed.voxels(), inputs, cfg)
-                if not replayed.fits:
-                    return None
+            if unchecked is not None and _counted(unchecked, inputs, cfg) > unchecked.capacity:  # its copy is long done
+                return None
         return PipelineResult(detections, clock.stages_ms)
+
+
+def _counted(replayed: Replayed, inputs: Frame, cfg: CenterPointConfig) -> int:
+    """The replay's voxel count, read back; none is the named error."""
+    count = replayed.voxels()
+    _require_voxels(count, inputs, cfg)
+    return count
 
 
 def _require_voxels(count: int, inputs: Frame, cfg: CenterPointConfig) -> None:

@@ -125,30 +125,27 @@ def _upload(shapes: Sequence[tuple[int, int]], arrays: Sequence[np.ndarray], dev
     """Each array's first ``shape[1]`` columns as float32 [shape] tensors on ``device``, views of one buffer. To a
     GPU through page-locked memory (``uploaded``'s, else a block of torch's pinned-memory cache, which keeps it
     until the copy is done), in one copy that does not wait: a copy from pageable memory blocks the host and runs
-    at a fraction of the bus (2.2 MB: 0.19 ms against 0.03 + 0.05 ms on an H200)."""
-    sizes = [rows * columns for rows, columns in shapes]
-    if torch.device(device).type != "cuda":
-        host = torch.empty(sum(sizes), dtype=torch.float32)
-        _fill(host, sizes, shapes, arrays)
-        return [piece.view(shape) for piece, shape in zip(host.split(sizes), shapes)]
+    at a fraction of the bus (2.2 MB: 0.19 ms against 0.03 + 0.05 ms on an H200). On the CPU the buffer is the
+    result."""
     device = torch.device(device)
-    with uploaded.staging(sum(sizes), device) if uploaded is not None else nullcontext(
-            torch.empty(sum(sizes), dtype=torch.float32, pin_memory=True)) as host:
-        _fill(host, sizes, shapes, arrays)
-        moved = host.to(device, non_blocking=True)
+    sizes = [rows * columns for rows, columns in shapes]
+    cuda = device.type == "cuda"
+    with uploaded.staging(sum(sizes), device) if cuda and uploaded is not None else nullcontext(
+            torch.empty(sum(sizes), dtype=torch.float32, pin_memory=cuda)) as host:
+        for piece, shape, array in zip(host.split(sizes), shapes, arrays):
+            _copy_columns(piece.view(shape), array)
+        moved = host.to(device, non_blocking=True)  # the buffer itself on the CPU
     return [piece.view(shape) for piece, shape in zip(moved.split(sizes), shapes)]
 
 
-def _fill(host: torch.Tensor, sizes: Sequence[int], shapes: Sequence[tuple[int, int]], arrays: Sequence[np.ndarray]) -> None:
-    """Each array's columns into its piece of ``host``. torch's copy runs on several threads (2.2 MB: 0.33 ms against
+def _copy_columns(piece: torch.Tensor, array: np.ndarray) -> None:
+    """``array``'s first columns into ``piece``. torch's copy runs on several threads (2.2 MB: 0.33 ms against
     NumPy's 0.42 ms on the GPU machine's host); it takes writeable C-contiguous arrays in native byte order, NumPy
     copies the others (torch warns about read-only arrays and refuses foreign byte orders)."""
-    for piece, shape, array in zip(host.split(sizes), shapes, arrays):
-        piece = piece.view(shape)
-        if array.flags.writeable and array.flags.c_contiguous and array.dtype.isnative:
-            piece.copy_(torch.from_numpy(array)[:, : shape[1]])
-        else:
-            np.copyto(piece.numpy(), array[:, : shape[1]], casting="same_kind")
+    if array.flags.writeable and array.flags.c_contiguous and array.dtype.isnative:
+        piece.copy_(torch.from_numpy(array)[:, : piece.shape[1]])
+    else:
+        np.copyto(piece.numpy(), array[:, : piece.shape[1]], casting="same_kind")
 
 
 def assemble(frame: Frame, cfg: CenterPointConfig) -> torch.Tensor:
