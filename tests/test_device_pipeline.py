@@ -12,7 +12,7 @@ import torch
 
 from model_specs.centerpoint.decode import decode
 from model_specs.centerpoint.spec import SPEC, TINY_SPEC
-from model_specs.centerpoint.graphs import KEPT_GRAPHS, POINTS_STEP, GraphedPreprocess, padded_shape
+from model_specs.centerpoint.graphs import HEADROOM, KEPT_GRAPHS, POINTS_STEP, ROWS_HEADROOM, GraphedPreprocess, padded_shape, rows_for
 from model_specs.centerpoint.voxelize import PADDING, UploadedSweeps, decorate, densify, frame, scatter, scatter_index, voxelize
 from pytest_awml.device import Device, Precision, Target
 from pytest_awml.errors import DataError
@@ -153,12 +153,13 @@ def test_the_graphed_preprocess_is_the_eager_one_replayed(case):
         _same_as_eager(replayed, voxelize(densify(later.sweeps, cfg, CUDA), cfg), cfg)
 
 
-def _thinned(scene):
-    """The same number of points, 90 % of each sweep's on one spot: far fewer voxels, the same padded shape."""
+def _thinned(scene, share: float = 0.9):
+    """The same number of points, ``share`` of each sweep's (spread over it) moved onto one spot: fewer voxels, the
+    same padded shape."""
     def thin(sweep):
-        sweep = dataclasses.replace(sweep, points=sweep.points.copy())
-        sweep.points[: len(sweep.points) * 9 // 10, :3] = sweep.points[-1, :3]
-        return sweep
+        points = sweep.points.copy()
+        points[np.arange(len(points)) % 20 < share * 20, :3] = points[-1, :3]
+        return dataclasses.replace(sweep, points=points)
 
     return dataclasses.replace(scene, sweeps=tuple(thin(sweep) for sweep in scene.sweeps))
 
@@ -201,6 +202,33 @@ def test_a_pipeline_runs_a_frame_that_overflowed_its_graph_again(case, synchrono
     fresh = _pipeline(spec, model, Device("cuda", 0), Precision.FP32)(scene)
     np.testing.assert_array_equal(overflowed.outputs.labels, fresh.outputs.labels)
     np.testing.assert_allclose(overflowed.outputs.boxes, fresh.outputs.boxes, rtol=1e-4, atol=1e-4)
+
+
+def test_a_frame_with_more_voxels_than_its_encoder_rows_runs_again_on_the_same_graph(case):
+    """The encoder gets the rows a frame like the graph's last one needs, not the graph's whole capacity; a denser
+    frame that still fits the graph runs again with rows for its own count (no new capture), and returns what a
+    pipeline that saw it first returns; a repeated frame runs once."""
+    spec, model, scene = case
+    cfg = model.cfg
+    count = voxelize(densify(scene.sweeps, cfg, CUDA), cfg).coors.shape[0]
+    capacity = lambda voxels: rows_for(voxels, HEADROOM, cfg.max_voxels)  # noqa: E731 - a graph captured for them
+    sparser = [(share, voxelize(densify(_thinned(scene, share).sweeps, cfg, CUDA), cfg).coors.shape[0]) for share in np.arange(0.1, 0.95, 0.05)]
+    share, fewer = next((share, n) for share, n in sparser if rows_for(n, ROWS_HEADROOM, capacity(n)) < count <= capacity(n))
+    rows = lambda voxels: rows_for(voxels, ROWS_HEADROOM, capacity(fewer))  # noqa: E731 - what the encoder gets
+    pipeline = _pipeline(spec, model, Device("cuda", 0), Precision.FP32)
+    encoded = _recording(pipeline.encoder, lambda inputs: inputs["input_features"].shape[0])
+    pipeline(_thinned(scene, share))
+    graph = next(iter(pipeline.graphed._graphs.values())).graph
+    calls, run = [], pipeline._run
+    pipeline._run = lambda *args: calls.append(run(*args)) or calls[-1]
+    denser, again = pipeline(scene), pipeline(scene)
+    assert calls[0] is None and calls[1:] == [denser, again]
+    assert encoded == [rows(fewer), rows(fewer), rows(count), rows(count)]
+    assert next(iter(pipeline.graphed._graphs.values())).graph is graph  # the same graph, replayed three times
+    fresh = _pipeline(spec, model, Device("cuda", 0), Precision.FP32)(scene)
+    for got in (denser, again):
+        np.testing.assert_array_equal(got.outputs.labels, fresh.outputs.labels)
+        np.testing.assert_allclose(got.outputs.boxes, fresh.outputs.boxes, rtol=1e-4, atol=1e-4)
 
 
 def test_an_encoder_on_a_stream_of_its_own_gets_the_voxels_alone(case):

@@ -24,6 +24,11 @@ boxes' copy): a frame with more voxels than its graph holds is seen there, its g
 runs the frame again, when it is captured with room for this frame. The buffers are valid inside the ``with``
 block, which holds the lock a replay needs. Capture and replay run with the frame's device current (torch
 captures on the current device's stream).
+
+The capacity's headroom is for a stream's frames to come, and an encoder given every row would spend it on padding
+(full-size scene: 51 200 rows for 40 672 voxels). A replay also says how many rows an encoder needs for a frame like
+the last one its graph replayed (:attr:`Replayed.rows`: that frame's count and a small margin); a frame with more
+voxels than that is seen with the count, and its caller runs it again (the next replay's rows follow the count).
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ import math
 import threading
 from collections import OrderedDict
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Iterator
 
 import torch
@@ -43,6 +48,8 @@ from model_specs.centerpoint.voxelize import (Frame, Voxels, assemble, channel_s
 
 KEPT_GRAPHS = 2  # frame shapes held at once: one scene's latency rounds need one; ~150-350 MB each at full size
 HEADROOM = 1.25  # room for more voxels than the frame a graph was captured for (a stream's next frames)
+# The encoder's rows past the last replay's voxel count: the consecutive sweeps of the scenes here differ by < 1 %
+ROWS_HEADROOM = 1.05
 ROWS_STEP = 1024  # capacities are multiples of this
 POINTS_STEP = 8192  # sweeps are padded to a multiple of this (a 140 000-point sweep: at most 6 % more to sort)
 
@@ -54,6 +61,7 @@ class _Captured:
     inputs: Frame  # the buffers a replay reads: views of ``points``, and the moves
     nans: torch.Tensor  # [POINTS_STEP, 4] NaN rows, the padding each sweep's buffer ends with
     capacity: int  # voxel rows the graph's buffers hold
+    rows: int  # the rows an encoder needs for a frame like the last one replayed (its count with ROWS_HEADROOM)
     decorated: torch.Tensor  # [capacity, P, F + 6], zero past the count
     coors: torch.Tensor  # [capacity, 3], PADDING past the count
     index: torch.Tensor  # [capacity, C]: where each row's pillar goes in the canvas (scatter_index)
@@ -67,12 +75,14 @@ class _Captured:
 class Replayed:
     """One replay's buffers, at the graph's capacity: ``features`` [capacity, P, F + 6] (``decorate(voxelize(...))``'s
     rows, then zero rows), ``coors`` [capacity, 3] (then ``PADDING`` rows) and their ``scatter_index`` for the
-    encoder's C channels."""
+    encoder's C channels. ``rows`` of them hold every voxel of a frame like the graph's last one: what an encoder
+    that must not wait for the count is given (a count above them, read afterwards, means it missed some)."""
 
     features: torch.Tensor
     coors: torch.Tensor
     index: torch.Tensor
     capacity: int
+    rows: int
     _captured: _Captured
 
     def voxels(self) -> int:
@@ -85,6 +95,12 @@ class Replayed:
     def fits(self) -> bool:
         """Whether every voxel had a row (else the frame must be run again: the graph is captured anew for it)."""
         return self.voxels() <= self.capacity
+
+
+def rows_for(count: int, headroom: float, limit: int) -> int:
+    """Rows for ``count`` voxels with ``headroom``: a multiple of ``ROWS_STEP`` (graphs and encoders see few shapes),
+    at most ``limit``."""
+    return min(limit, max(ROWS_STEP, math.ceil(count * headroom / ROWS_STEP) * ROWS_STEP))
 
 
 def padded_shape(frame: Frame) -> tuple[int, ...]:
@@ -104,16 +120,20 @@ class GraphedPreprocess:
     @contextmanager
     def __call__(self, frame: Frame) -> Iterator[Replayed]:
         """Yields the replay's buffers, before the device has run it: use them (run the encoder, scatter) inside the
-        block, then check :attr:`Replayed.fits`; a frame that did not fit drops its graph when the block ends."""
+        block, then check the count against :attr:`Replayed.rows` or :attr:`Replayed.fits`; when the block ends the
+        graph's rows follow this frame's count, and a frame that did not fit drops its graph."""
         shape = padded_shape(frame)
         with self._lock, torch.cuda.device(frame.moves.device):
             captured = self._graphs.get(shape) or self._capture(shape, frame)
             self._replay(captured, frame)
             self._graphs.move_to_end(shape)
-            replayed = Replayed(captured.decorated, captured.coors, captured.index, captured.capacity, captured)
+            replayed = Replayed(captured.decorated, captured.coors, captured.index, captured.capacity, captured.rows, captured)
             yield replayed
-            if not replayed.fits:  # the next call captures this shape again, sized for the frame that overflowed
+            count = replayed.voxels()
+            if count > captured.capacity:  # the next call captures this shape again, sized for this frame
                 del self._graphs[shape]
+            elif count and captured.rows != (rows := rows_for(count, ROWS_HEADROOM, captured.capacity)):
+                self._graphs[shape] = replace(captured, rows=rows)
 
     @staticmethod
     def _fill(points: torch.Tensor, inputs: Frame, nans: torch.Tensor, frame: Frame) -> None:
@@ -153,14 +173,15 @@ class GraphedPreprocess:
         side = torch.cuda.Stream(device)
         side.wait_stream(torch.cuda.current_stream(device))
         with torch.cuda.stream(side):
-            count = int(self._stages(inputs, self.cfg.max_voxels)[3])
+            voxels = int(self._stages(inputs, self.cfg.max_voxels)[3])
         torch.cuda.current_stream(device).wait_stream(side)
-        capacity = min(self.cfg.max_voxels, max(ROWS_STEP, math.ceil(count * HEADROOM / ROWS_STEP) * ROWS_STEP))
+        capacity = rows_for(voxels, HEADROOM, self.cfg.max_voxels)
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph):
             decorated, coors, index, count = self._stages(inputs, capacity)
         counted = torch.empty(count.shape, dtype=count.dtype, pin_memory=True)
-        captured = _Captured(graph, points, inputs, nans, capacity, decorated, coors, index, count, counted, torch.cuda.Event(),
+        captured = _Captured(graph, points, inputs, nans, capacity, rows_for(voxels, ROWS_HEADROOM, capacity), decorated,
+                             coors, index, count, counted, torch.cuda.Event(),
                              (grid_constants(self.cfg, device, frame.moves.dtype),
                               channel_starts(self.cfg.pfn_channels[-1], math.prod(self.cfg.grid_size[:2]), device)))
         self._graphs.pop(shape, None)

@@ -40,9 +40,10 @@ class CenterPointPipeline(Pipeline):
     decoder turns the head's outputs into boxes (mmdet3d's, or the node's for the bundle). Like Autoware's
     densification, it keeps the sweeps it uploaded on the device for the frames that follow; on CUDA the
     pre-processing replays as one CUDA graph (:mod:`model_specs.centerpoint.graphs`) and the encoder runs on the
-    graph's buffers at their capacity: the rows past the voxel count are zero and never scattered, and the host
-    queues every stage without waiting for the count (Autoware reads it back first, to size its encoder's input;
-    here that read would leave the device idle while the host launches the encoder). An encoder that runs
+    graph's buffers, on as many rows as a frame like the graph's last one needs (``Replayed.rows``): the rows past
+    the voxel count are zero and never scattered, and the host queues every stage without waiting for the count
+    (Autoware reads it back first, to size its encoder's input; here that read would leave the device idle while
+    the host launches the encoder). A frame with more voxels than those rows runs again. An encoder that runs
     synchronously (``Runner.cuda_stream()`` None: ONNX Runtime's CUDA runner, a workspace's sharing runner) waits
     for torch's work before it runs anyway; it gets the voxels alone, the count read first, rather than the
     padding too."""
@@ -62,30 +63,31 @@ class CenterPointPipeline(Pipeline):
     def __call__(self, sample: Scene) -> PipelineResult:
         """Every stage on the encoder's device: the sweeps go up once, the boxes come down once (on CUDA no tensor
         crosses to the host between stages, and with an asynchronous encoder the host waits for nothing before the
-        boxes; stages are CUDA-event timed). A frame with more voxels than its pre-processing graph had room for
-        runs again, with a graph captured for it (again if another thread's frame replaced that graph meanwhile)."""
+        boxes; stages are CUDA-event timed). A frame with more voxels than its encoder was given rows for runs again,
+        with rows for its count, or with a graph captured for it when the graph had no room (again if another thread's
+        frame changed that graph meanwhile)."""
         device = torch.device(self.encoder.target.device.torch)
         while (result := self._run(sample, device)) is None:
             pass
         return result
 
     def _run(self, sample: Scene, device: torch.device) -> PipelineResult | None:
-        """One pass; None when the graph lacked room (it is dropped: the next pass captures one sized for the frame)."""
+        """One pass; None when the encoder lacked rows (the next pass has them) or the graph lacked room (it is dropped:
+        the next pass captures one sized for the frame)."""
         clock, cfg = StageClock(device), self.cfg
         with ExitStack() as held:
             with clock.stage("preprocess"):
                 inputs = frame(sample.sweeps, cfg, device, self.uploaded)
                 unchecked = None  # a replay whose count is read after the boxes
-                if device.type == "cuda":  # the graph's own buffers at its capacity, valid until the block ends
+                if device.type == "cuda":  # the graph's own buffers, valid until the block ends
                     replayed = held.enter_context(self.graphed(inputs))
-                    features, index = replayed.features, replayed.index
                     if self.encoder.cuda_stream() is None:  # a synchronous runtime waits for torch's work anyway:
-                        count = _counted(replayed, inputs, cfg)  # it gets the voxels alone, not the padding
-                        if count > replayed.capacity:
+                        rows = _counted(replayed, inputs, cfg)  # it gets the voxels alone, not the padding
+                        if rows > replayed.capacity:
                             return None
-                        features, index = features[:count], index[:count]
-                    else:
-                        unchecked = replayed
+                    else:  # the rows a frame like the graph's last one needs, checked after the boxes
+                        rows, unchecked = replayed.rows, replayed
+                    features, index = replayed.features[:rows], replayed.index[:rows]
                 else:
                     voxels = voxelize(assemble(inputs, cfg), cfg)
                     _require_voxels(voxels.coors.shape[0], inputs, cfg)
@@ -100,7 +102,7 @@ class CenterPointPipeline(Pipeline):
                 heads = self.backbone.run_tensors({"spatial_features": canvas})
             with clock.stage("postprocess"):
                 detections = self.decoder(heads)
-            if unchecked is not None and _counted(unchecked, inputs, cfg) > unchecked.capacity:  # its copy is long done
+            if unchecked is not None and _counted(unchecked, inputs, cfg) > unchecked.rows:  # its copy is long done
                 return None
         return PipelineResult(detections, clock.stages_ms)
 
