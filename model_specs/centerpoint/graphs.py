@@ -33,6 +33,7 @@ voxels than that is seen with the count, and its caller runs it again (the next 
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 from collections import OrderedDict
@@ -85,16 +86,13 @@ class Replayed:
     rows: int
     _captured: _Captured
 
+    @functools.cached_property
     def voxels(self) -> int:
-        """The frame's voxel count. Waits for its copy to the host, which follows the graph's work: call it after
-        waiting for later work (it then costs nothing), not before queuing that work."""
+        """The frame's voxel count, more than ``capacity`` when voxels had no row. Waits for its copy to the host,
+        which follows the graph's work: read it after waiting for later work (it then costs nothing), not before
+        queuing that work. Read once: the graph does not replay again while the block holds its lock."""
         self._captured.copied.synchronize()
         return int(self._captured.counted)
-
-    @property
-    def fits(self) -> bool:
-        """Whether every voxel had a row (else the frame must be run again: the graph is captured anew for it)."""
-        return self.voxels() <= self.capacity
 
 
 def rows_for(count: int, headroom: float, limit: int) -> int:
@@ -120,8 +118,8 @@ class GraphedPreprocess:
     @contextmanager
     def __call__(self, frame: Frame) -> Iterator[Replayed]:
         """Yields the replay's buffers, before the device has run it: use them (run the encoder, scatter) inside the
-        block, then check the count against :attr:`Replayed.rows` or :attr:`Replayed.fits`; when the block ends the
-        graph's rows follow this frame's count, and a frame that did not fit drops its graph."""
+        block, then check :attr:`Replayed.voxels` against its ``rows`` or its ``capacity``; when the block ends the
+        graph's rows follow this frame's count, and a frame with more voxels than the capacity drops its graph."""
         shape = padded_shape(frame)
         with self._lock, torch.cuda.device(frame.moves.device):
             captured = self._graphs.get(shape) or self._capture(shape, frame)
@@ -129,10 +127,10 @@ class GraphedPreprocess:
             self._graphs.move_to_end(shape)
             replayed = Replayed(captured.decorated, captured.coors, captured.index, captured.capacity, captured.rows, captured)
             yield replayed
-            count = replayed.voxels()
+            count = replayed.voxels
             if count > captured.capacity:  # the next call captures this shape again, sized for this frame
                 del self._graphs[shape]
-            elif count and captured.rows != (rows := rows_for(count, ROWS_HEADROOM, captured.capacity)):
+            elif captured.rows != (rows := rows_for(count, ROWS_HEADROOM, captured.capacity)):
                 self._graphs[shape] = replace(captured, rows=rows)
 
     @staticmethod

@@ -109,7 +109,7 @@ class CenterPointPipeline(Pipeline):
 
 def _counted(replayed: Replayed, inputs: Frame, cfg: CenterPointConfig) -> int:
     """The replay's voxel count, read back; none is the named error."""
-    count = replayed.voxels()
+    count = replayed.voxels
     _require_voxels(count, inputs, cfg)
     return count
 
