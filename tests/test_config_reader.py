@@ -105,7 +105,7 @@ def test_the_point_features_follow_the_test_pipeline(tmp_path):
     ("model = dict(type=open('x'))", "is outside the readable subset"),
     ("model = dict(type='BEVFusion')", "model: not supported: BEVFusion"),
     ("model = dict(type='CenterPoint'\n", "line 1: syntax error"),
-    ("_base_ = ['missing.py']\nmodel = dict()", "missing.py.*no such file"),
+    ("_base_ = ['missing.py']\nmodel = dict()", "missing.py.*does not exist: the config is broken upstream"),
     ("x = y + 1", "'y' is not defined before use"),
     ("for i in range(3):\n    x = i", "For statements are not read"),
 ])
@@ -123,3 +123,30 @@ def test_a_config_cannot_stall_the_reader(tmp_path):
     (tmp_path / "d.py").write_text("_base_ = ['c.py']\n")
     with pytest.raises(SpecError, match="_base_ includes itself"):
         _Reader(tmp_path / "c.py").read()
+
+
+def test_what_deploy_configs_compute_reads_as_python_does(tmp_path):
+    """Shifts, string methods, f-strings, ``%`` and ``str.format``: the deploy configs' features, each value
+    what Python itself computes (the reader evaluates them without running the file)."""
+    lines = {
+        "workspace": "2 << 30", "mask": "(1 << 8) - 1 | 0x100 & 0xFFF ^ 3", "root": "'work_dirs/x/'.rstrip('/')",
+        "onnx": "f'{root}/onnx'", "padded": "f'{7:03d}-{1.5:.2f}-{root!r:>30}'", "printf": "'%s_%05.1f' % ('a', 2.25)",
+        "formatted": "'{1}/{name}.{0}'.format('onnx', 'dir', name='model') + '{}{}'.format(1, 2)", "parts": "'a/b/c'.split('/')",
+        "joined": "'-'.join(['a', 'b'])", "flags": "[root.startswith('work'), root.endswith('x'), 'A'.lower()]",
+    }
+    (tmp_path / "c.py").write_text("".join(f"{name} = {expression}\n" for name, expression in lines.items()))
+    expected: dict = {}
+    for name, expression in lines.items():
+        expected[name] = eval(expression, {}, dict(expected))  # noqa: S307 (the test's own literals)
+    assert read_config(tmp_path / "c.py").values == expected
+
+
+def test_a_base_named_with_other_letter_case_is_named_as_broken_upstream(tmp_path):
+    (tmp_path / "Bases").mkdir()
+    (tmp_path / "Bases" / "Runtime.py").write_text("x = 1\n")
+    (tmp_path / "c.py").write_text("_base_ = ['bases/runtime.py']\n")
+    with pytest.raises(SpecError) as info:
+        read_config(tmp_path / "c.py")
+    message = str(info.value)
+    assert "_base_ 'bases/runtime.py' names" in message and "which does not exist: the config is broken upstream" in message
+    assert "Bases/Runtime.py differs from it only by letter case" in message and "install mmengine" not in message

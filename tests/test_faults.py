@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +36,7 @@ from pytest_awml.runners.onnxruntime import OnnxRuntimeRunner
 from pytest_awml.runners.pytorch import PyTorchRunner
 
 CONFIGS = Path(__file__).parent / "data" / "configs" / "awml"
+CONFIG_ANSWER_S = 0.5  # a refused config answers in well under a second (issue 29)
 USAGE = pytest.ExitCode.USAGE_ERROR
 CPU_FP32 = Target("onnxruntime", Device("cpu"), Precision.FP32)
 
@@ -48,7 +50,8 @@ def _files(root: Path) -> dict[str, str]:
     (root / "scan.bin").write_bytes(np.zeros((10, 4), np.float32).tobytes())
     (root / "dir").mkdir()
     configs = {"syntax.py": "model = dict(\n", "base.py": "_base_ = ['missing.py']\n", "power.py": "x = 9 ** 9 ** 9\n",
-               "repeat.py": "x = 'a' * 10 ** 9\n", "huge.py": "#" * (MAX_CONFIG_BYTES + 1),
+               "repeat.py": "x = 'a' * 10 ** 9\n",
+               "case.py": "_base_ = ['Default_Runtime.py']\n", "huge.py": "#" * (MAX_CONFIG_BYTES + 1),
                "channels.py": (CONFIGS / "centerpoint_tiny.py").read_text() + "\nmodel['pts_voxel_encoder']['in_channels'] = 'abc'\n"}
     for name, text in configs.items():
         (root / name).write_text(text)
@@ -88,10 +91,11 @@ OPTION_FAULTS = [
     ("unknown hypothesis profile", ["--awml-hypothesis-profile", "fast"], "use ci or dev"),
     ("unknown device", ["--awml-device", "gpu"], "use cpu, cuda or cuda:N"),
     ("config with a syntax error", ["--awml-config", "{syntax}"], "syntax error"),
-    ("config with a missing base", ["--awml-config", "{base}"], "no such file (named in a _base_ list)"),
+    ("config with a missing base", ["--awml-config", "{base}"], "which does not exist: the config is broken upstream"),
+    ("config whose base matches only by letter case", ["--awml-config", "{case}"], "differs from it only by letter case"),
     ("config raising a huge power", ["--awml-config", "{power}"], "exponent 387420489 is beyond what a config needs"),
     ("config repeating a string", ["--awml-config", "{repeat}"], "would repeat a sequence past the 65536 items"),
-    ("config file too large", ["--awml-config", "{huge}"], "over the 1048576 a training config can be"),
+    ("config file too large", ["--awml-config", "{huge}"], f"over the {MAX_CONFIG_BYTES} a training config can be"),
     ("config value of the wrong type", ["--awml-config", "{channels}"], "rebuilding the model from it failed: ValueError"),
     ("spec that is not registered", ["--awml-spec", "centrepoint"], "no spec of that name is registered"),
 ]
@@ -410,7 +414,25 @@ CONFIG_FAULTS = [
     ("x = 2 ** 64\ny = x * x * x * x * x\n", "is over 256 bits"),
     ("x = [1] * 10 ** 12\n", "would repeat a sequence past"),
     ("x = list(range(10 ** 12))\n", "items, over the 65536 a config needs"),
-    ("x = [1]\n" + "x = x + x\n" * 20, "has 131072 items"),
+    ("x = [1]\n" + "x = x + x\n" * 20, "'+' would make 131072 items"),
+    # bounded before the work (issue 29): each of these took minutes or gigabytes when checked after it
+    ("x = sum([[0] * 60000] * 60000, [])\n", "sum(...) would make 3600000000 items"),
+    ("x = sum([[0]] * 60000, [])\n", "sum(...): reading the file would take over"),
+    ("x = '%01500000000d' % 0\n", "'%' formatting would make"),
+    ("x = '%.1500000000f' % 1.0\n", "'%' formatting would make"),
+    ("x = '%*d' % (5, 1)\n", "'*' widths are outside the readable subset"),
+    ("x = f'{0:01500000000d}'\n", "an f-string would make"),
+    ("x = '{:>1500000000}'.format(1)\n", "str.format would make"),
+    ("x = '{0.__class__}'.format(1)\n", "outside the readable subset (plain fields only)"),
+    ("x = 1 << 10 ** 9\n", "is over 256 bits"),
+    ("x = ('a' * 60000).replace('a', 'a' * 60000)\n", ".replace(...) would make"),
+    ("x = ','.join(['a' * 60000] * 2)\n", ".join(...) would make"),
+    ("x = round(1, -10 ** 9)\n", "digits is beyond what a config needs"),
+    ("x = [0] * 60000\ny = [x] * 60000\nz = str(y)\n", "holds over 65536 items (counting shared ones each time)"),
+    ("x = [0] * 60000\ny = [x] * 60000\nz = y == [x] * 60000\n", "a comparison holds over 65536 items"),
+    ("x = [0] * 60000\ny = [x] * 60000\n", "the file's values holds over 65536 items"),
+    ("x = []\n" + "x = [x]\n" * 100, "nests deeper than the 64 levels"),
+    ("".join(f"a{i} = [0] * 60000\n" for i in range(20)), "reading the file would take over 1048576 steps"),
     ("x = int('abc')\n", "ValueError: invalid literal"),
     ("x = 1 < 'a'\n", "TypeError: '<' not supported"),
     ("x = -'a'\n", "bad operand type for unary -"),
@@ -425,7 +447,9 @@ CONFIG_FAULTS = [
 def test_the_config_reader_is_bounded(tmp_path, text, fragment):
     path = tmp_path / "config.py"
     path.write_text(text)
+    started = time.perf_counter()
     with pytest.raises(SpecError, match="--awml-config") as info:
         read_config(path)
     assert fragment in str(info.value)
+    assert time.perf_counter() - started < CONFIG_ANSWER_S  # refused from the operands, before the work
 
