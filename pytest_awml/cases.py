@@ -11,7 +11,8 @@
    ``test_export[<spec>/<component>/<format>]``, ``test_parity|test_latency|test_shapes[<spec>/
    <component>/<target>]``, ``test_pipeline_parity|test_pipeline_latency[<spec>/<target>]``,
    ``test_metric[<spec>/<target>]``, ``test_drift[<spec>/<component>]``, ``test_bundle[<spec>]``; ``<target>`` is
-   ``<backend>-<device>-<precision>`` (``onnxruntime-cpu-fp32``).
+   ``<backend>-<device>-<precision>`` (``onnxruntime-cpu-fp32``). A deploy config's scenario whose reference is not
+   PyTorch CPU fp32 adds ``test_parity[<spec>/<component>/<target>@<reference target>]``.
 4. A kind with no case at all (a spec without pipeline or dynamic dims, no ``--awml-autoware``)
    leaves the bare test pytest would skip as "got empty parameter set": :func:`placeholders`
    finds those and the plugin deselects them.
@@ -26,7 +27,7 @@ from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 import pytest
 
-from pytest_awml.device import REFERENCE, Target
+from pytest_awml.device import REFERENCE, Target, absent_reason
 from pytest_awml.spec import Component, ModelSpec
 
 if TYPE_CHECKING:
@@ -39,6 +40,8 @@ MODULE_ID = "awml"
 MARKER = "awml_cases"
 BUNDLE = "bundle"  # the id part naming the deployable bundle's pipeline
 ARGUMENT = "awml_case"
+REFERENCE_SEPARATOR = "@"  # test_parity[<spec>/<component>/<target>@<reference target>]: a scenario's own reference
+ONNX_FORMATS = ("onnx", "onnx-fp16")  # what a deploy config's export.mode "onnx" keeps (no engines)
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,7 @@ class Case:
     format: str | None = None
     skip: str = ""
     pipeline: str = ""  # "" for the spec's pipeline, BUNDLE for the bundle's
+    reference: Target | None = None  # a deploy config's scenario reference other than PyTorch CPU fp32 (REFERENCE)
 
     @property
     def id(self) -> str:
@@ -60,7 +64,7 @@ class Case:
         if self.format is not None:
             parts.append(self.format)
         elif self.target is not None:
-            parts.append(self.target.id)
+            parts.append(self.target.id + (f"{REFERENCE_SEPARATOR}{self.reference.id}" if self.reference is not None else ""))
         return "/".join(parts)
 
 
@@ -84,6 +88,8 @@ class Plan:
             backend = backends.get(name)
             for precision in options.precisions:
                 fmt = backend.artifact_format(precision)
+                if options.deploy is not None and options.deploy.export_mode == "onnx" and fmt not in (None, *ONNX_FORMATS):
+                    continue  # the deploy config exports ONNX only: no engine targets
                 if fmt is not None:
                     builders.get(fmt)
                 target = Target(name, options.device, precision)
@@ -114,14 +120,45 @@ class Plan:
                 yield Case(spec, component, format=fmt, skip=skip or "")
 
     def _parity(self) -> Iterator[Case]:
-        """Every target but the reference itself (PyTorch CPU fp32 against itself proves nothing)."""
+        """Every target but the reference itself (PyTorch CPU fp32 against itself proves nothing), and with a
+        deploy config its verification scenarios: each against its own reference (:meth:`_scenarios`)."""
+        seen = set()
         for spec, component in self._components():
             for target, skip in self.targets:
                 if target == REFERENCE:
                     continue
-                if not skip and target.precision.value not in component.tolerances:
-                    skip = f"the spec gives no {target.precision} tolerances for {component.name}"
-                yield Case(spec, component, target, skip=skip or self._plugins_skip(target, component))
+                seen.add((spec.name, component.name, target, None))
+                yield self._parity_case(spec, component, target, skip)
+        for case in self._scenarios():
+            key = (case.spec.name, case.component.name, case.target, case.reference)
+            if key not in seen:
+                seen.add(key)
+                yield case
+
+    def _parity_case(self, spec: ModelSpec, component: Component, target: Target, skip: str, reference: Target | None = None) -> Case:
+        if not skip and target.precision.value not in component.tolerances:
+            skip = f"the spec gives no {target.precision} tolerances for {component.name}"
+        return Case(spec, component, target, skip=skip or self._plugins_skip(target, component), reference=reference)
+
+    def _scenarios(self) -> Iterator[Case]:
+        """A deploy config's verification scenarios, on the components it describes: one against PyTorch CPU fp32
+        is the ordinary parity test of its target; one against another backend (ONNX Runtime CUDA → TensorRT) is a
+        test of its own, ``<target>@<reference target>``. A side that cannot run here skips with its reason."""
+        deploy = self.options.deploy
+        if deploy is None:
+            return
+        for spec in self.specs:
+            described = {spec.deploy_components[c.name] for c in deploy.components if c.name in spec.deploy_components}
+            for scenario in deploy.scenarios:
+                test, ref = (Target(e.backend, e.device, e.precision) for e in (scenario.test, scenario.reference))
+                skip = self._target_skip(test) or (self._target_skip(ref) if ref != REFERENCE else "")
+                for component in spec.components:
+                    if component.name in described:
+                        yield self._parity_case(spec, component, test, skip, None if ref == REFERENCE else ref)
+
+    def _target_skip(self, target: Target) -> str:
+        """Why ``target`` cannot run here ("" when it can): an unregistered backend stops the run (a usage error)."""
+        return absent_reason(target.device) or self.backends.get(target.backend).unavailable_reason(target.device, target.precision) or ""
 
     def _shapes(self) -> Iterator[Case]:
         """Parity at the profile's corners and at drawn sizes: components with dynamic dims."""
@@ -149,7 +186,20 @@ class Plan:
                         yield Case(spec, target=target, skip=skip, pipeline=name)
 
     def _metric(self) -> Iterator[Case]:
-        """Every target's task metric against the reference's, for specs that declare one."""
+        """Every target's task metric against the reference's, for specs that declare one; with a deploy config
+        whose evaluation is on, its evaluation backends are the targets."""
+        deploy = self.options.deploy
+        if deploy is not None and deploy.evaluation:
+            for spec in self.specs:
+                if spec.metric is None:
+                    continue
+                for endpoint in deploy.evaluation:
+                    target = Target(endpoint.backend, endpoint.device, endpoint.precision)
+                    if target != REFERENCE:
+                        missing = target.precision.value not in spec.metric.max_delta
+                        yield Case(spec, target=target, skip=self._target_skip(target) or
+                                   (f"the spec gives no {target.precision} metric limit" if missing else ""))
+            return
         for case in self._pipeline_parity():
             if not case.pipeline and case.spec.metric is not None:
                 missing = case.target.precision.value not in case.spec.metric.max_delta

@@ -81,10 +81,25 @@ class ConfigFile:
     path: Path
     values: Mapping[str, Any]
     notes: tuple[str, ...] = ()
+    layers: tuple[tuple[Path, Mapping[str, Any]], ...] = ()  # each file's own values, bases first (the restricted reader's)
 
-    def with_model(self, **sections: Mapping[str, Any]) -> "ConfigFile":
+    def with_model(self, **sections: Mapping[str, Any]) -> ConfigFile:
         """This config with model sections changed key by key, as a child config that names them would."""
-        return ConfigFile(self.path, _merge(dict(self.values), {"model": sections}), self.notes)
+        return ConfigFile(self.path, _merge(dict(self.values), {"model": sections}), self.notes,
+                          (*self.layers, (self.path, {"model": sections})))
+
+    def source_of(self, *keys: str) -> Path:
+        """The file that set ``values[keys[0]][keys[1]]...``: the last of the chain whose own values hold that key
+        (a base's value a child copies by ``_base_.x`` counts as the child's); the config itself when unknown."""
+        for path, values in reversed(self.layers):
+            node: Any = values
+            for key in keys:
+                if not isinstance(node, Mapping) or key not in node:
+                    break
+                node = node[key]
+            else:
+                return path
+        return self.path
 
 
 TrainingConfig = ConfigFile  # the name the specs' readers know it by
@@ -203,7 +218,7 @@ def _read_restricted(kind: tuple[str, str], path: Path) -> ConfigFile:
         raise _fail(kind, path, f"cannot be read: {type(exc).__name__}: {str(exc)[:200]}", "fix the config file") from None
     for note in reader.notes:
         log.warning("%s: %s", kind[1], note)
-    return ConfigFile(path, values, (*reader.notes, *_absent_custom_imports(kind, values)))
+    return ConfigFile(path, values, (*reader.notes, *_absent_custom_imports(kind, values)), tuple(reader.layers))
 
 
 def _absent_custom_imports(kind: tuple[str, str], values: Mapping[str, Any]) -> tuple[str, ...]:
@@ -233,6 +248,7 @@ class _Reader:
         self.scope: dict[str, Any] = {}
         self.base: dict[str, Any] = {}
         self.notes: list[str] = []
+        self.layers: list[tuple[Path, Mapping[str, Any]]] = []  # each file's own values, bases first
 
     def fail(self, problem: str, fix: str = NEEDS_MMENGINE) -> SpecError:
         return _fail(self.kind, self.path, problem, fix)
@@ -246,6 +262,7 @@ class _Reader:
             self._read_bases(statement)
         self.run(tree.body)
         self._bounded_whole(self.scope, "the file's values")
+        self.layers.append((self.path, self.scope))
         return _merge(self.base, self.scope)
 
     def _bounded_whole(self, values: Any, what: str) -> None:
@@ -270,6 +287,7 @@ class _Reader:
                 reader = _Reader(base, self.chain, self.kind, self.budget)
                 values = reader.read()
                 self.notes += reader.notes
+                self.layers += reader.layers
             repeated = sorted(set(values) & set(self.base))
             if repeated:
                 raise self.fail(f"_base_ files define the same key(s) {repeated} (mmengine refuses that too)", "fix the config file")

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from pytest_awml.deploy_config import DeployConfig
+from pytest_awml.deploy_config import read as read_deploy_config
 from pytest_awml.device import Device, Precision
 from pytest_awml.errors import AwmlError
 from pytest_awml.limits import LatencySettings, Tolerance
@@ -44,6 +46,7 @@ _OPTIONS = (
     ("--awml-tolerance", "args", [], "override tolerances for this run: ATOL[,RTOL] for all outputs or OUTPUT=ATOL[,RTOL] (repeatable)"),
     ("--awml-trust-checkpoint", "bool", False, "allow a checkpoint that needs pickle (runs code from the file: only for files you trust)"),
     ("--awml-config", "string", "", "training config (AWML/mmdet3d .py) the spec rebuilds its model from"),
+    ("--awml-deploy-config", "string", "", "AWML deploy config (deployment framework's deploy_config.py or an mmdeploy config): opset, dynamic axes, TensorRT profiles, precision policy, verification scenarios, evaluation backends, default checkpoint"),
     ("--awml-autoware", "string", "", "write the deployable bundle (ONNX files + parameter file) into this folder; its graphs join the run"),
     ("--awml-autoware-schema", "string", "", "validate the bundle's manifest against a consumer's schema (a file, or a folder holding ml_package.schema.json)"),
     ("--awml-rounds", "string", "", "timed rounds per latency test (overrides the spec)"),
@@ -72,6 +75,12 @@ def addoption(parser: pytest.Parser) -> None:
 def _value(config: pytest.Config, dest: str):
     value = config.getoption(dest)
     return config.getini(dest) if value is None else value
+
+
+def _given(config: pytest.Config, dest: str) -> bool:
+    """Whether the user set ``dest`` (on the command line or in an ini file), rather than leaving its default."""
+    default = next(d for flag, _, d, _ in _OPTIONS if flag[2:].replace("-", "_") == dest)
+    return config.getoption(dest) is not None or config.getini(dest) != default
 
 
 def xdist_worker(config: pytest.Config) -> str | None:
@@ -144,6 +153,7 @@ class AwmlOptions:
     latency_baseline: Path | None = None
     trust_checkpoint: bool = False
     config: Path | None = None
+    deploy: DeployConfig | None = None  # --awml-deploy-config, read
     autoware: Path | None = None
     autoware_schema: Path | None = None
     lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S
@@ -181,11 +191,21 @@ class AwmlOptions:
         precisions = tuple(dict.fromkeys(Precision.parse(p) for p in str(_value(config, "awml_precision")).split(",") if p.strip()))
         if not precisions:
             raise AwmlError("--awml-precision is empty: give fp32, fp16 or tf32")
+        deploy_path = _existing(root, _value(config, "awml_deploy_config"), "--awml-deploy-config")
+        deploy = read_deploy_config(deploy_path) if deploy_path is not None else None
+        if deploy is not None and not _given(config, "awml_precision"):  # the config's policy joins the default fp32
+            precisions = tuple(dict.fromkeys((*precisions, *deploy.precisions)))
         artifacts = _resolve(root, _value(config, "awml_artifacts"))
         checkpoint_text = str(_value(config, "awml_checkpoint") or "")
         checkpoint = _resolve(root, checkpoint_text) if checkpoint_text else None
         if checkpoint is not None and not checkpoint.is_file():
             raise AwmlError(f"--awml-checkpoint {checkpoint} does not exist")
+        if checkpoint is None and deploy is not None and deploy.checkpoint:  # the deploy config's checkpoint_path is the default
+            checkpoint = _resolve(root, deploy.checkpoint)
+            if not checkpoint.is_file():
+                raise AwmlError(f"--awml-deploy-config {deploy.path}: checkpoint_path {deploy.checkpoint!r} names {checkpoint}, "
+                                "which does not exist. Fix: pass --awml-checkpoint PATH (it overrides checkpoint_path), or run "
+                                "from the folder the path is relative to")
         report_text = str(_value(config, "awml_report") or "")
         data_text = str(_value(config, "awml_data") or "")
         data = _resolve(root, data_text) if data_text else None
@@ -224,6 +244,7 @@ class AwmlOptions:
             latency_baseline=_existing(root, _value(config, "awml_latency_baseline"), "--awml-latency-baseline"),
             trust_checkpoint=bool(_value(config, "awml_trust_checkpoint")),
             config=_existing(root, _value(config, "awml_config"), "--awml-config"),
+            deploy=deploy,
             autoware=_resolve(root, str(_value(config, "awml_autoware"))) if _value(config, "awml_autoware") else None,
             autoware_schema=_existing(root, _value(config, "awml_autoware_schema"), "--awml-autoware-schema"),
             lock_timeout_s=_seconds(_value(config, "awml_lock_timeout"), "--awml-lock-timeout"),

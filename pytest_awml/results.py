@@ -26,6 +26,7 @@ from pytest_awml.provenance import timestamp, versions
 if TYPE_CHECKING:
     from pytest_awml.cases import Case
     from pytest_awml.compare import OutputComparison
+    from pytest_awml.deploy_config import DeployConfig
     from pytest_awml.options import AwmlOptions
 
 log = logging.getLogger(__name__)
@@ -47,9 +48,21 @@ def record_ids(case: Case, test_id: str, options: AwmlOptions, component: str | 
     target = case.target
     if target is not None:
         ids.update(target=target.id, backend=target.backend, device=target.device.id, precision=target.precision.value)
+        if case.reference is not None:
+            ids["reference"] = case.reference.id
         if options.worker:
             ids.update(worker=options.worker, gpu=options.physical(target.device).torch)
     return ids
+
+
+def deploy_tolerance(deploy: DeployConfig | None, comparisons: Sequence[OutputComparison]) -> dict[str, Any]:
+    """A deploy config's scalar tolerance judged on a test's outputs (the largest max abs error), reported beside the
+    spec's per-output tolerances, which gate: ``tolerance_gate`` says so in every parity record that carries it."""
+    if deploy is None or deploy.tolerance is None:
+        return {}
+    worst = max((c.max_abs for c in comparisons if c.max_abs == c.max_abs), default=float("nan"))
+    return {"deploy_tolerance": deploy.tolerance, "within_deploy_tolerance": bool(worst <= deploy.tolerance),
+            "tolerance_gate": "spec"}
 
 
 def attach(node, kind: str, record: dict[str, Any]) -> None:
@@ -160,6 +173,8 @@ def run_info(options: AwmlOptions, specs, started: float) -> dict:
         "weights_by_spec": {s.name: weights_of(options, s) for s in specs},
         "specs": [s.name for s in specs],
         "overrides": {"tolerances": options.tolerances.as_dict()} if options.tolerances else {},
+        "facts": {s.name: [fact.as_record() for fact in s.facts] for s in specs},
+        "deploy_config": options.deploy.as_record() if options.deploy is not None else None,
         "golden": str(options.golden) if options.golden else None,
         "versions": {"python": platform.python_version(), **versions()},
         "host": platform.node(),

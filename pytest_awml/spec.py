@@ -23,6 +23,7 @@ from exporters.onnx_export import OnnxOptions
 from exporters.signature import Dim, TensorSpec
 from pytest_awml.device import Precision
 from pytest_awml.errors import SpecError
+from pytest_awml.facts import ConfigFact
 from pytest_awml.limits import LatencyRatio, LatencySettings, Tolerance, TrendSettings
 from pytest_awml.metric import MetricSpec
 from pytest_awml.pipeline import PipelineSpec
@@ -149,7 +150,10 @@ class ModelSpec:
     With ``--awml-checkpoint`` the plugin calls ``build_model(path, seed)`` for the architecture
     (the spec may skip seed-only work) and loads the weights itself (``pytest_awml.checkpoints``:
     weights only, strict); ``checkpoint_hints(mismatch)`` turns a misfit into advice.
-    ``configure(path)`` returns the spec rebuilt from a training config (``--awml-config``).
+    ``configure(path)`` returns the spec rebuilt from a training config (``--awml-config``), with ``facts``: the
+    values the config decided and the file of its ``_base_`` chain that set each (the report's ``run.facts``).
+    ``deploy_components`` maps a deploy config's component names (``--awml-deploy-config``; an mmdeploy config's
+    one graph is ``end2end``) to this spec's components: which graph is which is model knowledge, declared here.
 
     The deployable bundle (``--awml-autoware DIR``): ``bundle_components`` are the graphs as they ship
     (another convention, another profile than the tested components may have); with the option they join
@@ -178,8 +182,12 @@ class ModelSpec:
     bundle_pipeline: PipelineSpec | None = None
     default_weights: str = ""  # what build_model loads without a checkpoint, said in the header; "": seeded
     metric: MetricSpec | None = None  # the task metric of the pipeline's outputs (test_metric)
+    deploy_components: Mapping[str, str] = field(default_factory=dict)  # a deploy config's component name → this spec's
+    facts: tuple[ConfigFact, ...] = ()  # what the configs decided (configure, --awml-deploy-config), with the file of each
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "deploy_components", MappingProxyType(dict(self.deploy_components)))
+        object.__setattr__(self, "facts", tuple(self.facts))
         object.__setattr__(self, "components", tuple(self.components))
         object.__setattr__(self, "bundle_components", tuple(self.bundle_components))
         object.__setattr__(self, "params", MappingProxyType(dict(self.params)))
@@ -264,6 +272,11 @@ def validate(spec: Any, origin: str = "") -> "ModelSpec":
             problems = getattr(comp, attr).problems()
             if problems:
                 fail(f"{where}.{attr}", "; ".join(problems), f"correct the {attr} settings")
+    names = {c.name for c in spec.components }
+    for deployed, mapped in spec.deploy_components.items():
+        if mapped not in names:
+            fail(f"deploy_components[{deployed!r}]", f"names {mapped!r}, which is not a component",
+                 f"map it to one of {', '.join(sorted(names))}")
     for check in spec.checks:
         try:
             problems = check(spec)
@@ -351,7 +364,8 @@ def fingerprint(spec: ModelSpec, component: Component | None = None) -> str:
     Artifacts are keyed on it, so editing the model's code or any declared field re-exports.
     Callables count by their qualified name and their module's package source.
     """
-    payload = {"spec": _plain(spec, skip=("components",)), "code": source_hash(spec.build_model)}
+    # facts say where values came from (file paths): the values themselves are in the spec's fields
+    payload = {"spec": _plain(spec, skip=("components", "facts")), "code": source_hash(spec.build_model)}
     if component is not None:
         payload["component"] = _plain(component)
         payload["component_code"] = source_hash(component.extract)

@@ -1,5 +1,6 @@
 """Loading specs: by name through the ``pytest_awml.specs`` entry-point group, or by file, then
-validated, rebuilt from ``--awml-config`` and checked against ``--awml-checkpoint``.
+validated, rebuilt from ``--awml-config``, given ``--awml-deploy-config``'s export settings and checked
+against ``--awml-checkpoint``.
 
 The plugin never imports a model package by name; a model becomes known by declaring an entry
 point (``[project.entry-points."pytest_awml.specs"] mymodel = "pkg.spec:SPEC"``) or by being
@@ -14,6 +15,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pytest_awml import deploy_apply
 from pytest_awml.errors import AwmlError, SpecError
 from pytest_awml.models import load_model
 from pytest_awml.spec import ModelSpec, validate
@@ -39,6 +41,8 @@ def load_all(options: AwmlOptions, rootdir: Path | None = None) -> list[ModelSpe
                 if spec.configure is None:
                     raise AwmlError(f"spec {spec.name!r} cannot read training configs (it declares no configure); drop --awml-config")
                 spec = validate(_configure(spec, options.config), origin=str(options.config))
+            if options.deploy is not None:
+                spec = validate(deploy_apply.apply(spec, options.deploy), origin=str(options.deploy.path))
             if options.checkpoint is not None:
                 load_model(spec, options)
             if spec.name in {s.name for s in specs}:

@@ -118,15 +118,19 @@ def test_export(awml_case, awml_workspace, request):
 
 @pytest.mark.awml_cases("parity")
 def test_parity(awml_case, awml_workspace, request):
-    """Every output of the backend stays within the spec's tolerance of PyTorch CPU fp32."""
+    """Every output of the backend stays within the spec's tolerance of PyTorch CPU fp32 (or of a deploy config
+    scenario's own reference); a deploy config's scalar tolerance is judged and reported beside, the spec's gates."""
     spec, component, target = awml_case.spec, awml_case.component, awml_case.target
+    reference = awml_case.reference or REFERENCE
     inputs = awml_workspace.inputs(spec, component)
-    references = awml_workspace.reference(spec, component)
+    references = awml_workspace.outputs(spec, component, reference)
     outputs = awml_workspace.outputs(spec, component, target)
     tolerances = awml_workspace.options.parity_tolerances(component, target.precision)
-    ids = results.record_ids(awml_case, request.node.nodeid, awml_workspace.options)
-    _gate(request, awml_workspace, awml_case, "parity", ids, compare_outputs(references, outputs, tolerances),
-          Evidence(inputs, references, outputs, REFERENCE.id, target.id, tolerances))
+    comparisons = compare_outputs(references, outputs, tolerances)
+    ids = {**results.record_ids(awml_case, request.node.nodeid, awml_workspace.options),
+           **results.deploy_tolerance(awml_workspace.options.deploy, comparisons)}
+    _gate(request, awml_workspace, awml_case, "parity", ids, comparisons,
+          Evidence(inputs, references, outputs, reference.id, target.id, tolerances))
 
 
 @pytest.mark.awml_cases("drift")

@@ -132,6 +132,7 @@ def make_spec(name: str, cfg: CalibrationConfig, batch: Dim, height: Dim, width:
         make_samples=make_samples,
         sample_kind="camera+lidar frames",
         params={"model": cfg},
+        deploy_components={"end2end": "classifier"},  # AWML's mmdeploy config (configs/deploy/resnet18_5ch.py): one graph
         components=(Component(
             name="classifier",
             extract=lambda model: model,

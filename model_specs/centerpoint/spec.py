@@ -18,6 +18,7 @@ from model_specs.centerpoint import data
 from model_specs.centerpoint.autoware import AutowareSettings, decode_autoware, schema_problems, write_bundle
 from model_specs.centerpoint.decode import decode
 from model_specs.centerpoint.metric import metric
+from model_specs.centerpoint.facts import config_facts
 from model_specs.centerpoint.mmconfig import read_config, to_centerpoint
 from model_specs.centerpoint.config import FULL, TINY, CenterPointConfig
 from model_specs.centerpoint.model import BackboneNeckHeadExport, CenterPoint, VoxelEncoderExport, calibrate_heatmap, seeded
@@ -235,10 +236,12 @@ def make_spec(name: str, cfg: CenterPointConfig, scene: SceneConfig, encoder_lat
     def configure(path: Path) -> ModelSpec:
         """This spec rebuilt from an AWML/mmdet3d training config (``--awml-config``); bundled weights
         belong to the bundled configuration, so the rebuilt model is seeded unless a checkpoint is given."""
-        new = to_centerpoint(read_config(path), cfg)
+        config = read_config(path)
+        new = to_centerpoint(config, cfg)
         reach = max(abs(v) for v in new.point_cloud_range[:2] + new.point_cloud_range[3:5]) * math.sqrt(2)
-        return make_spec(name, new, dataclasses.replace(scene, max_range=reach), encoder_latency, backbone_latency,
-                         weights if new == cfg else None)
+        rebuilt = make_spec(name, new, dataclasses.replace(scene, max_range=reach), encoder_latency, backbone_latency,
+                            weights if new == cfg else None)
+        return dataclasses.replace(rebuilt, facts=config_facts(config, new))
 
     nx, ny, _ = cfg.grid_size
     hy, hx = cfg.head_size
@@ -282,6 +285,7 @@ def make_spec(name: str, cfg: CenterPointConfig, scene: SceneConfig, encoder_lat
         checks=(_consistency(cfg),),
         checkpoint_hints=_hints(cfg),
         configure=configure,
+        deploy_components={"pts_voxel_encoder": "pts_voxel_encoder", "pts_backbone_neck_head": "pts_backbone_neck_head"},
         components=(encoder("pts_voxel_encoder", voxels, _encoder_inputs(cfg)),
                     head("pts_backbone_neck_head", BackboneNeckHeadExport, onnx, "pts_voxel_encoder")),
         bundle=_bundle(cfg, settings),

@@ -1,0 +1,124 @@
+"""A deploy config (:class:`~pytest_awml.deploy_config.DeployConfig`) applied to a spec: the components it
+describes get the config's opset, constant folding, dynamic axes and TensorRT profiles, checked against the
+graph the spec exports; the spec gains the facts (``run.facts``) with the config's file as their source.
+
+Inputs follow the config: an axis in ``dynamic_axes`` becomes a :class:`Dim` named as the config names it, its
+range from the profile (or the spec's, where the config has no profile); an axis not listed is static, and a
+profile that gives it a range is refused. Outputs follow the graph: an output axis the spec declares dynamic
+must be listed, under the input dim's name; one the config lists where the graph's output is static (an AWML
+lidar config names a head's height like its input's, at half its size) stays static, noted in the facts.
+Names, ranks and dtypes that differ from the spec's graph are refused by name: they describe another model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+
+from exporters.signature import Dim, TensorSpec
+from pytest_awml.deploy_config import FLAG, DeployComponent, DeployConfig, Profile
+from pytest_awml.errors import SpecError
+from pytest_awml.facts import ConfigFact
+from pytest_awml.spec import Component, ModelSpec
+
+
+def apply(spec: ModelSpec, deploy: DeployConfig) -> ModelSpec:
+    """``spec`` with every component the deploy config describes rebuilt from it."""
+    if not spec.deploy_components:
+        raise _fail(spec, "the spec maps no deploy config components (ModelSpec.deploy_components is empty)",
+                    "drop --awml-deploy-config, or declare which of the config's components is which of the spec's")
+    facts = [ConfigFact.of("deploy.opset", deploy.opset, deploy.path)] if deploy.opset is not None else []
+    changed: dict[str, Component] = {}
+    for described in deploy.components:
+        name = spec.deploy_components.get(described.name)
+        if name is None:
+            raise _fail(spec, f"component {described.name!r} of {deploy.path} is none of the spec's "
+                        f"(it maps {', '.join(sorted(spec.deploy_components))})",
+                        "give the deploy config of this model, or map the component in ModelSpec.deploy_components")
+        component = spec.component(name)
+        changed[name], notes = _component(spec, component, described, deploy)
+        facts += [ConfigFact.of(f"{name}.dynamic_axes", {t.name: t.dynamic_axes for t in changed[name].inputs + changed[name].outputs}, deploy.path),
+                  ConfigFact.of(f"{name}.profile", {t.name: [_corner(t, w) for w in ("min", "opt", "max")] for t in changed[name].inputs}, deploy.path),
+                  *(ConfigFact.of(f"{name}.note", note, deploy.path) for note in notes)]
+    components = tuple(changed.get(c.name, c) for c in spec.components)
+    return dataclasses.replace(spec, components=components, facts=(*spec.facts, *facts))
+
+
+def _fail(spec: ModelSpec, problem: str, fix: str) -> SpecError:
+    return SpecError(spec.name, FLAG, problem, fix)
+
+
+def _corner(tensor: TensorSpec, which: str) -> list[int]:
+    return [getattr(d, which) if isinstance(d, Dim) else d for d in tensor.shape]
+
+
+def _component(spec: ModelSpec, component: Component, described: DeployComponent, deploy: DeployConfig) -> tuple[Component, list[str]]:
+    where = f"{described.name} (the spec's {component.name})"
+    for role, declared, listed in (("inputs", component.inputs, described.inputs), ("outputs", component.outputs, described.outputs)):
+        if listed and [n for n, _ in listed] != [t.name for t in declared]:
+            raise _fail(spec, f"{where}: the config's {role} are {[n for n, _ in listed]}, the graph's are {[t.name for t in declared]}",
+                        "give the deploy config of this model (names and order must match the exported graph)")
+        for (name, dtype), tensor in zip(listed, declared):
+            if dtype and dtype != tensor.dtype:
+                raise _fail(spec, f"{where}: {role[:-1]} {name!r} is {dtype} in the config, {tensor.dtype} in the graph",
+                            f"set its dtype to {tensor.dtype}")
+    names = {t.name for t in component.inputs + component.outputs}
+    for tensor in (*described.dynamic_axes, *described.profiles):
+        if tensor not in names:
+            raise _fail(spec, f"{where}: {tensor!r} is no input or output of the graph ({', '.join(sorted(names))})",
+                        "name the graph's tensors in dynamic_axes and the profile")
+    for tensor in described.profiles:
+        if tensor not in component.input_names:
+            raise _fail(spec, f"{where}: a profile for {tensor!r}, an output: TensorRT profiles are the inputs'",
+                        "drop the output's profile")
+    inputs = tuple(_input(spec, where, t, described.dynamic_axes.get(t.name, {}), described.profiles.get(t.name))
+                   for t in component.inputs)
+    dims = {d.name: d for t in inputs for d in t.shape if isinstance(d, Dim)}
+    notes: list[str] = []
+    outputs = tuple(_output(spec, where, t, described.dynamic_axes.get(t.name, {}), dims, notes) for t in component.outputs)
+    onnx = component.onnx
+    if deploy.opset is not None:
+        onnx = dataclasses.replace(onnx, opset=deploy.opset)
+    if deploy.constant_folding is not None:
+        onnx = dataclasses.replace(onnx, do_constant_folding=deploy.constant_folding)
+    return dataclasses.replace(component, inputs=inputs, outputs=outputs, onnx=onnx), notes
+
+
+def _input(spec: ModelSpec, where: str, tensor: TensorSpec, axes: Mapping[int, str], profile: Profile | None) -> TensorSpec:
+    rank = len(tensor.shape)
+    if profile is not None and len(profile.min) != rank:
+        raise _fail(spec, f"{where}: the profile of {tensor.name!r} has rank {len(profile.min)}, the graph's input {rank}",
+                    f"give {rank} sizes per shape")
+    if any(axis >= rank for axis in axes):
+        raise _fail(spec, f"{where}: dynamic_axes of {tensor.name!r} name axis {max(axes)}, the input has {rank}", "name axes 0..rank-1")
+    shape = []
+    for axis, declared in enumerate(tensor.shape):
+        low, mid, high = ((profile.min[axis], profile.opt[axis], profile.max[axis]) if profile is not None else
+                          (declared.min, declared.opt, declared.max) if isinstance(declared, Dim) else (declared,) * 3)
+        if axis in axes:
+            shape.append(Dim(axes[axis], low, mid, high))
+        elif low != high:
+            raise _fail(spec, f"{where}: the profile gives {tensor.name!r} axis {axis} the range {low}..{high}, "
+                        "but dynamic_axes does not list that axis", f"list axis {axis} in dynamic_axes, or give it one size")
+        else:
+            shape.append(mid)
+    return dataclasses.replace(tensor, shape=tuple(shape))
+
+
+def _output(spec: ModelSpec, where: str, tensor: TensorSpec, axes: Mapping[int, str], dims: Mapping[str, Dim],
+            notes: list[str]) -> TensorSpec:
+    shape = []
+    for axis, declared in enumerate(tensor.shape):
+        name = axes.get(axis)
+        if isinstance(declared, Dim):
+            if name is None or name not in dims:
+                raise _fail(spec, f"{where}: output {tensor.name!r} axis {axis} follows the input dim {declared.name!r}, but "
+                            f"dynamic_axes {'does not list it' if name is None else f'names it {name!r}, no input dim'}",
+                            "name it as the input dim it follows")
+            shape.append(dims[name])
+            continue
+        if name is not None:
+            notes.append(f"{tensor.name} axis {axis}: the config names it {name!r}, the graph gives it {declared} "
+                         "for every profile size: kept static")
+        shape.append(declared)
+    return dataclasses.replace(tensor, shape=tuple(shape))
