@@ -84,12 +84,15 @@ class Plan:
         """Resolve the targets; a backend or a format that is not registered stops the run here."""
         names = options.backends or tuple(backends.default_names(options.device))
         targets = []
+        deploy = options.deploy
         for name in names:
             backend = backends.get(name)
-            for precision in options.precisions:
+            engine = backend.artifact_format(options.precisions[0]) not in (None, *ONNX_FORMATS)
+            if engine and deploy is not None and deploy.export_mode == "onnx":
+                continue  # the deploy config exports ONNX only: no engine targets
+            # a deploy config's precision policy is an engine precision: it joins the engine backends' targets
+            for precision in dict.fromkeys((*options.precisions, *(deploy.precisions if engine and deploy is not None else ()))):
                 fmt = backend.artifact_format(precision)
-                if options.deploy is not None and options.deploy.export_mode == "onnx" and fmt not in (None, *ONNX_FORMATS):
-                    continue  # the deploy config exports ONNX only: no engine targets
                 if fmt is not None:
                     builders.get(fmt)
                 target = Target(name, options.device, precision)
@@ -161,8 +164,8 @@ class Plan:
         return absent_reason(target.device) or self.backends.get(target.backend).unavailable_reason(target.device, target.precision) or ""
 
     def _shapes(self) -> Iterator[Case]:
-        """Parity at the profile's corners and at drawn sizes: components with dynamic dims."""
-        return (case for case in self._parity() if case.component.dynamic_dims)
+        """Parity at the profile's corners and at drawn sizes against PyTorch CPU fp32: components with dynamic dims."""
+        return (case for case in self._parity() if case.component.dynamic_dims and case.reference is None)
 
     def _latency(self) -> Iterator[Case]:
         for spec, component in self._components():

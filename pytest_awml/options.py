@@ -77,12 +77,6 @@ def _value(config: pytest.Config, dest: str):
     return config.getini(dest) if value is None else value
 
 
-def _given(config: pytest.Config, dest: str) -> bool:
-    """Whether the user set ``dest`` (on the command line or in an ini file), rather than leaving its default."""
-    default = next(d for flag, _, d, _ in _OPTIONS if flag[2:].replace("-", "_") == dest)
-    return config.getoption(dest) is not None or config.getini(dest) != default
-
-
 def xdist_worker(config: pytest.Config) -> str | None:
     """The pytest-xdist worker id (``gw0``…) of this process, or None on the controller or
     without xdist: the one check for "is this a worker" (xdist sets ``workerinput`` on workers)."""
@@ -193,8 +187,6 @@ class AwmlOptions:
             raise AwmlError("--awml-precision is empty: give fp32, fp16 or tf32")
         deploy_path = _existing(root, _value(config, "awml_deploy_config"), "--awml-deploy-config")
         deploy = read_deploy_config(deploy_path) if deploy_path is not None else None
-        if deploy is not None and not _given(config, "awml_precision"):  # the config's policy joins the default fp32
-            precisions = tuple(dict.fromkeys((*precisions, *deploy.precisions)))
         artifacts = _resolve(root, _value(config, "awml_artifacts"))
         checkpoint_text = str(_value(config, "awml_checkpoint") or "")
         checkpoint = _resolve(root, checkpoint_text) if checkpoint_text else None
