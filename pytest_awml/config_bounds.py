@@ -34,6 +34,7 @@ MAX_EXPONENT = 64
 _PRINTF = re.compile(r"%(?:\([^)]*\))?[#0\- +]*(\*|\d+)?(?:\.(\*|\d+))?[hlL]?([diouxXeEfFgGcrsa%])")
 # format-spec mini-language (``>12``, ``08.3f``, ``,``): its width and precision
 _FORMAT_SPEC = re.compile(r"^(?:.?[<>=^])?[+\- ]?z?#?0?(\d*)[,_]?(?:\.(\d+))?[bcdeEfFgGnosxX%]?$")
+_CONTAINERS = (dict, list, tuple, set, frozenset)
 SCALAR_WIDTH = 32  # the widest a float, bool or None prints, with a separator (a float's repr is at most 24)
 
 
@@ -89,22 +90,32 @@ def int_bits(op: str, left: Any, right: Any) -> int:
 def walk(value: Any, budget: Budget, what: str) -> tuple[int, int]:
     """``(items, characters)``: how many items ``value`` holds counting a shared item each time it is reached
     (what printing or comparing it visits), and an upper bound on ``len(repr(value))``; charged to ``budget``
-    as it goes, refused past :data:`MAX_ITEMS` items or :data:`MAX_DEPTH` levels."""
-    count, chars, stack = 0, 0, [(value, 0)]
-    while stack:
-        item, depth = stack.pop()
-        if depth > MAX_DEPTH:
-            raise Refused(f"{what} nests deeper than the {MAX_DEPTH} levels a config needs")
-        count += 1
-        if count > MAX_ITEMS:
-            raise Refused(f"{what} holds over {MAX_ITEMS} items (counting shared ones each time), more than a config needs")
-        chars += _printed(item)
-        if isinstance(item, dict):
-            stack += [(v, depth + 1) for pair in item.items() for v in pair]
-        elif isinstance(item, (list, tuple, set, frozenset)):
-            stack += [(v, depth + 1) for v in item]
+    container by container, refused past :data:`MAX_ITEMS` items or :data:`MAX_DEPTH` levels before a container's
+    items are looked at."""
+    if not isinstance(value, _CONTAINERS):
         budget.charge(1, what)
-    return count, chars
+        return 1, _printed(value)
+    # level by level, without a tuple per item: a walk allocates nothing per item, so it starts no garbage
+    # collection (which, in a process holding torch, costs more than the walk)
+    count, chars, level = 1, 2, [value]
+    for _ in range(MAX_DEPTH):
+        deeper: list[Any] = []
+        for item in level:
+            children = [*item.keys(), *item.values()] if isinstance(item, dict) else item
+            count += len(children)
+            if count > MAX_ITEMS:
+                raise Refused(f"{what} holds over {MAX_ITEMS} items (counting shared ones each time), more than a config needs")
+            budget.charge(len(children) + 1, what)
+            for child in children:
+                if isinstance(child, _CONTAINERS):
+                    deeper.append(child)
+                    chars += 4  # brackets and a separator
+                else:
+                    chars += _printed(child)
+        if not deeper:
+            return count, chars
+        level = deeper
+    raise Refused(f"{what} nests deeper than the {MAX_DEPTH} levels a config needs")
 
 
 def _printed(item: Any) -> int:

@@ -53,6 +53,13 @@ def _files(root: Path) -> dict[str, str]:
                "repeat.py": "x = 'a' * 10 ** 9\n",
                "case.py": "_base_ = ['Default_Runtime.py']\n", "huge.py": "#" * (MAX_CONFIG_BYTES + 1),
                "channels.py": (CONFIGS / "centerpoint_tiny.py").read_text() + "\nmodel['pts_voxel_encoder']['in_channels'] = 'abc'\n"}
+    deploy = (CONFIGS / "deploy_centerpoint_tiny.py").read_text()
+    configs.update({"deploy_field.py": deploy + "onnx_config['opset'] = 17\n",
+                    "deploy_policy.py": deploy + "tensorrt_config['precision_policy'] = 'int4'\n",
+                    "deploy_checkpoint.py": deploy + "checkpoint_path = 'work_dirs/best.pth'\n",
+                    "deploy_profile.py": deploy + "components['pts_voxel_encoder']['tensorrt_profile']['input_features']['max_shape'] = [6000, 32, 11]\n",
+                    "deploy_other.py": (CONFIGS / "deploy_calibration_tiny.py").read_text(),
+                    "deploy_training.py": (CONFIGS / "centerpoint_tiny.py").read_text()})
     for name, text in configs.items():
         (root / name).write_text(text)
     if (CONFIGS / "centerpoint_tiny.py").exists():  # its _base_ files resolve beside it
@@ -98,6 +105,13 @@ OPTION_FAULTS = [
     ("config file too large", ["--awml-config", "{huge}"], f"over the {MAX_CONFIG_BYTES} a training config can be"),
     ("config value of the wrong type", ["--awml-config", "{channels}"], "rebuilding the model from it failed: ValueError"),
     ("spec that is not registered", ["--awml-spec", "centrepoint"], "no spec of that name is registered"),
+    ("deploy config with an unknown field", ["--awml-deploy-config", "{deploy_field}"], "unknown field 'onnx_config.opset'"),
+    ("deploy config with an unknown policy", ["--awml-deploy-config", "{deploy_policy}"], "tensorrt_config.precision_policy: 'int4'"),
+    ("deploy config naming a missing checkpoint", ["--awml-deploy-config", "{deploy_checkpoint}"], "checkpoint_path 'work_dirs/best.pth' names"),
+    ("deploy config breaking the spec's profile check", ["--awml-deploy-config", "{deploy_profile}"], "checks["),
+    ("deploy config of another model", ["--awml-deploy-config", "{deploy_other}"], "component 'end2end' of"),
+    ("training config given as the deploy config", ["--awml-deploy-config", "{deploy_training}"], "give AWML's deploy config, not a training config"),
+    ("deploy config that does not exist", ["--awml-deploy-config", "{dir}/none.py"], "--awml-deploy-config {dir}/none.py does not exist"),
 ]
 if torch.cuda.device_count() == 0:
     OPTION_FAULTS.append(("cuda without a GPU", ["--awml-device", "cuda"], "--awml-device cuda:0: torch sees 0 CUDA device(s)"))
