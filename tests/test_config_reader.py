@@ -150,3 +150,22 @@ def test_a_base_named_with_other_letter_case_is_named_as_broken_upstream(tmp_pat
     message = str(info.value)
     assert "_base_ 'bases/runtime.py' names" in message and "which does not exist: the config is broken upstream" in message
     assert "Bases/Runtime.py differs from it only by letter case" in message and "install mmengine" not in message
+
+
+def test_the_facts_a_config_decided_name_the_file_that_set_each(tmp_path):
+    """``run.facts``: configure records point features, past sweeps, classes, voxel size, range and grid, each with the
+    file of the ``_base_`` chain that set the key it was read from; the report's ``run`` carries them per spec."""
+    from pytest_awml.device import Device, Precision
+    from pytest_awml.options import AwmlOptions
+    from pytest_awml.results import run_info
+
+    spec = TINY_SPEC.configure(CONFIGS / "centerpoint_tiny.py")
+    facts = {fact.name: fact for fact in spec.facts}
+    assert facts["voxel_size"].value == [0.4, 0.4, 8.0] and facts["voxel_size"].source == str((CONFIGS / "centerpoint_tiny.py").resolve())
+    assert facts["point_features"].source == str((CONFIGS / "centerpoint_j6gen2.py").resolve())  # in_channels: the base's
+    assert facts["past_sweeps"].value == 1 and facts["grid_size"].value == list(spec.params["model"].grid_size)
+    assert facts["class_names"].value == ["car", "truck", "bus", "bicycle", "pedestrian"]
+    options = AwmlOptions(specs=(spec.name,), backends=None, device=Device("cpu"), precisions=(Precision.FP32,), artifacts=tmp_path,
+                          checkpoint=None, samples=1, seed=0, report=tmp_path / "r.json")
+    recorded = run_info(options, [spec], 0.0)["facts"][spec.name]
+    assert {"fact": "voxel_size", "value": [0.4, 0.4, 8.0], "source": facts["voxel_size"].source} in recorded
