@@ -39,7 +39,7 @@ def apply(spec: ModelSpec, deploy: DeployConfig) -> ModelSpec:
         changed[name], notes = _component(spec, component, described, deploy)
         facts += [ConfigFact.of(f"{name}.dynamic_axes", {t.name: t.dynamic_axes for t in changed[name].inputs + changed[name].outputs}, deploy.path),
                   ConfigFact.of(f"{name}.profile", {t.name: [_corner(t, w) for w in ("min", "opt", "max")] for t in changed[name].inputs}, deploy.path),
-                  *(ConfigFact.of(f"{name}.note", note, deploy.path) for note in notes)]
+                  *([ConfigFact.of(f"{name}.kept_static", notes, deploy.path)] if notes else [])]
     components = tuple(changed.get(c.name, c) for c in spec.components)
     return dataclasses.replace(spec, components=components, facts=(*spec.facts, *facts))
 

@@ -62,13 +62,17 @@ def test_the_structure_reads_as_the_spec(tmp_path):
     spec = validate(deploy_apply.apply(TINY_SPEC, deploy))
     encoder = spec.component("pts_voxel_encoder")
     assert encoder.onnx.opset == 17 and TINY_SPEC.component("pts_voxel_encoder").onnx.opset == 13  # the config's opset exports
-    assert encoder.inputs[0].shape == (Dim("num_voxels", 100, 3000, 12000), 32, 11)
+    assert encoder.inputs[0].shape == (Dim("num_voxels", 100, 3000, 12000), Dim("num_max_points", 32, 32, 32), 11)
+    head = spec.component("pts_backbone_neck_head")  # dynamic in the graph, fixed by the profile
+    assert head.inputs[0].shape == (Dim("batch_size", 1, 1, 1), 32, Dim("height", 128, 128, 128), Dim("width", 128, 128, 128))
+    assert head.outputs[0].shape == (1, 5, 64, 64)  # the config names the heads' axes like the input's: the graph's sizes stay
     assert deploy.precisions == (Precision.TF32,) and deploy.tolerance == 1.0  # "auto": TensorRT's default lets fp32 run as TF32
     for policy, precision in (("fp32_tf32", Precision.TF32), ("fp16", Precision.FP16)):
         assert _read(tmp_path, CENTERPOINT, f"tensorrt_config['precision_policy'] = {policy!r}\n").precisions == (precision,)
     facts = {fact.name: fact for fact in spec.facts}
     assert facts["deploy.opset"].value == 17 and facts["deploy.opset"].source == str(CENTERPOINT)
     assert facts["pts_voxel_encoder.profile"].value == {"input_features": [[100, 32, 11], [3000, 32, 11], [12000, 32, 11]]}
+    assert "heatmap axis 2: the config names it 'height', the graph gives it 64" in facts["pts_backbone_neck_head.kept_static"].value[1]
     plan = _plan(tmp_path, deploy)
     parity = _ids(plan, "parity")
     assert "centerpoint-tiny/pts_voxel_encoder/tensorrt-cuda0-tf32@onnxruntime-cuda-cuda0-fp32" in parity  # chained reference
@@ -98,8 +102,8 @@ DRIVEN = [
      lambda s, p: s.component("pts_voxel_encoder").inputs[0].shape[0].min == 500),
     ("components['pts_voxel_encoder']['io']['dynamic_axes'] = {'input_features': {0: 'voxels'}, 'pillar_features': {0: 'voxels'}}\n",
      lambda s, p: s.component("pts_voxel_encoder").outputs[0].shape[0].name == "voxels"),
-    ("components['pts_backbone_neck_head']['io']['dynamic_axes'] = {'spatial_features': {0: 'batch_size'}}\n",
-     lambda s, p: s.component("pts_backbone_neck_head").inputs[0].shape[0] == Dim("batch_size", 1, 1, 1)),
+    ("components['pts_backbone_neck_head']['io']['dynamic_axes'] = {}\n",  # AWML's names batch, height and width
+     lambda s, p: s.component("pts_backbone_neck_head").inputs[0].shape == (1, 32, 128, 128)),
     ("tensorrt_config['precision_policy'] = 'fp16'\n", lambda s, p: "centerpoint-tiny/pts_voxel_encoder/tensorrt-cpu-fp16" in _ids(p, "parity")),
     ("export['mode'] = 'onnx'\n", lambda s, p: not any("tensorrt" in i for i in _ids(p, "parity") | _ids(p, "export"))),
     ("verification['enabled'] = False\n", lambda s, p: not any("@" in i for i in _ids(p, "parity"))),

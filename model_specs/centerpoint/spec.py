@@ -165,12 +165,15 @@ def _consistency(cfg: CenterPointConfig):
         voxels, points, width = encoder.inputs[0].shape
         if voxels.max != cfg.max_voxels:
             problems.append(f"the num_voxels profile max is {voxels.max}, the voxelizer keeps up to {cfg.max_voxels}")
+        # a deploy config may name an axis dynamic whose profile fixes it (AWML's num_max_points, the canvas's
+        # height and width): the graph is then symbolic there and the engine fixed, which fits the same model
+        points, width = _fixed(points), _fixed(width)
         if (points, width) != (cfg.max_points_per_voxel, cfg.decorated_features):
             problems.append(f"input_features is [*, {points}, {width}], the voxelizer gives [*, {cfg.max_points_per_voxel}, {cfg.decorated_features}]")
         nx, ny, nz = cfg.grid_size
         if nx * ny * nz >= 2**31 - 1:
             problems.append(f"the grid has {nx * ny * nz} cells: the voxelizer's int32 cell keys hold fewer than 2**31 - 1")
-        if tuple(head.inputs[0].shape[2:]) != (ny, nx):
+        if tuple(_fixed(d) for d in head.inputs[0].shape[2:]) != (ny, nx):
             problems.append(f"spatial_features is {head.inputs[0].shape[2:]}, the grid is {(ny, nx)} (range / voxel size)")
         heat = head.outputs[0]
         if heat.name != "heatmap" or heat.shape[1] != len(cfg.class_names):
@@ -178,6 +181,11 @@ def _consistency(cfg: CenterPointConfig):
         return problems
 
     return shapes_match_config
+
+
+def _fixed(size):
+    """A static size, or a dim whose profile fixes it, as that size; another dim as itself (it fits no size)."""
+    return size.min if isinstance(size, Dim) and size.min == size.max else size
 
 
 def _bundle(cfg: CenterPointConfig, settings: AutowareSettings):

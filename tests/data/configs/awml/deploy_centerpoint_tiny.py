@@ -29,7 +29,7 @@ components = dict(
             inputs=[dict(name="input_features", dtype="float32")],
             outputs=[dict(name="pillar_features", dtype="float32")],
             dynamic_axes={
-                "input_features": {0: "num_voxels"},
+                "input_features": {0: "num_voxels", 1: "num_max_points"},
                 "pillar_features": {0: "num_voxels"},
             },
         ),
@@ -54,7 +54,15 @@ components = dict(
                 dict(name="rot", dtype="float32"),
                 dict(name="vel", dtype="float32"),
             ],
-            dynamic_axes={},
+            dynamic_axes={
+                "spatial_features": {0: "batch_size", 2: "height", 3: "width"},
+                "heatmap": {0: "batch_size", 2: "height", 3: "width"},
+                "reg": {0: "batch_size", 2: "height", 3: "width"},
+                "height": {0: "batch_size", 2: "height", 3: "width"},
+                "dim": {0: "batch_size", 2: "height", 3: "width"},
+                "rot": {0: "batch_size", 2: "height", 3: "width"},
+                "vel": {0: "batch_size", 2: "height", 3: "width"},
+            },
         ),
         tensorrt_profile=dict(
             spatial_features=dict(
