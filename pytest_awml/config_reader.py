@@ -40,7 +40,7 @@ from pytest_awml import config_bounds as bounds
 from pytest_awml.config_bounds import MAX_EXPONENT, MAX_INT_BITS, MAX_ITEMS, Budget, Refused
 from pytest_awml.errors import SpecError
 
-__all__ = ["MAX_CONFIG_BYTES", "MAX_EXPONENT", "MAX_INT_BITS", "MAX_ITEMS", "ConfigFile", "TrainingConfig", "read_config"]
+__all__ = ["MAX_CONFIG_BYTES", "MAX_EXPONENT", "MAX_INT_BITS", "MAX_ITEMS", "ConfigFile", "TrainingConfig", "names_read", "read_config"]
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +58,8 @@ _CALLS = {"dict": dict, "list": list, "tuple": tuple, "sum": sum, "len": len, "i
 # than the bound the reader checks first.
 _STR_METHODS = frozenset({"strip", "lstrip", "rstrip", "lower", "upper", "replace", "split", "rsplit", "join", "startswith",
                           "endswith", "format", "removeprefix", "removesuffix"})
+# Mutating methods a config calls as a statement (``metainfo.update(dict(...))``) → the type they apply to.
+_MUTATORS = {"update": dict, "append": list, "extend": list}
 _CONVERSIONS = {-1: lambda v: v, ord("s"): str, ord("r"): repr, ord("a"): ascii}
 # AWML's largest config file is ~30 KB (its largest model's ~15 KB); a file 4x that is not a config, and
 # parsing it would take a noticeable part of a second.
@@ -124,6 +126,12 @@ def read_config(path: Path, kind: tuple[str, str] = TRAINING) -> ConfigFile:
     except (SyntaxError, OSError, KeyError, ValueError, TypeError, NameError, AttributeError) as exc:
         raise _fail(kind, path, f"mmengine cannot read it: {type(exc).__name__}: {exc}", "fix the config file") from None
     return ConfigFile(path, values, _absent_custom_imports(kind, values))
+
+
+def names_read(path: Path, kind: tuple[str, str] = TRAINING) -> frozenset[str]:
+    """The variables ``path`` itself reads (its helper variables, such as a class count its profiles use)."""
+    return frozenset(node.id for node in ast.walk(_parse(kind, Path(path)))
+                     if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load))
 
 
 def _fail(kind: tuple[str, str], path: Path, problem: str, fix: str = NEEDS_MMENGINE) -> SpecError:
@@ -326,6 +334,8 @@ class _Reader:
                 self.run(statement.body if self.statement_value(statement.test, statement) else statement.orelse)
             elif isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Constant):
                 continue  # a docstring
+            elif isinstance(statement, ast.Expr) and _mutation(statement.value):
+                self.guarded(functools.partial(self.mutate, statement.value), statement)
             elif isinstance(statement, (ast.Import, ast.ImportFrom)):
                 raise self.fail(f"line {statement.lineno}: imports are not read without mmengine")
             else:
@@ -353,6 +363,23 @@ class _Reader:
             container[self.statement_value(target.slice, target)] = result
         else:
             raise self.fail(f"line {target.lineno}: assignments to {ast.unparse(target)!r} are not read without mmengine")
+
+    def mutate(self, call: ast.Call) -> None:
+        """``x.update(...)``, ``x.append(...)``, ``x.extend(...)`` as a statement (``metainfo.update(dict(...))``),
+        the container's new size checked first."""
+        method = call.func.attr
+        owner = self.value(call.func.value)
+        if not isinstance(owner, _MUTATORS[method]) or call.keywords and method != "update":
+            raise Refused(f".{method}(...) on a {type(owner).__name__} is outside the readable subset")
+        args = [self.value(a) for a in call.args]
+        kwargs = {k.arg: self.value(k.value) for k in call.keywords}
+        added = 1 if method == "append" else sum(len(a) for a in args if isinstance(a, (dict, list, tuple))) + len(kwargs)
+        self.budget.charge(added, f".{method}(...)")
+        bounds.items(len(owner) + added, f".{method}(...)")
+        try:
+            getattr(owner, method)(*args, **kwargs)
+        except (TypeError, ValueError) as exc:
+            raise Refused(f".{method}(...): {type(exc).__name__}: {exc}") from None
 
     # -- bounded operations: each predicts its size from the operands before it runs ----------------------
     def binop(self, op: type, left: Any, right: Any, node: ast.AST) -> Any:
@@ -557,6 +584,12 @@ class _Reader:
                 args = [self.value(a) for a in node.args]
                 return self.string_method(owner, node.func.attr, args, {k.arg: self.value(k.value) for k in node.keywords}, node)
         raise self.fail(f"line {node.lineno}: {ast.unparse(node)[:60]!r} is outside the readable subset")
+
+
+def _mutation(node: ast.AST) -> bool:
+    """A call of a mutating method (:data:`_MUTATORS`) without ``*``/``**``."""
+    return (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in _MUTATORS
+            and not any(isinstance(a, ast.Starred) for a in node.args) and all(k.arg is not None for k in node.keywords))
 
 
 def _scoped(value: Any, scope: str) -> Any:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from pytest_awml.config_reader import ConfigFile, read_config
+from pytest_awml.config_reader import ConfigFile, names_read, read_config
 from pytest_awml.device import Device, Precision
 from pytest_awml.errors import AwmlError, SpecError
 
@@ -76,7 +76,7 @@ DRIVES = {
     "verification.devices": "the devices the scenarios name",
 }
 NOT_APPLICABLE = {
-    "_<name>": "a helper variable of the file: its value reaches the fields that use it",
+    "_<name>": "a helper variable of the file (named with '_', or read by the file itself): its value reaches the fields that use it",
     "deploy_log_path": "the harness logs through pytest (--log-file)",
     "custom_imports": "modules AWML registers; the spec builds the model",
     "codebase_config.type": "the spec builds the model (mmdeploy's codebase is not used)",
@@ -87,6 +87,7 @@ NOT_APPLICABLE = {
     "components.<name>.onnx_file": "files are named by component and key under --awml-artifacts",
     "components.<name>.engine_file": "files are named by component and key under --awml-artifacts",
     "onnx_config.save_file": "files are named by component and key under --awml-artifacts",
+    "onnx_config.verbose": "the exporter's own logging; the harness records what it checked in the report",
     "onnx_config.export_params": REQUIRED_WHY["onnx_config.export_params"],
     "onnx_config.keep_initializers_as_inputs": REQUIRED_WHY["onnx_config.keep_initializers_as_inputs"],
     "onnx_config.simplify": REQUIRED_WHY["onnx_config.simplify"],
@@ -196,6 +197,7 @@ class _Parser:
     def __init__(self, config: ConfigFile) -> None:
         self.config, self.values = config, dict(config.values)
         self.own = set(config.layers[-1][1]) if config.layers else set(self.values)
+        self.helpers = names_read(config.path, KIND)  # variables the file reads: its own helpers, not fields
         self.fields: list[tuple[str, str, str]] = []
 
     # -- the ledger: every field the file sets is recorded, or refused --------------------------------------
@@ -232,7 +234,7 @@ class _Parser:
                             "mmdeploy config (no 'onnx_config'). Fix: give AWML's deploy config, not a training config")
         top = _DEPLOYMENT_TOP if layout == "deployment" else _MMDEPLOY_TOP
         for key in self.values:
-            if key.startswith("_"):
+            if key.startswith("_") or (key in self.helpers and key not in top):
                 self.inert(key, "_<name>")
             elif key not in self.own and key not in top:
                 self.inert(key, "<inherited>")
@@ -245,7 +247,9 @@ class _Parser:
     def _onnx(self) -> dict[str, Any]:
         onnx = self.section("onnx_config", ("type", "export_params", "keep_initializers_as_inputs", "opset_version",
                                             "do_constant_folding", "simplify", "save_file", "input_names", "output_names",
-                                            "dynamic_axes", "input_shape"))
+                                            "dynamic_axes", "input_shape", "verbose"))
+        if "verbose" in onnx:
+            self.inert("onnx_config.verbose")
         for key in ("type", "export_params", "keep_initializers_as_inputs", "simplify", "input_shape"):
             if key in onnx:
                 self.required(f"onnx_config.{key}", onnx[key])

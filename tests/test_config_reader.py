@@ -134,11 +134,12 @@ def test_what_deploy_configs_compute_reads_as_python_does(tmp_path):
         "formatted": "'{1}/{name}.{0}'.format('onnx', 'dir', name='model') + '{}{}'.format(1, 2)", "parts": "'a/b/c'.split('/')",
         "joined": "'-'.join(['a', 'b'])", "flags": "[root.startswith('work'), root.endswith('x'), 'A'.lower()]",
     }
-    (tmp_path / "c.py").write_text("".join(f"{name} = {expression}\n" for name, expression in lines.items()))
+    mutations = "meta = dict(a=1)\nmeta.update(dict(b=2))\nitems = [1]\nitems.append(2)\nitems.extend([3])\n"
+    (tmp_path / "c.py").write_text("".join(f"{name} = {expression}\n" for name, expression in lines.items()) + mutations)
     expected: dict = {}
     for name, expression in lines.items():
         expected[name] = eval(expression, {}, dict(expected))  # noqa: S307 (the test's own literals)
-    assert read_config(tmp_path / "c.py").values == expected
+    assert read_config(tmp_path / "c.py").values == {**expected, "meta": {"a": 1, "b": 2}, "items": [1, 2, 3]}
 
 
 def test_a_base_named_with_other_letter_case_is_named_as_broken_upstream(tmp_path):

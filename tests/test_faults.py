@@ -442,6 +442,8 @@ CONFIG_FAULTS = [
     ("x = ('a' * 60000).replace('a', 'a' * 60000)\n", ".replace(...) would make"),
     ("x = ','.join(['a' * 60000] * 2)\n", ".join(...) would make"),
     ("x = round(1, -10 ** 9)\n", "digits is beyond what a config needs"),
+    ("x = [0] * 60000\nx.extend(x)\n", ".extend(...) would make 120000 items"),
+    ("x = 'a'\nx.update(dict(b=1))\n", ".update(...) on a str is outside the readable subset"),
     ("x = [0] * 60000\ny = [x] * 60000\nz = str(y)\n", "holds over 65536 items (counting shared ones each time)"),
     ("x = [0] * 60000\ny = [x] * 60000\nz = y == [x] * 60000\n", "a comparison holds over 65536 items"),
     ("x = [0] * 60000\ny = [x] * 60000\n", "the file's values holds over 65536 items"),
