@@ -31,6 +31,7 @@ import functools
 import importlib.util
 import logging
 import operator
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -188,33 +189,52 @@ def _check_bases(kind: tuple[str, str], path: Path, chain: tuple[Path, ...]) -> 
 
 
 def _broken_base(kind: tuple[str, str], path: Path, line: int, name: str, base: Path) -> SpecError:
-    """A ``_base_`` that names no file: the config is broken where it came from; say what is missing, and
-    a file that differs only by letter case (found on a case-insensitive file system, not here)."""
-    near = _case_match(base)
+    """A ``_base_`` that names no file: the config is broken where it came from; say what is missing, and a
+    file that matches it but for letter case (a case-insensitive file system finds that one) or for letter case
+    and word separators (``t4dataset_DynamicRecognition.py`` for ``t4dataset_dynamic_recognition.py``)."""
+    base = Path(os.path.normpath(base))  # shown without its ../ steps
     problem = (f"line {line}: _base_ {name!r} names {base}, which does not exist: the config is broken upstream "
                f"(the base was deleted or renamed)")
+    near = _near_match(base, _case_key)
+    loose = near is None and _near_match(base, _loose_key)
     if near is not None:
         problem += f"; {near} differs from it only by letter case (a case-insensitive file system finds it, this one does not)"
-        fix = f"point _base_ at {near.relative_to(path.parent) if near.is_relative_to(path.parent) else near}, or report it to the config's authors"
+    elif loose:
+        near = loose
+        problem += f"; {near} differs from it only by letter case and '_'/'-' (probably the file it was renamed to)"
+    if near is not None:
+        fix = f"point _base_ at {near}, or report it to the config's authors; installing mmengine would not help"
     else:
         fix = "restore the base from the config's history, or report it to the config's authors; installing mmengine would not help"
     return _fail(kind, path, problem, fix)
 
 
-def _case_match(path: Path) -> Path | None:
-    """The existing file ``path`` names when letter case is ignored (component by component), or None."""
+def _case_key(name: str) -> str:
+    return name.lower()
+
+
+def _loose_key(name: str) -> str:
+    return name.lower().replace("_", "").replace("-", "")
+
+
+def _near_match(path: Path, key: Callable[[str], str]) -> Path | None:
+    """The existing file ``path`` names when each component is compared by ``key`` (letter case, separators), or None."""
     found = Path(path.anchor) if path.is_absolute() else Path(".")
-    for part in (path.resolve().parts[1:] if path.is_absolute() else path.parts):
+    for part in path.parts[1:] if path.is_absolute() else path.parts:
         if part in ("..", "."):
             found = found / part
             continue
+        exact = found / part
+        if exact.exists():
+            found = exact
+            continue
         try:
-            entries = [entry for entry in found.iterdir() if entry.name.lower() == part.lower()]
+            entries = sorted(entry for entry in found.iterdir() if key(entry.name) == key(part))
         except OSError:
             return None
         if not entries:
             return None
-        found = next((e for e in entries if e.name == part), entries[0])
+        found = entries[0]
     return found if found.is_file() else None
 
 

@@ -151,6 +151,10 @@ def test_a_base_named_with_other_letter_case_is_named_as_broken_upstream(tmp_pat
     message = str(info.value)
     assert "_base_ 'bases/runtime.py' names" in message and "which does not exist: the config is broken upstream" in message
     assert "Bases/Runtime.py differs from it only by letter case" in message and "install mmengine" not in message
+    (tmp_path / "Bases" / "t4dataset_dynamic_recognition.py").write_text("y = 2\n")  # renamed upstream (AWML's YOLOX base)
+    (tmp_path / "d.py").write_text("_base_ = ['Bases/t4dataset_DynamicRecognition.py']\n")
+    with pytest.raises(SpecError, match="t4dataset_dynamic_recognition.py differs from it only by letter case and '_'/'-'"):
+        read_config(tmp_path / "d.py")
 
 
 def test_the_facts_a_config_decided_name_the_file_that_set_each(tmp_path):
