@@ -22,7 +22,7 @@ from typing import Any, Mapping
 
 from pytest_awml.config_reader import ConfigFile, names_read, read_config
 from pytest_awml.device import Device, Precision
-from pytest_awml.errors import AwmlError, SpecError
+from pytest_awml.errors import AwmlError
 
 FLAG = "--awml-deploy-config"
 KIND = ("deploy config", FLAG)
@@ -491,7 +491,3 @@ def _axes(where: str, node: Any) -> dict[str, dict[int, str]]:
             if not isinstance(axis, int) or isinstance(axis, bool) or axis < 0 or not isinstance(name, str) or not name.isidentifier():
                 raise _error(f"{where}.{tensor}", repr(axes)[:80], "give {axis index: dim name}")
     return {tensor: dict(axes) for tensor, axes in node.items()}
-
-
-def refuse_spec(spec: str, problem: str, fix: str) -> SpecError:
-    return SpecError(spec, FLAG, problem, fix)
