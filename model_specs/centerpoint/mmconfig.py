@@ -264,7 +264,7 @@ class _ConfigFields(Sections):
         self.agree("pts_backbone.in_channels", int(backbone["in_channels"]), "pts_voxel_encoder.feat_channels[-1]", pfn_channels[-1], fix)
         stages = len(backbone["out_channels"])
         if not len(backbone["layer_nums"]) == len(backbone["layer_strides"]) == stages:
-            raise self.fail(f"pts_backbone: out_channels, layer_nums and layer_strides differ in length (mmdet3d asserts they agree)")
+            raise self.fail("pts_backbone: out_channels, layer_nums and layer_strides differ in length (mmdet3d asserts they agree)")
         if not len(neck["in_channels"]) == len(neck["out_channels"]) == len(neck["upsample_strides"]) == stages:
             raise self.fail(f"pts_neck: in_channels, out_channels and upsample_strides must have one entry per backbone stage ({stages})")
         self.agree("pts_neck.in_channels", tuple(int(c) for c in neck["in_channels"]), "pts_backbone.out_channels",
