@@ -492,3 +492,16 @@ def test_config_fields_a_spec_cannot_honour_are_refused_by_name(tmp_path, config
     with pytest.raises(SpecError, match="--awml-config") as info:
         spec.configure(tmp_path / config)
     assert fragment in str(info.value)
+
+
+@pytest.mark.parametrize("names", [("x", "y", "z", "intensity"), ("x", "y", "z", "time_lag", "intensity")])
+def test_a_bundle_autoware_would_feed_other_point_columns_is_refused(tmp_path, names):
+    """autoware_lidar_centerpoint makes x, y, z, time lag (4) or x, y, z, intensity, time lag (5) from point_feature_size:
+    a model trained on other columns would read the wrong ones (AWML's base configs' x, y, z, time lag is fed as is)."""
+    import dataclasses
+
+    from model_specs.centerpoint.autoware import AutowareSettings, write_bundle
+
+    with pytest.raises(ArtifactError, match=f"the model takes points as {', '.join(names)}; autoware_lidar_centerpoint feeds"):
+        write_bundle(tmp_path / "b", tmp_path / "e.onnx", tmp_path / "h.onnx", dataclasses.replace(TINY, point_feature_names=names),
+                     AutowareSettings())

@@ -60,32 +60,34 @@ MMDET3D_DEFAULTS = {
 _TRAINING = "a training setting"
 _LOSS = "a training loss"
 _CIRCLE = "read by rotate NMS only; nms_type is 'circle'"
-# Per section: the keys read (beside ``type``) and the keys inert at inference, with the reason. Any other key is
-# refused by name (mmconfig.INERT's keys, weight initialisation and the like, count as inert everywhere).
+# Per component type (or, for an untyped section, per section): the keys read (beside ``type``) and the keys inert at
+# inference, with the reason. Any other key is refused by name (mmconfig.INERT's keys, weight initialisation and the
+# like, count as inert everywhere). A type added to SUPPORTED needs its row here.
 FIELDS: dict[str, tuple[tuple[str, ...], dict[str, str]]] = {
-    "model": (("data_preprocessor", "pts_voxel_encoder", "pts_middle_encoder", "pts_backbone", "pts_neck", "pts_bbox_head",
+    "CenterPoint": (("data_preprocessor", "pts_voxel_encoder", "pts_middle_encoder", "pts_backbone", "pts_neck", "pts_bbox_head",
                "test_cfg"), {}),
-    "data_preprocessor": (("voxel", "voxel_type", "voxel_layer"), {"non_blocking": "how batches are copied to the device",
+    "Det3DDataPreprocessor": (("voxel", "voxel_type", "voxel_layer"), {"non_blocking": "how batches are copied to the device",
                                                                    "batch_first": "the batch's coordinate layout"}),
     "voxel_layer": (("max_num_points", "voxel_size", "point_cloud_range", "max_voxels", "deterministic"), {}),
-    "pts_voxel_encoder": (tuple(MMDET3D_DEFAULTS["pillar_feature_net"]), {}),
-    "pts_middle_encoder": (("in_channels", "output_shape"), {}),
-    "pts_backbone": (tuple(MMDET3D_DEFAULTS["second"]), {"with_cp": "activation checkpointing saves training memory"}),
-    "pts_neck": (tuple(MMDET3D_DEFAULTS["second_fpn"]), {}),
-    "pts_bbox_head": (("in_channels", "tasks", "bbox_coder", "separate_head", *MMDET3D_DEFAULTS["center_head"]), {
+    "PillarFeatureNet": (tuple(MMDET3D_DEFAULTS["pillar_feature_net"]), {}),
+    "PointPillarsScatter": (("in_channels", "output_shape"), {}),
+    "SECOND": (tuple(MMDET3D_DEFAULTS["second"]), {"with_cp": "activation checkpointing saves training memory"}),
+    "SECONDFPN": (tuple(MMDET3D_DEFAULTS["second_fpn"]), {}),
+    "CenterHead": (("in_channels", "tasks", "bbox_coder", "separate_head", *MMDET3D_DEFAULTS["center_head"]), {
         "loss_cls": _LOSS, "loss_bbox": _LOSS, "freeze_shared_conv": _TRAINING, "freeze_task_heads": _TRAINING,
         "test_cfg": "the detector replaces it with model.test_cfg.pts"}),
     "pts_bbox_head.tasks": (("num_class", "class_names"), {}),
-    "separate_head": (tuple(MMDET3D_DEFAULTS["separate_head"]), {
+    "SeparateHead": (tuple(MMDET3D_DEFAULTS["separate_head"]), {
         "in_channels": "CenterHead sets it to share_conv_channel", "heads": "CenterHead sets it from common_heads",
         "num_cls": "CenterHead sets it from the task's classes"}),
-    "bbox_coder": (("pc_range", "voxel_size", "out_size_factor", *MMDET3D_DEFAULTS["bbox_coder"]), {}),
+    "CenterPointBBoxCoder": (("pc_range", "voxel_size", "out_size_factor", *MMDET3D_DEFAULTS["bbox_coder"]), {}),
     "test_cfg": (("pts",), {}),
     "test_cfg.pts": (("nms_type", "min_radius", "post_max_size", "grid_size", "voxel_size", "pc_range", "out_size_factor",
                       "score_threshold", "post_center_limit_range"), {
         "nms_thr": _CIRCLE, "pre_max_size": _CIRCLE, "max_per_img": "read by no mmdet3d CenterHead code",
         "max_pool_nms": "read by no mmdet3d CenterHead code"}),
 }
+FIELDS["CustomSeparateHead"] = FIELDS["SeparateHead"]  # AWML's subclass only sets the heatmap bias at construction
 
 
 def to_centerpoint(config: TrainingConfig, base: CenterPointConfig) -> CenterPointConfig:
@@ -111,7 +113,12 @@ class _ConfigFields(Sections):
         self.typed("bbox_coder", head.get("bbox_coder"))
 
     def known(self, section: str, node: Mapping[str, Any] | None) -> None:
-        read, inert = FIELDS[section]
+        """``node``'s keys against the row of its type (an untyped section's own row)."""
+        kind = (node or {}).get("type")
+        kind = kind.split(".")[-1] if isinstance(kind, str) else section
+        if kind not in FIELDS:
+            raise self.unsupported(section, f"{kind}: this spec lists no fields for it")
+        read, inert = FIELDS[kind]
         self.fields(section, node, read, inert)
 
     def point_features(self, in_channels: int, pcr: tuple[float, ...], base: CenterPointConfig) -> dict[str, Any]:
