@@ -18,6 +18,7 @@ from pytest_awml.config_reader import (  # noqa: F401 (re-exported for the specs
     MAX_EXPONENT,
     MAX_INT_BITS,
     MAX_ITEMS,
+    SCOPE_KEY,
     TrainingConfig,
     _Reader,
     read_config,
@@ -28,11 +29,26 @@ NORMS = ("BN", "BN1d", "BN2d", "SyncBN", "NaiveSyncBN2d")  # BatchNorm at infere
 TORCH_BATCH_NORM = (1e-5, 0.1)  # (eps, momentum) that mmcv's BN layers keep unless told
 
 
+# Keys that decide nothing a deployed model computes, with the reason a spec may pass them over: the
+# weights a run uses come from the checkpoint (or are seeded), and training settings never reach inference.
+INERT = {
+    "init_cfg": "weight initialisation: the checkpoint's (or the seeded) weights replace it",
+    "pretrained": "weights to start training from: the checkpoint's (or the seeded) weights replace them",
+    "frozen_stages": "parameters frozen in training",
+    "train_cfg": "training targets and assignment",
+    "requires_grad": "whether training updates the layer",
+}
+NORM_KEYS = ("type", "eps", "momentum")
+CONV2D = "Conv2d"
+
+
 class Sections:
     """One training config's model sections, each checked against the component types a spec implements.
 
     ``supported`` maps a section name to the registry names (scope prefix dropped) the spec computes;
-    anything else is refused by name, never approximated.
+    anything else is refused by name, never approximated. :meth:`fields` holds a section to the keys the
+    spec reads or knows to be inert at inference, so that no key the upstream class would act on is dropped
+    without a word.
     """
 
     def __init__(self, spec: str, supported: Mapping[str, tuple[str, ...]], path: Path, values: Mapping[str, Any]) -> None:
@@ -55,15 +71,46 @@ class Sections:
     def unsupported(self, section: str, what: str) -> SpecError:
         return self.fail(f"{section}: not supported: {what}")
 
+    def fields(self, section: str, node: Mapping[str, Any] | None, read: tuple[str, ...], inert: Mapping[str, str] | None = None) -> None:
+        """Refuse any key of ``node`` outside ``read`` (what the spec reads) and ``inert`` (key → why it changes
+        nothing at inference; :data:`INERT` always counts): the upstream class would act on it, this spec would not."""
+        known = {"type", SCOPE_KEY, *read, *INERT, *(inert or {})}
+        unknown = [key for key in (node or {}) if key not in known]
+        if unknown:
+            raise self.fail(f"{section}.{unknown[0]}: not read by this spec (it reads {', '.join(sorted(set(read)))})",
+                            f"remove {section}.{unknown[0]}, or use a spec that implements it")
+
     def norm(self, section: str, cfg: Mapping[str, Any] | None, default: tuple[float, float] = TORCH_BATCH_NORM) -> tuple[float, float]:
-        """``(eps, momentum)`` of a BatchNorm config; keys it leaves out take ``default`` (the reading class's)."""
-        cfg = cfg or {}
+        """``(eps, momentum)`` of a BatchNorm config; keys it leaves out take ``default`` (the reading class's).
+        ``None`` is a layer without a norm, which no spec builds."""
+        if cfg is None:
+            raise self.unsupported(f"{section}.norm_cfg", "None (no norm layer after the convs)")
         if cfg.get("type", "BN") not in NORMS:
             raise self.unsupported(section, f"norm {cfg.get('type')}")
+        self.fields(f"{section}.norm_cfg", cfg, NORM_KEYS)
         return float(cfg.get("eps", default[0])), float(cfg.get("momentum", default[1]))
+
+    def conv_bias(self, section: str, cfg: Mapping[str, Any] | None, kinds: tuple[str, ...] = (CONV2D,)) -> bool:
+        """Whether a conv built from ``cfg`` (mmcv's ``build_conv_layer``/``build_upsample_layer``) has a bias: the
+        torch layer's own default (True) unless the config says ``bias``; a conv type other than ``kinds`` is refused."""
+        cfg = cfg or {"type": CONV2D}
+        if cfg.get("type", CONV2D) not in kinds:
+            raise self.unsupported(section, f"type {cfg.get('type')!r} (implemented: {', '.join(kinds)})")
+        self.fields(section, cfg, ("bias",))
+        return bool(cfg.get("bias", True))
 
     def required(self, section: str, node: Mapping[str, Any], key: str) -> Any:
         """A key the upstream class has no default for."""
         if key not in node:
             raise self.fail(f"{section}.{key} is not set (the upstream class has no default for it)", f"set {section}.{key}")
         return node[key]
+
+    def agree(self, field: str, value: Any, reference_field: str, reference: Any, fix: str) -> None:
+        """A cross-check: ``field`` must equal what ``reference_field`` makes it (the layer before, the grid)."""
+        if value != reference:
+            raise self.fail(f"{field} is {_plain(value)}, but {reference_field} makes it {_plain(reference)}", fix)
+
+
+def _plain(value: Any) -> Any:
+    """Tuples as the lists a config writes, for messages."""
+    return [_plain(v) for v in value] if isinstance(value, (list, tuple)) else value

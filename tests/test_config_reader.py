@@ -75,7 +75,7 @@ def _config(tmp_path, **model_changes) -> TrainingConfig:
     (dict(pts_backbone=dict(type="ConvNeXt_PC")), "pts_backbone: not supported: ConvNeXt_PC"),
     (dict(pts_bbox_head=dict(separate_head=dict(type="DCNSeparateHead"))), "separate_head: not supported: DCNSeparateHead"),
     (dict(pts_bbox_head=dict(common_heads=dict(reg=(2, 2), height=(1, 2), dim=(3, 2), rot=(2, 2)))), "common_heads"),
-    (dict(pts_voxel_encoder=dict(voxel_size=[0.3, 0.3, 8.0])), r"pts_voxel_encoder.voxel_size \[0.3, 0.3, 8.0\] differs from the voxelizer's"),
+    (dict(pts_voxel_encoder=dict(voxel_size=[0.3, 0.3, 8.0])), r"pts_voxel_encoder.voxel_size is \[0.3, 0.3, 8.0\], but the voxel layer makes it \[0.4, 0.4, 8.0\]"),
 ])
 def test_unknown_or_unimplemented_models_are_refused_by_name(tmp_path, changes, words):
     with pytest.raises(SpecError, match=words):
@@ -94,7 +94,7 @@ def test_missing_keys_take_mmdet3d_s_defaults_not_the_spec_s(tmp_path):
 def test_the_point_features_follow_the_test_pipeline(tmp_path):
     values = read_config(CONFIGS / "centerpoint_tiny.py").values
     no_sweeps = dict(values, test_pipeline=[t for t in values["test_pipeline"] if t["type"] != "LoadPointsFromMultiSweeps"])
-    with pytest.raises(SpecError, match="in_channels=5 without LoadPointsFromMultiSweeps"):
+    with pytest.raises(SpecError, match=r"test_pipeline: not supported: point columns \['x', 'y', 'z', 'intensity', 'ring'\]"):
         to_centerpoint(TrainingConfig(tmp_path / "c.py", no_sweeps), TINY)
     three = dict(values, test_pipeline=[dict(t, sweeps_num=3) if t["type"] == "LoadPointsFromMultiSweeps" else t for t in values["test_pipeline"]])
     assert to_centerpoint(TrainingConfig(tmp_path / "c.py", three), TINY).past_sweeps == 3

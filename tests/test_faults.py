@@ -469,3 +469,79 @@ def test_the_config_reader_is_bounded(tmp_path, text, fragment):
     assert fragment in str(info.value)
     assert time.perf_counter() - started < CONFIG_ANSWER_S  # refused from the operands, before the work
 
+
+
+# -- training-config fields a spec cannot honour: refused by name (the spec's configure, as --awml-config runs it) --
+CP_TINY_CONFIG, YOLOX_TINY_CONFIG, CAL_TINY_CONFIG = "centerpoint_tiny.py", "yolox_elan_tiny.py", "calibration_resnet18_5ch_tiny.py"
+FIELD_FAULTS = [
+    # (id, config, lines appended to it, message fragment)
+    ("unknown key", CP_TINY_CONFIG, "model['pts_backbone']['depths'] = [3, 3]", "pts_backbone.depths: not read by this spec"),
+    ("in_channels against the layer before", CP_TINY_CONFIG, "model['pts_middle_encoder']['in_channels'] = 64",
+     "pts_middle_encoder.in_channels is 64, but pts_voxel_encoder.feat_channels[-1] makes it 32"),
+    ("scatter canvas against the grid", CP_TINY_CONFIG, "model['pts_middle_encoder']['output_shape'] = (64, 64)",
+     "pts_middle_encoder.output_shape is [64, 64], but the voxel grid (ny, nx)"),
+    ("num_class against class_names", CP_TINY_CONFIG,
+     "model['pts_bbox_head']['tasks'] = [dict(num_class=4, class_names=['car', 'truck', 'bus', 'bicycle', 'pedestrian'])]",
+     "pts_bbox_head.tasks[0].num_class is 4, but its class_names makes it 5"),
+    ("coder stride against the network", CP_TINY_CONFIG, "model['pts_bbox_head']['bbox_coder']['out_size_factor'] = 4",
+     "bbox_coder.out_size_factor is 4, but pts_backbone.layer_strides and pts_neck.upsample_strides"),
+    ("code size", CP_TINY_CONFIG, "model['pts_bbox_head']['bbox_coder']['code_size'] = 7", "bbox_coder: not supported: code_size=7"),
+    ("no centre range", CP_TINY_CONFIG, "model['pts_bbox_head']['bbox_coder']['post_center_range'] = None",
+     "post_center_range=None (mmdet3d's coder raises NotImplementedError"),
+    ("test_cfg grid against the grid", CP_TINY_CONFIG, "model['test_cfg']['pts']['grid_size'] = [64, 64, 1]", "test_cfg.pts.grid_size is [64, 64, 1]"),
+    ("encoder width against the point columns", CP_TINY_CONFIG, "model['pts_voxel_encoder']['in_channels'] = 4",
+     "pts_voxel_encoder.in_channels is 4, but the test pipeline's columns"),
+    ("a ring column", CP_TINY_CONFIG, "test_pipeline = [dict(type='LoadPointsFromFile', coord_type='LIDAR', load_dim=5, "
+     "use_dim=[0, 1, 2, 4])]\nmodel['pts_voxel_encoder']['in_channels'] = 4",
+     "point columns ['x', 'y', 'z', 'ring']"),
+    ("sweeps of other columns", CP_TINY_CONFIG, "test_pipeline[1]['load_dim'] = 4", "LoadPointsFromMultiSweeps.load_dim is 4"),
+    ("a transform that moves points", CP_TINY_CONFIG, "test_pipeline = test_pipeline + [dict(type='PointShuffle')]", "transform PointShuffle"),
+    ("a norm-free layer", CP_TINY_CONFIG, "model['pts_backbone']['norm_cfg'] = None", "pts_backbone.norm_cfg: not supported: None"),
+    ("a conv type", CP_TINY_CONFIG, "model['pts_backbone']['conv_cfg'] = dict(type='DCNv2')", "type 'DCNv2'"),
+    ("non-deterministic voxels", CP_TINY_CONFIG, "model['data_preprocessor']['voxel_layer']['deterministic'] = False",
+     "deterministic=False"),
+    ("yolox: unknown key", YOLOX_TINY_CONFIG, "model['backbone']['spp_kernal_sizes'] = (5, 9, 13)", "backbone.spp_kernal_sizes: not read"),
+    ("yolox: num_classes against classes", YOLOX_TINY_CONFIG, "model['bbox_head']['num_classes'] = 9",
+     "bbox_head.num_classes is 9, but the config's classes (8 names) makes it 8"),
+    ("yolox: a transform that changes the image", YOLOX_TINY_CONFIG, "test_pipeline = test_pipeline + [dict(type='RandomCropWithROI')]",
+     "transform RandomCropWithROI"),
+    ("yolox: batch padding", YOLOX_TINY_CONFIG, "model['data_preprocessor'] = dict(pad_size_divisor=96)", "pad_size_divisor=96"),
+    ("yolox: class-agnostic NMS", YOLOX_TINY_CONFIG, "model['test_cfg'] = dict(nms=dict(type='nms', iou_threshold=0.65, class_agnostic=True))",
+     "class_agnostic=True"),
+    ("calibration: unknown key", CAL_TINY_CONFIG, "model['backbone']['expansion'] = 4", "backbone.expansion: not read"),
+    ("calibration: train mode", CAL_TINY_CONFIG, "test_pipeline = [dict(type='CalibrationClassificationTransform', mode='train')]",
+     "mode='train'"),
+    ("calibration: a probability", CAL_TINY_CONFIG,
+     "test_pipeline = [dict(type='CalibrationClassificationTransform', mode='test', miscalibration_probability=2)]",
+     "miscalibration_probability is 2.0, outside [0, 1]"),
+    ("calibration: normalised input", CAL_TINY_CONFIG, "data_preprocessor = dict(mean=[0] * 5, std=[255] * 5)",
+     "data_preprocessor: not supported: mean/std"),
+]
+
+
+@pytest.mark.parametrize("config, lines, fragment", [row[1:] for row in FIELD_FAULTS], ids=[row[0] for row in FIELD_FAULTS])
+def test_config_fields_a_spec_cannot_honour_are_refused_by_name(tmp_path, config, lines, fragment):
+    from model_specs.calibration.spec import TINY_SPEC as CALIBRATION
+    from model_specs.centerpoint.spec import TINY_SPEC as CENTERPOINT
+    from model_specs.yolox.spec import TINY_SPEC as YOLOX
+
+    for base in CONFIGS.iterdir():
+        (tmp_path / base.name).write_text(base.read_text())
+    (tmp_path / config).write_text((CONFIGS / config).read_text() + "\n" + lines + "\n")
+    spec = {CP_TINY_CONFIG: CENTERPOINT, YOLOX_TINY_CONFIG: YOLOX, CAL_TINY_CONFIG: CALIBRATION}[config]
+    with pytest.raises(SpecError, match="--awml-config") as info:
+        spec.configure(tmp_path / config)
+    assert fragment in str(info.value)
+
+
+@pytest.mark.parametrize("names", [("x", "y", "z", "intensity"), ("x", "y", "z", "time_lag", "intensity")])
+def test_a_bundle_autoware_would_feed_other_point_columns_is_refused(tmp_path, names):
+    """autoware_lidar_centerpoint makes x, y, z, time lag (4) or x, y, z, intensity, time lag (5) from point_feature_size:
+    a model trained on other columns would read the wrong ones (AWML's base configs' x, y, z, time lag is fed as is)."""
+    import dataclasses
+
+    from model_specs.centerpoint.autoware import AutowareSettings, write_bundle
+
+    with pytest.raises(ArtifactError, match=f"the model takes points as {', '.join(names)}; autoware_lidar_centerpoint feeds"):
+        write_bundle(tmp_path / "b", tmp_path / "e.onnx", tmp_path / "h.onnx", dataclasses.replace(TINY, point_feature_names=names),
+                     AutowareSettings())

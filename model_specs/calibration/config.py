@@ -35,6 +35,7 @@ class CalibrationConfig:
     classes: tuple[str, ...] = CLASSES
     max_depth: float = 128.0
     dilation_size: int = 1
+    miscalibration_probability: float = 0.5  # the share of samples whose lidar-to-camera transform is miscalibrated
     opset: int = 16  # configs/deploy/resnet18_5ch.py
 
     @property

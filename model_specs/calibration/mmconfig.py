@@ -4,7 +4,8 @@
 where it is installed, and are named in a note and skipped where not: AWML's model section sets every
 key the model needs); ``to_calibration`` reads the model and the test pipeline's transform settings.
 Keys left out take the defaults of mmpretrain's classes; depths built of Bottlenecks (50+), deep stems,
-average-pool downsampling and dilations are refused by name.
+average-pool downsampling and dilations are refused by name, as is any key outside :data:`FIELDS` (read, or inert
+at inference with the reason) and any test-pipeline transform but AWML's.
 """
 
 from __future__ import annotations
@@ -29,9 +30,29 @@ UPSTREAM_DEFAULTS = {
     "backbone": dict(in_channels=3, stem_channels=64, base_channels=64, num_stages=4, strides=(1, 2, 2, 2), dilations=(1, 1, 1, 1),
                      out_indices=(3,), style="pytorch", deep_stem=False, avg_down=False, conv_cfg=None, norm_cfg=dict(type="BN")),
     "neck": dict(dim=2),
-    "transform": dict(max_depth=128.0, dilation_size=1, undistort=True),
+    "transform": dict(mode="train", max_depth=128.0, dilation_size=1, undistort=True, miscalibration_probability=0.5,
+                      enable_augmentation=True),
+    "data_preprocessor": dict(mean=None, std=None, to_rgb=False, pad_size_divisor=1, pad_value=0),
 }
 SPEC = "calibration (config)"
+_VIS = "a folder debug images or files are written to"
+# Per section: the keys read (beside ``type``) and the keys inert at inference, with the reason; any other key is
+# refused by name (mmconfig.INERT's keys count as inert everywhere).
+FIELDS: dict[str, tuple[tuple[str, ...], dict[str, str]]] = {
+    "model": (("backbone", "neck", "head", "data_preprocessor"), {}),
+    "data_preprocessor": (("mean", "std", "to_rgb", "pad_size_divisor", "pad_value"), {
+        "num_classes": "labels only", "to_onehot": "labels only", "batch_augments": "mmpretrain applies them in training only"}),
+    "backbone": ((*UPSTREAM_DEFAULTS["backbone"], "depth"), {
+        "norm_eval": "whether training updates BN statistics", "with_cp": "activation checkpointing saves training memory",
+        "zero_init_residual": "weight initialisation", "drop_path_rate": "stochastic depth: training only"}),
+    "neck": (("dim",), {}),
+    "head": (("num_classes", "in_channels"), {"loss": "a training loss", "topk": "which accuracies evaluation reports",
+                                             "cal_acc": "whether training reports accuracy"}),
+    TRANSFORM: (("mode", "max_depth", "dilation_size", "undistort", "miscalibration_probability", "enable_augmentation"), {
+        "transform_config": "crop and distortion of training augmentation, and the weight of debug overlays",
+        "data_root": "where the dataset's files are", "projection_vis_dir": _VIS, "results_vis_dir": _VIS, "binary_save_dir": _VIS}),
+}
+INERT_TRANSFORMS = {"PackInputs": "packs the sample; its keys change no value", "LoadImageFromFile": "reads the file"}
 
 
 def to_calibration(config: TrainingConfig, base: CalibrationConfig) -> CalibrationConfig:
@@ -47,12 +68,47 @@ class _CalibrationSections(Sections):
         for section in ("backbone", "neck", "head"):
             self.typed(section, self.model.get(section))
 
+    def known(self, section: str, node: Mapping[str, Any] | None) -> None:
+        read, inert = FIELDS[section]
+        self.fields(section, node, read, inert)
+
     def transform(self) -> dict[str, Any]:
         pipeline = self.values.get("test_pipeline")
-        steps = [t for t in pipeline if isinstance(t, dict) and str(t.get("type", "")).split(".")[-1] == TRANSFORM] if isinstance(pipeline, list) else []
-        return {**UPSTREAM_DEFAULTS["transform"], **(steps[0] if steps else {})}
+        steps = pipeline if isinstance(pipeline, list) else []
+        for step in steps:
+            kind = str(step.get("type", "")).split(".")[-1] if isinstance(step, dict) else None
+            if kind == TRANSFORM:
+                self.known(TRANSFORM, step)
+            elif kind not in INERT_TRANSFORMS:
+                raise self.unsupported("test_pipeline", f"transform {kind} (implemented: {TRANSFORM}, and "
+                                       f"{', '.join(INERT_TRANSFORMS)}, which change no pixel)")
+        found = [t for t in steps if str(t.get("type", "")).split(".")[-1] == TRANSFORM]
+        if not found and isinstance(pipeline, list):
+            raise self.fail(f"test_pipeline has no {TRANSFORM}: nothing says how the input is made", f"add {TRANSFORM}")
+        transform = {**UPSTREAM_DEFAULTS["transform"], **(found[0] if found else {"mode": "test"})}
+        if transform["mode"] not in ("test", "val"):
+            raise self.unsupported(f"test_pipeline.{TRANSFORM}", f"mode={transform['mode']!r} (test and val, which never "
+                                   "augment, are implemented)")
+        probability = float(transform["miscalibration_probability"])
+        if not 0.0 <= probability <= 1.0:
+            raise self.fail(f"test_pipeline.{TRANSFORM}.miscalibration_probability is {probability}, outside [0, 1]",
+                            "give a probability")
+        return transform
+
+    def preprocessor(self) -> None:
+        """mmpretrain's ClsDataPreprocessor, from the model or (as mmpretrain's train script sets it) the top level."""
+        node = self.model.get("data_preprocessor", self.values.get("data_preprocessor")) or {}
+        self.known("data_preprocessor", node)
+        pre = {**UPSTREAM_DEFAULTS["data_preprocessor"], **node}
+        if pre["mean"] is not None or pre["std"] is not None or pre["to_rgb"] or int(pre["pad_size_divisor"]) != 1:
+            raise self.unsupported("data_preprocessor", "mean/std, a channel swap or padding (the graph takes the transform's "
+                                   "channels as they are)")
 
     def calibration(self, base: CalibrationConfig) -> CalibrationConfig:
+        self.known("model", self.model)
+        for section in ("backbone", "neck", "head"):
+            self.known(section, self.model[section])
+        self.preprocessor()
         backbone = {**UPSTREAM_DEFAULTS["backbone"], **self.model["backbone"]}
         neck = {**UPSTREAM_DEFAULTS["neck"], **self.model["neck"]}
         head = self.model["head"]
@@ -83,6 +139,7 @@ class _CalibrationSections(Sections):
             classes=CLASSES if num_classes == len(CLASSES) else tuple(f"class{i}" for i in range(num_classes)),
             max_depth=float(transform["max_depth"]),
             dilation_size=int(transform["dilation_size"]),
+            miscalibration_probability=float(transform["miscalibration_probability"]),
         )
         in_channels = int(self.required("head", head, "in_channels"))
         if in_channels != cfg.head_in_channels:

@@ -7,6 +7,8 @@ transform, in every CI run.
 
 from __future__ import annotations
 
+import math
+
 from pathlib import Path
 from typing import Sequence
 
@@ -117,8 +119,11 @@ def make_spec(name: str, cfg: CalibrationConfig, batch: Dim, height: Dim, width:
         return model.eval()
 
     def make_samples(count: int, seed: int) -> list[CalibrationFrame]:
-        """Frames at the profile's smallest size, calibrated and miscalibrated in turn (AWML's deploy checks both)."""
-        return [calibration_frame(seed * 1000 + i, height.min, width.min, calibrated=i % 2 == 0) for i in range(count)]
+        """Frames at the profile's smallest size, ``miscalibration_probability`` of them miscalibrated, spread evenly
+        (AWML's transform draws it per sample; at its 0.5, calibrated and miscalibrated in turn)."""
+        share = cfg.miscalibration_probability
+        return [calibration_frame(seed * 1000 + i, height.min, width.min, calibrated=math.floor((i + 1) * share) == math.floor(i * share))
+                for i in range(count)]
 
     return ModelSpec(
         name=name,

@@ -104,6 +104,11 @@ def write_bundle(folder: Path, encoder_onnx: Path, head_onnx: Path, cfg: CenterP
     """Copy the two tested graphs and write the manifest and the remapper; raise when they disagree."""
     import yaml  # PyYAML writes the ROS 2 parameter files; a hand-written emitter would get quoting wrong
 
+    layout = rules.POINT_LAYOUTS.get(cfg.point_features)
+    if layout != cfg.point_feature_names:
+        raise ArtifactError(f"the model takes points as {', '.join(cfg.point_feature_names)}; autoware_lidar_centerpoint feeds "
+                            f"point_feature_size {cfg.point_features} as {', '.join(layout or ('no layout',))}: its engine "
+                            "would read other columns (train with x, y, z[, intensity], time lag)")
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise ArtifactError(f"--awml-autoware {folder.parent}: {folder} is a file; give a folder")

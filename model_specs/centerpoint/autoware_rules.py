@@ -29,6 +29,8 @@ TRT_PRECISIONS = ("fp32", "fp16")
 # preprocess_kernel.cu generateFeatures: point_feature_size → the encoder_in_feature_size values it supports
 # (4: x, y, z, time lag; 5: x, y, z, intensity, time lag; then 3 cluster offsets and 2 or 3 centre offsets).
 ENCODER_FEATURES = {4: (9, 10), 5: (11,)}
+# the point columns generateFeatures makes for each point_feature_size (densification writes the time lag last)
+POINT_LAYOUTS = {4: ("x", "y", "z", "time_lag"), 5: ("x", "y", "z", "intensity", "time_lag")}
 # centerpoint_config.hpp: fixed sizes the node allocates with.
 MAX_POINTS_PER_VOXEL = 32
 ENCODER_OUT_FEATURES = 32

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 # mmdet3d's LoadPointsFromMultiSweeps writes the lag into column 4 (use_dim [0, 1, 2, 3, 4]) and
 # Autoware's densification does the same. Not the ring index a T4/nuScenes .bin holds in that column.
 POINT_FEATURES = ("x", "y", "z", "intensity", "time_lag")
+XYZ = POINT_FEATURES[:3]  # PillarFeatureNet's offsets read the first three columns as x, y, z
 
 # mmcv's BatchNorm defaults (BN2d) that the CenterHead keeps; PFN, SECOND and SECONDFPN set (1e-3, 0.01).
 _DEFAULT_BN = (1e-5, 0.1)
@@ -35,8 +36,12 @@ class CenterPointConfig:
     max_voxels: int = 96_000
     min_voxels: int = 1_000
     opt_voxels: int = 20_000
+    # The encoder's input columns in order: x, y, z, then any of intensity and time_lag (mmdet3d's use_dim)
     point_feature_names: tuple[str, ...] = POINT_FEATURES
     past_sweeps: int = 1  # AWML's sweeps_num; Autoware's densification_num_past_frames
+    remove_close: bool = True  # past sweeps lose points within 1 m (|x|, |y| < 1) of their own sensor, as mmdet3d's
+    pad_empty_sweeps: bool = True  # a scan without past sweeps stands in for them (lag 0), as mmdet3d's
+    file_point_features: int = 5  # LoadPointsFromFile's load_dim: the columns of a .bin scan (x, y, z, intensity, ring)
     sweep_interval_s: float = 0.1  # a 10 Hz lidar: the time lag of the n-th past sweep is n x this
     pfn_channels: tuple[int, ...] = (32, 32)
     pfn_norm: tuple[float, float] = _AWML_BN
@@ -44,15 +49,20 @@ class CenterPointConfig:
     backbone_layers: tuple[int, int, int] = (3, 5, 5)
     backbone_strides: tuple[int, int, int] = (1, 2, 2)
     backbone_norm: tuple[float, float] = _AWML_BN
+    backbone_conv_bias: bool = False  # conv_cfg's bias (mmdet3d's default conv_cfg has none: BN follows)
     neck_channels: tuple[int, int, int] = (128, 128, 128)
     neck_upsample_strides: tuple[float, float, float] = (0.5, 1.0, 2.0)
     neck_norm: tuple[float, float] = _AWML_BN
     use_conv_for_no_stride: bool = True
+    neck_deconv_bias: bool = False  # upsample_cfg's bias (the transposed convs)
+    neck_conv_bias: bool = False  # conv_cfg's bias (the strided and 1x1 convs)
     head_shared_channels: int = 64  # share_conv_channel
     head_conv_channels: int = 64  # separate_head.head_conv (mmdet3d's default; AWML does not set it)
     head_num_conv: int = 2  # common_heads[*][1]: (num_conv - 1) ConvModules, then the final conv
     head_final_kernel: int = 1
     head_norm: tuple[float, float] = _DEFAULT_BN
+    head_shared_conv_bias: bool = False  # CenterHead's bias ('auto': none before a norm)
+    head_conv_bias: bool = False  # separate_head's bias for its ConvModules ('auto': none); the final convs have one
     class_names: tuple[str, ...] = ("car", "truck", "bus", "bicycle", "pedestrian")
     heatmap_init_bias: float = -4.595  # sigmoid(-4.595) = 0.01, AWML's CustomSeparateHead
     out_size_factor: int = 2
@@ -63,6 +73,7 @@ class CenterPointConfig:
     nms_min_radius: float = 1.0
     post_max_size: int = 100
     post_center_range: tuple[float, float, float, float, float, float] = (-200.0, -200.0, -10.0, 200.0, 200.0, 10.0)
+    y_axis_reference: bool = False  # AWML's bbox coder option: boxes as (w, l) and yaw clockwise from y (-yaw - pi/2)
     # seeded weights only: heatmap cells above the threshold on the calibration scene
     calibration_detections: int = 200
 

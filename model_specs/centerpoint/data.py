@@ -3,7 +3,9 @@
 A file is one sweep: x, y, z and intensity are read; a fifth column (the ring index in T4 and
 nuScenes ``.bin`` files) is not a model input and is dropped, as mmdet3d's LoadPointsFromMultiSweeps
 overwrites it with the time lag. A single file has no past sweeps, so its points get lag 0, which is
-what Autoware's densification gives on its first frame. PCD files (ascii, binary and the
+what Autoware's densification gives on its first frame; with the config's ``pad_empty_sweeps`` (AWML's
+setting) the scan also stands in for each past sweep, lag 0, as mmdet3d's LoadPointsFromMultiSweeps pads
+a sample without sweeps. PCD files (ascii, binary and the
 binary_compressed PCL tools write for recorded scans) are read by pypcd4. Every malformed input ends
 in a :class:`DataError` that names the file and what is wrong, never in an exception from deep inside
 a reader or torch; a scan with more occupied pillars than the model keeps is read, and the cut is
@@ -51,14 +53,17 @@ def load(path: Path, options: Mapping[str, str], cfg: CenterPointConfig | None =
     files = sorted(p for p in path.iterdir() if p.suffix in SUFFIXES) if path.is_dir() else [path]
     if not files:
         raise DataError(f"{path} holds no point cloud ({', '.join(SUFFIXES)})")
-    width = _bin_width(options)
-    log.info("%s: %d scan(s), one sweep each: no past sweeps to densify, time lag 0", path, len(files))
+    width = _bin_width(options, cfg.file_point_features if cfg is not None else FILE_FEATURES)
+    stand_ins = cfg.past_sweeps if cfg is not None and cfg.pad_empty_sweeps else 0
+    log.info("%s: %d scan(s), one sweep each: no past sweeps to densify, time lag 0%s", path, len(files),
+             f"; the scan stands in for its {stand_ins} past sweep(s) (pad_empty_sweeps)" if stand_ins else "")
     scenes = []
     for file in files:
         points = read_points(file, width)
         if cfg is not None:
             _report_cut(file, points, cfg)
-        scenes.append(Scene((Sweep(points, 0.0, np.eye(4)),), np.zeros((0, 9), np.float32), np.zeros(0, np.int64)))
+        sweep = Sweep(points, 0.0, np.eye(4))
+        scenes.append(Scene((sweep,) * (1 + stand_ins), np.zeros((0, 9), np.float32), np.zeros(0, np.int64)))
     return scenes
 
 
@@ -70,8 +75,9 @@ def loader(cfg: CenterPointConfig):
     return load_data
 
 
-def _bin_width(options: Mapping[str, str]) -> int:
-    text = options.get("point_features", str(FILE_FEATURES))
+def _bin_width(options: Mapping[str, str], default: int = FILE_FEATURES) -> int:
+    """The option's width, else ``default`` (the training config's LoadPointsFromFile.load_dim)."""
+    text = options.get("point_features", str(default))
     try:
         width = int(text)
     except ValueError:

@@ -141,6 +141,9 @@ def decode(heads, cfg: CenterPointConfig, rot_y_axis_reference: bool = False) ->
     columns = torch.cat([xyz, torch.exp(at(dim[0], 3)), torch.atan2(rots[0:1], rots[1:2]), at(t["vel"][0], 2), scores[None],
                          (top_index // (height * width))[None].float(), ys[None], xs[None], wanted[None].float()])
     columns, maps = _to_host(columns, lambda: _maps(logits, dim[0], rot[0]))
+    if cfg.y_axis_reference:  # AWML's coder option: its boxes as (w, l) with the yaw clockwise from the y axis
+        columns[[3, 4]] = columns[[4, 3]]
+        columns[6] = -columns[6] - np.float32(np.pi / 2)
     boxes, scores, cells = columns[:9].T, columns[9], columns[10:13].T.astype(np.int64, order="C")
     kept = np.flatnonzero(columns[13])
     if kept.size:

@@ -1,10 +1,13 @@
 """Reading an AWML/mmdet3d training config into :class:`CenterPointConfig`, without mmdet3d.
 
 The file is read by ``model_specs.mmconfig`` (mmengine when installed, else a restricted reader with
-mmengine's semantics); ``to_centerpoint`` then reads every field the model depends on. A key a config
-leaves out takes the default of the mmdet3d class that would read it (not this project's), and every
-component type is checked by name: a model this project does not implement is refused, never
-approximated.
+mmengine's semantics); ``to_centerpoint`` then reads every field the model, its input points and its
+decoding depend on. A key a config leaves out takes the default of the mmdet3d class that would read it (not
+this project's), every component type is checked by name (a model this project does not implement is
+refused, never approximated), and every key of a section is either read, listed in :data:`FIELDS` as inert at
+inference with the reason, or refused by name. Fields that repeat another's value are cross-checked: the
+channels each layer takes against the layer before, the scatter's ``output_shape`` and ``test_cfg``'s grid
+against the voxel grid, ``num_class`` against the class names, the coder's stride against the network's.
 """
 
 from __future__ import annotations
@@ -13,7 +16,8 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Mapping
 
-from model_specs.centerpoint.config import POINT_FEATURES, CenterPointConfig
+from model_specs.centerpoint.config import CenterPointConfig
+from model_specs.centerpoint.mmpipeline import point_input
 from model_specs.mmconfig import MAX_EXPONENT, Sections, TrainingConfig, _Reader, read_config  # noqa: F401 (re-exported)
 
 # Component types this project implements, by config section. AWML registers subclasses under
@@ -31,21 +35,59 @@ SUPPORTED = {
     "separate_head": ("SeparateHead", "CustomSeparateHead"),
     "bbox_coder": ("CenterPointBBoxCoder",),
 }
-_HEADS = ("reg", "height", "dim", "rot", "vel")
+_HEADS = (("reg", 2), ("height", 1), ("dim", 3), ("rot", 2), ("vel", 2))  # common_heads: name, channels (decode's)
+BOX_CODE_SIZE = 9  # x, y, z, l, w, h, yaw, vx, vy: what the heads above decode to
 
-# mmdet3d 1.4's constructor defaults, for keys a config leaves out (facts from mmdet3d's signatures).
+# mmdet3d 1.4's constructor defaults (facts from mmdet3d's signatures), for keys a config leaves out.
 MMDET3D_DEFAULTS = {
     "pillar_feature_net": dict(in_channels=4, feat_channels=(64,), with_distance=False, with_cluster_center=True,
-                               with_voxel_center=True, mode="max", legacy=True, norm_cfg=dict(type="BN1d", eps=1e-3, momentum=0.01)),
-    "second": dict(out_channels=(128, 128, 256), layer_nums=(3, 5, 5), layer_strides=(2, 2, 2),
-                   norm_cfg=dict(type="BN", eps=1e-3, momentum=0.01)),
-    "second_fpn": dict(out_channels=(256, 256, 256), upsample_strides=(1, 2, 4), use_conv_for_no_stride=False,
-                       norm_cfg=dict(type="BN", eps=1e-3, momentum=0.01)),
-    "center_head": dict(share_conv_channel=64, num_heatmap_convs=2, norm_cfg=dict(type="BN2d"), norm_bbox=True),
-    "separate_head": dict(head_conv=64, final_kernel=1, init_bias=-2.19, norm_cfg=dict(type="BN2d")),
-    "bbox_coder": dict(max_num=100, score_threshold=None, post_center_range=None),
-    "voxel_layer": dict(max_voxels=20000),
+                               with_voxel_center=True, mode="max", legacy=True, voxel_size=(0.2, 0.2, 4),
+                               point_cloud_range=(0, -40, -3, 70.4, 40, 1), norm_cfg=dict(type="BN1d", eps=1e-3, momentum=0.01)),
+    "second": dict(in_channels=128, out_channels=(128, 128, 256), layer_nums=(3, 5, 5), layer_strides=(2, 2, 2),
+                   norm_cfg=dict(type="BN", eps=1e-3, momentum=0.01), conv_cfg=dict(type="Conv2d", bias=False)),
+    "second_fpn": dict(in_channels=(128, 128, 256), out_channels=(256, 256, 256), upsample_strides=(1, 2, 4),
+                       use_conv_for_no_stride=False, norm_cfg=dict(type="BN", eps=1e-3, momentum=0.01),
+                       upsample_cfg=dict(type="deconv", bias=False), conv_cfg=dict(type="Conv2d", bias=False)),
+    "center_head": dict(share_conv_channel=64, num_heatmap_convs=2, norm_cfg=dict(type="BN2d"), norm_bbox=True,
+                        conv_cfg=dict(type="Conv2d"), bias="auto", common_heads={}),
+    "separate_head": dict(head_conv=64, final_kernel=1, init_bias=-2.19, norm_cfg=dict(type="BN2d"), conv_cfg=dict(type="Conv2d"),
+                          bias="auto"),
+    "bbox_coder": dict(max_num=100, score_threshold=None, post_center_range=None, code_size=9, y_axis_reference=False),
+    "voxel_layer": dict(max_voxels=20000, deterministic=True),
+    "data_preprocessor": dict(voxel=False, voxel_type="hard"),
 }
+
+_TRAINING = "a training setting"
+_LOSS = "a training loss"
+_CIRCLE = "read by rotate NMS only; nms_type is 'circle'"
+# Per component type (or, for an untyped section, per section): the keys read (beside ``type``) and the keys inert at
+# inference, with the reason. Any other key is refused by name (mmconfig.INERT's keys, weight initialisation and the
+# like, count as inert everywhere). A type added to SUPPORTED needs its row here.
+FIELDS: dict[str, tuple[tuple[str, ...], dict[str, str]]] = {
+    "CenterPoint": (("data_preprocessor", "pts_voxel_encoder", "pts_middle_encoder", "pts_backbone", "pts_neck", "pts_bbox_head",
+               "test_cfg"), {}),
+    "Det3DDataPreprocessor": (("voxel", "voxel_type", "voxel_layer"), {"non_blocking": "how batches are copied to the device",
+                                                                   "batch_first": "the batch's coordinate layout"}),
+    "voxel_layer": (("max_num_points", "voxel_size", "point_cloud_range", "max_voxels", "deterministic"), {}),
+    "PillarFeatureNet": (tuple(MMDET3D_DEFAULTS["pillar_feature_net"]), {}),
+    "PointPillarsScatter": (("in_channels", "output_shape"), {}),
+    "SECOND": (tuple(MMDET3D_DEFAULTS["second"]), {"with_cp": "activation checkpointing saves training memory"}),
+    "SECONDFPN": (tuple(MMDET3D_DEFAULTS["second_fpn"]), {}),
+    "CenterHead": (("in_channels", "tasks", "bbox_coder", "separate_head", *MMDET3D_DEFAULTS["center_head"]), {
+        "loss_cls": _LOSS, "loss_bbox": _LOSS, "freeze_shared_conv": _TRAINING, "freeze_task_heads": _TRAINING,
+        "test_cfg": "the detector replaces it with model.test_cfg.pts"}),
+    "pts_bbox_head.tasks": (("num_class", "class_names"), {}),
+    "SeparateHead": (tuple(MMDET3D_DEFAULTS["separate_head"]), {
+        "in_channels": "CenterHead sets it to share_conv_channel", "heads": "CenterHead sets it from common_heads",
+        "num_cls": "CenterHead sets it from the task's classes"}),
+    "CenterPointBBoxCoder": (("pc_range", "voxel_size", "out_size_factor", *MMDET3D_DEFAULTS["bbox_coder"]), {}),
+    "test_cfg": (("pts",), {}),
+    "test_cfg.pts": (("nms_type", "min_radius", "post_max_size", "grid_size", "voxel_size", "pc_range", "out_size_factor",
+                      "score_threshold", "post_center_limit_range"), {
+        "nms_thr": _CIRCLE, "pre_max_size": _CIRCLE, "max_per_img": "read by no mmdet3d CenterHead code",
+        "max_pool_nms": "read by no mmdet3d CenterHead code"}),
+}
+FIELDS["CustomSeparateHead"] = FIELDS["SeparateHead"]  # AWML's subclass only sets the heatmap bias at construction
 
 
 def to_centerpoint(config: TrainingConfig, base: CenterPointConfig) -> CenterPointConfig:
@@ -70,93 +112,201 @@ class _ConfigFields(Sections):
         self.typed("separate_head", head.get("separate_head"))
         self.typed("bbox_coder", head.get("bbox_coder"))
 
-    def point_features(self, in_channels: int, base: CenterPointConfig) -> tuple[tuple[str, ...], int]:
-        """The meaning of the encoder's input columns and the past sweeps the test pipeline loads."""
+    def known(self, section: str, node: Mapping[str, Any] | None) -> None:
+        """``node``'s keys against the row of its type (an untyped section's own row)."""
+        kind = (node or {}).get("type")
+        kind = kind.split(".")[-1] if isinstance(kind, str) else section
+        if kind not in FIELDS:
+            raise self.unsupported(section, f"{kind}: this spec lists no fields for it")
+        read, inert = FIELDS[kind]
+        self.fields(section, node, read, inert)
+
+    def point_features(self, in_channels: int, pcr: tuple[float, ...], base: CenterPointConfig) -> dict[str, Any]:
+        """The encoder's point columns and the sweeps they come from, as ``CenterPointConfig`` fields."""
         pipeline = self.values.get("test_pipeline")
         if not isinstance(pipeline, list):  # a model-only config: keep the spec's reading if it fits
             if in_channels != base.point_features:
                 raise self.fail(f"pts_voxel_encoder.in_channels is {in_channels} and the config has no test_pipeline "
-                            "to say what the point features are")
-            return base.point_feature_names, base.past_sweeps
-        sweeps = [t for t in pipeline if isinstance(t, dict) and t.get("type") == "LoadPointsFromMultiSweeps"]
-        if in_channels == 4:
-            return POINT_FEATURES[:4], 0
-        if in_channels == 5 and sweeps and 4 in list(sweeps[0].get("use_dim", [0, 1, 2, 4])):
-            return POINT_FEATURES, int(sweeps[0].get("sweeps_num", 10))
-        raise self.unsupported("pts_voxel_encoder", f"in_channels={in_channels} without LoadPointsFromMultiSweeps writing the "
-                               "time lag into column 4 (x, y, z, intensity[, time_lag] are implemented)")
+                                "to say what the point features are")
+            return {}
+        points = point_input(self, pipeline, pcr, in_channels)
+        return dict(point_feature_names=points.names, past_sweeps=points.past_sweeps, remove_close=points.remove_close,
+                    pad_empty_sweeps=points.pad_empty_sweeps, file_point_features=points.file_columns)
 
     def centerpoint(self, base: CenterPointConfig) -> CenterPointConfig:
         defaults = MMDET3D_DEFAULTS
         model = self.model
+        self.known("model", model)
+        for section in ("pts_voxel_encoder", "pts_middle_encoder", "pts_backbone", "pts_neck", "pts_bbox_head"):
+            self.known(section, model[section])
+        preprocessor = {**defaults["data_preprocessor"], **model["data_preprocessor"]}
+        self.known("data_preprocessor", preprocessor)
         encoder = {**defaults["pillar_feature_net"], **model["pts_voxel_encoder"]}
         backbone = {**defaults["second"], **model["pts_backbone"]}
         neck = {**defaults["second_fpn"], **model["pts_neck"]}
         head = {**defaults["center_head"], **model["pts_bbox_head"]}
         separate = {**defaults["separate_head"], **head["separate_head"]}
         coder = {**defaults["bbox_coder"], **head["bbox_coder"]}
-        voxel_layer = {**defaults["voxel_layer"], **(model["data_preprocessor"].get("voxel_layer") or {})}
+        self.known("separate_head", separate)
+        self.known("bbox_coder", coder)
+        if not preprocessor["voxel"]:
+            raise self.unsupported("data_preprocessor", "voxel=False (the points reach the model voxelized)")
+        if preprocessor["voxel_type"] != "hard":
+            raise self.unsupported("data_preprocessor", f"voxel_type={preprocessor['voxel_type']!r}")
+        voxel_layer = {**defaults["voxel_layer"], **(preprocessor.get("voxel_layer") or {})}
+        self.known("voxel_layer", voxel_layer)
+        if not voxel_layer["deterministic"]:
+            raise self.unsupported("data_preprocessor.voxel_layer", "deterministic=False (mmcv's deterministic voxel order "
+                                   "is implemented; the other keeps a different set of voxels past max_voxels)")
         test = (model.get("test_cfg") or {}).get("pts") or {}
+        self.known("test_cfg", model.get("test_cfg"))
+        self.known("test_cfg.pts", test)
         if encoder["legacy"] or encoder["with_distance"] or not encoder["with_cluster_center"] or not encoder["with_voxel_center"]:
             raise self.unsupported("pts_voxel_encoder", "decoration other than cluster-centre + voxel-centre (x, y, z) offsets "
                                    "with legacy=False")
         if encoder["mode"] != "max":
             raise self.unsupported("pts_voxel_encoder", f"mode={encoder['mode']!r}")
-        if model["data_preprocessor"].get("voxel_type", "hard") != "hard":
-            raise self.unsupported("data_preprocessor", f"voxel_type={model['data_preprocessor']['voxel_type']!r}")
         tasks = head.get("tasks", [])
         if len(tasks) != 1:
             raise self.unsupported("pts_bbox_head", f"{len(tasks)} tasks (this model has one CenterHead task)")
-        common = head.get("common_heads", {})
-        if set(common) != set(_HEADS) or len({n for _, n in common.values()} | {head["num_heatmap_convs"]}) != 1:
-            raise self.unsupported("pts_bbox_head", f"common_heads {common} (implemented: {', '.join(_HEADS)} with one "
-                                   "num_conv shared with num_heatmap_convs)")
+        self.known("pts_bbox_head.tasks", tasks[0])
+        class_names = tuple(self.required("pts_bbox_head.tasks[0]", tasks[0], "class_names"))
+        if "num_class" in tasks[0]:
+            self.agree("pts_bbox_head.tasks[0].num_class", int(tasks[0]["num_class"]), "its class_names", len(class_names),
+                       "make num_class the number of class_names (mmdet3d builds the heatmap from class_names)")
+        common = head["common_heads"]
+        if {k: tuple(v)[0] for k, v in common.items()} != dict(_HEADS) or len({v[1] for v in common.values()} | {head["num_heatmap_convs"]}) != 1:
+            raise self.unsupported("pts_bbox_head", f"common_heads {common} (implemented: "
+                                   f"{', '.join(f'{n}=({c}, N)' for n, c in _HEADS)} with one N shared with num_heatmap_convs)")
         if not head["norm_bbox"]:
             raise self.unsupported("pts_bbox_head", "norm_bbox=False")
-        if test.get("nms_type", "circle") != "circle":
-            raise self.unsupported("test_cfg.pts", f"nms_type={test.get('nms_type')!r}")
-        pcr = tuple(float(v) for v in voxel_layer.get("point_cloud_range", encoder.get("point_cloud_range", base.point_cloud_range)))
-        size = tuple(float(v) for v in voxel_layer.get("voxel_size", encoder.get("voxel_size", base.voxel_size)))
-        for section, node in (("pts_voxel_encoder", encoder), ("bbox_coder", coder)):
-            for key, value, n in (("point_cloud_range", pcr, 6), ("voxel_size", size, 3)):
-                other = node.get("pc_range" if section == "bbox_coder" and key == "point_cloud_range" else key)
-                if other is not None and tuple(float(v) for v in other)[:n] != value[: len(other)]:
-                    raise self.fail(f"{section}.{key} {list(other)} differs from the voxelizer's {list(value)}",
-                                "make the voxel layer, the encoder and the bbox coder agree")
+        if int(coder["code_size"]) != BOX_CODE_SIZE:
+            raise self.unsupported("bbox_coder", f"code_size={coder['code_size']} (the heads decode to {BOX_CODE_SIZE} values: "
+                                   "x, y, z, l, w, h, yaw, vx, vy; mmdet3d refuses the boxes otherwise)")
+        if coder["post_center_range"] is None:
+            raise self.unsupported("bbox_coder", "post_center_range=None (mmdet3d's coder raises NotImplementedError without it)")
+        nms_type = self.required("test_cfg.pts", test, "nms_type")
+        if nms_type != "circle":
+            raise self.unsupported("test_cfg.pts", f"nms_type={nms_type!r}")
+        pcr = tuple(float(v) for v in self.required("data_preprocessor.voxel_layer", voxel_layer, "point_cloud_range"))
+        size = tuple(float(v) for v in self.required("data_preprocessor.voxel_layer", voxel_layer, "voxel_size"))
+        fix = "make the voxel layer, the encoder, the bbox coder and test_cfg agree"
+        self.agree("pts_voxel_encoder.point_cloud_range", tuple(float(v) for v in encoder["point_cloud_range"]),
+                   "the voxel layer", pcr, fix)
+        self.agree("pts_voxel_encoder.voxel_size", tuple(float(v) for v in encoder["voxel_size"]), "the voxel layer", size, fix)
+        # the coder reads the x and y of its range and voxel size
+        self.agree("bbox_coder.pc_range[:2]", tuple(float(v) for v in self.required("bbox_coder", coder, "pc_range"))[:2],
+                   "the voxel layer", pcr[:2], fix)
+        self.agree("bbox_coder.voxel_size[:2]", tuple(float(v) for v in self.required("bbox_coder", coder, "voxel_size"))[:2],
+                   "the voxel layer", size[:2], fix)
+        new = dataclasses.replace(base, point_cloud_range=pcr, voxel_size=size)
+        nx, ny, nz = new.grid_size
         max_voxels = voxel_layer["max_voxels"]
         max_voxels = int(max_voxels[1] if isinstance(max_voxels, (list, tuple)) else max_voxels)  # [1]: mmcv's test-time value
-        names, past_sweeps = self.point_features(int(encoder["in_channels"]), base)
-        return dataclasses.replace(
-            base,
-            point_cloud_range=pcr,
-            voxel_size=size,
-            max_points_per_voxel=int(voxel_layer.get("max_num_points", base.max_points_per_voxel)),
+        pfn_channels = tuple(int(c) for c in encoder["feat_channels"])
+        self.channels(model["pts_middle_encoder"], backbone, neck, head, pfn_channels, (ny, nx))
+        out_size_factor = int(self.required("bbox_coder", coder, "out_size_factor"))
+        self.stride(backbone, neck, out_size_factor)
+        self.test_settings(test, (nx, ny, nz), size, pcr, out_size_factor, coder)
+        new = dataclasses.replace(
+            new,
+            max_points_per_voxel=int(self.required("data_preprocessor.voxel_layer", voxel_layer, "max_num_points")),
             max_voxels=max_voxels,
             min_voxels=min(base.min_voxels, max_voxels),
             opt_voxels=min(base.opt_voxels, max_voxels),
-            point_feature_names=names,
-            past_sweeps=past_sweeps,
-            pfn_channels=tuple(int(c) for c in encoder["feat_channels"]),
+            **self.point_features(int(encoder["in_channels"]), pcr, base),
+            pfn_channels=pfn_channels,
             pfn_norm=self.norm("pts_voxel_encoder", encoder["norm_cfg"]),
             backbone_channels=tuple(int(c) for c in backbone["out_channels"]),
             backbone_layers=tuple(int(n) for n in backbone["layer_nums"]),
             backbone_strides=tuple(int(s) for s in backbone["layer_strides"]),
             backbone_norm=self.norm("pts_backbone", backbone["norm_cfg"]),
+            backbone_conv_bias=self.conv_bias("pts_backbone.conv_cfg", backbone["conv_cfg"]),
             neck_channels=tuple(int(c) for c in neck["out_channels"]),
             neck_upsample_strides=tuple(float(s) for s in neck["upsample_strides"]),
             neck_norm=self.norm("pts_neck", neck["norm_cfg"]),
             use_conv_for_no_stride=bool(neck["use_conv_for_no_stride"]),
+            neck_deconv_bias=self.conv_bias("pts_neck.upsample_cfg", neck["upsample_cfg"], ("deconv",)),
+            neck_conv_bias=self.conv_bias("pts_neck.conv_cfg", neck["conv_cfg"]),
             head_shared_channels=int(head["share_conv_channel"]),
             head_conv_channels=int(separate["head_conv"]),
             head_num_conv=int(head["num_heatmap_convs"]),
             head_final_kernel=int(separate["final_kernel"]),
             head_norm=self.norm("pts_bbox_head", head["norm_cfg"]),
-            class_names=tuple(tasks[0]["class_names"]),
+            head_shared_conv_bias=self.module_bias("pts_bbox_head", head),
+            head_conv_bias=self.module_bias("separate_head", separate),
+            class_names=class_names,
             heatmap_init_bias=float(separate["init_bias"]),
-            out_size_factor=int(coder.get("out_size_factor", base.out_size_factor)),
+            out_size_factor=out_size_factor,
             score_threshold=float(coder["score_threshold"]) if coder["score_threshold"] is not None else 0.0,
             max_detections_pre_nms=int(coder["max_num"]),
-            post_center_range=tuple(float(v) for v in (coder["post_center_range"] or base.post_center_range)),
-            nms_min_radius=float((test.get("min_radius") or [base.nms_min_radius])[0]),
-            post_max_size=int(test.get("post_max_size", base.post_max_size)),
+            post_center_range=tuple(float(v) for v in coder["post_center_range"]),
+            y_axis_reference=bool(coder["y_axis_reference"]),
+            nms_min_radius=float(self.required("test_cfg.pts", test, "min_radius")[0]),
+            post_max_size=int(self.required("test_cfg.pts", test, "post_max_size")),
         )
+        if self.norm("separate_head", separate["norm_cfg"]) != new.head_norm:  # one norm for every head conv is implemented
+            raise self.unsupported("separate_head", f"norm_cfg {separate['norm_cfg']} other than the CenterHead's {head['norm_cfg']}")
+        return new
+
+    def module_bias(self, section: str, node: Mapping[str, Any]) -> bool:
+        """mmcv ConvModule's bias: ``'auto'`` is none before a norm (every ConvModule here has one)."""
+        self.conv_bias(f"{section}.conv_cfg", {k: v for k, v in (node["conv_cfg"] or {"type": "Conv2d"}).items() if k != "bias"})
+        if "bias" in (node["conv_cfg"] or {}):
+            raise self.unsupported(f"{section}.conv_cfg", "bias (ConvModule takes its bias from the bias argument; mmcv refuses both)")
+        bias = node["bias"]
+        if bias not in ("auto", True, False):
+            raise self.unsupported(section, f"bias={bias!r}")
+        return bias is True
+
+    def channels(self, scatter: Mapping[str, Any], backbone: Mapping[str, Any], neck: Mapping[str, Any], head: Mapping[str, Any],
+                 pfn_channels: tuple[int, ...], grid_yx: tuple[int, int]) -> None:
+        """Every ``in_channels`` against the layer before, the scatter's canvas against the voxel grid, the list lengths."""
+        fix = "make each in_channels the out_channels of the layer before"
+        self.agree("pts_middle_encoder.in_channels", int(self.required("pts_middle_encoder", scatter, "in_channels")),
+                   "pts_voxel_encoder.feat_channels[-1]", pfn_channels[-1], fix)
+        self.agree("pts_middle_encoder.output_shape", tuple(int(v) for v in self.required("pts_middle_encoder", scatter, "output_shape")),
+                   "the voxel grid (ny, nx) of point_cloud_range / voxel_size", grid_yx,
+                   "set output_shape to (ny, nx) of the voxel grid")
+        self.agree("pts_backbone.in_channels", int(backbone["in_channels"]), "pts_voxel_encoder.feat_channels[-1]", pfn_channels[-1], fix)
+        stages = len(backbone["out_channels"])
+        if not len(backbone["layer_nums"]) == len(backbone["layer_strides"]) == stages:
+            raise self.fail("pts_backbone: out_channels, layer_nums and layer_strides differ in length (mmdet3d asserts they agree)")
+        if not len(neck["in_channels"]) == len(neck["out_channels"]) == len(neck["upsample_strides"]) == stages:
+            raise self.fail(f"pts_neck: in_channels, out_channels and upsample_strides must have one entry per backbone stage ({stages})")
+        self.agree("pts_neck.in_channels", tuple(int(c) for c in neck["in_channels"]), "pts_backbone.out_channels",
+                   tuple(int(c) for c in backbone["out_channels"]), fix)
+        self.agree("pts_bbox_head.in_channels", self.required("pts_bbox_head", head, "in_channels"), "sum(pts_neck.out_channels)",
+                   sum(int(c) for c in neck["out_channels"]), fix)
+
+    def stride(self, backbone: Mapping[str, Any], neck: Mapping[str, Any], out_size_factor: int) -> None:
+        """The coder's ``out_size_factor`` against the grid cells per head cell the backbone and neck make."""
+        total, strides = 1, []
+        for layer, upsample in zip(backbone["layer_strides"], neck["upsample_strides"]):
+            total *= int(layer)
+            strides.append(total / float(upsample))
+        for stride in strides:
+            self.agree("bbox_coder.out_size_factor", out_size_factor, "pts_backbone.layer_strides and pts_neck.upsample_strides "
+                       f"(every stage's output at stride {_stride_text(strides)})", stride, "set out_size_factor to the network's stride")
+
+    def test_settings(self, test: Mapping[str, Any], grid: tuple[int, int, int], size: tuple[float, ...], pcr: tuple[float, ...],
+                      out_size_factor: int, coder: Mapping[str, Any]) -> None:
+        """test_cfg's copies of the geometry and of the coder's filters, which circle NMS leaves to the coder: each
+        must say what the model does, or the config means two things."""
+        fix = "make test_cfg.pts agree with the voxel layer and the bbox coder"
+        for key, value, source, reference in (
+            ("grid_size", lambda v: tuple(int(x) for x in v), "the voxel grid of point_cloud_range / voxel_size", grid),
+            ("voxel_size", lambda v: tuple(float(x) for x in v), "the voxel layer", size),
+            ("pc_range", lambda v: tuple(float(x) for x in v), "the voxel layer's point_cloud_range", pcr),
+            ("out_size_factor", int, "bbox_coder.out_size_factor", out_size_factor),
+            ("score_threshold", lambda v: float(v), "bbox_coder.score_threshold (circle NMS filters with the coder's)",
+             float(coder["score_threshold"] or 0.0)),
+            ("post_center_limit_range", lambda v: tuple(float(x) for x in v),
+             "bbox_coder.post_center_range (circle NMS filters with the coder's)", tuple(float(x) for x in coder["post_center_range"])),
+        ):
+            if key in test:
+                self.agree(f"test_cfg.pts.{key}", value(test[key]), source, reference, fix)
+
+
+def _stride_text(strides: list[float]) -> str:
+    return ", ".join(f"{s:g}" for s in strides)

@@ -67,10 +67,11 @@ class SECOND(nn.Module):
         in_channels = [cfg.pfn_channels[-1], *cfg.backbone_channels[:-1]]
         blocks = []
         for in_ch, out_ch, layers, stride in zip(in_channels, cfg.backbone_channels, cfg.backbone_layers, cfg.backbone_strides):
-            block = [nn.Conv2d(in_ch, out_ch, 3, stride=stride, padding=1, bias=False),
+            bias = cfg.backbone_conv_bias
+            block = [nn.Conv2d(in_ch, out_ch, 3, stride=stride, padding=1, bias=bias),
                      _bn(nn.BatchNorm2d, out_ch, cfg.backbone_norm), nn.ReLU(inplace=True)]
             for _ in range(layers):
-                block += [nn.Conv2d(out_ch, out_ch, 3, padding=1, bias=False),
+                block += [nn.Conv2d(out_ch, out_ch, 3, padding=1, bias=bias),
                           _bn(nn.BatchNorm2d, out_ch, cfg.backbone_norm), nn.ReLU(inplace=True)]
             blocks.append(nn.Sequential(*block))
         self.blocks = nn.ModuleList(blocks)
@@ -83,7 +84,8 @@ class SECOND(nn.Module):
         return tuple(outs)
 
 
-def upsample_layer(in_ch: int, out_ch: int, stride: float, use_conv_for_no_stride: bool) -> nn.Module:
+def upsample_layer(in_ch: int, out_ch: int, stride: float, use_conv_for_no_stride: bool, deconv_bias: bool = False,
+                   conv_bias: bool = False) -> nn.Module:
     """mmdet3d's SECONDFPN rule: a transposed conv for strides > 1 (and for 1 unless
     ``use_conv_for_no_stride``), else a conv of kernel = stride = round(1 / stride).
 
@@ -92,9 +94,9 @@ def upsample_layer(in_ch: int, out_ch: int, stride: float, use_conv_for_no_strid
     so a checkpoint would load strictly and then apply the transposed matrix.
     """
     if stride > 1 or (stride == 1 and not use_conv_for_no_stride):
-        return nn.ConvTranspose2d(in_ch, out_ch, int(stride), stride=int(stride), bias=False)
+        return nn.ConvTranspose2d(in_ch, out_ch, int(stride), stride=int(stride), bias=deconv_bias)
     k = int(round(1 / stride))
-    return nn.Conv2d(in_ch, out_ch, k, stride=k, bias=False)
+    return nn.Conv2d(in_ch, out_ch, k, stride=k, bias=conv_bias)
 
 
 class SECONDFPN(nn.Module):
@@ -104,7 +106,7 @@ class SECONDFPN(nn.Module):
         super().__init__()
         deblocks = []
         for in_ch, out_ch, stride in zip(cfg.backbone_channels, cfg.neck_channels, cfg.neck_upsample_strides):
-            up = upsample_layer(in_ch, out_ch, stride, cfg.use_conv_for_no_stride)
+            up = upsample_layer(in_ch, out_ch, stride, cfg.use_conv_for_no_stride, cfg.neck_deconv_bias, cfg.neck_conv_bias)
             deblocks.append(nn.Sequential(up, _bn(nn.BatchNorm2d, out_ch, cfg.neck_norm), nn.ReLU(inplace=True)))
         self.deblocks = nn.ModuleList(deblocks)
 
@@ -115,9 +117,9 @@ class SECONDFPN(nn.Module):
 class ConvModule(nn.Module):
     """mmcv's ConvModule (conv → BN → ReLU) with its attribute names ``conv`` and ``bn``."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, norm: tuple[float, float]) -> None:
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, norm: tuple[float, float], bias: bool = False) -> None:
         super().__init__()
-        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=False)
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=bias)
         self.bn = _bn(nn.BatchNorm2d, out_channels, norm)
         self.activate = nn.ReLU(inplace=True)
 
@@ -136,7 +138,7 @@ class SeparateHead(nn.Module):
         for name, channels in self.heads:
             layers, width = [], cfg.head_shared_channels
             for _ in range(cfg.head_num_conv - 1):
-                layers.append(ConvModule(width, cfg.head_conv_channels, k, cfg.head_norm))
+                layers.append(ConvModule(width, cfg.head_conv_channels, k, cfg.head_norm, cfg.head_conv_bias))
                 width = cfg.head_conv_channels
             layers.append(nn.Conv2d(width, channels, k, padding=k // 2, bias=True))
             self.add_module(name, nn.Sequential(*layers))
@@ -148,7 +150,7 @@ class SeparateHead(nn.Module):
 class CenterHead(nn.Module):
     def __init__(self, cfg: CenterPointConfig) -> None:
         super().__init__()
-        self.shared_conv = ConvModule(sum(cfg.neck_channels), cfg.head_shared_channels, 3, cfg.head_norm)
+        self.shared_conv = ConvModule(sum(cfg.neck_channels), cfg.head_shared_channels, 3, cfg.head_norm, cfg.head_shared_conv_bias)
         self.task_heads = nn.ModuleList([SeparateHead(cfg)])
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:

@@ -142,8 +142,10 @@ BUNDLE_ENCODER, BUNDLE_HEAD = "autoware.pts_voxel_encoder", "autoware.pts_backbo
 
 
 def _bundle_pipeline(cfg: CenterPointConfig, settings: AutowareSettings):
+    node = dataclasses.replace(cfg, remove_close=False)  # Autoware's densification keeps a past sweep's close points
+
     def build(model: CenterPoint, runners) -> CenterPointPipeline:
-        return CenterPointPipeline(cfg, runners, decoder=lambda heads: decode_autoware(heads, cfg, settings),
+        return CenterPointPipeline(node, runners, decoder=lambda heads: decode_autoware(heads, node, settings),
                                    encoder=BUNDLE_ENCODER, head=BUNDLE_HEAD, pad_to=cfg.max_voxels)
 
     return build

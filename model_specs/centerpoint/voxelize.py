@@ -148,25 +148,38 @@ def _copy_columns(piece: torch.Tensor, array: np.ndarray) -> None:
         np.copyto(piece.numpy(), array[:, : piece.shape[1]], casting="same_kind")
 
 
+REMOVE_CLOSE_M = 1.0  # mmdet3d's LoadPointsFromMultiSweeps._remove_close radius: |x| and |y| below it
+
+
 def assemble(frame: Frame, cfg: CenterPointConfig) -> torch.Tensor:
-    """The frame's sweeps as one cloud in the current sensor frame, newest first, with the time lag as the last
-    feature: Autoware's densification and mmdet3d's LoadPointsFromMultiSweeps. Device work only, on the
-    device the frame is on (no host value: a CUDA graph can capture it)."""
-    with_lag = "time_lag" in cfg.point_feature_names
-    out = torch.empty((frame.points, 4 + with_lag), dtype=torch.float32, device=frame.moves.device)
+    """The frame's sweeps as one cloud in the current sensor frame, newest first, with the columns
+    ``cfg.point_feature_names`` names (x, y, z, then intensity and the time lag in the config's order): Autoware's
+    densification and mmdet3d's LoadPointsFromMultiSweeps with its ``use_dim``. With ``cfg.remove_close`` a past
+    sweep's points within :data:`REMOVE_CLOSE_M` of its own sensor (|x| and |y|, before the move) get NaN
+    coordinates, which the voxelizer drops as mmdet3d's filter does. Device work only, on the device the frame is
+    on (no host value: a CUDA graph can capture it)."""
+    names = cfg.point_feature_names
+    out = torch.empty((frame.points, len(names)), dtype=torch.float32, device=frame.moves.device)
     row = 0
     for i, raw in enumerate(frame.raws):
         rows = out[row : row + raw.shape[0]]
         row += raw.shape[0]
-        rows[:, :4].copy_(raw)
         if i:  # the current sweep is taken as is; a past one moved: rotation x point + translation, column by column
             # (a GEMM of inner size 3 wastes its tiles: 55 us on an H200 for a 140 000-point sweep, ~10 us so)
             motion, xyz = frame.motion[i], raw[:, :3]
             moved = torch.addcmul(motion[:, 3], xyz[:, 0:1], motion[:, 0])
             moved = torch.addcmul(moved, xyz[:, 1:2], motion[:, 1])
             torch.addcmul(moved, xyz[:, 2:3], motion[:, 2], out=rows[:, :3])
-        if with_lag:
-            rows[:, 4].copy_(frame.lags[i])
+            if cfg.remove_close:
+                close = (raw[:, 0].abs() < REMOVE_CLOSE_M) & (raw[:, 1].abs() < REMOVE_CLOSE_M)
+                rows[:, :3].masked_fill_(close[:, None], float("nan"))
+        else:
+            rows[:, :3].copy_(raw[:, :3])
+        for column, name in enumerate(names[3:], start=3):
+            if name == "intensity":
+                rows[:, column].copy_(raw[:, 3])
+            else:  # time_lag (the config admits no other)
+                rows[:, column].copy_(frame.lags[i])
     return out
 
 

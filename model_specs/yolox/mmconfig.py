@@ -3,7 +3,9 @@
 ``model_specs.mmconfig`` reads the file; ``to_yolox`` reads every field the model, its input and its
 evaluation decoder depend on. A key the config leaves out takes the default of the class that would read
 it (ELANDarknet, YOLOXPAFPN_ELAN, mmdet's YOLOXHead), and a component this project does not implement
-(ASPP stages, depthwise convs, DCN, a normalising data preprocessor) is refused by name.
+(ASPP stages, depthwise convs, DCN, a normalising data preprocessor) is refused by name, as is any key
+outside :data:`FIELDS` (read, or inert at inference with the reason) and any test-pipeline transform that
+would change the image. ``num_classes`` is cross-checked against the config's ``classes``.
 """
 
 from __future__ import annotations
@@ -34,10 +36,31 @@ UPSTREAM_DEFAULTS = {
                  norm_cfg=dict(type="BN", momentum=0.03, eps=0.001), act_cfg=dict(type="Swish")),
     "bbox_head": dict(feat_channels=256, stacked_convs=2, strides=(8, 16, 32), use_depthwise=False, dcn_on_last_conv=False,
                       conv_bias="auto", conv_cfg=None, norm_cfg=dict(type="BN", momentum=0.03, eps=0.001), act_cfg=dict(type="Swish")),
-    "data_preprocessor": dict(mean=None, std=None, bgr_to_rgb=False, rgb_to_bgr=False),
+    "data_preprocessor": dict(mean=None, std=None, bgr_to_rgb=False, rgb_to_bgr=False, pad_size_divisor=1, pad_value=0),
     "test_cfg": dict(score_thr=0.01, nms=dict(type="nms", iou_threshold=0.65)),
 }
 SPEC = "yolox (config)"
+_LOSS = "a training loss"
+# Per section: the keys read (beside ``type``) and the keys inert at inference, with the reason; any other key is
+# refused by name (mmconfig.INERT's keys count as inert everywhere).
+FIELDS: dict[str, tuple[tuple[str, ...], dict[str, str]]] = {
+    "model": (("data_preprocessor", "backbone", "neck", "bbox_head", "test_cfg"), {}),
+    "data_preprocessor": (("mean", "std", "bgr_to_rgb", "rgb_to_bgr", "pad_size_divisor", "pad_value"), {
+        "batch_augments": "mmdet applies batch augments in training only", "boxtype2tensor": "the boxes' container type",
+        "non_blocking": "how batches are copied to the device"}),
+    "backbone": ((*UPSTREAM_DEFAULTS["backbone"],), {"norm_eval": "whether training updates BN statistics",
+                                                     "aspp_dilations": "read by ASPP stages only, which are refused"}),
+    "neck": (("in_channels", "out_channels", *UPSTREAM_DEFAULTS["neck"]), {}),
+    "bbox_head": (("num_classes", "in_channels", *UPSTREAM_DEFAULTS["bbox_head"]), {
+        "loss_cls": _LOSS, "loss_bbox": _LOSS, "loss_obj": _LOSS, "loss_l1": _LOSS,
+        "test_cfg": "the detector replaces it with model.test_cfg"}),
+    "test_cfg": (("score_thr", "nms"), {"max_per_img": "YOLOXHead keeps every box NMS keeps (mmdet reads no max_per_img there)"}),
+    "test_cfg.nms": (("iou_threshold", "class_agnostic"), {"split_thr": "when batched NMS splits its work: the same boxes"}),
+}
+# Test-pipeline transforms: read, or inert (touch only loading, ground truth or packing); any other is refused.
+TRANSFORMS_READ = {"Resize": ("scale", "keep_ratio"), "Pad": ("pad_to_square", "pad_val")}
+TRANSFORMS_INERT = {"LoadImageFromFile": "reads the file (backend_args: from where)", "LoadAnnotations": "loads ground truth only",
+                    "PackDetInputs": "packs the sample; its keys change no value"}
 
 
 def to_yolox(config: TrainingConfig, base: YoloxConfig) -> YoloxConfig:
@@ -54,7 +77,12 @@ class _YoloxSections(Sections):
             self.typed(section, self.model.get(section))
 
     def section(self, name: str) -> dict[str, Any]:
+        self.known(name, self.model[name])
         return {**UPSTREAM_DEFAULTS[name], **self.model[name]}
+
+    def known(self, section: str, node: Mapping[str, Any] | None) -> None:
+        read, inert = FIELDS[section]
+        self.fields(section, node, read, inert)
 
     def act(self, section: str, node: Mapping[str, Any]) -> str:
         kind = (node.get("act_cfg") or {}).get("type")
@@ -79,6 +107,15 @@ class _YoloxSections(Sections):
         pipeline = self.values.get("test_pipeline")
         if not isinstance(pipeline, list):
             return base.input_size, base.pad_value
+        for step in pipeline:
+            kind = str(step.get("type", "")).split(".")[-1] if isinstance(step, dict) else None
+            if kind in TRANSFORMS_READ:
+                self.fields(f"test_pipeline.{kind}", step, TRANSFORMS_READ[kind])
+            elif kind == "LoadImageFromFile":
+                self.fields(f"test_pipeline.{kind}", step, (), {"backend_args": "where files are read from"})
+            elif kind not in TRANSFORMS_INERT:
+                raise self.unsupported("test_pipeline", f"transform {kind} (it changes the image; implemented: "
+                                       f"{', '.join(TRANSFORMS_READ)}, and {', '.join(TRANSFORMS_INERT)}, which change no pixel)")
         resize = next((t for t in pipeline if isinstance(t, dict) and t.get("type") == "Resize"), None)
         pad = next((t for t in pipeline if isinstance(t, dict) and t.get("type") == "Pad"), None)
         if resize is None or not resize.get("keep_ratio", False) or pad is None or not pad.get("pad_to_square", False):
@@ -103,13 +140,21 @@ class _YoloxSections(Sections):
             raise self.unsupported("neck", f"upsample_cfg {neck['upsample_cfg']} (x2 nearest is implemented)")
         if head["conv_bias"] not in ("auto", False):
             raise self.unsupported("bbox_head", f"conv_bias={head['conv_bias']!r} (the stacked convs have no bias before BN)")
+        self.known("model", self.model)
         test = {**UPSTREAM_DEFAULTS["test_cfg"], **(self.model.get("test_cfg") or {})}
+        self.known("test_cfg", test)
         nms = test.get("nms") or {}
+        self.known("test_cfg.nms", nms)
         if nms.get("type", "nms") != "nms":
             raise self.unsupported("test_cfg", f"nms type {nms.get('type')!r} (greedy 'nms' is implemented)")
+        if nms.get("class_agnostic", False):
+            raise self.unsupported("test_cfg.nms", "class_agnostic=True (mmdet's class-aware batched NMS is implemented)")
         num_classes = int(self.required("bbox_head", head, "num_classes"))
         names = self.values.get("classes")
-        classes = tuple(names) if isinstance(names, (list, tuple)) and len(names) == num_classes else (
+        if isinstance(names, (list, tuple)):
+            self.agree("bbox_head.num_classes", num_classes, f"the config's classes ({len(names)} names)", len(names),
+                       "make num_classes the number of classes")
+        classes = tuple(names) if isinstance(names, (list, tuple)) else (
             base.classes if len(base.classes) == num_classes else tuple(f"class{i}" for i in range(num_classes)))
         input_size, pad_value = self.input_size(base)
         cfg = dataclasses.replace(
@@ -137,6 +182,10 @@ class _YoloxSections(Sections):
             eval_score_threshold=float(test["score_thr"]),
             eval_nms_iou=float(nms.get("iou_threshold", UPSTREAM_DEFAULTS["test_cfg"]["nms"]["iou_threshold"])),
         )
+        divisor = int(pre["pad_size_divisor"])
+        if any(side % divisor for side in cfg.input_size):
+            raise self.unsupported("data_preprocessor", f"pad_size_divisor={divisor} padding the {cfg.input_size} input again "
+                                   "(the deployed graph takes the letterboxed image as it is)")
         problems = cfg.problems()
         if problems:
             raise self.fail("; ".join(problems), "make the backbone, neck and head widths agree")
