@@ -45,6 +45,9 @@ def _files(root: Path) -> dict[str, str]:
     (root / "a_file").write_text("x")
     (root / "not_json.json").write_text("{ not json")
     (root / "no_stats.json").write_text(json.dumps({"benchmarks": [{"name": "test_latency[x]", "extra_info": {}}]}))
+    twice = {"name": "test_latency[x]", "stats": {"median": 0.01}}
+    (root / "twice.json").write_text(json.dumps({"benchmarks": [twice, twice]}))
+    (root / "nested.json").write_text("[" * 100_000 + "]" * 100_000)
     (root / "scan.bin").write_bytes(np.zeros((10, 4), np.float32).tobytes())
     (root / "dir").mkdir()
     configs = {"syntax.py": "model = dict(\n", "base.py": "_base_ = ['missing.py']\n", "power.py": "x = 9 ** 9 ** 9\n",
@@ -57,7 +60,7 @@ def _files(root: Path) -> dict[str, str]:
             if not (root / base.name).exists():
                 (root / base.name).write_text(base.read_text())
     # keyed by the name without its suffix: "{scan}" in a row is the path of scan.bin
-    return {name.split(".")[0]: str(root / name) for name in ("a_file", "not_json.json", "no_stats.json", "scan.bin", "dir", *configs)}
+    return {name.split(".")[0]: str(root / name) for name in ("a_file", "not_json.json", "no_stats.json", "twice.json", "nested.json", "scan.bin", "dir", *configs)}
 
 
 OPTION_FAULTS = [
@@ -81,6 +84,8 @@ OPTION_FAULTS = [
     ("negative lock timeout", ["--awml-lock-timeout", "-1"], "--awml-lock-timeout must be a finite number of seconds >= 0"),
     ("baseline not JSON", ["--awml-latency-baseline", "{not_json}"], "is not a readable pytest-benchmark JSON file"),
     ("baseline without stats", ["--awml-latency-baseline", "{no_stats}"], "has no name or no numeric stats.median"),
+    ("baseline listing a test twice", ["--awml-latency-baseline", "{twice}"], "the test test_latency[x] is listed twice"),
+    ("baseline nested too deeply", ["--awml-latency-baseline", "{nested}"], "is not a readable pytest-benchmark JSON file: nested too deeply"),
     ("baseline that does not exist", ["--awml-latency-baseline", "{dir}/none.json"], "--awml-latency-baseline {dir}/none.json does not exist"),
     ("checkpoint that does not exist", ["--awml-checkpoint", "{dir}/none.pt"], "--awml-checkpoint {dir}/none.pt does not exist"),
     ("samples not a number", ["--awml-samples", "many"], "--awml-samples 'many' is not an integer"),
@@ -402,7 +407,32 @@ def test_awml_report_faults(tmp_path, monkeypatch):
     no_stats = _bench_file(tmp_path / "0003.json", [{"name": "a"}])
     only_a = _bench_file(tmp_path / "0004.json", [_bench("a", 0.01)])
     (tmp_path / "out_file").write_text("x")
+    nested = tmp_path / "nested.json"
+    nested.write_text("[" * 100_000 + "]" * 100_000)
+    bad = {  # (file name, benchmarks): each is bad input, exit 2, never a crash (3) nor a verdict (0 or 1)
+        "negative": [_bench("a", -0.01)],
+        "nan": [_bench("a", float("nan"))],
+        "inf": [_bench("a", float("inf"))],
+        "zero": [_bench("a", 0.0)],
+        "twice": [_bench("a", 0.01), _bench("a", 0.02)],
+        "threshold_text": [{**_bench("a", 0.01), "extra_info": {"regression_threshold": "abc"}}],
+        "p99_nan": [{**_bench("a", 0.01), "extra_info": {"p99_ms": float("nan")}}],
+        "extra_list": [{**_bench("a", 0.01), "extra_info": [1]}],
+        "stages_list": [{**_bench("a", 0.01), "extra_info": {"stages": [1, 2]}}],
+        "stage_text": [{**_bench("a", 0.01), "extra_info": {"stages": {"pre": {"p50_ms": "fast"}}}}],
+    }
+    bad_files = {name: _bench_file(tmp_path / f"bad_{name}.json", benches) for name, benches in bad.items()}
+    machine_list = tmp_path / "machine_list.json"
+    machine_list.write_text(json.dumps({"machine_info": ["m"], "benchmarks": [_bench("a", 0.01)]}))
+    bad_parity = tmp_path / "bad_parity.json"
+    bad_parity.write_text(json.dumps({"parity": [{"max_abs": "big", "rtol": 0.1, "atol": 0.1, "passed": True}]}))
     rows = [
+        *[([base, path], report.EXIT_USAGE) for path in bad_files.values()],  # as the current run
+        *[([path, base], report.EXIT_USAGE) for path in bad_files.values()],  # as the baseline
+        ([base, str(nested)], report.EXIT_USAGE),  # JSON nested past Python's stack: bad input, not awml-report's bug
+        ([base, str(machine_list)], report.EXIT_USAGE),
+        ([base, only_a, "--awml-json", str(nested)], report.EXIT_USAGE),
+        ([base, only_a, "--awml-json", str(bad_parity)], report.EXIT_USAGE),
         ([base, empty], report.EXIT_USAGE),  # an empty current run
         ([base, no_stats], report.EXIT_USAGE),  # not pytest-benchmark's output
         ([base, only_a, "--out", str(tmp_path / "out_file")], report.EXIT_USAGE),  # --out names a file
@@ -412,10 +442,43 @@ def test_awml_report_faults(tmp_path, monkeypatch):
     ]
     for args, code in rows:
         assert report.main(args) == code, args
+    assert len(rows) == 2 * len(bad) + 10  # the table's size, for the record
     md = (tmp_path / "out" / "report.md").read_text()
     assert "| `b` | 10.000 | – |" in md and "MISSING |" in md and "**Missing:** 1 test(s)" in md
     monkeypatch.setattr(report, "markdown", lambda runs, rows: 1 / 0)
     assert report.main([base, only_a, "--out", str(tmp_path / "out")]) == report.EXIT_INTERNAL  # a bug is not "regressed"
+
+
+def test_awml_report_names_what_is_wrong(tmp_path, caplog):
+    base = _bench_file(tmp_path / "base.json", [_bench("a", 0.01)])
+    rows = [([_bench("a", 0.01), _bench("a", 0.02)], "the test a is listed twice"),
+            ([_bench("a", -0.01)], "benchmark 0 (a): stats.median is -0.01, not a positive finite number of seconds"),
+            ([_bench("a", float("nan"))], "stats.median is nan"),
+            ([{**_bench("a", 0.01), "extra_info": {"regression_threshold": "abc"}}], "extra_info.regression_threshold is 'abc'")]
+    for benches, fragment in rows:
+        caplog.clear()
+        with caplog.at_level(logging.ERROR):
+            assert report.main([base, _bench_file(tmp_path / "cur.json", benches), "--out", str(tmp_path / "out")]) == report.EXIT_USAGE
+        assert fragment in caplog.text and "Traceback" not in caplog.text
+
+
+def test_awml_report_handles_ten_thousand_tests_in_seconds(tmp_path):
+    """Two runs of 10 000 tests each (a bar per test took 40 ms and 0.38 MB each, and minutes in all):
+    the plots keep the largest changes, the tables every test. The bound is generous for a loaded CI machine."""
+    import time
+
+    rng = np.random.default_rng(0)
+    names = [f"test_latency[spec/component{i}/onnxruntime-cpu-fp32]" for i in range(10_000)]
+    runs = [_bench_file(tmp_path / f"{label}.json", [_bench(n, float(m)) for n, m in zip(names, rng.uniform(0.01, 0.012, len(names)))])
+            for label in ("0001_base", "0002_current")]
+    start = time.perf_counter()
+    code = report.main([*runs, "--out", str(tmp_path / "out")])
+    seconds = time.perf_counter() - start
+    assert code in (report.EXIT_OK, report.EXIT_REGRESSION) and seconds < 60, seconds
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert md.count("| `test_latency[") == 10_000
+    html_page = (tmp_path / "out" / "report.html").read_text()
+    assert html_page.count("<tr class=") == 10_000 and f"({report.PLOTTED} of 10000 tests, the largest changes" in html_page
 
 
 # -- the restricted config reader: bounded, and every error a SpecError ------------------------------------
