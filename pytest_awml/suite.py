@@ -61,13 +61,17 @@ def _gate(request, workspace, case, kind: str, ids: dict, comparisons: list[Outp
                              samples=len(evidence.reference))
     if message is None:
         return
-    folder = forensics.write_failure(options.artifacts, ids["test_id"], inputs=evidence.inputs, reference=evidence.reference,
-                                     outputs=evidence.outputs, reference_name=evidence.reference_name,
-                                     test_name=evidence.test_name, tolerances=evidence.replay_tolerances,
-                                     onnx_path=workspace.artifact_path_or_none(case.spec, case.component, ONNX))
-    request.node.user_properties.append(("awml.failure_folder", str(folder)))
+    try:  # the parity verdict is the finding: a failure folder that cannot be written is noted, not raised instead
+        folder = forensics.write_failure(options.artifacts, ids["test_id"], inputs=evidence.inputs, reference=evidence.reference,
+                                         outputs=evidence.outputs, reference_name=evidence.reference_name,
+                                         test_name=evidence.test_name, tolerances=evidence.replay_tolerances,
+                                         onnx_path=workspace.artifact_path_or_none(case.spec, case.component, ONNX))
+        request.node.user_properties.append(("awml.failure_folder", str(folder)))
+        evidence_line = f"Inputs, outputs and reproduce.sh: {folder}"
+    except ArtifactError as exc:
+        evidence_line = f"No failure folder: {exc}"
     note = f"\n{evidence.note}" if evidence.note else ""
-    raise ToleranceExceeded(f"{message}\nInputs, outputs and reproduce.sh: {folder}{note}")
+    raise ToleranceExceeded(f"{message}\n{evidence_line}{note}")
 
 
 def _gate_latency(request, workspace, settings: LatencySettings, verdicts: list, median_ms: float) -> None:

@@ -505,3 +505,273 @@ def test_the_config_reader_is_bounded(tmp_path, text, fragment):
         read_config(path)
     assert fragment in str(info.value)
 
+
+
+# -- nothing written, followed or deleted outside the artifacts, golden and report folders ------------------
+def _outside(tmp_path: Path) -> Path:
+    """A folder outside every root a test gives the plugin, holding a file that must survive."""
+    outside = tmp_path / "outside"
+    (outside / "keep").mkdir(parents=True)
+    (outside / "keep" / "precious.txt").write_text("precious")
+    (outside / "precious.txt").write_text("precious")
+    return outside
+
+
+def _lock_owner_link(root: Path, outside: Path) -> None:
+    with held(root / "x.lock", "building s/c/onnx", root=root):
+        pass
+    (root / "x.lock.owner").symlink_to(outside / "precious.txt")
+    with held(root / "x.lock", "building s/c/onnx", root=root):
+        pass
+
+
+def _lock_link(root: Path, outside: Path) -> None:
+    (root / "x.lock").symlink_to(outside / "precious.txt")  # opening a lock truncates it
+    with held(root / "x.lock", "building s/c/onnx", root=root):
+        pass
+
+
+def _failures_link(root: Path, outside: Path) -> None:
+    from pytest_awml import forensics
+
+    (root / "failures").symlink_to(outside)
+    forensics.write_failure(root, "awml::test_parity[keep]", inputs=[], reference=[], outputs=[], reference_name="r",
+                            test_name="t", tolerances={}, onnx_path=None)
+
+
+def _failure_folder_link(root: Path, outside: Path) -> None:
+    from pytest_awml import forensics
+
+    (root / "failures").mkdir()
+    (root / "failures" / "test_parity_keep").symlink_to(outside / "keep")
+    forensics.write_failure(root, "awml::test_parity[keep]", inputs=[], reference=[], outputs=[], reference_name="r",
+                            test_name="t", tolerances={}, onnx_path=None)
+
+
+def _key_folder_link(root: Path, outside: Path) -> None:
+    from pytest_awml.artifacts import content_key
+
+    (root / "s" / "c").mkdir(parents=True)
+    (root / "s" / "c" / content_key({"k": 1, "format": "onnx"})).symlink_to(outside / "keep")
+    ArtifactStore(root).get_or_build(spec="s", component="c", format="onnx", filename="precious.txt", key_parts={"k": 1},
+                                     build=_tiny_onnx)
+
+
+def _golden_file_link(root: Path, outside: Path) -> None:
+    (root / "s").mkdir()
+    (root / "s" / "c.json").symlink_to(outside / "precious.txt")
+    GoldenStore(root).write("s", "c", [{"x": np.ones(2, np.float32)}], [{"y": np.ones(2, np.float32)}], {"seed": 0})
+
+
+def _golden_folder_link(root: Path, outside: Path) -> None:
+    (root / "s").symlink_to(outside / "keep")
+    GoldenStore(root).write("s", "c", [{"x": np.ones(2, np.float32)}], [{"y": np.ones(2, np.float32)}], {"seed": 0})
+
+
+def _history_link(root: Path, outside: Path) -> None:
+    (root / "history.jsonl").symlink_to(outside / "precious.txt")  # appended in place
+    GoldenStore(root).append_history([{"test_id": "t", "output": "y", "max_abs": 0.0}])
+
+
+def _report_folder_link(root: Path, outside: Path) -> None:
+    from pytest_awml.paths import write_atomic as write
+
+    (root / "sub").symlink_to(outside / "keep")
+    write(root / "sub" / "precious.txt", b"overwritten", root=root)
+
+
+LINK_FAULTS = [
+    # (id, what plants a link inside the root and writes there, the link named in the message)
+    ("lock owner file", _lock_owner_link, "x.lock.owner"),
+    ("lock file", _lock_link, "x.lock"),
+    ("failures folder", _failures_link, "failures"),
+    ("one failure's folder", _failure_folder_link, "failures/test_parity_keep"),
+    ("artifact key folder", _key_folder_link, "s/c/"),
+    ("golden metadata", _golden_file_link, "s/c.json"),
+    ("golden spec folder", _golden_folder_link, "s"),
+    ("error history", _history_link, "history.jsonl"),
+    ("a folder under a root", _report_folder_link, "sub"),
+]
+
+
+@pytest.mark.parametrize("plant, name", [row[1:] for row in LINK_FAULTS], ids=[row[0] for row in LINK_FAULTS])
+def test_a_symbolic_link_inside_a_root_is_refused_not_followed(tmp_path, plant, name):
+    outside, root = _outside(tmp_path), tmp_path / "root"
+    root.mkdir()
+    with pytest.raises(ArtifactError, match="is a symbolic link .*: pytest-awml writes, truncates and deletes nothing through a link") as info:
+        plant(root, outside)
+    assert f"{root}/{name}" in str(info.value) and "Remove the link (rm " in str(info.value)
+    assert (outside / "precious.txt").read_text() == "precious"
+    assert [p.name for p in (outside / "keep").iterdir()] == ["precious.txt"]
+    assert (outside / "keep" / "precious.txt").read_text() == "precious"
+
+
+SHIFTED = """
+from pytest_awml.runners.onnxruntime import OnnxRuntimeBackend
+from pytest_awml.runners.base import Runner
+
+
+class ShiftedRunner(Runner):
+    def __init__(self, inner):
+        super().__init__(inner.target, inner.output_names)
+        self.inner = inner
+
+    def prepare(self, inputs):
+        return self.inner.prepare(inputs)
+
+    def execute(self, prepared):
+        return self.inner.execute(prepared)
+
+    def fetch(self, raw):
+        return {name: value + 0.01 for name, value in self.inner.fetch(raw).items()}
+
+
+class ShiftedBackend(OnnxRuntimeBackend):
+    name = "shifted"
+
+    def create_runner(self, source, target):
+        return ShiftedRunner(super().create_runner(source, target))
+
+
+def pytest_awml_add_backends(registry):
+    registry.register(ShiftedBackend())
+"""
+
+
+def test_a_failure_folder_that_cannot_be_written_does_not_hide_the_parity_result(run_awml, pytester):
+    """A symbolic link for ``failures/`` (or a full disk) used to end the test in an OSError: the parity
+    verdict, the finding, was lost. Now the verdict stands and says why there is no failure folder."""
+    outside = _outside(pytester.path)
+    (pytester.path / ".awml" / "artifacts").mkdir(parents=True)
+    (pytester.path / ".awml" / "artifacts" / "failures").symlink_to(outside)
+    pytester.makeconftest(SHIFTED)
+    run = run_awml("--awml-spec", "centerpoint-tiny", "--awml-backends", "shifted", "-k", "test_parity and voxel")
+    run.result.assert_outcomes(failed=1)
+    assert "ToleranceExceeded: shifted-cpu-fp32 differs from pytorch-cpu-fp32" in run.text
+    assert "No failure folder: ArtifactError" not in run.text and "No failure folder: " in run.text
+    assert "failures is a symbolic link" in run.text and "Traceback" not in run.text
+    assert (outside / "keep" / "precious.txt").read_text() == "precious"
+
+
+# -- a full disk: one error naming the folder and what was being written; what was there stays ---------------
+def _full_disk(*args, **kwargs):
+    import errno
+
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def _golden_pair(root: Path):
+    GoldenStore(root).write("s", "c", [{"x": np.ones(2, np.float32)}], [{"y": np.full(2, 2.0, np.float32)}], {"seed": 1})
+
+
+def _stored_file(root: Path):
+    def build(path: Path) -> None:
+        path.write_bytes(b"new")
+
+    ArtifactStore(root).get_or_build(spec="s", component="c", format="f", filename="c.bin", key_parts={"k": 2}, build=build)
+
+
+def _builder_out_of_space(root: Path):
+    ArtifactStore(root).get_or_build(spec="s", component="c", format="f", filename="c.bin", key_parts={"k": 3}, build=_full_disk)
+
+
+def _failure_folder(root: Path):
+    from pytest_awml import forensics
+
+    forensics.write_failure(root, "awml::test_parity[x]", inputs=[{"x": np.ones(2)}], reference=[], outputs=[],
+                            reference_name="r", test_name="t", tolerances={}, onnx_path=None)
+
+
+FULL_DISK_FAULTS = [
+    # (id, the write that meets a full disk, what the error names)
+    ("golden outputs", _golden_pair, "cannot write the golden outputs of s/c in {root}/s: No space left on device: free space there"),
+    ("artifact manifest", _stored_file, "cannot write manifest.json in {root}/s/c/"),
+    ("a builder's file", _builder_out_of_space, "cannot write s/c/f in {root}/s/c/"),
+    ("error history", lambda root: GoldenStore(root).append_history([{"test_id": "t"}]), "cannot write the error history in {root}"),
+    ("failure folder", _failure_folder, "cannot write inputs.npz in {root}/failures/test_parity_x: No space left"),
+]
+
+
+@pytest.mark.parametrize("write, fragment", [row[1:] for row in FULL_DISK_FAULTS], ids=[row[0] for row in FULL_DISK_FAULTS])
+def test_a_full_disk_names_the_folder_and_leaves_what_was_there(tmp_path, monkeypatch, write, fragment):
+    import builtins
+
+    from pytest_awml import paths
+
+    store = ArtifactStore(tmp_path)
+    before = store.get_or_build(spec="s", component="c", format="f", filename="c.bin", key_parts={"k": 1},
+                                build=lambda path: path.write_bytes(b"old") and None)
+    GoldenStore(tmp_path).write("s", "c", [{"x": np.ones(2, np.float32)}], [{"y": np.ones(2, np.float32)}], {"seed": 0})
+    GoldenStore(tmp_path).append_history([{"test_id": "old"}])
+    history = (tmp_path / "history.jsonl").read_text()
+    real_open = builtins.open
+    monkeypatch.setattr(paths.os, "fsync", _full_disk)  # every atomic write fails before its rename
+    monkeypatch.setattr(builtins, "open", lambda file, mode="r", *a, **k: _full_disk() if "a" in mode else real_open(file, mode, *a, **k))
+    with pytest.raises(ArtifactError) as info:
+        write(tmp_path)
+    monkeypatch.undo()
+    assert fragment.format(root=tmp_path) in str(info.value)
+    again = ArtifactStore(tmp_path).get_or_build(spec="s", component="c", format="f", filename="c.bin", key_parts={"k": 1},
+                                                 build=lambda path: 1 / 0)
+    assert again.reused and again.path.read_bytes() == b"old" and again.sha256 == before.sha256
+    golden = GoldenStore(tmp_path).read("s", "c")
+    assert golden.meta["seed"] == 0 and golden.outputs[0]["y"].tolist() == [1.0, 1.0]
+    assert (tmp_path / "history.jsonl").read_text() == history
+    assert not [p for p in tmp_path.rglob("*.tmp")]  # no half-written temporary file left
+
+
+def test_a_report_that_meets_a_full_disk_keeps_the_previous_one(tmp_path, monkeypatch, caplog):
+    from pytest_awml import paths
+
+    path = tmp_path / "awml-report.json"
+    Results().write(path, {"seed": 0})
+    monkeypatch.setattr(paths.os, "fsync", _full_disk)  # the temporary folder is full too
+    results = Results()
+    with caplog.at_level(logging.WARNING):
+        results.write(path, {"seed": 1})
+    assert json.loads(path.read_text())["run"] == {"seed": 0}
+    assert f"could not be written to {path} (cannot write the JSON report in {tmp_path}: No space left on device" in results.write_problem
+    assert "nor to " in results.write_problem and results.written is None
+
+
+# -- a wait behind a lock says who holds it and for how long, on the terminal, as it waits -------------------
+WAITER = """
+import subprocess, sys, time
+from pathlib import Path
+
+from pytest_awml import locks
+
+HOLD = '''
+import sys, time
+from pytest_awml.locks import held
+with held(sys.argv[1], "building s/c/tensorrt-fp16"):
+    print("held", flush=True)
+    time.sleep(float(sys.argv[2]))
+'''
+
+
+def test_waits(monkeypatch):
+    monkeypatch.setattr(locks, "QUIET_WAIT_S", 0.3)
+    monkeypatch.setattr(locks, "NOTE_EVERY_S", 0.3)
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(Path("x.lock").resolve()), "1.5"], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline() == "held\\n"
+    with locks.held(Path("x.lock"), "building s/c/tensorrt-fp16", timeout_s=30):
+        pass
+    holder.wait()
+"""
+
+
+@pytest.mark.parametrize("extra", [[], ["-n", "1"]], ids=["controller", "xdist worker"])
+def test_a_lock_wait_is_shown_as_it_happens_without_s(pytester, monkeypatch, extra):
+    import platform
+
+    for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
+        monkeypatch.delenv(name, raising=False)
+    pytester.makepyfile(test_wait=WAITER)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--awml-spec", "centerpoint-tiny", "test_wait.py", "-k", "test_waits", *extra)
+    text = result.stdout.str() + result.stderr.str()
+    assert result.ret == 0, text[-2000:]
+    notes = [line for line in text.splitlines() if "pytest-awml: " in line and "waiting for building s/c/tensorrt-fp16" in line]
+    assert len(notes) >= 2, text[-2000:]  # every NOTE_EVERY_S, not once
+    assert f"is held by pid " in notes[0] and f"on host {platform.node()}" in notes[0] and "waited 0 s of 30 s" in notes[0]
+    assert "waited 1 s of 30 s" in text
