@@ -24,13 +24,13 @@ from typing import Any, Callable, Mapping
 
 from pytest_awml.errors import ArtifactError
 from pytest_awml.locks import DEFAULT_TIMEOUT_S, held
-from pytest_awml.paths import FILE_MODE, WRITE_ERRNOS, no_link, write_atomic, write_error  # noqa: F401 (FILE_MODE, write_atomic: imported from here too)
+from pytest_awml.paths import (FILE_MODE, WRITE_ERRNOS, no_link, sha256_file, write_atomic,  # noqa: F401 (FILE_MODE: imported from here too)
+                               write_error)
 from pytest_awml.provenance import timestamp
 
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
-_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -60,14 +60,6 @@ class Artifact:
             "rebuilt_reason": self.rebuilt_reason,
             "details": dict(self.details),
         }
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def content_key(parts: Mapping[str, Any]) -> str:

@@ -12,13 +12,17 @@ is their choice); what the plugin creates inside it may not. Files are written w
 from __future__ import annotations
 
 import errno
+import hashlib
+import json
 import os
 import secrets
 from pathlib import Path
+from typing import Mapping
 
 from pytest_awml.errors import ArtifactError
 
 FILE_MODE = 0o666  # before the umask, as open() creates files: others may read what the plugin writes
+_CHUNK = 1 << 20
 WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG, errno.EACCES, errno.EPERM)
 """Errors a write meets in the folder it writes (full, read-only, too large, not allowed)."""
 
@@ -86,3 +90,49 @@ def write_error(folder: Path, what: str, exc: OSError) -> ArtifactError:
     else:
         fix = "make it writable (or give the run another folder); what was there before is unchanged"
     return ArtifactError(f"cannot write {what} in {folder}: {exc.strerror or exc}: {fix}")
+
+
+WRITTEN = ".awml-written.json"
+"""Beside files the plugin hands to a person or a consumer (a deployable bundle): the sha256 of each as
+it was written, so that a later run tells a file it wrote from one a person edited since."""
+
+
+def edited_since_written(folder: Path, staged: Mapping[str, Path]) -> list[Path]:
+    """The files of ``folder`` that a commit of ``staged`` (name -> new file) would overwrite although
+    the last commit did not write them as they are (edited by hand, or put there by someone else), and
+    that differ from what would replace them."""
+    try:
+        written = json.loads((folder / WRITTEN).read_text())
+    except (OSError, ValueError):
+        written = {}
+    written = written if isinstance(written, dict) else {}
+    edited = []
+    for name, new in staged.items():
+        old = no_link(folder / name, folder.parent)
+        if old.exists():
+            digest = sha256_file(old)
+            if digest != written.get(name) and digest != sha256_file(new):
+                edited.append(old)
+    return edited
+
+
+def commit_staged(folder: Path, staged: Mapping[str, Path], last: str) -> list[Path]:
+    """Move the ``staged`` files (checked, in a folder beside ``folder``'s files on the same disk) into
+    ``folder``: ``last`` (the file a consumer reads first, which names the others) goes last and is
+    removed first, so that a reader never finds it beside a half-replaced set; then record what was
+    written (``WRITTEN``)."""
+    digests = {name: sha256_file(path) for name, path in staged.items()}
+    (folder / last).unlink(missing_ok=True)
+    for name in sorted(staged, key=lambda n: n == last):
+        os.replace(staged[name], no_link(folder / name, folder.parent))
+    write_atomic(folder / WRITTEN, json.dumps(digests, indent=1, sort_keys=True).encode(), root=folder.parent,
+                 what="the record of the files written")
+    return [folder / name for name in staged]
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(_CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -21,6 +21,7 @@ from onnx import TensorProto, helper
 
 from model_specs.centerpoint import data
 from model_specs.centerpoint.config import TINY
+from test_autoware_bundle import bundle  # noqa: F401 (the fixture: the bundle graphs, exported once)
 from model_specs.mmconfig import MAX_CONFIG_BYTES, read_config
 from pytest_awml import report
 from pytest_awml.artifacts import FILE_MODE, ArtifactStore, write_atomic
@@ -48,6 +49,9 @@ def _files(root: Path) -> dict[str, str]:
     twice = {"name": "test_latency[x]", "stats": {"median": 0.01}}
     (root / "twice.json").write_text(json.dumps({"benchmarks": [twice, twice]}))
     (root / "nested.json").write_text("[" * 100_000 + "]" * 100_000)
+    (root / "schema_list.json").write_text("[1, 2]")
+    (root / "schema_bad.json").write_text(json.dumps({"type": 12}))
+    (root / "schema_remote.json").write_text(json.dumps({"properties": {"a": {"$ref": "https://example.invalid/a.json#/x"}}}))
     (root / "scan.bin").write_bytes(np.zeros((10, 4), np.float32).tobytes())
     (root / "dir").mkdir()
     configs = {"syntax.py": "model = dict(\n", "base.py": "_base_ = ['missing.py']\n", "power.py": "x = 9 ** 9 ** 9\n",
@@ -60,7 +64,8 @@ def _files(root: Path) -> dict[str, str]:
             if not (root / base.name).exists():
                 (root / base.name).write_text(base.read_text())
     # keyed by the name without its suffix: "{scan}" in a row is the path of scan.bin
-    return {name.split(".")[0]: str(root / name) for name in ("a_file", "not_json.json", "no_stats.json", "twice.json", "nested.json", "scan.bin", "dir", *configs)}
+    return {name.split(".")[0]: str(root / name) for name in ("a_file", "not_json.json", "no_stats.json", "twice.json", "nested.json", "schema_list.json",
+                                                    "schema_bad.json", "schema_remote.json", "scan.bin", "dir", *configs)}
 
 
 OPTION_FAULTS = [
@@ -78,6 +83,16 @@ OPTION_FAULTS = [
     ("artifacts folder cannot be made", ["--awml-artifacts", "{a_file}/sub"], "--awml-artifacts {a_file}/sub cannot be written"),
     ("report folder cannot be made", ["--awml-report", "{a_file}/sub/report.json"], "--awml-report {a_file}/sub cannot be written"),
     ("report path is a folder", ["--awml-report", "{dir}"], "--awml-report {dir} is a folder"),
+    ("schema not JSON", ["--awml-autoware", "{dir}/b", "--awml-autoware-schema", "{not_json}"],
+     "--awml-autoware-schema {not_json} is not a readable JSON file"),
+    ("schema folder without the schema", ["--awml-autoware", "{dir}/b", "--awml-autoware-schema", "{dir}"],
+     "--awml-autoware-schema {dir}/ml_package.schema.json is not a readable JSON file (No such file or directory)"),
+    ("schema of the wrong type", ["--awml-autoware", "{dir}/b", "--awml-autoware-schema", "{schema_list}"], "holds a JSON list, not a schema"),
+    ("schema that is no schema", ["--awml-autoware", "{dir}/b", "--awml-autoware-schema", "{schema_bad}"],
+     "is not a valid JSON Schema (at type: 12 is not valid under any of the given schemas)"),
+    ("schema nested too deeply", ["--awml-autoware", "{dir}/b", "--awml-autoware-schema", "{nested}"], "(nested too deeply)"),
+    ("schema with a remote $ref", ["--awml-autoware", "{dir}/b", "--awml-autoware-schema", "{schema_remote}"],
+     "references https://example.invalid/a.json#/x, outside the file: the schema is checked offline"),
     ("golden folder is a file", ["--awml-golden", "{a_file}"], "--awml-golden {a_file} is a file"),
     ("update golden without a folder", ["--awml-update-golden"], "--awml-update-golden needs --awml-golden DIR"),
     ("lock timeout not a number", ["--awml-lock-timeout", "soon"], "--awml-lock-timeout 'soon' is not a number of seconds"),
@@ -114,6 +129,26 @@ def test_a_bad_option_is_a_usage_error_naming_it(pytester, args, fragment):
     assert fragment.format(**files) in text
     assert "Traceback" not in text and "INTERNALERROR" not in text
     assert len([line for line in text.splitlines() if line.startswith("ERROR: pytest-awml:")]) == 1
+
+
+def test_schema_validation_never_reaches_the_network(tmp_path, monkeypatch):
+    """A remote $ref that got past the file check (a schema object built in code) is refused by the
+    registry, which retrieves nothing: no socket is opened."""
+    import socket
+
+    from pytest_awml import schema
+    from pytest_awml.errors import AwmlError
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("schema validation opened a socket")
+
+    monkeypatch.setattr(socket, "socket", no_network)
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    remote = schema.Schema(tmp_path / "s.json", {"properties": {"a": {"$ref": "https://example.invalid/a.json"}}})
+    with pytest.raises(AwmlError, match="the schema is checked offline"):
+        remote.problems({"a": 1})
+    local = schema.Schema(tmp_path / "s.json", {"definitions": {"n": {"type": "integer"}}, "properties": {"a": {"$ref": "#/definitions/n"}}})
+    assert local.problems({"a": 1}) == [] and local.problems({"a": "x"}) == ["s.json: a: 'x' is not of type 'integer'"]
 
 
 # -- a run that verified nothing is not green ---------------------------------------------------------
@@ -775,3 +810,54 @@ def test_a_lock_wait_is_shown_as_it_happens_without_s(pytester, monkeypatch, ext
     assert len(notes) >= 2, text[-2000:]  # every NOTE_EVERY_S, not once
     assert f"is held by pid " in notes[0] and f"on host {platform.node()}" in notes[0] and "waited 0 s of 30 s" in notes[0]
     assert "waited 1 s of 30 s" in text
+
+
+# -- the Autoware bundle: all or nothing, and a hand-edited file is not overwritten ------------------------
+def _write_bundle(bundle: Path, folder: Path, settings=None, schema_path=None) -> list[Path]:
+    from model_specs.centerpoint import autoware_rules as rules
+    from model_specs.centerpoint.autoware import AutowareSettings, write_bundle
+
+    return write_bundle(folder, bundle / rules.ENCODER_ONNX, bundle / rules.HEAD_ONNX, TINY, settings or AutowareSettings(), schema_path)
+
+
+def _fp32_only(tmp_path: Path) -> Path:
+    schema = {"properties": {"/**": {"properties": {"ros__parameters": {"properties": {"trt_precision": {"enum": ["fp32"]}}}}}}}
+    (tmp_path / "schema.json").write_text(json.dumps(schema))
+    return tmp_path / "schema.json"
+
+
+BUNDLE_FAULTS = [
+    # (id, keyword arguments of the failing write, message fragment)
+    ("breaks the schema", lambda tmp: {"schema_path": _fp32_only(tmp)}, "the bundle's manifest breaks"),
+    ("breaks Autoware's rules", lambda tmp: {"settings": __import__("model_specs.centerpoint.autoware", fromlist=["x"]).AutowareSettings(
+        trt_precision="fp64")}, "would not load in autoware_lidar_centerpoint"),
+]
+
+
+@pytest.mark.parametrize("first", [False, True], ids=["fresh folder", "over a previous bundle"])
+@pytest.mark.parametrize("make, fragment", [row[1:] for row in BUNDLE_FAULTS], ids=[row[0] for row in BUNDLE_FAULTS])
+def test_a_bundle_that_fails_its_checks_is_not_left_looking_complete(bundle, tmp_path, make, fragment, first):
+    folder = tmp_path / "out" / "centerpoint-tiny"
+    if first:
+        _write_bundle(bundle, folder)
+    before = {p.name: p.read_bytes() for p in folder.iterdir()} if first else {}
+    with pytest.raises(ArtifactError, match=fragment) as info:
+        _write_bundle(bundle, folder, **make(tmp_path))
+    after = {p.name: p.read_bytes() for p in folder.iterdir()}
+    assert after == before  # nothing of the failed bundle; the previous one byte for byte
+    assert ("the bundle a previous run wrote there is unchanged" if first else "the folder holds no bundle") in str(info.value)
+
+
+def test_a_hand_edited_manifest_is_not_overwritten(bundle, tmp_path):
+    from model_specs.centerpoint import autoware_rules as rules
+
+    folder = tmp_path / "centerpoint-tiny"
+    _write_bundle(bundle, folder)
+    _write_bundle(bundle, folder)  # what the plugin wrote is replaced without a word
+    edited = (folder / rules.MANIFEST).read_text().replace("0.35", "0.4")
+    (folder / rules.MANIFEST).write_text(edited)
+    with pytest.raises(ArtifactError, match=f"{folder / rules.MANIFEST} changed since pytest-awml wrote it .*none was written. Move it away"):
+        _write_bundle(bundle, folder)
+    assert (folder / rules.MANIFEST).read_text() == edited
+    (folder / rules.MANIFEST).rename(folder / "mine.yaml")
+    assert [p.name for p in _write_bundle(bundle, folder)][-1] == rules.MANIFEST
