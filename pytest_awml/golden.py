@@ -6,7 +6,8 @@ Both are written atomically, under the set's lock (``<golden>/<spec>.lock``, bou
 ``--awml-lock-timeout``: two concurrent updates take turns, and a reader never sees one half of a
 pair); a set whose pairs were made from different weights or seeds (two overlapping updates) is
 refused as a whole; a golden file whose hash does not match its metadata, or whose metadata is unreadable, is
-refused (and replaced by ``--awml-update-golden``); outputs holding NaN or Inf are never written.
+refused (and replaced by ``--awml-update-golden``); outputs holding NaN or Inf are never written, and
+an update writes no component of a set when one of them would be refused (``refuse_partial_set``).
 ``<golden>/history.jsonl`` gets one line per output per run: the error budget's memory.
 """
 
@@ -69,6 +70,18 @@ def _unpack(archive, prefix: str) -> list[dict[str, np.ndarray]]:
 def _non_finite(samples: Sequence[dict[str, np.ndarray]], prefix: str) -> list[str]:
     return [f"{prefix} {name} of sample {i}" for i, sample in enumerate(samples) for name, value in sample.items()
             if np.issubdtype(np.asarray(value).dtype, np.inexact) and not np.isfinite(value).all()]
+
+
+def refuse_partial_set(spec: str, outputs: Mapping[str, Sequence[dict[str, np.ndarray]]]) -> None:
+    """Raise unless every component's outputs (component -> samples) could be written: an update of a
+    golden set is all or nothing. One refused component (NaN heads from a broken checkpoint) used to
+    leave the others updated, a set made from two checkpoints that no drift test could trust."""
+    bad = {component: found for component, samples in outputs.items() if (found := _non_finite(samples, "output"))}
+    if bad:
+        where = "; ".join(f"{component}: {', '.join(found[:2])}{' …' if len(found) > 2 else ''}" for component, found in bad.items())
+        raise ArtifactError(f"the golden outputs of {spec} were not written, none of them: an update is all or nothing, and "
+                            f"{', '.join(bad)} hold NaN or Inf ({where}). A reference must be finite: check the checkpoint "
+                            "(--awml-checkpoint) and the data the model was given")
 
 
 class GoldenStore:

@@ -861,3 +861,31 @@ def test_a_hand_edited_manifest_is_not_overwritten(bundle, tmp_path):
     assert (folder / rules.MANIFEST).read_text() == edited
     (folder / rules.MANIFEST).rename(folder / "mine.yaml")
     assert [p.name for p in _write_bundle(bundle, folder)][-1] == rules.MANIFEST
+
+
+# -- golden updates: all or nothing ----------------------------------------------------------------------
+NAN_HEAD = """
+import dataclasses
+import torch
+from model_specs.centerpoint.spec import TINY_SPEC
+
+
+def build(checkpoint, seed):
+    model = TINY_SPEC.build_model(checkpoint, seed)
+    with torch.no_grad():
+        model.pts_bbox_head.task_heads[0].heatmap[1].weight.fill_(float("nan"))  # the head's outputs only
+    return model
+
+
+SPEC = dataclasses.replace(TINY_SPEC, build_model=build)
+"""
+
+
+def test_a_golden_update_with_one_refused_component_writes_none(run_awml, pytester):
+    pytester.makepyfile(nan_head=NAN_HEAD)
+    golden = pytester.path / "golden"
+    run = run_awml("--awml-spec=nan_head.py", f"--awml-golden={golden}", "--awml-update-golden", "-k", "test_drift")
+    run.result.assert_outcomes(failed=2)  # the encoder's outputs are finite, and still not written
+    assert "an update is all or nothing, and pts_backbone_neck_head hold NaN or Inf (pts_backbone_neck_head: output heatmap" in run.text
+    assert "Traceback" not in run.text
+    assert not list(golden.rglob("*.npz")) and not list(golden.rglob("*.json"))
