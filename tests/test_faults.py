@@ -20,8 +20,8 @@ import torch
 from onnx import TensorProto, helper
 
 from model_specs.centerpoint import data
+from model_specs.centerpoint.autoware import AutowareSettings
 from model_specs.centerpoint.config import TINY
-from test_autoware_bundle import bundle  # noqa: F401 (the fixture: the bundle graphs, exported once)
 from model_specs.mmconfig import MAX_CONFIG_BYTES, read_config
 from pytest_awml import report
 from pytest_awml.artifacts import FILE_MODE, ArtifactStore, write_atomic
@@ -808,16 +808,31 @@ def test_a_lock_wait_is_shown_as_it_happens_without_s(pytester, monkeypatch, ext
     assert result.ret == 0, text[-2000:]
     notes = [line for line in text.splitlines() if "pytest-awml: " in line and "waiting for building s/c/tensorrt-fp16" in line]
     assert len(notes) >= 2, text[-2000:]  # every NOTE_EVERY_S, not once
-    assert f"is held by pid " in notes[0] and f"on host {platform.node()}" in notes[0] and "waited 0 s of 30 s" in notes[0]
+    assert "is held by pid " in notes[0] and f"on host {platform.node()}" in notes[0] and "waited 0 s of 30 s" in notes[0]
     assert "waited 1 s of 30 s" in text
 
 
 # -- the Autoware bundle: all or nothing, and a hand-edited file is not overwritten ------------------------
-def _write_bundle(bundle: Path, folder: Path, settings=None, schema_path=None) -> list[Path]:
+@pytest.fixture(scope="module")
+def graphs(tmp_path_factory) -> Path:
+    """The bundle components' graphs, exported once, under the names the bundle gives them."""
+    from exporters.onnx_export import export_onnx
     from model_specs.centerpoint import autoware_rules as rules
-    from model_specs.centerpoint.autoware import AutowareSettings, write_bundle
+    from model_specs.centerpoint.spec import TINY_SPEC
 
-    return write_bundle(folder, bundle / rules.ENCODER_ONNX, bundle / rules.HEAD_ONNX, TINY, settings or AutowareSettings(), schema_path)
+    root, model = tmp_path_factory.mktemp("graphs"), TINY_SPEC.build_model(None, 0)
+    for component, name in zip(TINY_SPEC.bundle_components, (rules.ENCODER_ONNX, rules.HEAD_ONNX), strict=True):
+        example = tuple(torch.zeros(t.at("opt")) for t in component.inputs)
+        export_onnx(component.extract(model).eval(), example, root / name, component=component.name, inputs=component.inputs,
+                    outputs=component.outputs, options=component.onnx, metadata=dict(component.onnx.metadata))
+    return root
+
+
+def _write_bundle(graphs: Path, folder: Path, settings=None, schema_path=None) -> list[Path]:
+    from model_specs.centerpoint import autoware_rules as rules
+    from model_specs.centerpoint.autoware import write_bundle
+
+    return write_bundle(folder, graphs / rules.ENCODER_ONNX, graphs / rules.HEAD_ONNX, TINY, settings or AutowareSettings(), schema_path)
 
 
 def _fp32_only(tmp_path: Path) -> Path:
@@ -829,38 +844,37 @@ def _fp32_only(tmp_path: Path) -> Path:
 BUNDLE_FAULTS = [
     # (id, keyword arguments of the failing write, message fragment)
     ("breaks the schema", lambda tmp: {"schema_path": _fp32_only(tmp)}, "the bundle's manifest breaks"),
-    ("breaks Autoware's rules", lambda tmp: {"settings": __import__("model_specs.centerpoint.autoware", fromlist=["x"]).AutowareSettings(
-        trt_precision="fp64")}, "would not load in autoware_lidar_centerpoint"),
+    ("breaks Autoware's rules", lambda tmp: {"settings": AutowareSettings(trt_precision="fp64")}, "would not load in autoware_lidar_centerpoint"),
 ]
 
 
 @pytest.mark.parametrize("first", [False, True], ids=["fresh folder", "over a previous bundle"])
 @pytest.mark.parametrize("make, fragment", [row[1:] for row in BUNDLE_FAULTS], ids=[row[0] for row in BUNDLE_FAULTS])
-def test_a_bundle_that_fails_its_checks_is_not_left_looking_complete(bundle, tmp_path, make, fragment, first):
+def test_a_bundle_that_fails_its_checks_is_not_left_looking_complete(graphs, tmp_path, make, fragment, first):
     folder = tmp_path / "out" / "centerpoint-tiny"
     if first:
-        _write_bundle(bundle, folder)
+        _write_bundle(graphs, folder)
     before = {p.name: p.read_bytes() for p in folder.iterdir()} if first else {}
     with pytest.raises(ArtifactError, match=fragment) as info:
-        _write_bundle(bundle, folder, **make(tmp_path))
+        _write_bundle(graphs, folder, **make(tmp_path))
     after = {p.name: p.read_bytes() for p in folder.iterdir()}
     assert after == before  # nothing of the failed bundle; the previous one byte for byte
     assert ("the bundle a previous run wrote there is unchanged" if first else "the folder holds no bundle") in str(info.value)
 
 
-def test_a_hand_edited_manifest_is_not_overwritten(bundle, tmp_path):
+def test_a_hand_edited_manifest_is_not_overwritten(graphs, tmp_path):
     from model_specs.centerpoint import autoware_rules as rules
 
     folder = tmp_path / "centerpoint-tiny"
-    _write_bundle(bundle, folder)
-    _write_bundle(bundle, folder)  # what the plugin wrote is replaced without a word
+    _write_bundle(graphs, folder)
+    _write_bundle(graphs, folder)  # what the plugin wrote is replaced without a word
     edited = (folder / rules.MANIFEST).read_text().replace("0.35", "0.4")
     (folder / rules.MANIFEST).write_text(edited)
     with pytest.raises(ArtifactError, match=f"{folder / rules.MANIFEST} changed since pytest-awml wrote it .*none was written. Move it away"):
-        _write_bundle(bundle, folder)
+        _write_bundle(graphs, folder)
     assert (folder / rules.MANIFEST).read_text() == edited
     (folder / rules.MANIFEST).rename(folder / "mine.yaml")
-    assert [p.name for p in _write_bundle(bundle, folder)][-1] == rules.MANIFEST
+    assert [p.name for p in _write_bundle(graphs, folder)][-1] == rules.MANIFEST
 
 
 # -- golden updates: all or nothing ----------------------------------------------------------------------
