@@ -72,7 +72,7 @@ def _write(folder: Path, test_id: str, inputs, reference, outputs, reference_nam
         from polygraphy.json import save_json
         from polygraphy.logger import G_LOGGER
     except ImportError as exc:
-        (folder / "README.txt").write_text(f"Polygraphy is not importable ({exc}); install pytest-awml[test] for its JSON files.\n")
+        write_atomic(folder / "README.txt", f"Polygraphy is not importable ({exc}); install pytest-awml[test] for its JSON files.\n".encode())
         return
     with G_LOGGER.verbosity(G_LOGGER.ERROR):  # its "Saving inference results" lines would clutter the failure
         save_json([dict(s) for s in inputs], str(folder / "inputs.json"))
@@ -93,5 +93,5 @@ def _write(folder: Path, test_id: str, inputs, reference, outputs, reference_nam
             "exec polygraphy run model.onnx --onnxrt --load-inputs inputs.json --load-outputs reference.json "
             f"--atol {atol} --rtol {rtol} --check-error-stat elemwise\n"  # output names are identifiers: no quoting
         )
-        (folder / "reproduce.sh").write_text(script)
+        write_atomic(folder / "reproduce.sh", script.encode())
         (folder / "reproduce.sh").chmod(0o755)

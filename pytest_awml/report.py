@@ -30,6 +30,7 @@ from typing import Sequence
 
 from pytest_awml.budgets import DEFAULT_REGRESSION, load_benchmarks, median_ms, regression_verdict
 from pytest_awml.errors import AwmlError
+from pytest_awml.paths import write_atomic
 
 log = logging.getLogger("pytest_awml.report")
 DEFAULT_THRESHOLD = DEFAULT_REGRESSION
@@ -278,12 +279,11 @@ def _report(args: argparse.Namespace) -> int:
     awml_json = _awml_json(args.awml_json) if args.awml_json else None
     text = markdown(runs, rows)
     page = html_page(html_table(runs, rows), figures(runs, rows, awml_json))
-    try:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "report.md").write_text(text)
-        (args.out / "report.html").write_text(page)
-    except OSError as exc:
-        raise AwmlError(f"--out {args.out}: cannot write the report there ({exc.strerror or exc})") from None
+    try:  # each file whole or not at all: a full disk leaves the previous report as it was
+        write_atomic(args.out / "report.md", text.encode(), what="report.md")
+        write_atomic(args.out / "report.html", page.encode(), what="report.html")
+    except AwmlError as exc:
+        raise AwmlError(f"--out {args.out}: {exc}") from None
     regressed = [r.name for r in rows if r.regressed]
     missing = [r.name for r in rows if r.current_ms is None]
     if missing:
