@@ -641,51 +641,33 @@ def test_a_symbolic_link_inside_a_root_is_refused_not_followed(tmp_path, plant, 
     assert (outside / "keep" / "precious.txt").read_text() == "precious"
 
 
-SHIFTED = """
-from pytest_awml.runners.onnxruntime import OnnxRuntimeBackend
-from pytest_awml.runners.base import Runner
-
-
-class ShiftedRunner(Runner):
-    def __init__(self, inner):
-        super().__init__(inner.target, inner.output_names)
-        self.inner = inner
-
-    def prepare(self, inputs):
-        return self.inner.prepare(inputs)
-
-    def execute(self, prepared):
-        return self.inner.execute(prepared)
-
-    def fetch(self, raw):
-        return {name: value + 0.01 for name, value in self.inner.fetch(raw).items()}
-
-
-class ShiftedBackend(OnnxRuntimeBackend):
-    name = "shifted"
-
-    def create_runner(self, source, target):
-        return ShiftedRunner(super().create_runner(source, target))
-
-
-def pytest_awml_add_backends(registry):
-    registry.register(ShiftedBackend())
-"""
-
-
-def test_a_failure_folder_that_cannot_be_written_does_not_hide_the_parity_result(run_awml, pytester):
+def test_a_failure_folder_that_cannot_be_written_does_not_hide_the_parity_result(tmp_path):
     """A symbolic link for ``failures/`` (or a full disk) used to end the test in an OSError: the parity
     verdict, the finding, was lost. Now the verdict stands and says why there is no failure folder."""
-    outside = _outside(pytester.path)
-    (pytester.path / ".awml" / "artifacts").mkdir(parents=True)
-    (pytester.path / ".awml" / "artifacts" / "failures").symlink_to(outside)
-    pytester.makeconftest(SHIFTED)
-    run = run_awml("--awml-spec", "centerpoint-tiny", "--awml-backends", "shifted", "-k", "test_parity and voxel")
-    run.result.assert_outcomes(failed=1)
-    assert "ToleranceExceeded: shifted-cpu-fp32 differs from pytorch-cpu-fp32" in run.text
-    assert "No failure folder: ArtifactError" not in run.text and "No failure folder: " in run.text
-    assert "failures is a symbolic link" in run.text and "Traceback" not in run.text
-    assert (outside / "keep" / "precious.txt").read_text() == "precious"
+    import types
+
+    import toy
+    from pytest_awml import suite
+    from pytest_awml.cases import Case
+    from pytest_awml.compare import compare_outputs
+    from pytest_awml.errors import ToleranceExceeded
+    from pytest_awml.limits import Tolerance
+    from pytest_awml.workspace import Workspace
+
+    outside, plan = _outside(tmp_path), toy.plan(tmp_path)
+    plan.options.artifacts.mkdir()
+    (plan.options.artifacts / "failures").symlink_to(outside)
+    workspace = Workspace(plan, ArtifactStore(plan.options.artifacts))
+    inputs, reference, outputs = [{"x": np.ones((2, 3), np.float32)}], [{"y": np.zeros((2, 2), np.float32)}], [{"y": np.ones((2, 2), np.float32)}]
+    tolerances = {"y": Tolerance(0.1)}
+    request = types.SimpleNamespace(node=types.SimpleNamespace(user_properties=[]))
+    with pytest.raises(ToleranceExceeded) as info:
+        suite._gate(request, workspace, Case(toy.SPEC, toy.SPEC.components[0], CPU_FP32), "parity", {"test_id": "awml::test_parity[keep]"},
+                    compare_outputs(reference, outputs, tolerances), suite.Evidence(inputs, reference, outputs, "pytorch-cpu-fp32", "t", tolerances))
+    message = str(info.value)
+    assert message.startswith("t differs from pytorch-cpu-fp32") and "y: FAILED max_abs=1" in message
+    assert f"No failure folder: {plan.options.artifacts}/failures is a symbolic link" in message
+    assert [p.name for p in (outside / "keep").iterdir()] == ["precious.txt"]
 
 
 # -- a full disk: one error naming the folder and what was being written; what was there stays ---------------
@@ -803,7 +785,8 @@ def test_a_lock_wait_is_shown_as_it_happens_without_s(pytester, monkeypatch, ext
     for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
         monkeypatch.delenv(name, raising=False)
     pytester.makepyfile(test_wait=WAITER)
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--awml-spec", "centerpoint-tiny", "test_wait.py", "-k", "test_waits", *extra)
+    run = pytester.runpytest_subprocess if extra else pytester.runpytest  # a worker's stderr is the subprocess's
+    result = run("-p", "no:cacheprovider", "--awml-spec", "centerpoint-tiny", "test_wait.py", "-k", "test_waits", *extra)
     text = result.stdout.str() + result.stderr.str()
     assert result.ret == 0, text[-2000:]
     notes = [line for line in text.splitlines() if "pytest-awml: " in line and "waiting for building s/c/tensorrt-fp16" in line]
@@ -878,28 +861,28 @@ def test_a_hand_edited_manifest_is_not_overwritten(graphs, tmp_path):
 
 
 # -- golden updates: all or nothing ----------------------------------------------------------------------
-NAN_HEAD = """
-import dataclasses
-import torch
-from model_specs.centerpoint.spec import TINY_SPEC
+def test_a_golden_update_with_one_refused_component_writes_none(tmp_path):
+    """A checkpoint whose head gives NaN: the encoder's outputs are finite, and still not written
+    (its update runs first); the whole set is refused, naming the component that holds NaN."""
+    import dataclasses
+    import types
 
+    import toy
+    from pytest_awml import suite
+    from pytest_awml.cases import Case
+    from pytest_awml.workspace import Workspace
 
-def build(checkpoint, seed):
-    model = TINY_SPEC.build_model(checkpoint, seed)
-    with torch.no_grad():
-        model.pts_bbox_head.task_heads[0].heatmap[1].weight.fill_(float("nan"))  # the head's outputs only
-    return model
+    def nan_head(checkpoint, seed):
+        model = toy.build_model(checkpoint, seed)
+        with torch.no_grad():
+            model.head.weight.fill_(float("nan"))
+        return model
 
-
-SPEC = dataclasses.replace(TINY_SPEC, build_model=build)
-"""
-
-
-def test_a_golden_update_with_one_refused_component_writes_none(run_awml, pytester):
-    pytester.makepyfile(nan_head=NAN_HEAD)
-    golden = pytester.path / "golden"
-    run = run_awml("--awml-spec=nan_head.py", f"--awml-golden={golden}", "--awml-update-golden", "-k", "test_drift")
-    run.result.assert_outcomes(failed=2)  # the encoder's outputs are finite, and still not written
-    assert "an update is all or nothing, and pts_backbone_neck_head hold NaN or Inf (pts_backbone_neck_head: output heatmap" in run.text
-    assert "Traceback" not in run.text
+    spec = dataclasses.replace(toy.SPEC, build_model=nan_head)
+    golden = tmp_path / "golden"
+    plan = toy.plan(tmp_path, specs=(spec,), golden=golden, update_golden=True)
+    workspace = Workspace(plan, ArtifactStore(plan.options.artifacts))
+    request = types.SimpleNamespace(node=types.SimpleNamespace(user_properties=[], nodeid="awml::test_drift[toy/enc]"))
+    with pytest.raises(ArtifactError, match="an update is all or nothing, and head hold NaN or Inf \\(head: output z of sample 0"):
+        suite._update_golden(request, workspace, GoldenStore(golden), Case(spec, spec.components[0]), {"y": toy.FP32["fp32"]["*"]})
     assert not list(golden.rglob("*.npz")) and not list(golden.rglob("*.json"))
