@@ -24,8 +24,7 @@ from typing import Any, Callable, Mapping
 
 from pytest_awml.errors import ArtifactError
 from pytest_awml.locks import DEFAULT_TIMEOUT_S, held
-from pytest_awml.paths import (FILE_MODE, WRITE_ERRNOS, no_link, sha256_file, write_atomic,  # noqa: F401 (FILE_MODE: imported from here too)
-                               write_error)
+from pytest_awml.paths import FILE_MODE, WRITE_ERRNOS, no_link, sha256_file, write_atomic, write_error  # noqa: F401 (re-exported)
 from pytest_awml.provenance import timestamp
 
 log = logging.getLogger(__name__)

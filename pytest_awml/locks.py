@@ -18,11 +18,10 @@ import json
 import logging
 import os
 import platform
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
-
-import time
 
 from filelock import FileLock, Timeout
 
@@ -70,8 +69,10 @@ def held(lock_path: Path, what: str, timeout_s: float = DEFAULT_TIMEOUT_S, root:
         try:
             write_atomic(owner, json.dumps({"pid": os.getpid(), "host": platform.node(), "since": timestamp(), "what": what}).encode(),
                          what="the lock's owner file")
-        except ArtifactError as exc:  # a full disk: the lock holds without it (waiters say "no owner file"); the
-            log.debug("%s", exc)      # write the lock protects then fails naming what it was writing
+        except ArtifactError as exc:
+            # a full disk: the lock holds without it (waiters say "no owner file"), and the write the lock
+            # protects fails next, naming what it was writing
+            log.debug("%s", exc)
         yield
     finally:
         owner.unlink(missing_ok=True)

@@ -54,51 +54,72 @@ def load(path: Path) -> Schema:
     if not isinstance(document, (dict, bool)):
         raise AwmlError(f"{FLAG} {path} holds a JSON {type(document).__name__}, not a schema (an object): "
                         "give the consumer's JSON Schema file")
-    outside = sorted(set(_outside_refs(document)))
+    if isinstance(document, dict) and not isinstance(document.get("$schema", ""), str):
+        raise AwmlError(f"{FLAG} {path}: $schema is {document['$schema']!r}, not a metaschema URI: give the consumer's JSON Schema file")
+    refs = sorted(set(_refs(document)))
+    outside = [ref for ref, scope in refs if not _inside(ref, scope, _base(document))]
     if outside:
         raise AwmlError(f"{FLAG} {path} references {', '.join(outside)}, outside the file: the schema is checked offline "
                         "and never fetched from the network; inline the referenced definitions")
-    validator = _validator(document)
     try:
-        type(validator).check_schema(document)
+        type(_validator(document)).check_schema(document)
     except SchemaError as exc:
         where = "/".join(map(str, exc.absolute_path)) or "(top)"
         raise AwmlError(f"{FLAG} {path} is not a valid JSON Schema (at {where}: {exc.message}): "
                         "give the consumer's JSON Schema file") from None
+    from referencing.exceptions import Unresolvable
+
+    resolver = _registry(document).resolver()
+    for ref, scope in refs:
+        try:
+            resolver.lookup(urljoin(scope, ref))
+        except Unresolvable:
+            raise AwmlError(f"{FLAG} {path}: $ref {ref} points to nothing in the file: give the consumer's JSON Schema file "
+                            "as it is (whole)") from None
     return Schema(path, document)
 
 
 def _validator(document: Any):
-    """jsonschema's validator for the schema's dialect (draft 7 when it names none), over a registry
-    holding the schema alone that retrieves nothing."""
+    """jsonschema's validator for the schema's dialect (draft 7 when it names none), over ``_registry``."""
     from jsonschema import Draft7Validator, validators
+
+    return validators.validator_for(document, default=Draft7Validator)(document, registry=_registry(document))
+
+
+def _registry(document: Any):
+    """The schema alone (and the resources it embeds), retrieving nothing: never the network, nor the disk."""
     from referencing import Registry, Resource
     from referencing.exceptions import NoSuchResource
     from referencing.jsonschema import DRAFT7
 
     def retrieve(uri: str):
-        raise NoSuchResource(ref=uri)  # never the network, nor the disk
+        raise NoSuchResource(ref=uri)
 
-    cls = validators.validator_for(document, default=Draft7Validator)
     resource = Resource.from_contents(document, default_specification=DRAFT7)
-    base = document.get("$id", "") if isinstance(document, dict) else ""
-    registry = Registry(retrieve=retrieve).with_resource(base, resource).crawl()  # and the resources it embeds
-    return cls(document, registry=registry)
+    return Registry(retrieve=retrieve).with_resource(_base(document), resource).crawl()
 
 
-def _outside_refs(node: Any, base: str = "") -> Iterator[str]:
-    """Every ``$ref`` (and ``$dynamicRef``) that points outside the document: one naming another
-    resource than the schema's own ``$id`` (or, without one, anything but a ``#`` fragment)."""
+def _base(document: Any) -> str:
+    own = document.get("$id", "") if isinstance(document, dict) else ""
+    return own if isinstance(own, str) else ""
+
+
+def _inside(ref: str, scope: str, base: str) -> bool:
+    """Whether ``ref`` (read in ``scope``, the nearest ``$id``) names the schema itself or a resource it embeds."""
+    target, _ = urldefrag(urljoin(scope, ref))
+    return target in ("", urldefrag(base)[0], urldefrag(scope)[0])
+
+
+def _refs(node: Any, scope: str = "") -> Iterator[tuple[str, str]]:
+    """Every ``$ref`` (and ``$dynamicRef``) with the base URI it is read against (the nearest ``$id``)."""
     if isinstance(node, dict):
         own = node.get("$id")
-        scope = urljoin(base, own) if isinstance(own, str) else base
+        scope = urljoin(scope, own) if isinstance(own, str) else scope
         for key, value in node.items():
             if key in ("$ref", "$dynamicRef") and isinstance(value, str):
-                target, _ = urldefrag(urljoin(scope, value))
-                if target not in ("", urldefrag(base)[0], urldefrag(scope)[0]):
-                    yield value
+                yield value, scope
             elif key not in ("enum", "const", "examples", "default"):  # values, not schemas
-                yield from _outside_refs(value, scope)
+                yield from _refs(value, scope)
     elif isinstance(node, list):
         for item in node:
-            yield from _outside_refs(item, base)
+            yield from _refs(item, scope)

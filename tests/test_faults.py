@@ -51,6 +51,8 @@ def _files(root: Path) -> dict[str, str]:
     (root / "nested.json").write_text("[" * 100_000 + "]" * 100_000)
     (root / "schema_list.json").write_text("[1, 2]")
     (root / "schema_bad.json").write_text(json.dumps({"type": 12}))
+    (root / "schema_nowhere.json").write_text(json.dumps({"properties": {"a": {"$ref": "#/definitions/none"}}}))
+    (root / "schema_dialect.json").write_text(json.dumps({"$schema": 5}))
     (root / "schema_remote.json").write_text(json.dumps({"properties": {"a": {"$ref": "https://example.invalid/a.json#/x"}}}))
     (root / "scan.bin").write_bytes(np.zeros((10, 4), np.float32).tobytes())
     (root / "dir").mkdir()
@@ -65,7 +67,7 @@ def _files(root: Path) -> dict[str, str]:
                 (root / base.name).write_text(base.read_text())
     # keyed by the name without its suffix: "{scan}" in a row is the path of scan.bin
     return {name.split(".")[0]: str(root / name) for name in ("a_file", "not_json.json", "no_stats.json", "twice.json", "nested.json", "schema_list.json",
-                                                    "schema_bad.json", "schema_remote.json", "scan.bin", "dir", *configs)}
+                                                    "schema_bad.json", "schema_remote.json", "schema_nowhere.json", "schema_dialect.json", "scan.bin", "dir", *configs)}
 
 
 OPTION_FAULTS = [
@@ -93,6 +95,9 @@ OPTION_FAULTS = [
     ("schema nested too deeply", ["--awml-autoware", "{dir}/b", "--awml-autoware-schema", "{nested}"], "(nested too deeply)"),
     ("schema with a remote $ref", ["--awml-autoware", "{dir}/b", "--awml-autoware-schema", "{schema_remote}"],
      "references https://example.invalid/a.json#/x, outside the file: the schema is checked offline"),
+    ("schema $ref to nothing", ["--awml-autoware", "{dir}/b", "--awml-autoware-schema", "{schema_nowhere}"],
+     "$ref #/definitions/none points to nothing in the file"),
+    ("schema $schema not a URI", ["--awml-autoware", "{dir}/b", "--awml-autoware-schema", "{schema_dialect}"], "$schema is 5, not a metaschema URI"),
     ("golden folder is a file", ["--awml-golden", "{a_file}"], "--awml-golden {a_file} is a file"),
     ("update golden without a folder", ["--awml-update-golden"], "--awml-update-golden needs --awml-golden DIR"),
     ("lock timeout not a number", ["--awml-lock-timeout", "soon"], "--awml-lock-timeout 'soon' is not a number of seconds"),
