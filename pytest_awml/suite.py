@@ -53,13 +53,18 @@ def _gate(request, workspace, case, kind: str, ids: dict, comparisons: list[Outp
     """Record the comparison, add it to the history, judge it; on a failure leave the forensics and raise."""
     options = workspace.options
     results.attach_comparisons(request.node, kind, ids, comparisons)
-    notes = []
+    notes, unrecorded = [], ""
     if options.golden is not None:
         trend = case.component.trend if options.drift_trend else None
-        notes = golden.track(golden.GoldenStore(options.golden, options.lock_timeout_s), ids["test_id"], comparisons, trend)
+        try:
+            notes = golden.track(golden.GoldenStore(options.golden, options.lock_timeout_s), ids["test_id"], comparisons, trend)
+        except ArtifactError as exc:  # a full disk, a link in the golden folder: said beside the verdict, never instead of it
+            unrecorded = f"\nThe error history was not updated: {exc}"
     message = parity_failure(comparisons, notes, subject=evidence.test_name, reference=evidence.reference_name,
                              samples=len(evidence.reference))
     if message is None:
+        if unrecorded:
+            raise ArtifactError(f"{evidence.test_name} is within tolerance of {evidence.reference_name}.{unrecorded}")
         return
     try:  # the parity verdict is the finding: a failure folder that cannot be written is noted, not raised instead
         folder = forensics.write_failure(options.artifacts, ids["test_id"], inputs=evidence.inputs, reference=evidence.reference,
@@ -71,7 +76,7 @@ def _gate(request, workspace, case, kind: str, ids: dict, comparisons: list[Outp
     except ArtifactError as exc:
         evidence_line = f"No failure folder: {exc}"
     note = f"\n{evidence.note}" if evidence.note else ""
-    raise ToleranceExceeded(f"{message}\n{evidence_line}{note}")
+    raise ToleranceExceeded(f"{message}\n{evidence_line}{note}{unrecorded}")
 
 
 def _gate_latency(request, workspace, settings: LatencySettings, verdicts: list, median_ms: float) -> None:

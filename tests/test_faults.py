@@ -659,20 +659,28 @@ def test_a_failure_folder_that_cannot_be_written_does_not_hide_the_parity_result
     from pytest_awml.limits import Tolerance
     from pytest_awml.workspace import Workspace
 
-    outside, plan = _outside(tmp_path), toy.plan(tmp_path)
+    outside, golden = _outside(tmp_path), tmp_path / "golden"
+    plan = toy.plan(tmp_path, golden=golden)
     plan.options.artifacts.mkdir()
+    golden.mkdir()
     (plan.options.artifacts / "failures").symlink_to(outside)
+    (golden / "history.jsonl").symlink_to(outside / "precious.txt")  # the error history is appended before the verdict
     workspace = Workspace(plan, ArtifactStore(plan.options.artifacts))
     inputs, reference, outputs = [{"x": np.ones((2, 3), np.float32)}], [{"y": np.zeros((2, 2), np.float32)}], [{"y": np.ones((2, 2), np.float32)}]
     tolerances = {"y": Tolerance(0.1)}
     request = types.SimpleNamespace(node=types.SimpleNamespace(user_properties=[]))
+    case, ids = Case(toy.SPEC, toy.SPEC.components[0], CPU_FP32), {"test_id": "awml::test_parity[keep]"}
     with pytest.raises(ToleranceExceeded) as info:
-        suite._gate(request, workspace, Case(toy.SPEC, toy.SPEC.components[0], CPU_FP32), "parity", {"test_id": "awml::test_parity[keep]"},
-                    compare_outputs(reference, outputs, tolerances), suite.Evidence(inputs, reference, outputs, "pytorch-cpu-fp32", "t", tolerances))
+        suite._gate(request, workspace, case, "parity", ids, compare_outputs(reference, outputs, tolerances),
+                    suite.Evidence(inputs, reference, outputs, "pytorch-cpu-fp32", "t", tolerances))
     message = str(info.value)
     assert message.startswith("t differs from pytorch-cpu-fp32") and "y: FAILED max_abs=1" in message
     assert f"No failure folder: {plan.options.artifacts}/failures is a symbolic link" in message
-    assert [p.name for p in (outside / "keep").iterdir()] == ["precious.txt"]
+    assert f"The error history was not updated: {golden}/history.jsonl is a symbolic link" in message
+    with pytest.raises(ArtifactError, match="t is within tolerance of pytorch-cpu-fp32.\nThe error history was not updated"):
+        suite._gate(request, workspace, case, "parity", ids, compare_outputs(reference, reference, tolerances),
+                    suite.Evidence(inputs, reference, reference, "pytorch-cpu-fp32", "t", tolerances))
+    assert [p.name for p in (outside / "keep").iterdir()] == ["precious.txt"] and (outside / "precious.txt").read_text() == "precious"
 
 
 # -- a full disk: one error naming the folder and what was being written; what was there stays ---------------
