@@ -482,7 +482,6 @@ def test_awml_report_faults(tmp_path, monkeypatch):
     ]
     for args, code in rows:
         assert report.main(args) == code, args
-    assert len(rows) == 2 * len(bad) + 10  # the table's size, for the record
     md = (tmp_path / "out" / "report.md").read_text()
     assert "| `b` | 10.000 | – |" in md and "MISSING |" in md and "**Missing:** 1 test(s)" in md
     monkeypatch.setattr(report, "markdown", lambda runs, rows: 1 / 0)
