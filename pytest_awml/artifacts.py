@@ -15,7 +15,6 @@ import hashlib
 import json
 import logging
 import os
-import secrets
 import shutil
 import tempfile
 import time
@@ -25,13 +24,12 @@ from typing import Any, Callable, Mapping
 
 from pytest_awml.errors import ArtifactError
 from pytest_awml.locks import DEFAULT_TIMEOUT_S, held
+from pytest_awml.paths import FILE_MODE, WRITE_ERRNOS, no_link, sha256_file, write_atomic, write_error  # noqa: F401 (re-exported)
 from pytest_awml.provenance import timestamp
 
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
-_CHUNK = 1 << 20
-FILE_MODE = 0o666  # before the umask, as open() creates files: others may read what the plugin writes
 
 
 @dataclass(frozen=True)
@@ -63,36 +61,9 @@ class Artifact:
         }
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def content_key(parts: Mapping[str, Any]) -> str:
     """The key of an artifact: a hash of everything it depends on, in canonical JSON."""
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:24]
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` so that ``path`` holds either its old content or all of the new.
-
-    The temporary file is opened by hand, not by ``tempfile.mkstemp``: that one creates files
-    readable by their owner only (0600), and the rename would keep that mode."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class ArtifactStore:
@@ -119,13 +90,17 @@ class ArtifactStore:
         given back as ``details`` whether the file is built now or reused. ``verify(path)`` checks
         a stored file's content before it is reused (None: fine, else what is wrong with it)."""
         key = content_key({**key_parts, "format": format})
-        folder = self.root / spec / component / key
-        target = folder / filename
+        folder = no_link(self.root / spec / component / key, self.root)  # a planted link would take reads and writes outside
+        target = no_link(folder / filename, self.root)
+        no_link(folder / MANIFEST, self.root)
         found, reason = self._trusted(folder, target, verify)
         if found:
             return Artifact(spec, component, format, target, found, key, True, 0.0, details=self._details(folder))
-        folder.mkdir(parents=True, exist_ok=True)
-        with held(Path(f"{folder}.lock"), f"building {spec}/{component}/{format}", self._lock_timeout_s):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise write_error(folder.parent, f"the folder of {spec}/{component}/{format}", exc) from exc
+        with held(Path(f"{folder}.lock"), f"building {spec}/{component}/{format}", self._lock_timeout_s, self.root):
             found, reason = self._trusted(folder, target, verify)  # another worker may have built it meanwhile
             if found:
                 return Artifact(spec, component, format, target, found, key, True, 0.0, details=self._details(folder))
@@ -134,9 +109,17 @@ class ArtifactStore:
             for stale in folder.glob(".build-*"):  # left by a killed build; we hold the lock, so no one is using it
                 shutil.rmtree(stale, ignore_errors=True)
             start = time.perf_counter()
-            staging = Path(tempfile.mkdtemp(prefix=".build-", dir=folder))
             try:
-                details = dict(build(staging / filename) or {})
+                staging = Path(tempfile.mkdtemp(prefix=".build-", dir=folder))
+            except OSError as exc:
+                raise write_error(folder, f"{spec}/{component}/{format}", exc) from exc
+            try:
+                try:
+                    details = dict(build(staging / filename) or {})
+                except OSError as exc:  # a full disk while the builder wrote: the stored entries stay as they were
+                    if exc.errno not in WRITE_ERRNOS:
+                        raise
+                    raise write_error(folder, f"{spec}/{component}/{format}", exc) from exc
                 built = staging / filename
                 if not built.is_file():
                     raise ArtifactError(f"the builder of {spec}/{component}/{format} wrote no {filename}")

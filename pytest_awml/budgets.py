@@ -5,6 +5,7 @@ regression thresholds against a saved pytest-benchmark run. Each is judged as a
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -15,6 +16,8 @@ MS_PER_S = 1e3
 DEFAULT_REGRESSION = 0.10
 """The regression threshold of a test whose spec sets none (``LatencySettings.regression``): a 10 %
 slower median is past the run-to-run noise of a quiet machine."""
+EXTRA_FIGURES = ("p50_ms", "p99_ms", "regression_threshold")
+"""The figures the plugin keeps in a benchmark's ``extra_info`` that a reader of the file computes with."""
 
 
 def ratio_verdict(target: str, target_p50: float, baseline: str, baseline_p50: float, max_ratio: float) -> Verdict:
@@ -42,21 +45,57 @@ def budget_failure(verdicts: Sequence[Verdict]) -> str | None:
 
 
 def load_benchmarks(path: Path) -> dict:
-    """A pytest-benchmark JSON file (``--benchmark-json`` or an autosave)."""
+    """A pytest-benchmark JSON file (``--benchmark-json`` or an autosave), every figure read later
+    checked here: a file that is not one, or was edited into nonsense, is an :class:`AwmlError` naming
+    the benchmark and the field (bad input), never an exception deeper in a reader."""
     try:
         data = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as exc:
-        raise AwmlError(f"{path} is not a readable pytest-benchmark JSON file: {exc}") from None
+    except (OSError, ValueError, RecursionError) as exc:  # RecursionError: JSON nested deeper than Python's stack
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else exc
+        raise AwmlError(f"{path} is not a readable pytest-benchmark JSON file: {reason}") from None
     if not isinstance(data, dict) or not isinstance(data.get("benchmarks"), list):
         raise AwmlError(f"{path} has no 'benchmarks' list: pass a --benchmark-json or .benchmarks/ autosave file")
+    if not isinstance(data.get("machine_info", {}), dict):
+        raise AwmlError(f"{path}: machine_info is not an object: the file is not pytest-benchmark's output (or was edited)")
+    seen: set[str] = set()
     for index, bench in enumerate(data["benchmarks"]):
         name = bench.get("name") if isinstance(bench, dict) else None
         stats = bench.get("stats") if isinstance(bench, dict) else None
         median = stats.get("median") if isinstance(stats, dict) else None
-        if not isinstance(name, str) or isinstance(median, bool) or not isinstance(median, (int, float)):
+        if not isinstance(name, str) or not _is_real(median):
             raise AwmlError(f"{path}: benchmark {index} ({name or 'no name'}) has no name or no numeric stats.median: "
                             "the file is not pytest-benchmark's output (or was edited); regenerate it with --benchmark-json")
+        problem = _figures_problem(bench, median)
+        if problem:
+            raise AwmlError(f"{path}: benchmark {index} ({name}): {problem}: a timing cannot be that; "
+                            "the file was edited or damaged, regenerate it with --benchmark-json")
+        if name in seen:
+            raise AwmlError(f"{path}: the test {name} is listed twice: which one is the run's is unknowable; "
+                            "pass each run's own --benchmark-json file")
+        seen.add(name)
     return data
+
+
+def _is_real(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _figures_problem(bench: dict, median: float) -> str | None:
+    """What is wrong with a benchmark's median and the figures the plugin keeps in ``extra_info``."""
+    if not math.isfinite(median) or median <= 0:
+        return f"stats.median is {median}, not a positive finite number of seconds"
+    extra = bench.get("extra_info", {})
+    if not isinstance(extra, dict):
+        return "extra_info is not an object"
+    figures = {key: extra.get(key) for key in EXTRA_FIGURES}
+    stages = extra.get("stages") or {}
+    if not isinstance(stages, dict) or not all(isinstance(s, dict) for s in stages.values()):
+        return "extra_info.stages is not an object of stages"
+    figures.update({f"stages.{stage}.p50_ms": s.get("p50_ms") for stage, s in stages.items()})
+    for key, value in figures.items():
+        if value is not None and not (_is_real(value) and math.isfinite(value) and value >= 0):
+            return f"extra_info.{key} is {value!r}, not a finite number >= 0"
+    return None
 
 
 def median_ms(bench: Mapping) -> float:

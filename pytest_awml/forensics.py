@@ -1,7 +1,10 @@
 """What a failed parity or drift test leaves behind for a person to reproduce it without pytest.
 
 ``<artifacts>/failures/<test id>/`` gets the inputs and both sides' outputs as ``.npz`` and in
-Polygraphy's JSON formats, the ONNX model, and ``reproduce.sh`` running ``polygraphy run``.
+Polygraphy's JSON formats, the ONNX model, and ``reproduce.sh`` running ``polygraphy run``. The folder
+is replaced as a whole; ``failures/`` or the test's folder being a symbolic link is refused (deleting
+the old folder through it would delete a folder outside the artifacts), and every problem writing it is
+an ArtifactError naming the folder, which the test adds to its own failure rather than replacing it.
 """
 
 from __future__ import annotations
@@ -14,13 +17,15 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from pytest_awml.artifacts import write_atomic
 from pytest_awml.limits import Tolerance
+from pytest_awml.paths import no_link, write_atomic, write_error
+
+FAILURES = "failures"
 
 
 def folder_for(root: Path, test_id: str) -> Path:
     name = test_id.split("::")[-1]
-    return Path(root) / "failures" / re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_")
+    return Path(root) / FAILURES / re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_")
 
 
 def _npz(samples: Sequence[Mapping[str, np.ndarray]]) -> bytes:
@@ -46,9 +51,18 @@ def write_failure(
     ``tolerances`` are those ``reproduce.sh`` replays with: ONNX Runtime on the exported graph
     against ``reference``, so they must allow for the runtime's own honest error.
     """
-    folder = folder_for(root, test_id)
+    folder = no_link(folder_for(root, test_id), root)
+    try:
+        _write(folder, test_id, inputs, reference, outputs, reference_name, test_name, tolerances, onnx_path)
+    except OSError as exc:  # a full disk: what was written of the folder stays, the test says the rest is missing
+        raise write_error(folder, f"the failure folder of {test_id}", exc) from exc
+    return folder
+
+
+def _write(folder: Path, test_id: str, inputs, reference, outputs, reference_name: str, test_name: str,
+           tolerances: Mapping[str, Tolerance], onnx_path: Path | None) -> None:
     if folder.exists():
-        shutil.rmtree(folder)
+        shutil.rmtree(folder)  # a real folder (no_link checked it): rmtree deletes links inside it, never what they point to
     folder.mkdir(parents=True)
     write_atomic(folder / "inputs.npz", _npz(inputs))
     write_atomic(folder / "reference.npz", _npz(reference))
@@ -58,8 +72,8 @@ def write_failure(
         from polygraphy.json import save_json
         from polygraphy.logger import G_LOGGER
     except ImportError as exc:
-        (folder / "README.txt").write_text(f"Polygraphy is not importable ({exc}); install pytest-awml[test] for its JSON files.\n")
-        return folder
+        write_atomic(folder / "README.txt", f"Polygraphy is not importable ({exc}); install pytest-awml[test] for its JSON files.\n".encode())
+        return
     with G_LOGGER.verbosity(G_LOGGER.ERROR):  # its "Saving inference results" lines would clutter the failure
         save_json([dict(s) for s in inputs], str(folder / "inputs.json"))
         for name, samples in (("reference", reference), ("outputs", outputs)):
@@ -79,6 +93,5 @@ def write_failure(
             "exec polygraphy run model.onnx --onnxrt --load-inputs inputs.json --load-outputs reference.json "
             f"--atol {atol} --rtol {rtol} --check-error-stat elemwise\n"  # output names are identifiers: no quoting
         )
-        (folder / "reproduce.sh").write_text(script)
+        write_atomic(folder / "reproduce.sh", script.encode())
         (folder / "reproduce.sh").chmod(0o755)
-    return folder

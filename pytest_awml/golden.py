@@ -6,7 +6,8 @@ Both are written atomically, under the set's lock (``<golden>/<spec>.lock``, bou
 ``--awml-lock-timeout``: two concurrent updates take turns, and a reader never sees one half of a
 pair); a set whose pairs were made from different weights or seeds (two overlapping updates) is
 refused as a whole; a golden file whose hash does not match its metadata, or whose metadata is unreadable, is
-refused (and replaced by ``--awml-update-golden``); outputs holding NaN or Inf are never written.
+refused (and replaced by ``--awml-update-golden``); outputs holding NaN or Inf are never written, and
+an update writes no component of a set when one of them would be refused (``refuse_partial_set``).
 ``<golden>/history.jsonl`` gets one line per output per run: the error budget's memory.
 """
 
@@ -27,6 +28,7 @@ from pytest_awml.compare import OutputComparison, compare_outputs
 from pytest_awml.errors import ArtifactError
 from pytest_awml.limits import Tolerance, TrendSettings
 from pytest_awml.locks import DEFAULT_TIMEOUT_S, held
+from pytest_awml.paths import no_link, write_error
 from pytest_awml.provenance import timestamp
 from pytest_awml.results import KEY_FIGURES
 
@@ -70,19 +72,32 @@ def _non_finite(samples: Sequence[dict[str, np.ndarray]], prefix: str) -> list[s
             if np.issubdtype(np.asarray(value).dtype, np.inexact) and not np.isfinite(value).all()]
 
 
+def refuse_partial_set(spec: str, outputs: Mapping[str, Sequence[dict[str, np.ndarray]]]) -> None:
+    """Raise unless every component's outputs (component -> samples) could be written: an update of a
+    golden set is all or nothing. One refused component (NaN heads from a broken checkpoint) used to
+    leave the others updated, a set made from two checkpoints that no drift test could trust."""
+    bad = {component: found for component, samples in outputs.items() if (found := _non_finite(samples, "output"))}
+    if bad:
+        where = "; ".join(f"{component}: {', '.join(found[:2])}{' …' if len(found) > 2 else ''}" for component, found in bad.items())
+        raise ArtifactError(f"the golden outputs of {spec} were not written, none of them: an update is all or nothing, and "
+                            f"{', '.join(bad)} hold NaN or Inf ({where}). A reference must be finite: check the checkpoint "
+                            "(--awml-checkpoint) and the data the model was given")
+
+
 class GoldenStore:
     def __init__(self, root: Path, lock_timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
         self.root = Path(root)
         self.lock_timeout_s = lock_timeout_s
 
     def paths(self, spec: str, component: str) -> tuple[Path, Path]:
+        """The pair's files, each refused when it (or its folder) is a symbolic link: never followed."""
         folder = self.root / spec
-        return folder / f"{component}.npz", folder / f"{component}.json"
+        return no_link(folder / f"{component}.npz", self.root), no_link(folder / f"{component}.json", self.root)
 
     def _set_lock(self, spec: str, what: str):
         """The lock of one spec's golden set (its folder), held while a pair is read or written."""
         self.root.mkdir(parents=True, exist_ok=True)
-        return held(self.root / f"{spec}.lock", f"{what} the golden outputs of {spec}", self.lock_timeout_s)
+        return held(self.root / f"{spec}.lock", f"{what} the golden outputs of {spec}", self.lock_timeout_s, self.root)
 
     def read(self, spec: str, component: str) -> Golden | None:
         """One component's golden pair, refused when its set mixes updates made from other weights or
@@ -143,9 +158,10 @@ class GoldenStore:
         data_path, meta_path = self.paths(spec, component)
         buffer = io.BytesIO()
         np.savez_compressed(buffer, **_pack(inputs, "input"), **_pack(outputs, "output"))
-        write_atomic(data_path, buffer.getvalue())
+        write_atomic(data_path, buffer.getvalue(), root=self.root, what=f"the golden outputs of {spec}/{component}")
         full = {**meta, "format": FORMAT, "sha256": sha256_file(data_path), "created": timestamp()}
-        write_atomic(meta_path, json.dumps(full, indent=2, sort_keys=True).encode())
+        write_atomic(meta_path, json.dumps(full, indent=2, sort_keys=True).encode(), root=self.root,
+                     what=f"the golden metadata of {spec}/{component}")
         return data_path
 
     def update(self, spec: str, component: str, inputs, outputs, meta: dict[str, Any],
@@ -166,9 +182,14 @@ class GoldenStore:
 
     # -- error history ---------------------------------------------------------------------------
     def append_history(self, records: Sequence[dict[str, Any]]) -> None:
-        path = self.root / HISTORY
+        path = no_link(self.root / HISTORY, self.root)  # appended in place: a link would take the lines anywhere
         path.parent.mkdir(parents=True, exist_ok=True)
-        with held(Path(f"{path}.lock"), "appending to the error history", self.lock_timeout_s):
+        with held(Path(f"{path}.lock"), "appending to the error history", self.lock_timeout_s, self.root):
+            self._append(path, records)
+
+    @staticmethod
+    def _append(path: Path, records: Sequence[dict[str, Any]]) -> None:
+        try:
             with open(path, "ab+") as handle:  # a run killed mid-line must not swallow this record
                 handle.seek(0, 2)
                 if handle.tell():
@@ -176,8 +197,9 @@ class GoldenStore:
                     if handle.read(1) != b"\n":
                         handle.write(b"\n")
             with open(path, "a") as handle:
-                for record in records:
-                    handle.write(json.dumps(record, sort_keys=True) + "\n")
+                handle.write("".join(json.dumps(record, sort_keys=True) + "\n" for record in records))
+        except OSError as exc:  # a full disk: the lines already there stay (a cut line is skipped when read)
+            raise write_error(path.parent, "the error history", exc) from exc
 
     def history(self, test_id: str, output: str) -> list[dict[str, Any]]:
         path = self.root / HISTORY

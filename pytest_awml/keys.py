@@ -11,6 +11,7 @@ import pytest
 if TYPE_CHECKING:
     from pytest_awml.cases import Plan
     from pytest_awml.results import Results
+    from pytest_awml.terminal import TerminalNotes
 
 PLAN = pytest.StashKey["Plan"]()
 """The resolved plan; present only when ``--awml-spec`` is given (the plugin is inert without)."""
@@ -20,3 +21,6 @@ RESULTS = pytest.StashKey["Results"]()
 
 STARTED = pytest.StashKey[float]()
 """When the run started (``time.time()``), for the report's ``run.started`` and ``duration_s``."""
+
+NOTES = pytest.StashKey["TerminalNotes"]()
+"""The logging handler that shows lock waits on the terminal during a test (removed at unconfigure)."""

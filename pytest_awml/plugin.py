@@ -14,7 +14,7 @@ import pytest
 
 from pytest_awml import cases, hookspecs, options as awml_options, results as awml_results
 from pytest_awml.errors import AwmlError
-from pytest_awml.keys import PLAN, RESULTS, STARTED
+from pytest_awml.keys import NOTES, PLAN, RESULTS, STARTED
 
 RESULTS_PLUGIN = "awml-results"
 FIXTURES_PLUGIN = "awml-fixtures"
@@ -46,6 +46,9 @@ def pytest_configure(config: pytest.Config) -> None:
     except AwmlError as exc:
         raise pytest.UsageError(f"pytest-awml: {exc}") from None
     config.stash[PLAN] = plan
+    from pytest_awml import terminal
+
+    config.stash[NOTES] = terminal.install(config, awml_options.xdist_worker(config))
     # Like junitxml, the collector is a plugin object of its own: it sees every report, the
     # workers' too under xdist.
     config.stash[RESULTS] = awml_results.Results()
@@ -84,7 +87,11 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         plugin = config.pluginmanager.get_plugin(name)
         if plugin is not None:
             config.pluginmanager.unregister(plugin, name)
-    for key in (PLAN, RESULTS):
+    if NOTES in config.stash:
+        from pytest_awml import terminal
+
+        terminal.remove(config.stash[NOTES])
+    for key in (PLAN, RESULTS, NOTES):
         if key in config.stash:
             del config.stash[key]
 

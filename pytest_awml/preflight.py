@@ -1,6 +1,6 @@
 """What is checked once the plan is resolved and before any test runs: inputs the options name that
 only make sense against the specs (output names, data-reader keys), the device the run asked for,
-the folders it will write, and the latency baseline it will read.
+the folders it will write, the latency baseline and the consumer's schema it will read.
 
 Each problem is an :class:`~pytest_awml.errors.AwmlError` whose message names the option and the
 fix; the plugin turns it into a usage error (exit 4) before a test has run. Found later, the same
@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from pytest_awml import schema
 from pytest_awml.budgets import load_benchmarks
 from pytest_awml.cases import Plan
 from pytest_awml.device import absent_reason
@@ -37,6 +38,8 @@ def check(plan: Plan) -> None:
         writable(flag, folder)
     if options.latency_baseline is not None:
         load_benchmarks(options.latency_baseline)
+    if options.autoware_schema is not None:
+        schema.load(options.autoware_schema)
 
 
 def _tolerance_names(plan: Plan) -> None:

@@ -8,7 +8,9 @@ threshold, which the plugin stores in the benchmark's ``extra_info`` from the sp
 (``LatencySettings.regression``); ``--threshold`` covers tests without one. A test of the baseline
 that the current run lacks is reported as missing. Exit codes: 0 all within threshold, 1 a test
 regressed beyond its threshold (a CI step gates on it), 2 a bad input (a file that is not a
-benchmark run, an empty current run, ``--out`` naming a file), 3 a bug in awml-report itself.
+benchmark run, an empty current run, a test listed twice, a median that is not a positive finite number,
+``--out`` naming a file: every figure read is checked by ``budgets.load_benchmarks`` first), 3 a bug in
+awml-report itself. Plots show the ``PLOTTED`` largest changes; the tables every test.
 """
 
 from __future__ import annotations
@@ -19,16 +21,22 @@ import html
 import io
 import json
 import logging
+import math
 import sys
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Sequence
 
 from pytest_awml.budgets import DEFAULT_REGRESSION, load_benchmarks, median_ms, regression_verdict
 from pytest_awml.errors import AwmlError
+from pytest_awml.paths import write_atomic
 
 log = logging.getLogger("pytest_awml.report")
 DEFAULT_THRESHOLD = DEFAULT_REGRESSION
+PLOTTED = 40
+"""Tests per plot at most (the largest changes first): a bar per test of a 10 000-test run is a
+3 500-inch figure that took minutes to draw and that nobody can read; the tables list every test."""
 EXIT_OK, EXIT_REGRESSION, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
 
@@ -39,13 +47,19 @@ class Run:
 
     @property
     def machine(self) -> str:
-        info = self.data.get("machine_info", {})
-        gpus = ", ".join(info.get("awml_gpus") or []) or "no GPU"
-        cpu = info.get("awml_cpu_model") or info.get("cpu", {}).get("brand_raw") or info.get("processor", "?")
+        info = self.data.get("machine_info", {})  # an object: load_benchmarks checked it; its strings are free text
+        gpus = info.get("awml_gpus")
+        gpus = ", ".join(map(str, gpus)) if isinstance(gpus, list) and gpus else "no GPU"
+        cpu_info = info.get("cpu")
+        cpu = info.get("awml_cpu_model") or (cpu_info.get("brand_raw") if isinstance(cpu_info, dict) else None) or info.get("processor", "?")
         return f"{info.get('node', '?')}: {cpu}; {gpus}"
 
+    @cached_property
+    def _by_name(self) -> dict[str, dict]:
+        return {b["name"]: b for b in self.data["benchmarks"]}  # names are unique: load_benchmarks refuses a test listed twice
+
     def benchmarks(self) -> dict[str, dict]:
-        return {b["name"]: b for b in self.data["benchmarks"]}
+        return self._by_name
 
 
 def _p99_ms(bench: dict) -> float | None:
@@ -144,7 +158,16 @@ def _png(fig) -> str:
     return base64.b64encode(buffer.getvalue()).decode()
 
 
-def figures(runs: Sequence[Run], awml_json: dict | None) -> list[tuple[str, str]]:
+def _worth_plotting(rows: Sequence[Row]) -> list[Row]:
+    """The ``PLOTTED`` rows a reader looks at first: regressions, then the largest changes, then the rest."""
+    return sorted(rows, key=lambda r: (not r.regressed, -abs(r.change) if r.change is not None else 0.0, r.name))[:PLOTTED]
+
+
+def _shown(kept: int, total: int, what: str) -> str:
+    return f" ({kept} of {total} {what}; every one is in the table)" if kept < total else ""
+
+
+def figures(runs: Sequence[Run], rows: Sequence[Row], awml_json: dict | None) -> list[tuple[str, str]]:
     """(title, base64 PNG) for each plot; matplotlib is imported here only (the ``report`` extra)."""
     try:
         import matplotlib
@@ -154,7 +177,7 @@ def figures(runs: Sequence[Run], awml_json: dict | None) -> list[tuple[str, str]
     except ImportError as exc:
         raise AwmlError(f"the HTML report needs matplotlib ({exc}): pip install 'pytest-awml[report]'") from None
     out = []
-    names = sorted({name for run in runs for name in run.benchmarks()})
+    names = sorted(r.name for r in _worth_plotting(rows))
     fig, ax = plt.subplots(figsize=(10, 0.35 * len(names) + 2))
     width = 0.8 / len(runs)
     for i, run in enumerate(runs):
@@ -165,10 +188,11 @@ def figures(runs: Sequence[Run], awml_json: dict | None) -> list[tuple[str, str]
     ax.set_xscale("log")
     ax.set_xlabel("median latency (ms, log scale)")
     ax.legend(fontsize=7)
-    out.append(("Latency per test across runs", _png(fig)))
+    out.append(("Latency per test across runs" + _shown(len(names), len(rows), "tests, the largest changes"), _png(fig)))
     plt.close(fig)
 
-    pipelines = [(b["name"], b["extra_info"]["stages"]) for b in runs[-1].data["benchmarks"] if b.get("extra_info", {}).get("stages")]
+    all_pipelines = [(b["name"], b["extra_info"]["stages"]) for b in runs[-1].data["benchmarks"] if b.get("extra_info", {}).get("stages")]
+    pipelines = all_pipelines[:PLOTTED]
     if pipelines:
         fig, ax = plt.subplots(figsize=(9, 0.6 * len(pipelines) + 1.5))
         stages = list(pipelines[0][1])
@@ -180,20 +204,23 @@ def figures(runs: Sequence[Run], awml_json: dict | None) -> list[tuple[str, str]
         ax.set_yticks(range(len(pipelines)), [p[0].replace("test_pipeline_latency", "") for p in pipelines], fontsize=8)
         ax.set_xlabel("p50 per stage (ms), current run")
         ax.legend(fontsize=7, ncol=len(stages))
-        out.append(("Pipeline stage breakdown per backend", _png(fig)))
+        out.append(("Pipeline stage breakdown per backend" + _shown(len(pipelines), len(all_pipelines), "pipelines"), _png(fig)))
         plt.close(fig)
 
-    parity = [r for r in (awml_json or {}).get("parity", []) if r.get("max_abs") is not None and r.get("rtol") is not None]
+    all_parity = [r for r in (awml_json or {}).get("parity", []) if r.get("max_abs") is not None and r.get("rtol") is not None
+                  and math.isfinite(r["max_abs"]) and math.isfinite(r["atol"])]  # a NaN output's error has no bar
+    parity = sorted(all_parity, key=lambda r: (r["passed"], -r["max_abs"] / max(r["atol"], 1e-12)))[:PLOTTED]
     if parity:
         fig, ax = plt.subplots(figsize=(10, 0.3 * len(parity) + 1.5))
-        labels = [f"{r['component']}/{r['output']} {r.get('target', '')}" for r in parity]
+        labels = [f"{r.get('component', '?')}/{r.get('output', '?')} {r.get('target', '')}" for r in parity]
         ax.barh(range(len(parity)), [max(r["max_abs"], 1e-12) for r in parity], color=["tab:green" if r["passed"] else "tab:red" for r in parity], label="max |error|")
         ax.scatter([max(r["atol"], 1e-12) for r in parity], range(len(parity)), marker="|", s=200, color="black", label="atol", zorder=3)
         ax.set_yticks(range(len(parity)), labels, fontsize=7)
         ax.set_xscale("log")
         ax.set_xlabel("error against the reference (log scale); the black mark is the tolerance")
         ax.legend(fontsize=7)
-        out.append(("Parity error per output against its tolerance", _png(fig)))
+        out.append(("Parity error per output against its tolerance" + _shown(len(parity), len(all_parity), "outputs, the closest to their tolerance"),
+                    _png(fig)))
         plt.close(fig)
     return out
 
@@ -251,13 +278,12 @@ def _report(args: argparse.Namespace) -> int:
     rows = compare(runs, args.threshold)
     awml_json = _awml_json(args.awml_json) if args.awml_json else None
     text = markdown(runs, rows)
-    page = html_page(html_table(runs, rows), figures(runs, awml_json))
-    try:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "report.md").write_text(text)
-        (args.out / "report.html").write_text(page)
-    except OSError as exc:
-        raise AwmlError(f"--out {args.out}: cannot write the report there ({exc.strerror or exc})") from None
+    page = html_page(html_table(runs, rows), figures(runs, rows, awml_json))
+    try:  # each file whole or not at all: a full disk leaves the previous report as it was
+        write_atomic(args.out / "report.md", text.encode(), what="report.md")
+        write_atomic(args.out / "report.html", page.encode(), what="report.html")
+    except AwmlError as exc:
+        raise AwmlError(f"--out {args.out}: {exc}") from None
     regressed = [r.name for r in rows if r.regressed]
     missing = [r.name for r in rows if r.current_ms is None]
     if missing:
@@ -270,11 +296,25 @@ def _report(args: argparse.Namespace) -> int:
 def _awml_json(path: Path) -> dict:
     try:
         data = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise AwmlError(f"--awml-json {path} is not a readable JSON report: {exc}") from None
+    except (OSError, ValueError, RecursionError) as exc:  # RecursionError: JSON nested deeper than Python's stack
+        raise AwmlError(f"--awml-json {path} is not a readable JSON report: {'nested too deeply' if isinstance(exc, RecursionError) else exc}") from None
     if not isinstance(data, dict):
         raise AwmlError(f"--awml-json {path} is not pytest-awml's JSON report (an object with run, parity, …)")
+    parity = data.get("parity", [])
+    if not isinstance(parity, list) or not all(isinstance(r, dict) for r in parity):
+        raise AwmlError(f"--awml-json {path}: 'parity' is not a list of records: pass the report pytest-awml wrote")
+    for index, record in enumerate(parity):
+        if record.get("max_abs") is None or record.get("rtol") is None:
+            continue  # not plotted
+        bad = [key for key in ("max_abs", "atol", "rtol") if not _real(record.get(key))]
+        if bad or not isinstance(record.get("passed"), bool):
+            raise AwmlError(f"--awml-json {path}: parity record {index} has no numeric {', '.join(bad) or 'passed flag'}: "
+                            "pass the report pytest-awml wrote")
     return data
+
+
+def _real(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 if __name__ == "__main__":

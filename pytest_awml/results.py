@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from pytest_awml.artifacts import write_atomic
 from pytest_awml.cases import MODULE_ID
+from pytest_awml.errors import ArtifactError
 from pytest_awml.limits import Verdict
 from pytest_awml.provenance import timestamp, versions
 
@@ -138,13 +139,16 @@ class Results:
         during the run), to the temporary folder, with a warning: a run's figures are never lost."""
         data = json.dumps(self.as_json(run), indent=2, sort_keys=False, default=str).encode()
         try:
-            write_atomic(path, data)
+            write_atomic(path, data, what="the JSON report")  # a failed write leaves the previous report as it was
             self.written = path
-        except OSError as exc:
+        except (OSError, ArtifactError) as exc:
             fallback = Path(tempfile.gettempdir()) / f"awml-report-{os.getpid()}.json"
-            write_atomic(fallback, data)
-            self.written = fallback
-            self.write_problem = f"the JSON report could not be written to {path} ({exc.strerror or exc}); it is at {fallback}"
+            try:
+                write_atomic(fallback, data, what="the JSON report")
+                self.written, where = fallback, f"it is at {fallback}"
+            except ArtifactError as again:  # the temporary folder full too: say so, end the run normally
+                where = f"nor to {fallback} ({again})"
+            self.write_problem = f"the JSON report could not be written to {path} ({getattr(exc, 'strerror', None) or exc}); {where}"
             log.warning("%s", self.write_problem)
         return self.written
 

@@ -53,21 +53,30 @@ def _gate(request, workspace, case, kind: str, ids: dict, comparisons: list[Outp
     """Record the comparison, add it to the history, judge it; on a failure leave the forensics and raise."""
     options = workspace.options
     results.attach_comparisons(request.node, kind, ids, comparisons)
-    notes = []
+    notes, unrecorded = [], ""
     if options.golden is not None:
         trend = case.component.trend if options.drift_trend else None
-        notes = golden.track(golden.GoldenStore(options.golden, options.lock_timeout_s), ids["test_id"], comparisons, trend)
+        try:
+            notes = golden.track(golden.GoldenStore(options.golden, options.lock_timeout_s), ids["test_id"], comparisons, trend)
+        except ArtifactError as exc:  # a full disk, a link in the golden folder: said beside the verdict, never instead of it
+            unrecorded = f"\nThe error history was not updated: {exc}"
     message = parity_failure(comparisons, notes, subject=evidence.test_name, reference=evidence.reference_name,
                              samples=len(evidence.reference))
     if message is None:
+        if unrecorded:
+            raise ArtifactError(f"{evidence.test_name} is within tolerance of {evidence.reference_name}.{unrecorded}")
         return
-    folder = forensics.write_failure(options.artifacts, ids["test_id"], inputs=evidence.inputs, reference=evidence.reference,
-                                     outputs=evidence.outputs, reference_name=evidence.reference_name,
-                                     test_name=evidence.test_name, tolerances=evidence.replay_tolerances,
-                                     onnx_path=workspace.artifact_path_or_none(case.spec, case.component, ONNX))
-    request.node.user_properties.append(("awml.failure_folder", str(folder)))
+    try:  # the parity verdict is the finding: a failure folder that cannot be written is noted, not raised instead
+        folder = forensics.write_failure(options.artifacts, ids["test_id"], inputs=evidence.inputs, reference=evidence.reference,
+                                         outputs=evidence.outputs, reference_name=evidence.reference_name,
+                                         test_name=evidence.test_name, tolerances=evidence.replay_tolerances,
+                                         onnx_path=workspace.artifact_path_or_none(case.spec, case.component, ONNX))
+        request.node.user_properties.append(("awml.failure_folder", str(folder)))
+        evidence_line = f"Inputs, outputs and reproduce.sh: {folder}"
+    except ArtifactError as exc:
+        evidence_line = f"No failure folder: {exc}"
     note = f"\n{evidence.note}" if evidence.note else ""
-    raise ToleranceExceeded(f"{message}\nInputs, outputs and reproduce.sh: {folder}{note}")
+    raise ToleranceExceeded(f"{message}\n{evidence_line}{note}{unrecorded}")
 
 
 def _gate_latency(request, workspace, settings: LatencySettings, verdicts: list, median_ms: float) -> None:
@@ -164,6 +173,9 @@ def test_drift(awml_case, awml_workspace, request):
 
 def _update_golden(request, workspace, store, case, tolerances) -> None:
     spec, component = case.spec, case.component
+    # all or nothing: every component of the set is checked before this one is written
+    golden.refuse_partial_set(spec.name, {c.component.name: workspace.reference(spec, c.component)
+                                          for c in workspace.plan.cases("drift") if c.spec is spec})
     inputs = workspace.inputs(spec, component)
     meta = {"spec": spec.name, "component": component.name, "spec_hash": fingerprint(spec, component),
             "weights_sha256": workspace.model(spec).weights_sha256, "seed": workspace.options.seed, "samples": len(inputs),

@@ -41,7 +41,8 @@ def bundle(tmp_path_factory) -> Path:
 
 
 def test_the_written_bundle_passes_every_rule(bundle):
-    assert sorted(p.name for p in bundle.iterdir()) == sorted([rules.ENCODER_ONNX, rules.HEAD_ONNX, rules.MANIFEST, rules.REMAPPER])
+    assert sorted(p.name for p in bundle.iterdir()) == sorted([rules.ENCODER_ONNX, rules.HEAD_ONNX, rules.MANIFEST, rules.REMAPPER,
+                                                               ".awml-written.json"])  # what was written, to tell a hand edit
     assert check_bundle(bundle) == []
     params = yaml.safe_load((bundle / rules.MANIFEST).read_text())["/**"]["ros__parameters"]
     assert params["version"] == "v4.1" and params["model_params"]["class_names"] == ["CAR", "TRUCK", "BUS", "BICYCLE", "PEDESTRIAN"]

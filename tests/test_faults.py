@@ -21,6 +21,7 @@ import torch
 from onnx import TensorProto, helper
 
 from model_specs.centerpoint import data
+from model_specs.centerpoint.autoware import AutowareSettings
 from model_specs.centerpoint.config import TINY
 from model_specs.mmconfig import MAX_CONFIG_BYTES, read_config
 from pytest_awml import report
@@ -47,6 +48,14 @@ def _files(root: Path) -> dict[str, str]:
     (root / "a_file").write_text("x")
     (root / "not_json.json").write_text("{ not json")
     (root / "no_stats.json").write_text(json.dumps({"benchmarks": [{"name": "test_latency[x]", "extra_info": {}}]}))
+    twice = {"name": "test_latency[x]", "stats": {"median": 0.01}}
+    (root / "twice.json").write_text(json.dumps({"benchmarks": [twice, twice]}))
+    (root / "nested.json").write_text("[" * 100_000 + "]" * 100_000)
+    (root / "schema_list.json").write_text("[1, 2]")
+    (root / "schema_bad.json").write_text(json.dumps({"type": 12}))
+    (root / "schema_nowhere.json").write_text(json.dumps({"properties": {"a": {"$ref": "#/definitions/none"}}}))
+    (root / "schema_dialect.json").write_text(json.dumps({"$schema": 5}))
+    (root / "schema_remote.json").write_text(json.dumps({"properties": {"a": {"$ref": "https://example.invalid/a.json#/x"}}}))
     (root / "scan.bin").write_bytes(np.zeros((10, 4), np.float32).tobytes())
     (root / "dir").mkdir()
     configs = {"syntax.py": "model = dict(\n", "base.py": "_base_ = ['missing.py']\n", "power.py": "x = 9 ** 9 ** 9\n",
@@ -67,7 +76,8 @@ def _files(root: Path) -> dict[str, str]:
             if not (root / base.name).exists():
                 (root / base.name).write_text(base.read_text())
     # keyed by the name without its suffix: "{scan}" in a row is the path of scan.bin
-    return {name.split(".")[0]: str(root / name) for name in ("a_file", "not_json.json", "no_stats.json", "scan.bin", "dir", *configs)}
+    return {name.split(".")[0]: str(root / name) for name in ("a_file", "not_json.json", "no_stats.json", "twice.json", "nested.json", "schema_list.json",
+                                                    "schema_bad.json", "schema_remote.json", "schema_nowhere.json", "schema_dialect.json", "scan.bin", "dir", *configs)}
 
 
 OPTION_FAULTS = [
@@ -85,12 +95,27 @@ OPTION_FAULTS = [
     ("artifacts folder cannot be made", ["--awml-artifacts", "{a_file}/sub"], "--awml-artifacts {a_file}/sub cannot be written"),
     ("report folder cannot be made", ["--awml-report", "{a_file}/sub/report.json"], "--awml-report {a_file}/sub cannot be written"),
     ("report path is a folder", ["--awml-report", "{dir}"], "--awml-report {dir} is a folder"),
+    ("schema not JSON", ["--awml-autoware", "{dir}/b", "--awml-autoware-schema", "{not_json}"],
+     "--awml-autoware-schema {not_json} is not a readable JSON file"),
+    ("schema folder without the schema", ["--awml-autoware", "{dir}/b", "--awml-autoware-schema", "{dir}"],
+     "--awml-autoware-schema {dir}/ml_package.schema.json is not a readable JSON file (No such file or directory)"),
+    ("schema of the wrong type", ["--awml-autoware", "{dir}/b", "--awml-autoware-schema", "{schema_list}"], "holds a JSON list, not a schema"),
+    ("schema that is no schema", ["--awml-autoware", "{dir}/b", "--awml-autoware-schema", "{schema_bad}"],
+     "is not a valid JSON Schema (at type: 12 is not valid under any of the given schemas)"),
+    ("schema nested too deeply", ["--awml-autoware", "{dir}/b", "--awml-autoware-schema", "{nested}"], "(nested too deeply)"),
+    ("schema with a remote $ref", ["--awml-autoware", "{dir}/b", "--awml-autoware-schema", "{schema_remote}"],
+     "references https://example.invalid/a.json#/x, outside the file: the schema is checked offline"),
+    ("schema $ref to nothing", ["--awml-autoware", "{dir}/b", "--awml-autoware-schema", "{schema_nowhere}"],
+     "$ref #/definitions/none points to nothing in the file"),
+    ("schema $schema not a URI", ["--awml-autoware", "{dir}/b", "--awml-autoware-schema", "{schema_dialect}"], "$schema is 5, not a metaschema URI"),
     ("golden folder is a file", ["--awml-golden", "{a_file}"], "--awml-golden {a_file} is a file"),
     ("update golden without a folder", ["--awml-update-golden"], "--awml-update-golden needs --awml-golden DIR"),
     ("lock timeout not a number", ["--awml-lock-timeout", "soon"], "--awml-lock-timeout 'soon' is not a number of seconds"),
     ("negative lock timeout", ["--awml-lock-timeout", "-1"], "--awml-lock-timeout must be a finite number of seconds >= 0"),
     ("baseline not JSON", ["--awml-latency-baseline", "{not_json}"], "is not a readable pytest-benchmark JSON file"),
     ("baseline without stats", ["--awml-latency-baseline", "{no_stats}"], "has no name or no numeric stats.median"),
+    ("baseline listing a test twice", ["--awml-latency-baseline", "{twice}"], "the test test_latency[x] is listed twice"),
+    ("baseline nested too deeply", ["--awml-latency-baseline", "{nested}"], "is not a readable pytest-benchmark JSON file: nested too deeply"),
     ("baseline that does not exist", ["--awml-latency-baseline", "{dir}/none.json"], "--awml-latency-baseline {dir}/none.json does not exist"),
     ("checkpoint that does not exist", ["--awml-checkpoint", "{dir}/none.pt"], "--awml-checkpoint {dir}/none.pt does not exist"),
     ("samples not a number", ["--awml-samples", "many"], "--awml-samples 'many' is not an integer"),
@@ -127,6 +152,26 @@ def test_a_bad_option_is_a_usage_error_naming_it(pytester, args, fragment):
     assert fragment.format(**files) in text
     assert "Traceback" not in text and "INTERNALERROR" not in text
     assert len([line for line in text.splitlines() if line.startswith("ERROR: pytest-awml:")]) == 1
+
+
+def test_schema_validation_never_reaches_the_network(tmp_path, monkeypatch):
+    """A remote $ref that got past the file check (a schema object built in code) is refused by the
+    registry, which retrieves nothing: no socket is opened."""
+    import socket
+
+    from pytest_awml import schema
+    from pytest_awml.errors import AwmlError
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("schema validation opened a socket")
+
+    monkeypatch.setattr(socket, "socket", no_network)
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    remote = schema.Schema(tmp_path / "s.json", {"properties": {"a": {"$ref": "https://example.invalid/a.json"}}})
+    with pytest.raises(AwmlError, match="the schema is checked offline"):
+        remote.problems({"a": 1})
+    local = schema.Schema(tmp_path / "s.json", {"definitions": {"n": {"type": "integer"}}, "properties": {"a": {"$ref": "#/definitions/n"}}})
+    assert local.problems({"a": 1}) == [] and local.problems({"a": "x"}) == ["s.json: a: 'x' is not of type 'integer'"]
 
 
 # -- a run that verified nothing is not green ---------------------------------------------------------
@@ -176,7 +221,20 @@ DATA_FAULTS = [
     ("pcd without z", "scan.pcd", _pcd({**XYZI, "FIELDS": "x y w intensity", "DATA": "ascii"}, b"1 2 3 4\n5 6 7 8\n"), {},
      "PCD has no field(s) ['z']"),
     ("pcd with a bad type", "scan.pcd", _pcd({**XYZI, "TYPE": "F F F Q", "DATA": "ascii"}, b"1 2 3 4\n5 6 7 8\n"), {},
-     "malformed PCD header (TYPE.3"),
+     "malformed PCD header (TYPE of field intensity: 'Q' is not F, U or I"),
+    ("pcd SIZE not a number", "scan.pcd", _pcd({**XYZI, "SIZE": "four 4 4 4", "DATA": "binary"}, TWO_POINTS), {},
+     "malformed PCD header (SIZE of field x: 'four' is not a whole number"),
+    ("pcd SIZE no float has", "scan.pcd", _pcd({**XYZI, "SIZE": "3 4 4 4", "DATA": "binary"}, TWO_POINTS), {},
+     "SIZE/TYPE of field x: TYPE F with SIZE 3; F is 4 or 8 bytes"),
+    ("pcd WIDTH not a number", "scan.pcd", _pcd({**XYZI, "WIDTH": "abc", "DATA": "binary_compressed"}, TWO_POINTS), {},
+     "WIDTH: 'abc' is not a whole number"),
+    ("pcd VIEWPOINT not numbers", "scan.pcd", _pcd({**XYZI, "VIEWPOINT": "a b c", "DATA": "ascii"}, b"1 2 3 4\n5 6 7 8\n"), {},
+     "VIEWPOINT: 'a b c' is not 7 numbers"),
+    ("pcd COUNT past any point cloud", "scan.pcd", _pcd({**XYZI, "COUNT": "100000000000 1 1 1", "DATA": "binary"}, TWO_POINTS), {},
+     "COUNT: 100000000003 values per point, over the 4096"),
+    ("pcd compressed POINTS past its data", "scan.pcd", _pcd({**XYZI, "POINTS": "99999999", "DATA": "binary_compressed"},
+                                                              b"\x10\x00\x00\x00\x20\x00\x00\x00" + bytes(16)), {},
+     "POINTS: the header says 99999999 points x 16 bytes"),
     ("pcd ascii rows of the wrong width", "scan.pcd", _pcd({**XYZI, "DATA": "ascii"}, b"1 2 3\n5 6 7\n"), {}, "pypcd4 cannot read its ascii data"),
     ("not a pcd at all", "scan.pcd", b"\x00" * 100, {}, "no PCD header"),
     ("no point is finite", "scan.bin", np.full((2, 4), np.nan, np.float32).tobytes(), {"point_features": "4"}, "no point with finite coordinates"),
@@ -407,7 +465,32 @@ def test_awml_report_faults(tmp_path, monkeypatch):
     no_stats = _bench_file(tmp_path / "0003.json", [{"name": "a"}])
     only_a = _bench_file(tmp_path / "0004.json", [_bench("a", 0.01)])
     (tmp_path / "out_file").write_text("x")
+    nested = tmp_path / "nested.json"
+    nested.write_text("[" * 100_000 + "]" * 100_000)
+    bad = {  # (file name, benchmarks): each is bad input, exit 2, never a crash (3) nor a verdict (0 or 1)
+        "negative": [_bench("a", -0.01)],
+        "nan": [_bench("a", float("nan"))],
+        "inf": [_bench("a", float("inf"))],
+        "zero": [_bench("a", 0.0)],
+        "twice": [_bench("a", 0.01), _bench("a", 0.02)],
+        "threshold_text": [{**_bench("a", 0.01), "extra_info": {"regression_threshold": "abc"}}],
+        "p99_nan": [{**_bench("a", 0.01), "extra_info": {"p99_ms": float("nan")}}],
+        "extra_list": [{**_bench("a", 0.01), "extra_info": [1]}],
+        "stages_list": [{**_bench("a", 0.01), "extra_info": {"stages": [1, 2]}}],
+        "stage_text": [{**_bench("a", 0.01), "extra_info": {"stages": {"pre": {"p50_ms": "fast"}}}}],
+    }
+    bad_files = {name: _bench_file(tmp_path / f"bad_{name}.json", benches) for name, benches in bad.items()}
+    machine_list = tmp_path / "machine_list.json"
+    machine_list.write_text(json.dumps({"machine_info": ["m"], "benchmarks": [_bench("a", 0.01)]}))
+    bad_parity = tmp_path / "bad_parity.json"
+    bad_parity.write_text(json.dumps({"parity": [{"max_abs": "big", "rtol": 0.1, "atol": 0.1, "passed": True}]}))
     rows = [
+        *[([base, path], report.EXIT_USAGE) for path in bad_files.values()],  # as the current run
+        *[([path, base], report.EXIT_USAGE) for path in bad_files.values()],  # as the baseline
+        ([base, str(nested)], report.EXIT_USAGE),  # JSON nested past Python's stack: bad input, not awml-report's bug
+        ([base, str(machine_list)], report.EXIT_USAGE),
+        ([base, only_a, "--awml-json", str(nested)], report.EXIT_USAGE),
+        ([base, only_a, "--awml-json", str(bad_parity)], report.EXIT_USAGE),
         ([base, empty], report.EXIT_USAGE),  # an empty current run
         ([base, no_stats], report.EXIT_USAGE),  # not pytest-benchmark's output
         ([base, only_a, "--out", str(tmp_path / "out_file")], report.EXIT_USAGE),  # --out names a file
@@ -421,6 +504,38 @@ def test_awml_report_faults(tmp_path, monkeypatch):
     assert "| `b` | 10.000 | – |" in md and "MISSING |" in md and "**Missing:** 1 test(s)" in md
     monkeypatch.setattr(report, "markdown", lambda runs, rows: 1 / 0)
     assert report.main([base, only_a, "--out", str(tmp_path / "out")]) == report.EXIT_INTERNAL  # a bug is not "regressed"
+
+
+def test_awml_report_names_what_is_wrong(tmp_path, caplog):
+    base = _bench_file(tmp_path / "base.json", [_bench("a", 0.01)])
+    rows = [([_bench("a", 0.01), _bench("a", 0.02)], "the test a is listed twice"),
+            ([_bench("a", -0.01)], "benchmark 0 (a): stats.median is -0.01, not a positive finite number of seconds"),
+            ([_bench("a", float("nan"))], "stats.median is nan"),
+            ([{**_bench("a", 0.01), "extra_info": {"regression_threshold": "abc"}}], "extra_info.regression_threshold is 'abc'")]
+    for benches, fragment in rows:
+        caplog.clear()
+        with caplog.at_level(logging.ERROR):
+            assert report.main([base, _bench_file(tmp_path / "cur.json", benches), "--out", str(tmp_path / "out")]) == report.EXIT_USAGE
+        assert fragment in caplog.text and "Traceback" not in caplog.text
+
+
+def test_awml_report_handles_ten_thousand_tests_in_seconds(tmp_path):
+    """Two runs of 10 000 tests each (a bar per test took 40 ms and 0.38 MB each, and minutes in all):
+    the plots keep the largest changes, the tables every test. The bound is generous for a loaded CI machine."""
+    import time
+
+    rng = np.random.default_rng(0)
+    names = [f"test_latency[spec/component{i}/onnxruntime-cpu-fp32]" for i in range(10_000)]
+    runs = [_bench_file(tmp_path / f"{label}.json", [_bench(n, float(m)) for n, m in zip(names, rng.uniform(0.01, 0.012, len(names)))])
+            for label in ("0001_base", "0002_current")]
+    start = time.perf_counter()
+    code = report.main([*runs, "--out", str(tmp_path / "out")])
+    seconds = time.perf_counter() - start
+    assert code in (report.EXIT_OK, report.EXIT_REGRESSION) and seconds < 60, seconds
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert md.count("| `test_latency[") == 10_000
+    html_page = (tmp_path / "out" / "report.html").read_text()
+    assert html_page.count("<tr class=") == 10_000 and f"({report.PLOTTED} of 10000 tests, the largest changes" in html_page
 
 
 # -- the restricted config reader: bounded, and every error a SpecError ------------------------------------
@@ -545,3 +660,368 @@ def test_a_bundle_autoware_would_feed_other_point_columns_is_refused(tmp_path, n
     with pytest.raises(ArtifactError, match=f"the model takes points as {', '.join(names)}; autoware_lidar_centerpoint feeds"):
         write_bundle(tmp_path / "b", tmp_path / "e.onnx", tmp_path / "h.onnx", dataclasses.replace(TINY, point_feature_names=names),
                      AutowareSettings())
+# -- nothing written, followed or deleted outside the artifacts, golden and report folders ------------------
+def _outside(tmp_path: Path) -> Path:
+    """A folder outside every root a test gives the plugin, holding a file that must survive."""
+    outside = tmp_path / "outside"
+    (outside / "keep").mkdir(parents=True)
+    (outside / "keep" / "precious.txt").write_text("precious")
+    (outside / "precious.txt").write_text("precious")
+    return outside
+
+
+def _lock_owner_link(root: Path, outside: Path) -> None:
+    with held(root / "x.lock", "building s/c/onnx", root=root):
+        pass
+    (root / "x.lock.owner").symlink_to(outside / "precious.txt")
+    with held(root / "x.lock", "building s/c/onnx", root=root):
+        pass
+
+
+def _lock_link(root: Path, outside: Path) -> None:
+    (root / "x.lock").symlink_to(outside / "precious.txt")  # opening a lock truncates it
+    with held(root / "x.lock", "building s/c/onnx", root=root):
+        pass
+
+
+def _failures_link(root: Path, outside: Path) -> None:
+    from pytest_awml import forensics
+
+    (root / "failures").symlink_to(outside)
+    forensics.write_failure(root, "awml::test_parity[keep]", inputs=[], reference=[], outputs=[], reference_name="r",
+                            test_name="t", tolerances={}, onnx_path=None)
+
+
+def _failure_folder_link(root: Path, outside: Path) -> None:
+    from pytest_awml import forensics
+
+    (root / "failures").mkdir()
+    (root / "failures" / "test_parity_keep").symlink_to(outside / "keep")
+    forensics.write_failure(root, "awml::test_parity[keep]", inputs=[], reference=[], outputs=[], reference_name="r",
+                            test_name="t", tolerances={}, onnx_path=None)
+
+
+def _key_folder_link(root: Path, outside: Path) -> None:
+    from pytest_awml.artifacts import content_key
+
+    (root / "s" / "c").mkdir(parents=True)
+    (root / "s" / "c" / content_key({"k": 1, "format": "onnx"})).symlink_to(outside / "keep")
+    ArtifactStore(root).get_or_build(spec="s", component="c", format="onnx", filename="precious.txt", key_parts={"k": 1},
+                                     build=_tiny_onnx)
+
+
+def _golden_file_link(root: Path, outside: Path) -> None:
+    (root / "s").mkdir()
+    (root / "s" / "c.json").symlink_to(outside / "precious.txt")
+    GoldenStore(root).write("s", "c", [{"x": np.ones(2, np.float32)}], [{"y": np.ones(2, np.float32)}], {"seed": 0})
+
+
+def _golden_folder_link(root: Path, outside: Path) -> None:
+    (root / "s").symlink_to(outside / "keep")
+    GoldenStore(root).write("s", "c", [{"x": np.ones(2, np.float32)}], [{"y": np.ones(2, np.float32)}], {"seed": 0})
+
+
+def _history_link(root: Path, outside: Path) -> None:
+    (root / "history.jsonl").symlink_to(outside / "precious.txt")  # appended in place
+    GoldenStore(root).append_history([{"test_id": "t", "output": "y", "max_abs": 0.0}])
+
+
+def _report_folder_link(root: Path, outside: Path) -> None:
+    from pytest_awml.paths import write_atomic as write
+
+    (root / "sub").symlink_to(outside / "keep")
+    write(root / "sub" / "precious.txt", b"overwritten", root=root)
+
+
+LINK_FAULTS = [
+    # (id, what plants a link inside the root and writes there, the link named in the message)
+    ("lock owner file", _lock_owner_link, "x.lock.owner"),
+    ("lock file", _lock_link, "x.lock"),
+    ("failures folder", _failures_link, "failures"),
+    ("one failure's folder", _failure_folder_link, "failures/test_parity_keep"),
+    ("artifact key folder", _key_folder_link, "s/c/"),
+    ("golden metadata", _golden_file_link, "s/c.json"),
+    ("golden spec folder", _golden_folder_link, "s"),
+    ("error history", _history_link, "history.jsonl"),
+    ("a folder under a root", _report_folder_link, "sub"),
+]
+
+
+@pytest.mark.parametrize("plant, name", [row[1:] for row in LINK_FAULTS], ids=[row[0] for row in LINK_FAULTS])
+def test_a_symbolic_link_inside_a_root_is_refused_not_followed(tmp_path, plant, name):
+    outside, root = _outside(tmp_path), tmp_path / "root"
+    root.mkdir()
+    with pytest.raises(ArtifactError, match="is a symbolic link .*: pytest-awml writes, truncates and deletes nothing through a link") as info:
+        plant(root, outside)
+    assert f"{root}/{name}" in str(info.value) and "Remove the link (rm " in str(info.value)
+    assert (outside / "precious.txt").read_text() == "precious"
+    assert [p.name for p in (outside / "keep").iterdir()] == ["precious.txt"]
+    assert (outside / "keep" / "precious.txt").read_text() == "precious"
+
+
+def test_a_failure_folder_that_cannot_be_written_does_not_hide_the_parity_result(tmp_path):
+    """A symbolic link for ``failures/`` (or a full disk) used to end the test in an OSError: the parity
+    verdict, the finding, was lost. Now the verdict stands and says why there is no failure folder."""
+    import types
+
+    import toy
+    from pytest_awml import suite
+    from pytest_awml.cases import Case
+    from pytest_awml.compare import compare_outputs
+    from pytest_awml.errors import ToleranceExceeded
+    from pytest_awml.limits import Tolerance
+    from pytest_awml.workspace import Workspace
+
+    outside, golden = _outside(tmp_path), tmp_path / "golden"
+    plan = toy.plan(tmp_path, golden=golden)
+    plan.options.artifacts.mkdir()
+    golden.mkdir()
+    (plan.options.artifacts / "failures").symlink_to(outside)
+    (golden / "history.jsonl").symlink_to(outside / "precious.txt")  # the error history is appended before the verdict
+    workspace = Workspace(plan, ArtifactStore(plan.options.artifacts))
+    inputs, reference, outputs = [{"x": np.ones((2, 3), np.float32)}], [{"y": np.zeros((2, 2), np.float32)}], [{"y": np.ones((2, 2), np.float32)}]
+    tolerances = {"y": Tolerance(0.1)}
+    request = types.SimpleNamespace(node=types.SimpleNamespace(user_properties=[]))
+    case, ids = Case(toy.SPEC, toy.SPEC.components[0], CPU_FP32), {"test_id": "awml::test_parity[keep]"}
+    with pytest.raises(ToleranceExceeded) as info:
+        suite._gate(request, workspace, case, "parity", ids, compare_outputs(reference, outputs, tolerances),
+                    suite.Evidence(inputs, reference, outputs, "pytorch-cpu-fp32", "t", tolerances))
+    message = str(info.value)
+    assert message.startswith("t differs from pytorch-cpu-fp32") and "y: FAILED max_abs=1" in message
+    assert f"No failure folder: {plan.options.artifacts}/failures is a symbolic link" in message
+    assert f"The error history was not updated: {golden}/history.jsonl is a symbolic link" in message
+    with pytest.raises(ArtifactError, match="t is within tolerance of pytorch-cpu-fp32.\nThe error history was not updated"):
+        suite._gate(request, workspace, case, "parity", ids, compare_outputs(reference, reference, tolerances),
+                    suite.Evidence(inputs, reference, reference, "pytorch-cpu-fp32", "t", tolerances))
+    assert [p.name for p in (outside / "keep").iterdir()] == ["precious.txt"] and (outside / "precious.txt").read_text() == "precious"
+
+
+# -- a full disk: one error naming the folder and what was being written; what was there stays ---------------
+def _full_disk(*args, **kwargs):
+    import errno
+
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def _golden_pair(root: Path):
+    GoldenStore(root).write("s", "c", [{"x": np.ones(2, np.float32)}], [{"y": np.full(2, 2.0, np.float32)}], {"seed": 1})
+
+
+def _stored_file(root: Path):
+    def build(path: Path) -> None:
+        path.write_bytes(b"new")
+
+    ArtifactStore(root).get_or_build(spec="s", component="c", format="f", filename="c.bin", key_parts={"k": 2}, build=build)
+
+
+def _builder_out_of_space(root: Path):
+    ArtifactStore(root).get_or_build(spec="s", component="c", format="f", filename="c.bin", key_parts={"k": 3}, build=_full_disk)
+
+
+def _failure_folder(root: Path):
+    from pytest_awml import forensics
+
+    forensics.write_failure(root, "awml::test_parity[x]", inputs=[{"x": np.ones(2)}], reference=[], outputs=[],
+                            reference_name="r", test_name="t", tolerances={}, onnx_path=None)
+
+
+FULL_DISK_FAULTS = [
+    # (id, the write that meets a full disk, what the error names)
+    ("golden outputs", _golden_pair, "cannot write the golden outputs of s/c in {root}/s: No space left on device: free space there"),
+    ("artifact manifest", _stored_file, "cannot write manifest.json in {root}/s/c/"),
+    ("a builder's file", _builder_out_of_space, "cannot write s/c/f in {root}/s/c/"),
+    ("error history", lambda root: GoldenStore(root).append_history([{"test_id": "t"}]), "cannot write the error history in {root}"),
+    ("failure folder", _failure_folder, "cannot write inputs.npz in {root}/failures/test_parity_x: No space left"),
+]
+
+
+@pytest.mark.parametrize("write, fragment", [row[1:] for row in FULL_DISK_FAULTS], ids=[row[0] for row in FULL_DISK_FAULTS])
+def test_a_full_disk_names_the_folder_and_leaves_what_was_there(tmp_path, monkeypatch, write, fragment):
+    import builtins
+
+    from pytest_awml import paths
+
+    store = ArtifactStore(tmp_path)
+    before = store.get_or_build(spec="s", component="c", format="f", filename="c.bin", key_parts={"k": 1},
+                                build=lambda path: path.write_bytes(b"old") and None)
+    GoldenStore(tmp_path).write("s", "c", [{"x": np.ones(2, np.float32)}], [{"y": np.ones(2, np.float32)}], {"seed": 0})
+    GoldenStore(tmp_path).append_history([{"test_id": "old"}])
+    history = (tmp_path / "history.jsonl").read_text()
+    real_open = builtins.open
+    monkeypatch.setattr(paths.os, "fsync", _full_disk)  # every atomic write fails before its rename
+    monkeypatch.setattr(builtins, "open", lambda file, mode="r", *a, **k: _full_disk() if "a" in mode else real_open(file, mode, *a, **k))
+    with pytest.raises(ArtifactError) as info:
+        write(tmp_path)
+    monkeypatch.undo()
+    assert fragment.format(root=tmp_path) in str(info.value)
+    again = ArtifactStore(tmp_path).get_or_build(spec="s", component="c", format="f", filename="c.bin", key_parts={"k": 1},
+                                                 build=lambda path: 1 / 0)
+    assert again.reused and again.path.read_bytes() == b"old" and again.sha256 == before.sha256
+    golden = GoldenStore(tmp_path).read("s", "c")
+    assert golden.meta["seed"] == 0 and golden.outputs[0]["y"].tolist() == [1.0, 1.0]
+    assert (tmp_path / "history.jsonl").read_text() == history
+    assert not [p for p in tmp_path.rglob("*.tmp")]  # no half-written temporary file left
+
+
+def test_a_report_that_meets_a_full_disk_keeps_the_previous_one(tmp_path, monkeypatch, caplog):
+    from pytest_awml import paths
+
+    path = tmp_path / "awml-report.json"
+    Results().write(path, {"seed": 0})
+    monkeypatch.setattr(paths.os, "fsync", _full_disk)  # the temporary folder is full too
+    results = Results()
+    with caplog.at_level(logging.WARNING):
+        results.write(path, {"seed": 1})
+    assert json.loads(path.read_text())["run"] == {"seed": 0}
+    assert f"could not be written to {path} (cannot write the JSON report in {tmp_path}: No space left on device" in results.write_problem
+    assert "nor to " in results.write_problem and results.written is None
+
+
+# -- a wait behind a lock says who holds it and for how long, on the terminal, as it waits -------------------
+WAITER = """
+import subprocess, sys, time
+from pathlib import Path
+
+from pytest_awml import locks
+
+HOLD = '''
+import sys, time
+from pytest_awml.locks import held
+with held(sys.argv[1], "building s/c/tensorrt-fp16"):
+    print("held", flush=True)
+    time.sleep(float(sys.argv[2]))
+'''
+
+
+def test_waits(monkeypatch):
+    monkeypatch.setattr(locks, "QUIET_WAIT_S", 0.3)
+    monkeypatch.setattr(locks, "NOTE_EVERY_S", 0.3)
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(Path("x.lock").resolve()), "1.5"], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline() == "held\\n"
+    with locks.held(Path("x.lock"), "building s/c/tensorrt-fp16", timeout_s=30):
+        pass
+    holder.wait()
+"""
+
+
+@pytest.mark.parametrize("extra", [[], ["-n", "1"]], ids=["controller", "xdist worker"])
+def test_a_lock_wait_is_shown_as_it_happens_without_s(pytester, monkeypatch, capfd, extra):
+    """Without -s. On the controller the note goes through pytest's terminal writer; an xdist worker
+    writes it to its stderr, which is the controller's (read here from this process's fd 2)."""
+    import platform
+
+    for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
+        monkeypatch.delenv(name, raising=False)
+    pytester.makepyfile(test_wait=WAITER)
+    result = pytester.runpytest("-p", "no:cacheprovider", "--awml-spec", "centerpoint-tiny", "test_wait.py", "-k", "test_waits", *extra)
+    text = result.stdout.str() + result.stderr.str() + capfd.readouterr().err
+    assert result.ret == 0, text[-2000:]
+    notes = [line for line in text.splitlines() if "pytest-awml: " in line and "waiting for building s/c/tensorrt-fp16" in line]
+    assert len(notes) >= 2, text[-2000:]  # every NOTE_EVERY_S, not once
+    assert "is held by pid " in notes[0] and f"on host {platform.node()}" in notes[0] and "waited 0 s of 30 s" in notes[0]
+    assert "waited 1 s of 30 s" in text
+    assert all(line.startswith("pytest-awml: [gw0] ") for line in notes) is bool(extra)
+
+
+# -- the Autoware bundle: all or nothing, and a hand-edited file is not overwritten ------------------------
+@pytest.fixture
+def graphs(tmp_path) -> Path:
+    """Two graphs with the inputs, outputs and metadata the bundle's checks read (no nodes: these rows
+    are about how the bundle's files are written, and exporting the real ones takes seconds)."""
+    from model_specs.centerpoint import autoware_rules as rules
+    from model_specs.centerpoint.autoware import manifest
+
+    model = manifest(TINY, AutowareSettings())["/**"]["ros__parameters"]["model_params"]
+    pcr, voxel, factor = model["point_cloud_range"], model["voxel_size"], model["downsample_factor"]
+    nx, ny = int((pcr[3] - pcr[0]) / voxel[0]), int((pcr[4] - pcr[1]) / voxel[1])
+    channels = {"heatmap": len(model["class_names"]), **rules.HEAD_CHANNELS}
+
+    def graph(path: Path, inputs, outputs, metadata) -> None:
+        info = helper.make_tensor_value_info
+        body = helper.make_graph([], path.stem, [info(n, TensorProto.FLOAT, s) for n, s in inputs], [info(n, TensorProto.FLOAT, s) for n, s in outputs])
+        model_proto = helper.make_model(body)
+        helper.set_model_props(model_proto, metadata)
+        onnx.save(model_proto, str(path))
+
+    graph(tmp_path / rules.ENCODER_ONNX, [("voxels", ["v", rules.MAX_POINTS_PER_VOXEL, model["encoder_in_feature_size"]])],
+          [("features", ["v", 1, rules.ENCODER_OUT_FEATURES])], {})
+    graph(tmp_path / rules.HEAD_ONNX, [("canvas", [1, rules.ENCODER_OUT_FEATURES, ny, nx])],
+          [(n, [1, channels[n], ny // factor, nx // factor]) for n in rules.HEAD_OUTPUTS], {"rot_y_axis_reference": "true"})
+    return tmp_path
+
+
+def _write_bundle(graphs: Path, folder: Path, settings=None, schema_path=None) -> list[Path]:
+    from model_specs.centerpoint import autoware_rules as rules
+    from model_specs.centerpoint.autoware import write_bundle
+
+    return write_bundle(folder, graphs / rules.ENCODER_ONNX, graphs / rules.HEAD_ONNX, TINY, settings or AutowareSettings(), schema_path)
+
+
+def _fp32_only(tmp_path: Path) -> Path:
+    schema = {"properties": {"/**": {"properties": {"ros__parameters": {"properties": {"trt_precision": {"enum": ["fp32"]}}}}}}}
+    (tmp_path / "schema.json").write_text(json.dumps(schema))
+    return tmp_path / "schema.json"
+
+
+BUNDLE_FAULTS = [
+    # (id, keyword arguments of the failing write, message fragment)
+    ("breaks the schema", lambda tmp: {"schema_path": _fp32_only(tmp)}, "the bundle's manifest breaks"),
+    ("breaks Autoware's rules", lambda tmp: {"settings": AutowareSettings(trt_precision="fp64")}, "would not load in autoware_lidar_centerpoint"),
+]
+
+
+@pytest.mark.parametrize("first", [False, True], ids=["fresh folder", "over a previous bundle"])
+@pytest.mark.parametrize("make, fragment", [row[1:] for row in BUNDLE_FAULTS], ids=[row[0] for row in BUNDLE_FAULTS])
+def test_a_bundle_that_fails_its_checks_is_not_left_looking_complete(graphs, tmp_path, make, fragment, first):
+    folder = tmp_path / "out" / "centerpoint-tiny"
+    if first:
+        _write_bundle(graphs, folder)
+    before = {p.name: p.read_bytes() for p in folder.iterdir()} if first else {}
+    with pytest.raises(ArtifactError, match=fragment) as info:
+        _write_bundle(graphs, folder, **make(tmp_path))
+    after = {p.name: p.read_bytes() for p in folder.iterdir()}
+    assert after == before  # nothing of the failed bundle; the previous one byte for byte
+    assert ("the bundle a previous run wrote there is unchanged" if first else "the folder holds no bundle") in str(info.value)
+
+
+def test_a_hand_edited_manifest_is_not_overwritten(graphs, tmp_path):
+    from model_specs.centerpoint import autoware_rules as rules
+
+    folder = tmp_path / "centerpoint-tiny"
+    _write_bundle(graphs, folder)
+    _write_bundle(graphs, folder)  # what the plugin wrote is replaced without a word
+    edited = (folder / rules.MANIFEST).read_text().replace("0.35", "0.4")
+    (folder / rules.MANIFEST).write_text(edited)
+    with pytest.raises(ArtifactError, match=f"{folder / rules.MANIFEST} changed since pytest-awml wrote it .*none was written. Move it away"):
+        _write_bundle(graphs, folder)
+    assert (folder / rules.MANIFEST).read_text() == edited
+    (folder / rules.MANIFEST).rename(folder / "mine.yaml")
+    assert [p.name for p in _write_bundle(graphs, folder)][-1] == rules.MANIFEST
+
+
+# -- golden updates: all or nothing ----------------------------------------------------------------------
+def test_a_golden_update_with_one_refused_component_writes_none(tmp_path):
+    """A checkpoint whose head gives NaN: the encoder's outputs are finite, and still not written
+    (its update runs first); the whole set is refused, naming the component that holds NaN."""
+    import dataclasses
+    import types
+
+    import toy
+    from pytest_awml import suite
+    from pytest_awml.cases import Case
+    from pytest_awml.workspace import Workspace
+
+    def nan_head(checkpoint, seed):
+        model = toy.build_model(checkpoint, seed)
+        with torch.no_grad():
+            model.head.weight.fill_(float("nan"))
+        return model
+
+    spec = dataclasses.replace(toy.SPEC, build_model=nan_head)
+    golden = tmp_path / "golden"
+    plan = toy.plan(tmp_path, specs=(spec,), golden=golden, update_golden=True)
+    workspace = Workspace(plan, ArtifactStore(plan.options.artifacts))
+    request = types.SimpleNamespace(node=types.SimpleNamespace(user_properties=[], nodeid="awml::test_drift[toy/enc]"))
+    with pytest.raises(ArtifactError, match="an update is all or nothing, and head hold NaN or Inf \\(head: output z of sample 0"):
+        suite._update_golden(request, workspace, GoldenStore(golden), Case(spec, spec.components[0]), {"y": toy.FP32["fp32"]["*"]})
+    assert not list(golden.rglob("*.npz")) and not list(golden.rglob("*.json"))

@@ -4,13 +4,15 @@ that node runs on the bundle's graphs.
 The bundle (Autoware's manifest layout v4.1): ``pts_voxel_encoder.onnx``, ``pts_backbone_neck_head.onnx``
 (exported with ``rot_y_axis_reference``, as AWML ships it), ``ml_package.param.yaml`` and
 ``detection_class_remapper.param.yaml``. The two graphs are copied from the artifacts the run tested,
-byte for byte; ``check_bundle`` holds every file to the rules in :mod:`autoware_rules` and to each other.
+byte for byte; ``check_bundle`` holds every file to the rules in :mod:`autoware_rules` and to each other,
+before the bundle replaces the previous one (``write_bundle``: all or nothing; hand-edited files refused).
 """
 
 from __future__ import annotations
 
 import math
 import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -21,7 +23,9 @@ import torch
 from model_specs.centerpoint import autoware_rules as rules
 from model_specs.centerpoint.config import CenterPointConfig
 from model_specs.centerpoint.decode import Detections, as_tensors, greedy_keep, where_decoded
+from pytest_awml import schema
 from pytest_awml.errors import ArtifactError
+from pytest_awml.paths import commit_staged, edited_since_written, no_link, write_error
 
 
 @dataclass(frozen=True)
@@ -100,8 +104,15 @@ def remapper() -> dict[str, Any]:
 
 
 def write_bundle(folder: Path, encoder_onnx: Path, head_onnx: Path, cfg: CenterPointConfig,
-                 settings: AutowareSettings) -> list[Path]:
-    """Copy the two tested graphs and write the manifest and the remapper; raise when they disagree."""
+                 settings: AutowareSettings, schema_path: Path | None = None) -> list[Path]:
+    """Copy the two tested graphs and write the manifest and the remapper; raise when they disagree,
+    break Autoware's rules or the consumer's schema at ``schema_path``.
+
+    The files are written and checked in a staging folder, and moved into ``folder`` only when every
+    check passed (the manifest last): a bundle that fails is removed, and the one a previous run wrote
+    stays as it was, never half-replaced nor looking complete. A file of ``folder`` that changed since
+    the plugin wrote it (a manifest tuned by hand) is refused rather than overwritten: its edits exist
+    nowhere else, and a warning in a CI log is easily missed; moving it away is one command."""
     import yaml  # PyYAML writes the ROS 2 parameter files; a hand-written emitter would get quoting wrong
 
     layout = rules.POINT_LAYOUTS.get(cfg.point_features)
@@ -112,16 +123,37 @@ def write_bundle(folder: Path, encoder_onnx: Path, head_onnx: Path, cfg: CenterP
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise ArtifactError(f"--awml-autoware {folder.parent}: {folder} is a file; give a folder")
+    names = (rules.ENCODER_ONNX, rules.HEAD_ONNX, rules.REMAPPER, rules.MANIFEST)
+    no_link(folder, folder.parent)
     folder.mkdir(parents=True, exist_ok=True)
-    paths = [folder / rules.ENCODER_ONNX, folder / rules.HEAD_ONNX, folder / rules.MANIFEST, folder / rules.REMAPPER]
-    shutil.copyfile(encoder_onnx, paths[0])
-    shutil.copyfile(head_onnx, paths[1])
-    paths[2].write_text(yaml.safe_dump(manifest(cfg, settings), sort_keys=False))
-    paths[3].write_text(yaml.safe_dump(remapper(), sort_keys=False))
-    problems = check_bundle(folder)
-    if problems:
-        raise ArtifactError(f"the Autoware bundle in {folder} would not load in autoware_lidar_centerpoint: " + "; ".join(problems))
-    return paths
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=folder))
+    try:
+        staged = {name: staging / name for name in names}
+        shutil.copyfile(encoder_onnx, staged[rules.ENCODER_ONNX])
+        shutil.copyfile(head_onnx, staged[rules.HEAD_ONNX])
+        staged[rules.MANIFEST].write_text(yaml.safe_dump(manifest(cfg, settings), sort_keys=False))
+        staged[rules.REMAPPER].write_text(yaml.safe_dump(remapper(), sort_keys=False))
+        problems = check_bundle(staging)
+        if problems:
+            raise ArtifactError(f"the Autoware bundle for {folder} would not load in autoware_lidar_centerpoint: " + "; ".join(problems)
+                                + f". It was not written ({_kept(folder)})")
+        problems = schema_problems(staging, schema_path) if schema_path is not None else []
+        if problems:
+            raise ArtifactError(f"the bundle's manifest breaks {schema_path}: " + "; ".join(problems) + f". It was not written ({_kept(folder)})")
+        edited = edited_since_written(folder, staged)
+        if edited:
+            raise ArtifactError(f"{', '.join(map(str, edited))} changed since pytest-awml wrote it (edited by hand?): the new "
+                                f"bundle would overwrite it, so none was written. Move it away (mv {edited[0]} {edited[0]}.mine) "
+                                "or delete it and run again; to keep edited thresholds, set them in the spec's AutowareSettings")
+        return commit_staged(folder, staged, last=rules.MANIFEST)
+    except OSError as exc:
+        raise write_error(folder, "the Autoware bundle", exc) from exc
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _kept(folder: Path) -> str:
+    return "the bundle a previous run wrote there is unchanged" if (folder / rules.MANIFEST).exists() else "the folder holds no bundle"
 
 
 def _shapes(values) -> list[list]:
@@ -158,17 +190,12 @@ def check_bundle(folder: Path) -> list[str]:
 
 
 def schema_problems(folder: Path, schema_dir: Path) -> list[str]:
-    """The manifest against a real Autoware checkout's ``schema/ml_package.schema.json`` (``--awml-autoware-schema``)."""
-    import json
-
-    import jsonschema
+    """The manifest against a real Autoware checkout's ``schema/ml_package.schema.json`` (``--awml-autoware-schema``),
+    offline (:mod:`pytest_awml.schema`: no ``$ref`` is fetched)."""
     import yaml
 
-    schema_path = Path(schema_dir) / "ml_package.schema.json" if Path(schema_dir).is_dir() else Path(schema_dir)
-    schema = json.loads(schema_path.read_text())
     params = yaml.safe_load((Path(folder) / rules.MANIFEST).read_text())
-    validator = jsonschema.Draft7Validator(schema)
-    return [f"{schema_path.name}: {'/'.join(map(str, e.absolute_path)) or '(top)'}: {e.message}" for e in validator.iter_errors(params)]
+    return schema.load(schema_dir).problems(params)
 
 
 def decode_autoware(heads: Mapping[str, np.ndarray], cfg: CenterPointConfig, settings: AutowareSettings) -> Detections:

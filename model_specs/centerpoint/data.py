@@ -5,8 +5,8 @@ nuScenes ``.bin`` files) is not a model input and is dropped, as mmdet3d's LoadP
 overwrites it with the time lag. A single file has no past sweeps, so its points get lag 0, which is
 what Autoware's densification gives on its first frame; with the config's ``pad_empty_sweeps`` (AWML's
 setting) the scan also stands in for each past sweep, lag 0, as mmdet3d's LoadPointsFromMultiSweeps pads
-a sample without sweeps. PCD files (ascii, binary and the
-binary_compressed PCL tools write for recorded scans) are read by pypcd4. Every malformed input ends
+a sample without sweeps. PCD files (ascii, binary and the binary_compressed PCL tools write for recorded
+scans) are read by :mod:`pcd` (pypcd4, behind a field-by-field header check). Every malformed input ends
 in a :class:`DataError` that names the file and what is wrong, never in an exception from deep inside
 a reader or torch; a scan with more occupied pillars than the model keeps is read, and the cut is
 said (a logged warning and a :class:`~pytest_awml.models.DataWarning`, which the report keeps).
@@ -15,13 +15,13 @@ said (a logged warning and a :class:`~pytest_awml.models.DataWarning`, which the
 from __future__ import annotations
 
 import logging
-import struct
 import warnings
 from pathlib import Path
 from typing import Mapping
 
 import numpy as np
 
+from model_specs.centerpoint import pcd
 from model_specs.centerpoint.config import CenterPointConfig
 from model_specs.centerpoint.scene import Scene, Sweep
 from pytest_awml.errors import DataError
@@ -36,10 +36,6 @@ BIN_WIDTHS = (SWEEP_FEATURES, FILE_FEATURES)
 OPTIONS = {"point_features": f"columns of a .bin scan: {FILE_FEATURES} (x, y, z, intensity, ring: T4/nuScenes, the default) "
                              f"or {SWEEP_FEATURES} (KITTI)"}
 """The ``--awml-data-option`` keys :func:`load` reads, and what each means."""
-# A PCD header is a dozen short lines; past these bounds the file is not a PCD (or not its header).
-PCD_HEADER_LINES, PCD_HEADER_LINE_BYTES = 32, 4096
-# What pypcd4 (numpy, pydantic, lzf, struct underneath) raises on a file it cannot read.
-_PCD_ERRORS = (ValueError, KeyError, IndexError, TypeError, RuntimeError, EOFError, OSError, struct.error, UnicodeDecodeError)
 def load(path: Path, options: Mapping[str, str], cfg: CenterPointConfig | None = None) -> list[Scene]:
     """One scene per file; a folder gives its point-cloud files in name order. With ``cfg``, a scan
     whose pillars the voxelizer would cut to ``cfg.max_voxels`` is reported."""
@@ -112,7 +108,7 @@ def read_points(path: Path, bin_width: int = FILE_FEATURES) -> np.ndarray:
     """[N, 4] float32 x, y, z, intensity with finite coordinates."""
     if not path.is_file():
         raise DataError(f"{path}: no such file")
-    reader = {".bin": _read_bin, ".npy": _read_npy, ".pcd": _read_pcd}.get(path.suffix)
+    reader = {".bin": _read_bin, ".npy": _read_npy, ".pcd": pcd.read}.get(path.suffix)
     if reader is None:
         raise DataError(f"{path}: unknown point cloud format; use {', '.join(SUFFIXES)}")
     points = reader(path, bin_width) if path.suffix == ".bin" else reader(path)
@@ -138,56 +134,6 @@ def _read_npy(path: Path) -> np.ndarray:
     if array.ndim != 2 or array.shape[1] not in BIN_WIDTHS:
         raise DataError(f"{path}: shape {array.shape}; expected N x 4 or N x 5 (x, y, z, intensity[, ring or time lag])")
     return array
-
-
-def _pcd_header(path: Path) -> tuple[list[str], int]:
-    """The header lines up to DATA and where the data starts: read here only to check them before
-    pypcd4 reads the data."""
-    lines = []
-    with open(path, "rb") as handle:
-        for _ in range(PCD_HEADER_LINES):
-            text = handle.readline(PCD_HEADER_LINE_BYTES).decode("ascii", "replace").strip()
-            if text and not text.startswith("#"):
-                lines.append(text)
-            if text.upper().startswith("DATA"):
-                return lines, handle.tell()
-    raise DataError(f"{path}: no PCD header (no DATA line in its first {PCD_HEADER_LINES} lines)")
-
-
-def _read_pcd(path: Path) -> np.ndarray:
-    from pydantic import ValidationError
-    from pypcd4 import MetaData, PointCloud
-
-    lines, data_offset = _pcd_header(path)
-    try:
-        meta = MetaData.parse_header(lines)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']).upper() or 'header'}: {e['msg']}" for e in exc.errors())
-        raise DataError(f"{path}: malformed PCD header ({problems})") from None
-    lengths = {"FIELDS": len(meta.fields), "SIZE": len(meta.size), "TYPE": len(meta.type), "COUNT": len(meta.count)}
-    if len(set(lengths.values())) != 1:  # pypcd4 indexes SIZE/TYPE/COUNT by FIELDS and would ignore extras
-        raise DataError(f"{path}: the PCD header's lines disagree on the number of fields "
-                        f"({', '.join(f'{k} {v}' for k, v in lengths.items())})")
-    missing = [f for f in ("x", "y", "z") if f not in meta.fields]
-    if missing:
-        raise DataError(f"{path}: PCD has no field(s) {missing}; it has {list(meta.fields)}")
-    if meta.data.value == "binary":
-        available, itemsize = path.stat().st_size - data_offset, meta.build_dtype().itemsize
-        if available < meta.points * itemsize:
-            raise DataError(f"{path}: binary PCD is {available} bytes of data, the header says {meta.points} points x {itemsize} "
-                            "bytes (cut short?)")
-    try:
-        cloud = PointCloud.from_path(path)
-    except _PCD_ERRORS as exc:
-        raise DataError(f"{path}: pypcd4 cannot read its {meta.data.value} data ({type(exc).__name__}: {exc})") from None
-    table = np.atleast_1d(cloud.pc_data)  # an ascii file of one point loads as a 0-d record
-    if len(table) != meta.points:
-        raise DataError(f"{path}: the PCD header says {meta.points} points, the file holds {len(table)} (cut short?)")
-    multi = [f for f in ("x", "y", "z") if f not in table.dtype.names]
-    if multi:
-        raise DataError(f"{path}: PCD field(s) {multi} have COUNT > 1; x, y and z must be single values")
-    intensity = table["intensity"] if "intensity" in table.dtype.names else np.zeros(len(table), np.float32)
-    return np.column_stack([table["x"], table["y"], table["z"], intensity]).astype(np.float32)
 
 
 def _normalise(path: Path, points: np.ndarray) -> np.ndarray:
