@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from model_specs.centerpoint.config import POINT_FEATURES, CenterPointConfig
+from model_specs.centerpoint.convnext_pc import MMPRETRAIN_STAGES, ConvNeXtPCConfig
 from model_specs.mmconfig import MAX_EXPONENT, Sections, TrainingConfig, _Reader, read_config  # noqa: F401 (re-exported)
 
 # Component types this project implements, by config section. AWML registers subclasses under
@@ -23,9 +24,9 @@ from model_specs.mmconfig import MAX_EXPONENT, Sections, TrainingConfig, _Reader
 SUPPORTED = {
     "model": ("CenterPoint",),
     "data_preprocessor": ("Det3DDataPreprocessor",),
-    "pts_voxel_encoder": ("PillarFeatureNet",),
+    "pts_voxel_encoder": ("PillarFeatureNet", "BackwardPillarFeatureNet"),
     "pts_middle_encoder": ("PointPillarsScatter",),
-    "pts_backbone": ("SECOND",),
+    "pts_backbone": ("SECOND", "ConvNeXt_PC"),
     "pts_neck": ("SECONDFPN",),
     "pts_bbox_head": ("CenterHead",),
     "separate_head": ("SeparateHead", "CustomSeparateHead"),
@@ -45,7 +46,14 @@ MMDET3D_DEFAULTS = {
     "separate_head": dict(head_conv=64, final_kernel=1, init_bias=-2.19, norm_cfg=dict(type="BN2d")),
     "bbox_coder": dict(max_num=100, score_threshold=None, post_center_range=None),
     "voxel_layer": dict(max_voxels=20000),
+    # AWML's ConvNeXt_PC signature (projects/ConvNeXt_PC/backbones/convnext_pc.py at 7a6ec07)
+    "convnext_pc": dict(in_channels=3, norm_cfg=dict(type="LN2d", eps=1e-6), act_cfg=dict(type="GELU"), linear_pw_conv=True,
+                        layer_scale_init_value=1e-6, out_indices=-1, gap_before_final_norm=True, first_downsample=1,
+                        large_arch=None),
 }
+# What ConvNeXt_PC's inference does not depend on: stochastic depth, freezing, activation checkpointing, the
+# stem size of the parent class (its stem is replaced), and weights loading.
+_CONVNEXT_TRAINING_ONLY = ("drop_path_rate", "frozen_stages", "with_cp", "stem_patch_size", "init_cfg")
 
 
 def to_centerpoint(config: TrainingConfig, base: CenterPointConfig) -> CenterPointConfig:
@@ -91,6 +99,9 @@ class _ConfigFields(Sections):
         model = self.model
         encoder = {**defaults["pillar_feature_net"], **model["pts_voxel_encoder"]}
         backbone = {**defaults["second"], **model["pts_backbone"]}
+        convnext = self.convnext_pc(model["pts_backbone"], int(encoder["feat_channels"][-1]))
+        if convnext is not None:  # the neck reads the output stages' widths
+            backbone["out_channels"] = convnext.out_channels
         neck = {**defaults["second_fpn"], **model["pts_neck"]}
         head = {**defaults["center_head"], **model["pts_bbox_head"]}
         separate = {**defaults["separate_head"], **head["separate_head"]}
@@ -138,6 +149,8 @@ class _ConfigFields(Sections):
             past_sweeps=past_sweeps,
             pfn_channels=tuple(int(c) for c in encoder["feat_channels"]),
             pfn_norm=self.norm("pts_voxel_encoder", encoder["norm_cfg"]),
+            voxel_center_z=model["pts_voxel_encoder"]["type"].split(".")[-1] != "BackwardPillarFeatureNet",
+            convnext=convnext,
             backbone_channels=tuple(int(c) for c in backbone["out_channels"]),
             backbone_layers=tuple(int(n) for n in backbone["layer_nums"]),
             backbone_strides=tuple(int(s) for s in backbone["layer_strides"]),
@@ -160,3 +173,37 @@ class _ConfigFields(Sections):
             nms_min_radius=float((test.get("min_radius") or [base.nms_min_radius])[0]),
             post_max_size=int(test.get("post_max_size", base.post_max_size)),
         )
+
+    def convnext_pc(self, node: Mapping[str, Any], canvas_channels: int) -> ConvNeXtPCConfig | None:
+        """AWML's ConvNeXt_PC as it infers, or None for SECOND; what it cannot compute here is refused by name."""
+        if node["type"].split(".")[-1] != "ConvNeXt_PC":
+            return None
+        section = "pts_backbone"
+        values = {**MMDET3D_DEFAULTS["convnext_pc"], **node}
+        depths = [int(d) for d in self.required(section, values, "depths")]
+        channels = [int(c) for c in self.required(section, values, "out_channels")]
+        if len(depths) != len(channels) or not depths:
+            raise self.fail(f"{section}: depths {depths} and out_channels {channels} must have one entry per stage")
+        if int(values["in_channels"]) != canvas_channels:
+            raise self.fail(f"{section}.in_channels is {values['in_channels']}, the pillar encoder gives {canvas_channels} channels",
+                            "set pts_backbone.in_channels to pts_voxel_encoder.feat_channels[-1]")
+        channels[0] = canvas_channels  # ConvNeXt_PC's stage 0 keeps the canvas's width, whatever out_channels[0] says
+        raw = values["out_indices"]
+        # a negative index counts from 4 (mmpretrain's four stages), not from the number of stages
+        indices = tuple(int(i) + MMPRETRAIN_STAGES if int(i) < 0 else int(i) for i in ([raw] if isinstance(raw, int) else raw))
+        if not indices or any(not 0 <= i < len(depths) for i in indices):
+            raise self.fail(f"{section}.out_indices {raw} name no stage of the {len(depths)} configured")
+        norm, act = values["norm_cfg"] or {}, values["act_cfg"] or {}
+        refused = [(key, f"{key}={values[key]!r} (implemented: {want!r})") for key, want in
+                   (("gap_before_final_norm", False), ("first_downsample", 1), ("large_arch", None), ("linear_pw_conv", True))
+                   if values[key] != want]
+        if norm.get("type") != "LN2d":
+            refused.append(("norm_cfg", f"norm_cfg type {norm.get('type')!r} (implemented: LN2d)"))
+        if act.get("type") != "GELU" or set(act) - {"type"}:
+            refused.append(("act_cfg", f"act_cfg {act} (implemented: exact GELU)"))
+        known = {"type", "in_channels", "out_channels", "depths", "out_indices", *MMDET3D_DEFAULTS["convnext_pc"], *_CONVNEXT_TRAINING_ONLY}
+        refused += [(key, f"{key} (ConvNeXt_PC takes no such argument)") for key in node if key not in known]
+        if refused:
+            raise self.unsupported(section, "; ".join(what for _, what in refused))
+        return ConvNeXtPCConfig(channels=tuple(channels), depths=tuple(depths), out_indices=indices,
+                                norm_eps=float(norm.get("eps", 1e-5)), layer_scale=float(values["layer_scale_init_value"]) > 0)

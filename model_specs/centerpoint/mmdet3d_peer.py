@@ -34,7 +34,7 @@ from model_specs.centerpoint.mmconfig import TrainingConfig, read_config, to_cen
 from model_specs.centerpoint.model import BackboneNeckHeadExport, CenterPoint, VoxelEncoderExport, calibration_shift
 from model_specs.centerpoint.scene import SceneConfig, make_scene
 from model_specs.centerpoint.voxelize import decorate, densify, scatter, voxelize
-from model_specs.recording import TENSOR_RTOL, array_sha256, max_abs as _max_abs, randomise_batchnorms, reference_weights, state_sha256, tensor_problems  # noqa: F401 (TENSOR_RTOL, state_sha256: re-exported)
+from model_specs.recording import TENSOR_RTOL, array_sha256, max_abs as _max_abs, randomise_batchnorms, randomise_layer_norms, reference_weights, state_sha256, tensor_problems  # noqa: F401 (TENSOR_RTOL, state_sha256: re-exported)
 from model_specs.recording import Recording as SharedRecording
 
 HEADS = ("heatmap", "reg", "height", "dim", "rot", "vel")
@@ -126,6 +126,7 @@ def build_peer(config: TrainingConfig, seed: int, *, randomise_norms: bool = Tru
     peer.init_weights()
     if randomise_norms:
         randomise_batchnorms(peer, seed)
+        randomise_layer_norms(peer, seed + 1)  # ConvNeXt_PC's; CenterPoint with SECOND has none
     return peer.eval()
 
 
