@@ -24,6 +24,8 @@ AWML_PACKAGES = {"projects.CenterPoint.models": "projects/CenterPoint/models/vox
 # heatmap placed so that tens of boxes survive circle NMS (a box comparison on a few boxes proves little).
 _DETECTIONS = {"centerpoint-shortrange": 120, "centerpoint-shortrange-tiny": 80, "centerpoint-convnextpc": 120,
                "centerpoint-convnextpc-small": 120, "centerpoint-convnextpc-tiny": 40}
+# sigmoid(-2.2 + 8) = 0.997: the best full-size scores stay apart in float32 (see Plan.heatmap_spread)
+HEATMAP_SPREAD = 8.0
 _SEEDS = {"centerpoint-shortrange": 21, "centerpoint-shortrange-tiny": 22, "centerpoint-convnextpc": 23,
           "centerpoint-convnextpc-small": 24, "centerpoint-convnextpc-tiny": 25}
 
@@ -34,7 +36,7 @@ def plans() -> tuple[Plan, ...]:
     for name, member in MEMBERS.items():
         cfg = model_config(name)
         out.append(Plan(name, member.config, cfg, scene_config(name, cfg), scene_seed=_SEEDS[name], full_tensors=member.tiny,
-                        calibration_detections=_DETECTIONS[name]))
+                        calibration_detections=_DETECTIONS[name], heatmap_spread=None if member.tiny else HEATMAP_SPREAD))
     return tuple(out)
 
 
