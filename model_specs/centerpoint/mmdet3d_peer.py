@@ -281,7 +281,9 @@ class BoxDifference:
     count: tuple[int, int]
     labels_equal: bool
     centre: float = math.inf
-    z_centre: float = math.inf  # our z (centre) against mmdet3d's bottom + height / 2
+    # our z (centre) against mmdet3d's bottom + height / 2, per metre of height above 1 m: mmdet3d keeps the bottom
+    # in float32, so a box of height h has its centre to ~h x 6e-8 (seeded full-size heads reach heights of 1e20 m)
+    z_centre: float = math.inf
     size: float = math.inf
     yaw: float = math.inf
     score: float = math.inf
@@ -303,7 +305,7 @@ def box_difference(ours: Detections, boxes: np.ndarray, scores: np.ndarray, labe
     return BoxDifference(
         count, bool(np.array_equal(ours.labels, labels)),
         centre=float(np.abs(ours.boxes[:, :2] - boxes[:, :2]).max()),
-        z_centre=float(np.abs(ours.boxes[:, 2] - theirs_z).max()),
+        z_centre=float((np.abs(ours.boxes[:, 2] - theirs_z) / np.maximum(1.0, boxes[:, 5])).max()),
         size=float(np.abs(ours.boxes[:, 3:6] - boxes[:, 3:6]).max()),
         yaw=float(yaw.max()),
         score=float(np.abs(ours.scores - scores).max()),
