@@ -444,11 +444,12 @@ CONVNEXT_FAULTS = [
     (dict(use_grn=True), "use_grn (ConvNeXt_PC takes no such argument)"),
     (dict(in_channels=64), "pts_backbone.in_channels is 64, the pillar encoder gives 32 channels"),
     (dict(depths=[3, 2, 1]), "must have one entry per stage"),
-    (dict(out_indices=[2, 3, 5]), "out_indices [2, 3, 5] name no stage of the 5 configured"),
+    (dict(out_indices=[2, 3, 5]), "out_indices [2, 3, 5] must name distinct stages of the 5 configured"),
+    (dict(out_indices=[2, 2, 4]), "out_indices [2, 2, 4] must name distinct stages"),
 ]
 
 
-@pytest.mark.parametrize("change, fragment", CONVNEXT_FAULTS, ids=[next(iter(c)) for c, _ in CONVNEXT_FAULTS])
+@pytest.mark.parametrize("change, fragment", CONVNEXT_FAULTS, ids=[f"{next(iter(c))}{i}" for i, (c, _) in enumerate(CONVNEXT_FAULTS)])
 def test_a_convnext_pc_the_spec_cannot_compute_is_refused_by_name(change, fragment):
     from model_specs.centerpoint.mmconfig import to_centerpoint
 

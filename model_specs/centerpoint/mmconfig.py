@@ -190,20 +190,21 @@ class _ConfigFields(Sections):
         channels[0] = canvas_channels  # ConvNeXt_PC's stage 0 keeps the canvas's width, whatever out_channels[0] says
         raw = values["out_indices"]
         # a negative index counts from 4 (mmpretrain's four stages), not from the number of stages
-        indices = tuple(int(i) + MMPRETRAIN_STAGES if int(i) < 0 else int(i) for i in ([raw] if isinstance(raw, int) else raw))
-        if not indices or any(not 0 <= i < len(depths) for i in indices):
-            raise self.fail(f"{section}.out_indices {raw} name no stage of the {len(depths)} configured")
+        listed = [int(i) + MMPRETRAIN_STAGES if int(i) < 0 else int(i) for i in ([raw] if isinstance(raw, int) else raw)]
+        if not listed or len(set(listed)) != len(listed) or any(not 0 <= i < len(depths) for i in listed):
+            raise self.fail(f"{section}.out_indices {raw} must name distinct stages of the {len(depths)} configured")
+        indices = tuple(sorted(listed))  # the outputs (and their norms) come in stage order, whatever the list's
         norm, act = values["norm_cfg"] or {}, values["act_cfg"] or {}
-        refused = [(key, f"{key}={values[key]!r} (implemented: {want!r})") for key, want in
+        refused = [f"{key}={values[key]!r} (implemented: {want!r})" for key, want in
                    (("gap_before_final_norm", False), ("first_downsample", 1), ("large_arch", None), ("linear_pw_conv", True))
                    if values[key] != want]
         if norm.get("type") != "LN2d":
-            refused.append(("norm_cfg", f"norm_cfg type {norm.get('type')!r} (implemented: LN2d)"))
+            refused.append(f"norm_cfg type {norm.get('type')!r} (implemented: LN2d)")
         if act.get("type") != "GELU" or set(act) - {"type"}:
-            refused.append(("act_cfg", f"act_cfg {act} (implemented: exact GELU)"))
+            refused.append(f"act_cfg {act} (implemented: exact GELU)")
         known = {"type", "in_channels", "out_channels", "depths", "out_indices", *MMDET3D_DEFAULTS["convnext_pc"], *_CONVNEXT_TRAINING_ONLY}
-        refused += [(key, f"{key} (ConvNeXt_PC takes no such argument)") for key in node if key not in known]
+        refused += [f"{key} (ConvNeXt_PC takes no such argument)" for key in node if key not in known]
         if refused:
-            raise self.unsupported(section, "; ".join(what for _, what in refused))
+            raise self.unsupported(section, "; ".join(refused))
         return ConvNeXtPCConfig(channels=tuple(channels), depths=tuple(depths), out_indices=indices,
                                 norm_eps=float(norm.get("eps", 1e-5)), layer_scale=float(values["layer_scale_init_value"]) > 0)
