@@ -97,6 +97,8 @@ def reference_weights(shapes: list[tuple[str, tuple[int, ...]]], seed: int) -> d
             value = 1.0 + 0.1 * rng.standard_normal(shape)
         elif owner in norms and name == "bias":
             value = 0.05 * rng.standard_normal(shape)
+        elif name in ("weight", "gamma") and len(shape) == 1:  # a LayerNorm's scale, a ConvNeXt block's layer scale
+            value = 1.0 + 0.1 * rng.standard_normal(shape)
         elif name == "weight":  # conv / linear: keeps the activations' variance through ReLUs
             value = rng.standard_normal(shape) * math.sqrt(2.0 / int(np.prod(shape[1:])))
         elif name == "bias":
@@ -123,6 +125,19 @@ def randomise_batchnorms(model: torch.nn.Module, seed: int) -> None:
                 module.bias.copy_(0.05 * torch.randn(n, generator=generator))
                 module.running_mean.copy_(0.05 * torch.randn(n, generator=generator))
                 module.running_var.copy_(1.0 + 0.2 * torch.rand(n, generator=generator))
+
+
+def randomise_layer_norms(model: torch.nn.Module, seed: int) -> None:
+    """LayerNorm affines and layer scales (parameters named ``gamma``) near identity but not equal to it, so that
+    a swapped or dropped one shows (upstream init leaves them at 1 and 0, or at the config's scale). A model
+    without either is left as it is."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            owner = model.get_submodule(name.rsplit(".", 1)[0]) if "." in name else model
+            if isinstance(owner, torch.nn.LayerNorm) or name.rsplit(".", 1)[-1] == "gamma":
+                noise = torch.randn(parameter.shape, generator=generator)
+                parameter.copy_(0.05 * noise if name.endswith(".bias") else 1.0 + 0.1 * noise)
 
 
 def max_abs(a: np.ndarray, b: np.ndarray) -> float:

@@ -70,9 +70,9 @@ def _config(tmp_path, **model_changes) -> TrainingConfig:
 
 
 @pytest.mark.parametrize("changes, words", [
-    (dict(pts_voxel_encoder=dict(type="BackwardPillarFeatureNet")), "pts_voxel_encoder: not supported: BackwardPillarFeatureNet"),
+    (dict(pts_voxel_encoder=dict(type="HardVFE")), "pts_voxel_encoder: not supported: HardVFE"),
     (dict(pts_voxel_encoder=dict(legacy=True)), "pts_voxel_encoder: not supported: decoration other than"),
-    (dict(pts_backbone=dict(type="ConvNeXt_PC")), "pts_backbone: not supported: ConvNeXt_PC"),
+    (dict(pts_backbone=dict(type="ResNet")), "pts_backbone: not supported: ResNet"),
     (dict(pts_bbox_head=dict(separate_head=dict(type="DCNSeparateHead"))), "separate_head: not supported: DCNSeparateHead"),
     (dict(pts_bbox_head=dict(common_heads=dict(reg=(2, 2), height=(1, 2), dim=(3, 2), rot=(2, 2)))), "common_heads"),
     (dict(pts_voxel_encoder=dict(voxel_size=[0.3, 0.3, 8.0])), r"pts_voxel_encoder.voxel_size is \[0.3, 0.3, 8.0\], but the voxel layer makes it \[0.4, 0.4, 8.0\]"),

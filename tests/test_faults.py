@@ -1025,3 +1025,38 @@ def test_a_golden_update_with_one_refused_component_writes_none(tmp_path):
     with pytest.raises(ArtifactError, match="an update is all or nothing, and head hold NaN or Inf \\(head: output z of sample 0"):
         suite._update_golden(request, workspace, GoldenStore(golden), Case(spec, spec.components[0]), {"y": toy.FP32["fp32"]["*"]})
     assert not list(golden.rglob("*.npz")) and not list(golden.rglob("*.json"))
+# -- ConvNeXt_PC in a training config: what the spec cannot compute is refused by name -------------------
+FAMILY_CONFIGS = Path(__file__).parents[1] / "model_specs" / "centerpoint" / "configs"
+CONVNEXT_FAULTS = [
+    # (changes to the tiny ConvNeXtPC config's pts_backbone, message fragment)
+    (dict(gap_before_final_norm=True), "pts_backbone: not supported: gap_before_final_norm=True"),
+    (dict(first_downsample=0), "first_downsample=0"),
+    (dict(large_arch=dict(stages=[3], large_kernel_sizes=[31])), "large_arch="),
+    (dict(linear_pw_conv=False), "linear_pw_conv=False"),
+    (dict(norm_cfg=dict(type="BN")), "norm_cfg type 'BN' (implemented: LN2d)"),
+    (dict(act_cfg=dict(type="ReLU")), "act_cfg {'type': 'ReLU'} (implemented: exact GELU)"),
+    (dict(use_grn=True), "use_grn (ConvNeXt_PC takes no such argument)"),
+    (dict(in_channels=64), "pts_backbone.in_channels is 64, the pillar encoder gives 32 channels"),
+    (dict(depths=[3, 2, 1]), "must have one entry per stage"),
+    (dict(out_indices=[2, 3, 5]), "out_indices [2, 3, 5] must name distinct stages of the 5 configured"),
+    (dict(out_indices=[2, 2, 4]), "out_indices [2, 2, 4] must name distinct stages"),
+]
+
+
+@pytest.mark.parametrize("change, fragment", CONVNEXT_FAULTS, ids=[f"{next(iter(c))}{i}" for i, (c, _) in enumerate(CONVNEXT_FAULTS)])
+def test_a_convnext_pc_the_spec_cannot_compute_is_refused_by_name(change, fragment):
+    from model_specs.centerpoint.mmconfig import to_centerpoint
+
+    config = read_config(FAMILY_CONFIGS / "centerpoint_convnextpc_tiny.py")
+    with pytest.raises(SpecError, match="--awml-config") as info:
+        to_centerpoint(config.with_model(pts_backbone=change), TINY)
+    assert fragment in str(info.value)
+
+
+def test_a_convnext_pc_without_depths_is_refused_by_name():
+    from model_specs.centerpoint.mmconfig import to_centerpoint
+
+    config = read_config(FAMILY_CONFIGS / "centerpoint_convnextpc_tiny.py")
+    backbone = {k: v for k, v in config.values["model"]["pts_backbone"].items() if k != "depths"}
+    with pytest.raises(SpecError, match=r"pts_backbone.depths is not set \(the upstream class has no default for it\)"):
+        to_centerpoint(config.with_model(pts_backbone={**backbone, "_delete_": True}), TINY)

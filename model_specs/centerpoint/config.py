@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from model_specs.centerpoint.convnext_pc import ConvNeXtPCConfig
+
 # x, y, z, intensity, and the time lag of the sweep a point came from (0 for the current sweep):
 # mmdet3d's LoadPointsFromMultiSweeps writes the lag into column 4 (use_dim [0, 1, 2, 3, 4]) and
 # Autoware's densification does the same. Not the ring index a T4/nuScenes .bin holds in that column.
@@ -45,11 +47,16 @@ class CenterPointConfig:
     sweep_interval_s: float = 0.1  # a 10 Hz lidar: the time lag of the n-th past sweep is n x this
     pfn_channels: tuple[int, ...] = (32, 32)
     pfn_norm: tuple[float, float] = _AWML_BN
+    # PillarFeatureNet offsets a point from its pillar's centre in x, y and z; AWML's BackwardPillarFeatureNet
+    # (CenterPoint-ShortRange, -ConvNeXtPC) in x and y only, so its PFN takes one column fewer.
+    voxel_center_z: bool = True
     backbone_channels: tuple[int, int, int] = (64, 128, 256)
     backbone_layers: tuple[int, int, int] = (3, 5, 5)
     backbone_strides: tuple[int, int, int] = (1, 2, 2)
     backbone_norm: tuple[float, float] = _AWML_BN
     backbone_conv_bias: bool = False  # conv_cfg's bias (mmdet3d's default conv_cfg has none: BN follows)
+    # AWML's ConvNeXt_PC instead of SECOND (then backbone_channels are its output stages' widths, which the neck reads)
+    convnext: ConvNeXtPCConfig | None = None
     neck_channels: tuple[int, int, int] = (128, 128, 128)
     neck_upsample_strides: tuple[float, float, float] = (0.5, 1.0, 2.0)
     neck_norm: tuple[float, float] = _AWML_BN
@@ -90,8 +97,9 @@ class CenterPointConfig:
 
     @property
     def decorated_features(self) -> int:
-        """Raw features + 3 cluster-centre offsets + 3 voxel-centre offsets (non-legacy PillarFeatureNet)."""
-        return self.point_features + 6
+        """Raw features + 3 cluster-centre offsets + 3 voxel-centre offsets (non-legacy PillarFeatureNet; 2, x and y,
+        for BackwardPillarFeatureNet)."""
+        return self.point_features + 3 + (3 if self.voxel_center_z else 2)
 
     @property
     def head_size(self) -> tuple[int, int]:

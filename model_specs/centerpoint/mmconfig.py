@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from model_specs.centerpoint.config import CenterPointConfig
+from model_specs.centerpoint.convnext_pc import MMPRETRAIN_STAGES, ConvNeXtPCConfig
 from model_specs.centerpoint.mmpipeline import point_input
 from model_specs.mmconfig import MAX_EXPONENT, Sections, TrainingConfig, _Reader, read_config  # noqa: F401 (re-exported)
 
@@ -27,9 +28,9 @@ from model_specs.mmconfig import MAX_EXPONENT, Sections, TrainingConfig, _Reader
 SUPPORTED = {
     "model": ("CenterPoint",),
     "data_preprocessor": ("Det3DDataPreprocessor",),
-    "pts_voxel_encoder": ("PillarFeatureNet",),
+    "pts_voxel_encoder": ("PillarFeatureNet", "BackwardPillarFeatureNet"),
     "pts_middle_encoder": ("PointPillarsScatter",),
-    "pts_backbone": ("SECOND",),
+    "pts_backbone": ("SECOND", "ConvNeXt_PC"),
     "pts_neck": ("SECONDFPN",),
     "pts_bbox_head": ("CenterHead",),
     "separate_head": ("SeparateHead", "CustomSeparateHead"),
@@ -55,7 +56,14 @@ MMDET3D_DEFAULTS = {
     "bbox_coder": dict(max_num=100, score_threshold=None, post_center_range=None, code_size=9, y_axis_reference=False),
     "voxel_layer": dict(max_voxels=20000, deterministic=True),
     "data_preprocessor": dict(voxel=False, voxel_type="hard"),
+    # AWML's ConvNeXt_PC signature (projects/ConvNeXt_PC/backbones/convnext_pc.py at 7a6ec07)
+    "convnext_pc": dict(in_channels=3, norm_cfg=dict(type="LN2d", eps=1e-6), act_cfg=dict(type="GELU"), linear_pw_conv=True,
+                        layer_scale_init_value=1e-6, out_indices=-1, gap_before_final_norm=True, first_downsample=1,
+                        large_arch=None),
 }
+# What ConvNeXt_PC's inference does not depend on: stochastic depth, freezing, activation checkpointing, the
+# stem size of the parent class (its stem is replaced), and weights loading.
+_CONVNEXT_TRAINING_ONLY = ("drop_path_rate", "frozen_stages", "with_cp", "stem_patch_size", "init_cfg")
 
 _TRAINING = "a training setting"
 _LOSS = "a training loss"
@@ -88,6 +96,10 @@ FIELDS: dict[str, tuple[tuple[str, ...], dict[str, str]]] = {
         "max_pool_nms": "read by no mmdet3d CenterHead code"}),
 }
 FIELDS["CustomSeparateHead"] = FIELDS["SeparateHead"]  # AWML's subclass only sets the heatmap bias at construction
+# AWML's BackwardPillarFeatureNet takes PillarFeatureNet's arguments (it leaves out the pillar centre's z offset)
+FIELDS["BackwardPillarFeatureNet"] = FIELDS["PillarFeatureNet"]
+FIELDS["ConvNeXt_PC"] = (("in_channels", "out_channels", "depths", "out_indices", *MMDET3D_DEFAULTS["convnext_pc"]),
+                         {key: "a training setting of ConvNeXt_PC" for key in _CONVNEXT_TRAINING_ONLY})
 
 
 def to_centerpoint(config: TrainingConfig, base: CenterPointConfig) -> CenterPointConfig:
@@ -142,7 +154,10 @@ class _ConfigFields(Sections):
         preprocessor = {**defaults["data_preprocessor"], **model["data_preprocessor"]}
         self.known("data_preprocessor", preprocessor)
         encoder = {**defaults["pillar_feature_net"], **model["pts_voxel_encoder"]}
+        convnext = self.convnext_pc(model["pts_backbone"], int(encoder["feat_channels"][-1]))
         backbone = {**defaults["second"], **model["pts_backbone"]}
+        if convnext is not None:  # the neck reads the output stages' widths; stage i is at stride 2**i
+            backbone["out_channels"] = convnext.out_channels
         neck = {**defaults["second_fpn"], **model["pts_neck"]}
         head = {**defaults["center_head"], **model["pts_bbox_head"]}
         separate = {**defaults["separate_head"], **head["separate_head"]}
@@ -206,7 +221,7 @@ class _ConfigFields(Sections):
         pfn_channels = tuple(int(c) for c in encoder["feat_channels"])
         self.channels(model["pts_middle_encoder"], backbone, neck, head, pfn_channels, (ny, nx))
         out_size_factor = int(self.required("bbox_coder", coder, "out_size_factor"))
-        self.stride(backbone, neck, out_size_factor)
+        self.stride(self.output_strides(backbone, convnext), neck, out_size_factor)
         self.test_settings(test, (nx, ny, nz), size, pcr, out_size_factor, coder)
         new = dataclasses.replace(
             new,
@@ -217,6 +232,8 @@ class _ConfigFields(Sections):
             **self.point_features(int(encoder["in_channels"]), pcr, base),
             pfn_channels=pfn_channels,
             pfn_norm=self.norm("pts_voxel_encoder", encoder["norm_cfg"]),
+            voxel_center_z=model["pts_voxel_encoder"]["type"].split(".")[-1] != "BackwardPillarFeatureNet",
+            convnext=convnext,
             backbone_channels=tuple(int(c) for c in backbone["out_channels"]),
             backbone_layers=tuple(int(n) for n in backbone["layer_nums"]),
             backbone_strides=tuple(int(s) for s in backbone["layer_strides"]),
@@ -270,7 +287,7 @@ class _ConfigFields(Sections):
                    "set output_shape to (ny, nx) of the voxel grid")
         self.agree("pts_backbone.in_channels", int(backbone["in_channels"]), "pts_voxel_encoder.feat_channels[-1]", pfn_channels[-1], fix)
         stages = len(backbone["out_channels"])
-        if not len(backbone["layer_nums"]) == len(backbone["layer_strides"]) == stages:
+        if backbone["type"].split(".")[-1] == "SECOND" and not len(backbone["layer_nums"]) == len(backbone["layer_strides"]) == stages:
             raise self.fail("pts_backbone: out_channels, layer_nums and layer_strides differ in length (mmdet3d asserts they agree)")
         if not len(neck["in_channels"]) == len(neck["out_channels"]) == len(neck["upsample_strides"]) == stages:
             raise self.fail(f"pts_neck: in_channels, out_channels and upsample_strides must have one entry per backbone stage ({stages})")
@@ -279,12 +296,21 @@ class _ConfigFields(Sections):
         self.agree("pts_bbox_head.in_channels", self.required("pts_bbox_head", head, "in_channels"), "sum(pts_neck.out_channels)",
                    sum(int(c) for c in neck["out_channels"]), fix)
 
-    def stride(self, backbone: Mapping[str, Any], neck: Mapping[str, Any], out_size_factor: int) -> None:
-        """The coder's ``out_size_factor`` against the grid cells per head cell the backbone and neck make."""
+    @staticmethod
+    def output_strides(backbone: Mapping[str, Any], convnext: ConvNeXtPCConfig | None) -> tuple[int, ...]:
+        """Each backbone output's stride against the canvas: SECOND's running product of its layer strides,
+        ConvNeXt_PC's 2**i for output stage i."""
+        if convnext is not None:
+            return tuple(2 ** i for i in convnext.out_indices)
         total, strides = 1, []
-        for layer, upsample in zip(backbone["layer_strides"], neck["upsample_strides"]):
+        for layer in backbone["layer_strides"]:
             total *= int(layer)
-            strides.append(total / float(upsample))
+            strides.append(total)
+        return tuple(strides)
+
+    def stride(self, output_strides: tuple[int, ...], neck: Mapping[str, Any], out_size_factor: int) -> None:
+        """The coder's ``out_size_factor`` against the grid cells per head cell the backbone and neck make."""
+        strides = [total / float(upsample) for total, upsample in zip(output_strides, neck["upsample_strides"])]
         for stride in strides:
             self.agree("bbox_coder.out_size_factor", out_size_factor, "pts_backbone.layer_strides and pts_neck.upsample_strides "
                        f"(every stage's output at stride {_stride_text(strides)})", stride, "set out_size_factor to the network's stride")
@@ -306,6 +332,41 @@ class _ConfigFields(Sections):
         ):
             if key in test:
                 self.agree(f"test_cfg.pts.{key}", value(test[key]), source, reference, fix)
+
+    def convnext_pc(self, node: Mapping[str, Any], canvas_channels: int) -> ConvNeXtPCConfig | None:
+        """AWML's ConvNeXt_PC as it infers, or None for SECOND; what it cannot compute here is refused by name."""
+        if node["type"].split(".")[-1] != "ConvNeXt_PC":
+            return None
+        section = "pts_backbone"
+        values = {**MMDET3D_DEFAULTS["convnext_pc"], **node}
+        depths = [int(d) for d in self.required(section, values, "depths")]
+        channels = [int(c) for c in self.required(section, values, "out_channels")]
+        if len(depths) != len(channels) or not depths:
+            raise self.fail(f"{section}: depths {depths} and out_channels {channels} must have one entry per stage")
+        if int(values["in_channels"]) != canvas_channels:
+            raise self.fail(f"{section}.in_channels is {values['in_channels']}, the pillar encoder gives {canvas_channels} channels",
+                            "set pts_backbone.in_channels to pts_voxel_encoder.feat_channels[-1]")
+        channels[0] = canvas_channels  # ConvNeXt_PC's stage 0 keeps the canvas's width, whatever out_channels[0] says
+        raw = values["out_indices"]
+        # a negative index counts from 4 (mmpretrain's four stages), not from the number of stages
+        listed = [int(i) + MMPRETRAIN_STAGES if int(i) < 0 else int(i) for i in ([raw] if isinstance(raw, int) else raw)]
+        if not listed or len(set(listed)) != len(listed) or any(not 0 <= i < len(depths) for i in listed):
+            raise self.fail(f"{section}.out_indices {raw} must name distinct stages of the {len(depths)} configured")
+        indices = tuple(sorted(listed))  # the outputs (and their norms) come in stage order, whatever the list's
+        norm, act = values["norm_cfg"] or {}, values["act_cfg"] or {}
+        refused = [f"{key}={values[key]!r} (implemented: {want!r})" for key, want in
+                   (("gap_before_final_norm", False), ("first_downsample", 1), ("large_arch", None), ("linear_pw_conv", True))
+                   if values[key] != want]
+        if norm.get("type") != "LN2d":
+            refused.append(f"norm_cfg type {norm.get('type')!r} (implemented: LN2d)")
+        if act.get("type") != "GELU" or set(act) - {"type"}:
+            refused.append(f"act_cfg {act} (implemented: exact GELU)")
+        known = {"type", "in_channels", "out_channels", "depths", "out_indices", *MMDET3D_DEFAULTS["convnext_pc"], *_CONVNEXT_TRAINING_ONLY}
+        refused += [f"{key} (ConvNeXt_PC takes no such argument)" for key in node if key not in known]
+        if refused:
+            raise self.unsupported(section, "; ".join(refused))
+        return ConvNeXtPCConfig(channels=tuple(channels), depths=tuple(depths), out_indices=indices,
+                                norm_eps=float(norm.get("eps", 1e-5)), layer_scale=float(values["layer_scale_init_value"]) > 0)
 
 
 def _stride_text(strides: list[float]) -> str:

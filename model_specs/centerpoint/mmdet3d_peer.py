@@ -34,11 +34,12 @@ from model_specs.centerpoint.mmconfig import TrainingConfig, read_config, to_cen
 from model_specs.centerpoint.model import BackboneNeckHeadExport, CenterPoint, VoxelEncoderExport, calibration_shift
 from model_specs.centerpoint.scene import SceneConfig, make_scene
 from model_specs.centerpoint.voxelize import decorate, densify, scatter, voxelize
-from model_specs.recording import TENSOR_RTOL, array_sha256, max_abs as _max_abs, randomise_batchnorms, reference_weights, state_sha256, tensor_problems  # noqa: F401 (TENSOR_RTOL, state_sha256: re-exported)
+from model_specs.recording import TENSOR_RTOL, array_sha256, max_abs as _max_abs, randomise_batchnorms, randomise_layer_norms, reference_weights, state_sha256, tensor_problems  # noqa: F401 (TENSOR_RTOL, state_sha256: re-exported)
 from model_specs.recording import Recording as SharedRecording
 
 HEADS = ("heatmap", "reg", "height", "dim", "rot", "vel")
 HEATMAP_BIAS = "pts_bbox_head.task_heads.0.heatmap.1.bias"
+HEATMAP_WEIGHT = "pts_bbox_head.task_heads.0.heatmap.1.weight"
 # AWML-only registry names in its configs and the mmdet3d classes that compute the same at inference
 # (CustomSeparateHead sets the heatmap bias in __init__, SeparateHead in init_weights; the focal-loss
 # variant only changes training).
@@ -66,6 +67,11 @@ class Plan:
     full_tensors: bool
     calibration_detections: int
     model_seed: int = 2024
+    # Regenerated full-size weights can give heatmap logits tens above the threshold: sigmoid then rounds many
+    # scores to 1.0, and boxes of equal score come in any order (from top-k and from circle NMS alike). A spread
+    # scales the heatmap's final conv so that the best logit lies at most this far above the calibrated
+    # threshold's; None (the first recordings) leaves it as drawn.
+    heatmap_spread: float | None = None
 
 
 PLANS = (
@@ -79,16 +85,18 @@ PLANS = (
 
 class Recording(SharedRecording):
     """A CenterPoint recording: a full-size one regenerates its weights and carries the calibrated
-    heatmap bias as ``heatmap_bias`` (the layout these files were first written in)."""
+    heatmap bias as ``heatmap_bias`` (the layout these files were first written in), and the heatmap's
+    scaled final conv, where the recording scaled it, as a stored ``state/`` tensor."""
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        """The weights mmdet3d ran with: stored (tiny) or regenerated (full size)."""
+        """The weights mmdet3d ran with: stored (tiny) or regenerated (full size) with the stored overrides."""
         stored = self.stored_state()
-        if stored:
+        if "heatmap_bias" not in self.arrays:
             return stored
         weights = self.meta["weights"]
         state = reference_weights([(k, tuple(s)) for k, s in self.meta["state_shapes"]], weights["seed"])
         state[HEATMAP_BIAS] = torch.from_numpy(np.array(self.arrays["heatmap_bias"]))
+        state.update(stored)
         return state
 
     @property
@@ -126,6 +134,7 @@ def build_peer(config: TrainingConfig, seed: int, *, randomise_norms: bool = Tru
     peer.init_weights()
     if randomise_norms:
         randomise_batchnorms(peer, seed)
+        randomise_layer_norms(peer, seed + 1)  # ConvNeXt_PC's; CenterPoint with SECOND has none
     return peer.eval()
 
 
@@ -163,13 +172,13 @@ def record_plan(plan: Plan, configs: Path) -> tuple["Recording", CenterPointConf
     scene = dataclasses.replace(plan.scene, past_sweeps=cfg.past_sweeps, sweep_interval_s=cfg.sweep_interval_s)
     points = densify(make_scene(plan.scene_seed, scene).sweeps, cfg)
     recording = record(config, cfg, points, seed=plan.model_seed, full_tensors=plan.full_tensors,
-                       calibration_detections=plan.calibration_detections)
+                       calibration_detections=plan.calibration_detections, heatmap_spread=plan.heatmap_spread)
     meta = {**recording.meta, "config": plan.config, "scene": dataclasses.asdict(scene), "scene_seed": plan.scene_seed}
     return Recording(recording.arrays, meta), cfg
 
 
 def record(config: TrainingConfig, cfg: CenterPointConfig, points: torch.Tensor, *, seed: int, full_tensors: bool,
-           calibration_detections: int) -> Recording:
+           calibration_detections: int, heatmap_spread: float | None = None) -> Recording:
     """Run mmdet3d on ``points`` (already densified) and keep each stage.
 
     The heatmap bias is shifted once so that ``calibration_detections`` cells of this scan pass the
@@ -185,9 +194,17 @@ def record(config: TrainingConfig, cfg: CenterPointConfig, points: torch.Tensor,
     if not full_tensors:
         shapes = [(k, tuple(v.shape)) for k, v in peer.state_dict().items()]
         peer.load_state_dict(reference_weights(shapes, seed), strict=True)
-    bias = dict(peer.named_parameters())[HEATMAP_BIAS]
+    parameters = dict(peer.named_parameters())
+    bias = parameters[HEATMAP_BIAS]
     with torch.no_grad():
-        bias.add_(calibration_shift(run_peer(peer, points)["heads"]["heatmap"], calibration_detections, cfg.score_threshold))
+        heatmap = run_peer(peer, points)["heads"]["heatmap"]
+        if heatmap_spread is not None:  # the final conv is linear: scaling it scales every logit
+            ranked = torch.sort(heatmap.flatten(), descending=True).values
+            scale = min(1.0, heatmap_spread / float(ranked[0] - ranked[calibration_detections]))
+            parameters[HEATMAP_WEIGHT].mul_(scale)
+            bias.mul_(scale)
+            heatmap = heatmap * scale
+        bias.add_(calibration_shift(heatmap, calibration_detections, cfg.score_threshold))
     out = run_peer(peer, points)
     state = {k: v.detach().clone() for k, v in peer.state_dict().items()}
     arrays: dict[str, np.ndarray] = {"points": points.numpy(), "coors": out["coors"].int().numpy(),
@@ -205,6 +222,8 @@ def record(config: TrainingConfig, cfg: CenterPointConfig, points: torch.Tensor,
                                              heads["heatmap"].shape[2:]), axis=1)
         spread = np.stack([rng.integers(0, n, SAMPLED) for n in heads["heatmap"].shape[2:]], axis=1)
         cells = np.unique(np.concatenate([detected, spread]), axis=0)
+        if heatmap_spread is not None:
+            arrays[f"state/{HEATMAP_WEIGHT}"] = state[HEATMAP_WEIGHT].numpy()
         arrays.update(pillar_rows=rows, pillar_features=pillars[rows], head_cells=cells,
                       heatmap_bias=state[HEATMAP_BIAS].numpy(),
                       **{f"head/{n}": v[0][:, cells[:, 0], cells[:, 1]].T for n, v in heads.items()})
@@ -213,6 +232,7 @@ def record(config: TrainingConfig, cfg: CenterPointConfig, points: torch.Tensor,
                      "torch": torch.__version__, "numpy": np.__version__},
         "seed": seed,
         "calibration_detections": calibration_detections,
+        "heatmap_spread": heatmap_spread,
         "state_shapes": [[k, list(v.shape)] for k, v in state.items()],
         "state_sha256": state_sha256(state),
         "voxels_sha256": array_sha256(voxels),
@@ -261,7 +281,9 @@ class BoxDifference:
     count: tuple[int, int]
     labels_equal: bool
     centre: float = math.inf
-    z_centre: float = math.inf  # our z (centre) against mmdet3d's bottom + height / 2
+    # our z (centre) against mmdet3d's bottom + height / 2, per metre of height above 1 m: mmdet3d keeps the bottom
+    # in float32, so a box of height h has its centre to ~h x 6e-8 (seeded full-size heads reach heights of 1e20 m)
+    z_centre: float = math.inf
     size: float = math.inf
     yaw: float = math.inf
     score: float = math.inf
@@ -283,7 +305,7 @@ def box_difference(ours: Detections, boxes: np.ndarray, scores: np.ndarray, labe
     return BoxDifference(
         count, bool(np.array_equal(ours.labels, labels)),
         centre=float(np.abs(ours.boxes[:, :2] - boxes[:, :2]).max()),
-        z_centre=float(np.abs(ours.boxes[:, 2] - theirs_z).max()),
+        z_centre=float((np.abs(ours.boxes[:, 2] - theirs_z) / np.maximum(1.0, boxes[:, 5])).max()),
         size=float(np.abs(ours.boxes[:, 3:6] - boxes[:, 3:6]).max()),
         yaw=float(yaw.max()),
         score=float(np.abs(ours.scores - scores).max()),

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from model_specs.centerpoint.config import CenterPointConfig
+from model_specs.centerpoint.convnext_pc import ConvNeXtPC
 from model_specs.seeding import init_like_trained
 
 
@@ -164,7 +165,7 @@ class CenterPoint(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.pts_voxel_encoder = PillarFeatureNet(cfg)
-        self.pts_backbone = SECOND(cfg)
+        self.pts_backbone = SECOND(cfg) if cfg.convnext is None else ConvNeXtPC(cfg.convnext)
         self.pts_neck = SECONDFPN(cfg)
         self.pts_bbox_head = CenterHead(cfg)
 

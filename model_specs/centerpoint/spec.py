@@ -220,7 +220,7 @@ def _hints(cfg: CenterPointConfig):
                              "pass --awml-config with the training config, or set class_names.")
             elif key.endswith("pfn_layers.0.linear.weight"):
                 hints.append(f"{key} takes {ckpt[1]} decorated point features, the spec {model[1]} "
-                             f"({', '.join(cfg.point_feature_names)} + 6 offsets): pass --awml-config.")
+                             f"({', '.join(cfg.point_feature_names)} + {cfg.decorated_features - cfg.point_features} offsets): pass --awml-config.")
             elif "deblocks" in where and ckpt == model[1::-1] + model[2:]:
                 hints.append(f"{key} is {tuple(ckpt)} in the checkpoint, {tuple(model)} in the spec: a ConvTranspose2d "
                              "against a Conv2d (use_conv_for_no_stride): pass --awml-config.")
@@ -271,7 +271,8 @@ def make_spec(name: str, cfg: CenterPointConfig, scene: SceneConfig, encoder_lat
     scene = dataclasses.replace(scene, past_sweeps=cfg.past_sweeps, sweep_interval_s=cfg.sweep_interval_s)
     return ModelSpec(
         name=name,
-        description=("AWML's CenterPoint (PointPillars, SECOND/SECONDFPN, CenterHead) as AWML exports it; points are "
+        description=(f"AWML's CenterPoint ({'PointPillars' if cfg.voxel_center_z else 'BackwardPillarFeatureNet'}, "
+                     f"{'SECOND' if cfg.convnext is None else 'ConvNeXt_PC'}/SECONDFPN, CenterHead) as AWML exports it; points are "
                      f"{', '.join(cfg.point_feature_names)} over {cfg.past_sweeps} past sweep(s); decoded boxes follow "
                      "mmdet3d's CenterPointBBoxCoder + circle NMS with z at the box centre (mmdet3d: bottom); "
                      + ("trained weights bundled (synthetic scenes)" if weights is not None else "seeded weights")

@@ -271,7 +271,8 @@ def decorate(voxels: Voxels, cfg: CenterPointConfig) -> torch.Tensor:
     """[M, P, 5] raw points → [M, P, 11]: raw, offset to the pillar's point mean, offset to its centre.
 
     mmdet3d's PillarFeatureNet with ``with_cluster_center`` and ``with_voxel_center`` (non-legacy:
-    z offset included); padding slots are zeroed, as its mask does.
+    z offset included; AWML's BackwardPillarFeatureNet, ``cfg.voxel_center_z=False``: x and y offsets only, [M, P, 10]);
+    padding slots are zeroed, as its mask does.
     """
     features, counts, coors = voxels.features, voxels.num_points, voxels.coors
     dtype, width = features.dtype, features.shape[2]
@@ -285,10 +286,11 @@ def decorate(voxels: Voxels, cfg: CenterPointConfig) -> torch.Tensor:
     # by the bytes they move. Each offset is one pass, xyz - reference x mask (a slot's mask is 1 or 0: the same
     # bits as masking xyz - reference, whose temporary and second pass cost ~50 us a frame on an H200).
     mask = (grid.slots[: features.shape[1]].view(1, -1) < counts.view(-1, 1)).unsqueeze(-1).to(dtype)
-    out = features.new_empty((*features.shape[:2], width + 6))
+    centred = 3 if cfg.voxel_center_z else 2  # BackwardPillarFeatureNet: x and y only
+    out = features.new_empty((*features.shape[:2], width + 3 + centred))
     out[:, :, :width] = features
     torch.addcmul(xyz, mean, mask, value=-1, out=out[:, :, width:width + 3])
-    torch.addcmul(xyz, centre, mask, value=-1, out=out[:, :, width + 3:])
+    torch.addcmul(xyz[:, :, :centred], centre[:, :, :centred], mask, value=-1, out=out[:, :, width + 3:])
     return out
 
 
