@@ -121,5 +121,6 @@ def test_convnext_pc_keeps_the_inherited_quirks():
     assert [o.shape for o in without_3(torch.zeros(1, 8, 32, 32))] == [(1, 8, 8, 8), (1, 8, 2, 2)]
     values = read_config(CONFIGS / "centerpoint_convnextpc_tiny.py").values
     backbone = {**values["model"]["pts_backbone"], "out_indices": [-2, -1]}
-    config = read_config(CONFIGS / "centerpoint_convnextpc_tiny.py").with_model(pts_backbone=backbone, pts_neck=dict(in_channels=[32, 32], out_channels=[32, 32], upsample_strides=[2, 4]))
+    config = read_config(CONFIGS / "centerpoint_convnextpc_tiny.py").with_model(pts_backbone=backbone, pts_neck=dict(in_channels=[32, 32], out_channels=[32, 32], upsample_strides=[1, 2]),
+                                                                                   pts_bbox_head=dict(in_channels=64))
     assert to_centerpoint(config, FULL).convnext.out_indices == (2, 3)
