@@ -225,9 +225,11 @@ def test_what_a_data_reader_changed_is_kept_for_the_report(tmp_path):
         loaded = Workspace(plan, ArtifactStore(tmp_path)).model(spec)
     assert loaded.notes == (f"{tmp_path}: 3 points cut",)
     workspace = Workspace(plan, ArtifactStore(tmp_path))
-    with pytest.warns(DataWarning):
+    with workspace.collector.collecting() as produced, pytest.warns(DataWarning):
         workspace.model(spec)
-    assert workspace.drain_notes() == [("toy", f"{tmp_path}: 3 points cut")] and workspace.drain_notes() == []
+    with workspace.collector.collecting() as later:
+        workspace.model(spec)
+    assert produced.notes == [("toy", f"{tmp_path}: 3 points cut")] and later.notes == []
     assert models.load(dataclasses.replace(spec, load_data=lambda p, o: toy.make_samples(1, 0)), plan.options).notes == ()
     from pytest_awml import summary
 
@@ -266,7 +268,8 @@ def test_stored_outputs_that_do_not_read_back_are_recomputed(tmp_path, damage):
     by the manifest's hash: a corrupt file under a matching manifest is recomputed, not a raw traceback."""
     import toy
     from pytest_awml.artifacts import sha256_file
-    from pytest_awml.workspace import REFERENCE_FORMAT, Workspace
+    from pytest_awml.stored_formats import REFERENCE_FORMAT
+    from pytest_awml.workspace import Workspace
 
     plan = toy.plan(tmp_path)
     spec, component = toy.SPEC, toy.SPEC.components[0]
@@ -278,8 +281,9 @@ def test_stored_outputs_that_do_not_read_back_are_recomputed(tmp_path, damage):
     manifest = path.parent / "manifest.json"
     manifest.write_text(json.dumps({**json.loads(manifest.read_text()), "sha256": sha256_file(path)}))
     workspace = Workspace(plan, ArtifactStore(tmp_path / "store"))
-    again = workspace.reference(spec, component)
-    stored = [a for a in workspace.drain_builds() if a.format == REFERENCE_FORMAT]
+    with workspace.collector.collecting() as produced:
+        again = workspace.reference(spec, component)
+    stored = [a for a in produced.builds if a.format == REFERENCE_FORMAT]
     (rebuilt,) = [a for a in stored if not a.reused]
     assert rebuilt.path == path and "its content is refused" in rebuilt.rebuilt_reason
     for old, new in zip(expected, again):
