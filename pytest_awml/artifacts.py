@@ -70,7 +70,7 @@ class Artifact:
             "size_bytes": self.path.stat().st_size if self.path.exists() else None,
             "rebuilt_reason": self.rebuilt_reason,
             "details": dict(self.details),
-            "kind": self.kind.value,
+            "artifact_kind": self.kind.value,  # not "kind": a report record's own kind (results.attach)
         }
 
 

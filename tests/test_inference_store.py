@@ -267,3 +267,63 @@ def test_stored_outputs_are_an_npz_of_the_declared_outputs(tmp_path):
     _, stored, _ = _session(tmp_path)
     with np.load(stored[0].path) as arrays:
         assert arrays.files == [OUTPUT_PREFIX + "y"]
+
+
+SIBLING_NET = '''
+import torch
+from torch import nn
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+
+    def forward(self, image):
+        return {forward}
+'''
+
+SIBLING_SPEC = '''
+import numpy as np
+import torch
+
+from lib.net import Net
+from pytest_awml.spec import Component, ModelSpec, TensorSpec, Tolerance
+
+
+def build_model(checkpoint, seed):
+    torch.manual_seed(seed)
+    return Net().eval()
+
+
+def make_samples(count, seed):
+    rng = np.random.default_rng(seed)
+    return [rng.random((3, 16, 16), dtype=np.float32) for _ in range(count)]
+
+
+SPEC = ModelSpec(name="sibling", build_model=build_model, make_samples=make_samples, components=(
+    Component(name="net", extract=lambda model: model, make_inputs=lambda model, sample: {"image": torch.from_numpy(sample)[None]},
+              inputs=(TensorSpec("image", (1, 3, 16, 16)),), outputs=(TensorSpec("out", (1, 4, 16, 16)),),
+              tolerances={"fp32": {"*": Tolerance(atol=1e-5, rtol=1e-4)}}),
+))
+'''
+
+
+def test_a_model_in_a_sibling_package_edited_between_runs_is_exported_and_run_again(run_awml, pytester):
+    """``specs/net_spec.py`` imports its model from ``lib/net.py``: editing the forward there between two runs
+    re-exports and recomputes every output (a replay would pass drift on the old model), and drift sees it."""
+    pytester.mkpydir("lib")
+    net = pytester.path / "lib" / "net.py"
+    net.write_text(SIBLING_NET.format(forward="self.conv(image)"))
+    (pytester.path / "specs").mkdir()
+    (pytester.path / "specs" / "net_spec.py").write_text(SIBLING_SPEC)
+    args = ("--awml-spec=specs/net_spec.py", "--awml-golden=golden", "-k", "test_drift or test_parity or test_export")
+    first = run_awml(*args, "--awml-update-golden")
+    first.result.assert_outcomes(passed=3)
+    net.write_text(SIBLING_NET.format(forward="self.conv(image) * 2"))
+    second = run_awml(*args)
+    second.result.assert_outcomes(passed=2, failed=1)
+    assert "test_drift[sibling/net] FAILED" in second.text or "FAILED" in second.text and "test_drift" in second.text
+    kept = {(a["format"], a["reused"]) for a in second.report["artifacts"]}
+    assert ("onnx", True) not in kept and ("reference-outputs", True) not in kept and ("backend-outputs", True) not in kept
+    assert ("onnx", False) in kept and ("reference-outputs", False) in kept
