@@ -327,3 +327,14 @@ def test_a_model_in_a_sibling_package_edited_between_runs_is_exported_and_run_ag
     kept = {(a["format"], a["reused"]) for a in second.report["artifacts"]}
     assert ("onnx", True) not in kept and ("reference-outputs", True) not in kept and ("backend-outputs", True) not in kept
     assert ("onnx", False) in kept and ("reference-outputs", False) in kept
+
+
+def test_an_interrupted_test_ends_the_run_with_pytest_s_own_summary_not_a_teardown_traceback(run_awml, pytester):
+    """Ctrl-C inside a test (here: while the model is built) reaches the per-test records' teardown after pytest has
+    dropped the test's arguments: it attaches what was collected and raises nothing of its own."""
+    spec = SIBLING_SPEC.replace("from lib.net import Net\n", "").replace(
+        "    torch.manual_seed(seed)\n    return Net().eval()", "    raise KeyboardInterrupt")
+    pytester.makepyfile(interrupted_spec=spec)
+    run = run_awml("--awml-spec=interrupted_spec.py", "-k", "test_parity")
+    assert run.result.ret == pytest.ExitCode.INTERRUPTED
+    assert "KeyboardInterrupt" in run.text and "AttributeError" not in run.text and "INTERNALERROR" not in run.text
