@@ -15,6 +15,7 @@ it; a model's forward never runs it).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import inspect
 import os
@@ -48,7 +49,7 @@ def content_digest(arrays: Mapping[str, Any]) -> str:
             continue
         array = np.ascontiguousarray(value)
         digest.update(f"{name}:{array.dtype}:{array.shape};".encode())
-        buffer = memoryview(array.reshape(-1).view(np.uint8))  # bytes of any fixed-size dtype (datetimes have no buffer format)
+        buffer = array.reshape(-1).view(np.uint8).data  # bytes of any fixed-size dtype (datetimes have no buffer format)
         pieces = [buffer[start:start + DIGEST_CHUNK] for start in range(0, len(buffer), DIGEST_CHUNK)]
         if len(pieces) > 1:
             with ThreadPoolExecutor(min(len(pieces), os.cpu_count() or 1)) as pool:
@@ -59,13 +60,17 @@ def content_digest(arrays: Mapping[str, Any]) -> str:
     return digest.hexdigest()
 
 
+@functools.lru_cache(maxsize=None)
+def _stdlib() -> tuple[str, ...]:
+    paths = sysconfig.get_paths()
+    return tuple(os.path.realpath(paths[name]) + os.sep for name in ("stdlib", "platstdlib") if name in paths)
+
+
+@functools.lru_cache(maxsize=4096)
 def _outside_closure(file: str) -> bool:
     """Standard library or an installed distribution: not followed (see the module's docstring)."""
-    path = Path(file).resolve()
-    if any(part in _INSTALLED for part in path.parts):
-        return True
-    paths = sysconfig.get_paths()
-    return any(path.is_relative_to(Path(paths[name]).resolve()) for name in ("stdlib", "platstdlib") if name in paths)
+    path = os.path.realpath(file)
+    return any(f"{os.sep}{folder}{os.sep}" in path for folder in _INSTALLED) or path.startswith(_stdlib())
 
 
 def _framework(module_name: str) -> bool:
@@ -111,7 +116,8 @@ def code_closure(roots: Iterable[Any]) -> list[Path]:
         seen.add(id(namespace))
         files.add(Path(file).resolve())
         parts = name.split(".")
-        todo.extend(sys.modules[p] for p in (".".join(parts[:i]) for i in range(1, len(parts))) if p in sys.modules)  # its packages' __init__ ran
+        packages = (".".join(parts[:i]) for i in range(1, len(parts)))  # their __init__ ran too
+        todo.extend(sys.modules[p] for p in packages if p in sys.modules)
         todo.extend(_refers_to(value) for key, value in list(namespace.items()) if not key.startswith("__"))
     return sorted(files)
 

@@ -81,8 +81,7 @@ class InferenceStore:
         """One inference, once per session; with a key (``stored``) kept across runs too. The first replay of a
         series in a session is recomputed and compared (see the module's docstring)."""
         subject = (spec, component.name, target)
-        outputs = self._memo.get(key(_Slot.RUN, spec, component.name, target, digest),
-                                 lambda: self._make(subject, component, digest, compute, stored))
+        outputs = self._once(subject, component, digest, compute, stored)
         path = self._replay_of(subject, digest)
         if path is not None and (self._was_checked(subject, digest) or not self._any_checked(subject)):
             self._check(subject, component, digest, path, compute)  # checks, or raises what its check found
@@ -93,9 +92,7 @@ class InferenceStore:
         """The outputs of each ``(digest, compute)`` feed; of the inputs read back, the one checked longest ago is
         recomputed and compared (once per session)."""
         subject = (spec, component.name, target)
-        outputs = [self._memo.get(key(_Slot.RUN, spec, component.name, target, digest),
-                                  lambda digest=digest, compute=compute: self._make(subject, component, digest, compute, stored))
-                   for digest, compute in feeds]
+        outputs = [self._once(subject, component, digest, compute, stored) for digest, compute in feeds]
         replayed = [(self._last_checked(path), index, digest, path) for index, (digest, _) in enumerate(feeds)
                     if (path := self._replay_of(subject, digest)) is not None]
         done = [entry for entry in replayed if self._was_checked(subject, entry[2])]
@@ -126,6 +123,11 @@ class InferenceStore:
         return artifact.path, model
 
     # -- the steps ---------------------------------------------------------------------------------
+    def _once(self, subject: Subject, component: Component, digest: str, compute: Compute,
+              stored: OutputsKey | None) -> Outputs:
+        spec, name, target = subject
+        return self._memo.get(key(_Slot.RUN, spec, name, target, digest), lambda: self._make(subject, component, digest, compute, stored))
+
     def _make(self, subject: Subject, component: Component, digest: str, compute: Compute,
               stored: OutputsKey | None) -> Outputs:
         if stored is None:

@@ -112,7 +112,8 @@ class StoredOutputs:
 
     @staticmethod
     def write(path: Path, outputs: Outputs, target: Target, digest: str) -> dict[str, str]:
-        np.savez(path, **{OUTPUT_PREFIX + name: value for name, value in outputs.items()})  # no clash with savez's own arguments
+        arrays: dict[str, Any] = {OUTPUT_PREFIX + name: value for name, value in outputs.items()}  # no clash with savez's arguments
+        np.savez(path, **arrays)
         return {"target": target.id, "input": digest}
 
     @staticmethod

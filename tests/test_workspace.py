@@ -11,8 +11,8 @@ import torch
 import toy
 from pytest_awml.artifacts import ArtifactStore
 from pytest_awml.builders import ArtifactBuilder
-from pytest_awml.device import REFERENCE, Target
-from pytest_awml.errors import AwmlError, ExportError, SpecError
+from pytest_awml.device import REFERENCE
+from pytest_awml.errors import ExportError, SpecError
 from pytest_awml.limits import LatencySettings
 from pytest_awml.spec import FedBy, validate
 from pytest_awml.workspace import Workspace
