@@ -177,11 +177,14 @@ class Workspace:
         feeds = list(zip(self.input_digests(spec, component), self._computes(spec, component, target)))
         return self.inferences.outputs(spec.name, component, target, feeds, self.outputs_key(spec, component, target))
 
-    def recheck(self, spec: ModelSpec, component: Component, targets: tuple[Target, ...]) -> None:
-        """Recompute every session input of ``component`` the store replayed on ``targets``: raises
-        :class:`~pytest_awml.errors.StoreMismatch` for those that differ (before a failure blames a backend)."""
+    def recheck(self, spec: ModelSpec, component: Component, targets: tuple[Target, ...],
+                inputs: list[dict[str, np.ndarray]] | None = None) -> None:
+        """Recompute every input of ``component`` (the session's, or ``inputs``) the store replayed on ``targets``:
+        raises :class:`~pytest_awml.errors.StoreMismatch` for those that differ (before a failure blames a backend)."""
+        samples = self.inputs(spec, component) if inputs is None else inputs
+        digests = self.input_digests(spec, component) if inputs is None else [content_digest(sample) for sample in samples]
         for target in targets:
-            feeds = list(zip(self.input_digests(spec, component), self._computes(spec, component, target)))
+            feeds = [(digest, self._compute(spec, component, target, sample)) for digest, sample in zip(digests, samples)]
             self.inferences.recheck(spec.name, component, target, feeds)
 
     def run(self, spec: ModelSpec, component: Component, target: Target, inputs: Mapping[str, np.ndarray], *,

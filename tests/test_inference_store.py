@@ -246,6 +246,8 @@ def test_before_a_parity_failure_blames_a_backend_every_replayed_input_is_recomp
     assert any(not np.array_equal(o["y"], r["y"]) for o, r in zip(outputs, workspace.reference(toy.SPEC, ENC)))
     with pytest.raises(StoreMismatch, match=str(newest.path.parent)):
         workspace.recheck(toy.SPEC, ENC, (REFERENCE, ORT))
+    with pytest.raises(StoreMismatch, match=str(newest.path.parent)):  # by the inputs given (drift: the golden ones)
+        workspace.recheck(toy.SPEC, ENC, (ORT,), [dict(sample) for sample in workspace.inputs(toy.SPEC, ENC)])
     workspace.close()
 
 
