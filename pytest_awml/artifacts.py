@@ -19,6 +19,7 @@ import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -30,6 +31,14 @@ from pytest_awml.provenance import timestamp
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
+
+
+class Kind(str, Enum):
+    """What a stored file is: the report and the summary tell them apart by this, not by their details."""
+
+    EXPORT = "export"  # a graph or an engine (builders.ArtifactBuilder)
+    OUTPUTS = "outputs"  # one inference's outputs (stored_formats.StoredOutputs)
+    WEIGHTS = "weights"  # a seeded model's weights (stored_formats.SeededWeights)
 
 
 @dataclass(frozen=True)
@@ -44,6 +53,7 @@ class Artifact:
     build_seconds: float
     rebuilt_reason: str = ""
     details: Mapping[str, Any] = field(default_factory=dict)  # what the builder reported (kept in the manifest)
+    kind: Kind = Kind.EXPORT
 
     def as_record(self) -> dict:
         return {
@@ -58,6 +68,7 @@ class Artifact:
             "size_bytes": self.path.stat().st_size if self.path.exists() else None,
             "rebuilt_reason": self.rebuilt_reason,
             "details": dict(self.details),
+            "artifact_kind": self.kind.value,  # not "kind": a report record's own kind (results.attach)
         }
 
 
@@ -83,6 +94,7 @@ class ArtifactStore:
         key_parts: Mapping[str, Any],
         build: Callable[[Path], Mapping[str, Any] | None],
         verify: Callable[[Path], str | None] | None = None,
+        kind: Kind = Kind.EXPORT,
     ) -> Artifact:
         """Return the artifact for ``key_parts``, calling ``build(path)`` only when none is trusted.
 
@@ -95,7 +107,7 @@ class ArtifactStore:
         no_link(folder / MANIFEST, self.root)
         found, reason = self._trusted(folder, target, verify)
         if found:
-            return Artifact(spec, component, format, target, found, key, True, 0.0, details=self._details(folder))
+            return Artifact(spec, component, format, target, found, key, True, 0.0, details=self._details(folder), kind=kind)
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -103,7 +115,7 @@ class ArtifactStore:
         with held(Path(f"{folder}.lock"), f"building {spec}/{component}/{format}", self._lock_timeout_s, self.root):
             found, reason = self._trusted(folder, target, verify)  # another worker may have built it meanwhile
             if found:
-                return Artifact(spec, component, format, target, found, key, True, 0.0, details=self._details(folder))
+                return Artifact(spec, component, format, target, found, key, True, 0.0, details=self._details(folder), kind=kind)
             if reason:
                 log.warning("rebuilding %s/%s/%s: %s", spec, component, format, reason)
             for stale in folder.glob(".build-*"):  # left by a killed build; we hold the lock, so no one is using it
@@ -133,7 +145,7 @@ class ArtifactStore:
                 shutil.rmtree(staging, ignore_errors=True)
             seconds = time.perf_counter() - start
             log.info("built %s/%s/%s in %.1f s", spec, component, format, seconds)
-            return Artifact(spec, component, format, target, digest, key, False, seconds, reason, details)
+            return Artifact(spec, component, format, target, digest, key, False, seconds, reason, details, kind)
 
     @staticmethod
     def _details(folder: Path) -> dict[str, Any]:

@@ -95,6 +95,10 @@ def compare_output(name: str, refs: Sequence[np.ndarray], tests: Sequence[np.nda
     problem = ""
     if bad_ref or bad_test:
         problem = f"non-finite values: {bad_ref} in the reference, {bad_test} in the test output (of {ref.size})"
+    elif degenerate(ref) and degenerate(test):
+        problem = (f"constant on both sides (every element {ref[0]:g} in the reference, {test[0]:g} in the test output, "
+                   f"{ref.size} elements): equal constants (all zero) cannot tell a working backend from a broken model or "
+                   "store; feed inputs that make the output vary (more --awml-samples, trained weights)")
     return OutputComparison(
         passed=not out.any() and not problem,
         max_abs=float(fd.max()) if fd.size else float("nan"),
@@ -111,6 +115,11 @@ def compare_output(name: str, refs: Sequence[np.ndarray], tests: Sequence[np.nda
         problem=problem,
         **base,
     )
+
+
+def degenerate(values: np.ndarray) -> bool:
+    """Every element the same (all zero, say), over more than one: such an output judges nothing."""
+    return values.size > 1 and bool(values.min() == values.max())
 
 
 def compare_outputs(

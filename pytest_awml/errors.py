@@ -21,6 +21,7 @@ __all__ = [
     "LatencyBudgetExceeded",
     "NothingCompared",
     "SpecError",
+    "StoreMismatch",
     "ToleranceExceeded",
 ]
 
@@ -45,6 +46,11 @@ class CheckpointError(AwmlError):
 class BackendError(AwmlError):
     """A runtime misbehaved on a valid input: a crash, a refused call, outputs of the wrong count
     or shape. The input was checked before, so the finding is about the runtime or the artifact."""
+
+
+class StoreMismatch(ArtifactError):
+    """Outputs replayed from the store differ from running the same inference again: the store entry is not
+    what this code computes (restored from elsewhere, edited). Names the entry and how to clear it."""
 
 
 class ToleranceExceeded(AwmlError):

@@ -54,7 +54,7 @@ _OPTIONS = (
     ("--awml-latency-baseline", "string", "", "pytest-benchmark JSON of an earlier run: each test's median is held to its spec's regression threshold"),
     ("--awml-hypothesis-profile", "string", "", "hypothesis profile for test_shapes: ci (derandomized, bounded) or dev (default; ci when $CI is set)"),
     ("--awml-lock-timeout", "string", f"{DEFAULT_LOCK_TIMEOUT_S:g}", "seconds to wait for a lock another run holds on an artifact or golden set before failing with its holder's pid and host"),
-    ("--awml-rerun-backends", "bool", False, "run every backend again instead of replaying the outputs an earlier run stored for the same file, runtime, machine and input (the stored files are left as they are)"),
+    ("--awml-rerun-backends", "bool", False, "run every backend again instead of replaying the outputs an earlier run stored for the same file, runtime, machine and input (each stored file that differs is reported and replaced)"),
     ("--awml-allow-missing-device", "bool", False, "let a run whose --awml-device is absent (no GPU) skip its tests and pass; without it that is a usage error, and a run whose every test skipped fails"),
 )
 

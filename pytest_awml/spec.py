@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import inspect
 import json
 import math
 import re
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -22,6 +20,7 @@ from typing import Any, Callable, Mapping, Sequence
 from exporters.onnx_export import OnnxOptions
 from exporters.signature import Dim, TensorSpec
 from pytest_awml.device import Precision
+from pytest_awml.digests import code_digest
 from pytest_awml.errors import SpecError
 from pytest_awml.facts import ConfigFact
 from pytest_awml.limits import LatencyRatio, LatencySettings, Tolerance, TrendSettings
@@ -359,16 +358,18 @@ def _validate_drift(fail, where: str, comp: Component) -> None:
 
 
 def fingerprint(spec: ModelSpec, component: Component | None = None) -> str:
-    """A stable hash of what a spec declares, plus the source code of the spec's package.
+    """A stable hash of what a spec declares, plus all the source code its model is built from.
 
     Artifacts are keyed on it, so editing the model's code or any declared field re-exports.
-    Callables count by their qualified name and their module's package source.
+    Callables count by their qualified name; code by the import closure of the spec's ``build_model``
+    and the component's ``extract`` (:func:`~pytest_awml.digests.code_digest`: a model in a sibling
+    package counts, not only the spec's folder).
     """
     # facts say where values came from (file paths): the values themselves are in the spec's fields
-    payload = {"spec": _plain(spec, skip=("components", "facts")), "code": source_hash(spec.build_model)}
+    payload = {"spec": _plain(spec, skip=("components", "facts")), "code": code_digest([spec.build_model])}
     if component is not None:
         payload["component"] = _plain(component)
-        payload["component_code"] = source_hash(component.extract)
+        payload["component_code"] = code_digest([component.extract])
     blob = json.dumps(payload, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()
 
@@ -385,19 +386,3 @@ def _plain(value: Any, skip: tuple[str, ...] = ()) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return repr(value)
     return value
-
-
-def source_hash(func: Callable, whole_package: bool = False) -> str:
-    """Hash of every ``.py`` file in the package (folder) that defines ``func``; with ``whole_package``, of every
-    one under its top-level package (the code a spec's package imports from its siblings, e.g. shared seeding)."""
-    name = getattr(func, "__module__", "") or ""
-    module = sys.modules.get(name.split(".")[0] if whole_package else name)
-    source = getattr(module, "__file__", None) or (inspect.getsourcefile(func) if inspect.isfunction(func) else None)
-    if not source:
-        return "unknown"
-    digest = hashlib.sha256()
-    folder = Path(source).parent
-    for path in sorted(folder.rglob("*.py") if whole_package else folder.glob("*.py")):
-        digest.update(str(path.relative_to(folder)).encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()

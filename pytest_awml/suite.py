@@ -30,7 +30,8 @@ from pytest_awml.shapes import RandomFeed, corner_sizes, hypothesis_settings, ou
 from pytest_awml.spec import fingerprint
 from pytest_awml.timing import (REPORT_DECIMALS, LatencyStats, SpanTimer, measure_component, record_rounds, warmup_rounds,
                                  warmup_total_ms)
-from pytest_awml.workspace import components_of, content_digest, pipeline_of, timing_stage
+from pytest_awml.digests import content_digest
+from pytest_awml.workspace import components_of, pipeline_of, timing_stage
 
 DISABLED = "pytest-benchmark is disabled here (--benchmark-disable, or pytest-xdist is active): no latency measured"
 
@@ -92,25 +93,26 @@ def _gate_latency(request, workspace, settings: LatencySettings, verdicts: list,
 
 
 @pytest.fixture(autouse=True)
-def _record_builds(request, awml_workspace):
-    """What the data reader warned about (a scan cut to the model's limit…) goes into the report once.
+def awml_produced(request, awml_case, awml_plan, awml_collector):
+    """What this test's calls produced (:class:`~pytest_awml.produced.Produced`), received whole when it ends,
+    however it ends (an interrupted test's records too: nothing is read from the ended test but its node).
 
-    An artifact built by a test other than its own test_export (xdist runs tests in any order; an
-    intermediate such as the fp16 graph of an RTX fp16 engine has none) is still reported once, as
-    built, so that 'built once across workers' shows in the report. The inferences the test computed
-    (outside latency rounds) go to the report's ledger, ``inferences``."""
-    yield
-    case = request.node.funcargs.get("awml_case")
-    own = case.format if request.node.originalname == "test_export" else None
-    for artifact in awml_workspace.drain_builds():
+    What the data reader warned about (a scan cut to the model's limit…) goes into the report once. An
+    artifact built by a test other than its own test_export (xdist runs tests in any order; an intermediate
+    such as the fp16 graph of an RTX fp16 engine has none) is still reported once, as built, so that 'built
+    once across workers' shows in the report. The inferences the test computed (outside latency rounds) go
+    to the report's ledger, ``inferences``."""
+    node = request.node
+    own = awml_case.format if node.originalname == "test_export" else None
+    with awml_collector.collecting() as produced:
+        yield produced
+    for artifact in produced.builds:
         if artifact.format != own:
-            results.attach(request.node, "artifacts", {"test_id": request.node.nodeid, "built_by": request.node.nodeid,
-                                                       **artifact.as_record()})
-    for spec, note in awml_workspace.drain_notes():
-        results.attach(request.node, "data", {"test_id": request.node.nodeid, "spec": spec,
-                                              "data": str(awml_workspace.options.data), "note": note})
-    for inference in awml_workspace.drain_inferences():
-        results.attach(request.node, "inferences", {"test_id": request.node.nodeid, **inference})
+            results.attach(node, "artifacts", {"test_id": node.nodeid, "built_by": node.nodeid, **artifact.as_record()})
+    for spec, note in produced.notes:
+        results.attach(node, "data", {"test_id": node.nodeid, "spec": spec, "data": str(awml_plan.options.data), "note": note})
+    for inference in produced.inferences:
+        results.attach(node, "inferences", {"test_id": node.nodeid, **inference.as_record()})
 
 
 @pytest.mark.awml_cases("export")
@@ -136,6 +138,8 @@ def test_parity(awml_case, awml_workspace, request):
     outputs = awml_workspace.outputs(spec, component, target)
     tolerances = awml_workspace.options.parity_tolerances(component, target.precision)
     comparisons = compare_outputs(references, outputs, tolerances)
+    if not all(c.passed for c in comparisons):  # a stored output that a rerun does not give is the finding, not the backend
+        awml_workspace.recheck(spec, component, (reference, target))
     ids = {**results.record_ids(awml_case, request.node.nodeid, awml_workspace.options),
            **results.deploy_tolerance(awml_workspace.options.deploy, comparisons)}
     _gate(request, awml_workspace, awml_case, "parity", ids, comparisons,
@@ -164,8 +168,11 @@ def test_drift(awml_case, awml_workspace, request):
     ids = {**results.record_ids(awml_case, request.node.nodeid, options), "golden": str(found.path), "version_changes": changes,
            "weights_changed": found.meta.get("weights_sha256") != awml_workspace.model(spec).weights_sha256}
     changed = ", ".join(f"{name} {old} -> {new}" for name, (old, new) in changes.items())
+    comparisons = compare_outputs(found.outputs, outputs, tolerances)
+    if not all(c.passed for c in comparisons):  # a stored output that a rerun does not give is the finding, not drift
+        awml_workspace.recheck(spec, component, (REFERENCE,), found.inputs)
     # the replay runs ONNX Runtime, not PyTorch: allow for its fp32 error on top of the drift budget
-    _gate(request, awml_workspace, awml_case, "drift", ids, compare_outputs(found.outputs, outputs, tolerances),
+    _gate(request, awml_workspace, awml_case, "drift", ids, comparisons,
           Evidence(found.inputs, found.outputs, outputs, f"golden ({found.meta.get('created', '?')})", "pytorch-cpu-fp32 today",
                    {o: tolerances[o].widest(replay[o]) for o in tolerances},
                    note=f"Library versions changed since the golden outputs were made: {changed}" if changes else ""))

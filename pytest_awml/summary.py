@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pytest_awml.artifacts import Kind
 from pytest_awml.results import Results
 
 
@@ -50,7 +51,7 @@ def lines(results: Results, report_path) -> list[str]:
             out.append(f"{r['spec'] + '/' + r['component']:<42} {r['target']:<24} {r['p50_ms']:>9.2f} {r['p90_ms']:>9.2f} {r['p99_ms']:>9.2f} {r['rounds']:>7}{over}")
     inferences: dict[tuple[str, ...], list[dict]] = {}
     for a in results.artifacts:
-        if "input" in a.get("details", {}):  # one stored inference: shown per component and target, not per input
+        if a.get("artifact_kind") == Kind.OUTPUTS.value:  # one stored inference: shown per component and target, not per input
             group = inferences.setdefault((a["spec"], a["component"], a["format"], a["details"].get("target", "?")), [])
             if all(other["path"] != a["path"] for other in group):  # under xdist each worker that read it reports it
                 group.append(a)

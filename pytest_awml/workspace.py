@@ -1,24 +1,23 @@
-"""The session cache: every model, input set, reference, artifact, runner and pipeline a test
-session needs, made once on first use and released when the session ends (``awml_workspace``).
+"""The session cache: every model, input set, artifact, runner and pipeline a test session needs,
+made once on first use and released when the session ends (``awml_workspace``).
 
 Nothing is decided here: models and inputs come from :mod:`pytest_awml.models`, artifacts from the
 builder registered for their format (:mod:`pytest_awml.builders`), runners from the target's
-backend, pipelines from the spec. A deliberate failure is remembered like a value: an export that
-failed fails every test that needs it with the same error, without exporting again.
+backend, pipelines from the spec, inferences and seeded weights from the inference store
+(:mod:`pytest_awml.inference_store`, given the runner and the key resolved here). A deliberate failure is
+remembered like a value: an export that failed fails every test that needs it with the same error,
+without exporting again. What a test's calls produce goes to the test collecting it
+(:mod:`pytest_awml.produced`), never onto this object.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import os
-import time
-import zipfile
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from enum import Enum, auto
+from functools import partial
 from pathlib import Path
-from typing import Any, Callable, Hashable, Mapping
+from typing import Callable, Mapping
 
 import numpy as np
 
@@ -27,87 +26,41 @@ from pytest_awml.artifacts import Artifact, ArtifactStore
 from pytest_awml.budgets import baseline_medians, load_benchmarks
 from pytest_awml.builders import BuildContext
 from pytest_awml.cases import BUNDLE, Plan
-from pytest_awml.checkpoints import read_state_dict
 from pytest_awml.device import REFERENCE, Target
+from pytest_awml.digests import content_digest
 from pytest_awml.errors import AwmlError
+from pytest_awml.inference_store import Compute, InferenceStore
 from pytest_awml.limits import LatencySettings
+from pytest_awml.machine import machine_identity
+from pytest_awml.memo import Memo, key
 from pytest_awml.models import LoadedModel, state_dict_sha256
 from pytest_awml.options import AwmlOptions
 from pytest_awml.pipeline import Pipeline, PipelineSpec
-from pytest_awml.runners.base import Runner, RunnerSource
-from pytest_awml.machine import machine_identity
+from pytest_awml.produced import Collector
 from pytest_awml.provenance import versions
-from pytest_awml.spec import Component, ModelSpec, fingerprint, source_hash
+from pytest_awml.runners.base import Runner, RunnerSource
+from pytest_awml.spec import Component, ModelSpec
+from pytest_awml.stored_formats import OutputsKey
 from pytest_awml.timing import LatencyStats, Rounds, SpanTimer, compute_of, measure_shared, timer_for, warmup_rounds
 
-__all__ = ["Memo", "Workspace", "state_dict_sha256"]  # state_dict_sha256: its home is models.py
+__all__ = ["Workspace", "state_dict_sha256"]  # state_dict_sha256: its home is models.py
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class _Failed:
-    error: AwmlError
+class _Slot(Enum):
+    """What the workspace's memo holds (its keys' namespaces)."""
 
-
-class Memo:
-    """Values by key, each made once. An :class:`AwmlError` raised while making one is kept and
-    raised again to every later caller; any other exception is not kept (it may be transient)."""
-
-    def __init__(self) -> None:
-        self._values: dict[Hashable, Any] = {}
-
-    def get(self, key: Hashable, make: Callable[[], Any]) -> Any:
-        if key not in self._values:
-            try:
-                self._values[key] = make()
-            except AwmlError as exc:
-                self._values[key] = _Failed(exc)
-        value = self._values[key]
-        if isinstance(value, _Failed):
-            raise value.error
-        return value
-
-    def put(self, key: Hashable, value: Any) -> None:
-        self._values[key] = value
-
-    def clear(self) -> None:
-        self._values.clear()
-
-
-REFERENCE_FORMAT = "reference-outputs"  # kept across runs, one file per input
-WEIGHTS_FORMAT = "seeded-weights"  # kept across runs
-OUTPUTS_FORMAT = "backend-outputs"  # kept across runs, one file per input (--awml-rerun-backends: not replayed)
-OUTPUT_PREFIX = "output/"  # array names in a stored inference's .npz
-
-
-DIGEST_CHUNK = 16 << 20  # bytes: an array's buffer is hashed in chunks of this size, side by side
-
-
-def content_digest(arrays: Mapping[str, Any]) -> str:
-    """A hash of named arrays (or of named digests): equal content, equal digest, whoever made it.
-
-    Each array's buffer is read in place (``tobytes()`` would copy a 266 MB canvas first) in fixed
-    ``DIGEST_CHUNK`` pieces hashed on a thread each (hashlib lets go of the GIL while it hashes): the digest
-    is the hash of the pieces' hashes, the same on any machine, and a full-size canvas takes 0.08 s instead
-    of 0.14 s on two cores."""
-    digest = hashlib.sha1()
-    for name in sorted(arrays):
-        value = arrays[name]
-        if isinstance(value, str):
-            digest.update(f"{name}={value};".encode())
-            continue
-        array = np.ascontiguousarray(value)
-        digest.update(f"{name}:{array.dtype}:{array.shape};".encode())
-        buffer = memoryview(array.reshape(-1).view(np.uint8))  # bytes of any fixed-size dtype (datetimes have no buffer format)
-        pieces = [buffer[start:start + DIGEST_CHUNK] for start in range(0, len(buffer), DIGEST_CHUNK)]
-        if len(pieces) > 1:
-            with ThreadPoolExecutor(min(len(pieces), os.cpu_count() or 1)) as pool:
-                hashed = list(pool.map(lambda piece: hashlib.sha1(piece).digest(), pieces))
-        else:
-            hashed = [hashlib.sha1(piece).digest() for piece in pieces]
-        digest.update(b"".join(hashed))
-    return digest.hexdigest()
+    MODEL = auto()
+    INPUTS = auto()
+    OUTPUTS_KEY = auto()
+    ARTIFACT = auto()
+    RUNNER = auto()
+    PIPELINE = auto()
+    PIPELINE_ROUNDS = auto()
+    PIPELINE_OUTPUTS = auto()
+    P50 = auto()
+    BASELINE = auto()
 
 
 @dataclass(frozen=True)
@@ -127,21 +80,6 @@ class StageRounds:
     rounds_cut: bool
     warmup_rounds: int  # the pipeline's
     measured_in: Mapping[str, str]
-
-
-def outputs_problem(path: Path, names: tuple[str, ...]) -> str | None:
-    """What is wrong with stored outputs (unreadable, an array missing or cut), or None: a cache restored
-    from elsewhere can carry a corrupt file under a manifest that matches it."""
-    try:
-        with np.load(path, allow_pickle=False) as stored:
-            missing = [name for name in names if OUTPUT_PREFIX + name not in stored.files]
-            if missing:
-                return f"no array {', '.join(missing[:3])}{' …' if len(missing) > 3 else ''}"
-            for key in stored.files:
-                stored[key]  # reading checks the zip's CRC: a cut or flipped file fails here
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
-        return f"{type(exc).__name__}: {str(exc).strip()[:200]}"
-    return None
 
 
 class SharingRunner(Runner):
@@ -191,14 +129,15 @@ def timing_stage(spec: ModelSpec, component: Component, target: Target) -> tuple
 
 
 class Workspace:
-    def __init__(self, plan: Plan, store: ArtifactStore) -> None:
+    def __init__(self, plan: Plan, store: ArtifactStore, inferences: InferenceStore | None = None,
+                 collector: Collector | None = None) -> None:
+        """``inferences`` and ``collector`` are the session's (their fixtures'); left out, this workspace makes its own."""
         self.plan = plan
         self.store = store
+        self.collector = collector or Collector()
+        self.inferences = inferences or InferenceStore(store, self.collector, rerun_backends=plan.options.rerun_backends)
         self._memo = Memo()
         self._open_runners: list[Runner] = []
-        self._new_builds: list[Artifact] = []
-        self._new_notes: list[tuple[str, str]] = []
-        self._inferences: list[dict] = []
 
     @property
     def options(self) -> AwmlOptions:
@@ -206,45 +145,13 @@ class Workspace:
 
     # -- models and data --------------------------------------------------------------------
     def model(self, spec: ModelSpec) -> LoadedModel:
-        return self._memo.get(("model", spec.name), lambda: self._load(spec))
+        return self._memo.get(key(_Slot.MODEL, spec.name), lambda: self._load(spec))
 
     def _load(self, spec: ModelSpec) -> LoadedModel:
-        loaded = models.load(spec, self.options, lambda: self._seeded_weights(spec))
-        self._new_notes.extend((spec.name, note) for note in loaded.notes)
+        loaded = models.load(spec, self.options, partial(self.inferences.seeded_weights, spec, self.options.seed))
+        for note in loaded.notes:
+            self.collector.noted(spec.name, note)
         return loaded
-
-    def _seeded_weights(self, spec: ModelSpec) -> tuple[Path, Any]:
-        """The seeded model's weights as an artifact kept across runs, keyed by the spec (its declared fields), all
-        the code of its top-level package, the seed, and the torch and NumPy versions (their random streams make
-        the weights and the scenes a spec tunes them on)."""
-        import torch
-
-        built = []  # the model, when this call builds the file
-
-        def write(path: Path) -> dict:
-            start = time.perf_counter()
-            built.append(spec.build_model(None, self.options.seed))
-            torch.save(built[0].state_dict(), path)
-            return {"seed": self.options.seed, "seconds": round(time.perf_counter() - start, 3)}
-
-        def problem(path: Path) -> str | None:
-            try:
-                read_state_dict(path)
-            except AwmlError as exc:
-                return str(exc)
-            return None
-
-        artifact = self.store.get_or_build(spec=spec.name, component="model", format=WEIGHTS_FORMAT, filename="seeded.pt",
-                                           key_parts={"spec": fingerprint(spec), "code": self._package_code(spec.build_model), "seed": self.options.seed,
-                                                      "torch": torch.__version__, "numpy": np.__version__},
-                                           build=write, verify=problem)
-        self._new_builds.append(artifact)
-        return artifact.path, (built[0] if built else None)
-
-    def drain_notes(self) -> list[tuple[str, str]]:
-        """(spec, note) for what the data readers warned about since the last call (for the report)."""
-        notes, self._new_notes = self._new_notes, []
-        return notes
 
     def inputs(self, spec: ModelSpec, component: Component) -> list[dict[str, np.ndarray]]:
         """The component's inputs for the session's samples; a component ``fed_by`` another is fed that one's
@@ -255,108 +162,65 @@ class Workspace:
             upstream = self.reference(spec, spec.component(component.fed_by.component))
             return models.component_inputs(self.model(spec), component, upstream)
 
-        return self._memo.get(("inputs", spec.name, component.name), make)
+        return self._memo.get(key(_Slot.INPUTS, spec.name, component.name), make)
 
     def reference(self, spec: ModelSpec, component: Component) -> list[dict[str, np.ndarray]]:
         """PyTorch CPU fp32 outputs of the very module that is exported, for the session's inputs."""
         return self.outputs(spec, component, REFERENCE)
 
     def input_digests(self, spec: ModelSpec, component: Component) -> list[str]:
-        """The :func:`content_digest` of each of the session's inputs, hashed once for every target (a full-size
-        canvas is 266 MB: 0.14 s a hash)."""
-        return self._memo.get(("input digests", spec.name, component.name),
-                              lambda: [content_digest(sample) for sample in self.inputs(spec, component)])
+        """The content digest of each of the session's inputs (:meth:`InferenceStore.input_digests`)."""
+        return self.inferences.input_digests(spec.name, component.name, self.inputs(spec, component))
 
     def outputs(self, spec: ModelSpec, component: Component, target: Target) -> list[dict[str, np.ndarray]]:
-        """The component's outputs on ``target`` for the session's inputs (see :meth:`run`)."""
-        return [self.run(spec, component, target, sample, digest=digest)
-                for sample, digest in zip(self.inputs(spec, component), self.input_digests(spec, component))]
+        """The component's outputs on ``target`` for the session's inputs (:meth:`InferenceStore.outputs`)."""
+        feeds = list(zip(self.input_digests(spec, component), self._computes(spec, component, target)))
+        return self.inferences.outputs(spec.name, component, target, feeds, self.outputs_key(spec, component, target))
+
+    def recheck(self, spec: ModelSpec, component: Component, targets: tuple[Target, ...],
+                inputs: list[dict[str, np.ndarray]] | None = None) -> None:
+        """Recompute every input of ``component`` (the session's, or ``inputs``) the store replayed on ``targets``:
+        raises :class:`~pytest_awml.errors.StoreMismatch` for those that differ (before a failure blames a backend)."""
+        samples = self.inputs(spec, component) if inputs is None else inputs
+        digests = self.input_digests(spec, component) if inputs is None else [content_digest(sample) for sample in samples]
+        for target in targets:
+            feeds = [(digest, self._compute(spec, component, target, sample)) for digest, sample in zip(digests, samples)]
+            self.inferences.recheck(spec.name, component, target, feeds)
 
     def run(self, spec: ModelSpec, component: Component, target: Target, inputs: Mapping[str, np.ndarray], *,
             keep: bool = True, digest: str | None = None) -> dict[str, np.ndarray]:
         """One inference, made once per session for the same component, target and input content, and
-        shared by every test that needs it (parity, pipelines, drift, metrics). With ``keep`` it is kept in
-        the store too (:meth:`_kept`): xdist workers and later runs read it instead of computing it again.
-        Inputs drawn afresh every run (shape fuzzing) pass ``keep=False``: they would only fill the store.
-        ``digest``: the inputs' :func:`content_digest`, when the caller has it already (the same feed on two targets)."""
+        shared by every test that needs it (parity, pipelines, drift, metrics); with ``keep`` kept across
+        runs too (:class:`~pytest_awml.inference_store.InferenceStore`). Inputs drawn afresh every run
+        (shape fuzzing) pass ``keep=False``: they would only fill the store. ``digest``: the inputs'
+        :func:`~pytest_awml.digests.content_digest`, when the caller has it already."""
         digest = content_digest(inputs) if digest is None else digest
+        stored = self.outputs_key(spec, component, target) if keep else None
+        return self.inferences.run(spec.name, component, target, digest, self._compute(spec, component, target, inputs), stored)
 
-        def compute() -> dict[str, np.ndarray]:
-            return self.ledgered(spec, component, target, digest, lambda: self.runner(spec, component, target).run(inputs))
+    def _computes(self, spec: ModelSpec, component: Component, target: Target) -> list[Compute]:
+        return [self._compute(spec, component, target, sample) for sample in self.inputs(spec, component)]
 
-        rerun = target != REFERENCE and self.options.rerun_backends
-        return self._memo.get(("run", spec.name, component.name, target, digest),
-                              lambda: compute() if rerun or not keep else self._kept(spec, component, target, digest, compute))
+    def _compute(self, spec: ModelSpec, component: Component, target: Target, inputs: Mapping[str, np.ndarray]) -> Compute:
+        """The inference itself, run only if the store must: opening a runner may build an engine."""
+        return lambda: self.runner(spec, component, target).run(inputs)
 
-    def _kept(self, spec: ModelSpec, component: Component, target: Target, digest: str,
-              compute: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-        """One inference's outputs as an artifact keyed by everything that decides them (:meth:`_outputs_key`) and
-        the input's digest: read back when stored (reported ``reused``), else computed and stored.
-
-        Replaying a backend's stored outputs is sound for the same reason a build cache is: the key holds the
-        file it runs (its hash), the runtime's and the plugin's code and versions, the machine (CPU model; GPU,
-        driver and CUDA) and the input, so running it again would compute these outputs again. Any change to
-        one of them misses and runs the backend; ``--awml-rerun-backends`` runs every backend regardless."""
-        computed: list[dict[str, np.ndarray]] = []
-
-        def write(path: Path) -> dict:
-            computed.append(compute())
-            np.savez(path, **{OUTPUT_PREFIX + name: value for name, value in computed[0].items()})  # no name clashes with savez's own arguments
-            return {"target": target.id, "input": digest}
-
-        artifact = self.store.get_or_build(spec=spec.name, component=component.name,
-                                           format=REFERENCE_FORMAT if target == REFERENCE else OUTPUTS_FORMAT,
-                                           filename=f"{component.name}.{target.id}.npz",
-                                           key_parts={**self._outputs_key(spec, component, target), "inputs": digest},
-                                           build=write, verify=lambda path: outputs_problem(path, component.output_names))
-        self._new_builds.append(artifact)  # reused or built: the report says which, once per session
-        if computed:
-            return computed[0]
-        with np.load(artifact.path, allow_pickle=False) as stored:
-            return {name: stored[OUTPUT_PREFIX + name] for name in component.output_names}
-
-    def _package_code(self, obj: Callable) -> str:
-        """The hash of all the code of the top-level package that defines ``obj`` (:func:`source_hash`), read once per
-        session and package: the model's, this plugin's and a backend's (often this plugin again) key stored files."""
-        package = (getattr(obj, "__module__", "") or "").split(".")[0]
-        return self._memo.get(("package code", package), lambda: source_hash(obj, whole_package=True))
-
-    def _outputs_key(self, spec: ModelSpec, component: Component, target: Target) -> dict[str, str]:
-        """What decides a component's outputs on ``target`` beside the input: the spec and all its model code, the
-        weights, the target, the file the backend runs, the code that runs it (this plugin's, and all of the backend's
-        top-level package when that is another), the libraries' versions and the machine."""
-        def make() -> dict[str, str]:
+    def outputs_key(self, spec: ModelSpec, component: Component, target: Target) -> OutputsKey:
+        """What decides the component's outputs on ``target`` (:class:`~pytest_awml.stored_formats.OutputsKey`),
+        its parts resolved here: the model, the backend, the file it runs, the machine."""
+        def make() -> OutputsKey:
             backend = self.plan.backends.get(target.backend)
-            key = {"spec": fingerprint(spec, component), "model_code": self._package_code(spec.build_model),
-                   "weights": self.model(spec).weights_sha256, "target": target.id, "plugin_code": self._package_code(Workspace),
-                   "backend_code": self._package_code(type(backend)), "versions": json.dumps(versions(), sort_keys=True),
-                   "machine": json.dumps(machine_identity(self.options.physical(target.device)), sort_keys=True)}
             fmt = backend.artifact_format(target.precision)
-            if fmt is not None:
-                key["artifact"] = self.artifact(spec, component, fmt).sha256
-            return key
+            loaded = self.model(spec)
+            return OutputsKey.of(spec, component, target, model=loaded.model, weights_sha256=loaded.weights_sha256,
+                                 backend=backend, artifact_sha256=self.artifact(spec, component, fmt).sha256 if fmt else None,
+                                 versions=versions(), machine=machine_identity(self.options.physical(target.device)))
 
-        return self._memo.get(("outputs key", spec.name, component.name, target), make)
-
-    def ledgered(self, spec: ModelSpec, component: Component, target: Target, digest: str, call: Callable[[], Any]) -> Any:
-        """``call`` (one inference outside the latency rounds), timed into the run's ledger: the report's
-        ``inferences`` say what a run computed, so ``benchmarks/main_job.py`` can hold its wall time to
-        them and show that no input ran twice on a target."""
-        start = time.perf_counter()
-        try:
-            return call()
-        finally:
-            self._inferences.append({"spec": spec.name, "component": component.name, "target": target.id, "input": digest,
-                                     "seconds": round(time.perf_counter() - start, 6)})
-
-    def drain_inferences(self) -> list[dict]:
-        """The ledger's entries since the last call (the running test's)."""
-        done, self._inferences = self._inferences, []
-        return done
+        return self._memo.get(key(_Slot.OUTPUTS_KEY, spec.name, component.name, target), make)
 
     # -- artifacts ----------------------------------------------------------------------------
     def artifact(self, spec: ModelSpec, component: Component, fmt: str) -> Artifact:
-        return self._memo.get(("artifact", spec.name, component.name, fmt), lambda: self._build(spec, component, fmt))
+        return self._memo.get(key(_Slot.ARTIFACT, spec.name, component.name, fmt), lambda: self._build(spec, component, fmt))
 
     def _build(self, spec: ModelSpec, component: Component, fmt: str) -> Artifact:
         context = BuildContext(spec=spec, component=component, device=self.options.physical(self.options.device),
@@ -364,7 +228,7 @@ class Workspace:
                                artifact=lambda other: self.artifact(spec, component, other))
         artifact = self.plan.builders.get(fmt).build(context)
         if not artifact.reused:
-            self._new_builds.append(artifact)
+            self.collector.built(artifact)
         return artifact
 
     def artifact_path_or_none(self, spec: ModelSpec, component: Component, fmt: str) -> Path | None:
@@ -373,11 +237,6 @@ class Workspace:
             return self.artifact(spec, component, fmt).path
         except AwmlError:
             return None
-
-    def drain_builds(self) -> list[Artifact]:
-        """Artifacts this process built since the last call (to report who built what under xdist)."""
-        built, self._new_builds = self._new_builds, []
-        return built
 
     # -- runners and pipelines ------------------------------------------------------------------
     def runner(self, spec: ModelSpec, component: Component, target: Target) -> Runner:
@@ -392,7 +251,7 @@ class Workspace:
             self._open_runners.append(runner)
             return runner
 
-        return self._memo.get(("runner", spec.name, component.name, target), make)
+        return self._memo.get(key(_Slot.RUNNER, spec.name, component.name, target), make)
 
     def pipeline(self, spec: ModelSpec, target: Target, name: str = "") -> Pipeline:
         """The spec's pipeline (``name`` ``"bundle"``: the bundle's) with every component on ``target``
@@ -403,7 +262,7 @@ class Workspace:
             runners = {c.name: self.runner(spec, c, target) for c in components}
             return pipeline_spec.build(self.model(spec).model, runners)
 
-        return self._memo.get(("pipeline", spec.name, name, target), build)
+        return self._memo.get(key(_Slot.PIPELINE, spec.name, name, target), build)
 
     def pipeline_rounds(self, spec: ModelSpec, target: Target, name: str, settings: LatencySettings) -> "PipelineRounds":
         """The pipeline's latency rounds on ``target`` (on its first sample), run once per session: the pipeline
@@ -424,7 +283,7 @@ class Workspace:
             return PipelineRounds(rounds, tuple(timer.spans["pipeline"]),
                                   {stage: tuple(times[stage] for times in timed if stage in times) for stage in pipeline.stages})
 
-        return self._memo.get(("pipeline-rounds", spec.name, name, target), run)
+        return self._memo.get(key(_Slot.PIPELINE_ROUNDS, spec.name, name, target), run)
 
     def stage_rounds(self, spec: ModelSpec, component: Component, target: Target) -> "StageRounds | None":
         """``component``'s rounds on ``target`` when they are a pipeline stage's (see :func:`timing_stage`), else None."""
@@ -449,7 +308,7 @@ class Workspace:
             pipeline = pipeline_spec.build(self.model(spec).model, runners)
             return [pipeline(sample).outputs for sample in self.model(spec).samples]
 
-        return self._memo.get(("pipeline_outputs", spec.name, name, target), run)
+        return self._memo.get(key(_Slot.PIPELINE_OUTPUTS, spec.name, name, target), run)
 
     def pipeline_reference(self, spec: ModelSpec, name: str = "") -> list:
         """Reference pipeline outputs (every component on PyTorch CPU fp32), one per sample."""
@@ -457,7 +316,7 @@ class Workspace:
 
     # -- latency --------------------------------------------------------------------------------
     def remember_p50(self, spec: ModelSpec, component: Component, target: Target, p50_ms: float) -> None:
-        self._memo.put(("p50", spec.name, component.name, target.id), p50_ms)
+        self._memo.put(key(_Slot.P50, spec.name, component.name, target.id), p50_ms)
 
     def p50(self, spec: ModelSpec, component: Component, target_id: str, settings: LatencySettings) -> float:
         """p50 of a component on a target: as measured earlier in this session, else measured now as
@@ -473,14 +332,14 @@ class Workspace:
             compute = compute_of(runner, runner.prepare(self.inputs(spec, component)[0]), timer)
             return measure_shared(timer, compute, settings, span="compute").stats.p50_ms
 
-        return self._memo.get(("p50", spec.name, component.name, target_id), measure)
+        return self._memo.get(key(_Slot.P50, spec.name, component.name, target_id), measure)
 
     def baseline_median(self, test_name: str) -> float | None:
         """The median (ms) of ``test_name`` in ``--awml-latency-baseline``, if given and present."""
         path = self.options.latency_baseline
         if path is None:
             return None
-        return self._memo.get(("baseline", path), lambda: baseline_medians(load_benchmarks(path))).get(test_name)
+        return self._memo.get(key(_Slot.BASELINE, path), lambda: baseline_medians(load_benchmarks(path))).get(test_name)
 
     # -- end of session -------------------------------------------------------------------------
     def close(self) -> None:

@@ -76,8 +76,8 @@ def test_a_torch_tensor_on_one_side_is_an_error_not_a_zero_difference():
 
 
 def test_missing_and_undeclared_outputs_fail():
-    ref = [{"a": np.zeros(2, np.float32), "b": np.zeros(2, np.float32)}]
-    test = [{"a": np.zeros(2, np.float32), "c": np.zeros(2, np.float32)}]
+    ref = [{"a": np.arange(2, dtype=np.float32), "b": np.zeros(2, np.float32)}]
+    test = [{"a": np.arange(2, dtype=np.float32), "c": np.zeros(2, np.float32)}]
     results = {c.output: c for c in compare_outputs(ref, test, {"a": TOL, "b": TOL})}
     assert results["a"].passed
     assert not results["b"].passed and "missing in test sample 0" in results["b"].problem
@@ -94,3 +94,13 @@ def test_record_is_json_safe():
 
     c = compare_output("x", [np.zeros(0, np.float32)], [np.zeros(0, np.float32)], TOL)
     json.dumps(c.as_record(), allow_nan=False)
+
+
+@pytest.mark.parametrize("value", [0.0, 3.5])
+def test_outputs_constant_on_both_sides_never_pass(value):
+    """All zero (a poisoned store, a dead model) on both sides agrees perfectly and judges nothing: a failure that says
+    so; one side constant, or one element, is compared as usual."""
+    c = compare_output("x", [np.full(4, value, np.float32)] * 2, [np.full(4, value, np.float32)] * 2, TOL)
+    assert not c.passed and "constant on both sides" in c.problem
+    assert compare_output("x", [np.full(4, value, np.float32)], [np.full(4, value, np.float32) + np.float32([0, 0, 0, 1e-4])], TOL).passed
+    assert compare_output("x", [np.full(1, value, np.float32)], [np.full(1, value, np.float32)], TOL).passed

@@ -301,9 +301,11 @@ def test_what_a_data_reader_changed_is_kept_for_the_report(tmp_path):
         loaded = Workspace(plan, ArtifactStore(tmp_path)).model(spec)
     assert loaded.notes == (f"{tmp_path}: 3 points cut",)
     workspace = Workspace(plan, ArtifactStore(tmp_path))
-    with pytest.warns(DataWarning):
+    with workspace.collector.collecting() as produced, pytest.warns(DataWarning):
         workspace.model(spec)
-    assert workspace.drain_notes() == [("toy", f"{tmp_path}: 3 points cut")] and workspace.drain_notes() == []
+    with workspace.collector.collecting() as later:
+        workspace.model(spec)
+    assert produced.notes == [("toy", f"{tmp_path}: 3 points cut")] and later.notes == []
     assert models.load(dataclasses.replace(spec, load_data=lambda p, o: toy.make_samples(1, 0)), plan.options).notes == ()
     from pytest_awml import summary
 
@@ -342,7 +344,8 @@ def test_stored_outputs_that_do_not_read_back_are_recomputed(tmp_path, damage):
     by the manifest's hash: a corrupt file under a matching manifest is recomputed, not a raw traceback."""
     import toy
     from pytest_awml.artifacts import sha256_file
-    from pytest_awml.workspace import REFERENCE_FORMAT, Workspace
+    from pytest_awml.stored_formats import REFERENCE_FORMAT
+    from pytest_awml.workspace import Workspace
 
     plan = toy.plan(tmp_path)
     spec, component = toy.SPEC, toy.SPEC.components[0]
@@ -354,12 +357,59 @@ def test_stored_outputs_that_do_not_read_back_are_recomputed(tmp_path, damage):
     manifest = path.parent / "manifest.json"
     manifest.write_text(json.dumps({**json.loads(manifest.read_text()), "sha256": sha256_file(path)}))
     workspace = Workspace(plan, ArtifactStore(tmp_path / "store"))
-    again = workspace.reference(spec, component)
-    stored = [a for a in workspace.drain_builds() if a.format == REFERENCE_FORMAT]
+    with workspace.collector.collecting() as produced:
+        again = workspace.reference(spec, component)
+    stored = [a for a in produced.builds if a.format == REFERENCE_FORMAT]
     (rebuilt,) = [a for a in stored if not a.reused]
     assert rebuilt.path == path and "its content is refused" in rebuilt.rebuilt_reason
     for old, new in zip(expected, again):
         assert old.keys() == new.keys() and all(np.array_equal(old[k], new[k]) for k in old)
+
+
+STORE_FAULTS = [  # (id, formats poisoned, change): each stored .npz rewritten and its manifest re-hashed to match
+    ("zeroed reference and backend", ("reference-outputs", "backend-outputs"), np.zeros_like),
+    ("offset", ("backend-outputs",), lambda a: a + 1),
+    ("nan", ("backend-outputs",), lambda a: np.full_like(a, np.nan)),
+    ("wrong shape", ("backend-outputs",), lambda a: a[:2]),
+    ("wrong dtype", ("backend-outputs",), lambda a: a.astype(np.float64)),
+]
+
+
+@pytest.mark.parametrize("formats, change", [row[1:] for row in STORE_FAULTS], ids=[row[0] for row in STORE_FAULTS])
+def test_poisoned_stored_outputs_fail_naming_the_store_not_the_backend(tmp_path, formats, change):
+    """Stored outputs edited under re-hashed manifests read back cleanly; the run's check recomputes one and fails
+    with StoreMismatch naming the file and how to clear it, before parity could pass on zeros or blame ONNX Runtime."""
+    import toy
+    from pytest_awml.artifacts import sha256_file
+    from pytest_awml.errors import StoreMismatch
+    from pytest_awml.workspace import Workspace
+
+    component = toy.SPEC.components[0]
+
+    def session():
+        workspace = Workspace(toy.plan(tmp_path), ArtifactStore(tmp_path / "store"))
+        try:
+            return workspace.reference(toy.SPEC, component), workspace.outputs(toy.SPEC, component, CPU_FP32)
+        finally:
+            workspace.close()
+
+    session()
+    poisoned = []
+    for manifest in (tmp_path / "store").glob("**/manifest.json"):
+        meta = json.loads(manifest.read_text())
+        if meta["format"] in formats:
+            path = manifest.parent / meta["file"]
+            with np.load(path) as stored:
+                arrays = {name: change(stored[name]) for name in stored.files}
+            with open(path, "wb") as handle:
+                np.savez(handle, **arrays)
+            manifest.write_text(json.dumps({**meta, "sha256": sha256_file(path)}))
+            poisoned.append(manifest.parent)
+    with pytest.raises(StoreMismatch) as info:
+        session()
+    message = str(info.value)
+    assert any(str(folder) in message for folder in poisoned) and "Clear it: delete" in message
+    assert "differs from" not in message.split("(")[0]  # not a parity verdict on the backend
 
 
 def test_onnx_runtime_on_a_corrupt_file_is_an_artifact_error(tmp_path):

@@ -94,20 +94,28 @@ def test_tiny_spec_end_to_end_then_reuse(run_awml):
     restored = inferences(second)
     assert {k: (a["reused"], a["sha256"]) for k, a in restored.items()} == {k: (True, a["sha256"]) for k, a in stored.items()}
     assert "3 inputs: 3 reused" in second.text
-    # the ledger: every input ran once per target; the second run computed at most the shape fuzzing's new draws
+    # the ledger: every input ran once per target; the second run computed the shape fuzzing's new draws, and one
+    # stored input per component and target again, as a check that the store still gives what the code computes
     for ledger in (report["inferences"], second.report["inferences"]):
         keys = [(i["component"], i["target"], i["input"]) for i in ledger]
         assert len(keys) == len(set(keys)) and all(i["seconds"] > 0 for i in ledger)
     assert {(i["component"], i["input"]) for i in report["inferences"] if "test_shapes" not in i["test_id"]} <= {(c, i) for c, _, i in stored}
-    assert all("test_shapes" in i["test_id"] for i in second.report["inferences"])
+    assert not any(i.get("checked") for i in report["inferences"])  # nothing was replayed: nothing to check
+    checks = [i for i in second.report["inferences"] if "test_shapes" not in i["test_id"]]
+    assert all(i["checked"] == "same" and i["store"] for i in checks)
+    assert {(i["component"], i["target"]) for i in checks} == {(c, t) for c in ("pts_voxel_encoder", "pts_backbone_neck_head")
+                                                              for t in ("pytorch-cpu-fp32", "onnxruntime-cpu-fp32")}
 
-    # --awml-rerun-backends: ONNX Runtime runs every input again (the same outputs); the reference is still read
+    # --awml-rerun-backends: ONNX Runtime runs every input again and compares it with the stored outputs (the same);
+    # the reference is still read (one input per component checked)
     third = run_awml("--awml-spec", "centerpoint-tiny", "--awml-rerun-backends", "-k", "parity")
     assert third.result.ret == 0
     reran = {(i["component"], i["input"]) for i in third.report["inferences"] if i["target"] == "onnxruntime-cpu-fp32"}
     assert reran == {(c, i) for (c, f, i), a in stored.items() if f == "backend-outputs" and "test_shapes" not in a["test_id"]}
-    assert not any(i["target"] == "pytorch-cpu-fp32" for i in third.report["inferences"])
-    assert [a for a in third.report["artifacts"] if a["format"] == "backend-outputs"] == []
+    assert all(i["checked"] == "same" for i in third.report["inferences"])
+    assert sorted(i["component"] for i in third.report["inferences"] if i["target"] == "pytorch-cpu-fp32") == [
+        "pts_backbone_neck_head", "pts_voxel_encoder"]
+    assert all(a["reused"] for a in third.report["artifacts"] if a["format"] == "backend-outputs")
     errors = lambda run: {(r["test_id"], r["output"]): r["max_abs"] for r in run.report["parity"]}  # noqa: E731
     assert errors(third).keys() == errors(first).keys()
     assert list(errors(third).values()) == pytest.approx(list(errors(first).values()), rel=1e-3, abs=1e-9)
@@ -316,6 +324,8 @@ def test_shape_fuzzing_keeps_what_a_later_run_draws_again(run_awml):
         run.result.assert_outcomes(passed=1)
     kept = lambda run: [a for a in run.report["artifacts"] if a["format"] == "backend-outputs"]  # noqa: E731
     assert len(kept(first)) == first.report["shapes"][0]["examples"] and not any(a["reused"] for a in kept(first))
-    assert again.report["inferences"] == [] and all(a["reused"] for a in kept(again))
+    assert all(a["reused"] for a in kept(again))  # and one stored draw per target recomputed, as the run's check
+    assert sorted((i["target"], i["checked"]) for i in again.report["inferences"]) == [("onnxruntime-cpu-fp32", "same"),
+                                                                                       ("pytorch-cpu-fp32", "same")]
     assert 0 < len(kept(dev)) < len(kept(first)) and all(a["reused"] for a in kept(dev))  # the corners only
     assert dev.report["inferences"]  # its draws

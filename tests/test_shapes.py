@@ -8,7 +8,7 @@ from hypothesis import given
 from pytest_awml.shapes import (PROFILES, RandomFeed, corner_sizes, feed_problem, hypothesis_settings, out_of_range_sizes, random_feed, zero_feed,
                                 shape_for, sizes_strategy)
 from pytest_awml.spec import Dim, TensorSpec
-from pytest_awml.workspace import content_digest
+from pytest_awml.digests import content_digest
 
 N, M = Dim("n", 2, 4, 8), Dim("m", 1, 1, 3)
 X = TensorSpec("x", (N, 3, M))
