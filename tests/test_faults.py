@@ -429,3 +429,59 @@ def test_the_config_reader_is_bounded(tmp_path, text, fragment):
         read_config(path)
     assert fragment in str(info.value)
 
+
+
+# -- a spec's pipelines: what a stage times and which pipeline a test asks for ------------------------------
+def _toy_with(**pipeline_changes):
+    import dataclasses
+
+    import toy
+
+    return dataclasses.replace(toy.SPEC, pipeline=dataclasses.replace(toy.SPEC.pipeline, **pipeline_changes))
+
+
+PIPELINE_FAULTS = [
+    ({"stage_components": {"enc": "encoder"}}, "pipeline.stage_components['enc']", "names 'encoder', which this pipeline does not run"),
+    ({"stage_components": {"enc": "enc", "again": "enc"}}, "pipeline.stage_components['again']", "names 'enc' again"),
+]
+
+
+@pytest.mark.parametrize("changes, field, fragment", PIPELINE_FAULTS)
+def test_a_stage_naming_no_component_of_its_pipeline_is_a_spec_error(changes, field, fragment):
+    """A typo in ``stage_components`` would silently time a component alone instead of reading its stage."""
+    from pytest_awml.spec import validate
+
+    with pytest.raises(SpecError, match="Fix:") as info:
+        validate(_toy_with(**changes))
+    assert field in str(info.value) and fragment in str(info.value)
+
+
+def test_a_pipeline_the_spec_does_not_declare_is_a_spec_error():
+    import toy
+    from pytest_awml.pipeline import PipelineName
+
+    with pytest.raises(SpecError, match=r"field bundle_pipeline: is None, and a test asked for it.*declare bundle_pipeline="):
+        toy.SPEC.pipeline_named(PipelineName.BUNDLE)
+
+
+def test_a_pipeline_whose_stages_feed_other_inputs_on_every_pass_is_a_backend_error(tmp_path):
+    """Pipeline parity resolves a frame's missing inferences between passes: a pipeline that feeds a component other
+    inputs each time it runs the same sample would never end; it fails naming the component."""
+    import toy
+    from pytest_awml.device import REFERENCE
+    from pytest_awml.pipeline import PipelineResult, StageClock
+    from pytest_awml.workspace import Workspace
+
+    class Drifting(toy.ToyPipeline):
+        calls = 0
+
+        def __call__(self, sample) -> PipelineResult:
+            Drifting.calls += 1
+            out = self.runners["enc"].run({"x": sample + np.float32(Drifting.calls)})["y"]
+            return PipelineResult(out, StageClock().stages_ms)
+
+    spec = _toy_with(build=lambda model, runners: Drifting(runners))
+    workspace = Workspace(toy.plan(tmp_path), ArtifactStore(tmp_path / "artifacts"))
+    with pytest.raises(BackendError, match="fed enc other inputs when it ran the same sample again: .* not deterministic"):
+        workspace.pipeline_outputs(spec, REFERENCE)
+    workspace.close()

@@ -73,10 +73,7 @@ def _source(tmp_path, artifact):
 
 
 def test_creating_a_runner_does_no_heavy_work(tmp_path):
-    def no_artifact(fmt):
-        raise AssertionError("the artifact was asked for before open()")
-
-    source = _source(tmp_path, no_artifact)
+    source = _source(tmp_path, tmp_path / "nowhere.onnx")  # a path only: nothing reads it before open()
     runner = OnnxRuntimeBackend().create_runner(source, ORT)
     assert not runner.is_open
     reference = PyTorchBackend().create_runner(source, REFERENCE)
@@ -91,16 +88,20 @@ def _onnx(tmp_path):
 
 def test_onnxruntime_session_lives_between_open_and_close(tmp_path):
     path = _onnx(tmp_path)
-    asked: list[str] = []
-    runner = OnnxRuntimeBackend().create_runner(_source(tmp_path, lambda fmt: asked.append(fmt) or path), ORT)
+    runner = OnnxRuntimeBackend().create_runner(_source(tmp_path, path), ORT)
     feed = {"x": np.ones((4, 3), np.float32)}
     with runner:
-        assert asked == ["onnx"] and runner.session is not None
+        assert runner.session is not None
         first = runner.run(feed)
     assert runner._session is None and not runner.is_open
     second = runner.run(feed)  # used again: opens again, on first use
-    assert runner.is_open and np.array_equal(first["y"], second["y"]) and asked == ["onnx", "onnx"]
+    assert runner.is_open and np.array_equal(first["y"], second["y"])
     runner.close()
+
+
+def test_a_backend_that_runs_a_file_refuses_a_source_without_one(tmp_path):
+    with pytest.raises(BackendError, match="runs a onnx file, and enc's runner source carries none: resolve the artifact"):
+        OnnxRuntimeBackend().create_runner(_source(tmp_path, None), ORT)
 
 
 def test_a_runner_keeps_nothing_from_a_call(tmp_path):
@@ -120,7 +121,7 @@ def test_deliberate_checks_raise_named_errors(tmp_path):
     with pytest.raises(BackendError, match="the module returned 1 outputs, the spec declares 2: a, b"):
         two.run({"x": np.ones(2, np.float32)})
     path = _onnx(tmp_path)
-    wrong = OnnxRuntimeRunner(lambda: path, ORT, ("y", "extra"), ["CPUExecutionProvider"])
+    wrong = OnnxRuntimeRunner(path, ORT, ("y", "extra"), ["CPUExecutionProvider"])
     with pytest.raises(ArtifactError, match=r"the ONNX graph has no output\(s\) \['extra'\]; it has \['y'\]"):
         wrong.open()
 

@@ -7,9 +7,9 @@ plus one line in :func:`builtin` (from a plugin or conftest: the ``pytest_awml_a
 
 from __future__ import annotations
 
-from pytest_awml.builders.base import ArtifactBuilder, BuildContext, BuilderRegistry
+from pytest_awml.builders.base import ArtifactBuilder, BuildContext, BuilderRegistry, Ingredient
 
-__all__ = ["ArtifactBuilder", "BuildContext", "BuilderRegistry", "builtin"]
+__all__ = ["ArtifactBuilder", "BuildContext", "BuilderRegistry", "Ingredient", "builtin"]
 
 
 def builtin() -> BuilderRegistry:

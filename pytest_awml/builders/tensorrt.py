@@ -34,6 +34,7 @@ class EngineBuilder(ArtifactBuilder):
     def __init__(self, precision: Precision) -> None:
         self.precision = precision
         self.format = engine_format(precision)
+        self.requires = (ONNX,)
 
     def unavailable_reason(self, device: Device) -> str | None:
         reason = tensorrt_unavailable()

@@ -31,6 +31,7 @@ class RtxEngineBuilder(ArtifactBuilder):
     def __init__(self, precision: Precision) -> None:
         self.precision = precision
         self.format = rtx_format(precision)
+        self.requires = (graph_format(precision),)
         self.options = RtxOptions(tf32=precision is Precision.TF32)
 
     def unavailable_reason(self, device: Device) -> str | None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -35,10 +35,10 @@ __all__ = ["TensorRTBackend", "TensorRTRunner", "plan_output_shapes", "tensorrt_
 class TensorRTRunner(Runner):
     """One engine, one execution context, one stream, all made by ``open`` and dropped by ``close``.
     ``execute`` holds a lock: a TensorRT execution context runs one inference at a time, so
-    concurrent callers queue instead of racing. ``engine`` is called at ``open`` for the engine
-    file's path, so the build happens only when a runner needs it."""
+    concurrent callers queue instead of racing. ``engine`` is the engine file's path, built before the
+    runner is made; ``open`` deserializes it."""
 
-    def __init__(self, engine: Callable[[], Path], target: Target, output_specs: Sequence[TensorSpec],
+    def __init__(self, engine: Path, target: Target, output_specs: Sequence[TensorSpec],
                  input_specs: Sequence[TensorSpec], module: str = "tensorrt") -> None:
         super().__init__(target, tuple(t.name for t in output_specs), tuple(input_specs))
         self._engine_path = engine
@@ -54,7 +54,7 @@ class TensorRTRunner(Runner):
         import torch
 
         trt = importlib.import_module(self._module)
-        path = self._engine_path()
+        path = self._engine_path
         self._device = torch.device(self.target.device.torch)
         logger = trt.Logger(trt.Logger.WARNING)
         trt.init_libnvinfer_plugins(logger, "")  # an engine with plugin layers (EfficientNMS_TRT) needs their creators
@@ -155,5 +155,4 @@ class TensorRTBackend(Backend):
         return engine_format(precision)
 
     def create_runner(self, source: RunnerSource, target: Target) -> Runner:
-        fmt = engine_format(target.precision)
-        return TensorRTRunner(lambda: source.artifact(fmt), target, source.output_specs, source.input_specs)
+        return TensorRTRunner(self.artifact_of(source, target), target, source.output_specs, source.input_specs)

@@ -34,5 +34,4 @@ class TensorRTRtxBackend(Backend):
         return rtx_format(precision)
 
     def create_runner(self, source: RunnerSource, target: Target) -> Runner:
-        fmt = rtx_format(target.precision)
-        return TensorRTRunner(lambda: source.artifact(fmt), target, source.output_specs, source.input_specs, module=MODULE)
+        return TensorRTRunner(self.artifact_of(source, target), target, source.output_specs, source.input_specs, module=MODULE)
