@@ -111,20 +111,6 @@ def reference_weights(shapes: list[tuple[str, tuple[int, ...]]], seed: int) -> d
     return state
 
 
-def randomise_batchnorms(model: torch.nn.Module, seed: int) -> None:
-    """BatchNorm statistics near identity but not equal to it, so that no normalisation is a no-op
-    (an upstream model straight from ``init_weights`` has mean 0, var 1 everywhere)."""
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
-                n = module.num_features
-                module.weight.copy_(1.0 + 0.1 * torch.randn(n, generator=generator))
-                module.bias.copy_(0.05 * torch.randn(n, generator=generator))
-                module.running_mean.copy_(0.05 * torch.randn(n, generator=generator))
-                module.running_var.copy_(1.0 + 0.2 * torch.rand(n, generator=generator))
-
-
 def max_abs(a: np.ndarray, b: np.ndarray) -> float:
     """max |a - b|, or inf when the shapes differ or there is nothing to compare."""
     a, b = np.asarray(a), np.asarray(b)

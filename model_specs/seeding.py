@@ -14,6 +14,26 @@ import torch
 from torch import nn
 
 
+def seed_batchnorm(module: nn.modules.batchnorm._BatchNorm, generator: torch.Generator) -> None:
+    """Affine parameters and running statistics near identity but not equal to it, so that no normalisation is a
+    no-op (a fused or dropped BatchNorm shows), drawn from ``generator`` in a fixed order."""
+    n = module.num_features
+    module.weight.copy_(1.0 + 0.1 * torch.randn(n, generator=generator))
+    module.bias.copy_(0.05 * torch.randn(n, generator=generator))
+    module.running_mean.copy_(0.05 * torch.randn(n, generator=generator))
+    module.running_var.copy_(1.0 + 0.2 * torch.rand(n, generator=generator))
+
+
+def randomise_batchnorms(model: nn.Module, seed: int) -> None:
+    """Every BatchNorm of ``model`` seeded (:func:`seed_batchnorm`), the rest left as it is: an upstream model
+    straight from its ``init_weights`` has mean 0, var 1 everywhere."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                seed_batchnorm(module, generator)
+
+
 def init_like_trained(model: nn.Module, seed: int) -> nn.Module:
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
@@ -26,9 +46,5 @@ def init_like_trained(model: nn.Module, seed: int) -> nn.Module:
                 if module.bias is not None:
                     module.bias.uniform_(-0.1, 0.1, generator=generator)
             elif isinstance(module, nn.modules.batchnorm._BatchNorm):
-                n = module.num_features
-                module.weight.copy_(1.0 + 0.1 * torch.randn(n, generator=generator))
-                module.bias.copy_(0.05 * torch.randn(n, generator=generator))
-                module.running_mean.copy_(0.05 * torch.randn(n, generator=generator))
-                module.running_var.copy_(1.0 + 0.2 * torch.rand(n, generator=generator))
+                seed_batchnorm(module, generator)
     return model.eval()

@@ -289,7 +289,7 @@ def test_stored_outputs_that_do_not_read_back_are_recomputed(tmp_path, damage):
 def test_onnx_runtime_on_a_corrupt_file_is_an_artifact_error(tmp_path):
     path = tmp_path / "c.onnx"
     path.write_bytes(b"\x08\x07garbage")
-    runner = OnnxRuntimeRunner(lambda: path, CPU_FP32, ("y",), ["CPUExecutionProvider"])
+    runner = OnnxRuntimeRunner(path, CPU_FP32, ("y",), ["CPUExecutionProvider"])
     with pytest.raises(ArtifactError, match=f"ONNX Runtime cannot load {path}: .*Delete {tmp_path} to rebuild it"):
         runner.open()
 

@@ -154,3 +154,58 @@ def test_run_tensors_answers_in_the_dtype_the_runner_computes(precision, dtype):
         again = runner.run_tensors({"x": x.to(dtype)})["y"]
     expected = module.to(dtype)(x.to(dtype)).detach()
     assert out.dtype == dtype and torch.equal(out, expected) and torch.equal(again, expected)
+
+
+class Recorded(Runner):
+    """A runner that records which of its doors a caller used, on any target (no device needed)."""
+
+    def __init__(self, target: Target, stream=None) -> None:
+        super().__init__(target, ("y",))
+        self.calls: list[str] = []
+        self._stream = stream
+
+    def prepare(self, inputs):
+        return inputs
+
+    def execute(self, prepared):
+        self.calls.append("run")
+        return {"y": prepared["x"] * 2}
+
+    def fetch(self, raw):
+        return raw
+
+    def run_tensors(self, inputs):
+        self.calls.append("run_tensors")
+        return {"y": inputs["x"] * 2}
+
+    def cuda_stream(self):
+        return self._stream
+
+
+def test_a_sharing_runner_answers_host_calls_from_what_is_held_and_names_what_is_not():
+    from pytest_awml.digests import content_digest
+    from pytest_awml.runners.sharing import Held, Missing, SharingRunner
+
+    inner, held = Recorded(ORT), Held()
+    sharing = SharingRunner("enc", inner, held)
+    x = {"x": np.arange(3, dtype=np.float32)}
+    with pytest.raises(Missing) as info:
+        sharing.run(x)
+    assert info.value.component == "enc" and info.value.digest == content_digest(x) and inner.calls == []
+    held.add(info.value.digest, {"y": np.full(3, 7.0, np.float32)})
+    assert sharing.run(x)["y"].tolist() == [7.0] * 3 and held.read == {info.value.digest}
+    assert sharing.run_tensors({"x": torch.from_numpy(x["x"])})["y"].tolist() == [7.0] * 3  # on a CPU: held too
+    assert inner.calls == [] and sharing.cuda_stream() is None
+
+
+def test_on_a_device_a_sharing_runner_is_its_inner_runner():
+    """Pipeline parity on CUDA runs the branch its latency rounds time: the inner runner's own device call and
+    stream (an asynchronous encoder gets the captured graph's padded rows), not a host round trip."""
+    from pytest_awml.runners.sharing import Held, SharingRunner
+
+    stream = object()
+    inner = Recorded(Target.parse("pytorch-cuda0-fp32"), stream)
+    sharing = SharingRunner("enc", inner, Held())
+    assert sharing.cuda_stream() is stream
+    x = torch.ones(3)
+    assert torch.equal(sharing.run_tensors({"x": x})["y"], x * 2) and inner.calls == ["run_tensors"]
