@@ -77,7 +77,7 @@ def test_an_unavailable_format_says_why_before_any_work(tmp_path):
         pytest.skip("tensorrt imports here")
     with pytest.raises(BackendUnavailable, match="tensorrt not importable"):
         EngineBuilder(Precision.FP16).build(_context(tmp_path))
-    assert options_for(Precision.TF32).policy == "tf32"
+    assert options_for(Precision.TF32).tf32
 
 
 def test_the_onnx_builder_exports_the_component(tmp_path):

@@ -4,8 +4,8 @@ pipeline's frame again. Nothing here reaches back into the caller; like a build 
 dependencies (Bazel's Skyframe restarts a function whose dependency is missing), the missing value is
 reported, resolved outside, and the work is redone with it.
 
-On a device the pipeline's own path is the one that ships and is timed (on CUDA, CenterPoint's encoder
-runs asynchronously on a captured graph's padded rows): there a sharing runner is its inner runner, so that
+On a device the pipeline's own path is the one that ships and is timed (on CUDA, a lidar pipeline's encoder
+runs asynchronously on the padded rows of a captured CUDA graph): there a sharing runner is its inner runner, so that
 pipeline parity verifies that very path; its inputs (padded rows, device tensors) are nothing a parity test
 of the component computed anyway.
 """
