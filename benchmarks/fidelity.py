@@ -58,7 +58,7 @@ def _median_loop_ms(once: Callable[[], float], rounds: int, warmup: int = 5) -> 
 
 
 def bare_onnxruntime_cpu(onnx: Path, feed: dict, rounds: int) -> float:
-    with OnnxRuntimeRunner(lambda: onnx, Target.parse("onnxruntime-cpu-fp32"), (), ["CPUExecutionProvider"]) as runner:
+    with OnnxRuntimeRunner(onnx, Target.parse("onnxruntime-cpu-fp32"), (), ["CPUExecutionProvider"]) as runner:
         session = runner.session
 
         def once() -> float:

@@ -8,7 +8,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Mapping, NoReturn, Sequence
 
 from exporters.errors import ExportError
 from exporters.plugins import plugin_ops, prefix_before_plugins
@@ -123,12 +123,12 @@ def export_onnx(
                 )
                 program.save(str(path), external_data=False)
 
-    with step("stamp metadata"):
+    with step("stamp metadata") as current:
         model = onnx.load(str(path))
         if model.ir_version > options.max_ir_version:
             lowest = _lowest_ir_for(model)
             if lowest > options.max_ir_version:
-                raise RuntimeError(
+                current.fail(
                     f"the graph needs IR version {lowest} (opset {_opset(model)}), above "
                     f"max_ir_version={options.max_ir_version}; lower the opset or raise the cap"
                 )
@@ -149,15 +149,15 @@ def export_onnx(
     with step("shape inference"):
         inferred = onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
 
-    with step("signature"):
+    with step("signature") as current:
         problems = signature_problems(inferred, inputs, outputs)
         if problems:
-            raise RuntimeError("; ".join(problems))
+            current.fail("; ".join(problems))
 
-    with step("plugins"):
+    with step("plugins") as current:
         found = plugin_ops(model)
         if found != tuple(sorted(plugins)):
-            raise RuntimeError(f"the graph carries TensorRT plugin op(s) {list(found)}, the spec declares {sorted(plugins)}")
+            current.fail(f"the graph carries TensorRT plugin op(s) {list(found)}, the spec declares {sorted(plugins)}")
 
     with step("onnxruntime load"):
         import onnxruntime
@@ -220,13 +220,18 @@ def _pin_static_dims(model, outputs: Sequence[TensorSpec]) -> None:
 
 
 class _Step:
-    """Context manager that turns any failure inside into an :class:`ExportError`."""
+    """Context manager that turns any failure inside into an :class:`ExportError`; a check of the step's own
+    fails through :meth:`fail` (the error named by its step, not an untyped exception wrapped later)."""
 
     def __init__(self, component: str, name: str) -> None:
         self.component, self.name = component, name
 
-    def __enter__(self) -> None:
+    def __enter__(self) -> "_Step":
         log.debug("export %s: %s", self.component, self.name)
+        return self
+
+    def fail(self, detail: str) -> NoReturn:
+        raise ExportError(self.component, self.name, detail)
 
     def __exit__(self, exc_type, exc, tb) -> bool:
         if exc is not None and not isinstance(exc, ExportError):

@@ -113,33 +113,6 @@ def reference_weights(shapes: list[tuple[str, tuple[int, ...]]], seed: int) -> d
     return state
 
 
-def randomise_batchnorms(model: torch.nn.Module, seed: int) -> None:
-    """BatchNorm statistics near identity but not equal to it, so that no normalisation is a no-op
-    (an upstream model straight from ``init_weights`` has mean 0, var 1 everywhere)."""
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
-                n = module.num_features
-                module.weight.copy_(1.0 + 0.1 * torch.randn(n, generator=generator))
-                module.bias.copy_(0.05 * torch.randn(n, generator=generator))
-                module.running_mean.copy_(0.05 * torch.randn(n, generator=generator))
-                module.running_var.copy_(1.0 + 0.2 * torch.rand(n, generator=generator))
-
-
-def randomise_layer_norms(model: torch.nn.Module, seed: int) -> None:
-    """LayerNorm affines and layer scales (parameters named ``gamma``) near identity but not equal to it, so that
-    a swapped or dropped one shows (upstream init leaves them at 1 and 0, or at the config's scale). A model
-    without either is left as it is."""
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, parameter in model.named_parameters():
-            owner = model.get_submodule(name.rsplit(".", 1)[0]) if "." in name else model
-            if isinstance(owner, torch.nn.LayerNorm) or name.rsplit(".", 1)[-1] == "gamma":
-                noise = torch.randn(parameter.shape, generator=generator)
-                parameter.copy_(0.05 * noise if name.endswith(".bias") else 1.0 + 0.1 * noise)
-
-
 def max_abs(a: np.ndarray, b: np.ndarray) -> float:
     """max |a - b|, or inf when the shapes differ or there is nothing to compare."""
     a, b = np.asarray(a), np.asarray(b)

@@ -31,11 +31,11 @@ class BackendRegistry(Registry[Backend]):
 def builtin() -> BackendRegistry:
     from pytest_awml.runners.onnxruntime import OnnxRuntimeBackend, OnnxRuntimeCudaBackend, OnnxRuntimeTrtBackend
     from pytest_awml.runners.pytorch import PyTorchBackend
+    from exporters.tensorrt_build import TENSORRT, TENSORRT_RTX
     from pytest_awml.runners.tensorrt import TensorRTBackend
-    from pytest_awml.runners.tensorrt_rtx import TensorRTRtxBackend
 
     registry = BackendRegistry()
-    for backend in (PyTorchBackend(), OnnxRuntimeBackend(), OnnxRuntimeCudaBackend(), OnnxRuntimeTrtBackend(), TensorRTBackend(),
-                    TensorRTRtxBackend()):
+    for backend in (PyTorchBackend(), OnnxRuntimeBackend(), OnnxRuntimeCudaBackend(), OnnxRuntimeTrtBackend(), TensorRTBackend(TENSORRT),
+                    TensorRTBackend(TENSORRT_RTX)):
         registry.register(backend)
     return registry

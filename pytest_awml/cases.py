@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 import pytest
 
 from pytest_awml.device import REFERENCE, Target, absent_reason
-from pytest_awml.spec import Component, ModelSpec
+from pytest_awml.spec import Component, ModelSpec, PipelineName
 
 if TYPE_CHECKING:
     from pytest_awml.backends import BackendRegistry
@@ -38,7 +38,6 @@ if TYPE_CHECKING:
 SUITE = Path(__file__).with_name("suite.py")
 MODULE_ID = "awml"
 MARKER = "awml_cases"
-BUNDLE = "bundle"  # the id part naming the deployable bundle's pipeline
 ARGUMENT = "awml_case"
 REFERENCE_SEPARATOR = "@"  # test_parity[<spec>/<component>/<target>@<reference target>]: a scenario's own reference
 ONNX_FORMATS = ("onnx", "onnx-fp16")  # what a deploy config's export.mode "onnx" keeps (no engines)
@@ -53,12 +52,12 @@ class Case:
     target: Target | None = None
     format: str | None = None
     skip: str = ""
-    pipeline: str = ""  # "" for the spec's pipeline, BUNDLE for the bundle's
+    pipeline: PipelineName = PipelineName.SPEC  # a pipeline test's: the spec's, or its bundle's
     reference: Target | None = None  # a deploy config's scenario reference other than PyTorch CPU fp32 (REFERENCE)
 
     @property
     def id(self) -> str:
-        parts = [self.spec.name] + ([self.pipeline] if self.pipeline else [])
+        parts = [self.spec.name] + ([self.pipeline.value] if self.pipeline.value else [])
         if self.component is not None:
             parts.append(self.component.name)
         if self.format is not None:
@@ -180,11 +179,8 @@ class Plan:
 
     def _pipeline_latency(self) -> Iterator[Case]:
         for spec in self.specs:
-            pipelines = [("", spec.pipeline)]
-            if self.options.autoware is not None:
-                pipelines.append((BUNDLE, spec.bundle_pipeline))
-            for name, pipeline in pipelines:
-                if pipeline is not None:
+            for name, _ in spec.pipelines():
+                if name is PipelineName.SPEC or self.options.autoware is not None:
                     for target, skip in self.targets:
                         yield Case(spec, target=target, skip=skip, pipeline=name)
 
@@ -204,7 +200,7 @@ class Plan:
                                    (f"the spec gives no {target.precision} metric limit" if missing else ""))
             return
         for case in self._pipeline_parity():
-            if not case.pipeline and case.spec.metric is not None:
+            if case.pipeline is PipelineName.SPEC and case.spec.metric is not None:
                 missing = case.target.precision.value not in case.spec.metric.max_delta
                 yield dataclasses.replace(case, skip=case.skip or (f"the spec gives no {case.target.precision} metric limit" if missing else ""))
 

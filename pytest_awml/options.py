@@ -188,23 +188,16 @@ class AwmlOptions:
         deploy_path = _existing(root, _value(config, "awml_deploy_config"), "--awml-deploy-config")
         deploy = read_deploy_config(deploy_path) if deploy_path is not None else None
         artifacts = _resolve(root, _value(config, "awml_artifacts"))
-        checkpoint_text = str(_value(config, "awml_checkpoint") or "")
-        checkpoint = _resolve(root, checkpoint_text) if checkpoint_text else None
-        if checkpoint is not None and not checkpoint.is_file():
-            raise AwmlError(f"--awml-checkpoint {checkpoint} does not exist")
+        checkpoint = _existing(root, _value(config, "awml_checkpoint"), "--awml-checkpoint", file=True)
         if checkpoint is None and deploy is not None and deploy.checkpoint:  # the deploy config's checkpoint_path is the default
             checkpoint = _resolve(root, deploy.checkpoint)
             if not checkpoint.is_file():
                 raise AwmlError(f"--awml-deploy-config {deploy.path}: checkpoint_path {deploy.checkpoint!r} names {checkpoint}, "
                                 "which does not exist. Fix: pass --awml-checkpoint PATH (it overrides checkpoint_path), or run "
                                 "from the folder the path is relative to")
-        report_text = str(_value(config, "awml_report") or "")
-        data_text = str(_value(config, "awml_data") or "")
-        data = _resolve(root, data_text) if data_text else None
-        if data is not None and not data.exists():
-            raise AwmlError(f"--awml-data {data} does not exist")
-        golden_text = str(_value(config, "awml_golden") or "")
-        golden = _resolve(root, golden_text) if golden_text else None
+        report = _optional(root, _value(config, "awml_report"))
+        data = _existing(root, _value(config, "awml_data"), "--awml-data")
+        golden = _optional(root, _value(config, "awml_golden"))
         update_golden = bool(_value(config, "awml_update_golden"))
         if update_golden and golden is None:
             raise AwmlError("--awml-update-golden needs --awml-golden DIR: where should the golden outputs go?")
@@ -223,7 +216,7 @@ class AwmlOptions:
             checkpoint=checkpoint,
             samples=_int(_value(config, "awml_samples"), "--awml-samples", minimum=1),
             seed=_int(_value(config, "awml_seed"), "--awml-seed", minimum=0),
-            report=_resolve(root, report_text) if report_text else artifacts / REPORT_NAME,
+            report=report or artifacts / REPORT_NAME,
             data=data,
             data_options=tuple(data_options),
             golden=golden,
@@ -237,7 +230,7 @@ class AwmlOptions:
             trust_checkpoint=bool(_value(config, "awml_trust_checkpoint")),
             config=_existing(root, _value(config, "awml_config"), "--awml-config"),
             deploy=deploy,
-            autoware=_resolve(root, str(_value(config, "awml_autoware"))) if _value(config, "awml_autoware") else None,
+            autoware=_optional(root, _value(config, "awml_autoware")),
             autoware_schema=_existing(root, _value(config, "awml_autoware_schema"), "--awml-autoware-schema"),
             lock_timeout_s=_seconds(_value(config, "awml_lock_timeout"), "--awml-lock-timeout"),
             allow_missing_device=bool(_value(config, "awml_allow_missing_device")),
@@ -276,11 +269,15 @@ def _profile(text: str) -> str:
     return profile
 
 
-def _existing(root: Path, text, flag: str) -> Path | None:
-    if not text:
-        return None
-    path = _resolve(root, str(text))
-    if not path.exists():
+def _optional(root: Path, text) -> Path | None:
+    """The path an optional option gives (resolved against ``root``), or None when it is not given."""
+    return _resolve(root, str(text)) if text else None
+
+
+def _existing(root: Path, text, flag: str, file: bool = False) -> Path | None:
+    """:func:`_optional`, refused when nothing (with ``file``: no file) is there."""
+    path = _optional(root, text)
+    if path is not None and not (path.is_file() if file else path.exists()):
         raise AwmlError(f"{flag} {path} does not exist")
     return path
 

@@ -12,6 +12,7 @@ from abc import ABC, abstractmethod
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from collections.abc import Mapping
+from enum import Enum
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from pytest_awml.device import Precision
@@ -22,12 +23,30 @@ if TYPE_CHECKING:  # only named in annotations: a spec module need not load the 
     from pytest_awml.runners.base import Runner
     import torch
 
-__all__ = ["Check", "Pipeline", "PipelineResult", "PipelineSpec", "StageClock"]
+__all__ = ["Check", "Pipeline", "PipelineName", "PipelineResult", "PipelineSpec", "StageClock"]
 
 _MS = 1e3
 
 Check = Verdict
 """A pipeline comparator's figure against its limit: ``Check(output, value, limit, detail="")``."""
+
+
+class PipelineName(Enum):
+    """Which of a spec's pipelines: its own (``ModelSpec.pipeline``) or its deployable bundle's
+    (``ModelSpec.bundle_pipeline``). The value is the part a test id gets (none for the spec's own)."""
+
+    SPEC = ""
+    BUNDLE = "bundle"
+
+    @property
+    def record_component(self) -> str:
+        """The ``component`` of a pipeline test's records: ``pipeline``, or ``bundle.pipeline``."""
+        return f"{self.value}.pipeline" if self.value else "pipeline"
+
+    @property
+    def label(self) -> str:
+        """How a record that points at the pipeline names it (``measured_in``): ``pipeline`` or ``bundle``."""
+        return self.value or "pipeline"
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from pytest_awml.errors import SpecError
 from pytest_awml.facts import ConfigFact
 from pytest_awml.limits import LatencyRatio, LatencySettings, Tolerance, TrendSettings
 from pytest_awml.metric import MetricSpec
-from pytest_awml.pipeline import PipelineSpec
+from pytest_awml.pipeline import PipelineName, PipelineSpec
 
 __all__ = [
     "Component",
@@ -34,6 +34,7 @@ __all__ = [
     "LatencySettings",
     "ModelSpec",
     "OnnxOptions",
+    "PipelineName",
     "PipelineSpec",
     "TensorSpec",
     "Tolerance",
@@ -198,6 +199,31 @@ class ModelSpec:
                 return comp
         raise KeyError(f"spec {self.name!r} has no component {name!r}")
 
+    def pipeline_named(self, name: PipelineName = PipelineName.SPEC) -> PipelineSpec:
+        """The spec's pipeline, or its bundle's."""
+        found = self.bundle_pipeline if name is PipelineName.BUNDLE else self.pipeline
+        if found is None:
+            field_name = "bundle_pipeline" if name is PipelineName.BUNDLE else "pipeline"
+            raise SpecError(self.name, field_name, "is None, and a test asked for it", f"declare {field_name}=PipelineSpec(...)")
+        return found
+
+    def components_of(self, name: PipelineName = PipelineName.SPEC) -> tuple[Component, ...]:
+        """The components the named pipeline runs: the spec's, or the bundle's as they ship."""
+        return self.bundle_components if name is PipelineName.BUNDLE else self.components
+
+    def pipelines(self) -> tuple[tuple[PipelineName, PipelineSpec], ...]:
+        """The pipelines the spec declares, its own first."""
+        found = ((PipelineName.SPEC, self.pipeline), (PipelineName.BUNDLE, self.bundle_pipeline))
+        return tuple((name, pipeline) for name, pipeline in found if pipeline is not None)
+
+    def stage_running(self, component: Component) -> tuple[PipelineName, str] | None:
+        """(pipeline, stage) when a stage of that pipeline runs ``component`` alone (its ``stage_components``), else None."""
+        for name, pipeline in self.pipelines():
+            stage = pipeline.stage_of(component.name)
+            if stage is not None and component in self.components_of(name):
+                return name, stage
+        return None
+
 
 def validate(spec: Any, origin: str = "") -> "ModelSpec":
     """Check every field of ``spec``; raise :class:`SpecError` on the first bad one."""
@@ -271,11 +297,14 @@ def validate(spec: Any, origin: str = "") -> "ModelSpec":
             problems = getattr(comp, attr).problems()
             if problems:
                 fail(f"{where}.{attr}", "; ".join(problems), f"correct the {attr} settings")
-    names = {c.name for c in spec.components }
+    names = {c.name for c in spec.components}
     for deployed, mapped in spec.deploy_components.items():
         if mapped not in names:
             fail(f"deploy_components[{deployed!r}]", f"names {mapped!r}, which is not a component",
                  f"map it to one of {', '.join(sorted(names))}")
+    for name, pipeline in spec.pipelines():
+        _validate_stage_components(fail, "bundle_pipeline" if name is PipelineName.BUNDLE else "pipeline", pipeline,
+                                   spec.components_of(name))
     for check in spec.checks:
         try:
             problems = check(spec)
@@ -285,6 +314,20 @@ def validate(spec: Any, origin: str = "") -> "ModelSpec":
             fail(f"checks[{getattr(check, '__name__', check)}]", "; ".join(problems),
                  "make the declared shapes agree with the model's configuration")
     return spec
+
+
+def _validate_stage_components(fail, attr: str, pipeline: PipelineSpec, components: tuple[Component, ...]) -> None:
+    """Every stage of ``stage_components`` names a component the pipeline runs, each at most once: a typo would
+    silently time a component on its own instead of reading its stage (or read the wrong stage)."""
+    names = {c.name for c in components if isinstance(c, Component)}
+    seen: set[str] = set()
+    for stage, component in pipeline.stage_components.items():
+        if component not in names:
+            fail(f"{attr}.stage_components[{stage!r}]", f"names {component!r}, which this pipeline does not run "
+                 f"(it runs {', '.join(sorted(names))})", "name one of the pipeline's components, or drop the stage")
+        if component in seen:
+            fail(f"{attr}.stage_components[{stage!r}]", f"names {component!r} again", "give each component at most one stage")
+        seen.add(component)
 
 
 def _validate_fed_by(fail, where: str, comp: Component, group: tuple[Component, ...]) -> None:

@@ -31,7 +31,7 @@ from pytest_awml.spec import fingerprint
 from pytest_awml.timing import (REPORT_DECIMALS, LatencyStats, SpanTimer, measure_component, record_rounds, warmup_rounds,
                                  warmup_total_ms)
 from pytest_awml.digests import content_digest
-from pytest_awml.workspace import components_of, pipeline_of, timing_stage
+from pytest_awml.latency_sources import baseline_median, p50, pipeline_rounds, remember_p50, stage_rounds, stage_source
 
 DISABLED = "pytest-benchmark is disabled here (--benchmark-disable, or pytest-xdist is active): no latency measured"
 
@@ -83,7 +83,7 @@ def _gate(request, workspace, case, kind: str, ids: dict, comparisons: list[Outp
 def _gate_latency(request, workspace, settings: LatencySettings, verdicts: list, median_ms: float) -> None:
     """Add the regression verdict against ``--awml-latency-baseline`` (when the baseline has this
     test; at the spec's threshold, else the default one) and raise if any budget is broken."""
-    baseline = workspace.baseline_median(request.node.name)
+    baseline = baseline_median(workspace, request.node.name)
     if baseline is not None:
         threshold = DEFAULT_REGRESSION if settings.regression is None else settings.regression
         verdicts = [*verdicts, regression_verdict(request.node.name, median_ms, baseline, threshold)]
@@ -258,10 +258,10 @@ def test_latency(awml_case, awml_workspace, benchmark, request):
     spec, component, target = awml_case.spec, awml_case.component, awml_case.target
     settings = awml_workspace.options.latency(component.latency)
     benchmark.group = f"{spec.name}/{component.name}"
-    if timing_stage(spec, component, target) is not None:  # a CPU pipeline stage: the network runs once for both tests
+    if stage_source(spec, component, target) is not None:  # a CPU pipeline stage: the network runs once for both tests
         if benchmark.disabled:
             pytest.skip(DISABLED)
-        stage = awml_workspace.stage_rounds(spec, component, target)
+        stage = stage_rounds(awml_workspace, spec, component, target)
         record_rounds(benchmark, stage.ms)
         stats = LatencyStats.from_ms(stage.ms)
         measured = {"clock": SpanTimer.clock, "spans": {"stage": stats.as_dict()}, "rounds_cut": stage.rounds_cut,
@@ -276,17 +276,12 @@ def test_latency(awml_case, awml_workspace, benchmark, request):
                     "warmup_total_ms": warmup_total_ms(own.warmup_ms)}
     benchmark.extra_info.update(spec=spec.name, component=component.name, target=target.id, regression_threshold=settings.regression,
                                 **{k: v for k, v in measured.items() if k not in ("warmup_rounds", "warmup_total_ms")}, **stats.as_dict())
-    awml_workspace.remember_p50(spec, component, target, stats.p50_ms)
+    remember_p50(awml_workspace, spec, component, target, stats.p50_ms)
     results.attach(request.node, "latency", {**results.record_ids(awml_case, request.node.nodeid, awml_workspace.options),
                                              **stats.as_dict(), **measured})
-    verdicts = [ratio_verdict(target.id, stats.p50_ms, r.baseline, awml_workspace.p50(spec, component, r.baseline, settings), r.max_ratio)
+    verdicts = [ratio_verdict(target.id, stats.p50_ms, r.baseline, p50(awml_workspace, spec, component, r.baseline, settings), r.max_ratio)
                 for r in settings.ratios if r.target == target.id]
     _gate_latency(request, awml_workspace, settings, verdicts, stats.p50_ms)
-
-
-def _pipeline_component(case) -> str:
-    """The records' component of a pipeline test: ``pipeline``, or ``bundle.pipeline`` for the bundle's."""
-    return f"{case.pipeline}.pipeline" if case.pipeline else "pipeline"
 
 
 @pytest.mark.awml_cases("pipeline_parity")
@@ -295,9 +290,9 @@ def test_pipeline_parity(awml_case, awml_workspace, request):
     spec, target = awml_case.spec, awml_case.target
     references = awml_workspace.pipeline_reference(spec, awml_case.pipeline)
     outputs = awml_workspace.pipeline_outputs(spec, target, awml_case.pipeline)
-    pipeline_spec = pipeline_of(spec, awml_case.pipeline)
+    pipeline_spec = spec.pipeline_named(awml_case.pipeline)
     checks = pipeline_spec.compare(references, outputs, target.precision)
-    ids = results.record_ids(awml_case, request.node.nodeid, awml_workspace.options, component=_pipeline_component(awml_case))
+    ids = results.record_ids(awml_case, request.node.nodeid, awml_workspace.options, component=awml_case.pipeline.record_component)
     results.attach_verdicts(request.node, "parity", ids, checks)
     failed = [c.describe() for c in checks if not c.passed]
     if failed:
@@ -345,25 +340,25 @@ def test_metric(awml_case, awml_workspace, request):
 def test_pipeline_latency(awml_case, awml_workspace, benchmark, request):
     """End-to-end latency with the per-stage breakdown (ms) of every round."""
     spec, target = awml_case.spec, awml_case.target
-    pipeline_spec = pipeline_of(spec, awml_case.pipeline)
+    pipeline_spec = spec.pipeline_named(awml_case.pipeline)
     settings = awml_workspace.options.latency(pipeline_spec.latency)
-    benchmark.group = f"{spec.name}/{_pipeline_component(awml_case)}"
+    benchmark.group = f"{spec.name}/{awml_case.pipeline.record_component}"
     if benchmark.disabled:
         pytest.skip(DISABLED)
-    shared = awml_workspace.pipeline_rounds(spec, target, awml_case.pipeline, settings)  # component tests may read them too
+    shared = pipeline_rounds(awml_workspace, spec, target, awml_case.pipeline, settings)  # component tests may read them too
     record_rounds(benchmark, shared.total)
     measured, stats = shared.rounds, shared.rounds.stats
     stages = {name: LatencyStats.from_ms(ms).as_dict() for name, ms in shared.stages.items()}
     # what the networks alone take on this target: the pipeline's overhead is its p50 over their sum (on a CPU,
-    # a stage's component reads them from these same rounds: Workspace.p50)
-    networks_ms = sum(awml_workspace.p50(spec, c, target.id, settings) for c in components_of(spec, awml_case.pipeline))
+    # a stage's component reads them from these same rounds: latency_sources.p50)
+    networks_ms = sum(p50(awml_workspace, spec, c, target.id, settings) for c in spec.components_of(awml_case.pipeline))
     overhead = {"components_p50_ms": round(networks_ms, REPORT_DECIMALS),
                 "ratio_to_components": round(stats.p50_ms / networks_ms, REPORT_DECIMALS)}
-    benchmark.extra_info.update(spec=spec.name, component=_pipeline_component(awml_case), target=target.id, stages=stages,
+    benchmark.extra_info.update(spec=spec.name, component=awml_case.pipeline.record_component, target=target.id, stages=stages,
                                 rounds_cut=measured.rounds_cut, regression_threshold=settings.regression, **overhead,
                                 **stats.as_dict())
     results.attach(request.node, "latency", {**results.record_ids(awml_case, request.node.nodeid, awml_workspace.options,
-                                                                  component=_pipeline_component(awml_case)),
+                                                                  component=awml_case.pipeline.record_component),
                                              **stats.as_dict(), **overhead, "stages": stages, "rounds_cut": measured.rounds_cut,
                                              "warmup_rounds": warmup_rounds(settings), "warmup_total_ms": warmup_total_ms(measured.warmup_ms)})
     verdicts = [share_verdict(stage, stages[stage]["p50_ms"], stats.p50_ms, share) for stage, share in settings.stage_shares.items()]

@@ -14,7 +14,7 @@ import time
 from collections import defaultdict
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -228,3 +228,28 @@ def measure_component(benchmark, runner, inputs, settings) -> Measurement | None
         with copies.span("d2h"):
             runner.fetch(rounds.last)
     return Measurement(rounds.stats, {**timer.stats(), **copies.stats()}, timer.clock, rounds.rounds_cut, rounds.warmup_ms)
+
+
+@dataclass(frozen=True)
+class PipelineRounds:
+    """A pipeline's timed rounds: the whole call's statistics and each stage's milliseconds per round."""
+
+    rounds: Rounds
+    total: tuple[float, ...]  # ms of each timed round, whole call
+    stages: Mapping[str, tuple[float, ...]]
+
+
+def measure_pipeline(pipeline, sample, settings) -> PipelineRounds:
+    """``pipeline``'s rounds on ``sample`` (:func:`measure_shared`), with each stage's ms per timed round. A stage's
+    times are read after the rounds: on CUDA, reading a call's events is not the call's work."""
+    timer, stage_times = SpanTimer(), []
+
+    def infer():
+        result = pipeline(sample)
+        stage_times.append(result.stages_ms)
+        return result
+
+    rounds = measure_shared(timer, infer, settings, span="pipeline")
+    timed = stage_times[len(rounds.warmup_ms):]
+    return PipelineRounds(rounds, tuple(timer.spans["pipeline"]),
+                          {stage: tuple(times[stage] for times in timed if stage in times) for stage in pipeline.stages})

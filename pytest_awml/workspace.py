@@ -13,35 +13,33 @@ without exporting again. What a test's calls produce goes to the test collecting
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from enum import Enum, auto
 from functools import partial
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
 from pytest_awml import models
 from pytest_awml.artifacts import Artifact, ArtifactStore
-from pytest_awml.budgets import baseline_medians, load_benchmarks
-from pytest_awml.builders import BuildContext
-from pytest_awml.cases import BUNDLE, Plan
+from pytest_awml.builders import BuildContext, Ingredient
+from pytest_awml.cases import Plan
 from pytest_awml.device import REFERENCE, Target
 from pytest_awml.digests import content_digest
-from pytest_awml.errors import AwmlError
+from pytest_awml.errors import AwmlError, BackendError
 from pytest_awml.inference_store import Compute, InferenceStore
-from pytest_awml.limits import LatencySettings
 from pytest_awml.machine import machine_identity
-from pytest_awml.memo import Memo, key
+from pytest_awml.memo import Key, Memo, key
 from pytest_awml.models import LoadedModel, state_dict_sha256
 from pytest_awml.options import AwmlOptions
-from pytest_awml.pipeline import Pipeline, PipelineSpec
+from pytest_awml.pipeline import Pipeline, PipelineName
 from pytest_awml.produced import Collector
 from pytest_awml.provenance import versions
 from pytest_awml.runners.base import Runner, RunnerSource
+from pytest_awml.runners.sharing import Held, Missing, SharingRunner
 from pytest_awml.spec import Component, ModelSpec
 from pytest_awml.stored_formats import OutputsKey
-from pytest_awml.timing import LatencyStats, Rounds, SpanTimer, compute_of, measure_shared, timer_for, warmup_rounds
 
 __all__ = ["Workspace", "state_dict_sha256"]  # state_dict_sha256: its home is models.py
 
@@ -57,75 +55,7 @@ class _Slot(Enum):
     ARTIFACT = auto()
     RUNNER = auto()
     PIPELINE = auto()
-    PIPELINE_ROUNDS = auto()
     PIPELINE_OUTPUTS = auto()
-    P50 = auto()
-    BASELINE = auto()
-
-
-@dataclass(frozen=True)
-class PipelineRounds:
-    """A pipeline's timed rounds: the whole call's statistics and each stage's milliseconds per round."""
-
-    rounds: Rounds
-    total: tuple[float, ...]  # ms of each timed round, whole call
-    stages: Mapping[str, tuple[float, ...]]
-
-
-@dataclass(frozen=True)
-class StageRounds:
-    """A component's latency read from a pipeline stage's rounds, and where they were measured."""
-
-    ms: tuple[float, ...]
-    rounds_cut: bool
-    warmup_rounds: int  # the pipeline's
-    measured_in: Mapping[str, str]
-
-
-class SharingRunner(Runner):
-    """A runner whose calls go through the session's memo of inferences (see ``Workspace.run``): for the
-    pipeline outputs parity and metrics judge, never for latency (a memo hit takes no time)."""
-
-    def __init__(self, inner: Runner, run: Callable[[Mapping[str, np.ndarray]], dict[str, np.ndarray]]) -> None:
-        super().__init__(inner.target, inner.output_names, inner.input_specs)
-        self._inner, self._run = inner, run
-
-    def prepare(self, inputs: Mapping[str, np.ndarray]) -> Mapping[str, np.ndarray]:
-        return inputs
-
-    def execute(self, prepared: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return self._run(prepared)
-
-    def fetch(self, raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return raw
-
-    def synchronize(self) -> None:
-        self._inner.synchronize()
-
-
-def pipeline_of(spec: ModelSpec, name: str = "") -> PipelineSpec:
-    """The spec's pipeline, or its bundle's (``name`` ``"bundle"``)."""
-    found = spec.bundle_pipeline if name else spec.pipeline
-    if found is None:
-        raise AwmlError(f"spec {spec.name!r} declares no {name or 'spec'} pipeline")
-    return found
-
-
-def components_of(spec: ModelSpec, name: str = "") -> tuple[Component, ...]:
-    """The components the spec's pipeline (``name`` ``"bundle"``: its bundle's) runs."""
-    return spec.bundle_components if name else spec.components
-
-
-def timing_stage(spec: ModelSpec, component: Component, target: Target) -> tuple[str, PipelineSpec, str] | None:
-    """(pipeline name, pipeline, stage) when ``component``'s latency on ``target`` is read from that pipeline's
-    rounds: on a CPU, for a stage of ``stage_components`` (see :class:`~pytest_awml.pipeline.PipelineSpec`)."""
-    if target.device.is_cuda:
-        return None
-    for name, pipeline in (("", spec.pipeline), (BUNDLE, spec.bundle_pipeline)):
-        stage = pipeline.stage_of(component.name) if pipeline is not None else None
-        if stage is not None and component in components_of(spec, name):
-            return name, pipeline, stage
-    return None
 
 
 class Workspace:
@@ -223,10 +153,14 @@ class Workspace:
         return self._memo.get(key(_Slot.ARTIFACT, spec.name, component.name, fmt), lambda: self._build(spec, component, fmt))
 
     def _build(self, spec: ModelSpec, component: Component, fmt: str) -> Artifact:
-        context = BuildContext(spec=spec, component=component, device=self.options.physical(self.options.device),
-                               store=self.store, model=lambda: self.model(spec), inputs=lambda: self.inputs(spec, component),
-                               artifact=lambda other: self.artifact(spec, component, other))
-        artifact = self.plan.builders.get(fmt).build(context)
+        """Resolve what the format's builder requires (after checking it can build here), then build."""
+        builder, device = self.plan.builders.get(fmt), self.options.physical(self.options.device)
+        builder.require_available(device)
+        context = BuildContext(spec=spec, component=component, device=device, store=self.store,
+                               loaded=self.model(spec) if Ingredient.MODEL in builder.requires else None,
+                               inputs=self.inputs(spec, component) if Ingredient.INPUTS in builder.requires else (),
+                               artifacts={other: self.artifact(spec, component, other) for other in builder.required_formats()})
+        artifact = builder.build(context)
         if not artifact.reused:
             self.collector.built(artifact)
         return artifact
@@ -240,106 +174,72 @@ class Workspace:
 
     # -- runners and pipelines ------------------------------------------------------------------
     def runner(self, spec: ModelSpec, component: Component, target: Target) -> Runner:
-        """The component's runner on ``target``, opened; closed when the session ends."""
+        """The component's runner on ``target``, opened; closed when the session ends. The file its backend runs is
+        built first and handed over as a path."""
         def make() -> Runner:
+            backend = self.plan.backends.get(target.backend)
+            fmt = backend.artifact_format(target.precision)
             source = RunnerSource(component=component.name, input_names=component.input_names,
                                   output_names=component.output_names, module=component.extract(self.model(spec).model),
-                                  artifact=lambda fmt: self.artifact(spec, component, fmt).path,
+                                  artifact=None if fmt is None else self.artifact(spec, component, fmt).path,
                                   input_specs=component.inputs, output_specs=component.outputs)
             physical = replace(target, device=self.options.physical(target.device))
-            runner = self.plan.backends.get(target.backend).create_runner(source, physical).open()
+            runner = backend.create_runner(source, physical).open()
             self._open_runners.append(runner)
             return runner
 
         return self._memo.get(key(_Slot.RUNNER, spec.name, component.name, target), make)
 
-    def pipeline(self, spec: ModelSpec, target: Target, name: str = "") -> Pipeline:
-        """The spec's pipeline (``name`` ``"bundle"``: the bundle's) with every component on ``target``
-        (one runner each, shared)."""
+    def pipeline(self, spec: ModelSpec, target: Target, name: PipelineName = PipelineName.SPEC) -> Pipeline:
+        """The spec's pipeline (or its bundle's) with every component on ``target`` (one runner each, shared)."""
         def build() -> Pipeline:
-            pipeline_spec = pipeline_of(spec, name)
-            components = components_of(spec, name)
-            runners = {c.name: self.runner(spec, c, target) for c in components}
-            return pipeline_spec.build(self.model(spec).model, runners)
+            runners = {c.name: self.runner(spec, c, target) for c in spec.components_of(name)}
+            return spec.pipeline_named(name).build(self.model(spec).model, runners)
 
         return self._memo.get(key(_Slot.PIPELINE, spec.name, name, target), build)
 
-    def pipeline_rounds(self, spec: ModelSpec, target: Target, name: str, settings: LatencySettings) -> "PipelineRounds":
-        """The pipeline's latency rounds on ``target`` (on its first sample), run once per session: the pipeline
-        latency test reads the whole rounds, and on a CPU each component latency test of a stage in
-        ``stage_components`` reads its stage's (the network runs once per round for both)."""
-        def run() -> PipelineRounds:
-            pipeline = self.pipeline(spec, target, name)
-            sample = self.model(spec).samples[0]
-            timer, stage_times = SpanTimer(), []
+    def pipeline_outputs(self, spec: ModelSpec, target: Target, name: PipelineName = PipelineName.SPEC) -> list:
+        """The pipeline's outputs on ``target``, one per sample, computed once and shared by the pipeline parity and
+        metric tests (the reference's: ``target`` ``REFERENCE``). Its host calls are answered by :meth:`run` (an input
+        a parity test already ran is not run again), resolved between passes over a frame (:mod:`~pytest_awml.runners.sharing`);
+        its device calls are its runners' own, the path its latency rounds time."""
+        def outputs() -> list:
+            held = {c.name: Held() for c in spec.components_of(name)}
+            runners = {c.name: SharingRunner(c.name, self.runner(spec, c, target), held[c.name]) for c in spec.components_of(name)}
+            pipeline = spec.pipeline_named(name).build(self.model(spec).model, runners)
+            return [self._frame(spec, target, pipeline, held, sample) for sample in self.model(spec).samples]
 
-            def infer():
-                result = pipeline(sample)
-                stage_times.append(result.stages_ms)  # read after the rounds: on CUDA, reading the events is not the call's work
-                return result
+        return self._memo.get(key(_Slot.PIPELINE_OUTPUTS, spec.name, name, target), outputs)
 
-            rounds = measure_shared(timer, infer, settings, span="pipeline")
-            timed = stage_times[len(rounds.warmup_ms):]
-            return PipelineRounds(rounds, tuple(timer.spans["pipeline"]),
-                                  {stage: tuple(times[stage] for times in timed if stage in times) for stage in pipeline.stages})
+    def _frame(self, spec: ModelSpec, target: Target, pipeline: Pipeline, held: Mapping[str, Held], sample: Any) -> Any:
+        """One sample through a pipeline of sharing runners: each pass that stops at an input the session does not hold
+        yet is resolved through :meth:`run` and the frame runs again, until it runs through."""
+        resolved = None
+        while True:
+            for answers in held.values():
+                answers.read.clear()
+            try:
+                return pipeline(sample).outputs
+            except Missing as missing:
+                if resolved is not None and resolved[1] not in held[resolved[0]].read:
+                    raise BackendError(f"{spec.name}: the {target.id} pipeline fed {resolved[0]} other inputs when it ran the same "
+                                       "sample again: its stages before that component are not deterministic") from None
+                outputs = self.run(spec, spec.component(missing.component), target, missing.inputs, digest=missing.digest)
+                held[missing.component].add(missing.digest, outputs)
+                resolved = (missing.component, missing.digest)
 
-        return self._memo.get(key(_Slot.PIPELINE_ROUNDS, spec.name, name, target), run)
-
-    def stage_rounds(self, spec: ModelSpec, component: Component, target: Target) -> "StageRounds | None":
-        """``component``'s rounds on ``target`` when they are a pipeline stage's (see :func:`timing_stage`), else None."""
-        timing = timing_stage(spec, component, target)
-        if timing is None:
-            return None
-        name, pipeline, stage = timing
-        settings = self.options.latency(pipeline.latency)
-        shared = self.pipeline_rounds(spec, target, name, settings)
-        return StageRounds(shared.stages[stage], shared.rounds.rounds_cut, warmup_rounds(settings),
-                           {"test": "test_pipeline_latency", "pipeline": name or "pipeline", "stage": stage})
-
-    def pipeline_outputs(self, spec: ModelSpec, target: Target, name: str = "") -> list:
-        """The pipeline's outputs on ``target``, one per sample, computed once and shared by the
-        pipeline parity and metric tests (the reference's: ``target`` ``REFERENCE``). Its components'
-        inferences go through :meth:`run`: an input a parity test already ran is not run again."""
-        def run() -> list:
-            pipeline_spec = pipeline_of(spec, name)
-            components = components_of(spec, name)
-            runners = {c.name: SharingRunner(self.runner(spec, c, target), lambda inputs, c=c: self.run(spec, c, target, inputs))
-                       for c in components}
-            pipeline = pipeline_spec.build(self.model(spec).model, runners)
-            return [pipeline(sample).outputs for sample in self.model(spec).samples]
-
-        return self._memo.get(key(_Slot.PIPELINE_OUTPUTS, spec.name, name, target), run)
-
-    def pipeline_reference(self, spec: ModelSpec, name: str = "") -> list:
+    def pipeline_reference(self, spec: ModelSpec, name: PipelineName = PipelineName.SPEC) -> list:
         """Reference pipeline outputs (every component on PyTorch CPU fp32), one per sample."""
         return self.pipeline_outputs(spec, REFERENCE, name)
 
-    # -- latency --------------------------------------------------------------------------------
-    def remember_p50(self, spec: ModelSpec, component: Component, target: Target, p50_ms: float) -> None:
-        self._memo.put(key(_Slot.P50, spec.name, component.name, target.id), p50_ms)
+    # -- what other modules compute ----------------------------------------------------------------
+    def memoized(self, memo_key: Key, make: Callable[[], Any]) -> Any:
+        """``make()``'s value under ``key``, made once per session (the latency sources' rounds, p50s, baselines)."""
+        return self._memo.get(memo_key, make)
 
-    def p50(self, spec: ModelSpec, component: Component, target_id: str, settings: LatencySettings) -> float:
-        """p50 of a component on a target: as measured earlier in this session, else measured now as
-        ``test_latency`` measures it (a same-run ratio's baseline must not depend on test order): a CPU pipeline
-        stage's rounds, or the compute rounds on the runner's clock (CUDA events: no synchronize in the span)."""
-        def measure() -> float:
-            target = Target.parse(target_id)
-            stage = self.stage_rounds(spec, component, target)
-            if stage is not None:
-                return LatencyStats.from_ms(stage.ms).p50_ms
-            runner = self.runner(spec, component, target)
-            timer = timer_for(runner)
-            compute = compute_of(runner, runner.prepare(self.inputs(spec, component)[0]), timer)
-            return measure_shared(timer, compute, settings, span="compute").stats.p50_ms
-
-        return self._memo.get(key(_Slot.P50, spec.name, component.name, target_id), measure)
-
-    def baseline_median(self, test_name: str) -> float | None:
-        """The median (ms) of ``test_name`` in ``--awml-latency-baseline``, if given and present."""
-        path = self.options.latency_baseline
-        if path is None:
-            return None
-        return self._memo.get(key(_Slot.BASELINE, path), lambda: baseline_medians(load_benchmarks(path))).get(test_name)
+    def remember(self, memo_key: Key, value: Any) -> None:
+        """Keep ``value`` under ``key`` for the rest of the session, replacing what was there."""
+        self._memo.put(memo_key, value)
 
     # -- end of session -------------------------------------------------------------------------
     def close(self) -> None:

@@ -14,8 +14,9 @@ from pytest_awml.builders import ArtifactBuilder, BuildContext, BuilderRegistry,
 from pytest_awml.builders.onnx import OnnxBuilder
 from pytest_awml.builders.tensorrt import EngineBuilder, engine_format, options_for
 from pytest_awml.device import Device, Precision
-from pytest_awml.errors import AwmlError, BackendUnavailable
+from pytest_awml.errors import ArtifactError, AwmlError, BackendUnavailable
 from pytest_awml.models import component_inputs, load
+from pytest_awml.workspace import Workspace
 from pytest_awml.runners.tensorrt import TensorRTBackend, tensorrt_unavailable
 
 
@@ -39,11 +40,9 @@ class TextBuilder(ArtifactBuilder):
 
 
 def _context(tmp_path, component=None, **pieces):
-    def unused(*args):
-        raise AssertionError("a builder asked for a piece it does not need")
-
+    """A context holding only ``pieces``: a builder that reads anything else fails (ArtifactError)."""
     return BuildContext(spec=toy.SPEC, component=component or toy.SPEC.components[0], device=Device.parse("cpu"),
-                        store=ArtifactStore(tmp_path), **{"model": unused, "inputs": unused, "artifact": unused, **pieces})
+                        store=ArtifactStore(tmp_path), **pieces)
 
 
 def test_the_registry_by_format():
@@ -78,20 +77,69 @@ def test_an_unavailable_format_says_why_before_any_work(tmp_path):
         pytest.skip("tensorrt imports here")
     with pytest.raises(BackendUnavailable, match="tensorrt not importable"):
         EngineBuilder(Precision.FP16).build(_context(tmp_path))
-    assert options_for(Precision.TF32).policy == "tf32"
+    assert options_for(Precision.TF32).tf32
 
 
 def test_the_onnx_builder_exports_the_component(tmp_path):
     options = toy.options(tmp_path)
     loaded = load(toy.SPEC, options)
     component = toy.SPEC.components[0]
-    context = _context(tmp_path, model=lambda: loaded, inputs=lambda: component_inputs(loaded, component))
+    context = _context(tmp_path, loaded=loaded, inputs=component_inputs(loaded, component))
     artifact = OnnxBuilder().build(context)
     model = onnx.load(artifact.path)
     assert [i.name for i in model.graph.input] == ["x"] and [o.name for o in model.graph.output] == ["y"]
     meta = {p.key: p.value for p in model.metadata_props}
     assert meta["spec"] == "toy" and meta["weights_sha256"] == loaded.weights_sha256 and meta["component"] == "toy/enc"
     assert OnnxBuilder().build(context).reused
+
+
+class FromOnnx(ArtifactBuilder):
+    """Made from the ONNX file only; records the context it was given."""
+
+    format = "from-onnx"
+    requires = ("onnx",)
+
+    def __init__(self, unavailable: str | None = None) -> None:
+        self.contexts, self.unavailable = [], unavailable
+
+    def unavailable_reason(self, device):
+        return self.unavailable
+
+    def filename(self, component):
+        return component.name + ".copy"
+
+    def key_parts(self, context):
+        return {"onnx": context.artifact("onnx").sha256}
+
+    def write(self, context, path):
+        self.contexts.append(context)
+        path.write_bytes(context.artifact("onnx").path.read_bytes())
+
+
+def test_the_caller_resolves_what_a_builder_requires_and_nothing_else(tmp_path):
+    """Resolve before you construct: the workspace builds the ONNX file an engine-like format requires and hands it
+    over; the model and inputs it does not require are not in its context; a format that cannot be built here
+    resolves nothing (no export for it)."""
+    plan = toy.plan(tmp_path)
+    builder = FromOnnx()
+    plan.builders.register(builder)
+    workspace = Workspace(plan, ArtifactStore(tmp_path / "artifacts"))
+    component = toy.SPEC.components[0]
+    copy = workspace.artifact(toy.SPEC, component, "from-onnx")
+    (context,) = builder.contexts
+    assert set(context.artifacts) == {"onnx"} and context.loaded is None and not context.inputs
+    assert copy.path.read_bytes() == workspace.artifact(toy.SPEC, component, "onnx").path.read_bytes()
+    with pytest.raises(ArtifactError, match="read the model without requiring it: add Ingredient.MODEL"):
+        context.model
+    with pytest.raises(ArtifactError, match="read the onnx-fp16 artifact without requiring it"):
+        context.artifact("onnx-fp16")
+
+    plan = toy.plan(tmp_path / "other")
+    plan.builders.register(FromOnnx(unavailable="no such library here"))
+    other = Workspace(plan, ArtifactStore(tmp_path / "other" / "artifacts"))
+    with other.collector.collecting() as produced, pytest.raises(BackendUnavailable, match="no such library here"):
+        other.artifact(toy.SPEC, component, "from-onnx")
+    assert produced.builds == []  # the ONNX file it would need was not exported
 
 
 THIRD_PARTY = """

@@ -57,7 +57,9 @@ def test_skips_carry_their_reason(tmp_path):
 
 def test_an_engine_that_builds_here_is_exported_even_where_it_cannot_run(tmp_path):
     """TensorRT-RTX builds on the CPU: its export runs while its parity, on the same CPU, skips."""
-    from exporters.tensorrt_rtx_build import rtx_unavailable
+    from exporters.tensorrt_build import TENSORRT_RTX
+
+    rtx_unavailable = TENSORRT_RTX.unavailable
 
     plan = toy.plan(tmp_path, backends=("tensorrt-rtx",), precisions=(Precision.FP32, Precision.FP16))
     assert ids(plan, "export") == ["toy/enc/tensorrt-rtx-fp32", "toy/enc/tensorrt-rtx-fp16",

@@ -265,3 +265,26 @@ def test_the_stages_add_up_to_the_call(case):
     end.synchronize()
     call = start.elapsed_time(end)
     assert 0.9 * call <= sum(stages.values()) <= call
+
+
+def test_pipeline_parity_runs_the_path_its_latency_rounds_time(tmp_path):
+    """The session's pipeline parity (sharing runners) takes the asynchronous branch the latency rounds time: the
+    encoder gets the captured graph's padded rows, as on the bare runners, and the boxes are the bare pipeline's."""
+    import toy
+    from pytest_awml.artifacts import ArtifactStore
+    from pytest_awml.workspace import Workspace
+
+    target = Target("pytorch", Device("cuda", 0), Precision.FP32)
+    plan = toy.plan(tmp_path, specs=(TINY_SPEC,), device=Device("cuda", 0), backends=("pytorch",), samples=1)
+    workspace = Workspace(plan, ArtifactStore(tmp_path / "artifacts"))
+    encoder = workspace.runner(TINY_SPEC, TINY_SPEC.components[0], target)
+    rows = _recording(encoder, lambda inputs: inputs["input_features"].shape[0])
+    (parity,) = workspace.pipeline_outputs(TINY_SPEC, target)
+    scene = workspace.model(TINY_SPEC).samples[0]
+    timed = workspace.pipeline(TINY_SPEC, target)(scene).outputs
+    cfg = workspace.model(TINY_SPEC).model.cfg
+    count = voxelize(densify(scene.sweeps, cfg, CUDA), cfg).coors.shape[0]
+    assert len(rows) == 2 and rows[0] == rows[1] > count  # both padded: the asynchronous branch, twice
+    np.testing.assert_array_equal(parity.labels, timed.labels)
+    np.testing.assert_array_equal(parity.boxes, timed.boxes)
+    workspace.close()

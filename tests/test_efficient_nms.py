@@ -17,7 +17,9 @@ from hypothesis import given, settings, strategies as st
 from exporters.errors import ExportError
 from exporters.onnx_export import export_onnx
 from exporters.plugins import PLUGIN_DOMAIN, plugin_ops, prefix_before_plugins
-from exporters.tensorrt_rtx_build import RtxOptions, build_rtx_engine, plugins_missing, rtx_unavailable
+from exporters.tensorrt_build import TENSORRT_RTX, EngineOptions, build_engine
+
+rtx_unavailable, plugins_missing = TENSORRT_RTX.unavailable, TENSORRT_RTX.plugins_missing
 from model_specs.recording import Recording, array_sha256, state_sha256
 from model_specs.yolox.efficient_nms import PLUGIN, EfficientNmsConfig, efficient_nms
 from model_specs.yolox.nms_recorded import NAME, SAMPLE_SEED, awml_node, compare, decoded_outputs
@@ -106,7 +108,8 @@ def test_tensorrt_rtx_has_no_efficient_nms_and_its_parser_says_the_same(tiny, tm
     export_onnx(component.extract(model), (images,), path, component="yolox_nms", inputs=component.inputs,
                 outputs=component.outputs, options=component.onnx, plugins=component.plugins)
     with pytest.raises(ExportError, match="tensorrt-rtx parse.*EfficientNMS_TRT.*Plugin not found"):
-        build_rtx_engine(path, tmp_path / "nms.engine", component="yolox_nms", inputs=component.inputs, options=RtxOptions())
+        build_engine(path, tmp_path / "nms.engine", flavor=TENSORRT_RTX, component="yolox_nms", inputs=component.inputs,
+                     options=EngineOptions())
 
 
 def test_backends_without_the_plugin_say_so_and_pytorch_runs_it():

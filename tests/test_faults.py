@@ -415,7 +415,7 @@ def test_poisoned_stored_outputs_fail_naming_the_store_not_the_backend(tmp_path,
 def test_onnx_runtime_on_a_corrupt_file_is_an_artifact_error(tmp_path):
     path = tmp_path / "c.onnx"
     path.write_bytes(b"\x08\x07garbage")
-    runner = OnnxRuntimeRunner(lambda: path, CPU_FP32, ("y",), ["CPUExecutionProvider"])
+    runner = OnnxRuntimeRunner(path, CPU_FP32, ("y",), ["CPUExecutionProvider"])
     with pytest.raises(ArtifactError, match=f"ONNX Runtime cannot load {path}: .*Delete {tmp_path} to rebuild it"):
         runner.open()
 
@@ -1110,3 +1110,57 @@ def test_a_convnext_pc_without_depths_is_refused_by_name():
     backbone = {k: v for k, v in config.values["model"]["pts_backbone"].items() if k != "depths"}
     with pytest.raises(SpecError, match=r"pts_backbone.depths is not set \(the upstream class has no default for it\)"):
         to_centerpoint(config.with_model(pts_backbone={**backbone, "_delete_": True}), TINY)
+# -- a spec's pipelines: what a stage times and which pipeline a test asks for ------------------------------
+def _toy_with(**pipeline_changes):
+    import dataclasses
+
+    import toy
+
+    return dataclasses.replace(toy.SPEC, pipeline=dataclasses.replace(toy.SPEC.pipeline, **pipeline_changes))
+
+
+PIPELINE_FAULTS = [
+    ({"stage_components": {"enc": "encoder"}}, "pipeline.stage_components['enc']", "names 'encoder', which this pipeline does not run"),
+    ({"stage_components": {"enc": "enc", "again": "enc"}}, "pipeline.stage_components['again']", "names 'enc' again"),
+]
+
+
+@pytest.mark.parametrize("changes, field, fragment", PIPELINE_FAULTS)
+def test_a_stage_naming_no_component_of_its_pipeline_is_a_spec_error(changes, field, fragment):
+    """A typo in ``stage_components`` would silently time a component alone instead of reading its stage."""
+    from pytest_awml.spec import validate
+
+    with pytest.raises(SpecError, match="Fix:") as info:
+        validate(_toy_with(**changes))
+    assert field in str(info.value) and fragment in str(info.value)
+
+
+def test_a_pipeline_the_spec_does_not_declare_is_a_spec_error():
+    import toy
+    from pytest_awml.pipeline import PipelineName
+
+    with pytest.raises(SpecError, match=r"field bundle_pipeline: is None, and a test asked for it.*declare bundle_pipeline="):
+        toy.SPEC.pipeline_named(PipelineName.BUNDLE)
+
+
+def test_a_pipeline_whose_stages_feed_other_inputs_on_every_pass_is_a_backend_error(tmp_path):
+    """Pipeline parity resolves a frame's missing inferences between passes: a pipeline that feeds a component other
+    inputs each time it runs the same sample would never end; it fails naming the component."""
+    import toy
+    from pytest_awml.device import REFERENCE
+    from pytest_awml.pipeline import PipelineResult, StageClock
+    from pytest_awml.workspace import Workspace
+
+    class Drifting(toy.ToyPipeline):
+        calls = 0
+
+        def __call__(self, sample) -> PipelineResult:
+            Drifting.calls += 1
+            out = self.runners["enc"].run({"x": sample + np.float32(Drifting.calls)})["y"]
+            return PipelineResult(out, StageClock().stages_ms)
+
+    spec = _toy_with(build=lambda model, runners: Drifting(runners))
+    workspace = Workspace(toy.plan(tmp_path), ArtifactStore(tmp_path / "artifacts"))
+    with pytest.raises(BackendError, match="fed enc other inputs when it ran the same sample again: .* not deterministic"):
+        workspace.pipeline_outputs(spec, REFERENCE)
+    workspace.close()

@@ -255,7 +255,9 @@ def test_tensorrt_shows_as_skipped_with_its_reason_by_default(run_awml):
 def test_tensorrt_rtx_engines_are_built_on_the_cpu_by_default(run_awml):
     """TensorRT-RTX builds without a GPU: the default run builds real engines (fp32 and, from the fp16
     graph, fp16) and reports what the builder made of them; running them needs a supported GPU."""
-    from exporters.tensorrt_rtx_build import rtx_unavailable
+    from exporters.tensorrt_build import TENSORRT_RTX
+
+    rtx_unavailable = TENSORRT_RTX.unavailable
 
     if rtx_unavailable():
         pytest.skip(rtx_unavailable())

@@ -73,10 +73,7 @@ def _source(tmp_path, artifact):
 
 
 def test_creating_a_runner_does_no_heavy_work(tmp_path):
-    def no_artifact(fmt):
-        raise AssertionError("the artifact was asked for before open()")
-
-    source = _source(tmp_path, no_artifact)
+    source = _source(tmp_path, tmp_path / "nowhere.onnx")  # a path only: nothing reads it before open()
     runner = OnnxRuntimeBackend().create_runner(source, ORT)
     assert not runner.is_open
     reference = PyTorchBackend().create_runner(source, REFERENCE)
@@ -91,16 +88,20 @@ def _onnx(tmp_path):
 
 def test_onnxruntime_session_lives_between_open_and_close(tmp_path):
     path = _onnx(tmp_path)
-    asked: list[str] = []
-    runner = OnnxRuntimeBackend().create_runner(_source(tmp_path, lambda fmt: asked.append(fmt) or path), ORT)
+    runner = OnnxRuntimeBackend().create_runner(_source(tmp_path, path), ORT)
     feed = {"x": np.ones((4, 3), np.float32)}
     with runner:
-        assert asked == ["onnx"] and runner.session is not None
+        assert runner.session is not None
         first = runner.run(feed)
     assert runner._session is None and not runner.is_open
     second = runner.run(feed)  # used again: opens again, on first use
-    assert runner.is_open and np.array_equal(first["y"], second["y"]) and asked == ["onnx", "onnx"]
+    assert runner.is_open and np.array_equal(first["y"], second["y"])
     runner.close()
+
+
+def test_a_backend_that_runs_a_file_refuses_a_source_without_one(tmp_path):
+    with pytest.raises(BackendError, match="runs a onnx file, and enc's runner source carries none: resolve the artifact"):
+        OnnxRuntimeBackend().create_runner(_source(tmp_path, None), ORT)
 
 
 def test_a_runner_keeps_nothing_from_a_call(tmp_path):
@@ -120,7 +121,7 @@ def test_deliberate_checks_raise_named_errors(tmp_path):
     with pytest.raises(BackendError, match="the module returned 1 outputs, the spec declares 2: a, b"):
         two.run({"x": np.ones(2, np.float32)})
     path = _onnx(tmp_path)
-    wrong = OnnxRuntimeRunner(lambda: path, ORT, ("y", "extra"), ["CPUExecutionProvider"])
+    wrong = OnnxRuntimeRunner(path, ORT, ("y", "extra"), ["CPUExecutionProvider"])
     with pytest.raises(ArtifactError, match=r"the ONNX graph has no output\(s\) \['extra'\]; it has \['y'\]"):
         wrong.open()
 
@@ -153,3 +154,58 @@ def test_run_tensors_answers_in_the_dtype_the_runner_computes(precision, dtype):
         again = runner.run_tensors({"x": x.to(dtype)})["y"]
     expected = module.to(dtype)(x.to(dtype)).detach()
     assert out.dtype == dtype and torch.equal(out, expected) and torch.equal(again, expected)
+
+
+class Recorded(Runner):
+    """A runner that records which of its doors a caller used, on any target (no device needed)."""
+
+    def __init__(self, target: Target, stream=None) -> None:
+        super().__init__(target, ("y",))
+        self.calls: list[str] = []
+        self._stream = stream
+
+    def prepare(self, inputs):
+        return inputs
+
+    def execute(self, prepared):
+        self.calls.append("run")
+        return {"y": prepared["x"] * 2}
+
+    def fetch(self, raw):
+        return raw
+
+    def run_tensors(self, inputs):
+        self.calls.append("run_tensors")
+        return {"y": inputs["x"] * 2}
+
+    def cuda_stream(self):
+        return self._stream
+
+
+def test_a_sharing_runner_answers_host_calls_from_what_is_held_and_names_what_is_not():
+    from pytest_awml.digests import content_digest
+    from pytest_awml.runners.sharing import Held, Missing, SharingRunner
+
+    inner, held = Recorded(ORT), Held()
+    sharing = SharingRunner("enc", inner, held)
+    x = {"x": np.arange(3, dtype=np.float32)}
+    with pytest.raises(Missing) as info:
+        sharing.run(x)
+    assert info.value.component == "enc" and info.value.digest == content_digest(x) and inner.calls == []
+    held.add(info.value.digest, {"y": np.full(3, 7.0, np.float32)})
+    assert sharing.run(x)["y"].tolist() == [7.0] * 3 and held.read == {info.value.digest}
+    assert sharing.run_tensors({"x": torch.from_numpy(x["x"])})["y"].tolist() == [7.0] * 3  # on a CPU: held too
+    assert inner.calls == [] and sharing.cuda_stream() is None
+
+
+def test_on_a_device_a_sharing_runner_is_its_inner_runner():
+    """Pipeline parity on CUDA runs the branch its latency rounds time: the inner runner's own device call and
+    stream (an asynchronous encoder gets the captured graph's padded rows), not a host round trip."""
+    from pytest_awml.runners.sharing import Held, SharingRunner
+
+    stream = object()
+    inner = Recorded(Target.parse("pytorch-cuda0-fp32"), stream)
+    sharing = SharingRunner("enc", inner, Held())
+    assert sharing.cuda_stream() is stream
+    x = torch.ones(3)
+    assert torch.equal(sharing.run_tensors({"x": x})["y"], x * 2) and inner.calls == ["run_tensors"]

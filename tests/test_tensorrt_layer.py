@@ -8,7 +8,7 @@ import pytest
 
 from exporters.errors import ExportError
 from exporters.signature import Dim, TensorSpec
-from exporters.tensorrt_build import TrtOptions, build_engine, derive_profile, engine_key_parts, onnx_input_shapes
+from exporters.tensorrt_build import TENSORRT, TENSORRT_RTX, EngineOptions, build_engine, derive_profile, engine_key_parts, onnx_input_shapes
 from model_specs.centerpoint.spec import SPEC, TINY_SPEC
 from pytest_awml.device import Device, Precision
 from pytest_awml.errors import DataError
@@ -61,18 +61,22 @@ def test_onnx_input_shapes_reads_symbolic_dims(tmp_path):
 
 
 def test_engine_keys_change_with_every_dependency():
-    base = engine_key_parts("abc", TrtOptions("fp16"), "10.7.0", "NVIDIA H100 80GB HBM3")
-    assert engine_key_parts("abc", TrtOptions("fp16"), "10.7.0", "NVIDIA H100 80GB HBM3") == base
-    for other in (engine_key_parts("abd", TrtOptions("fp16"), "10.7.0", "NVIDIA H100 80GB HBM3"),
-                  engine_key_parts("abc", TrtOptions("fp32"), "10.7.0", "NVIDIA H100 80GB HBM3"),
-                  engine_key_parts("abc", TrtOptions("fp16"), "10.8.0", "NVIDIA H100 80GB HBM3"),
-                  engine_key_parts("abc", TrtOptions("fp16"), "10.7.0", "NVIDIA H200")):
+    fp16 = EngineOptions(fp16=True)
+    base = engine_key_parts("abc", fp16, "10.7.0", "NVIDIA H100 80GB HBM3")
+    assert engine_key_parts("abc", fp16, "10.7.0", "NVIDIA H100 80GB HBM3") == base
+    for other in (engine_key_parts("abd", fp16, "10.7.0", "NVIDIA H100 80GB HBM3"),
+                  engine_key_parts("abc", EngineOptions(), "10.7.0", "NVIDIA H100 80GB HBM3"),
+                  engine_key_parts("abc", fp16, "10.8.0", "NVIDIA H100 80GB HBM3"),
+                  engine_key_parts("abc", fp16, "10.7.0", "NVIDIA H200"),
+                  engine_key_parts("abc", fp16, "10.7.0", None)):
         assert other != base
 
 
 def test_policies():
-    assert [options_for(p).policy for p in Precision] == ["fp32", "fp16", "tf32"]
-    assert TrtOptions("int4").problems() and not TrtOptions("strongly_typed").problems()
+    assert [(o.fp16, o.tf32) for o in map(options_for, Precision)] == [(False, False), (True, False), (False, True)]
+    assert [(o.fp16, o.tf32) for o in (options_for(p, TENSORRT_RTX) for p in Precision)] == [(False, False), (False, False), (False, True)]
+    assert "has no fp16 flag" in " ".join(EngineOptions(fp16=True).problems(TENSORRT_RTX)) and not EngineOptions(fp16=True).problems(TENSORRT)
+    assert EngineOptions(fp16=True, strongly_typed=True).problems(TENSORRT) and EngineOptions(workspace_bytes=0).problems(TENSORRT)
 
 
 def test_output_buffer_plan_binds_dims_from_inputs():
@@ -102,8 +106,8 @@ def test_the_build_validates_before_it_needs_tensorrt(tmp_path):
     export_onnx(torch.nn.Linear(11, 4), (torch.zeros(8, 11),), tmp_path / "m.onnx", component="toy", inputs=(spec,),
                 outputs=(TensorSpec("y", (Dim("n", 2, 8, 64), 4)),))
     with pytest.raises(ExportError, match="step 'tensorrt profile'"):  # a bad profile is caught first
-        build_engine(tmp_path / "m.onnx", tmp_path / "m.engine", component="toy", inputs=(TensorSpec("x", (8, 11)),),
-                     options=TrtOptions(), timing_cache=tmp_path / "cache")
+        build_engine(tmp_path / "m.onnx", tmp_path / "m.engine", flavor=TENSORRT, component="toy", inputs=(TensorSpec("x", (8, 11)),),
+                     options=EngineOptions(), timing_cache=tmp_path / "cache")
     with pytest.raises(ExportError, match="step 'tensorrt import': tensorrt not importable"):
-        build_engine(tmp_path / "m.onnx", tmp_path / "m.engine", component="toy", inputs=(spec,), options=TrtOptions(),
+        build_engine(tmp_path / "m.onnx", tmp_path / "m.engine", flavor=TENSORRT, component="toy", inputs=(spec,), options=EngineOptions(),
                      timing_cache=tmp_path / "cache")

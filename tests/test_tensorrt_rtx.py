@@ -11,7 +11,14 @@ import torch
 from exporters.errors import ExportError
 from exporters.onnx_export import export_onnx
 from exporters.signature import Dim, TensorSpec
-from exporters.tensorrt_rtx_build import MODULE, RtxOptions, build_rtx_engine, capability_problem, rtx_unavailable
+from exporters.tensorrt_build import TENSORRT_RTX, EngineOptions, build_engine
+
+MODULE = TENSORRT_RTX.module
+rtx_unavailable, capability_problem = TENSORRT_RTX.unavailable, TENSORRT_RTX.capability_problem
+
+
+def build_rtx_engine(onnx_path, engine_path, **arguments):
+    return build_engine(onnx_path, engine_path, flavor=TENSORRT_RTX, **arguments)
 from model_specs.centerpoint.spec import TINY_SPEC
 
 pytestmark = pytest.mark.skipif(rtx_unavailable() is not None, reason=str(rtx_unavailable()))
@@ -34,7 +41,7 @@ def tiny_graphs(tmp_path_factory) -> dict[str, tuple[Path, tuple[TensorSpec, ...
 @pytest.mark.parametrize("name", ["pts_voxel_encoder", "pts_backbone_neck_head"])
 def test_a_real_engine_is_built_on_the_cpu(tiny_graphs, tmp_path, name):
     path, inputs = tiny_graphs[name]
-    report = build_rtx_engine(path, tmp_path / "e.engine", component=name, inputs=inputs, options=RtxOptions())
+    report = build_rtx_engine(path, tmp_path / "e.engine", component=name, inputs=inputs, options=EngineOptions())
     assert report.size_bytes == (tmp_path / "e.engine").stat().st_size > 10_000
     assert report.coverage.rejected == () and report.coverage.layers > 10
     assert report.coverage.onnx_ops.get("Conv" if "backbone" in name else "MatMul", 0) > 0
@@ -54,7 +61,7 @@ BAD_PROFILES = [
 def test_a_bad_profile_fails_in_the_harness_first_and_the_real_builder_would_give_no_engine(tiny_graphs, tmp_path, spec, words):
     path, _ = tiny_graphs["pts_voxel_encoder"]
     with pytest.raises(ExportError, match=words) as info:
-        build_rtx_engine(path, tmp_path / "e.engine", component="enc", inputs=(spec,), options=RtxOptions())
+        build_rtx_engine(path, tmp_path / "e.engine", component="enc", inputs=(spec,), options=EngineOptions())
     assert info.value.step == "tensorrt profile" and not (tmp_path / "e.engine").exists()
     # the same input given straight to TensorRT-RTX: no exception that names it, just no engine
     trt = __import__(MODULE)
@@ -82,7 +89,7 @@ def test_a_graph_the_parser_rejects_names_the_node(tmp_path):
     onnx.save(model, tmp_path / "g.onnx")
     with pytest.raises(ExportError, match="rejected 1 node.*custom_node .NoSuchOp.") as info:
         build_rtx_engine(tmp_path / "g.onnx", tmp_path / "g.engine", component="g", inputs=(TensorSpec("x", (1, 4)),),
-                         options=RtxOptions())
+                         options=EngineOptions())
     assert info.value.step == "tensorrt-rtx parse"
 
 

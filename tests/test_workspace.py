@@ -16,6 +16,7 @@ from pytest_awml.errors import ExportError, SpecError
 from pytest_awml.limits import LatencySettings
 from pytest_awml.spec import FedBy, validate
 from pytest_awml.workspace import Workspace
+from pytest_awml import latency_sources
 
 
 class Broken(ArtifactBuilder):
@@ -53,11 +54,11 @@ def test_a_same_run_baseline_is_measured_once_or_taken_from_a_test(tmp_path):
     workspace = Workspace(toy.plan(tmp_path), ArtifactStore(tmp_path))
     enc = toy.SPEC.components[0]
     settings = LatencySettings(rounds=2, warmup_rounds=0)
-    measured = workspace.p50(toy.SPEC, enc, REFERENCE.id, settings)
-    assert measured > 0 and workspace.p50(toy.SPEC, enc, REFERENCE.id, settings) == measured
-    workspace.remember_p50(toy.SPEC, enc, REFERENCE, 123.0)
-    assert workspace.p50(toy.SPEC, enc, REFERENCE.id, settings) == 123.0
-    assert workspace.baseline_median("test_latency[x]") is None  # no --awml-latency-baseline
+    measured = latency_sources.p50(workspace, toy.SPEC, enc, REFERENCE.id, settings)
+    assert measured > 0 and latency_sources.p50(workspace, toy.SPEC, enc, REFERENCE.id, settings) == measured
+    latency_sources.remember_p50(workspace, toy.SPEC, enc, REFERENCE, 123.0)
+    assert latency_sources.p50(workspace, toy.SPEC, enc, REFERENCE.id, settings) == 123.0
+    assert latency_sources.baseline_median(workspace, "test_latency[x]") is None  # no --awml-latency-baseline
     workspace.close()
 
 

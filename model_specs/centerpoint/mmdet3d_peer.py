@@ -34,7 +34,8 @@ from model_specs.centerpoint.mmconfig import TrainingConfig, read_config, to_cen
 from model_specs.centerpoint.model import BackboneNeckHeadExport, CenterPoint, VoxelEncoderExport, calibration_shift
 from model_specs.centerpoint.scene import SceneConfig, make_scene
 from model_specs.centerpoint.voxelize import decorate, densify, scatter, voxelize
-from model_specs.recording import TENSOR_RTOL, array_sha256, max_abs as _max_abs, randomise_batchnorms, randomise_layer_norms, reference_weights, state_sha256, tensor_problems  # noqa: F401 (TENSOR_RTOL, state_sha256: re-exported)
+from model_specs.recording import TENSOR_RTOL, array_sha256, max_abs as _max_abs, reference_weights, state_sha256, tensor_problems  # noqa: F401 (TENSOR_RTOL, state_sha256: re-exported)
+from model_specs.seeding import randomise_batchnorms, randomise_layer_norms
 from model_specs.recording import Recording as SharedRecording
 
 HEADS = ("heatmap", "reg", "height", "dim", "rot", "vel")

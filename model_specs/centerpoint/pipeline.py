@@ -44,7 +44,7 @@ class CenterPointPipeline(Pipeline):
     the voxel count are zero and never scattered, and the host queues every stage without waiting for the count
     (Autoware reads it back first, to size its encoder's input; here that read would leave the device idle while
     the host launches the encoder). A frame with more voxels than those rows runs again. An encoder that runs
-    synchronously (``Runner.cuda_stream()`` None: ONNX Runtime's CUDA runner, a workspace's sharing runner) waits
+    synchronously (``Runner.cuda_stream()`` None: ONNX Runtime's CUDA runner) waits
     for torch's work before it runs anyway; it gets the voxels alone, the count read first, rather than the
     padding too."""
 

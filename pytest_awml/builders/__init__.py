@@ -7,23 +7,23 @@ plus one line in :func:`builtin` (from a plugin or conftest: the ``pytest_awml_a
 
 from __future__ import annotations
 
-from pytest_awml.builders.base import ArtifactBuilder, BuildContext, BuilderRegistry
+from pytest_awml.builders.base import ArtifactBuilder, BuildContext, BuilderRegistry, Ingredient
 
-__all__ = ["ArtifactBuilder", "BuildContext", "BuilderRegistry", "builtin"]
+__all__ = ["ArtifactBuilder", "BuildContext", "BuilderRegistry", "Ingredient", "builtin"]
 
 
 def builtin() -> BuilderRegistry:
     from pytest_awml.builders.onnx import OnnxBuilder
     from pytest_awml.builders.onnx_fp16 import OnnxFp16Builder
+    from exporters.tensorrt_build import TENSORRT, TENSORRT_RTX
     from pytest_awml.builders.tensorrt import EngineBuilder
-    from pytest_awml.builders.tensorrt_rtx import RtxEngineBuilder
     from pytest_awml.device import Precision
 
     registry = BuilderRegistry()
     registry.register(OnnxBuilder())
     for precision in Precision:
-        registry.register(EngineBuilder(precision))
+        registry.register(EngineBuilder(precision, TENSORRT))
     registry.register(OnnxFp16Builder())
     for precision in Precision:
-        registry.register(RtxEngineBuilder(precision))
+        registry.register(EngineBuilder(precision, TENSORRT_RTX))
     return registry

@@ -1,24 +1,26 @@
 """What an artifact builder is, what it may use, and the registry of builders by format.
 
 A builder owns its format's whole chain, like Polygraphy's loaders: what the file depends on (its
-key), what it is made from (the model, or another artifact: an engine from the ONNX file) and how
-it is written. Everything it may use arrives in a :class:`BuildContext` whose pieces are fetched,
-and built, only when asked for. Storage is the :class:`~pytest_awml.artifacts.ArtifactStore`'s:
+key), what it is made from and how it is written. What it is made from it declares (``requires``: the
+model, the inputs, other artifact formats: an engine requires the ONNX file); the caller resolves those
+first and hands the values over in a :class:`BuildContext`, so a builder never calls back into whoever
+asked for the file. Storage is the :class:`~pytest_awml.artifacts.ArtifactStore`'s:
 locking across xdist workers, reuse by content key, the manifest, the crash-safe rename.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
 from pytest_awml.artifacts import Artifact, ArtifactStore
 from pytest_awml.device import Device
-from pytest_awml.errors import BackendUnavailable
+from pytest_awml.errors import ArtifactError, BackendUnavailable
 from pytest_awml.registry import Registry
 
 if TYPE_CHECKING:
@@ -26,21 +28,42 @@ if TYPE_CHECKING:
     from pytest_awml.spec import Component, ModelSpec
 
 
+class Ingredient(Enum):
+    """What a builder may require beside other artifact formats (named by their format string)."""
+
+    MODEL = "model"  # the loaded model (its weights' hash keys the file)
+    INPUTS = "inputs"  # the component's inputs for the session's samples (an export's example)
+
+
 @dataclass(frozen=True)
 class BuildContext:
-    """One component's ingredients, each a callable so that a builder pays only for what it uses.
+    """One component's ingredients, resolved by the caller before the build: the pieces the builder's
+    ``requires`` names are set, the others left empty.
 
     ``device`` is the device this process runs targets on (device-bound formats build there);
-    ``artifact(format)`` is another artifact of the same component, built first if need be.
+    ``artifacts`` holds the other artifacts of the same component that the builder requires, by format.
     """
 
     spec: ModelSpec
     component: Component
     device: Device
     store: ArtifactStore
-    model: Callable[[], LoadedModel]
-    inputs: Callable[[], list[dict[str, np.ndarray]]]
-    artifact: Callable[[str], Artifact]
+    loaded: LoadedModel | None = None
+    inputs: Sequence[Mapping[str, np.ndarray]] = ()
+    artifacts: Mapping[str, Artifact] = field(default_factory=dict)
+
+    @property
+    def model(self) -> LoadedModel:
+        """The loaded model (a builder that requires ``Ingredient.MODEL``)."""
+        if self.loaded is None:
+            raise ArtifactError(f"{self.label}: the builder read the model without requiring it: add Ingredient.MODEL to its requires")
+        return self.loaded
+
+    def artifact(self, fmt: str) -> Artifact:
+        """The required artifact of format ``fmt``."""
+        if fmt not in self.artifacts:
+            raise ArtifactError(f"{self.label}: the builder read the {fmt} artifact without requiring it: add {fmt!r} to its requires")
+        return self.artifacts[fmt]
 
     @property
     def label(self) -> str:
@@ -52,6 +75,11 @@ class ArtifactBuilder(ABC):
     """Makes the files of one format. ``build`` is the lifecycle; subclasses fill in its steps."""
 
     format: str
+    requires: tuple[str | Ingredient, ...] = ()  # artifact formats (built first) and ingredients it is made from
+
+    def required_formats(self) -> tuple[str, ...]:
+        """The artifact formats this builder's file is made from, which the caller builds first."""
+        return tuple(need for need in self.requires if not isinstance(need, Ingredient))
 
     def unavailable_reason(self, device: Device) -> str | None:
         """Why this format cannot be built here for a run on ``device`` (a missing library, a
@@ -83,11 +111,16 @@ class ArtifactBuilder(ABC):
         without a device override this; the default trusts the hash."""
         return None
 
-    def build(self, context: BuildContext) -> Artifact:
-        """The artifact for ``context``: reused when one with the same key is stored, else written."""
-        reason = self.unavailable_reason(context.device)
+    def require_available(self, device: Device) -> None:
+        """Raise :class:`BackendUnavailable` when this format cannot be built here: a caller checks it before it
+        resolves what the builder requires (no ONNX export for an engine that cannot be built)."""
+        reason = self.unavailable_reason(device)
         if reason:
             raise BackendUnavailable(reason)
+
+    def build(self, context: BuildContext) -> Artifact:
+        """The artifact for ``context``: reused when one with the same key is stored, else written."""
+        self.require_available(context.device)
         return context.store.get_or_build(spec=context.spec.name, component=context.component.name, format=self.format,
                                           filename=self.filename(context.component), key_parts=self.key_parts(context),
                                           build=lambda path: self.write(context, path), verify=self.verify)

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from exporters.onnx_export import export_onnx
-from pytest_awml.builders.base import ArtifactBuilder, BuildContext
+from pytest_awml.builders.base import ArtifactBuilder, BuildContext, Ingredient
 from pytest_awml.provenance import package_version
 from pytest_awml.spec import Component, fingerprint
 
@@ -29,6 +29,7 @@ class OnnxBuilder(ArtifactBuilder):
     """Keyed on the spec's declared fields and code, the weights, and the torch, onnx and exporter versions."""
 
     format = FORMAT
+    requires = (Ingredient.MODEL, Ingredient.INPUTS)
 
     def filename(self, component: Component) -> str:
         return f"{component.name}.onnx"
@@ -41,7 +42,7 @@ class OnnxBuilder(ArtifactBuilder):
 
         return {
             "spec": fingerprint(context.spec, context.component),
-            "weights": context.model().weights_sha256,
+            "weights": context.model.weights_sha256,
             "torch": torch.__version__,
             "onnx": package_version("onnx"),
             "exporter": package_version("pytest-awml"),
@@ -50,8 +51,8 @@ class OnnxBuilder(ArtifactBuilder):
     def write(self, context: BuildContext, path: Path) -> None:
         import torch
 
-        spec, component, loaded = context.spec, context.component, context.model()
-        example = tuple(torch.from_numpy(context.inputs()[0][t.name]) for t in component.inputs)
+        spec, component, loaded = context.spec, context.component, context.model
+        example = tuple(torch.from_numpy(context.inputs[0][t.name]) for t in component.inputs)
         metadata = {**dict(component.onnx.metadata), "spec": spec.name, "spec_hash": fingerprint(spec, component),
                     "weights_sha256": loaded.weights_sha256}
         export_onnx(component.extract(loaded.model), example, path, component=context.label, inputs=component.inputs,

@@ -29,6 +29,7 @@ class OnnxFp16Builder(ArtifactBuilder):
     """Keyed on the fp32 file it converts and the converter's version."""
 
     format = FORMAT
+    requires = (ONNX,)
 
     def unavailable_reason(self, device: Device) -> str | None:
         return converter_unavailable()

@@ -1,62 +1,88 @@
-"""The ``tensorrt-<precision>`` formats: an engine built from the component's ONNX artifact by
-:func:`exporters.tensorrt_build.build_engine` (Polygraphy's loaders), with one optimization
-profile from the spec's dims and a timing cache shared under the artifacts folder."""
+"""The engine formats, ``tensorrt-<precision>`` and ``tensorrt-rtx-<precision>``: one builder for both runtimes,
+their differences as data (:class:`~exporters.tensorrt_build.Flavor`), on
+:func:`exporters.tensorrt_build.build_engine` with one optimization profile from the spec's dims.
+
+TensorRT proper builds on the GPU that will run the engine (the engine is keyed by that GPU's model) and asks for
+fp16 and TF32 with builder flags, sharing a timing cache under the artifacts folder. TensorRT-RTX builds on the CPU
+(no GPU in the key) from a graph whose types give the precision: ``fp32``/``tf32`` from the fp32 graph (TF32
+allowed for ``tf32``), ``fp16`` from the fp16 graph (:mod:`pytest_awml.builders.onnx_fp16`)."""
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
-from exporters.tensorrt_build import TrtOptions, build_engine, engine_key_parts, plugins_missing, tensorrt_unavailable
+from exporters.tensorrt_build import TENSORRT, EngineOptions, Flavor, build_engine, engine_key_parts
 from pytest_awml.builders.base import ArtifactBuilder, BuildContext
 from pytest_awml.builders.onnx import FORMAT as ONNX
+from pytest_awml.builders.onnx_fp16 import FORMAT as ONNX_FP16, converter_unavailable
 from pytest_awml.device import Device, Precision
 from pytest_awml.provenance import package_version
 from pytest_awml.spec import Component
 
-# pytest-awml precision → TensorRT build policy (AWML's names)
-POLICY = {Precision.FP32: "fp32", Precision.FP16: "fp16", Precision.TF32: "tf32"}
-TIMING_CACHE = "tensorrt-timing.cache"
+TIMING_CACHE = "{flavor}-timing.cache"  # under the artifacts folder, one per runtime
 
 
-def engine_format(precision: Precision) -> str:
-    return f"tensorrt-{precision.value}"
+def engine_format(precision: Precision, flavor: Flavor = TENSORRT) -> str:
+    return f"{flavor.name}-{precision.value}"
 
 
-def options_for(precision: Precision) -> TrtOptions:
-    return TrtOptions(policy=POLICY[precision])
+def graph_format(precision: Precision, flavor: Flavor = TENSORRT) -> str:
+    """The ONNX artifact an engine of ``precision`` is built from: a runtime without an fp16 flag builds fp16 from the
+    fp16 graph."""
+    return ONNX_FP16 if precision is Precision.FP16 and not flavor.fp16_flag else ONNX
+
+
+def options_for(precision: Precision, flavor: Flavor = TENSORRT) -> EngineOptions:
+    """The build options of a precision: with an fp16 flag, fp16 is the flag; without one, the graph's types."""
+    return EngineOptions(fp16=precision is Precision.FP16 and flavor.fp16_flag, tf32=precision is Precision.TF32)
 
 
 class EngineBuilder(ArtifactBuilder):
-    """One precision's engines. An engine is valid only for the TensorRT version and GPU model that
-    built it, so both are in its key, beside the ONNX file's hash and the build policy."""
+    """One runtime's engines of one precision, keyed on the graph's hash, the options and the runtime's version (and,
+    for a runtime that builds on the GPU that runs it, that GPU's model: such an engine is valid only there)."""
 
-    def __init__(self, precision: Precision) -> None:
-        self.precision = precision
-        self.format = engine_format(precision)
+    def __init__(self, precision: Precision, flavor: Flavor = TENSORRT) -> None:
+        self.precision, self.flavor = precision, flavor
+        self.format = engine_format(precision, flavor)
+        self.requires = (graph_format(precision, flavor),)
+        self.options = options_for(precision, flavor)
 
     def unavailable_reason(self, device: Device) -> str | None:
-        reason = tensorrt_unavailable()
-        if reason is None and not device.is_cuda:  # an engine is built for, and keyed on, the GPU that will run it
-            reason = "TensorRT engines are built on the GPU that runs them: pass --awml-device cuda"
+        reason = self.flavor.unavailable()
+        if reason is None and self.requires == (ONNX_FP16,):
+            reason = converter_unavailable()
+        if reason is None and self.flavor.builds_on_gpu and not device.is_cuda:  # built for, and keyed on, the GPU that runs it
+            reason = f"{self.flavor.title} engines are built on the GPU that runs them: pass --awml-device cuda"
         return reason
 
     def plugins_unavailable(self, plugins: tuple[str, ...]) -> str | None:
-        return plugins_missing(plugins)
+        return self.flavor.plugins_missing(plugins)
 
     def filename(self, component: Component) -> str:
-        return f"{component.name}.{self.precision.value}.engine"
+        return f"{component.name}.{self.format}.engine"
 
     def key_parts(self, context: BuildContext) -> dict[str, Any]:
-        import torch
+        gpu = None
+        if self.flavor.builds_on_gpu:
+            import torch
 
-        gpu = torch.cuda.get_device_name(context.device.torch)
-        return engine_key_parts(context.artifact(ONNX).sha256, options_for(self.precision), package_version("tensorrt"), gpu)
+            gpu = torch.cuda.get_device_name(context.device.torch)
+        return engine_key_parts(context.artifact(self.requires[0]).sha256, self.options,
+                                package_version(self.flavor.package), gpu)
 
     def write(self, context: BuildContext, path: Path) -> dict[str, Any]:
-        import torch
+        graph = context.artifact(self.requires[0])
+        timing_cache = context.store.root / TIMING_CACHE.format(flavor=self.flavor.name)
+        placed: Any = contextlib.nullcontext()
+        if self.flavor.builds_on_gpu:
+            import torch
 
-        with torch.cuda.device(context.device.torch):
-            seconds = build_engine(context.artifact(ONNX).path, path, component=context.label, inputs=context.component.inputs,
-                         options=options_for(self.precision), timing_cache=context.store.root / TIMING_CACHE)
-        return {"build_seconds": round(seconds, 3)}
+            placed = torch.cuda.device(context.device.torch)
+        with placed:
+            report = build_engine(graph.path, path, flavor=self.flavor, component=context.label, inputs=context.component.inputs,
+                                  options=self.options, timing_cache=timing_cache)
+        return {"builder": f"{self.flavor.name} {report.version}", "graph": graph.format, "build_seconds": round(report.seconds, 3),
+                "engine_bytes": report.size_bytes, "layers": report.coverage.layers, "warnings": list(report.warnings),
+                "profile": report.profile, "coverage": report.coverage.as_record()}

@@ -5,9 +5,10 @@ go in, outputs come out, timings are returned by the caller's timer. One runner 
 threads.
 
 Lifecycle, like Polygraphy's ``activate``/``deactivate``: constructing a runner is cheap and
-touches no artifact; ``open()`` does the heavy work (building or reading the artifact, creating
-the session, deserializing the engine, copying the module to the device) and ``close()`` releases
-it; ``with runner:`` does both. The session cache opens every runner it hands out and closes them
+touches no file; ``open()`` does the heavy work (reading the artifact, creating the session,
+deserializing the engine, copying the module to the device) and ``close()`` releases it; ``with
+runner:`` does both. What a runner runs is resolved before it is made (as Polygraphy's loaders compose):
+its backend is given the artifact's path, already built, never a way back to whoever built it. The session cache opens every runner it hands out and closes them
 all when the session ends. A runner used before ``open()`` opens itself on first use, so that a
 runner wrapping another one (a third-party backend that only forwards ``prepare``/``execute``/
 ``fetch``) keeps working.
@@ -19,29 +20,27 @@ import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 import numpy as np
 
 from exporters.signature import TensorSpec
 from pytest_awml.device import Device, Precision, Target
-from pytest_awml.errors import DataError
+from pytest_awml.errors import BackendError, DataError
 from pytest_awml.shapes import feed_problem
 
 
 @dataclass(frozen=True)
 class RunnerSource:
-    """What a backend may build a runner from: the PyTorch module, or an artifact file.
-
-    ``artifact`` is a callable so that a runner asks for (and so triggers the build of) only the
-    artifact format its backend runs, and only when it opens.
-    """
+    """What a backend may build a runner from: the PyTorch module, or the file of the artifact format the
+    backend runs (``Backend.artifact_format``), built before the runner is made; None for a backend that runs
+    the module."""
 
     component: str
     input_names: tuple[str, ...]
     output_names: tuple[str, ...]
     module: Any
-    artifact: Callable[[str], Path]
+    artifact: Path | None
     input_specs: tuple[TensorSpec, ...] = ()
     output_specs: tuple[TensorSpec, ...] = ()
 
@@ -173,6 +172,14 @@ class Backend(ABC):
     @abstractmethod
     def create_runner(self, source: RunnerSource, target: Target) -> Runner:
         """A runner for ``target``; cheap: the heavy work belongs in the runner's ``activate``."""
+
+    def artifact_of(self, source: RunnerSource, target: Target) -> Path:
+        """The file this backend runs for ``target``: ``source.artifact``, which the caller resolved for
+        ``artifact_format(target.precision)``."""
+        if source.artifact is None:
+            raise BackendError(f"{self.name} runs a {self.artifact_format(target.precision)} file, and {source.component}'s "
+                               "runner source carries none: resolve the artifact before making the runner")
+        return source.artifact
 
     def plugins_unavailable(self, plugins: tuple[str, ...]) -> str | None:
         """Why this backend cannot run a component whose graph carries the TensorRT plugin ops ``plugins``,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -19,10 +19,10 @@ class OnnxRuntimeRunner(Runner):
 
     The level is left at its default (``ORT_ENABLE_ALL``) on purpose: the framework this replaces
     switched optimizations off, which verified a graph that deployment never runs. ``model`` is
-    called at ``open`` for the ONNX file's path, so the export happens only when a runner needs it.
+    the ONNX file's path, built before the runner is made; ``open`` reads it.
     """
 
-    def __init__(self, model: Callable[[], Path], target: Target, output_names: tuple[str, ...], providers: list,
+    def __init__(self, model: Path, target: Target, output_names: tuple[str, ...], providers: list,
                  input_specs=()) -> None:
         super().__init__(target, output_names, input_specs)
         self._model = model
@@ -37,7 +37,7 @@ class OnnxRuntimeRunner(Runner):
         # ONNX Runtime's intra-op threads spin after each run and steal the cores from the stages
         # around it: in a lidar pipeline on 2 cores, voxelization went from 6.6 ms to 69 ms.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        path = self._model()
+        path = self._model
         try:
             session = onnxruntime.InferenceSession(str(path), sess_options=options, providers=self._providers)
         except Exception as exc:  # ONNX Runtime raises its own types (InvalidProtobuf, Fail…) from a bad file
@@ -94,7 +94,7 @@ class OnnxRuntimeBackend(Backend):
         return ONNX
 
     def create_runner(self, source: RunnerSource, target: Target) -> Runner:
-        return OnnxRuntimeRunner(lambda: source.artifact(ONNX), target, source.output_names, ["CPUExecutionProvider"], source.input_specs)
+        return OnnxRuntimeRunner(self.artifact_of(source, target), target, source.output_names, ["CPUExecutionProvider"], source.input_specs)
 
 
 class OnnxRuntimeGpuRunner(OnnxRuntimeRunner):
@@ -102,7 +102,7 @@ class OnnxRuntimeGpuRunner(OnnxRuntimeRunner):
     there until ``fetch``, so latency excludes host↔device copies. ONNX Runtime queues work on a
     stream of its own, so these runners are timed on the host around a synchronize."""
 
-    def __init__(self, model: Callable[[], Path], target: Target, output_names, providers: list, input_specs=(),
+    def __init__(self, model: Path, target: Target, output_names, providers: list, input_specs=(),
                  output_specs=()) -> None:
         super().__init__(model, target, output_names, providers, input_specs)
         self._device_index = target.device.index
@@ -186,7 +186,7 @@ class OnnxRuntimeCudaBackend(OnnxRuntimeBackend):
 
     def create_runner(self, source: RunnerSource, target: Target) -> Runner:
         providers = [(self.provider, self.provider_options(source, target))]
-        return OnnxRuntimeGpuRunner(lambda: source.artifact(ONNX), target, source.output_names, providers, source.input_specs,
+        return OnnxRuntimeGpuRunner(self.artifact_of(source, target), target, source.output_names, providers, source.input_specs,
                                     source.output_specs)
 
 

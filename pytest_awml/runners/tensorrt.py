@@ -1,4 +1,5 @@
-"""The TensorRT backend on the raw TensorRT >= 10 Python API.
+"""The TensorRT and TensorRT-RTX backends, on the raw TensorRT >= 10 Python API: one runner and one backend class,
+the runtimes' differences as data (:class:`~exporters.tensorrt_build.Flavor`: the module, the GPUs its engines run on).
 
 No pycuda: torch already owns the CUDA context here, and a second library managing contexts
 (pycuda.autoinit) is a known source of invalid-context errors. Device buffers are torch CUDA
@@ -6,7 +7,7 @@ tensors, served by torch's caching allocator (no cudaMalloc per call, unlike pyc
 ``mem_alloc`` per request); the work runs on the runner's own torch stream, which CUDA events time.
 
 One runner serves TensorRT proper (module ``tensorrt``) and TensorRT-RTX (module
-``tensorrt_rtx_bindings``, same runtime API): the backend chooses the module. Nothing here has run on
+``tensorrt_rtx_bindings``, same runtime API): the backend's flavor names the module. Nothing here has run on
 this project's machines: TensorRT is not installable on them, and TensorRT-RTX engines do not run on
 their GPUs (compute capability 9.0). The code follows NVIDIA's documented TensorRT 10 API
 (``deserialize_cuda_engine``, ``set_input_shape``, ``set_tensor_address``, ``execute_async_v3``); the
@@ -17,12 +18,12 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from exporters.signature import TensorSpec
-from exporters.tensorrt_build import plugins_missing, tensorrt_unavailable
+from exporters.tensorrt_build import TENSORRT, Flavor
 from pytest_awml.builders.tensorrt import engine_format
 from pytest_awml.device import Device, Precision, Target
 from pytest_awml.errors import ArtifactError, BackendError
@@ -32,13 +33,18 @@ from pytest_awml.shapes import plan_output_shapes
 __all__ = ["TensorRTBackend", "TensorRTRunner", "plan_output_shapes", "tensorrt_unavailable"]
 
 
+def tensorrt_unavailable() -> str | None:
+    """Why TensorRT proper cannot be imported here, or None."""
+    return TENSORRT.unavailable()
+
+
 class TensorRTRunner(Runner):
     """One engine, one execution context, one stream, all made by ``open`` and dropped by ``close``.
     ``execute`` holds a lock: a TensorRT execution context runs one inference at a time, so
-    concurrent callers queue instead of racing. ``engine`` is called at ``open`` for the engine
-    file's path, so the build happens only when a runner needs it."""
+    concurrent callers queue instead of racing. ``engine`` is the engine file's path, built before the
+    runner is made; ``open`` deserializes it."""
 
-    def __init__(self, engine: Callable[[], Path], target: Target, output_specs: Sequence[TensorSpec],
+    def __init__(self, engine: Path, target: Target, output_specs: Sequence[TensorSpec],
                  input_specs: Sequence[TensorSpec], module: str = "tensorrt") -> None:
         super().__init__(target, tuple(t.name for t in output_specs), tuple(input_specs))
         self._engine_path = engine
@@ -54,7 +60,7 @@ class TensorRTRunner(Runner):
         import torch
 
         trt = importlib.import_module(self._module)
-        path = self._engine_path()
+        path = self._engine_path
         self._device = torch.device(self.target.device.torch)
         logger = trt.Logger(trt.Logger.WARNING)
         trt.init_libnvinfer_plugins(logger, "")  # an engine with plugin layers (EfficientNMS_TRT) needs their creators
@@ -137,23 +143,36 @@ def _torch_dtype(trt, trt_dtype):
 
 
 class TensorRTBackend(Backend):
-    name = "tensorrt"
-    listed_when_unavailable = True  # users deploy TensorRT: its absence must show in every summary
+    """One runtime's engines (``flavor``). Listed even where it cannot run: users deploy TensorRT, its absence must show
+    in every summary; TensorRT-RTX engines build everywhere, so test_export runs even where nothing can run them."""
+
+    listed_when_unavailable = True
+
+    def __init__(self, flavor: Flavor = TENSORRT) -> None:
+        self.flavor = flavor
+        self.name = flavor.name
 
     def unavailable_reason(self, device: Device, precision: Precision) -> str | None:
-        reason = tensorrt_unavailable()
+        reason = self.flavor.unavailable()
         if reason:
             return reason
         if not device.is_cuda:
-            return "TensorRT runs on CUDA devices only: pass --awml-device cuda"
-        return None
+            built_here = "" if self.flavor.builds_on_gpu else " (test_export builds them here)"
+            return f"{self.flavor.title} engines run on CUDA devices only: pass --awml-device cuda{built_here}"
+        if not self.flavor.capabilities:
+            return None
+        import torch
+
+        if not torch.cuda.is_available() or device.index >= torch.cuda.device_count():
+            return f"{device} is not available to torch: {self.flavor.title} engines cannot run here"
+        return self.flavor.capability_problem(*torch.cuda.get_device_capability(device.torch))
 
     def plugins_unavailable(self, plugins: tuple[str, ...]) -> str | None:
-        return plugins_missing(plugins)
+        return self.flavor.plugins_missing(plugins)
 
     def artifact_format(self, precision: Precision) -> str | None:
-        return engine_format(precision)
+        return engine_format(precision, self.flavor)
 
     def create_runner(self, source: RunnerSource, target: Target) -> Runner:
-        fmt = engine_format(target.precision)
-        return TensorRTRunner(lambda: source.artifact(fmt), target, source.output_specs, source.input_specs)
+        return TensorRTRunner(self.artifact_of(source, target), target, source.output_specs, source.input_specs,
+                              module=self.flavor.module)
