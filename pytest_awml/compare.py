@@ -10,8 +10,9 @@ exactly 0 because one side held torch tensors; here a non-array is an error, nev
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Mapping, Sequence
+import math
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -19,6 +20,7 @@ from pytest_awml.limits import Tolerance
 
 # Percentile reported beside the maximum: robust to one outlier, still sensitive to a broken region.
 P99 = 99.0
+_NOT_FIGURES = ("output", "passed", "problem")
 
 
 @dataclass(frozen=True)
@@ -42,11 +44,17 @@ class OutputComparison:
     ref_max_abs: float = float("nan")
     problem: str = ""
 
-    def as_record(self) -> dict:
+    def as_json(self) -> dict:
         # JSON has no NaN/Inf: a figure that could not be computed is null. ``compared``: what every parity
         # record says, here the number of elements the figures are over.
         record = {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in asdict(self).items()}
         return {**record, "compared": self.elements}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> OutputComparison:
+        """Read back from :meth:`as_json` (a null figure is NaN again)."""
+        values = {f.name: data[f.name] for f in fields(cls) if f.name in data}
+        return cls(**{k: (math.nan if v is None and k not in _NOT_FIGURES else v) for k, v in values.items()})
 
     def describe(self) -> str:
         if self.problem:

@@ -9,8 +9,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from pytest_awml.cases import Plan
-    from pytest_awml.results import Results
+    pass
 
 PLAN = pytest.StashKey["Plan"]()
 """The resolved plan; present only when ``--awml-spec`` is given (the plugin is inert without)."""
@@ -20,3 +19,6 @@ RESULTS = pytest.StashKey["Results"]()
 
 STARTED = pytest.StashKey[float]()
 """When the run started (``time.time()``), for the report's ``run.started`` and ``duration_s``."""
+
+WRITTEN = pytest.StashKey["Written"]()
+"""Where this run's JSON report went and what the summary should say about it (absent: none was written)."""

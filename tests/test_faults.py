@@ -22,7 +22,7 @@ from onnx import TensorProto, helper
 from model_specs.centerpoint import data
 from model_specs.centerpoint.config import TINY
 from model_specs.mmconfig import MAX_CONFIG_BYTES, read_config
-from pytest_awml import report
+from pytest_awml import report, run_report
 from pytest_awml.artifacts import FILE_MODE, ArtifactStore, write_atomic
 from pytest_awml.builders.onnx import onnx_problem
 from pytest_awml.device import Device, Precision, Target
@@ -30,6 +30,7 @@ from pytest_awml.errors import ArtifactError, BackendError, DataError, SpecError
 from pytest_awml.golden import GoldenStore
 from pytest_awml.locks import held
 from pytest_awml.models import DataWarning
+from pytest_awml.records import DataNote, SkippedTest
 from pytest_awml.results import Results
 from pytest_awml.runners.onnxruntime import OnnxRuntimeRunner
 from pytest_awml.runners.pytorch import PyTorchRunner
@@ -231,7 +232,9 @@ def test_what_a_data_reader_changed_is_kept_for_the_report(tmp_path):
     assert models.load(dataclasses.replace(spec, load_data=lambda p, o: toy.make_samples(1, 0)), plan.options).notes == ()
     from pytest_awml import summary
 
-    shown = summary.lines(Results(data=[{"spec": "toy", "note": "scan.bin: 3 points cut"}]), None)
+    results = Results()
+    results.add(DataNote(test_id="t", spec="toy", data="scan.bin", note="scan.bin: 3 points cut"))
+    shown = summary.lines(results, None)
     assert shown == ["data toy: scan.bin: 3 points cut"]
 
 
@@ -362,15 +365,42 @@ def test_a_golden_set_mixing_two_updates_is_refused_as_a_whole(tmp_path):
     assert store.read("s", "a").meta["seed"] == store.read("s", "b").meta["seed"] == 1
 
 
-# -- the JSON report is never lost -----------------------------------------------------------------------
+# -- the JSON report is never lost, nor replaced without a word -------------------------------------------
 def test_a_report_that_cannot_be_written_goes_elsewhere_with_a_warning(tmp_path, caplog):
     (tmp_path / "a_file").write_text("x")
-    results = Results()
     with caplog.at_level(logging.WARNING):
-        written = results.write(tmp_path / "a_file" / "report.json", {"seed": 0})
-    assert written != tmp_path / "a_file" / "report.json" and json.loads(written.read_text())["run"] == {"seed": 0}
-    assert f"it is at {written}" in results.write_problem and "could not be written" in caplog.text
-    written.unlink()
+        written = run_report.write(Results(), tmp_path / "a_file" / "report.json", {"seed": 0}, interrupted=False)
+    assert written.path != tmp_path / "a_file" / "report.json" and json.loads(written.path.read_text())["run"] == {"seed": 0}
+    assert f"it is at {written.path}" in written.notices[-1] and "could not be written" in caplog.text
+    written.path.unlink()
+
+
+def _with_tests(*test_ids: str) -> Results:
+    results = Results()
+    for test_id in test_ids:
+        results.add(SkippedTest(test_id=test_id, reason="r"))
+    return results
+
+
+def test_a_narrower_run_keeps_the_fuller_report_and_says_so(tmp_path):
+    path = tmp_path / "report.json"
+    run_report.write(_with_tests("a", "b"), path, {"n": 1}, interrupted=False)
+    rows = [  # (this run's tests, interrupted, where its report goes, kept as previous, notice)
+        (("a", "b"), False, path, None, None),  # the same tests again: replaced, nothing to say
+        (("a",), False, path, {"n": 2}, "held records of 1 test(s) this run did not report, e.g. b"),  # -k: the fuller one kept
+        (("a", "b"), True, tmp_path / "report.interrupted.json", None, "interrupted"),  # Ctrl-C: the report stays
+    ]
+    for n, (tests, interrupted, where, previous, notice) in enumerate(rows, start=2):
+        written = run_report.write(_with_tests(*tests), path, {"n": n}, interrupted=interrupted)
+        assert written.path == where and json.loads(where.read_text())["run"] == {"n": n}
+        kept = tmp_path / "report.previous.json"
+        assert (json.loads(kept.read_text())["run"] if previous else None) == previous
+        assert (notice is None and written.notices == ()) or notice in written.notices[0]
+        kept.unlink(missing_ok=True)
+    assert json.loads(path.read_text())["run"] == {"n": 3}  # the interrupted run left it as it was
+    path.write_text("{not json")  # a report that cannot be read is kept, not lost
+    assert "could not be read" in run_report.write(_with_tests("a"), path, {}, interrupted=False).notices[0]
+    assert (tmp_path / "report.previous.json").read_text() == "{not json"
 
 
 # -- awml-report: 1 is a regression, 2 a bad input, 3 a bug -------------------------------------------------
