@@ -123,6 +123,29 @@ class PipelineSpec:
     min_compared: int = 1
     stage_components: Mapping[str, str] = field(default_factory=dict)
 
+    def problems(self, components: Sequence[str]) -> list[str]:
+        """What the declaration alone shows wrong in ``stage_components`` (``components``: the names of the components
+        this pipeline runs): a typo would not fail, it would silently time the component alone, or not at all."""
+        found = []
+        for stage, component in self.stage_components.items():
+            if not isinstance(stage, str) or not stage:
+                found.append(f"stage_components has a stage named {stage!r}: name it as the pipeline's stages does")
+            if component not in components:
+                found.append(f"stage_components[{stage!r}] names {component!r}, which this pipeline does not run "
+                             f"(its components: {', '.join(components)})")
+        claimed = list(self.stage_components.values())
+        found += [f"stage_components gives {c!r} to {claimed.count(c)} stages: a component's rounds are one stage's"
+                  for c in sorted(set(claimed)) if claimed.count(c) > 1]
+        return found
+
+    def stage_problems(self, stages: Sequence[str]) -> list[str]:
+        """Stages named in ``stage_components`` or ``latency.stage_shares`` that the built pipeline (its ``stages``)
+        does not time: known only once the spec's ``build`` made it."""
+        named = [("stage_components", stage) for stage in self.stage_components]
+        named += [("latency.stage_shares", stage) for stage in self.latency.stage_shares]
+        return [f"{where} names the stage {stage!r}, which the pipeline does not time (its stages: {', '.join(stages)})"
+                for where, stage in named if stage not in stages]
+
     def stage_of(self, component: str) -> str | None:
         """The stage whose rounds time ``component``, if one does."""
         return next((stage for stage, name in self.stage_components.items() if name == component), None)

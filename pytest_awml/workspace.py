@@ -29,7 +29,7 @@ from pytest_awml.builders import BuildContext
 from pytest_awml.cases import BUNDLE, Plan
 from pytest_awml.checkpoints import read_state_dict
 from pytest_awml.device import REFERENCE, Target
-from pytest_awml.errors import AwmlError
+from pytest_awml.errors import AwmlError, SpecError
 from pytest_awml.limits import LatencySettings
 from pytest_awml.models import LoadedModel, state_dict_sha256
 from pytest_awml.options import AwmlOptions
@@ -401,7 +401,12 @@ class Workspace:
             pipeline_spec = pipeline_of(spec, name)
             components = components_of(spec, name)
             runners = {c.name: self.runner(spec, c, target) for c in components}
-            return pipeline_spec.build(self.model(spec).model, runners)
+            built = pipeline_spec.build(self.model(spec).model, runners)
+            problems = pipeline_spec.stage_problems(built.stages)
+            if problems:  # a typo would change how latency is measured, silently
+                raise SpecError(spec.name, "bundle_pipeline" if name else "pipeline", "; ".join(problems),
+                                "name the stages as the pipeline's class declares them in its stages")
+            return built
 
         return self._memo.get(("pipeline", spec.name, name, target), build)
 

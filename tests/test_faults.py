@@ -8,6 +8,7 @@ the message. Options and files the plugin reads at configure time run through py
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -25,7 +26,8 @@ from model_specs.mmconfig import MAX_CONFIG_BYTES, read_config
 from pytest_awml import report, run_report
 from pytest_awml.artifacts import FILE_MODE, ArtifactStore, write_atomic
 from pytest_awml.builders.onnx import onnx_problem
-from pytest_awml.device import Device, Precision, Target
+from pytest_awml.device import REFERENCE, Device, Precision, Target
+from pytest_awml.limits import LatencySettings
 from pytest_awml.errors import ArtifactError, BackendError, DataError, SpecError
 from pytest_awml.golden import GoldenStore
 from pytest_awml.locks import held
@@ -363,6 +365,54 @@ def test_a_golden_set_mixing_two_updates_is_refused_as_a_whole(tmp_path):
             store.read("s", component)
     store.write("s", "a", *pair, {"seed": 1, "weights_sha256": "w"})  # the whole set again, from one run
     assert store.read("s", "a").meta["seed"] == store.read("s", "b").meta["seed"] == 1
+
+
+# -- a pipeline's stages: a typo is a SpecError naming it, never a silent change in how latency is measured ----
+def _toy_stages(**changes):
+    import toy
+
+    return dataclasses.replace(toy.SPEC, pipeline=dataclasses.replace(toy.SPEC.pipeline, **changes))
+
+
+STAGE_FAULTS = [
+    # (id, PipelineSpec changes, field, message fragment); validate() sees these with the spec alone
+    ("stage of a component it does not run", {"stage_components": {"enc": "encoder"}}, "pipeline.stage_components",
+     "stage_components['enc'] names 'encoder', which this pipeline does not run (its components: enc, head)"),
+    ("one component for two stages", {"stage_components": {"enc": "enc", "head": "enc"}}, "pipeline.stage_components",
+     "stage_components gives 'enc' to 2 stages"),
+    ("a stage without a name", {"stage_components": {"": "enc"}}, "pipeline.stage_components", "a stage named ''"),
+]
+
+
+@pytest.mark.parametrize("changes, field, fragment", [row[1:] for row in STAGE_FAULTS], ids=[row[0] for row in STAGE_FAULTS])
+def test_a_bad_stage_declaration_is_a_spec_error_naming_it(changes, field, fragment):
+    from pytest_awml.spec import validate
+
+    with pytest.raises(SpecError, match="Fix: map each stage") as info:
+        validate(_toy_stages(**changes))
+    assert info.value.field == field and fragment in info.value.problem
+
+
+BUILT_STAGE_FAULTS = [
+    # (id, PipelineSpec changes, message fragment); known once the spec's build made the pipeline (its stages)
+    ("stage the pipeline does not time", {"stage_components": {"encoder": "enc"}},
+     "stage_components names the stage 'encoder', which the pipeline does not time (its stages: enc, head)"),
+    ("stage share of a stage it does not time", {"latency": LatencySettings(stage_shares={"haed": 0.5})},
+     "latency.stage_shares names the stage 'haed'"),
+]
+
+
+@pytest.mark.parametrize("changes, fragment", [row[1:] for row in BUILT_STAGE_FAULTS], ids=[row[0] for row in BUILT_STAGE_FAULTS])
+def test_a_stage_the_built_pipeline_does_not_time_is_a_spec_error(tmp_path, changes, fragment):
+    import toy
+    from pytest_awml.spec import validate
+    from pytest_awml.workspace import Workspace
+
+    spec = validate(_toy_stages(**changes))  # the spec alone cannot tell: the stages are the built pipeline's
+    workspace = Workspace(toy.plan(tmp_path, specs=(spec,)), ArtifactStore(tmp_path))
+    with pytest.raises(SpecError, match="name the stages as the pipeline's class declares them") as info:
+        workspace.pipeline(spec, REFERENCE)
+    assert info.value.field == "pipeline" and fragment in info.value.problem
 
 
 # -- the JSON report is never lost, nor replaced without a word -------------------------------------------
