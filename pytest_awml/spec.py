@@ -209,7 +209,7 @@ def validate(spec: Any, origin: str = "") -> "ModelSpec":
             fail(attr, "is not callable", f"pass a function for {attr}")
     if not spec.components:
         fail("components", "is empty", "declare at least one Component")
-    for attr, runs in (("pipeline", spec.components), ("bundle_pipeline", spec.bundle_components)):
+    for attr in ("pipeline", "bundle_pipeline"):
         pipeline = getattr(spec, attr)
         if pipeline is not None:
             if not isinstance(pipeline, PipelineSpec):
@@ -217,9 +217,7 @@ def validate(spec: Any, origin: str = "") -> "ModelSpec":
             problems = pipeline.latency.problems()
             if problems:
                 fail(f"{attr}.latency", "; ".join(problems), "correct the latency settings")
-            problems = pipeline.problems([c.name for c in runs if isinstance(c, Component)])
-            if problems:
-                fail(f"{attr}.stage_components", "; ".join(problems), "map each stage name to the component it runs")
+
     if spec.metric is not None:
         if not isinstance(spec.metric, MetricSpec):
             fail("metric", f"is a {type(spec.metric).__name__}", "use pytest_awml.metric.MetricSpec(...)")
@@ -267,6 +265,11 @@ def validate(spec: Any, origin: str = "") -> "ModelSpec":
             problems = getattr(comp, attr).problems()
             if problems:
                 fail(f"{where}.{attr}", "; ".join(problems), f"correct the {attr} settings")
+    for attr, runs in (("pipeline", spec.components), ("bundle_pipeline", spec.bundle_components)):
+        pipeline = getattr(spec, attr)
+        problems = pipeline.problems([c.name for c in runs]) if pipeline is not None else []
+        if problems:
+            fail(f"{attr}.stage_components", "; ".join(problems), "map each stage name to the component it runs")
     for check in spec.checks:
         try:
             problems = check(spec)
