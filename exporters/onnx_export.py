@@ -6,9 +6,9 @@ import logging
 import tempfile
 import time
 import warnings
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
 
 from exporters.errors import ExportError
 from exporters.plugins import plugin_ops, prefix_before_plugins
@@ -121,6 +121,8 @@ def export_onnx(
                     dynamic_shapes=_dynamic_shapes(inputs),
                     dynamo=True,
                 )
+                if program is None:  # torch returns the program when no file is given: None is torch's bug, said as such
+                    raise ExportError(component, "torch.onnx.export", "the dynamo exporter returned no program to save")
                 program.save(str(path), external_data=False)
 
     with step("stamp metadata"):
@@ -186,12 +188,12 @@ def signature_problems(model, inputs: Sequence[TensorSpec], outputs: Sequence[Te
         if names != [t.name for t in declared]:
             found.append(f"graph {role}s are {names}, the spec declares {[t.name for t in declared]}")
             continue
-        for spec, value in zip(declared, actual):
+        for spec, value in zip(declared, actual, strict=True):
             dims = value.type.tensor_type.shape.dim
             if len(dims) != len(spec.shape):
                 found.append(f"{role} {spec.name!r} has rank {len(dims)} in the graph, {len(spec.shape)} in the spec")
                 continue
-            for axis, (want, got) in enumerate(zip(spec.shape, dims)):
+            for axis, (want, got) in enumerate(zip(spec.shape, dims, strict=True)):
                 if isinstance(want, Dim):
                     if got.dim_param != want.name:
                         shown = got.dim_param or got.dim_value
@@ -214,7 +216,7 @@ def _pin_static_dims(model, outputs: Sequence[TensorSpec]) -> None:
         spec = declared.get(value.name)
         if spec is None or len(value.type.tensor_type.shape.dim) != len(spec.shape):
             continue  # the signature step reports it
-        for dim, want in zip(value.type.tensor_type.shape.dim, spec.shape):
+        for dim, want in zip(value.type.tensor_type.shape.dim, spec.shape, strict=True):
             if isinstance(want, int) and dim.dim_param and not dim.HasField("dim_value"):
                 dim.dim_value = want
 
@@ -228,10 +230,9 @@ class _Step:
     def __enter__(self) -> None:
         log.debug("export %s: %s", self.component, self.name)
 
-    def __exit__(self, exc_type, exc, tb) -> bool:
+    def __exit__(self, exc_type, exc, tb) -> None:
         if exc is not None and not isinstance(exc, ExportError):
             raise ExportError(self.component, self.name, f"{exc_type.__name__}: {exc}") from exc
-        return False
 
 
 def _dynamic_shapes(inputs: Sequence[TensorSpec]):

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
 
 from exporters.errors import ExportError
 from exporters.plugins import registry_check
@@ -81,7 +81,7 @@ def derive_profile(component: str, graph_inputs: Mapping[str, Sequence[int | str
         if len(dims) != len(spec.shape):
             problems.append(f"input {name!r}: the graph has rank {len(dims)}, the spec {len(spec.shape)}")
             continue
-        for axis, (got, want) in enumerate(zip(dims, spec.shape)):
+        for axis, (got, want) in enumerate(zip(dims, spec.shape, strict=True)):
             if isinstance(want, Dim):
                 problems += [f"input {name!r} axis {axis}: {p}" for p in want.problems()]
                 if isinstance(got, int) and got > 0:
@@ -100,7 +100,7 @@ def tensorrt_unavailable() -> str | None:
     """Why ``tensorrt`` cannot be used here, or None: the one check builders and runners share."""
     try:
         import tensorrt  # noqa: F401
-    except Exception as exc:  # ImportError, or an OSError when libnvinfer is missing
+    except Exception as exc:  # noqa: BLE001  ImportError, or an OSError when libnvinfer is missing
         return f"tensorrt not importable: {type(exc).__name__}: {exc}"
     return None
 

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 from exporters.errors import ExportError
 from exporters.plugins import registry_check
@@ -36,7 +36,7 @@ def rtx_unavailable() -> str | None:
     """None when TensorRT-RTX's bindings import here, else why not (with how to install them)."""
     try:
         __import__(MODULE)
-    except Exception as exc:  # ImportError, or an OSError when its libraries cannot load
+    except Exception as exc:  # noqa: BLE001  ImportError, or an OSError when its libraries cannot load
         return f"tensorrt-rtx not importable: {type(exc).__name__}: {exc} (pip install 'pytest-awml[tensorrt-rtx]')"
     return None
 
@@ -113,7 +113,7 @@ def _logger(trt, warnings: list[str]):
     class Collector(trt.ILogger):
         """Keeps the builder's warnings and errors for the report; logs the rest at debug."""
 
-        def log(self, severity, msg):  # noqa: D102 - TensorRT's callback
+        def log(self, severity, msg):
             if severity <= trt.ILogger.Severity.WARNING:
                 warnings.append(f"{severity.name}: {msg}")
             else:

@@ -19,9 +19,10 @@ import secrets
 import shutil
 import tempfile
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from pytest_awml.errors import ArtifactError
 from pytest_awml.locks import DEFAULT_TIMEOUT_S, held

@@ -5,8 +5,8 @@ regression thresholds against a saved pytest-benchmark run. Each is judged as a
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 from pytest_awml.errors import AwmlError
 from pytest_awml.limits import Verdict

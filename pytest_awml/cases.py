@@ -20,9 +20,10 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -76,7 +77,7 @@ class Plan:
 
     @classmethod
     def build(cls, options: AwmlOptions, specs: Sequence[ModelSpec], backends: BackendRegistry,
-              builders: BuilderRegistry) -> "Plan":
+              builders: BuilderRegistry) -> Plan:
         """Resolve the targets; a backend or a format that is not registered stops the run here."""
         names = options.backends or tuple(backends.default_names(options.device))
         targets = []
@@ -125,7 +126,7 @@ class Plan:
 
     def _shapes(self) -> Iterator[Case]:
         """Parity at the profile's corners and at drawn sizes: components with dynamic dims."""
-        return (case for case in self._parity() if case.component.dynamic_dims)
+        return (case for case in self._parity() if case.component is not None and case.component.dynamic_dims)
 
     def _latency(self) -> Iterator[Case]:
         for spec, component in self._components():
@@ -151,9 +152,10 @@ class Plan:
     def _metric(self) -> Iterator[Case]:
         """Every target's task metric against the reference's, for specs that declare one."""
         for case in self._pipeline_parity():
-            if not case.pipeline and case.spec.metric is not None:
-                missing = case.target.precision.value not in case.spec.metric.max_delta
-                yield dataclasses.replace(case, skip=case.skip or (f"the spec gives no {case.target.precision} metric limit" if missing else ""))
+            target = case.target
+            if not case.pipeline and case.spec.metric is not None and target is not None:
+                missing = target.precision.value not in case.spec.metric.max_delta
+                yield dataclasses.replace(case, skip=case.skip or (f"the spec gives no {target.precision} metric limit" if missing else ""))
 
     def _drift(self) -> Iterator[Case]:
         skip = "" if self.options.golden else "no golden folder: pass --awml-golden DIR (with --awml-update-golden once to create it)"

@@ -11,8 +11,9 @@ exactly 0 because one side held torch tensors; here a non-array is an error, nev
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -53,8 +54,9 @@ class OutputComparison:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> OutputComparison:
         """Read back from :meth:`as_json` (a null figure is NaN again)."""
-        values = {f.name: data[f.name] for f in fields(cls) if f.name in data}
-        return cls(**{k: (math.nan if v is None and k not in _NOT_FIGURES else v) for k, v in values.items()})
+        values: dict[str, Any] = {f.name: data[f.name] for f in fields(cls) if f.name in data}
+        read: dict[str, Any] = {k: (math.nan if v is None and k not in _NOT_FIGURES else v) for k, v in values.items()}
+        return cls(**read)
 
     def describe(self) -> str:
         if self.problem:
@@ -69,13 +71,14 @@ class OutputComparison:
 
 def compare_output(name: str, refs: Sequence[np.ndarray], tests: Sequence[np.ndarray], tol: Tolerance) -> OutputComparison:
     """Compare one output over all samples (``refs[i]`` against ``tests[i]``)."""
-    base = dict(output=name, atol=float(tol.atol), rtol=float(tol.rtol))
+    base: dict[str, Any] = {"output": name, "atol": float(tol.atol), "rtol": float(tol.rtol)}
     if len(refs) != len(tests):
         return OutputComparison(passed=False, problem=f"{len(refs)} reference samples but {len(tests)} test samples", **base)
-    for i, (ref, test) in enumerate(zip(refs, tests)):
+    for i, (ref, test) in enumerate(zip(refs, tests, strict=True)):
         for side, value in (("reference", ref), ("test", test)):
             if not isinstance(value, np.ndarray):
-                return OutputComparison(passed=False, problem=f"sample {i}: the {side} output is a {type(value).__module__}.{type(value).__name__}, not a numpy array", **base)
+                kind = f"{type(value).__module__}.{type(value).__name__}"
+                return OutputComparison(passed=False, problem=f"sample {i}: the {side} output is a {kind}, not a numpy array", **base)
         if ref.shape != test.shape:
             return OutputComparison(passed=False, problem=f"sample {i}: shape {test.shape} differs from the reference's {ref.shape}", **base)
         if ref.dtype != test.dtype:

@@ -8,8 +8,10 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-if TYPE_CHECKING:
-    pass
+if TYPE_CHECKING:  # named in the keys' type arguments, as strings (a run-time import would be a cycle): linters see no use
+    from pytest_awml.cases import Plan  # noqa: F401
+    from pytest_awml.results import Results  # noqa: F401
+    from pytest_awml.run_report import Written  # noqa: F401
 
 PLAN = pytest.StashKey["Plan"]()
 """The resolved plan; present only when ``--awml-spec`` is given (the plugin is inert without)."""

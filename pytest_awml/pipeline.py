@@ -9,18 +9,19 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 from pytest_awml.device import Precision
 from pytest_awml.lazy import LazyMapping
 from pytest_awml.limits import LatencySettings, Verdict
 
 if TYPE_CHECKING:  # only named in annotations: a spec module need not load the runners
-    from pytest_awml.runners.base import Runner
     import torch
+
+    from pytest_awml.runners.base import Runner
 
 __all__ = ["Check", "Pipeline", "PipelineResult", "PipelineSpec", "StageClock"]
 
@@ -49,7 +50,7 @@ class StageClock:
     ``runner`` when one is named.
     """
 
-    def __init__(self, device: "torch.device | None" = None) -> None:
+    def __init__(self, device: torch.device | None = None) -> None:
         self._device = device if device is not None and device.type == "cuda" else None
         self._host: dict[str, float] = {}
         self._events: list[tuple[str, Any, Any]] = []

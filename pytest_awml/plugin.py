@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from pytest_awml import cases, hookspecs, options as awml_options, results as awml_results
+from pytest_awml import cases, hookspecs
+from pytest_awml import options as awml_options
+from pytest_awml import results as awml_results
 from pytest_awml.errors import AwmlError
 from pytest_awml.keys import PLAN, RESULTS, STARTED, WRITTEN
 
@@ -84,9 +87,10 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         plugin = config.pluginmanager.get_plugin(name)
         if plugin is not None:
             config.pluginmanager.unregister(plugin, name)
-    for key in (PLAN, RESULTS, WRITTEN):
+    keys: tuple[pytest.StashKey[Any], ...] = (PLAN, RESULTS, WRITTEN)
+    for key in keys:
         if key in config.stash:
-            del config.stash[key]  # type: ignore[misc]  # the keys' value types differ: mypy cannot join them
+            del config.stash[key]
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -19,9 +19,10 @@ import dataclasses
 import enum
 import types
 import typing
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Mapping, TypeVar, Union
+from typing import Any, ClassVar, TypeVar, Union
 
 from pytest_awml.artifacts import Artifact
 from pytest_awml.compare import OutputComparison
@@ -228,7 +229,7 @@ class DriftRecord(Record):
 
     ids: RecordIds = flat()
     golden: str
-    version_changes: Mapping[str, tuple[str, str]]  # library: (then, now)
+    version_changes: Mapping[str, Sequence[str]]  # library: [then, now]
     weights_changed: bool
     comparison: OutputComparison = flat()
 

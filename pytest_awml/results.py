@@ -11,16 +11,16 @@ from __future__ import annotations
 
 import platform
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Sequence, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import pytest
 
 from pytest_awml.cases import MARKER, MODULE_ID, placeholders
 from pytest_awml.limits import Verdict
 from pytest_awml.provenance import timestamp, versions
-from pytest_awml.records import (BY_TYPE, KINDS, TYPE_KEY, CheckRecord, DriftRecord, ParityRecord, Record, RecordIds,
-                                 SkippedTest, from_json)
+from pytest_awml.records import BY_TYPE, KINDS, TYPE_KEY, CheckRecord, DriftRecord, ParityRecord, Record, RecordIds, SkippedTest, from_json
 
 if TYPE_CHECKING:
     from pytest_awml.cases import Case

@@ -14,10 +14,11 @@ import json
 import math
 import re
 import sys
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from exporters.onnx_export import OnnxOptions
 from exporters.signature import Dim, TensorSpec
@@ -170,9 +171,9 @@ class ModelSpec:
     pipeline: PipelineSpec | None = None
     load_data: Callable[[Path, Mapping[str, str]], Sequence[Any]] | None = None
     data_options: Mapping[str, str] = field(default_factory=dict)  # --awml-data-option keys load_data reads → their meaning
-    checks: tuple[Callable[["ModelSpec"], list[str]], ...] = ()
+    checks: tuple[Callable[[ModelSpec], list[str]], ...] = ()
     checkpoint_hints: Callable[[Any], list[str]] | None = None
-    configure: Callable[[Path], "ModelSpec"] | None = None
+    configure: Callable[[Path], ModelSpec] | None = None
     bundle: Callable[[Any, Path, Mapping[str, Path], Path | None], list[Path]] | None = None
     bundle_components: tuple[Component, ...] = ()
     bundle_pipeline: PipelineSpec | None = None
@@ -192,7 +193,7 @@ class ModelSpec:
         raise KeyError(f"spec {self.name!r} has no component {name!r}")
 
 
-def validate(spec: Any, origin: str = "") -> "ModelSpec":
+def validate(spec: Any, origin: str = "") -> ModelSpec:
     """Check every field of ``spec``; raise :class:`SpecError` on the first bad one."""
     label = getattr(spec, "name", None) or origin or "<unnamed>"
     if not isinstance(spec, ModelSpec):
@@ -273,7 +274,7 @@ def validate(spec: Any, origin: str = "") -> "ModelSpec":
     for check in spec.checks:
         try:
             problems = check(spec)
-        except Exception as exc:  # a check that cannot even run is a spec problem too
+        except Exception as exc:  # noqa: BLE001  a check that cannot even run is a spec problem too
             problems = [f"the check raised {type(exc).__name__}: {exc}"]
         if problems:
             fail(f"checks[{getattr(check, '__name__', check)}]", "; ".join(problems),
@@ -288,7 +289,8 @@ def _validate_fed_by(fail, where: str, comp: Component, group: tuple[Component, 
     if not isinstance(comp.fed_by, FedBy) or not callable(comp.fed_by.make):
         fail(f"{where}.fed_by", "is not a FedBy with a callable make", "use pytest_awml.spec.FedBy(component, make)")
     names = {c.name: c for c in group}
-    seen, link = {comp.name}, comp.fed_by
+    seen: set[str] = {comp.name}
+    link: FedBy | None = comp.fed_by
     while link is not None:
         if link.component not in names:
             fail(f"{where}.fed_by", f"names {link.component!r}, which is not a component beside it ({', '.join(sorted(names))})",

@@ -9,8 +9,8 @@ failure write the forensics folder (:mod:`pytest_awml.forensics`) and raise.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 import numpy as np
 import pytest
@@ -21,19 +21,28 @@ from pytest_awml.budgets import DEFAULT_REGRESSION, budget_failure, ratio_verdic
 from pytest_awml.builders.onnx import FORMAT as ONNX
 from pytest_awml.compare import compare_outputs, differs, parity_failure
 from pytest_awml.device import REFERENCE
-from pytest_awml.errors import (ArtifactError, AwmlError, BackendError, DataError, LatencyBudgetExceeded, NothingCompared,
-                                ToleranceExceeded)
+from pytest_awml.errors import ArtifactError, AwmlError, BackendError, DataError, LatencyBudgetExceeded, NothingCompared, ToleranceExceeded
 from pytest_awml.limits import LatencySettings, Tolerance
 from pytest_awml.metric import metric_verdict
 from pytest_awml.provenance import COMPUTE, versions
-from pytest_awml.records import (ArtifactRecord, ArtifactRole, DataNote, DriftRecord, GoldenRecord, InferenceRecord, LatencyRecord,
-                                 MeasuredIn, MetricRecord, ParityRecord, ShapesRecord, ShapeTry)
+from pytest_awml.records import (
+    ArtifactRecord,
+    ArtifactRole,
+    DataNote,
+    DriftRecord,
+    GoldenRecord,
+    InferenceRecord,
+    LatencyRecord,
+    MeasuredIn,
+    MetricRecord,
+    ParityRecord,
+    ShapesRecord,
+    ShapeTry,
+)
 from pytest_awml.shapes import RandomFeed, corner_sizes, hypothesis_settings, out_of_range_sizes, sizes_strategy, zero_feed
 from pytest_awml.spec import fingerprint
-from pytest_awml.timing import (REPORT_DECIMALS, LatencyStats, SpanTimer, measure_component, record_rounds, warmup_rounds,
-                                 warmup_total_ms)
-from pytest_awml.workspace import (OUTPUTS_FORMAT, REFERENCE_FORMAT, WEIGHTS_FORMAT, components_of, content_digest, pipeline_of,
-                                   timing_stage)
+from pytest_awml.timing import REPORT_DECIMALS, LatencyStats, SpanTimer, measure_component, record_rounds, warmup_rounds, warmup_total_ms
+from pytest_awml.workspace import OUTPUTS_FORMAT, REFERENCE_FORMAT, WEIGHTS_FORMAT, components_of, content_digest, pipeline_of, timing_stage
 
 BUNDLE_FORMAT = "autoware-bundle"
 STORED_ROLES = {REFERENCE_FORMAT: ArtifactRole.INFERENCE, OUTPUTS_FORMAT: ArtifactRole.INFERENCE, WEIGHTS_FORMAT: ArtifactRole.WEIGHTS}

@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
-from pytest_awml.records import (ArtifactRecord, ArtifactRole, CheckRecord, DataNote, DriftRecord, GoldenRecord, LatencyRecord,
-                                 MetricRecord, ParityRecord, RecordIds)
+from pytest_awml.records import (
+    ArtifactRecord,
+    ArtifactRole,
+    CheckRecord,
+    DataNote,
+    DriftRecord,
+    GoldenRecord,
+    LatencyRecord,
+    MetricRecord,
+    ParityRecord,
+    RecordIds,
+)
 from pytest_awml.results import Results
 
 
@@ -30,7 +40,7 @@ def lines(results: Results, report_path) -> list[str]:
     out: list[str] = []
     header = (f"{'spec/component':<42} {'target':<24} {'output':<26} {'max_abs':>9} {'max_rel':>9} {'atol':>8} {'rtol':>8} "
               f"{'min_atol':>9} {'n':>9} {'ok':>4} {'p50 ms':>9}")
-    parity = [*results.of(ParityRecord), *results.of(CheckRecord)]
+    parity: list[ParityRecord | CheckRecord] = [*results.of(ParityRecord), *results.of(CheckRecord)]
     parity.sort(key=results.records["parity"].index)  # in the order the tests finished
     if parity:
         out.append(header)
@@ -41,7 +51,7 @@ def lines(results: Results, report_path) -> list[str]:
         key = (ids.spec, ids.component, ids.target)
         lat = latency.get(key)
         out.append(
-            f"{ids.spec + '/' + str(ids.component):<42} {str(ids.target):<24} {output:<26} {_g(max_abs):>9} "
+            f"{ids.spec + '/' + str(ids.component):<42} {ids.target!s:<24} {output:<26} {_g(max_abs):>9} "
             f"{_g(max_rel):>9} {_g(atol, 'g'):>8} {_g(rtol, 'g'):>8} "
             f"{_g(min_atol):>9} {_g(compared, 'd'):>9} {'yes' if passed else 'NO':>4} "
             f"{_g(lat.stats.p50_ms, '.2f') if lat and key not in shown else '':>9}"
@@ -54,17 +64,17 @@ def lines(results: Results, report_path) -> list[str]:
         out.append("")
         out.append(f"{'metric: spec':<42} {'target':<24} {'metric':<8} {'value':>9} {'reference':>9} {'delta':>9} {'limit':>8} {'n':>6} {'ok':>4}")
         for m in metrics:
-            out.append(f"{m.ids.spec:<42} {str(m.ids.target):<24} {m.metric:<8} {m.value:>9.4f} {m.reference_value:>9.4f} "
+            out.append(f"{m.ids.spec:<42} {m.ids.target!s:<24} {m.metric:<8} {m.value:>9.4f} {m.reference_value:>9.4f} "
                        f"{m.delta:>9.4f} {m.max_delta:>8g} {m.compared:>6} {'yes' if m.passed else 'NO':>4}")
-    rest = [r for key, r in latency.items() if key not in shown]
+    rest = [record for key, record in latency.items() if key not in shown]
     if rest:
         out.append("")
         out.append(f"{'latency: spec/component':<42} {'target':<24} {'p50 ms':>9} {'p90 ms':>9} {'p99 ms':>9} {'rounds':>7}")
-        for r in rest:
-            over = (f"  {r.ratio_to_components:.2f} x the networks' {r.components_p50_ms:.2f} ms"
-                    if r.ratio_to_components is not None and r.components_p50_ms is not None else "")
-            s = r.stats
-            out.append(f"{r.ids.spec + '/' + str(r.ids.component):<42} {str(r.ids.target):<24} {s.p50_ms:>9.2f} {s.p90_ms:>9.2f} "
+        for t in rest:
+            over = (f"  {t.ratio_to_components:.2f} x the networks' {t.components_p50_ms:.2f} ms"
+                    if t.ratio_to_components is not None and t.components_p50_ms is not None else "")
+            s = t.stats
+            out.append(f"{t.ids.spec + '/' + str(t.ids.component):<42} {t.ids.target!s:<24} {s.p50_ms:>9.2f} {s.p90_ms:>9.2f} "
                        f"{s.p99_ms:>9.2f} {s.rounds:>7}{over}")
     inferences: dict[tuple[str, ...], list[ArtifactRecord]] = {}
     for a in results.of(ArtifactRecord):
@@ -90,7 +100,7 @@ def lines(results: Results, report_path) -> list[str]:
         c = d.comparison
         if not c.passed:
             out.append(f"drift {d.ids.spec}/{d.ids.component} {c.output}: max_abs {_g(c.max_abs)} > atol {c.atol}")
-    placed = sorted({(r.ids.worker, str(r.ids.gpu)) for r in [*parity, *latency.values()] if r.ids.worker})
+    placed = sorted({(i.worker, str(i.gpu)) for i in [*(p.ids for p in parity), *(t.ids for t in latency.values())] if i.worker})
     if placed:
         out.append("xdist placement: " + ", ".join(f"{w} -> {g}" for w, g in placed))
     if report_path:

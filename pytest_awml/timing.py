@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -39,7 +40,7 @@ class LatencyStats:
     max_ms: float
 
     @classmethod
-    def from_ms(cls, values) -> "LatencyStats":
+    def from_ms(cls, values) -> LatencyStats:
         ms = np.asarray(list(values), dtype=np.float64)
         if ms.size == 0:
             raise ValueError("no timings to summarize")

@@ -9,16 +9,18 @@ failed fails every test that needs it with the same error, without exporting aga
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
 import os
 import time
 import zipfile
+from collections.abc import Callable, Hashable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Hashable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -31,12 +33,12 @@ from pytest_awml.checkpoints import read_state_dict
 from pytest_awml.device import REFERENCE, Target
 from pytest_awml.errors import AwmlError, SpecError
 from pytest_awml.limits import LatencySettings
+from pytest_awml.machine import machine_identity
 from pytest_awml.models import LoadedModel, state_dict_sha256
 from pytest_awml.options import AwmlOptions
 from pytest_awml.pipeline import Pipeline, PipelineSpec
-from pytest_awml.runners.base import Runner, RunnerSource
-from pytest_awml.machine import machine_identity
 from pytest_awml.provenance import versions
+from pytest_awml.runners.base import Runner, RunnerSource
 from pytest_awml.spec import Component, ModelSpec, fingerprint, source_hash
 from pytest_awml.timing import LatencyStats, Rounds, SpanTimer, compute_of, measure_shared, timer_for, warmup_rounds
 
@@ -99,7 +101,7 @@ def content_digest(arrays: Mapping[str, Any]) -> str:
             continue
         array = np.ascontiguousarray(value)
         digest.update(f"{name}:{array.dtype}:{array.shape};".encode())
-        buffer = memoryview(array.reshape(-1).view(np.uint8))  # bytes of any fixed-size dtype (datetimes have no buffer format)
+        buffer = array.reshape(-1).view(np.uint8).data  # bytes of any fixed-size dtype (datetimes have no buffer format)
         pieces = [buffer[start:start + DIGEST_CHUNK] for start in range(0, len(buffer), DIGEST_CHUNK)]
         if len(pieces) > 1:
             with ThreadPoolExecutor(min(len(pieces), os.cpu_count() or 1)) as pool:
@@ -184,7 +186,9 @@ def timing_stage(spec: ModelSpec, component: Component, target: Target) -> tuple
     if target.device.is_cuda:
         return None
     for name, pipeline in (("", spec.pipeline), (BUNDLE, spec.bundle_pipeline)):
-        stage = pipeline.stage_of(component.name) if pipeline is not None else None
+        if pipeline is None:
+            continue
+        stage = pipeline.stage_of(component.name)
         if stage is not None and component in components_of(spec, name):
             return name, pipeline, stage
     return None
@@ -235,8 +239,8 @@ class Workspace:
             return None
 
         artifact = self.store.get_or_build(spec=spec.name, component="model", format=WEIGHTS_FORMAT, filename="seeded.pt",
-                                           key_parts={"spec": fingerprint(spec), "code": self._package_code(spec.build_model), "seed": self.options.seed,
-                                                      "torch": torch.__version__, "numpy": np.__version__},
+                                           key_parts={"spec": fingerprint(spec), "code": self._package_code(spec.build_model),
+                                                      "seed": self.options.seed, "torch": torch.__version__, "numpy": np.__version__},
                                            build=write, verify=problem)
         self._new_builds.append(artifact)
         return artifact.path, (built[0] if built else None)
@@ -270,7 +274,7 @@ class Workspace:
     def outputs(self, spec: ModelSpec, component: Component, target: Target) -> list[dict[str, np.ndarray]]:
         """The component's outputs on ``target`` for the session's inputs (see :meth:`run`)."""
         return [self.run(spec, component, target, sample, digest=digest)
-                for sample, digest in zip(self.inputs(spec, component), self.input_digests(spec, component))]
+                for sample, digest in zip(self.inputs(spec, component), self.input_digests(spec, component), strict=True)]
 
     def run(self, spec: ModelSpec, component: Component, target: Target, inputs: Mapping[str, np.ndarray], *,
             keep: bool = True, digest: str | None = None) -> dict[str, np.ndarray]:
@@ -301,7 +305,8 @@ class Workspace:
 
         def write(path: Path) -> dict:
             computed.append(compute())
-            np.savez(path, **{OUTPUT_PREFIX + name: value for name, value in computed[0].items()})  # no name clashes with savez's own arguments
+            arrays: dict[str, Any] = {OUTPUT_PREFIX + name: value for name, value in computed[0].items()}  # no clash with savez's arguments
+            np.savez(path, **arrays)
             return {"target": target.id, "input": digest}
 
         artifact = self.store.get_or_build(spec=spec.name, component=component.name,
@@ -410,7 +415,7 @@ class Workspace:
 
         return self._memo.get(("pipeline", spec.name, name, target), build)
 
-    def pipeline_rounds(self, spec: ModelSpec, target: Target, name: str, settings: LatencySettings) -> "PipelineRounds":
+    def pipeline_rounds(self, spec: ModelSpec, target: Target, name: str, settings: LatencySettings) -> PipelineRounds:
         """The pipeline's latency rounds on ``target`` (on its first sample), run once per session: the pipeline
         latency test reads the whole rounds, and on a CPU each component latency test of a stage in
         ``stage_components`` reads its stage's (the network runs once per round for both)."""
@@ -431,7 +436,7 @@ class Workspace:
 
         return self._memo.get(("pipeline-rounds", spec.name, name, target), run)
 
-    def stage_rounds(self, spec: ModelSpec, component: Component, target: Target) -> "StageRounds | None":
+    def stage_rounds(self, spec: ModelSpec, component: Component, target: Target) -> StageRounds | None:
         """``component``'s rounds on ``target`` when they are a pipeline stage's (see :func:`timing_stage`), else None."""
         timing = timing_stage(spec, component, target)
         if timing is None:
@@ -449,7 +454,7 @@ class Workspace:
         def run() -> list:
             pipeline_spec = pipeline_of(spec, name)
             components = components_of(spec, name)
-            runners = {c.name: SharingRunner(self.runner(spec, c, target), lambda inputs, c=c: self.run(spec, c, target, inputs))
+            runners = {c.name: SharingRunner(self.runner(spec, c, target), functools.partial(self.run, spec, c, target))
                        for c in components}
             pipeline = pipeline_spec.build(self.model(spec).model, runners)
             return [pipeline(sample).outputs for sample in self.model(spec).samples]
@@ -496,7 +501,7 @@ class Workspace:
         for runner in reversed(runners):
             try:
                 runner.close()
-            except Exception as exc:  # one runner's failure must not keep the others open
+            except Exception as exc:  # noqa: BLE001  one runner's failure must not keep the others open
                 log.warning("closing the %s runner failed: %s: %s", runner.target.id, type(exc).__name__, exc)
                 failures.append(exc)
         self._memo.clear()

@@ -12,7 +12,8 @@ from typing import Any
 from exporters.tensorrt_rtx_build import RtxOptions, build_rtx_engine, plugins_missing, rtx_unavailable
 from pytest_awml.builders.base import ArtifactBuilder, BuildContext
 from pytest_awml.builders.onnx import FORMAT as ONNX
-from pytest_awml.builders.onnx_fp16 import FORMAT as ONNX_FP16, converter_unavailable
+from pytest_awml.builders.onnx_fp16 import FORMAT as ONNX_FP16
+from pytest_awml.builders.onnx_fp16 import converter_unavailable
 from pytest_awml.device import Device, Precision
 from pytest_awml.provenance import package_version
 from pytest_awml.spec import Component
@@ -50,5 +51,6 @@ class RtxEngineBuilder(ArtifactBuilder):
         graph = context.artifact(graph_format(self.precision))
         report = build_rtx_engine(graph.path, path, component=context.label, inputs=context.component.inputs, options=self.options)
         return {"builder": f"tensorrt-rtx {report.version}", "graph": graph.format, "build_seconds": round(report.seconds, 3),
-                "engine_bytes": report.size_bytes, "layers": report.coverage.layers, "warnings": list(report.warnings),
-                "profile": report.profile, "coverage": report.coverage.as_record()}
+                "engine_bytes": report.size_bytes, "layers": report.coverage.layers if report.coverage else None,
+                "warnings": list(report.warnings), "profile": report.profile,
+                "coverage": report.coverage.as_record() if report.coverage else None}

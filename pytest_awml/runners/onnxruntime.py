@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -27,7 +28,7 @@ class OnnxRuntimeRunner(Runner):
         super().__init__(target, output_names, input_specs)
         self._model = model
         self._providers = list(providers)
-        self._session = None
+        self._session: Any = None  # an onnxruntime.InferenceSession once activated
 
     def activate(self) -> None:
         import onnxruntime
@@ -73,7 +74,7 @@ class OnnxRuntimeRunner(Runner):
         return self._session.run(list(self.output_names), prepared)
 
     def fetch(self, raw: Any) -> dict[str, np.ndarray]:
-        return {name: np.asarray(value) for name, value in zip(self.output_names, raw)}
+        return {name: np.asarray(value) for name, value in zip(self.output_names, raw, strict=True)}
 
 
 class OnnxRuntimeBackend(Backend):
@@ -127,7 +128,7 @@ class OnnxRuntimeGpuRunner(OnnxRuntimeRunner):
         return binding
 
     def fetch(self, raw: Any) -> dict[str, np.ndarray]:
-        return {name: np.asarray(value) for name, value in zip(self.output_names, raw.copy_outputs_to_cpu())}
+        return {name: np.asarray(value) for name, value in zip(self.output_names, raw.copy_outputs_to_cpu(), strict=True)}
 
     def run_tensors(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
         """IO binding on torch's device memory: float32 inputs read in place (others cast first: the graph's

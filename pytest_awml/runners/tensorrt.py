@@ -16,8 +16,9 @@ pure parts (shape planning) are unit-tested.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -45,7 +46,10 @@ class TensorRTRunner(Runner):
         self._module = module
         self._output_specs = tuple(output_specs)
         self._lock = threading.Lock()
-        self._device = self._engine = self._context = self._stream = None
+        self._device: Any = None  # torch.device, the engine, its execution context and stream once activated (TensorRT is untyped)
+        self._engine: Any = None
+        self._context: Any = None
+        self._stream: Any = None
         self._dtypes: dict[str, Any] = {}
 
     def activate(self) -> None:

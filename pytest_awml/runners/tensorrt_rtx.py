@@ -23,7 +23,7 @@ class TensorRTRtxBackend(Backend):
             return "TensorRT-RTX engines run on CUDA devices only: pass --awml-device cuda (test_export builds them here)"
         import torch
 
-        if not torch.cuda.is_available() or device.index >= torch.cuda.device_count():
+        if not torch.cuda.is_available() or device.ordinal >= torch.cuda.device_count():
             return f"{device} is not available to torch: TensorRT-RTX engines cannot run here"
         return capability_problem(*torch.cuda.get_device_capability(device.torch))
 
