@@ -48,21 +48,6 @@ class Artifact:
     rebuilt_reason: str = ""
     details: Mapping[str, Any] = field(default_factory=dict)  # what the builder reported (kept in the manifest)
 
-    def as_record(self) -> dict:
-        return {
-            "spec": self.spec,
-            "component": self.component,
-            "format": self.format,
-            "path": str(self.path),
-            "sha256": self.sha256,
-            "key": self.key,
-            "reused": self.reused,
-            "build_seconds": round(self.build_seconds, 3),
-            "size_bytes": self.path.stat().st_size if self.path.exists() else None,
-            "rebuilt_reason": self.rebuilt_reason,
-            "details": dict(self.details),
-        }
-
 
 def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()

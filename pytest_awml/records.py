@@ -11,6 +11,9 @@ or drop one. The JSON is made and read here alone, from the fields:
 - a field marked :func:`flat` writes its own fields in its place (the ids every record starts with, a
   comparison's figures, the latency statistics);
 - a nested record, an enum, a path or a mapping of them is written as JSON and read back as its type.
+
+Why not cattrs or pydantic: either is a new dependency of the plugin for the sixty lines below, and the two rules
+above (the keys and their order main wrote) would be custom hooks in it anyway.
 """
 
 from __future__ import annotations
