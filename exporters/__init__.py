@@ -5,12 +5,12 @@ as arguments. It sits at the bottom of the dependency arrows (``model_specs`` an
 ``pytest_awml`` import it; it imports neither).
 """
 
-from exporters.errors import AwmlError, ArtifactError, BackendUnavailable, ExportError
+from exporters.errors import ArtifactError, AwmlError, BackendUnavailable, ExportError
 from exporters.signature import Dim, TensorSpec
 
 __all__ = [
-    "AwmlError",
     "ArtifactError",
+    "AwmlError",
     "BackendUnavailable",
     "Dim",
     "ExportError",

@@ -10,8 +10,8 @@ them: :func:`prefix_before_plugins` cuts it out.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 PLUGIN_DOMAIN = "TRT"
 

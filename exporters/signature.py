@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Union
-
 import re
+from dataclasses import dataclass
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -40,7 +38,7 @@ class Dim:
         return self.min <= size <= self.max
 
 
-DimLike = Union[int, Dim]
+DimLike = int | Dim
 
 
 @dataclass(frozen=True)
@@ -74,7 +72,7 @@ class TensorSpec:
         """Why a concrete ``shape`` does not fit this spec, or None when it does."""
         if len(shape) != len(self.shape):
             return f"{self.name!r} has rank {len(shape)}, the spec says {len(self.shape)} ({self.describe()})"
-        for axis, (got, want) in enumerate(zip(shape, self.shape)):
+        for axis, (got, want) in enumerate(zip(shape, self.shape, strict=True)):
             if isinstance(want, Dim):
                 if not want.contains(got):
                     return (

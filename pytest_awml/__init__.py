@@ -36,6 +36,6 @@ __all__ = [
     "OnnxOptions",
     "SpecError",
     "TensorSpec",
-    "ToleranceExceeded",
     "Tolerance",
+    "ToleranceExceeded",
 ]

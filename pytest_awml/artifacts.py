@@ -18,10 +18,11 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from pytest_awml.errors import ArtifactError
 from pytest_awml.locks import DEFAULT_TIMEOUT_S, held
@@ -54,22 +55,6 @@ class Artifact:
     rebuilt_reason: str = ""
     details: Mapping[str, Any] = field(default_factory=dict)  # what the builder reported (kept in the manifest)
     kind: Kind = Kind.EXPORT
-
-    def as_record(self) -> dict:
-        return {
-            "spec": self.spec,
-            "component": self.component,
-            "format": self.format,
-            "path": str(self.path),
-            "sha256": self.sha256,
-            "key": self.key,
-            "reused": self.reused,
-            "build_seconds": round(self.build_seconds, 3),
-            "size_bytes": self.path.stat().st_size if self.path.exists() else None,
-            "rebuilt_reason": self.rebuilt_reason,
-            "details": dict(self.details),
-            "artifact_kind": self.kind.value,  # not "kind": a report record's own kind (results.attach)
-        }
 
 
 def content_key(parts: Mapping[str, Any]) -> str:

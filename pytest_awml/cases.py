@@ -21,9 +21,10 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -79,7 +80,7 @@ class Plan:
 
     @classmethod
     def build(cls, options: AwmlOptions, specs: Sequence[ModelSpec], backends: BackendRegistry,
-              builders: BuilderRegistry) -> "Plan":
+              builders: BuilderRegistry) -> Plan:
         """Resolve the targets; a backend or a format that is not registered stops the run here."""
         names = options.backends or tuple(backends.default_names(options.device))
         targets = []
@@ -164,7 +165,7 @@ class Plan:
 
     def _shapes(self) -> Iterator[Case]:
         """Parity at the profile's corners and at drawn sizes against PyTorch CPU fp32: components with dynamic dims."""
-        return (case for case in self._parity() if case.component.dynamic_dims and case.reference is None)
+        return (case for case in self._parity() if case.component is not None and case.component.dynamic_dims and case.reference is None)
 
     def _latency(self) -> Iterator[Case]:
         for spec, component in self._components():
@@ -200,9 +201,10 @@ class Plan:
                                    (f"the spec gives no {target.precision} metric limit" if missing else ""))
             return
         for case in self._pipeline_parity():
-            if case.pipeline is PipelineName.SPEC and case.spec.metric is not None:
-                missing = case.target.precision.value not in case.spec.metric.max_delta
-                yield dataclasses.replace(case, skip=case.skip or (f"the spec gives no {case.target.precision} metric limit" if missing else ""))
+            target = case.target
+            if case.pipeline is PipelineName.SPEC and case.spec.metric is not None and target is not None:
+                missing = target.precision.value not in case.spec.metric.max_delta
+                yield dataclasses.replace(case, skip=case.skip or (f"the spec gives no {target.precision} metric limit" if missing else ""))
 
     def _drift(self) -> Iterator[Case]:
         skip = "" if self.options.golden else "no golden folder: pass --awml-golden DIR (with --awml-update-golden once to create it)"

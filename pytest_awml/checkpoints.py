@@ -15,9 +15,10 @@ from __future__ import annotations
 import logging
 import pickle
 import zipfile
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from pytest_awml.errors import CheckpointError
 
@@ -38,7 +39,7 @@ class _Inert:
     nothing and runs nothing (weights_only's unpickler may build it, call it or set its state, and none
     of that reaches the named class or function)."""
 
-    def __new__(cls, *args: Any, **kwargs: Any) -> "_Inert":
+    def __new__(cls, *args: Any, **kwargs: Any) -> _Inert:
         return super().__new__(cls)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

@@ -10,8 +10,10 @@ exactly 0 because one side held torch tensors; here a non-array is an error, nev
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Mapping, Sequence
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, fields
+from typing import Any
 
 import numpy as np
 
@@ -19,6 +21,7 @@ from pytest_awml.limits import Tolerance
 
 # Percentile reported beside the maximum: robust to one outlier, still sensitive to a broken region.
 P99 = 99.0
+_NOT_FIGURES = ("output", "passed", "problem")
 
 
 @dataclass(frozen=True)
@@ -42,11 +45,18 @@ class OutputComparison:
     ref_max_abs: float = float("nan")
     problem: str = ""
 
-    def as_record(self) -> dict:
+    def as_json(self) -> dict:
         # JSON has no NaN/Inf: a figure that could not be computed is null. ``compared``: what every parity
         # record says, here the number of elements the figures are over.
         record = {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in asdict(self).items()}
         return {**record, "compared": self.elements}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> OutputComparison:
+        """Read back from :meth:`as_json` (a null figure is NaN again)."""
+        values: dict[str, Any] = {f.name: data[f.name] for f in fields(cls) if f.name in data}
+        read: dict[str, Any] = {k: (math.nan if v is None and k not in _NOT_FIGURES else v) for k, v in values.items()}
+        return cls(**read)
 
     def describe(self) -> str:
         if self.problem:
@@ -61,13 +71,14 @@ class OutputComparison:
 
 def compare_output(name: str, refs: Sequence[np.ndarray], tests: Sequence[np.ndarray], tol: Tolerance) -> OutputComparison:
     """Compare one output over all samples (``refs[i]`` against ``tests[i]``)."""
-    base = dict(output=name, atol=float(tol.atol), rtol=float(tol.rtol))
+    base: dict[str, Any] = {"output": name, "atol": float(tol.atol), "rtol": float(tol.rtol)}
     if len(refs) != len(tests):
         return OutputComparison(passed=False, problem=f"{len(refs)} reference samples but {len(tests)} test samples", **base)
-    for i, (ref, test) in enumerate(zip(refs, tests)):
+    for i, (ref, test) in enumerate(zip(refs, tests, strict=True)):
         for side, value in (("reference", ref), ("test", test)):
             if not isinstance(value, np.ndarray):
-                return OutputComparison(passed=False, problem=f"sample {i}: the {side} output is a {type(value).__module__}.{type(value).__name__}, not a numpy array", **base)
+                kind = f"{type(value).__module__}.{type(value).__name__}"
+                return OutputComparison(passed=False, problem=f"sample {i}: the {side} output is a {kind}, not a numpy array", **base)
         if ref.shape != test.shape:
             return OutputComparison(passed=False, problem=f"sample {i}: shape {test.shape} differs from the reference's {ref.shape}", **base)
         if ref.dtype != test.dtype:

@@ -19,7 +19,7 @@ class Device:
     index: int | None = None
 
     @classmethod
-    def parse(cls, text: str) -> "Device":
+    def parse(cls, text: str) -> Device:
         match = _DEVICE.match(text.strip().lower())
         if not match:
             raise AwmlError(f"--awml-device {text!r} is not a device: use cpu, cuda or cuda:N")
@@ -43,6 +43,13 @@ class Device:
     def is_cuda(self) -> bool:
         return self.type == "cuda"
 
+    @property
+    def ordinal(self) -> int:
+        """A CUDA device's index (``cuda`` alone is ``cuda:0``, as :meth:`parse` reads it); a CPU has none."""
+        if self.index is None:
+            raise AwmlError(f"{self.id} is not a CUDA device: it has no index")
+        return self.index
+
     def __str__(self) -> str:
         return self.torch
 
@@ -55,7 +62,7 @@ class Precision(str, Enum):
     TF32 = "tf32"
 
     @classmethod
-    def parse(cls, text: str) -> "Precision":
+    def parse(cls, text: str) -> Precision:
         try:
             return cls(text.strip().lower())
         except ValueError:
@@ -77,7 +84,7 @@ def absent_reason(device: Device) -> str | None:
     import torch
 
     count = torch.cuda.device_count()
-    if device.index >= count:
+    if device.ordinal >= count:
         return f"torch sees {count} CUDA device(s) ({'a CPU build of torch' if torch.version.cuda is None else 'no such GPU'})"
     return None
 
@@ -95,7 +102,7 @@ class Target:
         return f"{self.backend}-{self.device.id}-{self.precision.value}"
 
     @classmethod
-    def parse(cls, text: str) -> "Target":
+    def parse(cls, text: str) -> Target:
         """``onnxruntime-cuda-cuda0-fp16`` → Target; the backend may itself hold dashes."""
         try:
             backend, device, precision = text.rsplit("-", 2)

@@ -11,8 +11,8 @@ from __future__ import annotations
 from exporters.errors import ArtifactError, AwmlError, BackendUnavailable, ExportError
 
 __all__ = [
-    "AwmlError",
     "ArtifactError",
+    "AwmlError",
     "BackendError",
     "BackendUnavailable",
     "CheckpointError",

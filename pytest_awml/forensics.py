@@ -12,8 +12,9 @@ from __future__ import annotations
 import io
 import re
 import shutil
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -30,7 +31,8 @@ def folder_for(root: Path, test_id: str) -> Path:
 
 def _npz(samples: Sequence[Mapping[str, np.ndarray]]) -> bytes:
     buffer = io.BytesIO()
-    np.savez_compressed(buffer, **{f"{i}/{name}": v for i, s in enumerate(samples) for name, v in s.items()})
+    arrays: dict[str, Any] = {f"{i}/{name}": v for i, s in enumerate(samples) for name, v in s.items()}
+    np.savez_compressed(buffer, **arrays)
     return buffer.getvalue()
 
 

@@ -17,9 +17,10 @@ import io
 import json
 import statistics
 import zipfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -110,7 +111,7 @@ class GoldenStore:
             return found
 
     def _check_set(self, spec: str) -> None:
-        made = {}
+        made: dict[tuple[Any, Any], list[str]] = {}  # (seed, weights) -> the components written with them
         for meta_path in sorted((self.root / spec).glob("*.json")):
             try:
                 meta = json.loads(meta_path.read_text())
@@ -157,7 +158,8 @@ class GoldenStore:
                                 "checkpoint (--awml-checkpoint) and the data the model was given")
         data_path, meta_path = self.paths(spec, component)
         buffer = io.BytesIO()
-        np.savez_compressed(buffer, **_pack(inputs, "input"), **_pack(outputs, "output"))
+        arrays: dict[str, Any] = {**_pack(inputs, "input"), **_pack(outputs, "output")}
+        np.savez_compressed(buffer, **arrays)
         write_atomic(data_path, buffer.getvalue(), root=self.root, what=f"the golden outputs of {spec}/{component}")
         full = {**meta, "format": FORMAT, "sha256": sha256_file(data_path), "created": timestamp()}
         write_atomic(meta_path, json.dumps(full, indent=2, sort_keys=True).encode(), root=self.root,
@@ -216,7 +218,7 @@ class GoldenStore:
         return found
 
 
-def trend_problem(previous: Sequence[float], current: float, trend: TrendSettings) -> str | None:
+def trend_problem(previous: Sequence[float | None], current: float | None, trend: TrendSettings) -> str | None:
     """Why ``current`` breaks the trend budget over ``previous`` runs, or None."""
     values = [v for v in previous if v is not None][-trend.window:]
     if not values or current is None:

@@ -8,10 +8,11 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-if TYPE_CHECKING:
-    from pytest_awml.cases import Plan
-    from pytest_awml.results import Results
-    from pytest_awml.terminal import TerminalNotes
+if TYPE_CHECKING:  # named in the keys' type arguments, as strings (a run-time import would be a cycle): linters see no use
+    from pytest_awml.cases import Plan  # noqa: F401
+    from pytest_awml.results import Results  # noqa: F401
+    from pytest_awml.run_report import Written  # noqa: F401
+    from pytest_awml.terminal import TerminalNotes  # noqa: F401
 
 PLAN = pytest.StashKey["Plan"]()
 """The resolved plan; present only when ``--awml-spec`` is given (the plugin is inert without)."""
@@ -24,3 +25,6 @@ STARTED = pytest.StashKey[float]()
 
 NOTES = pytest.StashKey["TerminalNotes"]()
 """The logging handler that shows lock waits on the terminal during a test (removed at unconfigure)."""
+
+WRITTEN = pytest.StashKey["Written"]()
+"""Where this run's JSON report went and what the summary should say about it (absent: none was written)."""

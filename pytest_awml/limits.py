@@ -8,9 +8,9 @@ All are re-exported by :mod:`pytest_awml.spec`, where specs import them from.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Mapping
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,7 @@ class Tolerance:
         bad = [n for n in ("atol", "rtol") if not (isinstance(getattr(self, n), (int, float)) and 0 <= getattr(self, n) < math.inf)]
         return [f"{n} must be a finite number >= 0, got {getattr(self, n)!r}" for n in bad]
 
-    def widest(self, other: "Tolerance") -> "Tolerance":
+    def widest(self, other: Tolerance) -> Tolerance:
         """The looser of the two on each term (a replay must allow for both runtimes' error)."""
         return Tolerance(max(self.atol, other.atol), max(self.rtol, other.rtol))
 

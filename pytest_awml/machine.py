@@ -50,7 +50,7 @@ def driver_version() -> str | None:
     return out[0] if out else None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def machine_identity(device: Device) -> dict:
     """What of this machine decides what a computation on ``device`` returns, for the keys of stored outputs: the
     CPU model and architecture (their kernels round differently), and on CUDA the GPU, its compute capability, the

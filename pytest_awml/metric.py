@@ -9,8 +9,9 @@ knowledge (centre-distance AP for lidar boxes, COCO AP for image boxes, accuracy
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from pytest_awml.limits import Verdict
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import warnings
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -108,11 +109,14 @@ def component_inputs(loaded: LoadedModel, component: Component,
     import torch
 
     made_by = "make_inputs" if upstream is None else "fed_by.make"
+    fed_by = component.fed_by
+    if upstream is not None and fed_by is None:
+        raise DataError(f"{component.name} is fed by no component (its fed_by is None): it takes no upstream outputs")
     result = []
     with torch.inference_mode():
         for index, sample in enumerate(loaded.samples):
-            made = (component.make_inputs(loaded.model, sample) if upstream is None
-                    else component.fed_by.make(loaded.model, sample, upstream[index]))
+            made = (component.make_inputs(loaded.model, sample) if upstream is None or fed_by is None
+                    else fed_by.make(loaded.model, sample, upstream[index]))
             named = {name: to_numpy(v) for name, v in made.items()}
             problem = feed_problem(component.inputs, named)
             if problem:

@@ -8,7 +8,7 @@ import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Literal
 
 import pytest
 
@@ -27,8 +27,9 @@ DEFAULT_SAMPLES = 3
 DEFAULT_SEED = 0
 REPORT_NAME = "awml-report.json"
 
+IniType = Literal["string", "args", "bool"]
 # (option, ini type, default, help); option "--awml-x-y" ↔ ini "awml_x_y".
-_OPTIONS = (
+_OPTIONS: tuple[tuple[str, IniType, Any, str], ...] = (
     ("--awml-spec", "args", [], "model spec to verify: a registered name or a path to a spec .py file (repeatable)"),
     ("--awml-backends", "string", "", "comma-separated backends to test (default: every backend that runs on the device, plus TensorRT, shown as skipped with its reason where it cannot run)"),
     ("--awml-device", "string", "cpu", "device for the backends under test: cpu, cuda or cuda:N"),
@@ -92,7 +93,7 @@ class ToleranceOverrides:
     per_output: tuple[tuple[str, Tolerance], ...] = ()
 
     @classmethod
-    def parse(cls, items) -> "ToleranceOverrides":
+    def parse(cls, items) -> ToleranceOverrides:
         everything, per_output = None, {}
         for item in items:
             name, sep, value = str(item).rpartition("=")
@@ -175,7 +176,7 @@ class AwmlOptions:
                                    warmup_rounds=settings.warmup_rounds if self.warmup is None else self.warmup)
 
     @classmethod
-    def from_config(cls, config: pytest.Config) -> "AwmlOptions":
+    def from_config(cls, config: pytest.Config) -> AwmlOptions:
         # Relative paths resolve against the invocation folder, not the rootdir: pytest picks its
         # rootdir before plugins load, so the value of `--awml-golden DIR` (space, not '=') can
         # become the rootdir, and artifacts would land inside the golden folder.
@@ -246,7 +247,7 @@ class AwmlOptions:
             raise AwmlError(f"--awml-report {options.report} is a folder: give a file path, e.g. {options.report / REPORT_NAME}")
         return options.for_worker(xdist_worker(config), requested_any_cuda=str(_value(config, "awml_device")).strip() == "cuda")
 
-    def for_worker(self, worker: str | None, requested_any_cuda: bool) -> "AwmlOptions":
+    def for_worker(self, worker: str | None, requested_any_cuda: bool) -> AwmlOptions:
         """Under pytest-xdist with ``--awml-device cuda`` (no index), worker gwN runs on GPU N mod count.
 
         Test ids keep the requested device (every worker must collect the same ids); the GPU a test

@@ -9,19 +9,21 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from enum import Enum
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 from pytest_awml.device import Precision
 from pytest_awml.lazy import LazyMapping
 from pytest_awml.limits import LatencySettings, Verdict
 
 if TYPE_CHECKING:  # only named in annotations: a spec module need not load the runners
-    from pytest_awml.runners.base import Runner
     import torch
+
+    from pytest_awml.runners.base import Runner
 
 __all__ = ["Check", "Pipeline", "PipelineName", "PipelineResult", "PipelineSpec", "StageClock"]
 
@@ -42,6 +44,11 @@ class PipelineName(Enum):
     def record_component(self) -> str:
         """The ``component`` of a pipeline test's records: ``pipeline``, or ``bundle.pipeline``."""
         return f"{self.value}.pipeline" if self.value else "pipeline"
+
+    @property
+    def field(self) -> str:
+        """The ``ModelSpec`` field that declares it, for messages: ``pipeline`` or ``bundle_pipeline``."""
+        return f"{self.value}_pipeline" if self.value else "pipeline"
 
     @property
     def label(self) -> str:
@@ -68,7 +75,7 @@ class StageClock:
     ``runner`` when one is named.
     """
 
-    def __init__(self, device: "torch.device | None" = None) -> None:
+    def __init__(self, device: torch.device | None = None) -> None:
         self._device = device if device is not None and device.type == "cuda" else None
         self._host: dict[str, float] = {}
         self._events: list[tuple[str, Any, Any]] = []
@@ -141,6 +148,29 @@ class PipelineSpec:
     latency: LatencySettings = field(default_factory=LatencySettings)
     min_compared: int = 1
     stage_components: Mapping[str, str] = field(default_factory=dict)
+
+    def problems(self, components: Sequence[str]) -> list[str]:
+        """What the declaration alone shows wrong in ``stage_components`` (``components``: the names of the components
+        this pipeline runs): a typo would not fail, it would silently time the component alone, or not at all."""
+        found = []
+        for stage, component in self.stage_components.items():
+            if not isinstance(stage, str) or not stage:
+                found.append(f"stage_components has a stage named {stage!r}: name it as the pipeline's stages does")
+            if component not in components:
+                found.append(f"stage_components[{stage!r}] names {component!r}, which this pipeline does not run "
+                             f"(its components: {', '.join(components)})")
+        claimed = list(self.stage_components.values())
+        found += [f"stage_components gives {c!r} to {claimed.count(c)} stages: a component's rounds are one stage's"
+                  for c in sorted(set(claimed)) if claimed.count(c) > 1]
+        return found
+
+    def stage_problems(self, stages: Sequence[str]) -> list[str]:
+        """Stages named in ``stage_components`` or ``latency.stage_shares`` that the built pipeline (its ``stages``)
+        does not time: known only once the spec's ``build`` made it."""
+        named = [("stage_components", stage) for stage in self.stage_components]
+        named += [("latency.stage_shares", stage) for stage in self.latency.stage_shares]
+        return [f"{where} names the stage {stage!r}, which the pipeline does not time (its stages: {', '.join(stages)})"
+                for where, stage in named if stage not in stages]
 
     def stage_of(self, component: str) -> str | None:
         """The stage whose rounds time ``component``, if one does."""

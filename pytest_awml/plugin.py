@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from pytest_awml import cases, hookspecs, options as awml_options, results as awml_results
+from pytest_awml import cases, hookspecs
+from pytest_awml import options as awml_options
+from pytest_awml import results as awml_results
 from pytest_awml.errors import AwmlError
-from pytest_awml.keys import NOTES, PLAN, RESULTS, STARTED
+from pytest_awml.keys import NOTES, PLAN, RESULTS, STARTED, WRITTEN
 
 RESULTS_PLUGIN = "awml-results"
 FIXTURES_PLUGIN = "awml-fixtures"
@@ -91,7 +94,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         from pytest_awml import terminal
 
         terminal.remove(config.stash[NOTES])
-    for key in (PLAN, RESULTS, NOTES):
+    keys: tuple[pytest.StashKey[Any], ...] = (PLAN, RESULTS, NOTES, WRITTEN)
+    for key in keys:
         if key in config.stash:
             del config.stash[key]
 
@@ -166,14 +170,19 @@ def _one_line(error: BaseException) -> str:
     return text
 
 
-def pytest_sessionfinish(session: pytest.Session) -> None:
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
     plan = config.stash.get(PLAN, None)
     if plan is None or awml_options.xdist_worker(config) is not None:
         return
-    run = awml_results.run_info(plan.options, plan.specs, config.stash[STARTED])
     collected = config.stash[RESULTS]
-    collected.write(plan.options.report, run)
+    if not config.option.collectonly:  # no test ran: an empty report would replace the last run's figures
+        from pytest_awml import run_report
+
+        interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
+        run = {**awml_results.run_info(plan.options, plan.specs, config.stash[STARTED]), "interrupted": interrupted,
+               "selection": collected.selection(config)}
+        config.stash[WRITTEN] = run_report.write(collected, plan.options.report, run, interrupted=interrupted)
     # every generated test skipped: a green run would claim what was never checked
     if session.exitstatus == pytest.ExitCode.OK and collected.verified_nothing and not plan.options.allow_missing_device:
         session.exitstatus = pytest.ExitCode.NO_TESTS_COLLECTED
@@ -196,12 +205,15 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
 
     terminalreporter.section("pytest-awml")
     collected = config.stash[RESULTS]
-    for line in summary.lines(collected, collected.written or plan.options.report):
+    written = config.stash.get(WRITTEN, None)
+    for line in summary.lines(collected, written.path if written else None):
         terminalreporter.write_line(line)
-    if collected.write_problem:
-        terminalreporter.write_line(f"WARNING: {collected.write_problem}", yellow=True, bold=True)
+    if written is None:
+        terminalreporter.write_line("JSON report: none written (--collect-only runs no test)")
+    for notice in written.notices if written else ():
+        terminalreporter.write_line(f"WARNING: {notice}", yellow=True, bold=True)
     if exitstatus == pytest.ExitCode.OK and collected.verified_nothing and not plan.options.allow_missing_device:
         terminalreporter.write_line(
-            f"pytest-awml: all {collected.skipped} generated test(s) were skipped: nothing was verified, so the run "
+            f"pytest-awml: all {collected.skipped_count} generated test(s) were skipped: nothing was verified, so the run "
             f"fails (exit {int(pytest.ExitCode.NO_TESTS_COLLECTED)}). Fix what the skip reasons say, select tests that can "
             "run here, or pass --awml-allow-missing-device to accept a run that skips everything", red=True, bold=True)

@@ -31,13 +31,6 @@ class Inference:
     checked: str = ""  # "" (not a check), "same", or "differed" (the stored outputs were not these)
     store: str = ""  # the stored file it was checked against
 
-    def as_record(self) -> dict:
-        record = {"spec": self.spec, "component": self.component, "target": self.target, "input": self.input,
-                  "seconds": self.seconds}
-        if self.checked:
-            record.update(checked=self.checked, store=self.store)
-        return record
-
 
 @dataclass
 class Produced:

@@ -7,8 +7,8 @@ that a manifest, a golden file, the history and the JSON report can be read side
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from importlib.metadata import PackageNotFoundError, version
-from typing import Iterable
 
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S%z"
 

@@ -1,28 +1,26 @@
 """Figures the tests produce, carried on the test reports and gathered into the JSON report.
 
-Tests attach records to ``item.user_properties``: pytest-xdist ships those from the workers to
-the controller, so the controller sees every figure however the run is distributed. Every record
-starts with :func:`record_ids`; the JSON report's fields are a contract (``docs/design.md``):
-add fields freely, never rename or drop one.
+Tests attach records (:mod:`pytest_awml.records`) to ``item.user_properties``: pytest-xdist ships
+those from the workers to the controller, so the controller sees every figure however the run is
+distributed. Every record starts with :func:`record_ids`; the JSON report's fields are a contract
+(``docs/design.md``): add fields freely, never rename or drop one. :mod:`pytest_awml.run_report`
+writes the collection to the JSON file.
 """
 
 from __future__ import annotations
 
-import json
-import logging
-import os
 import platform
-import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, TypeVar
 
-from pytest_awml.artifacts import write_atomic
-from pytest_awml.cases import MODULE_ID
-from pytest_awml.errors import ArtifactError
+import pytest
+
+from pytest_awml.cases import MARKER, MODULE_ID, placeholders
 from pytest_awml.limits import Verdict
 from pytest_awml.provenance import timestamp, versions
+from pytest_awml.records import BY_TYPE, KINDS, TYPE_KEY, CheckRecord, DriftRecord, ParityRecord, Record, RecordIds, SkippedTest, from_json
 
 if TYPE_CHECKING:
     from pytest_awml.cases import Case
@@ -30,35 +28,34 @@ if TYPE_CHECKING:
     from pytest_awml.deploy_config import DeployConfig
     from pytest_awml.options import AwmlOptions
 
-log = logging.getLogger(__name__)
-
 RECORD = "awml_record"
-KINDS = ("artifacts", "parity", "latency", "drift", "shapes", "golden", "data", "metrics", "inferences")
 KEY_FIGURES = ("max_abs", "p99_abs", "min_atol_to_pass")
 """A comparison's figures that CI dashboards show (junitxml properties) and the error history keeps."""
+R = TypeVar("R", bound=Record)
 
 
-def record_ids(case: Case, test_id: str, options: AwmlOptions, component: str | None = None) -> dict[str, Any]:
-    """What every record starts with: the test id, the spec, the component (``component`` names a
-    part that is not one, ``pipeline`` or ``bundle``) and, for a case on a target, the target, its
-    backend, device and precision, and under xdist the worker and the GPU it really ran on."""
-    ids: dict[str, Any] = {"test_id": test_id, "spec": case.spec.name}
+def record_ids(case: Case, test_id: str, options: AwmlOptions, component: str | None = None) -> RecordIds:
+    """The ids a case's records start with (``component`` names a part that is not one: ``pipeline``, ``bundle``)."""
     name = component or (case.component.name if case.component is not None else None)
-    if name is not None:
-        ids["component"] = name
     target = case.target
-    if target is not None:
-        ids.update(target=target.id, backend=target.backend, device=target.device.id, precision=target.precision.value)
-        if case.reference is not None:
-            ids["reference"] = case.reference.id
-        if options.worker:
-            ids.update(worker=options.worker, gpu=options.physical(target.device).torch)
-    return ids
+    if target is None:
+        return RecordIds(test_id=test_id, spec=case.spec.name, component=name)
+    worker = options.worker or None
+    return RecordIds(test_id=test_id, spec=case.spec.name, component=name, target=target.id, backend=target.backend,
+                     reference=case.reference.id if case.reference is not None else None,
+                     device=target.device.id, precision=target.precision.value, worker=worker,
+                     gpu=options.physical(target.device).torch if worker else None)
+
+
+def attach(node, record: Record) -> None:
+    """Add ``record`` to the running test's report, as JSON tagged with its type (xdist ships plain data)."""
+    node.user_properties.append((RECORD, {TYPE_KEY: record.TYPE, **record.as_json()}))
 
 
 def deploy_tolerance(deploy: DeployConfig | None, comparisons: Sequence[OutputComparison]) -> dict[str, Any]:
-    """A deploy config's scalar tolerance judged on a test's outputs (the largest max abs error), reported beside the
-    spec's per-output tolerances, which gate: ``tolerance_gate`` says so in every parity record that carries it."""
+    """A deploy config's scalar tolerance judged on a test's outputs (the largest max abs error), as the
+    :class:`~pytest_awml.records.ParityRecord` fields that report it beside the spec's per-output tolerances, which
+    gate: ``tolerance_gate`` says so in every parity record that carries it."""
     if deploy is None or deploy.tolerance is None:
         return {}
     worst = max((c.max_abs for c in comparisons if c.max_abs == c.max_abs), default=float("nan"))
@@ -66,91 +63,77 @@ def deploy_tolerance(deploy: DeployConfig | None, comparisons: Sequence[OutputCo
             "tolerance_gate": "spec"}
 
 
-def attach(node, kind: str, record: dict[str, Any]) -> None:
-    """Add one record of ``kind`` (one of :data:`KINDS`) to the running test's report."""
-    if kind not in KINDS:
-        raise ValueError(f"record kind {kind!r} is not one of {KINDS}")
-    node.user_properties.append((RECORD, {"kind": kind, **record}))
-
-
-def attach_comparisons(node, kind: str, ids: dict[str, Any], comparisons: Sequence[OutputComparison]) -> None:
+def attach_comparisons(node, records: Sequence[ParityRecord | DriftRecord]) -> None:
     """One record per output, and its key figures as junitxml properties (``awml.<output>.max_abs``…)."""
-    for comparison in comparisons:
-        attach(node, kind, {**ids, **comparison.as_record()})
+    for record in records:
+        attach(node, record)
+        comparison = record.comparison
         for figure in KEY_FIGURES:
             node.user_properties.append((f"awml.{comparison.output}.{figure}", getattr(comparison, figure)))
 
 
-def attach_verdicts(node, kind: str, ids: dict[str, Any], verdicts: Sequence[Verdict]) -> None:
-    """Pipeline checks as parity records (the figure under ``max_abs``, its limit under ``atol``)
-    and junitxml properties (``awml.<output>``)."""
+def attach_verdicts(node, ids: RecordIds, verdicts: Sequence[Verdict]) -> None:
+    """Pipeline checks as parity records (:class:`~pytest_awml.records.CheckRecord`) and junitxml properties
+    (``awml.<output>``)."""
     for v in verdicts:
-        attach(node, kind, {**ids, "output": v.name, "max_abs": v.value, "atol": v.limit, "rtol": 0.0,
-                            "passed": v.passed, "problem": "" if v.passed else v.detail, "compared": v.compared})
+        attach(node, CheckRecord.of(ids, v))
         node.user_properties.append((f"awml.{v.name}", v.value))
+
+
+def _skip_reason(report) -> str:
+    """pytest's reason for a skip (its ``longrepr`` is (file, line, "Skipped: reason") for a skip)."""
+    longrepr = report.longrepr
+    reason = longrepr[2] if isinstance(longrepr, tuple) and len(longrepr) == 3 else str(longrepr)
+    return reason.removeprefix("Skipped: ")
 
 
 @dataclass(eq=False)  # registered as a plugin object, which must stay hashable
 class Results:
-    """The controller's collection of records, in the order the tests finished."""
+    """The controller's collection of records, per kind (:data:`~pytest_awml.records.KINDS`), in the order the
+    tests finished."""
 
-    artifacts: list[dict] = field(default_factory=list)
-    parity: list[dict] = field(default_factory=list)
-    latency: list[dict] = field(default_factory=list)
-    drift: list[dict] = field(default_factory=list)
-    shapes: list[dict] = field(default_factory=list)
-    golden: list[dict] = field(default_factory=list)
-    data: list[dict] = field(default_factory=list)  # what the data readers changed in the input (DataWarning notes)
-    metrics: list[dict] = field(default_factory=list)
-    inferences: list[dict] = field(default_factory=list)
+    records: dict[str, list[Record]] = field(default_factory=lambda: {kind: [] for kind in KINDS})
     verified: int = 0  # generated tests that ran (passed or failed)
-    skipped: int = 0  # generated tests that were skipped
-    written: Path | None = None  # where the JSON report went
-    write_problem: str = ""  # why it did not go where it was asked to
+    skipped_count: int = 0  # generated tests that were skipped
+    deselected: int = 0  # generated tests -k, -m or a plugin deselected (not the placeholders of unused kinds)
+
+    def add(self, record: Record) -> None:
+        self.records[record.KIND].append(record)
+
+    def of(self, cls: type[R]) -> list[R]:
+        """The records of type ``cls`` (a kind may hold two: parity's comparisons and pipeline checks)."""
+        return [r for r in self.records[cls.KIND] if isinstance(r, cls)]
+
+    def pytest_deselected(self, items: Sequence[pytest.Item]) -> None:
+        generated = [item for item in items if item.get_closest_marker(MARKER) is not None]
+        self.deselected += len(generated) - len(placeholders(generated))
+
+    def selection(self, config: pytest.Config) -> dict:
+        """The report's ``run.selection``: what chose this run's tests, and how many it reported."""
+        return {"keyword": config.option.keyword, "markexpr": config.option.markexpr, "deselected": self.deselected,
+                "ran": self.verified, "skipped": self.skipped_count}
 
     def pytest_runtest_logreport(self, report) -> None:
         if report.nodeid.startswith(f"{MODULE_ID}::"):
             if report.skipped:
-                self.skipped += 1
+                self.skipped_count += 1
+                self.add(SkippedTest(test_id=report.nodeid, reason=_skip_reason(report)))
             elif report.when == "call":
                 self.verified += 1
         if report.when != "teardown":  # user_properties ride on every phase; take them once
             return
         for name, value in report.user_properties:
             if name == RECORD and isinstance(value, dict):
-                record = dict(value)
-                self.of_kind(record.pop("kind")).append(record)
+                data = dict(value)
+                self.add(from_json(BY_TYPE[data.pop(TYPE_KEY)], data))
 
     @property
     def verified_nothing(self) -> bool:
         """Generated tests ran and every one of them was skipped."""
-        return self.skipped > 0 and self.verified == 0
-
-    def of_kind(self, kind: str) -> list[dict]:
-        return {"artifacts": self.artifacts, "parity": self.parity, "latency": self.latency, "drift": self.drift,
-                "shapes": self.shapes, "golden": self.golden, "data": self.data, "metrics": self.metrics,
-                "inferences": self.inferences}[kind]
+        return self.skipped_count > 0 and self.verified == 0
 
     def as_json(self, run: dict) -> dict:
-        return {"run": run, **{kind: self.of_kind(kind) for kind in KINDS}}
-
-    def write(self, path: Path, run: dict) -> Path:
-        """Write the JSON report to ``path``; where that fails (the folder went read-only or away
-        during the run), to the temporary folder, with a warning: a run's figures are never lost."""
-        data = json.dumps(self.as_json(run), indent=2, sort_keys=False, default=str).encode()
-        try:
-            write_atomic(path, data, what="the JSON report")  # a failed write leaves the previous report as it was
-            self.written = path
-        except (OSError, ArtifactError) as exc:
-            fallback = Path(tempfile.gettempdir()) / f"awml-report-{os.getpid()}.json"
-            try:
-                write_atomic(fallback, data, what="the JSON report")
-                self.written, where = fallback, f"it is at {fallback}"
-            except ArtifactError as again:  # the temporary folder full too: say so, end the run normally
-                where = f"nor to {fallback} ({again})"
-            self.write_problem = f"the JSON report could not be written to {path} ({getattr(exc, 'strerror', None) or exc}); {where}"
-            log.warning("%s", self.write_problem)
-        return self.written
+        return {"run": run, **{kind: [r.as_json() for r in records] for kind, records in self.records.items()}}
 
 
 def weights_of(options: AwmlOptions, spec) -> str:

@@ -4,9 +4,9 @@ span (profile corners, out-of-range sizes, hypothesis strategies, random feeds).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -98,7 +98,7 @@ def hypothesis_settings(profile: str, database_dir: Path):
     from hypothesis import HealthCheck, settings
     from hypothesis.database import DirectoryBasedExampleDatabase
 
-    options = PROFILES[profile]
+    options: dict[str, Any] = dict(PROFILES[profile])
     database = None if options["derandomize"] else DirectoryBasedExampleDatabase(str(database_dir))
     return settings(deadline=None, database=database, suppress_health_check=list(HealthCheck), **options)
 
@@ -114,7 +114,6 @@ def plan_output_shapes(input_specs: Sequence[TensorSpec], output_specs: Sequence
     for spec in input_specs:
         shape = input_shapes[spec.name]
         for axis, dim in enumerate(spec.shape):
-            if isinstance(dim, Dim):
-                if bound.setdefault(dim.name, shape[axis]) != shape[axis]:
-                    raise DataError(f"dim {dim.name!r} is {bound[dim.name]} in one input and {shape[axis]} in {spec.name!r}")
+            if isinstance(dim, Dim) and bound.setdefault(dim.name, shape[axis]) != shape[axis]:
+                raise DataError(f"dim {dim.name!r} is {bound[dim.name]} in one input and {shape[axis]} in {spec.name!r}")
     return {spec.name: tuple(bound[d.name] if isinstance(d, Dim) else d for d in spec.shape) for spec in output_specs}

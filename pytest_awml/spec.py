@@ -12,10 +12,12 @@ import hashlib
 import json
 import math
 import re
+import sys
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from exporters.onnx_export import OnnxOptions
 from exporters.signature import Dim, TensorSpec
@@ -174,9 +176,9 @@ class ModelSpec:
     pipeline: PipelineSpec | None = None
     load_data: Callable[[Path, Mapping[str, str]], Sequence[Any]] | None = None
     data_options: Mapping[str, str] = field(default_factory=dict)  # --awml-data-option keys load_data reads → their meaning
-    checks: tuple[Callable[["ModelSpec"], list[str]], ...] = ()
+    checks: tuple[Callable[[ModelSpec], list[str]], ...] = ()
     checkpoint_hints: Callable[[Any], list[str]] | None = None
-    configure: Callable[[Path], "ModelSpec"] | None = None
+    configure: Callable[[Path], ModelSpec] | None = None
     bundle: Callable[[Any, Path, Mapping[str, Path], Path | None], list[Path]] | None = None
     bundle_components: tuple[Component, ...] = ()
     bundle_pipeline: PipelineSpec | None = None
@@ -203,7 +205,7 @@ class ModelSpec:
         """The spec's pipeline, or its bundle's."""
         found = self.bundle_pipeline if name is PipelineName.BUNDLE else self.pipeline
         if found is None:
-            field_name = "bundle_pipeline" if name is PipelineName.BUNDLE else "pipeline"
+            field_name = name.field
             raise SpecError(self.name, field_name, "is None, and a test asked for it", f"declare {field_name}=PipelineSpec(...)")
         return found
 
@@ -225,7 +227,7 @@ class ModelSpec:
         return None
 
 
-def validate(spec: Any, origin: str = "") -> "ModelSpec":
+def validate(spec: Any, origin: str = "") -> ModelSpec:
     """Check every field of ``spec``; raise :class:`SpecError` on the first bad one."""
     label = getattr(spec, "name", None) or origin or "<unnamed>"
     if not isinstance(spec, ModelSpec):
@@ -250,6 +252,7 @@ def validate(spec: Any, origin: str = "") -> "ModelSpec":
             problems = pipeline.latency.problems()
             if problems:
                 fail(f"{attr}.latency", "; ".join(problems), "correct the latency settings")
+
     if spec.metric is not None:
         if not isinstance(spec.metric, MetricSpec):
             fail("metric", f"is a {type(spec.metric).__name__}", "use pytest_awml.metric.MetricSpec(...)")
@@ -303,31 +306,18 @@ def validate(spec: Any, origin: str = "") -> "ModelSpec":
             fail(f"deploy_components[{deployed!r}]", f"names {mapped!r}, which is not a component",
                  f"map it to one of {', '.join(sorted(names))}")
     for name, pipeline in spec.pipelines():
-        _validate_stage_components(fail, "bundle_pipeline" if name is PipelineName.BUNDLE else "pipeline", pipeline,
-                                   spec.components_of(name))
+        problems = pipeline.problems([c.name for c in spec.components_of(name) if isinstance(c, Component)])
+        if problems:
+            fail(f"{name.field}.stage_components", "; ".join(problems), "map each stage name to the component it runs")
     for check in spec.checks:
         try:
             problems = check(spec)
-        except Exception as exc:  # a check that cannot even run is a spec problem too
+        except Exception as exc:  # noqa: BLE001  a check that cannot even run is a spec problem too
             problems = [f"the check raised {type(exc).__name__}: {exc}"]
         if problems:
             fail(f"checks[{getattr(check, '__name__', check)}]", "; ".join(problems),
                  "make the declared shapes agree with the model's configuration")
     return spec
-
-
-def _validate_stage_components(fail, attr: str, pipeline: PipelineSpec, components: tuple[Component, ...]) -> None:
-    """Every stage of ``stage_components`` names a component the pipeline runs, each at most once: a typo would
-    silently time a component on its own instead of reading its stage (or read the wrong stage)."""
-    names = {c.name for c in components if isinstance(c, Component)}
-    seen: set[str] = set()
-    for stage, component in pipeline.stage_components.items():
-        if component not in names:
-            fail(f"{attr}.stage_components[{stage!r}]", f"names {component!r}, which this pipeline does not run "
-                 f"(it runs {', '.join(sorted(names))})", "name one of the pipeline's components, or drop the stage")
-        if component in seen:
-            fail(f"{attr}.stage_components[{stage!r}]", f"names {component!r} again", "give each component at most one stage")
-        seen.add(component)
 
 
 def _validate_fed_by(fail, where: str, comp: Component, group: tuple[Component, ...]) -> None:
@@ -337,7 +327,8 @@ def _validate_fed_by(fail, where: str, comp: Component, group: tuple[Component, 
     if not isinstance(comp.fed_by, FedBy) or not callable(comp.fed_by.make):
         fail(f"{where}.fed_by", "is not a FedBy with a callable make", "use pytest_awml.spec.FedBy(component, make)")
     names = {c.name: c for c in group}
-    seen, link = {comp.name}, comp.fed_by
+    seen: set[str] = {comp.name}
+    link: FedBy | None = comp.fed_by
     while link is not None:
         if link.component not in names:
             fail(f"{where}.fed_by", f"names {link.component!r}, which is not a component beside it ({', '.join(sorted(names))})",

@@ -54,6 +54,8 @@ def load_all(options: AwmlOptions, rootdir: Path | None = None) -> list[ModelSpe
 def _configure(spec: ModelSpec, config: Path) -> ModelSpec:
     """The spec rebuilt from a training config: whatever the spec's reader meets in the file is a
     SpecError naming it (a usage error), never an internal error of the run."""
+    if spec.configure is None:
+        raise SpecError(spec.name, "configure", "is None: this spec cannot read training configs", "drop --awml-config")
     try:
         return spec.configure(config)
     except AwmlError:
@@ -97,6 +99,8 @@ def _load_file(path: Path) -> list[ModelSpec]:
         raise SpecError(str(path), "<file>", "no such file", "give an existing spec file or a registered spec name")
     unique = "awml_user_spec_" + hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12]
     module_spec = importlib.util.spec_from_file_location(unique, path)
+    if module_spec is None or module_spec.loader is None:
+        raise SpecError(str(path), "<file>", "Python cannot load it as a module", "give a .py file")
     module = importlib.util.module_from_spec(module_spec)
     try:
         module_spec.loader.exec_module(module)

@@ -9,8 +9,8 @@ failure write the forensics folder (:mod:`pytest_awml.forensics`) and raise.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 import numpy as np
 import pytest
@@ -19,20 +19,33 @@ from pytest_awml import forensics, golden, results
 from pytest_awml.artifacts import sha256_file
 from pytest_awml.budgets import DEFAULT_REGRESSION, budget_failure, ratio_verdict, regression_verdict, share_verdict
 from pytest_awml.builders.onnx import FORMAT as ONNX
-from pytest_awml.compare import OutputComparison, compare_outputs, differs, parity_failure
+from pytest_awml.compare import compare_outputs, differs, parity_failure
 from pytest_awml.device import REFERENCE
-from pytest_awml.errors import (ArtifactError, AwmlError, BackendError, DataError, LatencyBudgetExceeded, NothingCompared,
-                                ToleranceExceeded)
+from pytest_awml.errors import ArtifactError, AwmlError, BackendError, DataError, LatencyBudgetExceeded, NothingCompared, ToleranceExceeded
 from pytest_awml.limits import LatencySettings, Tolerance
 from pytest_awml.metric import metric_verdict
 from pytest_awml.provenance import COMPUTE, versions
+from pytest_awml.records import (
+    ArtifactRecord,
+    ArtifactRole,
+    DataNote,
+    DriftRecord,
+    GoldenRecord,
+    InferenceRecord,
+    LatencyRecord,
+    MeasuredIn,
+    MetricRecord,
+    ParityRecord,
+    ShapesRecord,
+    ShapeTry,
+)
 from pytest_awml.shapes import RandomFeed, corner_sizes, hypothesis_settings, out_of_range_sizes, sizes_strategy, zero_feed
 from pytest_awml.spec import fingerprint
-from pytest_awml.timing import (REPORT_DECIMALS, LatencyStats, SpanTimer, measure_component, record_rounds, warmup_rounds,
-                                 warmup_total_ms)
+from pytest_awml.timing import REPORT_DECIMALS, LatencyStats, SpanTimer, measure_component, record_rounds, warmup_rounds, warmup_total_ms
 from pytest_awml.digests import content_digest
 from pytest_awml.latency_sources import baseline_median, p50, pipeline_rounds, remember_p50, stage_rounds, stage_source
 
+BUNDLE_FORMAT = "autoware-bundle"
 DISABLED = "pytest-benchmark is disabled here (--benchmark-disable, or pytest-xdist is active): no latency measured"
 
 
@@ -50,15 +63,17 @@ class Evidence:
     note: str = ""
 
 
-def _gate(request, workspace, case, kind: str, ids: dict, comparisons: list[OutputComparison], evidence: Evidence) -> None:
-    """Record the comparison, add it to the history, judge it; on a failure leave the forensics and raise."""
+def _gate(request, workspace, case, records: Sequence[ParityRecord | DriftRecord], evidence: Evidence) -> None:
+    """Record the comparisons, add them to the history, judge them; on a failure leave the forensics and raise."""
     options = workspace.options
-    results.attach_comparisons(request.node, kind, ids, comparisons)
+    results.attach_comparisons(request.node, records)
+    comparisons = [r.comparison for r in records]
+    test_id = request.node.nodeid
     notes, unrecorded = [], ""
     if options.golden is not None:
         trend = case.component.trend if options.drift_trend else None
         try:
-            notes = golden.track(golden.GoldenStore(options.golden, options.lock_timeout_s), ids["test_id"], comparisons, trend)
+            notes = golden.track(golden.GoldenStore(options.golden, options.lock_timeout_s), test_id, comparisons, trend)
         except ArtifactError as exc:  # a full disk, a link in the golden folder: said beside the verdict, never instead of it
             unrecorded = f"\nThe error history was not updated: {exc}"
     message = parity_failure(comparisons, notes, subject=evidence.test_name, reference=evidence.reference_name,
@@ -68,7 +83,7 @@ def _gate(request, workspace, case, kind: str, ids: dict, comparisons: list[Outp
             raise ArtifactError(f"{evidence.test_name} is within tolerance of {evidence.reference_name}.{unrecorded}")
         return
     try:  # the parity verdict is the finding: a failure folder that cannot be written is noted, not raised instead
-        folder = forensics.write_failure(options.artifacts, ids["test_id"], inputs=evidence.inputs, reference=evidence.reference,
+        folder = forensics.write_failure(options.artifacts, test_id, inputs=evidence.inputs, reference=evidence.reference,
                                          outputs=evidence.outputs, reference_name=evidence.reference_name,
                                          test_name=evidence.test_name, tolerances=evidence.replay_tolerances,
                                          onnx_path=workspace.artifact_path_or_none(case.spec, case.component, ONNX))
@@ -108,11 +123,11 @@ def awml_produced(request, awml_case, awml_plan, awml_collector):
         yield produced
     for artifact in produced.builds:
         if artifact.format != own:
-            results.attach(node, "artifacts", {"test_id": node.nodeid, "built_by": node.nodeid, **artifact.as_record()})
+            results.attach(node, ArtifactRecord.of(artifact, test_id=node.nodeid, built_by=node.nodeid))
     for spec, note in produced.notes:
-        results.attach(node, "data", {"test_id": node.nodeid, "spec": spec, "data": str(awml_plan.options.data), "note": note})
+        results.attach(node, DataNote(test_id=node.nodeid, spec=spec, data=str(awml_plan.options.data), note=note))
     for inference in produced.inferences:
-        results.attach(node, "inferences", {"test_id": node.nodeid, **inference.as_record()})
+        results.attach(node, InferenceRecord.of(inference, test_id=node.nodeid))
 
 
 @pytest.mark.awml_cases("export")
@@ -120,8 +135,8 @@ def test_export(awml_case, awml_workspace, request):
     """The component exports, passes the exporter's checks, and the file on disk is the one recorded."""
     artifact = awml_workspace.artifact(awml_case.spec, awml_case.component, awml_case.format)
     loaded = awml_workspace.model(awml_case.spec)
-    results.attach(request.node, "artifacts", {**results.record_ids(awml_case, request.node.nodeid, awml_workspace.options),
-                                               **artifact.as_record(), "weights_sha256": loaded.weights_sha256})
+    results.attach(request.node, ArtifactRecord.of(artifact, test_id=request.node.nodeid, role=ArtifactRole.EXPORT,
+                                                   weights_sha256=loaded.weights_sha256))
     on_disk = sha256_file(artifact.path)
     if on_disk != artifact.sha256:
         raise ArtifactError(f"{artifact.path} changed after it was built: sha256 {on_disk} != {artifact.sha256}")
@@ -140,9 +155,9 @@ def test_parity(awml_case, awml_workspace, request):
     comparisons = compare_outputs(references, outputs, tolerances)
     if not all(c.passed for c in comparisons):  # a stored output that a rerun does not give is the finding, not the backend
         awml_workspace.recheck(spec, component, (reference, target))
-    ids = {**results.record_ids(awml_case, request.node.nodeid, awml_workspace.options),
-           **results.deploy_tolerance(awml_workspace.options.deploy, comparisons)}
-    _gate(request, awml_workspace, awml_case, "parity", ids, comparisons,
+    ids = results.record_ids(awml_case, request.node.nodeid, awml_workspace.options)
+    deploy = results.deploy_tolerance(awml_workspace.options.deploy, comparisons)
+    _gate(request, awml_workspace, awml_case, [ParityRecord(ids=ids, comparison=c, **deploy) for c in comparisons],
           Evidence(inputs, references, outputs, reference.id, target.id, tolerances))
 
 
@@ -165,14 +180,16 @@ def test_drift(awml_case, awml_workspace, request):
     changes = golden.version_changes(found.meta.get("versions", {}), versions(COMPUTE))
     outputs = [awml_workspace.run(spec, component, REFERENCE, sample) for sample in found.inputs]
     replay = options.parity_tolerances(component, REFERENCE.precision)
-    ids = {**results.record_ids(awml_case, request.node.nodeid, options), "golden": str(found.path), "version_changes": changes,
-           "weights_changed": found.meta.get("weights_sha256") != awml_workspace.model(spec).weights_sha256}
+    ids = results.record_ids(awml_case, request.node.nodeid, options)
+    weights_changed = found.meta.get("weights_sha256") != awml_workspace.model(spec).weights_sha256
+    records = [DriftRecord(ids=ids, golden=str(found.path), version_changes=changes, weights_changed=weights_changed, comparison=c)
+               for c in compare_outputs(found.outputs, outputs, tolerances)]
     changed = ", ".join(f"{name} {old} -> {new}" for name, (old, new) in changes.items())
     comparisons = compare_outputs(found.outputs, outputs, tolerances)
     if not all(c.passed for c in comparisons):  # a stored output that a rerun does not give is the finding, not drift
         awml_workspace.recheck(spec, component, (REFERENCE,), found.inputs)
     # the replay runs ONNX Runtime, not PyTorch: allow for its fp32 error on top of the drift budget
-    _gate(request, awml_workspace, awml_case, "drift", ids, comparisons,
+    _gate(request, awml_workspace, awml_case, records,
           Evidence(found.inputs, found.outputs, outputs, f"golden ({found.meta.get('created', '?')})", "pytorch-cpu-fp32 today",
                    {o: tolerances[o].widest(replay[o]) for o in tolerances},
                    note=f"Library versions changed since the golden outputs were made: {changed}" if changes else ""))
@@ -190,9 +207,9 @@ def _update_golden(request, workspace, store, case, tolerances) -> None:
     update = store.update(spec.name, component.name, inputs, workspace.reference(spec, component), meta, tolerances)
     if update.replaced:
         request.node.user_properties.append(("awml.golden_replaced", update.replaced))
-    results.attach(request.node, "golden", {**results.record_ids(case, request.node.nodeid, workspace.options),
-                                            "path": str(update.path), "action": update.action,
-                                            "old_vs_new_max_abs": update.old_vs_new_max_abs})
+    results.attach(request.node, GoldenRecord(ids=results.record_ids(case, request.node.nodeid, workspace.options),
+                                              path=str(update.path), action=update.action,
+                                              old_vs_new_max_abs=update.old_vs_new_max_abs))
 
 
 @pytest.mark.awml_cases("shapes")
@@ -206,7 +223,7 @@ def test_shapes(awml_case, awml_workspace, request):
     runner = awml_workspace.runner(spec, component, target)
     tolerances = options.parity_tolerances(component, target.precision)
     dims = component.dynamic_dims
-    tried: list[dict] = []
+    tried: list[ShapeTry] = []
 
     def check(sizes: dict[str, int], keep: bool) -> None:
         """``keep``: store the inference (see Workspace.run) when a later run draws the same input."""
@@ -218,12 +235,12 @@ def test_shapes(awml_case, awml_workspace, request):
         except AwmlError:
             raise
         except Exception as exc:  # a crash inside the runtime at a size the profile allows is the finding
-            tried.append({"sizes": sizes, "passed": False, "error": f"{type(exc).__name__}: {exc}"[:500]})
+            tried.append(ShapeTry(sizes=sizes, passed=False, error=f"{type(exc).__name__}: {exc}"[:500]))
             raise BackendError(f"{target.id} failed at {sizes}, inside the declared range: {type(exc).__name__}: {exc}") from exc
         comparisons = compare_outputs([expected], [got], tolerances)
         worst = max(comparisons, key=lambda c: c.min_atol_to_pass if c.passed else float("inf"))
-        tried.append({"sizes": sizes, "passed": all(c.passed for c in comparisons), "worst_output": worst.output,
-                      "min_atol_to_pass": worst.min_atol_to_pass})
+        tried.append(ShapeTry(sizes=sizes, passed=all(c.passed for c in comparisons), worst_output=worst.output,
+                              min_atol_to_pass=worst.min_atol_to_pass))
         failed = [c.describe() for c in comparisons if not c.passed]
         if failed:
             raise ToleranceExceeded(differs(target.id, REFERENCE.id, f"at {sizes}", failed))
@@ -246,9 +263,9 @@ def test_shapes(awml_case, awml_workspace, request):
                     side.run(feed)
                 refused.append(str(info.value))
     finally:  # what was tried is evidence whether or not it passed
-        results.attach(request.node, "shapes", {**results.record_ids(awml_case, request.node.nodeid, options),
-                                                "profile": options.hypothesis_profile, "examples": len(tried),
-                                                "tried": tried, "refused": refused})
+        results.attach(request.node, ShapesRecord(ids=results.record_ids(awml_case, request.node.nodeid, options),
+                                                  profile=options.hypothesis_profile, examples=len(tried), tried=tuple(tried),
+                                                  refused=tuple(refused)))
 
 
 @pytest.mark.awml_cases("latency")
@@ -258,27 +275,29 @@ def test_latency(awml_case, awml_workspace, benchmark, request):
     spec, component, target = awml_case.spec, awml_case.component, awml_case.target
     settings = awml_workspace.options.latency(component.latency)
     benchmark.group = f"{spec.name}/{component.name}"
+    ids = results.record_ids(awml_case, request.node.nodeid, awml_workspace.options)
     if stage_source(spec, component, target) is not None:  # a CPU pipeline stage: the network runs once for both tests
         if benchmark.disabled:
             pytest.skip(DISABLED)
         stage = stage_rounds(awml_workspace, spec, component, target)
         record_rounds(benchmark, stage.ms)
         stats = LatencyStats.from_ms(stage.ms)
-        measured = {"clock": SpanTimer.clock, "spans": {"stage": stats.as_dict()}, "rounds_cut": stage.rounds_cut,
-                    "warmup_rounds": stage.warmup_rounds, "measured_in": dict(stage.measured_in)}
+        record = LatencyRecord(ids=ids, stats=stats, clock=SpanTimer.clock, spans={"stage": stats}, rounds_cut=stage.rounds_cut,
+                               warmup_rounds=stage.warmup_rounds, measured_in=MeasuredIn(**stage.measured_in))
     else:
         runner = awml_workspace.runner(spec, component, target)
         own = measure_component(benchmark, runner, awml_workspace.inputs(spec, component)[0], settings)
         if own is None:
             pytest.skip(DISABLED)
         stats = own.stats
-        measured = {"clock": own.clock, "spans": own.spans, "rounds_cut": own.rounds_cut, "warmup_rounds": warmup_rounds(settings),
-                    "warmup_total_ms": warmup_total_ms(own.warmup_ms)}
+        record = LatencyRecord(ids=ids, stats=stats, clock=own.clock, spans=own.spans, rounds_cut=own.rounds_cut,
+                               warmup_rounds=warmup_rounds(settings), warmup_total_ms=warmup_total_ms(own.warmup_ms))
+    measured = record.as_json()
     benchmark.extra_info.update(spec=spec.name, component=component.name, target=target.id, regression_threshold=settings.regression,
-                                **{k: v for k, v in measured.items() if k not in ("warmup_rounds", "warmup_total_ms")}, **stats.as_dict())
+                                **{k: measured[k] for k in ("clock", "spans", "rounds_cut", "measured_in") if k in measured},
+                                **stats.as_json())
     remember_p50(awml_workspace, spec, component, target, stats.p50_ms)
-    results.attach(request.node, "latency", {**results.record_ids(awml_case, request.node.nodeid, awml_workspace.options),
-                                             **stats.as_dict(), **measured})
+    results.attach(request.node, record)
     verdicts = [ratio_verdict(target.id, stats.p50_ms, r.baseline, p50(awml_workspace, spec, component, r.baseline, settings), r.max_ratio)
                 for r in settings.ratios if r.target == target.id]
     _gate_latency(request, awml_workspace, settings, verdicts, stats.p50_ms)
@@ -293,7 +312,7 @@ def test_pipeline_parity(awml_case, awml_workspace, request):
     pipeline_spec = spec.pipeline_named(awml_case.pipeline)
     checks = pipeline_spec.compare(references, outputs, target.precision)
     ids = results.record_ids(awml_case, request.node.nodeid, awml_workspace.options, component=awml_case.pipeline.record_component)
-    results.attach_verdicts(request.node, "parity", ids, checks)
+    results.attach_verdicts(request.node, ids, checks)
     failed = [c.describe() for c in checks if not c.passed]
     if failed:
         raise ToleranceExceeded(differs(f"the {target.id} pipeline", REFERENCE.id,
@@ -325,10 +344,10 @@ def test_metric(awml_case, awml_workspace, request):
     limit = spec.metric.max_delta[target.precision.value]
     verdict = metric_verdict(reference, score, limit)
     ids = results.record_ids(awml_case, request.node.nodeid, awml_workspace.options, component="pipeline")
-    results.attach(request.node, "metrics", {**ids, "metric": score.name, "value": score.value, "reference_value": reference.value,
-                                             "delta": verdict.value, "max_delta": limit, "compared": score.compared,
-                                             "details": dict(score.details), "reference_details": dict(reference.details),
-                                             "passed": verdict.passed})
+    results.attach(request.node, MetricRecord(ids=ids, metric=score.name, value=score.value, reference_value=reference.value,
+                                              delta=verdict.value, max_delta=limit, compared=score.compared,
+                                              details=dict(score.details), reference_details=dict(reference.details),
+                                              passed=verdict.passed))
     request.node.user_properties.append((f"awml.{score.name}", score.value))
     _require_compared([verdict], spec.metric.min_compared, f"the {target.id} {score.name}")
     if not verdict.passed:
@@ -348,20 +367,23 @@ def test_pipeline_latency(awml_case, awml_workspace, benchmark, request):
     shared = pipeline_rounds(awml_workspace, spec, target, awml_case.pipeline, settings)  # component tests may read them too
     record_rounds(benchmark, shared.total)
     measured, stats = shared.rounds, shared.rounds.stats
-    stages = {name: LatencyStats.from_ms(ms).as_dict() for name, ms in shared.stages.items()}
+    stages = {name: LatencyStats.from_ms(ms) for name, ms in shared.stages.items()}
     # what the networks alone take on this target: the pipeline's overhead is its p50 over their sum (on a CPU,
     # a stage's component reads them from these same rounds: latency_sources.p50)
     networks_ms = sum(p50(awml_workspace, spec, c, target.id, settings) for c in spec.components_of(awml_case.pipeline))
-    overhead = {"components_p50_ms": round(networks_ms, REPORT_DECIMALS),
-                "ratio_to_components": round(stats.p50_ms / networks_ms, REPORT_DECIMALS)}
-    benchmark.extra_info.update(spec=spec.name, component=awml_case.pipeline.record_component, target=target.id, stages=stages,
-                                rounds_cut=measured.rounds_cut, regression_threshold=settings.regression, **overhead,
-                                **stats.as_dict())
-    results.attach(request.node, "latency", {**results.record_ids(awml_case, request.node.nodeid, awml_workspace.options,
-                                                                  component=awml_case.pipeline.record_component),
-                                             **stats.as_dict(), **overhead, "stages": stages, "rounds_cut": measured.rounds_cut,
-                                             "warmup_rounds": warmup_rounds(settings), "warmup_total_ms": warmup_total_ms(measured.warmup_ms)})
-    verdicts = [share_verdict(stage, stages[stage]["p50_ms"], stats.p50_ms, share) for stage, share in settings.stage_shares.items()]
+    record = LatencyRecord(ids=results.record_ids(awml_case, request.node.nodeid, awml_workspace.options,
+                                                  component=awml_case.pipeline.record_component),
+                           stats=stats, components_p50_ms=round(networks_ms, REPORT_DECIMALS),
+                           ratio_to_components=round(stats.p50_ms / networks_ms, REPORT_DECIMALS), stages=stages,
+                           rounds_cut=measured.rounds_cut, warmup_rounds=warmup_rounds(settings),
+                           warmup_total_ms=warmup_total_ms(measured.warmup_ms))
+    recorded = record.as_json()
+    benchmark.extra_info.update(spec=spec.name, component=awml_case.pipeline.record_component, target=target.id,
+                                stages=recorded["stages"], rounds_cut=measured.rounds_cut, regression_threshold=settings.regression,
+                                components_p50_ms=record.components_p50_ms, ratio_to_components=record.ratio_to_components,
+                                **stats.as_json())
+    results.attach(request.node, record)
+    verdicts = [share_verdict(stage, stages[stage].p50_ms, stats.p50_ms, share) for stage, share in settings.stage_shares.items()]
     _gate_latency(request, awml_workspace, settings, verdicts, stats.p50_ms)
 
 
@@ -379,9 +401,10 @@ def test_bundle(awml_case, awml_workspace, request):
     ids = results.record_ids(awml_case, request.node.nodeid, options, component="bundle")
     for path in paths:
         digest = sha256_file(path)
-        results.attach(request.node, "artifacts", {**ids, "format": "autoware-bundle", "path": str(path), "sha256": digest,
-                                                   "reused": False, "build_seconds": 0.0, "weights_sha256": loaded.weights_sha256,
-                                                   "tested_as": by_sha.get(digest)})
+        results.attach(request.node, ArtifactRecord(test_id=ids.test_id, spec=ids.spec, component="bundle", format=BUNDLE_FORMAT,
+                                                    path=str(path), sha256=digest, reused=False, build_seconds=0.0,
+                                                    size_bytes=path.stat().st_size, weights_sha256=loaded.weights_sha256,
+                                                    tested_as=by_sha.get(digest), role=ArtifactRole.BUNDLE))
     shipped = {sha256_file(path) for path in paths}
     untested = sorted(name for name, artifact in tested.items() if artifact.sha256 not in shipped)
     if untested:

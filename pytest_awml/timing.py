@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, fields
+from typing import Any
 
 import numpy as np
 
@@ -39,7 +40,7 @@ class LatencyStats:
     max_ms: float
 
     @classmethod
-    def from_ms(cls, values) -> "LatencyStats":
+    def from_ms(cls, values) -> LatencyStats:
         ms = np.asarray(list(values), dtype=np.float64)
         if ms.size == 0:
             raise ValueError("no timings to summarize")
@@ -47,8 +48,13 @@ class LatencyStats:
         return cls(int(ms.size), float(p50), float(p90), float(p95), float(p99), float(ms.mean()),
                    float(ms.std(ddof=1)) if ms.size > 1 else 0.0, float(ms.min()), float(ms.max()))
 
-    def as_dict(self) -> dict:
+    def as_json(self) -> dict:
+        """The report's figures, rounded to :data:`REPORT_DECIMALS`."""
         return {k: (round(v, REPORT_DECIMALS) if isinstance(v, float) else v) for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> LatencyStats:
+        return cls(**{f.name: data[f.name] for f in fields(cls)})
 
 
 class SpanTimer:
@@ -68,8 +74,8 @@ class SpanTimer:
     def clear(self) -> None:
         self.spans.clear()
 
-    def stats(self) -> dict[str, dict]:
-        return {name: LatencyStats.from_ms(values).as_dict() for name, values in self.spans.items() if values}
+    def stats(self) -> dict[str, LatencyStats]:
+        return {name: LatencyStats.from_ms(values) for name, values in self.spans.items() if values}
 
 
 class CudaSpanTimer(SpanTimer):
@@ -188,7 +194,7 @@ class Measurement:
     """What one component latency test measured: compute rounds, and the spans' breakdown."""
 
     stats: LatencyStats
-    spans: dict[str, dict]
+    spans: Mapping[str, LatencyStats]
     clock: str
     rounds_cut: bool
     warmup_ms: tuple[float, ...]

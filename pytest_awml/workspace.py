@@ -27,7 +27,7 @@ from pytest_awml.builders import BuildContext, Ingredient
 from pytest_awml.cases import Plan
 from pytest_awml.device import REFERENCE, Target
 from pytest_awml.digests import content_digest
-from pytest_awml.errors import AwmlError, BackendError
+from pytest_awml.errors import AwmlError, BackendError, SpecError
 from pytest_awml.inference_store import Compute, InferenceStore
 from pytest_awml.machine import machine_identity
 from pytest_awml.memo import Key, Memo, key
@@ -194,7 +194,13 @@ class Workspace:
         """The spec's pipeline (or its bundle's) with every component on ``target`` (one runner each, shared)."""
         def build() -> Pipeline:
             runners = {c.name: self.runner(spec, c, target) for c in spec.components_of(name)}
-            return spec.pipeline_named(name).build(self.model(spec).model, runners)
+            pipeline_spec = spec.pipeline_named(name)
+            built = pipeline_spec.build(self.model(spec).model, runners)
+            problems = pipeline_spec.stage_problems(built.stages)
+            if problems:  # a typo would change how latency is measured, silently
+                raise SpecError(spec.name, name.field, "; ".join(problems),
+                                "name the stages as the pipeline's class declares them in its stages")
+            return built
 
         return self._memo.get(key(_Slot.PIPELINE, spec.name, name, target), build)
 
@@ -250,7 +256,7 @@ class Workspace:
         for runner in reversed(runners):
             try:
                 runner.close()
-            except Exception as exc:  # one runner's failure must not keep the others open
+            except Exception as exc:  # noqa: BLE001  one runner's failure must not keep the others open
                 log.warning("closing the %s runner failed: %s: %s", runner.target.id, type(exc).__name__, exc)
                 failures.append(exc)
         self._memo.clear()

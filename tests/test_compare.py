@@ -93,7 +93,7 @@ def test_record_is_json_safe():
     import json
 
     c = compare_output("x", [np.zeros(0, np.float32)], [np.zeros(0, np.float32)], TOL)
-    json.dumps(c.as_record(), allow_nan=False)
+    json.dumps(c.as_json(), allow_nan=False)
 
 
 @pytest.mark.parametrize("value", [0.0, 3.5])

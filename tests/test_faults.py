@@ -8,6 +8,7 @@ the message. Options and files the plugin reads at configure time run through py
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -24,14 +25,16 @@ from model_specs.centerpoint import data
 from model_specs.centerpoint.autoware import AutowareSettings
 from model_specs.centerpoint.config import TINY
 from model_specs.mmconfig import MAX_CONFIG_BYTES, read_config
-from pytest_awml import report
+from pytest_awml import report, run_report
 from pytest_awml.artifacts import FILE_MODE, ArtifactStore, write_atomic
 from pytest_awml.builders.onnx import onnx_problem
-from pytest_awml.device import Device, Precision, Target
+from pytest_awml.device import REFERENCE, Device, Precision, Target
+from pytest_awml.limits import LatencySettings
 from pytest_awml.errors import ArtifactError, BackendError, DataError, SpecError
 from pytest_awml.golden import GoldenStore
 from pytest_awml.locks import held
 from pytest_awml.models import DataWarning
+from pytest_awml.records import DataNote, SkippedTest
 from pytest_awml.results import Results
 from pytest_awml.runners.onnxruntime import OnnxRuntimeRunner
 from pytest_awml.runners.pytorch import PyTorchRunner
@@ -309,7 +312,9 @@ def test_what_a_data_reader_changed_is_kept_for_the_report(tmp_path):
     assert models.load(dataclasses.replace(spec, load_data=lambda p, o: toy.make_samples(1, 0)), plan.options).notes == ()
     from pytest_awml import summary
 
-    shown = summary.lines(Results(data=[{"spec": "toy", "note": "scan.bin: 3 points cut"}]), None)
+    results = Results()
+    results.add(DataNote(test_id="t", spec="toy", data="scan.bin", note="scan.bin: 3 points cut"))
+    shown = summary.lines(results, None)
     assert shown == ["data toy: scan.bin: 3 points cut"]
 
 
@@ -488,15 +493,90 @@ def test_a_golden_set_mixing_two_updates_is_refused_as_a_whole(tmp_path):
     assert store.read("s", "a").meta["seed"] == store.read("s", "b").meta["seed"] == 1
 
 
-# -- the JSON report is never lost -----------------------------------------------------------------------
+# -- a pipeline's stages: a typo is a SpecError naming it, never a silent change in how latency is measured ----
+def _toy_stages(**changes):
+    import toy
+
+    return dataclasses.replace(toy.SPEC, pipeline=dataclasses.replace(toy.SPEC.pipeline, **changes))
+
+
+STAGE_FAULTS = [
+    # (id, PipelineSpec changes, field, message fragment); validate() sees these with the spec alone
+    ("stage of a component it does not run", {"stage_components": {"enc": "encoder"}}, "pipeline.stage_components",
+     "stage_components['enc'] names 'encoder', which this pipeline does not run (its components: enc, head)"),
+    ("one component for two stages", {"stage_components": {"enc": "enc", "head": "enc"}}, "pipeline.stage_components",
+     "stage_components gives 'enc' to 2 stages"),
+    ("a stage without a name", {"stage_components": {"": "enc"}}, "pipeline.stage_components", "a stage named ''"),
+]
+
+
+@pytest.mark.parametrize("changes, field, fragment", [row[1:] for row in STAGE_FAULTS], ids=[row[0] for row in STAGE_FAULTS])
+def test_a_bad_stage_declaration_is_a_spec_error_naming_it(changes, field, fragment):
+    from pytest_awml.spec import validate
+
+    with pytest.raises(SpecError, match="Fix: map each stage") as info:
+        validate(_toy_stages(**changes))
+    assert info.value.field == field and fragment in info.value.problem
+
+
+BUILT_STAGE_FAULTS = [
+    # (id, PipelineSpec changes, message fragment); known once the spec's build made the pipeline (its stages)
+    ("stage the pipeline does not time", {"stage_components": {"encoder": "enc"}},
+     "stage_components names the stage 'encoder', which the pipeline does not time (its stages: enc, head)"),
+    ("stage share of a stage it does not time", {"latency": LatencySettings(stage_shares={"haed": 0.5})},
+     "latency.stage_shares names the stage 'haed'"),
+]
+
+
+@pytest.mark.parametrize("changes, fragment", [row[1:] for row in BUILT_STAGE_FAULTS], ids=[row[0] for row in BUILT_STAGE_FAULTS])
+def test_a_stage_the_built_pipeline_does_not_time_is_a_spec_error(tmp_path, changes, fragment):
+    import toy
+    from pytest_awml.spec import validate
+    from pytest_awml.workspace import Workspace
+
+    spec = validate(_toy_stages(**changes))  # the spec alone cannot tell: the stages are the built pipeline's
+    workspace = Workspace(toy.plan(tmp_path, specs=(spec,)), ArtifactStore(tmp_path))
+    with pytest.raises(SpecError, match="name the stages as the pipeline's class declares them") as info:
+        workspace.pipeline(spec, REFERENCE)
+    assert info.value.field == "pipeline" and fragment in info.value.problem
+
+
+# -- the JSON report is never lost, nor replaced without a word -------------------------------------------
 def test_a_report_that_cannot_be_written_goes_elsewhere_with_a_warning(tmp_path, caplog):
     (tmp_path / "a_file").write_text("x")
-    results = Results()
     with caplog.at_level(logging.WARNING):
-        written = results.write(tmp_path / "a_file" / "report.json", {"seed": 0})
-    assert written != tmp_path / "a_file" / "report.json" and json.loads(written.read_text())["run"] == {"seed": 0}
-    assert f"it is at {written}" in results.write_problem and "could not be written" in caplog.text
-    written.unlink()
+        written = run_report.write(Results(), tmp_path / "a_file" / "report.json", {"seed": 0}, interrupted=False)
+    assert written.path != tmp_path / "a_file" / "report.json" and json.loads(written.path.read_text())["run"] == {"seed": 0}
+    assert f"it is at {written.path}" in written.notices[-1] and "could not be written" in caplog.text
+    written.path.unlink()
+
+
+def _with_tests(*test_ids: str) -> Results:
+    results = Results()
+    for test_id in test_ids:
+        results.add(SkippedTest(test_id=test_id, reason="r"))
+    return results
+
+
+def test_a_narrower_run_keeps_the_fuller_report_and_says_so(tmp_path):
+    path = tmp_path / "report.json"
+    run_report.write(_with_tests("a", "b"), path, {"n": 1}, interrupted=False)
+    rows = [  # (this run's tests, interrupted, where its report goes, kept as previous, notice)
+        (("a", "b"), False, path, None, None),  # the same tests again: replaced, nothing to say
+        (("a",), False, path, {"n": 2}, "held records of 1 test(s) this run did not report, e.g. b"),  # -k: the fuller one kept
+        (("a", "b"), True, tmp_path / "report.interrupted.json", None, "interrupted"),  # Ctrl-C: the report stays
+    ]
+    for n, (tests, interrupted, where, previous, notice) in enumerate(rows, start=2):
+        written = run_report.write(_with_tests(*tests), path, {"n": n}, interrupted=interrupted)
+        assert written.path == where and json.loads(where.read_text())["run"] == {"n": n}
+        kept = tmp_path / "report.previous.json"
+        assert (json.loads(kept.read_text())["run"] if previous else None) == previous
+        assert (notice is None and written.notices == ()) or notice in written.notices[0]
+        kept.unlink(missing_ok=True)
+    assert json.loads(path.read_text())["run"] == {"n": 3}  # the interrupted run left it as it was
+    path.write_text("{not json")  # a report that cannot be read is kept, not lost
+    assert "could not be read" in run_report.write(_with_tests("a"), path, {}, interrupted=False).notices[0]
+    assert (tmp_path / "report.previous.json").read_text() == "{not json"
 
 
 # -- awml-report: 1 is a regression, 2 a bad input, 3 a bug -------------------------------------------------
@@ -1117,22 +1197,6 @@ def _toy_with(**pipeline_changes):
     import toy
 
     return dataclasses.replace(toy.SPEC, pipeline=dataclasses.replace(toy.SPEC.pipeline, **pipeline_changes))
-
-
-PIPELINE_FAULTS = [
-    ({"stage_components": {"enc": "encoder"}}, "pipeline.stage_components['enc']", "names 'encoder', which this pipeline does not run"),
-    ({"stage_components": {"enc": "enc", "again": "enc"}}, "pipeline.stage_components['again']", "names 'enc' again"),
-]
-
-
-@pytest.mark.parametrize("changes, field, fragment", PIPELINE_FAULTS)
-def test_a_stage_naming_no_component_of_its_pipeline_is_a_spec_error(changes, field, fragment):
-    """A typo in ``stage_components`` would silently time a component alone instead of reading its stage."""
-    from pytest_awml.spec import validate
-
-    with pytest.raises(SpecError, match="Fix:") as info:
-        validate(_toy_with(**changes))
-    assert field in str(info.value) and fragment in str(info.value)
 
 
 def test_a_pipeline_the_spec_does_not_declare_is_a_spec_error():

@@ -28,7 +28,7 @@ def test_span_timer_and_round_planning():
     for _ in range(3):
         with timer.span("compute"):
             sum(range(1000))
-    assert timer.stats()["compute"]["rounds"] == 3 and timer.stats()["compute"]["min_ms"] > 0
+    assert timer.stats()["compute"].rounds == 3 and timer.stats()["compute"].min_ms > 0
     settings = LatencySettings(rounds=50, max_time_s=1.0)
     assert plan_rounds(settings, probe_ms=100.0, rounds=50) == (10, True)
     assert plan_rounds(settings, probe_ms=1.0, rounds=50) == (50, False)

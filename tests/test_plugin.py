@@ -36,6 +36,7 @@ def test_tiny_spec_end_to_end_then_reuse(run_awml):
     assert "no checkpoint given: bundled trained weights weights/centerpoint-tiny.pt" in first.text
     report = first.report
     assert set(report) >= {"run", "artifacts", "parity", "latency"}
+    assert [(s["test_id"].split("[")[0], s["reason"][:17]) for s in report["skipped"]] == [("awml::test_drift", "no golden folder:")] * 2
     graphs = [a for a in report["artifacts"] if a["format"] == "onnx"]
     assert [a["reused"] for a in graphs] == [False, False]
     inferences = lambda run: {(a["component"], a["format"], a["details"]["input"]): a for a in run.report["artifacts"]  # noqa: E731
@@ -331,3 +332,46 @@ def test_shape_fuzzing_keeps_what_a_later_run_draws_again(run_awml):
                                                                                        ("pytorch-cpu-fp32", "same")]
     assert 0 < len(kept(dev)) < len(kept(first)) and all(a["reused"] for a in kept(dev))  # the corners only
     assert dev.report["inferences"]  # its draws
+
+
+# what this branch added to the report (fields may be added, never renamed, dropped or moved)
+ADDED = {"top": ["skipped"], "run": ["interrupted", "selection"], "artifacts": ["tested_as", "role"], "skipped": ["test_id", "reason"]}
+
+
+def test_the_report_keeps_main_s_keys_in_main_s_order_and_only_adds(run_awml, pytester):
+    """Every record of a run that makes most kinds (golden written, so drift's golden records too) has the keys,
+    in order, of one of the shapes main wrote before the records were typed (tests/data/report_keys.json)."""
+    import json
+    from pathlib import Path
+
+    main = json.loads((Path(__file__).parent / "data" / "report_keys.json").read_text())
+    run = run_awml("--awml-spec", "centerpoint-tiny", f"--awml-golden={pytester.path / 'golden'}", "--awml-update-golden")
+    assert run.result.ret == 0, run.text
+    report = run.report
+    kept = lambda keys, kind: [k for k in keys if k not in ADDED.get(kind, [])]  # noqa: E731
+    assert kept(list(report), "top") == main["top"] and kept(list(report["run"]), "run") == main["run"]
+    seen = {}
+    for kind, records in report.items():
+        if kind in ("run", "skipped"):
+            continue
+        for record in records:
+            keys = kept(list(record), kind)
+            assert keys in main[kind], f"a {kind} record's keys changed: {keys}"
+            seen.setdefault(kind, []).append(keys)
+            if kind == "artifacts":
+                assert record["role"] in {"export", "inference", "weights"}
+                assert (record["role"] == "inference") == (record["format"] in ("reference-outputs", "backend-outputs"))
+    for kind in ("artifacts", "parity", "latency", "shapes", "golden", "metrics", "inferences"):  # drift and data need other runs
+        assert all(shape in seen[kind] for shape in main[kind]), kind
+    assert report["run"]["interrupted"] is False and report["run"]["selection"]["deselected"] == 0
+
+    # --collect-only runs no test: the report stays the last run's, and the summary says none was written
+    before = (pytester.path / ".awml" / "artifacts" / "awml-report.json").read_bytes()
+    listed = run_awml("--awml-spec", "centerpoint-tiny", "--collect-only", "-q")
+    assert listed.result.ret == 0 and "JSON report: none written (--collect-only" in listed.text
+    assert (pytester.path / ".awml" / "artifacts" / "awml-report.json").read_bytes() == before
+    # a -k run reports fewer tests: it writes its own report, and keeps and names the fuller one
+    narrower = run_awml("--awml-spec", "centerpoint-tiny", "-k", "test_export", "-rs")
+    assert "WARNING: this run's report replaced" in narrower.text and "awml-report.previous.json" in narrower.text
+    assert (pytester.path / ".awml" / "artifacts" / "awml-report.previous.json").read_bytes() == before
+    assert narrower.report["run"]["selection"]["deselected"] > 0 and narrower.report["skipped"] == []

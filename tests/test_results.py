@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import types
 
 import numpy as np
@@ -15,8 +14,10 @@ from pytest_awml.compare import compare_output
 from pytest_awml.device import Device, Precision, Target
 from pytest_awml.limits import Tolerance, Verdict
 from pytest_awml.options import ToleranceOverrides
-from pytest_awml.results import (KINDS, RECORD, Results, attach, attach_comparisons, attach_verdicts, record_ids,
-                                 run_info)
+from pytest_awml.results import attach as results_attach
+from pytest_awml.records import KINDS, LatencyRecord, ParityRecord, RecordIds, to_json
+from pytest_awml.results import RECORD, Results, attach_comparisons, attach_verdicts, record_ids, run_info
+from pytest_awml.timing import LatencyStats
 
 TARGET = Target("onnxruntime", Device.parse("cpu"), Precision.FP32)
 
@@ -28,37 +29,38 @@ def _node():
 def test_record_ids_for_each_kind_of_case(tmp_path):
     options = toy.options(tmp_path)
     spec, comp = toy.SPEC, toy.SPEC.components[0]
-    assert record_ids(Case(spec, comp, format="onnx"), "t", options) == {"test_id": "t", "spec": "toy", "component": "enc"}
-    assert record_ids(Case(spec, comp, TARGET), "t", options) == {
+    assert to_json(record_ids(Case(spec, comp, format="onnx"), "t", options)) == {"test_id": "t", "spec": "toy", "component": "enc"}
+    assert to_json(record_ids(Case(spec, comp, TARGET), "t", options)) == {
         "test_id": "t", "spec": "toy", "component": "enc", "target": "onnxruntime-cpu-fp32", "backend": "onnxruntime",
         "device": "cpu", "precision": "fp32"}
-    assert record_ids(Case(spec, target=TARGET), "t", options, component="pipeline")["component"] == "pipeline"
-    assert record_ids(Case(spec), "t", options, component="bundle") == {"test_id": "t", "spec": "toy", "component": "bundle"}
+    assert record_ids(Case(spec, target=TARGET), "t", options, component="pipeline").component == "pipeline"
+    assert to_json(record_ids(Case(spec), "t", options, component="bundle")) == {"test_id": "t", "spec": "toy", "component": "bundle"}
 
 
 def test_record_ids_say_where_an_xdist_worker_ran(tmp_path):
     options = toy.options(tmp_path, device=Device.parse("cuda"), worker="gw1", gpu=Device.parse("cuda:1"))
     cuda = dataclasses.replace(TARGET, device=Device.parse("cuda:0"))
     ids = record_ids(Case(toy.SPEC, toy.SPEC.components[0], cuda), "t", options)
-    assert ids["device"] == "cuda0" and ids["worker"] == "gw1" and ids["gpu"] == "cuda:1"
+    assert ids.device == "cuda0" and ids.worker == "gw1" and ids.gpu == "cuda:1"
 
 
-def test_attach_checks_the_kind_and_adds_junit_figures():
+IDS = RecordIds(test_id="t", spec="toy")
+
+
+def test_attach_tags_the_type_and_adds_junit_figures():
     node = _node()
-    with pytest.raises(ValueError, match="not one of"):
-        attach(node, "timings", {})
     comparison = compare_output("y", [np.ones(3, np.float32)], [np.ones(3, np.float32)], Tolerance(1e-3))
-    attach_comparisons(node, "parity", {"test_id": "t"}, [comparison])
+    attach_comparisons(node, [ParityRecord(ids=IDS, comparison=comparison)])
     name, record = node.user_properties[0]
-    assert name == RECORD and record["kind"] == "parity" and record["output"] == "y" and record["max_abs"] == 0
+    assert name == RECORD and record["type"] == "comparison" and record["output"] == "y" and record["max_abs"] == 0
     assert [p[0] for p in node.user_properties[1:]] == ["awml.y.max_abs", "awml.y.p99_abs", "awml.y.min_atol_to_pass"]
 
 
 def test_pipeline_verdicts_become_parity_records():
     node = _node()
-    attach_verdicts(node, "parity", {"test_id": "t"}, [Verdict("boxes.score", 0.5, 0.1, "why", compared=7), Verdict("flips", 0.0, 0.0)])
+    attach_verdicts(node, IDS, [Verdict("boxes.score", 0.5, 0.1, "why", compared=7), Verdict("flips", 0.0, 0.0)])
     records = [value for name, value in node.user_properties if name == RECORD]
-    assert records[0] == {"kind": "parity", "test_id": "t", "output": "boxes.score", "max_abs": 0.5, "atol": 0.1, "rtol": 0.0,
+    assert records[0] == {"type": "check", "test_id": "t", "spec": "toy", "output": "boxes.score", "max_abs": 0.5, "atol": 0.1, "rtol": 0.0,
                           "passed": False, "problem": "why", "compared": 7}
     assert records[1]["passed"] and records[1]["problem"] == ""
     assert ("awml.boxes.score", 0.5) in node.user_properties
@@ -66,16 +68,30 @@ def test_pipeline_verdicts_become_parity_records():
 
 def test_the_collector_takes_records_once_per_test(tmp_path):
     results = Results()
-    properties = [(RECORD, {"kind": "latency", "p50_ms": 1.0}), ("awml.y.max_abs", 0.1)]
+    stats = LatencyStats.from_ms([1.0, 2.0])
+    latency = LatencyRecord(ids=IDS, stats=stats, spans={"compute": stats}, rounds_cut=False, warmup_rounds=1)
+    node = _node()
+    results_attach(node, latency)
+    properties = [*node.user_properties, ("awml.y.max_abs", 0.1)]
     for when in ("setup", "call", "teardown"):
         results.pytest_runtest_logreport(types.SimpleNamespace(when=when, user_properties=properties, skipped=False,
                                                                nodeid="awml::test_latency[toy/enc/pytorch-cpu-fp32]"))
-    assert results.latency == [{"p50_ms": 1.0}] and results.parity == []
-    assert (results.verified, results.skipped) == (1, 0)  # one test ran: counted once, at its call
-    path = tmp_path / "report.json"
-    results.write(path, {"seed": 0})
-    assert list(json.loads(path.read_text())) == ["run", *KINDS]
-    assert set(KINDS) >= {"artifacts", "parity", "latency"}
+    read = results.of(LatencyRecord)  # read back as its type, to the report's figures (rounded)
+    assert [r.as_json() for r in read] == [latency.as_json()] and results.records["parity"] == []
+    assert isinstance(read[0].spans["compute"], LatencyStats) and read[0].stats.rounds == 2
+    assert (results.verified, results.skipped_count) == (1, 0)  # one test ran: counted once, at its call
+    report = results.as_json({"seed": 0})
+    assert list(report) == ["run", *KINDS] and report["latency"] == [latency.as_json()]
+    assert KINDS == ("artifacts", "parity", "latency", "drift", "shapes", "golden", "data", "metrics", "inferences", "skipped")
+
+
+def test_skipped_tests_and_their_reasons_are_recorded():
+    results = Results()
+    for nodeid, longrepr in (("awml::test_drift[toy/enc]", ("suite.py", 3, "Skipped: no golden folder")), ("mine::test_x", ("f", 1, "Skipped: x"))):
+        results.pytest_runtest_logreport(types.SimpleNamespace(when="setup", user_properties=[], skipped=True, nodeid=nodeid,
+                                                               longrepr=longrepr))
+    assert results.as_json({})["skipped"] == [{"test_id": "awml::test_drift[toy/enc]", "reason": "no golden folder"}]
+    assert results.skipped_count == 1 and results.verified_nothing
 
 
 def test_run_info_has_the_contract_fields(tmp_path):

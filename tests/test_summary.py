@@ -2,17 +2,34 @@
 
 from __future__ import annotations
 
+import dataclasses
+
+from pytest_awml.compare import OutputComparison
+from pytest_awml.records import (ArtifactRecord, ArtifactRole, DriftRecord, GoldenRecord, LatencyRecord, ParityRecord, Record,
+                                 RecordIds)
 from pytest_awml.results import Results
 from pytest_awml.summary import lines
+from pytest_awml.timing import LatencyStats
 
-PARITY = {"spec": "toy", "component": "enc", "target": "onnxruntime-cpu-fp32", "output": "y", "max_abs": 1e-6, "max_rel": 2e-6,
-          "atol": 1e-5, "rtol": 1e-5, "min_atol_to_pass": 0.0, "passed": True}
-LATENCY = {"spec": "toy", "component": "enc", "target": "onnxruntime-cpu-fp32", "p50_ms": 1.25, "p90_ms": 2.0, "p99_ms": 3.0, "rounds": 5}
+IDS = RecordIds(test_id="t", spec="toy", component="enc", target="onnxruntime-cpu-fp32")
+PARITY = ParityRecord(ids=IDS, comparison=OutputComparison(output="y", passed=True, atol=1e-5, rtol=1e-5, max_abs=1e-6, max_rel=2e-6,
+                                                           min_atol_to_pass=0.0))
+STATS = LatencyStats(rounds=5, p50_ms=1.25, p90_ms=2.0, p95_ms=2.5, p99_ms=3.0, mean_ms=1.5, stddev_ms=0.1, min_ms=1.0, max_ms=3.0)
+LATENCY = LatencyRecord(ids=IDS, stats=STATS, rounds_cut=False, warmup_rounds=1)
+
+
+def _results(*records: Record) -> Results:
+    results = Results()
+    for record in records:
+        results.add(record)
+    return results
 
 
 def test_parity_rows_carry_the_latency_once():
-    results = Results(parity=[PARITY, {**PARITY, "output": "w", "passed": False, "problem": "shape (2,) differs"}],
-                      latency=[LATENCY, {**LATENCY, "target": "pytorch-cpu-fp32", "p50_ms": 9.5}])
+    failed = dataclasses.replace(PARITY.comparison, output="w", passed=False, problem="shape (2,) differs")
+    results = _results(PARITY, ParityRecord(ids=IDS, comparison=failed), LATENCY,
+                       dataclasses.replace(LATENCY, ids=dataclasses.replace(IDS, target="pytorch-cpu-fp32"),
+                                           stats=dataclasses.replace(STATS, p50_ms=9.5)))
     out = lines(results, "report.json")
     assert out[0].startswith("spec/component") and set(out[1]) == {"-"}
     assert "toy/enc" in out[2] and "onnxruntime-cpu-fp32" in out[2] and out[2].rstrip().endswith("1.25") and " yes " in out[2]
@@ -23,17 +40,29 @@ def test_parity_rows_carry_the_latency_once():
 
 
 def test_artifacts_golden_drift_and_placement():
-    results = Results(
-        artifacts=[{"spec": "toy", "component": "enc", "format": "onnx", "reused": False, "build_seconds": 1.26, "path": "/a/enc.onnx",
-                    "rebuilt_reason": "a file without a manifest"}],
-        golden=[{"spec": "toy", "component": "enc", "action": "updated", "path": "/g/enc.npz", "old_vs_new_max_abs": {"y": 0.5, "z": None}}],
-        drift=[{"spec": "toy", "component": "enc", "output": "y", "max_abs": 0.5, "atol": 1e-5, "passed": False}],
-        latency=[{**LATENCY, "worker": "gw1", "gpu": "cuda:1"}])
+    results = _results(
+        ArtifactRecord(test_id="t", spec="toy", component="enc", format="onnx", reused=False, build_seconds=1.26, path="/a/enc.onnx",
+                       sha256="0", rebuilt_reason="a file without a manifest", role=ArtifactRole.EXPORT),
+        GoldenRecord(ids=IDS, action="updated", path="/g/enc.npz", old_vs_new_max_abs={"y": 0.5, "z": None}),
+        DriftRecord(ids=IDS, golden="/g", version_changes={}, weights_changed=False,
+                    comparison=OutputComparison(output="y", passed=False, atol=1e-5, rtol=0.0, max_abs=0.5)),
+        dataclasses.replace(LATENCY, ids=dataclasses.replace(IDS, worker="gw1", gpu="cuda:1")))
     out = "\n".join(lines(results, None))
     assert "artifact toy/enc/onnx: built in 1.3 s (rebuilt: a file without a manifest): /a/enc.onnx" in out
     assert "golden toy/enc: updated /g/enc.npz (old vs new max_abs: y 0.5)" in out
     assert "drift toy/enc y: max_abs 0.5 > atol 1e-05" in out
     assert "xdist placement: gw1 -> cuda:1" in out and "JSON report" not in out
+
+
+def test_stored_inferences_are_told_apart_by_their_role_not_their_details():
+    stored = [ArtifactRecord(test_id="t", spec="toy", component="enc", format="backend-outputs", reused=i > 0, build_seconds=0.5,
+                             path=f"/o/{i}.npz", sha256=str(i), details={"target": "onnxruntime-cpu-fp32"}, role=ArtifactRole.INFERENCE)
+              for i in range(3)]
+    export = dataclasses.replace(stored[0], format="onnx", path="/a/enc.onnx", details={"input": "not an inference"},
+                                 role=ArtifactRole.EXPORT)
+    out = lines(_results(*stored, export), None)
+    assert out == ["artifact toy/enc/onnx: built in 0.5 s: /a/enc.onnx",
+                   "outputs toy/enc onnxruntime-cpu-fp32 (backend-outputs), 3 inputs: 2 reused, 1 computed in 0.5 s"]
 
 
 def test_an_empty_run_says_nothing_but_the_report():

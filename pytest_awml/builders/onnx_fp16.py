@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from pytest_awml.builders.base import ArtifactBuilder, BuildContext
-from pytest_awml.builders.onnx import FORMAT as ONNX, onnx_problem
+from pytest_awml.builders.onnx import FORMAT as ONNX
+from pytest_awml.builders.onnx import onnx_problem
 from pytest_awml.device import Device
 from pytest_awml.provenance import package_version
 from pytest_awml.spec import Component

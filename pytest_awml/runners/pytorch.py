@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -21,8 +22,8 @@ class PyTorchRunner(Runner):
         super().__init__(target, output_names, input_specs)
         self._source = module
         self._input_names = tuple(input_names)
-        self._module = None
-        self._dtype = None
+        self._module: Any = None  # a torch.nn.Module once activated
+        self._dtype: Any = None  # a torch.dtype once activated
 
     def activate(self) -> None:
         import torch
@@ -53,7 +54,7 @@ class PyTorchRunner(Runner):
         self.open()
         prepared = tuple(inputs[name].to(self._dtype) if inputs[name].is_floating_point() else inputs[name]
                          for name in self._input_names)
-        return dict(zip(self.output_names, self._outputs(self.execute(prepared))))
+        return dict(zip(self.output_names, self._outputs(self.execute(prepared)), strict=True))
 
     def _outputs(self, raw: Any) -> tuple:
         import torch
@@ -73,7 +74,7 @@ class PyTorchRunner(Runner):
             return self._module(*prepared)
 
     def fetch(self, raw: Any) -> dict[str, np.ndarray]:
-        return {name: v.detach().float().cpu().numpy() for name, v in zip(self.output_names, self._outputs(raw))}
+        return {name: v.detach().float().cpu().numpy() for name, v in zip(self.output_names, self._outputs(raw), strict=True)}
 
     def cuda_stream(self):
         if not self.target.device.is_cuda:
@@ -113,7 +114,7 @@ class PyTorchBackend(Backend):
 
             if not torch.cuda.is_available():
                 return "torch.cuda.is_available() is False (no CUDA device or a CPU build of torch)"
-            if device.index >= torch.cuda.device_count():
+            if device.ordinal >= torch.cuda.device_count():
                 return f"{device} does not exist: torch sees {torch.cuda.device_count()} CUDA device(s)"
         elif precision is not Precision.FP32:
             return f"{precision} on the CPU is not a deployment target; run {precision} on cuda"

@@ -1,0 +1,392 @@
+"""What the tests record and the reports read: one frozen dataclass per record, producers and readers alike.
+
+A test builds a record (:mod:`pytest_awml.suite`), :func:`pytest_awml.results.attach` ships its JSON on the
+test's report (pytest-xdist carries plain data only, from the workers to the controller), and the controller
+reads it back into the same type (:class:`pytest_awml.results.Results`) for the terminal summary and the JSON
+report. The JSON keys and their order are the report's contract (``docs/design.md``): add fields, never rename
+or drop one. The JSON is made and read here alone, from the fields:
+
+- a field marked :func:`optional` is left out of the JSON while it is None (a key that only some records of a
+  kind carry, as the pipeline's ``stages`` or an xdist run's ``worker``);
+- a field marked :func:`flat` writes its own fields in its place (the ids every record starts with, a
+  comparison's figures, the latency statistics);
+- a nested record, an enum, a path or a mapping of them is written as JSON and read back as its type.
+
+Why not cattrs or pydantic: either is a new dependency of the plugin for the sixty lines below, and the two rules
+above (the keys and their order main wrote) would be custom hooks in it anyway.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import types
+import typing
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar, Union
+
+from pytest_awml.artifacts import Artifact, Kind
+from pytest_awml.compare import OutputComparison
+from pytest_awml.limits import Verdict
+from pytest_awml.produced import Inference
+from pytest_awml.timing import LatencyStats
+
+T = TypeVar("T")
+_JSON = "json"
+_OPTIONAL = "optional"
+_FLAT = "flat"
+
+
+def optional(default: Any = None) -> Any:
+    """A field left out of the JSON while it is None."""
+    return field(default=default, metadata={_JSON: _OPTIONAL})
+
+
+def flat() -> Any:
+    """A field whose own fields are written in its place."""
+    return field(metadata={_JSON: _FLAT})
+
+
+def to_json(value: Any) -> Any:
+    """``value`` as JSON data: a record's fields in order, an enum's value, a path as text, containers in kind."""
+    writer = _WRITERS.get(type(value))
+    if writer is not None:
+        return writer(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(value):
+            item = getattr(value, f.name)
+            how = f.metadata.get(_JSON)
+            if how == _FLAT:
+                out.update(to_json(item))
+            elif not (how == _OPTIONAL and item is None):
+                out[f.name] = to_json(item)
+        return out
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, Mapping):
+        return {key: to_json(item) for key, item in value.items()}
+    if isinstance(value, (tuple, list)):
+        return [to_json(item) for item in value]
+    return value
+
+
+def from_json(cls: type[T], data: Mapping[str, Any]) -> T:
+    """A record of type ``cls`` read back from the JSON :func:`to_json` made of it (keys it does not know are
+    ignored: this reader reads a newer plugin's report)."""
+    reader = _READERS.get(cls)
+    if reader is not None:
+        return reader(data)
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]  # every cls given here is a dataclass
+        if f.metadata.get(_JSON) == _FLAT:
+            values[f.name] = from_json(hints[f.name], data)
+        elif f.name in data:
+            values[f.name] = _decode(hints[f.name], data[f.name])
+    return cls(**values)
+
+
+def _decode(hint: Any, value: Any) -> Any:
+    """``value`` (JSON data) as the type ``hint`` names."""
+    if value is None:
+        return None
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (Union, types.UnionType):
+        return _decode(next(a for a in args if a is not type(None)), value)
+    if isinstance(hint, type) and (hint in _READERS or dataclasses.is_dataclass(hint)):
+        return from_json(hint, value)
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        return hint(value)
+    if origin is not None and isinstance(origin, type) and issubclass(origin, Mapping):
+        return {key: _decode(args[1], item) for key, item in value.items()}
+    if origin is tuple:
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_decode(args[0], item) for item in value)
+        return tuple(value)
+    return value
+
+
+# Types of other modules that write and read their own JSON: a comparison's NaN figures are null, statistics rounded.
+_WRITERS: dict[type, Callable[[Any], Any]] = {OutputComparison: OutputComparison.as_json, LatencyStats: LatencyStats.as_json}
+_READERS: dict[type, Callable[[Mapping[str, Any]], Any]] = {OutputComparison: OutputComparison.from_json,
+                                                            LatencyStats: LatencyStats.from_json}
+
+
+class Record:
+    """A record of the JSON report's list ``KIND``; ``TYPE`` tells two record types of one kind apart on the wire."""
+
+    KIND: ClassVar[str]
+    TYPE: ClassVar[str]
+
+    def as_json(self) -> dict[str, Any]:
+        return to_json(self)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecordIds:
+    """What every record starts with: the test id, the spec, the component (``pipeline``, ``bundle``… for a part
+    that is not one) and, for a case on a target, the target, its backend, device and precision, and under xdist
+    the worker and the GPU it really ran on."""
+
+    test_id: str
+    spec: str
+    component: str | None = optional()
+    target: str | None = optional()
+    backend: str | None = optional()
+    device: str | None = optional()
+    precision: str | None = optional()
+    reference: str | None = optional()  # a deploy config scenario's reference target, when it is not PyTorch CPU fp32
+    worker: str | None = optional()
+    gpu: str | None = optional()
+
+
+class ArtifactRole(enum.Enum):
+    """Why a file was kept: the summary shows each role its own way (an inference per component and target)."""
+
+    EXPORT = "export"  # a graph or engine a builder made (an intermediate such as an RTX fp16 graph too)
+    INFERENCE = "inference"  # one input's stored outputs, of the reference or of a backend
+    WEIGHTS = "weights"  # a spec's seeded weights
+    BUNDLE = "bundle"  # a file of the deployable bundle (--awml-autoware)
+
+
+_ROLE_OF_KIND = {Kind.EXPORT: ArtifactRole.EXPORT, Kind.OUTPUTS: ArtifactRole.INFERENCE, Kind.WEIGHTS: ArtifactRole.WEIGHTS}
+
+
+@dataclass(frozen=True, kw_only=True)
+class ArtifactRecord(Record):
+    """A file the run built or reused. ``built_by``: the test that built it when that is not its own test_export;
+    ``weights_sha256``: the weights it was exported from; ``tested_as``: the tested graph a bundle file is."""
+
+    KIND: ClassVar[str] = "artifacts"
+    TYPE: ClassVar[str] = "artifact"
+
+    test_id: str
+    built_by: str | None = optional()
+    spec: str
+    component: str
+    format: str
+    path: str
+    sha256: str
+    key: str | None = optional()  # the content key it is stored under (a bundle file has none)
+    reused: bool
+    build_seconds: float
+    size_bytes: int | None = None
+    rebuilt_reason: str = ""
+    details: Mapping[str, Any] = field(default_factory=dict)  # what the builder reported (free-form, per builder)
+    weights_sha256: str | None = optional()
+    tested_as: str | None = None
+    role: ArtifactRole
+
+    @classmethod
+    def of(cls, artifact: Artifact, *, test_id: str, role: ArtifactRole | None = None, built_by: str | None = None,
+           weights_sha256: str | None = None) -> ArtifactRecord:
+        """The record of a file in the artifact store; its role is the stored file's kind unless given (a bundle's)."""
+        role = _ROLE_OF_KIND[artifact.kind] if role is None else role
+        return cls(test_id=test_id, built_by=built_by, spec=artifact.spec, component=artifact.component,
+                   format=artifact.format, path=str(artifact.path), sha256=artifact.sha256, key=artifact.key,
+                   reused=artifact.reused, build_seconds=round(artifact.build_seconds, 3),
+                   size_bytes=artifact.path.stat().st_size if artifact.path.exists() else None,
+                   rebuilt_reason=artifact.rebuilt_reason, details=dict(artifact.details), weights_sha256=weights_sha256,
+                   role=role)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ParityRecord(Record):
+    """One output's comparison with its reference (the parity and shape tests')."""
+
+    KIND: ClassVar[str] = "parity"
+    TYPE: ClassVar[str] = "comparison"
+
+    ids: RecordIds = flat()
+    comparison: OutputComparison = flat()
+    # a deploy config's scalar tolerance, judged beside the spec's per-output ones (which gate: tolerance_gate "spec")
+    deploy_tolerance: float | None = optional()
+    within_deploy_tolerance: bool | None = optional()
+    tolerance_gate: str | None = optional()
+
+
+@dataclass(frozen=True, kw_only=True)
+class CheckRecord(Record):
+    """One check of a pipeline's outputs (a :class:`~pytest_awml.limits.Verdict`), as a parity record: the
+    figure under ``max_abs``, its limit under ``atol``."""
+
+    KIND: ClassVar[str] = "parity"
+    TYPE: ClassVar[str] = "check"
+
+    ids: RecordIds = flat()
+    output: str
+    max_abs: float | None
+    atol: float | None
+    rtol: float
+    passed: bool
+    problem: str
+    compared: int | None
+
+    @classmethod
+    def of(cls, ids: RecordIds, verdict: Verdict) -> CheckRecord:
+        return cls(ids=ids, output=verdict.name, max_abs=verdict.value, atol=verdict.limit, rtol=0.0, passed=verdict.passed,
+                   problem="" if verdict.passed else verdict.detail, compared=verdict.compared)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DriftRecord(Record):
+    """One output of today's model against its golden outputs, and what changed since they were made."""
+
+    KIND: ClassVar[str] = "drift"
+    TYPE: ClassVar[str] = "drift"
+
+    ids: RecordIds = flat()
+    golden: str
+    version_changes: Mapping[str, Sequence[str]]  # library: [then, now]
+    weights_changed: bool
+    comparison: OutputComparison = flat()
+
+
+@dataclass(frozen=True, kw_only=True)
+class MeasuredIn:
+    """Where a component's latency was read: a stage of a pipeline's rounds, timed by another test."""
+
+    test: str
+    pipeline: str
+    stage: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class LatencyRecord(Record):
+    """A latency test's statistics (ms). A component's carries its clock and spans (compute, copies…) and, when
+    its rounds are a pipeline stage's, ``measured_in``; a pipeline's carries the stage breakdown and its overhead
+    over the networks alone (``components_p50_ms``, ``ratio_to_components``). ``warmup_total_ms``: what the
+    rounds before timing took, for the rounds this test ran itself."""
+
+    KIND: ClassVar[str] = "latency"
+    TYPE: ClassVar[str] = "latency"
+
+    ids: RecordIds = flat()
+    stats: LatencyStats = flat()
+    components_p50_ms: float | None = optional()
+    ratio_to_components: float | None = optional()
+    clock: str | None = optional()
+    spans: Mapping[str, LatencyStats] | None = optional()
+    stages: Mapping[str, LatencyStats] | None = optional()
+    rounds_cut: bool
+    warmup_rounds: int
+    warmup_total_ms: float | None = optional()
+    measured_in: MeasuredIn | None = optional()
+
+
+@dataclass(frozen=True, kw_only=True)
+class ShapeTry:
+    """One size shape fuzzing ran: its verdict, the output nearest to failing, or the runtime's error."""
+
+    sizes: Mapping[str, int]
+    passed: bool
+    error: str | None = optional()
+    worst_output: str | None = optional()
+    min_atol_to_pass: float | None = optional()
+
+
+@dataclass(frozen=True, kw_only=True)
+class ShapesRecord(Record):
+    """What shape fuzzing tried (hypothesis ``profile``) and what the runners refused, by their messages."""
+
+    KIND: ClassVar[str] = "shapes"
+    TYPE: ClassVar[str] = "shapes"
+
+    ids: RecordIds = flat()
+    profile: str
+    examples: int
+    tried: tuple[ShapeTry, ...]
+    refused: tuple[str, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class GoldenRecord(Record):
+    """Golden outputs written (``action``: created or replaced), with how far the old ones were from the new."""
+
+    KIND: ClassVar[str] = "golden"
+    TYPE: ClassVar[str] = "golden"
+
+    ids: RecordIds = flat()
+    path: str
+    action: str
+    old_vs_new_max_abs: Mapping[str, float | None]
+
+
+@dataclass(frozen=True, kw_only=True)
+class DataNote(Record):
+    """What a data reader changed in the input (a scan cut to the model's limit…), from --awml-data ``data``."""
+
+    KIND: ClassVar[str] = "data"
+    TYPE: ClassVar[str] = "data"
+
+    test_id: str
+    spec: str
+    data: str
+    note: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class MetricRecord(Record):
+    """The task metric of a target's decoded outputs and of the reference's, and the verdict on their delta."""
+
+    KIND: ClassVar[str] = "metrics"
+    TYPE: ClassVar[str] = "metric"
+
+    ids: RecordIds = flat()
+    metric: str
+    value: float
+    reference_value: float
+    delta: float
+    max_delta: float
+    compared: int
+    details: Mapping[str, float]
+    reference_details: Mapping[str, float]
+    passed: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class InferenceRecord(Record):
+    """One inference a test computed outside latency rounds (the run's ledger), timed."""
+
+    KIND: ClassVar[str] = "inferences"
+    TYPE: ClassVar[str] = "inference"
+
+    test_id: str
+    spec: str
+    component: str
+    target: str
+    input: str  # the input's content digest
+    seconds: float
+    checked: str | None = optional()  # a recomputation of a stored input: "same" or "differed"
+    store: str | None = optional()  # the stored file it was checked against
+
+    @classmethod
+    def of(cls, inference: Inference, *, test_id: str) -> InferenceRecord:
+        return cls(test_id=test_id, spec=inference.spec, component=inference.component, target=inference.target,
+                   input=inference.input, seconds=inference.seconds, checked=inference.checked or None,
+                   store=inference.store or None)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SkippedTest(Record):
+    """A generated test that was skipped, and pytest's reason (the controller records it from the report)."""
+
+    KIND: ClassVar[str] = "skipped"
+    TYPE: ClassVar[str] = "skipped"
+
+    test_id: str
+    reason: str
+
+
+RECORD_TYPES: tuple[type[Record], ...] = (ArtifactRecord, ParityRecord, CheckRecord, LatencyRecord, DriftRecord,
+                                         ShapesRecord, GoldenRecord, DataNote, MetricRecord, InferenceRecord, SkippedTest)
+KINDS: tuple[str, ...] = tuple(dict.fromkeys(t.KIND for t in RECORD_TYPES))
+"""The JSON report's lists, in its order (``run`` first)."""
+TYPE_KEY = "type"
+"""The key that tags a record's JSON with its type on the wire (a test's user_properties), never in the report."""
+BY_TYPE: Mapping[str, type[Record]] = types.MappingProxyType({t.TYPE: t for t in RECORD_TYPES})
