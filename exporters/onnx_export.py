@@ -6,9 +6,10 @@ import logging
 import tempfile
 import time
 import warnings
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, NoReturn, Sequence
+from typing import NoReturn
 
 from exporters.errors import ExportError
 from exporters.plugins import plugin_ops, prefix_before_plugins
@@ -226,7 +227,7 @@ class _Step:
     def __init__(self, component: str, name: str) -> None:
         self.component, self.name = component, name
 
-    def __enter__(self) -> "_Step":
+    def __enter__(self) -> _Step:
         log.debug("export %s: %s", self.component, self.name)
         return self
 

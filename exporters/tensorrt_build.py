@@ -21,9 +21,9 @@ import importlib
 import logging
 import os
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
 
 from exporters.errors import ExportError
 from exporters.plugins import registry_check
@@ -207,7 +207,7 @@ def _logger(trt, warnings: list[str]):
     class Collector(trt.ILogger):
         """Keeps the builder's warnings and errors for the report; logs the rest at debug."""
 
-        def log(self, severity, msg):  # noqa: D102 - TensorRT's callback
+        def log(self, severity, msg):
             if severity <= trt.ILogger.Severity.WARNING:
                 warnings.append(f"{severity.name}: {msg}")
             else:

@@ -29,9 +29,9 @@ class BackendRegistry(Registry[Backend]):
 
 
 def builtin() -> BackendRegistry:
+    from exporters.tensorrt_build import TENSORRT, TENSORRT_RTX
     from pytest_awml.runners.onnxruntime import OnnxRuntimeBackend, OnnxRuntimeCudaBackend, OnnxRuntimeTrtBackend
     from pytest_awml.runners.pytorch import PyTorchBackend
-    from exporters.tensorrt_build import TENSORRT, TENSORRT_RTX
     from pytest_awml.runners.tensorrt import TensorRTBackend
 
     registry = BackendRegistry()

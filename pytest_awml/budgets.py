@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 from pytest_awml.errors import AwmlError
 from pytest_awml.limits import Verdict

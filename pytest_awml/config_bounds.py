@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import re
 import string
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 # A config's longest list (class names, a pipeline, a palette) has hundreds of entries at most.
 MAX_ITEMS = 1 << 16

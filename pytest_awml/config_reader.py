@@ -33,9 +33,10 @@ import logging
 import operator
 import os
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from pytest_awml import config_bounds as bounds
 from pytest_awml.config_bounds import MAX_EXPONENT, MAX_INT_BITS, MAX_ITEMS, Budget, Refused
@@ -389,7 +390,7 @@ class _Reader:
         the container's new size checked first."""
         method = call.func.attr
         owner = self.value(call.func.value)
-        if not isinstance(owner, _MUTATORS[method]) or call.keywords and method != "update":
+        if not isinstance(owner, _MUTATORS[method]) or (call.keywords and method != "update"):
             raise Refused(f".{method}(...) on a {type(owner).__name__} is outside the readable subset")
         args = [self.value(a) for a in call.args]
         kwargs = {k.arg: self.value(k.value) for k in call.keywords}

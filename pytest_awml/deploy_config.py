@@ -16,9 +16,10 @@ Which of a spec's components a config's component is, is model knowledge: the sp
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from pytest_awml.config_reader import ConfigFile, names_read, read_config
 from pytest_awml.device import Device, Precision

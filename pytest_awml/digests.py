@@ -22,9 +22,9 @@ import os
 import sys
 import sysconfig
 import types
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -60,7 +60,7 @@ def content_digest(arrays: Mapping[str, Any]) -> str:
     return digest.hexdigest()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _stdlib() -> tuple[str, ...]:
     paths = sysconfig.get_paths()
     return tuple(os.path.realpath(paths[name]) + os.sep for name in ("stdlib", "platstdlib") if name in paths)

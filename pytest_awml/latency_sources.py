@@ -12,9 +12,10 @@ and from caching (:class:`~pytest_awml.workspace.Workspace`, which only remember
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum, auto
-from typing import TYPE_CHECKING, Mapping
+from typing import TYPE_CHECKING
 
 from pytest_awml.budgets import baseline_medians, load_benchmarks
 from pytest_awml.device import Target

@@ -12,9 +12,9 @@ string spelt a different way at each use.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from enum import Enum
-from collections.abc import Callable, Hashable
 from typing import Any, TypeVar
 
 from pytest_awml.errors import AwmlError

@@ -16,8 +16,8 @@ import hashlib
 import json
 import os
 import secrets
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 from pytest_awml.errors import ArtifactError
 

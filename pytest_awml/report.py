@@ -23,10 +23,10 @@ import json
 import logging
 import math
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Sequence
 
 from pytest_awml.budgets import DEFAULT_REGRESSION, load_benchmarks, median_ms, regression_verdict
 from pytest_awml.errors import AwmlError

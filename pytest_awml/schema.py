@@ -11,9 +11,10 @@ whatever the URL serves that day). jsonschema is imported only here, and only wh
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 from urllib.parse import urldefrag, urljoin
 
 from pytest_awml.errors import AwmlError

@@ -21,7 +21,9 @@ from pytest_awml.budgets import DEFAULT_REGRESSION, budget_failure, ratio_verdic
 from pytest_awml.builders.onnx import FORMAT as ONNX
 from pytest_awml.compare import compare_outputs, differs, parity_failure
 from pytest_awml.device import REFERENCE
+from pytest_awml.digests import content_digest
 from pytest_awml.errors import ArtifactError, AwmlError, BackendError, DataError, LatencyBudgetExceeded, NothingCompared, ToleranceExceeded
+from pytest_awml.latency_sources import baseline_median, p50, pipeline_rounds, remember_p50, stage_rounds, stage_source
 from pytest_awml.limits import LatencySettings, Tolerance
 from pytest_awml.metric import metric_verdict
 from pytest_awml.provenance import COMPUTE, versions
@@ -42,8 +44,6 @@ from pytest_awml.records import (
 from pytest_awml.shapes import RandomFeed, corner_sizes, hypothesis_settings, out_of_range_sizes, sizes_strategy, zero_feed
 from pytest_awml.spec import fingerprint
 from pytest_awml.timing import REPORT_DECIMALS, LatencyStats, SpanTimer, measure_component, record_rounds, warmup_rounds, warmup_total_ms
-from pytest_awml.digests import content_digest
-from pytest_awml.latency_sources import baseline_median, p50, pipeline_rounds, remember_p50, stage_rounds, stage_source
 
 BUNDLE_FORMAT = "autoware-bundle"
 DISABLED = "pytest-benchmark is disabled here (--benchmark-disable, or pytest-xdist is active): no latency measured"

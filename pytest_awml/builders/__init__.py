@@ -13,9 +13,9 @@ __all__ = ["ArtifactBuilder", "BuildContext", "BuilderRegistry", "Ingredient", "
 
 
 def builtin() -> BuilderRegistry:
+    from exporters.tensorrt_build import TENSORRT, TENSORRT_RTX
     from pytest_awml.builders.onnx import OnnxBuilder
     from pytest_awml.builders.onnx_fp16 import OnnxFp16Builder
-    from exporters.tensorrt_build import TENSORRT, TENSORRT_RTX
     from pytest_awml.builders.tensorrt import EngineBuilder
     from pytest_awml.device import Precision
 

@@ -16,7 +16,8 @@ from typing import Any
 from exporters.tensorrt_build import TENSORRT, EngineOptions, Flavor, build_engine, engine_key_parts
 from pytest_awml.builders.base import ArtifactBuilder, BuildContext
 from pytest_awml.builders.onnx import FORMAT as ONNX
-from pytest_awml.builders.onnx_fp16 import FORMAT as ONNX_FP16, converter_unavailable
+from pytest_awml.builders.onnx_fp16 import FORMAT as ONNX_FP16
+from pytest_awml.builders.onnx_fp16 import converter_unavailable
 from pytest_awml.device import Device, Precision
 from pytest_awml.provenance import package_version
 from pytest_awml.spec import Component

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -65,7 +66,7 @@ class Runner(ABC):
     def is_open(self) -> bool:
         return self._is_open
 
-    def open(self) -> "Runner":
+    def open(self) -> Runner:
         """Acquire what the runner runs on (once; later calls return at once). Returns the runner."""
         if not self._is_open:
             with self._lifecycle:  # two threads' first calls must not create two sessions
@@ -87,7 +88,7 @@ class Runner(ABC):
     def deactivate(self) -> None:
         """Drop every reference ``activate`` made, so that sessions, contexts and buffers are freed."""
 
-    def __enter__(self) -> "Runner":
+    def __enter__(self) -> Runner:
         return self.open()
 
     def __exit__(self, *exc_info: object) -> None:

@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from pytest_awml.runners.base import Runner
 from pytest_awml.digests import content_digest
+from pytest_awml.runners.base import Runner
 
 __all__ = ["Held", "Missing", "SharingRunner"]
 
