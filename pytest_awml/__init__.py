@@ -14,6 +14,7 @@ from pytest_awml.errors import (
     LatencyBudgetExceeded,
     NothingCompared,
     SpecError,
+    StoreMismatch,
     ToleranceExceeded,
 )
 from pytest_awml.spec import Component, Dim, FedBy, LatencySettings, ModelSpec, OnnxOptions, TensorSpec, Tolerance
@@ -35,6 +36,7 @@ __all__ = [
     "NothingCompared",
     "OnnxOptions",
     "SpecError",
+    "StoreMismatch",
     "TensorSpec",
     "Tolerance",
     "ToleranceExceeded",

@@ -2,12 +2,14 @@
 
 Each is a format like an export's (:class:`~pytest_awml.builders.base.ArtifactBuilder`): its key parts,
 its writer, its verifier, stored by the same :class:`~pytest_awml.artifacts.ArtifactStore` under a
-:class:`~pytest_awml.artifacts.Kind` the report and the summary read. :data:`KEPT` registers them.
+:class:`~pytest_awml.artifacts.Kind` the report (``artifact_kind``) and the summary read. They are not in the
+builder registry: no backend runs them and no ``test_export`` builds them; the inference store is their one user.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import time
 import zipfile
 from collections.abc import Callable, Mapping
@@ -27,7 +29,6 @@ from pytest_awml.spec import Component, ModelSpec, fingerprint
 REFERENCE_FORMAT = "reference-outputs"  # kept across runs, one file per input
 OUTPUTS_FORMAT = "backend-outputs"  # kept across runs, one file per input (--awml-rerun-backends: checked, replaced)
 WEIGHTS_FORMAT = "seeded-weights"  # kept across runs
-KEPT = {REFERENCE_FORMAT: Kind.OUTPUTS, OUTPUTS_FORMAT: Kind.OUTPUTS, WEIGHTS_FORMAT: Kind.WEIGHTS}
 OUTPUT_PREFIX = "output/"  # array names in a stored inference's .npz
 
 Outputs = dict[str, np.ndarray]
@@ -50,6 +51,7 @@ class OutputsKey:
     backend_code: str
     versions: str
     machine: str
+    threads: str  # how many threads the runtimes split work over: a reduction split otherwise may round otherwise
     artifact: str | None  # sha256 of the file the backend runs; None: it runs the module
 
     @classmethod
@@ -61,7 +63,8 @@ class OutputsKey:
         return cls(spec=fingerprint(spec, component), model_code=code_digest([spec.build_model, component.extract, *classes]),
                    weights=weights_sha256, target=target.id, plugin_code=package_digest(OutputsKey),
                    backend_code=code_digest([type(backend)]), versions=json.dumps(dict(versions), sort_keys=True),
-                   machine=json.dumps(dict(machine), sort_keys=True), artifact=artifact_sha256)
+                   machine=json.dumps(dict(machine), sort_keys=True),
+                   threads=f"torch {torch.get_num_threads()}, cpus {os.cpu_count()}", artifact=artifact_sha256)
 
     def parts(self, digest: str) -> dict[str, str]:
         parts = {k: v for k, v in asdict(self).items() if v is not None}

@@ -332,8 +332,9 @@ def test_a_model_in_a_sibling_package_edited_between_runs_is_exported_and_run_ag
 
 
 def test_an_interrupted_test_ends_the_run_with_pytest_s_own_summary_not_a_teardown_traceback(run_awml, pytester):
-    """Ctrl-C inside a test (here: while the model is built) reaches the per-test records' teardown after pytest has
-    dropped the test's arguments: it attaches what was collected and raises nothing of its own."""
+    """Ctrl-C inside a test (here: while the model is built) reaches the per-test records' teardown at session end: it
+    reads nothing from the ended test but its node (the old drain read ``node.funcargs``, which pytest may have
+    dropped by then: issue 30's AttributeError), attaches what was collected and raises nothing of its own."""
     spec = SIBLING_SPEC.replace("from lib.net import Net\n", "").replace(
         "    torch.manual_seed(seed)\n    return Net().eval()", "    raise KeyboardInterrupt")
     pytester.makepyfile(interrupted_spec=spec)
