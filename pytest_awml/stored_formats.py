@@ -2,7 +2,7 @@
 
 Each is a format like an export's (:class:`~pytest_awml.builders.base.ArtifactBuilder`): its key parts,
 its writer, its verifier, stored by the same :class:`~pytest_awml.artifacts.ArtifactStore` under a
-:class:`~pytest_awml.artifacts.Kind` the report (``artifact_kind``) and the summary read. They are not in the
+:class:`~pytest_awml.artifacts.Kind` the report (an artifact record's ``role``) and the summary read. They are not in the
 builder registry: no backend runs them and no ``test_export`` builds them; the inference store is their one user.
 """
 

@@ -75,7 +75,7 @@ def _files(root: Path) -> dict[str, str]:
     for name, text in configs.items():
         (root / name).write_text(text)
     if (CONFIGS / "centerpoint_tiny.py").exists():  # its _base_ files resolve beside it
-        for base in CONFIGS.iterdir():
+        for base in CONFIGS.glob("*.py"):
             if not (root / base.name).exists():
                 (root / base.name).write_text(base.read_text())
     # keyed by the name without its suffix: "{scan}" in a row is the path of scan.bin
@@ -900,6 +900,7 @@ def test_a_failure_folder_that_cannot_be_written_does_not_hide_the_parity_result
     from pytest_awml.compare import compare_outputs
     from pytest_awml.errors import ToleranceExceeded
     from pytest_awml.limits import Tolerance
+    from pytest_awml.records import ParityRecord, RecordIds
     from pytest_awml.workspace import Workspace
 
     outside, golden = _outside(tmp_path), tmp_path / "golden"
@@ -911,10 +912,11 @@ def test_a_failure_folder_that_cannot_be_written_does_not_hide_the_parity_result
     workspace = Workspace(plan, ArtifactStore(plan.options.artifacts))
     inputs, reference, outputs = [{"x": np.ones((2, 3), np.float32)}], [{"y": np.zeros((2, 2), np.float32)}], [{"y": np.ones((2, 2), np.float32)}]
     tolerances = {"y": Tolerance(0.1)}
-    request = types.SimpleNamespace(node=types.SimpleNamespace(user_properties=[]))
-    case, ids = Case(toy.SPEC, toy.SPEC.components[0], CPU_FP32), {"test_id": "awml::test_parity[keep]"}
+    request = types.SimpleNamespace(node=types.SimpleNamespace(user_properties=[], nodeid="awml::test_parity[keep]"))
+    case = Case(toy.SPEC, toy.SPEC.components[0], CPU_FP32)
+    ids = RecordIds(test_id="awml::test_parity[keep]", spec=toy.SPEC.name, component=case.component.name)
     with pytest.raises(ToleranceExceeded) as info:
-        suite._gate(request, workspace, case, "parity", ids, compare_outputs(reference, outputs, tolerances),
+        suite._gate(request, workspace, case, [ParityRecord(ids=ids, comparison=c) for c in compare_outputs(reference, outputs, tolerances)],
                     suite.Evidence(inputs, reference, outputs, "pytorch-cpu-fp32", "t", tolerances))
     message = str(info.value)
     assert message.startswith("t differs from pytorch-cpu-fp32") and "y: FAILED max_abs=1" in message
@@ -994,17 +996,17 @@ def test_a_full_disk_names_the_folder_and_leaves_what_was_there(tmp_path, monkey
 
 
 def test_a_report_that_meets_a_full_disk_keeps_the_previous_one(tmp_path, monkeypatch, caplog):
-    from pytest_awml import paths
+    from pytest_awml import paths, run_report
 
     path = tmp_path / "awml-report.json"
-    Results().write(path, {"seed": 0})
+    run_report.write(Results(), path, {"seed": 0}, interrupted=False)
     monkeypatch.setattr(paths.os, "fsync", _full_disk)  # the temporary folder is full too
-    results = Results()
     with caplog.at_level(logging.WARNING):
-        results.write(path, {"seed": 1})
+        written = run_report.write(Results(), path, {"seed": 1}, interrupted=False)
     assert json.loads(path.read_text())["run"] == {"seed": 0}
-    assert f"could not be written to {path} (cannot write the JSON report in {tmp_path}: No space left on device" in results.write_problem
-    assert "nor to " in results.write_problem and results.written is None
+    problem = written.notices[-1]
+    assert f"could not be written to {path} (cannot write the JSON report in {tmp_path}: No space left on device" in problem
+    assert "nor to " in problem and written.path is None
 
 
 # -- a wait behind a lock says who holds it and for how long, on the terminal, as it waits -------------------
@@ -1165,7 +1167,7 @@ CONVNEXT_FAULTS = [
     (dict(linear_pw_conv=False), "linear_pw_conv=False"),
     (dict(norm_cfg=dict(type="BN")), "norm_cfg type 'BN' (implemented: LN2d)"),
     (dict(act_cfg=dict(type="ReLU")), "act_cfg {'type': 'ReLU'} (implemented: exact GELU)"),
-    (dict(use_grn=True), "use_grn (ConvNeXt_PC takes no such argument)"),
+    (dict(use_grn=True), "pts_backbone.use_grn: not read by this spec"),
     (dict(in_channels=64), "pts_backbone.in_channels is 64, the pillar encoder gives 32 channels"),
     (dict(depths=[3, 2, 1]), "must have one entry per stage"),
     (dict(out_indices=[2, 3, 5]), "out_indices [2, 3, 5] must name distinct stages of the 5 configured"),

@@ -335,7 +335,9 @@ def test_shape_fuzzing_keeps_what_a_later_run_draws_again(run_awml):
 
 
 # what this branch added to the report (fields may be added, never renamed, dropped or moved)
-ADDED = {"top": ["skipped"], "run": ["interrupted", "selection"], "artifacts": ["tested_as", "role"], "skipped": ["test_id", "reason"]}
+ADDED = {"top": ["skipped"], "run": ["facts", "deploy_config", "interrupted", "selection"], "artifacts": ["tested_as", "role"],
+         "parity": ["reference", "deploy_tolerance", "within_deploy_tolerance", "tolerance_gate"], "inferences": ["checked", "store"],
+         "skipped": ["test_id", "reason"]}
 
 
 def test_the_report_keeps_main_s_keys_in_main_s_order_and_only_adds(run_awml, pytester):

@@ -69,15 +69,13 @@ def test_an_empty_run_says_nothing_but_the_report():
     assert lines(Results(), "r.json") == ["JSON report: r.json"]
 
 
-def test_stored_outputs_are_told_apart_by_their_kind_and_shown_per_component_and_target():
-    """A stored inference is one line per component and target (not per input), read from its ``artifact_kind``; an
-    export whose details happen to name an input is still an artifact line."""
-    stored = {"spec": "toy", "component": "enc", "format": "backend-outputs", "artifact_kind": "outputs", "reused": True,
-              "build_seconds": 0.0, "details": {"target": "onnxruntime-cpu-fp32", "input": "a"}}
-    results = Results(artifacts=[{**stored, "path": "/s/1.npz"}, {**stored, "path": "/s/2.npz", "reused": False, "build_seconds": 0.5},
-                                 {**stored, "path": "/s/1.npz"},  # another xdist worker read it too
-                                 {"spec": "toy", "component": "enc", "format": "onnx", "artifact_kind": "export", "reused": True,
-                                  "build_seconds": 0.0, "path": "/a/enc.onnx", "details": {"input": "declared"}}])
-    out = lines(results, None)
-    assert out == ["artifact toy/enc/onnx: reused: /a/enc.onnx",
-                   "outputs toy/enc onnxruntime-cpu-fp32 (backend-outputs), 2 inputs: 1 reused, 1 computed in 0.5 s"]
+def test_a_stored_file_s_role_is_its_kind(tmp_path):
+    """An artifact record's role comes from the stored file's typed kind (the store's formats are not exports), never from
+    its format's name or its details."""
+    from pytest_awml.artifacts import Artifact, Kind
+
+    made = {kind: ArtifactRecord.of(Artifact("toy", "enc", "any-format", tmp_path / "f", "0", "key", True, 0.0,
+                                             details={"input": "x"}, kind=kind), test_id="t") for kind in Kind}
+    assert {kind: record.role for kind, record in made.items()} == {
+        Kind.EXPORT: ArtifactRole.EXPORT, Kind.OUTPUTS: ArtifactRole.INFERENCE, Kind.WEIGHTS: ArtifactRole.WEIGHTS}
+
