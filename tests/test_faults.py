@@ -910,7 +910,8 @@ def test_a_failure_folder_that_cannot_be_written_does_not_hide_the_parity_result
     (plan.options.artifacts / "failures").symlink_to(outside)
     (golden / "history.jsonl").symlink_to(outside / "precious.txt")  # the error history is appended before the verdict
     workspace = Workspace(plan, ArtifactStore(plan.options.artifacts))
-    inputs, reference, outputs = [{"x": np.ones((2, 3), np.float32)}], [{"y": np.zeros((2, 2), np.float32)}], [{"y": np.ones((2, 2), np.float32)}]
+    inputs, reference = [{"x": np.ones((2, 3), np.float32)}], [{"y": np.arange(4, dtype=np.float32).reshape(2, 2)}]
+    outputs = [{"y": reference[0]["y"] + 1}]
     tolerances = {"y": Tolerance(0.1)}
     request = types.SimpleNamespace(node=types.SimpleNamespace(user_properties=[], nodeid="awml::test_parity[keep]"))
     case = Case(toy.SPEC, toy.SPEC.components[0], CPU_FP32)
@@ -923,7 +924,7 @@ def test_a_failure_folder_that_cannot_be_written_does_not_hide_the_parity_result
     assert f"No failure folder: {plan.options.artifacts}/failures is a symbolic link" in message
     assert f"The error history was not updated: {golden}/history.jsonl is a symbolic link" in message
     with pytest.raises(ArtifactError, match="t is within tolerance of pytorch-cpu-fp32.\nThe error history was not updated"):
-        suite._gate(request, workspace, case, "parity", ids, compare_outputs(reference, reference, tolerances),
+        suite._gate(request, workspace, case, [ParityRecord(ids=ids, comparison=c) for c in compare_outputs(reference, reference, tolerances)],
                     suite.Evidence(inputs, reference, reference, "pytorch-cpu-fp32", "t", tolerances))
     assert [p.name for p in (outside / "keep").iterdir()] == ["precious.txt"] and (outside / "precious.txt").read_text() == "precious"
 
