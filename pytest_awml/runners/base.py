@@ -9,9 +9,9 @@ touches no file; ``open()`` does the heavy work (reading the artifact, creating 
 deserializing the engine, copying the module to the device) and ``close()`` releases it; ``with
 runner:`` does both. What a runner runs is resolved before it is made (as Polygraphy's loaders compose):
 its backend is given the artifact's path, already built, never a way back to whoever built it. The session
-cache opens every runner it hands out and closes them all when the session ends. A runner used before ``open()`` opens itself on first use, so that a
-runner wrapping another one (a third-party backend that only forwards ``prepare``/``execute``/
-``fetch``) keeps working.
+cache opens every runner it hands out and closes them all when the session ends. A runner used before
+``open()`` opens itself on first use, so that a runner wrapping another one (a third-party backend that only
+forwards ``prepare``/``execute``/``fetch``) keeps working.
 """
 
 from __future__ import annotations
