@@ -187,12 +187,12 @@ def signature_problems(model, inputs: Sequence[TensorSpec], outputs: Sequence[Te
         if names != [t.name for t in declared]:
             found.append(f"graph {role}s are {names}, the spec declares {[t.name for t in declared]}")
             continue
-        for spec, value in zip(declared, actual):
+        for spec, value in zip(declared, actual, strict=True):  # same names, so same count
             dims = value.type.tensor_type.shape.dim
             if len(dims) != len(spec.shape):
                 found.append(f"{role} {spec.name!r} has rank {len(dims)} in the graph, {len(spec.shape)} in the spec")
                 continue
-            for axis, (want, got) in enumerate(zip(spec.shape, dims)):
+            for axis, (want, got) in enumerate(zip(spec.shape, dims, strict=True)):  # ranks checked above
                 if isinstance(want, Dim):
                     if got.dim_param != want.name:
                         shown = got.dim_param or got.dim_value
@@ -215,7 +215,7 @@ def _pin_static_dims(model, outputs: Sequence[TensorSpec]) -> None:
         spec = declared.get(value.name)
         if spec is None or len(value.type.tensor_type.shape.dim) != len(spec.shape):
             continue  # the signature step reports it
-        for dim, want in zip(value.type.tensor_type.shape.dim, spec.shape):
+        for dim, want in zip(value.type.tensor_type.shape.dim, spec.shape, strict=True):  # ranks checked above
             if isinstance(want, int) and dim.dim_param and not dim.HasField("dim_value"):
                 dim.dim_value = want
 
@@ -234,10 +234,10 @@ class _Step:
     def fail(self, detail: str) -> NoReturn:
         raise ExportError(self.component, self.name, detail)
 
-    def __exit__(self, exc_type, exc, tb) -> bool:
+    def __exit__(self, exc_type, exc, tb) -> None:
+        """Never swallows: an :class:`ExportError` passes through, any other failure leaves as one."""
         if exc is not None and not isinstance(exc, ExportError):
             raise ExportError(self.component, self.name, f"{exc_type.__name__}: {exc}") from exc
-        return False
 
 
 def _dynamic_shapes(inputs: Sequence[TensorSpec]):

@@ -54,9 +54,11 @@ class Flavor:
 
     def unavailable(self) -> str | None:
         """Why this runtime cannot be imported here, or None: the one check builders and runners share."""
+        # Any failure to import (an ImportError, an OSError of a missing library, a driver's init error) means
+        # unavailable: the reason is returned and shown, never lost.
         try:
             importlib.import_module(self.module)
-        except Exception as exc:  # ImportError, or an OSError when its libraries cannot load
+        except Exception as exc:  # noqa: BLE001  deliberate: see above
             return f"{self.name} not importable: {type(exc).__name__}: {exc} ({self.install})"
         return None
 
@@ -155,7 +157,7 @@ def derive_profile(component: str, graph_inputs: Mapping[str, Sequence[int | str
         if len(dims) != len(spec.shape):
             problems.append(f"input {name!r}: the graph has rank {len(dims)}, the spec {len(spec.shape)}")
             continue
-        for axis, (got, want) in enumerate(zip(dims, spec.shape)):
+        for axis, (got, want) in enumerate(zip(dims, spec.shape, strict=True)):  # ranks checked above
             if isinstance(want, Dim):
                 problems += [f"input {name!r} axis {axis}: {p}" for p in want.problems()]
                 if isinstance(got, int) and got > 0:

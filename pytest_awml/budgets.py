@@ -8,6 +8,7 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TypeGuard
 
 from pytest_awml.errors import AwmlError
 from pytest_awml.limits import Verdict
@@ -76,7 +77,8 @@ def load_benchmarks(path: Path) -> dict:
     return data
 
 
-def _is_real(value: object) -> bool:
+def _is_real(value: object) -> TypeGuard[float]:
+    """A JSON number (an int or a float, not a bool)."""
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 

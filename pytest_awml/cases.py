@@ -125,7 +125,7 @@ class Plan:
     def _parity(self) -> Iterator[Case]:
         """Every target but the reference itself (PyTorch CPU fp32 against itself proves nothing), and with a
         deploy config its verification scenarios: each against its own reference (:meth:`_scenarios`)."""
-        seen = set()
+        seen: set[tuple[str, str, Target, Target | None]] = set()
         for spec, component in self._components():
             for target, skip in self.targets:
                 if target == REFERENCE:
@@ -133,6 +133,7 @@ class Plan:
                 seen.add((spec.name, component.name, target, None))
                 yield self._parity_case(spec, component, target, skip)
         for case in self._scenarios():
+            assert case.component is not None and case.target is not None  # _parity_case gives every case both
             key = (case.spec.name, case.component.name, case.target, case.reference)
             if key not in seen:
                 seen.add(key)
@@ -201,10 +202,10 @@ class Plan:
                                    (f"the spec gives no {target.precision} metric limit" if missing else ""))
             return
         for case in self._pipeline_parity():
-            target = case.target
-            if case.pipeline is PipelineName.SPEC and case.spec.metric is not None and target is not None:
-                missing = target.precision.value not in case.spec.metric.max_delta
-                yield dataclasses.replace(case, skip=case.skip or (f"the spec gives no {target.precision} metric limit" if missing else ""))
+            case_target = case.target
+            if case.pipeline is PipelineName.SPEC and case.spec.metric is not None and case_target is not None:
+                missing = case_target.precision.value not in case.spec.metric.max_delta
+                yield dataclasses.replace(case, skip=case.skip or (f"the spec gives no {case_target.precision} metric limit" if missing else ""))
 
     def _drift(self) -> Iterator[Case]:
         skip = "" if self.options.golden else "no golden folder: pass --awml-golden DIR (with --awml-update-golden once to create it)"

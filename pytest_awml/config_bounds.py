@@ -158,7 +158,7 @@ def printf_size(template: str | bytes, args: Any, budget: Budget, what: str) -> 
     return size
 
 
-def format_fields(template: str, what: str) -> list[tuple[str, str | None, str, str | None]]:
+def format_fields(template: str, what: str) -> list[tuple[str, str | None, str | None, str | None]]:
     """``str.format``'s fields, parsed by :class:`string.Formatter`; only plain fields (``{}``, ``{0}``,
     ``{name}``) with a literal spec are read: attribute and index lookups (``{0.__class__}``) and nested
     fields are refused, they reach past the values a config holds."""

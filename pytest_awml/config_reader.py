@@ -36,7 +36,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from pytest_awml import config_bounds as bounds
 from pytest_awml.config_bounds import MAX_EXPONENT, MAX_INT_BITS, MAX_ITEMS, Budget, Refused
@@ -51,10 +51,13 @@ _BINOPS: dict[type, tuple[str, Callable[[Any, Any], Any]]] = {
     ast.FloorDiv: ("//", operator.floordiv), ast.Mod: ("%", operator.mod), ast.Pow: ("**", operator.pow),
     ast.LShift: ("<<", operator.lshift), ast.RShift: (">>", operator.rshift), ast.BitOr: ("|", operator.or_),
     ast.BitAnd: ("&", operator.and_), ast.BitXor: ("^", operator.xor)}
-_COMPARE = {ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt, ast.LtE: operator.le, ast.Gt: operator.gt,
-            ast.GtE: operator.ge, ast.In: lambda a, b: a in b, ast.NotIn: lambda a, b: a not in b,
-            ast.Is: operator.is_, ast.IsNot: operator.is_not}
-_CALLS = {"dict": dict, "list": list, "tuple": tuple, "sum": sum, "len": len, "int": int, "float": float,
+_UNARY: dict[type[ast.unaryop], Callable[[Any], Any]] = {
+    ast.USub: operator.neg, ast.UAdd: operator.pos, ast.Not: operator.not_, ast.Invert: operator.invert}
+_COMPARE: dict[type[ast.cmpop], Callable[[Any, Any], Any]] = {
+    ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt, ast.LtE: operator.le, ast.Gt: operator.gt,
+    ast.GtE: operator.ge, ast.In: lambda a, b: a in b, ast.NotIn: lambda a, b: a not in b,
+    ast.Is: operator.is_, ast.IsNot: operator.is_not}
+_CALLS: dict[str, Callable[..., Any]] = {"dict": dict, "list": list, "tuple": tuple, "sum": sum, "len": len, "int": int, "float": float,
           "round": round, "min": min, "max": max, "abs": abs, "range": range, "str": str, "bool": bool}
 # The string methods configs call on paths and names; each returns a string or a list of strings no longer
 # than the bound the reader checks first.
@@ -62,7 +65,7 @@ _STR_METHODS = frozenset({"strip", "lstrip", "rstrip", "lower", "upper", "replac
                           "endswith", "format", "removeprefix", "removesuffix"})
 # Mutating methods a config calls as a statement (``metainfo.update(dict(...))``) → the type they apply to.
 _MUTATORS = {"update": dict, "append": list, "extend": list}
-_CONVERSIONS = {-1: lambda v: v, ord("s"): str, ord("r"): repr, ord("a"): ascii}
+_CONVERSIONS: dict[int, Callable[[Any], Any]] = {-1: lambda v: v, ord("s"): str, ord("r"): repr, ord("a"): ascii}
 # AWML's largest config file is ~30 KB (its largest model's ~15 KB); a file 4x that is not a config, and
 # parsing it would take a noticeable part of a second.
 MAX_CONFIG_BYTES = 1 << 17
@@ -76,6 +79,8 @@ PACKAGE_SEPARATOR, SCOPE_KEY = "::", "_scope_"
 PACKAGE_CONFIG_DIRS = (Path(".mim") / "configs", Path("configs"))
 TRAINING = ("training config", "--awml-config")  # (what the file is, the option that named it)
 NEEDS_MMENGINE = "use a plain AWML/mmdet config, or install mmengine to read this one"
+# The nodes a refusal names by line: statements and expressions (ast.AST itself has no lineno)
+_Located = ast.stmt | ast.expr
 
 
 @dataclass(frozen=True)
@@ -362,12 +367,12 @@ class _Reader:
             else:
                 raise self.fail(f"line {statement.lineno}: {type(statement).__name__} statements are not read without mmengine")
 
-    def statement_value(self, node: ast.AST, statement: ast.AST | None = None) -> Any:
+    def statement_value(self, node: _Located, statement: _Located | None = None) -> Any:
         if isinstance(node, ast.Assign):
             statement, node = node, node.value
         return self.guarded(lambda: self.value(node), statement or node)
 
-    def guarded(self, work: Callable[[], Any], statement: ast.AST) -> Any:
+    def guarded(self, work: Callable[[], Any], statement: _Located) -> Any:
         """``work()``, a bound it would break turned into the file's error with the statement's line."""
         try:
             return work()
@@ -388,6 +393,8 @@ class _Reader:
     def mutate(self, call: ast.Call) -> None:
         """``x.update(...)``, ``x.append(...)``, ``x.extend(...)`` as a statement (``metainfo.update(dict(...))``),
         the container's new size checked first."""
+        if not isinstance(call.func, ast.Attribute):  # run() reaches here only through _mutation, which checked it
+            raise Refused(f"{ast.unparse(call)[:60]!r} is not a method call")
         method = call.func.attr
         owner = self.value(call.func.value)
         if not isinstance(owner, _MUTATORS[method]) or (call.keywords and method != "update"):
@@ -403,7 +410,7 @@ class _Reader:
             raise Refused(f".{method}(...): {type(exc).__name__}: {exc}") from None
 
     # -- bounded operations: each predicts its size from the operands before it runs ----------------------
-    def binop(self, op: type, left: Any, right: Any, node: ast.AST) -> Any:
+    def binop(self, op: type, left: Any, right: Any, node: _Located) -> Any:
         symbol, function = _BINOPS[op]
         if op is ast.Pow and isinstance(right, (int, float)) and abs(right) > MAX_EXPONENT:
             raise self.fail(f"line {node.lineno}: exponent {right} is beyond what a config needs (max {MAX_EXPONENT})")
@@ -425,7 +432,7 @@ class _Reader:
         except (TypeError, ValueError, ZeroDivisionError, OverflowError) as exc:
             raise self.fail(f"line {node.lineno}: {ast.unparse(node)[:60]!r}: {exc}") from None
 
-    def bounded(self, value: Any, node: ast.AST) -> Any:
+    def bounded(self, value: Any, node: _Located) -> Any:
         """``value``, unless it is a number or a sequence larger than any config needs (a backstop: the
         operations above refused what they could predict)."""
         if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > MAX_INT_BITS:
@@ -435,7 +442,7 @@ class _Reader:
                             f"{MAX_ITEMS} a config needs")
         return value
 
-    def compare(self, op: type, left: Any, right: Any) -> bool:
+    def compare(self, op: type[ast.cmpop], left: Any, right: Any) -> bool:
         """Comparing containers walks them (shared items each time they are reached): count that first."""
         for side in (left, right):
             if isinstance(side, (list, tuple, dict, set, frozenset)):
@@ -489,7 +496,9 @@ class _Reader:
 
     def formatted(self, template: str, args: list[Any], kwargs: dict[str, Any]) -> str:
         """``template.format(*args, **kwargs)`` for plain fields, each field's size bounded before it is made."""
-        pieces, auto, numbered = [], 0, False
+        pieces: list[str] = []
+        auto, numbered = 0, False
+        key: int | str
         for literal, name, spec, conversion in bounds.format_fields(template, "str.format"):
             pieces.append(literal)
             if name is None:
@@ -529,10 +538,11 @@ class _Reader:
             values = [self.value(e) for e in node.elts]
             return values if isinstance(node, ast.List) else tuple(values)
         if isinstance(node, ast.Dict):
-            if any(k is None for k in node.keys):
+            keys = [k for k in node.keys if k is not None]  # a None key is a '**' entry
+            if len(keys) != len(node.keys):
                 raise self.fail(f"line {node.lineno}: '**' in a dict literal is outside the readable subset")
-            self.budget.charge(len(node.keys), "a literal")
-            return {self.value(k): self.value(v) for k, v in zip(node.keys, node.values)}
+            self.budget.charge(len(keys), "a literal")
+            return {self.value(k): self.value(v) for k, v in zip(keys, node.values, strict=True)}
         if isinstance(node, ast.Name):
             if node.id == BASE_KEY:
                 return self.base
@@ -548,27 +558,29 @@ class _Reader:
             return owner[node.attr]
         if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
             return self.binop(type(node.op), self.value(node.left), self.value(node.right), node)
-        if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd, ast.Not, ast.Invert)):
+        if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
             v = self.value(node.operand)
             try:
-                return {ast.USub: operator.neg, ast.UAdd: operator.pos, ast.Not: operator.not_, ast.Invert: operator.invert}[type(node.op)](v)
+                return _UNARY[type(node.op)](v)
             except TypeError as exc:
                 raise self.fail(f"line {node.lineno}: {ast.unparse(node)[:60]!r}: {exc}") from None
         if isinstance(node, ast.Compare) and all(type(op) in _COMPARE for op in node.ops):
             left = self.value(node.left)
-            for op, right_node in zip(node.ops, node.comparators):
+            for op, right_node in zip(node.ops, node.comparators, strict=True):  # one comparator per operator
                 right = self.value(right_node)
                 if not self.compare(type(op), left, right):
                     return False
                 left = right
             return True
         if isinstance(node, ast.BoolOp):
-            values = (self.value(v) for v in node.values)
-            return all(values) if isinstance(node.op, ast.And) else any(values)
+            operands = (self.value(v) for v in node.values)  # lazy: and/or stop at the first that decides
+            return all(operands) if isinstance(node.op, ast.And) else any(operands)
         if isinstance(node, ast.IfExp):
             return self.value(node.body) if self.value(node.test) else self.value(node.orelse)
         if isinstance(node, ast.Slice):
-            part = lambda n: None if n is None else self.value(n)
+            def part(bound: ast.expr | None) -> Any:
+                return None if bound is None else self.value(bound)
+
             return slice(part(node.lower), part(node.upper), part(node.step))
         if isinstance(node, ast.Subscript):
             container = self.value(node.value)
@@ -598,16 +610,25 @@ class _Reader:
             raise self.fail(f"line {node.lineno}: '*' or '**' in a call is outside the readable subset")
         if isinstance(node.func, ast.Name) and node.func.id in _CALLS:
             args = [self.value(a) for a in node.args]
-            return self.call(node.func.id, args, {k.arg: self.value(k.value) for k in node.keywords}, node)
+            return self.call(node.func.id, args, self.keywords(node), node)
         if isinstance(node.func, ast.Attribute) and node.func.attr in _STR_METHODS:
             owner = self.value(node.func.value)
             if isinstance(owner, str):
                 args = [self.value(a) for a in node.args]
-                return self.string_method(owner, node.func.attr, args, {k.arg: self.value(k.value) for k in node.keywords}, node)
+                return self.string_method(owner, node.func.attr, args, self.keywords(node), node)
         raise self.fail(f"line {node.lineno}: {ast.unparse(node)[:60]!r} is outside the readable subset")
 
+    def keywords(self, node: ast.Call) -> dict[str, Any]:
+        """A call's keyword arguments by name, each evaluated in order."""
+        values = {}
+        for keyword in node.keywords:
+            if keyword.arg is None:  # call_node refused '**' before evaluating anything
+                raise self.fail(f"line {node.lineno}: '*' or '**' in a call is outside the readable subset")
+            values[keyword.arg] = self.value(keyword.value)
+        return values
 
-def _mutation(node: ast.AST) -> bool:
+
+def _mutation(node: ast.AST) -> TypeGuard[ast.Call]:
     """A call of a mutating method (:data:`_MUTATORS`) without ``*``/``**``."""
     return (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in _MUTATORS
             and not any(isinstance(a, ast.Starred) for a in node.args) and all(k.arg is not None for k in node.keywords))

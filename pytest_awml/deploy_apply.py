@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 
-from exporters.signature import Dim, TensorSpec
+from exporters.signature import Dim, DimLike, TensorSpec
 from pytest_awml.deploy_config import FLAG, DeployComponent, DeployConfig, Profile
 from pytest_awml.errors import SpecError
 from pytest_awml.facts import ConfigFact
@@ -37,8 +37,10 @@ def apply(spec: ModelSpec, deploy: DeployConfig) -> ModelSpec:
                         "give the deploy config of this model, or map the component in ModelSpec.deploy_components")
         component = spec.component(name)
         changed[name], notes = _component(spec, component, described, deploy)
-        facts += [ConfigFact.of(f"{name}.dynamic_axes", {t.name: t.dynamic_axes for t in changed[name].inputs + changed[name].outputs}, deploy.path),
-                  ConfigFact.of(f"{name}.profile", {t.name: [_corner(t, w) for w in ("min", "opt", "max")] for t in changed[name].inputs}, deploy.path),
+        tensors = changed[name].inputs + changed[name].outputs
+        facts += [ConfigFact.of(f"{name}.dynamic_axes", {t.name: t.dynamic_axes for t in tensors}, deploy.path),
+                  ConfigFact.of(f"{name}.profile", {t.name: [_corner(t, w) for w in ("min", "opt", "max")] for t in changed[name].inputs},
+                                deploy.path),
                   *([ConfigFact.of(f"{name}.kept_static", notes, deploy.path)] if notes else [])]
     components = tuple(changed.get(c.name, c) for c in spec.components)
     return dataclasses.replace(spec, components=components, facts=(*spec.facts, *facts))
@@ -55,21 +57,23 @@ def _corner(tensor: TensorSpec, which: str) -> list[int]:
 def _component(spec: ModelSpec, component: Component, described: DeployComponent, deploy: DeployConfig) -> tuple[Component, list[str]]:
     where = f"{described.name} (the spec's {component.name})"
     for role, declared, listed in (("inputs", component.inputs, described.inputs), ("outputs", component.outputs, described.outputs)):
-        if listed and [n for n, _ in listed] != [t.name for t in declared]:
+        if not listed:
+            continue  # the config names none of them: nothing to check
+        if [n for n, _ in listed] != [t.name for t in declared]:
             raise _fail(spec, f"{where}: the config's {role} are {[n for n, _ in listed]}, the graph's are {[t.name for t in declared]}",
                         "give the deploy config of this model (names and order must match the exported graph)")
-        for (name, dtype), tensor in zip(listed, declared):
+        for (name, dtype), tensor in zip(listed, declared, strict=True):  # same names, so same count
             if dtype and dtype != tensor.dtype:
                 raise _fail(spec, f"{where}: {role[:-1]} {name!r} is {dtype} in the config, {tensor.dtype} in the graph",
                             f"set its dtype to {tensor.dtype}")
     names = {t.name for t in component.inputs + component.outputs}
-    for tensor in (*described.dynamic_axes, *described.profiles):
-        if tensor not in names:
-            raise _fail(spec, f"{where}: {tensor!r} is no input or output of the graph ({', '.join(sorted(names))})",
+    for tensor_name in (*described.dynamic_axes, *described.profiles):
+        if tensor_name not in names:
+            raise _fail(spec, f"{where}: {tensor_name!r} is no input or output of the graph ({', '.join(sorted(names))})",
                         "name the graph's tensors in dynamic_axes and the profile")
-    for tensor in described.profiles:
-        if tensor not in component.input_names:
-            raise _fail(spec, f"{where}: a profile for {tensor!r}, an output: TensorRT profiles are the inputs'",
+    for tensor_name in described.profiles:
+        if tensor_name not in component.input_names:
+            raise _fail(spec, f"{where}: a profile for {tensor_name!r}, an output: TensorRT profiles are the inputs'",
                         "drop the output's profile")
     inputs = tuple(_input(spec, where, t, described.dynamic_axes.get(t.name, {}), described.profiles.get(t.name))
                    for t in component.inputs)
@@ -91,7 +95,7 @@ def _input(spec: ModelSpec, where: str, tensor: TensorSpec, axes: Mapping[int, s
                     f"give {rank} sizes per shape")
     if any(axis >= rank for axis in axes):
         raise _fail(spec, f"{where}: dynamic_axes of {tensor.name!r} name axis {max(axes)}, the input has {rank}", "name axes 0..rank-1")
-    shape = []
+    shape: list[DimLike] = []
     for axis, declared in enumerate(tensor.shape):
         low, mid, high = ((profile.min[axis], profile.opt[axis], profile.max[axis]) if profile is not None else
                           (declared.min, declared.opt, declared.max) if isinstance(declared, Dim) else (declared,) * 3)
@@ -107,7 +111,7 @@ def _input(spec: ModelSpec, where: str, tensor: TensorSpec, axes: Mapping[int, s
 
 def _output(spec: ModelSpec, where: str, tensor: TensorSpec, axes: Mapping[int, str], dims: Mapping[str, Dim],
             notes: list[str]) -> TensorSpec:
-    shape = []
+    shape: list[DimLike] = []
     for axis, declared in enumerate(tensor.shape):
         name = axes.get(axis)
         if isinstance(declared, Dim):

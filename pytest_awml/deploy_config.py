@@ -368,7 +368,7 @@ class _Parser:
             if not all(isinstance(s, (list, tuple)) and all(isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in s)
                        for s in triple) or len({len(s) for s in triple}) != 1:
                 raise _error(f"{where}.{name}", repr(triple)[:120], "give three shapes of one rank, positive integers")
-            if not all(a <= b <= c for a, b, c in zip(*triple)):
+            if not all(a <= b <= c for a, b, c in zip(*triple, strict=True)):  # one rank, checked above
                 raise _error(f"{where}.{name}", repr(triple)[:120], "need min <= opt <= max on every axis")
             profiles[name] = Profile(*(tuple(s) for s in triple))
         return profiles

@@ -78,11 +78,8 @@ def pipeline_rounds(workspace: Workspace, spec: ModelSpec, target: Target, name:
                               lambda: measure_pipeline(workspace.pipeline(spec, target, name), workspace.model(spec).samples[0], settings))
 
 
-def stage_rounds(workspace: Workspace, spec: ModelSpec, component: Component, target: Target) -> StageRounds | None:
-    """``component``'s rounds on ``target`` when they are a pipeline stage's (:func:`stage_source`), else None."""
-    source = stage_source(spec, component, target)
-    if source is None:
-        return None
+def stage_rounds(workspace: Workspace, spec: ModelSpec, target: Target, source: StageSource) -> StageRounds:
+    """A component's rounds on ``target`` read from the pipeline stage that runs it (``source``, from :func:`stage_source`)."""
     settings = workspace.options.latency(spec.pipeline_named(source.pipeline).latency)
     shared = pipeline_rounds(workspace, spec, target, source.pipeline, settings)
     return StageRounds(shared.stages[source.stage], shared.rounds.rounds_cut, warmup_rounds(settings), source.measured_in)
@@ -99,9 +96,9 @@ def p50(workspace: Workspace, spec: ModelSpec, component: Component, target_id: 
     rounds, or the compute rounds on the runner's clock (CUDA events: no synchronize in the span)."""
     def measure() -> float:
         target = Target.parse(target_id)
-        stage = stage_rounds(workspace, spec, component, target)
-        if stage is not None:
-            return LatencyStats.from_ms(stage.ms).p50_ms
+        source = stage_source(spec, component, target)
+        if source is not None:
+            return LatencyStats.from_ms(stage_rounds(workspace, spec, target, source).ms).p50_ms
         runner = workspace.runner(spec, component, target)
         timer = timer_for(runner)
         compute = compute_of(runner, runner.prepare(workspace.inputs(spec, component)[0]), timer)

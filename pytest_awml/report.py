@@ -200,7 +200,7 @@ def figures(runs: Sequence[Run], rows: Sequence[Row], awml_json: dict | None) ->
         for stage in stages:
             values = [p[1].get(stage, {}).get("p50_ms", 0.0) for p in pipelines]
             ax.barh(range(len(pipelines)), values, left=left, label=stage)
-            left = [a + b for a, b in zip(left, values)]
+            left = [a + b for a, b in zip(left, values, strict=True)]  # one bar per pipeline on both sides
         ax.set_yticks(range(len(pipelines)), [p[0].replace("test_pipeline_latency", "") for p in pipelines], fontsize=8)
         ax.set_xlabel("p50 per stage (ms), current run")
         ax.legend(fontsize=7, ncol=len(stages))
@@ -213,7 +213,8 @@ def figures(runs: Sequence[Run], rows: Sequence[Row], awml_json: dict | None) ->
     if parity:
         fig, ax = plt.subplots(figsize=(10, 0.3 * len(parity) + 1.5))
         labels = [f"{r.get('component', '?')}/{r.get('output', '?')} {r.get('target', '')}" for r in parity]
-        ax.barh(range(len(parity)), [max(r["max_abs"], 1e-12) for r in parity], color=["tab:green" if r["passed"] else "tab:red" for r in parity], label="max |error|")
+        ax.barh(range(len(parity)), [max(r["max_abs"], 1e-12) for r in parity],
+                color=["tab:green" if r["passed"] else "tab:red" for r in parity], label="max |error|")
         ax.scatter([max(r["atol"], 1e-12) for r in parity], range(len(parity)), marker="|", s=200, color="black", label="atol", zorder=3)
         ax.set_yticks(range(len(parity)), labels, fontsize=7)
         ax.set_xscale("log")
@@ -226,7 +227,8 @@ def figures(runs: Sequence[Run], rows: Sequence[Row], awml_json: dict | None) ->
 
 
 def html_table(runs: Sequence[Run], rows: Sequence[Row]) -> str:
-    runs_html = "".join(f"<li>{html.escape(r.label)} ({html.escape(str(r.data.get('datetime', '?')))}) on {html.escape(r.machine)}</li>" for r in runs)
+    runs_html = "".join(f"<li>{html.escape(r.label)} ({html.escape(str(r.data.get('datetime', '?')))}) on {html.escape(r.machine)}</li>"
+                        for r in runs)
     warn = "<p class='warn'>The runs come from different machines: their times are not comparable.</p>" if len({r.machine for r in runs}) > 1 else ""
     cells = []
     for r in rows:
@@ -297,7 +299,8 @@ def _awml_json(path: Path) -> dict:
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError, RecursionError) as exc:  # RecursionError: JSON nested deeper than Python's stack
-        raise AwmlError(f"--awml-json {path} is not a readable JSON report: {'nested too deeply' if isinstance(exc, RecursionError) else exc}") from None
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else exc
+        raise AwmlError(f"--awml-json {path} is not a readable JSON report: {reason}") from None
     if not isinstance(data, dict):
         raise AwmlError(f"--awml-json {path} is not pytest-awml's JSON report (an object with run, parity, …)")
     parity = data.get("parity", [])

@@ -93,11 +93,14 @@ def _registry(document: Any):
     from referencing.exceptions import NoSuchResource
     from referencing.jsonschema import DRAFT7
 
+    # referencing's classes are attrs classes whose stub (_attrs.pyi) marks them with the pre-PEP 681
+    # ``__dataclass_transform__``, which mypy does not read: it sees KeyError's and Mapping's constructors,
+    # not these keyword arguments (referencing's documented API).
     def retrieve(uri: str):
-        raise NoSuchResource(ref=uri)
+        raise NoSuchResource(ref=uri)  # type: ignore[call-arg]
 
     resource = Resource.from_contents(document, default_specification=DRAFT7)
-    return Registry(retrieve=retrieve).with_resource(_base(document), resource).crawl()
+    return Registry(retrieve=retrieve).with_resource(_base(document), resource).crawl()  # type: ignore[call-arg]
 
 
 def _base(document: Any) -> str:

@@ -299,11 +299,11 @@ def validate(spec: Any, origin: str = "") -> ModelSpec:
             problems = getattr(comp, attr).problems()
             if problems:
                 fail(f"{where}.{attr}", "; ".join(problems), f"correct the {attr} settings")
-    names = {c.name for c in spec.components}
+    component_names = {c.name for c in spec.components}
     for deployed, mapped in spec.deploy_components.items():
-        if mapped not in names:
+        if mapped not in component_names:
             fail(f"deploy_components[{deployed!r}]", f"names {mapped!r}, which is not a component",
-                 f"map it to one of {', '.join(sorted(names))}")
+                 f"map it to one of {', '.join(sorted(component_names))}")
     for name, pipeline in spec.pipelines():
         problems = pipeline.problems([c.name for c in spec.components_of(name) if isinstance(c, Component)])
         if problems:

@@ -276,10 +276,11 @@ def test_latency(awml_case, awml_workspace, benchmark, request):
     settings = awml_workspace.options.latency(component.latency)
     benchmark.group = f"{spec.name}/{component.name}"
     ids = results.record_ids(awml_case, request.node.nodeid, awml_workspace.options)
-    if stage_source(spec, component, target) is not None:  # a CPU pipeline stage: the network runs once for both tests
+    source = stage_source(spec, component, target)
+    if source is not None:  # a CPU pipeline stage: the network runs once for both tests
         if benchmark.disabled:
             pytest.skip(DISABLED)
-        stage = stage_rounds(awml_workspace, spec, component, target)
+        stage = stage_rounds(awml_workspace, spec, target, source)
         record_rounds(benchmark, stage.ms)
         stats = LatencyStats.from_ms(stage.ms)
         record = LatencyRecord(ids=ids, stats=stats, clock=SpanTimer.clock, spans={"stage": stats}, rounds_cut=stage.rounds_cut,

@@ -38,7 +38,7 @@ class TerminalNotes(logging.Handler):
                 else:
                     sys.stderr.write(text + "\n")
                     sys.stderr.flush()
-        except Exception:  # a note that cannot be shown must not break the wait it reports on
+        except Exception:  # noqa: BLE001  logging.Handler's contract: a note that cannot be shown must not break the wait it reports on
             self.handleError(record)
 
 

@@ -105,7 +105,8 @@ class Workspace:
 
     def outputs(self, spec: ModelSpec, component: Component, target: Target) -> list[dict[str, np.ndarray]]:
         """The component's outputs on ``target`` for the session's inputs (:meth:`InferenceStore.outputs`)."""
-        feeds = list(zip(self.input_digests(spec, component), self._computes(spec, component, target)))
+        # one digest per input, one compute per input: the same list of inputs on both sides
+        feeds = list(zip(self.input_digests(spec, component), self._computes(spec, component, target), strict=True))
         return self.inferences.outputs(spec.name, component, target, feeds, self.outputs_key(spec, component, target))
 
     def recheck(self, spec: ModelSpec, component: Component, targets: tuple[Target, ...],
@@ -115,7 +116,7 @@ class Workspace:
         samples = self.inputs(spec, component) if inputs is None else inputs
         digests = self.input_digests(spec, component) if inputs is None else [content_digest(sample) for sample in samples]
         for target in targets:
-            feeds = [(digest, self._compute(spec, component, target, sample)) for digest, sample in zip(digests, samples)]
+            feeds = [(digest, self._compute(spec, component, target, sample)) for digest, sample in zip(digests, samples, strict=True)]
             self.inferences.recheck(spec.name, component, target, feeds)
 
     def run(self, spec: ModelSpec, component: Component, target: Target, inputs: Mapping[str, np.ndarray], *,

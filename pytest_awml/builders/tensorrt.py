@@ -19,6 +19,7 @@ from pytest_awml.builders.onnx import FORMAT as ONNX
 from pytest_awml.builders.onnx_fp16 import FORMAT as ONNX_FP16
 from pytest_awml.builders.onnx_fp16 import converter_unavailable
 from pytest_awml.device import Device, Precision
+from pytest_awml.errors import ArtifactError
 from pytest_awml.provenance import package_version
 from pytest_awml.spec import Component
 
@@ -47,7 +48,8 @@ class EngineBuilder(ArtifactBuilder):
     def __init__(self, precision: Precision, flavor: Flavor = TENSORRT) -> None:
         self.precision, self.flavor = precision, flavor
         self.format = engine_format(precision, flavor)
-        self.requires = (graph_format(precision, flavor),)
+        self.graph_format = graph_format(precision, flavor)  # the one artifact it requires
+        self.requires = (self.graph_format,)
         self.options = options_for(precision, flavor)
 
     def unavailable_reason(self, device: Device) -> str | None:
@@ -70,11 +72,11 @@ class EngineBuilder(ArtifactBuilder):
             import torch
 
             gpu = torch.cuda.get_device_name(context.device.torch)
-        return engine_key_parts(context.artifact(self.requires[0]).sha256, self.options,
+        return engine_key_parts(context.artifact(self.graph_format).sha256, self.options,
                                 package_version(self.flavor.package), gpu)
 
     def write(self, context: BuildContext, path: Path) -> dict[str, Any]:
-        graph = context.artifact(self.requires[0])
+        graph = context.artifact(self.graph_format)
         timing_cache = context.store.root / TIMING_CACHE.format(flavor=self.flavor.name)
         placed: Any = contextlib.nullcontext()
         if self.flavor.builds_on_gpu:
@@ -84,6 +86,10 @@ class EngineBuilder(ArtifactBuilder):
         with placed:
             report = build_engine(graph.path, path, flavor=self.flavor, component=context.label, inputs=context.component.inputs,
                                   options=self.options, timing_cache=timing_cache)
+        coverage = report.coverage
+        if coverage is None:  # build_engine measures it on every build; a report without one is not its own
+            raise ArtifactError(f"{context.label}: the {self.flavor.title} build of {path} reported no op coverage: "
+                                "exporters.tensorrt_build.build_engine must return the parser's coverage")
         return {"builder": f"{self.flavor.name} {report.version}", "graph": graph.format, "build_seconds": round(report.seconds, 3),
-                "engine_bytes": report.size_bytes, "layers": report.coverage.layers, "warnings": list(report.warnings),
-                "profile": report.profile, "coverage": report.coverage.as_record()}
+                "engine_bytes": report.size_bytes, "layers": coverage.layers, "warnings": list(report.warnings),
+                "profile": report.profile, "coverage": coverage.as_record()}

@@ -8,10 +8,10 @@ Lifecycle, like Polygraphy's ``activate``/``deactivate``: constructing a runner 
 touches no file; ``open()`` does the heavy work (reading the artifact, creating the session,
 deserializing the engine, copying the module to the device) and ``close()`` releases it; ``with
 runner:`` does both. What a runner runs is resolved before it is made (as Polygraphy's loaders compose):
-its backend is given the artifact's path, already built, never a way back to whoever built it. The session cache opens every runner it hands out and closes them
-all when the session ends. A runner used before ``open()`` opens itself on first use, so that a
-runner wrapping another one (a third-party backend that only forwards ``prepare``/``execute``/
-``fetch``) keeps working.
+its backend is given the artifact's path, already built, never a way back to whoever built it. The session
+cache opens every runner it hands out and closes them all when the session ends. A runner used before
+``open()`` opens itself on first use, so that a runner wrapping another one (a third-party backend that only
+forwards ``prepare``/``execute``/``fetch``) keeps working.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -29,6 +29,8 @@ from exporters.signature import TensorSpec
 from pytest_awml.device import Device, Precision, Target
 from pytest_awml.errors import BackendError, DataError
 from pytest_awml.shapes import feed_problem
+
+_Handle = TypeVar("_Handle")
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,15 @@ class Runner(ABC):
 
     def deactivate(self) -> None:
         """Drop every reference ``activate`` made, so that sessions, contexts and buffers are freed."""
+
+    def opened(self, handle: _Handle | None, what: str) -> _Handle:
+        """``handle`` (a session, a context, a stream that ``activate`` made), checked: None means a call reached
+        the runtime before ``open()`` or after ``close()``, a caller's bug named here rather than an AttributeError
+        on None deep in a call."""
+        if handle is None:
+            raise BackendError(f"{self.target.id}: {type(self).__name__} has no {what}: it was called before open() or after "
+                               "close(); open the runner first (prepare() or `with runner:` does)")
+        return handle
 
     def __enter__(self) -> Runner:
         return self.open()

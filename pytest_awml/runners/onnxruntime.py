@@ -28,7 +28,7 @@ class OnnxRuntimeRunner(Runner):
         super().__init__(target, output_names, input_specs)
         self._model = model
         self._providers = list(providers)
-        self._session = None
+        self._session: Any | None = None  # the InferenceSession while open (onnxruntime ships no type hints)
 
     def activate(self) -> None:
         import onnxruntime
@@ -64,17 +64,18 @@ class OnnxRuntimeRunner(Runner):
     def session(self):
         """The InferenceSession itself (opening the runner), for bare-loop comparisons (benchmarks/fidelity.py)."""
         self.open()
-        return self._session
+        return self.opened(self._session, "ONNX Runtime session")
 
     def prepare(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         self.open()
         return {name: np.ascontiguousarray(value) for name, value in inputs.items()}
 
     def execute(self, prepared: dict[str, np.ndarray]) -> Any:
-        return self._session.run(list(self.output_names), prepared)
+        return self.opened(self._session, "ONNX Runtime session").run(list(self.output_names), prepared)
 
     def fetch(self, raw: Any) -> dict[str, np.ndarray]:
-        return {name: np.asarray(value) for name, value in zip(self.output_names, raw)}
+        # one value per requested name: run() was asked for exactly these outputs
+        return {name: np.asarray(value) for name, value in zip(self.output_names, raw, strict=True)}
 
 
 class OnnxRuntimeBackend(Backend):
@@ -117,18 +118,20 @@ class OnnxRuntimeGpuRunner(OnnxRuntimeRunner):
                 for name, value in inputs.items()}
 
     def execute(self, prepared: dict) -> Any:
-        binding = self._session.io_binding()
+        session = self.opened(self._session, "ONNX Runtime session")
+        binding = session.io_binding()
         for name, value in prepared.items():
             binding.bind_ortvalue_input(name, value)
         for name in self.output_names:
             binding.bind_output(name, "cuda", self._device_index)
         binding.synchronize_inputs()
-        self._session.run_with_iobinding(binding)
+        session.run_with_iobinding(binding)
         binding.synchronize_outputs()
         return binding
 
     def fetch(self, raw: Any) -> dict[str, np.ndarray]:
-        return {name: np.asarray(value) for name, value in zip(self.output_names, raw.copy_outputs_to_cpu())}
+        # one value per output bound in execute(), in the same order
+        return {name: np.asarray(value) for name, value in zip(self.output_names, raw.copy_outputs_to_cpu(), strict=True)}
 
     def run_tensors(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
         """IO binding on torch's device memory: float32 inputs read in place (others cast first: the graph's
@@ -145,12 +148,13 @@ class OnnxRuntimeGpuRunner(OnnxRuntimeRunner):
                    for name, shape in plan_output_shapes(self.input_specs, self.output_specs, shapes).items()}
         contiguous = {name: tensor.to(torch.float32).contiguous() for name, tensor in inputs.items()}
         torch.cuda.current_stream(device).synchronize()
-        binding = self._session.io_binding()
+        session = self.opened(self._session, "ONNX Runtime session")
+        binding = session.io_binding()
         for name, tensor in contiguous.items():
             binding.bind_input(name, "cuda", self._device_index, np.float32, list(tensor.shape), tensor.data_ptr())
         for name, tensor in outputs.items():
             binding.bind_output(name, "cuda", self._device_index, np.float32, list(tensor.shape), tensor.data_ptr())
-        self._session.run_with_iobinding(binding)
+        session.run_with_iobinding(binding)
         binding.synchronize_outputs()
         return {name: outputs[name] for name in self.output_names}
 

@@ -52,7 +52,11 @@ class TensorRTRunner(Runner):
         self._module = module
         self._output_specs = tuple(output_specs)
         self._lock = threading.Lock()
-        self._device = self._engine = self._context = self._stream = None
+        # made by activate(), dropped by deactivate(): a torch device, the engine, its execution context, a torch stream
+        self._device: Any | None = None
+        self._engine: Any | None = None
+        self._context: Any | None = None
+        self._stream: Any | None = None
         self._dtypes: dict[str, Any] = {}
 
     def activate(self) -> None:
@@ -92,19 +96,22 @@ class TensorRTRunner(Runner):
 
         shapes = {name: tuple(t.shape) for name, t in prepared.items()}
         planned = plan_output_shapes(self.input_specs, self._output_specs, shapes)
-        with self._lock, torch.cuda.stream(self._stream):
-            for name, tensor in prepared.items():
-                self._context.set_input_shape(name, shapes[name])
-                self._context.set_tensor_address(name, tensor.data_ptr())
-            outputs = {}
-            for name, shape in planned.items():
-                actual = tuple(self._context.get_tensor_shape(name))
-                if actual != shape:
-                    raise BackendError(f"{self.target.id}: TensorRT says output {name!r} is {actual}, the spec implies {shape}")
-                outputs[name] = torch.empty(shape, dtype=self._dtypes[name], device=self._device)
-                self._context.set_tensor_address(name, outputs[name].data_ptr())
-            if not self._context.execute_async_v3(self._stream.cuda_stream):
-                raise BackendError(f"{self.target.id}: TensorRT execute_async_v3 returned False (see TensorRT's log)")
+        with self._lock:
+            context = self.opened(self._context, "TensorRT execution context")
+            stream = self.opened(self._stream, "CUDA stream")
+            with torch.cuda.stream(stream):
+                for name, tensor in prepared.items():
+                    context.set_input_shape(name, shapes[name])
+                    context.set_tensor_address(name, tensor.data_ptr())
+                outputs = {}
+                for name, shape in planned.items():
+                    actual = tuple(context.get_tensor_shape(name))
+                    if actual != shape:
+                        raise BackendError(f"{self.target.id}: TensorRT says output {name!r} is {actual}, the spec implies {shape}")
+                    outputs[name] = torch.empty(shape, dtype=self._dtypes[name], device=self._device)
+                    context.set_tensor_address(name, outputs[name].data_ptr())
+                if not context.execute_async_v3(stream.cuda_stream):
+                    raise BackendError(f"{self.target.id}: TensorRT execute_async_v3 returned False (see TensorRT's log)")
         return outputs
 
     def run_tensors(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
@@ -114,16 +121,17 @@ class TensorRTRunner(Runner):
 
         self.check(inputs)
         self.open()
-        self._stream.wait_stream(torch.cuda.current_stream(self._device))
-        with torch.cuda.stream(self._stream):
+        stream = self.opened(self._stream, "CUDA stream")
+        stream.wait_stream(torch.cuda.current_stream(self._device))
+        with torch.cuda.stream(stream):
             prepared = {name: tensor.to(self._dtypes[name]).contiguous() for name, tensor in inputs.items()}
             outputs = self.execute(prepared)
             result = {name: outputs[name] for name in self.output_names}
-        torch.cuda.current_stream(self._device).wait_stream(self._stream)
+        torch.cuda.current_stream(self._device).wait_stream(stream)
         return result
 
     def fetch(self, raw: dict[str, Any]) -> dict[str, np.ndarray]:
-        self._stream.synchronize()
+        self.opened(self._stream, "CUDA stream").synchronize()
         return {name: raw[name].float().cpu().numpy() for name in self.output_names}
 
     def synchronize(self) -> None:
