@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from pytest_awml import forensics, golden, results
+from pytest_awml import forensics, golden, pipeline_outputs, results
 from pytest_awml.artifacts import sha256_file
 from pytest_awml.budgets import DEFAULT_REGRESSION, budget_failure, ratio_verdict, regression_verdict, share_verdict
 from pytest_awml.builders.onnx import FORMAT as ONNX
@@ -308,8 +308,8 @@ def test_latency(awml_case, awml_workspace, benchmark, request):
 def test_pipeline_parity(awml_case, awml_workspace, request):
     """The end-to-end outputs (boxes, classes…) of the target agree with the PyTorch CPU pipeline."""
     spec, target = awml_case.spec, awml_case.target
-    references = awml_workspace.pipeline_reference(spec, awml_case.pipeline)
-    outputs = awml_workspace.pipeline_outputs(spec, target, awml_case.pipeline)
+    references = pipeline_outputs.reference(awml_workspace, spec, awml_case.pipeline)
+    outputs = pipeline_outputs.outputs(awml_workspace, spec, target, awml_case.pipeline)
     pipeline_spec = spec.pipeline_named(awml_case.pipeline)
     checks = pipeline_spec.compare(references, outputs, target.precision)
     ids = results.record_ids(awml_case, request.node.nodeid, awml_workspace.options, component=awml_case.pipeline.record_component)
@@ -337,11 +337,11 @@ def test_metric(awml_case, awml_workspace, request):
     limit of PyTorch CPU fp32's (|delta|), over enough ground truth to mean something."""
     spec, target = awml_case.spec, awml_case.target
     samples = awml_workspace.model(spec).samples
-    reference = spec.metric.compute(awml_workspace.pipeline_reference(spec), samples)
+    reference = spec.metric.compute(pipeline_outputs.reference(awml_workspace, spec), samples)
     if reference.compared == 0:
         pytest.skip(f"the samples hold no ground truth for {reference.name} (--awml-data scans carry none): nothing to score; "
                     "run on the spec's synthetic samples, or give a spec labelled data")
-    score = spec.metric.compute(awml_workspace.pipeline_outputs(spec, target), samples)
+    score = spec.metric.compute(pipeline_outputs.outputs(awml_workspace, spec, target), samples)
     limit = spec.metric.max_delta[target.precision.value]
     verdict = metric_verdict(reference, score, limit)
     ids = results.record_ids(awml_case, request.node.nodeid, awml_workspace.options, component="pipeline")

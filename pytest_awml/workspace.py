@@ -28,7 +28,7 @@ from pytest_awml.builders import BuildContext, Ingredient
 from pytest_awml.cases import Plan
 from pytest_awml.device import REFERENCE, Target
 from pytest_awml.digests import content_digest
-from pytest_awml.errors import AwmlError, BackendError, SpecError
+from pytest_awml.errors import AwmlError, SpecError
 from pytest_awml.inference_store import Compute, InferenceStore
 from pytest_awml.machine import machine_identity
 from pytest_awml.memo import Key, Memo, key
@@ -38,7 +38,6 @@ from pytest_awml.pipeline import Pipeline, PipelineName
 from pytest_awml.produced import Collector
 from pytest_awml.provenance import versions
 from pytest_awml.runners.base import Runner, RunnerSource
-from pytest_awml.runners.sharing import Held, Missing, SharingRunner
 from pytest_awml.spec import Component, ModelSpec
 from pytest_awml.stored_formats import OutputsKey
 
@@ -56,7 +55,6 @@ class _Slot(Enum):
     ARTIFACT = auto()
     RUNNER = auto()
     PIPELINE = auto()
-    PIPELINE_OUTPUTS = auto()
 
 
 class Workspace:
@@ -206,43 +204,10 @@ class Workspace:
 
         return self._memo.get(key(_Slot.PIPELINE, spec.name, name, target), build)
 
-    def pipeline_outputs(self, spec: ModelSpec, target: Target, name: PipelineName = PipelineName.SPEC) -> list:
-        """The pipeline's outputs on ``target``, one per sample, computed once and shared by the pipeline parity and
-        metric tests (the reference's: ``target`` ``REFERENCE``). Its host calls are answered by :meth:`run` (an input
-        a parity test already ran is not run again), resolved between passes over a frame (:mod:`~pytest_awml.runners.sharing`);
-        its device calls are its runners' own, the path its latency rounds time."""
-        def outputs() -> list:
-            held = {c.name: Held() for c in spec.components_of(name)}
-            runners = {c.name: SharingRunner(c.name, self.runner(spec, c, target), held[c.name]) for c in spec.components_of(name)}
-            pipeline = spec.pipeline_named(name).build(self.model(spec).model, runners)
-            return [self._frame(spec, target, pipeline, held, sample) for sample in self.model(spec).samples]
-
-        return self._memo.get(key(_Slot.PIPELINE_OUTPUTS, spec.name, name, target), outputs)
-
-    def _frame(self, spec: ModelSpec, target: Target, pipeline: Pipeline, held: Mapping[str, Held], sample: Any) -> Any:
-        """One sample through a pipeline of sharing runners: each pass that stops at an input the session does not hold
-        yet is resolved through :meth:`run` and the frame runs again, until it runs through."""
-        resolved = None
-        while True:
-            for answers in held.values():
-                answers.read.clear()
-            try:
-                return pipeline(sample).outputs
-            except Missing as missing:
-                if resolved is not None and resolved[1] not in held[resolved[0]].read:
-                    raise BackendError(f"{spec.name}: the {target.id} pipeline fed {resolved[0]} other inputs when it ran the same "
-                                       "sample again: its stages before that component are not deterministic") from None
-                outputs = self.run(spec, spec.component(missing.component), target, missing.inputs, digest=missing.digest)
-                held[missing.component].add(missing.digest, outputs)
-                resolved = (missing.component, missing.digest)
-
-    def pipeline_reference(self, spec: ModelSpec, name: PipelineName = PipelineName.SPEC) -> list:
-        """Reference pipeline outputs (every component on PyTorch CPU fp32), one per sample."""
-        return self.pipeline_outputs(spec, REFERENCE, name)
-
     # -- what other modules compute ----------------------------------------------------------------
     def memoized(self, memo_key: Key, make: Callable[[], Any]) -> Any:
-        """``make()``'s value under ``key``, made once per session (the latency sources' rounds, p50s, baselines)."""
+        """``make()``'s value under ``key``, made once per session (the latency sources' rounds, p50s, baselines; the
+        pipeline outputs parity and metrics judge)."""
         return self._memo.get(memo_key, make)
 
     def remember(self, memo_key: Key, value: Any) -> None:

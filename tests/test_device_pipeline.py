@@ -272,6 +272,7 @@ def test_pipeline_parity_runs_the_path_its_latency_rounds_time(tmp_path):
     encoder gets the captured graph's padded rows, as on the bare runners, and the boxes are the bare pipeline's."""
     import toy
     from pytest_awml.artifacts import ArtifactStore
+    from pytest_awml import pipeline_outputs
     from pytest_awml.workspace import Workspace
 
     target = Target("pytorch", Device("cuda", 0), Precision.FP32)
@@ -279,7 +280,7 @@ def test_pipeline_parity_runs_the_path_its_latency_rounds_time(tmp_path):
     workspace = Workspace(plan, ArtifactStore(tmp_path / "artifacts"))
     encoder = workspace.runner(TINY_SPEC, TINY_SPEC.components[0], target)
     rows = _recording(encoder, lambda inputs: inputs["input_features"].shape[0])
-    (parity,) = workspace.pipeline_outputs(TINY_SPEC, target)
+    (parity,) = pipeline_outputs.outputs(workspace, TINY_SPEC, target)
     scene = workspace.model(TINY_SPEC).samples[0]
     timed = workspace.pipeline(TINY_SPEC, target)(scene).outputs
     cfg = workspace.model(TINY_SPEC).model.cfg

@@ -1216,6 +1216,7 @@ def test_a_pipeline_whose_stages_feed_other_inputs_on_every_pass_is_a_backend_er
     import toy
     from pytest_awml.device import REFERENCE
     from pytest_awml.pipeline import PipelineResult, StageClock
+    from pytest_awml import pipeline_outputs
     from pytest_awml.workspace import Workspace
 
     class Drifting(toy.ToyPipeline):
@@ -1229,5 +1230,5 @@ def test_a_pipeline_whose_stages_feed_other_inputs_on_every_pass_is_a_backend_er
     spec = _toy_with(build=lambda model, runners: Drifting(runners))
     workspace = Workspace(toy.plan(tmp_path), ArtifactStore(tmp_path / "artifacts"))
     with pytest.raises(BackendError, match="fed enc other inputs when it ran the same sample again: .* not deterministic"):
-        workspace.pipeline_outputs(spec, REFERENCE)
+        pipeline_outputs.outputs(workspace, spec, REFERENCE)
     workspace.close()
