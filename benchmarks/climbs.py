@@ -22,18 +22,22 @@ import threading
 import pytest
 
 PROJECT = ("pytest_awml", "exporters", "model_specs")
+# A memo's get(key, make) calls the make it is given, as functools.cache or dict.setdefault would: with
+# --memo-transparent it counts as the library it stands for, so that the climbs left are the project's own.
+MEMO = "pytest_awml.memo"
 
 
-def _module(frame) -> str | None:
+def _module(frame, transparent: tuple[str, ...] = ()) -> str | None:
     name = frame.f_globals.get("__name__", "")
-    return name if name.split(".")[0] in PROJECT else None
+    return name if name.split(".")[0] in PROJECT and name not in transparent else None
 
 
 class Climbs:
     """A pytest plugin that traces each test's call phase and counts the climbs in it."""
 
-    def __init__(self) -> None:
+    def __init__(self, transparent: tuple[str, ...] = ()) -> None:
         self.by_test: dict[str, collections.Counter] = {}
+        self.transparent = transparent
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_call(self, item):
@@ -42,7 +46,7 @@ class Climbs:
 
         def profile(frame, event, arg):
             if event == "call":
-                module = _module(frame)
+                module = _module(frame, self.transparent)
                 this = id(frame.f_locals["self"]) if module is not None and "self" in frame.f_locals else None
                 if module is not None:
                     caller = next((entry for entry in reversed(stack) if entry[0] is not None), None)
@@ -66,8 +70,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--spec", default="centerpoint-tiny")
     parser.add_argument("-k", dest="select", default="test_parity and pts_voxel_encoder and onnxruntime")
+    parser.add_argument("--memo-transparent", action="store_true", help=f"count {MEMO} as a library (see MEMO)")
     args = parser.parse_args()
-    climbs = Climbs()
+    climbs = Climbs((MEMO,) if args.memo_transparent else ())
     with tempfile.TemporaryDirectory() as folder:
         pytest.main(["-q", "-p", "no:cacheprovider", "--benchmark-disable", f"--awml-spec={args.spec}", "-k", args.select,
                      f"--awml-artifacts={folder}/artifacts", f"--awml-report={folder}/report.json"], plugins=[climbs])
