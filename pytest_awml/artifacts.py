@@ -26,7 +26,7 @@ from typing import Any
 
 from pytest_awml.errors import ArtifactError
 from pytest_awml.locks import DEFAULT_TIMEOUT_S, held
-from pytest_awml.paths import FILE_MODE, WRITE_ERRNOS, no_link, sha256_file, write_atomic, write_error  # noqa: F401 (re-exported)
+from pytest_awml.paths import WRITE_ERRNOS, no_link, sha256_file, write_atomic, write_error
 from pytest_awml.provenance import timestamp
 
 log = logging.getLogger(__name__)
@@ -88,8 +88,8 @@ class ArtifactStore:
         a stored file's content before it is reused (None: fine, else what is wrong with it)."""
         key = content_key({**key_parts, "format": format})
         folder = no_link(self.root / spec / component / key, self.root)  # a planted link would take reads and writes outside
-        target = no_link(folder / filename, self.root)
-        no_link(folder / MANIFEST, self.root)
+        target = no_link(folder / filename)  # the folders up to the root were checked just above
+        no_link(folder / MANIFEST)
         found, reason = self._trusted(folder, target, verify)
         if found:
             return Artifact(spec, component, format, target, found, key, True, 0.0, details=self._details(folder), kind=kind)

@@ -63,7 +63,7 @@ def load_benchmarks(path: Path) -> dict:
         name = bench.get("name") if isinstance(bench, dict) else None
         stats = bench.get("stats") if isinstance(bench, dict) else None
         median = stats.get("median") if isinstance(stats, dict) else None
-        if not isinstance(name, str) or not _is_real(median):
+        if not isinstance(name, str) or not is_real(median):
             raise AwmlError(f"{path}: benchmark {index} ({name or 'no name'}) has no name or no numeric stats.median: "
                             "the file is not pytest-benchmark's output (or was edited); regenerate it with --benchmark-json")
         problem = _figures_problem(bench, median)
@@ -77,7 +77,7 @@ def load_benchmarks(path: Path) -> dict:
     return data
 
 
-def _is_real(value: object) -> TypeGuard[float]:
+def is_real(value: object) -> TypeGuard[float]:
     """A JSON number (an int or a float, not a bool)."""
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
@@ -95,7 +95,7 @@ def _figures_problem(bench: dict, median: float) -> str | None:
         return "extra_info.stages is not an object of stages"
     figures.update({f"stages.{stage}.p50_ms": s.get("p50_ms") for stage, s in stages.items()})
     for key, value in figures.items():
-        if value is not None and not (_is_real(value) and math.isfinite(value) and value >= 0):
+        if value is not None and not (is_real(value) and math.isfinite(value) and value >= 0):
             return f"extra_info.{key} is {value!r}, not a finite number >= 0"
     return None
 

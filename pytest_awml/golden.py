@@ -13,6 +13,7 @@ an update writes no component of a set when one of them would be refused (``refu
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import statistics
@@ -24,12 +25,11 @@ from typing import Any
 
 import numpy as np
 
-from pytest_awml.artifacts import sha256_file, write_atomic
 from pytest_awml.compare import OutputComparison, compare_outputs
 from pytest_awml.errors import ArtifactError
 from pytest_awml.limits import Tolerance, TrendSettings
 from pytest_awml.locks import DEFAULT_TIMEOUT_S, held
-from pytest_awml.paths import no_link, write_error
+from pytest_awml.paths import no_link, sha256_file, write_atomic, write_error
 from pytest_awml.provenance import timestamp
 from pytest_awml.results import KEY_FIGURES
 
@@ -160,10 +160,11 @@ class GoldenStore:
         buffer = io.BytesIO()
         arrays: dict[str, Any] = {**_pack(inputs, "input"), **_pack(outputs, "output")}
         np.savez_compressed(buffer, **arrays)
-        write_atomic(data_path, buffer.getvalue(), root=self.root, what=f"the golden outputs of {spec}/{component}")
-        full = {**meta, "format": FORMAT, "sha256": sha256_file(data_path), "created": timestamp()}
-        write_atomic(meta_path, json.dumps(full, indent=2, sort_keys=True).encode(), root=self.root,
-                     what=f"the golden metadata of {spec}/{component}")
+        payload = buffer.getvalue()
+        # paths() checked both files and the folders up to the root: each write checks the file itself again
+        write_atomic(data_path, payload, what=f"the golden outputs of {spec}/{component}")
+        full = {**meta, "format": FORMAT, "sha256": hashlib.sha256(payload).hexdigest(), "created": timestamp()}
+        write_atomic(meta_path, json.dumps(full, indent=2, sort_keys=True).encode(), what=f"the golden metadata of {spec}/{component}")
         return data_path
 
     def update(self, spec: str, component: str, inputs, outputs, meta: dict[str, Any],

@@ -27,10 +27,11 @@ from enum import Enum, auto
 from pathlib import Path
 from typing import Any
 
-from pytest_awml.artifacts import ArtifactStore, write_atomic
+from pytest_awml.artifacts import ArtifactStore
 from pytest_awml.device import REFERENCE, Target
 from pytest_awml.errors import StoreMismatch
 from pytest_awml.memo import Memo, key
+from pytest_awml.paths import write_atomic
 from pytest_awml.produced import Collector, Inference
 from pytest_awml.provenance import timestamp
 from pytest_awml.spec import Component, ModelSpec

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from pytest_awml.budgets import DEFAULT_REGRESSION, load_benchmarks, median_ms, regression_verdict
+from pytest_awml.budgets import DEFAULT_REGRESSION, is_real, load_benchmarks, median_ms, regression_verdict
 from pytest_awml.errors import AwmlError
 from pytest_awml.paths import write_atomic
 
@@ -309,15 +309,11 @@ def _awml_json(path: Path) -> dict:
     for index, record in enumerate(parity):
         if record.get("max_abs") is None or record.get("rtol") is None:
             continue  # not plotted
-        bad = [key for key in ("max_abs", "atol", "rtol") if not _real(record.get(key))]
+        bad = [key for key in ("max_abs", "atol", "rtol") if not is_real(record.get(key))]
         if bad or not isinstance(record.get("passed"), bool):
             raise AwmlError(f"--awml-json {path}: parity record {index} has no numeric {', '.join(bad) or 'passed flag'}: "
                             "pass the report pytest-awml wrote")
     return data
-
-
-def _real(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 
 from pytest_awml import forensics, golden, pipeline_outputs, results
-from pytest_awml.artifacts import sha256_file
 from pytest_awml.budgets import DEFAULT_REGRESSION, budget_failure, ratio_verdict, regression_verdict, share_verdict
 from pytest_awml.builders.onnx import FORMAT as ONNX
 from pytest_awml.compare import compare_outputs, differs, parity_failure
@@ -26,6 +25,7 @@ from pytest_awml.errors import ArtifactError, AwmlError, BackendError, DataError
 from pytest_awml.latency_sources import baseline_median, p50, pipeline_rounds, remember_p50, stage_rounds, stage_source
 from pytest_awml.limits import LatencySettings, Tolerance
 from pytest_awml.metric import metric_verdict
+from pytest_awml.paths import sha256_file
 from pytest_awml.provenance import COMPUTE, versions
 from pytest_awml.records import (
     ArtifactRecord,

@@ -26,13 +26,14 @@ from model_specs.centerpoint.autoware import AutowareSettings
 from model_specs.centerpoint.config import TINY
 from model_specs.mmconfig import MAX_CONFIG_BYTES, read_config
 from pytest_awml import report, run_report
-from pytest_awml.artifacts import FILE_MODE, ArtifactStore, write_atomic
+from pytest_awml.artifacts import ArtifactStore
 from pytest_awml.builders.onnx import onnx_problem
 from pytest_awml.device import REFERENCE, Device, Precision, Target
 from pytest_awml.limits import LatencySettings
 from pytest_awml.errors import ArtifactError, BackendError, DataError, SpecError
 from pytest_awml.golden import GoldenStore
 from pytest_awml.locks import held
+from pytest_awml.paths import FILE_MODE, write_atomic
 from pytest_awml.models import DataWarning
 from pytest_awml.records import DataNote, SkippedTest
 from pytest_awml.results import Results
@@ -334,7 +335,7 @@ def test_a_poisoned_cache_is_rebuilt_not_trusted(tmp_path):
     first.path.write_bytes(b"\x08\x07garbage that is no protobuf")
     manifest = first.path.parent / "manifest.json"
     poisoned = json.loads(manifest.read_text())
-    from pytest_awml.artifacts import sha256_file
+    from pytest_awml.paths import sha256_file
 
     poisoned["sha256"] = sha256_file(first.path)
     manifest.write_text(json.dumps(poisoned))
@@ -348,7 +349,7 @@ def test_stored_outputs_that_do_not_read_back_are_recomputed(tmp_path, damage):
     """Reference outputs kept across runs (``reference-outputs``) are checked by reading them, not only
     by the manifest's hash: a corrupt file under a matching manifest is recomputed, not a raw traceback."""
     import toy
-    from pytest_awml.artifacts import sha256_file
+    from pytest_awml.paths import sha256_file
     from pytest_awml.stored_formats import REFERENCE_FORMAT
     from pytest_awml.workspace import Workspace
 
@@ -385,7 +386,7 @@ def test_poisoned_stored_outputs_fail_naming_the_store_not_the_backend(tmp_path,
     """Stored outputs edited under re-hashed manifests read back cleanly; the run's check recomputes one and fails
     with StoreMismatch naming the file and how to clear it, before parity could pass on zeros or blame ONNX Runtime."""
     import toy
-    from pytest_awml.artifacts import sha256_file
+    from pytest_awml.paths import sha256_file
     from pytest_awml.errors import StoreMismatch
     from pytest_awml.workspace import Workspace
 

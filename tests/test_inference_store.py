@@ -17,7 +17,8 @@ import torch
 
 import toy
 from pytest_awml import workspace as workspace_module
-from pytest_awml.artifacts import ArtifactStore, Kind, sha256_file
+from pytest_awml.artifacts import ArtifactStore, Kind
+from pytest_awml.paths import sha256_file
 from pytest_awml.device import REFERENCE, Target
 from pytest_awml.digests import DIGEST_CHUNK, code_closure, code_digest, content_digest
 from pytest_awml.errors import AwmlError, StoreMismatch

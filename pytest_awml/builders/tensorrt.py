@@ -54,7 +54,7 @@ class EngineBuilder(ArtifactBuilder):
 
     def unavailable_reason(self, device: Device) -> str | None:
         reason = self.flavor.unavailable()
-        if reason is None and self.requires == (ONNX_FP16,):
+        if reason is None and self.graph_format == ONNX_FP16:
             reason = converter_unavailable()
         if reason is None and self.flavor.builds_on_gpu and not device.is_cuda:  # built for, and keyed on, the GPU that runs it
             reason = f"{self.flavor.title} engines are built on the GPU that runs them: pass --awml-device cuda"
