@@ -173,9 +173,6 @@ class DeployConfig:
     evaluation: tuple[Endpoint, ...] = ()  # () when evaluation is off or absent: test_metric keeps the run's targets
     fields: tuple[tuple[str, str, str], ...] = ()  # (field, "drives" | "not applicable", what / why)
 
-    def component(self, name: str) -> DeployComponent:
-        return next(c for c in self.components if c.name == name)
-
     def as_record(self) -> dict[str, Any]:
         return {"path": str(self.path), "layout": self.layout, "opset": self.opset, "export_mode": self.export_mode,
                 "precisions": [p.value for p in self.precisions], "tolerance": self.tolerance,

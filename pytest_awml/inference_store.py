@@ -29,6 +29,7 @@ from typing import Any
 
 from pytest_awml.artifacts import ArtifactStore
 from pytest_awml.device import REFERENCE, Target
+from pytest_awml.digests import content_digest
 from pytest_awml.errors import StoreMismatch
 from pytest_awml.memo import Memo, key
 from pytest_awml.paths import write_atomic
@@ -73,7 +74,6 @@ class InferenceStore:
     # -- inferences ------------------------------------------------------------------------------
     def input_digests(self, spec: str, component: str, inputs: Sequence[dict[str, Any]]) -> list[str]:
         """The content digest of each of the session's inputs of a component, hashed once for every target."""
-        from pytest_awml.digests import content_digest
 
         return self._memo.get(key(_Slot.DIGESTS, spec, component), lambda: [content_digest(sample) for sample in inputs])
 

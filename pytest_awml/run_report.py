@@ -64,7 +64,8 @@ def _read(path: Path) -> dict | None:
 
 def write(results: Results, path: Path, run: dict, *, interrupted: bool) -> Written:
     """Write ``results`` as this run's report (see the module's docstring for where and why)."""
-    data = json.dumps(results.as_json(run), indent=2, sort_keys=False, default=str).encode()
+    report = results.as_json(run)
+    data = json.dumps(report, indent=2, sort_keys=False, default=str).encode()
     if interrupted:
         partial = beside(path, INTERRUPTED_SUFFIX)
         return _write(partial, data, [f"the run was interrupted: its partial report is at {partial}; {path} is left as "
@@ -72,7 +73,7 @@ def write(results: Results, path: Path, run: dict, *, interrupted: bool) -> Writ
     previous = _read(path)
     if previous is None:
         return _write(path, data, [])
-    missing = test_ids(previous) - test_ids(json.loads(data))
+    missing = test_ids(previous) - test_ids(report)
     if previous and not missing:
         return _write(path, data, [])
     kept = beside(path, PREVIOUS_SUFFIX)

@@ -54,8 +54,7 @@ def load_all(options: AwmlOptions, rootdir: Path | None = None) -> list[ModelSpe
 def _configure(spec: ModelSpec, config: Path) -> ModelSpec:
     """The spec rebuilt from a training config: whatever the spec's reader meets in the file is a
     SpecError naming it (a usage error), never an internal error of the run."""
-    if spec.configure is None:
-        raise SpecError(spec.name, "configure", "is None: this spec cannot read training configs", "drop --awml-config")
+    assert spec.configure is not None  # load_all refuses --awml-config for a spec without one
     try:
         return spec.configure(config)
     except AwmlError:

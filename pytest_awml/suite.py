@@ -26,6 +26,7 @@ from pytest_awml.latency_sources import baseline_median, p50, pipeline_rounds, r
 from pytest_awml.limits import LatencySettings, Tolerance
 from pytest_awml.metric import metric_verdict
 from pytest_awml.paths import sha256_file
+from pytest_awml.pipeline import PipelineName
 from pytest_awml.provenance import COMPUTE, versions
 from pytest_awml.records import (
     ArtifactRecord,
@@ -182,10 +183,10 @@ def test_drift(awml_case, awml_workspace, request):
     replay = options.parity_tolerances(component, REFERENCE.precision)
     ids = results.record_ids(awml_case, request.node.nodeid, options)
     weights_changed = found.meta.get("weights_sha256") != awml_workspace.model(spec).weights_sha256
-    records = [DriftRecord(ids=ids, golden=str(found.path), version_changes=changes, weights_changed=weights_changed, comparison=c)
-               for c in compare_outputs(found.outputs, outputs, tolerances)]
-    changed = ", ".join(f"{name} {old} -> {new}" for name, (old, new) in changes.items())
     comparisons = compare_outputs(found.outputs, outputs, tolerances)
+    records = [DriftRecord(ids=ids, golden=str(found.path), version_changes=changes, weights_changed=weights_changed, comparison=c)
+               for c in comparisons]
+    changed = ", ".join(f"{name} {old} -> {new}" for name, (old, new) in changes.items())
     if not all(c.passed for c in comparisons):  # a stored output that a rerun does not give is the finding, not drift
         awml_workspace.recheck(spec, component, (REFERENCE,), found.inputs)
     # the replay runs ONNX Runtime, not PyTorch: allow for its fp32 error on top of the drift budget
@@ -344,7 +345,7 @@ def test_metric(awml_case, awml_workspace, request):
     score = spec.metric.compute(pipeline_outputs.outputs(awml_workspace, spec, target), samples)
     limit = spec.metric.max_delta[target.precision.value]
     verdict = metric_verdict(reference, score, limit)
-    ids = results.record_ids(awml_case, request.node.nodeid, awml_workspace.options, component="pipeline")
+    ids = results.record_ids(awml_case, request.node.nodeid, awml_workspace.options, component=PipelineName.SPEC.record_component)
     results.attach(request.node, MetricRecord(ids=ids, metric=score.name, value=score.value, reference_value=reference.value,
                                               delta=verdict.value, max_delta=limit, compared=score.compared,
                                               details=dict(score.details), reference_details=dict(reference.details),
