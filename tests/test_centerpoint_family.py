@@ -13,16 +13,19 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from model_specs.centerpoint.config import FULL
 from model_specs.centerpoint.convnext_pc import ConvNeXtPC, ConvNeXtPCConfig
+from model_specs.centerpoint.decode import Detections
 from model_specs.centerpoint.family import CONFIGS, MEMBERS, model_config, spec
 from model_specs.centerpoint.mmconfig import read_config, to_centerpoint
 from model_specs.centerpoint.mmdet3d_peer import (
     MIN_BOXES,
     Recording,
+    box_difference,
     compare,
     state_sha256,
 )
@@ -124,3 +127,22 @@ def test_convnext_pc_keeps_the_inherited_quirks():
     config = read_config(CONFIGS / "centerpoint_convnextpc_tiny.py").with_model(pts_backbone=backbone, pts_neck=dict(in_channels=[32, 32], out_channels=[32, 32], upsample_strides=[1, 2]),
                                                                                    pts_bbox_head=dict(in_channels=64))
     assert to_centerpoint(config, FULL).convnext.out_indices == (2, 3)
+
+
+def test_boxes_of_equal_score_are_matched_whatever_their_order_and_a_moved_box_is_still_caught():
+    """Circle NMS's order among boxes of exactly one score is the sort's (the full-size ConvNeXtPC recording on 16
+    threads swapped two); the comparison matches such ties by position, and still sees a box that moved."""
+    rng = np.random.default_rng(3)
+    boxes = rng.normal(size=(5, 9)).astype(np.float32)
+    scores = np.array([0.9, 0.7, 0.7, 0.7, 0.2], np.float32)
+    labels = np.array([0, 1, 1, 2, 0])
+    empty = np.zeros((0,))
+    theirs = boxes.copy()
+    theirs[:, 2] -= theirs[:, 5] / 2  # mmdet3d reports the bottom
+    ours = Detections(boxes[[0, 2, 1, 3, 4]], scores, labels[[0, 2, 1, 3, 4]], empty, empty, empty, empty, empty)
+    assert box_difference(ours, theirs, scores, labels).worst < 1e-6  # z: float32 rounding of bottom + h / 2
+    moved = theirs.copy()
+    moved[2, 0] += 3.2
+    assert box_difference(ours, moved, scores, labels).centre > 1.0
+    swapped_scores = Detections(boxes[[1, 0, 2, 3, 4]], scores, labels[[1, 0, 2, 3, 4]], empty, empty, empty, empty, empty)
+    assert box_difference(swapped_scores, theirs, scores, labels).worst > 0.1  # different scores: order is meaningful

@@ -21,9 +21,10 @@ import copy
 import dataclasses
 import logging
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -34,9 +35,10 @@ from model_specs.centerpoint.mmconfig import TrainingConfig, read_config, to_cen
 from model_specs.centerpoint.model import BackboneNeckHeadExport, CenterPoint, VoxelEncoderExport, calibration_shift
 from model_specs.centerpoint.scene import SceneConfig, make_scene
 from model_specs.centerpoint.voxelize import decorate, densify, scatter, voxelize
-from model_specs.recording import TENSOR_RTOL, array_sha256, max_abs as _max_abs, reference_weights, state_sha256, tensor_problems  # noqa: F401 (TENSOR_RTOL, state_sha256: re-exported)
-from model_specs.seeding import randomise_batchnorms, randomise_layer_norms
+from model_specs.recording import TENSOR_RTOL, array_sha256, reference_weights, state_sha256, tensor_problems  # noqa: F401 (TENSOR_RTOL, state_sha256: re-exported)
 from model_specs.recording import Recording as SharedRecording
+from model_specs.recording import max_abs as _max_abs
+from model_specs.seeding import randomise_batchnorms, randomise_layer_norms
 
 HEADS = ("heatmap", "reg", "height", "dim", "rot", "vel")
 HEATMAP_BIAS = "pts_bbox_head.task_heads.0.heatmap.1.bias"
@@ -166,7 +168,7 @@ def run_peer(model, points: torch.Tensor) -> dict[str, Any]:
     }
 
 
-def record_plan(plan: Plan, configs: Path) -> tuple["Recording", CenterPointConfig]:
+def record_plan(plan: Plan, configs: Path) -> tuple[Recording, CenterPointConfig]:
     """Build mmdet3d's model from ``configs / plan.config`` through ``--awml-config``'s reader and record it."""
     config = read_config(Path(configs) / plan.config)
     cfg = to_centerpoint(config, plan.spec_config)
@@ -257,8 +259,8 @@ class Comparison:
     heads: Mapping[str, float]
     head_scale: Mapping[str, float]
     recorded_boxes: int
-    decode_of_recorded_heads: "BoxDifference"
-    end_to_end: "BoxDifference"
+    decode_of_recorded_heads: BoxDifference
+    end_to_end: BoxDifference
     pillar_scale: float = 1.0
 
     def problems(self) -> list[str]:
@@ -277,7 +279,7 @@ class Comparison:
 
 @dataclass(frozen=True)
 class BoxDifference:
-    """Our boxes against mmdet3d's, matched by order (both are sorted by score by circle NMS)."""
+    """Our boxes against mmdet3d's, matched in ``by_score`` order (both are sorted by score by circle NMS)."""
 
     count: tuple[int, int]
     labels_equal: bool
@@ -295,12 +297,26 @@ class BoxDifference:
         return max(self.centre, self.z_centre, self.size, self.yaw, self.score, self.velocity)
 
 
+def by_score(scores: np.ndarray, labels: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """The order boxes are matched in: score, highest first; boxes of equal score by label, then x, then y.
+
+    Both sides come out of circle NMS sorted by score, but the order among boxes of exactly the same score is the
+    sort's and the top-k's (it changed with the machine's thread count on the full-size ConvNeXtPC recording: two
+    boxes of one label and score, 3.2 m apart, swapped). Ties are put in an order both sides share; a box of a
+    different score still moves nothing."""
+    return np.lexsort((boxes[:, 1], boxes[:, 0], labels, -scores))
+
+
 def box_difference(ours: Detections, boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray) -> BoxDifference:
     count = (len(ours.scores), len(scores))
     if count[0] != count[1]:
         return BoxDifference(count, False)
     if not count[0]:
         return BoxDifference(count, True, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+    mine = by_score(ours.scores, ours.labels, ours.boxes)
+    ours = dataclasses.replace(ours, boxes=ours.boxes[mine], scores=ours.scores[mine], labels=ours.labels[mine])
+    theirs = by_score(scores, labels, boxes)
+    boxes, scores, labels = boxes[theirs], scores[theirs], labels[theirs]
     theirs_z = boxes[:, 2] + boxes[:, 5] / 2
     yaw = np.abs((ours.boxes[:, 6] - boxes[:, 6] + np.pi) % (2 * np.pi) - np.pi)
     return BoxDifference(
