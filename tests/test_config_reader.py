@@ -174,3 +174,18 @@ def test_the_facts_a_config_decided_name_the_file_that_set_each(tmp_path):
                           checkpoint=None, samples=1, seed=0, report=tmp_path / "r.json")
     recorded = run_info(options, [spec], 0.0)["facts"][spec.name]
     assert {"fact": "voxel_size", "value": [0.4, 0.4, 8.0], "source": facts["voxel_size"].source} in recorded
+
+
+def test_yolox_and_calibration_configs_record_their_facts_with_the_file_that_set_each():
+    """The YOLOX and calibration specs' ``configure`` records what their configs decided, as CenterPoint's does."""
+    from model_specs.calibration.spec import TINY_SPEC as CALIBRATION_TINY
+    from model_specs.yolox.spec import TINY_SPEC as YOLOX_TINY
+
+    yolox = {fact.name: fact for fact in YOLOX_TINY.configure(CONFIGS / "yolox_elan_tiny.py").facts}
+    cfg = YOLOX_TINY.configure(CONFIGS / "yolox_elan_tiny.py").params["model"]
+    assert yolox["input_size"].value == list(cfg.input_size) and yolox["class_names"].value == list(cfg.classes)
+    assert yolox["score_threshold"].value == cfg.eval_score_threshold and yolox["strides"].value == list(cfg.strides)
+    assert all(fact.source.endswith(".py") for fact in yolox.values())
+    calibration = {fact.name: fact for fact in CALIBRATION_TINY.configure(CONFIGS / "calibration_resnet18_5ch_tiny.py").facts}
+    assert calibration["in_channels"].value == 5 and calibration["depth"].value in (18, 34)
+    assert calibration["max_depth"].source.endswith(".py") and len(calibration["class_names"].value) == 2

@@ -7,6 +7,7 @@ transform, in every CI run.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from model_specs.calibration.facts import config_facts
 from model_specs.calibration.config import FULL, TINY, CalibrationConfig
 from model_specs.calibration.data import CalibrationFrame, calibration_frame, fuse
 from model_specs.calibration.mmconfig import to_calibration
@@ -109,8 +111,10 @@ def make_spec(name: str, cfg: CalibrationConfig, batch: Dim, height: Dim, width:
     def configure(path: Path) -> ModelSpec:
         """This spec rebuilt from AWML's training config (``--awml-config``); the profile stays the deploy config's,
         bundled weights only while the configuration is the bundled one."""
-        new = to_calibration(read_config(path), cfg)
-        return make_spec(name, new, batch, height, width, latency, weights if new == cfg else None)
+        config = read_config(path)
+        new = to_calibration(config, cfg)
+        rebuilt = make_spec(name, new, batch, height, width, latency, weights if new == cfg else None)
+        return dataclasses.replace(rebuilt, facts=config_facts(config, new))
 
     def build_model(checkpoint: Path | None, seed: int) -> CalibrationClassifier:
         model = seeded(cfg, seed)  # a checkpoint, if given, is loaded into it by the plugin

@@ -18,6 +18,7 @@ from typing import Mapping, Sequence
 import torch
 
 from model_specs.mmconfig import read_config
+from model_specs.yolox.facts import config_facts
 from model_specs.yolox.config import FULL, TINY, YoloxConfig
 from model_specs.yolox.efficient_nms import OUTPUTS as NMS_OUTPUTS, PLUGIN, DecodedYolox, EfficientNmsConfig, YoloxWithEfficientNms
 from model_specs.yolox.data import CameraFrames, camera_frames, letterbox_scale, network_input
@@ -121,8 +122,10 @@ def make_spec(name: str, cfg: YoloxConfig, batch: Dim | int, latency: LatencySet
     def configure(path: Path) -> ModelSpec:
         """This spec rebuilt from an AWML/mmdet YOLOX training config (``--awml-config``); bundled weights only
         while the configuration is the bundled one."""
-        new = to_yolox(read_config(path), cfg)
-        return make_spec(name, new, batch, latency, weights if new == cfg else None)
+        config = read_config(path)
+        new = to_yolox(config, cfg)
+        rebuilt = make_spec(name, new, batch, latency, weights if new == cfg else None)
+        return dataclasses.replace(rebuilt, facts=config_facts(config, new))
 
     def build_model(checkpoint: Path | None, seed: int) -> YoloxElan:
         if checkpoint is not None:  # the plugin loads the checkpoint into this architecture
