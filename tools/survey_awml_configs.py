@@ -41,7 +41,7 @@ def survey(root: Path) -> list[tuple[str, str, str, str]]:
             continue
         project = rel.split("/")[2] if rel.startswith("deployment/") else rel.split("/")[1]
         is_deploy = "/deploy/" in rel or rel.startswith("deployment/")
-        spec_name = SPEC_OF_PROJECT.get(project if not rel.startswith("deployment/") else project.capitalize(), None)
+        spec_name = SPEC_OF_PROJECT.get(project if not rel.startswith("deployment/") else project.capitalize())
         if rel.startswith("deployment/"):
             spec_name = {"centerpoint": "centerpoint", "yolox": "yolox", "calibration": "calibration"}.get(project)
         kind = "deploy" if is_deploy else "training"
