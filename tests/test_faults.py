@@ -12,6 +12,7 @@ import dataclasses
 import json
 import logging
 import os
+import re
 import time
 from pathlib import Path
 
@@ -30,7 +31,7 @@ from pytest_awml.artifacts import ArtifactStore
 from pytest_awml.builders.onnx import onnx_problem
 from pytest_awml.device import REFERENCE, Device, Precision, Target
 from pytest_awml.limits import LatencySettings
-from pytest_awml.errors import ArtifactError, BackendError, DataError, SpecError
+from pytest_awml.errors import ArtifactError, BackendError, BackendUnavailable, DataError, SpecError
 from pytest_awml.golden import GoldenStore
 from pytest_awml.locks import held
 from pytest_awml.paths import FILE_MODE, write_atomic
@@ -1233,3 +1234,50 @@ def test_a_pipeline_whose_stages_feed_other_inputs_on_every_pass_is_a_backend_er
     with pytest.raises(BackendError, match="fed enc other inputs when it ran the same sample again: .* not deterministic"):
         pipeline_outputs.outputs(workspace, spec, REFERENCE)
     workspace.close()
+
+
+def _oracle_root_missing(tmp_path, monkeypatch):
+    from model_specs.centerpoint.autoware_oracle import build
+
+    monkeypatch.delenv(build.ROOT_VARIABLE, raising=False)
+    build.package_root()
+
+
+def _oracle_root_without_kernels(tmp_path, monkeypatch):
+    from model_specs.centerpoint.autoware_oracle import build
+
+    (tmp_path / "perception" / "autoware_lidar_centerpoint").mkdir(parents=True)
+    build.package_root(tmp_path)
+
+
+def _oracle_fractional_intensity(tmp_path, monkeypatch):
+    from model_specs.centerpoint.autoware_oracle.oracle import as_node_points
+
+    as_node_points(np.array([[1.0, 2.0, 0.0, 12.5]], np.float32))
+
+
+def _oracle_scene_changed(tmp_path, monkeypatch):
+    from model_specs.centerpoint.autoware_oracle import recording
+    from model_specs.centerpoint.autoware_oracle.compare import Voxels
+    from model_specs.centerpoint.spec import TINY_SPEC
+
+    cfg = TINY_SPEC.params["model"]
+    empty = Voxels(np.zeros((0, 3), np.int64), np.zeros(0, np.int64), np.zeros((0, 32, cfg.decorated_features), np.float32))
+    heads = {k: np.zeros((1, 1, 1, 1), np.float32) for k in recording.HEADS}
+    recording.save(tmp_path, "t", {"synthetic": {"count": 1, "seed": 0}, "frames": [{"name": "synthetic-0-0", "digest": "0" * 64}]},
+                   recording.pack("synthetic-0-0", empty, heads, np.zeros((0, 12), np.float32), None))
+    recording.load(tmp_path, "t", cfg, TINY_SPEC.make_samples)
+
+
+ORACLE_FAULTS = [  # the Autoware oracle's bad inputs (docs/autoware-oracle.md)
+    ("AUTOWARE_ROOT unset", _oracle_root_missing, BackendUnavailable, "$AUTOWARE_ROOT is not set"),
+    ("AUTOWARE_ROOT without the kernels", _oracle_root_without_kernels, BackendUnavailable, "point it at a checkout of autoware_universe"),
+    ("intensity the node's uint8 cannot hold", _oracle_fractional_intensity, DataError, "holds intensity as uint8"),
+    ("a synthetic frame that is not the recorded one", _oracle_scene_changed, DataError, "re-record with tools/record_autoware.py"),
+]
+
+
+@pytest.mark.parametrize(("make", "error", "fragment"), [row[1:] for row in ORACLE_FAULTS], ids=[row[0] for row in ORACLE_FAULTS])
+def test_the_autoware_oracle_s_bad_inputs_say_what_to_do(tmp_path, monkeypatch, make, error, fragment):
+    with pytest.raises(error, match=re.escape(fragment)):
+        make(tmp_path, monkeypatch)

@@ -10,6 +10,7 @@ before the bundle replaces the previous one (``write_bundle``: all or nothing; h
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import shutil
 import tempfile
@@ -53,6 +54,12 @@ class AutowareSettings:
 
     def yaw_norm(self, name: str) -> float:
         return self.yaw_norm_thresholds.get(name, self.default_yaw_norm)
+
+
+def node_config(cfg: CenterPointConfig) -> CenterPointConfig:
+    """The model's configuration as the node pre-processes for it: Autoware's densification keeps a past sweep's
+    points close to its own sensor (mmdet3d's remove_close is training's, not the node's)."""
+    return dataclasses.replace(cfg, remove_close=False)
 
 
 def class_names(cfg: CenterPointConfig) -> list[str]:

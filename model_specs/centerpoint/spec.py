@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from model_specs.centerpoint import data
-from model_specs.centerpoint.autoware import AutowareSettings, decode_autoware, write_bundle
+from model_specs.centerpoint.autoware import AutowareSettings, decode_autoware, node_config, write_bundle
 from model_specs.centerpoint.decode import decode
 from model_specs.centerpoint.metric import metric
 from model_specs.centerpoint.facts import config_facts
@@ -141,7 +141,7 @@ BUNDLE_ENCODER, BUNDLE_HEAD = "autoware.pts_voxel_encoder", "autoware.pts_backbo
 
 
 def _bundle_pipeline(cfg: CenterPointConfig, settings: AutowareSettings):
-    node = dataclasses.replace(cfg, remove_close=False)  # Autoware's densification keeps a past sweep's close points
+    node = node_config(cfg)  # Autoware's densification keeps a past sweep's close points
 
     def build(model: CenterPoint, runners) -> CenterPointPipeline:
         return CenterPointPipeline(node, runners, decoder=lambda heads: decode_autoware(heads, node, settings),
