@@ -26,7 +26,8 @@ from pytest_awml.errors import SpecError
 from pytest_awml.facts import ConfigFact
 from pytest_awml.limits import LatencyRatio, LatencySettings, Tolerance, TrendSettings
 from pytest_awml.metric import MetricSpec
-from pytest_awml.pipeline import PipelineName, PipelineSpec
+from pytest_awml.pipeline import Pipeline, PipelineName, PipelineSpec
+from pytest_awml.runners.base import Runner
 
 __all__ = [
     "Component",
@@ -207,6 +208,17 @@ class ModelSpec:
             field_name = name.field
             raise SpecError(self.name, field_name, "is None, and a test asked for it", f"declare {field_name}=PipelineSpec(...)")
         return found
+
+    def build_pipeline(self, name: PipelineName, model: Any, runners: Mapping[str, Runner]) -> Pipeline:
+        """The named pipeline built on ``runners`` (one per component it runs), its stages checked: a stage that
+        ``stage_components`` or ``latency.stage_shares`` names and the built pipeline does not time would change how
+        latency is measured, silently, so it is a :class:`SpecError` (known only once ``build`` made the pipeline)."""
+        pipeline_spec = self.pipeline_named(name)
+        built = pipeline_spec.build(model, runners)
+        problems = pipeline_spec.stage_problems(built.stages)
+        if problems:
+            raise SpecError(self.name, name.field, "; ".join(problems), "name the stages as the pipeline's class declares them in its stages")
+        return built
 
     def components_of(self, name: PipelineName = PipelineName.SPEC) -> tuple[Component, ...]:
         """The components the named pipeline runs: the spec's, or the bundle's as they ship."""

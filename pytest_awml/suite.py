@@ -4,27 +4,25 @@ is given, and :mod:`pytest_awml.cases` parametrizes each test from the plan.
 Every test reads as its steps: take what it needs from the session cache (``awml_workspace``),
 compute, record (:mod:`pytest_awml.results`), keep the history (:mod:`pytest_awml.golden`), judge
 with a pure function (:mod:`pytest_awml.compare`, :mod:`pytest_awml.budgets`), and only on a
-failure write the forensics folder (:mod:`pytest_awml.forensics`) and raise.
+failure write the forensics folder (:mod:`pytest_awml.forensics`) and raise; parity and drift end in
+one gate that does all of it (:mod:`pytest_awml.parity_gate`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-
-import numpy as np
 import pytest
 
-from pytest_awml import forensics, golden, pipeline_outputs, results
+from pytest_awml import golden, pipeline_outputs, results
 from pytest_awml.budgets import DEFAULT_REGRESSION, budget_failure, ratio_verdict, regression_verdict, share_verdict
 from pytest_awml.builders.onnx import FORMAT as ONNX
-from pytest_awml.compare import compare_outputs, differs, parity_failure
+from pytest_awml.compare import compare_outputs, differs
 from pytest_awml.device import REFERENCE
 from pytest_awml.digests import content_digest
 from pytest_awml.errors import ArtifactError, AwmlError, BackendError, DataError, LatencyBudgetExceeded, NothingCompared, ToleranceExceeded
 from pytest_awml.latency_sources import baseline_median, p50, pipeline_rounds, remember_p50, stage_rounds, stage_source
-from pytest_awml.limits import LatencySettings, Tolerance
+from pytest_awml.limits import LatencySettings
 from pytest_awml.metric import metric_verdict
+from pytest_awml.parity_gate import Evidence, gate
 from pytest_awml.paths import sha256_file
 from pytest_awml.pipeline import PipelineName
 from pytest_awml.provenance import COMPUTE, versions
@@ -48,52 +46,6 @@ from pytest_awml.timing import REPORT_DECIMALS, LatencyStats, SpanTimer, measure
 
 BUNDLE_FORMAT = "autoware-bundle"
 DISABLED = "pytest-benchmark is disabled here (--benchmark-disable, or pytest-xdist is active): no latency measured"
-
-
-@dataclass(frozen=True)
-class Evidence:
-    """Both sides of a comparison, as a person reproducing a failure needs them: the data, the
-    names of the sides, the tolerances ``reproduce.sh`` replays with, and a note for the message."""
-
-    inputs: Sequence[Mapping[str, np.ndarray]]
-    reference: Sequence[Mapping[str, np.ndarray]]
-    outputs: Sequence[Mapping[str, np.ndarray]]
-    reference_name: str
-    test_name: str
-    replay_tolerances: Mapping[str, Tolerance]
-    note: str = ""
-
-
-def _gate(request, workspace, case, records: Sequence[ParityRecord | DriftRecord], evidence: Evidence) -> None:
-    """Record the comparisons, add them to the history, judge them; on a failure leave the forensics and raise."""
-    options = workspace.options
-    results.attach_comparisons(request.node, records)
-    comparisons = [r.comparison for r in records]
-    test_id = request.node.nodeid
-    notes, unrecorded = [], ""
-    if options.golden is not None:
-        trend = case.component.trend if options.drift_trend else None
-        try:
-            notes = golden.track(golden.GoldenStore(options.golden, options.lock_timeout_s), test_id, comparisons, trend)
-        except ArtifactError as exc:  # a full disk, a link in the golden folder: said beside the verdict, never instead of it
-            unrecorded = f"\nThe error history was not updated: {exc}"
-    message = parity_failure(comparisons, notes, subject=evidence.test_name, reference=evidence.reference_name,
-                             samples=len(evidence.reference))
-    if message is None:
-        if unrecorded:
-            raise ArtifactError(f"{evidence.test_name} is within tolerance of {evidence.reference_name}.{unrecorded}")
-        return
-    try:  # the parity verdict is the finding: a failure folder that cannot be written is noted, not raised instead
-        folder = forensics.write_failure(options.artifacts, test_id, inputs=evidence.inputs, reference=evidence.reference,
-                                         outputs=evidence.outputs, reference_name=evidence.reference_name,
-                                         test_name=evidence.test_name, tolerances=evidence.replay_tolerances,
-                                         onnx_path=workspace.artifact_path_or_none(case.spec, case.component, ONNX))
-        request.node.user_properties.append(("awml.failure_folder", str(folder)))
-        evidence_line = f"Inputs, outputs and reproduce.sh: {folder}"
-    except ArtifactError as exc:
-        evidence_line = f"No failure folder: {exc}"
-    note = f"\n{evidence.note}" if evidence.note else ""
-    raise ToleranceExceeded(f"{message}\n{evidence_line}{note}{unrecorded}")
 
 
 def _gate_latency(request, workspace, settings: LatencySettings, verdicts: list, median_ms: float) -> None:
@@ -158,8 +110,8 @@ def test_parity(awml_case, awml_workspace, request):
         awml_workspace.recheck(spec, component, (reference, target))
     ids = results.record_ids(awml_case, request.node.nodeid, awml_workspace.options)
     deploy = results.deploy_tolerance(awml_workspace.options.deploy, comparisons)
-    _gate(request, awml_workspace, awml_case, [ParityRecord(ids=ids, comparison=c, **deploy) for c in comparisons],
-          Evidence(inputs, references, outputs, reference.id, target.id, tolerances))
+    gate(request, awml_workspace, spec, component, [ParityRecord(ids=ids, comparison=c, **deploy) for c in comparisons],
+         Evidence(inputs, references, outputs, reference.id, target.id, tolerances))
 
 
 @pytest.mark.awml_cases("drift")
@@ -190,10 +142,10 @@ def test_drift(awml_case, awml_workspace, request):
     if not all(c.passed for c in comparisons):  # a stored output that a rerun does not give is the finding, not drift
         awml_workspace.recheck(spec, component, (REFERENCE,), found.inputs)
     # the replay runs ONNX Runtime, not PyTorch: allow for its fp32 error on top of the drift budget
-    _gate(request, awml_workspace, awml_case, records,
-          Evidence(found.inputs, found.outputs, outputs, f"golden ({found.meta.get('created', '?')})", "pytorch-cpu-fp32 today",
-                   {o: tolerances[o].widest(replay[o]) for o in tolerances},
-                   note=f"Library versions changed since the golden outputs were made: {changed}" if changes else ""))
+    gate(request, awml_workspace, spec, component, records,
+         Evidence(found.inputs, found.outputs, outputs, f"golden ({found.meta.get('created', '?')})", "pytorch-cpu-fp32 today",
+                  {o: tolerances[o].widest(replay[o]) for o in tolerances},
+                  note=f"Library versions changed since the golden outputs were made: {changed}" if changes else ""))
 
 
 def _update_golden(request, workspace, store, case, tolerances) -> None:

@@ -896,7 +896,7 @@ def test_a_failure_folder_that_cannot_be_written_does_not_hide_the_parity_result
     import types
 
     import toy
-    from pytest_awml import suite
+    from pytest_awml import parity_gate
     from pytest_awml.cases import Case
     from pytest_awml.compare import compare_outputs
     from pytest_awml.errors import ToleranceExceeded
@@ -918,15 +918,15 @@ def test_a_failure_folder_that_cannot_be_written_does_not_hide_the_parity_result
     case = Case(toy.SPEC, toy.SPEC.components[0], CPU_FP32)
     ids = RecordIds(test_id="awml::test_parity[keep]", spec=toy.SPEC.name, component=case.component.name)
     with pytest.raises(ToleranceExceeded) as info:
-        suite._gate(request, workspace, case, [ParityRecord(ids=ids, comparison=c) for c in compare_outputs(reference, outputs, tolerances)],
-                    suite.Evidence(inputs, reference, outputs, "pytorch-cpu-fp32", "t", tolerances))
+        parity_gate.gate(request, workspace, case.spec, case.component, [ParityRecord(ids=ids, comparison=c) for c in compare_outputs(reference, outputs, tolerances)],
+                    parity_gate.Evidence(inputs, reference, outputs, "pytorch-cpu-fp32", "t", tolerances))
     message = str(info.value)
     assert message.startswith("t differs from pytorch-cpu-fp32") and "y: FAILED max_abs=1" in message
     assert f"No failure folder: {plan.options.artifacts}/failures is a symbolic link" in message
     assert f"The error history was not updated: {golden}/history.jsonl is a symbolic link" in message
     with pytest.raises(ArtifactError, match="t is within tolerance of pytorch-cpu-fp32.\nThe error history was not updated"):
-        suite._gate(request, workspace, case, [ParityRecord(ids=ids, comparison=c) for c in compare_outputs(reference, reference, tolerances)],
-                    suite.Evidence(inputs, reference, reference, "pytorch-cpu-fp32", "t", tolerances))
+        parity_gate.gate(request, workspace, case.spec, case.component, [ParityRecord(ids=ids, comparison=c) for c in compare_outputs(reference, reference, tolerances)],
+                    parity_gate.Evidence(inputs, reference, reference, "pytorch-cpu-fp32", "t", tolerances))
     assert [p.name for p in (outside / "keep").iterdir()] == ["precious.txt"] and (outside / "precious.txt").read_text() == "precious"
 
 
