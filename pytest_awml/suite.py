@@ -34,7 +34,6 @@ from pytest_awml.records import (
     GoldenRecord,
     InferenceRecord,
     LatencyRecord,
-    MeasuredIn,
     MetricRecord,
     ParityRecord,
     ShapesRecord,
@@ -237,7 +236,7 @@ def test_latency(awml_case, awml_workspace, benchmark, request):
         record_rounds(benchmark, stage.ms)
         stats = LatencyStats.from_ms(stage.ms)
         record = LatencyRecord(ids=ids, stats=stats, clock=SpanTimer.clock, spans={"stage": stats}, rounds_cut=stage.rounds_cut,
-                               warmup_rounds=stage.warmup_rounds, measured_in=MeasuredIn(**stage.measured_in))
+                               warmup_rounds=stage.warmup_rounds, measured_in=stage.measured_in)
     else:
         runner = awml_workspace.runner(spec, component, target)
         own = measure_component(benchmark, runner, awml_workspace.inputs(spec, component)[0], settings)
@@ -246,10 +245,8 @@ def test_latency(awml_case, awml_workspace, benchmark, request):
         stats = own.stats
         record = LatencyRecord(ids=ids, stats=stats, clock=own.clock, spans=own.spans, rounds_cut=own.rounds_cut,
                                warmup_rounds=warmup_rounds(settings), warmup_total_ms=warmup_total_ms(own.warmup_ms))
-    measured = record.as_json()
     benchmark.extra_info.update(spec=spec.name, component=component.name, target=target.id, regression_threshold=settings.regression,
-                                **{k: measured[k] for k in ("clock", "spans", "rounds_cut", "measured_in") if k in measured},
-                                **stats.as_json())
+                                **record.benchmark_info(), **stats.as_json())
     remember_p50(awml_workspace, spec, component, target, stats.p50_ms)
     results.attach(request.node, record)
     verdicts = [ratio_verdict(target.id, stats.p50_ms, r.baseline, p50(awml_workspace, spec, component, r.baseline, settings), r.max_ratio)
@@ -331,9 +328,8 @@ def test_pipeline_latency(awml_case, awml_workspace, benchmark, request):
                            ratio_to_components=round(stats.p50_ms / networks_ms, REPORT_DECIMALS), stages=stages,
                            rounds_cut=measured.rounds_cut, warmup_rounds=warmup_rounds(settings),
                            warmup_total_ms=warmup_total_ms(measured.warmup_ms))
-    recorded = record.as_json()
     benchmark.extra_info.update(spec=spec.name, component=awml_case.pipeline.record_component, target=target.id,
-                                stages=recorded["stages"], rounds_cut=measured.rounds_cut, regression_threshold=settings.regression,
+                                **record.benchmark_info(), regression_threshold=settings.regression,
                                 components_p50_ms=record.components_p50_ms, ratio_to_components=record.ratio_to_components,
                                 **stats.as_json())
     results.attach(request.node, record)
@@ -353,13 +349,12 @@ def test_bundle(awml_case, awml_workspace, request):
                         options.autoware_schema)
     by_sha = {a.sha256: name for name, a in tested.items()}
     ids = results.record_ids(awml_case, request.node.nodeid, options, component="bundle")
-    for path in paths:
-        digest = sha256_file(path)
+    shipped = {path: sha256_file(path) for path in paths}
+    for path, digest in shipped.items():
         results.attach(request.node, ArtifactRecord(test_id=ids.test_id, spec=ids.spec, component="bundle", format=BUNDLE_FORMAT,
                                                     path=str(path), sha256=digest, reused=False, build_seconds=0.0,
                                                     size_bytes=path.stat().st_size, weights_sha256=loaded.weights_sha256,
                                                     tested_as=by_sha.get(digest), role=ArtifactRole.BUNDLE))
-    shipped = {sha256_file(path) for path in paths}
-    untested = sorted(name for name, artifact in tested.items() if artifact.sha256 not in shipped)
+    untested = sorted(name for name, artifact in tested.items() if artifact.sha256 not in shipped.values())
     if untested:
         raise ArtifactError(f"the bundle in {options.autoware / spec.name} does not hold the tested graph(s) of {', '.join(untested)}")

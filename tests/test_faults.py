@@ -171,10 +171,10 @@ def test_schema_validation_never_reaches_the_network(tmp_path, monkeypatch):
 
     monkeypatch.setattr(socket, "socket", no_network)
     monkeypatch.setattr(socket, "create_connection", no_network)
-    remote = schema.Schema(tmp_path / "s.json", {"properties": {"a": {"$ref": "https://example.invalid/a.json"}}})
+    remote = schema.Schema.of(tmp_path / "s.json", {"properties": {"a": {"$ref": "https://example.invalid/a.json"}}})
     with pytest.raises(AwmlError, match="the schema is checked offline"):
         remote.problems({"a": 1})
-    local = schema.Schema(tmp_path / "s.json", {"definitions": {"n": {"type": "integer"}}, "properties": {"a": {"$ref": "#/definitions/n"}}})
+    local = schema.Schema.of(tmp_path / "s.json", {"definitions": {"n": {"type": "integer"}}, "properties": {"a": {"$ref": "#/definitions/n"}}})
     assert local.problems({"a": 1}) == [] and local.problems({"a": "x"}) == ["s.json: a: 'x' is not of type 'integer'"]
 
 
