@@ -1170,7 +1170,7 @@ CONVNEXT_FAULTS = [
     (dict(norm_cfg=dict(type="BN")), "norm_cfg type 'BN' (implemented: LN2d)"),
     (dict(act_cfg=dict(type="ReLU")), "act_cfg {'type': 'ReLU'} (implemented: exact GELU)"),
     (dict(use_grn=True), "pts_backbone.use_grn: not read by this spec"),
-    (dict(in_channels=64), "pts_backbone.in_channels is 64, the pillar encoder gives 32 channels"),
+    (dict(in_channels=64), "pts_backbone.in_channels is 64, but pts_voxel_encoder.feat_channels[-1] makes it 32"),
     (dict(depths=[3, 2, 1]), "must have one entry per stage"),
     (dict(out_indices=[2, 3, 5]), "out_indices [2, 3, 5] must name distinct stages of the 5 configured"),
     (dict(out_indices=[2, 2, 4]), "out_indices [2, 2, 4] must name distinct stages"),
