@@ -90,34 +90,32 @@ class Workspace:
         """PyTorch CPU fp32 outputs of the very module that is exported, for the session's inputs."""
         return self.outputs(spec, component, REFERENCE)
 
-    def input_digests(self, spec: ModelSpec, component: Component) -> list[str]:
-        """The content digest of each of the session's inputs (:meth:`InferenceStore.input_digests`)."""
-        return self.inferences.input_digests(spec.name, component.name, self.inputs(spec, component))
-
     def outputs(self, spec: ModelSpec, component: Component, target: Target) -> list[dict[str, np.ndarray]]:
         """The component's outputs on ``target`` for the session's inputs (:meth:`InferenceStore.outputs`)."""
-        # one digest per input, one compute per input: the same list of inputs on both sides
-        computes = [self._compute(spec, component, target, sample) for sample in self.inputs(spec, component)]
-        feeds = list(zip(self.input_digests(spec, component), computes, strict=True))
-        return self.inferences.outputs(spec.name, component, target, feeds, self.outputs_key(spec, component, target))
+        return self.inferences.outputs(spec.name, component, target, self._feeds(spec, component, target),
+                                       self.outputs_key(spec, component, target))
 
     def recheck(self, spec: ModelSpec, component: Component, targets: tuple[Target, ...],
                 inputs: list[dict[str, np.ndarray]] | None = None) -> None:
         """Recompute every input of ``component`` (the session's, or ``inputs``) the store replayed on ``targets``:
         raises :class:`~pytest_awml.errors.StoreMismatch` for those that differ (before a failure blames a backend)."""
-        samples = self.inputs(spec, component) if inputs is None else inputs
-        digests = self.input_digests(spec, component) if inputs is None else [content_digest(sample) for sample in samples]
         for target in targets:
-            feeds = [(digest, self._compute(spec, component, target, sample)) for digest, sample in zip(digests, samples, strict=True)]
-            self.inferences.recheck(spec.name, component, target, feeds)
+            self.inferences.recheck(spec.name, component, target, self._feeds(spec, component, target, inputs))
+
+    def _feeds(self, spec: ModelSpec, component: Component, target: Target,
+               inputs: list[dict[str, np.ndarray]] | None = None) -> list[tuple[str, Compute]]:
+        """One (digest, compute) per input, the same list on every side: the session's inputs (digests hashed once
+        for every target, :meth:`InferenceStore.input_digests`), or ``inputs``."""
+        samples = self.inputs(spec, component) if inputs is None else inputs
+        digests = (self.inferences.input_digests(spec.name, component.name, samples) if inputs is None
+                   else [content_digest(sample) for sample in samples])
+        return [(digest, self._compute(spec, component, target, sample)) for digest, sample in zip(digests, samples, strict=True)]
 
     def run(self, spec: ModelSpec, component: Component, target: Target, inputs: Mapping[str, np.ndarray], *,
             keep: bool = True, digest: str | None = None) -> dict[str, np.ndarray]:
-        """One inference, made once per session for the same component, target and input content, and
-        shared by every test that needs it (parity, pipelines, drift, metrics); with ``keep`` kept across
-        runs too (:class:`~pytest_awml.inference_store.InferenceStore`). Inputs drawn afresh every run
-        (shape fuzzing) pass ``keep=False``: they would only fill the store. ``digest``: the inputs'
-        :func:`~pytest_awml.digests.content_digest`, when the caller has it already."""
+        """One inference, once per session for the same component, target and input content (shared by parity, pipelines,
+        drift, metrics); with ``keep`` kept across runs too: inputs drawn afresh every run (shape fuzzing) would only
+        fill the store. ``digest``: the inputs' :func:`~pytest_awml.digests.content_digest`, when the caller has it."""
         digest = content_digest(inputs) if digest is None else digest
         stored = self.outputs_key(spec, component, target) if keep else None
         return self.inferences.run(spec.name, component, target, digest, self._compute(spec, component, target, inputs), stored)
@@ -180,14 +178,16 @@ class Workspace:
         return self._memo.get(key(_Slot.PIPELINE, spec.name, name, target), build)
 
     # -- what other modules compute ----------------------------------------------------------------
-    def memoized(self, memo_key: Key, make: Callable[[], Any]) -> Any:
-        """``make()``'s value under ``key``, made once per session (the latency sources' rounds, p50s, baselines; the
-        pipeline outputs parity and metrics judge)."""
-        return self._memo.get(memo_key, make)
+    @property
+    def memoized(self) -> Callable[[Key, Callable[[], Any]], Any]:
+        """The session memo's ``get`` (latency rounds, p50s, baselines; pipeline outputs), lent rather than wrapped:
+        what a ``make`` asks of this workspace is then a call from its own module, not back up through this one."""
+        return self._memo.get
 
-    def remember(self, memo_key: Key, value: Any) -> None:
-        """Keep ``value`` under ``key`` for the rest of the session, replacing what was there."""
-        self._memo.put(memo_key, value)
+    @property
+    def remember(self) -> Callable[[Key, Any], None]:
+        """The session memo's ``put``: ``remember(key, value)`` keeps ``value`` for the rest of the session."""
+        return self._memo.put
 
     # -- end of session -------------------------------------------------------------------------
     def close(self) -> None:
