@@ -5,7 +5,9 @@ non-executing reader), which the deploy config (``--awml-deploy-config``, a fram
 names are re-exported here for the specs' readers.
 
 :class:`Sections` checks every component type by name (a model a spec does not implement is refused, never
-approximated) and reads norms with the defaults the upstream class would apply.
+approximated), every key of a section against the spec's table of the keys it reads or knows to be inert
+(:meth:`Sections.known`), and reads norms with the defaults the upstream class would apply. A type is named with
+or without its registry scope (``mmdet.Resize`` is ``Resize``): :func:`type_name` is the one reading of it.
 """
 
 from __future__ import annotations
@@ -41,6 +43,17 @@ INERT = {
 NORM_KEYS = ("type", "eps", "momentum")
 CONV2D = "Conv2d"
 
+Fields = Mapping[str, tuple[tuple[str, ...], Mapping[str, str]]]
+"""A spec's table: per component type or section, the keys it reads (beside ``type``) and those inert at inference
+with the reason."""
+
+
+def type_name(node: Any) -> str | None:
+    """A config node's registry type without its scope (``"mmdet.Resize"`` → ``"Resize"``); None for a node that
+    names none (not a dict, no ``type``, or a ``type`` that is not a name)."""
+    kind = node.get("type") if isinstance(node, dict) else None
+    return kind.rsplit(".", 1)[-1] if isinstance(kind, str) else None
+
 
 class Sections:
     """One training config's model sections, each checked against the component types a spec implements.
@@ -48,11 +61,12 @@ class Sections:
     ``supported`` maps a section name to the registry names (scope prefix dropped) the spec computes;
     anything else is refused by name, never approximated. :meth:`fields` holds a section to the keys the
     spec reads or knows to be inert at inference, so that no key the upstream class would act on is dropped
-    without a word.
+    without a word; :meth:`known` does so from the spec's table (``table``).
     """
 
-    def __init__(self, spec: str, supported: Mapping[str, tuple[str, ...]], path: Path, values: Mapping[str, Any]) -> None:
-        self.spec, self.supported, self.path, self.values = spec, supported, path, values
+    def __init__(self, spec: str, supported: Mapping[str, tuple[str, ...]], path: Path, values: Mapping[str, Any],
+                 table: Fields) -> None:
+        self.spec, self.supported, self.path, self.values, self.table = spec, supported, path, values, table
         model = values.get("model")
         if not isinstance(model, dict):
             raise self.fail("no model = dict(...) section")
@@ -62,11 +76,20 @@ class Sections:
         return SpecError(self.spec, f"--awml-config {self.path}", problem, fix)
 
     def typed(self, section: str, node: Any) -> dict:
-        kind = node.get("type") if isinstance(node, dict) else None
-        kind = kind.split(".")[-1] if isinstance(kind, str) else kind  # "mmdet.SeparateHead" → its class name
+        kind = type_name(node)  # "mmdet.SeparateHead" → its class name
         if kind not in self.supported[section]:
             raise self.fail(f"{section}: not supported: {kind}", f"this spec implements {section} as {' or '.join(self.supported[section])}")
         return node
+
+    def known(self, section: str, node: Mapping[str, Any] | None) -> None:
+        """``node``'s keys against the table's row of its type, or (an untyped node, or a type the table keys by
+        its section) the section's own row; a node with neither is refused by name."""
+        kind = type_name(node)
+        row = kind if kind in self.table else section
+        if row not in self.table:
+            raise self.unsupported(section, f"{kind or section}: this spec lists no fields for it")
+        read, inert = self.table[row]
+        self.fields(section, node, read, inert)
 
     def unsupported(self, section: str, what: str) -> SpecError:
         return self.fail(f"{section}: not supported: {what}")

@@ -4,13 +4,13 @@ regression thresholds against a saved pytest-benchmark run. Each is judged as a
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TypeGuard
 
 from pytest_awml.errors import AwmlError
+from pytest_awml.json_input import REASON, read_json
 from pytest_awml.limits import Verdict
 
 MS_PER_S = 1e3
@@ -49,11 +49,7 @@ def load_benchmarks(path: Path) -> dict:
     """A pytest-benchmark JSON file (``--benchmark-json`` or an autosave), every figure read later
     checked here: a file that is not one, or was edited into nonsense, is an :class:`AwmlError` naming
     the benchmark and the field (bad input), never an exception deeper in a reader."""
-    try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, ValueError, RecursionError) as exc:  # RecursionError: JSON nested deeper than Python's stack
-        reason = "nested too deeply" if isinstance(exc, RecursionError) else exc
-        raise AwmlError(f"{path} is not a readable pytest-benchmark JSON file: {reason}") from None
+    data = read_json(path, f"{path} is not a readable pytest-benchmark JSON file: {REASON}")
     if not isinstance(data, dict) or not isinstance(data.get("benchmarks"), list):
         raise AwmlError(f"{path} has no 'benchmarks' list: pass a --benchmark-json or .benchmarks/ autosave file")
     if not isinstance(data.get("machine_info", {}), dict):

@@ -4,9 +4,9 @@ Two layouts exist: the deployment framework's ``deploy_config.py`` (``components
 axes and TensorRT profiles; ``onnx_config``; ``tensorrt_config.precision_policy``; ``evaluation`` and
 ``verification``) and mmdeploy's (``codebase_config``, ``backend_config.model_inputs``, ``onnx_config`` with
 ``input_names``/``dynamic_axes``, one graph: ``end2end``). Both are read with the bounded, non-executing
-config reader. Every field either drives the run (:data:`DRIVES`: the export's opset and dynamic axes, the
-engines' profiles, the precision targets, the verification scenarios, the evaluation targets, the default
-checkpoint) or is listed by name as not applicable with the reason (:data:`NOT_APPLICABLE`); any other field,
+config reader. Every field either drives the run (``deploy_fields.DRIVES``: the export's opset and dynamic axes,
+the engines' profiles, the precision targets, the verification scenarios, the evaluation targets, the default
+checkpoint) or is listed by name as not applicable with the reason (``deploy_fields.NOT_APPLICABLE``); any other field,
 or a value this harness cannot honour, is an :class:`AwmlError` naming it (a usage error, exit 4).
 
 Which of a spec's components a config's component is, is model knowledge: the spec declares it
@@ -17,172 +17,30 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pytest_awml.config_reader import ConfigFile, names_read, read_config
+from pytest_awml.deploy_fields import (
+    DEPLOYMENT_TOP,
+    DRIVES,
+    END2END,
+    EXPORT_MODES,
+    FLAG,
+    KIND,
+    MMDEPLOY_TOP,
+    NOT_APPLICABLE,
+    POLICIES,
+    REQUIRED,
+    REQUIRED_WHY,
+    UNSUPPORTED_POLICIES,
+    refused,
+)
+from pytest_awml.deploy_types import DeployComponent, DeployConfig, Endpoint, Profile, Scenario
 from pytest_awml.device import Device, Precision
 from pytest_awml.errors import AwmlError
 
-FLAG = "--awml-deploy-config"
-KIND = ("deploy config", FLAG)
-END2END = "end2end"  # the one graph of an mmdeploy config (its model_type)
-
-# AWML's precision policies (deployment/configs/enums.py) → the harness's TensorRT precision. "auto" sets no
-# builder flag: TensorRT's default lets fp32 layers run in TF32, as "fp32_tf32" asks explicitly.
-POLICIES = {"auto": Precision.TF32, "fp32_tf32": Precision.TF32, "fp16": Precision.FP16}
-UNSUPPORTED_POLICIES = {"strongly_typed": "the harness's TensorRT targets are fp32, tf32 and fp16; a strongly typed build "
-                                          "(precisions from the graph's own types) is not a target yet"}
-EXPORT_MODES = ("onnx", "trt", "both", "none")
-ENGINE_BACKEND = "tensorrt"  # AWML's name of the backend whose precision the policy sets
-# AWML's backend names → the harness's, per device type
-BACKENDS = {("pytorch", "cpu"): "pytorch", ("pytorch", "cuda"): "pytorch", ("onnx", "cpu"): "onnxruntime",
-            ("onnx", "cuda"): "onnxruntime-cuda", ("tensorrt", "cuda"): "tensorrt"}
-# what each fixed-value field must hold for the harness's export to be the one the config describes
-REQUIRED = {"onnx_config.export_params": True, "onnx_config.keep_initializers_as_inputs": False, "onnx_config.simplify": False,
-            "onnx_config.type": "onnx", "onnx_config.input_shape": None, "codebase_config.model_type": END2END}
-REQUIRED_WHY = {"onnx_config.export_params": "the exported graph carries its weights",
-                "onnx_config.keep_initializers_as_inputs": "weights stay initializers, not graph inputs",
-                "onnx_config.simplify": "the harness tests the graph as torch exports it (no onnxsim pass)",
-                "onnx_config.type": "the harness exports ONNX", "onnx_config.input_shape": "input shapes come from the profiles",
-                "codebase_config.model_type": "the harness tests the end-to-end graph"}
-
-DRIVES = {
-    "checkpoint_path": "--awml-checkpoint's default",
-    "devices": "the devices scenarios and evaluation backends name",
-    "export.mode": "which formats are tested (onnx: no TensorRT targets) and which verification scenarios apply",
-    "components.<name>": "the spec component it maps to (ModelSpec.deploy_components)",
-    "components.<name>.io.inputs": "checked against the component's input names and dtypes",
-    "components.<name>.io.outputs": "checked against the component's output names and dtypes",
-    "components.<name>.io.dynamic_axes": "the export's dynamic axes (an input axis not listed is static)",
-    "components.<name>.tensorrt_profile": "each input's min/opt/max: the engines' profile, test_shapes' corners, the spec's profile checks",
-    "onnx_config.opset_version": "the export's opset",
-    "onnx_config.do_constant_folding": "the export's constant folding",
-    "onnx_config.input_names": "checked against the component's input names",
-    "onnx_config.output_names": "checked against the component's output names",
-    "onnx_config.dynamic_axes": "the export's dynamic axes",
-    "backend_config.type": "tensorrt: TensorRT targets join the run",
-    "backend_config.common_config.fp16_mode": "True: the fp16 TensorRT target joins the run",
-    "backend_config.model_inputs": "each input's min/opt/max (the engines' profile)",
-    "tensorrt_config.precision_policy": "the TensorRT target's precision (auto, fp32_tf32: tf32; fp16: fp16)",
-    "tensorrt_config.<input>": "that input's min/opt/max (the engines' profile)",
-    "evaluation.enabled": "False: test_metric keeps the run's targets",
-    "evaluation.backends.<name>.enabled": "whether that backend is a test_metric target",
-    "evaluation.backends.<name>.device": "the test_metric target's device",
-    "verification.enabled": "False: no scenario parity tests",
-    "verification.tolerance": "judged on every parity record of the spec beside the spec's per-output tolerances "
-                              "(reported as deploy_tolerance / within_deploy_tolerance); the spec's tolerances gate",
-    "verification.scenarios": "the scenarios of export.mode: each a parity test against its own reference",
-    "verification.devices": "the devices the scenarios name",
-}
-NOT_APPLICABLE = {
-    "_<name>": "a helper variable of the file (named with '_', or read by the file itself): its value reaches the fields that use it",
-    "deploy_log_path": "the harness logs through pytest (--log-file)",
-    "custom_imports": "modules AWML registers; the spec builds the model",
-    "codebase_config.type": "the spec builds the model (mmdeploy's codebase is not used)",
-    "codebase_config.task": "the spec builds the model (mmdeploy's task is not used)",
-    "codebase_config.model_type": REQUIRED_WHY["codebase_config.model_type"],
-    "export.work_dir": "files go to --awml-artifacts, content-addressed",
-    "export.onnx_path": "the harness exports the graph itself (--awml-artifacts)",
-    "components.<name>.onnx_file": "files are named by component and key under --awml-artifacts",
-    "components.<name>.engine_file": "files are named by component and key under --awml-artifacts",
-    "onnx_config.save_file": "files are named by component and key under --awml-artifacts",
-    "onnx_config.verbose": "the exporter's own logging; the harness records what it checked in the report",
-    "onnx_config.export_params": REQUIRED_WHY["onnx_config.export_params"],
-    "onnx_config.keep_initializers_as_inputs": REQUIRED_WHY["onnx_config.keep_initializers_as_inputs"],
-    "onnx_config.simplify": REQUIRED_WHY["onnx_config.simplify"],
-    "onnx_config.type": REQUIRED_WHY["onnx_config.type"],
-    "onnx_config.input_shape": REQUIRED_WHY["onnx_config.input_shape"],
-    "runtime_io.info_file": "samples come from --awml-data or are seeded (the dataset index is not read)",
-    "runtime_io.sample_idx": "samples come from --awml-data or are seeded (the dataset index is not read)",
-    "tensorrt_config.max_workspace_size": "engines are built with a bounded workspace of their own; it limits tactics, not results",
-    "backend_config.common_config.max_workspace_size": "engines are built with a bounded workspace of their own; it limits tactics, not results",
-    "evaluation.num_samples": "test_metric scores the run's samples (--awml-samples)",
-    "evaluation.verbose": "the harness reports every metric record in the JSON report",
-    "evaluation.backends.<name>.model_dir": "the harness runs the files it built (--awml-artifacts)",
-    "evaluation.backends.<name>.engine_dir": "the harness runs the files it built (--awml-artifacts)",
-    "verification.num_verify_samples": "parity compares every one of the run's samples (--awml-samples)",
-    "<inherited>": "inherited from a _base_ training config: give that file to --awml-config",
-}
-
-
-@dataclass(frozen=True)
-class Profile:
-    """One input's TensorRT profile: min, opt and max shapes."""
-
-    min: tuple[int, ...]
-    opt: tuple[int, ...]
-    max: tuple[int, ...]
-
-
-@dataclass(frozen=True)
-class DeployComponent:
-    """One graph the deploy config describes, by the config's own name."""
-
-    name: str
-    inputs: tuple[tuple[str, str], ...] = ()  # (name, dtype); dtype "" when the config gives none
-    outputs: tuple[tuple[str, str], ...] = ()
-    dynamic_axes: Mapping[str, Mapping[int, str]] = field(default_factory=dict)
-    profiles: Mapping[str, Profile] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    """A backend on a device as AWML names it (``onnx`` on ``cuda``) and the harness's backend for it."""
-
-    backend: str
-    device: Device
-    precision: Precision  # TensorRT's from the precision policy; fp32 for the others
-
-    @classmethod
-    def parse(cls, where: str, backend: Any, device: Any, engine_precision: Precision) -> Endpoint:
-        device_type = str(device).split(":")[0]
-        name = BACKENDS.get((backend, device_type))
-        if name is None:
-            raise _error(where, f"backend {backend!r} on {device!r}", f"use one of {sorted({f'{b} on {d}' for b, d in BACKENDS})}")
-        try:
-            parsed = Device.parse(str(device))
-        except AwmlError:
-            raise _error(where, f"device {device!r}", "use cpu, cuda or cuda:N") from None
-        return cls(name, parsed, engine_precision if backend == ENGINE_BACKEND else Precision.FP32)
-
-
-@dataclass(frozen=True)
-class Scenario:
-    """A verification scenario: the ``test`` endpoint's outputs against the ``reference`` endpoint's."""
-
-    reference: Endpoint
-    test: Endpoint
-
-
-@dataclass(frozen=True)
-class DeployConfig:
-    """What a deploy config decides, typed; ``fields`` lists every field the file set with what it does."""
-
-    path: Path
-    layout: str  # "deployment" (AWML's framework) or "mmdeploy"
-    components: tuple[DeployComponent, ...]
-    opset: int | None = None
-    constant_folding: bool | None = None
-    checkpoint: str | None = None
-    export_mode: str = "both"
-    precisions: tuple[Precision, ...] = ()  # the TensorRT targets' precisions; () when TensorRT is not asked for
-    scenarios: tuple[Scenario, ...] = ()
-    tolerance: float | None = None
-    evaluation: tuple[Endpoint, ...] = ()  # () when evaluation is off or absent: test_metric keeps the run's targets
-    fields: tuple[tuple[str, str, str], ...] = ()  # (field, "drives" | "not applicable", what / why)
-
-    def as_record(self) -> dict[str, Any]:
-        return {"path": str(self.path), "layout": self.layout, "opset": self.opset, "export_mode": self.export_mode,
-                "precisions": [p.value for p in self.precisions], "tolerance": self.tolerance,
-                "scenarios": [f"{s.reference.backend}-{s.reference.device.id} -> {s.test.backend}-{s.test.device.id}" for s in self.scenarios],
-                "evaluation": [f"{e.backend}-{e.device.id}" for e in self.evaluation],
-                "fields": [{"field": f, "role": role, "meaning": meaning} for f, role, meaning in self.fields]}
-
-
-def _error(where: str, what: str, fix: str) -> AwmlError:
-    return AwmlError(f"{FLAG}: {where}: {what} is not something this harness can honour. Fix: {fix}")
+__all__ = ["FLAG", "KIND", "DeployComponent", "DeployConfig", "Endpoint", "Profile", "Scenario", "read"]  # the types: deploy_types
 
 
 def read(path: Path) -> DeployConfig:
@@ -212,7 +70,7 @@ class _Parser:
     def section(self, name: str, allowed: tuple[str, ...]) -> dict[str, Any]:
         node = self.values.get(name, {})
         if not isinstance(node, dict):
-            raise _error(name, f"a {type(node).__name__}", "make it a dict(...)")
+            raise refused(name, f"a {type(node).__name__}", "make it a dict(...)")
         for key in node:
             if key not in allowed:
                 raise self.unknown(f"{name}.{key}", allowed)
@@ -220,7 +78,7 @@ class _Parser:
 
     def required(self, name: str, value: Any) -> None:
         if value != REQUIRED[name]:
-            raise _error(name, repr(value), f"set {name}={REQUIRED[name]!r}: {REQUIRED_WHY[name]}")
+            raise refused(name, repr(value), f"set {name}={REQUIRED[name]!r}: {REQUIRED_WHY[name]}")
         self.inert(name)
 
     # -- the two layouts --------------------------------------------------------------------------------------
@@ -230,7 +88,7 @@ class _Parser:
         if layout is None:
             raise AwmlError(f"{FLAG} {self.config.path}: neither a deployment-framework config (no 'components') nor an "
                             "mmdeploy config (no 'onnx_config'). Fix: give AWML's deploy config, not a training config")
-        top = _DEPLOYMENT_TOP if layout == "deployment" else _MMDEPLOY_TOP
+        top = DEPLOYMENT_TOP if layout == "deployment" else MMDEPLOY_TOP
         for key in self.values:
             if key.startswith("_") or (key in self.helpers and key not in top):
                 self.inert(key, "_<name>")
@@ -256,22 +114,22 @@ class _Parser:
         opset = onnx.get("opset_version")
         if opset is not None:
             if not isinstance(opset, int) or isinstance(opset, bool):
-                raise _error("onnx_config.opset_version", repr(opset), "give an integer opset")
+                raise refused("onnx_config.opset_version", repr(opset), "give an integer opset")
             self.drives("onnx_config.opset_version")
         if "do_constant_folding" in onnx:
             if not isinstance(onnx["do_constant_folding"], bool):
-                raise _error("onnx_config.do_constant_folding", repr(onnx["do_constant_folding"]), "give True or False")
+                raise refused("onnx_config.do_constant_folding", repr(onnx["do_constant_folding"]), "give True or False")
             self.drives("onnx_config.do_constant_folding")
         return onnx
 
     def _devices(self, where: str, node: Any) -> dict[str, str]:
         if not isinstance(node, dict) or not all(isinstance(v, str) for v in node.values()):
-            raise _error(where, repr(node)[:80], "give dict(cpu='cpu', cuda='cuda:0')")
+            raise refused(where, repr(node)[:80], "give dict(cpu='cpu', cuda='cuda:0')")
         for name, device in node.items():
             try:
                 Device.parse(device)
             except AwmlError:
-                raise _error(f"{where}.{name}", repr(device), "use cpu, cuda or cuda:N") from None
+                raise refused(f"{where}.{name}", repr(device), "use cpu, cuda or cuda:N") from None
         self.drives(where)
         return node
 
@@ -284,16 +142,16 @@ class _Parser:
         checkpoint = self.values.get("checkpoint_path")
         if checkpoint is not None:
             if not isinstance(checkpoint, str):
-                raise _error("checkpoint_path", repr(checkpoint), "give a path string")
+                raise refused("checkpoint_path", repr(checkpoint), "give a path string")
             self.drives("checkpoint_path")
         if "deploy_log_path" in self.values:
             self.inert("deploy_log_path")
         export = self.section("export", ("mode", "work_dir", "onnx_path"))
         mode = export.get("mode", "both")
         if mode not in EXPORT_MODES:
-            raise _error("export.mode", repr(mode), f"use one of {', '.join(EXPORT_MODES)}")
+            raise refused("export.mode", repr(mode), f"use one of {', '.join(EXPORT_MODES)}")
         if mode == "none":
-            raise _error("export.mode", repr(mode), "the harness tests the graphs it exports: use onnx, trt or both")
+            raise refused("export.mode", repr(mode), "the harness tests the graphs it exports: use onnx, trt or both")
         if "mode" in export:
             self.drives("export.mode")
         for key in ("work_dir", "onnx_path"):
@@ -308,9 +166,9 @@ class _Parser:
             self.inert("tensorrt_config.max_workspace_size")
         policy = trt.get("precision_policy", "auto")
         if policy in UNSUPPORTED_POLICIES:
-            raise _error("tensorrt_config.precision_policy", repr(policy), UNSUPPORTED_POLICIES[policy] + "; use auto, fp32_tf32 or fp16")
+            raise refused("tensorrt_config.precision_policy", repr(policy), UNSUPPORTED_POLICIES[policy] + "; use auto, fp32_tf32 or fp16")
         if policy not in POLICIES:
-            raise _error("tensorrt_config.precision_policy", repr(policy), f"use one of {', '.join([*POLICIES, *UNSUPPORTED_POLICIES])}")
+            raise refused("tensorrt_config.precision_policy", repr(policy), f"use one of {', '.join([*POLICIES, *UNSUPPORTED_POLICIES])}")
         if "precision_policy" in trt:
             self.drives("tensorrt_config.precision_policy")
         tolerance, scenarios = self._verification(devices, mode, POLICIES[policy])
@@ -321,7 +179,7 @@ class _Parser:
     def _named(self, section: str) -> list[tuple[str, dict]]:
         node = self.values.get(section, {})
         if not isinstance(node, dict) or not all(isinstance(v, dict) for v in node.values()):
-            raise _error(section, repr(node)[:80], "give dict(<name>=dict(...), ...)")
+            raise refused(section, repr(node)[:80], "give dict(<name>=dict(...), ...)")
         return list(node.items())
 
     def _component(self, name: str, node: dict) -> DeployComponent:
@@ -346,7 +204,7 @@ class _Parser:
 
     def _tensors(self, where: str, node: Any) -> tuple[tuple[str, str], ...]:
         if not isinstance(node, list) or not all(isinstance(t, dict) and isinstance(t.get("name"), str) for t in node):
-            raise _error(where, repr(node)[:80], "give [dict(name=..., dtype=...), ...]")
+            raise refused(where, repr(node)[:80], "give [dict(name=..., dtype=...), ...]")
         for tensor in node:
             extra = set(tensor) - {"name", "dtype"}
             if extra:
@@ -355,18 +213,18 @@ class _Parser:
 
     def _profiles(self, where: str, node: Any) -> dict[str, Profile]:
         if not isinstance(node, dict):
-            raise _error(where, repr(node)[:80], "give dict(<input>=dict(min_shape=[...], opt_shape=[...], max_shape=[...]))")
+            raise refused(where, repr(node)[:80], "give dict(<input>=dict(min_shape=[...], opt_shape=[...], max_shape=[...]))")
         profiles = {}
         for name, shapes in node.items():
             keys = ("min_shape", "opt_shape", "max_shape")
             if not isinstance(shapes, dict) or set(shapes) != set(keys):
-                raise _error(f"{where}.{name}", repr(shapes)[:80], "give exactly min_shape, opt_shape and max_shape")
+                raise refused(f"{where}.{name}", repr(shapes)[:80], "give exactly min_shape, opt_shape and max_shape")
             triple = [shapes[k] for k in keys]
             if not all(isinstance(s, (list, tuple)) and all(isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in s)
                        for s in triple) or len({len(s) for s in triple}) != 1:
-                raise _error(f"{where}.{name}", repr(triple)[:120], "give three shapes of one rank, positive integers")
+                raise refused(f"{where}.{name}", repr(triple)[:120], "give three shapes of one rank, positive integers")
             if not all(a <= b <= c for a, b, c in zip(*triple, strict=True)):  # one rank, checked above
-                raise _error(f"{where}.{name}", repr(triple)[:120], "need min <= opt <= max on every axis")
+                raise refused(f"{where}.{name}", repr(triple)[:120], "need min <= opt <= max on every axis")
             profiles[name] = Profile(*(tuple(s) for s in triple))
         return profiles
 
@@ -376,19 +234,19 @@ class _Parser:
             return None, ()
         enabled = node.get("enabled", True)
         if not isinstance(enabled, bool):
-            raise _error("verification.enabled", repr(enabled), "give True or False")
+            raise refused("verification.enabled", repr(enabled), "give True or False")
         self.drives("verification.enabled")
         tolerance = node.get("tolerance")
         if tolerance is not None:
             if not isinstance(tolerance, (int, float)) or isinstance(tolerance, bool) or not math.isfinite(tolerance) or tolerance < 0:
-                raise _error("verification.tolerance", repr(tolerance), "give a finite number >= 0")
+                raise refused("verification.tolerance", repr(tolerance), "give a finite number >= 0")
             self.drives("verification.tolerance")
         if "num_verify_samples" in node:
             self.inert("verification.num_verify_samples")
         devices = self._devices("verification.devices", node["devices"]) if "devices" in node else devices
         scenarios = node.get("scenarios", {})
         if not isinstance(scenarios, dict) or set(scenarios) - set(EXPORT_MODES):
-            raise _error("verification.scenarios", repr(sorted(scenarios) if isinstance(scenarios, dict) else scenarios)[:80],
+            raise refused("verification.scenarios", repr(sorted(scenarios) if isinstance(scenarios, dict) else scenarios)[:80],
                          f"key the scenario lists by export mode ({', '.join(EXPORT_MODES)})")
         self.drives("verification.scenarios")
         chosen = []
@@ -396,7 +254,7 @@ class _Parser:
             where = f"verification.scenarios.{mode}[{index}]"
             keys = ("ref_backend", "ref_device", "test_backend", "test_device")
             if not isinstance(item, dict) or set(item) != set(keys):
-                raise _error(where, repr(item)[:100], f"give exactly {', '.join(keys)}")
+                raise refused(where, repr(item)[:100], f"give exactly {', '.join(keys)}")
             chosen.append(Scenario(Endpoint.parse(where, item["ref_backend"], devices.get(item["ref_device"], item["ref_device"]), engine),
                                    Endpoint.parse(where, item["test_backend"], devices.get(item["test_device"], item["test_device"]), engine)))
         return (float(tolerance) if tolerance is not None else None), tuple(chosen)
@@ -413,7 +271,7 @@ class _Parser:
         found = []
         for name, backend in node.get("backends", {}).items():
             if not isinstance(backend, dict):
-                raise _error(f"evaluation.backends.{name}", repr(backend)[:80], "give dict(enabled=..., device=...)")
+                raise refused(f"evaluation.backends.{name}", repr(backend)[:80], "give dict(enabled=..., device=...)")
             for key in backend:
                 if key not in ("enabled", "device", "model_dir", "engine_dir"):
                     raise self.unknown(f"evaluation.backends.{name}.{key}", ("enabled", "device", "model_dir", "engine_dir"))
@@ -436,7 +294,7 @@ class _Parser:
         backend = self.section("backend_config", ("type", "common_config", "model_inputs"))
         kind = backend.get("type")
         if kind not in (None, "tensorrt", "onnxruntime"):
-            raise _error("backend_config.type", repr(kind), "use tensorrt or onnxruntime")
+            raise refused("backend_config.type", repr(kind), "use tensorrt or onnxruntime")
         if kind is not None:
             self.drives("backend_config.type")
         common = backend.get("common_config", {})
@@ -450,10 +308,10 @@ class _Parser:
         profiles: dict[str, Profile] = {}
         inputs = backend.get("model_inputs", [])
         if len(inputs) > 1:
-            raise _error("backend_config.model_inputs", f"{len(inputs)} profiles", "give one: the harness builds one profile per graph")
+            raise refused("backend_config.model_inputs", f"{len(inputs)} profiles", "give one: the harness builds one profile per graph")
         for item in inputs:
             if not isinstance(item, dict) or set(item) != {"input_shapes"}:
-                raise _error("backend_config.model_inputs[0]", repr(item)[:80], "give dict(input_shapes=dict(...))")
+                raise refused("backend_config.model_inputs[0]", repr(item)[:80], "give dict(input_shapes=dict(...))")
             profiles.update(self._profiles("backend_config.model_inputs[0].input_shapes", item["input_shapes"]))
             self.drives("backend_config.model_inputs")
         tensorrt = self.values.get("tensorrt_config", {})  # one project's layout: profiles by input name directly
@@ -467,7 +325,7 @@ class _Parser:
             self.inert("custom_imports")
         names = [onnx.get("input_names", []), onnx.get("output_names", [])]
         if not all(isinstance(n, list) and all(isinstance(s, str) for s in n) for n in names):
-            raise _error("onnx_config.input_names", repr(names)[:80], "give lists of names")
+            raise refused("onnx_config.input_names", repr(names)[:80], "give lists of names")
         component = DeployComponent(END2END, tuple((n, "") for n in names[0]), tuple((n, "") for n in names[1]),
                                     _axes("onnx_config.dynamic_axes", onnx.get("dynamic_axes", {})), profiles)
         uses_trt = kind == "tensorrt" or bool(tensorrt)
@@ -476,16 +334,11 @@ class _Parser:
                             None, "both" if uses_trt else "onnx", precisions, (), None, (), tuple(self.fields))
 
 
-_DEPLOYMENT_TOP = ("checkpoint_path", "deploy_log_path", "devices", "export", "components", "runtime_io", "onnx_config",
-                   "tensorrt_config", "evaluation", "verification")
-_MMDEPLOY_TOP = ("codebase_config", "backend_config", "onnx_config", "custom_imports", "tensorrt_config")
-
-
 def _axes(where: str, node: Any) -> dict[str, dict[int, str]]:
     if not isinstance(node, dict) or not all(isinstance(v, dict) for v in node.values()):
-        raise _error(where, repr(node)[:80], "give {tensor: {axis: name}}")
+        raise refused(where, repr(node)[:80], "give {tensor: {axis: name}}")
     for tensor, axes in node.items():
         for axis, name in axes.items():
             if not isinstance(axis, int) or isinstance(axis, bool) or axis < 0 or not isinstance(name, str) or not name.isidentifier():
-                raise _error(f"{where}.{tensor}", repr(axes)[:80], "give {axis index: dim name}")
+                raise refused(f"{where}.{tensor}", repr(axes)[:80], "give {axis index: dim name}")
     return {tensor: dict(axes) for tensor, axes in node.items()}

@@ -23,6 +23,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from enum import Enum, auto
 from pathlib import Path
 from typing import Any
@@ -51,10 +52,19 @@ class StoreWarning(UserWarning):
 class _Slot(Enum):
     RUN = auto()
     DIGESTS = auto()
-    CHECK = auto()
+    CHECK = auto()  # one replayed input recomputed and compared (its mismatch kept, raised to every later caller)
+    SERIES_CHECKED = auto()  # some replayed input of a series was (or is being) checked this session
 
 
 Subject = tuple[str, str, Target]  # spec, component, target: one series of inferences
+
+
+@dataclass(frozen=True)
+class _Replay:
+    """A stored entry read back this session: its file, and the outputs read from it (what a check compares)."""
+
+    path: Path
+    outputs: Outputs
 
 
 class InferenceStore:
@@ -68,8 +78,7 @@ class InferenceStore:
         self._weights = SeededWeights()
         self._memo = Memo()
         self._lock = threading.Lock()
-        self._replayed: dict[Subject, dict[str, Path]] = {}  # input digest -> the stored file read back
-        self._checked: set[tuple[Subject, str]] = set()
+        self._replayed: dict[Subject, dict[str, _Replay]] = {}  # by input digest
 
     # -- inferences ------------------------------------------------------------------------------
     def input_digests(self, spec: str, component: str, inputs: Sequence[dict[str, Any]]) -> list[str]:
@@ -83,9 +92,9 @@ class InferenceStore:
         series in a session is recomputed and compared (see the module's docstring)."""
         subject = (spec, component.name, target)
         outputs = self._once(subject, component, digest, compute, stored)
-        path = self._replay_of(subject, digest)
-        if path is not None and (self._was_checked(subject, digest) or not self._any_checked(subject)):
-            self._check(subject, component, digest, path, compute)  # checks, or raises what its check found
+        replay = self._replay_of(subject, digest)
+        if replay is not None and (self._was_checked(subject, digest) or not self._any_checked(subject)):
+            self._check(subject, digest, replay, compute)  # checks, or raises what its check found
         return outputs
 
     def outputs(self, spec: str, component: Component, target: Target, feeds: Sequence[tuple[str, Compute]],
@@ -94,11 +103,11 @@ class InferenceStore:
         recomputed and compared (once per session)."""
         subject = (spec, component.name, target)
         outputs = [self._once(subject, component, digest, compute, stored) for digest, compute in feeds]
-        replayed = [(self._last_checked(path), index, digest, path) for index, (digest, _) in enumerate(feeds)
-                    if (path := self._replay_of(subject, digest)) is not None]
+        replayed = [(self._last_checked(replay.path), index, digest, replay) for index, (digest, _) in enumerate(feeds)
+                    if (replay := self._replay_of(subject, digest)) is not None]
         done = [entry for entry in replayed if self._was_checked(subject, entry[2])]
-        for _, index, digest, path in done or sorted(replayed)[:1]:  # raises what an earlier check found
-            self._check(subject, component, digest, path, feeds[index][1])
+        for _, index, digest, replay in done or sorted(replayed, key=lambda entry: entry[:2])[:1]:  # raises what an earlier check found
+            self._check(subject, digest, replay, feeds[index][1])
         return outputs
 
     def recheck(self, spec: str, component: Component, target: Target, feeds: Sequence[tuple[str, Compute]]) -> None:
@@ -107,10 +116,10 @@ class InferenceStore:
         subject = (spec, component.name, target)
         problems = []
         for digest, compute in feeds:
-            path = self._replay_of(subject, digest)
-            if path is not None:
+            replay = self._replay_of(subject, digest)
+            if replay is not None:
                 try:
-                    self._check(subject, component, digest, path, compute)
+                    self._check(subject, digest, replay, compute)
                 except StoreMismatch as exc:
                     problems.append(str(exc))
         if problems:
@@ -141,16 +150,15 @@ class InferenceStore:
         self._collector.built(artifact)  # reused or built: the report says which, once per session
         if computed is not None:
             return computed
+        replay = _Replay(artifact.path, self._outputs.read(artifact.path, component))
         with self._lock:
-            self._replayed.setdefault(subject, {})[digest] = artifact.path
-        return self._outputs.read(artifact.path, component)
+            self._replayed.setdefault(subject, {})[digest] = replay
+        return replay.outputs
 
     def _rerun(self, subject: Subject, component: Component, digest: str, compute: Compute, stored: OutputsKey) -> Outputs:
         """``--awml-rerun-backends``: compute, compare with what is stored, replace it when it differs."""
         spec, _, target = subject
-        start = time.perf_counter()
-        fresh = compute()
-        seconds = time.perf_counter() - start
+        fresh, seconds = self._timed(subject, digest, compute)
         differences: list[str] = []
 
         def refuse(path: Path) -> str | None:
@@ -162,8 +170,7 @@ class InferenceStore:
         artifact, _ = self._outputs.get_or_build(self._artifacts, spec, component, target, stored, digest, lambda: fresh, refuse)
         self._collector.built(artifact)
         checked = "differed" if differences else ("same" if artifact.reused else "")
-        self._collector.inferred(Inference(spec, component.name, target.id, digest, round(seconds, 6), checked,
-                                           str(artifact.path) if checked else ""))
+        self._inferred(subject, digest, seconds, checked, artifact.path if checked else None)
         if differences:
             message = (f"the stored outputs of {spec}/{component.name} on {target.id} for input {digest[:12]} differed from "
                        f"this run's ({differences[0]}): {artifact.path.parent} replaced")
@@ -171,60 +178,60 @@ class InferenceStore:
             warnings.warn(StoreWarning(message), stacklevel=2)
         return fresh
 
-    def _check(self, subject: Subject, component: Component, digest: str, path: Path, compute: Compute) -> None:
-        """Recompute one replayed input, once per session, and compare; a difference is remembered and raised."""
-        with self._lock:
-            if (subject, digest) in self._checked:
-                first = False
-            else:
-                self._checked.add((subject, digest))
-                first = True
-        spec, component_name, target = subject
-        memo_key = key(_Slot.CHECK, spec, component_name, target, digest)
-        if not first:
-            self._memo.get(memo_key, lambda: None)  # raises what the first check found
-            return
+    def _check(self, subject: Subject, digest: str, replay: _Replay, compute: Compute) -> None:
+        """Recompute one replayed input, once per session, and compare; a difference is kept and raised to every caller."""
+        spec, component, target = subject
 
         def check() -> None:
-            start = time.perf_counter()
-            fresh = compute()
-            seconds = round(time.perf_counter() - start, 6)
-            difference = outputs_difference(self._outputs.read(path, component), fresh)
-            self._collector.inferred(Inference(spec, component_name, target.id, digest, seconds,
-                                               "differed" if difference else "same", str(path)))
+            self._memo.put(key(_Slot.SERIES_CHECKED, *subject), True)
+            fresh, seconds = self._timed(subject, digest, compute)
+            difference = outputs_difference(replay.outputs, fresh)
+            self._inferred(subject, digest, seconds, "differed" if difference else "same", replay.path)
             if difference:
-                clear = (f"delete {path.parent} (or run with --awml-rerun-backends: it recomputes every stored backend "
+                folder = replay.path.parent
+                clear = (f"delete {folder} (or run with --awml-rerun-backends: it recomputes every stored backend "
                          "output and replaces those that differ)" if target != REFERENCE else
-                         f"delete {path.parent} (or the whole artifacts folder)")
-                raise StoreMismatch(f"the stored outputs of {spec}/{component_name} on {target.id} for input {digest[:12]} "
-                                    f"differ from running it again ({difference}): the store entry {path} is not what this "
-                                    f"code computes (restored from elsewhere, or edited). Clear it: {clear}")
-            write_atomic(path.parent / CHECKED, timestamp().encode())
+                         f"delete {folder} (or the whole artifacts folder)")
+                raise StoreMismatch(f"the stored outputs of {spec}/{component} on {target.id} for input {digest[:12]} "
+                                    f"differ from running it again ({difference}): the store entry {replay.path} is not what "
+                                    f"this code computes (restored from elsewhere, or edited). Clear it: {clear}")
+            write_atomic(replay.path.parent / CHECKED, timestamp().encode())
 
-        self._memo.get(memo_key, check)
+        self._memo.get(key(_Slot.CHECK, *subject, digest), check)
 
     def _ledgered(self, subject: Subject, digest: str, compute: Compute) -> Outputs:
         """``compute`` (one inference outside the latency rounds), timed into the run's ledger: the report's
         ``inferences`` say what a run computed, so ``benchmarks/main_job.py`` can hold its wall time to
         them and show that no input ran twice on a target."""
-        spec, component, target = subject
+        outputs, seconds = self._timed(subject, digest, compute)
+        self._inferred(subject, digest, seconds)
+        return outputs
+
+    def _timed(self, subject: Subject, digest: str, compute: Compute) -> tuple[Outputs, float]:
+        """``compute()`` and the seconds it took, the one clock of every inference here; one that raises goes into
+        the ledger as it is (it took that long), one that returns is recorded by the caller with what it found."""
         start = time.perf_counter()
         try:
-            return compute()
-        finally:
-            self._collector.inferred(Inference(spec, component, target.id, digest, round(time.perf_counter() - start, 6)))
+            return compute(), time.perf_counter() - start
+        except BaseException:
+            self._inferred(subject, digest, time.perf_counter() - start)
+            raise
 
-    def _replay_of(self, subject: Subject, digest: str) -> Path | None:
+    def _inferred(self, subject: Subject, digest: str, seconds: float, checked: str = "", path: Path | None = None) -> None:
+        """One computed inference into the run's ledger (``checked``: what comparing it with a stored entry found)."""
+        spec, component, target = subject
+        self._collector.inferred(Inference(spec, component, target.id, digest, round(seconds, 6), checked,
+                                           "" if path is None else str(path)))
+
+    def _replay_of(self, subject: Subject, digest: str) -> _Replay | None:
         with self._lock:
             return self._replayed.get(subject, {}).get(digest)
 
     def _was_checked(self, subject: Subject, digest: str) -> bool:
-        with self._lock:
-            return (subject, digest) in self._checked
+        return self._memo.holds(key(_Slot.CHECK, *subject, digest))
 
     def _any_checked(self, subject: Subject) -> bool:
-        with self._lock:
-            return any(checked == subject for checked, _ in self._checked)
+        return self._memo.holds(key(_Slot.SERIES_CHECKED, *subject))
 
     @staticmethod
     def _last_checked(path: Path) -> int:

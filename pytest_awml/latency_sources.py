@@ -12,7 +12,6 @@ and from caching (:class:`~pytest_awml.workspace.Workspace`, which only remember
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum, auto
 from typing import TYPE_CHECKING
@@ -22,6 +21,7 @@ from pytest_awml.device import Target
 from pytest_awml.limits import LatencySettings
 from pytest_awml.memo import key
 from pytest_awml.pipeline import PipelineName
+from pytest_awml.records import MeasuredIn
 from pytest_awml.spec import Component, ModelSpec
 from pytest_awml.timing import LatencyStats, PipelineRounds, compute_of, measure_pipeline, measure_shared, timer_for, warmup_rounds
 
@@ -47,9 +47,9 @@ class StageSource:
     stage: str
 
     @property
-    def measured_in(self) -> Mapping[str, str]:
+    def measured_in(self) -> MeasuredIn:
         """What a latency record says of where its rounds ran."""
-        return {"test": "test_pipeline_latency", "pipeline": self.pipeline.label, "stage": self.stage}
+        return MeasuredIn(test="test_pipeline_latency", pipeline=self.pipeline.label, stage=self.stage)
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ class StageRounds:
     ms: tuple[float, ...]
     rounds_cut: bool
     warmup_rounds: int  # the pipeline's
-    measured_in: Mapping[str, str]
+    measured_in: MeasuredIn
 
 
 def stage_source(spec: ModelSpec, component: Component, target: Target) -> StageSource | None:

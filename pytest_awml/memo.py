@@ -64,6 +64,11 @@ class Memo:
                 self._locks.pop(memo_key, None)
         return self._unwrap(value)
 
+    def holds(self, memo_key: Key) -> bool:
+        """Whether ``memo_key``'s value is made or being made (a second caller would not make it again)."""
+        with self._lock:
+            return memo_key in self._values or memo_key in self._locks
+
     def put(self, memo_key: Key, value: Any) -> None:
         with self._lock:
             self._values[memo_key] = value

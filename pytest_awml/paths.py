@@ -17,6 +17,7 @@ import json
 import os
 import secrets
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from pytest_awml.errors import ArtifactError
@@ -97,37 +98,49 @@ WRITTEN = ".awml-written.json"
 it was written, so that a later run tells a file it wrote from one a person edited since."""
 
 
-def edited_since_written(folder: Path, staged: Mapping[str, Path]) -> list[Path]:
-    """The files of ``folder`` that a commit of ``staged`` (name -> new file) would overwrite although
-    the last commit did not write them as they are (edited by hand, or put there by someone else), and
-    that differ from what would replace them."""
+@dataclass(frozen=True)
+class Staged:
+    """Files written and checked in a staging folder (name -> file), each hashed once: what a commit compares
+    with the folder's files and records as written."""
+
+    files: Mapping[str, Path]
+    sha256: Mapping[str, str]
+
+    @classmethod
+    def of(cls, files: Mapping[str, Path]) -> Staged:
+        return cls(dict(files), {name: sha256_file(path) for name, path in files.items()})
+
+
+def edited_since_written(folder: Path, staged: Staged) -> list[Path]:
+    """The files of ``folder`` that a commit of ``staged`` would overwrite although the last commit did not
+    write them as they are (edited by hand, or put there by someone else), and that differ from what would
+    replace them."""
     try:
         written = json.loads((folder / WRITTEN).read_text())
     except (OSError, ValueError):
         written = {}
     written = written if isinstance(written, dict) else {}
     edited = []
-    for name, new in staged.items():
+    for name in staged.files:
         old = no_link(folder / name, folder.parent)
         if old.exists():
             digest = sha256_file(old)
-            if digest != written.get(name) and digest != sha256_file(new):
+            if digest != written.get(name) and digest != staged.sha256[name]:
                 edited.append(old)
     return edited
 
 
-def commit_staged(folder: Path, staged: Mapping[str, Path], last: str) -> list[Path]:
+def commit_staged(folder: Path, staged: Staged, last: str) -> list[Path]:
     """Move the ``staged`` files (checked, in a folder beside ``folder``'s files on the same disk) into
     ``folder``: ``last`` (the file a consumer reads first, which names the others) goes last and is
     removed first, so that a reader never finds it beside a half-replaced set; then record what was
     written (``WRITTEN``)."""
-    digests = {name: sha256_file(path) for name, path in staged.items()}
     (folder / last).unlink(missing_ok=True)
-    for name in sorted(staged, key=lambda n: n == last):
-        os.replace(staged[name], no_link(folder / name, folder.parent))
-    write_atomic(folder / WRITTEN, json.dumps(digests, indent=1, sort_keys=True).encode(), root=folder.parent,
+    for name in sorted(staged.files, key=lambda n: n == last):
+        os.replace(staged.files[name], no_link(folder / name, folder.parent))
+    write_atomic(folder / WRITTEN, json.dumps(dict(staged.sha256), indent=1, sort_keys=True).encode(), root=folder.parent,
                  what="the record of the files written")
-    return [folder / name for name in staged]
+    return [folder / name for name in staged.files]
 
 
 def sha256_file(path: Path) -> str:

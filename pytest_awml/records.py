@@ -278,6 +278,13 @@ class LatencyRecord(Record):
     warmup_total_ms: float | None = optional()
     measured_in: MeasuredIn | None = optional()
 
+    def benchmark_info(self) -> dict[str, Any]:
+        """How and where the rounds were timed, for pytest-benchmark's ``extra_info``: these fields as the record's
+        JSON writes them (left out while None), without writing the whole record."""
+        how = {"clock": self.clock, "spans": self.spans, "stages": self.stages, "rounds_cut": self.rounds_cut,
+               "measured_in": self.measured_in}
+        return {name: to_json(value) for name, value in how.items() if value is not None}
+
 
 @dataclass(frozen=True, kw_only=True)
 class ShapeTry:

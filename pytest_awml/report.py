@@ -19,7 +19,6 @@ import argparse
 import base64
 import html
 import io
-import json
 import logging
 import math
 import sys
@@ -30,6 +29,7 @@ from pathlib import Path
 
 from pytest_awml.budgets import DEFAULT_REGRESSION, is_real, load_benchmarks, median_ms, regression_verdict
 from pytest_awml.errors import AwmlError
+from pytest_awml.json_input import REASON, read_json
 from pytest_awml.paths import write_atomic
 
 log = logging.getLogger("pytest_awml.report")
@@ -296,11 +296,7 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _awml_json(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError, RecursionError) as exc:  # RecursionError: JSON nested deeper than Python's stack
-        reason = "nested too deeply" if isinstance(exc, RecursionError) else exc
-        raise AwmlError(f"--awml-json {path} is not a readable JSON report: {reason}") from None
+    data = read_json(path, f"--awml-json {path} is not a readable JSON report: {REASON}")
     if not isinstance(data, dict):
         raise AwmlError(f"--awml-json {path} is not pytest-awml's JSON report (an object with run, parity, …)")
     parity = data.get("parity", [])

@@ -10,14 +10,15 @@ whatever the URL serves that day). jsonschema is imported only here, and only wh
 
 from __future__ import annotations
 
-import json
+import functools
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urldefrag, urljoin
 
 from pytest_awml.errors import AwmlError
+from pytest_awml.json_input import REASON, read_json
 
 FOLDER_FILE = "ml_package.schema.json"
 """The schema's file when the option names a folder (the layout of an Autoware package's ``schema/``)."""
@@ -28,6 +29,12 @@ FLAG = "--awml-autoware-schema"
 class Schema:
     path: Path
     document: Any  # a JSON object, or a boolean schema
+    validator: Any = field(compare=False, repr=False)  # jsonschema's, over the offline registry: built once, in load
+
+    @classmethod
+    def of(cls, path: Path, document: Any) -> Schema:
+        """``document`` as a schema named by ``path``, unchecked (:func:`load` checks a file first)."""
+        return cls(path, document, _validator(document, _registry(document)))
 
     def problems(self, instance: Any) -> list[str]:
         """Where ``instance`` breaks the schema (``<file>: <path>: <message>``), none when it holds."""
@@ -35,23 +42,30 @@ class Schema:
 
         try:
             return [f"{self.path.name}: {'/'.join(map(str, e.absolute_path)) or '(top)'}: {e.message}"
-                    for e in _validator(self.document).iter_errors(instance)]
+                    for e in self.validator.iter_errors(instance)]
         except Unresolvable as exc:  # load refuses outside references; this is the registry's own refusal
             raise AwmlError(f"{FLAG} {self.path}: {exc}: the schema is checked offline; inline what it references") from None
 
 
 def load(path: Path) -> Schema:
-    """The schema at ``path`` (a file, or a folder holding ``FOLDER_FILE``), checked as a schema."""
+    """The schema at ``path`` (a file, or a folder holding ``FOLDER_FILE``), checked as a schema; read once per
+    process while the file is unchanged (configure reads it, the bundle test gets the same)."""
+    path = Path(path) / FOLDER_FILE if Path(path).is_dir() else Path(path)
+    try:
+        stat = path.stat()
+    except OSError:
+        return _load(path, None)  # says why it cannot be read
+    return _load(path, (stat.st_mtime_ns, stat.st_size))
+
+
+@functools.lru_cache(maxsize=4)
+def _load(path: Path, version: tuple[int, int] | None) -> Schema:
+    """``version`` (the file's mtime and size) only keys the cache: an edited file is read again."""
     try:
         from jsonschema.exceptions import SchemaError
     except ImportError as exc:
         raise AwmlError(f"{FLAG} needs jsonschema ({exc}): pip install jsonschema") from None
-    path = Path(path) / FOLDER_FILE if Path(path).is_dir() else Path(path)
-    try:
-        document = json.loads(path.read_text())
-    except (OSError, ValueError, RecursionError) as exc:
-        reason = "nested too deeply" if isinstance(exc, RecursionError) else (getattr(exc, "strerror", None) or exc)
-        raise AwmlError(f"{FLAG} {path} is not a readable JSON file ({reason}): give the consumer's JSON Schema file") from None
+    document = read_json(path, f"{FLAG} {path} is not a readable JSON file ({REASON}): give the consumer's JSON Schema file")
     if not isinstance(document, (dict, bool)):
         raise AwmlError(f"{FLAG} {path} holds a JSON {type(document).__name__}, not a schema (an object): "
                         "give the consumer's JSON Schema file")
@@ -62,29 +76,31 @@ def load(path: Path) -> Schema:
     if outside:
         raise AwmlError(f"{FLAG} {path} references {', '.join(outside)}, outside the file: the schema is checked offline "
                         "and never fetched from the network; inline the referenced definitions")
+    registry = _registry(document)
+    validator = _validator(document, registry)
     try:
-        type(_validator(document)).check_schema(document)
+        type(validator).check_schema(document)
     except SchemaError as exc:
         where = "/".join(map(str, exc.absolute_path)) or "(top)"
         raise AwmlError(f"{FLAG} {path} is not a valid JSON Schema (at {where}: {exc.message}): "
                         "give the consumer's JSON Schema file") from None
     from referencing.exceptions import Unresolvable
 
-    resolver = _registry(document).resolver()
+    resolver = registry.resolver()
     for ref, scope in refs:
         try:
             resolver.lookup(urljoin(scope, ref))
         except Unresolvable:
             raise AwmlError(f"{FLAG} {path}: $ref {ref} points to nothing in the file: give the consumer's JSON Schema file "
                             "as it is (whole)") from None
-    return Schema(path, document)
+    return Schema(path, document, validator)
 
 
-def _validator(document: Any):
-    """jsonschema's validator for the schema's dialect (draft 7 when it names none), over ``_registry``."""
+def _validator(document: Any, registry: Any):
+    """jsonschema's validator for the schema's dialect (draft 7 when it names none), over ``registry`` (``_registry``)."""
     from jsonschema import Draft7Validator, validators
 
-    return validators.validator_for(document, default=Draft7Validator)(document, registry=_registry(document))
+    return validators.validator_for(document, default=Draft7Validator)(document, registry=registry)
 
 
 def _registry(document: Any):

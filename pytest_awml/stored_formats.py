@@ -21,9 +21,11 @@ import numpy as np
 
 from pytest_awml.artifacts import Artifact, ArtifactStore, Kind
 from pytest_awml.checkpoints import read_state_dict
-from pytest_awml.device import REFERENCE, Target
+from pytest_awml.device import REFERENCE, Device, Target
 from pytest_awml.digests import code_digest, package_digest
 from pytest_awml.errors import AwmlError
+from pytest_awml.machine import machine_identity
+from pytest_awml.provenance import versions
 from pytest_awml.spec import Component, ModelSpec, fingerprint
 
 REFERENCE_FORMAT = "reference-outputs"  # kept across runs, one file per input
@@ -56,14 +58,17 @@ class OutputsKey:
 
     @classmethod
     def of(cls, spec: ModelSpec, component: Component, target: Target, *, model: Any, weights_sha256: str,
-           backend: Any, artifact_sha256: str | None, versions: Mapping[str, Any], machine: Mapping[str, Any]) -> OutputsKey:
+           backend: Any, artifact_sha256: str | None, device: Device) -> OutputsKey:
+        """The key of ``component``'s outputs on ``target``, run on ``device`` (the physical one): the parts the caller
+        resolved (the model, the backend, the file it runs) and what this process and machine decide (library
+        versions, the machine's identity, the thread counts)."""
         import torch
 
         classes = {type(m) for m in model.modules()} if isinstance(model, torch.nn.Module) else {type(model)}
         return cls(spec=fingerprint(spec, component), model_code=code_digest([spec.build_model, component.extract, *classes]),
                    weights=weights_sha256, target=target.id, plugin_code=package_digest(OutputsKey),
-                   backend_code=code_digest([type(backend)]), versions=json.dumps(dict(versions), sort_keys=True),
-                   machine=json.dumps(dict(machine), sort_keys=True),
+                   backend_code=code_digest([type(backend)]), versions=json.dumps(versions(), sort_keys=True),
+                   machine=json.dumps(machine_identity(device), sort_keys=True),
                    threads=f"torch {torch.get_num_threads()}, cpus {os.cpu_count()}", artifact=artifact_sha256)
 
     def parts(self, digest: str) -> dict[str, str]:

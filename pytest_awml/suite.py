@@ -4,27 +4,25 @@ is given, and :mod:`pytest_awml.cases` parametrizes each test from the plan.
 Every test reads as its steps: take what it needs from the session cache (``awml_workspace``),
 compute, record (:mod:`pytest_awml.results`), keep the history (:mod:`pytest_awml.golden`), judge
 with a pure function (:mod:`pytest_awml.compare`, :mod:`pytest_awml.budgets`), and only on a
-failure write the forensics folder (:mod:`pytest_awml.forensics`) and raise.
+failure write the forensics folder (:mod:`pytest_awml.forensics`) and raise; parity and drift end in
+one gate that does all of it (:mod:`pytest_awml.parity_gate`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-
-import numpy as np
 import pytest
 
-from pytest_awml import forensics, golden, pipeline_outputs, results
+from pytest_awml import golden, pipeline_outputs, results
 from pytest_awml.budgets import DEFAULT_REGRESSION, budget_failure, ratio_verdict, regression_verdict, share_verdict
 from pytest_awml.builders.onnx import FORMAT as ONNX
-from pytest_awml.compare import compare_outputs, differs, parity_failure
+from pytest_awml.compare import compare_outputs, differs
 from pytest_awml.device import REFERENCE
 from pytest_awml.digests import content_digest
 from pytest_awml.errors import ArtifactError, AwmlError, BackendError, DataError, LatencyBudgetExceeded, NothingCompared, ToleranceExceeded
 from pytest_awml.latency_sources import baseline_median, p50, pipeline_rounds, remember_p50, stage_rounds, stage_source
-from pytest_awml.limits import LatencySettings, Tolerance
+from pytest_awml.limits import LatencySettings
 from pytest_awml.metric import metric_verdict
+from pytest_awml.parity_gate import Evidence, gate
 from pytest_awml.paths import sha256_file
 from pytest_awml.pipeline import PipelineName
 from pytest_awml.provenance import COMPUTE, versions
@@ -36,7 +34,6 @@ from pytest_awml.records import (
     GoldenRecord,
     InferenceRecord,
     LatencyRecord,
-    MeasuredIn,
     MetricRecord,
     ParityRecord,
     ShapesRecord,
@@ -48,52 +45,6 @@ from pytest_awml.timing import REPORT_DECIMALS, LatencyStats, SpanTimer, measure
 
 BUNDLE_FORMAT = "autoware-bundle"
 DISABLED = "pytest-benchmark is disabled here (--benchmark-disable, or pytest-xdist is active): no latency measured"
-
-
-@dataclass(frozen=True)
-class Evidence:
-    """Both sides of a comparison, as a person reproducing a failure needs them: the data, the
-    names of the sides, the tolerances ``reproduce.sh`` replays with, and a note for the message."""
-
-    inputs: Sequence[Mapping[str, np.ndarray]]
-    reference: Sequence[Mapping[str, np.ndarray]]
-    outputs: Sequence[Mapping[str, np.ndarray]]
-    reference_name: str
-    test_name: str
-    replay_tolerances: Mapping[str, Tolerance]
-    note: str = ""
-
-
-def _gate(request, workspace, case, records: Sequence[ParityRecord | DriftRecord], evidence: Evidence) -> None:
-    """Record the comparisons, add them to the history, judge them; on a failure leave the forensics and raise."""
-    options = workspace.options
-    results.attach_comparisons(request.node, records)
-    comparisons = [r.comparison for r in records]
-    test_id = request.node.nodeid
-    notes, unrecorded = [], ""
-    if options.golden is not None:
-        trend = case.component.trend if options.drift_trend else None
-        try:
-            notes = golden.track(golden.GoldenStore(options.golden, options.lock_timeout_s), test_id, comparisons, trend)
-        except ArtifactError as exc:  # a full disk, a link in the golden folder: said beside the verdict, never instead of it
-            unrecorded = f"\nThe error history was not updated: {exc}"
-    message = parity_failure(comparisons, notes, subject=evidence.test_name, reference=evidence.reference_name,
-                             samples=len(evidence.reference))
-    if message is None:
-        if unrecorded:
-            raise ArtifactError(f"{evidence.test_name} is within tolerance of {evidence.reference_name}.{unrecorded}")
-        return
-    try:  # the parity verdict is the finding: a failure folder that cannot be written is noted, not raised instead
-        folder = forensics.write_failure(options.artifacts, test_id, inputs=evidence.inputs, reference=evidence.reference,
-                                         outputs=evidence.outputs, reference_name=evidence.reference_name,
-                                         test_name=evidence.test_name, tolerances=evidence.replay_tolerances,
-                                         onnx_path=workspace.artifact_path_or_none(case.spec, case.component, ONNX))
-        request.node.user_properties.append(("awml.failure_folder", str(folder)))
-        evidence_line = f"Inputs, outputs and reproduce.sh: {folder}"
-    except ArtifactError as exc:
-        evidence_line = f"No failure folder: {exc}"
-    note = f"\n{evidence.note}" if evidence.note else ""
-    raise ToleranceExceeded(f"{message}\n{evidence_line}{note}{unrecorded}")
 
 
 def _gate_latency(request, workspace, settings: LatencySettings, verdicts: list, median_ms: float) -> None:
@@ -158,8 +109,8 @@ def test_parity(awml_case, awml_workspace, request):
         awml_workspace.recheck(spec, component, (reference, target))
     ids = results.record_ids(awml_case, request.node.nodeid, awml_workspace.options)
     deploy = results.deploy_tolerance(awml_workspace.options.deploy, comparisons)
-    _gate(request, awml_workspace, awml_case, [ParityRecord(ids=ids, comparison=c, **deploy) for c in comparisons],
-          Evidence(inputs, references, outputs, reference.id, target.id, tolerances))
+    gate(request, awml_workspace, spec, component, [ParityRecord(ids=ids, comparison=c, **deploy) for c in comparisons],
+         Evidence(inputs, references, outputs, reference.id, target.id, tolerances))
 
 
 @pytest.mark.awml_cases("drift")
@@ -190,10 +141,10 @@ def test_drift(awml_case, awml_workspace, request):
     if not all(c.passed for c in comparisons):  # a stored output that a rerun does not give is the finding, not drift
         awml_workspace.recheck(spec, component, (REFERENCE,), found.inputs)
     # the replay runs ONNX Runtime, not PyTorch: allow for its fp32 error on top of the drift budget
-    _gate(request, awml_workspace, awml_case, records,
-          Evidence(found.inputs, found.outputs, outputs, f"golden ({found.meta.get('created', '?')})", "pytorch-cpu-fp32 today",
-                   {o: tolerances[o].widest(replay[o]) for o in tolerances},
-                   note=f"Library versions changed since the golden outputs were made: {changed}" if changes else ""))
+    gate(request, awml_workspace, spec, component, records,
+         Evidence(found.inputs, found.outputs, outputs, f"golden ({found.meta.get('created', '?')})", "pytorch-cpu-fp32 today",
+                  {o: tolerances[o].widest(replay[o]) for o in tolerances},
+                  note=f"Library versions changed since the golden outputs were made: {changed}" if changes else ""))
 
 
 def _update_golden(request, workspace, store, case, tolerances) -> None:
@@ -285,7 +236,7 @@ def test_latency(awml_case, awml_workspace, benchmark, request):
         record_rounds(benchmark, stage.ms)
         stats = LatencyStats.from_ms(stage.ms)
         record = LatencyRecord(ids=ids, stats=stats, clock=SpanTimer.clock, spans={"stage": stats}, rounds_cut=stage.rounds_cut,
-                               warmup_rounds=stage.warmup_rounds, measured_in=MeasuredIn(**stage.measured_in))
+                               warmup_rounds=stage.warmup_rounds, measured_in=stage.measured_in)
     else:
         runner = awml_workspace.runner(spec, component, target)
         own = measure_component(benchmark, runner, awml_workspace.inputs(spec, component)[0], settings)
@@ -294,10 +245,8 @@ def test_latency(awml_case, awml_workspace, benchmark, request):
         stats = own.stats
         record = LatencyRecord(ids=ids, stats=stats, clock=own.clock, spans=own.spans, rounds_cut=own.rounds_cut,
                                warmup_rounds=warmup_rounds(settings), warmup_total_ms=warmup_total_ms(own.warmup_ms))
-    measured = record.as_json()
     benchmark.extra_info.update(spec=spec.name, component=component.name, target=target.id, regression_threshold=settings.regression,
-                                **{k: measured[k] for k in ("clock", "spans", "rounds_cut", "measured_in") if k in measured},
-                                **stats.as_json())
+                                **record.benchmark_info(), **stats.as_json())
     remember_p50(awml_workspace, spec, component, target, stats.p50_ms)
     results.attach(request.node, record)
     verdicts = [ratio_verdict(target.id, stats.p50_ms, r.baseline, p50(awml_workspace, spec, component, r.baseline, settings), r.max_ratio)
@@ -379,9 +328,8 @@ def test_pipeline_latency(awml_case, awml_workspace, benchmark, request):
                            ratio_to_components=round(stats.p50_ms / networks_ms, REPORT_DECIMALS), stages=stages,
                            rounds_cut=measured.rounds_cut, warmup_rounds=warmup_rounds(settings),
                            warmup_total_ms=warmup_total_ms(measured.warmup_ms))
-    recorded = record.as_json()
     benchmark.extra_info.update(spec=spec.name, component=awml_case.pipeline.record_component, target=target.id,
-                                stages=recorded["stages"], rounds_cut=measured.rounds_cut, regression_threshold=settings.regression,
+                                **record.benchmark_info(), regression_threshold=settings.regression,
                                 components_p50_ms=record.components_p50_ms, ratio_to_components=record.ratio_to_components,
                                 **stats.as_json())
     results.attach(request.node, record)
@@ -401,13 +349,12 @@ def test_bundle(awml_case, awml_workspace, request):
                         options.autoware_schema)
     by_sha = {a.sha256: name for name, a in tested.items()}
     ids = results.record_ids(awml_case, request.node.nodeid, options, component="bundle")
-    for path in paths:
-        digest = sha256_file(path)
+    shipped = {path: sha256_file(path) for path in paths}
+    for path, digest in shipped.items():
         results.attach(request.node, ArtifactRecord(test_id=ids.test_id, spec=ids.spec, component="bundle", format=BUNDLE_FORMAT,
                                                     path=str(path), sha256=digest, reused=False, build_seconds=0.0,
                                                     size_bytes=path.stat().st_size, weights_sha256=loaded.weights_sha256,
                                                     tested_as=by_sha.get(digest), role=ArtifactRole.BUNDLE))
-    shipped = {sha256_file(path) for path in paths}
-    untested = sorted(name for name, artifact in tested.items() if artifact.sha256 not in shipped)
+    untested = sorted(name for name, artifact in tested.items() if artifact.sha256 not in shipped.values())
     if untested:
         raise ArtifactError(f"the bundle in {options.autoware / spec.name} does not hold the tested graph(s) of {', '.join(untested)}")

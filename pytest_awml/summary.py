@@ -40,8 +40,8 @@ def lines(results: Results, report_path) -> list[str]:
     out: list[str] = []
     header = (f"{'spec/component':<42} {'target':<24} {'output':<26} {'max_abs':>9} {'max_rel':>9} {'atol':>8} {'rtol':>8} "
               f"{'min_atol':>9} {'n':>9} {'ok':>4} {'p50 ms':>9}")
-    parity: list[ParityRecord | CheckRecord] = [*results.of(ParityRecord), *results.of(CheckRecord)]
-    parity.sort(key=results.records["parity"].index)  # in the order the tests finished
+    # the kind's list is in the order the tests finished: comparisons and pipeline checks interleaved as they came
+    parity = [r for r in results.records[ParityRecord.KIND] if isinstance(r, (ParityRecord, CheckRecord))]
     if parity:
         out.append(header)
         out.append("-" * len(header))

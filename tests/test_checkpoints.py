@@ -16,7 +16,7 @@ from model_specs.centerpoint.config import TINY
 from model_specs.centerpoint.model import seeded
 from model_specs.centerpoint.spec import TINY_SPEC
 from pytest_awml.checkpoints import CheckpointError, load_into, read_state_dict
-from pytest_awml.workspace import state_dict_sha256
+from pytest_awml.models import state_dict_sha256
 
 CONFIGS = Path(__file__).parent / "data" / "configs" / "awml"
 

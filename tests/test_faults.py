@@ -172,10 +172,10 @@ def test_schema_validation_never_reaches_the_network(tmp_path, monkeypatch):
 
     monkeypatch.setattr(socket, "socket", no_network)
     monkeypatch.setattr(socket, "create_connection", no_network)
-    remote = schema.Schema(tmp_path / "s.json", {"properties": {"a": {"$ref": "https://example.invalid/a.json"}}})
+    remote = schema.Schema.of(tmp_path / "s.json", {"properties": {"a": {"$ref": "https://example.invalid/a.json"}}})
     with pytest.raises(AwmlError, match="the schema is checked offline"):
         remote.problems({"a": 1})
-    local = schema.Schema(tmp_path / "s.json", {"definitions": {"n": {"type": "integer"}}, "properties": {"a": {"$ref": "#/definitions/n"}}})
+    local = schema.Schema.of(tmp_path / "s.json", {"definitions": {"n": {"type": "integer"}}, "properties": {"a": {"$ref": "#/definitions/n"}}})
     assert local.problems({"a": 1}) == [] and local.problems({"a": "x"}) == ["s.json: a: 'x' is not of type 'integer'"]
 
 
@@ -897,7 +897,7 @@ def test_a_failure_folder_that_cannot_be_written_does_not_hide_the_parity_result
     import types
 
     import toy
-    from pytest_awml import suite
+    from pytest_awml import parity_gate
     from pytest_awml.cases import Case
     from pytest_awml.compare import compare_outputs
     from pytest_awml.errors import ToleranceExceeded
@@ -919,15 +919,15 @@ def test_a_failure_folder_that_cannot_be_written_does_not_hide_the_parity_result
     case = Case(toy.SPEC, toy.SPEC.components[0], CPU_FP32)
     ids = RecordIds(test_id="awml::test_parity[keep]", spec=toy.SPEC.name, component=case.component.name)
     with pytest.raises(ToleranceExceeded) as info:
-        suite._gate(request, workspace, case, [ParityRecord(ids=ids, comparison=c) for c in compare_outputs(reference, outputs, tolerances)],
-                    suite.Evidence(inputs, reference, outputs, "pytorch-cpu-fp32", "t", tolerances))
+        parity_gate.gate(request, workspace, case.spec, case.component, [ParityRecord(ids=ids, comparison=c) for c in compare_outputs(reference, outputs, tolerances)],
+                    parity_gate.Evidence(inputs, reference, outputs, "pytorch-cpu-fp32", "t", tolerances))
     message = str(info.value)
     assert message.startswith("t differs from pytorch-cpu-fp32") and "y: FAILED max_abs=1" in message
     assert f"No failure folder: {plan.options.artifacts}/failures is a symbolic link" in message
     assert f"The error history was not updated: {golden}/history.jsonl is a symbolic link" in message
     with pytest.raises(ArtifactError, match="t is within tolerance of pytorch-cpu-fp32.\nThe error history was not updated"):
-        suite._gate(request, workspace, case, [ParityRecord(ids=ids, comparison=c) for c in compare_outputs(reference, reference, tolerances)],
-                    suite.Evidence(inputs, reference, reference, "pytorch-cpu-fp32", "t", tolerances))
+        parity_gate.gate(request, workspace, case.spec, case.component, [ParityRecord(ids=ids, comparison=c) for c in compare_outputs(reference, reference, tolerances)],
+                    parity_gate.Evidence(inputs, reference, reference, "pytorch-cpu-fp32", "t", tolerances))
     assert [p.name for p in (outside / "keep").iterdir()] == ["precious.txt"] and (outside / "precious.txt").read_text() == "precious"
 
 
@@ -1171,7 +1171,7 @@ CONVNEXT_FAULTS = [
     (dict(norm_cfg=dict(type="BN")), "norm_cfg type 'BN' (implemented: LN2d)"),
     (dict(act_cfg=dict(type="ReLU")), "act_cfg {'type': 'ReLU'} (implemented: exact GELU)"),
     (dict(use_grn=True), "pts_backbone.use_grn: not read by this spec"),
-    (dict(in_channels=64), "pts_backbone.in_channels is 64, the pillar encoder gives 32 channels"),
+    (dict(in_channels=64), "pts_backbone.in_channels is 64, but pts_voxel_encoder.feat_channels[-1] makes it 32"),
     (dict(depths=[3, 2, 1]), "must have one entry per stage"),
     (dict(out_indices=[2, 3, 5]), "out_indices [2, 3, 5] must name distinct stages of the 5 configured"),
     (dict(out_indices=[2, 2, 4]), "out_indices [2, 2, 4] must name distinct stages"),

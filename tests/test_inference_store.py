@@ -16,7 +16,7 @@ import pytest
 import torch
 
 import toy
-from pytest_awml import workspace as workspace_module
+from pytest_awml import stored_formats as stored_formats_module
 from pytest_awml.artifacts import ArtifactStore, Kind
 from pytest_awml.paths import sha256_file
 from pytest_awml.device import REFERENCE, Target
@@ -187,7 +187,7 @@ def test_a_backend_s_outputs_are_replayed_only_while_nothing_that_decides_them_c
     assert all(np.array_equal(a["y"], b["y"]) for a, b in zip(first, again))
     for name, changed in (("versions", lambda: {"onnxruntime": "0.0-another"}),
                           ("machine_identity", lambda device: {"cpu": "another CPU"})):
-        monkeypatch.setattr(workspace_module, name, changed)
+        monkeypatch.setattr(stored_formats_module, name, changed)
         _, stored, ran = _session(tmp_path)
         assert not any(a.reused for a in stored) and len(ran) == len(stored) and not any(i.checked for i in ran), name
     _, stored, ran = _session(tmp_path, rerun_backends=True)

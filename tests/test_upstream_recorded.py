@@ -118,6 +118,6 @@ def test_upstream_weights_in_an_mmengine_checkpoint_run_through_the_plugin(run_a
     run.result.assert_outcomes(passed=2)
     model = model_class(cfg)
     model.load_state_dict(recording.state_dict(), strict=True)
-    from pytest_awml.workspace import state_dict_sha256
+    from pytest_awml.models import state_dict_sha256
 
     assert {a["weights_sha256"] for a in run.report["artifacts"] if "weights_sha256" in a} == {state_dict_sha256(model)}

@@ -16,7 +16,7 @@ from pytest_awml.errors import ExportError, SpecError
 from pytest_awml.limits import LatencySettings
 from pytest_awml.spec import FedBy, validate
 from pytest_awml.workspace import Workspace
-from pytest_awml import latency_sources
+from pytest_awml import latency_sources, parity_gate
 
 
 class Broken(ArtifactBuilder):
@@ -46,7 +46,7 @@ def test_a_failed_export_fails_every_test_that_needs_it_without_exporting_again(
         with pytest.raises(ExportError, match="boom"):
             workspace.artifact(toy.SPEC, component, "onnx")
     with workspace.collector.collecting() as produced:
-        assert broken.calls == 1 and workspace.artifact_path_or_none(toy.SPEC, component, "onnx") is None
+        assert broken.calls == 1 and parity_gate.onnx_or_none(workspace, toy.SPEC, component) is None
     assert produced.builds == []
 
 

@@ -131,6 +131,21 @@ def test_the_awml_configs_read_as_the_specs():
 
 
 
+def test_test_pipeline_transforms_named_with_their_registry_scope_are_read():
+    """``mmdet.Resize`` is mmdet's Resize: the letterbox's size and pad value are read from scoped transforms as from
+    bare ones (a reader that compared the raw type would refuse the scoped pipeline as 'no keep-ratio Resize')."""
+    config = read_config(CONFIGS / "yolox_elan_tiny.py")
+    bare = to_yolox(config, TINY)
+    side = 2 * max(TINY.input_size)
+    config.values["test_pipeline"] = [
+        {**step, "type": f"mmdet.{step['type']}", **({"scale": (side, side // 2)} if step["type"] == "Resize" else {}),
+         **({"pad_val": {"img": (7.0, 7.0, 7.0)}} if step["type"] == "Pad" else {})}
+        for step in config.values["test_pipeline"]]
+    scoped = to_yolox(config, TINY)
+    assert bare.input_size == TINY.input_size
+    assert (scoped.input_size, scoped.pad_value) == ((side, side), 7.0)
+
+
 @pytest.mark.parametrize("changes, words", [
     (dict(backbone=dict(type="CSPDarknetOpt")), "backbone: not supported: CSPDarknetOpt"),
     (dict(backbone=dict(arch="P5_ASPP")), "arch 'P5_ASPP'"),

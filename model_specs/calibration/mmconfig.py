@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from model_specs.calibration.config import BASIC_BLOCK_STAGES, CLASSES, CalibrationConfig
-from model_specs.mmconfig import TORCH_BATCH_NORM, Sections, TrainingConfig
+from model_specs.mmconfig import TORCH_BATCH_NORM, Sections, TrainingConfig, type_name
 
 SUPPORTED = {
     "model": ("ImageClassifier",),
@@ -63,26 +63,22 @@ def to_calibration(config: TrainingConfig, base: CalibrationConfig) -> Calibrati
 
 class _CalibrationSections(Sections):
     def __init__(self, path: Path, values: Mapping[str, Any]) -> None:
-        super().__init__(SPEC, SUPPORTED, path, values)
+        super().__init__(SPEC, SUPPORTED, path, values, FIELDS)
         self.typed("model", self.model)
         for section in ("backbone", "neck", "head"):
             self.typed(section, self.model.get(section))
-
-    def known(self, section: str, node: Mapping[str, Any] | None) -> None:
-        read, inert = FIELDS[section]
-        self.fields(section, node, read, inert)
 
     def transform(self) -> dict[str, Any]:
         pipeline = self.values.get("test_pipeline")
         steps = pipeline if isinstance(pipeline, list) else []
         for step in steps:
-            kind = str(step.get("type", "")).split(".")[-1] if isinstance(step, dict) else None
+            kind = type_name(step)
             if kind == TRANSFORM:
                 self.known(TRANSFORM, step)
             elif kind not in INERT_TRANSFORMS:
                 raise self.unsupported("test_pipeline", f"transform {kind} (implemented: {TRANSFORM}, and "
                                        f"{', '.join(INERT_TRANSFORMS)}, which change no pixel)")
-        found = [t for t in steps if str(t.get("type", "")).split(".")[-1] == TRANSFORM]
+        found = [t for t in steps if type_name(t) == TRANSFORM]
         if not found and isinstance(pipeline, list):
             raise self.fail(f"test_pipeline has no {TRANSFORM}: nothing says how the input is made", f"add {TRANSFORM}")
         transform = {**UPSTREAM_DEFAULTS["transform"], **(found[0] if found else {"mode": "test"})}

@@ -25,7 +25,7 @@ from model_specs.calibration.config import FULL, TINY, CalibrationConfig
 from model_specs.calibration.data import CalibrationFrame, calibration_frame, fuse
 from model_specs.calibration.mmconfig import TRANSFORM, to_calibration
 from model_specs.calibration.model import CalibrationClassifier
-from model_specs.mmconfig import read_config
+from model_specs.mmconfig import read_config, type_name
 from model_specs.recording import REGENERATED, STATE_PREFIX, Recording, array_sha256, max_abs, reference_weights, scale_of, state_sha256, tensor_problems
 
 AWML_TRANSFORM = "autoware_ml.calibration_classification.datasets.transforms.calibration_classification_transform"
@@ -96,7 +96,7 @@ def record_plan(plan: Plan, configs: Path) -> tuple[Recording, CalibrationConfig
 
     config = read_config(Path(configs) / plan.config)
     cfg = to_calibration(config, plan.spec_config)
-    transform_cfg = next(t for t in config.values["test_pipeline"] if str(t["type"]).split(".")[-1] == TRANSFORM)
+    transform_cfg = next(t for t in config.values["test_pipeline"] if type_name(t) == TRANSFORM)
     model = build_peer(config.values)
     shapes = [(k, tuple(v.shape)) for k, v in model.state_dict().items()]
     model.load_state_dict(reference_weights(shapes, plan.model_seed), strict=True)

@@ -26,7 +26,7 @@ from model_specs.centerpoint.config import CenterPointConfig
 from model_specs.centerpoint.decode import Detections, as_tensors, greedy_keep, where_decoded
 from pytest_awml import schema
 from pytest_awml.errors import ArtifactError
-from pytest_awml.paths import commit_staged, edited_since_written, no_link, write_error
+from pytest_awml.paths import Staged, commit_staged, edited_since_written, no_link, write_error
 
 
 @dataclass(frozen=True)
@@ -147,12 +147,13 @@ def write_bundle(folder: Path, encoder_onnx: Path, head_onnx: Path, cfg: CenterP
         problems = schema_problems(staging, schema_path) if schema_path is not None else []
         if problems:
             raise ArtifactError(f"the bundle's manifest breaks {schema_path}: " + "; ".join(problems) + f". It was not written ({_kept(folder)})")
-        edited = edited_since_written(folder, staged)
+        checked = Staged.of(staged)
+        edited = edited_since_written(folder, checked)
         if edited:
             raise ArtifactError(f"{', '.join(map(str, edited))} changed since pytest-awml wrote it (edited by hand?): the new "
                                 f"bundle would overwrite it, so none was written. Move it away (mv {edited[0]} {edited[0]}.mine) "
                                 "or delete it and run again; to keep edited thresholds, set them in the spec's AutowareSettings")
-        return commit_staged(folder, staged, last=rules.MANIFEST)
+        return commit_staged(folder, checked, last=rules.MANIFEST)
     except OSError as exc:
         raise write_error(folder, "the Autoware bundle", exc) from exc
     finally:

@@ -19,7 +19,7 @@ from typing import Any, Mapping
 from model_specs.centerpoint.config import CenterPointConfig
 from model_specs.centerpoint.convnext_pc import MMPRETRAIN_STAGES, ConvNeXtPCConfig
 from model_specs.centerpoint.mmpipeline import point_input
-from model_specs.mmconfig import MAX_EXPONENT, Sections, TrainingConfig, _Reader, read_config  # noqa: F401 (re-exported)
+from model_specs.mmconfig import MAX_EXPONENT, Sections, TrainingConfig, _Reader, read_config, type_name  # noqa: F401 (re-exported)
 
 # Component types this project implements, by config section. AWML registers subclasses under
 # mmdet3d's own names (SECOND, SECONDFPN, CenterHead, CenterPointBBoxCoder) that add layer freezing,
@@ -115,7 +115,7 @@ class _ConfigFields(Sections):
     """One config's sections, read with the defaults mmdet3d would apply."""
 
     def __init__(self, path: Path, values: Mapping[str, Any]) -> None:
-        super().__init__("centerpoint (config)", SUPPORTED, path, values)
+        super().__init__("centerpoint (config)", SUPPORTED, path, values, FIELDS)
         model = self.model
         self.typed("model", model)
         for section in ("data_preprocessor", "pts_voxel_encoder", "pts_middle_encoder", "pts_backbone", "pts_neck", "pts_bbox_head"):
@@ -123,15 +123,6 @@ class _ConfigFields(Sections):
         head = model["pts_bbox_head"]
         self.typed("separate_head", head.get("separate_head"))
         self.typed("bbox_coder", head.get("bbox_coder"))
-
-    def known(self, section: str, node: Mapping[str, Any] | None) -> None:
-        """``node``'s keys against the row of its type (an untyped section's own row)."""
-        kind = (node or {}).get("type")
-        kind = kind.split(".")[-1] if isinstance(kind, str) else section
-        if kind not in FIELDS:
-            raise self.unsupported(section, f"{kind}: this spec lists no fields for it")
-        read, inert = FIELDS[kind]
-        self.fields(section, node, read, inert)
 
     def point_features(self, in_channels: int, pcr: tuple[float, ...], base: CenterPointConfig) -> dict[str, Any]:
         """The encoder's point columns and the sweeps they come from, as ``CenterPointConfig`` fields."""
@@ -232,7 +223,7 @@ class _ConfigFields(Sections):
             **self.point_features(int(encoder["in_channels"]), pcr, base),
             pfn_channels=pfn_channels,
             pfn_norm=self.norm("pts_voxel_encoder", encoder["norm_cfg"]),
-            voxel_center_z=model["pts_voxel_encoder"]["type"].split(".")[-1] != "BackwardPillarFeatureNet",
+            voxel_center_z=type_name(model["pts_voxel_encoder"]) != "BackwardPillarFeatureNet",
             convnext=convnext,
             backbone_channels=tuple(int(c) for c in backbone["out_channels"]),
             backbone_layers=tuple(int(n) for n in backbone["layer_nums"]),
@@ -287,7 +278,7 @@ class _ConfigFields(Sections):
                    "set output_shape to (ny, nx) of the voxel grid")
         self.agree("pts_backbone.in_channels", int(backbone["in_channels"]), "pts_voxel_encoder.feat_channels[-1]", pfn_channels[-1], fix)
         stages = len(backbone["out_channels"])
-        if backbone["type"].split(".")[-1] == "SECOND" and not len(backbone["layer_nums"]) == len(backbone["layer_strides"]) == stages:
+        if type_name(backbone) == "SECOND" and not len(backbone["layer_nums"]) == len(backbone["layer_strides"]) == stages:
             raise self.fail("pts_backbone: out_channels, layer_nums and layer_strides differ in length (mmdet3d asserts they agree)")
         if not len(neck["in_channels"]) == len(neck["out_channels"]) == len(neck["upsample_strides"]) == stages:
             raise self.fail(f"pts_neck: in_channels, out_channels and upsample_strides must have one entry per backbone stage ({stages})")
@@ -335,7 +326,7 @@ class _ConfigFields(Sections):
 
     def convnext_pc(self, node: Mapping[str, Any], canvas_channels: int) -> ConvNeXtPCConfig | None:
         """AWML's ConvNeXt_PC as it infers, or None for SECOND; what it cannot compute here is refused by name."""
-        if node["type"].split(".")[-1] != "ConvNeXt_PC":
+        if type_name(node) != "ConvNeXt_PC":
             return None
         section = "pts_backbone"
         values = {**MMDET3D_DEFAULTS["convnext_pc"], **node}
@@ -343,9 +334,6 @@ class _ConfigFields(Sections):
         channels = [int(c) for c in self.required(section, values, "out_channels")]
         if len(depths) != len(channels) or not depths:
             raise self.fail(f"{section}: depths {depths} and out_channels {channels} must have one entry per stage")
-        if int(values["in_channels"]) != canvas_channels:
-            raise self.fail(f"{section}.in_channels is {values['in_channels']}, the pillar encoder gives {canvas_channels} channels",
-                            "set pts_backbone.in_channels to pts_voxel_encoder.feat_channels[-1]")
         channels[0] = canvas_channels  # ConvNeXt_PC's stage 0 keeps the canvas's width, whatever out_channels[0] says
         raw = values["out_indices"]
         # a negative index counts from 4 (mmpretrain's four stages), not from the number of stages

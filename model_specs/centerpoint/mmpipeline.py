@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 from model_specs.centerpoint.config import POINT_FEATURES, XYZ
-from model_specs.mmconfig import Sections
+from model_specs.mmconfig import Sections, type_name
 
 FILE_COLUMNS = ("x", "y", "z", "intensity", "ring")  # a T4/nuScenes .bin point; KITTI's stops at intensity
 LAG_COLUMN = 4  # where LoadPointsFromMultiSweeps writes the time lag
@@ -60,7 +60,7 @@ def point_input(sections: Sections, pipeline: list, point_cloud_range: tuple[flo
     load = None
     sweeps: list[Mapping[str, Any]] = []
     for step in pipeline:
-        kind = str(step.get("type", "")).split(".")[-1] if isinstance(step, dict) else None
+        kind = type_name(step)
         if kind == LOAD:
             sections.fields(f"test_pipeline.{LOAD}", step, ("coord_type", *LOAD_DEFAULTS), _IO)
             load = {**LOAD_DEFAULTS, **step}

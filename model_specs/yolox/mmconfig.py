@@ -14,7 +14,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Mapping
 
-from model_specs.mmconfig import Sections, TrainingConfig
+from model_specs.mmconfig import Sections, TrainingConfig, type_name
 from model_specs.yolox.config import P5, YOLOX_BN, YoloxConfig
 from model_specs.yolox.model import ACTIVATIONS
 
@@ -71,7 +71,7 @@ def to_yolox(config: TrainingConfig, base: YoloxConfig) -> YoloxConfig:
 
 class _YoloxSections(Sections):
     def __init__(self, path: Path, values: Mapping[str, Any]) -> None:
-        super().__init__(SPEC, SUPPORTED, path, values)
+        super().__init__(SPEC, SUPPORTED, path, values, FIELDS)
         self.typed("model", self.model)
         for section in ("data_preprocessor", "backbone", "neck", "bbox_head"):
             self.typed(section, self.model.get(section))
@@ -79,10 +79,6 @@ class _YoloxSections(Sections):
     def section(self, name: str) -> dict[str, Any]:
         self.known(name, self.model[name])
         return {**UPSTREAM_DEFAULTS[name], **self.model[name]}
-
-    def known(self, section: str, node: Mapping[str, Any] | None) -> None:
-        read, inert = FIELDS[section]
-        self.fields(section, node, read, inert)
 
     def act(self, section: str, node: Mapping[str, Any]) -> str:
         kind = (node.get("act_cfg") or {}).get("type")
@@ -108,7 +104,7 @@ class _YoloxSections(Sections):
         if not isinstance(pipeline, list):
             return base.input_size, base.pad_value
         for step in pipeline:
-            kind = str(step.get("type", "")).split(".")[-1] if isinstance(step, dict) else None
+            kind = type_name(step)
             if kind in TRANSFORMS_READ:
                 self.fields(f"test_pipeline.{kind}", step, TRANSFORMS_READ[kind])
             elif kind == "LoadImageFromFile":
@@ -116,8 +112,8 @@ class _YoloxSections(Sections):
             elif kind not in TRANSFORMS_INERT:
                 raise self.unsupported("test_pipeline", f"transform {kind} (it changes the image; implemented: "
                                        f"{', '.join(TRANSFORMS_READ)}, and {', '.join(TRANSFORMS_INERT)}, which change no pixel)")
-        resize = next((t for t in pipeline if isinstance(t, dict) and t.get("type") == "Resize"), None)
-        pad = next((t for t in pipeline if isinstance(t, dict) and t.get("type") == "Pad"), None)
+        resize = next((t for t in pipeline if type_name(t) == "Resize"), None)
+        pad = next((t for t in pipeline if type_name(t) == "Pad"), None)
         if resize is None or not resize.get("keep_ratio", False) or pad is None or not pad.get("pad_to_square", False):
             raise self.unsupported("test_pipeline", "an input other than a keep-ratio Resize and a Pad to square (a letterbox)")
         width, height = (int(v) for v in resize["scale"])
