@@ -22,7 +22,7 @@ import logging
 import os
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from exporters.errors import ExportError
@@ -51,6 +51,9 @@ class Flavor:
     capabilities: tuple[tuple[int, int], ...] = ()
     timing_cache: bool = False
     no_plugin_hint: str = ""
+    # every network built with TensorRT's STRONGLY_TYPED creation flag: precision from the graph's own types, as
+    # AWML's deployment framework builds for its ``strongly_typed`` precision policy
+    strongly_typed: bool = False
 
     def unavailable(self) -> str | None:
         """Why this runtime cannot be imported here, or None: the one check builders and runners share."""
@@ -93,7 +96,10 @@ TENSORRT_RTX = Flavor(name="tensorrt-rtx", title="TensorRT-RTX", module="tensorr
                       install="pip install 'pytest-awml[tensorrt-rtx]'", fp16_flag=False, builds_on_gpu=False,
                       capabilities=((7, 5), (8, 0), (8, 6), (8, 9), (12, 0), (12, 1)),
                       no_plugin_hint=": build this graph with TensorRT proper (pip install 'pytest-awml[tensorrt]', on a GPU machine)")
-FLAVORS = (TENSORRT, TENSORRT_RTX)
+# TensorRT proper, every network strongly typed (AWML's ``strongly_typed`` policy): no fp16 flag, an fp16 engine is built
+# from the fp16 graph; TF32 stays the builder's default for a tf32 engine.
+TENSORRT_TYPED = replace(TENSORRT, name="tensorrt-typed", title="TensorRT (strongly typed)", fp16_flag=False, strongly_typed=True)
+FLAVORS = (TENSORRT, TENSORRT_RTX, TENSORRT_TYPED)
 
 
 @dataclass(frozen=True)

@@ -22,20 +22,20 @@ class BackendRegistry(Registry[Backend]):
     def default_names(self, device: Device) -> list[str]:
         """What runs when ``--awml-backends`` is not given: every backend that can run on ``device``
         here, plus those that ask to be listed anyway or are made for this device type (their tests
-        skip with the reason)."""
-        return [backend.name for backend in self.entries()
-                if backend.listed_when_unavailable or device.type in backend.runs_on
-                or backend.unavailable_reason(device, Precision.FP32) is None]
+        skip with the reason); never one that runs only on request."""
+        return [backend.name for backend in self.entries() if not backend.on_request_only and (
+                backend.listed_when_unavailable or device.type in backend.runs_on
+                or backend.unavailable_reason(device, Precision.FP32) is None)]
 
 
 def builtin() -> BackendRegistry:
-    from exporters.tensorrt_build import TENSORRT, TENSORRT_RTX
+    from exporters.tensorrt_build import TENSORRT, TENSORRT_RTX, TENSORRT_TYPED
     from pytest_awml.runners.onnxruntime import OnnxRuntimeBackend, OnnxRuntimeCudaBackend, OnnxRuntimeTrtBackend
     from pytest_awml.runners.pytorch import PyTorchBackend
     from pytest_awml.runners.tensorrt import TensorRTBackend
 
     registry = BackendRegistry()
     for backend in (PyTorchBackend(), OnnxRuntimeBackend(), OnnxRuntimeCudaBackend(), OnnxRuntimeTrtBackend(), TensorRTBackend(TENSORRT),
-                    TensorRTBackend(TENSORRT_RTX)):
+                    TensorRTBackend(TENSORRT_RTX), TensorRTBackend(TENSORRT_TYPED)):
         registry.register(backend)
     return registry

@@ -26,6 +26,7 @@ from pytest_awml.deploy_fields import (
     DRIVES,
     END2END,
     EXPORT_MODES,
+    EnginePolicy,
     FLAG,
     KIND,
     MMDEPLOY_TOP,
@@ -33,7 +34,6 @@ from pytest_awml.deploy_fields import (
     POLICIES,
     REQUIRED,
     REQUIRED_WHY,
-    UNSUPPORTED_POLICIES,
     refused,
 )
 from pytest_awml.deploy_types import DeployComponent, DeployConfig, Endpoint, Profile, Scenario
@@ -165,15 +165,13 @@ class _Parser:
         if "max_workspace_size" in trt:
             self.inert("tensorrt_config.max_workspace_size")
         policy = trt.get("precision_policy", "auto")
-        if policy in UNSUPPORTED_POLICIES:
-            raise refused("tensorrt_config.precision_policy", repr(policy), UNSUPPORTED_POLICIES[policy] + "; use auto, fp32_tf32 or fp16")
         if policy not in POLICIES:
-            raise refused("tensorrt_config.precision_policy", repr(policy), f"use one of {', '.join([*POLICIES, *UNSUPPORTED_POLICIES])}")
+            raise refused("tensorrt_config.precision_policy", repr(policy), f"use one of {', '.join(POLICIES)}")
         if "precision_policy" in trt:
             self.drives("tensorrt_config.precision_policy")
         tolerance, scenarios = self._verification(devices, mode, POLICIES[policy])
         return DeployConfig(self.config.path, "deployment", components, onnx.get("opset_version"), onnx.get("do_constant_folding"),
-                            checkpoint, mode, (POLICIES[policy],) if mode in ("trt", "both") else (), scenarios, tolerance,
+                            checkpoint, mode, (POLICIES[policy].precision,) if mode in ("trt", "both") else (), scenarios, tolerance,
                             self._evaluation(devices, POLICIES[policy]), tuple(self.fields))
 
     def _named(self, section: str) -> list[tuple[str, dict]]:
@@ -228,7 +226,7 @@ class _Parser:
             profiles[name] = Profile(*(tuple(s) for s in triple))
         return profiles
 
-    def _verification(self, devices: dict[str, str], mode: str, engine: Precision) -> tuple[float | None, tuple[Scenario, ...]]:
+    def _verification(self, devices: dict[str, str], mode: str, engine: EnginePolicy) -> tuple[float | None, tuple[Scenario, ...]]:
         node = self.section("verification", ("enabled", "tolerance", "num_verify_samples", "devices", "scenarios"))
         if not node:
             return None, ()
@@ -259,7 +257,7 @@ class _Parser:
                                    Endpoint.parse(where, item["test_backend"], devices.get(item["test_device"], item["test_device"]), engine)))
         return (float(tolerance) if tolerance is not None else None), tuple(chosen)
 
-    def _evaluation(self, devices: dict[str, str], engine: Precision) -> tuple[Endpoint, ...]:
+    def _evaluation(self, devices: dict[str, str], engine: EnginePolicy) -> tuple[Endpoint, ...]:
         node = self.section("evaluation", ("enabled", "num_samples", "verbose", "backends"))
         for key in ("num_samples", "verbose"):
             if key in node:

@@ -9,6 +9,8 @@ reads it; the tables are data, so the report's ``run.deploy_config.fields`` quot
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from pytest_awml.device import Precision
 from pytest_awml.errors import AwmlError
 
@@ -23,11 +25,22 @@ def refused(where: str, what: str, fix: str) -> AwmlError:
 
 END2END = "end2end"  # the one graph of an mmdeploy config (its model_type)
 
-# AWML's precision policies (deployment/configs/enums.py) → the harness's TensorRT precision. "auto" sets no
-# builder flag: TensorRT's default lets fp32 layers run in TF32, as "fp32_tf32" asks explicitly.
-POLICIES = {"auto": Precision.TF32, "fp32_tf32": Precision.TF32, "fp16": Precision.FP16}
-UNSUPPORTED_POLICIES = {"strongly_typed": "the harness's TensorRT targets are fp32, tf32 and fp16; a strongly typed build "
-                                          "(precisions from the graph's own types) is not a target yet"}
+
+
+@dataclass(frozen=True)
+class EnginePolicy:
+    """What a precision policy makes of AWML's ``tensorrt`` backend: the harness's engine backend and its precision."""
+
+    precision: Precision
+    backend: str = "tensorrt"
+
+
+# AWML's precision policies (deployment/configs/enums.py, exporters/common/tensorrt_exporter.py) → the harness's
+# TensorRT target. "auto" sets no builder flag: TensorRT's default lets fp32 layers run in TF32, as "fp32_tf32" asks
+# explicitly. "strongly_typed" sets only the STRONGLY_TYPED network flag: every precision from the (fp32) graph's
+# types, TF32 left at the builder's default: the tf32 engine of the strongly typed TensorRT backend.
+POLICIES = {"auto": EnginePolicy(Precision.TF32), "fp32_tf32": EnginePolicy(Precision.TF32), "fp16": EnginePolicy(Precision.FP16),
+            "strongly_typed": EnginePolicy(Precision.TF32, "tensorrt-typed")}
 EXPORT_MODES = ("onnx", "trt", "both", "none")
 ENGINE_BACKEND = "tensorrt"  # AWML's name of the backend whose precision the policy sets
 # AWML's backend names → the harness's, per device type
@@ -59,7 +72,7 @@ DRIVES = {
     "backend_config.type": "tensorrt: TensorRT targets join the run",
     "backend_config.common_config.fp16_mode": "True: the fp16 TensorRT target joins the run",
     "backend_config.model_inputs": "each input's min/opt/max (the engines' profile)",
-    "tensorrt_config.precision_policy": "the TensorRT target's precision (auto, fp32_tf32: tf32; fp16: fp16)",
+    "tensorrt_config.precision_policy": "the TensorRT target (auto, fp32_tf32: tf32; fp16: fp16; strongly_typed: the tf32 engine of tensorrt-typed, a strongly typed network)",
     "tensorrt_config.<input>": "that input's min/opt/max (the engines' profile)",
     "evaluation.enabled": "False: test_metric keeps the run's targets",
     "evaluation.backends.<name>.enabled": "whether that backend is a test_metric target",

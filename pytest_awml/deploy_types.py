@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pytest_awml.deploy_fields import BACKENDS, ENGINE_BACKEND, refused
+from pytest_awml.deploy_fields import BACKENDS, ENGINE_BACKEND, EnginePolicy, refused
 from pytest_awml.device import Device, Precision
 from pytest_awml.errors import AwmlError
 
@@ -45,7 +45,7 @@ class Endpoint:
     precision: Precision  # TensorRT's from the precision policy; fp32 for the others
 
     @classmethod
-    def parse(cls, where: str, backend: Any, device: Any, engine_precision: Precision) -> Endpoint:
+    def parse(cls, where: str, backend: Any, device: Any, engine: EnginePolicy) -> Endpoint:
         device_type = str(device).split(":")[0]
         name = BACKENDS.get((backend, device_type))
         if name is None:
@@ -54,7 +54,9 @@ class Endpoint:
             parsed = Device.parse(str(device))
         except AwmlError:
             raise refused(where, f"device {device!r}", "use cpu, cuda or cuda:N") from None
-        return cls(name, parsed, engine_precision if backend == ENGINE_BACKEND else Precision.FP32)
+        if backend == ENGINE_BACKEND:  # the precision policy picks the engine backend and its precision
+            return cls(engine.backend, parsed, engine.precision)
+        return cls(name, parsed, Precision.FP32)
 
 
 @dataclass(frozen=True)

@@ -105,6 +105,8 @@ DRIVEN = [
     ("components['pts_backbone_neck_head']['io']['dynamic_axes'] = {}\n",  # AWML's names batch, height and width
      lambda s, p: s.component("pts_backbone_neck_head").inputs[0].shape == (1, 32, 128, 128)),
     ("tensorrt_config['precision_policy'] = 'fp16'\n", lambda s, p: "centerpoint-tiny/pts_voxel_encoder/tensorrt-cpu-fp16" in _ids(p, "parity")),
+    ("tensorrt_config['precision_policy'] = 'strongly_typed'\n",  # TensorRT's strongly typed network: its own backend
+     lambda s, p: "centerpoint-tiny/pts_voxel_encoder/tensorrt-typed-cuda0-tf32@onnxruntime-cuda-cuda0-fp32" in _ids(p, "parity")),
     ("export['mode'] = 'onnx'\n", lambda s, p: not any("tensorrt" in i for i in _ids(p, "parity") | _ids(p, "export"))),
     ("verification['enabled'] = False\n", lambda s, p: not any("@" in i for i in _ids(p, "parity"))),
     ("verification['scenarios']['both'] = [dict(ref_backend='onnx', ref_device='cpu', test_backend='pytorch', test_device='cuda')]\n",
@@ -132,7 +134,6 @@ REFUSED = [
     ("onnx_config['opset'] = 17\n", AwmlError, "unknown field 'onnx_config.opset'"),
     ("components['pts_voxel_encoder']['io']['shapes'] = []\n", AwmlError, "unknown field 'components.pts_voxel_encoder.io.shapes'"),
     ("tensorrt_config['precision_policy'] = 'int4'\n", AwmlError, "tensorrt_config.precision_policy: 'int4'"),
-    ("tensorrt_config['precision_policy'] = 'strongly_typed'\n", AwmlError, "strongly typed build"),
     ("export['mode'] = 'none'\n", AwmlError, "export.mode: 'none'"),
     ("onnx_config['export_params'] = False\n", AwmlError, "set onnx_config.export_params=True"),
     ("onnx_config['simplify'] = True\n", AwmlError, "no onnxsim pass"),
@@ -188,3 +189,16 @@ def test_checkpoint_path_is_the_checkpoint_s_default(pytester):
                                 "--collect-only", "-q")  # --awml-checkpoint overrides it
     assert result.ret == pytest.ExitCode.OK, result.stdout.str()[-2000:]
     assert "test_parity[centerpoint-tiny/pts_voxel_encoder/tensorrt-cuda0-tf32@onnxruntime-cuda-cuda0-fp32]" in result.stdout.str()
+
+
+def test_a_strongly_typed_policy_builds_strongly_typed_networks_from_the_graph_s_types():
+    """AWML's strongly_typed policy sets TensorRT's STRONGLY_TYPED network flag and nothing else: the tf32 engine of the
+    tensorrt-typed backend, built without an fp16 flag (an fp16 engine from the fp16 graph), keyed apart from TensorRT's."""
+    from exporters.tensorrt_build import TENSORRT, TENSORRT_TYPED
+    from pytest_awml.builders.tensorrt import EngineBuilder, graph_format, options_for
+
+    assert options_for(Precision.TF32, TENSORRT_TYPED).strongly_typed and options_for(Precision.TF32, TENSORRT_TYPED).tf32
+    assert not options_for(Precision.TF32, TENSORRT).strongly_typed
+    assert options_for(Precision.FP16, TENSORRT_TYPED).fp16 is False and graph_format(Precision.FP16, TENSORRT_TYPED) == "onnx-fp16"
+    assert EngineBuilder(Precision.TF32, TENSORRT_TYPED).format != EngineBuilder(Precision.TF32, TENSORRT).format
+    assert "tensorrt-typed" not in backends.builtin().default_names(Device.parse("cuda"))  # on request only

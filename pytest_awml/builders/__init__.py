@@ -13,7 +13,7 @@ __all__ = ["ArtifactBuilder", "BuildContext", "BuilderRegistry", "Ingredient", "
 
 
 def builtin() -> BuilderRegistry:
-    from exporters.tensorrt_build import TENSORRT, TENSORRT_RTX
+    from exporters.tensorrt_build import TENSORRT, TENSORRT_RTX, TENSORRT_TYPED
     from pytest_awml.builders.onnx import OnnxBuilder
     from pytest_awml.builders.onnx_fp16 import OnnxFp16Builder
     from pytest_awml.builders.tensorrt import EngineBuilder
@@ -24,6 +24,7 @@ def builtin() -> BuilderRegistry:
     for precision in Precision:
         registry.register(EngineBuilder(precision, TENSORRT))
     registry.register(OnnxFp16Builder())
-    for precision in Precision:
-        registry.register(EngineBuilder(precision, TENSORRT_RTX))
+    for flavor in (TENSORRT_RTX, TENSORRT_TYPED):
+        for precision in Precision:
+            registry.register(EngineBuilder(precision, flavor))
     return registry

@@ -38,7 +38,8 @@ def graph_format(precision: Precision, flavor: Flavor = TENSORRT) -> str:
 
 def options_for(precision: Precision, flavor: Flavor = TENSORRT) -> EngineOptions:
     """The build options of a precision: with an fp16 flag, fp16 is the flag; without one, the graph's types."""
-    return EngineOptions(fp16=precision is Precision.FP16 and flavor.fp16_flag, tf32=precision is Precision.TF32)
+    return EngineOptions(fp16=precision is Precision.FP16 and flavor.fp16_flag, tf32=precision is Precision.TF32,
+                         strongly_typed=flavor.strongly_typed)
 
 
 class EngineBuilder(ArtifactBuilder):

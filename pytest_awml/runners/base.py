@@ -165,11 +165,14 @@ class Backend(ABC):
     cannot run, so that its tests show as skipped with the reason instead of silently absent.
     ``runs_on``: the device types it is made for; on those it is listed by default whether or not it
     can run (a GPU run must show the CUDA provider it lacks, not drop it).
+    ``on_request_only``: never in the default selection; runs when ``--awml-backends`` or a deploy config names it (a
+    variant of another backend's build, such as TensorRT's strongly typed networks).
     """
 
     name: str
     listed_when_unavailable: bool = False
     runs_on: tuple[str, ...] = ()
+    on_request_only: bool = False
 
     @abstractmethod
     def unavailable_reason(self, device: Device, precision: Precision) -> str | None:

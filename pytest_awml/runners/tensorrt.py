@@ -160,6 +160,7 @@ class TensorRTBackend(Backend):
     def __init__(self, flavor: Flavor = TENSORRT) -> None:
         self.flavor = flavor
         self.name = flavor.name
+        self.on_request_only = flavor.strongly_typed  # AWML's strongly_typed policy asks for it; defaults keep one TensorRT
 
     def unavailable_reason(self, device: Device, precision: Precision) -> str | None:
         reason = self.flavor.unavailable()
