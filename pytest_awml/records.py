@@ -261,7 +261,9 @@ class LatencyRecord(Record):
     """A latency test's statistics (ms). A component's carries its clock and spans (compute, copies…) and, when
     its rounds are a pipeline stage's, ``measured_in``; a pipeline's carries the stage breakdown and its overhead
     over the networks alone (``components_p50_ms``, ``ratio_to_components``). ``warmup_total_ms``: what the
-    rounds before timing took, for the rounds this test ran itself."""
+    rounds before timing took, for the rounds this test ran itself. ``rounds_ms``: each timed round, what a
+    regression is judged on; ``regression``: the verdict against ``--awml-latency-baseline`` (REGRESSED, ok or
+    not judged, with both sides' medians, rounds and the rank test's p-value)."""
 
     KIND: ClassVar[str] = "latency"
     TYPE: ClassVar[str] = "latency"
@@ -277,6 +279,8 @@ class LatencyRecord(Record):
     warmup_rounds: int
     warmup_total_ms: float | None = optional()
     measured_in: MeasuredIn | None = optional()
+    rounds_ms: tuple[float, ...] | None = optional()
+    regression: str | None = optional()
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -10,19 +10,19 @@ failure write the forensics folder (:mod:`pytest_awml.forensics`) and raise.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pytest
 
-from pytest_awml import forensics, golden, pipeline_outputs, results
-from pytest_awml.budgets import DEFAULT_REGRESSION, budget_failure, ratio_verdict, regression_verdict, share_verdict
+from pytest_awml import forensics, golden, pipeline_outputs, regression, results
+from pytest_awml.budgets import DEFAULT_REGRESSION, ROUNDS_KEY, budget_failure, ratio_verdict, share_verdict
 from pytest_awml.builders.onnx import FORMAT as ONNX
 from pytest_awml.compare import compare_outputs, differs, parity_failure
 from pytest_awml.device import REFERENCE
 from pytest_awml.digests import content_digest
 from pytest_awml.errors import ArtifactError, AwmlError, BackendError, DataError, LatencyBudgetExceeded, NothingCompared, ToleranceExceeded
-from pytest_awml.latency_sources import baseline_median, p50, pipeline_rounds, remember_p50, stage_rounds, stage_source
+from pytest_awml.latency_sources import baseline_of, p50, pipeline_rounds, remember_p50, stage_rounds, stage_source
 from pytest_awml.limits import LatencySettings, Tolerance
 from pytest_awml.metric import metric_verdict
 from pytest_awml.paths import sha256_file
@@ -44,7 +44,16 @@ from pytest_awml.records import (
 )
 from pytest_awml.shapes import RandomFeed, corner_sizes, hypothesis_settings, out_of_range_sizes, sizes_strategy, zero_feed
 from pytest_awml.spec import fingerprint
-from pytest_awml.timing import REPORT_DECIMALS, LatencyStats, SpanTimer, measure_component, record_rounds, warmup_rounds, warmup_total_ms
+from pytest_awml.timing import (
+    REPORT_DECIMALS,
+    LatencyStats,
+    SpanTimer,
+    measure_component,
+    record_rounds,
+    rounded_ms,
+    warmup_rounds,
+    warmup_total_ms,
+)
 
 BUNDLE_FORMAT = "autoware-bundle"
 DISABLED = "pytest-benchmark is disabled here (--benchmark-disable, or pytest-xdist is active): no latency measured"
@@ -96,14 +105,24 @@ def _gate(request, workspace, case, records: Sequence[ParityRecord | DriftRecord
     raise ToleranceExceeded(f"{message}\n{evidence_line}{note}{unrecorded}")
 
 
-def _gate_latency(request, workspace, settings: LatencySettings, verdicts: list, median_ms: float) -> None:
-    """Add the regression verdict against ``--awml-latency-baseline`` (when the baseline has this
-    test; at the spec's threshold, else the default one) and raise if any budget is broken."""
-    baseline = baseline_median(workspace, request.node.name)
-    if baseline is not None:
-        threshold = DEFAULT_REGRESSION if settings.regression is None else settings.regression
-        verdicts = [*verdicts, regression_verdict(request.node.name, median_ms, baseline, threshold)]
-    message = budget_failure(verdicts)
+def _regression(request, workspace, settings: LatencySettings, median_ms: float, rounds: Sequence[float]) -> regression.Regression | None:
+    """This test against ``--awml-latency-baseline`` (when the baseline has it; at the spec's threshold, else the
+    default one), judged on both sides' rounds (:mod:`pytest_awml.regression`); None without a baseline."""
+    baseline = baseline_of(workspace, request.node.name)
+    if baseline is None:
+        return None
+    threshold = DEFAULT_REGRESSION if settings.regression is None else settings.regression
+    return regression.judge(request.node.name, rounds, baseline.rounds_ms, threshold, median_ms, baseline.median_ms)
+
+
+def _latency_record(record: LatencyRecord, rounds: Sequence[float], judged: regression.Regression | None) -> LatencyRecord:
+    """``record`` with its rounds and its regression verdict (the report's ``rounds_ms``, ``regression``)."""
+    return replace(record, rounds_ms=rounded_ms(rounds), regression=None if judged is None else judged.summary)
+
+
+def _gate_latency(verdicts: list, judged: regression.Regression | None) -> None:
+    """Raise if any budget is broken; a regression too thin to judge passes (its record and the summary say so)."""
+    message = budget_failure([*verdicts, *([judged.as_verdict()] if judged is not None else [])])
     if message:
         raise LatencyBudgetExceeded(message)
 
@@ -283,7 +302,7 @@ def test_latency(awml_case, awml_workspace, benchmark, request):
             pytest.skip(DISABLED)
         stage = stage_rounds(awml_workspace, spec, target, source)
         record_rounds(benchmark, stage.ms)
-        stats = LatencyStats.from_ms(stage.ms)
+        stats, rounds = LatencyStats.from_ms(stage.ms), tuple(stage.ms)
         record = LatencyRecord(ids=ids, stats=stats, clock=SpanTimer.clock, spans={"stage": stats}, rounds_cut=stage.rounds_cut,
                                warmup_rounds=stage.warmup_rounds, measured_in=MeasuredIn(**stage.measured_in))
     else:
@@ -291,7 +310,7 @@ def test_latency(awml_case, awml_workspace, benchmark, request):
         own = measure_component(benchmark, runner, awml_workspace.inputs(spec, component)[0], settings)
         if own is None:
             pytest.skip(DISABLED)
-        stats = own.stats
+        stats, rounds = own.stats, own.rounds_ms
         record = LatencyRecord(ids=ids, stats=stats, clock=own.clock, spans=own.spans, rounds_cut=own.rounds_cut,
                                warmup_rounds=warmup_rounds(settings), warmup_total_ms=warmup_total_ms(own.warmup_ms))
     measured = record.as_json()
@@ -299,10 +318,12 @@ def test_latency(awml_case, awml_workspace, benchmark, request):
                                 **{k: measured[k] for k in ("clock", "spans", "rounds_cut", "measured_in") if k in measured},
                                 **stats.as_json())
     remember_p50(awml_workspace, spec, component, target, stats.p50_ms)
-    results.attach(request.node, record)
+    judged = _regression(request, awml_workspace, settings, stats.p50_ms, rounds)
+    benchmark.extra_info[ROUNDS_KEY] = list(rounded_ms(rounds))
+    results.attach(request.node, _latency_record(record, rounds, judged))
     verdicts = [ratio_verdict(target.id, stats.p50_ms, r.baseline, p50(awml_workspace, spec, component, r.baseline, settings), r.max_ratio)
                 for r in settings.ratios if r.target == target.id]
-    _gate_latency(request, awml_workspace, settings, verdicts, stats.p50_ms)
+    _gate_latency(verdicts, judged)
 
 
 @pytest.mark.awml_cases("pipeline_parity")
@@ -384,9 +405,11 @@ def test_pipeline_latency(awml_case, awml_workspace, benchmark, request):
                                 stages=recorded["stages"], rounds_cut=measured.rounds_cut, regression_threshold=settings.regression,
                                 components_p50_ms=record.components_p50_ms, ratio_to_components=record.ratio_to_components,
                                 **stats.as_json())
-    results.attach(request.node, record)
+    judged = _regression(request, awml_workspace, settings, stats.p50_ms, shared.total)
+    benchmark.extra_info[ROUNDS_KEY] = list(rounded_ms(shared.total))
+    results.attach(request.node, _latency_record(record, shared.total, judged))
     verdicts = [share_verdict(stage, stages[stage].p50_ms, stats.p50_ms, share) for stage, share in settings.stage_shares.items()]
-    _gate_latency(request, awml_workspace, settings, verdicts, stats.p50_ms)
+    _gate_latency(verdicts, judged)
 
 
 @pytest.mark.awml_cases("bundle")

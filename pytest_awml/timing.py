@@ -57,8 +57,14 @@ class LatencyStats:
         return cls(**{f.name: data[f.name] for f in fields(cls)})
 
 
+def now_ns() -> int:
+    """The host clock every CPU span and pipeline stage reads, looked up at each call: the one seam a test drives
+    by hand (``tests/test_latency.py``), so that a verdict on timings there cannot turn on the machine's load."""
+    return time.perf_counter_ns()
+
+
 class SpanTimer:
-    """Host-side span timer (``perf_counter_ns``). One per measurement: it holds that measurement."""
+    """Host-side span timer (:func:`now_ns`). One per measurement: it holds that measurement."""
 
     clock = "perf_counter_ns"
 
@@ -67,9 +73,9 @@ class SpanTimer:
 
     @contextmanager
     def span(self, name: str) -> Iterator[None]:
-        start = time.perf_counter_ns()
+        start = now_ns()
         yield
-        self.spans[name].append((time.perf_counter_ns() - start) / _NS_PER_MS)
+        self.spans[name].append((now_ns() - start) / _NS_PER_MS)
 
     def clear(self) -> None:
         self.spans.clear()
@@ -176,6 +182,11 @@ def measure_shared(timer: SpanTimer, target: Callable[[], Any], settings, span: 
     return Rounds(LatencyStats.from_ms(timer.spans[span]), cut, last, warmup)
 
 
+def rounded_ms(ms: Sequence[float]) -> tuple[float, ...]:
+    """Rounds' ms as the reports keep them (``rounds_ms``), to :data:`REPORT_DECIMALS`."""
+    return tuple(round(float(v), REPORT_DECIMALS) for v in ms)
+
+
 def record_rounds(benchmark, ms: Sequence[float]) -> None:
     """Give ``benchmark`` (the test's pytest-benchmark fixture) rounds timed elsewhere, in milliseconds, as its
     own: its table, its JSON and ``awml-report`` then show what the plugin judged.
@@ -198,6 +209,7 @@ class Measurement:
     clock: str
     rounds_cut: bool
     warmup_ms: tuple[float, ...]
+    rounds_ms: tuple[float, ...]  # each timed round's compute, in order: what a regression is judged on
 
 
 def compute_of(runner, prepared, timer: SpanTimer) -> Callable[[], Any]:
@@ -233,7 +245,8 @@ def measure_component(benchmark, runner, inputs, settings) -> Measurement | None
             runner.synchronize()
         with copies.span("d2h"):
             runner.fetch(rounds.last)
-    return Measurement(rounds.stats, {**timer.stats(), **copies.stats()}, timer.clock, rounds.rounds_cut, rounds.warmup_ms)
+    return Measurement(rounds.stats, {**timer.stats(), **copies.stats()}, timer.clock, rounds.rounds_cut, rounds.warmup_ms,
+                       tuple(timer.spans["compute"]))
 
 
 @dataclass(frozen=True)
