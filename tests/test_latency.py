@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import time
 
 import numpy as np
 import pytest
 
-from pytest_awml import regression, report
+from pytest_awml import regression, report, timing
 from pytest_awml.budgets import baseline_medians, ratio_verdict, share_verdict
 from pytest_awml.spec import LatencySettings
 from pytest_awml.timing import REPORT_DECIMALS, LatencyStats, SpanTimer, measure, measure_shared, plan_rounds
@@ -65,17 +64,19 @@ def test_measure_is_warm_up_probe_then_timed_rounds():
     assert measure(FakeBenchmark(disabled=True), SpanTimer(), target, LatencySettings(rounds=4, warmup_rounds=0), span="t") is None
 
 
-def test_the_warm_up_rounds_are_timed_apart_from_the_statistics():
+def test_the_warm_up_rounds_are_timed_apart_from_the_statistics(monkeypatch):
     """A slow first call (a lazy load, a cold cache) is what warm-up is for: it stays out of the percentiles, and
-    the record says what it took, so that a run's time can be held to the rounds it asked for."""
-    timer, delays = SpanTimer(), iter([0.05, 0.0, 0.0, 0.0])
+    the record says what it took, so that a run's time can be held to the rounds it asked for. On a controlled
+    clock (time passes only in the target), so that the machine's load cannot decide it."""
+    now, delays = [0], iter([50, 1, 1, 1])
+    monkeypatch.setattr(timing, "now_ns", lambda: now[0])
 
     def target():
-        time.sleep(next(delays))
+        now[0] += next(delays) * 1_000_000
 
-    rounds = measure_shared(timer, target, LatencySettings(rounds=3, warmup_rounds=1), span="call")
-    assert rounds.stats.rounds == 3 and rounds.stats.max_ms < 40
-    assert len(rounds.warmup_ms) == 1 and rounds.warmup_ms[0] >= 50
+    rounds = measure_shared(SpanTimer(), target, LatencySettings(rounds=3, warmup_rounds=1), span="call")
+    assert rounds.stats.rounds == 3 and rounds.stats.max_ms == 1.0
+    assert rounds.warmup_ms == (50.0,)
 
 
 def test_verdicts_carry_both_numbers():
