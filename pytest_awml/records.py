@@ -336,7 +336,8 @@ class DataNote(Record):
 
 @dataclass(frozen=True, kw_only=True)
 class MetricRecord(Record):
-    """The task metric of a target's decoded outputs and of the reference's, and the verdict on their delta."""
+    """The task metric of a target's decoded outputs and of the reference's, and the verdict on their delta
+    (``not_judged``: why there is none, as a metric of 0 on both sides)."""
 
     KIND: ClassVar[str] = "metrics"
     TYPE: ClassVar[str] = "metric"
@@ -351,6 +352,7 @@ class MetricRecord(Record):
     details: Mapping[str, float]
     reference_details: Mapping[str, float]
     passed: bool
+    not_judged: str | None = optional()  # why the metric judged nothing (0 on both sides); the test is skipped with it
 
 
 @dataclass(frozen=True, kw_only=True)

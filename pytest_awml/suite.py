@@ -24,7 +24,7 @@ from pytest_awml.digests import content_digest
 from pytest_awml.errors import ArtifactError, AwmlError, BackendError, DataError, LatencyBudgetExceeded, NothingCompared, ToleranceExceeded
 from pytest_awml.latency_sources import baseline_of, p50, pipeline_rounds, remember_p50, stage_rounds, stage_source
 from pytest_awml.limits import LatencySettings, Tolerance
-from pytest_awml.metric import metric_verdict
+from pytest_awml.metric import metric_verdict, nothing_scored
 from pytest_awml.paths import sha256_file
 from pytest_awml.pipeline import PipelineName
 from pytest_awml.provenance import COMPUTE, versions
@@ -366,12 +366,15 @@ def test_metric(awml_case, awml_workspace, request):
     score = spec.metric.compute(pipeline_outputs.outputs(awml_workspace, spec, target), samples)
     limit = spec.metric.max_delta[target.precision.value]
     verdict = metric_verdict(reference, score, limit)
+    vacuous = nothing_scored(reference, score, target.id)
     ids = results.record_ids(awml_case, request.node.nodeid, awml_workspace.options, component=PipelineName.SPEC.record_component)
     results.attach(request.node, MetricRecord(ids=ids, metric=score.name, value=score.value, reference_value=reference.value,
                                               delta=verdict.value, max_delta=limit, compared=score.compared,
                                               details=dict(score.details), reference_details=dict(reference.details),
-                                              passed=verdict.passed))
+                                              passed=verdict.passed, not_judged=vacuous))
     request.node.user_properties.append((f"awml.{score.name}", score.value))
+    if vacuous is not None:  # the test judged nothing: said as its outcome (skipped with the reason), never a silent pass
+        pytest.skip(f"not judged: {vacuous}")
     _require_compared([verdict], spec.metric.min_compared, f"the {target.id} {score.name}")
     if not verdict.passed:
         raise ToleranceExceeded(differs(f"the {target.id} pipeline's {score.name}", REFERENCE.id,

@@ -64,8 +64,11 @@ def lines(results: Results, report_path) -> list[str]:
         out.append("")
         out.append(f"{'metric: spec':<42} {'target':<24} {'metric':<8} {'value':>9} {'reference':>9} {'delta':>9} {'limit':>8} {'n':>6} {'ok':>4}")
         for m in metrics:
+            verdict = "not judged" if m.not_judged else "yes" if m.passed else "NO"
             out.append(f"{m.ids.spec:<42} {m.ids.target!s:<24} {m.metric:<8} {m.value:>9.4f} {m.reference_value:>9.4f} "
-                       f"{m.delta:>9.4f} {m.max_delta:>8g} {m.compared:>6} {'yes' if m.passed else 'NO':>4}")
+                       f"{m.delta:>9.4f} {m.max_delta:>8g} {m.compared:>6} {verdict:>4}")
+            if m.not_judged:
+                out.append(f"{'':<42} {'':<24} ^ not judged: {m.not_judged}")
     rest = [record for key, record in latency.items() if key not in shown]
     if rest:
         out.append("")
