@@ -208,7 +208,7 @@ class Plan:
                 yield dataclasses.replace(case, skip=case.skip or (f"the spec gives no {case_target.precision} metric limit" if missing else ""))
 
     def _drift(self) -> Iterator[Case]:
-        skip = "" if self.options.golden else "no golden folder: pass --awml-golden DIR (with --awml-update-golden once to create it)"
+        skip = "" if self.options.golden else "no golden folder: pass --awml-golden=DIR (with --awml-update-golden once to create it)"
         for spec, component in self._components():
             yield Case(spec, component, skip=skip)
 

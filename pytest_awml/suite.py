@@ -194,7 +194,7 @@ def test_drift(awml_case, awml_workspace, request):
     found = store.read(spec.name, component.name)
     if found is None:
         raise DataError(f"no golden outputs for {spec.name}/{component.name} under {options.golden}: create them with "
-                        f"pytest --awml-spec {spec.name} --awml-golden {options.golden} --awml-update-golden -k test_drift")
+                        f"pytest --awml-spec={spec.name} --awml-golden={options.golden} --awml-update-golden -k test_drift")
     if found.meta.get("seed") != options.seed:
         raise DataError(f"the golden outputs were made with seed {found.meta.get('seed')}, this run uses {options.seed}")
     changes = golden.version_changes(found.meta.get("versions", {}), versions(COMPUTE))

@@ -13,6 +13,7 @@ from pytest_awml.records import (
     MetricRecord,
     ParityRecord,
     RecordIds,
+    ShapesRecord,
 )
 from pytest_awml.results import Results
 
@@ -35,30 +36,60 @@ def _row(r: ParityRecord | CheckRecord) -> tuple[RecordIds, str, float | None, f
     return r.ids, r.output, r.max_abs, None, r.atol, r.rtol, None, r.compared, r.passed, r.problem
 
 
+REL_NOTE_FACTOR = 10.0
+"""A passing output whose max_rel is past this many times its rtol gets the footnote :data:`REL_NOTE` (a ``*``)."""
+REL_NOTE = (f"* max_rel is |error| / |reference| at its worst element. On a passing output it is past {REL_NOTE_FACTOR:g} x rtol only "
+            f"where |reference| < atol / ({REL_NOTE_FACTOR - 1:g} x rtol): reference values near zero, whose error atol bounds; "
+            "every element is within atol + rtol x |reference|.")
+
+
+def _rel_noted(passed: bool, max_rel: float | None, rtol: float | None) -> bool:
+    """Whether a passing row's max_rel is large only through near-zero reference values (see :data:`REL_NOTE`)."""
+    return passed and max_rel is not None and max_rel == max_rel and rtol is not None and max_rel > REL_NOTE_FACTOR * rtol
+
+
+def _by_test(group: list[ArtifactRecord]) -> str:
+    """How many of a component's stored inferences each test kind asked for (a pipeline feeds a network its own
+    target's upstream outputs: inputs the reference never sees)."""
+    counts: dict[str, int] = {}
+    for a in group:
+        kind = a.test_id.rsplit("::", 1)[-1].split("[")[0]
+        counts[kind] = counts.get(kind, 0) + 1
+    fed = "; test_pipeline_parity's are fed this target's own upstream outputs" if "test_pipeline_parity" in counts else ""
+    return " (" + ", ".join(f"{n} for {kind}" for kind, n in counts.items()) + fed + ")"
+
+
+def _shapes_line(r: ShapesRecord) -> str:
+    failed = [t for t in r.tried if not t.passed]
+    verdict = f"{len(failed)} failed" if failed else "all within tolerance"
+    return (f"shapes {r.ids.spec}/{r.ids.component} {r.ids.target}: {r.examples} size(s) tried ({r.profile} profile), {verdict}; "
+            f"{len(r.refused)} out-of-range size(s) refused by name")
+
+
 def lines(results: Results, report_path) -> list[str]:
     latency = {(r.ids.spec, r.ids.component, r.ids.target): r for r in results.of(LatencyRecord)}
     out: list[str] = []
     header = (f"{'spec/component':<42} {'target':<24} {'output':<26} {'max_abs':>9} {'max_rel':>9} {'atol':>8} {'rtol':>8} "
-              f"{'min_atol':>9} {'n':>9} {'ok':>4} {'p50 ms':>9}")
+              f"{'min_atol':>9} {'n':>9} {'ok':>4}")
     parity: list[ParityRecord | CheckRecord] = [*results.of(ParityRecord), *results.of(CheckRecord)]
     parity.sort(key=results.records["parity"].index)  # in the order the tests finished
     if parity:
         out.append(header)
         out.append("-" * len(header))
-    shown: set = set()
+    noted = False
     for r in parity:
         ids, output, max_abs, max_rel, atol, rtol, min_atol, compared, passed, problem = _row(r)
-        key = (ids.spec, ids.component, ids.target)
-        lat = latency.get(key)
+        mark = "*" if _rel_noted(passed, max_rel, rtol) else ""
+        noted = noted or bool(mark)
         out.append(
             f"{ids.spec + '/' + str(ids.component):<42} {ids.target!s:<24} {output:<26} {_g(max_abs):>9} "
-            f"{_g(max_rel):>9} {_g(atol, 'g'):>8} {_g(rtol, 'g'):>8} "
-            f"{_g(min_atol):>9} {_g(compared, 'd'):>9} {'yes' if passed else 'NO':>4} "
-            f"{_g(lat.stats.p50_ms, '.2f') if lat and key not in shown else '':>9}"
+            f"{_g(max_rel) + mark:>9} {_g(atol, 'g'):>8} {_g(rtol, 'g'):>8} "
+            f"{_g(min_atol):>9} {_g(compared, 'd'):>9} {'yes' if passed else 'NO':>4}"
         )
         if problem:
             out.append(f"{'':<42} {'':<24} ^ {problem}")
-        shown.add(key)
+    if noted:
+        out.append(REL_NOTE)
     metrics = results.of(MetricRecord)
     if metrics:
         out.append("")
@@ -69,16 +100,21 @@ def lines(results: Results, report_path) -> list[str]:
                        f"{m.delta:>9.4f} {m.max_delta:>8g} {m.compared:>6} {verdict:>4}")
             if m.not_judged:
                 out.append(f"{'':<42} {'':<24} ^ not judged: {m.not_judged}")
-    rest = [record for key, record in latency.items() if key not in shown]
-    if rest:
+    shapes = results.of(ShapesRecord)
+    if shapes:
+        out.append("")
+        out.extend(_shapes_line(r) for r in shapes)
+    if latency:  # every timed target: a target's parity rows carry no latency
         out.append("")
         out.append(f"{'latency: spec/component':<42} {'target':<24} {'p50 ms':>9} {'p90 ms':>9} {'p99 ms':>9} {'rounds':>7}")
-        for t in rest:
+        for t in latency.values():
             over = (f"  {t.ratio_to_components:.2f} x the networks' {t.components_p50_ms:.2f} ms"
                     if t.ratio_to_components is not None and t.components_p50_ms is not None else "")
             s = t.stats
             out.append(f"{t.ids.spec + '/' + str(t.ids.component):<42} {t.ids.target!s:<24} {s.p50_ms:>9.2f} {s.p90_ms:>9.2f} "
                        f"{s.p99_ms:>9.2f} {s.rounds:>7}{over}")
+            if t.regression:
+                out.append(f"{'':<42} {'':<24} ^ against --awml-latency-baseline: {t.regression}")
     inferences: dict[tuple[str, ...], list[ArtifactRecord]] = {}
     for a in results.of(ArtifactRecord):
         if a.role is ArtifactRole.INFERENCE:  # one stored inference: shown per component and target, not per input
@@ -93,7 +129,7 @@ def lines(results: Results, report_path) -> list[str]:
         rebuilt = next((f" (rebuilt: {a.rebuilt_reason})" for a in made if a.rebuilt_reason), "")
         states = [f"{len(reused)} reused"] if reused else []
         states += [f"{len(made)} computed in {sum(a.build_seconds for a in made):.1f} s{rebuilt}"] if made else []
-        out.append(f"outputs {spec}/{component} {target} ({fmt}), {len(group)} inputs: {', '.join(states)}")
+        out.append(f"outputs {spec}/{component} {target} ({fmt}), {len(group)} inputs{_by_test(group)}: {', '.join(states)}")
     for g in results.of(GoldenRecord):
         change = ", ".join(f"{k} {v:.3g}" for k, v in g.old_vs_new_max_abs.items() if v is not None)
         out.append(f"golden {g.ids.spec}/{g.ids.component}: {g.action} {g.path}" + (f" (old vs new max_abs: {change})" if change else ""))

@@ -51,7 +51,7 @@ def test_skips_carry_their_reason(tmp_path):
     assert skips["toy/enc/onnxruntime-cpu-fp32"] == "" and skips["toy/enc/tensorrt-cpu-fp32"]
     export = {case.id: case.skip for case in plan.cases("export")}
     assert export["toy/enc/onnx"] == "" and export["toy/enc/tensorrt-fp32"] == skips["toy/enc/tensorrt-cpu-fp32"]
-    assert all(c.skip.startswith("no golden folder: pass --awml-golden DIR") for c in plan.cases("drift"))
+    assert all(c.skip.startswith("no golden folder: pass --awml-golden=DIR") for c in plan.cases("drift"))
     assert all(not c.skip for c in toy.plan(tmp_path, golden=tmp_path / "g").cases("drift"))
 
 

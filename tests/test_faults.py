@@ -113,7 +113,7 @@ OPTION_FAULTS = [
      "$ref #/definitions/none points to nothing in the file"),
     ("schema $schema not a URI", ["--awml-autoware", "{dir}/b", "--awml-autoware-schema", "{schema_dialect}"], "$schema is 5, not a metaschema URI"),
     ("golden folder is a file", ["--awml-golden", "{a_file}"], "--awml-golden {a_file} is a file"),
-    ("update golden without a folder", ["--awml-update-golden"], "--awml-update-golden needs --awml-golden DIR"),
+    ("update golden without a folder", ["--awml-update-golden"], "--awml-update-golden needs --awml-golden=DIR"),
     ("lock timeout not a number", ["--awml-lock-timeout", "soon"], "--awml-lock-timeout 'soon' is not a number of seconds"),
     ("negative lock timeout", ["--awml-lock-timeout", "-1"], "--awml-lock-timeout must be a finite number of seconds >= 0"),
     ("baseline not JSON", ["--awml-latency-baseline", "{not_json}"], "is not a readable pytest-benchmark JSON file"),
