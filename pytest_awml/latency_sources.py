@@ -75,7 +75,8 @@ def pipeline_rounds(workspace: Workspace, spec: ModelSpec, target: Target, name:
                     settings: LatencySettings) -> PipelineRounds:
     """The pipeline's rounds on ``target`` (on its first sample), run once per session."""
     return workspace.memoized(key(_Slot.PIPELINE_ROUNDS, spec.name, name, target),
-                              lambda: measure_pipeline(workspace.pipeline(spec, target, name), workspace.model(spec).samples[0], settings))
+                              lambda: measure_pipeline(workspace.pipeline(spec, target, name), workspace.model(spec).samples[0], settings,
+                                                       what=f"{spec.name}/{name.record_component} on {target.id}"))
 
 
 def stage_rounds(workspace: Workspace, spec: ModelSpec, target: Target, source: StageSource) -> StageRounds:
@@ -102,7 +103,7 @@ def p50(workspace: Workspace, spec: ModelSpec, component: Component, target_id: 
         runner = workspace.runner(spec, component, target)
         timer = timer_for(runner)
         compute = compute_of(runner, runner.prepare(workspace.inputs(spec, component)[0]), timer)
-        return measure_shared(timer, compute, settings, span="compute").stats.p50_ms
+        return measure_shared(timer, compute, settings, span="compute", what=f"{spec.name}/{component.name} on {target_id}").stats.p50_ms
 
     return workspace.memoized(key(_Slot.P50, spec.name, component.name, target_id), measure)
 

@@ -218,3 +218,5 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
             f"pytest-awml: all {collected.skipped_count} generated test(s) were skipped: nothing was verified, so the run "
             f"fails (exit {int(pytest.ExitCode.NO_TESTS_COLLECTED)}). Fix what the skip reasons say, select tests that can "
             "run here, or pass --awml-allow-missing-device to accept a run that skips everything", red=True, bold=True)
+    if not config.option.collectonly:  # the summary ends with where the run's time went
+        terminalreporter.write_line(summary.time_spent(collected, time.time() - config.stash[STARTED]))

@@ -307,7 +307,8 @@ def test_latency(awml_case, awml_workspace, benchmark, request):
                                warmup_rounds=stage.warmup_rounds, measured_in=MeasuredIn(**stage.measured_in))
     else:
         runner = awml_workspace.runner(spec, component, target)
-        own = measure_component(benchmark, runner, awml_workspace.inputs(spec, component)[0], settings)
+        own = measure_component(benchmark, runner, awml_workspace.inputs(spec, component)[0], settings,
+                                what=f"{spec.name}/{component.name} on {target.id}")
         if own is None:
             pytest.skip(DISABLED)
         stats, rounds = own.stats, own.rounds_ms

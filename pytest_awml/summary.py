@@ -9,6 +9,7 @@ from pytest_awml.records import (
     DataNote,
     DriftRecord,
     GoldenRecord,
+    InferenceRecord,
     LatencyRecord,
     MetricRecord,
     ParityRecord,
@@ -64,6 +65,32 @@ def _shapes_line(r: ShapesRecord) -> str:
     verdict = f"{len(failed)} failed" if failed else "all within tolerance"
     return (f"shapes {r.ids.spec}/{r.ids.component} {r.ids.target}: {r.examples} size(s) tried ({r.profile} profile), {verdict}; "
             f"{len(r.refused)} out-of-range size(s) refused by name")
+
+
+def time_spent(results: Results, wall_s: float) -> str:
+    """Where the run's time went: exports (ONNX), builds (engines, converted graphs), inferences outside latency
+    rounds (and seeded weights' calibration), latency rounds (warm-up and copies included), and the rest. Figures of
+    xdist workers add up past the wall time: then the rest is not computed."""
+    built: dict[str, ArtifactRecord] = {}
+    for a in results.of(ArtifactRecord):  # under xdist a file may be reported by each worker that read it
+        if not a.reused and a.role is not ArtifactRole.INFERENCE:
+            built[str(a.path)] = a
+    export = sum(a.build_seconds for a in built.values() if a.role is ArtifactRole.EXPORT and a.format == "onnx")
+    build = sum(a.build_seconds for a in built.values() if a.role is ArtifactRole.EXPORT and a.format != "onnx")
+    weights = sum(a.build_seconds for a in built.values() if a.role is ArtifactRole.WEIGHTS)
+    inference = weights + sum(i.seconds for i in results.of(InferenceRecord))
+    latency = 0.0
+    for t in results.of(LatencyRecord):
+        if t.measured_in is None:  # a stage's component reads its pipeline's rounds: counted once, there
+            copies = sum(s.mean_ms * s.rounds for name, s in (t.spans or {}).items() if name in ("h2d", "d2h"))
+            latency += (t.stats.mean_ms * t.stats.rounds + (t.warmup_total_ms or 0.0) + copies) / 1e3
+    parts = {"export": export, "build": build, "inference": inference, "latency": latency}
+    workers = {r.ids.worker for r in results.of(LatencyRecord) if r.ids.worker} | {
+        r.ids.worker for r in results.of(ParityRecord) if r.ids.worker}
+    shown = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in parts.items())
+    if workers:
+        return f"time: {shown} (summed over {len(workers)} xdist workers; wall {wall_s:.1f} s)"
+    return f"time: {shown}, other {max(0.0, wall_s - sum(parts.values())):.1f} s (wall {wall_s:.1f} s)"
 
 
 def lines(results: Results, report_path) -> list[str]:

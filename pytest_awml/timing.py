@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from pytest_awml import progress
+
 PERCENTILES = (50, 90, 95, 99)
 REPORT_DECIMALS = 4  # milliseconds in the JSON report: 0.1 us, finer than any clock's noise
 _MS = 1e3
@@ -137,11 +139,14 @@ def warmup_total_ms(warmup: Sequence[float]) -> float:
     return round(float(sum(warmup)), REPORT_DECIMALS)
 
 
-def _spanned(timer: SpanTimer, target: Callable[[], Any], span: str) -> Callable[[], Any]:
-    """``target`` timed into ``timer``'s ``span`` at every call."""
+def _spanned(timer: SpanTimer, target: Callable[[], Any], span: str, task: progress.Task | None = None) -> Callable[[], Any]:
+    """``target`` timed into ``timer``'s ``span`` at every call; ``task`` told of each round outside the span."""
     def timed():
         with timer.span(span):
-            return target()
+            result = target()
+        if task is not None:
+            task.step(len(timer.spans[span]))
+        return result
 
     return timed
 
@@ -156,29 +161,31 @@ def _warm_up(timer: SpanTimer, timed: Callable[[], Any], settings, span: str) ->
     return (*plan_rounds(settings, warmup[-1], settings.rounds), warmup)
 
 
-def measure(benchmark, timer: SpanTimer, target: Callable[[], Any], settings, span: str) -> Rounds | None:
+def measure(benchmark, timer: SpanTimer, target: Callable[[], Any], settings, span: str, what: str = "a test") -> Rounds | None:
     """The one latency sequence: warm-up rounds, a probe (the last warm-up) that fits the rounds to
     ``settings.max_time_s``, then the timed rounds, driven by ``benchmark.pedantic`` and read from
     ``timer``'s ``span``. Spans the target adds to ``timer`` in warm-up are dropped with it.
     None when pytest-benchmark is disabled (``--benchmark-disable``, xdist): nothing was timed.
     """
-    timed = _spanned(timer, target, span)
-    rounds, cut, warmup = _warm_up(timer, timed, settings, span)
-    last = benchmark.pedantic(timed, rounds=rounds, warmup_rounds=0, iterations=1)
+    with progress.Task(f"latency rounds of {what}", settings.rounds) as task:
+        timed = _spanned(timer, target, span, task)
+        rounds, cut, warmup = _warm_up(timer, timed, settings, span)
+        last = benchmark.pedantic(timed, rounds=rounds, warmup_rounds=0, iterations=1)
     if benchmark.disabled:
         return None
     return Rounds(LatencyStats.from_ms(timer.spans[span]), cut, last, warmup)
 
 
-def measure_shared(timer: SpanTimer, target: Callable[[], Any], settings, span: str) -> Rounds:
+def measure_shared(timer: SpanTimer, target: Callable[[], Any], settings, span: str, what: str = "a test") -> Rounds:
     """:func:`measure`'s sequence in a plain loop, for rounds that several tests read (a pipeline's rounds are
     its stages' components' latency on a CPU): each test gives them to its own pytest-benchmark record with
     :func:`record_rounds`."""
-    timed = _spanned(timer, target, span)
-    rounds, cut, warmup = _warm_up(timer, timed, settings, span)
-    last = None
-    for _ in range(rounds):
-        last = timed()
+    with progress.Task(f"latency rounds of {what}", settings.rounds) as task:
+        timed = _spanned(timer, target, span, task)
+        rounds, cut, warmup = _warm_up(timer, timed, settings, span)
+        last = None
+        for _ in range(rounds):
+            last = timed()
     return Rounds(LatencyStats.from_ms(timer.spans[span]), cut, last, warmup)
 
 
@@ -227,7 +234,7 @@ def compute_of(runner, prepared, timer: SpanTimer) -> Callable[[], Any]:
     return compute
 
 
-def measure_component(benchmark, runner, inputs, settings) -> Measurement | None:
+def measure_component(benchmark, runner, inputs, settings, what: str = "a component") -> Measurement | None:
     """Time ``runner.execute`` on prepared ``inputs`` (None when pytest-benchmark is disabled).
 
     The timed target is compute only; H2D (``prepare``) and D2H (``fetch``) are timed in their
@@ -235,7 +242,7 @@ def measure_component(benchmark, runner, inputs, settings) -> Measurement | None
     """
     prepared = runner.prepare(inputs)
     timer = timer_for(runner)
-    rounds = measure(benchmark, timer, compute_of(runner, prepared, timer), settings, span="compute")
+    rounds = measure(benchmark, timer, compute_of(runner, prepared, timer), settings, span="compute", what=what)
     if rounds is None:
         return None
     copies = timer_for(runner)
@@ -258,7 +265,7 @@ class PipelineRounds:
     stages: Mapping[str, tuple[float, ...]]
 
 
-def measure_pipeline(pipeline, sample, settings) -> PipelineRounds:
+def measure_pipeline(pipeline, sample, settings, what: str = "a pipeline") -> PipelineRounds:
     """``pipeline``'s rounds on ``sample`` (:func:`measure_shared`), with each stage's ms per timed round. A stage's
     times are read after the rounds: on CUDA, reading a call's events is not the call's work."""
     timer, stage_times = SpanTimer(), []
@@ -268,7 +275,7 @@ def measure_pipeline(pipeline, sample, settings) -> PipelineRounds:
         stage_times.append(result.stages_ms)
         return result
 
-    rounds = measure_shared(timer, infer, settings, span="pipeline")
+    rounds = measure_shared(timer, infer, settings, span="pipeline", what=what)
     timed = stage_times[len(rounds.warmup_ms):]
     return PipelineRounds(rounds, tuple(timer.spans["pipeline"]),
                           {stage: tuple(times[stage] for times in timed if stage in times) for stage in pipeline.stages})
