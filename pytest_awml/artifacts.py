@@ -11,6 +11,7 @@ and name the holder (:mod:`pytest_awml.locks`).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -24,6 +25,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from pytest_awml import progress
 from pytest_awml.errors import ArtifactError
 from pytest_awml.locks import DEFAULT_TIMEOUT_S, held
 from pytest_awml.paths import WRITE_ERRNOS, no_link, sha256_file, write_atomic, write_error
@@ -112,7 +114,11 @@ class ArtifactStore:
                 raise write_error(folder, f"{spec}/{component}/{format}", exc) from exc
             try:
                 try:
-                    details = dict(build(staging / filename) or {})
+                    # an export, an engine, seeded weights: announced (one opaque call, a minute on a full-size model);
+                    # stored outputs say how far they are per series instead (inference_store)
+                    with progress.Task(f"building {spec}/{component}/{format}", announce=True) if kind is not Kind.OUTPUTS \
+                            else contextlib.nullcontext():
+                        details = dict(build(staging / filename) or {})
                 except OSError as exc:  # a full disk while the builder wrote: the stored entries stay as they were
                     if exc.errno not in WRITE_ERRNOS:
                         raise

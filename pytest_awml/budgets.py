@@ -19,6 +19,8 @@ DEFAULT_REGRESSION = 0.10
 slower median is past the run-to-run noise of a quiet machine."""
 EXTRA_FIGURES = ("p50_ms", "p99_ms", "regression_threshold")
 """The figures the plugin keeps in a benchmark's ``extra_info`` that a reader of the file computes with."""
+ROUNDS_KEY = "rounds_ms"
+"""``extra_info``'s list of each timed round's ms (the plugin's clock): what a regression is judged on."""
 
 
 def ratio_verdict(target: str, target_p50: float, baseline: str, baseline_p50: float, max_ratio: float) -> Verdict:
@@ -31,12 +33,6 @@ def share_verdict(stage: str, stage_p50: float, total_p50: float, max_share: flo
     share = stage_p50 / total_p50 if total_p50 > 0 else float("inf")
     return Verdict(f"share {stage}", share, max_share,
                    f"stage {stage} p50 {stage_p50:.3f} ms is {share:.1%} of the pipeline's {total_p50:.3f} ms (budget {max_share:.1%})")
-
-
-def regression_verdict(name: str, median_ms: float, baseline_median_ms: float, threshold: float) -> Verdict:
-    change = median_ms / baseline_median_ms - 1.0 if baseline_median_ms > 0 else float("inf")
-    return Verdict(f"regression {name}", change, threshold,
-                   f"median {median_ms:.3f} ms vs baseline {baseline_median_ms:.3f} ms: {change:+.1%} (threshold +{threshold:.0%})")
 
 
 def budget_failure(verdicts: Sequence[Verdict]) -> str | None:
@@ -93,6 +89,10 @@ def _figures_problem(bench: dict, median: float) -> str | None:
     for key, value in figures.items():
         if value is not None and not (is_real(value) and math.isfinite(value) and value >= 0):
             return f"extra_info.{key} is {value!r}, not a finite number >= 0"
+    rounds = extra.get(ROUNDS_KEY)
+    if rounds is not None and not (isinstance(rounds, list) and rounds
+                                   and all(is_real(v) and math.isfinite(v) and v >= 0 for v in rounds)):
+        return f"extra_info.{ROUNDS_KEY} is {str(rounds)[:60]}, not a list of finite numbers >= 0 (ms per round)"
     return None
 
 
@@ -106,3 +106,15 @@ def baseline_medians(data: Mapping) -> dict[str, float]:
     timer's ``p50_ms`` in ``extra_info``: CUDA events on a GPU), else pytest-benchmark's own median.
     A regression is judged on the same clock on both sides."""
     return {b["name"]: b.get("extra_info", {}).get("p50_ms") or median_ms(b) for b in data["benchmarks"]}
+
+
+def rounds_ms(bench: Mapping) -> list[float] | None:
+    """Each timed round's ms of a benchmark record: the plugin's ``extra_info.rounds_ms`` (its own clock), else
+    pytest-benchmark's ``data`` (``--benchmark-save-data``, seconds); None when the file kept neither."""
+    kept = bench.get("extra_info", {}).get(ROUNDS_KEY)
+    if kept is not None:
+        return [float(v) for v in kept]
+    data = bench.get("stats", {}).get("data")
+    if isinstance(data, list) and data and all(is_real(v) and math.isfinite(v) and v > 0 for v in data):
+        return [float(v) * MS_PER_S for v in data]
+    return None

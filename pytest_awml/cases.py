@@ -13,9 +13,9 @@
    ``test_metric[<spec>/<target>]``, ``test_drift[<spec>/<component>]``, ``test_bundle[<spec>]``; ``<target>`` is
    ``<backend>-<device>-<precision>`` (``onnxruntime-cpu-fp32``). A deploy config's scenario whose reference is not
    PyTorch CPU fp32 adds ``test_parity[<spec>/<component>/<target>@<reference target>]``.
-4. A kind with no case at all (a spec without pipeline or dynamic dims, no ``--awml-autoware``)
-   leaves the bare test pytest would skip as "got empty parameter set": :func:`placeholders`
-   finds those and the plugin deselects them.
+4. A kind with no case at all (a spec without pipeline or dynamic dims, no ``--awml-autoware``) is not
+   collected (the plugin's ``pytest_pycollect_makeitem``): neither a "got empty parameter set" skip nor a
+   "deselected" count for tests nobody asked for.
 """
 
 from __future__ import annotations
@@ -208,7 +208,7 @@ class Plan:
                 yield dataclasses.replace(case, skip=case.skip or (f"the spec gives no {case_target.precision} metric limit" if missing else ""))
 
     def _drift(self) -> Iterator[Case]:
-        skip = "" if self.options.golden else "no golden folder: pass --awml-golden DIR (with --awml-update-golden once to create it)"
+        skip = "" if self.options.golden else "no golden folder: pass --awml-golden=DIR (with --awml-update-golden once to create it)"
         for spec, component in self._components():
             yield Case(spec, component, skip=skip)
 
@@ -239,13 +239,3 @@ def parameters(plan: Plan, kind: str) -> list:
     return [pytest.param(case, id=case.id, marks=[pytest.mark.skip(reason=case.skip)] if case.skip else [])
             for case in plan.cases(kind)]
 
-
-def placeholders(items: Sequence[pytest.Item]) -> list[pytest.Item]:
-    """Generated tests left without a case: their kind has none in this run."""
-    return [item for item in items if item.get_closest_marker(MARKER) is not None
-            and not isinstance(_case_of(item), Case)]
-
-
-def _case_of(item: pytest.Item) -> object:
-    callspec = getattr(item, "callspec", None)  # only parametrized items have one
-    return None if callspec is None else callspec.params.get(ARGUMENT)

@@ -26,7 +26,6 @@ from pytest_awml.deploy_fields import (
     DRIVES,
     END2END,
     EXPORT_MODES,
-    EnginePolicy,
     FLAG,
     KIND,
     MMDEPLOY_TOP,
@@ -34,6 +33,7 @@ from pytest_awml.deploy_fields import (
     POLICIES,
     REQUIRED,
     REQUIRED_WHY,
+    EnginePolicy,
     refused,
 )
 from pytest_awml.deploy_types import DeployComponent, DeployConfig, Endpoint, Profile, Scenario

@@ -72,7 +72,8 @@ DRIVES = {
     "backend_config.type": "tensorrt: TensorRT targets join the run",
     "backend_config.common_config.fp16_mode": "True: the fp16 TensorRT target joins the run",
     "backend_config.model_inputs": "each input's min/opt/max (the engines' profile)",
-    "tensorrt_config.precision_policy": "the TensorRT target (auto, fp32_tf32: tf32; fp16: fp16; strongly_typed: the tf32 engine of tensorrt-typed, a strongly typed network)",
+    "tensorrt_config.precision_policy": "the TensorRT target (auto, fp32_tf32: tf32; fp16: fp16; strongly_typed: tensorrt-typed's tf32 "
+                                        "engine, a strongly typed network)",
     "tensorrt_config.<input>": "that input's min/opt/max (the engines' profile)",
     "evaluation.enabled": "False: test_metric keeps the run's targets",
     "evaluation.backends.<name>.enabled": "whether that backend is a test_metric target",

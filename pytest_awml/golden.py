@@ -123,7 +123,7 @@ class GoldenStore:
             parts = "; ".join(f"{', '.join(names)} from seed {seed}, weights {str(sha)[:12]}" for (seed, sha), names in made.items())
             raise ArtifactError(f"the golden set of {spec} mixes updates ({parts}): two --awml-update-golden runs overlapped, "
                                 "or one updated only part of the set after the weights changed. Update the whole set in one run: "
-                                f"pytest --awml-spec {spec} --awml-golden {self.root} --awml-update-golden -k test_drift")
+                                f"pytest --awml-spec={spec} --awml-golden={self.root} --awml-update-golden -k test_drift")
 
     def _read(self, spec: str, component: str) -> Golden | None:
         data_path, meta_path = self.paths(spec, component)

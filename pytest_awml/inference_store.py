@@ -28,6 +28,7 @@ from enum import Enum, auto
 from pathlib import Path
 from typing import Any
 
+from pytest_awml import progress
 from pytest_awml.artifacts import ArtifactStore
 from pytest_awml.device import REFERENCE, Target
 from pytest_awml.digests import content_digest
@@ -102,7 +103,11 @@ class InferenceStore:
         """The outputs of each ``(digest, compute)`` feed; of the inputs read back, the one checked longest ago is
         recomputed and compared (once per session)."""
         subject = (spec, component.name, target)
-        outputs = [self._once(subject, component, digest, compute, stored) for digest, compute in feeds]
+        outputs = []
+        with progress.Task(f"outputs of {spec}/{component.name} on {target.id}", len(feeds)) as task:
+            for digest, compute in feeds:
+                outputs.append(self._once(subject, component, digest, compute, stored))
+                task.step(len(outputs))
         replayed = [(self._last_checked(replay.path), index, digest, replay) for index, (digest, _) in enumerate(feeds)
                     if (replay := self._replay_of(subject, digest)) is not None]
         done = [entry for entry in replayed if self._was_checked(subject, entry[2])]

@@ -23,8 +23,8 @@ RESULTS = pytest.StashKey["Results"]()
 STARTED = pytest.StashKey[float]()
 """When the run started (``time.time()``), for the report's ``run.started`` and ``duration_s``."""
 
-NOTES = pytest.StashKey["TerminalNotes"]()
-"""The logging handler that shows lock waits on the terminal during a test (removed at unconfigure)."""
+NOTES = pytest.StashKey["list[TerminalNotes]"]()
+"""The logging handlers that show lock waits and long work's progress on the terminal during a test (removed at unconfigure)."""
 
 WRITTEN = pytest.StashKey["Written"]()
 """Where this run's JSON report went and what the summary should say about it (absent: none was written)."""

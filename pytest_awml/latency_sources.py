@@ -7,16 +7,17 @@ and from caching (:class:`~pytest_awml.workspace.Workspace`, which only remember
   casts, so components are timed alone (:func:`stage_source`).
 - A same-run ratio's baseline p50 is the one ``test_latency`` measured, or, when that test has not run (yet), is
   measured the same way now, so that the verdict does not depend on test order (:func:`p50`).
-- ``--awml-latency-baseline``'s medians are read once per session (:func:`baseline_median`).
+- ``--awml-latency-baseline``'s medians and rounds are read once per session (:func:`baseline_of`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum, auto
 from typing import TYPE_CHECKING
 
-from pytest_awml.budgets import baseline_medians, load_benchmarks
+from pytest_awml.budgets import baseline_medians, load_benchmarks, rounds_ms
 from pytest_awml.device import Target
 from pytest_awml.limits import LatencySettings
 from pytest_awml.memo import key
@@ -28,7 +29,7 @@ from pytest_awml.timing import LatencyStats, PipelineRounds, compute_of, measure
 if TYPE_CHECKING:
     from pytest_awml.workspace import Workspace
 
-__all__ = ["StageRounds", "StageSource", "baseline_median", "p50", "pipeline_rounds", "remember_p50", "stage_rounds", "stage_source"]
+__all__ = ["Baseline", "StageRounds", "StageSource", "baseline_of", "p50", "pipeline_rounds", "remember_p50", "stage_rounds", "stage_source"]
 
 
 class _Slot(Enum):
@@ -75,7 +76,8 @@ def pipeline_rounds(workspace: Workspace, spec: ModelSpec, target: Target, name:
                     settings: LatencySettings) -> PipelineRounds:
     """The pipeline's rounds on ``target`` (on its first sample), run once per session."""
     return workspace.memoized(key(_Slot.PIPELINE_ROUNDS, spec.name, name, target),
-                              lambda: measure_pipeline(workspace.pipeline(spec, target, name), workspace.model(spec).samples[0], settings))
+                              lambda: measure_pipeline(workspace.pipeline(spec, target, name), workspace.model(spec).samples[0], settings,
+                                                       what=f"{spec.name}/{name.record_component} on {target.id}"))
 
 
 def stage_rounds(workspace: Workspace, spec: ModelSpec, target: Target, source: StageSource) -> StageRounds:
@@ -102,14 +104,31 @@ def p50(workspace: Workspace, spec: ModelSpec, component: Component, target_id: 
         runner = workspace.runner(spec, component, target)
         timer = timer_for(runner)
         compute = compute_of(runner, runner.prepare(workspace.inputs(spec, component)[0]), timer)
-        return measure_shared(timer, compute, settings, span="compute").stats.p50_ms
+        return measure_shared(timer, compute, settings, span="compute", what=f"{spec.name}/{component.name} on {target_id}").stats.p50_ms
 
     return workspace.memoized(key(_Slot.P50, spec.name, component.name, target_id), measure)
 
 
-def baseline_median(workspace: Workspace, test_name: str) -> float | None:
-    """The median (ms) of ``test_name`` in ``--awml-latency-baseline``, if given and present."""
+@dataclass(frozen=True)
+class Baseline:
+    """A test's figures in ``--awml-latency-baseline``: its median (ms) and, when the file kept them, each round's ms."""
+
+    median_ms: float
+    rounds_ms: tuple[float, ...] | None
+
+
+def _baselines(data: Mapping) -> dict[str, Baseline]:
+    medians = baseline_medians(data)
+    out = {}
+    for bench in data["benchmarks"]:
+        kept = rounds_ms(bench)
+        out[bench["name"]] = Baseline(medians[bench["name"]], None if kept is None else tuple(kept))
+    return out
+
+
+def baseline_of(workspace: Workspace, test_name: str) -> Baseline | None:
+    """``test_name``'s figures in ``--awml-latency-baseline``, if given and present."""
     path = workspace.options.latency_baseline
     if path is None:
         return None
-    return workspace.memoized(key(_Slot.BASELINE, path), lambda: baseline_medians(load_benchmarks(path))).get(test_name)
+    return workspace.memoized(key(_Slot.BASELINE, path), lambda: _baselines(load_benchmarks(path))).get(test_name)

@@ -52,3 +52,14 @@ def metric_verdict(reference: MetricResult, test: MetricResult, max_delta: float
     delta = abs(test.value - reference.value)
     return Verdict(f"{test.name} delta", delta, max_delta,
                    f"{test.name} {test.value:.4f} against the reference's {reference.value:.4f}", compared=test.compared)
+
+
+def nothing_scored(reference: MetricResult, test: MetricResult, target: str) -> str | None:
+    """Why a metric judged nothing, or None. A metric that is 0 on both sides (no prediction of either matched any
+    ground truth: seeded weights find nothing) agrees by construction: its delta of 0 proves nothing, as a parity
+    check over no values would (:class:`~pytest_awml.errors.NothingCompared`)."""
+    if reference.value != 0 or test.value != 0:
+        return None
+    return (f"{test.name} is 0 for both PyTorch and {target} over {test.compared} ground-truth item(s): no prediction of "
+            "either matched any, so their agreement proves nothing. Give the model objects it finds: --awml-checkpoint "
+            "with trained weights (or a spec's bundled ones), or --awml-data with labelled scans")

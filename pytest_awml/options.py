@@ -194,14 +194,14 @@ class AwmlOptions:
             checkpoint = _resolve(root, deploy.checkpoint)
             if not checkpoint.is_file():
                 raise AwmlError(f"--awml-deploy-config {deploy.path}: checkpoint_path {deploy.checkpoint!r} names {checkpoint}, "
-                                "which does not exist. Fix: pass --awml-checkpoint PATH (it overrides checkpoint_path), or run "
+                                "which does not exist. Fix: pass --awml-checkpoint=PATH (it overrides checkpoint_path), or run "
                                 "from the folder the path is relative to")
         report = _optional(root, _value(config, "awml_report"))
         data = _existing(root, _value(config, "awml_data"), "--awml-data")
         golden = _optional(root, _value(config, "awml_golden"))
         update_golden = bool(_value(config, "awml_update_golden"))
         if update_golden and golden is None:
-            raise AwmlError("--awml-update-golden needs --awml-golden DIR: where should the golden outputs go?")
+            raise AwmlError("--awml-update-golden needs --awml-golden=DIR: where should the golden outputs go?")
         data_options = []
         for item in _value(config, "awml_data_option") or []:
             key, sep, value = str(item).partition("=")
@@ -238,7 +238,7 @@ class AwmlOptions:
             rerun_backends=bool(_value(config, "awml_rerun_backends")),
         )
         if options.autoware_schema is not None and options.autoware is None:
-            raise AwmlError("--awml-autoware-schema checks a bundle: give --awml-autoware DIR too")
+            raise AwmlError("--awml-autoware-schema checks a bundle: give --awml-autoware=DIR too")
         for flag, folder in (("--awml-autoware", options.autoware), ("--awml-artifacts", options.artifacts),
                              ("--awml-golden", options.golden)):
             if folder is not None and folder.exists() and not folder.is_dir():

@@ -7,7 +7,6 @@ spec's knowledge, declared in a :class:`PipelineSpec`.
 
 from __future__ import annotations
 
-import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -15,6 +14,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
+from pytest_awml import timing
 from pytest_awml.device import Precision
 from pytest_awml.lazy import LazyMapping
 from pytest_awml.limits import LatencySettings, Verdict
@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # only named in annotations: a spec module need not load the 
 
 __all__ = ["Check", "Pipeline", "PipelineName", "PipelineResult", "PipelineSpec", "StageClock"]
 
-_MS = 1e3
+_NS_PER_MS = 1e6
 
 Check = Verdict
 """A pipeline comparator's figure against its limit: ``Check(output, value, limit, detail="")``."""
@@ -86,11 +86,11 @@ class StageClock:
             yield
             self._events.append((name, start, self._record()))
             return
-        start_s = time.perf_counter()
+        start_ns = timing.now_ns()
         yield
         if runner is not None:
             runner.synchronize()  # device work queued in this stage belongs to it
-        self._host[name] = self._host.get(name, 0.0) + (time.perf_counter() - start_s) * _MS
+        self._host[name] = self._host.get(name, 0.0) + (timing.now_ns() - start_ns) / _NS_PER_MS
 
     def _record(self):
         import torch

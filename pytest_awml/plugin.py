@@ -135,15 +135,16 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize(cases.ARGUMENT, cases.parameters(plan, marker.args[0]))
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Deselect the placeholder pytest makes for a test kind no spec uses (a spec with no
-    pipeline, or no dynamic dims): "got empty parameter set" skips would only be noise."""
-    if config.stash.get(PLAN, None) is None:
-        return
-    empty = cases.placeholders(items)
-    if empty:
-        items[:] = [i for i in items if i not in empty]
-        config.hook.pytest_deselected(items=empty)
+@pytest.hookimpl(tryfirst=True)
+def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: object) -> list | None:
+    """A test kind no spec uses (a spec with no pipeline, no dynamic dims, no ``--awml-autoware``) is not collected:
+    parametrized with no case it would be a "got empty parameter set" skip, and deselecting it showed as
+    "1 deselected" in a run with no ``-k`` (issue 30). None: pytest collects the function as usual."""
+    plan = collector.config.stash.get(PLAN, None)
+    marker = next((m for m in getattr(obj, "pytestmark", ()) if m.name == cases.MARKER), None) if callable(obj) else None
+    if plan is None or marker is None or plan.cases(marker.args[0]):
+        return None
+    return []
 
 
 @pytest.hookimpl(wrapper=True)
@@ -217,3 +218,5 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
             f"pytest-awml: all {collected.skipped_count} generated test(s) were skipped: nothing was verified, so the run "
             f"fails (exit {int(pytest.ExitCode.NO_TESTS_COLLECTED)}). Fix what the skip reasons say, select tests that can "
             "run here, or pass --awml-allow-missing-device to accept a run that skips everything", red=True, bold=True)
+    if not config.option.collectonly:  # the summary ends with where the run's time went
+        terminalreporter.write_line(summary.time_spent(collected, time.time() - config.stash[STARTED]))

@@ -58,7 +58,7 @@ def _data_options(plan: Plan) -> None:
     options = plan.options
     if options.data is None:
         if options.data_options:
-            raise AwmlError("--awml-data-option has no effect without --awml-data FILE|DIR: give both, or drop it")
+            raise AwmlError("--awml-data-option has no effect without --awml-data=FILE|DIR: give both, or drop it")
         return
     for spec in plan.specs:
         if spec.load_data is None:

@@ -261,7 +261,9 @@ class LatencyRecord(Record):
     """A latency test's statistics (ms). A component's carries its clock and spans (compute, copies…) and, when
     its rounds are a pipeline stage's, ``measured_in``; a pipeline's carries the stage breakdown and its overhead
     over the networks alone (``components_p50_ms``, ``ratio_to_components``). ``warmup_total_ms``: what the
-    rounds before timing took, for the rounds this test ran itself."""
+    rounds before timing took, for the rounds this test ran itself. ``rounds_ms``: each timed round, what a
+    regression is judged on; ``regression``: the verdict against ``--awml-latency-baseline`` (REGRESSED, ok or
+    not judged, with both sides' medians, rounds and the rank test's p-value)."""
 
     KIND: ClassVar[str] = "latency"
     TYPE: ClassVar[str] = "latency"
@@ -277,6 +279,8 @@ class LatencyRecord(Record):
     warmup_rounds: int
     warmup_total_ms: float | None = optional()
     measured_in: MeasuredIn | None = optional()
+    rounds_ms: tuple[float, ...] | None = optional()
+    regression: str | None = optional()
 
     def benchmark_info(self) -> dict[str, Any]:
         """How and where the rounds were timed, for pytest-benchmark's ``extra_info``: these fields as the record's
@@ -339,7 +343,8 @@ class DataNote(Record):
 
 @dataclass(frozen=True, kw_only=True)
 class MetricRecord(Record):
-    """The task metric of a target's decoded outputs and of the reference's, and the verdict on their delta."""
+    """The task metric of a target's decoded outputs and of the reference's, and the verdict on their delta
+    (``not_judged``: why there is none, as a metric of 0 on both sides)."""
 
     KIND: ClassVar[str] = "metrics"
     TYPE: ClassVar[str] = "metric"
@@ -354,6 +359,7 @@ class MetricRecord(Record):
     details: Mapping[str, float]
     reference_details: Mapping[str, float]
     passed: bool
+    not_judged: str | None = optional()  # why the metric judged nothing (0 on both sides); the test is skipped with it
 
 
 @dataclass(frozen=True, kw_only=True)

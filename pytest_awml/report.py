@@ -5,7 +5,9 @@
 
 The first run is the baseline, the last the current one. Each test is judged against its own
 threshold, which the plugin stores in the benchmark's ``extra_info`` from the spec
-(``LatencySettings.regression``); ``--threshold`` covers tests without one. A test of the baseline
+(``LatencySettings.regression``); ``--threshold`` covers tests without one. A test is REGRESSED only when
+its rounds are slower than the baseline's past the threshold with 95 % confidence (a rank test on both runs'
+rounds, :mod:`pytest_awml.regression`); a test with too few rounds to reach it is "not judged", saying so. A test of the baseline
 that the current run lacks is reported as missing. Exit codes: 0 all within threshold, 1 a test
 regressed beyond its threshold (a CI step gates on it), 2 a bad input (a file that is not a
 benchmark run, an empty current run, a test listed twice, a median that is not a positive finite number,
@@ -27,7 +29,8 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from pytest_awml.budgets import DEFAULT_REGRESSION, is_real, load_benchmarks, median_ms, regression_verdict
+from pytest_awml import regression
+from pytest_awml.budgets import DEFAULT_REGRESSION, is_real, load_benchmarks, median_ms, rounds_ms
 from pytest_awml.errors import AwmlError
 from pytest_awml.json_input import REASON, read_json
 from pytest_awml.paths import write_atomic
@@ -93,16 +96,41 @@ class Row:
     baseline_p99: float | None
     current_p99: float | None
     threshold: float
-    change: float | None
-    regressed: bool
+    judgement: regression.Regression | None  # None: the test is new or missing
+    baseline_rounds: Sequence[float] | None = None
+    current_rounds: Sequence[float] | None = None
+
+    @property
+    def change(self) -> float | None:
+        return None if self.judgement is None else self.judgement.change
+
+    @property
+    def regressed(self) -> bool:
+        return self.judgement is not None and self.judgement.regressed
+
+    @property
+    def judged(self) -> bool:
+        return self.judgement is not None and self.judgement.judged
 
     @property
     def verdict(self) -> str:
         if self.current_ms is None:
             return "MISSING"
-        if self.change is None:
+        if self.judgement is None:
             return "new"
-        return "REGRESSED" if self.regressed else "ok"
+        return self.judgement.verdict
+
+    @property
+    def css(self) -> str:
+        return self.verdict.split(":")[0].replace(" ", "-").lower()
+
+
+def _rounds_cell(rounds: Sequence[float] | None) -> str:
+    """Rounds and their spread (interquartile range over the median), or why there is none."""
+    if not rounds:
+        return "–"
+    spread = regression.spread(rounds)
+    return f"{len(rounds)}" + ("" if spread is None else f" ±{spread / 2:.1%}")
 
 
 def compare(runs: Sequence[Run], default_threshold: float) -> list[Row]:
@@ -113,15 +141,38 @@ def compare(runs: Sequence[Run], default_threshold: float) -> list[Row]:
         threshold = default_threshold if threshold is None else float(threshold)
         base = baseline.get(name)
         if base is None:
-            rows.append(Row(name, None, median_ms(bench), None, _p99_ms(bench), threshold, None, False))
+            rows.append(Row(name, None, median_ms(bench), None, _p99_ms(bench), threshold, None, None, rounds_ms(bench)))
             continue
-        verdict = regression_verdict(name, median_ms(bench), median_ms(base), threshold)
-        rows.append(Row(name, median_ms(base), median_ms(bench), _p99_ms(base), _p99_ms(bench), threshold,
-                        verdict.value, not verdict.passed))
+        judged = regression.judge(name, rounds_ms(bench), rounds_ms(base), threshold, median_ms(bench), median_ms(base))
+        rows.append(Row(name, median_ms(base), median_ms(bench), _p99_ms(base), _p99_ms(bench), threshold, judged,
+                        rounds_ms(base), rounds_ms(bench)))
     for name, base in baseline.items():
         if name not in current:
-            rows.append(Row(name, median_ms(base), None, _p99_ms(base), None, default_threshold, None, False))
+            rows.append(Row(name, median_ms(base), None, _p99_ms(base), None, default_threshold, None, rounds_ms(base)))
     return rows
+
+
+def headline(rows: Sequence[Row]) -> str:
+    """The report's one sentence: how many regressed of how many compared, and how many could not be judged."""
+    regressed = [r for r in rows if r.regressed]
+    compared = [r for r in rows if r.current_ms is not None]
+    unjudged = [r for r in rows if r.judgement is not None and not r.judged]
+    text = f"{len(regressed)} of {len(compared)} tests regressed beyond their threshold with {regression.CONFIDENCE:.0%} confidence."
+    if unjudged:
+        text += f" {len(unjudged)} not judged (too few rounds or none kept: see the verdicts)."
+    return text
+
+
+TABLE_HEAD = ("test", "baseline median ms", "current median ms", "baseline p99 ms", "current p99 ms", "baseline rounds ±spread",
+              "current rounds ±spread", "change", "threshold", "p", "verdict")
+"""The table's columns (Markdown and HTML alike); spread: half the interquartile range over the median."""
+
+
+def _cells(r: Row) -> list[str]:
+    change = "–" if r.change is None else f"{r.change:+.1%}"
+    p = "–" if r.judgement is None or r.judgement.p_value is None else f"{r.judgement.p_value:.3g}"
+    return [_fmt(r.baseline_ms), _fmt(r.current_ms), _fmt(r.baseline_p99), _fmt(r.current_p99), _rounds_cell(r.baseline_rounds),
+            _rounds_cell(r.current_rounds), change, f"+{r.threshold:.0%}", p, r.verdict]
 
 
 def _fmt(value: float | None, spec: str = ".3f") -> str:
@@ -136,20 +187,22 @@ def markdown(runs: Sequence[Run], rows: Sequence[Row]) -> str:
         lines.append(f"- {role} `{run.label}` ({run.data.get('datetime', '?')}) on {run.machine}")
     if len(machines) > 1:
         lines += ["", "> **Warning:** the runs come from different machines; their times are not comparable."]
-    regressed = [r for r in rows if r.regressed]
     missing = [r for r in rows if r.current_ms is None]
-    lines += ["", f"**{len(regressed)} of {len(rows) - len(missing)} tests regressed beyond their threshold.**"]
+    lines += ["", f"**{headline(rows)}**"]
     if missing:
         lines += ["", f"> **Missing:** {len(missing)} test(s) of the baseline did not run in the current run: "
                   + ", ".join(f"`{r.name}`" for r in missing)]
-    lines += ["",
-              "| test | baseline median ms | current median ms | baseline p99 ms | current p99 ms | change | threshold | verdict |",
-              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+    lines += ["", "| " + " | ".join(TABLE_HEAD) + " |", "| --- | " + "---: | " * (len(TABLE_HEAD) - 2) + "--- |"]
     for r in rows:
-        change = "–" if r.change is None else f"{r.change:+.1%}"
-        lines.append(f"| `{r.name}` | {_fmt(r.baseline_ms)} | {_fmt(r.current_ms)} | {_fmt(r.baseline_p99)} | "
-                     f"{_fmt(r.current_p99)} | {change} | +{r.threshold:.0%} | {r.verdict} |")
+        lines.append(f"| `{r.name}` | " + " | ".join(_cells(r)) + " |")
+    lines += ["", METHOD]
     return "\n".join(lines) + "\n"
+
+
+METHOD = (f"REGRESSED: the current rounds are slower than the baseline's scaled by (1 + threshold), one-sided Mann-Whitney U "
+          f"p < {regression.ALPHA:g}, and the median change is past the threshold. Fewer than {regression.min_rounds()} "
+          "rounds a side can never reach that confidence: such a test is not judged. Spread: half the interquartile range "
+          "over the median.")
 
 
 def _png(fig) -> str:
@@ -227,19 +280,15 @@ def figures(runs: Sequence[Run], rows: Sequence[Row], awml_json: dict | None) ->
 
 
 def html_table(runs: Sequence[Run], rows: Sequence[Row]) -> str:
-    runs_html = "".join(f"<li>{html.escape(r.label)} ({html.escape(str(r.data.get('datetime', '?')))}) on {html.escape(r.machine)}</li>"
-                        for r in runs)
+    roles = ["baseline" if i == 0 else "current" if i == len(runs) - 1 else "run" for i in range(len(runs))]
+    runs_html = "".join(f"<li><b>{role}</b> {html.escape(r.label)} ({html.escape(str(r.data.get('datetime', '?')))}) on {html.escape(r.machine)}</li>"
+                        for role, r in zip(roles, runs, strict=True))
     warn = "<p class='warn'>The runs come from different machines: their times are not comparable.</p>" if len({r.machine for r in runs}) > 1 else ""
-    cells = []
-    for r in rows:
-        verdict = r.verdict
-        change = "–" if r.change is None else f"{r.change:+.1%}"
-        cells.append(f"<tr class='{verdict.lower()}'><td><code>{html.escape(r.name)}</code></td><td>{_fmt(r.baseline_ms)}</td>"
-                     f"<td>{_fmt(r.current_ms)}</td><td>{_fmt(r.baseline_p99)}</td><td>{_fmt(r.current_p99)}</td><td>{change}</td>"
-                     f"<td>+{r.threshold:.0%}</td><td>{verdict}</td></tr>")
-    head = "".join(f"<th>{h}</th>" for h in ("test", "baseline median ms", "current median ms", "baseline p99 ms",
-                                               "current p99 ms", "change", "threshold", "verdict"))
-    return f"<ul>{runs_html}</ul>{warn}<table><tr>{head}</tr>{''.join(cells)}</table>"
+    cells = [f"<tr class='{r.css}'><td><code>{html.escape(r.name)}</code></td>"
+             + "".join(f"<td>{html.escape(c)}</td>" for c in _cells(r)) + "</tr>" for r in rows]
+    head = "".join(f"<th>{h}</th>" for h in TABLE_HEAD)
+    return (f"<p class='headline'><b>{html.escape(headline(rows))}</b></p><ul>{runs_html}</ul>{warn}"
+            f"<table><tr>{head}</tr>{''.join(cells)}</table><p>{html.escape(METHOD)}</p>")
 
 
 def html_page(table: str, plots: Sequence[tuple[str, str]]) -> str:
@@ -249,7 +298,7 @@ def html_page(table: str, plots: Sequence[tuple[str, str]]) -> str:
     return ("<!doctype html><html><head><meta charset='utf-8'><title>pytest-awml latency report</title>"
             "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;font-size:13px}"
             "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}td:first-child{text-align:left}"
-            "tr.regressed,tr.missing{background:#fdd}.warn{color:#a00;font-weight:bold}img{max-width:100%}</style></head><body>"
+            "tr.regressed,tr.missing{background:#fdd}tr.not-judged{background:#ffe}.warn{color:#a00;font-weight:bold}img{max-width:100%}</style></head><body>"
             "<h1>pytest-awml latency report</h1>" + "".join(body) + "</body></html>\n")
 
 
@@ -290,8 +339,7 @@ def _report(args: argparse.Namespace) -> int:
     missing = [r.name for r in rows if r.current_ms is None]
     if missing:
         log.warning("%d test(s) of the baseline are missing from the current run: %s", len(missing), ", ".join(missing))
-    log.info("wrote %s and %s; %d of %d tests regressed", args.out / "report.md", args.out / "report.html", len(regressed),
-             len(rows) - len(missing))
+    log.info("wrote %s and %s; %s", args.out / "report.md", args.out / "report.html", headline(rows))
     return EXIT_REGRESSION if regressed else EXIT_OK
 
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
-from pytest_awml.cases import MARKER, MODULE_ID, placeholders
+from pytest_awml.cases import MARKER, MODULE_ID
 from pytest_awml.limits import Verdict
 from pytest_awml.provenance import timestamp, versions
 from pytest_awml.records import BY_TYPE, KINDS, TYPE_KEY, CheckRecord, DriftRecord, ParityRecord, Record, RecordIds, SkippedTest, from_json
@@ -95,7 +95,7 @@ class Results:
     records: dict[str, list[Record]] = field(default_factory=lambda: {kind: [] for kind in KINDS})
     verified: int = 0  # generated tests that ran (passed or failed)
     skipped_count: int = 0  # generated tests that were skipped
-    deselected: int = 0  # generated tests -k, -m or a plugin deselected (not the placeholders of unused kinds)
+    deselected: int = 0  # generated tests -k, -m or a plugin deselected
 
     def add(self, record: Record) -> None:
         self.records[record.KIND].append(record)
@@ -105,8 +105,7 @@ class Results:
         return [r for r in self.records[cls.KIND] if isinstance(r, cls)]
 
     def pytest_deselected(self, items: Sequence[pytest.Item]) -> None:
-        generated = [item for item in items if item.get_closest_marker(MARKER) is not None]
-        self.deselected += len(generated) - len(placeholders(generated))
+        self.deselected += sum(1 for item in items if item.get_closest_marker(MARKER) is not None)
 
     def selection(self, config: pytest.Config) -> dict:
         """The report's ``run.selection``: what chose this run's tests, and how many it reported."""

@@ -10,18 +10,21 @@ one gate that does all of it (:mod:`pytest_awml.parity_gate`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import replace
+
 import pytest
 
-from pytest_awml import golden, pipeline_outputs, results
-from pytest_awml.budgets import DEFAULT_REGRESSION, budget_failure, ratio_verdict, regression_verdict, share_verdict
+from pytest_awml import golden, pipeline_outputs, regression, results
+from pytest_awml.budgets import DEFAULT_REGRESSION, ROUNDS_KEY, budget_failure, ratio_verdict, share_verdict
 from pytest_awml.builders.onnx import FORMAT as ONNX
 from pytest_awml.compare import compare_outputs, differs
 from pytest_awml.device import REFERENCE
 from pytest_awml.digests import content_digest
 from pytest_awml.errors import ArtifactError, AwmlError, BackendError, DataError, LatencyBudgetExceeded, NothingCompared, ToleranceExceeded
-from pytest_awml.latency_sources import baseline_median, p50, pipeline_rounds, remember_p50, stage_rounds, stage_source
+from pytest_awml.latency_sources import baseline_of, p50, pipeline_rounds, remember_p50, stage_rounds, stage_source
 from pytest_awml.limits import LatencySettings
-from pytest_awml.metric import metric_verdict
+from pytest_awml.metric import metric_verdict, nothing_scored
 from pytest_awml.parity_gate import Evidence, gate
 from pytest_awml.paths import sha256_file
 from pytest_awml.pipeline import PipelineName
@@ -41,20 +44,39 @@ from pytest_awml.records import (
 )
 from pytest_awml.shapes import RandomFeed, corner_sizes, hypothesis_settings, out_of_range_sizes, sizes_strategy, zero_feed
 from pytest_awml.spec import fingerprint
-from pytest_awml.timing import REPORT_DECIMALS, LatencyStats, SpanTimer, measure_component, record_rounds, warmup_rounds, warmup_total_ms
+from pytest_awml.timing import (
+    REPORT_DECIMALS,
+    LatencyStats,
+    SpanTimer,
+    measure_component,
+    record_rounds,
+    rounded_ms,
+    warmup_rounds,
+    warmup_total_ms,
+)
 
 BUNDLE_FORMAT = "autoware-bundle"
 DISABLED = "pytest-benchmark is disabled here (--benchmark-disable, or pytest-xdist is active): no latency measured"
 
 
-def _gate_latency(request, workspace, settings: LatencySettings, verdicts: list, median_ms: float) -> None:
-    """Add the regression verdict against ``--awml-latency-baseline`` (when the baseline has this
-    test; at the spec's threshold, else the default one) and raise if any budget is broken."""
-    baseline = baseline_median(workspace, request.node.name)
-    if baseline is not None:
-        threshold = DEFAULT_REGRESSION if settings.regression is None else settings.regression
-        verdicts = [*verdicts, regression_verdict(request.node.name, median_ms, baseline, threshold)]
-    message = budget_failure(verdicts)
+def _regression(request, workspace, settings: LatencySettings, median_ms: float, rounds: Sequence[float]) -> regression.Regression | None:
+    """This test against ``--awml-latency-baseline`` (when the baseline has it; at the spec's threshold, else the
+    default one), judged on both sides' rounds (:mod:`pytest_awml.regression`); None without a baseline."""
+    baseline = baseline_of(workspace, request.node.name)
+    if baseline is None:
+        return None
+    threshold = DEFAULT_REGRESSION if settings.regression is None else settings.regression
+    return regression.judge(request.node.name, rounds, baseline.rounds_ms, threshold, median_ms, baseline.median_ms)
+
+
+def _latency_record(record: LatencyRecord, rounds: Sequence[float], judged: regression.Regression | None) -> LatencyRecord:
+    """``record`` with its rounds and its regression verdict (the report's ``rounds_ms``, ``regression``)."""
+    return replace(record, rounds_ms=rounded_ms(rounds), regression=None if judged is None else judged.summary)
+
+
+def _gate_latency(verdicts: list, judged: regression.Regression | None) -> None:
+    """Raise if any budget is broken; a regression too thin to judge passes (its record and the summary say so)."""
+    message = budget_failure([*verdicts, *([judged.as_verdict()] if judged is not None else [])])
     if message:
         raise LatencyBudgetExceeded(message)
 
@@ -126,7 +148,7 @@ def test_drift(awml_case, awml_workspace, request):
     found = store.read(spec.name, component.name)
     if found is None:
         raise DataError(f"no golden outputs for {spec.name}/{component.name} under {options.golden}: create them with "
-                        f"pytest --awml-spec {spec.name} --awml-golden {options.golden} --awml-update-golden -k test_drift")
+                        f"pytest --awml-spec={spec.name} --awml-golden={options.golden} --awml-update-golden -k test_drift")
     if found.meta.get("seed") != options.seed:
         raise DataError(f"the golden outputs were made with seed {found.meta.get('seed')}, this run uses {options.seed}")
     changes = golden.version_changes(found.meta.get("versions", {}), versions(COMPUTE))
@@ -234,24 +256,27 @@ def test_latency(awml_case, awml_workspace, benchmark, request):
             pytest.skip(DISABLED)
         stage = stage_rounds(awml_workspace, spec, target, source)
         record_rounds(benchmark, stage.ms)
-        stats = LatencyStats.from_ms(stage.ms)
+        stats, rounds = LatencyStats.from_ms(stage.ms), tuple(stage.ms)
         record = LatencyRecord(ids=ids, stats=stats, clock=SpanTimer.clock, spans={"stage": stats}, rounds_cut=stage.rounds_cut,
                                warmup_rounds=stage.warmup_rounds, measured_in=stage.measured_in)
     else:
         runner = awml_workspace.runner(spec, component, target)
-        own = measure_component(benchmark, runner, awml_workspace.inputs(spec, component)[0], settings)
+        own = measure_component(benchmark, runner, awml_workspace.inputs(spec, component)[0], settings,
+                                what=f"{spec.name}/{component.name} on {target.id}")
         if own is None:
             pytest.skip(DISABLED)
-        stats = own.stats
+        stats, rounds = own.stats, own.rounds_ms
         record = LatencyRecord(ids=ids, stats=stats, clock=own.clock, spans=own.spans, rounds_cut=own.rounds_cut,
                                warmup_rounds=warmup_rounds(settings), warmup_total_ms=warmup_total_ms(own.warmup_ms))
     benchmark.extra_info.update(spec=spec.name, component=component.name, target=target.id, regression_threshold=settings.regression,
                                 **record.benchmark_info(), **stats.as_json())
     remember_p50(awml_workspace, spec, component, target, stats.p50_ms)
-    results.attach(request.node, record)
+    judged = _regression(request, awml_workspace, settings, stats.p50_ms, rounds)
+    benchmark.extra_info[ROUNDS_KEY] = list(rounded_ms(rounds))
+    results.attach(request.node, _latency_record(record, rounds, judged))
     verdicts = [ratio_verdict(target.id, stats.p50_ms, r.baseline, p50(awml_workspace, spec, component, r.baseline, settings), r.max_ratio)
                 for r in settings.ratios if r.target == target.id]
-    _gate_latency(request, awml_workspace, settings, verdicts, stats.p50_ms)
+    _gate_latency(verdicts, judged)
 
 
 @pytest.mark.awml_cases("pipeline_parity")
@@ -294,12 +319,15 @@ def test_metric(awml_case, awml_workspace, request):
     score = spec.metric.compute(pipeline_outputs.outputs(awml_workspace, spec, target), samples)
     limit = spec.metric.max_delta[target.precision.value]
     verdict = metric_verdict(reference, score, limit)
+    vacuous = nothing_scored(reference, score, target.id)
     ids = results.record_ids(awml_case, request.node.nodeid, awml_workspace.options, component=PipelineName.SPEC.record_component)
     results.attach(request.node, MetricRecord(ids=ids, metric=score.name, value=score.value, reference_value=reference.value,
                                               delta=verdict.value, max_delta=limit, compared=score.compared,
                                               details=dict(score.details), reference_details=dict(reference.details),
-                                              passed=verdict.passed))
+                                              passed=verdict.passed, not_judged=vacuous))
     request.node.user_properties.append((f"awml.{score.name}", score.value))
+    if vacuous is not None:  # the test judged nothing: said as its outcome (skipped with the reason), never a silent pass
+        pytest.skip(f"not judged: {vacuous}")
     _require_compared([verdict], spec.metric.min_compared, f"the {target.id} {score.name}")
     if not verdict.passed:
         raise ToleranceExceeded(differs(f"the {target.id} pipeline's {score.name}", REFERENCE.id,
@@ -332,9 +360,11 @@ def test_pipeline_latency(awml_case, awml_workspace, benchmark, request):
                                 **record.benchmark_info(), regression_threshold=settings.regression,
                                 components_p50_ms=record.components_p50_ms, ratio_to_components=record.ratio_to_components,
                                 **stats.as_json())
-    results.attach(request.node, record)
+    judged = _regression(request, awml_workspace, settings, stats.p50_ms, shared.total)
+    benchmark.extra_info[ROUNDS_KEY] = list(rounded_ms(shared.total))
+    results.attach(request.node, _latency_record(record, shared.total, judged))
     verdicts = [share_verdict(stage, stages[stage].p50_ms, stats.p50_ms, share) for stage, share in settings.stage_shares.items()]
-    _gate_latency(request, awml_workspace, settings, verdicts, stats.p50_ms)
+    _gate_latency(verdicts, judged)
 
 
 @pytest.mark.awml_cases("bundle")

@@ -9,10 +9,12 @@ from pytest_awml.records import (
     DataNote,
     DriftRecord,
     GoldenRecord,
+    InferenceRecord,
     LatencyRecord,
     MetricRecord,
     ParityRecord,
     RecordIds,
+    ShapesRecord,
 )
 from pytest_awml.results import Results
 
@@ -35,47 +37,111 @@ def _row(r: ParityRecord | CheckRecord) -> tuple[RecordIds, str, float | None, f
     return r.ids, r.output, r.max_abs, None, r.atol, r.rtol, None, r.compared, r.passed, r.problem
 
 
+REL_NOTE_FACTOR = 10.0
+"""A passing output whose max_rel is past this many times its rtol gets the footnote :data:`REL_NOTE` (a ``*``)."""
+REL_NOTE = (f"* max_rel is |error| / |reference| at its worst element. On a passing output it is past {REL_NOTE_FACTOR:g} x rtol only "
+            f"where |reference| < atol / ({REL_NOTE_FACTOR - 1:g} x rtol): reference values near zero, whose error atol bounds; "
+            "every element is within atol + rtol x |reference|.")
+
+
+def _rel_noted(passed: bool, max_rel: float | None, rtol: float | None) -> bool:
+    """Whether a passing row's max_rel is large only through near-zero reference values (see :data:`REL_NOTE`)."""
+    return passed and max_rel is not None and max_rel == max_rel and rtol is not None and max_rel > REL_NOTE_FACTOR * rtol
+
+
+def _by_test(group: list[ArtifactRecord]) -> str:
+    """How many of a component's stored inferences each test kind asked for (a pipeline feeds a network its own
+    target's upstream outputs: inputs the reference never sees)."""
+    counts: dict[str, int] = {}
+    for a in group:
+        kind = a.test_id.rsplit("::", 1)[-1].split("[")[0]
+        counts[kind] = counts.get(kind, 0) + 1
+    fed = "; test_pipeline_parity's are fed this target's own upstream outputs" if "test_pipeline_parity" in counts else ""
+    return " (" + ", ".join(f"{n} for {kind}" for kind, n in counts.items()) + fed + ")"
+
+
+def _shapes_line(r: ShapesRecord) -> str:
+    failed = [t for t in r.tried if not t.passed]
+    verdict = f"{len(failed)} failed" if failed else "all within tolerance"
+    return (f"shapes {r.ids.spec}/{r.ids.component} {r.ids.target}: {r.examples} size(s) tried ({r.profile} profile), {verdict}; "
+            f"{len(r.refused)} out-of-range size(s) refused by name")
+
+
+def time_spent(results: Results, wall_s: float) -> str:
+    """Where the run's time went: exports (ONNX), builds (engines, converted graphs), inferences outside latency
+    rounds (and seeded weights' calibration), latency rounds (warm-up and copies included), and the rest. Figures of
+    xdist workers add up past the wall time: then the rest is not computed."""
+    built: dict[str, ArtifactRecord] = {}
+    for a in results.of(ArtifactRecord):  # under xdist a file may be reported by each worker that read it
+        if not a.reused and a.role is not ArtifactRole.INFERENCE:
+            built[str(a.path)] = a
+    export = sum(a.build_seconds for a in built.values() if a.role is ArtifactRole.EXPORT and a.format == "onnx")
+    build = sum(a.build_seconds for a in built.values() if a.role is ArtifactRole.EXPORT and a.format != "onnx")
+    weights = sum(a.build_seconds for a in built.values() if a.role is ArtifactRole.WEIGHTS)
+    inference = weights + sum(i.seconds for i in results.of(InferenceRecord))
+    latency = 0.0
+    for t in results.of(LatencyRecord):
+        if t.measured_in is None:  # a stage's component reads its pipeline's rounds: counted once, there
+            copies = sum(s.mean_ms * s.rounds for name, s in (t.spans or {}).items() if name in ("h2d", "d2h"))
+            latency += (t.stats.mean_ms * t.stats.rounds + (t.warmup_total_ms or 0.0) + copies) / 1e3
+    parts = {"export": export, "build": build, "inference": inference, "latency": latency}
+    workers = {r.ids.worker for r in results.of(LatencyRecord) if r.ids.worker} | {
+        r.ids.worker for r in results.of(ParityRecord) if r.ids.worker}
+    shown = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in parts.items())
+    if workers:
+        return f"time: {shown} (summed over {len(workers)} xdist workers; wall {wall_s:.1f} s)"
+    return f"time: {shown}, other {max(0.0, wall_s - sum(parts.values())):.1f} s (wall {wall_s:.1f} s)"
+
+
 def lines(results: Results, report_path) -> list[str]:
     latency = {(r.ids.spec, r.ids.component, r.ids.target): r for r in results.of(LatencyRecord)}
     out: list[str] = []
     header = (f"{'spec/component':<42} {'target':<24} {'output':<26} {'max_abs':>9} {'max_rel':>9} {'atol':>8} {'rtol':>8} "
-              f"{'min_atol':>9} {'n':>9} {'ok':>4} {'p50 ms':>9}")
+              f"{'min_atol':>9} {'n':>9} {'ok':>4}")
     # the kind's list is in the order the tests finished: comparisons and pipeline checks interleaved as they came
     parity = [r for r in results.records[ParityRecord.KIND] if isinstance(r, (ParityRecord, CheckRecord))]
     if parity:
         out.append(header)
         out.append("-" * len(header))
-    shown: set = set()
+    noted = False
     for r in parity:
         ids, output, max_abs, max_rel, atol, rtol, min_atol, compared, passed, problem = _row(r)
-        key = (ids.spec, ids.component, ids.target)
-        lat = latency.get(key)
+        mark = "*" if _rel_noted(passed, max_rel, rtol) else ""
+        noted = noted or bool(mark)
         out.append(
             f"{ids.spec + '/' + str(ids.component):<42} {ids.target!s:<24} {output:<26} {_g(max_abs):>9} "
-            f"{_g(max_rel):>9} {_g(atol, 'g'):>8} {_g(rtol, 'g'):>8} "
-            f"{_g(min_atol):>9} {_g(compared, 'd'):>9} {'yes' if passed else 'NO':>4} "
-            f"{_g(lat.stats.p50_ms, '.2f') if lat and key not in shown else '':>9}"
+            f"{_g(max_rel) + mark:>9} {_g(atol, 'g'):>8} {_g(rtol, 'g'):>8} "
+            f"{_g(min_atol):>9} {_g(compared, 'd'):>9} {'yes' if passed else 'NO':>4}"
         )
         if problem:
             out.append(f"{'':<42} {'':<24} ^ {problem}")
-        shown.add(key)
+    if noted:
+        out.append(REL_NOTE)
     metrics = results.of(MetricRecord)
     if metrics:
         out.append("")
         out.append(f"{'metric: spec':<42} {'target':<24} {'metric':<8} {'value':>9} {'reference':>9} {'delta':>9} {'limit':>8} {'n':>6} {'ok':>4}")
         for m in metrics:
+            verdict = "not judged" if m.not_judged else "yes" if m.passed else "NO"
             out.append(f"{m.ids.spec:<42} {m.ids.target!s:<24} {m.metric:<8} {m.value:>9.4f} {m.reference_value:>9.4f} "
-                       f"{m.delta:>9.4f} {m.max_delta:>8g} {m.compared:>6} {'yes' if m.passed else 'NO':>4}")
-    rest = [record for key, record in latency.items() if key not in shown]
-    if rest:
+                       f"{m.delta:>9.4f} {m.max_delta:>8g} {m.compared:>6} {verdict:>4}")
+            if m.not_judged:
+                out.append(f"{'':<42} {'':<24} ^ not judged: {m.not_judged}")
+    shapes = results.of(ShapesRecord)
+    if shapes:
+        out.append("")
+        out.extend(_shapes_line(r) for r in shapes)
+    if latency:  # every timed target: a target's parity rows carry no latency
         out.append("")
         out.append(f"{'latency: spec/component':<42} {'target':<24} {'p50 ms':>9} {'p90 ms':>9} {'p99 ms':>9} {'rounds':>7}")
-        for t in rest:
+        for t in latency.values():
             over = (f"  {t.ratio_to_components:.2f} x the networks' {t.components_p50_ms:.2f} ms"
                     if t.ratio_to_components is not None and t.components_p50_ms is not None else "")
             s = t.stats
             out.append(f"{t.ids.spec + '/' + str(t.ids.component):<42} {t.ids.target!s:<24} {s.p50_ms:>9.2f} {s.p90_ms:>9.2f} "
                        f"{s.p99_ms:>9.2f} {s.rounds:>7}{over}")
+            if t.regression:
+                out.append(f"{'':<42} {'':<24} ^ against --awml-latency-baseline: {t.regression}")
     inferences: dict[tuple[str, ...], list[ArtifactRecord]] = {}
     for a in results.of(ArtifactRecord):
         if a.role is ArtifactRole.INFERENCE:  # one stored inference: shown per component and target, not per input
@@ -90,7 +156,7 @@ def lines(results: Results, report_path) -> list[str]:
         rebuilt = next((f" (rebuilt: {a.rebuilt_reason})" for a in made if a.rebuilt_reason), "")
         states = [f"{len(reused)} reused"] if reused else []
         states += [f"{len(made)} computed in {sum(a.build_seconds for a in made):.1f} s{rebuilt}"] if made else []
-        out.append(f"outputs {spec}/{component} {target} ({fmt}), {len(group)} inputs: {', '.join(states)}")
+        out.append(f"outputs {spec}/{component} {target} ({fmt}), {len(group)} inputs{_by_test(group)}: {', '.join(states)}")
     for g in results.of(GoldenRecord):
         change = ", ".join(f"{k} {v:.3g}" for k, v in g.old_vs_new_max_abs.items() if v is not None)
         out.append(f"golden {g.ids.spec}/{g.ids.component}: {g.action} {g.path}" + (f" (old vs new max_abs: {change})" if change else ""))

@@ -1,4 +1,5 @@
-"""Notes that reach the terminal while a test runs: a run waiting on another's lock says so as it waits.
+"""Notes that reach the terminal while a test runs: a run waiting on another's lock says so as it waits, and long
+work says how far it is (:mod:`pytest_awml.progress`; not under ``-q``).
 
 pytest captures a test's output and log records and shows them only when the test fails, so a
 warning logged during a 10-minute wait for a lock held by a hung process was seen by nobody until the
@@ -16,14 +17,18 @@ import sys
 
 import pytest
 
+from pytest_awml import progress
+
 PREFIX = "pytest-awml: "
 LOGGERS = ("pytest_awml.locks",)
 """The loggers whose warnings are shown as they happen (the waits a person would otherwise take for a hang)."""
+PROGRESS_LOGGERS = (progress.LOGGER,)
+"""The loggers whose INFO lines are shown as they happen, unless -q: long work's progress."""
 
 
 class TerminalNotes(logging.Handler):
-    def __init__(self, config: pytest.Config, worker: str | None) -> None:
-        super().__init__(logging.WARNING)
+    def __init__(self, config: pytest.Config, worker: str | None, level: int = logging.WARNING) -> None:
+        super().__init__(level)
         self._config = config
         self._worker = worker
 
@@ -42,13 +47,25 @@ class TerminalNotes(logging.Handler):
             self.handleError(record)
 
 
-def install(config: pytest.Config, worker: str | None) -> TerminalNotes:
-    handler = TerminalNotes(config, worker)
-    for name in LOGGERS:
+def install(config: pytest.Config, worker: str | None) -> list[TerminalNotes]:
+    """The handlers: lock waits always; progress unless ``-q`` (``-s`` changes nothing: the lines bypass capture)."""
+    handlers = [_attach(TerminalNotes(config, worker), LOGGERS)]
+    if config.get_verbosity() >= 0:
+        handlers.append(_attach(TerminalNotes(config, worker, logging.INFO), PROGRESS_LOGGERS))
+        for name in PROGRESS_LOGGERS:
+            logging.getLogger(name).setLevel(logging.INFO)  # the root's WARNING would drop them before any handler
+    return handlers
+
+
+def _attach(handler: TerminalNotes, names: tuple[str, ...]) -> TerminalNotes:
+    for name in names:
         logging.getLogger(name).addHandler(handler)
     return handler
 
 
-def remove(handler: TerminalNotes) -> None:
-    for name in LOGGERS:
-        logging.getLogger(name).removeHandler(handler)
+def remove(handlers: list[TerminalNotes]) -> None:
+    for handler in handlers:
+        for name in (*LOGGERS, *PROGRESS_LOGGERS):
+            logging.getLogger(name).removeHandler(handler)
+    for name in PROGRESS_LOGGERS:
+        logging.getLogger(name).setLevel(logging.NOTSET)

@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from pytest_awml import progress
+
 PERCENTILES = (50, 90, 95, 99)
 REPORT_DECIMALS = 4  # milliseconds in the JSON report: 0.1 us, finer than any clock's noise
 _MS = 1e3
@@ -57,8 +59,14 @@ class LatencyStats:
         return cls(**{f.name: data[f.name] for f in fields(cls)})
 
 
+def now_ns() -> int:
+    """The host clock every CPU span and pipeline stage reads, looked up at each call: the one seam a test drives
+    by hand (``tests/test_latency.py``), so that a verdict on timings there cannot turn on the machine's load."""
+    return time.perf_counter_ns()
+
+
 class SpanTimer:
-    """Host-side span timer (``perf_counter_ns``). One per measurement: it holds that measurement."""
+    """Host-side span timer (:func:`now_ns`). One per measurement: it holds that measurement."""
 
     clock = "perf_counter_ns"
 
@@ -67,9 +75,9 @@ class SpanTimer:
 
     @contextmanager
     def span(self, name: str) -> Iterator[None]:
-        start = time.perf_counter_ns()
+        start = now_ns()
         yield
-        self.spans[name].append((time.perf_counter_ns() - start) / _NS_PER_MS)
+        self.spans[name].append((now_ns() - start) / _NS_PER_MS)
 
     def clear(self) -> None:
         self.spans.clear()
@@ -131,11 +139,14 @@ def warmup_total_ms(warmup: Sequence[float]) -> float:
     return round(float(sum(warmup)), REPORT_DECIMALS)
 
 
-def _spanned(timer: SpanTimer, target: Callable[[], Any], span: str) -> Callable[[], Any]:
-    """``target`` timed into ``timer``'s ``span`` at every call."""
+def _spanned(timer: SpanTimer, target: Callable[[], Any], span: str, task: progress.Task | None = None) -> Callable[[], Any]:
+    """``target`` timed into ``timer``'s ``span`` at every call; ``task`` told of each round outside the span."""
     def timed():
         with timer.span(span):
-            return target()
+            result = target()
+        if task is not None:
+            task.step(len(timer.spans[span]))
+        return result
 
     return timed
 
@@ -150,30 +161,37 @@ def _warm_up(timer: SpanTimer, timed: Callable[[], Any], settings, span: str) ->
     return (*plan_rounds(settings, warmup[-1], settings.rounds), warmup)
 
 
-def measure(benchmark, timer: SpanTimer, target: Callable[[], Any], settings, span: str) -> Rounds | None:
+def measure(benchmark, timer: SpanTimer, target: Callable[[], Any], settings, span: str, what: str = "a test") -> Rounds | None:
     """The one latency sequence: warm-up rounds, a probe (the last warm-up) that fits the rounds to
     ``settings.max_time_s``, then the timed rounds, driven by ``benchmark.pedantic`` and read from
     ``timer``'s ``span``. Spans the target adds to ``timer`` in warm-up are dropped with it.
     None when pytest-benchmark is disabled (``--benchmark-disable``, xdist): nothing was timed.
     """
-    timed = _spanned(timer, target, span)
-    rounds, cut, warmup = _warm_up(timer, timed, settings, span)
-    last = benchmark.pedantic(timed, rounds=rounds, warmup_rounds=0, iterations=1)
+    with progress.Task(f"latency rounds of {what}", settings.rounds) as task:
+        timed = _spanned(timer, target, span, task)
+        rounds, cut, warmup = _warm_up(timer, timed, settings, span)
+        last = benchmark.pedantic(timed, rounds=rounds, warmup_rounds=0, iterations=1)
     if benchmark.disabled:
         return None
     return Rounds(LatencyStats.from_ms(timer.spans[span]), cut, last, warmup)
 
 
-def measure_shared(timer: SpanTimer, target: Callable[[], Any], settings, span: str) -> Rounds:
+def measure_shared(timer: SpanTimer, target: Callable[[], Any], settings, span: str, what: str = "a test") -> Rounds:
     """:func:`measure`'s sequence in a plain loop, for rounds that several tests read (a pipeline's rounds are
     its stages' components' latency on a CPU): each test gives them to its own pytest-benchmark record with
     :func:`record_rounds`."""
-    timed = _spanned(timer, target, span)
-    rounds, cut, warmup = _warm_up(timer, timed, settings, span)
-    last = None
-    for _ in range(rounds):
-        last = timed()
+    with progress.Task(f"latency rounds of {what}", settings.rounds) as task:
+        timed = _spanned(timer, target, span, task)
+        rounds, cut, warmup = _warm_up(timer, timed, settings, span)
+        last = None
+        for _ in range(rounds):
+            last = timed()
     return Rounds(LatencyStats.from_ms(timer.spans[span]), cut, last, warmup)
+
+
+def rounded_ms(ms: Sequence[float]) -> tuple[float, ...]:
+    """Rounds' ms as the reports keep them (``rounds_ms``), to :data:`REPORT_DECIMALS`."""
+    return tuple(round(float(v), REPORT_DECIMALS) for v in ms)
 
 
 def record_rounds(benchmark, ms: Sequence[float]) -> None:
@@ -198,6 +216,7 @@ class Measurement:
     clock: str
     rounds_cut: bool
     warmup_ms: tuple[float, ...]
+    rounds_ms: tuple[float, ...]  # each timed round's compute, in order: what a regression is judged on
 
 
 def compute_of(runner, prepared, timer: SpanTimer) -> Callable[[], Any]:
@@ -215,7 +234,7 @@ def compute_of(runner, prepared, timer: SpanTimer) -> Callable[[], Any]:
     return compute
 
 
-def measure_component(benchmark, runner, inputs, settings) -> Measurement | None:
+def measure_component(benchmark, runner, inputs, settings, what: str = "a component") -> Measurement | None:
     """Time ``runner.execute`` on prepared ``inputs`` (None when pytest-benchmark is disabled).
 
     The timed target is compute only; H2D (``prepare``) and D2H (``fetch``) are timed in their
@@ -223,7 +242,7 @@ def measure_component(benchmark, runner, inputs, settings) -> Measurement | None
     """
     prepared = runner.prepare(inputs)
     timer = timer_for(runner)
-    rounds = measure(benchmark, timer, compute_of(runner, prepared, timer), settings, span="compute")
+    rounds = measure(benchmark, timer, compute_of(runner, prepared, timer), settings, span="compute", what=what)
     if rounds is None:
         return None
     copies = timer_for(runner)
@@ -233,7 +252,8 @@ def measure_component(benchmark, runner, inputs, settings) -> Measurement | None
             runner.synchronize()
         with copies.span("d2h"):
             runner.fetch(rounds.last)
-    return Measurement(rounds.stats, {**timer.stats(), **copies.stats()}, timer.clock, rounds.rounds_cut, rounds.warmup_ms)
+    return Measurement(rounds.stats, {**timer.stats(), **copies.stats()}, timer.clock, rounds.rounds_cut, rounds.warmup_ms,
+                       tuple(timer.spans["compute"]))
 
 
 @dataclass(frozen=True)
@@ -245,7 +265,7 @@ class PipelineRounds:
     stages: Mapping[str, tuple[float, ...]]
 
 
-def measure_pipeline(pipeline, sample, settings) -> PipelineRounds:
+def measure_pipeline(pipeline, sample, settings, what: str = "a pipeline") -> PipelineRounds:
     """``pipeline``'s rounds on ``sample`` (:func:`measure_shared`), with each stage's ms per timed round. A stage's
     times are read after the rounds: on CUDA, reading a call's events is not the call's work."""
     timer, stage_times = SpanTimer(), []
@@ -255,7 +275,7 @@ def measure_pipeline(pipeline, sample, settings) -> PipelineRounds:
         stage_times.append(result.stages_ms)
         return result
 
-    rounds = measure_shared(timer, infer, settings, span="pipeline")
+    rounds = measure_shared(timer, infer, settings, span="pipeline", what=what)
     timed = stage_times[len(rounds.warmup_ms):]
     return PipelineRounds(rounds, tuple(timer.spans["pipeline"]),
                           {stage: tuple(times[stage] for times in timed if stage in times) for stage in pipeline.stages})

@@ -114,7 +114,7 @@ OPTION_FAULTS = [
      "$ref #/definitions/none points to nothing in the file"),
     ("schema $schema not a URI", ["--awml-autoware", "{dir}/b", "--awml-autoware-schema", "{schema_dialect}"], "$schema is 5, not a metaschema URI"),
     ("golden folder is a file", ["--awml-golden", "{a_file}"], "--awml-golden {a_file} is a file"),
-    ("update golden without a folder", ["--awml-update-golden"], "--awml-update-golden needs --awml-golden DIR"),
+    ("update golden without a folder", ["--awml-update-golden"], "--awml-update-golden needs --awml-golden=DIR"),
     ("lock timeout not a number", ["--awml-lock-timeout", "soon"], "--awml-lock-timeout 'soon' is not a number of seconds"),
     ("negative lock timeout", ["--awml-lock-timeout", "-1"], "--awml-lock-timeout must be a finite number of seconds >= 0"),
     ("baseline not JSON", ["--awml-latency-baseline", "{not_json}"], "is not a readable pytest-benchmark JSON file"),
@@ -610,6 +610,9 @@ def test_awml_report_faults(tmp_path, monkeypatch):
         "extra_list": [{**_bench("a", 0.01), "extra_info": [1]}],
         "stages_list": [{**_bench("a", 0.01), "extra_info": {"stages": [1, 2]}}],
         "stage_text": [{**_bench("a", 0.01), "extra_info": {"stages": {"pre": {"p50_ms": "fast"}}}}],
+        "rounds_text": [{**_bench("a", 0.01), "extra_info": {"rounds_ms": "fast"}}],
+        "rounds_nan": [{**_bench("a", 0.01), "extra_info": {"rounds_ms": [10.0, float("nan")]}}],
+        "rounds_empty": [{**_bench("a", 0.01), "extra_info": {"rounds_ms": []}}],
     }
     bad_files = {name: _bench_file(tmp_path / f"bad_{name}.json", benches) for name, benches in bad.items()}
     machine_list = tmp_path / "machine_list.json"
@@ -643,7 +646,9 @@ def test_awml_report_names_what_is_wrong(tmp_path, caplog):
     rows = [([_bench("a", 0.01), _bench("a", 0.02)], "the test a is listed twice"),
             ([_bench("a", -0.01)], "benchmark 0 (a): stats.median is -0.01, not a positive finite number of seconds"),
             ([_bench("a", float("nan"))], "stats.median is nan"),
-            ([{**_bench("a", 0.01), "extra_info": {"regression_threshold": "abc"}}], "extra_info.regression_threshold is 'abc'")]
+            ([{**_bench("a", 0.01), "extra_info": {"regression_threshold": "abc"}}], "extra_info.regression_threshold is 'abc'"),
+            ([{**_bench("a", 0.01), "extra_info": {"rounds_ms": [1.0, -2.0]}}],
+             "extra_info.rounds_ms is [1.0, -2.0], not a list of finite numbers >= 0 (ms per round)")]
     for benches, fragment in rows:
         caplog.clear()
         with caplog.at_level(logging.ERROR):

@@ -109,6 +109,25 @@ def test_nothing_compared_fails_with_the_fix(run_awml, pytester):
     assert "the samples hold no ground truth for mAP" in run.text
 
 
+def test_a_metric_of_zero_on_both_sides_is_not_judged(run_awml, pytester):
+    """mAP 0.0 against 0.0 (seeded weights find nothing) agrees by construction: the test says it judged nothing, with
+    the fix, in its outcome, the report and the summary, instead of passing silently (issue 30)."""
+    pytester.makepyfile(zero_spec="""
+import dataclasses
+from model_specs.centerpoint.spec import TINY_SPEC
+from pytest_awml.metric import MetricResult
+
+SPEC = dataclasses.replace(TINY_SPEC, metric=dataclasses.replace(TINY_SPEC.metric, compute=lambda outputs, samples: MetricResult("mAP", 0.0, 12)))
+""")
+    run = run_awml("--awml-spec=zero_spec.py", "-k", "metric", "-rs")
+    run.result.assert_outcomes(skipped=1)
+    assert "not judged: mAP is 0 for both PyTorch and onnxruntime-cpu-fp32 over 12 ground-truth item(s)" in run.text
+    assert "--awml-checkpoint with trained weights" in run.text and "not judged" in run.text.split("pytest-awml ===")[-1]
+    (record,) = run.report["metrics"]
+    assert record["not_judged"].startswith("mAP is 0 for both") and record["value"] == record["reference_value"] == 0.0
+    assert any(s["reason"].startswith("not judged: mAP is 0") for s in run.report["skipped"])
+
+
 def _found(boxes, labels, scores) -> Detections2D:
     return Detections2D(np.asarray(boxes, np.float32).reshape(-1, 4), np.asarray(scores, np.float32), np.asarray(labels, np.int64),
                         np.zeros(0, np.float32), 0.01)

@@ -66,7 +66,7 @@ def test_from_config_parses_and_resolves(pytester):
     (["--awml-seed=x"], "--awml-seed 'x' is not an integer"),
     (["--awml-precision=int8"], "precision 'int8' is unknown"),
     (["--awml-device=gpu"], "use cpu, cuda or cuda:N"),
-    (["--awml-update-golden"], "--awml-update-golden needs --awml-golden DIR"),
+    (["--awml-update-golden"], "--awml-update-golden needs --awml-golden=DIR"),
     (["--awml-checkpoint=missing.pt"], "missing.pt does not exist"),
     (["--awml-data-option=novalue"], "'novalue' is not KEY=VALUE"),
     (["--awml-hypothesis-profile=fast"], "use ci or dev"),

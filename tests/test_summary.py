@@ -6,7 +6,7 @@ import dataclasses
 
 from pytest_awml.compare import OutputComparison
 from pytest_awml.records import (ArtifactRecord, ArtifactRole, DriftRecord, GoldenRecord, LatencyRecord, ParityRecord, Record,
-                                 RecordIds)
+                                 RecordIds, ShapesRecord, ShapeTry)
 from pytest_awml.results import Results
 from pytest_awml.summary import lines
 from pytest_awml.timing import LatencyStats
@@ -25,18 +25,30 @@ def _results(*records: Record) -> Results:
     return results
 
 
-def test_parity_rows_carry_the_latency_once():
+def test_the_latency_table_lists_every_timed_target_and_a_large_max_rel_is_explained():
+    """Issue 30: the latency table listed PyTorch only (other targets' p50 hid in the parity rows), and a passing
+    output's large max_rel went unexplained."""
     failed = dataclasses.replace(PARITY.comparison, output="w", passed=False, problem="shape (2,) differs")
-    results = _results(PARITY, ParityRecord(ids=IDS, comparison=failed), LATENCY,
+    near_zero = dataclasses.replace(PARITY.comparison, output="v", max_rel=0.07)  # 7000 x rtol, and passing
+    results = _results(PARITY, ParityRecord(ids=IDS, comparison=failed), ParityRecord(ids=IDS, comparison=near_zero), LATENCY,
                        dataclasses.replace(LATENCY, ids=dataclasses.replace(IDS, target="pytorch-cpu-fp32"),
-                                           stats=dataclasses.replace(STATS, p50_ms=9.5)))
+                                           stats=dataclasses.replace(STATS, p50_ms=9.5), regression="not judged: 3 rounds, need 4"))
     out = lines(results, "report.json")
-    assert out[0].startswith("spec/component") and set(out[1]) == {"-"}
-    assert "toy/enc" in out[2] and "onnxruntime-cpu-fp32" in out[2] and out[2].rstrip().endswith("1.25") and " yes " in out[2]
-    assert " NO " in out[3] and not out[3].rstrip().endswith("1.25")
-    assert out[4].strip() == "^ shape (2,) differs"
-    assert "latency: spec/component" in out[6] and "pytorch-cpu-fp32" in out[7] and "9.50" in out[7]
+    assert out[0].startswith("spec/component") and set(out[1]) == {"-"} and "p50" not in out[0]
+    assert "toy/enc" in out[2] and "onnxruntime-cpu-fp32" in out[2] and out[2].rstrip().endswith("yes") and "*" not in out[2]
+    assert out[3].rstrip().endswith("NO") and out[4].strip() == "^ shape (2,) differs"
+    assert " 0.07* " in out[5] and out[6].startswith("* max_rel is |error| / |reference| at its worst element")
+    assert "latency: spec/component" in out[8]
+    assert "onnxruntime-cpu-fp32" in out[9] and "1.25" in out[9] and "pytorch-cpu-fp32" in out[10] and "9.50" in out[10]
+    assert out[11].strip() == "^ against --awml-latency-baseline: not judged: 3 rounds, need 4"
     assert out[-1] == "JSON report: report.json"
+
+
+def test_shape_fuzzing_has_its_line():
+    tries = (ShapeTry(sizes={"n": 1}, passed=True), ShapeTry(sizes={"n": 9}, passed=False, error="boom"))
+    record = ShapesRecord(ids=IDS, profile="ci", examples=2, tried=tries, refused=("0 refused", "max + 1 refused"))
+    assert lines(_results(record), None) == [
+        "", "shapes toy/enc onnxruntime-cpu-fp32: 2 size(s) tried (ci profile), 1 failed; 2 out-of-range size(s) refused by name"]
 
 
 def test_artifacts_golden_drift_and_placement():
@@ -62,7 +74,12 @@ def test_stored_inferences_are_told_apart_by_their_role_not_their_details():
                                  role=ArtifactRole.EXPORT)
     out = lines(_results(*stored, export), None)
     assert out == ["artifact toy/enc/onnx: built in 0.5 s: /a/enc.onnx",
-                   "outputs toy/enc onnxruntime-cpu-fp32 (backend-outputs), 3 inputs: 2 reused, 1 computed in 0.5 s"]
+                   "outputs toy/enc onnxruntime-cpu-fp32 (backend-outputs), 3 inputs (3 for t): 2 reused, 1 computed in 0.5 s"]
+    fed = [dataclasses.replace(a, test_id=f"awml::{kind}[toy/x]") for a, kind in zip(stored, ("test_parity", "test_parity",
+                                                                                             "test_pipeline_parity"), strict=True)]
+    assert lines(_results(*fed), None) == [
+        "outputs toy/enc onnxruntime-cpu-fp32 (backend-outputs), 3 inputs (2 for test_parity, 1 for test_pipeline_parity; "
+        "test_pipeline_parity's are fed this target's own upstream outputs): 2 reused, 1 computed in 0.5 s"]
 
 
 def test_an_empty_run_says_nothing_but_the_report():
