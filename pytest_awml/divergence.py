@@ -20,7 +20,8 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -121,7 +122,18 @@ class Localization:
     first: Divergence | None
     graph: str
     sample: int
+    rule: LayerRule
     seconds: float = 0.0
+    graph_path: Path | None = None  # the graph file it ran (the layer replay runs it again)
+    # the reference's values of the diverging module's graph tensors (out and in): what replaying one layer compares
+    replay: Mapping[str, np.ndarray] = field(default_factory=dict)
+
+    def line(self) -> str:
+        """The failure message's line: the divergence, or that no module is out where its inputs were in."""
+        if self.first is not None:
+            return self.first.line()
+        return ("first divergence: none found (no module's output leaves tolerance where its inputs were within it; "
+                "the per-layer table is in the failure folder)")
 
 
 @dataclass(frozen=True)
@@ -189,6 +201,7 @@ def localize(calls: Sequence[ModuleCall], graph: Any, values: Mapping[str, np.nd
     producer = {t: n.name for n in graph.node for t in n.output}
     rows: list[LayerRow] = []
     first: Divergence | None = None
+    replay: dict[str, np.ndarray] = {}
     for order, call in enumerate(calls):
         scope = scopes[call.module]
         if not scope.nodes:
@@ -214,18 +227,18 @@ def localize(calls: Sequence[ModuleCall], graph: Any, values: Mapping[str, np.nd
         in_abs, _, _, in_ok = _judge_pairs(rule, in_pairs, values)
         row = LayerRow(order, call.module, scope.nodes, tuple(name for _, name in pairs), max_abs, span, bad, ok, in_abs, in_ok, folded)
         rows.append(row)
-        if first is None and not ok:
-            if in_ok is not False:
-                tensor = row.onnx_outputs[-1]
-                first = Divergence(module=call.module, onnx_nodes=_producing(scope.nodes, tensor, producer), max_abs=float(max_abs or 0.0),
-                                   input_max_abs=in_abs, ref_max_abs=float(span or 0.0), nonfinite=bad, onnx_tensor=tensor,
-                                   op=ops.get(producer.get(tensor, ""), "?"), graph=graph_format)
-    return Localization(tuple(rows), first, graph_format, sample)
+        if first is None and not ok and in_ok is not False:
+            tensor = row.onnx_outputs[-1]
+            first = Divergence(module=call.module, onnx_nodes=_producing(scope.nodes, tensor, producer), max_abs=float(max_abs or 0.0),
+                               input_max_abs=in_abs, ref_max_abs=float(span or 0.0), nonfinite=bad, onnx_tensor=tensor,
+                               op=ops.get(producer.get(tensor, ""), "?"), graph=graph_format)
+            replay = {name: ref for ref, name in (*pairs, *in_pairs)}
+    return Localization(tuple(rows), first, graph_format, sample, rule, replay=replay)
 
 
 def _producing(nodes: Sequence[str], tensor: str, producer: Mapping[str, str]) -> tuple[str, ...]:
     """The module's nodes, the one that made the diverging tensor last (the message names it)."""
-    last = producer.get(tensor)
+    last = producer.get(tensor, "")
     return tuple(n for n in nodes if n != last) + ((last,) if last in nodes else ())
 
 

@@ -32,10 +32,8 @@ def _resolve(segments: Iterable[str], names: Collection[str] | None) -> str:
         # ``blocks.1.3`` is ``blocks.1.3``); the last reading is a new attribute of ``current`` itself
         readings = [full for cut in range(len(current) + 1)
                     if len(full := current[:cut] + atoms) > len(current) and full[: len(current)] == current]
-        if names is None:  # the exporter's rule makes the shortest reading of a child reached by index
-            current = readings[0]
-        else:
-            current = next((r for r in readings if ".".join(r) in names), readings[-1])
+        # without the names, the shortest: what the exporter's rule makes of a child reached by index
+        current = readings[0] if names is None else next((r for r in readings if ".".join(r) in names), readings[-1])
     return ".".join(current)
 
 

@@ -10,20 +10,22 @@ failure write the forensics folder (:mod:`pytest_awml.forensics`) and raise.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pytest
 
-from pytest_awml import forensics, golden, pipeline_outputs, results
+from pytest_awml import forensics, golden, localize, pipeline_outputs, results
 from pytest_awml.budgets import DEFAULT_REGRESSION, budget_failure, ratio_verdict, regression_verdict, share_verdict
 from pytest_awml.builders.onnx import FORMAT as ONNX
 from pytest_awml.compare import compare_outputs, differs, parity_failure
-from pytest_awml.device import REFERENCE
+from pytest_awml.device import REFERENCE, Target
 from pytest_awml.digests import content_digest
+from pytest_awml.divergence import Localization
 from pytest_awml.errors import ArtifactError, AwmlError, BackendError, DataError, LatencyBudgetExceeded, NothingCompared, ToleranceExceeded
 from pytest_awml.latency_sources import baseline_median, p50, pipeline_rounds, remember_p50, stage_rounds, stage_source
 from pytest_awml.limits import LatencySettings, Tolerance
+from pytest_awml.localize import Skipped
 from pytest_awml.metric import metric_verdict
 from pytest_awml.paths import sha256_file
 from pytest_awml.pipeline import PipelineName
@@ -62,13 +64,23 @@ class Evidence:
     test_name: str
     replay_tolerances: Mapping[str, Tolerance]
     note: str = ""
+    reference_target: Target = REFERENCE  # the side whose PyTorch module a failure's layers are read from
+    unlocalized: str = ""  # why a failure of this comparison cannot be localized (drift: the golden side has no layers)
 
 
 def _gate(request, workspace, case, records: Sequence[ParityRecord | DriftRecord], evidence: Evidence) -> None:
     """Record the comparisons, add them to the history, judge them; on a failure leave the forensics and raise."""
     options = workspace.options
-    results.attach_comparisons(request.node, records)
     comparisons = [r.comparison for r in records]
+    found: Localization | Skipped | None = None
+    if not all(c.passed for c in comparisons):  # where it starts, before the records go out
+        found = Skipped(evidence.unlocalized) if evidence.unlocalized else localize.first_divergence(
+            workspace, case.spec, case.component, case.target, evidence.inputs, evidence.reference, evidence.outputs,
+            evidence.replay_tolerances, evidence.reference_target)
+        if found.first is not None:
+            records = [replace(r, first_divergence=found.first) if isinstance(r, ParityRecord) and not r.comparison.passed else r
+                       for r in records]
+    results.attach_comparisons(request.node, records)
     test_id = request.node.nodeid
     notes, unrecorded = [], ""
     if options.golden is not None:
@@ -87,13 +99,15 @@ def _gate(request, workspace, case, records: Sequence[ParityRecord | DriftRecord
         folder = forensics.write_failure(options.artifacts, test_id, inputs=evidence.inputs, reference=evidence.reference,
                                          outputs=evidence.outputs, reference_name=evidence.reference_name,
                                          test_name=evidence.test_name, tolerances=evidence.replay_tolerances,
-                                         onnx_path=workspace.artifact_path_or_none(case.spec, case.component, ONNX))
+                                         onnx_path=workspace.artifact_path_or_none(case.spec, case.component, ONNX),
+                                         localization=found if isinstance(found, Localization) else None)
         request.node.user_properties.append(("awml.failure_folder", str(folder)))
         evidence_line = f"Inputs, outputs and reproduce.sh: {folder}"
     except ArtifactError as exc:
         evidence_line = f"No failure folder: {exc}"
     note = f"\n{evidence.note}" if evidence.note else ""
-    raise ToleranceExceeded(f"{message}\n{evidence_line}{note}{unrecorded}")
+    where = f"\n{found.line()}" if found is not None else ""
+    raise ToleranceExceeded(f"{message}{where}\n{evidence_line}{note}{unrecorded}")
 
 
 def _gate_latency(request, workspace, settings: LatencySettings, verdicts: list, median_ms: float) -> None:
@@ -159,7 +173,7 @@ def test_parity(awml_case, awml_workspace, request):
     ids = results.record_ids(awml_case, request.node.nodeid, awml_workspace.options)
     deploy = results.deploy_tolerance(awml_workspace.options.deploy, comparisons)
     _gate(request, awml_workspace, awml_case, [ParityRecord(ids=ids, comparison=c, **deploy) for c in comparisons],
-          Evidence(inputs, references, outputs, reference.id, target.id, tolerances))
+          Evidence(inputs, references, outputs, reference.id, target.id, tolerances, reference_target=reference))
 
 
 @pytest.mark.awml_cases("drift")
@@ -193,7 +207,8 @@ def test_drift(awml_case, awml_workspace, request):
     _gate(request, awml_workspace, awml_case, records,
           Evidence(found.inputs, found.outputs, outputs, f"golden ({found.meta.get('created', '?')})", "pytorch-cpu-fp32 today",
                    {o: tolerances[o].widest(replay[o]) for o in tolerances},
-                   note=f"Library versions changed since the golden outputs were made: {changed}" if changes else ""))
+                   note=f"Library versions changed since the golden outputs were made: {changed}" if changes else "",
+                   unlocalized="the golden outputs keep no layers to compare today's with"))
 
 
 def _update_golden(request, workspace, store, case, tolerances) -> None:
@@ -240,11 +255,13 @@ def test_shapes(awml_case, awml_workspace, request):
             raise BackendError(f"{target.id} failed at {sizes}, inside the declared range: {type(exc).__name__}: {exc}") from exc
         comparisons = compare_outputs([expected], [got], tolerances)
         worst = max(comparisons, key=lambda c: c.min_atol_to_pass if c.passed else float("inf"))
-        tried.append(ShapeTry(sizes=sizes, passed=all(c.passed for c in comparisons), worst_output=worst.output,
-                              min_atol_to_pass=worst.min_atol_to_pass))
         failed = [c.describe() for c in comparisons if not c.passed]
-        if failed:
-            raise ToleranceExceeded(differs(target.id, REFERENCE.id, f"at {sizes}", failed))
+        found = localize.first_divergence(awml_workspace, spec, component, target, [dict(feed)], [expected], [got],
+                                          tolerances) if failed else None
+        tried.append(ShapeTry(sizes=sizes, passed=not failed, worst_output=worst.output, min_atol_to_pass=worst.min_atol_to_pass,
+                              first_divergence=None if found is None else found.first))
+        if found is not None:
+            raise ToleranceExceeded(differs(target.id, REFERENCE.id, f"at {sizes}", failed) + f"\n{found.line()}")
 
     refused: list[str] = []
     try:

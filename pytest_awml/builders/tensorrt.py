@@ -63,6 +63,9 @@ class EngineBuilder(ArtifactBuilder):
     def plugins_unavailable(self, plugins: tuple[str, ...]) -> str | None:
         return self.flavor.plugins_missing(plugins)
 
+    def onnx_graph(self) -> str | None:
+        return self.graph_format
+
     def filename(self, component: Component) -> str:
         return f"{component.name}.{self.format}.engine"
 
