@@ -226,3 +226,24 @@ def test_a_failed_parity_test_names_its_first_divergence(run_awml, pytester):
     passing = run_awml("--awml-spec=branchy.py", *SHORT)
     passing.result.assert_outcomes(passed=1)
     assert "first divergence" not in passing.text and all("first_divergence" not in r for r in passing.report["parity"])
+
+
+def test_engine_layers_name_their_onnx_nodes_and_modules(net_module, tmp_path):
+    """On this CPU the RTX runtime cannot load the engine: the network's layers are listed (said in ``source``); a
+    fused layer of the inspector's list (by its metadata or its ``A + B`` name) names every node and module in it."""
+    from exporters.signature import TensorSpec
+    from exporters.tensorrt_build import TENSORRT_RTX, EngineOptions, _nodes_of, build_engine
+    from pytest_awml.builders.tensorrt import engine_layer_modules
+
+    if TENSORRT_RTX.unavailable():
+        pytest.skip(TENSORRT_RTX.unavailable())
+    _export(net_module["build"](), SAMPLE, tmp_path / "net.onnx")
+    report = build_engine(tmp_path / "net.onnx", tmp_path / "net.engine", flavor=TENSORRT_RTX, component="net",
+                          inputs=(TensorSpec("x", (1, 3, 16, 16)),), options=EngineOptions())
+    mapped = engine_layer_modules(report.layers, tmp_path / "net.onnx")
+    assert mapped["source"].startswith(("engine inspector", "network"))
+    by_layer = {entry["layer"]: entry for entry in mapped["layers"]}
+    assert by_layer["/blocks.1/blocks.1.0/Conv"]["modules"] == ["blocks.1.0"]
+    nodes = ["/blocks.1/blocks.1.0/Conv", "/blocks.1/blocks.1.2/Relu", "/head/Conv"]
+    assert _nodes_of("/blocks.1/blocks.1.0/Conv + /blocks.1/blocks.1.2/Relu", "", nodes) == tuple(nodes[:2])
+    assert _nodes_of("fused_0", "[ONNX Layer: /head/Conv]\x1f[ONNX Layer: /blocks.1/blocks.1.2/Relu]", nodes) == (nodes[2], nodes[1])
