@@ -9,6 +9,7 @@ same as its ``--onnx-outputs mark all``), so the fp16 graph's tensors are read i
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,17 +29,38 @@ class ModuleCall:
     outputs: tuple[np.ndarray, ...]
 
 
-def _tensors(value: Any) -> list[np.ndarray]:
-    """The floating-point tensors in a module's arguments or result (tuples, lists and dicts walked in order)."""
-    import torch
+class _Copies:
+    """Host copies of the tensors the hooks see, one per tensor state: a module's input is the output of the one
+    before it and a Sequential's output its last child's, so each is copied once (a full-size backbone's calls
+    would otherwise hold every activation three or four times). A tensor changed in place since (its version
+    counter moved: ``ReLU(inplace=True)``) is copied again."""
 
-    if isinstance(value, torch.Tensor):
-        return [value.detach().float().cpu().numpy().copy()] if value.is_floating_point() else []
-    if isinstance(value, (tuple, list)):
-        return [t for item in value for t in _tensors(item)]
-    if isinstance(value, Mapping):
-        return [t for item in value.values() for t in _tensors(item)]
-    return []
+    def __init__(self) -> None:
+        self._seen: dict[tuple[int, int], np.ndarray] = {}  # (the tensor object's id, its version) -> its copy
+
+    def _forget(self, ident: int) -> None:
+        """A tensor died: its id may name a new one now (its memory too: the state cannot be its address)."""
+        for state in [s for s in self._seen if s[0] == ident]:
+            del self._seen[state]
+
+    def of(self, value: Any) -> list[np.ndarray]:
+        """The floating-point tensors in a module's arguments or result (tuples, lists and dicts walked in order)."""
+        import torch
+
+        if isinstance(value, torch.Tensor):
+            if not value.is_floating_point():
+                return []
+            state = (id(value), value._version)
+            if state not in self._seen:
+                if not any(s[0] == state[0] for s in self._seen):
+                    weakref.finalize(value, self._forget, state[0])
+                self._seen[state] = value.detach().float().cpu().numpy().copy()
+            return [self._seen[state]]
+        if isinstance(value, (tuple, list)):
+            return [t for item in value for t in self.of(item)]
+        if isinstance(value, Mapping):
+            return [t for item in value.values() for t in self.of(item)]
+        return []
 
 
 def module_calls(module, feed: Sequence[np.ndarray]) -> list[ModuleCall]:
@@ -46,28 +68,26 @@ def module_calls(module, feed: Sequence[np.ndarray]) -> list[ModuleCall]:
     module, and return each call in the order the calls ended (a submodule before the module that called it)."""
     import torch
 
+    copies = _Copies()
     started: dict[int, list[list[np.ndarray]]] = {}
     calls: list[ModuleCall] = []
     handles = []
 
-    def before(name: str):
-        def hook(mod, args):
-            started.setdefault(id(mod), []).append(_tensors(args))
-        return hook
+    def before(mod, args):
+        started.setdefault(id(mod), []).append(copies.of(args))
 
     def after(name: str):
         def hook(mod, args, output):
-            inputs = started[id(mod)].pop()
-            calls.append(ModuleCall(name, tuple(inputs), tuple(_tensors(output))))
+            calls.append(ModuleCall(name, tuple(started[id(mod)].pop()), tuple(copies.of(output))))
         return hook
 
     for name, sub in module.named_modules():
-        handles.append(sub.register_forward_pre_hook(before(name)))
+        handles.append(sub.register_forward_pre_hook(before))
         handles.append(sub.register_forward_hook(after(name)))
     tensors = tuple(torch.from_numpy(np.ascontiguousarray(x)).float() if np.issubdtype(x.dtype, np.floating)
                     else torch.from_numpy(np.ascontiguousarray(x)) for x in feed)
     try:
-        with torch.inference_mode():
+        with torch.no_grad():  # not inference_mode: its tensors keep no version counter, which tells in-place changes
             module.eval()(*tensors)
     finally:
         for handle in handles:
