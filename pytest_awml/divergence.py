@@ -17,7 +17,6 @@ tensor nearest to it.
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -55,18 +54,39 @@ class LayerRule:
                     ratios.append(float(tol.atol) / span)
         return cls(min(ratios) if ratios else 0.0, min(rtols) if rtols else 0.0)
 
-    def judge(self, ref: np.ndarray, test: np.ndarray) -> tuple[float, float, int, bool]:
-        """(max abs difference over finite elements, the reference's max abs, non-finite mismatches, within)."""
+    def judge(self, ref: np.ndarray, test: np.ndarray) -> Judged:
+        """One graph tensor against the reference's value of it."""
         ref64, test64 = np.asarray(ref, dtype=np.float64).ravel(), np.asarray(test, dtype=np.float64).ravel()
         same = (ref64 == test64) | (np.isnan(ref64) & np.isnan(test64))  # equal infinities and NaNs agree
         diff = np.where(same, 0.0, np.abs(test64 - ref64))
         bad = int((~np.isfinite(diff)).sum())
         finite_ref = np.abs(ref64[np.isfinite(ref64)])
         span = float(finite_ref.max()) if finite_ref.size else 0.0
-        finite = diff[np.isfinite(diff)]
-        worst = float(finite.max()) if finite.size else 0.0
+        finite = np.isfinite(diff)
+        worst = float(diff[finite].max()) if finite.any() else 0.0
         allowed = self.atol_ratio * span + self.rtol * np.abs(np.where(np.isfinite(ref64), ref64, 0.0))
-        return worst, span, bad, bad == 0 and bool((diff <= allowed).all())
+        ratio = np.divide(diff, allowed, out=np.where(diff > 0, np.inf, 0.0), where=allowed > 0)
+        used = float(ratio[finite].max()) if finite.any() else 0.0
+        return Judged(worst, span, bad, bad == 0 and bool((diff <= allowed).all()), used)
+
+
+@dataclass(frozen=True)
+class Judged:
+    """A module's tensors judged: the max abs difference over finite elements, the reference's range, elements
+    non-finite on one side only, the verdict, and the share of the tolerance used (1: at the limit)."""
+
+    max_abs: float
+    span: float
+    nonfinite: int
+    within: bool
+    used: float
+
+    @classmethod
+    def of_all(cls, judged: Sequence[Judged]) -> Judged | None:
+        if not judged:
+            return None
+        return cls(max(j.max_abs for j in judged), max(j.span for j in judged), sum(j.nonfinite for j in judged),
+                   all(j.within for j in judged), max(j.used for j in judged))
 
 
 @dataclass(frozen=True)
@@ -85,6 +105,7 @@ class LayerRow:
     inputs_within: bool | None = None
     folded: str | None = None  # the node-less module whose output the graph tensor is (BatchNorm folded into a Conv)
     note: str = ""
+    tolerance_used: float | None = None  # the largest |diff| / allowed over its outputs' elements (1: at the limit)
 
 
 @dataclass(frozen=True)
@@ -185,11 +206,8 @@ def _pair(refs: Sequence[np.ndarray], candidates: Sequence[str], values: Mapping
     return pairs
 
 
-def _judge_pairs(rule: LayerRule, pairs: Sequence[tuple[np.ndarray, str]], values: Mapping[str, np.ndarray]):
-    judged = [rule.judge(ref, values[name]) for ref, name in pairs]
-    if not judged:
-        return None, None, 0, None
-    return (max(j[0] for j in judged), max(j[1] for j in judged), sum(j[2] for j in judged), all(j[3] for j in judged))
+def _judge_pairs(rule: LayerRule, pairs: Sequence[tuple[np.ndarray, str]], values: Mapping[str, np.ndarray]) -> Judged | None:
+    return Judged.of_all([rule.judge(ref, values[name]) for ref, name in pairs])
 
 
 def localize(calls: Sequence[ModuleCall], graph: Any, values: Mapping[str, np.ndarray], rule: LayerRule, *,
@@ -211,26 +229,28 @@ def localize(calls: Sequence[ModuleCall], graph: Any, values: Mapping[str, np.nd
         if not pairs:
             rows.append(LayerRow(order, call.module, scope.nodes, note=NOT_MATCHED))
             continue
-        max_abs, span, bad, ok = _judge_pairs(rule, pairs, values)
+        judged = _judge_pairs(rule, pairs, values)
+        assert judged is not None  # pairs is not empty
         folded = None
-        if not ok:
+        if not judged.within:
             for later in calls[order + 1:]:  # the node-less modules right after it: one may be folded into its nodes
                 if scopes[later.module].nodes:
                     break
                 refolded = [(ref, name) for (_, name), ref in zip(pairs, later.outputs, strict=False) if ref.size == values[name].size]
-                if refolded and len(refolded) == len(pairs):
-                    again = _judge_pairs(rule, refolded, values)
-                    if again[3]:
-                        max_abs, span, bad, ok, folded = again[0], again[1], again[2], True, later.module
-                        break
+                again = _judge_pairs(rule, refolded, values) if len(refolded) == len(pairs) else None
+                if again is not None and again.within:
+                    judged, folded = again, later.module
+                    break
         in_pairs = _pair(call.inputs, scope.inputs, values)
-        in_abs, _, _, in_ok = _judge_pairs(rule, in_pairs, values)
-        row = LayerRow(order, call.module, scope.nodes, tuple(name for _, name in pairs), max_abs, span, bad, ok, in_abs, in_ok, folded)
+        inputs = _judge_pairs(rule, in_pairs, values)
+        in_abs, in_ok = (None, None) if inputs is None else (inputs.max_abs, inputs.within)
+        row = LayerRow(order, call.module, scope.nodes, tuple(name for _, name in pairs), judged.max_abs, judged.span,
+                       judged.nonfinite, judged.within, in_abs, in_ok, folded, tolerance_used=judged.used)
         rows.append(row)
-        if first is None and not ok and in_ok is not False:
+        if first is None and not judged.within and in_ok is not False:
             tensor = row.onnx_outputs[-1]
-            first = Divergence(module=call.module, onnx_nodes=_producing(scope.nodes, tensor, producer), max_abs=float(max_abs or 0.0),
-                               input_max_abs=in_abs, ref_max_abs=float(span or 0.0), nonfinite=bad, onnx_tensor=tensor,
+            first = Divergence(module=call.module, onnx_nodes=_producing(scope.nodes, tensor, producer), max_abs=judged.max_abs,
+                               input_max_abs=in_abs, ref_max_abs=judged.span, nonfinite=judged.nonfinite, onnx_tensor=tensor,
                                op=ops.get(producer.get(tensor, ""), "?"), graph=graph_format)
             replay = {name: ref for ref, name in (*pairs, *in_pairs)}
     return Localization(tuple(rows), first, graph_format, sample, rule, replay=replay)
@@ -240,8 +260,3 @@ def _producing(nodes: Sequence[str], tensor: str, producer: Mapping[str, str]) -
     """The module's nodes, the one that made the diverging tensor last (the message names it)."""
     last = producer.get(tensor, "")
     return tuple(n for n in nodes if n != last) + ((last,) if last in nodes else ())
-
-
-def finite_or_none(value: float | None) -> float | None:
-    """JSON has no Inf/NaN: such a figure is null."""
-    return None if value is None or not math.isfinite(value) else value

@@ -122,8 +122,8 @@ def layers_markdown(localization: Localization) -> str:
              localization.line(), "",
              f"Each graph tensor is judged at |diff| <= {localization.rule.atol_ratio:.3g} x its range + "
              f"{localization.rule.rtol:g} x |ref| (the component's tolerance scaled to the tensor's range).", "",
-             "| # | module | within | max abs | range | input max abs | inputs within | graph tensors | note |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "| # | module | within | tolerance used | max abs | range | input max abs | inputs within | graph tensors | note |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for row in localization.rows:
         mark = " **<- first divergence**" if first is not None and row.module == first.module and row.onnx_outputs and \
             row.onnx_outputs[-1] == first.onnx_tensor else ""
@@ -131,13 +131,14 @@ def layers_markdown(localization: Localization) -> str:
         if row.nonfinite:
             note = f"{row.nonfinite} non-finite; {note}".strip("; ")
         lines.append(f"| {row.order} | `{row.module or '(root)'}`{mark} | {'' if row.within is None else row.within} | "
+                     f"{_figure(row.tolerance_used)} | "
                      f"{_figure(row.max_abs)} | {_figure(row.ref_max_abs)} | {_figure(row.input_max_abs)} | "
                      f"{'' if row.inputs_within is None else row.inputs_within} | {', '.join(row.onnx_outputs)} | {note} |")
     return "\n".join(lines) + "\n"
 
 
 def _write_layers(folder: Path, inputs: Sequence[Mapping[str, np.ndarray]], localization: Localization) -> None:
-    rows = [dataclasses.asdict(row) for row in localization.rows]
+    rows = [{k: _finite(v) for k, v in dataclasses.asdict(row).items()} for row in localization.rows]
     table = {"graph": localization.graph, "sample": localization.sample, "seconds": localization.seconds,
              "rule": dataclasses.asdict(localization.rule),
              "first_divergence": dataclasses.asdict(localization.first) if localization.first else None, "layers": rows}
@@ -173,6 +174,11 @@ def _write_layers(folder: Path, inputs: Sequence[Mapping[str, np.ndarray]], loca
     )
     write_atomic(folder / "layer.sh", script.encode())
     (folder / "layer.sh").chmod(0o755)
+
+
+def _finite(value):
+    """JSON has no Inf/NaN: such a figure is null."""
+    return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
 def _no_nan(value):
