@@ -125,13 +125,16 @@ class Divergence:
 
     def line(self) -> str:
         """The failure message's one line."""
-        node = self.onnx_nodes[-1] if self.onnx_nodes else "?"
+        node = self.onnx_nodes[-1] if self.onnx_nodes else ""
+        if self.op == "call":
+            return f"first divergence: {self.module or '(the exported module)'}: the golden model's calls differ from here on"
         values = f"max abs {self.max_abs:.3g} on values up to {self.ref_max_abs:.3g}"
         if self.nonfinite:
             values += f", {self.nonfinite} non-finite element(s) where the reference is finite"
         inputs = ("its inputs were not compared (no graph tensor matched them)" if self.input_max_abs is None
                   else f"its input was within {self.input_max_abs:.1g}")
-        return f"first divergence: {self.module or '(the exported module)'} ({self.op} {node}): {values}; {inputs}"
+        where = f" ({self.op} {node})" if node else ""
+        return f"first divergence: {self.module or '(the exported module)'}{where}: {values}; {inputs}"
 
 
 @dataclass(frozen=True)
@@ -260,3 +263,33 @@ def _producing(nodes: Sequence[str], tensor: str, producer: Mapping[str, str]) -
     """The module's nodes, the one that made the diverging tensor last (the message names it)."""
     last = producer.get(tensor, "")
     return tuple(n for n in nodes if n != last) + ((last,) if last in nodes else ())
+
+
+GOLDEN = "golden layers"  # the graph field of a drift localization: both sides are PyTorch calls
+
+
+def compare_calls(golden: Sequence[ModuleCall], today: Sequence[ModuleCall], rule: LayerRule) -> Localization:
+    """Today's module calls against the golden model's, pair by pair in the order they ended (drift: both sides
+    are PyTorch, no graph): the first call out of tolerance with its inputs in is the divergence. Where the calls
+    themselves differ (a module added or removed), the first differing call is it."""
+    rows: list[LayerRow] = []
+    first: Divergence | None = None
+    for order, (old, new) in enumerate(zip(golden, today, strict=False)):
+        if old.module != new.module or len(old.outputs) != len(new.outputs) or \
+                any(a.size != b.size for a, b in zip(old.outputs, new.outputs, strict=True)):
+            rows.append(LayerRow(order, new.module, (), note=f"the golden model called {old.module or '(root)'} here"))
+            first = first or Divergence(module=new.module, onnx_nodes=(), max_abs=0.0, input_max_abs=None,
+                                        ref_max_abs=0.0, nonfinite=0, onnx_tensor="", op="call", graph=GOLDEN)
+            break
+        out = Judged.of_all([rule.judge(a, b) for a, b in zip(old.outputs, new.outputs, strict=True)])
+        ins = Judged.of_all([rule.judge(a, b) for a, b in zip(old.inputs, new.inputs, strict=False) if a.size == b.size])
+        if out is None:
+            rows.append(LayerRow(order, new.module, (), note="no floating-point output"))
+            continue
+        row = LayerRow(order, new.module, (), (), out.max_abs, out.span, out.nonfinite, out.within,
+                       None if ins is None else ins.max_abs, None if ins is None else ins.within, tolerance_used=out.used)
+        rows.append(row)
+        if first is None and not out.within and (ins is None or ins.within):
+            first = Divergence(module=new.module, onnx_nodes=(), max_abs=out.max_abs, input_max_abs=None if ins is None else ins.max_abs,
+                               ref_max_abs=out.span, nonfinite=out.nonfinite, onnx_tensor="", op="module", graph=GOLDEN)
+    return Localization(tuple(rows), first, GOLDEN, 0, rule)

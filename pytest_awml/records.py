@@ -248,6 +248,7 @@ class DriftRecord(Record):
     version_changes: Mapping[str, Sequence[str]]  # library: [then, now]
     weights_changed: bool
     comparison: OutputComparison = flat()
+    first_divergence: Divergence | None = optional()  # where today's model starts to differ (pytest_awml.golden_layers)
 
 
 @dataclass(frozen=True, kw_only=True)

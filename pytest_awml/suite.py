@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pytest
 
-from pytest_awml import forensics, golden, localize, pipeline_outputs, results
+from pytest_awml import forensics, golden, golden_layers, localize, pipeline_outputs, results
 from pytest_awml.budgets import DEFAULT_REGRESSION, budget_failure, ratio_verdict, regression_verdict, share_verdict
 from pytest_awml.builders.onnx import FORMAT as ONNX
 from pytest_awml.compare import compare_outputs, differs, parity_failure
@@ -23,6 +23,7 @@ from pytest_awml.device import REFERENCE, Target
 from pytest_awml.digests import content_digest
 from pytest_awml.divergence import Localization
 from pytest_awml.errors import ArtifactError, AwmlError, BackendError, DataError, LatencyBudgetExceeded, NothingCompared, ToleranceExceeded
+from pytest_awml.intermediates import module_calls
 from pytest_awml.latency_sources import baseline_median, p50, pipeline_rounds, remember_p50, stage_rounds, stage_source
 from pytest_awml.limits import LatencySettings, Tolerance
 from pytest_awml.localize import Skipped
@@ -65,7 +66,7 @@ class Evidence:
     replay_tolerances: Mapping[str, Tolerance]
     note: str = ""
     reference_target: Target = REFERENCE  # the side whose PyTorch module a failure's layers are read from
-    unlocalized: str = ""  # why a failure of this comparison cannot be localized (drift: the golden side has no layers)
+    localized: Localization | Skipped | None = None  # a failure's localization made by the test itself (drift's)
 
 
 def _gate(request, workspace, case, records: Sequence[ParityRecord | DriftRecord], evidence: Evidence) -> None:
@@ -74,12 +75,11 @@ def _gate(request, workspace, case, records: Sequence[ParityRecord | DriftRecord
     comparisons = [r.comparison for r in records]
     found: Localization | Skipped | None = None
     if not all(c.passed for c in comparisons):  # where it starts, before the records go out
-        found = Skipped(evidence.unlocalized) if evidence.unlocalized else localize.first_divergence(
+        found = evidence.localized or localize.first_divergence(
             workspace, case.spec, case.component, case.target, evidence.inputs, evidence.reference, evidence.outputs,
             evidence.replay_tolerances, evidence.reference_target)
         if found.first is not None:
-            records = [replace(r, first_divergence=found.first) if isinstance(r, ParityRecord) and not r.comparison.passed else r
-                       for r in records]
+            records = [r if r.comparison.passed else replace(r, first_divergence=found.first) for r in records]
     results.attach_comparisons(request.node, records)
     test_id = request.node.nodeid
     notes, unrecorded = [], ""
@@ -198,6 +198,13 @@ def test_drift(awml_case, awml_workspace, request):
     ids = results.record_ids(awml_case, request.node.nodeid, options)
     weights_changed = found.meta.get("weights_sha256") != awml_workspace.model(spec).weights_sha256
     comparisons = compare_outputs(found.outputs, outputs, tolerances)
+    localized = None
+    if not all(c.passed for c in comparisons) and options.localize:  # where today's model starts to differ
+        localized = golden_layers.first_divergence(options.golden, spec, component,
+                                                   component.extract(awml_workspace.model(spec).model), found.inputs,
+                                                   tolerances, found.outputs)
+    elif not all(c.passed for c in comparisons):
+        localized = Skipped("--awml-no-localize")
     records = [DriftRecord(ids=ids, golden=str(found.path), version_changes=changes, weights_changed=weights_changed, comparison=c)
                for c in comparisons]
     changed = ", ".join(f"{name} {old} -> {new}" for name, (old, new) in changes.items())
@@ -208,7 +215,7 @@ def test_drift(awml_case, awml_workspace, request):
           Evidence(found.inputs, found.outputs, outputs, f"golden ({found.meta.get('created', '?')})", "pytorch-cpu-fp32 today",
                    {o: tolerances[o].widest(replay[o]) for o in tolerances},
                    note=f"Library versions changed since the golden outputs were made: {changed}" if changes else "",
-                   unlocalized="the golden outputs keep no layers to compare today's with"))
+                   localized=localized))
 
 
 def _update_golden(request, workspace, store, case, tolerances) -> None:
@@ -221,6 +228,9 @@ def _update_golden(request, workspace, store, case, tolerances) -> None:
             "weights_sha256": workspace.model(spec).weights_sha256, "seed": workspace.options.seed, "samples": len(inputs),
             "versions": versions(COMPUTE)}
     update = store.update(spec.name, component.name, inputs, workspace.reference(spec, component), meta, tolerances)
+    module = component.extract(workspace.model(spec).model)  # its layers, for a later drift failure to localize on
+    golden_layers.write(golden_layers.path_of(store.root, spec.name, component.name),
+                        module_calls(module, [inputs[0][name] for name in component.input_names]))
     if update.replaced:
         request.node.user_properties.append(("awml.golden_replaced", update.replaced))
     results.attach(request.node, GoldenRecord(ids=results.record_ids(case, request.node.nodeid, workspace.options),

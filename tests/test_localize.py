@@ -247,3 +247,30 @@ def test_engine_layers_name_their_onnx_nodes_and_modules(net_module, tmp_path):
     nodes = ["/blocks.1/blocks.1.0/Conv", "/blocks.1/blocks.1.2/Relu", "/head/Conv"]
     assert _nodes_of("/blocks.1/blocks.1.0/Conv + /blocks.1/blocks.1.2/Relu", "", nodes) == tuple(nodes[:2])
     assert _nodes_of("fused_0", "[ONNX Layer: /head/Conv]\x1f[ONNX Layer: /blocks.1/blocks.1.2/Relu]", nodes) == (nodes[2], nodes[1])
+
+
+def test_drift_is_localized_on_the_golden_layers(net_module, tmp_path):
+    """The golden model's probed layers against today's: a weight changed since is named at its module; an unchanged
+    model names nothing; a model whose calls changed is named where they part."""
+    from pytest_awml import golden_layers
+    from pytest_awml.divergence import compare_calls
+
+    golden = net_module["build"]()
+    path = tmp_path / "net.layers.npz"
+    golden_layers.write(path, module_calls(golden, [SAMPLE]))
+    kept = golden_layers.read(path)
+    with torch.no_grad():
+        reference = golden(torch.from_numpy(SAMPLE)).numpy()
+    rule = LayerRule.of({"y": TOL}, {"y": reference})
+    assert compare_calls(kept, golden_layers.probed(module_calls(golden, [SAMPLE])), rule).first is None
+    today = net_module["build"]()
+    with torch.no_grad():
+        today.blocks[1][0].weight[0, 0, 1, 1] += 0.5
+    first = compare_calls(kept, golden_layers.probed(module_calls(today, [SAMPLE])), rule).first
+    assert first is not None and first.module == "blocks.1.0" and first.input_max_abs == 0.0
+    assert first.line().startswith("first divergence: blocks.1.0: max abs")
+    today = net_module["build"]()
+    today.blocks[1] = nn.Sequential(*today.blocks[1][:2])  # its ReLU removed
+    parted = compare_calls(kept, golden_layers.probed(module_calls(today, [SAMPLE])), rule).first
+    assert parted is not None and parted.op == "call"
+    assert golden_layers.read(tmp_path / "none.layers.npz") is None
