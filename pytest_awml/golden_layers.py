@@ -77,7 +77,10 @@ def read(path: Path) -> list[ModuleCall] | None:
 def first_divergence(root: Path, spec, component, module, inputs, tolerances, reference) -> Localization | Skipped:
     """Today's ``module`` on the first golden input against the kept golden layers (a drift failure's localization)."""
     path = path_of(root, spec.name, component.name)
-    golden = read(path)
+    try:
+        golden = read(path)
+    except ArtifactError as exc:  # a diagnosis after the verdict: said beside it, never raised instead
+        return Skipped(str(exc))
     if golden is None:
         return Skipped(f"no golden layers in {path}: golden outputs written before layers were kept; rewrite them with "
                        "--awml-update-golden")
