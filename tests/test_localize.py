@@ -79,9 +79,10 @@ def build(branch: float = 1.0, big: float = 1.0) -> Net:
 
 SPEC = NET + '''
 
-from pytest_awml.spec import Component, ModelSpec, TensorSpec, Tolerance
+from pytest_awml.spec import Component, Dim, ModelSpec, TensorSpec, Tolerance
 
 BRANCH = {branch}
+SIDE = Dim("side", 8, 16, 24)  # shape fuzzing draws heights
 
 
 def make_samples(count, seed):
@@ -93,8 +94,8 @@ SPEC = ModelSpec(
     name="branchy",
     build_model=lambda checkpoint, seed: build(BRANCH),
     make_samples=make_samples,
-    components=(Component("net", lambda m: m, lambda m, s: {{"x": torch.from_numpy(s)}}, (TensorSpec("x", (1, 3, 16, 16)),),
-                          (TensorSpec("y", (1, 2, 16, 16)),), {{"fp32": {{"*": Tolerance(1e-4, 1e-4)}}}}),),
+    components=(Component("net", lambda m: m, lambda m, s: {{"x": torch.from_numpy(s)}}, (TensorSpec("x", (1, 3, SIDE, 16)),),
+                          (TensorSpec("y", (1, 2, SIDE, 16)),), {{"fp32": {{"*": Tolerance(1e-4, 1e-4)}}}}),),
 )
 '''
 
@@ -194,14 +195,15 @@ def test_an_fp16_overflow_is_named_where_it_overflows(net_module, tmp_path):
     assert "non-finite element(s)" in found.first.line()
 
 
-SHORT = ("-k", "test_parity", "--awml-samples=2")
+SHORT = ("-k", "test_parity or test_shapes", "--awml-samples=2", "--awml-hypothesis-profile=ci")
 
 
 def test_a_failed_parity_test_names_its_first_divergence(run_awml, pytester):
     pytester.makepyfile(branchy=SPEC.format(branch=1.5))
     run = run_awml("--awml-spec=branchy.py", *SHORT)
-    run.result.assert_outcomes(failed=1)
-    assert "first divergence: blocks.1.1 (Mul /blocks.1/blocks.1.1/Mul): max abs" in run.text
+    run.result.assert_outcomes(failed=2)
+    assert run.text.count("first divergence: blocks.1.1 (Mul /blocks.1/blocks.1.1/Mul): max abs") == 2  # parity, shapes
+    assert run.report["shapes"][0]["tried"][0]["first_divergence"]["module"] == "blocks.1.1"
     record = run.report["parity"][0]
     assert list(record)[-1] == "first_divergence" and record["first_divergence"]["module"] == "blocks.1.1"
     assert record["first_divergence"]["onnx_nodes"][-1] == "/blocks.1/blocks.1.1/Mul"
@@ -218,13 +220,13 @@ def test_a_failed_parity_test_names_its_first_divergence(run_awml, pytester):
     assert inside.returncode == 0, inside.stdout[-2000:]
 
     opted_out = run_awml("--awml-spec=branchy.py", *SHORT, "--awml-no-localize")
-    opted_out.result.assert_outcomes(failed=1)
-    assert "first divergence: not localized (--awml-no-localize)" in opted_out.text
+    opted_out.result.assert_outcomes(failed=2)
+    assert opted_out.text.count("first divergence: not localized (--awml-no-localize)") == 2
     assert "first_divergence" not in opted_out.report["parity"][0] and not (folder / "layers.json").exists()
 
     pytester.makepyfile(branchy=SPEC.format(branch=1.0))
     passing = run_awml("--awml-spec=branchy.py", *SHORT)
-    passing.result.assert_outcomes(passed=1)
+    passing.result.assert_outcomes(passed=2)
     assert "first divergence" not in passing.text and all("first_divergence" not in r for r in passing.report["parity"])
 
 
