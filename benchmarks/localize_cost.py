@@ -55,13 +55,19 @@ def main() -> None:
         path = workspace.artifact(spec, component, graph).path
         tolerances = options.parity_tolerances(component, precision)
         start = time.perf_counter()
-        calls = intermediates.module_calls(module, [feed[name] for name in component.input_names])
+        log.warning("localizing on the %s graph", graph)
+        spill = args.artifacts / "spill"
+        spill.mkdir(parents=True, exist_ok=True)
+        calls = intermediates.module_calls(module, [feed[name] for name in component.input_names], spill)
         hooked = time.perf_counter()
+        log.warning("hooked")
         model, values = intermediates.graph_tensors(path, feed)
         ran = time.perf_counter()
+        log.warning("graph run")
         found = localize(calls, model.graph, values, LayerRule.of(tolerances, reference), graph_format=graph, sample=0,
                          module_names=names)
         done = time.perf_counter()
+        log.warning("judged")
         peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
         print(f"{spec.name}/{component.name} {graph}: {done - start:.1f} s (hooks {hooked - start:.1f} s, ONNX Runtime "
               f"every tensor {ran - hooked:.1f} s, judging {done - ran:.1f} s), peak RSS {peak_gib:.1f} GiB, "

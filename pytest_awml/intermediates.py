@@ -35,13 +35,22 @@ class _Copies:
     would otherwise hold every activation three or four times). A tensor changed in place since (its version
     counter moved: ``ReLU(inplace=True)``) is copied again."""
 
-    def __init__(self) -> None:
+    def __init__(self, spill: Path | None = None) -> None:
         self._seen: dict[tuple[int, int], np.ndarray] = {}  # (the tensor object's id, its version) -> its copy
+        self._spill = spill
 
     def _forget(self, ident: int) -> None:
         """A tensor died: its id may name a new one now (its memory too: the state cannot be its address)."""
         for state in [s for s in self._seen if s[0] == ident]:
             del self._seen[state]
+
+    def _copy(self, values: np.ndarray) -> np.ndarray:
+        if self._spill is None:
+            return values.copy()
+        kept = np.lib.format.open_memmap(self._spill / f"{len(self._seen)}.npy", mode="w+", dtype=values.dtype, shape=values.shape)
+        kept[...] = values
+        kept.flush()  # written back: its pages are clean, the kernel may drop them until they are read
+        return kept
 
     def of(self, value: Any) -> list[np.ndarray]:
         """The floating-point tensors in a module's arguments or result (tuples, lists and dicts walked in order)."""
@@ -54,7 +63,7 @@ class _Copies:
             if state not in self._seen:
                 if not any(s[0] == state[0] for s in self._seen):
                     weakref.finalize(value, self._forget, state[0])
-                self._seen[state] = value.detach().float().cpu().numpy().copy()
+                self._seen[state] = self._copy(value.detach().float().cpu().numpy())
             return [self._seen[state]]
         if isinstance(value, (tuple, list)):
             return [t for item in value for t in self.of(item)]
@@ -63,12 +72,14 @@ class _Copies:
         return []
 
 
-def module_calls(module, feed: Sequence[np.ndarray]) -> list[ModuleCall]:
+def module_calls(module, feed: Sequence[np.ndarray], spill: Path | None = None) -> list[ModuleCall]:
     """Run ``module`` on ``feed`` (its positional inputs, the reference's way: CPU, float32) with a hook on every
-    module, and return each call in the order the calls ended (a submodule before the module that called it)."""
+    module, and return each call in the order the calls ended (a submodule before the module that called it).
+    ``spill``: a folder the copies are written to and read back from as memory maps, so that a full-size model's
+    activations (several GB on each side) stay out of memory until judged."""
     import torch
 
-    copies = _Copies()
+    copies = _Copies(spill)
     started: dict[int, list[list[np.ndarray]]] = {}
     calls: list[ModuleCall] = []
     handles = []

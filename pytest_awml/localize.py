@@ -11,9 +11,11 @@ Localizing is a diagnosis after a verdict: whatever goes wrong in it is said bes
 from __future__ import annotations
 
 import logging
+import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 
@@ -90,11 +92,14 @@ def first_divergence(workspace, spec, component, target: Target, inputs: Sequenc
         path = workspace.artifact(spec, component, graph).path
         module = component.extract(workspace.model(spec).model)
         feed = inputs[sample]
-        calls = intermediates.module_calls(module, [feed[name] for name in component.input_names])
-        model, values = intermediates.graph_tensors(path, feed)
-        rule = LayerRule.of(tolerances, references[sample] if sample < len(references) else {})
-        found = localize(calls, model.graph, values, rule, graph_format=graph, sample=sample,
-                         module_names=[name for name, _ in module.named_modules()])
+        workspace.options.artifacts.mkdir(parents=True, exist_ok=True)  # on disk, not a tmpfs /tmp: the copies, memory-mapped
+        with tempfile.TemporaryDirectory(prefix=".layers-", dir=workspace.options.artifacts) as spill:
+            calls = intermediates.module_calls(module, [feed[name] for name in component.input_names], Path(spill))
+            model, values = intermediates.graph_tensors(path, feed)
+            rule = LayerRule.of(tolerances, references[sample] if sample < len(references) else {})
+            found = localize(calls, model.graph, values, rule, graph_format=graph, sample=sample,
+                             module_names=[name for name, _ in module.named_modules()])
+            found = replace(found, replay={name: np.array(ref) for name, ref in found.replay.items()})  # out of the maps
     except AwmlError as exc:
         return Skipped(f"the {graph} graph is not available: {exc}")
     except Exception as exc:
