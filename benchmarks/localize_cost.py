@@ -56,12 +56,12 @@ def main() -> None:
         tolerances = options.parity_tolerances(component, precision)
         start = time.perf_counter()
         log.warning("localizing on the %s graph", graph)
-        spill = args.artifacts / "spill"
+        spill = args.artifacts / f"spill-{graph}"
         spill.mkdir(parents=True, exist_ok=True)
         calls = intermediates.module_calls(module, [feed[name] for name in component.input_names], spill)
         hooked = time.perf_counter()
         log.warning("hooked")
-        model, values = intermediates.graph_tensors(path, feed)
+        model, values = intermediates.graph_tensors(path, feed, spill)
         ran = time.perf_counter()
         log.warning("graph run")
         found = localize(calls, model.graph, values, LayerRule.of(tolerances, reference), graph_format=graph, sample=0,

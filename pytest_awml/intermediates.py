@@ -38,6 +38,7 @@ class _Copies:
     def __init__(self, spill: Path | None = None) -> None:
         self._seen: dict[tuple[int, int], np.ndarray] = {}  # (the tensor object's id, its version) -> its copy
         self._spill = spill
+        self._written = 0  # files named by a count that never goes back (a forgotten state's file stays mapped)
 
     def _forget(self, ident: int) -> None:
         """A tensor died: its id may name a new one now (its memory too: the state cannot be its address)."""
@@ -47,7 +48,8 @@ class _Copies:
     def _copy(self, values: np.ndarray) -> np.ndarray:
         if self._spill is None:
             return values.copy()
-        kept = np.lib.format.open_memmap(self._spill / f"{len(self._seen)}.npy", mode="w+", dtype=values.dtype, shape=values.shape)
+        self._written += 1
+        kept = np.lib.format.open_memmap(self._spill / f"{self._written}.npy", mode="w+", dtype=values.dtype, shape=values.shape)
         kept[...] = values
         kept.flush()  # written back: its pages are clean, the kernel may drop them until they are read
         return kept
@@ -106,8 +108,15 @@ def module_calls(module, feed: Sequence[np.ndarray], spill: Path | None = None) 
     return calls
 
 
-def graph_tensors(path: Path, feed: Mapping[str, np.ndarray]) -> tuple[Any, dict[str, np.ndarray]]:
-    """The graph at ``path`` and every tensor it computes on ``feed`` (ONNX Runtime, CPU): name → value."""
+CHUNK = 16  # graph tensors read per ONNX Runtime session when spilling: what one run holds beside its working set
+
+
+def graph_tensors(path: Path, feed: Mapping[str, np.ndarray], spill: Path | None = None) -> tuple[Any, dict[str, np.ndarray]]:
+    """The graph at ``path`` and every tensor it computes on ``feed`` (ONNX Runtime, CPU): name → value.
+
+    With ``spill``, the tensors are read :data:`CHUNK` at a time (a session marking only those, run again for each
+    chunk: a full-size backbone's tensors together are more than a CI machine's memory) and kept as memory maps there.
+    """
     import onnx
     import onnxruntime
     from polygraphy import constants
@@ -115,14 +124,31 @@ def graph_tensors(path: Path, feed: Mapping[str, np.ndarray]) -> tuple[Any, dict
     from polygraphy.logger import G_LOGGER
 
     model = onnx.load(str(path))
-    with G_LOGGER.verbosity(G_LOGGER.ERROR):
-        marked = ModifyOutputs(model, outputs=constants.MARK_ALL, copy=True)()
     options = onnxruntime.SessionOptions()
     options.log_severity_level = 3
-    session = onnxruntime.InferenceSession(marked.SerializeToString(), sess_options=options,
-                                           providers=["CPUExecutionProvider"])
-    names = [o.name for o in session.get_outputs()]
-    wanted = {i.name for i in session.get_inputs()}
-    values = session.run(names, {k: np.ascontiguousarray(v) for k, v in feed.items() if k in wanted})
-    graph_inputs = {k: np.asarray(v) for k, v in feed.items() if k in wanted}
-    return model, {**graph_inputs, **{name: np.asarray(v) for name, v in zip(names, values, strict=True)}}
+
+    def run(outputs: Any) -> tuple[list[str], list[np.ndarray]]:
+        with G_LOGGER.verbosity(G_LOGGER.ERROR):
+            marked = ModifyOutputs(model, outputs=outputs, copy=True)()
+        session = onnxruntime.InferenceSession(marked.SerializeToString(), sess_options=options, providers=["CPUExecutionProvider"])
+        names = [o.name for o in session.get_outputs()]
+        wanted = {i.name for i in session.get_inputs()}
+        return names, session.run(names, {k: np.ascontiguousarray(v) for k, v in feed.items() if k in wanted})
+
+    graph_inputs = {i.name for i in model.graph.input}
+    values: dict[str, np.ndarray] = {k: np.asarray(v) for k, v in feed.items() if k in graph_inputs}
+    if spill is None:
+        names, computed = run(constants.MARK_ALL)
+        return model, {**values, **{name: np.asarray(v) for name, v in zip(names, computed, strict=True)}}
+    every = list(dict.fromkeys(t for node in model.graph.node for t in node.output if t))
+    for start in range(0, len(every), CHUNK):
+        names, computed = run(every[start:start + CHUNK])
+        for name, value in zip(names, computed, strict=True):
+            array = np.asarray(value)
+            kept = np.lib.format.open_memmap(spill / f"graph-{start}-{name.__hash__() & 0xFFFFFFFF:08x}-{len(values)}.npy",
+                                             mode="w+", dtype=array.dtype, shape=array.shape)
+            kept[...] = array
+            kept.flush()
+            values[name] = kept
+        del computed
+    return model, values

@@ -95,7 +95,7 @@ def first_divergence(workspace, spec, component, target: Target, inputs: Sequenc
         workspace.options.artifacts.mkdir(parents=True, exist_ok=True)  # on disk, not a tmpfs /tmp: the copies, memory-mapped
         with tempfile.TemporaryDirectory(prefix=".layers-", dir=workspace.options.artifacts) as spill:
             calls = intermediates.module_calls(module, [feed[name] for name in component.input_names], Path(spill))
-            model, values = intermediates.graph_tensors(path, feed)
+            model, values = intermediates.graph_tensors(path, feed, Path(spill))
             rule = LayerRule.of(tolerances, references[sample] if sample < len(references) else {})
             found = localize(calls, model.graph, values, rule, graph_format=graph, sample=sample,
                              module_names=[name for name, _ in module.named_modules()])
