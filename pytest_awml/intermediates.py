@@ -140,7 +140,8 @@ def graph_tensors(path: Path, feed: Mapping[str, np.ndarray], spill: Path | None
     if spill is None:
         names, computed = run(constants.MARK_ALL)
         return model, {**values, **{name: np.asarray(v) for name, v in zip(names, computed, strict=True)}}
-    every = list(dict.fromkeys(t for node in model.graph.node for t in node.output if t))
+    # what MARK_ALL marks: every node's output but a Constant's (Polygraphy's graph holds those as constants)
+    every = list(dict.fromkeys(t for node in model.graph.node if node.op_type != "Constant" for t in node.output if t))
     for start in range(0, len(every), CHUNK):
         names, computed = run(every[start:start + CHUNK])
         for name, value in zip(names, computed, strict=True):
