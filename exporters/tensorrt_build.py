@@ -20,6 +20,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -32,6 +33,7 @@ from exporters.signature import Dim, TensorSpec
 log = logging.getLogger(__name__)
 
 DEFAULT_WORKSPACE_BYTES = 4 << 30  # TensorRT's own default is the whole GPU; 4 GiB bounds a CI build
+UNOWNED = "(added by the parser)"  # the owner of a network layer no ONNX node names
 
 
 @dataclass(frozen=True)
@@ -199,6 +201,56 @@ class OpCoverage:
 
 
 @dataclass(frozen=True)
+class EngineLayers:
+    """An engine's layers and the ONNX nodes each holds (a fused layer several). ``source``: the engine inspector's
+    list (``ProfilingVerbosity.DETAILED``), or, where the runtime cannot load the engine here (TensorRT-RTX on a
+    machine without a GPU), the parsed network's layers before the builder fused them, with the reason."""
+
+    source: str
+    layers: tuple[tuple[str, tuple[str, ...]], ...]  # (layer name, ONNX node names)
+
+
+_ONNX_LAYER = re.compile(r"\[ONNX Layer: ([^\]]+)\]")
+
+
+def _nodes_of(name: str, metadata: str, nodes: Sequence[str]) -> tuple[str, ...]:
+    """The ONNX nodes in one layer: from the parser's metadata (``[ONNX Layer: /a/Conv]`` per node) when the layer
+    carries it, else from its name (``/a/Conv + /a/Relu`` for a fused one; a node's name prefixes its layers')."""
+    found = _ONNX_LAYER.findall(metadata or "")
+    if found:
+        return tuple(dict.fromkeys(found))
+    by_length = sorted(nodes, key=len, reverse=True)
+    owners = (next((n for n in by_length if part == n or part.startswith(n)), None) for part in name.split(" + "))
+    return tuple(dict.fromkeys(o for o in owners if o is not None))
+
+
+def engine_layers(trt, serialized, network, onnx_nodes: Sequence[str]) -> EngineLayers:
+    """The engine's own layers through its inspector where the runtime loads it here, else the network's."""
+    import json
+
+    runtime_logger = trt.Logger(trt.Logger.INTERNAL_ERROR)  # on a machine without a GPU deserializing fails: said below
+    engine = None
+    try:
+        engine = trt.Runtime(runtime_logger).deserialize_cuda_engine(serialized)
+    except Exception as exc:  # noqa: BLE001  a runtime without a device may raise instead of returning None: the network's layers then
+        log.debug("the engine cannot be loaded here: %s", exc)
+    if engine is not None:
+        info = json.loads(engine.create_engine_inspector().get_engine_information(trt.LayerInformationFormat.JSON))
+        layers = []
+        for layer in info.get("Layers", []):
+            name = layer if isinstance(layer, str) else str(layer.get("Name", ""))
+            metadata = "" if isinstance(layer, str) else str(layer.get("Metadata", ""))
+            layers.append((name, _nodes_of(name, metadata, onnx_nodes)))
+        return EngineLayers("engine inspector", tuple(layers))
+    layers = []
+    for i in range(network.num_layers):
+        layer = network.get_layer(i)
+        layers.append((layer.name, _nodes_of(layer.name, layer.metadata, onnx_nodes)))
+    return EngineLayers(f"network (the {trt.__name__} runtime cannot load the engine on this machine: layers before fusion)",
+                        tuple(layers))
+
+
+@dataclass(frozen=True)
 class BuildReport:
     """One build's figures; returned, never kept by the builder."""
 
@@ -209,6 +261,7 @@ class BuildReport:
     warnings: tuple[str, ...] = ()
     coverage: OpCoverage | None = None
     profile: dict = field(default_factory=dict)
+    layers: EngineLayers | None = None
 
 
 def _logger(trt, warnings: list[str]):
@@ -240,7 +293,7 @@ def _coverage(onnx_path: Path, network, parser) -> OpCoverage:
     for i in range(network.num_layers):
         layer = network.get_layer(i).name
         # the parser names a layer after its ONNX node, with a suffix when one node becomes several
-        owner = next((n for n in names if layer == n or layer.startswith(n)), "(added by the parser)")
+        owner = next((n for n in names if layer == n or layer.startswith(n)), UNOWNED)
         node_layers.setdefault(owner, []).append(layer)
     return OpCoverage(ops, rejected, network.num_layers, node_layers)
 
@@ -291,6 +344,7 @@ def build_engine(onnx_path: Path, engine_path: Path, *, flavor: Flavor, componen
         raise ExportError(component, f"{flavor.name} parse", f"the parser rejected {len(coverage.rejected)} node(s): {lines}")
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, options.workspace_bytes)
+    config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED  # the inspector then lists each layer's ONNX nodes
     if options.tf32:
         config.set_flag(trt.BuilderFlag.TF32)
     else:
@@ -312,5 +366,6 @@ def build_engine(onnx_path: Path, engine_path: Path, *, flavor: Flavor, componen
         _write_timing_cache(config, cache_file)
     seconds = time.perf_counter() - start
     log.info("built %s engine for %s in %.2f s (%d layers)", flavor.title, component, seconds, coverage.layers)
+    layers = engine_layers(trt, engine, network, [node for node in coverage.node_layers if node != UNOWNED])
     return BuildReport(engine_path, seconds, engine_path.stat().st_size, trt.__version__, tuple(warnings), coverage,
-                       {name: [list(s) for s in triple] for name, triple in profile_shapes.items()})
+                       {name: [list(s) for s in triple] for name, triple in profile_shapes.items()}, layers)

@@ -56,6 +56,7 @@ _OPTIONS: tuple[tuple[str, IniType, Any, str], ...] = (
     ("--awml-hypothesis-profile", "string", "", "hypothesis profile for test_shapes: ci (derandomized, bounded) or dev (default; ci when $CI is set)"),
     ("--awml-lock-timeout", "string", f"{DEFAULT_LOCK_TIMEOUT_S:g}", "seconds to wait for a lock another run holds on an artifact or golden set before failing with its holder's pid and host"),
     ("--awml-rerun-backends", "bool", False, "run every backend again instead of replaying the outputs an earlier run stored for the same file, runtime, machine and input (each stored file that differs is reported and replaced)"),
+    ("--awml-no-localize", "bool", False, "on a parity failure, do not look for the first module that diverges (forward hooks and every graph tensor of one input: memory and time for very large models)"),
     ("--awml-allow-missing-device", "bool", False, "let a run whose --awml-device is absent (no GPU) skip its tests and pass; without it that is a usage error, and a run whose every test skipped fails"),
 )
 
@@ -154,6 +155,7 @@ class AwmlOptions:
     lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S
     allow_missing_device: bool = False
     rerun_backends: bool = False
+    localize: bool = True  # on a parity failure, name the first module that diverges (--awml-no-localize: off)
     worker: str | None = None  # pytest-xdist worker id
     gpu: Device | None = None  # the GPU this worker really uses when --awml-device is plain "cuda"
 
@@ -236,6 +238,7 @@ class AwmlOptions:
             lock_timeout_s=_seconds(_value(config, "awml_lock_timeout"), "--awml-lock-timeout"),
             allow_missing_device=bool(_value(config, "awml_allow_missing_device")),
             rerun_backends=bool(_value(config, "awml_rerun_backends")),
+            localize=not _value(config, "awml_no_localize"),
         )
         if options.autoware_schema is not None and options.autoware is None:
             raise AwmlError("--awml-autoware-schema checks a bundle: give --awml-autoware=DIR too")

@@ -8,17 +8,20 @@ that cannot be written (a full disk, a link in the folder) is said beside it, ne
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pytest_awml import forensics, golden, results
+from pytest_awml import forensics, golden, localize, results
 from pytest_awml.builders.onnx import FORMAT as ONNX
 from pytest_awml.compare import parity_failure
+from pytest_awml.device import REFERENCE, Target
+from pytest_awml.divergence import Localization
 from pytest_awml.errors import ArtifactError, AwmlError, ToleranceExceeded
 from pytest_awml.limits import Tolerance
+from pytest_awml.localize import Skipped
 from pytest_awml.records import DriftRecord, ParityRecord
 
 if TYPE_CHECKING:
@@ -40,15 +43,24 @@ class Evidence:
     test_name: str
     replay_tolerances: Mapping[str, Tolerance]
     note: str = ""
+    reference_target: Target = REFERENCE  # the side whose PyTorch module a failure's layers are read from
+    localized: Localization | Skipped | None = None  # a failure's localization made by the test itself (drift's)
 
 
-def gate(request: pytest.FixtureRequest, workspace: Workspace, spec: ModelSpec, component: Component,
+def gate(request: pytest.FixtureRequest, workspace: Workspace, spec: ModelSpec, component: Component, target: Target,
          records: Sequence[ParityRecord | DriftRecord], evidence: Evidence) -> None:
-    """Record ``component``'s comparisons, add them to the history, judge them; on a failure leave the forensics
-    and raise."""
+    """Record ``component``'s comparisons, add them to the history, judge them; on a failure name where it starts
+    (:mod:`pytest_awml.localize`), leave the forensics and raise."""
     options = workspace.options
-    results.attach_comparisons(request.node, records)
     comparisons = [r.comparison for r in records]
+    found: Localization | Skipped | None = None
+    if not all(c.passed for c in comparisons):  # where it starts, before the records go out
+        found = evidence.localized or localize.first_divergence(
+            workspace, spec, component, target, evidence.inputs, evidence.reference, evidence.outputs,
+            evidence.replay_tolerances, evidence.reference_target)
+        if found.first is not None:
+            records = [r if r.comparison.passed else replace(r, first_divergence=found.first) for r in records]
+    results.attach_comparisons(request.node, records)
     test_id = request.node.nodeid
     notes, unrecorded = [], ""
     if options.golden is not None:
@@ -67,13 +79,15 @@ def gate(request: pytest.FixtureRequest, workspace: Workspace, spec: ModelSpec, 
         folder = forensics.write_failure(options.artifacts, test_id, inputs=evidence.inputs, reference=evidence.reference,
                                          outputs=evidence.outputs, reference_name=evidence.reference_name,
                                          test_name=evidence.test_name, tolerances=evidence.replay_tolerances,
-                                         onnx_path=onnx_or_none(workspace, spec, component))
+                                         onnx_path=onnx_or_none(workspace, spec, component),
+                                         localization=found if isinstance(found, Localization) else None)
         request.node.user_properties.append(("awml.failure_folder", str(folder)))
         evidence_line = f"Inputs, outputs and reproduce.sh: {folder}"
     except ArtifactError as exc:
         evidence_line = f"No failure folder: {exc}"
     note = f"\n{evidence.note}" if evidence.note else ""
-    raise ToleranceExceeded(f"{message}\n{evidence_line}{note}{unrecorded}")
+    where = f"\n{found.line()}" if found is not None else ""
+    raise ToleranceExceeded(f"{message}{where}\n{evidence_line}{note}{unrecorded}")
 
 
 def onnx_or_none(workspace: Workspace, spec: ModelSpec, component: Component) -> Path | None:

@@ -29,6 +29,7 @@ from typing import Any, ClassVar, TypeVar, Union
 
 from pytest_awml.artifacts import Artifact, Kind
 from pytest_awml.compare import OutputComparison
+from pytest_awml.divergence import Divergence
 from pytest_awml.limits import Verdict
 from pytest_awml.produced import Inference
 from pytest_awml.timing import LatencyStats
@@ -208,6 +209,8 @@ class ParityRecord(Record):
     deploy_tolerance: float | None = optional()
     within_deploy_tolerance: bool | None = optional()
     tolerance_gate: str | None = optional()
+    # a failed output's first diverging module (pytest_awml.localize): module, onnx_nodes, max_abs, input_max_abs...
+    first_divergence: Divergence | None = optional()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -245,6 +248,7 @@ class DriftRecord(Record):
     version_changes: Mapping[str, Sequence[str]]  # library: [then, now]
     weights_changed: bool
     comparison: OutputComparison = flat()
+    first_divergence: Divergence | None = optional()  # where today's model starts to differ (pytest_awml.golden_layers)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -299,6 +303,7 @@ class ShapeTry:
     error: str | None = optional()
     worst_output: str | None = optional()
     min_atol_to_pass: float | None = optional()
+    first_divergence: Divergence | None = optional()  # where a failed size's outputs start to differ (pytest_awml.localize)
 
 
 @dataclass(frozen=True, kw_only=True)

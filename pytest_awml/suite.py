@@ -15,15 +15,17 @@ from dataclasses import replace
 
 import pytest
 
-from pytest_awml import golden, pipeline_outputs, regression, results
+from pytest_awml import golden, golden_layers, localize, pipeline_outputs, regression, results
 from pytest_awml.budgets import DEFAULT_REGRESSION, ROUNDS_KEY, budget_failure, ratio_verdict, share_verdict
 from pytest_awml.builders.onnx import FORMAT as ONNX
 from pytest_awml.compare import compare_outputs, differs
 from pytest_awml.device import REFERENCE
 from pytest_awml.digests import content_digest
 from pytest_awml.errors import ArtifactError, AwmlError, BackendError, DataError, LatencyBudgetExceeded, NothingCompared, ToleranceExceeded
+from pytest_awml.intermediates import module_calls
 from pytest_awml.latency_sources import baseline_of, p50, pipeline_rounds, remember_p50, stage_rounds, stage_source
 from pytest_awml.limits import LatencySettings
+from pytest_awml.localize import Skipped
 from pytest_awml.metric import metric_verdict, nothing_scored
 from pytest_awml.parity_gate import Evidence, gate
 from pytest_awml.paths import sha256_file
@@ -131,8 +133,8 @@ def test_parity(awml_case, awml_workspace, request):
         awml_workspace.recheck(spec, component, (reference, target))
     ids = results.record_ids(awml_case, request.node.nodeid, awml_workspace.options)
     deploy = results.deploy_tolerance(awml_workspace.options.deploy, comparisons)
-    gate(request, awml_workspace, spec, component, [ParityRecord(ids=ids, comparison=c, **deploy) for c in comparisons],
-         Evidence(inputs, references, outputs, reference.id, target.id, tolerances))
+    gate(request, awml_workspace, spec, component, target, [ParityRecord(ids=ids, comparison=c, **deploy) for c in comparisons],
+         Evidence(inputs, references, outputs, reference.id, target.id, tolerances, reference_target=reference))
 
 
 @pytest.mark.awml_cases("drift")
@@ -157,16 +159,24 @@ def test_drift(awml_case, awml_workspace, request):
     ids = results.record_ids(awml_case, request.node.nodeid, options)
     weights_changed = found.meta.get("weights_sha256") != awml_workspace.model(spec).weights_sha256
     comparisons = compare_outputs(found.outputs, outputs, tolerances)
+    localized = None
+    if not all(c.passed for c in comparisons) and options.localize:  # where today's model starts to differ
+        localized = golden_layers.first_divergence(options.golden, spec, component,
+                                                   component.extract(awml_workspace.model(spec).model), found.inputs,
+                                                   tolerances, found.outputs)
+    elif not all(c.passed for c in comparisons):
+        localized = Skipped("--awml-no-localize")
     records = [DriftRecord(ids=ids, golden=str(found.path), version_changes=changes, weights_changed=weights_changed, comparison=c)
                for c in comparisons]
     changed = ", ".join(f"{name} {old} -> {new}" for name, (old, new) in changes.items())
     if not all(c.passed for c in comparisons):  # a stored output that a rerun does not give is the finding, not drift
         awml_workspace.recheck(spec, component, (REFERENCE,), found.inputs)
     # the replay runs ONNX Runtime, not PyTorch: allow for its fp32 error on top of the drift budget
-    gate(request, awml_workspace, spec, component, records,
+    gate(request, awml_workspace, spec, component, REFERENCE, records,
          Evidence(found.inputs, found.outputs, outputs, f"golden ({found.meta.get('created', '?')})", "pytorch-cpu-fp32 today",
                   {o: tolerances[o].widest(replay[o]) for o in tolerances},
-                  note=f"Library versions changed since the golden outputs were made: {changed}" if changes else ""))
+                  note=f"Library versions changed since the golden outputs were made: {changed}" if changes else "",
+                  localized=localized))
 
 
 def _update_golden(request, workspace, store, case, tolerances) -> None:
@@ -179,6 +189,9 @@ def _update_golden(request, workspace, store, case, tolerances) -> None:
             "weights_sha256": workspace.model(spec).weights_sha256, "seed": workspace.options.seed, "samples": len(inputs),
             "versions": versions(COMPUTE)}
     update = store.update(spec.name, component.name, inputs, workspace.reference(spec, component), meta, tolerances)
+    module = component.extract(workspace.model(spec).model)  # its layers, for a later drift failure to localize on
+    golden_layers.write(golden_layers.path_of(store.root, spec.name, component.name),
+                        module_calls(module, [inputs[0][name] for name in component.input_names]))
     if update.replaced:
         request.node.user_properties.append(("awml.golden_replaced", update.replaced))
     results.attach(request.node, GoldenRecord(ids=results.record_ids(case, request.node.nodeid, workspace.options),
@@ -213,11 +226,13 @@ def test_shapes(awml_case, awml_workspace, request):
             raise BackendError(f"{target.id} failed at {sizes}, inside the declared range: {type(exc).__name__}: {exc}") from exc
         comparisons = compare_outputs([expected], [got], tolerances)
         worst = max(comparisons, key=lambda c: c.min_atol_to_pass if c.passed else float("inf"))
-        tried.append(ShapeTry(sizes=sizes, passed=all(c.passed for c in comparisons), worst_output=worst.output,
-                              min_atol_to_pass=worst.min_atol_to_pass))
         failed = [c.describe() for c in comparisons if not c.passed]
-        if failed:
-            raise ToleranceExceeded(differs(target.id, REFERENCE.id, f"at {sizes}", failed))
+        found = localize.first_divergence(awml_workspace, spec, component, target, [dict(feed)], [expected], [got],
+                                          tolerances) if failed else None
+        tried.append(ShapeTry(sizes=sizes, passed=not failed, worst_output=worst.output, min_atol_to_pass=worst.min_atol_to_pass,
+                              first_divergence=None if found is None else found.first))
+        if found is not None:
+            raise ToleranceExceeded(differs(target.id, REFERENCE.id, f"at {sizes}", failed) + f"\n{found.line()}")
 
     refused: list[str] = []
     try:

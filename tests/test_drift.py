@@ -45,6 +45,10 @@ def test_golden_then_drift_then_forensics(run_awml, pytester):
     drifted.result.assert_outcomes(passed=1, failed=1)
     assert "ToleranceExceeded: pytorch-cpu-fp32 today differs from golden" in drifted.text
     assert "heatmap: FAILED max_abs=" in drifted.text
+    # the one weight changed is named: today's model against the golden layers kept with the golden outputs
+    assert "first divergence: pts_bbox_head.task_heads.0.heatmap.1: max abs" in drifted.text
+    assert next(r for r in drifted.report["drift"] if r["output"] == "heatmap")["first_divergence"]["module"] == \
+        "pts_bbox_head.task_heads.0.heatmap.1"
     failure = pytester.path / ".awml" / "artifacts" / "failures" / "test_drift_centerpoint-tiny_pts_backbone_neck_head"
     assert f"Inputs, outputs and reproduce.sh: {failure}" in drifted.text
     assert {p.name for p in failure.iterdir()} >= {"inputs.npz", "reference.npz", "outputs.npz", "inputs.json",

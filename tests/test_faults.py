@@ -473,6 +473,21 @@ def test_golden_metadata_that_is_not_json_is_refused_then_repaired(tmp_path):
     assert "is unreadable" in update.replaced and store.read("s", "c").meta["seed"] == 0
 
 
+def test_golden_layers_that_cannot_be_read_are_said_not_raised(tmp_path):
+    """A cut golden layers file makes a drift failure say why it is not localized (the verdict stays the finding)."""
+    from types import SimpleNamespace
+
+    from pytest_awml import golden_layers
+
+    path = golden_layers.path_of(tmp_path, "s", "c")
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"PK not a zip")
+    with pytest.raises(ArtifactError, match="golden layers .*c.layers.npz are unreadable .* rewrite them with --awml-update-golden"):
+        golden_layers.read(path)
+    found = golden_layers.first_divergence(tmp_path, SimpleNamespace(name="s"), SimpleNamespace(name="c"), None, [], {}, [])
+    assert found.first is None and "are unreadable" in found.line() and found.line().startswith("first divergence: not localized")
+
+
 def test_a_golden_set_being_written_is_locked(tmp_path):
     store = GoldenStore(tmp_path, lock_timeout_s=0.1)
     with held(tmp_path / "s.lock", "another update"):

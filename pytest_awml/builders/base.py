@@ -82,6 +82,11 @@ class ArtifactBuilder(ABC):
         """The artifact formats this builder's file is made from, which the caller builds first."""
         return tuple(need for need in self.requires if not isinstance(need, Ingredient))
 
+    def onnx_graph(self) -> str | None:
+        """The format of the ONNX graph this file is, or is compiled from: the graph a failed parity test's layers
+        are localized on (:mod:`pytest_awml.localize`); None for a file that is no graph and made from none."""
+        return None
+
     def unavailable_reason(self, device: Device) -> str | None:
         """Why this format cannot be built here for a run on ``device`` (a missing library, a
         device-bound format without its device), or None."""

@@ -37,6 +37,9 @@ class OnnxBuilder(ArtifactBuilder):
     def verify(self, path: Path) -> str | None:
         return onnx_problem(path)
 
+    def onnx_graph(self) -> str | None:
+        return FORMAT
+
     def key_parts(self, context: BuildContext) -> dict[str, Any]:
         import torch
 

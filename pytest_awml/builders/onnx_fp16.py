@@ -41,6 +41,9 @@ class OnnxFp16Builder(ArtifactBuilder):
     def verify(self, path: Path) -> str | None:
         return onnx_problem(path)
 
+    def onnx_graph(self) -> str | None:
+        return FORMAT
+
     def key_parts(self, context: BuildContext) -> dict[str, Any]:
         return {"onnx_sha256": context.artifact(ONNX).sha256, "converter": package_version("onnxconverter-common")}
 

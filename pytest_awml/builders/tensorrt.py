@@ -13,13 +13,14 @@ import contextlib
 from pathlib import Path
 from typing import Any
 
-from exporters.tensorrt_build import TENSORRT, EngineOptions, Flavor, build_engine, engine_key_parts
+from exporters.tensorrt_build import TENSORRT, EngineLayers, EngineOptions, Flavor, build_engine, engine_key_parts
 from pytest_awml.builders.base import ArtifactBuilder, BuildContext
 from pytest_awml.builders.onnx import FORMAT as ONNX
 from pytest_awml.builders.onnx_fp16 import FORMAT as ONNX_FP16
 from pytest_awml.builders.onnx_fp16 import converter_unavailable
 from pytest_awml.device import Device, Precision
 from pytest_awml.errors import ArtifactError
+from pytest_awml.onnx_scopes import node_modules
 from pytest_awml.provenance import package_version
 from pytest_awml.spec import Component
 
@@ -64,6 +65,9 @@ class EngineBuilder(ArtifactBuilder):
     def plugins_unavailable(self, plugins: tuple[str, ...]) -> str | None:
         return self.flavor.plugins_missing(plugins)
 
+    def onnx_graph(self) -> str | None:
+        return self.graph_format
+
     def filename(self, component: Component) -> str:
         return f"{component.name}.{self.format}.engine"
 
@@ -93,4 +97,18 @@ class EngineBuilder(ArtifactBuilder):
                                 "exporters.tensorrt_build.build_engine must return the parser's coverage")
         return {"builder": f"{self.flavor.name} {report.version}", "graph": graph.format, "build_seconds": round(report.seconds, 3),
                 "engine_bytes": report.size_bytes, "layers": coverage.layers, "warnings": list(report.warnings),
-                "profile": report.profile, "coverage": coverage.as_record()}
+                "profile": report.profile, "coverage": coverage.as_record(),
+                "engine_layers": engine_layer_modules(report.layers, graph.path)}
+
+
+def engine_layer_modules(layers: EngineLayers | None, graph: Path) -> dict[str, Any]:
+    """Each engine layer with its ONNX nodes and the modules they came from (:func:`pytest_awml.onnx_scopes.module_of`):
+    a fused layer names every module it holds."""
+    import onnx
+
+    if layers is None:
+        return {"source": "none: the build reported no layers", "layers": []}
+    modules = node_modules(onnx.load(str(graph), load_external_data=False).graph)
+    return {"source": layers.source,
+            "layers": [{"layer": name, "onnx_nodes": list(nodes), "modules": list(dict.fromkeys(modules[n] for n in nodes if n in modules))}
+                       for name, nodes in layers.layers]}
