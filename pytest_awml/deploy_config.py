@@ -41,11 +41,11 @@ BACKENDS = {("pytorch", "cpu"): "pytorch", ("pytorch", "cuda"): "pytorch", ("onn
             ("onnx", "cuda"): "onnxruntime-cuda", ("tensorrt", "cuda"): "tensorrt"}
 # what each fixed-value field must hold for the harness's export to be the one the config describes
 REQUIRED = {"onnx_config.export_params": True, "onnx_config.keep_initializers_as_inputs": False, "onnx_config.simplify": False,
-            "onnx_config.type": "onnx", "onnx_config.input_shape": None, "codebase_config.model_type": END2END}
+            "onnx_config.type": "onnx", "codebase_config.model_type": END2END}
 REQUIRED_WHY = {"onnx_config.export_params": "the exported graph carries its weights",
                 "onnx_config.keep_initializers_as_inputs": "weights stay initializers, not graph inputs",
                 "onnx_config.simplify": "the harness tests the graph as torch exports it (no onnxsim pass)",
-                "onnx_config.type": "the harness exports ONNX", "onnx_config.input_shape": "input shapes come from the profiles",
+                "onnx_config.type": "the harness exports ONNX",
                 "codebase_config.model_type": "the harness tests the end-to-end graph"}
 
 DRIVES = {
@@ -61,6 +61,8 @@ DRIVES = {
     "onnx_config.do_constant_folding": "the export's constant folding",
     "onnx_config.input_names": "checked against the component's input names",
     "onnx_config.output_names": "checked against the component's output names",
+    "onnx_config.input_shape": "mmdeploy's [width, height] of the image it exports at: checked against the graph's first input's "
+                               "last two axes (None: the profiles alone decide)",
     "onnx_config.dynamic_axes": "the export's dynamic axes",
     "backend_config.type": "tensorrt: TensorRT targets join the run",
     "backend_config.common_config.fp16_mode": "True: the fp16 TensorRT target joins the run",
@@ -93,7 +95,6 @@ NOT_APPLICABLE = {
     "onnx_config.keep_initializers_as_inputs": REQUIRED_WHY["onnx_config.keep_initializers_as_inputs"],
     "onnx_config.simplify": REQUIRED_WHY["onnx_config.simplify"],
     "onnx_config.type": REQUIRED_WHY["onnx_config.type"],
-    "onnx_config.input_shape": REQUIRED_WHY["onnx_config.input_shape"],
     "runtime_io.info_file": "samples come from --awml-data or are seeded (the dataset index is not read)",
     "runtime_io.sample_idx": "samples come from --awml-data or are seeded (the dataset index is not read)",
     "tensorrt_config.max_workspace_size": "engines are built with a bounded workspace of their own; it limits tactics, not results",
@@ -125,6 +126,7 @@ class DeployComponent:
     outputs: tuple[tuple[str, str], ...] = ()
     dynamic_axes: Mapping[str, Mapping[int, str]] = field(default_factory=dict)
     profiles: Mapping[str, Profile] = field(default_factory=dict)
+    image_size: tuple[int, int] | None = None  # (height, width): mmdeploy's onnx_config.input_shape, given as [width, height]
 
 
 @dataclass(frozen=True)
@@ -248,9 +250,15 @@ class _Parser:
                                             "dynamic_axes", "input_shape", "verbose"))
         if "verbose" in onnx:
             self.inert("onnx_config.verbose")
-        for key in ("type", "export_params", "keep_initializers_as_inputs", "simplify", "input_shape"):
+        for key in ("type", "export_params", "keep_initializers_as_inputs", "simplify"):
             if key in onnx:
                 self.required(f"onnx_config.{key}", onnx[key])
+        shape = onnx.get("input_shape")
+        if shape is not None and not (isinstance(shape, list) and len(shape) == 2
+                                      and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in shape)):
+            raise _error("onnx_config.input_shape", repr(shape)[:80], "give [width, height] in pixels, or None")
+        if "input_shape" in onnx:
+            self.drives("onnx_config.input_shape")
         if "save_file" in onnx:
             self.inert("onnx_config.save_file")
         opset = onnx.get("opset_version")
@@ -468,8 +476,10 @@ class _Parser:
         names = [onnx.get("input_names", []), onnx.get("output_names", [])]
         if not all(isinstance(n, list) and all(isinstance(s, str) for s in n) for n in names):
             raise _error("onnx_config.input_names", repr(names)[:80], "give lists of names")
+        shape = onnx.get("input_shape")
         component = DeployComponent(END2END, tuple((n, "") for n in names[0]), tuple((n, "") for n in names[1]),
-                                    _axes("onnx_config.dynamic_axes", onnx.get("dynamic_axes", {})), profiles)
+                                    _axes("onnx_config.dynamic_axes", onnx.get("dynamic_axes", {})), profiles,
+                                    (shape[1], shape[0]) if shape is not None else None)
         uses_trt = kind == "tensorrt" or bool(tensorrt)
         precisions = ((Precision.FP16,) if common.get("fp16_mode") else (Precision.TF32,)) if uses_trt else ()
         return DeployConfig(self.config.path, "mmdeploy", (component,), onnx.get("opset_version"), onnx.get("do_constant_folding"),

@@ -79,6 +79,9 @@ class Component:
     ``make_inputs`` stays the standalone definition. ``plugins`` names the TensorRT
     plugin ops the exported graph carries (a detector exported with its NMS ends in EfficientNMS_TRT): the
     export checks the graph holds exactly those, and backends or builders without them skip its tests.
+    ``static_shapes`` (optional) deploys the component at several static shapes, one graph each: shape name →
+    sizes of its dims (``{"batch4": {"batch": 4}}``); a run tests ``<name>.<shape>`` per shape
+    (:mod:`pytest_awml.static_shapes`).
     """
 
     name: str
@@ -93,8 +96,10 @@ class Component:
     trend: TrendSettings = TrendSettings()
     plugins: tuple[str, ...] = ()
     fed_by: FedBy | None = None
+    static_shapes: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "static_shapes", MappingProxyType({k: MappingProxyType(dict(v)) for k, v in self.static_shapes.items()}))
         object.__setattr__(self, "plugins", tuple(self.plugins))
         object.__setattr__(self, "inputs", tuple(self.inputs))
         object.__setattr__(self, "outputs", tuple(self.outputs))
@@ -278,6 +283,9 @@ def validate(spec: Any, origin: str = "") -> ModelSpec:
         for attr in ("extract", "make_inputs"):
             if not callable(getattr(comp, attr)):
                 fail(f"{where}.{attr}", "is not callable", f"pass a function for {attr}")
+        for shape in comp.static_shapes:
+            if not isinstance(shape, str) or not _NAME.match(shape):
+                fail(f"{where}.static_shapes", f"{shape!r} is not a valid shape name", "use lower-case letters, digits, '-', '_'")
         for role in ("inputs", "outputs"):
             tensors = getattr(comp, role)
             if not tensors:

@@ -25,12 +25,13 @@ pytest.importorskip("cv2", reason="OpenCV is not installed (AWML's transform rea
 
 from model_specs.calibration import upstream as calibration  # noqa: E402
 from model_specs.mmconfig import _Reader, read_config  # noqa: E402
+from model_specs.mobilenetv2 import upstream as mobilenetv2  # noqa: E402
 from model_specs.recording import TENSOR_RTOL, Recording  # noqa: E402
 from model_specs.yolox import upstream as yolox  # noqa: E402
 
 DATA = Path(__file__).parent / "data"
 CONFIGS = DATA / "configs" / "awml"
-PLANS = {plan.name: (module, plan) for module in (yolox, calibration) for plan in module.PLANS}
+PLANS = {plan.name: (module, plan) for module in (yolox, calibration, mobilenetv2) for plan in module.PLANS}
 # meta that says when and where, not what was computed
 CIRCUMSTANTIAL = {"created", "command", "environment", "versions", "comparison_when_recorded", "problems_when_recorded"}
 
