@@ -82,6 +82,7 @@ NOT_APPLICABLE = {
     "_<name>": "a helper variable of the file (named with '_', or read by the file itself): its value reaches the fields that use it",
     "deploy_log_path": "the harness logs through pytest (--log-file)",
     "custom_imports": "modules AWML registers; the spec builds the model",
+    "num_classes": "the class count is the training config's (--awml-config); the graph's output is checked against the spec's",
     "codebase_config.type": "the spec builds the model (mmdeploy's codebase is not used)",
     "codebase_config.task": "the spec builds the model (mmdeploy's task is not used)",
     "codebase_config.model_type": REQUIRED_WHY["codebase_config.model_type"],
@@ -471,8 +472,9 @@ class _Parser:
         for key in ("input_names", "output_names", "dynamic_axes"):
             if key in onnx:
                 self.drives(f"onnx_config.{key}")
-        if "custom_imports" in self.values:
-            self.inert("custom_imports")
+        for key in ("custom_imports", "num_classes"):  # FRNet's deploy config copies num_classes from its training base
+            if key in self.values:
+                self.inert(key)
         names = [onnx.get("input_names", []), onnx.get("output_names", [])]
         if not all(isinstance(n, list) and all(isinstance(s, str) for s in n) for n in names):
             raise _error("onnx_config.input_names", repr(names)[:80], "give lists of names")
@@ -488,7 +490,7 @@ class _Parser:
 
 _DEPLOYMENT_TOP = ("checkpoint_path", "deploy_log_path", "devices", "export", "components", "runtime_io", "onnx_config",
                    "tensorrt_config", "evaluation", "verification")
-_MMDEPLOY_TOP = ("codebase_config", "backend_config", "onnx_config", "custom_imports", "tensorrt_config")
+_MMDEPLOY_TOP = ("codebase_config", "backend_config", "onnx_config", "custom_imports", "tensorrt_config", "num_classes")
 
 
 def _axes(where: str, node: Any) -> dict[str, dict[int, str]]:

@@ -81,7 +81,9 @@ class Component:
     export checks the graph holds exactly those, and backends or builders without them skip its tests.
     ``static_shapes`` (optional) deploys the component at several static shapes, one graph each: shape name →
     sizes of its dims (``{"batch4": {"batch": 4}}``); a run tests ``<name>.<shape>`` per shape
-    (:mod:`pytest_awml.static_shapes`).
+    (:mod:`pytest_awml.static_shapes`). ``make_feed(sizes, seed)`` (optional) makes ``test_shapes``' inputs at the given
+    dynamic sizes where random values would not be inputs at all (indices into each other: a point's cell, the cells'
+    pixels); without it they are seeded standard-normal arrays.
     """
 
     name: str
@@ -97,6 +99,7 @@ class Component:
     plugins: tuple[str, ...] = ()
     fed_by: FedBy | None = None
     static_shapes: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    make_feed: Callable[[Mapping[str, int], int], Mapping[str, Any]] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "static_shapes", MappingProxyType({k: MappingProxyType(dict(v)) for k, v in self.static_shapes.items()}))
@@ -379,7 +382,8 @@ def _validate_tolerances(fail, where: str, comp: Component) -> None:
                 fail(f"{where}.tolerances[{precision!r}][{output!r}]", f"is a {type(tol).__name__}", "use Tolerance(atol, rtol)")
             problems = tol.problems()
             if problems:
-                fail(f"{where}.tolerances[{precision!r}][{output!r}]", "; ".join(problems), "use finite atol, rtol >= 0")
+                fail(f"{where}.tolerances[{precision!r}][{output!r}]", "; ".join(problems),
+                     "use finite atol, rtol >= 0 (and max_label_flips a share in [0, 1], or None)")
         if ANY_OUTPUT not in per_output:
             missing = sorted(outputs - set(per_output))
             if missing:

@@ -29,7 +29,7 @@ from pytest_awml import report, run_report
 from pytest_awml.artifacts import ArtifactStore
 from pytest_awml.builders.onnx import onnx_problem
 from pytest_awml.device import REFERENCE, Device, Precision, Target
-from pytest_awml.limits import LatencySettings
+from pytest_awml.limits import LatencySettings, Tolerance
 from pytest_awml.errors import ArtifactError, BackendError, DataError, SpecError
 from pytest_awml.golden import GoldenStore
 from pytest_awml.locks import held
@@ -548,6 +548,25 @@ def test_a_bad_static_shape_is_a_spec_error_naming_it(shapes, fragment):
     spec = dataclasses.replace(toy.SPEC, components=(encoder, *toy.SPEC.components[1:]))
     with pytest.raises(SpecError, match="Fix: name dims of the component's inputs") as info:
         static_shapes.expand(spec)
+    assert fragment in info.value.problem
+
+
+LABEL_FLIP_FAULTS = [
+    # (id, max_label_flips, message fragment): a share, or nothing
+    ("a flip budget above one", 1.5, "max_label_flips must be a share in [0, 1], got 1.5"),
+    ("a negative flip budget", -0.1, "max_label_flips must be a share in [0, 1], got -0.1"),
+    ("a flip budget that is no number", "few", "max_label_flips must be a share in [0, 1], got 'few'"),
+]
+
+
+@pytest.mark.parametrize("budget, fragment", [row[1:] for row in LABEL_FLIP_FAULTS], ids=[row[0] for row in LABEL_FLIP_FAULTS])
+def test_a_bad_label_flip_budget_is_a_spec_error_naming_it(budget, fragment):
+    import toy
+    from pytest_awml.spec import validate
+
+    encoder = dataclasses.replace(toy.SPEC.components[0], tolerances={"fp32": {"*": Tolerance(1e-5, 1e-5, max_label_flips=budget)}})
+    with pytest.raises(SpecError) as info:
+        validate(dataclasses.replace(toy.SPEC, components=(encoder, *toy.SPEC.components[1:])))
     assert fragment in info.value.problem
 
 

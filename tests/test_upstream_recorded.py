@@ -19,6 +19,10 @@ from model_specs.calibration import upstream as calibration
 from model_specs.calibration.mmconfig import to_calibration
 from model_specs.calibration.model import CalibrationClassifier
 from model_specs.calibration.spec import SPEC as CALIBRATION, TINY_SPEC as CALIBRATION_TINY
+from model_specs.frnet import upstream as frnet
+from model_specs.frnet.mmconfig import to_frnet
+from model_specs.frnet.model import FRNet
+from model_specs.frnet.spec import TINY_SPEC as FRNET_TINY
 from model_specs.mmconfig import read_config
 from model_specs.mobilenetv2 import upstream as mobilenetv2
 from model_specs.mobilenetv2.mmconfig import to_classifier
@@ -41,8 +45,9 @@ MODELS = {
     "mobilenetv2-car-tiny": (mobilenetv2, CAR_TINY_SPEC, to_classifier, TrafficLightClassifier),
     "mobilenetv2-car": (mobilenetv2, CAR_SPEC, to_classifier, TrafficLightClassifier),
     "mobilenetv2-pedestrian": (mobilenetv2, PEDESTRIAN_SPEC, to_classifier, TrafficLightClassifier),
+    "frnet-tiny": (frnet, FRNET_TINY, to_frnet, FRNet),
 }
-VERSIONS = {yolox: ("mmdet", "3.3.0"), calibration: ("mmpretrain", "1.2.0"), mobilenetv2: ("mmpretrain", "1.2.0")}
+VERSIONS = {yolox: ("mmdet", "3.3.0"), calibration: ("mmpretrain", "1.2.0"), mobilenetv2: ("mmpretrain", "1.2.0"), frnet: ("mmdet3d", "1.4.0")}
 
 
 def _load(name: str):
@@ -118,6 +123,13 @@ def test_the_classifier_comparison_would_catch_a_wrong_switch(change, inputs_sam
     recording, cfg = _load("mobilenetv2-car-tiny")
     wrong = mobilenetv2.compare(recording, dataclasses.replace(cfg, **change))
     assert wrong.problems() and wrong.input_identical is inputs_same
+
+
+@pytest.mark.parametrize("change", [dict(fov_down=-24.0), dict(range_w=256), dict(norm=(1e-5, 0.1)), dict(frustum_w=64)])  # each loads strictly
+def test_the_frnet_comparison_would_catch_a_wrong_switch(change):
+    recording, cfg = _load("frnet-tiny")
+    wrong = frnet.compare(recording, dataclasses.replace(cfg, **change))
+    assert wrong.problems()
 
 
 @pytest.mark.parametrize("name, graphs", [("yolox-tiny", ""), ("calibration-tiny", ""), ("mobilenetv2-car-tiny", " and batch4")])
