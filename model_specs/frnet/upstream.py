@@ -72,16 +72,16 @@ def build_peer(values: Mapping):
     import importlib
 
     import mmdet3d.models  # noqa: F401 (registers mmdet3d's modules)
-    from mmengine.config import ConfigDict
-    from mmengine.registry import init_default_scope
     from mmdet3d.registry import MODELS
+    from mmengine.config import ConfigDict
+    from mmengine.registry import DefaultScope
 
-    init_default_scope("mmdet3d")
     importlib.import_module(AWML_MODELS)
     model = dict(values["model"])
     model["backbone"] = {**model["backbone"], "deploy": True}
     model["decode_head"] = {**model["decode_head"], "deploy": True}
-    return MODELS.build(ConfigDict(model)).eval()
+    with DefaultScope.overwrite_default_scope("mmdet3d"):  # the config's default_scope, for this build only (mmpretrain's come after)
+        return MODELS.build(ConfigDict(model)).eval()
 
 
 def record_plan(plan: Plan, configs: Path) -> tuple[Recording, FRNetConfig]:
