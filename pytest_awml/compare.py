@@ -22,6 +22,7 @@ from pytest_awml.limits import Tolerance
 # Percentile reported beside the maximum: robust to one outlier, still sensitive to a broken region.
 P99 = 99.0
 _NOT_FIGURES = ("output", "passed", "problem")
+_LABEL_FIGURES = ("label_flips", "label_rows", "max_label_flips")
 
 
 @dataclass(frozen=True)
@@ -44,28 +45,36 @@ class OutputComparison:
     nonfinite_test: int = 0
     ref_max_abs: float = float("nan")
     problem: str = ""
+    # only for an output whose tolerance sets max_label_flips (class scores per row): the share of rows whose argmax
+    # differs from the reference's, over how many rows, and its limit; left out of the JSON otherwise
+    label_flips: float | None = None
+    label_rows: int | None = None
+    max_label_flips: float | None = None
 
     def as_json(self) -> dict:
         # JSON has no NaN/Inf: a figure that could not be computed is null. ``compared``: what every parity
         # record says, here the number of elements the figures are over.
-        record = {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in asdict(self).items()}
+        record = {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in asdict(self).items()
+                  if not (k in _LABEL_FIGURES and v is None)}
         return {**record, "compared": self.elements}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> OutputComparison:
         """Read back from :meth:`as_json` (a null figure is NaN again)."""
         values: dict[str, Any] = {f.name: data[f.name] for f in fields(cls) if f.name in data}
-        read: dict[str, Any] = {k: (math.nan if v is None and k not in _NOT_FIGURES else v) for k, v in values.items()}
+        read: dict[str, Any] = {k: (math.nan if v is None and k not in (*_NOT_FIGURES, *_LABEL_FIGURES) else v) for k, v in values.items()}
         return cls(**read)
 
     def describe(self) -> str:
         if self.problem:
             return f"{self.output}: {self.problem}"
         verdict = "ok" if self.passed else "FAILED"
+        flips = ("" if self.label_flips is None else
+                 f"; label flips {self.label_flips:.3%} of {self.label_rows} rows (limit {self.max_label_flips:.3%})")
         return (
             f"{self.output}: {verdict} max_abs={self.max_abs:.3g} p99_abs={self.p99_abs:.3g} "
             f"max_rel={self.max_rel:.3g} out_of_tol={self.frac_out_of_tol:.3%} cos={self.cosine:.6f} "
-            f"(atol={self.atol:g}, rtol={self.rtol:g}; min atol to pass={self.min_atol_to_pass:.3g})"
+            f"(atol={self.atol:g}, rtol={self.rtol:g}; min atol to pass={self.min_atol_to_pass:.3g}{flips})"
         )
 
 
@@ -110,8 +119,10 @@ def compare_output(name: str, refs: Sequence[np.ndarray], tests: Sequence[np.nda
         problem = (f"constant on both sides (every element {ref[0]:g} in the reference, {test[0]:g} in the test output, "
                    f"{ref.size} elements): equal constants (all zero) cannot tell a working backend from a broken model or "
                    "store; feed inputs that make the output vary (more --awml-samples, trained weights)")
+    labels = label_flips(refs, tests) if tol.max_label_flips is not None else None
+    flipped = labels is not None and labels[0] > float(tol.max_label_flips or 0.0)
     return OutputComparison(
-        passed=not out.any() and not problem,
+        passed=not out.any() and not problem and not flipped,
         max_abs=float(fd.max()) if fd.size else float("nan"),
         mean_abs=float(fd.mean()) if fd.size else float("nan"),
         p99_abs=float(np.percentile(fd, P99)) if fd.size else float("nan"),
@@ -124,8 +135,22 @@ def compare_output(name: str, refs: Sequence[np.ndarray], tests: Sequence[np.nda
         nonfinite_test=bad_test,
         ref_max_abs=float(finite_mag.max()) if finite_mag.size else float("nan"),
         problem=problem,
+        label_flips=labels[0] if labels is not None else None,
+        label_rows=labels[1] if labels is not None else None,
+        max_label_flips=tol.max_label_flips,
         **base,
     )
+
+
+def label_flips(refs: Sequence[np.ndarray], tests: Sequence[np.ndarray]) -> tuple[float, int]:
+    """(share of rows whose argmax over the last axis differs, rows): class scores per point or pixel."""
+    flips = rows = 0
+    for ref, test in zip(refs, tests, strict=True):
+        if ref.ndim == 0 or ref.shape[-1] == 0:
+            continue
+        flips += int((ref.argmax(axis=-1) != test.argmax(axis=-1)).sum())
+        rows += int(ref.size // ref.shape[-1])
+    return (flips / rows if rows else 0.0), rows
 
 
 def degenerate(values: np.ndarray) -> bool:

@@ -7,6 +7,7 @@ output; its declaration says how to cut it from the model, how to feed it, and h
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -27,6 +28,8 @@ ToleranceTable = Mapping[str, Mapping[str, Tolerance]]
 def _frozen_table(table: ToleranceTable) -> ToleranceTable:
     return MappingProxyType({str(p): MappingProxyType(dict(per_output)) for p, per_output in table.items()})
 
+
+_SHAPE_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")  # a static shape names a graph and a test id: as a spec's name
 
 @dataclass(frozen=True)
 class FedBy:
@@ -51,6 +54,11 @@ class Component:
     ``make_inputs`` stays the standalone definition. ``plugins`` names the TensorRT
     plugin ops the exported graph carries (a detector exported with its NMS ends in EfficientNMS_TRT): the
     export checks the graph holds exactly those, and backends or builders without them skip its tests.
+    ``static_shapes`` (optional) deploys the component at several static shapes, one graph each: shape name →
+    sizes of its dims (``{"batch4": {"batch": 4}}``); a run tests ``<name>.<shape>`` per shape
+    (:mod:`pytest_awml.static_shapes`). ``make_feed(sizes, seed)`` (optional) makes ``test_shapes``' inputs at the given
+    dynamic sizes where random values would not be inputs at all (indices into each other: a point's cell, the cells'
+    pixels); without it they are seeded standard-normal arrays.
     """
 
     name: str
@@ -65,8 +73,11 @@ class Component:
     trend: TrendSettings = TrendSettings()
     plugins: tuple[str, ...] = ()
     fed_by: FedBy | None = None
+    static_shapes: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    make_feed: Callable[[Mapping[str, int], int], Mapping[str, Any]] | None = None
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "static_shapes", MappingProxyType({k: MappingProxyType(dict(v)) for k, v in self.static_shapes.items()}))
         object.__setattr__(self, "plugins", tuple(self.plugins))
         object.__setattr__(self, "inputs", tuple(self.inputs))
         object.__setattr__(self, "outputs", tuple(self.outputs))
@@ -111,6 +122,9 @@ def check_component(fail: Fail, where: str, comp: Component, group: tuple[Compon
     for attr in ("extract", "make_inputs"):
         if not callable(getattr(comp, attr)):
             fail(f"{where}.{attr}", "is not callable", f"pass a function for {attr}")
+    for shape in comp.static_shapes:
+        if not isinstance(shape, str) or not _SHAPE_NAME.match(shape):
+            fail(f"{where}.static_shapes", f"{shape!r} is not a valid shape name", "use lower-case letters, digits, '-', '_'")
     for role in ("inputs", "outputs"):
         tensors = getattr(comp, role)
         if not tensors:
@@ -186,7 +200,8 @@ def _validate_tolerances(fail, where: str, comp: Component) -> None:
                 fail(f"{where}.tolerances[{precision!r}][{output!r}]", f"is a {type(tol).__name__}", "use Tolerance(atol, rtol)")
             problems = tol.problems()
             if problems:
-                fail(f"{where}.tolerances[{precision!r}][{output!r}]", "; ".join(problems), "use finite atol, rtol >= 0")
+                fail(f"{where}.tolerances[{precision!r}][{output!r}]", "; ".join(problems),
+                     "use finite atol, rtol >= 0 (and max_label_flips a share in [0, 1], or None)")
         if ANY_OUTPUT not in per_output:
             missing = sorted(outputs - set(per_output))
             if missing:

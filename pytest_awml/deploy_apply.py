@@ -8,6 +8,9 @@ profile that gives it a range is refused. Outputs follow the graph: an output ax
 must be listed, under the input dim's name; one the config lists where the graph's output is static (an AWML
 lidar config names a head's height like its input's, at half its size) stays static, noted in the facts.
 Names, ranks and dtypes that differ from the spec's graph are refused by name: they describe another model.
+mmdeploy's ``input_shape`` (the image size it exports at) must fit the first input's last two axes. A component
+deployed at several static shapes (``Component.static_shapes``) keeps those the config agrees with: a config is
+one of its graphs (AWML's ``..._batch_4.py`` is the batch-4 one).
 """
 
 from __future__ import annotations
@@ -77,15 +80,46 @@ def _component(spec: ModelSpec, component: Component, described: DeployComponent
                         "drop the output's profile")
     inputs = tuple(_input(spec, where, t, described.dynamic_axes.get(t.name, {}), described.profiles.get(t.name))
                    for t in component.inputs)
+    if described.image_size is not None:
+        _check_image_size(spec, where, inputs[0], described.image_size)
+    fixed = _fixed(component, inputs)
+    shapes = _static_shapes(spec, where, component, fixed)
     dims = {d.name: d for t in inputs for d in t.shape if isinstance(d, Dim)}
     notes: list[str] = []
-    outputs = tuple(_output(spec, where, t, described.dynamic_axes.get(t.name, {}), dims, notes) for t in component.outputs)
+    outputs = tuple(_output(spec, where, t, described.dynamic_axes.get(t.name, {}), dims, fixed, notes) for t in component.outputs)
     onnx = component.onnx
     if deploy.opset is not None:
         onnx = dataclasses.replace(onnx, opset=deploy.opset)
     if deploy.constant_folding is not None:
         onnx = dataclasses.replace(onnx, do_constant_folding=deploy.constant_folding)
-    return dataclasses.replace(component, inputs=inputs, outputs=outputs, onnx=onnx), notes
+    return dataclasses.replace(component, inputs=inputs, outputs=outputs, onnx=onnx, static_shapes=shapes), notes
+
+
+def _check_image_size(spec: ModelSpec, where: str, tensor: TensorSpec, size: tuple[int, int]) -> None:
+    """mmdeploy traces at ``input_shape``: the input's height and width must take that size."""
+    axes = tensor.shape[-2:]
+    fits = len(axes) == 2 and all(d.min <= n <= d.max if isinstance(d, Dim) else d == n for d, n in zip(axes, size, strict=True))
+    if not fits:
+        raise _fail(spec, f"{where}: onnx_config.input_shape is [{size[1]}, {size[0]}] (width, height), the input {tensor.name!r} "
+                    f"takes height and width {list(_corner(tensor, 'min')[-2:])}..{list(_corner(tensor, 'max')[-2:])}",
+                    "give the deploy config of this model's image size")
+
+
+def _fixed(component: Component, inputs: tuple[TensorSpec, ...]) -> dict[str, int]:
+    """The spec's input dims the config made static (not in its dynamic_axes, one size in its profile), by name."""
+    return {old.name: new for before, after in zip(component.inputs, inputs, strict=True)
+            for old, new in zip(before.shape, after.shape, strict=True) if isinstance(old, Dim) and not isinstance(new, Dim)}
+
+
+def _static_shapes(spec: ModelSpec, where: str, component: Component, fixed: Mapping[str, int]) -> dict[str, dict[str, int]]:
+    """The component's static shapes the config agrees with, less the dims the config fixed itself."""
+    kept = {shape: {k: v for k, v in sizes.items() if k not in fixed} for shape, sizes in component.static_shapes.items()
+            if all(fixed.get(k, v) == v for k, v in sizes.items())}
+    if component.static_shapes and not kept:
+        raise _fail(spec, f"{where}: the config fixes {fixed}, none of the component's static shapes "
+                    f"({', '.join(f'{k}: {dict(v)}' for k, v in component.static_shapes.items())})",
+                    "give the deploy config of one of the shapes the spec deploys")
+    return kept
 
 
 def _input(spec: ModelSpec, where: str, tensor: TensorSpec, axes: Mapping[int, str], profile: Profile | None) -> TensorSpec:
@@ -110,10 +144,13 @@ def _input(spec: ModelSpec, where: str, tensor: TensorSpec, axes: Mapping[int, s
 
 
 def _output(spec: ModelSpec, where: str, tensor: TensorSpec, axes: Mapping[int, str], dims: Mapping[str, Dim],
-            notes: list[str]) -> TensorSpec:
+            fixed: Mapping[str, int], notes: list[str]) -> TensorSpec:
     shape: list[DimLike] = []
     for axis, declared in enumerate(tensor.shape):
         name = axes.get(axis)
+        if isinstance(declared, Dim) and name is None and declared.name in fixed:  # follows an input dim the config made static
+            shape.append(fixed[declared.name])
+            continue
         if isinstance(declared, Dim):
             if name is None or name not in dims:
                 raise _fail(spec, f"{where}: output {tensor.name!r} axis {axis} follows the input dim {declared.name!r}, but "

@@ -106,9 +106,15 @@ class _Parser:
                                             "dynamic_axes", "input_shape", "verbose"))
         if "verbose" in onnx:
             self.inert("onnx_config.verbose")
-        for key in ("type", "export_params", "keep_initializers_as_inputs", "simplify", "input_shape"):
+        for key in ("type", "export_params", "keep_initializers_as_inputs", "simplify"):
             if key in onnx:
                 self.required(f"onnx_config.{key}", onnx[key])
+        shape = onnx.get("input_shape")
+        if shape is not None and not (isinstance(shape, list) and len(shape) == 2
+                                      and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in shape)):
+            raise refused("onnx_config.input_shape", repr(shape)[:80], "give [width, height] in pixels, or None")
+        if "input_shape" in onnx:
+            self.drives("onnx_config.input_shape")
         if "save_file" in onnx:
             self.inert("onnx_config.save_file")
         opset = onnx.get("opset_version")
@@ -319,13 +325,16 @@ class _Parser:
         for key in ("input_names", "output_names", "dynamic_axes"):
             if key in onnx:
                 self.drives(f"onnx_config.{key}")
-        if "custom_imports" in self.values:
-            self.inert("custom_imports")
+        for key in ("custom_imports", "num_classes"):  # FRNet's deploy config copies num_classes from its training base
+            if key in self.values:
+                self.inert(key)
         names = [onnx.get("input_names", []), onnx.get("output_names", [])]
         if not all(isinstance(n, list) and all(isinstance(s, str) for s in n) for n in names):
             raise refused("onnx_config.input_names", repr(names)[:80], "give lists of names")
+        shape = onnx.get("input_shape")
         component = DeployComponent(END2END, tuple((n, "") for n in names[0]), tuple((n, "") for n in names[1]),
-                                    _axes("onnx_config.dynamic_axes", onnx.get("dynamic_axes", {})), profiles)
+                                    _axes("onnx_config.dynamic_axes", onnx.get("dynamic_axes", {})), profiles,
+                                    (shape[1], shape[0]) if shape is not None else None)
         uses_trt = kind == "tensorrt" or bool(tensorrt)
         precisions = ((Precision.FP16,) if common.get("fp16_mode") else (Precision.TF32,)) if uses_trt else ()
         return DeployConfig(self.config.path, "mmdeploy", (component,), onnx.get("opset_version"), onnx.get("do_constant_folding"),

@@ -48,11 +48,11 @@ BACKENDS = {("pytorch", "cpu"): "pytorch", ("pytorch", "cuda"): "pytorch", ("onn
             ("onnx", "cuda"): "onnxruntime-cuda", ("tensorrt", "cuda"): "tensorrt"}
 # what each fixed-value field must hold for the harness's export to be the one the config describes
 REQUIRED = {"onnx_config.export_params": True, "onnx_config.keep_initializers_as_inputs": False, "onnx_config.simplify": False,
-            "onnx_config.type": "onnx", "onnx_config.input_shape": None, "codebase_config.model_type": END2END}
+            "onnx_config.type": "onnx", "codebase_config.model_type": END2END}
 REQUIRED_WHY = {"onnx_config.export_params": "the exported graph carries its weights",
                 "onnx_config.keep_initializers_as_inputs": "weights stay initializers, not graph inputs",
                 "onnx_config.simplify": "the harness tests the graph as torch exports it (no onnxsim pass)",
-                "onnx_config.type": "the harness exports ONNX", "onnx_config.input_shape": "input shapes come from the profiles",
+                "onnx_config.type": "the harness exports ONNX",
                 "codebase_config.model_type": "the harness tests the end-to-end graph"}
 
 DRIVES = {
@@ -68,6 +68,8 @@ DRIVES = {
     "onnx_config.do_constant_folding": "the export's constant folding",
     "onnx_config.input_names": "checked against the component's input names",
     "onnx_config.output_names": "checked against the component's output names",
+    "onnx_config.input_shape": "mmdeploy's [width, height] of the image it exports at: checked against the graph's first input's "
+                               "last two axes (None: the profiles alone decide)",
     "onnx_config.dynamic_axes": "the export's dynamic axes",
     "backend_config.type": "tensorrt: TensorRT targets join the run",
     "backend_config.common_config.fp16_mode": "True: the fp16 TensorRT target joins the run",
@@ -88,6 +90,7 @@ NOT_APPLICABLE = {
     "_<name>": "a helper variable of the file (named with '_', or read by the file itself): its value reaches the fields that use it",
     "deploy_log_path": "the harness logs through pytest (--log-file)",
     "custom_imports": "modules AWML registers; the spec builds the model",
+    "num_classes": "the class count is the training config's (--awml-config); the graph's output is checked against the spec's",
     "codebase_config.type": "the spec builds the model (mmdeploy's codebase is not used)",
     "codebase_config.task": "the spec builds the model (mmdeploy's task is not used)",
     "codebase_config.model_type": REQUIRED_WHY["codebase_config.model_type"],
@@ -101,7 +104,6 @@ NOT_APPLICABLE = {
     "onnx_config.keep_initializers_as_inputs": REQUIRED_WHY["onnx_config.keep_initializers_as_inputs"],
     "onnx_config.simplify": REQUIRED_WHY["onnx_config.simplify"],
     "onnx_config.type": REQUIRED_WHY["onnx_config.type"],
-    "onnx_config.input_shape": REQUIRED_WHY["onnx_config.input_shape"],
     "runtime_io.info_file": "samples come from --awml-data or are seeded (the dataset index is not read)",
     "runtime_io.sample_idx": "samples come from --awml-data or are seeded (the dataset index is not read)",
     "tensorrt_config.max_workspace_size": "engines are built with a bounded workspace of their own; it limits tactics, not results",
@@ -117,4 +119,4 @@ NOT_APPLICABLE = {
 # the top-level sections each layout may hold
 DEPLOYMENT_TOP = ("checkpoint_path", "deploy_log_path", "devices", "export", "components", "runtime_io", "onnx_config",
                    "tensorrt_config", "evaluation", "verification")
-MMDEPLOY_TOP = ("codebase_config", "backend_config", "onnx_config", "custom_imports", "tensorrt_config")
+MMDEPLOY_TOP = ("codebase_config", "backend_config", "onnx_config", "custom_imports", "tensorrt_config", "num_classes")

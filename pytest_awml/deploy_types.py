@@ -34,6 +34,7 @@ class DeployComponent:
     outputs: tuple[tuple[str, str], ...] = ()
     dynamic_axes: Mapping[str, Mapping[int, str]] = field(default_factory=dict)
     profiles: Mapping[str, Profile] = field(default_factory=dict)
+    image_size: tuple[int, int] | None = None  # (height, width): mmdeploy's onnx_config.input_shape, given as [width, height]
 
 
 @dataclass(frozen=True)

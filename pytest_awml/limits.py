@@ -15,18 +15,29 @@ from types import MappingProxyType
 
 @dataclass(frozen=True)
 class Tolerance:
-    """Elementwise bound ``|test - ref| <= atol + rtol * |ref|``."""
+    """Elementwise bound ``|test - ref| <= atol + rtol * |ref|``.
+
+    ``max_label_flips`` (optional) says the output's last axis holds class scores per row (a point, a pixel): the
+    share of rows whose argmax differs from the reference's may be at most this, judged beside the elementwise
+    bound. A per-point segmentation's probabilities can move within atol and still change a point's label where
+    two classes are near equal; the flips are what the user sees."""
 
     atol: float
     rtol: float = 0.0
+    max_label_flips: float | None = None
 
     def problems(self) -> list[str]:
         bad = [n for n in ("atol", "rtol") if not (isinstance(getattr(self, n), (int, float)) and 0 <= getattr(self, n) < math.inf)]
-        return [f"{n} must be a finite number >= 0, got {getattr(self, n)!r}" for n in bad]
+        found = [f"{n} must be a finite number >= 0, got {getattr(self, n)!r}" for n in bad]
+        flips = self.max_label_flips
+        if flips is not None and not (isinstance(flips, (int, float)) and 0 <= flips <= 1):
+            found.append(f"max_label_flips must be a share in [0, 1], got {flips!r}")
+        return found
 
     def widest(self, other: Tolerance) -> Tolerance:
         """The looser of the two on each term (a replay must allow for both runtimes' error)."""
-        return Tolerance(max(self.atol, other.atol), max(self.rtol, other.rtol))
+        flips = [f for f in (self.max_label_flips, other.max_label_flips) if f is not None]
+        return Tolerance(max(self.atol, other.atol), max(self.rtol, other.rtol), max(flips) if flips else None)
 
 
 @dataclass(frozen=True)

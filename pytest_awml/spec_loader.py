@@ -15,7 +15,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pytest_awml import deploy_apply
+from pytest_awml import deploy_apply, static_shapes
 from pytest_awml.errors import AwmlError, SpecError
 from pytest_awml.models import load_model
 from pytest_awml.spec import ModelSpec, validate
@@ -43,6 +43,7 @@ def load_all(options: AwmlOptions, rootdir: Path | None = None) -> list[ModelSpe
                 spec = validate(_configure(spec, options.config), origin=str(options.config))
             if options.deploy is not None:
                 spec = validate(deploy_apply.apply(spec, options.deploy), origin=str(options.deploy.path))
+            spec = validate(static_shapes.expand(spec), origin=reference)
             if options.checkpoint is not None:
                 load_model(spec, options)
             if spec.name in {s.name for s in specs}:

@@ -10,9 +10,11 @@ one gate that does all of it (:mod:`pytest_awml.parity_gate`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from typing import Any
 
+import numpy as np
 import pytest
 
 from pytest_awml import golden, golden_layers, localize, pipeline_outputs, regression, results
@@ -214,8 +216,14 @@ def test_shapes(awml_case, awml_workspace, request):
 
     def check(sizes: dict[str, int], keep: bool) -> None:
         """``keep``: store the inference (see Workspace.run) when a later run draws the same input."""
-        feed = RandomFeed(component.inputs, sizes, seed=options.seed + len(tried))  # drawn only if a side must run
-        digest = content_digest(feed.recipe)  # named by its recipe, once for both sides
+        seed = options.seed + len(tried)
+        if component.make_feed is None:
+            drawn = RandomFeed(component.inputs, sizes, seed=seed)  # drawn only if a side must run
+            feed: Mapping[str, Any] = drawn
+            digest = content_digest(drawn.recipe)  # named by its recipe, once for both sides
+        else:  # inputs whose values index each other: the spec makes them
+            feed = {name: np.asarray(value) for name, value in component.make_feed(sizes, seed).items()}
+            digest = content_digest(feed)
         expected = awml_workspace.run(spec, component, REFERENCE, feed, keep=keep, digest=digest)  # drawn alike for every target: computed once
         try:
             got = awml_workspace.run(spec, component, target, feed, keep=keep, digest=digest)

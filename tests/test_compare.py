@@ -104,3 +104,23 @@ def test_outputs_constant_on_both_sides_never_pass(value):
     assert not c.passed and "constant on both sides" in c.problem
     assert compare_output("x", [np.full(4, value, np.float32)], [np.full(4, value, np.float32) + np.float32([0, 0, 0, 1e-4])], TOL).passed
     assert compare_output("x", [np.full(1, value, np.float32)], [np.full(1, value, np.float32)], TOL).passed
+
+
+def test_label_flips_are_judged_beside_atol_over_every_row_of_every_sample():
+    """Class scores per point: within atol everywhere, yet a point whose two best classes swap is a flip."""
+    ref = [np.array([[0.6, 0.4], [0.2, 0.8]], np.float32), np.array([[0.51, 0.49]], np.float32)]
+    test = [np.array([[0.6, 0.4], [0.2, 0.8]], np.float32), np.array([[0.49, 0.51]], np.float32)]
+    strict = compare_output("p", ref, test, Tolerance(atol=0.05, max_label_flips=0.0))
+    assert not strict.passed and strict.label_flips == pytest.approx(1 / 3) and strict.label_rows == 3
+    assert "label flips 33.333% of 3 rows" in strict.describe() and strict.as_json()["label_flips"] == pytest.approx(1 / 3)
+    assert compare_output("p", ref, test, Tolerance(atol=0.05, max_label_flips=0.34)).passed
+    plain = compare_output("p", ref, test, Tolerance(atol=0.05))  # no budget: atol alone, and no label figures in the record
+    assert plain.passed and plain.label_flips is None and "label_flips" not in plain.as_json()
+
+
+def test_label_flip_figures_read_back_from_a_record():
+    from pytest_awml.compare import OutputComparison
+
+    ref = [np.array([[0.6, 0.4]], np.float32)]
+    made = compare_output("p", ref, ref, Tolerance(atol=0.05, max_label_flips=0.0))
+    assert OutputComparison.from_json(made.as_json()).label_flips == 0.0

@@ -30,7 +30,7 @@ from pytest_awml import report, run_report
 from pytest_awml.artifacts import ArtifactStore
 from pytest_awml.builders.onnx import onnx_problem
 from pytest_awml.device import REFERENCE, Device, Precision, Target
-from pytest_awml.limits import LatencySettings
+from pytest_awml.limits import LatencySettings, Tolerance
 from pytest_awml.errors import ArtifactError, BackendError, BackendUnavailable, DataError, SpecError
 from pytest_awml.golden import GoldenStore
 from pytest_awml.locks import held
@@ -42,6 +42,7 @@ from pytest_awml.runners.onnxruntime import OnnxRuntimeRunner
 from pytest_awml.runners.pytorch import PyTorchRunner
 
 CONFIGS = Path(__file__).parent / "data" / "configs" / "awml"
+TREE = Path(__file__).parent / "data" / "configs" / "awml_tree"  # AWML 7a6ec07's files at their own paths
 CONFIG_ANSWER_S = 0.5  # a refused config answers in well under a second (issue 29)
 USAGE = pytest.ExitCode.USAGE_ERROR
 CPU_FP32 = Target("onnxruntime", Device("cpu"), Precision.FP32)
@@ -74,6 +75,10 @@ def _files(root: Path) -> dict[str, str]:
                     "deploy_profile.py": deploy + "components['pts_voxel_encoder']['tensorrt_profile']['input_features']['max_shape'] = [6000, 32, 11]\n",
                     "deploy_other.py": (CONFIGS / "deploy_calibration_tiny.py").read_text(),
                     "deploy_training.py": (CONFIGS / "centerpoint_tiny.py").read_text()})
+    batch4 = (TREE / "projects/MobileNetv2/configs/deploy/MobileNetv2-CarTrafficLight/car_mobilenet-v2-224x224_batch_4.py").read_text()
+    configs.update({"deploy_batch5.py": batch4.replace("[4, 3, 224, 224]", "[5, 3, 224, 224]"),
+                    "deploy_size.py": batch4.replace("input_shape=[224, 224]", "input_shape=[320, 320]"),
+                    "deploy_shape.py": batch4.replace("input_shape=[224, 224]", "input_shape='224'")})
     for name, text in configs.items():
         (root / name).write_text(text)
     if (CONFIGS / "centerpoint_tiny.py").exists():  # its _base_ files resolve beside it
@@ -142,6 +147,12 @@ OPTION_FAULTS = [
     ("deploy config of another model", ["--awml-deploy-config", "{deploy_other}"], "component 'end2end' of"),
     ("training config given as the deploy config", ["--awml-deploy-config", "{deploy_training}"], "give AWML's deploy config, not a training config"),
     ("deploy config that does not exist", ["--awml-deploy-config", "{dir}/none.py"], "--awml-deploy-config {dir}/none.py does not exist"),
+    ("deploy config at a static shape the spec does not deploy", ["--awml-spec", "mobilenetv2-car", "--awml-deploy-config", "{deploy_batch5}"],
+     "the config fixes {{'batch': 5}}, none of the component's static shapes (batch1: {{'batch': 1}}"),
+    ("deploy config exporting another image size", ["--awml-spec", "mobilenetv2-car", "--awml-deploy-config", "{deploy_size}"],
+     "onnx_config.input_shape is [320, 320] (width, height), the input 'input' takes height and width [224, 224]..[224, 224]"),
+    ("deploy config input_shape not a size", ["--awml-spec", "mobilenetv2-car", "--awml-deploy-config", "{deploy_shape}"],
+     "onnx_config.input_shape: '224' is not something this harness can honour. Fix: give [width, height] in pixels, or None"),
 ]
 if torch.cuda.device_count() == 0:
     OPTION_FAULTS.append(("cuda without a GPU", ["--awml-device", "cuda"], "--awml-device cuda:0: torch sees 0 CUDA device(s)"))
@@ -534,6 +545,45 @@ def test_a_bad_stage_declaration_is_a_spec_error_naming_it(changes, field, fragm
     with pytest.raises(SpecError, match="Fix: map each stage") as info:
         validate(_toy_stages(**changes))
     assert info.value.field == field and fragment in info.value.problem
+
+
+STATIC_SHAPE_FAULTS = [
+    # (id, static_shapes of the toy's encoder, message fragment); a run's loading (static_shapes.expand) refuses them
+    ("a shape fixing a dim no input has", {"small": {"batch": 2}}, "static_shapes['small'] fixes 'batch', no dynamic dim of the inputs (n)"),
+    ("a shape outside the dim's range", {"big": {"n": 9}}, "static_shapes['big'] gives 'n' the size 9, outside 2..8"),
+    ("a shape fixing nothing", {"none": {}}, "static_shapes['none'] fixes no dim (the component's dims: n)"),
+]
+
+
+@pytest.mark.parametrize("shapes, fragment", [row[1:] for row in STATIC_SHAPE_FAULTS], ids=[row[0] for row in STATIC_SHAPE_FAULTS])
+def test_a_bad_static_shape_is_a_spec_error_naming_it(shapes, fragment):
+    import toy
+    from pytest_awml import static_shapes
+
+    encoder = dataclasses.replace(toy.SPEC.components[0], static_shapes=shapes)
+    spec = dataclasses.replace(toy.SPEC, components=(encoder, *toy.SPEC.components[1:]))
+    with pytest.raises(SpecError, match="Fix: name dims of the component's inputs") as info:
+        static_shapes.expand(spec)
+    assert fragment in info.value.problem
+
+
+LABEL_FLIP_FAULTS = [
+    # (id, max_label_flips, message fragment): a share, or nothing
+    ("a flip budget above one", 1.5, "max_label_flips must be a share in [0, 1], got 1.5"),
+    ("a negative flip budget", -0.1, "max_label_flips must be a share in [0, 1], got -0.1"),
+    ("a flip budget that is no number", "few", "max_label_flips must be a share in [0, 1], got 'few'"),
+]
+
+
+@pytest.mark.parametrize("budget, fragment", [row[1:] for row in LABEL_FLIP_FAULTS], ids=[row[0] for row in LABEL_FLIP_FAULTS])
+def test_a_bad_label_flip_budget_is_a_spec_error_naming_it(budget, fragment):
+    import toy
+    from pytest_awml.spec import validate
+
+    encoder = dataclasses.replace(toy.SPEC.components[0], tolerances={"fp32": {"*": Tolerance(1e-5, 1e-5, max_label_flips=budget)}})
+    with pytest.raises(SpecError) as info:
+        validate(dataclasses.replace(toy.SPEC, components=(encoder, *toy.SPEC.components[1:])))
+    assert fragment in info.value.problem
 
 
 BUILT_STAGE_FAULTS = [

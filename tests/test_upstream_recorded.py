@@ -1,4 +1,4 @@
-"""AWML's YOLOX-ELAN and calibration classifier, proven in every CI run against their upstream code's recorded numbers.
+"""AWML's YOLOX-ELAN, calibration classifier and traffic-light classifiers, proven in every CI run against their upstream code's recorded numbers.
 
 ``tests/data/upstream/`` holds what mmdet 3.3 (with AWML's own ELANDarknet and YOLOXPAFPN_ELAN) and
 mmpretrain 1.2 (with AWML's own CalibrationClassificationTransform) computed (``tools/record_upstream.py``;
@@ -19,7 +19,15 @@ from model_specs.calibration import upstream as calibration
 from model_specs.calibration.mmconfig import to_calibration
 from model_specs.calibration.model import CalibrationClassifier
 from model_specs.calibration.spec import SPEC as CALIBRATION, TINY_SPEC as CALIBRATION_TINY
+from model_specs.frnet import upstream as frnet
+from model_specs.frnet.mmconfig import to_frnet
+from model_specs.frnet.model import FRNet
+from model_specs.frnet.spec import TINY_SPEC as FRNET_TINY
 from model_specs.mmconfig import read_config
+from model_specs.mobilenetv2 import upstream as mobilenetv2
+from model_specs.mobilenetv2.mmconfig import to_classifier
+from model_specs.mobilenetv2.model import TrafficLightClassifier
+from model_specs.mobilenetv2.spec import CAR_SPEC, CAR_TINY_SPEC, PEDESTRIAN_SPEC
 from model_specs.recording import TENSOR_RTOL, Recording, agrees, state_sha256
 from model_specs.yolox import upstream as yolox
 from model_specs.yolox.mmconfig import to_yolox
@@ -34,8 +42,12 @@ MODELS = {
     "yolox": (yolox, YOLOX, to_yolox, YoloxElan),
     "calibration-tiny": (calibration, CALIBRATION_TINY, to_calibration, CalibrationClassifier),
     "calibration": (calibration, CALIBRATION, to_calibration, CalibrationClassifier),
+    "mobilenetv2-car-tiny": (mobilenetv2, CAR_TINY_SPEC, to_classifier, TrafficLightClassifier),
+    "mobilenetv2-car": (mobilenetv2, CAR_SPEC, to_classifier, TrafficLightClassifier),
+    "mobilenetv2-pedestrian": (mobilenetv2, PEDESTRIAN_SPEC, to_classifier, TrafficLightClassifier),
+    "frnet-tiny": (frnet, FRNET_TINY, to_frnet, FRNet),
 }
-VERSIONS = {yolox: ("mmdet", "3.3.0"), calibration: ("mmpretrain", "1.2.0")}
+VERSIONS = {yolox: ("mmdet", "3.3.0"), calibration: ("mmpretrain", "1.2.0"), mobilenetv2: ("mmpretrain", "1.2.0"), frnet: ("mmdet3d", "1.4.0")}
 
 
 def _load(name: str):
@@ -101,8 +113,27 @@ def test_the_calibration_comparison_would_catch_a_wrong_switch(change):
         assert not any(wrong.inputs_identical.values())
 
 
-@pytest.mark.parametrize("name", ["yolox-tiny", "calibration-tiny"])
-def test_upstream_weights_in_an_mmengine_checkpoint_run_through_the_plugin(run_awml, pytester, name):
+@pytest.mark.parametrize("change, inputs_same", [
+    (dict(to_rgb=False), False),  # the data_preprocessor's BGR to RGB
+    (dict(image_size=56), False),  # Resize's scale
+    (dict(mean=(0.0, 0.0, 0.0)), False),
+    (dict(norm=(1e-3, 0.1)), True),  # mmcv's BN eps; the inputs are still AWML's, the network is not
+])
+def test_the_classifier_comparison_would_catch_a_wrong_switch(change, inputs_same):
+    recording, cfg = _load("mobilenetv2-car-tiny")
+    wrong = mobilenetv2.compare(recording, dataclasses.replace(cfg, **change))
+    assert wrong.problems() and wrong.input_identical is inputs_same
+
+
+@pytest.mark.parametrize("change", [dict(fov_down=-24.0), dict(range_w=256), dict(norm=(1e-5, 0.1)), dict(frustum_w=64)])  # each loads strictly
+def test_the_frnet_comparison_would_catch_a_wrong_switch(change):
+    recording, cfg = _load("frnet-tiny")
+    wrong = frnet.compare(recording, dataclasses.replace(cfg, **change))
+    assert wrong.problems()
+
+
+@pytest.mark.parametrize("name, graphs", [("yolox-tiny", ""), ("calibration-tiny", ""), ("mobilenetv2-car-tiny", " and batch4")])
+def test_upstream_weights_in_an_mmengine_checkpoint_run_through_the_plugin(run_awml, pytester, name, graphs):
     """The recorded upstream weights saved as mmengine saves a checkpoint (numpy values and HistoryBuffer-like
     objects beside them), read with --awml-config and --awml-checkpoint: no trust needed, loaded strictly."""
     import numpy as np
@@ -114,7 +145,7 @@ def test_upstream_weights_in_an_mmengine_checkpoint_run_through_the_plugin(run_a
     torch.save({"meta": {"epoch": 300, "seed": np.int64(42), "dataset_meta": {"classes": list(cfg.classes)}},
                 "state_dict": recording.state_dict(), "message_hub": {"runtime_info": {"iter": np.int64(9000)}}}, path)
     run = run_awml(f"--awml-spec={name}", f"--awml-config={CONFIGS / recording.meta['config']}", f"--awml-checkpoint={path}",
-                   "-k", "test_export or (test_parity and not pipeline)")
+                   "-k", f"(test_export or (test_parity and not pipeline)){graphs}")  # one of the classifier's static batches
     run.result.assert_outcomes(passed=2)
     model = model_class(cfg)
     model.load_state_dict(recording.state_dict(), strict=True)

@@ -1,5 +1,7 @@
-"""Record mmdet's YOLOX (with AWML's ELAN backbone and neck) and mmpretrain's calibration classifier (with
-AWML's transform) for the CI test that proves the ``yolox`` and ``calibration`` specs are AWML's models.
+"""Record mmdet's YOLOX (with AWML's ELAN backbone and neck), mmpretrain's calibration classifier (with
+AWML's transform) and mmpretrain's MobileNetV2 traffic-light classifiers (with AWML's CropROI and mmcv's
+transforms) and AWML's FRNet on mmdet3d (with its RangeInterpolation and FrustumRangePreprocessor) for the CI test that
+proves the ``yolox``, ``calibration``, ``mobilenetv2-*`` and ``frnet`` specs are AWML's models.
 
 Needs mmdet, mmpretrain, mmengine, mmcv (no compiled op is used) and OpenCV, and an AWML checkout (its
 ``projects/YOLOX_opt_elan`` and ``autoware_ml`` packages; only imported, never copied here); writes
@@ -29,12 +31,16 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from model_specs.calibration import upstream as calibration  # noqa: E402
+from model_specs.frnet import upstream as frnet  # noqa: E402
+from model_specs.mobilenetv2 import upstream as mobilenetv2  # noqa: E402
 from model_specs.recording import Recording  # noqa: E402
 from model_specs.yolox import upstream as yolox  # noqa: E402
 
 log = logging.getLogger("record_upstream")
 CONFIGS = ROOT / "tests" / "data" / "configs" / "awml"
-PEERS = {plan.name: (module, plan) for module in (yolox, calibration) for plan in module.PLANS}
+PEERS = {plan.name: (module, plan) for module in (yolox, calibration, mobilenetv2, frnet) for plan in module.PLANS}
+# what of an AWML checkout each peer module imports
+PROJECTS = {yolox: ("projects/YOLOX_opt_elan", "autoware_ml"), calibration: ("autoware_ml",), mobilenetv2: (mobilenetv2.PROJECT,), frnet: (frnet.PROJECT,)}
 
 
 def environment(awml_root: Path, awml_commit: str | None) -> dict:
@@ -65,15 +71,16 @@ def main(argv=None) -> int:
     parser.add_argument("--only", choices=sorted(PEERS), action="append")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    if args.awml_root is None or not (args.awml_root / "projects" / "YOLOX_opt_elan").is_dir():
-        parser.error("--awml-root (or $AWML_ROOT) must name an AWML checkout with projects/YOLOX_opt_elan and autoware_ml")
+    chosen = [name for name in PEERS if not args.only or name in args.only]
+    needed = sorted({folder for name in chosen for folder in PROJECTS[PEERS[name][0]]})
+    if args.awml_root is None or not all((args.awml_root / folder).is_dir() for folder in needed):
+        parser.error(f"--awml-root (or $AWML_ROOT) must name an AWML checkout with {', '.join(needed)}")
     sys.path.insert(0, str(args.awml_root.resolve()))
     args.out.mkdir(parents=True, exist_ok=True)
     where = environment(args.awml_root, args.awml_commit)
     failures = 0
-    for name, (module, plan) in PEERS.items():
-        if args.only and name not in args.only:
-            continue
+    for name in chosen:
+        module, plan = PEERS[name]
         start = time.perf_counter()
         recording, cfg = module.record_plan(plan, CONFIGS)
         if cfg != plan.spec_config:

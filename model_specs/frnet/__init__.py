@@ -1,0 +1,1 @@
+"""AWML's FRNet lidar semantic segmentation (projects/FRNet)."""
