@@ -41,7 +41,7 @@ MODULE_ID = "awml"
 MARKER = "awml_cases"
 ARGUMENT = "awml_case"
 REFERENCE_SEPARATOR = "@"  # test_parity[<spec>/<component>/<target>@<reference target>]: a scenario's own reference
-ONNX_FORMATS = ("onnx", "onnx-fp16")  # what a deploy config's export.mode "onnx" keeps (no engines)
+ONNX_FORMATS = ("onnx", "onnx-fp16", "onnx-int8")  # what a deploy config's export.mode "onnx" keeps (no engines)
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from pytest_awml.facts import ConfigFact
 from pytest_awml.limits import LatencyRatio, LatencySettings, Tolerance, TrendSettings
 from pytest_awml.metric import MetricSpec
 from pytest_awml.pipeline import PipelineName, PipelineSpec
+from pytest_awml.quantization import Int8Settings
 
 __all__ = [
     "Component",
@@ -78,7 +79,8 @@ class Component:
     same inputs are made from another component's outputs (:class:`FedBy`); a session then makes them so, and
     ``make_inputs`` stays the standalone definition. ``plugins`` names the TensorRT
     plugin ops the exported graph carries (a detector exported with its NMS ends in EfficientNMS_TRT): the
-    export checks the graph holds exactly those, and backends or builders without them skip its tests.
+    export checks the graph holds exactly those, and backends or builders without them skip its tests. ``int8``: how
+    its int8 graph is calibrated and which nodes stay in float (:class:`~pytest_awml.quantization.Int8Settings`).
     """
 
     name: str
@@ -93,6 +95,7 @@ class Component:
     trend: TrendSettings = TrendSettings()
     plugins: tuple[str, ...] = ()
     fed_by: FedBy | None = None
+    int8: Int8Settings = Int8Settings()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "plugins", tuple(self.plugins))
@@ -295,7 +298,7 @@ def validate(spec: Any, origin: str = "") -> ModelSpec:
         _validate_dims(fail, where, comp)
         _validate_tolerances(fail, where, comp)
         _validate_drift(fail, where, comp)
-        for attr in ("onnx", "latency", "trend"):
+        for attr in ("onnx", "latency", "trend", "int8"):
             problems = getattr(comp, attr).problems()
             if problems:
                 fail(f"{where}.{attr}", "; ".join(problems), f"correct the {attr} settings")
@@ -401,7 +404,7 @@ def fingerprint(spec: ModelSpec, component: Component | None = None) -> str:
     # facts say where values came from (file paths): the values themselves are in the spec's fields
     payload = {"spec": _plain(spec, skip=("components", "facts")), "code": code_digest([spec.build_model])}
     if component is not None:
-        payload["component"] = _plain(component)
+        payload["component"] = _plain(component, skip=("int8",))  # the int8 graph keys its settings; the export does not
         payload["component_code"] = code_digest([component.extract])
     blob = json.dumps(payload, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()
