@@ -96,3 +96,21 @@ def test_tensorrt_rtx_builds_the_int8_graph_on_the_cpu_with_its_op_coverage(tmp_
 
 def test_rtx_has_no_int8_flag():
     assert any("no int8 flag" in p for p in EngineOptions(int8=True).problems(TENSORRT_RTX))
+
+
+def test_the_smallest_float_kept_set_is_the_shortest_ranked_prefix_within_the_limit():
+    from pytest_awml.int8_sensitivity import LayerCost, rank, smallest_set
+
+    def layer(node, delta, head):
+        return LayerCost(node=node, op="Conv", metric_delta=delta, heads={"out": head})
+
+    everything = layer("(none)", 0.10, 0.5)
+    costs = [layer("a", 0.09, 0.1), layer("b", 0.02, 0.4), layer("c", 0.08, 0.3)]
+    ranked, by = rank(everything, costs, limit=0.05)
+    assert by == "metric" and [c.node for c in ranked] == ["b", "c", "a"]
+    measured = {("b",): 0.06, ("b", "c"): 0.04}
+    assert smallest_set(everything, ranked, 0.05, lambda names: measured[names]) == (("b", "c"), 0.04)
+    assert smallest_set(everything, ranked, 0.01, lambda names: 0.02) == (None, None)  # no prefix is within it
+    within = layer("(none)", 0.01, 0.5)
+    assert smallest_set(within, ranked, 0.05, lambda names: 1.0) == ((), 0.01)  # all int8 already is
+    assert rank(within, costs, 0.05) == (sorted(costs, key=lambda c: 0.5 - c.heads["out"], reverse=True), "heads")
