@@ -114,3 +114,14 @@ def test_the_smallest_float_kept_set_is_the_shortest_ranked_prefix_within_the_li
     within = layer("(none)", 0.01, 0.5)
     assert smallest_set(within, ranked, 0.05, lambda names: 1.0) == ((), 0.01)  # all int8 already is
     assert rank(within, costs, 0.05) == (sorted(costs, key=lambda c: 0.5 - c.heads["out"], reverse=True), "heads")
+
+
+def test_a_graph_ending_in_a_plugin_is_not_quantized_and_says_why():
+    from exporters.tensorrt_build import TENSORRT
+    from pytest_awml.builders.onnx_int8 import OnnxInt8Builder
+    from pytest_awml.builders.tensorrt import EngineBuilder
+    from pytest_awml.device import Precision
+
+    assert "no kernel for EfficientNMS_TRT" in OnnxInt8Builder().plugins_unavailable(("EfficientNMS_TRT",))
+    assert "no kernel for EfficientNMS_TRT" in EngineBuilder(Precision.INT8, TENSORRT).plugins_unavailable(("EfficientNMS_TRT",))
+    assert OnnxInt8Builder().plugins_unavailable(()) is None

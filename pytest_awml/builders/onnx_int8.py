@@ -29,6 +29,12 @@ class OnnxInt8Builder(ArtifactBuilder):
     format = FORMAT
     requires = (ONNX, Ingredient.CALIBRATION)
 
+    def plugins_unavailable(self, plugins: tuple[str, ...]) -> str | None:
+        if plugins:  # calibration runs the graph in ONNX Runtime, which has no kernel for them
+            return (f"an int8 graph is calibrated by running it in ONNX Runtime, which has no kernel for {', '.join(plugins)}: "
+                    "quantize the component before the plugin (its own component)")
+        return None
+
     def filename(self, component: Component) -> str:
         return f"{component.name}.int8.onnx"
 

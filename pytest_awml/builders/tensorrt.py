@@ -19,6 +19,7 @@ from pytest_awml.builders.onnx import FORMAT as ONNX
 from pytest_awml.builders.onnx_fp16 import FORMAT as ONNX_FP16
 from pytest_awml.builders.onnx_fp16 import converter_unavailable
 from pytest_awml.builders.onnx_int8 import FORMAT as ONNX_INT8
+from pytest_awml.builders.onnx_int8 import OnnxInt8Builder
 from pytest_awml.device import Device, Precision
 from pytest_awml.errors import ArtifactError
 from pytest_awml.provenance import package_version
@@ -65,6 +66,8 @@ class EngineBuilder(ArtifactBuilder):
         return reason
 
     def plugins_unavailable(self, plugins: tuple[str, ...]) -> str | None:
+        if plugins and self.graph_format == ONNX_INT8:
+            return OnnxInt8Builder().plugins_unavailable(plugins)
         return self.flavor.plugins_missing(plugins)
 
     def filename(self, component: Component) -> str:
