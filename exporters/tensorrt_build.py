@@ -108,10 +108,12 @@ FLAVORS = (TENSORRT, TENSORRT_RTX, TENSORRT_TYPED)
 class EngineOptions:
     """How to build. ``fp16`` lets layers run in half (a builder flag: TensorRT proper only); ``tf32`` lets fp32
     matmuls/convs use TF32 (TensorRT enables it by default: without ``tf32`` it is cleared, so an fp32 engine is
-    fp32); ``strongly_typed`` takes every precision from the ONNX graph's own types."""
+    fp32); ``int8`` lets TensorRT proper run a QDQ graph's pairs in int8 (its builder flag; TensorRT-RTX reads the pairs
+    without one); ``strongly_typed`` takes every precision from the ONNX graph's own types."""
 
     fp16: bool = False
     tf32: bool = False
+    int8: bool = False
     strongly_typed: bool = False
     workspace_bytes: int = DEFAULT_WORKSPACE_BYTES
 
@@ -119,6 +121,8 @@ class EngineOptions:
         found = []
         if self.fp16 and not flavor.fp16_flag:
             found.append(f"{flavor.title} has no fp16 flag: its networks take precision from the graph (build from an fp16 graph)")
+        if self.int8 and not flavor.fp16_flag:
+            found.append(f"{flavor.title} has no int8 flag: its networks take int8 from the graph's QDQ pairs")
         if self.fp16 and self.strongly_typed:
             found.append("a strongly typed network takes its precision from the graph: drop fp16")
         if self.workspace_bytes <= 0:
@@ -126,7 +130,8 @@ class EngineOptions:
         return found
 
     def key(self) -> dict:
-        return {"fp16": self.fp16, "tf32": self.tf32, "strongly_typed": self.strongly_typed, "workspace_bytes": self.workspace_bytes}
+        found = {"fp16": self.fp16, "tf32": self.tf32, "strongly_typed": self.strongly_typed, "workspace_bytes": self.workspace_bytes}
+        return {**found, "int8": True} if self.int8 else found  # left out when off: existing engines keep their keys
 
 
 ShapeTriple = tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]
@@ -351,6 +356,8 @@ def build_engine(onnx_path: Path, engine_path: Path, *, flavor: Flavor, componen
         config.clear_flag(trt.BuilderFlag.TF32)
     if options.fp16:
         config.set_flag(trt.BuilderFlag.FP16)
+    if options.int8:
+        config.set_flag(trt.BuilderFlag.INT8)
     cache_file = timing_cache if flavor.timing_cache else None
     if cache_file is not None:
         _read_timing_cache(config, cache_file)

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from pytest_awml.device import REFERENCE, Target, absent_reason
+from pytest_awml.device import REFERENCE, Precision, Target, absent_reason
 from pytest_awml.spec import Component, ModelSpec, PipelineName
 
 if TYPE_CHECKING:
@@ -41,7 +41,8 @@ MODULE_ID = "awml"
 MARKER = "awml_cases"
 ARGUMENT = "awml_case"
 REFERENCE_SEPARATOR = "@"  # test_parity[<spec>/<component>/<target>@<reference target>]: a scenario's own reference
-ONNX_FORMATS = ("onnx", "onnx-fp16")  # what a deploy config's export.mode "onnx" keeps (no engines)
+ONNX_FORMATS = ("onnx", "onnx-fp16", "onnx-int8")  # what a deploy config's export.mode "onnx" keeps (no engines)
+ONNXRUNTIME = "onnxruntime"  # the backend int8 sensitivity runs its variants on (ONNX Runtime's CPU provider)
 
 
 @dataclass(frozen=True)
@@ -207,6 +208,16 @@ class Plan:
                 missing = case_target.precision.value not in case.spec.metric.max_delta
                 yield dataclasses.replace(case, skip=case.skip or (f"the spec gives no {case_target.precision} metric limit" if missing else ""))
 
+    def _int8_sensitivity(self) -> Iterator[Case]:
+        """Only with --awml-int8-sensitivity: every component on each int8 target ONNX Runtime runs on the CPU (where
+        every layer's variant can be run), skipped where that target cannot run."""
+        if not self.options.int8_sensitivity:
+            return
+        for spec, component in self._components():
+            for target, skip in self.targets:
+                if target.precision is Precision.INT8 and target.backend == ONNXRUNTIME and not target.device.is_cuda:
+                    yield Case(spec, component, target, skip=skip)
+
     def _drift(self) -> Iterator[Case]:
         skip = "" if self.options.golden else "no golden folder: pass --awml-golden=DIR (with --awml-update-golden once to create it)"
         for spec, component in self._components():
@@ -229,6 +240,7 @@ KINDS: dict[str, Callable[[Plan], Iterator[Case]]] = {
     "pipeline_latency": Plan._pipeline_latency,
     "metric": Plan._metric,
     "drift": Plan._drift,
+    "int8_sensitivity": Plan._int8_sensitivity,
     "bundle": Plan._bundle,
 }
 """Test kind (the ``awml_cases`` marker's argument) → the plan's cases of that kind."""

@@ -17,6 +17,7 @@ from exporters.onnx_export import OnnxOptions
 from exporters.signature import Dim, TensorSpec
 from pytest_awml.device import Precision
 from pytest_awml.limits import LatencySettings, Tolerance, TrendSettings
+from pytest_awml.quantization import Int8Settings
 
 ANY_OUTPUT = "*"
 
@@ -58,7 +59,8 @@ class Component:
     sizes of its dims (``{"batch4": {"batch": 4}}``); a run tests ``<name>.<shape>`` per shape
     (:mod:`pytest_awml.static_shapes`). ``make_feed(sizes, seed)`` (optional) makes ``test_shapes``' inputs at the given
     dynamic sizes where random values would not be inputs at all (indices into each other: a point's cell, the cells'
-    pixels); without it they are seeded standard-normal arrays.
+    pixels); without it they are seeded standard-normal arrays. ``int8``: how its int8 graph is calibrated and which
+    nodes stay in float (:class:`~pytest_awml.quantization.Int8Settings`).
     """
 
     name: str
@@ -75,6 +77,7 @@ class Component:
     fed_by: FedBy | None = None
     static_shapes: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
     make_feed: Callable[[Mapping[str, int], int], Mapping[str, Any]] | None = None
+    int8: Int8Settings = Int8Settings()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "static_shapes", MappingProxyType({k: MappingProxyType(dict(v)) for k, v in self.static_shapes.items()}))
@@ -142,7 +145,7 @@ def check_component(fail: Fail, where: str, comp: Component, group: tuple[Compon
     _validate_dims(fail, where, comp)
     _validate_tolerances(fail, where, comp)
     _validate_drift(fail, where, comp)
-    for attr in ("onnx", "latency", "trend"):
+    for attr in ("onnx", "latency", "trend", "int8"):
         problems = getattr(comp, attr).problems()
         if problems:
             fail(f"{where}.{attr}", "; ".join(problems), f"correct the {attr} settings")

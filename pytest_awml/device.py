@@ -55,11 +55,13 @@ class Device:
 
 
 class Precision(str, Enum):
-    """Numeric policies. ``fp32`` means true fp32: TF32 is off; ``tf32`` is its own precision."""
+    """Numeric policies. ``fp32`` means true fp32: TF32 is off; ``tf32`` is its own precision; ``int8`` runs a QDQ graph
+    calibrated on the spec's samples (:mod:`pytest_awml.builders.onnx_int8`)."""
 
     FP32 = "fp32"
     FP16 = "fp16"
     TF32 = "tf32"
+    INT8 = "int8"
 
     @classmethod
     def parse(cls, text: str) -> Precision:

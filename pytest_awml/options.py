@@ -18,6 +18,7 @@ from pytest_awml.device import Device, Precision
 from pytest_awml.errors import AwmlError
 from pytest_awml.limits import LatencySettings, Tolerance
 from pytest_awml.locks import DEFAULT_TIMEOUT_S as DEFAULT_LOCK_TIMEOUT_S
+from pytest_awml.quantization import Calibration, Int8Settings
 
 if TYPE_CHECKING:
     from pytest_awml.spec import Component
@@ -33,7 +34,7 @@ _OPTIONS: tuple[tuple[str, IniType, Any, str], ...] = (
     ("--awml-spec", "args", [], "model spec to verify: a registered name or a path to a spec .py file (repeatable)"),
     ("--awml-backends", "string", "", "comma-separated backends to test (default: every backend that runs on the device, plus TensorRT, shown as skipped with its reason where it cannot run)"),
     ("--awml-device", "string", "cpu", "device for the backends under test: cpu, cuda or cuda:N"),
-    ("--awml-precision", "string", "fp32", "comma-separated precisions: fp32, fp16, tf32"),
+    ("--awml-precision", "string", "fp32", "comma-separated precisions: fp32, fp16, tf32, int8"),
     ("--awml-artifacts", "string", DEFAULT_ARTIFACTS, "artifact folder, relative to the invocation folder"),
     ("--awml-checkpoint", "string", "", "checkpoint to load instead of seeded weights"),
     ("--awml-samples", "string", str(DEFAULT_SAMPLES), "number of seeded samples per spec"),
@@ -57,6 +58,9 @@ _OPTIONS: tuple[tuple[str, IniType, Any, str], ...] = (
     ("--awml-lock-timeout", "string", f"{DEFAULT_LOCK_TIMEOUT_S:g}", "seconds to wait for a lock another run holds on an artifact or golden set before failing with its holder's pid and host"),
     ("--awml-rerun-backends", "bool", False, "run every backend again instead of replaying the outputs an earlier run stored for the same file, runtime, machine and input (each stored file that differs is reported and replaced)"),
     ("--awml-no-localize", "bool", False, "on a parity failure, do not look for the first module that diverges (forward hooks and every graph tensor of one input: memory and time for very large models)"),
+    ("--awml-int8-calibration", "string", "", "int8 calibration method for every component (overrides the spec): minmax, entropy or percentile"),
+    ("--awml-int8-samples", "string", "", "int8 calibration samples per component (overrides the spec)"),
+    ("--awml-int8-sensitivity", "bool", False, "rank each quantized layer's cost to the heads and the metric (test_int8_sensitivity), and the smallest set to keep in float"),
     ("--awml-allow-missing-device", "bool", False, "let a run whose --awml-device is absent (no GPU) skip its tests and pass; without it that is a usage error, and a run whose every test skipped fails"),
 )
 
@@ -156,6 +160,9 @@ class AwmlOptions:
     allow_missing_device: bool = False
     rerun_backends: bool = False
     localize: bool = True  # on a parity failure, name the first module that diverges (--awml-no-localize: off)
+    int8_calibration: Calibration | None = None  # --awml-int8-calibration: overrides every component's
+    int8_samples: int | None = None  # --awml-int8-samples
+    int8_sensitivity: bool = False
     worker: str | None = None  # pytest-xdist worker id
     gpu: Device | None = None  # the GPU this worker really uses when --awml-device is plain "cuda"
 
@@ -172,6 +179,12 @@ class AwmlOptions:
         """The spec's drift tolerances, with ``--awml-tolerance`` applied, per output."""
         return {name: self.tolerances.apply(name, component.drift_tolerance(name)) for name in component.output_names}
 
+    def int8(self, component: Component) -> Int8Settings:
+        """The component's int8 settings with ``--awml-int8-calibration``/``--awml-int8-samples`` applied."""
+        settings = component.int8
+        return dataclasses.replace(settings, calibration=self.int8_calibration or settings.calibration,
+                                   samples=self.int8_samples or settings.samples)
+
     def latency(self, settings: LatencySettings) -> LatencySettings:
         """The spec's latency settings with ``--awml-rounds``/``--awml-warmup`` applied."""
         return dataclasses.replace(settings, rounds=self.rounds or settings.rounds,
@@ -187,7 +200,7 @@ class AwmlOptions:
         backends = tuple(b.strip() for b in str(_value(config, "awml_backends")).split(",") if b.strip()) or None
         precisions = tuple(dict.fromkeys(Precision.parse(p) for p in str(_value(config, "awml_precision")).split(",") if p.strip()))
         if not precisions:
-            raise AwmlError("--awml-precision is empty: give fp32, fp16 or tf32")
+            raise AwmlError("--awml-precision is empty: give fp32, fp16, tf32 or int8")
         deploy_path = _existing(root, _value(config, "awml_deploy_config"), "--awml-deploy-config")
         deploy = read_deploy_config(deploy_path) if deploy_path is not None else None
         artifacts = _resolve(root, _value(config, "awml_artifacts"))
@@ -239,6 +252,9 @@ class AwmlOptions:
             allow_missing_device=bool(_value(config, "awml_allow_missing_device")),
             rerun_backends=bool(_value(config, "awml_rerun_backends")),
             localize=not _value(config, "awml_no_localize"),
+            int8_calibration=_calibration(str(_value(config, "awml_int8_calibration") or "")),
+            int8_samples=_int(n, "--awml-int8-samples", minimum=1) if (n := _value(config, "awml_int8_samples")) else None,
+            int8_sensitivity=bool(_value(config, "awml_int8_sensitivity")),
         )
         if options.autoware_schema is not None and options.autoware is None:
             raise AwmlError("--awml-autoware-schema checks a bundle: give --awml-autoware=DIR too")
@@ -264,6 +280,15 @@ class AwmlOptions:
         if count == 0:
             return self
         return dataclasses.replace(self, worker=worker, gpu=Device("cuda", int(worker.lstrip("gw")) % count))
+
+
+def _calibration(text: str) -> Calibration | None:
+    if not text:
+        return None
+    try:
+        return Calibration(text.strip().lower())
+    except ValueError:
+        raise AwmlError(f"--awml-int8-calibration {text!r}: use one of {', '.join(c.value for c in Calibration)}") from None
 
 
 def _profile(text: str) -> str:

@@ -401,8 +401,43 @@ class SkippedTest(Record):
     reason: str
 
 
+@dataclass(frozen=True, kw_only=True)
+class LayerRow:
+    """One layer kept float, the rest int8: the metric delta to the reference's, how much of the all-int8 delta
+    (``recovered``) and of the summed relative head error (``heads_recovered``) it wins back, and each output's largest
+    error relative to that output's largest reference value."""
+
+    node: str
+    op: str
+    metric_delta: float | None = optional()
+    recovered: float | None = optional()
+    heads_recovered: float | None = optional()
+    heads: Mapping[str, float]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Int8SensitivityRecord(Record):
+    """``--awml-int8-sensitivity``: a component's layers ranked by what quantizing each costs (costliest first), the
+    all-int8 figures, and ``keep_float``, the smallest set kept float that brings the metric delta within ``max_delta``
+    (empty: all-int8 is within it; absent: no set is, or the spec has no metric)."""
+
+    KIND: ClassVar[str] = "int8_sensitivity"
+    TYPE: ClassVar[str] = "int8_sensitivity"
+
+    ids: RecordIds = flat()
+    calibration_method: str
+    calibration_samples: int
+    ranked_by: str  # "metric" (all int8 is over the limit) or "heads"
+    all_int8: LayerRow
+    layers: tuple[LayerRow, ...]
+    max_delta: float | None = optional()
+    keep_float: tuple[str, ...] | None = optional()
+    keep_float_delta: float | None = optional()
+
+
 RECORD_TYPES: tuple[type[Record], ...] = (ArtifactRecord, ParityRecord, CheckRecord, LatencyRecord, DriftRecord,
-                                         ShapesRecord, GoldenRecord, DataNote, MetricRecord, InferenceRecord, SkippedTest)
+                                         ShapesRecord, GoldenRecord, DataNote, MetricRecord, InferenceRecord, SkippedTest,
+                                         Int8SensitivityRecord)
 KINDS: tuple[str, ...] = tuple(dict.fromkeys(t.KIND for t in RECORD_TYPES))
 """The JSON report's lists, in its order (``run`` first)."""
 TYPE_KEY = "type"

@@ -40,7 +40,9 @@ from pytest_awml.records import (
     DriftRecord,
     GoldenRecord,
     InferenceRecord,
+    Int8SensitivityRecord,
     LatencyRecord,
+    LayerRow,
     MetricRecord,
     ParityRecord,
     ShapesRecord,
@@ -355,6 +357,34 @@ def test_metric(awml_case, awml_workspace, request):
     if not verdict.passed:
         raise ToleranceExceeded(differs(f"the {target.id} pipeline's {score.name}", REFERENCE.id,
                                         f"over {len(samples)} sample(s)", [verdict.describe()]))
+
+
+@pytest.mark.awml_cases("int8_sensitivity")
+def test_int8_sensitivity(awml_case, awml_workspace, request):
+    """Each weighted layer kept float at a time (the rest int8): what it wins back on the heads and the metric, ranked,
+    and the smallest float-kept set within the spec's int8 metric limit (``Int8Settings(keep_float=...)``). It fails
+    only when no such set exists: then no exclusion list fixes int8 for this component."""
+    from pytest_awml import int8_sensitivity
+
+    spec, component, target = awml_case.spec, awml_case.component, awml_case.target
+    result = int8_sensitivity.measure(awml_workspace, spec, component, target)
+    settings = awml_workspace.options.int8(component)
+
+    def row(layer, won: bool = True) -> LayerRow:
+        metric, heads = layer.recovered(result.everything)
+        return LayerRow(node=layer.node, op=layer.op, metric_delta=layer.metric_delta,
+                        recovered=metric if won and layer.metric_delta is not None else None,
+                        heads_recovered=heads if won else None, heads=dict(layer.heads))
+
+    results.attach(request.node, Int8SensitivityRecord(
+        ids=results.record_ids(awml_case, request.node.nodeid, awml_workspace.options), calibration_method=settings.calibration.value,
+        calibration_samples=settings.samples, ranked_by=result.ranked_by, all_int8=row(result.everything, won=False),
+        layers=tuple(row(c) for c in result.ranked),
+        max_delta=result.limit, keep_float=result.keep_float, keep_float_delta=result.keep_float_delta))
+    if result.limit is not None and result.keep_float is None:
+        raise ToleranceExceeded(f"{spec.name}/{component.name}: no set of layers kept float brings the int8 metric delta within "
+                                f"{result.limit} (all int8: {result.everything.metric_delta}); the costliest layers:\n"
+                                + "\n".join(int8_sensitivity.table(result, top=5)))
 
 
 @pytest.mark.awml_cases("pipeline_latency")

@@ -10,6 +10,7 @@ from pytest_awml.records import (
     DriftRecord,
     GoldenRecord,
     InferenceRecord,
+    Int8SensitivityRecord,
     LatencyRecord,
     MetricRecord,
     ParityRecord,
@@ -91,6 +92,28 @@ def time_spent(results: Results, wall_s: float) -> str:
     if workers:
         return f"time: {shown} (summed over {len(workers)} xdist workers; wall {wall_s:.1f} s)"
     return f"time: {shown}, other {max(0.0, wall_s - sum(parts.values())):.1f} s (wall {wall_s:.1f} s)"
+SENSITIVE_SHOWN = 10  # the costliest layers the terminal lists (the report holds every one)
+
+
+def _sensitivity(record: Int8SensitivityRecord) -> list[str]:
+    """The costliest layers of a component at int8 and the smallest float-kept set (``--awml-int8-sensitivity``)."""
+    base = record.all_int8
+    delta = "no metric" if base.metric_delta is None else f"metric delta {base.metric_delta:.4f} (limit {record.max_delta:g})"
+    out = ["", f"int8 sensitivity: {record.ids.spec}/{record.ids.component} ({record.calibration_method}, "
+               f"{record.calibration_samples} calibration samples); all int8: {delta}, "
+               f"summed relative head error {sum(base.heads.values()):.4f}; ranked by the {record.ranked_by} each layer wins back",
+           f"  {'layer kept float (the rest int8)':<52} {'op':<14} {'metric delta':>12} {'metric won':>10} {'heads won':>10}"]
+    shown = lambda v: "-" if v is None else f"{v:.4f}"  # noqa: E731
+    for layer in record.layers[:SENSITIVE_SHOWN]:
+        out.append(f"  {layer.node[-52:]:<52} {layer.op:<14} {shown(layer.metric_delta):>12} {shown(layer.recovered):>10} "
+                   f"{shown(layer.heads_recovered):>10}")
+    if record.keep_float is None:
+        out.append("  smallest float-kept set: none within the limit" if record.max_delta is not None else
+                   "  smallest float-kept set: the spec has no int8 metric limit to judge one")
+    else:
+        out.append(f"  smallest float-kept set (Int8Settings(keep_float=...)): {list(record.keep_float)} "
+                   f"-> metric delta {record.keep_float_delta:.4f}")
+    return out
 
 
 def lines(results: Results, report_path) -> list[str]:
@@ -127,6 +150,8 @@ def lines(results: Results, report_path) -> list[str]:
                        f"{m.delta:>9.4f} {m.max_delta:>8g} {m.compared:>6} {verdict:>4}")
             if m.not_judged:
                 out.append(f"{'':<42} {'':<24} ^ not judged: {m.not_judged}")
+    for record in results.of(Int8SensitivityRecord):
+        out.extend(_sensitivity(record))
     shapes = results.of(ShapesRecord)
     if shapes:
         out.append("")

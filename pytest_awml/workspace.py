@@ -24,6 +24,7 @@ import numpy as np
 from pytest_awml import models
 from pytest_awml.artifacts import Artifact, ArtifactStore
 from pytest_awml.builders import BuildContext, Ingredient
+from pytest_awml.builders.base import Calibrated
 from pytest_awml.cases import Plan
 from pytest_awml.device import REFERENCE, Target
 from pytest_awml.digests import content_digest
@@ -33,6 +34,7 @@ from pytest_awml.models import LoadedModel
 from pytest_awml.options import AwmlOptions
 from pytest_awml.pipeline import Pipeline, PipelineName
 from pytest_awml.produced import Collector
+from pytest_awml.quantization import calibration_seed
 from pytest_awml.runners.base import Runner, RunnerSource
 from pytest_awml.runners.pool import RunnerPool
 from pytest_awml.spec import Component, ModelSpec
@@ -44,6 +46,7 @@ class _Slot(Enum):
 
     MODEL = auto()
     INPUTS = auto()
+    CALIBRATION = auto()
     OUTPUTS_KEY = auto()
     ARTIFACT = auto()
     RUNNER = auto()
@@ -85,6 +88,24 @@ class Workspace:
             return models.component_inputs(self.model(spec), component, upstream)
 
         return self._memo.get(key(_Slot.INPUTS, spec.name, component.name), make)
+
+    def calibration(self, spec: ModelSpec, component: Component) -> Calibrated:
+        """The component's int8 settings and its inputs for their calibration samples (``quantization``): seeded samples
+        of the seed after the run's (not the samples scored), or the ``--awml-data`` files; made standalone
+        (``make_inputs``: a component fed by another runs that one in PyTorch)."""
+        settings = self.options.int8(component)
+
+        def make() -> Calibrated:
+            loaded = self.model(spec)
+            if self.options.data is not None:
+                samples, source = loaded.samples[: settings.samples], f"the --awml-data samples ({self.options.data})"
+            else:
+                seed = calibration_seed(self.options.seed)
+                samples, source = tuple(spec.make_samples(settings.samples, seed)), f"seeded samples, seed {seed}"
+            made = models.component_inputs(replace(loaded, samples=samples), component)
+            return Calibrated(settings, made, f"{len(made)} {source}")
+
+        return self._memo.get(key(_Slot.CALIBRATION, spec.name, component.name), make)
 
     def reference(self, spec: ModelSpec, component: Component) -> list[dict[str, np.ndarray]]:
         """PyTorch CPU fp32 outputs of the very module that is exported, for the session's inputs."""
@@ -148,7 +169,8 @@ class Workspace:
         context = BuildContext(spec=spec, component=component, device=device, store=self.store,
                                loaded=self.model(spec) if Ingredient.MODEL in builder.requires else None,
                                inputs=self.inputs(spec, component) if Ingredient.INPUTS in builder.requires else (),
-                               artifacts={other: self.artifact(spec, component, other) for other in builder.required_formats()})
+                               artifacts={other: self.artifact(spec, component, other) for other in builder.required_formats()},
+                               calibration=self.calibration(spec, component) if Ingredient.CALIBRATION in builder.requires else None)
         artifact = builder.build(context)
         if not artifact.reused:
             self.collector.built(artifact)

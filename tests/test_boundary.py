@@ -2,6 +2,7 @@
 the plugin's modules import each other without a cycle."""
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -28,11 +29,17 @@ def test_framework_never_imports_downstream(package, forbidden):
     assert not offenders, "the dependency arrow is broken:\n" + "\n".join(offenders)
 
 
+# a spec name that is also a word of the trade (int8 calibration data): only its uses as a name count, quoted or in a
+# module path or a spec id (the word itself is how quantizers, ONNX Runtime's API included, name their input)
+AS_NAME = {"calibration": re.compile(r"""(['"]calibration['"-]|model_specs\.calibration|calibration-tiny|specs/calibration)""")}
+
+
 def test_no_model_name_is_hard_coded_in_the_framework():
     names = ("centerpoint", "yolox", "calibration")
     offenders = [f"{path.relative_to(ROOT)}: {name}" for package in ("pytest_awml", "exporters")
                  for path in sorted((ROOT / package).rglob("*.py"))
-                 for name in names if name in path.read_text().lower()]
+                 for name in names
+                 if (AS_NAME[name].search(path.read_text().lower()) if name in AS_NAME else name in path.read_text().lower())]
     assert not offenders, "model knowledge in the framework:\n" + "\n".join(offenders)
 
 

@@ -31,8 +31,19 @@ def test_ids_of_every_kind(tmp_path):
     assert ids(plan, "pipeline_latency") == ["toy/pytorch-cpu-fp32", "toy/onnxruntime-cpu-fp32", "toy/tensorrt-cpu-fp32"]
     assert ids(plan, "drift") == ["toy/enc", "toy/head"]
     assert ids(plan, "bundle") == []
-    assert set(KINDS) == {"export", "parity", "shapes", "latency", "pipeline_parity", "pipeline_latency", "metric", "drift", "bundle"}
+    assert set(KINDS) == {"export", "parity", "shapes", "latency", "pipeline_parity", "pipeline_latency", "metric", "drift", "bundle",
+                          "int8_sensitivity"}
+    assert ids(plan, "int8_sensitivity") == []  # only with --awml-int8-sensitivity
     assert ids(plan, "metric") == []  # the toy spec declares no metric
+
+
+def test_int8_targets_formats_and_sensitivity_ids(tmp_path):
+    plan = toy.plan(tmp_path, precisions=(Precision.INT8,), backends=("pytorch", "onnxruntime", "tensorrt-rtx"), int8_sensitivity=True)
+    assert ids(plan, "export") == ["toy/enc/onnx-int8", "toy/enc/tensorrt-rtx-int8", "toy/head/onnx-int8", "toy/head/tensorrt-rtx-int8"]
+    assert ids(plan, "int8_sensitivity") == ["toy/enc/onnxruntime-cpu-int8", "toy/head/onnxruntime-cpu-int8"]
+    skips = {c.id: c.skip for c in plan.cases("parity")}
+    assert "int8 is a quantized graph's precision" in skips["toy/enc/pytorch-cpu-int8"]
+    assert skips["toy/enc/onnxruntime-cpu-int8"] == "the spec gives no int8 tolerances for enc"
 
 
 def test_case_ids_by_fields():

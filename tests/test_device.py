@@ -22,6 +22,7 @@ def test_parse_rejects_with_a_hint(text):
 
 def test_precision_and_target_ids():
     assert Precision.parse("FP16") is Precision.FP16
-    with pytest.raises(AwmlError, match="fp32, fp16, tf32"):
-        Precision.parse("int8")
+    assert Precision.parse("int8") is Precision.INT8
+    with pytest.raises(AwmlError, match="fp32, fp16, tf32, int8"):
+        Precision.parse("int4")
     assert Target("onnxruntime", Device.parse("cuda:1"), Precision.TF32).id == "onnxruntime-cuda1-tf32"

@@ -153,6 +153,9 @@ OPTION_FAULTS = [
      "onnx_config.input_shape is [320, 320] (width, height), the input 'input' takes height and width [224, 224]..[224, 224]"),
     ("deploy config input_shape not a size", ["--awml-spec", "mobilenetv2-car", "--awml-deploy-config", "{deploy_shape}"],
      "onnx_config.input_shape: '224' is not something this harness can honour. Fix: give [width, height] in pixels, or None"),
+    ("unknown int8 calibration", ["--awml-int8-calibration", "mse"], "--awml-int8-calibration 'mse': use one of minmax, entropy, percentile"),
+    ("int8 samples below one", ["--awml-int8-samples", "0"], "--awml-int8-samples must be >= 1, got 0"),
+    ("int8 samples not a number", ["--awml-int8-samples", "many"], "--awml-int8-samples 'many' is not an integer"),
 ]
 if torch.cuda.device_count() == 0:
     OPTION_FAULTS.append(("cuda without a GPU", ["--awml-device", "cuda"], "--awml-device cuda:0: torch sees 0 CUDA device(s)"))
@@ -536,6 +539,50 @@ STAGE_FAULTS = [
      "stage_components gives 'enc' to 2 stages"),
     ("a stage without a name", {"stage_components": {"": "enc"}}, "pipeline.stage_components", "a stage named ''"),
 ]
+
+
+QDQ_FAULTS = [
+    # (id, the broken QDQ graph's keywords (tests/int8_graphs.qdq), message fragment): what TensorRT's parser would refuse
+    ("int32 bias dequantized", {"int32_bias": True}, "DequantizeLinear 'bias_dq' dequantizes INT32"),
+    ("asymmetric zero point", {"zero": 3}, "QuantizeLinear 'input_q' has zero point(s) [3]: TensorRT's int8 is symmetric"),
+    ("scales counting another axis", {"axis": 1}, "DequantizeLinear 'weight_dq' has 4 per-channel scales on axis 1, its tensor 'w_q' is [4, 3, 3, 3]"),
+    ("a scale of zero", {"weight_scales": np.array([0.1, 0.0, 0.1, 0.1])}, "DequantizeLinear 'weight_dq' has scale(s) <= 0"),
+    ("quantized tensor fed to a float op", {"q_feeds_relu": True}, "QuantizeLinear 'input_q' feeds ['relu_on_int8'], not a DequantizeLinear"),
+    ("per-channel scales at opset 11", {"opset": 11}, "DequantizeLinear 'weight_dq' has per-channel scales at opset 11"),
+]
+
+
+@pytest.mark.parametrize("changes, fragment", [row[1:] for row in QDQ_FAULTS], ids=[row[0] for row in QDQ_FAULTS])
+def test_a_qdq_graph_trt_would_refuse_is_named_at_export(changes, fragment):
+    from exporters.onnx_int8 import qdq_problems
+    from int8_graphs import qdq
+
+    arguments = {"weight_scales": np.full(4, 0.1), **changes}
+    problems = qdq_problems(qdq(arguments.pop("weight_scales"), **arguments))
+    assert any(fragment in p for p in problems), problems
+    assert qdq_problems(qdq(np.full(4, 0.1))) == []  # the same graph unbroken passes
+
+
+def test_int8_nodes_to_keep_float_that_the_graph_lacks_are_named(tmp_path):
+    from exporters.errors import ExportError
+    from exporters.onnx_int8 import Calibration, quantize_int8
+    from int8_graphs import conv_net, feeds
+
+    with pytest.raises(ExportError, match=r"node\(s\) \['conv9'\] to keep in float are not in net.onnx"):
+        quantize_int8(conv_net(tmp_path / "net.onnx"), tmp_path / "q.onnx", feeds(1), Calibration.MINMAX, component="net",
+                      exclude=["conv9"])
+
+
+def test_bad_int8_settings_are_a_spec_error_naming_the_field():
+    import toy
+
+    from pytest_awml.quantization import Int8Settings
+    from pytest_awml.spec import validate
+
+    broken = dataclasses.replace(toy.SPEC, components=(dataclasses.replace(toy.SPEC.components[0], int8=Int8Settings(samples=0)),
+                                                       *toy.SPEC.components[1:]))
+    with pytest.raises(SpecError, match="samples must be an int >= 1, got 0"):
+        validate(broken)
 
 
 @pytest.mark.parametrize("changes, field, fragment", [row[1:] for row in STAGE_FAULTS], ids=[row[0] for row in STAGE_FAULTS])

@@ -64,7 +64,7 @@ def test_from_config_parses_and_resolves(pytester):
 @pytest.mark.parametrize("args, words", [
     (["--awml-samples=0"], "--awml-samples must be >= 1, got 0"),
     (["--awml-seed=x"], "--awml-seed 'x' is not an integer"),
-    (["--awml-precision=int8"], "precision 'int8' is unknown"),
+    (["--awml-precision=int4"], "precision 'int4' is unknown"),
     (["--awml-device=gpu"], "use cpu, cuda or cuda:N"),
     (["--awml-update-golden"], "--awml-update-golden needs --awml-golden=DIR"),
     (["--awml-checkpoint=missing.pt"], "missing.pt does not exist"),

@@ -24,7 +24,7 @@ def test_shipped_specs_are_valid():
         ({"tolerances": {"fp32": {"hetmap": Tolerance(1e-4)}}}, "tolerances['fp32']['hetmap']", "names no output"),
         ({"tolerances": {"fp16": {"*": Tolerance(1e-2)}}}, "tolerances", "no 'fp32' entry"),
         ({"tolerances": {"fp32": {"*": Tolerance(-1.0)}}}, "tolerances['fp32']['*']", "atol must be a finite number"),
-        ({"tolerances": {"int8": {"*": Tolerance(1.0)}, "fp32": {"*": Tolerance(1.0)}}}, "tolerances['int8']", "is not a precision"),
+        ({"tolerances": {"int4": {"*": Tolerance(1.0)}, "fp32": {"*": Tolerance(1.0)}}}, "tolerances['int4']", "is not a precision"),
         ({"inputs": (TensorSpec("input_features", (Dim("num_voxels", 10, 5, 20), 32, 11)),)}, "inputs['input_features']", "min <= opt <= max"),
         ({"inputs": (TensorSpec("input_features", (0, 32, 11)),)}, "inputs['input_features']", "neither a positive int"),
         ({"outputs": (TensorSpec("pillar_features", (Dim("pillars", 1, 2, 3), 1, 32)),)}, "outputs['pillar_features']", "not an input dim"),

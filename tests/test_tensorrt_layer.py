@@ -73,8 +73,8 @@ def test_engine_keys_change_with_every_dependency():
 
 
 def test_policies():
-    assert [(o.fp16, o.tf32) for o in map(options_for, Precision)] == [(False, False), (True, False), (False, True)]
-    assert [(o.fp16, o.tf32) for o in (options_for(p, TENSORRT_RTX) for p in Precision)] == [(False, False), (False, False), (False, True)]
+    assert [(o.fp16, o.tf32) for o in map(options_for, Precision)] == [(False, False), (True, False), (False, True), (False, False)]
+    assert [(o.fp16, o.tf32) for o in (options_for(p, TENSORRT_RTX) for p in Precision)] == [(False, False), (False, False), (False, True), (False, False)]
     assert "has no fp16 flag" in " ".join(EngineOptions(fp16=True).problems(TENSORRT_RTX)) and not EngineOptions(fp16=True).problems(TENSORRT)
     assert EngineOptions(fp16=True, strongly_typed=True).problems(TENSORRT) and EngineOptions(workspace_bytes=0).problems(TENSORRT)
 

@@ -48,6 +48,11 @@ BOX_LIMITS = {
     "fp32": DetectionLimits(centre_m=0.05, size_rel=0.01, yaw_rad=0.01, score=0.01, unmatched_score=0.3, threshold_flips=0),
     "fp16": _REDUCED_BOXES,
     "tf32": _REDUCED_BOXES,
+    # int8 (ONNX Runtime CPU, QDQ, minmax over 8 held-out scenes; centerpoint-tiny, 3 scenes): boxes moved <= 0.78 m,
+    # sizes <= 30 %, yaw <= 0.85 rad, scores <= 0.044, an unmatched box up to 0.19, 20 threshold flips of 1758 top-k
+    # cells; the head's yaw at top-k cells flips by up to 2.97 rad where the rot vector is near zero, so yaw is left
+    # to the metric. About 2x headroom; the gate that matters is MAP_DELTA's.
+    "int8": DetectionLimits(centre_m=1.5, size_rel=0.6, yaw_rad=3.1, score=0.1, unmatched_score=0.4, threshold_flips=60),
 }
 
 
@@ -59,7 +64,13 @@ MIN_GROUND_TRUTH = 10
 # |ΔmAP| a backend may cost: at fp32 the graphs agree to ~1e-4 and boxes to the centimetre, so a change in
 # the third decimal is a real difference; reduced precision moves boxes by centimetres and flips a few
 # near-threshold candidates.
-MAP_DELTA = {"fp32": 0.005, "fp16": 0.03, "tf32": 0.03}
+# int8: AWML's own PTQ release lost 0.0034 mAP (J6Gen2 2.6.1_quant: 73.92 against 74.26); on the tiny spec's 16 objects
+# one box moves mAP by a few hundredths, measured 0.0016.
+MAP_DELTA = {"fp32": 0.005, "fp16": 0.03, "tf32": 0.03, "int8": 0.05}
+# int8 tensors are reported, not the finding: 256 steps over each tensor's calibrated range moved centerpoint-tiny's
+# pillar features by <= 0.70 and its heads by <= 1.37 (vel; heatmap logits 0.64). atol 3 bounds a gross error only;
+# boxes and mAP are int8's gate.
+INT8 = {"*": Tolerance(atol=3.0, rtol=0.1)}
 
 # Seeded models calibrate their heatmap on a scene no test samples: seeds 0..N-1 (x1000) are samples.
 CALIBRATION_SEED = 987_654
@@ -252,7 +263,7 @@ def make_spec(name: str, cfg: CenterPointConfig, scene: SceneConfig, encoder_lat
     hy, hx = cfg.head_size
     voxels = Dim("num_voxels", cfg.min_voxels, cfg.opt_voxels, cfg.max_voxels)
     fixed = Dim("num_voxels", cfg.max_voxels, cfg.max_voxels, cfg.max_voxels)  # the node's profile: min = opt = max
-    tolerances = {"fp32": FP32, "fp16": REDUCED, "tf32": REDUCED}
+    tolerances = {"fp32": FP32, "fp16": REDUCED, "tf32": REDUCED, "int8": INT8}
     onnx = OnnxOptions(opset=cfg.opset)
     settings = AutowareSettings()
 

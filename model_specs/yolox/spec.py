@@ -34,7 +34,9 @@ from pytest_awml.spec import Component, Dim, LatencySettings, ModelSpec, OnnxOpt
 # fp32: ONNX Runtime vs PyTorch sum in another order; outputs are sigmoids (0-1) and box logits of
 # order 1, measured errors ~1e-5 on the tiny model. fp16/tf32: 10-bit mantissas.
 TOLERANCES = {"fp32": {"*": Tolerance(atol=1e-4, rtol=1e-4)}, "fp16": {"*": Tolerance(atol=5e-2, rtol=2e-2)},
-              "tf32": {"*": Tolerance(atol=5e-2, rtol=2e-2)}}
+              "tf32": {"*": Tolerance(atol=5e-2, rtol=2e-2)}, "int8": {"*": Tolerance(atol=1.0, rtol=0.1)}}
+# int8 (ONNX Runtime CPU, QDQ, minmax over 8 held-out frames): outputs moved by <= 0.35 on yolox-tiny; reported, a
+# gross-error bound only: boxes and bbox_mAP are int8's gate.
 # fp32: the same boxes, scores within 0.01, no candidate crossing a threshold from farther than 1e-4 (outputs
 # differ by ~1e-5: measured 1.3e-5 on the full model). Reduced precision moves scores by up to ~0.05 and
 # boxes by a few percent, so near-threshold candidates may flip.
@@ -43,11 +45,14 @@ TOLERANCES = {"fp32": {"*": Tolerance(atol=1e-4, rtol=1e-4)}, "fp16": {"*": Tole
 # measured on yolox-tiny at fp16 (H200 and CPU half): a class-7 box at IoU 0.6500 with a better one, kept in fp32.
 _FP32 = Limits2D(iou=0.99, score=0.01, unmatched_margin=0.05, threshold_flips=0, flip_margin=1e-4, nms_margin=1e-4, nms_flips=0)
 _REDUCED = Limits2D(iou=0.9, score=0.05, unmatched_margin=0.1, threshold_flips=20, flip_margin=0.01, nms_margin=0.01, nms_flips=5)
-LIMITS = {decoder: {"fp32": _FP32, "fp16": _REDUCED, "tf32": _REDUCED} for decoder in DECODERS}
+# int8 on yolox-tiny: IoU >= 0.72 (1 - IoU 0.279), scores within 0.065, no threshold flip, 6 NMS flips, an unmatched
+# box 0.52 above the node's threshold (a box NMS kept on one side only); ~1.5x headroom, bbox_mAP is the gate.
+_INT8 = Limits2D(iou=0.6, score=0.15, unmatched_margin=0.8, threshold_flips=20, flip_margin=0.1, nms_margin=0.1, nms_flips=30)
+LIMITS = {decoder: {"fp32": _FP32, "fp16": _REDUCED, "tf32": _REDUCED, "int8": _INT8} for decoder in DECODERS}
 # COCO bbox_mAP a backend may cost: at fp32 boxes agree to IoU 0.99 and scores to 1e-5, so a change in the
 # third decimal is a real difference; reduced precision moves boxes by a few percent and flips near-threshold
 # candidates. The tiny spec's 3 default samples hold 20 ground-truth boxes (one forward camera each).
-AP_DELTA = {"fp32": 0.005, "fp16": 0.03, "tf32": 0.03}
+AP_DELTA = {"fp32": 0.005, "fp16": 0.03, "tf32": 0.03, "int8": 0.05}  # int8: measured 0.021 on yolox-tiny
 MIN_GROUND_TRUTH = 10
 # The graph before the plugin: boxes are the box terms through exp(.) x stride (up to 32), so the output's
 # ~1e-5 becomes ~1e-3 px on a box of a few hundred pixels; scores are sigmoid products, errors ~1e-5.

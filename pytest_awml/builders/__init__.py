@@ -16,6 +16,7 @@ def builtin() -> BuilderRegistry:
     from exporters.tensorrt_build import TENSORRT, TENSORRT_RTX, TENSORRT_TYPED
     from pytest_awml.builders.onnx import OnnxBuilder
     from pytest_awml.builders.onnx_fp16 import OnnxFp16Builder
+    from pytest_awml.builders.onnx_int8 import OnnxInt8Builder
     from pytest_awml.builders.tensorrt import EngineBuilder
     from pytest_awml.device import Precision
 
@@ -24,6 +25,7 @@ def builtin() -> BuilderRegistry:
     for precision in Precision:
         registry.register(EngineBuilder(precision, TENSORRT))
     registry.register(OnnxFp16Builder())
+    registry.register(OnnxInt8Builder())
     for flavor in (TENSORRT_RTX, TENSORRT_TYPED):
         for precision in Precision:
             registry.register(EngineBuilder(precision, flavor))

@@ -22,6 +22,7 @@ import numpy as np
 from pytest_awml.artifacts import Artifact, ArtifactStore
 from pytest_awml.device import Device
 from pytest_awml.errors import ArtifactError, BackendUnavailable
+from pytest_awml.quantization import Int8Settings
 from pytest_awml.registry import Registry
 
 if TYPE_CHECKING:
@@ -34,6 +35,16 @@ class Ingredient(Enum):
 
     MODEL = "model"  # the loaded model (its weights' hash keys the file)
     INPUTS = "inputs"  # the component's inputs for the session's samples (an export's example)
+    CALIBRATION = "int8-calibration"  # the component's int8 settings and its inputs for their calibration samples
+
+
+@dataclass(frozen=True)
+class Calibrated:
+    """What an int8 graph is calibrated with: the settings in force, the inputs, and where they came from."""
+
+    settings: Int8Settings
+    inputs: Sequence[Mapping[str, np.ndarray]]
+    source: str  # "seeded samples, seed N" or the --awml-data files: said in the artifact's details
 
 
 @dataclass(frozen=True)
@@ -42,7 +53,8 @@ class BuildContext:
     ``requires`` names are set, the others left empty.
 
     ``device`` is the device this process runs targets on (device-bound formats build there);
-    ``artifacts`` holds the other artifacts of the same component that the builder requires, by format.
+    ``artifacts`` holds the other artifacts of the same component that the builder requires, by format;
+    ``calibration`` the component's int8 settings (the run's overrides applied) and its inputs for their samples.
     """
 
     spec: ModelSpec
@@ -52,6 +64,7 @@ class BuildContext:
     loaded: LoadedModel | None = None
     inputs: Sequence[Mapping[str, np.ndarray]] = ()
     artifacts: Mapping[str, Artifact] = field(default_factory=dict)
+    calibration: Calibrated | None = None
 
     @property
     def model(self) -> LoadedModel:
@@ -59,6 +72,13 @@ class BuildContext:
         if self.loaded is None:
             raise ArtifactError(f"{self.label}: the builder read the model without requiring it: add Ingredient.MODEL to its requires")
         return self.loaded
+
+    @property
+    def calibrated(self) -> Calibrated:
+        """The int8 settings and calibration inputs (a builder that requires ``Ingredient.CALIBRATION``)."""
+        if self.calibration is None:
+            raise ArtifactError(f"{self.label}: the builder read calibration data without requiring it: add Ingredient.CALIBRATION to its requires")
+        return self.calibration
 
     def artifact(self, fmt: str) -> Artifact:
         """The required artifact of format ``fmt``."""

@@ -18,6 +18,8 @@ from pytest_awml.builders.base import ArtifactBuilder, BuildContext
 from pytest_awml.builders.onnx import FORMAT as ONNX
 from pytest_awml.builders.onnx_fp16 import FORMAT as ONNX_FP16
 from pytest_awml.builders.onnx_fp16 import converter_unavailable
+from pytest_awml.builders.onnx_int8 import FORMAT as ONNX_INT8
+from pytest_awml.builders.onnx_int8 import OnnxInt8Builder
 from pytest_awml.device import Device, Precision
 from pytest_awml.errors import ArtifactError
 from pytest_awml.onnx_scopes import node_modules
@@ -33,14 +35,16 @@ def engine_format(precision: Precision, flavor: Flavor = TENSORRT) -> str:
 
 def graph_format(precision: Precision, flavor: Flavor = TENSORRT) -> str:
     """The ONNX artifact an engine of ``precision`` is built from: a runtime without an fp16 flag builds fp16 from the
-    fp16 graph."""
+    fp16 graph; int8 is built from the QDQ graph on every runtime (explicit quantization: the pairs give the precision)."""
+    if precision is Precision.INT8:
+        return ONNX_INT8
     return ONNX_FP16 if precision is Precision.FP16 and not flavor.fp16_flag else ONNX
 
 
 def options_for(precision: Precision, flavor: Flavor = TENSORRT) -> EngineOptions:
     """The build options of a precision: with an fp16 flag, fp16 is the flag; without one, the graph's types."""
     return EngineOptions(fp16=precision is Precision.FP16 and flavor.fp16_flag, tf32=precision is Precision.TF32,
-                         strongly_typed=flavor.strongly_typed)
+                         int8=precision is Precision.INT8 and flavor.fp16_flag, strongly_typed=flavor.strongly_typed)
 
 
 class EngineBuilder(ArtifactBuilder):
@@ -63,6 +67,8 @@ class EngineBuilder(ArtifactBuilder):
         return reason
 
     def plugins_unavailable(self, plugins: tuple[str, ...]) -> str | None:
+        if plugins and self.graph_format == ONNX_INT8:
+            return OnnxInt8Builder().plugins_unavailable(plugins)
         return self.flavor.plugins_missing(plugins)
 
     def onnx_graph(self) -> str | None:

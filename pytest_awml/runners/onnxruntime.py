@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from pytest_awml.builders.onnx import FORMAT as ONNX
+from pytest_awml.builders.onnx_int8 import FORMAT as ONNX_INT8
 from pytest_awml.device import Device, Precision, Target
 from pytest_awml.errors import ArtifactError, BackendUnavailable
 from pytest_awml.runners.base import Backend, Runner, RunnerSource
@@ -88,12 +89,12 @@ class OnnxRuntimeBackend(Backend):
             return f"onnxruntime not importable: {exc}"
         if device.is_cuda:
             return "the onnxruntime backend runs on the CPU; use onnxruntime-cuda for GPUs"
-        if precision is not Precision.FP32:
-            return f"ONNX Runtime's CPU provider runs the fp32 graph; {precision} needs a GPU backend"
+        if precision not in (Precision.FP32, Precision.INT8):
+            return f"ONNX Runtime's CPU provider runs the fp32 graph and the int8 QDQ graph; {precision} needs a GPU backend"
         return None
 
     def artifact_format(self, precision: Precision) -> str | None:
-        return ONNX
+        return ONNX_INT8 if precision is Precision.INT8 else ONNX
 
     def create_runner(self, source: RunnerSource, target: Target) -> Runner:
         return OnnxRuntimeRunner(self.artifact_of(source, target), target, source.output_names, ["CPUExecutionProvider"], source.input_specs)
@@ -210,5 +211,6 @@ class OnnxRuntimeTrtBackend(OnnxRuntimeCudaBackend):
             return ",".join(f"{t.name}:{'x'.join(str(v) for v in t.at(which))}" for t in source.input_specs)
 
         return {"device_id": target.device.index, "trt_fp16_enable": target.precision is Precision.FP16,
+                "trt_int8_enable": target.precision is Precision.INT8,  # the QDQ graph: TensorRT's explicit quantization
                 "trt_profile_min_shapes": shapes("min"), "trt_profile_opt_shapes": shapes("opt"),
                 "trt_profile_max_shapes": shapes("max")}

@@ -109,6 +109,8 @@ class PyTorchBackend(Backend):
     name = "pytorch"
 
     def unavailable_reason(self, device: Device, precision: Precision) -> str | None:
+        if precision is Precision.INT8:
+            return "int8 is a quantized graph's precision: ONNX Runtime and TensorRT run it, the PyTorch module is its reference"
         if device.is_cuda:
             import torch
 
