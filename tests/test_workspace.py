@@ -58,7 +58,7 @@ def test_a_same_run_baseline_is_measured_once_or_taken_from_a_test(tmp_path):
     assert measured > 0 and latency_sources.p50(workspace, toy.SPEC, enc, REFERENCE.id, settings) == measured
     latency_sources.remember_p50(workspace, toy.SPEC, enc, REFERENCE, 123.0)
     assert latency_sources.p50(workspace, toy.SPEC, enc, REFERENCE.id, settings) == 123.0
-    assert latency_sources.baseline_median(workspace, "test_latency[x]") is None  # no --awml-latency-baseline
+    assert latency_sources.baseline_of(workspace, "test_latency[x]") is None  # no --awml-latency-baseline
     workspace.close()
 
 
