@@ -75,7 +75,7 @@ def stage_source(spec: ModelSpec, component: Component, target: Target) -> Stage
 def pipeline_rounds(workspace: Workspace, spec: ModelSpec, target: Target, name: PipelineName,
                     settings: LatencySettings) -> PipelineRounds:
     """The pipeline's rounds on ``target`` (on its first sample), run once per session."""
-    return workspace.memoized(key(_Slot.PIPELINE_ROUNDS, spec.name, name, target),
+    return workspace.memo.get(key(_Slot.PIPELINE_ROUNDS, spec.name, name, target),
                               lambda: measure_pipeline(workspace.pipeline(spec, target, name), workspace.model(spec).samples[0], settings,
                                                        what=f"{spec.name}/{name.record_component} on {target.id}"))
 
@@ -89,7 +89,7 @@ def stage_rounds(workspace: Workspace, spec: ModelSpec, target: Target, source: 
 
 def remember_p50(workspace: Workspace, spec: ModelSpec, component: Component, target: Target, p50_ms: float) -> None:
     """What ``test_latency`` measured, for the same-run ratios of later tests."""
-    workspace.remember(key(_Slot.P50, spec.name, component.name, target.id), p50_ms)
+    workspace.memo.put(key(_Slot.P50, spec.name, component.name, target.id), p50_ms)
 
 
 def p50(workspace: Workspace, spec: ModelSpec, component: Component, target_id: str, settings: LatencySettings) -> float:
@@ -106,7 +106,7 @@ def p50(workspace: Workspace, spec: ModelSpec, component: Component, target_id: 
         compute = compute_of(runner, runner.prepare(workspace.inputs(spec, component)[0]), timer)
         return measure_shared(timer, compute, settings, span="compute", what=f"{spec.name}/{component.name} on {target_id}").stats.p50_ms
 
-    return workspace.memoized(key(_Slot.P50, spec.name, component.name, target_id), measure)
+    return workspace.memo.get(key(_Slot.P50, spec.name, component.name, target_id), measure)
 
 
 @dataclass(frozen=True)
@@ -131,4 +131,4 @@ def baseline_of(workspace: Workspace, test_name: str) -> Baseline | None:
     path = workspace.options.latency_baseline
     if path is None:
         return None
-    return workspace.memoized(key(_Slot.BASELINE, path), lambda: _baselines(load_benchmarks(path))).get(test_name)
+    return workspace.memo.get(key(_Slot.BASELINE, path), lambda: _baselines(load_benchmarks(path))).get(test_name)

@@ -10,14 +10,16 @@ from __future__ import annotations
 import hashlib
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from pytest_awml.builders.base import Calibrated
 from pytest_awml.checkpoints import load_into
 from pytest_awml.errors import DataError
+from pytest_awml.quantization import calibration_seed
 from pytest_awml.shapes import feed_problem
 from pytest_awml.spec import Component, ModelSpec
 
@@ -123,3 +125,18 @@ def component_inputs(loaded: LoadedModel, component: Component,
                 raise DataError(f"{loaded.spec.name}/{component.name}, sample {index} from {made_by}: {problem}")
             result.append(named)
     return result
+
+
+def calibrated(loaded: LoadedModel, spec: ModelSpec, component: Component, options: AwmlOptions) -> Calibrated:
+    """The component's int8 settings and its inputs for their calibration samples (``quantization``): seeded samples
+    of the seed after the run's (not the samples scored), or the ``--awml-data`` files; made standalone
+    (``make_inputs``: a component fed by another runs that one in PyTorch)."""
+    settings = options.int8(component)
+    if options.data is not None:
+        samples, source = loaded.samples[: settings.samples], f"the --awml-data samples ({options.data})"
+    else:
+        seed = calibration_seed(options.seed)
+        samples, source = tuple(spec.make_samples(settings.samples, seed)), f"seeded samples, seed {seed}"
+    made = component_inputs(replace(loaded, samples=samples), component)
+    return Calibrated(settings, made, f"{len(made)} {source}")
+

@@ -43,7 +43,7 @@ def outputs(workspace: Workspace, spec: ModelSpec, target: Target, name: Pipelin
         pipeline = spec.pipeline_named(name).build(workspace.model(spec).model, runners)
         return [_frame(workspace, spec, target, pipeline, held, sample) for sample in workspace.model(spec).samples]
 
-    return workspace.memoized(key(_Slot.OUTPUTS, spec.name, name, target), compute)
+    return workspace.memo.get(key(_Slot.OUTPUTS, spec.name, name, target), compute)
 
 
 def reference(workspace: Workspace, spec: ModelSpec, name: PipelineName = PipelineName.SPEC) -> list:

@@ -13,11 +13,10 @@ without exporting again. What a test's calls produce goes to the test collecting
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import replace
 from enum import Enum, auto
 from functools import partial
-from typing import Any
 
 import numpy as np
 
@@ -29,12 +28,11 @@ from pytest_awml.cases import Plan
 from pytest_awml.device import REFERENCE, Target
 from pytest_awml.digests import content_digest
 from pytest_awml.inference_store import Compute, InferenceStore
-from pytest_awml.memo import Key, Memo, key
+from pytest_awml.memo import Memo, key
 from pytest_awml.models import LoadedModel
 from pytest_awml.options import AwmlOptions
 from pytest_awml.pipeline import Pipeline, PipelineName
 from pytest_awml.produced import Collector
-from pytest_awml.quantization import calibration_seed
 from pytest_awml.runners.base import Runner, RunnerSource
 from pytest_awml.runners.pool import RunnerPool
 from pytest_awml.spec import Component, ModelSpec
@@ -61,7 +59,9 @@ class Workspace:
         self.store = store
         self.collector = collector or Collector()
         self.inferences = inferences or InferenceStore(store, self.collector, rerun_backends=plan.options.rerun_backends)
-        self._memo = Memo()
+        # the session memo, lent to the modules that compute for a session (latency rounds, p50s, baselines, pipeline
+        # outputs): what their ``make`` asks of this workspace is then a call from their own module, not back up through it
+        self.memo = Memo()
         self._runners = RunnerPool()
 
     @property
@@ -70,7 +70,7 @@ class Workspace:
 
     # -- models and data --------------------------------------------------------------------
     def model(self, spec: ModelSpec) -> LoadedModel:
-        return self._memo.get(key(_Slot.MODEL, spec.name), lambda: self._load(spec))
+        return self.memo.get(key(_Slot.MODEL, spec.name), lambda: self._load(spec))
 
     def _load(self, spec: ModelSpec) -> LoadedModel:
         loaded = models.load(spec, self.options, partial(self.inferences.seeded_weights, spec, self.options.seed))
@@ -87,25 +87,12 @@ class Workspace:
             upstream = self.reference(spec, spec.component(component.fed_by.component))
             return models.component_inputs(self.model(spec), component, upstream)
 
-        return self._memo.get(key(_Slot.INPUTS, spec.name, component.name), make)
+        return self.memo.get(key(_Slot.INPUTS, spec.name, component.name), make)
 
     def calibration(self, spec: ModelSpec, component: Component) -> Calibrated:
-        """The component's int8 settings and its inputs for their calibration samples (``quantization``): seeded samples
-        of the seed after the run's (not the samples scored), or the ``--awml-data`` files; made standalone
-        (``make_inputs``: a component fed by another runs that one in PyTorch)."""
-        settings = self.options.int8(component)
-
-        def make() -> Calibrated:
-            loaded = self.model(spec)
-            if self.options.data is not None:
-                samples, source = loaded.samples[: settings.samples], f"the --awml-data samples ({self.options.data})"
-            else:
-                seed = calibration_seed(self.options.seed)
-                samples, source = tuple(spec.make_samples(settings.samples, seed)), f"seeded samples, seed {seed}"
-            made = models.component_inputs(replace(loaded, samples=samples), component)
-            return Calibrated(settings, made, f"{len(made)} {source}")
-
-        return self._memo.get(key(_Slot.CALIBRATION, spec.name, component.name), make)
+        """The component's int8 calibration (:func:`models.calibrated`), made once per session."""
+        return self.memo.get(key(_Slot.CALIBRATION, spec.name, component.name),
+                             lambda: models.calibrated(self.model(spec), spec, component, self.options))
 
     def reference(self, spec: ModelSpec, component: Component) -> list[dict[str, np.ndarray]]:
         """PyTorch CPU fp32 outputs of the very module that is exported, for the session's inputs."""
@@ -156,11 +143,11 @@ class Workspace:
                                  backend=backend, artifact_sha256=self.artifact(spec, component, fmt).sha256 if fmt else None,
                                  device=self.options.physical(target.device))
 
-        return self._memo.get(key(_Slot.OUTPUTS_KEY, spec.name, component.name, target), make)
+        return self.memo.get(key(_Slot.OUTPUTS_KEY, spec.name, component.name, target), make)
 
     # -- artifacts ----------------------------------------------------------------------------
     def artifact(self, spec: ModelSpec, component: Component, fmt: str) -> Artifact:
-        return self._memo.get(key(_Slot.ARTIFACT, spec.name, component.name, fmt), lambda: self._build(spec, component, fmt))
+        return self.memo.get(key(_Slot.ARTIFACT, spec.name, component.name, fmt), lambda: self._build(spec, component, fmt))
 
     def _build(self, spec: ModelSpec, component: Component, fmt: str) -> Artifact:
         """Resolve what the format's builder requires (after checking it can build here), then build."""
@@ -189,7 +176,7 @@ class Workspace:
                                   input_specs=component.inputs, output_specs=component.outputs)
             return self._runners.open(backend, source, replace(target, device=self.options.physical(target.device)))
 
-        return self._memo.get(key(_Slot.RUNNER, spec.name, component.name, target), make)
+        return self.memo.get(key(_Slot.RUNNER, spec.name, component.name, target), make)
 
     def pipeline(self, spec: ModelSpec, target: Target, name: PipelineName = PipelineName.SPEC) -> Pipeline:
         """The spec's pipeline (or its bundle's) with every component on ``target`` (one runner each, shared)."""
@@ -197,19 +184,7 @@ class Workspace:
             runners = {c.name: self.runner(spec, c, target) for c in spec.components_of(name)}
             return spec.build_pipeline(name, self.model(spec).model, runners)
 
-        return self._memo.get(key(_Slot.PIPELINE, spec.name, name, target), build)
-
-    # -- what other modules compute ----------------------------------------------------------------
-    @property
-    def memoized(self) -> Callable[[Key, Callable[[], Any]], Any]:
-        """The session memo's ``get`` (latency rounds, p50s, baselines; pipeline outputs), lent rather than wrapped:
-        what a ``make`` asks of this workspace is then a call from its own module, not back up through this one."""
-        return self._memo.get
-
-    @property
-    def remember(self) -> Callable[[Key, Any], None]:
-        """The session memo's ``put``: ``remember(key, value)`` keeps ``value`` for the rest of the session."""
-        return self._memo.put
+        return self.memo.get(key(_Slot.PIPELINE, spec.name, name, target), build)
 
     # -- end of session -------------------------------------------------------------------------
     def close(self) -> None:
@@ -218,4 +193,4 @@ class Workspace:
         try:
             self._runners.close()
         finally:
-            self._memo.clear()
+            self.memo.clear()
