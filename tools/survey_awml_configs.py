@@ -4,7 +4,8 @@
 
 Walks ``projects/*/configs/**.py`` of an AWML checkout. A training config of a project a spec covers
 (CenterPoint and ConvNeXt_PC → ``centerpoint``, YOLOX* → ``yolox``, CalibrationStatusClassification →
-``calibration``) goes through that spec's ``configure`` exactly as ``--awml-config`` does; a deploy config
+``calibration``, FRNet → ``frnet``, MobileNetv2 → ``mobilenetv2-car``/``-pedestrian``) goes through that spec's
+``configure`` exactly as ``--awml-config`` does; a deploy config
 (``configs/deploy/``, and the deployment framework's ``deployment/projects/*/config/*.py``) through
 ``--awml-deploy-config``'s reader and, where a spec covers its project, onto that spec. Anything else goes through
 the bounded reader alone. Prints one Markdown row per file; exits 0 whatever it finds (a survey, not a test).
@@ -24,7 +25,16 @@ from pytest_awml.spec_loader import load
 
 LOG = logging.getLogger("survey")
 SPEC_OF_PROJECT = {"CenterPoint": "centerpoint", "ConvNeXt_PC": "centerpoint", "YOLOX": "yolox", "YOLOX_opt": "yolox",
-                   "YOLOX_opt_elan": "yolox", "CalibrationStatusClassification": "calibration"}
+                   "YOLOX_opt_elan": "yolox", "CalibrationStatusClassification": "calibration", "FRNet": "frnet",
+                   "MobileNetv2": "mobilenetv2-car"}
+
+
+def _spec_for(project: str, rel: str) -> str | None:
+    """The spec that covers a file of ``project`` (the traffic-light classifier's pedestrian files: its pedestrian spec)."""
+    name = SPEC_OF_PROJECT.get(project)
+    if name == "mobilenetv2-car" and "ped" in rel.rsplit("/", 1)[-1]:
+        return "mobilenetv2-pedestrian"
+    return name
 
 
 def _first_line(error: Exception) -> str:
@@ -41,7 +51,7 @@ def survey(root: Path) -> list[tuple[str, str, str, str]]:
             continue
         project = rel.split("/")[2] if rel.startswith("deployment/") else rel.split("/")[1]
         is_deploy = "/deploy/" in rel or rel.startswith("deployment/")
-        spec_name = SPEC_OF_PROJECT.get(project if not rel.startswith("deployment/") else project.capitalize())
+        spec_name = _spec_for(project, rel)
         if rel.startswith("deployment/"):
             spec_name = {"centerpoint": "centerpoint", "yolox": "yolox", "calibration": "calibration"}.get(project)
         kind = "deploy" if is_deploy else "training"
