@@ -24,7 +24,7 @@ EVERY_S = 5.0
 
 
 class Task:
-    """One piece of long work (``what``: "outputs of centerpoint/pts_backbone_neck_head on onnxruntime-cpu-fp32"),
+    """One piece of long work (``what``: "outputs of <spec>/<component> on onnxruntime-cpu-fp32"),
     in ``total`` steps (None: one opaque call). ``announce``: say when it starts (a build)."""
 
     def __init__(self, what: str, total: int | None = None, *, announce: bool = False) -> None:

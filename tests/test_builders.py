@@ -48,7 +48,8 @@ def _context(tmp_path, component=None, **pieces):
 def test_the_registry_by_format():
     registry = builtin()
     assert registry.names() == ["onnx", "tensorrt-fp32", "tensorrt-fp16", "tensorrt-tf32", "tensorrt-int8", "onnx-fp16", "onnx-int8",
-                                "tensorrt-rtx-fp32", "tensorrt-rtx-fp16", "tensorrt-rtx-tf32", "tensorrt-rtx-int8"]
+                                "tensorrt-rtx-fp32", "tensorrt-rtx-fp16", "tensorrt-rtx-tf32", "tensorrt-rtx-int8",
+                                "tensorrt-typed-fp32", "tensorrt-typed-fp16", "tensorrt-typed-tf32", "tensorrt-typed-int8"]
     assert [engine_format(p) for p in Precision] == registry.names()[1:5]
     assert TensorRTBackend().artifact_format(Precision.FP16) == "tensorrt-fp16" and isinstance(registry.get("onnx"), OnnxBuilder)
     registry.register(TextBuilder())

@@ -1036,14 +1036,14 @@ def test_a_failure_folder_that_cannot_be_written_does_not_hide_the_parity_result
     case = Case(toy.SPEC, toy.SPEC.components[0], CPU_FP32)
     ids = RecordIds(test_id="awml::test_parity[keep]", spec=toy.SPEC.name, component=case.component.name)
     with pytest.raises(ToleranceExceeded) as info:
-        parity_gate.gate(request, workspace, case.spec, case.component, [ParityRecord(ids=ids, comparison=c) for c in compare_outputs(reference, outputs, tolerances)],
+        parity_gate.gate(request, workspace, case.spec, case.component, case.target, [ParityRecord(ids=ids, comparison=c) for c in compare_outputs(reference, outputs, tolerances)],
                     parity_gate.Evidence(inputs, reference, outputs, "pytorch-cpu-fp32", "t", tolerances))
     message = str(info.value)
     assert message.startswith("t differs from pytorch-cpu-fp32") and "y: FAILED max_abs=1" in message
     assert f"No failure folder: {plan.options.artifacts}/failures is a symbolic link" in message
     assert f"The error history was not updated: {golden}/history.jsonl is a symbolic link" in message
     with pytest.raises(ArtifactError, match="t is within tolerance of pytorch-cpu-fp32.\nThe error history was not updated"):
-        parity_gate.gate(request, workspace, case.spec, case.component, [ParityRecord(ids=ids, comparison=c) for c in compare_outputs(reference, reference, tolerances)],
+        parity_gate.gate(request, workspace, case.spec, case.component, case.target, [ParityRecord(ids=ids, comparison=c) for c in compare_outputs(reference, reference, tolerances)],
                     parity_gate.Evidence(inputs, reference, reference, "pytorch-cpu-fp32", "t", tolerances))
     assert [p.name for p in (outside / "keep").iterdir()] == ["precious.txt"] and (outside / "precious.txt").read_text() == "precious"
 
@@ -1172,7 +1172,8 @@ def test_a_lock_wait_is_shown_as_it_happens_without_s(pytester, monkeypatch, cap
     assert len(notes) >= 2, text[-2000:]  # every NOTE_EVERY_S, not once
     assert "is held by pid " in notes[0] and f"on host {platform.node()}" in notes[0] and "waited 0 s of 30 s" in notes[0]
     assert "waited 1 s of 30 s" in text
-    assert all(line.startswith("pytest-awml: [gw0] ") for line in notes) is bool(extra)
+    # "in", not "startswith": the worker's stderr and the controller's output can share a line on a loaded machine
+    assert all("pytest-awml: [gw0] " in line for line in notes) is bool(extra)
 
 
 # -- the Autoware bundle: all or nothing, and a hand-edited file is not overwritten ------------------------

@@ -202,7 +202,8 @@ def test_a_failed_parity_test_names_its_first_divergence(run_awml, pytester):
     pytester.makepyfile(branchy=SPEC.format(branch=1.5))
     run = run_awml("--awml-spec=branchy.py", *SHORT)
     run.result.assert_outcomes(failed=2)
-    assert run.text.count("first divergence: blocks.1.1 (Mul /blocks.1/blocks.1.1/Mul): max abs") == 2  # parity, shapes
+    # parity, shapes (>=: where $CI is set, pytest repeats each failure's message untruncated in its short summary)
+    assert run.text.count("first divergence: blocks.1.1 (Mul /blocks.1/blocks.1.1/Mul): max abs") >= 2
     assert run.report["shapes"][0]["tried"][0]["first_divergence"]["module"] == "blocks.1.1"
     record = run.report["parity"][0]
     assert list(record)[-1] == "first_divergence" and record["first_divergence"]["module"] == "blocks.1.1"
@@ -221,7 +222,7 @@ def test_a_failed_parity_test_names_its_first_divergence(run_awml, pytester):
 
     opted_out = run_awml("--awml-spec=branchy.py", *SHORT, "--awml-no-localize")
     opted_out.result.assert_outcomes(failed=2)
-    assert opted_out.text.count("first divergence: not localized (--awml-no-localize)") == 2
+    assert opted_out.text.count("first divergence: not localized (--awml-no-localize)") >= 2
     assert "first_divergence" not in opted_out.report["parity"][0] and not (folder / "layers.json").exists()
 
     pytester.makepyfile(branchy=SPEC.format(branch=1.0))
