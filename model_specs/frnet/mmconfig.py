@@ -41,7 +41,7 @@ def to_frnet(config: TrainingConfig, base: FRNetConfig) -> FRNetConfig:
 
 class _Sections(Sections):
     def __init__(self, path: Path, values: Mapping[str, Any]) -> None:
-        super().__init__(SPEC, SUPPORTED, path, values)
+        super().__init__(SPEC, SUPPORTED, path, values, FIELDS)
         self.typed("model", self.model)
         for section in ("data_preprocessor", "voxel_encoder", "backbone", "decode_head"):
             self.typed(section, self.model.get(section))

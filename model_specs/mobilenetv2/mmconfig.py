@@ -48,7 +48,7 @@ def to_classifier(config: TrainingConfig, base: ClassifierConfig) -> ClassifierC
 
 class _Sections(Sections):
     def __init__(self, path: Path, values: Mapping[str, Any]) -> None:
-        super().__init__(SPEC, SUPPORTED, path, values)
+        super().__init__(SPEC, SUPPORTED, path, values, FIELDS)
         self.typed("model", self.model)
         for section in ("backbone", "neck", "head"):
             self.typed(section, self.model.get(section))

@@ -1,3 +1,5 @@
+"""A project-written config with the structure and values of AWML 7a6ec07's ``projects/FRNet/configs/model/frnet.py`` (facts, not its file)."""
+
 model = dict(
     type="FRNet",
     data_preprocessor=dict(type="FrustumRangePreprocessor"),

@@ -1,3 +1,5 @@
+"""A project-written config with the structure and values of AWML 7a6ec07's ``autoware_ml/configs/classification2d/dataset/t4dataset/tlr_classifier_pedestrian.py`` (facts, not its file)."""
+
 dataset_version_config_root = "autoware_ml/configs/t4dataset/"
 dataset_version_list = [
     "db_tlr_v1",
@@ -5,8 +7,8 @@ dataset_version_list = [
     "db_tlr_v3",
     "db_tlr_v4",
     "db_tlr_v5",
-    "db_tlr_v6",  # does not have any pedestrian tlr data
-    "db_tlr_v7",  # does not have any pedestrian tlr data
+    "db_tlr_v6",
+    "db_tlr_v7",
 ]
 
 classes = (
@@ -19,7 +21,6 @@ class_mappings = {
     "crosswalk_red": "crosswalk_red",
     "crosswalk_green": "crosswalk_green",
     "crosswalk_unknown": "crosswalk_unknown",
-    # skip the following classes if present like in AWMLDetection2d
     "green": "SKIP_CLASS",
     "left-red": "SKIP_CLASS",
     "left-red-straight": "SKIP_CLASS",

@@ -1,3 +1,5 @@
+"""A project-written config with the structure and values of AWML 7a6ec07's ``projects/MobileNetv2/configs/deploy/MobileNetv2-PedestrianTrafficLight/ped_mobilenet-v2-224x224_batch_6.py`` (facts, not its file)."""
+
 codebase_config = dict(type="mmpretrain", task="Classification", model_type="end2end")
 
 onnx_config = dict(
@@ -5,7 +7,7 @@ onnx_config = dict(
     export_params=True,
     keep_initializers_as_inputs=False,
     opset_version=11,
-    save_file="traffic_light_classifier_mobilenetv2_batch_1.onnx",
+    save_file="ped_traffic_light_classifier_mobilenetv2_batch_6.onnx",
     input_shape=[224, 224],
     input_names=["input"],
     output_names=["output"],
@@ -17,9 +19,9 @@ backend_config = dict(
         dict(
             input_shapes=dict(
                 input=dict(
-                    min_shape=[1, 3, 224, 224],
-                    opt_shape=[1, 3, 224, 224],
-                    max_shape=[1, 3, 224, 224],
+                    min_shape=[6, 3, 224, 224],
+                    opt_shape=[6, 3, 224, 224],
+                    max_shape=[6, 3, 224, 224],
                 )
             )
         )

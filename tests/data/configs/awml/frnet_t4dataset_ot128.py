@@ -1,7 +1,9 @@
+"""A project-written config with the structure and values of AWML 7a6ec07's ``projects/FRNet/configs/t4dataset/frnet_1xb8_t4dataset-ot128-seg.py`` (facts, not its file)."""
+
 _base_ = [
-    "../model/frnet.py",
-    "../../../../autoware_ml/configs/detection3d/default_runtime.py",
-    "../../../../autoware_ml/configs/segmentation3d/dataset/t4dataset/j6gen2_base.py",
+    "frnet_model.py",
+    "det3d_default_runtime.py",
+    "seg3d_t4dataset_j6gen2.py",
 ]
 
 custom_imports = dict(
@@ -16,16 +18,16 @@ custom_imports = dict(
 )
 custom_imports["imports"] += _base_.custom_imports["imports"]
 
-# user settings
+
 batch_size = 8
 num_workers = 16
 iterations = 150000
 val_interval = 1500
 
-# LiDAR settings (Hesai OT128)
+
 lidar_h = 128
 range_w = 4096
-frustum_w = 1024  # 4096 / 4
+frustum_w = 1024
 fov_up = 15.0
 fov_down = -25.0
 SOURCES = ["LIDAR_FRONT_UPPER", "LIDAR_LEFT_UPPER", "LIDAR_RIGHT_UPPER", "LIDAR_REAR_UPPER"]
@@ -65,7 +67,7 @@ class_mapping = {
     "out_of_sync": ignore_index,
     "unpainted": ignore_index,
 }
-num_classes = 27  # 26 classes + 1 for unknown
+num_classes = 27
 metainfo = _base_.metainfo
 metainfo.update(dict(class_mapping=class_mapping))
 input_modality = dict(use_lidar=True, use_camera=False)

@@ -1,3 +1,5 @@
+"""A project-written config with the structure and values of AWML 7a6ec07's ``autoware_ml/configs/classification2d/dataset/t4dataset/tlr_classifier_car.py`` (facts, not its file)."""
+
 dataset_version_config_root = "autoware_ml/configs/t4dataset/"
 dataset_version_list = [
     "db_tlr_v1",
@@ -41,7 +43,6 @@ class_mappings = {
     "yellow": "yellow",
     "yellow_right": "unknown",
     "yellow_straight": "yellow",
-    # Skip the following classes if present like in AWMLDetection2d.
     "red-rightdiagonal": "SKIP_CLASS",
     "right-yellow": "SKIP_CLASS",
     "leftdiagonal-red": "SKIP_CLASS",

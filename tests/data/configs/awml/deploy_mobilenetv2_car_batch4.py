@@ -1,3 +1,5 @@
+"""A project-written config with the structure and values of AWML 7a6ec07's ``projects/MobileNetv2/configs/deploy/MobileNetv2-CarTrafficLight/car_mobilenet-v2-224x224_batch_4.py`` (facts, not its file)."""
+
 codebase_config = dict(type="mmpretrain", task="Classification", model_type="end2end")
 
 onnx_config = dict(

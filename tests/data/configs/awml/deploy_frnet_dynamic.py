@@ -1,4 +1,6 @@
-_base_ = ["../../t4dataset/frnet_1xb8_t4dataset-ot128-seg.py"]
+"""A project-written config with the structure and values of AWML 7a6ec07's ``projects/FRNet/configs/deploy/t4dataset/frnet_tensorrt_dynamic.py`` (facts, not its file)."""
+
+_base_ = ["frnet_t4dataset_ot128.py"]
 
 custom_imports = dict(
     imports=[

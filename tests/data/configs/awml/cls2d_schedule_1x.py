@@ -1,7 +1,8 @@
-# optimizer
+"""A project-written config with the structure and values of AWML 7a6ec07's ``autoware_ml/configs/classification2d/schedules/schedule_1x.py`` (facts, not its file)."""
+
 optimizer = dict(type="SGD", lr=0.02, momentum=0.9, weight_decay=0.0001)
 optimizer_config = dict(grad_clip=None)
-# learning policy
+
 lr_config = dict(
     policy="step",
     warmup="linear",

@@ -1,18 +1,19 @@
-# Constants and Shared Configurations
+"""A project-written config with the structure and values of AWML 7a6ec07's ``projects/MobileNetv2/configs/t4dataset/MobileNetv2-PedestrianTrafficLight/mobilenet-v2_tlr_ped_t4dataset.py`` (facts, not its file)."""
+
 BATCH_SIZE = 32
 NUM_WORKERS = 8
 NUM_EPOCHS = 300
-VAL_INTERVAL = 20
+VAL_INTERVAL = 1
 IMG_SCALE = 224
 CHECKPOINT_INTERVAL = 1
 LOG_INTERVAL = 100
-ANN_FILE = "./data/info/tlr_classifier_car/"
+ANN_FILE = "./data/info/tlr_classifier_pedestrian/"
 
-# Base Configurations
+
 _base_ = [
-    "../../../../../autoware_ml/configs/classification2d/default_runtime.py",
-    "../../../../../autoware_ml/configs/classification2d/schedules/schedule_1x.py",
-    "../../../../../autoware_ml/configs/classification2d/dataset/t4dataset/tlr_classifier_car.py",
+    "cls2d_default_runtime.py",
+    "cls2d_schedule_1x.py",
+    "tlr_classifier_pedestrian_dataset.py",
 ]
 
 custom_imports = dict(
@@ -23,7 +24,7 @@ custom_imports = dict(
     ],
 )
 
-# Shared Pipelines
+
 resize_pipeline = [
     dict(type="LoadImageFromFile"),
     dict(type="CropROI"),
@@ -32,7 +33,7 @@ resize_pipeline = [
     dict(type="PackInputs"),
 ]
 
-# Deploy Pipelines
+
 test_pipeline = [
     dict(type="LoadImageFromFile"),
     dict(type="Resize", scale=IMG_SCALE, backend="pillow", keep_ratio=True),
@@ -40,20 +41,10 @@ test_pipeline = [
     dict(type="PackInputs"),
 ]
 
-# train_pipeline = [
-#     dict(type="LoadImageFromFile"),
-#     dict(type="CropROI", offset=1),
-#     # This was removed from the config because horizontal flip can change classes like red_left to red_right.
-#     dict(type="RandomFlip", prob=0.5, direction="horizontal"),
-#     dict(type="ColorJitter", brightness=0.8, contrast=0.4, saturation=0.1),
-#     dict(type="CustomResizeRotate", min_size=10, max_size=IMG_SCALE),
-#     dict(type="RandomTranslatePad", aug_translate=True, size=IMG_SCALE),
-#     dict(type='PackInputs'),
-# ]
 
 train_pipeline = [
     dict(type="LoadImageFromFile"),
-    dict(type="CropROI"),
+    dict(type="CropROI", offset=0.1),
     dict(type="Resize", scale=IMG_SCALE, backend="pillow", keep_ratio=True),
     dict(type="Pad", pad_to_square=True),
     dict(type="Resize", scale=(IMG_SCALE, IMG_SCALE), backend="pillow"),
@@ -71,18 +62,16 @@ data_preprocessor = dict(
 dataset_type = "TLRClassificationDataset"
 default_scope = "mmpretrain"
 
-# Environment Configuration
+
 env_cfg = dict(
-    cudnn_benchmark=False,
-    dist_cfg=dict(backend="nccl"),
-    mp_cfg=dict(mp_start_method="fork", opencv_num_threads=0),
+    cudnn_benchmark=False, dist_cfg=dict(backend="nccl"), mp_cfg=dict(mp_start_method="fork", opencv_num_threads=0)
 )
 
 launcher = "none"
 load_from = "https://download.openmmlab.com/mmclassification/v0/mobilenet_v2/mobilenet_v2_batch256_imagenet_20200708-3b2dc3af.pth"
 log_level = "INFO"
 
-# Model Definition
+
 model = dict(
     type="ImageClassifier",
     backbone=dict(type="MobileNetV2", widen_factor=1.0),
@@ -91,21 +80,18 @@ model = dict(
         type="LinearClsHead",
         in_channels=1280,
         num_classes=len(_base_.classes),
-        topk=(1, 2),
+        topk=(1, 1),
         loss=dict(type="CrossEntropyLoss", loss_weight=1.0),
     ),
 )
 
-# Optimizer and Scheduler
+
 optimizer = dict(type="SGD", lr=5e-4, momentum=0.9, weight_decay=0.00004)
 optim_wrapper = dict(optimizer=optimizer)
 param_scheduler = dict(type="StepLR", by_epoch=True, gamma=0.98, step_size=1)
 
-# Training Configuration
 
-train_cfg = dict(
-    by_epoch=True, max_epochs=NUM_EPOCHS, val_interval=VAL_INTERVAL, dynamic_intervals=[(NUM_EPOCHS - 50, 5)]
-)
+train_cfg = dict(by_epoch=True, max_epochs=NUM_EPOCHS, val_interval=VAL_INTERVAL)
 train_dataloader = dict(
     batch_size=BATCH_SIZE,
     num_workers=NUM_WORKERS,
@@ -116,7 +102,7 @@ train_dataloader = dict(
     collate_fn=dict(type="default_collate"),
 )
 
-# Validation and Test Configuration
+
 val_cfg = dict()
 val_dataloader = dict(
     batch_size=BATCH_SIZE,
@@ -125,8 +111,7 @@ val_dataloader = dict(
     pin_memory=True,
     sampler=dict(type="DefaultSampler", shuffle=False),
     dataset=dict(
-        ann_file=ANN_FILE
-        + "tlr_infos_test.json",  # For the current dataset, val and test set are same. Needs to be fixed in future.
+        ann_file=ANN_FILE + "tlr_infos_test.json",
         type=dataset_type,
         pipeline=resize_pipeline,
     ),
@@ -144,7 +129,7 @@ test_dataloader = dict(
     collate_fn=dict(type="default_collate"),
 )
 
-# Evaluators
+
 val_evaluator = dict(type="MultiLabelMetric", topk=1)
 test_evaluator = dict(
     type="TLRClassificationMetric",
@@ -153,7 +138,7 @@ test_evaluator = dict(
     items=("precision", "recall", "f1-score", "support"),
     average=None,
 )
-# Hooks and Visualization
+
 default_hooks = dict(
     checkpoint=dict(
         type="CheckpointHook", interval=CHECKPOINT_INTERVAL, save_best="multi-label/f1-score_top1", max_keep_ckpts=3
@@ -168,5 +153,5 @@ default_hooks = dict(
 vis_backends = [dict(type="LocalVisBackend")]
 visualizer = dict(type="UniversalVisualizer", vis_backends=vis_backends)
 
-# Working Directory
-work_dir = "./work_dirs/mobilenet-v2_tlr_car_t4dataset"
+
+work_dir = "./work_dirs/mobilenet-v2_tlr_ped_t4dataset"

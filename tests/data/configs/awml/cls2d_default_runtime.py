@@ -1,3 +1,5 @@
+"""A project-written config with the structure and values of AWML 7a6ec07's ``autoware_ml/configs/classification2d/default_runtime.py`` (facts, not its file)."""
+
 default_hooks = dict(
     checkpoint=dict(interval=1, type="CheckpointHook"),
     logger=dict(interval=100, type="LoggerHook"),

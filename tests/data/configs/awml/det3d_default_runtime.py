@@ -1,3 +1,5 @@
+"""A project-written config with the structure and values of AWML 7a6ec07's ``autoware_ml/configs/detection3d/default_runtime.py`` (facts, not its file)."""
+
 default_scope = "mmdet3d"
 
 default_hooks = dict(
