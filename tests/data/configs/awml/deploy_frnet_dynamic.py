@@ -1,13 +1,9 @@
-"""A project-written config with the structure and values of AWML 7a6ec07's ``projects/FRNet/configs/deploy/t4dataset/frnet_tensorrt_dynamic.py`` (facts, not its file)."""
+"""A project-written config with the structure and values (facts) of AWML 7a6ec07's
+``projects/FRNet/configs/deploy/t4dataset/frnet_tensorrt_dynamic.py``: written for pytest-awml, its comments and prose left out."""
 
 _base_ = ["frnet_t4dataset_ot128.py"]
 
-custom_imports = dict(
-    imports=[
-        "projects.FRNet.frnet.models",
-    ],
-    allow_failed_imports=False,
-)
+custom_imports = dict(imports=["projects.FRNet.frnet.models"], allow_failed_imports=False)
 
 num_classes = _base_.num_classes
 tensorrt_config = dict(

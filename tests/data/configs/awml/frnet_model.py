@@ -1,4 +1,5 @@
-"""A project-written config with the structure and values of AWML 7a6ec07's ``projects/FRNet/configs/model/frnet.py`` (facts, not its file)."""
+"""A project-written config with the structure and values (facts) of AWML 7a6ec07's
+``projects/FRNet/configs/model/frnet.py``: written for pytest-awml, its comments and prose left out."""
 
 model = dict(
     type="FRNet",

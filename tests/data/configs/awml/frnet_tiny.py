@@ -1,5 +1,6 @@
 # AWML's FRNet for the OT128 (projects/FRNet, 7a6ec07) at an eighth of the widths, ResNet-18 blocks and a 32-ring,
-# 512-column sensor: the project's tests run it (model_specs/frnet/config.py: TINY). Everything else is the project-written frnet_t4dataset_ot128.py (AWML's values).
+# 512-column sensor: the project's tests run it (model_specs/frnet/config.py: TINY).
+# Everything else is frnet_t4dataset_ot128.py's (project-written, AWML's values).
 _base_ = ["frnet_t4dataset_ot128.py"]
 
 lidar_h = 32

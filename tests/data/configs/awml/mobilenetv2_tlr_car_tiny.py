@@ -1,5 +1,6 @@
 # AWML's car traffic-light classifier (projects/MobileNetv2, 7a6ec07) at a quarter of the widths on 64 x 64 crops:
-# the project's tests run it (model_specs/mobilenetv2/config.py: CAR_TINY). Everything else is the project-written mobilenetv2_tlr_car.py (AWML's values).
+# the project's tests run it (model_specs/mobilenetv2/config.py: CAR_TINY).
+# Everything else is mobilenetv2_tlr_car.py's (project-written, AWML's values).
 _base_ = ["mobilenetv2_tlr_car.py"]
 
 IMG_SCALE = 64

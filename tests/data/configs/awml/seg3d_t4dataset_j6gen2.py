@@ -1,30 +1,20 @@
-"""A project-written config with the structure and values of AWML 7a6ec07's ``autoware_ml/configs/segmentation3d/dataset/t4dataset/j6gen2_base.py`` (facts, not its file)."""
+"""A project-written config with the structure and values (facts) of AWML 7a6ec07's
+``autoware_ml/configs/segmentation3d/dataset/t4dataset/j6gen2_base.py``: written for pytest-awml, its comments and prose left out."""
 
-custom_imports = dict(
-    imports=[
-        "autoware_ml.segmentation3d.datasets.t4dataset",
-        "autoware_ml.segmentation3d.datasets.transforms",
-    ]
-)
-
+custom_imports = dict(imports=["autoware_ml.segmentation3d.datasets.t4dataset", "autoware_ml.segmentation3d.datasets.transforms"])
 
 dataset_type = "T4SegDataset"
 info_train_file_name = "t4dataset_j6gen2_base_infos_train.pkl"
 info_val_file_name = "t4dataset_j6gen2_base_infos_val.pkl"
 info_test_file_name = "t4dataset_j6gen2_base_infos_test.pkl"
 
-
 dataset_version_config_root = "autoware_ml/configs/t4dataset/"
-dataset_version_list = [
-    "db_j6gen2_semaseg_v1",
-]
+dataset_version_list = ["db_j6gen2_semaseg_v1"]
 
 camera_types = {}
 class_names = []
 
-
 input_modality = dict(use_lidar=True, use_camera=False)
-
 
 base_class_names = [
     "unpainted",
@@ -89,10 +79,7 @@ base_palette = [
     [50, 50, 50],
 ]
 
-metainfo = dict(
-    base_class_names=base_class_names,
-    base_palette=base_palette,
-)
+metainfo = dict(base_class_names=base_class_names, base_palette=base_palette)
 
 merge_objects = None
 merge_type = None

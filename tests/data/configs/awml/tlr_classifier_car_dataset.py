@@ -1,15 +1,8 @@
-"""A project-written config with the structure and values of AWML 7a6ec07's ``autoware_ml/configs/classification2d/dataset/t4dataset/tlr_classifier_car.py`` (facts, not its file)."""
+"""A project-written config with the structure and values (facts) of AWML 7a6ec07's
+``autoware_ml/configs/classification2d/dataset/t4dataset/tlr_classifier_car.py``: written for pytest-awml, its comments and prose left out."""
 
 dataset_version_config_root = "autoware_ml/configs/t4dataset/"
-dataset_version_list = [
-    "db_tlr_v1",
-    "db_tlr_v2",
-    "db_tlr_v3",
-    "db_tlr_v4",
-    "db_tlr_v5",
-    "db_tlr_v6",
-    "db_tlr_v7",
-]
+dataset_version_list = ["db_tlr_v1", "db_tlr_v2", "db_tlr_v3", "db_tlr_v4", "db_tlr_v5", "db_tlr_v6", "db_tlr_v7"]
 
 classes = (
     "green",

@@ -1,21 +1,10 @@
-"""A project-written config with the structure and values of AWML 7a6ec07's ``autoware_ml/configs/classification2d/dataset/t4dataset/tlr_classifier_pedestrian.py`` (facts, not its file)."""
+"""A project-written config with the structure and values (facts) of AWML 7a6ec07's
+``autoware_ml/configs/classification2d/dataset/t4dataset/tlr_classifier_pedestrian.py``: written for pytest-awml, its comments and prose left out."""
 
 dataset_version_config_root = "autoware_ml/configs/t4dataset/"
-dataset_version_list = [
-    "db_tlr_v1",
-    "db_tlr_v2",
-    "db_tlr_v3",
-    "db_tlr_v4",
-    "db_tlr_v5",
-    "db_tlr_v6",
-    "db_tlr_v7",
-]
+dataset_version_list = ["db_tlr_v1", "db_tlr_v2", "db_tlr_v3", "db_tlr_v4", "db_tlr_v5", "db_tlr_v6", "db_tlr_v7"]
 
-classes = (
-    "crosswalk_red",
-    "crosswalk_green",
-    "crosswalk_unknown",
-)
+classes = ("crosswalk_red", "crosswalk_green", "crosswalk_unknown")
 
 class_mappings = {
     "crosswalk_red": "crosswalk_red",
