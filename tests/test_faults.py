@@ -42,7 +42,6 @@ from pytest_awml.runners.onnxruntime import OnnxRuntimeRunner
 from pytest_awml.runners.pytorch import PyTorchRunner
 
 CONFIGS = Path(__file__).parent / "data" / "configs" / "awml"
-TREE = Path(__file__).parent / "data" / "configs" / "awml_tree"  # AWML 7a6ec07's files at their own paths
 CONFIG_ANSWER_S = 0.5  # a refused config answers in well under a second (issue 29)
 USAGE = pytest.ExitCode.USAGE_ERROR
 CPU_FP32 = Target("onnxruntime", Device("cpu"), Precision.FP32)
@@ -75,7 +74,7 @@ def _files(root: Path) -> dict[str, str]:
                     "deploy_profile.py": deploy + "components['pts_voxel_encoder']['tensorrt_profile']['input_features']['max_shape'] = [6000, 32, 11]\n",
                     "deploy_other.py": (CONFIGS / "deploy_calibration_tiny.py").read_text(),
                     "deploy_training.py": (CONFIGS / "centerpoint_tiny.py").read_text()})
-    batch4 = (TREE / "projects/MobileNetv2/configs/deploy/MobileNetv2-CarTrafficLight/car_mobilenet-v2-224x224_batch_4.py").read_text()
+    batch4 = (CONFIGS / "deploy_mobilenetv2_car_batch4.py").read_text()
     configs.update({"deploy_batch5.py": batch4.replace("[4, 3, 224, 224]", "[5, 3, 224, 224]"),
                     "deploy_size.py": batch4.replace("input_shape=[224, 224]", "input_shape=[320, 320]"),
                     "deploy_shape.py": batch4.replace("input_shape=[224, 224]", "input_shape='224'")})

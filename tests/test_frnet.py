@@ -21,11 +21,10 @@ from pytest_awml.errors import SpecError
 from pytest_awml.spec import validate
 
 CONFIGS = Path(__file__).parent / "data" / "configs"
-FRNET = CONFIGS / "awml_tree" / "projects" / "FRNet" / "configs"
-OT128 = FRNET / "t4dataset" / "frnet_1xb8_t4dataset-ot128-seg.py"
+OT128 = CONFIGS / "awml" / "frnet_t4dataset_ot128.py"  # project-written, AWML 7a6ec07's structure and values
 
 
-def test_the_awml_configs_read_as_the_specs():
+def test_the_awml_structured_configs_read_as_the_specs():
     assert to_frnet(read_config(OT128), FULL) == FULL == SPEC.params["model"]
     assert to_frnet(read_config(CONFIGS / "awml" / "frnet_tiny.py"), TINY) == TINY == TINY_SPEC.params["model"]  # the profile is the base's
 
@@ -43,7 +42,7 @@ def test_unimplemented_models_are_refused_by_name(changes, words):
 
 
 def test_awml_s_deploy_config_reads_and_drives_the_four_dynamic_inputs():
-    deploy = deploy_config.read(FRNET / "deploy" / "t4dataset" / "frnet_tensorrt_dynamic.py")
+    deploy = deploy_config.read(CONFIGS / "awml" / "deploy_frnet_dynamic.py")
     assert deploy.opset == 16 and deploy.constant_folding is True
     assert ("num_classes", "not applicable") in {(f, r) for f, r, _ in deploy.fields}
     spec = validate(deploy_apply.apply(SPEC, deploy))

@@ -18,13 +18,12 @@ from model_specs.mobilenetv2.spec import CAR_SPEC, PEDESTRIAN_TINY_SPEC
 from pytest_awml.errors import SpecError
 
 CONFIGS = Path(__file__).parent / "data" / "configs"
-AWML = CONFIGS / "awml_tree" / "projects" / "MobileNetv2" / "configs" / "t4dataset"
-CAR_CONFIG = AWML / "MobileNetv2-CarTrafficLight" / "mobilenet-v2_tlr_car_t4dataset.py"
+CAR_CONFIG = CONFIGS / "awml" / "mobilenetv2_tlr_car.py"  # project-written, AWML 7a6ec07's structure and values
 
 
-def test_the_awml_configs_read_as_the_specs():
+def test_the_awml_structured_configs_read_as_the_specs():
     assert to_classifier(read_config(CAR_CONFIG), CAR) == CAR == CAR_SPEC.params["model"]
-    assert to_classifier(read_config(AWML / "MobileNetv2-PedestrianTrafficLight" / "mobilenet-v2_tlr_ped_t4dataset.py"), CAR) == PEDESTRIAN
+    assert to_classifier(read_config(CONFIGS / "awml" / "mobilenetv2_tlr_pedestrian.py"), CAR) == PEDESTRIAN
     assert to_classifier(read_config(CONFIGS / "awml" / "mobilenetv2_tlr_car_tiny.py"), CAR) == CAR_TINY
 
 

@@ -15,7 +15,7 @@ from pytest_awml import deploy_apply, deploy_config, static_shapes
 from pytest_awml.pipeline import PipelineSpec
 from pytest_awml.spec import validate
 
-TREE = Path(__file__).parent / "data" / "configs" / "awml_tree" / "projects" / "MobileNetv2" / "configs" / "deploy"
+CONFIGS = Path(__file__).parent / "data" / "configs" / "awml"  # project-written, AWML 7a6ec07's structure and values
 
 
 def _toy(shapes):
@@ -53,7 +53,7 @@ def test_a_spec_without_static_shapes_is_left_as_it_is():
 def test_awml_s_static_batch_deploy_configs_each_keep_their_shape(batch):
     from model_specs.mobilenetv2.spec import CAR_SPEC
 
-    deploy = deploy_config.read(TREE / "MobileNetv2-CarTrafficLight" / f"car_mobilenet-v2-224x224_batch_{batch}.py")
+    deploy = deploy_config.read(CONFIGS / f"deploy_mobilenetv2_car_batch{batch}.py")
     assert deploy.components[0].image_size == (224, 224) and deploy.opset == 11
     assert next((f, r) for f, r, _ in deploy.fields if f == "onnx_config.input_shape") == ("onnx_config.input_shape", "drives")
     spec = validate(static_shapes.expand(validate(deploy_apply.apply(CAR_SPEC, deploy))))

@@ -32,7 +32,6 @@ from model_specs.recording import REGENERATED, Recording, array_sha256, max_abs,
 AWML_TRANSFORMS = "projects.MobileNetv2.mobilenet.datasets.pipelines.transforms"  # registers CropROI
 PROJECT = "projects/MobileNetv2"  # what of an AWML checkout a recording imports
 SAMPLED_PIXELS = 4096  # input values of a full-size recording kept besides the input's sha256
-TREE = "../awml_tree/projects/MobileNetv2/configs/t4dataset"  # AWML's own files, relative to tests/data/configs/awml
 
 
 @dataclass(frozen=True)
@@ -47,8 +46,8 @@ class Plan:
 
 PLANS = (
     Plan("mobilenetv2-car-tiny", "mobilenetv2_tlr_car_tiny.py", CAR_TINY, frame_seed=51, full_tensors=True),
-    Plan("mobilenetv2-car", f"{TREE}/MobileNetv2-CarTrafficLight/mobilenet-v2_tlr_car_t4dataset.py", CAR, frame_seed=61, full_tensors=False),
-    Plan("mobilenetv2-pedestrian", f"{TREE}/MobileNetv2-PedestrianTrafficLight/mobilenet-v2_tlr_ped_t4dataset.py", PEDESTRIAN,
+    Plan("mobilenetv2-car", "mobilenetv2_tlr_car.py", CAR, frame_seed=61, full_tensors=False),
+    Plan("mobilenetv2-pedestrian", "mobilenetv2_tlr_pedestrian.py", PEDESTRIAN,
          frame_seed=71, full_tensors=False),
 )
 

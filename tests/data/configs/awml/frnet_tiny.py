@@ -1,6 +1,7 @@
 # AWML's FRNet for the OT128 (projects/FRNet, 7a6ec07) at an eighth of the widths, ResNet-18 blocks and a 32-ring,
-# 512-column sensor: the project's tests run it (model_specs/frnet/config.py: TINY). Everything else is AWML's file.
-_base_ = ["../awml_tree/projects/FRNet/configs/t4dataset/frnet_1xb8_t4dataset-ot128-seg.py"]
+# 512-column sensor: the project's tests run it (model_specs/frnet/config.py: TINY).
+# Everything else is frnet_t4dataset_ot128.py's (project-written, AWML's values).
+_base_ = ["frnet_t4dataset_ot128.py"]
 
 lidar_h = 32
 range_w = 512

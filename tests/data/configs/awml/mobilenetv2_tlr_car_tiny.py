@@ -1,6 +1,7 @@
 # AWML's car traffic-light classifier (projects/MobileNetv2, 7a6ec07) at a quarter of the widths on 64 x 64 crops:
-# the project's tests run it (model_specs/mobilenetv2/config.py: CAR_TINY). Everything else is AWML's file.
-_base_ = ["../awml_tree/projects/MobileNetv2/configs/t4dataset/MobileNetv2-CarTrafficLight/mobilenet-v2_tlr_car_t4dataset.py"]
+# the project's tests run it (model_specs/mobilenetv2/config.py: CAR_TINY).
+# Everything else is mobilenetv2_tlr_car.py's (project-written, AWML's values).
+_base_ = ["mobilenetv2_tlr_car.py"]
 
 IMG_SCALE = 64
 model = dict(backbone=dict(widen_factor=0.25))

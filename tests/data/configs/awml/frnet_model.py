@@ -1,3 +1,6 @@
+"""A project-written config with the structure and values (facts) of AWML 7a6ec07's
+``projects/FRNet/configs/model/frnet.py``: written for pytest-awml, its comments and prose left out."""
+
 model = dict(
     type="FRNet",
     data_preprocessor=dict(type="FrustumRangePreprocessor"),

@@ -1,13 +1,8 @@
+"""A project-written config with the structure and values (facts) of AWML 7a6ec07's
+``autoware_ml/configs/classification2d/dataset/t4dataset/tlr_classifier_car.py``: written for pytest-awml, its comments and prose left out."""
+
 dataset_version_config_root = "autoware_ml/configs/t4dataset/"
-dataset_version_list = [
-    "db_tlr_v1",
-    "db_tlr_v2",
-    "db_tlr_v3",
-    "db_tlr_v4",
-    "db_tlr_v5",
-    "db_tlr_v6",
-    "db_tlr_v7",
-]
+dataset_version_list = ["db_tlr_v1", "db_tlr_v2", "db_tlr_v3", "db_tlr_v4", "db_tlr_v5", "db_tlr_v6", "db_tlr_v7"]
 
 classes = (
     "green",
@@ -41,7 +36,6 @@ class_mappings = {
     "yellow": "yellow",
     "yellow_right": "unknown",
     "yellow_straight": "yellow",
-    # Skip the following classes if present like in AWMLDetection2d.
     "red-rightdiagonal": "SKIP_CLASS",
     "right-yellow": "SKIP_CLASS",
     "leftdiagonal-red": "SKIP_CLASS",

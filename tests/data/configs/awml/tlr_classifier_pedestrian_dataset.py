@@ -1,25 +1,15 @@
-dataset_version_config_root = "autoware_ml/configs/t4dataset/"
-dataset_version_list = [
-    "db_tlr_v1",
-    "db_tlr_v2",
-    "db_tlr_v3",
-    "db_tlr_v4",
-    "db_tlr_v5",
-    "db_tlr_v6",  # does not have any pedestrian tlr data
-    "db_tlr_v7",  # does not have any pedestrian tlr data
-]
+"""A project-written config with the structure and values (facts) of AWML 7a6ec07's
+``autoware_ml/configs/classification2d/dataset/t4dataset/tlr_classifier_pedestrian.py``: written for pytest-awml, its comments and prose left out."""
 
-classes = (
-    "crosswalk_red",
-    "crosswalk_green",
-    "crosswalk_unknown",
-)
+dataset_version_config_root = "autoware_ml/configs/t4dataset/"
+dataset_version_list = ["db_tlr_v1", "db_tlr_v2", "db_tlr_v3", "db_tlr_v4", "db_tlr_v5", "db_tlr_v6", "db_tlr_v7"]
+
+classes = ("crosswalk_red", "crosswalk_green", "crosswalk_unknown")
 
 class_mappings = {
     "crosswalk_red": "crosswalk_red",
     "crosswalk_green": "crosswalk_green",
     "crosswalk_unknown": "crosswalk_unknown",
-    # skip the following classes if present like in AWMLDetection2d
     "green": "SKIP_CLASS",
     "left-red": "SKIP_CLASS",
     "left-red-straight": "SKIP_CLASS",

@@ -1,11 +1,9 @@
-_base_ = ["../../t4dataset/frnet_1xb8_t4dataset-ot128-seg.py"]
+"""A project-written config with the structure and values (facts) of AWML 7a6ec07's
+``projects/FRNet/configs/deploy/t4dataset/frnet_tensorrt_dynamic.py``: written for pytest-awml, its comments and prose left out."""
 
-custom_imports = dict(
-    imports=[
-        "projects.FRNet.frnet.models",
-    ],
-    allow_failed_imports=False,
-)
+_base_ = ["frnet_t4dataset_ot128.py"]
+
+custom_imports = dict(imports=["projects.FRNet.frnet.models"], allow_failed_imports=False)
 
 num_classes = _base_.num_classes
 tensorrt_config = dict(

@@ -1,8 +1,7 @@
-_base_ = [
-    "../model/frnet.py",
-    "../../../../autoware_ml/configs/detection3d/default_runtime.py",
-    "../../../../autoware_ml/configs/segmentation3d/dataset/t4dataset/j6gen2_base.py",
-]
+"""A project-written config with the structure and values (facts) of AWML 7a6ec07's
+``projects/FRNet/configs/t4dataset/frnet_1xb8_t4dataset-ot128-seg.py``: written for pytest-awml, its comments and prose left out."""
+
+_base_ = ["frnet_model.py", "det3d_default_runtime.py", "seg3d_t4dataset_j6gen2.py"]
 
 custom_imports = dict(
     imports=[
@@ -16,16 +15,14 @@ custom_imports = dict(
 )
 custom_imports["imports"] += _base_.custom_imports["imports"]
 
-# user settings
 batch_size = 8
 num_workers = 16
 iterations = 150000
 val_interval = 1500
 
-# LiDAR settings (Hesai OT128)
 lidar_h = 128
 range_w = 4096
-frustum_w = 1024  # 4096 / 4
+frustum_w = 1024
 fov_up = 15.0
 fov_down = -25.0
 SOURCES = ["LIDAR_FRONT_UPPER", "LIDAR_LEFT_UPPER", "LIDAR_RIGHT_UPPER", "LIDAR_REAR_UPPER"]
@@ -65,7 +62,7 @@ class_mapping = {
     "out_of_sync": ignore_index,
     "unpainted": ignore_index,
 }
-num_classes = 27  # 26 classes + 1 for unknown
+num_classes = 27
 metainfo = _base_.metainfo
 metainfo.update(dict(class_mapping=class_mapping))
 input_modality = dict(use_lidar=True, use_camera=False)
@@ -127,111 +124,31 @@ model = dict(
 )
 
 pre_transform = [
-    dict(
-        type="LoadPointsWithIdentifierFromFile",
-        coord_type="LIDAR",
-        load_dim=5,
-        use_dim=4,
-        backend_args=backend_args,
-    ),
-    dict(
-        type="LoadSegAnnotationsWithIdentifier3D",
-        seg_3d_dtype="np.uint8",
-        backend_args=backend_args,
-    ),
+    dict(type="LoadPointsWithIdentifierFromFile", coord_type="LIDAR", load_dim=5, use_dim=4, backend_args=backend_args),
+    dict(type="LoadSegAnnotationsWithIdentifier3D", seg_3d_dtype="np.uint8", backend_args=backend_args),
     dict(type="RandomFlip3D", sync_2d=False, flip_ratio_bev_horizontal=0.5, flip_ratio_bev_vertical=0.5),
-    dict(
-        type="GlobalRotScaleTrans",
-        rot_range=[-3.1415926, 3.1415926],
-        scale_ratio_range=[0.95, 1.05],
-        translation_std=[0.1, 0.1, 0.1],
-    ),
+    dict(type="GlobalRotScaleTrans", rot_range=[-3.1415926, 3.1415926], scale_ratio_range=[0.95, 1.05], translation_std=[0.1, 0.1, 0.1]),
 ]
 train_pipeline = [
-    dict(
-        type="LoadPointsWithIdentifierFromFile",
-        coord_type="LIDAR",
-        load_dim=5,
-        use_dim=4,
-        backend_args=backend_args,
-    ),
-    dict(
-        type="LoadSegAnnotationsWithIdentifier3D",
-        seg_3d_dtype="np.uint8",
-        backend_args=backend_args,
-    ),
+    dict(type="LoadPointsWithIdentifierFromFile", coord_type="LIDAR", load_dim=5, use_dim=4, backend_args=backend_args),
+    dict(type="LoadSegAnnotationsWithIdentifier3D", seg_3d_dtype="np.uint8", backend_args=backend_args),
     dict(type="RandomFlip3D", sync_2d=False, flip_ratio_bev_horizontal=0.5, flip_ratio_bev_vertical=0.5),
-    dict(
-        type="GlobalRotScaleTrans",
-        rot_range=[-3.1415926, 3.1415926],
-        scale_ratio_range=[0.95, 1.05],
-        translation_std=[0.1, 0.1, 0.1],
-    ),
-    dict(
-        type="FrustumMix",
-        H=lidar_h,
-        W=frustum_w,
-        fov_up=fov_up,
-        fov_down=fov_down,
-        num_areas=[3, 4, 5, 6],
-        pre_transform=pre_transform,
-        prob=1.0,
-    ),
+    dict(type="GlobalRotScaleTrans", rot_range=[-3.1415926, 3.1415926], scale_ratio_range=[0.95, 1.05], translation_std=[0.1, 0.1, 0.1]),
+    dict(type="FrustumMix", H=lidar_h, W=frustum_w, fov_up=fov_up, fov_down=fov_down, num_areas=[3, 4, 5, 6], pre_transform=pre_transform, prob=1.0),
     dict(type="InstanceCopy", instance_classes=[0, 1, 2, 3, 4, 5, 6, 7, 8, 9], pre_transform=pre_transform, prob=1.0),
-    dict(
-        type="RangeInterpolation",
-        H=lidar_h,
-        W=range_w,
-        fov_up=fov_up,
-        fov_down=fov_down,
-        ignore_index=ignore_index,
-    ),
+    dict(type="RangeInterpolation", H=lidar_h, W=range_w, fov_up=fov_up, fov_down=fov_down, ignore_index=ignore_index),
     dict(type="Pack3DDetInputs", keys=["points", "pts_semantic_mask"]),
 ]
 test_pipeline = [
-    dict(
-        type="LoadPointsWithIdentifierFromFile",
-        coord_type="LIDAR",
-        load_dim=5,
-        use_dim=4,
-        backend_args=backend_args,
-    ),
-    dict(
-        type="LoadSegAnnotationsWithIdentifier3D",
-        seg_3d_dtype="np.uint8",
-        backend_args=backend_args,
-    ),
-    dict(
-        type="RangeInterpolation",
-        H=lidar_h,
-        W=range_w,
-        fov_up=fov_up,
-        fov_down=fov_down,
-        ignore_index=ignore_index,
-    ),
+    dict(type="LoadPointsWithIdentifierFromFile", coord_type="LIDAR", load_dim=5, use_dim=4, backend_args=backend_args),
+    dict(type="LoadSegAnnotationsWithIdentifier3D", seg_3d_dtype="np.uint8", backend_args=backend_args),
+    dict(type="RangeInterpolation", H=lidar_h, W=range_w, fov_up=fov_up, fov_down=fov_down, ignore_index=ignore_index),
     dict(type="Pack3DDetInputs", keys=["points"], meta_keys=["num_points", "lidar_path", "num_pts_feats"]),
 ]
 tta_pipeline = [
-    dict(
-        type="LoadPointsWithIdentifierFromFile",
-        coord_type="LIDAR",
-        load_dim=5,
-        use_dim=4,
-        backend_args=backend_args,
-    ),
-    dict(
-        type="LoadSegAnnotationsWithIdentifier3D",
-        seg_3d_dtype="np.uint8",
-        backend_args=backend_args,
-    ),
-    dict(
-        type="RangeInterpolation",
-        H=lidar_h,
-        W=range_w,
-        fov_up=fov_up,
-        fov_down=fov_down,
-        ignore_index=ignore_index,
-    ),
+    dict(type="LoadPointsWithIdentifierFromFile", coord_type="LIDAR", load_dim=5, use_dim=4, backend_args=backend_args),
+    dict(type="LoadSegAnnotationsWithIdentifier3D", seg_3d_dtype="np.uint8", backend_args=backend_args),
+    dict(type="RangeInterpolation", H=lidar_h, W=range_w, fov_up=fov_up, fov_down=fov_down, ignore_index=ignore_index),
     dict(
         type="TestTimeAug",
         transforms=[
@@ -241,14 +158,7 @@ tta_pipeline = [
                 dict(type="RandomFlip3D", sync_2d=False, flip_ratio_bev_horizontal=1.0, flip_ratio_bev_vertical=0.0),
                 dict(type="RandomFlip3D", sync_2d=False, flip_ratio_bev_horizontal=1.0, flip_ratio_bev_vertical=1.0),
             ],
-            [
-                dict(
-                    type="GlobalRotScaleTrans",
-                    rot_range=[-3.1415926, 3.1415926],
-                    scale_ratio_range=[0.95, 1.05],
-                    translation_std=[0.1, 0.1, 0.1],
-                )
-            ],
+            [dict(type="GlobalRotScaleTrans", rot_range=[-3.1415926, 3.1415926], scale_ratio_range=[0.95, 1.05], translation_std=[0.1, 0.1, 0.1])],
             [dict(type="Pack3DDetInputs", keys=["points"], meta_keys=["num_points", "lidar_path", "num_pts_feats"])],
         ],
     ),
@@ -293,18 +203,8 @@ val_dataloader = dict(
 test_dataloader = val_dataloader
 
 distance_ranges = [(0, 20), (20, 40), (40, 60), (60, 80), (80, 100.0), (100.0, 120.0)]
-val_evaluator = dict(
-    type="T4SegMetric",
-    num_classes=num_classes,
-    ignore_index=ignore_index,
-    distance_ranges=distance_ranges,
-)
-test_evaluator = dict(
-    type="T4SegMetric",
-    num_classes=num_classes,
-    ignore_index=ignore_index,
-    distance_ranges=distance_ranges,
-)
+val_evaluator = dict(type="T4SegMetric", num_classes=num_classes, ignore_index=ignore_index, distance_ranges=distance_ranges)
+test_evaluator = dict(type="T4SegMetric", num_classes=num_classes, ignore_index=ignore_index, distance_ranges=distance_ranges)
 
 vis_backends = [dict(type="LocalVisBackend"), dict(type="TensorboardVisBackend")]
 
@@ -313,19 +213,9 @@ visualizer = dict(type="Det3DLocalVisualizer", vis_backends=vis_backends, name="
 tta_model = dict(type="Seg3DTTAModel")
 
 lr = 0.01
-optim_wrapper = dict(
-    type="OptimWrapper", optimizer=dict(type="AdamW", lr=lr, betas=(0.9, 0.999), weight_decay=0.01, eps=1e-6)
-)
+optim_wrapper = dict(type="OptimWrapper", optimizer=dict(type="AdamW", lr=lr, betas=(0.9, 0.999), weight_decay=0.01, eps=1e-6))
 param_scheduler = [
-    dict(
-        type="OneCycleLR",
-        total_steps=iterations,
-        by_epoch=False,
-        eta_max=lr,
-        pct_start=0.2,
-        div_factor=25.0,
-        final_div_factor=100.0,
-    )
+    dict(type="OneCycleLR", total_steps=iterations, by_epoch=False, eta_max=lr, pct_start=0.2, div_factor=25.0, final_div_factor=100.0)
 ]
 
 train_cfg = dict(type="IterBasedTrainLoop", max_iters=iterations, val_interval=val_interval)
