@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
@@ -23,7 +22,7 @@ pytest.importorskip("mmdet3d.registry", reason="mmdet3d is not installed (pip in
 
 from model_specs.centerpoint.config import TINY  # noqa: E402
 from model_specs.centerpoint.mmconfig import _Reader, read_config  # noqa: E402
-from model_specs.centerpoint.mmdet3d_peer import HEADS, PLANS, TENSOR_RTOL, Recording, compare, record_plan  # noqa: E402
+from model_specs.centerpoint.mmdet3d_peer import PLANS, Recording, compare, record_plan, recording_differences  # noqa: E402
 from model_specs.centerpoint.scene import SceneConfig, make_scene  # noqa: E402
 from model_specs.centerpoint.voxelize import densify, voxelize  # noqa: E402
 
@@ -59,25 +58,13 @@ def live(request):
     return plan, recording, cfg
 
 
-def _close(a, b) -> bool:
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    return a.shape == b.shape and bool(np.abs(a - b).max() <= TENSOR_RTOL * max(1.0, float(np.abs(b).max())))
-
 
 def test_the_committed_recording_is_what_mmdet3d_computes(live):
     """Exact where the computation is a copy (points, voxels); float tensors within TENSOR_RTOL, because the
     heatmap bias is calibrated on the peer's own output and so differs in its last bits across CPUs."""
     plan, recording, _ = live
     committed = Recording.load(DATA / "mmdet3d", plan.name)
-    for key in ("points", "coors", "num_points", "labels"):
-        assert np.array_equal(recording.arrays[key], committed.arrays[key]), key
-    for key in ("voxels_sha256", "state_shapes"):
-        assert recording.meta[key] == committed.meta[key], key
-    live_state, committed_state = recording.state_dict(), committed.state_dict()
-    assert live_state.keys() == committed_state.keys()
-    assert [k for k in committed_state if not _close(live_state[k], committed_state[k])] == []
-    for key in ("pillar_features", "boxes", "scores", *(f"head/{h}" for h in HEADS)):
-        assert _close(recording.arrays[key], committed.arrays[key]), key
+    assert recording_differences(recording, committed) == []
 
 
 def test_this_project_agrees_with_the_live_peer(live):

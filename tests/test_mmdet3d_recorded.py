@@ -17,7 +17,7 @@ import pytest
 
 from model_specs.centerpoint.config import FULL, TINY
 from model_specs.centerpoint.mmconfig import read_config, to_centerpoint
-from model_specs.centerpoint.mmdet3d_peer import HEADS, MIN_BOXES, TENSOR_RTOL, Recording, compare, state_sha256
+from model_specs.centerpoint.mmdet3d_peer import HEADS, MIN_BOXES, TENSOR_RTOL, Recording, compare, recording_differences, state_sha256
 from model_specs.centerpoint.model import CenterPoint
 from model_specs.centerpoint.spec import SPEC, TINY_SPEC
 
@@ -68,3 +68,20 @@ def test_the_comparison_would_catch_the_transposed_neck():
     assert wrong.voxels_identical and wrong.pillar_features <= TENSOR_RTOL  # the neck comes after these
     assert any(wrong.heads[h] > 1e3 * TENSOR_RTOL * max(1.0, wrong.head_scale[h]) for h in HEADS)
     assert any(problem.startswith("head ") for problem in wrong.problems())
+
+
+def test_the_crosschecks_difference_names_what_a_live_recording_does_not_share():
+    """``recording_differences`` (what both live crosschecks hold a run to): nothing for the same recording; the key,
+    by name, for a point moved or a float tensor off past TENSOR_RTOL; a float tensor within it passes."""
+    committed = Recording.load(DATA / "mmdet3d", "centerpoint-tiny")
+    assert recording_differences(committed, Recording.load(DATA / "mmdet3d", "centerpoint-tiny")) == []
+
+    def changed(key, change):
+        arrays = dict(committed.arrays)
+        arrays[key] = change(np.array(arrays[key]))
+        return dataclasses.replace(committed, arrays=arrays)
+
+    assert recording_differences(changed("points", lambda a: a + np.float32(1e-6)), committed) == ["points"]
+    scale = float(np.abs(committed.arrays["head/heatmap"]).max())
+    assert recording_differences(changed("head/heatmap", lambda a: a + 10 * TENSOR_RTOL * scale), committed) == ["head/heatmap"]
+    assert recording_differences(changed("head/heatmap", lambda a: a + TENSOR_RTOL * scale / 10), committed) == []

@@ -35,7 +35,7 @@ from model_specs.centerpoint.mmconfig import TrainingConfig, read_config, to_cen
 from model_specs.centerpoint.model import BackboneNeckHeadExport, CenterPoint, VoxelEncoderExport, calibration_shift
 from model_specs.centerpoint.scene import SceneConfig, make_scene
 from model_specs.centerpoint.voxelize import decorate, densify, scatter, voxelize
-from model_specs.recording import TENSOR_RTOL, array_sha256, reference_weights, state_sha256, tensor_problems  # noqa: F401 (TENSOR_RTOL, state_sha256: re-exported)
+from model_specs.recording import TENSOR_RTOL, agrees, array_sha256, reference_weights, scale_of, state_sha256, tensor_problems  # noqa: F401 (TENSOR_RTOL, state_sha256: re-exported)
 from model_specs.recording import Recording as SharedRecording
 from model_specs.recording import max_abs as _max_abs
 from model_specs.seeding import randomise_batchnorms, randomise_layer_norms
@@ -328,6 +328,28 @@ def box_difference(ours: Detections, boxes: np.ndarray, scores: np.ndarray, labe
         score=float(np.abs(ours.scores - scores).max()),
         velocity=float(np.abs(ours.boxes[:, 7:9] - boxes[:, 7:9]).max()),
     )
+
+
+def recording_differences(live: Recording, committed: Recording) -> list[str]:
+    """What a live recording does not share with a committed one, by name (empty when it is the same recording).
+
+    Exact where the computation is a copy (the points, voxels and state's keys and shapes); float tensors within
+    TENSOR_RTOL of their scale, because the heatmap bias is calibrated on the peer's own output and so differs in
+    its last bits across CPUs. Both crosschecks (mmdet3d's CenterPoint and AWML's family) hold a live run to this."""
+    found = [k for k in ("points", "coors", "num_points", "labels") if not np.array_equal(live.arrays[k], committed.arrays[k])]
+    found += [k for k in ("voxels_sha256", "state_shapes") if live.meta[k] != committed.meta[k]]
+    live_state, committed_state = live.state_dict(), committed.state_dict()
+    if live_state.keys() != committed_state.keys():
+        found.append("state_dict keys")
+    else:
+        found += [k for k in committed_state if not _agree(live_state[k], committed_state[k])]
+    found += [k for k in ("pillar_features", "boxes", "scores", *(f"head/{h}" for h in HEADS))
+              if not _agree(live.arrays[k], committed.arrays[k])]
+    return found
+
+
+def _agree(live: Any, committed: Any) -> bool:
+    return agrees(_max_abs(np.asarray(live), np.asarray(committed)), scale_of(np.asarray(committed)))
 
 
 def _heads_at(recording: Recording, heads: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
