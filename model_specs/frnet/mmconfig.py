@@ -48,10 +48,6 @@ class _Sections(Sections):
         for head in self.model.get("auxiliary_head") or []:
             self.typed("auxiliary_head", head)
 
-    def known(self, section: str, node: Mapping[str, Any] | None) -> None:
-        read, inert = FIELDS[section]
-        self.fields(section, node, read, inert)
-
     def interpolation(self) -> dict[str, Any]:
         steps = self.values.get("test_pipeline") or []
         found = None

@@ -53,10 +53,6 @@ class _Sections(Sections):
         for section in ("backbone", "neck", "head"):
             self.typed(section, self.model.get(section))
 
-    def known(self, section: str, node: Mapping[str, Any] | None) -> None:
-        read, inert = FIELDS[section]
-        self.fields(section, node, read, inert)
-
     def pipeline(self) -> int:
         """The image size the test pipeline makes (keep-ratio Pillow resize, then pad to square)."""
         steps = self.values.get("test_pipeline")
