@@ -20,7 +20,8 @@ import pytest
 from pytest_awml.cases import MARKER, MODULE_ID
 from pytest_awml.limits import Verdict
 from pytest_awml.provenance import timestamp, versions
-from pytest_awml.records import BY_TYPE, KINDS, TYPE_KEY, CheckRecord, DriftRecord, ParityRecord, Record, RecordIds, SkippedTest, from_json
+from pytest_awml.record_json import from_json
+from pytest_awml.records import BY_TYPE, KINDS, TYPE_KEY, CheckRecord, DriftRecord, ParityRecord, Record, RecordIds, SkippedTest
 
 if TYPE_CHECKING:
     from pytest_awml.cases import Case

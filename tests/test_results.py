@@ -6,7 +6,6 @@ import dataclasses
 import types
 
 import numpy as np
-import pytest
 
 import toy
 from pytest_awml.cases import Case
@@ -14,9 +13,10 @@ from pytest_awml.compare import compare_output
 from pytest_awml.device import Device, Precision, Target
 from pytest_awml.limits import Tolerance, Verdict
 from pytest_awml.options import ToleranceOverrides
-from pytest_awml.results import attach as results_attach
-from pytest_awml.records import KINDS, LatencyRecord, ParityRecord, RecordIds, to_json
+from pytest_awml.record_json import to_json
+from pytest_awml.records import KINDS, LatencyRecord, ParityRecord, RecordIds
 from pytest_awml.results import RECORD, Results, attach_comparisons, attach_verdicts, record_ids, run_info
+from pytest_awml.results import attach as results_attach
 from pytest_awml.timing import LatencyStats
 
 TARGET = Target("onnxruntime", Device.parse("cpu"), Precision.FP32)
