@@ -10,23 +10,20 @@ one gate that does all of it (:mod:`pytest_awml.parity_gate`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import pytest
 
-from pytest_awml import golden, golden_layers, localize, pipeline_outputs, regression, results
-from pytest_awml.budgets import DEFAULT_REGRESSION, ROUNDS_KEY, budget_failure, ratio_verdict, share_verdict
+from pytest_awml import golden, golden_layers, golden_write, latency_gate, localize, pipeline_outputs, results
+from pytest_awml.budgets import ROUNDS_KEY, ratio_verdict, share_verdict
 from pytest_awml.builders.onnx import FORMAT as ONNX
 from pytest_awml.compare import compare_outputs, differs
 from pytest_awml.device import REFERENCE
 from pytest_awml.digests import content_digest
-from pytest_awml.errors import ArtifactError, AwmlError, BackendError, DataError, LatencyBudgetExceeded, NothingCompared, ToleranceExceeded
-from pytest_awml.intermediates import module_calls
-from pytest_awml.latency_sources import baseline_of, p50, pipeline_rounds, remember_p50, stage_rounds, stage_source
-from pytest_awml.limits import LatencySettings
+from pytest_awml.errors import ArtifactError, AwmlError, BackendError, DataError, NothingCompared, ToleranceExceeded
+from pytest_awml.latency_sources import p50, pipeline_rounds, remember_p50, stage_rounds, stage_source
 from pytest_awml.localize import Skipped
 from pytest_awml.metric import metric_verdict, nothing_scored
 from pytest_awml.parity_gate import Evidence, gate
@@ -38,7 +35,6 @@ from pytest_awml.records import (
     ArtifactRole,
     DataNote,
     DriftRecord,
-    GoldenRecord,
     InferenceRecord,
     Int8SensitivityRecord,
     LatencyRecord,
@@ -49,7 +45,6 @@ from pytest_awml.records import (
     ShapeTry,
 )
 from pytest_awml.shapes import RandomFeed, corner_sizes, hypothesis_settings, out_of_range_sizes, sizes_strategy, zero_feed
-from pytest_awml.spec import fingerprint
 from pytest_awml.timing import (
     REPORT_DECIMALS,
     LatencyStats,
@@ -63,28 +58,6 @@ from pytest_awml.timing import (
 
 BUNDLE_FORMAT = "autoware-bundle"
 DISABLED = "pytest-benchmark is disabled here (--benchmark-disable, or pytest-xdist is active): no latency measured"
-
-
-def _regression(request, workspace, settings: LatencySettings, median_ms: float, rounds: Sequence[float]) -> regression.Regression | None:
-    """This test against ``--awml-latency-baseline`` (when the baseline has it; at the spec's threshold, else the
-    default one), judged on both sides' rounds (:mod:`pytest_awml.regression`); None without a baseline."""
-    baseline = baseline_of(workspace, request.node.name)
-    if baseline is None:
-        return None
-    threshold = DEFAULT_REGRESSION if settings.regression is None else settings.regression
-    return regression.judge(request.node.name, rounds, baseline.rounds_ms, threshold, median_ms, baseline.median_ms)
-
-
-def _latency_record(record: LatencyRecord, rounds: Sequence[float], judged: regression.Regression | None) -> LatencyRecord:
-    """``record`` with its rounds and its regression verdict (the report's ``rounds_ms``, ``regression``)."""
-    return replace(record, rounds_ms=rounded_ms(rounds), regression=None if judged is None else judged.summary)
-
-
-def _gate_latency(verdicts: list, judged: regression.Regression | None) -> None:
-    """Raise if any budget is broken; a regression too thin to judge passes (its record and the summary say so)."""
-    message = budget_failure([*verdicts, *([judged.as_verdict()] if judged is not None else [])])
-    if message:
-        raise LatencyBudgetExceeded(message)
 
 
 @pytest.fixture(autouse=True)
@@ -149,7 +122,7 @@ def test_drift(awml_case, awml_workspace, request):
     store = golden.GoldenStore(options.golden, options.lock_timeout_s)
     tolerances = options.drift_tolerances(component)
     if options.update_golden:
-        _update_golden(request, awml_workspace, store, awml_case, tolerances)
+        golden_write.write(request, awml_workspace, store, awml_case, tolerances)
         return
     found = store.read(spec.name, component.name)
     if found is None:
@@ -181,26 +154,6 @@ def test_drift(awml_case, awml_workspace, request):
                   {o: tolerances[o].widest(replay[o]) for o in tolerances},
                   note=f"Library versions changed since the golden outputs were made: {changed}" if changes else "",
                   localized=localized))
-
-
-def _update_golden(request, workspace, store, case, tolerances) -> None:
-    spec, component = case.spec, case.component
-    # all or nothing: every component of the set is checked before this one is written
-    golden.refuse_partial_set(spec.name, {c.component.name: workspace.reference(spec, c.component)
-                                          for c in workspace.plan.cases("drift") if c.spec is spec})
-    inputs = workspace.inputs(spec, component)
-    meta = {"spec": spec.name, "component": component.name, "spec_hash": fingerprint(spec, component),
-            "weights_sha256": workspace.model(spec).weights_sha256, "seed": workspace.options.seed, "samples": len(inputs),
-            "versions": versions(COMPUTE)}
-    update = store.update(spec.name, component.name, inputs, workspace.reference(spec, component), meta, tolerances)
-    module = component.extract(workspace.model(spec).model)  # its layers, for a later drift failure to localize on
-    golden_layers.write(golden_layers.path_of(store.root, spec.name, component.name),
-                        module_calls(module, [inputs[0][name] for name in component.input_names]))
-    if update.replaced:
-        request.node.user_properties.append(("awml.golden_replaced", update.replaced))
-    results.attach(request.node, GoldenRecord(ids=results.record_ids(case, request.node.nodeid, workspace.options),
-                                              path=str(update.path), action=update.action,
-                                              old_vs_new_max_abs=update.old_vs_new_max_abs))
 
 
 @pytest.mark.awml_cases("shapes")
@@ -296,12 +249,12 @@ def test_latency(awml_case, awml_workspace, benchmark, request):
     benchmark.extra_info.update(spec=spec.name, component=component.name, target=target.id, regression_threshold=settings.regression,
                                 **record.benchmark_info(), **stats.as_json())
     remember_p50(awml_workspace, spec, component, target, stats.p50_ms)
-    judged = _regression(request, awml_workspace, settings, stats.p50_ms, rounds)
+    judged = latency_gate.judge(request, awml_workspace, settings, stats.p50_ms, rounds)
     benchmark.extra_info[ROUNDS_KEY] = list(rounded_ms(rounds))
-    results.attach(request.node, _latency_record(record, rounds, judged))
+    results.attach(request.node, latency_gate.with_rounds(record, rounds, judged))
     verdicts = [ratio_verdict(target.id, stats.p50_ms, r.baseline, p50(awml_workspace, spec, component, r.baseline, settings), r.max_ratio)
                 for r in settings.ratios if r.target == target.id]
-    _gate_latency(verdicts, judged)
+    latency_gate.gate(verdicts, judged)
 
 
 @pytest.mark.awml_cases("pipeline_parity")
@@ -413,11 +366,11 @@ def test_pipeline_latency(awml_case, awml_workspace, benchmark, request):
                                 **record.benchmark_info(), regression_threshold=settings.regression,
                                 components_p50_ms=record.components_p50_ms, ratio_to_components=record.ratio_to_components,
                                 **stats.as_json())
-    judged = _regression(request, awml_workspace, settings, stats.p50_ms, shared.total)
+    judged = latency_gate.judge(request, awml_workspace, settings, stats.p50_ms, shared.total)
     benchmark.extra_info[ROUNDS_KEY] = list(rounded_ms(shared.total))
-    results.attach(request.node, _latency_record(record, shared.total, judged))
+    results.attach(request.node, latency_gate.with_rounds(record, shared.total, judged))
     verdicts = [share_verdict(stage, stages[stage].p50_ms, stats.p50_ms, share) for stage, share in settings.stage_shares.items()]
-    _gate_latency(verdicts, judged)
+    latency_gate.gate(verdicts, judged)
 
 
 @pytest.mark.awml_cases("bundle")
