@@ -31,7 +31,8 @@ from pathlib import Path
 
 import torch
 
-from model_specs.centerpoint.autoware import AutowareSettings, decode_autoware, node_config
+from model_specs.centerpoint.autoware import AutowareSettings, node_config
+from model_specs.centerpoint.autoware_decode import AutowareDecoder, decode_autoware
 from model_specs.centerpoint.autoware_oracle import frames as frame_sources
 from model_specs.centerpoint.autoware_oracle.bundle_side import y_axis_heads
 from model_specs.centerpoint.autoware_oracle.oracle import AutowareOracle, node_frame

@@ -14,7 +14,8 @@ import pytest
 import yaml
 
 from model_specs.centerpoint import autoware_rules as rules
-from model_specs.centerpoint.autoware import AutowareSettings, check_bundle, decode_autoware, manifest, remapper, schema_problems
+from model_specs.centerpoint.autoware import AutowareSettings, check_bundle, manifest, remapper, schema_problems
+from model_specs.centerpoint.autoware_decode import decode_autoware
 from model_specs.centerpoint.config import TINY
 from model_specs.centerpoint.decode import decode
 from model_specs.centerpoint.spec import TINY_SPEC

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from model_specs.centerpoint.autoware import AutowareSettings, decode_autoware, node_config
+from model_specs.centerpoint.autoware import AutowareSettings, node_config
+from model_specs.centerpoint.autoware_decode import AutowareDecoder, decode_autoware
 from model_specs.centerpoint.autoware_oracle import recording
 from model_specs.centerpoint.autoware_oracle.bundle_side import bundle_voxels, y_axis_heads
 from model_specs.centerpoint.autoware_oracle.compare import canonical, compare_boxes, compare_voxels

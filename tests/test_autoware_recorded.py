@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from model_specs.centerpoint.autoware import AutowareSettings, decode_autoware, node_config
+from model_specs.centerpoint.autoware import AutowareSettings, node_config
+from model_specs.centerpoint.autoware_decode import decode_autoware
 from model_specs.centerpoint.autoware_oracle import recording
 from model_specs.centerpoint.autoware_oracle.bundle_side import bundle_voxels
 from model_specs.centerpoint.autoware_oracle.compare import BoxDiff, VoxelDiff, Voxels, compare_boxes, compare_voxels

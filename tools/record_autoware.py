@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from model_specs.centerpoint.autoware import AutowareSettings, decode_autoware, node_config
+from model_specs.centerpoint.autoware import AutowareSettings, node_config
+from model_specs.centerpoint.autoware_decode import decode_autoware
 from model_specs.centerpoint.autoware_oracle import build, frames, recording
 from model_specs.centerpoint.autoware_oracle.bundle_side import bundle_voxels, y_axis_heads
 from model_specs.centerpoint.autoware_oracle.compare import compare_boxes, compare_voxels

@@ -11,19 +11,14 @@ before the bundle replaces the previous one (``write_bundle``: all or nothing; h
 from __future__ import annotations
 
 import dataclasses
-import math
 import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-import numpy as np
-import torch
-
 from model_specs.centerpoint import autoware_rules as rules
 from model_specs.centerpoint.config import CenterPointConfig
-from model_specs.centerpoint.decode import Detections, as_tensors, greedy_keep, where_decoded
 from pytest_awml import schema
 from pytest_awml.errors import ArtifactError
 from pytest_awml.paths import Staged, commit_staged, edited_since_written, no_link, write_error
@@ -204,53 +199,3 @@ def schema_problems(folder: Path, schema_dir: Path) -> list[str]:
 
     params = yaml.safe_load((Path(folder) / rules.MANIFEST).read_text())
     return schema.load(schema_dir).problems(params)
-
-
-def decode_autoware(heads: Mapping[str, np.ndarray], cfg: CenterPointConfig, settings: AutowareSettings) -> Detections:
-    """The boxes ``CenterPointTRT`` gives for the y-axis graph's heads, in the frame and yaw it publishes.
-
-    postprocess_kernel.cu per cell: the class with the highest sigmoid (first wins a tie), the radial
-    distance's bin (beyond the last: dropped), dropped when the score is below that class's bin threshold
-    or the (sin, cos) norm below its yaw-norm threshold; z as the centre; (w, l, h) = exp of the dim
-    channels; yaw = atan2(rot0, rot1). Then class-agnostic circle NMS on squared centre distance, and
-    ros_utils' yaw = -yaw - pi/2 (the y-axis convention undone), velocity only with ``has_twist``. The
-    node's IoU-BEV NMS and class remapping run after this and are not modelled.
-    """
-    t = {name: value[0] for name, value in as_tensors(heads).items()}
-    device = t["heatmap"].device
-    prob = torch.sigmoid(t["heatmap"])  # [C, H, W]
-    score, label = prob.max(dim=0)  # first maximal index on ties, as the kernel's strict '>'
-    _, height, width = prob.shape
-    ys, xs = torch.meshgrid(torch.arange(height, device=device), torch.arange(width, device=device), indexing="ij")
-    stride, (vx, vy, _), r = cfg.out_size_factor, cfg.voxel_size, cfg.point_cloud_range
-    x = vx * stride * (xs.float() + t["reg"][0]) + r[0]
-    y = vy * stride * (ys.float() + t["reg"][1]) + r[1]
-    bins = torch.tensor(settings.distance_bin_upper_limits, dtype=torch.float32, device=device)
-    radial = torch.sqrt(x * x + y * y)
-    bin_index = torch.searchsorted(bins, radial, right=True)  # first bin whose limit is above the distance
-    names = class_names(cfg)
-    thresholds = torch.tensor([[settings.confidence(n) for n in names]] * len(bins) + [[math.inf] * len(names)], device=device)
-    yaw_norms = torch.tensor([settings.yaw_norm(n) for n in names], device=device)
-    norm = torch.sqrt(t["rot"][0] ** 2 + t["rot"][1] ** 2)
-    keep = (score >= thresholds[bin_index, label]) & (norm >= yaw_norms[label]) & (score > 0)
-    order = torch.argsort(score[keep], descending=True, stable=True)
-    cells = torch.nonzero(keep)[order]
-    cy, cx = cells[:, 0], cells[:, 1]
-    centres = torch.stack([x[cy, cx], y[cy, cx]], dim=1)
-    near = (torch.cdist(centres, centres).pow(2) < settings.circle_nms_dist_threshold**2).cpu().numpy()  # circle_nms_kernel
-    kept = torch.as_tensor(greedy_keep(near, len(near)), dtype=torch.long, device=device)
-    cy, cx = cy[kept], cx[kept]
-    yaw = -torch.atan2(t["rot"][0], t["rot"][1]) - math.pi / 2
-    yaw = torch.atan2(torch.sin(yaw), torch.cos(yaw))
-    velocity = t["vel"] if has_twist(cfg) else torch.zeros_like(t["vel"])
-    sizes = torch.exp(t["dim"][[1, 0, 2]])  # (l, w, h) from the graph's (w, l, h)
-    boxes = torch.stack([x[cy, cx], y[cy, cx], t["height"][0, cy, cx], sizes[0, cy, cx], sizes[1, cy, cx], sizes[2, cy, cx],
-                         yaw[cy, cx], velocity[0, cy, cx], velocity[1, cy, cx]], dim=1)
-    top = torch.topk(score.flatten(), min(settings.max_candidates, score.numel())).indices
-    host = lambda v: v.cpu().numpy()  # noqa: E731
-    return Detections(
-        boxes=host(boxes), scores=host(score[cy, cx]), labels=host(label[cy, cx]),
-        candidate_cells=host(torch.stack([label.flatten()[top], top // width, top % width], dim=1)),
-        candidate_scores=host(score.flatten()[top]), probabilities=where_decoded(prob), sizes=where_decoded(sizes),
-        yaws=where_decoded(yaw),
-    )

@@ -15,7 +15,8 @@ import numpy as np
 import torch
 
 from model_specs.centerpoint import data
-from model_specs.centerpoint.autoware import AutowareSettings, decode_autoware, node_config, write_bundle
+from model_specs.centerpoint.autoware import AutowareSettings, node_config, write_bundle
+from model_specs.centerpoint.autoware_decode import AutowareDecoder
 from model_specs.centerpoint.decode import decode
 from model_specs.centerpoint.metric import metric
 from model_specs.centerpoint.facts import config_facts
@@ -155,7 +156,7 @@ def _bundle_pipeline(cfg: CenterPointConfig, settings: AutowareSettings):
     node = node_config(cfg)  # Autoware's densification keeps a past sweep's close points
 
     def build(model: CenterPoint, runners) -> CenterPointPipeline:
-        return CenterPointPipeline(node, runners, decoder=lambda heads: decode_autoware(heads, node, settings),
+        return CenterPointPipeline(node, runners, decoder=AutowareDecoder(node, settings),
                                    encoder=BUNDLE_ENCODER, head=BUNDLE_HEAD, pad_to=cfg.max_voxels)
 
     return build
