@@ -1,7 +1,8 @@
 """The live comparison with Autoware's own kernels (``pytest -m autoware``: a CUDA GPU, nvcc and ``$AUTOWARE_ROOT``).
 
 Both sides computed now, on the GPU: the bundle pipeline's voxels and encoder input on CUDA, the y-axis head's
-outputs on CUDA, ``decode_autoware`` on those device tensors; Autoware's kernels built from the checkout. The
+outputs on CUDA, ``decode_autoware`` on those device tensors (and the pipeline's ``AutowareDecoder``, its CUDA
+graph, equal to it); Autoware's kernels built from the checkout. The
 frames are the recording's (its real scans' points are stored there). The same limits as the recorded test hold,
 and the node's outputs now must be those recorded (the recording is still Autoware's).
 """
@@ -44,6 +45,7 @@ def test_bundle_pipeline_on_cuda_is_autoware_s(oracle, frames):
 
     node, settings, device = node_config(CFG), AutowareSettings(), torch.device("cuda")
     model = TINY_SPEC.build_model(None, DEFAULT_SEED).to(device)
+    pipeline_decoder = AutowareDecoder(node, settings)
     found = {}
     for frame, recorded in frames:
         ours, cells, features, coors = bundle_voxels(frame.scene, CFG, device)
@@ -51,8 +53,13 @@ def test_bundle_pipeline_on_cuda_is_autoware_s(oracle, frames):
         theirs = oracle.voxels()
         heads = y_axis_heads(model, features, coors, node)
         decoded = decode_autoware(heads, node, settings)
+        graphed = pipeline_decoder(heads)  # the pipeline's: a CUDA-graph replay of the same work
+        if not all(np.array_equal(getattr(graphed, f), getattr(decoded, f)) for f in ("boxes", "scores", "labels", "candidate_cells")):
+            problems_graphed = ["the CUDA-graph decoder's boxes are not decode_autoware's"]
+        else:
+            problems_graphed = []
         problems = voxel_problems(compare_voxels(ours, theirs, cells, CFG.grid_size[0]))
-        problems += box_problems(compare_boxes(decoded.labels, decoded.scores, decoded.boxes, oracle.decode(heads)))
+        problems += box_problems(compare_boxes(decoded.labels, decoded.scores, decoded.boxes, oracle.decode(heads))) + problems_graphed
         # the node today against the node recorded (same frame, same shuffle offset: the same voxels and boxes)
         now, then = canonical(theirs, CFG.grid_size[0]), canonical(recorded.voxels, CFG.grid_size[0])
         if not (np.array_equal(now.coors, then.coors) and np.array_equal(now.num_points, then.num_points)):

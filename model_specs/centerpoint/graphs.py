@@ -64,6 +64,7 @@ class _Captured:
     capacity: int  # voxel rows the graph's buffers hold
     rows: int  # the rows an encoder needs for a frame like the last one replayed (its count with ROWS_HEADROOM)
     decorated: torch.Tensor  # [capacity, P, F + 6], zero past the count
+    padded: torch.Tensor | None  # with ``pad_to``: [pad_to, P, F + 6], ``decorated`` its first rows, zero after them
     coors: torch.Tensor  # [capacity, 3], PADDING past the count
     index: torch.Tensor  # [capacity, C]: where each row's pillar goes in the canvas (scatter_index)
     count: torch.Tensor  # the voxel count, on the device
@@ -85,6 +86,12 @@ class Replayed:
     capacity: int
     rows: int
     _captured: _Captured
+
+    @property
+    def padded(self) -> torch.Tensor | None:
+        """With ``GraphedPreprocess(pad_to=...)``: the encoder's fixed-size input, ``features`` then zero rows up to
+        ``pad_to`` (what ``pad_pillars(features[:rows], pad_to)`` gives, without its copy); else None."""
+        return self._captured.padded
 
     @functools.cached_property
     def voxels(self) -> int:
@@ -110,8 +117,12 @@ class GraphedPreprocess:
     """Frame → decorated pillars [capacity, P, F + 6] and their coors [capacity, 3] on the frame's CUDA device: the
     rows ``decorate(voxelize(assemble(frame)))`` gives, then padding."""
 
-    def __init__(self, cfg: CenterPointConfig) -> None:
+    def __init__(self, cfg: CenterPointConfig, pad_to: int | None = None) -> None:
+        """``pad_to``: the graph writes its pillars into the first rows of a zero [pad_to, P, F + 6] buffer kept with it
+        (:attr:`Replayed.padded`): an encoder with a fixed input (Autoware's ``max_voxel_size``) then reads it as it is,
+        where padding a copy cost a concatenation as large as that input (135 MB at full size) every frame."""
         self.cfg = cfg
+        self.pad_to = pad_to
         self._graphs: OrderedDict[tuple[int, ...], _Captured] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -153,10 +164,10 @@ class GraphedPreprocess:
         captured.counted.copy_(captured.count, non_blocking=True)
         captured.copied.record()
 
-    def _stages(self, frame: Frame, capacity: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _stages(self, frame: Frame, capacity: int, out: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         cfg = self.cfg
         features, counts, coors, count = voxel_buffers(assemble(frame, cfg), cfg, capacity=capacity)
-        return decorate(Voxels(features, counts, coors), cfg), coors, scatter_index(coors, cfg.pfn_channels[-1], cfg), count
+        return decorate(Voxels(features, counts, coors), cfg, out), coors, scatter_index(coors, cfg.pfn_channels[-1], cfg), count
 
     def _capture(self, shape: tuple[int, ...], frame: Frame) -> _Captured:
         device = frame.moves.device
@@ -174,12 +185,16 @@ class GraphedPreprocess:
             voxels = int(self._stages(inputs, self.cfg.max_voxels)[3])
         torch.cuda.current_stream(device).wait_stream(side)
         capacity = rows_for(voxels, HEADROOM, self.cfg.max_voxels)
+        padded = None
+        if self.pad_to is not None:  # allocated outside the graph: its rows past the capacity stay zero
+            padded = torch.zeros((max(self.pad_to, capacity), self.cfg.max_points_per_voxel, self.cfg.decorated_features),
+                                 dtype=dtype, device=device)
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph):
-            decorated, coors, index, count = self._stages(inputs, capacity)
+            decorated, coors, index, count = self._stages(inputs, capacity, None if padded is None else padded[:capacity])
         counted = torch.empty(count.shape, dtype=count.dtype, pin_memory=True)
         captured = _Captured(graph, points, inputs, nans, capacity, rows_for(voxels, ROWS_HEADROOM, capacity), decorated,
-                             coors, index, count, counted, torch.cuda.Event(),
+                             padded, coors, index, count, counted, torch.cuda.Event(),
                              (grid_constants(self.cfg, device, frame.moves.dtype),
                               channel_starts(self.cfg.pfn_channels[-1], math.prod(self.cfg.grid_size[:2]), device)))
         self._graphs.pop(shape, None)

@@ -58,7 +58,7 @@ class CenterPointPipeline(Pipeline):
         self.decoder = decoder
         self.pad_to = pad_to
         self.uploaded = UploadedSweeps()
-        self.graphed = GraphedPreprocess(cfg)
+        self.graphed = GraphedPreprocess(cfg, pad_to)  # on CUDA its pillars are written into the padded input
 
     def __call__(self, sample: Scene) -> PipelineResult:
         """Every stage on the encoder's device: the sweeps go up once, the boxes come down once (on CUDA no tensor
@@ -88,11 +88,13 @@ class CenterPointPipeline(Pipeline):
                     else:  # the rows a frame like the graph's last one needs, checked after the boxes
                         rows, unchecked = replayed.rows, replayed
                     features, index = replayed.features[:rows], replayed.index[:rows]
+                    if replayed.padded is not None:  # the same rows, then zeros to pad_to: no copy
+                        features = replayed.padded
                 else:
                     voxels = voxelize(assemble(inputs, cfg), cfg)
                     _require_voxels(voxels.coors.shape[0], inputs, cfg)
                     features, index = decorate(voxels, cfg), scatter_index(voxels.coors, cfg.pfn_channels[-1], cfg)
-                if self.pad_to is not None:
+                if self.pad_to is not None and features.shape[0] != self.pad_to:
                     features = pad_pillars(features, self.pad_to)
             with clock.stage("voxel_encoder", self.encoder):
                 pillars = self.encoder.run_tensors({"input_features": features})["pillar_features"]

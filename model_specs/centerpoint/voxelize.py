@@ -96,15 +96,22 @@ def frame(sweeps: Sequence[Sweep], cfg: CenterPointConfig, device: torch.device 
     used = sweeps[: cfg.past_sweeps + 1]
     held = [uploaded.get(sweep) if uploaded is not None and sweep is not current else None for sweep in used]
     fresh = [sweep.points for sweep, raw in zip(used, held) if raw is None]
-    moves = np.zeros((len(used), MOVE_WIDTH), np.float32)
-    for i, sweep in enumerate(used):
-        moves[i, :12] = relative_pose(current.pose, sweep.pose)[:3].reshape(-1)
-        moves[i, 12] = current.time_s - sweep.time_s
+    moves = frame_moves(used)
     *uploads, moves_up = _upload([*((len(points), 4) for points in fresh), moves.shape], [*fresh, moves], device, uploaded)
     raws = [raw if raw is not None else uploads.pop(0) for raw in held]
     if uploaded is not None:
         uploaded.hold(list(zip(used, raws)))
     return Frame(tuple(raws), moves_up)
+
+
+def frame_moves(used: Sequence[Sweep]) -> np.ndarray:
+    """:attr:`Frame.moves` on the host for a frame's sweeps (the current one first): [sweeps, MOVE_WIDTH] float32."""
+    current = used[0]
+    moves = np.zeros((len(used), MOVE_WIDTH), np.float32)
+    for i, sweep in enumerate(used):
+        moves[i, :12] = relative_pose(current.pose, sweep.pose)[:3].reshape(-1)
+        moves[i, 12] = current.time_s - sweep.time_s
+    return moves
 
 
 def relative_pose(current: np.ndarray, past: np.ndarray) -> np.ndarray:
@@ -267,12 +274,13 @@ def voxel_buffers(points: torch.Tensor, cfg: CenterPointConfig, capacity: int | 
     return features[:rows], counts[:rows], coors[:rows], count
 
 
-def decorate(voxels: Voxels, cfg: CenterPointConfig) -> torch.Tensor:
+def decorate(voxels: Voxels, cfg: CenterPointConfig, out: torch.Tensor | None = None) -> torch.Tensor:
     """[M, P, 5] raw points → [M, P, 11]: raw, offset to the pillar's point mean, offset to its centre.
 
     mmdet3d's PillarFeatureNet with ``with_cluster_center`` and ``with_voxel_center`` (non-legacy:
     z offset included; AWML's BackwardPillarFeatureNet, ``cfg.voxel_center_z=False``: x and y offsets only, [M, P, 10]);
-    padding slots are zeroed, as its mask does.
+    padding slots are zeroed, as its mask does. ``out``: the [M, P, F + 6] tensor to write (the first rows of an
+    encoder's fixed-size input, which then needs no padding copy).
     """
     features, counts, coors = voxels.features, voxels.num_points, voxels.coors
     dtype, width = features.dtype, features.shape[2]
@@ -287,7 +295,7 @@ def decorate(voxels: Voxels, cfg: CenterPointConfig) -> torch.Tensor:
     # bits as masking xyz - reference, whose temporary and second pass cost ~50 us a frame on an H200).
     mask = (grid.slots[: features.shape[1]].view(1, -1) < counts.view(-1, 1)).unsqueeze(-1).to(dtype)
     centred = 3 if cfg.voxel_center_z else 2  # BackwardPillarFeatureNet: x and y only
-    out = features.new_empty((*features.shape[:2], width + 3 + centred))
+    out = features.new_empty((*features.shape[:2], width + 3 + centred)) if out is None else out
     out[:, :, :width] = features
     torch.addcmul(xyz, mean, mask, value=-1, out=out[:, :, width:width + 3])
     torch.addcmul(xyz[:, :, :centred], centre[:, :, :centred], mask, value=-1, out=out[:, :, width + 3:])

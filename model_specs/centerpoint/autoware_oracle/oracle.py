@@ -1,5 +1,5 @@
 """Autoware's own CUDA pre- and post-processing, run on the bundle's parameters: the oracle of
-:func:`model_specs.centerpoint.autoware.decode_autoware` and of the bundle pipeline's voxels and features.
+:func:`model_specs.centerpoint.autoware_decode.decode_autoware` and of the bundle pipeline's voxels and features.
 
 :class:`AutowareOracle` builds the kernels from ``$AUTOWARE_ROOT`` (:mod:`.build`) and configures them from
 the manifest the bundle writes (:func:`model_specs.centerpoint.autoware.manifest`) plus the node's
