@@ -139,9 +139,9 @@ def _decode(maps: torch.Tensor, at: Mapping[str, slice], k: _Constants, cfg: Cen
     kept, settled = _suppress(near.float(), keep[order].float(), rounds)
     yaw = -torch.atan2(rot[0], rot[1]) - math.pi / 2  # ros_utils: the y-axis convention undone
     yaw = torch.atan2(torch.sin(yaw), torch.cos(yaw))
-    sizes = torch.exp(dim[[1, 0, 2]])  # (l, w, h) from the graph's (w, l, h)
+    sizes = torch.exp(dim)  # (w, l, h): reordered below (a list index would upload it: no CUDA graph can hold that)
     velocity = vel if twist else torch.zeros_like(vel)
-    rows = torch.stack([x, y, values[at["height"]][0], *sizes, yaw, *velocity, cscore, clabel.float()])[:, order]
+    rows = torch.stack([x, y, values[at["height"]][0], sizes[1], sizes[0], sizes[2], yaw, *velocity, cscore, clabel.float()])[:, order]
     top_scores, top = torch.topk(score, k.top)
     return torch.cat([rows.double().view(-1), kept.double(), label[top].double(), (top // width).double(),
                       (top % width).double(), top_scores.double(), count.double().view(1), settled.double().view(1)]), prob
@@ -152,7 +152,8 @@ def _maps(maps: torch.Tensor, at: Mapping[str, slice]) -> tuple[torch.Tensor, to
     published [H, W]."""
     rot = maps[at["rot"]]
     yaw = -torch.atan2(rot[0], rot[1]) - math.pi / 2
-    return torch.exp(maps[at["dim"]][[1, 0, 2]]), torch.atan2(torch.sin(yaw), torch.cos(yaw))
+    sizes = torch.exp(maps[at["dim"]])
+    return torch.stack([sizes[1], sizes[0], sizes[2]]), torch.atan2(torch.sin(yaw), torch.cos(yaw))  # (l, w, h)
 
 
 def _unpack(host: np.ndarray, capacity: int, top: int, maps) -> tuple[Detections | None, int]:
