@@ -12,6 +12,7 @@ import torch
 
 from model_specs.centerpoint.decode import decode
 from model_specs.centerpoint.spec import SPEC, TINY_SPEC
+from model_specs.centerpoint.pipeline import pad_pillars
 from model_specs.centerpoint.graphs import HEADROOM, KEPT_GRAPHS, POINTS_STEP, ROWS_HEADROOM, GraphedPreprocess, padded_shape, rows_for
 from model_specs.centerpoint.voxelize import PADDING, UploadedSweeps, decorate, densify, frame, scatter, scatter_index, voxelize
 from pytest_awml.device import Device, Precision, Target
@@ -151,6 +152,22 @@ def test_the_graphed_preprocess_is_the_eager_one_replayed(case):
         pass
     with graphed(frame(later.sweeps, cfg, CUDA, uploaded)) as replayed:
         _same_as_eager(replayed, voxelize(densify(later.sweeps, cfg, CUDA), cfg), cfg)
+
+
+def test_a_padded_graph_writes_the_encoder_input_in_place(case):
+    """With ``pad_to`` the replay's pillars are the first rows of the encoder's fixed input, zeros after them: what
+    padding a copy gave (``pad_pillars``), frame after frame (the rows past the capacity are never written)."""
+    spec, model, _ = case
+    cfg = model.cfg
+    graphed, plain = GraphedPreprocess(cfg, pad_to=cfg.max_voxels), GraphedPreprocess(cfg)
+    for scene in spec.make_samples(2, 5):
+        inputs = frame(scene.sweeps, cfg, CUDA)
+        with plain(inputs) as replayed:
+            expected = pad_pillars(replayed.features[: replayed.voxels], cfg.max_voxels)
+            assert replayed.padded is None
+        with graphed(inputs) as replayed:
+            assert replayed.padded.shape[0] == cfg.max_voxels and torch.equal(replayed.padded, expected)
+            assert replayed.features.data_ptr() == replayed.padded.data_ptr()
 
 
 def _thinned(scene, share: float = 0.9):
