@@ -5,7 +5,7 @@ Written for the GPU: the per-cell decision needs a cell's class, score, centre a
 pass when its best score reaches the lowest of the score thresholds, so the map is thresholded first and only those
 candidates (a few hundred of 260 000 cells at full size) are decoded. Their count is data-dependent; to avoid
 reading it back before the work that depends on it, the candidates go into a fixed number of rows
-(:data:`CANDIDATES`, ``torch.nonzero_static``: no synchronization), NMS's neighbour matrix is built on the device
+(:data:`CANDIDATES`: the top cells, no synchronization), NMS's neighbour matrix is built on the device
 over those rows, and the greedy suppression runs as a fixed number of rounds of a matrix-vector product
 (:func:`_suppress`). Everything comes to the host in one copy, with the true candidate count and whether the
 suppression had settled: when either says the fixed shape was too small, the frame is decoded again with exact
@@ -119,8 +119,12 @@ def _decode(maps: torch.Tensor, at: Mapping[str, slice], k: _Constants, cfg: Cen
     if capacity is None:  # rounded up to whole SIMD vectors: on the CPU every value then takes the vectorized exp and
         # atan2, as the full maps' do (a loop's scalar tail can differ in the last bit)
         capacity, rounds = max(SIMD_ROWS, -(-int(count) // SIMD_ROWS) * SIMD_ROWS), None
-    cells = torch.nonzero_static(wanted, size=capacity, fill_value=0).view(-1)  # cell order; no host read
-    present = torch.arange(capacity, device=maps.device) < count
+    capacity = min(capacity, score.numel())
+    # The candidates in cell order, with no host read: the top ``capacity`` cells once the others score -1 (every
+    # candidate when they fit, which the count says), sorted. (``nonzero_static`` does the same in one operation, but
+    # its CUDA kernel is recent; topk and sort are what ``decode`` already runs on the device without waiting.)
+    cells = torch.sort(torch.topk(torch.where(wanted, score, -1.0), capacity, sorted=False).indices).values
+    present = wanted[cells]
     values = maps.view(maps.shape[0], -1)[:, cells]  # [channels, capacity]
     reg, rot, dim, vel = (values[at[name]] for name in ("reg", "rot", "dim", "vel"))
     cscore, clabel = score[cells], label[cells]
@@ -135,8 +139,8 @@ def _decode(maps: torch.Tensor, at: Mapping[str, slice], k: _Constants, cfg: Cen
     order = torch.sort(torch.where(keep, cscore, -1.0), descending=True, stable=True).indices
     sx, sy = x[order], y[order]
     dx, dy = sx[:, None] - sx[None, :], sy[:, None] - sy[None, :]
-    near = (dx * dx + dy * dy < k.nms_threshold).tril_(-1)  # circle_nms_kernel: powf(dx, 2) + powf(dy, 2) < d^2
-    kept, settled = _suppress(near.float(), keep[order].float(), rounds)
+    near = (dx * dx + dy * dy < k.nms_threshold).float().tril_(-1)  # circle_nms_kernel: powf(dx, 2) + powf(dy, 2) < d^2
+    kept, settled = _suppress(near, keep[order].float(), rounds)
     yaw = -torch.atan2(rot[0], rot[1]) - math.pi / 2  # ros_utils: the y-axis convention undone
     yaw = torch.atan2(torch.sin(yaw), torch.cos(yaw))
     sizes = torch.exp(dim)  # (w, l, h): reordered below (a list index would upload it: no CUDA graph can hold that)
