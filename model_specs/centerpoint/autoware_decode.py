@@ -35,7 +35,8 @@ from model_specs.centerpoint.decode import Detections, as_tensors, where_decoded
 log = logging.getLogger(__name__)
 
 HEADS = ("heatmap", "reg", "height", "dim", "rot", "vel")  # the y-axis head's outputs, stacked in this order
-CANDIDATES = 1024  # rows a GPU decodes without reading the count first (full-size frames here: <= 260 candidates)
+CANDIDATES = 512  # rows a GPU decodes without reading the count first (full-size frames here: <= 252 candidates); a
+# frame with more is decoded again with exact shapes, and the decoder keeps room for its count from then on
 NMS_ROUNDS = 4  # suppression rounds before the settled check: enough for chains of 3 (the frames here: <= 2)
 KEPT_GRAPHS = 2  # (shape, capacity) pairs held at once
 SIMD_ROWS = 64  # the exact path's rows are a multiple of this (a multiple of every CPU's float vector)
