@@ -601,6 +601,46 @@ STATIC_SHAPE_FAULTS = [
 ]
 
 
+SEQUENCE_FAULTS = [
+    # (id, changes to seqtoy's SequenceSpec, message fragment): spec.validate refuses them at load time
+    ("one frame", {"frames": 1}, "frames must be an int >= 2"),
+    ("no state", {"carries": ()}, "carries is empty"),
+    ("an unknown component in order", {"order": ("enc", "step", "tail")}, "order names 'tail', which is not a component"),
+    ("a carried output the component lacks", {"carries": (("step", "memroy_out", "step", "memory"),)},
+     "step has no output 'memroy_out'"),
+    ("a link running backwards", {"order": ("step", "enc")}, "enc must run before step in order"),
+    ("an input fed twice", {"carries": (("step", "memory_out", "step", "memory"), ("step", "y", "step", "x"))},
+     "step.x is fed twice"),
+    ("a drift bound on no carried output", {"drift": {"fp32": {"y": Tolerance(1e-4)}}}, "drift['fp32']['y'] names no carried output"),
+]
+
+
+@pytest.mark.parametrize("changes, fragment", [row[1:] for row in SEQUENCE_FAULTS], ids=[row[0] for row in SEQUENCE_FAULTS])
+def test_a_bad_sequence_is_a_spec_error_naming_it(changes, fragment):
+    import seqtoy
+    from pytest_awml.sequence import Feed
+    from pytest_awml.spec import validate
+
+    spec = seqtoy.spec()
+    changes = {k: tuple(Feed(*f) for f in v) if k == "carries" else v for k, v in changes.items()}
+    with pytest.raises(SpecError, match="sequence") as info:
+        validate(dataclasses.replace(spec, sequence=dataclasses.replace(spec.sequence, **changes)))
+    assert fragment in info.value.problem
+
+
+def test_frames_that_hold_the_state_after_the_first_are_a_data_error():
+    """The state after the first frame is the pipeline's own: a later frame that brings it would hide the memory."""
+    import seqtoy
+    from pytest_awml.sequence import roll
+
+    spec = seqtoy.spec()
+    frames = seqtoy.make_frames(None, 3, 0)
+    frames[2]["step"]["memory"] = frames[0]["step"]["memory"]
+    with pytest.raises(DataError, match="frame 2 of the sequence gives step its carried input.s. memory"):
+        roll(spec.sequence, frames, lambda name, inputs: {o: np.zeros((1, seqtoy.WIDTH), np.float32)
+                                                          for o in spec.component(name).output_names})
+
+
 @pytest.mark.parametrize("shapes, fragment", [row[1:] for row in STATIC_SHAPE_FAULTS], ids=[row[0] for row in STATIC_SHAPE_FAULTS])
 def test_a_bad_static_shape_is_a_spec_error_naming_it(shapes, fragment):
     import toy
