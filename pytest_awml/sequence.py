@@ -66,6 +66,9 @@ class SequenceSpec:
     carried inputs (the initial state), later frames never do (the state is the pipeline's own). ``drift``:
     precision → carried output name (or ``"*"``) → the bound on its error after k frames, at every frame.
     ``latency``: how a frame is timed (``test_sequence_latency``: one round is one frame, the state carried).
+    ``between(state, previous, frame)`` (optional): what the deployment does on the host to the state between two
+    frames (a queue cut back to its length, an age advanced by the time since the last frame): the carried values by
+    the input they feed, the frame before and the frame to come → the values fed; the same on every side.
     """
 
     order: tuple[str, ...]
@@ -75,6 +78,7 @@ class SequenceSpec:
     frames: int = 8
     links: tuple[Feed, ...] = ()
     latency: LatencySettings = field(default_factory=LatencySettings)
+    between: Callable[[Mapping[str, np.ndarray], Frame, Frame], Mapping[str, np.ndarray]] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "order", tuple(self.order))
@@ -96,6 +100,8 @@ class SequenceSpec:
             found.append("carries is empty: a sequence without state is the spec's pipeline")
         if not callable(self.make_frames):
             found.append("make_frames is not callable")
+        if self.between is not None and not callable(self.between):
+            found.append("between is not callable")
         for name in self.order:
             if name not in components:
                 found.append(f"order names {name!r}, which is not a component ({', '.join(components)})")
@@ -127,9 +133,11 @@ class SequenceSpec:
         return found
 
 
-def step(sequence: SequenceSpec, frame: Frame, previous: Frame | None, run: Run, index: int = 0) -> dict[str, dict[str, np.ndarray]]:
+def step(sequence: SequenceSpec, frame: Frame, previous: Frame | None, run: Run, index: int = 0,
+         before: Frame | None = None) -> dict[str, dict[str, np.ndarray]]:
     """One frame through ``order``: its outputs by component. ``previous``: the outputs of the frame before, whose
-    carried outputs are this frame's state (None for the first frame, whose inputs hold the initial state)."""
+    carried outputs are this frame's state (None for the first frame, whose inputs hold the initial state);
+    ``before``: the frame before's inputs, for ``between``."""
     carried_inputs = {(f.target, f.input) for f in sequence.carries}
     outputs: dict[str, dict[str, np.ndarray]] = {}
     for name in sequence.order:
@@ -139,7 +147,10 @@ def step(sequence: SequenceSpec, frame: Frame, previous: Frame | None, run: Run,
             raise DataError(f"frame {index} of the sequence gives {name} its carried input(s) {', '.join(held)}: only the "
                             "first frame holds the state (later frames take it from the pipeline); make_frames must leave them out")
         if previous is not None:
-            given.update({f.input: previous[f.source][f.output] for f in sequence.carries if f.target == name})
+            state = {f.input: previous[f.source][f.output] for f in sequence.carries if f.target == name}
+            if sequence.between is not None and state:
+                state = {i: np.asarray(v) for i, v in sequence.between(state, before if before is not None else {}, frame).items()}
+            given.update(state)
         given.update({f.input: outputs[f.source][f.output] for f in sequence.links if f.target == name})
         outputs[name] = {o: np.asarray(v) for o, v in run(name, given).items()}
     return outputs
@@ -151,7 +162,7 @@ def roll(sequence: SequenceSpec, frames: Sequence[Frame], run: Run, forced: Sequ
     rolled: list[dict[str, dict[str, np.ndarray]]] = []
     for k, frame in enumerate(frames):
         previous = None if k == 0 else (forced[k - 1] if forced is not None else rolled[k - 1])
-        rolled.append(step(sequence, frame, previous, run, k))
+        rolled.append(step(sequence, frame, previous, run, k, frames[k - 1] if k else None))
     return rolled
 
 

@@ -110,7 +110,7 @@ def test_sequence_latency(awml_case, awml_workspace, benchmark, request):
 
     def one_frame() -> None:
         index = done[0] % len(frames)
-        carried[0] = step(sequence, frames[index], carried[0] if index else None, run, index)
+        carried[0] = step(sequence, frames[index], carried[0] if index else None, run, index, frames[index - 1] if index else None)
         done[0] += 1
 
     benchmark.group = f"{spec.name}/{RECORD_COMPONENT}"

@@ -1,0 +1,2 @@
+def to_streampetr(config, base):
+    raise NotImplementedError
