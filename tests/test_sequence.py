@@ -4,6 +4,7 @@ tolerance that accumulates in the memory fails the sequence gate alone."""
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from unittest import mock
 
@@ -62,7 +63,7 @@ def test_an_error_within_tolerance_that_accumulates_fails_the_sequence_gate_alon
     verdicts = _judged(seqtoy.spec(bias=0.6 * seqtoy.ATOL))
     assert all(v.comparison.passed for v in verdicts if v.gate == FRAME)  # each frame's own error is within tolerance
     drift = [v.comparison.max_abs for v in verdicts if v.gate == SEQUENCE]
-    assert all(b > a for a, b in zip(drift, drift[1:]))  # the memory's error grows frame after frame
+    assert all(b > a for a, b in itertools.pairwise(drift))  # the memory's error grows frame after frame
     assert drift[0] < seqtoy.ATOL < drift[-1]
     found = first_failures(verdicts)
     assert len(found) == 1 and found[0].startswith("sequence gate: first fails at frame 1")

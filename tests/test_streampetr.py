@@ -53,11 +53,13 @@ def test_module_names_are_awml_s():
     for key in ("img_backbone.layer3.1.bn2.running_var", "img_neck.lateral_convs.1.conv.bias", "img_neck.fpn_convs.0.conv.weight",
                 "img_roi_head.shared_cls.1.weight", "pts_bbox_head.transformer.decoder.layers.1.attentions.0.attn.in_proj_weight",
                 "pts_bbox_head.transformer.decoder.layers.0.attentions.1.attn.out_proj.bias",
-                "pts_bbox_head.transformer.decoder.layers.0.ffns.0.layers.0.0.weight", "pts_bbox_head.transformer.decoder.layers.0.ffns.0.layers.1.bias",
+                "pts_bbox_head.transformer.decoder.layers.0.ffns.0.layers.0.0.weight",
+                "pts_bbox_head.transformer.decoder.layers.0.ffns.0.layers.1.bias",
                 "pts_bbox_head.transformer.decoder.layers.0.norms.2.weight", "pts_bbox_head.transformer.decoder.post_norm.bias",
                 "pts_bbox_head.cls_branches.5.6.weight", "pts_bbox_head.reg_branches.5.4.bias", "pts_bbox_head.ego_pose_pe.reduce.0.weight",
                 "pts_bbox_head.spatial_alignment.gamma.weight", "pts_bbox_head.featurized_pe.conv_expand.weight", "pts_bbox_head.coords_d",
-                "pts_bbox_head.pseudo_reference_points", "pts_bbox_head.pc_range", "pts_bbox_head.match_costs", "pts_bbox_head.reference_points.weight"):
+                "pts_bbox_head.pseudo_reference_points", "pts_bbox_head.pc_range", "pts_bbox_head.match_costs",
+                "pts_bbox_head.reference_points.weight"):
         assert key in keys, key
     assert Petr3D(TINY).pts_bbox_head.pseudo_reference_points.shape == (TINY.num_propagated, 3)
 

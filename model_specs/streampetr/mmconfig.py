@@ -10,8 +10,9 @@ backbone, a deep stem, a neck with norms or extra levels, the decoder in another
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from model_specs.mmconfig import Sections, TrainingConfig, type_name
 from model_specs.streampetr.config import StreamPETRConfig
@@ -23,9 +24,9 @@ SUPPORTED = {"model": ("Petr3D",), "img_backbone": ("ResNet",), "img_neck": ("CP
              "transformerlayers": ("PETRTemporalDecoderLayer",), "attention": ("MultiheadAttention", "PETRMultiheadAttention",
                                                                               "PETRMultiheadFlashAttention")}
 _TRAINING = "training only (losses, assignment, denoising queries, sampling)"
-_TRAIN = {k: _TRAINING for k in ("loss_cls", "loss_bbox", "loss_iou", "assigner", "train_cfg", "scalar", "noise_scale", "noise_trans",
-                                 "dn_weight", "split", "with_dn", "match_with_velo", "match_costs", "loss_cls2d", "loss_centerness",
-                                 "loss_bbox2d", "loss_iou2d", "loss_centers2d", "bbox_coder", "sync_cls_avg_factor")}
+_TRAIN = dict.fromkeys(("loss_cls", "loss_bbox", "loss_iou", "assigner", "train_cfg", "scalar", "noise_scale", "noise_trans", "dn_weight",
+                        "split", "with_dn", "match_with_velo", "match_costs", "loss_cls2d", "loss_centerness", "loss_bbox2d", "loss_iou2d",
+                        "loss_centers2d", "bbox_coder", "sync_cls_avg_factor"), _TRAINING)
 FIELDS: dict[str, tuple[tuple[str, ...], dict[str, str]]] = {
     "Petr3D": (("stride", "img_backbone", "img_neck", "img_roi_head", "pts_bbox_head"),
                {"num_frame_head_grads": _TRAINING, "num_frame_backbone_grads": _TRAINING, "num_frame_losses": _TRAINING,
@@ -107,8 +108,8 @@ class _Sections(Sections):
             raise self.unsupported("pts_bbox_head.bbox_coder", str(type_name(head.get("bbox_coder"))))
         return dataclasses.replace(
             base, classes=classes, num_cameras=len(cameras) if cameras else int(self.values.get("num_cameras", base.num_cameras)),
-            final_dim=tuple(int(v) for v in final.get("final_dim", base.final_dim)), stride=int(model.get("stride", base.stride)),
-            img_mean=tuple(float(v) for v in norm.get("mean", base.img_mean)), img_std=tuple(float(v) for v in norm.get("std", base.img_std)),
+            final_dim=_pair(final.get("final_dim", base.final_dim)), stride=int(model.get("stride", base.stride)),
+            img_mean=_triple(norm.get("mean", base.img_mean)), img_std=_triple(norm.get("std", base.img_std)),
             to_rgb=bool(norm.get("to_rgb", True)), depth=depth, out_indices=tuple(int(i) for i in backbone["out_indices"]),
             neck_in=tuple(int(c) for c in neck["in_channels"]), neck_out=int(neck["out_channels"]), in_channels=int(head.get("in_channels", 256)),
             num_query=int(head.get("num_query", 100)), memory_len=int(head.get("memory_len", 1024)),
@@ -119,3 +120,13 @@ class _Sections(Sections):
             code_weights=tuple(float(v) for v in head.get("code_weights", (1.0,) * 8 + (0.2, 0.2))), code_size=int(head.get("code_size", 10)),
             num_reg_fcs=int(head.get("num_reg_fcs", 2)), num_layers=int(decoder["num_layers"]), num_heads=heads.pop(),
             feedforward_channels=int(layer["feedforward_channels"]))
+
+
+def _pair(values: Any) -> tuple[int, int]:
+    height, width = (int(v) for v in values)
+    return height, width
+
+
+def _triple(values: Any) -> tuple[float, float, float]:
+    a, b, c = (float(v) for v in values)
+    return a, b, c
