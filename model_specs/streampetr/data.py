@@ -72,10 +72,12 @@ def scene_at(scene: Scene, k: int) -> Scene:
 
 
 def normalise(image_bgr: np.ndarray, cfg: StreamPETRConfig) -> np.ndarray:
-    """``mmcv.imnormalize`` as NormalizeMultiviewImage calls it: float32 (image - mean) / std, channels first."""
+    """``mmcv.imnormalize`` as NormalizeMultiviewImage calls it, bit for bit: float32 (image - mean) times the float32 of
+    1 / std (mmcv multiplies by the inverse, which rounds otherwise than dividing), channels first."""
     image = image_bgr[..., ::-1] if cfg.to_rgb else image_bgr
-    mean, std = np.asarray(cfg.img_mean, np.float32), np.asarray(cfg.img_std, np.float32)
-    return ((image.astype(np.float32) - mean) / std).transpose(2, 0, 1)
+    mean = np.asarray(cfg.img_mean, np.float32)
+    inverse = (1.0 / np.asarray(cfg.img_std, np.float32).astype(np.float64)).astype(np.float32)
+    return ((image.astype(np.float32) - mean) * inverse).transpose(2, 0, 1)
 
 
 def camera_matrices(cfg: StreamPETRConfig) -> tuple[np.ndarray, np.ndarray]:

@@ -133,10 +133,10 @@ class Petr3D(nn.Module):
     def __init__(self, cfg: StreamPETRConfig) -> None:
         super().__init__()
         self.cfg = cfg
+        self.pts_bbox_head = StreamPETRHead(cfg)  # first, as MVXTwoStageDetector builds it: the state_dict's order is AWML's
         self.img_backbone = ResNet(cfg.depth, cfg.out_indices)
         self.img_neck = CPFPN(cfg.neck_in, cfg.neck_out)
         self.img_roi_head = FocalHead(len(cfg.classes), cfg.in_channels, EMBED)
-        self.pts_bbox_head = StreamPETRHead(cfg)
 
     def extract_img_feat(self, img: torch.Tensor) -> torch.Tensor:
         """[1, cameras, 3, H, W] → the neck's first level [1, cameras, C, H/stride, W/stride]."""
