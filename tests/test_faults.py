@@ -1355,6 +1355,38 @@ def test_a_convnext_pc_without_depths_is_refused_by_name():
     backbone = {k: v for k, v in config.values["model"]["pts_backbone"].items() if k != "depths"}
     with pytest.raises(SpecError, match=r"pts_backbone.depths is not set \(the upstream class has no default for it\)"):
         to_centerpoint(config.with_model(pts_backbone={**backbone, "_delete_": True}), TINY)
+# -- StreamPETR in a training config: what the spec cannot compute is refused by name ----------------------
+STREAMPETR_FAULTS = [
+    # (changes merged into the model section of the project-written resnet50_480x640 config, message fragment)
+    ({"img_backbone": {"depth": 152}}, "ResNet depth 152"),
+    ({"pts_bbox_head": {"num_classes": 4}}, "pts_bbox_head.num_classes is 4, but len(class_names) makes it 5"),
+    ({"pts_bbox_head": {"transformer": {"decoder": {"transformerlayers": {"operation_order": ("norm", "self_attn")}}}}}, "operation_order"),
+    ({"pts_bbox_head": {"unknown_key": 1}}, "pts_bbox_head.unknown_key: not read by this spec"),
+    ({"pts_bbox_head": {"embed_dims": 128}}, "embed_dims [128, 256], heads [8] (AWML's MLN is 256 wide)"),
+    ({"img_neck": {"num_outs": 4}}, "extra levels"),
+    ({"img_neck": {"in_channels": [512, 1024]}}, "img_neck.in_channels is [512, 1024], but ResNet-50's out_indices makes it [1024, 2048]"),
+    ({"img_backbone": {"out_indices": (1, 3)}, "img_neck": {"in_channels": [512, 2048]}},
+     "stride is 16, but the neck's first level (out_indices (1, 3)) makes it 8"),
+    ({"pts_bbox_head": {"type": "PETRHeadDN"}}, "pts_bbox_head: not supported: PETRHeadDN"),
+]
+
+
+def _merged(into: dict, change: dict) -> dict:
+    return {**into, **{k: _merged(into.get(k, {}), v) if isinstance(v, dict) else v for k, v in change.items()}}
+
+
+@pytest.mark.parametrize("change, fragment", STREAMPETR_FAULTS, ids=[f"streampetr{i}" for i in range(len(STREAMPETR_FAULTS))])
+def test_a_streampetr_the_spec_cannot_compute_is_refused_by_name(change, fragment):
+    from model_specs.streampetr.config import FULL
+    from model_specs.streampetr.mmconfig import to_streampetr
+
+    config = read_config(CONFIGS / "streampetr_resnet50_480x640.py")
+    changed = dataclasses.replace(config, values={**config.values, "model": _merged(config.values["model"], change)})
+    with pytest.raises(SpecError, match="--awml-config") as info:
+        to_streampetr(changed, FULL)
+    assert fragment in str(info.value)
+
+
 # -- a spec's pipelines: what a stage times and which pipeline a test asks for ------------------------------
 def _toy_with(**pipeline_changes):
     import dataclasses
