@@ -85,6 +85,8 @@ def test_the_plugin_runs_a_sequence_and_records_every_frame(run_awml, pytester):
     records = run.report["sequence"]
     assert {(r["gate"], r["frame"]) for r in records} == {(g, k) for g in ("frame", "sequence") for k in range(seqtoy.FRAMES)}
     assert all(r["passed"] and r["frames"] == seqtoy.FRAMES for r in records)
+    run.result.stdout.fnmatch_lines(["sequence: spec*gate*worst output*per frame",
+                                     "seqtoy*onnxruntime-cpu-fp32*frame*step.*ok", "seqtoy*onnxruntime-cpu-fp32*sequence*step.memory_out*ok"])
     latency = next(r for r in run.report["latency"] if r["test_id"].endswith("[seqtoy/onnxruntime-cpu-fp32]"))
     assert latency["component"] == "sequence" and set(latency["spans"]) == {"enc", "step"} and latency["rounds"] == 12
 
@@ -94,5 +96,6 @@ def test_the_plugin_fails_an_export_whose_state_update_is_off_in_one_frame(run_a
     run = run_awml("--awml-spec=seqspec.py", "--awml-samples=1", "-k", "test_sequence_parity")
     run.result.assert_outcomes(failed=1)
     assert "frame gate: first fails at frame 2" in run.text and "step.memory_out: FAILED" in run.text
+    run.result.stdout.fnmatch_lines(["seqtoy*onnxruntime-cpu-fp32*frame*step.memory_out*FAILED"])
     failed = {(r["gate"], r["frame"]) for r in run.report["sequence"] if not r["passed"]}
     assert ("frame", 2) in failed and not any(k < 2 for _, k in failed)
