@@ -216,5 +216,5 @@ def _sequence_lines(records: list[SequenceRecord]) -> list[str]:
                         key=lambda r: r.frame)
         verdict = "ok" if all(r.comparison.passed for r in rows) else "FAILED"
         name = f"{worst.ids.component}.{worst.comparison.output}"
-        out.append(f"{spec:<42} {target:<24} {gate:<9} {name:<34} {' '.join(_g(share[id(r)], '.2f') for r in frames)}  {verdict}")
+        out.append(f"{spec:<42} {target:<24} {gate:<9} {name:<34} {' '.join(_g(share[id(r)], '.2g') for r in frames)}  {verdict}")
     return out
