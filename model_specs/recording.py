@@ -99,9 +99,9 @@ def reference_weights(shapes: list[tuple[str, tuple[int, ...]]], seed: int) -> d
             value = 0.05 * rng.standard_normal(shape)
         elif name in ("weight", "gamma") and len(shape) == 1:  # a LayerNorm's scale, a ConvNeXt block's layer scale
             value = 1.0 + 0.1 * rng.standard_normal(shape)
-        elif name == "weight":  # conv / linear: keeps the activations' variance through ReLUs
+        elif name in ("weight", "in_proj_weight"):  # conv / linear (an attention's packed q, k, v too): keeps the variance
             value = rng.standard_normal(shape) * math.sqrt(2.0 / int(np.prod(shape[1:])))
-        elif name == "bias":
+        elif name in ("bias", "in_proj_bias"):
             value = 0.1 * (2.0 * rng.random_sample(shape) - 1.0)
         elif name == "running_mean":
             value = 0.05 * rng.standard_normal(shape)

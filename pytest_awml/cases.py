@@ -10,7 +10,8 @@
 3. ``Case.id`` is the part in brackets. The ids are a contract (CI filters and dashboards):
    ``test_export[<spec>/<component>/<format>]``, ``test_parity|test_latency|test_shapes[<spec>/
    <component>/<target>]``, ``test_pipeline_parity|test_pipeline_latency[<spec>/<target>]``,
-   ``test_metric[<spec>/<target>]``, ``test_drift[<spec>/<component>]``, ``test_bundle[<spec>]``; ``<target>`` is
+   ``test_metric[<spec>/<target>]``, ``test_drift[<spec>/<component>]``, ``test_bundle[<spec>]``,
+   ``test_sequence_parity|test_sequence_latency[<spec>/<target>]`` (a stateful pipeline: ``ModelSpec.sequence``); ``<target>`` is
    ``<backend>-<device>-<precision>`` (``onnxruntime-cpu-fp32``). A deploy config's scenario whose reference is not
    PyTorch CPU fp32 adds ``test_parity[<spec>/<component>/<target>@<reference target>]``.
 4. A kind with no case at all (a spec without pipeline or dynamic dims, no ``--awml-autoware``) is not
@@ -223,6 +224,25 @@ class Plan:
         for spec, component in self._components():
             yield Case(spec, component, skip=skip)
 
+    def _sequence_latency(self) -> Iterator[Case]:
+        """Specs with a stateful pipeline (``ModelSpec.sequence``): one per target, the reference's too."""
+        for spec in self.specs:
+            if spec.sequence is not None:
+                for target, skip in self.targets:
+                    yield Case(spec, target=target, skip=skip)
+
+    def _sequence_parity(self) -> Iterator[Case]:
+        """A stateful pipeline on every target but the reference, without a sequence bound at its precision skipped."""
+        for case in self._sequence_latency():
+            sequence, target = case.spec.sequence, case.target
+            if target is None or sequence is None or target == REFERENCE:
+                continue
+            precision = target.precision.value
+            lacking = [c.name for c in case.spec.components if c.name in sequence.order and precision not in c.tolerances]
+            missing = (f"the spec gives no {precision} sequence drift bound" if precision not in sequence.drift else
+                       f"the spec gives no {precision} tolerances for {', '.join(lacking)}" if lacking else "")
+            yield dataclasses.replace(case, skip=case.skip or missing)
+
     def _bundle(self) -> Iterator[Case]:
         """Only with --awml-autoware: one per spec that can write a deployable bundle."""
         if self.options.autoware is not None:
@@ -242,6 +262,8 @@ KINDS: dict[str, Callable[[Plan], Iterator[Case]]] = {
     "drift": Plan._drift,
     "int8_sensitivity": Plan._int8_sensitivity,
     "bundle": Plan._bundle,
+    "sequence_parity": Plan._sequence_parity,
+    "sequence_latency": Plan._sequence_latency,
 }
 """Test kind (the ``awml_cases`` marker's argument) → the plan's cases of that kind."""
 

@@ -322,8 +322,8 @@ class Evaluator(ABC):
         return self.field(self.value(part.value), spec, part.conversion, "an f-string")
 
     def call_node(self, node: ast.Call) -> Any:
-        if any(isinstance(a, ast.Starred) for a in node.args) or any(k.arg is None for k in node.keywords):
-            raise self.fail(f"line {node.lineno}: '*' or '**' in a call is outside the readable subset")
+        if any(isinstance(a, ast.Starred) for a in node.args):
+            raise self.fail(f"line {node.lineno}: '*' in a call is outside the readable subset")
         if isinstance(node.func, ast.Name) and node.func.id in _CALLS:
             args = [self.value(a) for a in node.args]
             return self.call(node.func.id, args, self.keywords(node), node)
@@ -335,12 +335,22 @@ class Evaluator(ABC):
         raise self.fail(f"line {node.lineno}: {ast.unparse(node)[:60]!r} is outside the readable subset")
 
     def keywords(self, node: ast.Call) -> dict[str, Any]:
-        """A call's keyword arguments by name, each evaluated in order."""
-        values = {}
+        """A call's keyword arguments by name, each evaluated in order; ``**mapping`` spreads a dict of str keys (AWML's
+        StreamPETR pipelines write ``dict(type="NormalizeMultiviewImage", **img_norm_cfg)``), a key given twice refused as
+        Python refuses it."""
+        values: dict[str, Any] = {}
         for keyword in node.keywords:
-            if keyword.arg is None:  # call_node refused '**' before evaluating anything
-                raise self.fail(f"line {node.lineno}: '*' or '**' in a call is outside the readable subset")
-            values[keyword.arg] = self.value(keyword.value)
+            given = self.value(keyword.value)
+            if keyword.arg is not None:
+                spread = {keyword.arg: given}
+            elif isinstance(given, dict) and all(isinstance(k, str) for k in given):
+                spread = given
+            else:
+                raise self.fail(f"line {node.lineno}: '**' of a {type(given).__name__} (a dict with str keys is readable)")
+            twice = sorted(set(spread) & set(values))
+            if twice:
+                raise self.fail(f"line {node.lineno}: keyword {twice[0]!r} is given twice in one call")
+            values.update(spread)
         return values
 
 

@@ -342,9 +342,25 @@ class Int8SensitivityRecord(Record):
     keep_float_delta: float | None = optional()
 
 
+@dataclass(frozen=True, kw_only=True)
+class SequenceRecord(Record):
+    """One output of a stateful pipeline at one frame (:mod:`pytest_awml.sequence`): ``gate`` ``frame`` (the target fed
+    the reference's state: the frame's own error) or ``sequence`` (the target on its own state: the error after
+    ``frame`` + 1 frames); ``component`` is the component whose output it is."""
+
+    KIND: ClassVar[str] = "sequence"
+    TYPE: ClassVar[str] = "sequence"
+
+    ids: RecordIds = flat()
+    gate: str
+    frame: int
+    frames: int
+    comparison: OutputComparison = flat()
+
+
 RECORD_TYPES: tuple[type[Record], ...] = (ArtifactRecord, ParityRecord, CheckRecord, LatencyRecord, DriftRecord,
                                          ShapesRecord, GoldenRecord, DataNote, MetricRecord, InferenceRecord, SkippedTest,
-                                         Int8SensitivityRecord)
+                                         Int8SensitivityRecord, SequenceRecord)
 KINDS: tuple[str, ...] = tuple(dict.fromkeys(t.KIND for t in RECORD_TYPES))
 """The JSON report's lists, in its order (``run`` first)."""
 TYPE_KEY = "type"

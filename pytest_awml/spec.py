@@ -29,17 +29,20 @@ from pytest_awml.limits import LatencyRatio, LatencySettings, Tolerance, TrendSe
 from pytest_awml.metric import MetricSpec
 from pytest_awml.pipeline import Pipeline, PipelineName, PipelineSpec
 from pytest_awml.runners.base import Runner
+from pytest_awml.sequence import Feed, SequenceSpec
 
 __all__ = [  # what a spec is written with, from wherever it lives (Component, FedBy: component.py)
     "Component",
     "Dim",
     "FedBy",
+    "Feed",
     "LatencyRatio",
     "LatencySettings",
     "ModelSpec",
     "OnnxOptions",
     "PipelineName",
     "PipelineSpec",
+    "SequenceSpec",
     "TensorSpec",
     "Tolerance",
     "TrendSettings",
@@ -106,6 +109,7 @@ class ModelSpec:
     metric: MetricSpec | None = None  # the task metric of the pipeline's outputs (test_metric)
     deploy_components: Mapping[str, str] = field(default_factory=dict)  # a deploy config's component name → this spec's
     facts: tuple[ConfigFact, ...] = ()  # what the configs decided (configure, --awml-deploy-config), with the file of each
+    sequence: SequenceSpec | None = None  # a stateful pipeline over frames (pytest_awml.sequence): test_sequence_*
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "deploy_components", MappingProxyType(dict(self.deploy_components)))
@@ -217,6 +221,12 @@ def validate(spec: Any, origin: str = "") -> ModelSpec:
         problems = pipeline.problems([c.name for c in spec.components_of(name) if isinstance(c, Component)])
         if problems:
             fail(f"{name.field}.stage_components", "; ".join(problems), "map each stage name to the component it runs")
+    if spec.sequence is not None:
+        if not isinstance(spec.sequence, SequenceSpec):
+            fail("sequence", f"is a {type(spec.sequence).__name__}", "use pytest_awml.sequence.SequenceSpec(...)")
+        problems = spec.sequence.problems({c.name: c for c in spec.components})
+        if problems:
+            fail("sequence", "; ".join(problems), "declare the sequence over the spec's components and their tensors")
     for check in spec.checks:
         try:
             problems = check(spec)

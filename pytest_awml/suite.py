@@ -394,3 +394,6 @@ def test_bundle(awml_case, awml_workspace, request):
     untested = sorted(name for name, artifact in tested.items() if artifact.sha256 not in shipped.values())
     if untested:
         raise ArtifactError(f"the bundle in {options.autoware / spec.name} does not hold the tested graph(s) of {', '.join(untested)}")
+
+
+from pytest_awml.sequence_suite import test_sequence_latency, test_sequence_parity  # noqa: E402, F401  ModelSpec.sequence's tests, collected under this id

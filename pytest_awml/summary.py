@@ -15,6 +15,7 @@ from pytest_awml.records import (
     MetricRecord,
     ParityRecord,
     RecordIds,
+    SequenceRecord,
     ShapesRecord,
 )
 from pytest_awml.results import Results
@@ -150,6 +151,7 @@ def lines(results: Results, report_path) -> list[str]:
                        f"{m.delta:>9.4f} {m.max_delta:>8g} {m.compared:>6} {verdict:>4}")
             if m.not_judged:
                 out.append(f"{'':<42} {'':<24} ^ not judged: {m.not_judged}")
+    out.extend(_sequence_lines(results.of(SequenceRecord)))
     for record in results.of(Int8SensitivityRecord):
         out.extend(_sensitivity(record))
     shapes = results.of(ShapesRecord)
@@ -196,4 +198,23 @@ def lines(results: Results, report_path) -> list[str]:
         out.append("xdist placement: " + ", ".join(f"{w} -> {g}" for w, g in placed))
     if report_path:
         out.append(f"JSON report: {report_path}")
+    return out
+
+
+def _sequence_lines(records: list[SequenceRecord]) -> list[str]:
+    """Per stateful pipeline and target, each gate's verdict and its worst output's error at every frame, as a share of
+    its bound (the report holds every output's figures): the sequence gate's row shows the memory's drift."""
+    found: dict[tuple[str, str, str], list[SequenceRecord]] = {}
+    for r in records:
+        found.setdefault((r.ids.spec, str(r.ids.target), r.gate), []).append(r)
+    header = f"{'sequence: spec':<42} {'target':<24} {'gate':<9} {'worst output':<34} max_abs / (atol + rtol x max|ref|) per frame"
+    out = ["", header] if found else []
+    for (spec, target, gate), rows in found.items():
+        share = {id(r): r.comparison.max_abs / max(r.comparison.atol + r.comparison.rtol * r.comparison.ref_max_abs, 1e-30) for r in rows}
+        worst = max(rows, key=lambda r: share[id(r)] if share[id(r)] == share[id(r)] else float("inf"))
+        frames = sorted((r for r in rows if (r.ids.component, r.comparison.output) == (worst.ids.component, worst.comparison.output)),
+                        key=lambda r: r.frame)
+        verdict = "ok" if all(r.comparison.passed for r in rows) else "FAILED"
+        name = f"{worst.ids.component}.{worst.comparison.output}"
+        out.append(f"{spec:<42} {target:<24} {gate:<9} {name:<34} {' '.join(_g(share[id(r)], '.2g') for r in frames)}  {verdict}")
     return out

@@ -36,6 +36,8 @@ EQUIVALENTS = {
     "cls2d_schedule_1x.py": "autoware_ml/configs/classification2d/schedules/schedule_1x.py",
     "det3d_default_runtime.py": "autoware_ml/configs/detection3d/default_runtime.py",
     "seg3d_t4dataset_j6gen2.py": "autoware_ml/configs/segmentation3d/dataset/t4dataset/j6gen2_base.py",
+    "streampetr_resnet50_480x640.py": "projects/StreamPETR/configs/default/resnet50_480x640_baseline.py",
+    "det3d_t4dataset_base.py": "autoware_ml/configs/detection3d/dataset/t4dataset/base.py",
 }
 
 

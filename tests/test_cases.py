@@ -32,9 +32,23 @@ def test_ids_of_every_kind(tmp_path):
     assert ids(plan, "drift") == ["toy/enc", "toy/head"]
     assert ids(plan, "bundle") == []
     assert set(KINDS) == {"export", "parity", "shapes", "latency", "pipeline_parity", "pipeline_latency", "metric", "drift", "bundle",
-                          "int8_sensitivity"}
+                          "int8_sensitivity", "sequence_parity", "sequence_latency"}
+    assert ids(plan, "sequence_parity") == ids(plan, "sequence_latency") == []  # the toy spec declares no sequence
     assert ids(plan, "int8_sensitivity") == []  # only with --awml-int8-sensitivity
     assert ids(plan, "metric") == []  # the toy spec declares no metric
+
+
+def test_sequence_ids_per_target_and_their_skips(tmp_path):
+    import seqtoy
+
+    plan = dataclasses.replace(toy.plan(tmp_path, precisions=(Precision.FP32, Precision.FP16)), specs=(seqtoy.spec(),))
+    assert ids(plan, "sequence_latency") == [f"seqtoy/{b}-cpu-{p}" for b in ("pytorch", "onnxruntime", "tensorrt") for p in ("fp32", "fp16")]
+    assert ids(plan, "sequence_parity") == ids(plan, "sequence_latency")[1:]  # not the reference against itself
+    skips = {c.id: c.skip for c in plan.cases("sequence_parity")}
+    assert skips["seqtoy/onnxruntime-cpu-fp32"] == "" and "fp16 needs a GPU backend" in skips["seqtoy/onnxruntime-cpu-fp16"]
+    no_bound = dataclasses.replace(seqtoy.spec(), sequence=dataclasses.replace(seqtoy.spec().sequence, drift={"fp16": {"*": Tolerance(1.0)}}))
+    skips = {c.id: c.skip for c in dataclasses.replace(plan, specs=(no_bound,)).cases("sequence_parity")}
+    assert skips["seqtoy/onnxruntime-cpu-fp32"] == "the spec gives no fp32 sequence drift bound"
 
 
 def test_int8_targets_formats_and_sensitivity_ids(tmp_path):

@@ -601,6 +601,46 @@ STATIC_SHAPE_FAULTS = [
 ]
 
 
+SEQUENCE_FAULTS = [
+    # (id, changes to seqtoy's SequenceSpec, message fragment): spec.validate refuses them at load time
+    ("one frame", {"frames": 1}, "frames must be an int >= 2"),
+    ("no state", {"carries": ()}, "carries is empty"),
+    ("an unknown component in order", {"order": ("enc", "step", "tail")}, "order names 'tail', which is not a component"),
+    ("a carried output the component lacks", {"carries": (("step", "memroy_out", "step", "memory"),)},
+     "step has no output 'memroy_out'"),
+    ("a link running backwards", {"order": ("step", "enc")}, "enc must run before step in order"),
+    ("an input fed twice", {"carries": (("step", "memory_out", "step", "memory"), ("step", "y", "step", "x"))},
+     "step.x is fed twice"),
+    ("a drift bound on no carried output", {"drift": {"fp32": {"y": Tolerance(1e-4)}}}, "drift['fp32']['y'] names no carried output"),
+]
+
+
+@pytest.mark.parametrize("changes, fragment", [row[1:] for row in SEQUENCE_FAULTS], ids=[row[0] for row in SEQUENCE_FAULTS])
+def test_a_bad_sequence_is_a_spec_error_naming_it(changes, fragment):
+    import seqtoy
+    from pytest_awml.sequence import Feed
+    from pytest_awml.spec import validate
+
+    spec = seqtoy.spec()
+    changes = {k: tuple(Feed(*f) for f in v) if k == "carries" else v for k, v in changes.items()}
+    with pytest.raises(SpecError, match="sequence") as info:
+        validate(dataclasses.replace(spec, sequence=dataclasses.replace(spec.sequence, **changes)))
+    assert fragment in info.value.problem
+
+
+def test_frames_that_hold_the_state_after_the_first_are_a_data_error():
+    """The state after the first frame is the pipeline's own: a later frame that brings it would hide the memory."""
+    import seqtoy
+    from pytest_awml.sequence import roll
+
+    spec = seqtoy.spec()
+    frames = seqtoy.make_frames(None, 3, 0)
+    frames[2]["step"]["memory"] = frames[0]["step"]["memory"]
+    with pytest.raises(DataError, match="frame 2 of the sequence gives step its carried input.s. memory"):
+        roll(spec.sequence, frames, lambda name, inputs: {o: np.zeros((1, seqtoy.WIDTH), np.float32)
+                                                          for o in spec.component(name).output_names})
+
+
 @pytest.mark.parametrize("shapes, fragment", [row[1:] for row in STATIC_SHAPE_FAULTS], ids=[row[0] for row in STATIC_SHAPE_FAULTS])
 def test_a_bad_static_shape_is_a_spec_error_naming_it(shapes, fragment):
     import toy
@@ -801,6 +841,9 @@ CONFIG_FAULTS = [
     ("x = f'{0:01500000000d}'\n", "an f-string would make"),
     ("x = '{:>1500000000}'.format(1)\n", "str.format would make"),
     ("x = '{0.__class__}'.format(1)\n", "outside the readable subset (plain fields only)"),
+    ("x = dict(**[1])\n", "'**' of a list (a dict with str keys is readable)"),
+    ("n = dict(a=1)\nx = dict(a=2, **n)\n", "keyword 'a' is given twice in one call"),
+    ("x = dict(*[1])\n", "'*' in a call is outside the readable subset"),
     ("x = 1 << 10 ** 9\n", "is over 256 bits"),
     ("x = ('a' * 60000).replace('a', 'a' * 60000)\n", ".replace(...) would make"),
     ("x = ','.join(['a' * 60000] * 2)\n", ".join(...) would make"),
@@ -1312,6 +1355,38 @@ def test_a_convnext_pc_without_depths_is_refused_by_name():
     backbone = {k: v for k, v in config.values["model"]["pts_backbone"].items() if k != "depths"}
     with pytest.raises(SpecError, match=r"pts_backbone.depths is not set \(the upstream class has no default for it\)"):
         to_centerpoint(config.with_model(pts_backbone={**backbone, "_delete_": True}), TINY)
+# -- StreamPETR in a training config: what the spec cannot compute is refused by name ----------------------
+STREAMPETR_FAULTS = [
+    # (changes merged into the model section of the project-written resnet50_480x640 config, message fragment)
+    ({"img_backbone": {"depth": 152}}, "ResNet depth 152"),
+    ({"pts_bbox_head": {"num_classes": 4}}, "pts_bbox_head.num_classes is 4, but len(class_names) makes it 5"),
+    ({"pts_bbox_head": {"transformer": {"decoder": {"transformerlayers": {"operation_order": ("norm", "self_attn")}}}}}, "operation_order"),
+    ({"pts_bbox_head": {"unknown_key": 1}}, "pts_bbox_head.unknown_key: not read by this spec"),
+    ({"pts_bbox_head": {"embed_dims": 128}}, "embed_dims [128, 256], heads [8] (AWML's MLN is 256 wide)"),
+    ({"img_neck": {"num_outs": 4}}, "extra levels"),
+    ({"img_neck": {"in_channels": [512, 1024]}}, "img_neck.in_channels is [512, 1024], but ResNet-50's out_indices makes it [1024, 2048]"),
+    ({"img_backbone": {"out_indices": (1, 3)}, "img_neck": {"in_channels": [512, 2048]}},
+     "stride is 16, but the neck's first level (out_indices (1, 3)) makes it 8"),
+    ({"pts_bbox_head": {"type": "PETRHeadDN"}}, "pts_bbox_head: not supported: PETRHeadDN"),
+]
+
+
+def _merged(into: dict, change: dict) -> dict:
+    return {**into, **{k: _merged(into.get(k, {}), v) if isinstance(v, dict) else v for k, v in change.items()}}
+
+
+@pytest.mark.parametrize("change, fragment", STREAMPETR_FAULTS, ids=[f"streampetr{i}" for i in range(len(STREAMPETR_FAULTS))])
+def test_a_streampetr_the_spec_cannot_compute_is_refused_by_name(change, fragment):
+    from model_specs.streampetr.config import FULL
+    from model_specs.streampetr.mmconfig import to_streampetr
+
+    config = read_config(CONFIGS / "streampetr_resnet50_480x640.py")
+    changed = dataclasses.replace(config, values={**config.values, "model": _merged(config.values["model"], change)})
+    with pytest.raises(SpecError, match="--awml-config") as info:
+        to_streampetr(changed, FULL)
+    assert fragment in str(info.value)
+
+
 # -- a spec's pipelines: what a stage times and which pipeline a test asks for ------------------------------
 def _toy_with(**pipeline_changes):
     import dataclasses

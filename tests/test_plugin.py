@@ -336,7 +336,7 @@ def test_shape_fuzzing_keeps_what_a_later_run_draws_again(run_awml):
 
 
 # what this branch added to the report (fields may be added, never renamed, dropped or moved)
-ADDED = {"top": ["skipped", "int8_sensitivity"], "run": ["facts", "deploy_config", "interrupted", "selection"], "artifacts": ["tested_as", "role"],
+ADDED = {"top": ["skipped", "int8_sensitivity", "sequence"], "run": ["facts", "deploy_config", "interrupted", "selection"], "artifacts": ["tested_as", "role"],
          "parity": ["reference", "deploy_tolerance", "within_deploy_tolerance", "tolerance_gate", "first_divergence"],
          "inferences": ["checked", "store"], "latency": ["rounds_ms", "regression"], "metrics": ["not_judged"],
          "skipped": ["test_id", "reason"]}

@@ -83,7 +83,7 @@ def test_the_collector_takes_records_once_per_test(tmp_path):
     report = results.as_json({"seed": 0})
     assert list(report) == ["run", *KINDS] and report["latency"] == [latency.as_json()]
     assert KINDS == ("artifacts", "parity", "latency", "drift", "shapes", "golden", "data", "metrics", "inferences", "skipped",
-                     "int8_sensitivity")
+                     "int8_sensitivity", "sequence")
 
 
 def test_skipped_tests_and_their_reasons_are_recorded():

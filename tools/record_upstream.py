@@ -1,7 +1,7 @@
 """Record mmdet's YOLOX (with AWML's ELAN backbone and neck), mmpretrain's calibration classifier (with
 AWML's transform) and mmpretrain's MobileNetV2 traffic-light classifiers (with AWML's CropROI and mmcv's
 transforms) and AWML's FRNet on mmdet3d (with its RangeInterpolation and FrustumRangePreprocessor) for the CI test that
-proves the ``yolox``, ``calibration``, ``mobilenetv2-*`` and ``frnet`` specs are AWML's models.
+proves the ``yolox``, ``calibration``, ``mobilenetv2-*``, ``frnet`` and ``streampetr`` specs are AWML's models.
 
 Needs mmdet, mmpretrain, mmengine, mmcv (no compiled op is used) and OpenCV, and an AWML checkout (its
 ``projects/YOLOX_opt_elan`` and ``autoware_ml`` packages; only imported, never copied here); writes
@@ -34,13 +34,15 @@ from model_specs.calibration import upstream as calibration  # noqa: E402
 from model_specs.frnet import upstream as frnet  # noqa: E402
 from model_specs.mobilenetv2 import upstream as mobilenetv2  # noqa: E402
 from model_specs.recording import Recording  # noqa: E402
+from model_specs.streampetr import upstream as streampetr  # noqa: E402
 from model_specs.yolox import upstream as yolox  # noqa: E402
 
 log = logging.getLogger("record_upstream")
 CONFIGS = ROOT / "tests" / "data" / "configs" / "awml"
-PEERS = {plan.name: (module, plan) for module in (yolox, calibration, mobilenetv2, frnet) for plan in module.PLANS}
+PEERS = {plan.name: (module, plan) for module in (yolox, calibration, mobilenetv2, frnet, streampetr) for plan in module.PLANS}
 # what of an AWML checkout each peer module imports
-PROJECTS = {yolox: ("projects/YOLOX_opt_elan", "autoware_ml"), calibration: ("autoware_ml",), mobilenetv2: (mobilenetv2.PROJECT,), frnet: (frnet.PROJECT,)}
+PROJECTS = {yolox: ("projects/YOLOX_opt_elan", "autoware_ml"), calibration: ("autoware_ml",), mobilenetv2: (mobilenetv2.PROJECT,),
+            frnet: (frnet.PROJECT,), streampetr: (streampetr.PROJECT,)}
 
 
 def environment(awml_root: Path, awml_commit: str | None) -> dict:

@@ -1,0 +1,180 @@
+"""AWML's StreamPETR specs: ``streampetr`` (``configs/default/resnet50_480x640_baseline.py``: five cameras at 480 x 640,
+ResNet-50 + CPFPN, a 1024-entry memory queue) and ``streampetr-tiny`` (the same topology on two cameras at 64 x 96,
+ResNet-18, two decoder layers, a 64-entry queue) for the project's tests.
+
+The components are the sections AWML's ``deploy/torch2onnx.py`` exports (``extract_img_feat``, ``position_embedding``,
+``pts_head_memory``), each a graph of its own with AWML's input and output names. The memory queue is state: the
+head's ``post_memory_*`` outputs are the next frame's ``pre_memory_*`` inputs, carried by the framework's stateful
+pipeline (``ModelSpec.sequence``), so that ``test_sequence_parity`` judges every frame on the reference's memory and
+the memory's drift over the sequence on the target's own, and ``test_sequence_latency`` times a frame of all three.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from model_specs.mmconfig import read_config
+from model_specs.streampetr import data
+from model_specs.streampetr.config import FULL, TINY, StreamPETRConfig
+from model_specs.streampetr.head import ExtractImgFeat, Petr3D, PositionEmbedding, PtsHeadMemory
+from model_specs.streampetr.mmconfig import to_streampetr
+from model_specs.streampetr.weights import seeded
+from pytest_awml.sequence import Feed, SequenceSpec
+from pytest_awml.spec import Component, LatencySettings, ModelSpec, OnnxOptions, TensorSpec, Tolerance
+
+MEMORY = ("embedding", "reference_point", "timestamp", "egopose", "velo")
+# fp32 runtimes against PyTorch: features and embeddings ~1e-5 of values near 1; box centres are metres (pc_range
+# scales the sigmoid by ~100): their error is ~100x the rest's
+TOLERANCES = {"fp32": {"*": Tolerance(atol=2e-4, rtol=1e-3)}}
+HEAD_TOLERANCES = {"fp32": {"*": Tolerance(atol=5e-4, rtol=1e-3), "all_bbox_preds": Tolerance(atol=5e-3, rtol=1e-3),
+                            "post_memory_reference_point": Tolerance(atol=5e-3, rtol=1e-3)}}
+# the memory after k frames: the same bounds, held at every frame of the sequence
+DRIFT = {"fp32": {"*": Tolerance(atol=1e-3, rtol=1e-3), "post_memory_reference_point": Tolerance(atol=1e-2, rtol=1e-3)}}
+
+
+HOST = "host"  # a frame's values no graph takes, which the host's update between frames reads (the frame's timestamp)
+
+
+def _frame_inputs(frame: data.Frame) -> dict[str, dict[str, np.ndarray]]:
+    """One frame's inputs by section (the links and the carried memory left out), and what the host keeps of it."""
+    return {"extract_img_feat": {"img": frame.img},
+            "position_embedding": {"img_metas_pad": frame.img_metas_pad, "intrinsics": frame.intrinsics, "img2lidar": frame.img2lidar},
+            "pts_head_memory": {"data_ego_pose": frame.ego_pose, "data_ego_pose_inv": frame.ego_pose_inv},
+            HOST: {"timestamp": frame.timestamp}}
+
+
+def initial_memory(model: Petr3D, frame: data.Frame) -> dict[str, np.ndarray]:
+    """AWML's first-frame memory (``pre_update_memory`` with no previous frame): zeros, the first ``num_propagated``
+    entries at the pseudo reference points with identity poses; given in the global frame, as the graph takes it."""
+    cfg = model.cfg
+    head = model.pts_bbox_head
+    rows = cfg.memory_len
+    reference = np.zeros((1, rows, 3), np.float32)
+    egopose = np.zeros((1, rows, 4, 4), np.float32)
+    with torch.no_grad():
+        pseudo = (head.pseudo_reference_points * (head.pc_range[3:6] - head.pc_range[0:3]) + head.pc_range[0:3]).numpy()
+    pose = frame.ego_pose[0].astype(np.float64)
+    reference[0, : cfg.num_propagated] = pseudo @ pose[:3, :3].T + pose[:3, 3]
+    egopose[0, : cfg.num_propagated] = pose
+    return {"pre_memory_embedding": np.zeros((1, rows, 256), np.float32), "pre_memory_reference_point": reference,
+            "pre_memory_timestamp": np.zeros((1, rows, 1), np.float32), "pre_memory_egopose": egopose,
+            "pre_memory_velo": np.zeros((1, rows, 2), np.float32)}
+
+
+WARMUP = 1  # frames the PyTorch model drives before a sample or a sequence starts: its memory is the state given
+
+
+def warm_memory(model: Petr3D, frames: list[data.Frame], following: data.Frame) -> dict[str, np.ndarray]:
+    """The memory the PyTorch model carries into ``following`` after driving ``frames``: AWML's first-frame memory,
+    then each frame's head and the host's update. A sequence or a sample starts mid-drive: on the first frame every age is zero,
+    and an output that is zero on both sides judges nothing."""
+    cfg = model.cfg
+    state = initial_memory(model, frames[0])
+    advance = between(cfg)
+    sections = (ExtractImgFeat(model), PositionEmbedding(model), PtsHeadMemory(model))
+    with torch.no_grad():
+        for k, frame in enumerate(frames):
+            inputs = _frame_inputs(frame)
+            feats = sections[0](torch.from_numpy(frame.img))
+            pos_embed, cone = sections[1](*(torch.from_numpy(v) for v in inputs["position_embedding"].values()))
+            head = {**{k: torch.from_numpy(v) for k, v in inputs["pts_head_memory"].items()}, **{k: torch.from_numpy(v) for k, v in state.items()}}
+            outputs = sections[2](feats, pos_embed, cone, *head.values())[2:7]
+            carried = {f"pre_memory_{m}": o.numpy() for m, o in zip(MEMORY, outputs, strict=True)}
+            state = dict(advance(carried, inputs, _frame_inputs(frames[k + 1] if k + 1 < len(frames) else following)))
+    return state
+
+
+def between(cfg: StreamPETRConfig):
+    """What the graph leaves to the host between frames: the queue cut back to ``memory_len`` (the graph returns
+    ``topk_proposals`` more rows) and the entries' age advanced by the time since the last frame (the graph keeps
+    timestamps relative: AWML comments both updates out of it, 'cast to float64 out-of-tensorrt'), fed as float32."""
+    def advance(state: Mapping[str, np.ndarray], previous: Mapping, frame: Mapping) -> dict[str, np.ndarray]:
+        elapsed = float(frame[HOST]["timestamp"][0] - previous[HOST]["timestamp"][0])
+        cut = {name: np.asarray(value)[:, : cfg.memory_len] for name, value in state.items()}
+        cut["pre_memory_timestamp"] = (cut["pre_memory_timestamp"] + elapsed).astype(np.float32)
+        return {name: value.astype(np.float32) for name, value in cut.items()}
+
+    return advance
+
+
+def make_spec(name: str, cfg: StreamPETRConfig, frames: int, latency: LatencySettings) -> ModelSpec:
+    def configure(path: Path) -> ModelSpec:
+        """This spec rebuilt from AWML's training config (``--awml-config``)."""
+        return make_spec(name, to_streampetr(read_config(path), cfg), frames, latency)
+
+    def build_model(checkpoint: Path | None, seed: int) -> Petr3D:
+        return Petr3D(cfg).eval() if checkpoint is not None else seeded(cfg, seed)
+
+    def make_samples(count: int, seed: int) -> list[list[data.Frame]]:
+        """Each sample: a frame and the ``WARMUP`` frames driven before it (whose memory the head is given)."""
+        return [data.sequence(cfg, WARMUP + 1, seed * 1000 + i) for i in range(count)]
+
+    def position_inputs(model: Petr3D, sample: list[data.Frame]) -> dict:
+        return _frame_inputs(sample[-1])["position_embedding"]
+
+    def head_inputs(model: Petr3D, sample: list[data.Frame]) -> dict:
+        frame = sample[-1]
+        with torch.no_grad():
+            feats = model.extract_img_feat(torch.from_numpy(frame.img))
+            pos_embed, cone = PositionEmbedding(model)(*(torch.as_tensor(v) for v in position_inputs(model, sample).values()))
+        return {"x": feats, "pos_embed": pos_embed, "cone": cone, **_frame_inputs(frame)["pts_head_memory"], **warm_memory(model, sample[:-1], frame)}
+
+    def make_frames(model: Petr3D, count: int, seed: int) -> list[dict[str, dict[str, np.ndarray]]]:
+        made = data.sequence(cfg, WARMUP + count, seed)
+        frames = [_frame_inputs(frame) for frame in made[WARMUP:]]
+        frames[0]["pts_head_memory"].update(warm_memory(model, made[:WARMUP], made[WARMUP]))
+        return frames
+
+    n, (h, w), tokens, classes = cfg.num_cameras, cfg.feature_size, cfg.tokens, len(cfg.classes)
+    queries, rows, kept = cfg.num_query + cfg.num_propagated, cfg.memory_len, cfg.topk_proposals + cfg.memory_len
+    feats = TensorSpec("img_feats", (1, n, cfg.in_channels, h, w))
+    memory_in = (TensorSpec("pre_memory_embedding", (1, rows, 256)), TensorSpec("pre_memory_reference_point", (1, rows, 3)),
+                 TensorSpec("pre_memory_timestamp", (1, rows, 1)), TensorSpec("pre_memory_egopose", (1, rows, 4, 4)),
+                 TensorSpec("pre_memory_velo", (1, rows, 2)))
+    memory_out = (TensorSpec("post_memory_embedding", (1, kept, 256)), TensorSpec("post_memory_reference_point", (1, kept, 3)),
+                  TensorSpec("post_memory_timestamp", (1, kept, 1)), TensorSpec("post_memory_egopose", (1, kept, 4, 4)),
+                  TensorSpec("post_memory_velo", (1, kept, 2)))
+    onnx = OnnxOptions(opset=cfg.opset)
+    components = (
+        Component("extract_img_feat", ExtractImgFeat, lambda model, sample: {"img": sample[-1].img},
+                  (TensorSpec("img", (1, n, 3, *cfg.final_dim)),), (feats,), TOLERANCES, onnx=onnx, latency=latency),
+        Component("position_embedding", PositionEmbedding, position_inputs,
+                  (TensorSpec("img_metas_pad", (3,)), TensorSpec("intrinsics", (1, n, 4, 4)), TensorSpec("img2lidar", (1, n, 4, 4))),
+                  (TensorSpec("pos_embed", (1, tokens, 256)), TensorSpec("cone", (1, tokens, 8))), TOLERANCES, onnx=onnx, latency=latency),
+        Component("pts_head_memory", PtsHeadMemory, head_inputs,
+                  (TensorSpec("x", feats.shape), TensorSpec("pos_embed", (1, tokens, 256)), TensorSpec("cone", (1, tokens, 8)),
+                   TensorSpec("data_ego_pose", (1, 4, 4)),
+                   TensorSpec("data_ego_pose_inv", (1, 4, 4)), *memory_in),
+                  (TensorSpec("all_cls_scores", (1, classes, cfg.num_layers * queries)),
+                   TensorSpec("all_bbox_preds", (1, cfg.code_size, cfg.num_layers * queries)), *memory_out,
+                   TensorSpec("reference_points", (1, queries, 3)), TensorSpec("tgt", (1, queries, 256)),
+                   TensorSpec("temp_memory", (1, rows - cfg.num_propagated, 256)), TensorSpec("temp_pos", (1, rows - cfg.num_propagated, 256)),
+                   TensorSpec("query_pos", (1, queries, 256)), TensorSpec("query_pos_in", (1, cfg.num_query, 256)),
+                   TensorSpec("outs_dec", (cfg.num_layers, 1, queries, 256))),
+                  HEAD_TOLERANCES, onnx=onnx, latency=latency),
+    )
+    links = (Feed("extract_img_feat", "img_feats", "pts_head_memory", "x"),
+             Feed("position_embedding", "pos_embed", "pts_head_memory", "pos_embed"), Feed("position_embedding", "cone", "pts_head_memory", "cone"))
+    carries = tuple(Feed("pts_head_memory", f"post_memory_{m}", "pts_head_memory", f"pre_memory_{m}") for m in MEMORY)
+    return ModelSpec(
+        name=name,
+        description=(f"AWML's StreamPETR ({n} cameras at {cfg.final_dim[0]} x {cfg.final_dim[1]}, ResNet-{cfg.depth} + CPFPN, "
+                     f"{cfg.num_layers} decoder layers, a {rows}-entry memory queue), exported in AWML's three sections; "
+                     "the memory carried over a synthetic drive; seeded weights unless a checkpoint is given"),
+        build_model=build_model,
+        make_samples=make_samples,
+        sample_kind="multi-camera frames",
+        params={"model": cfg, "frames": frames},
+        components=components,
+        sequence=SequenceSpec(order=tuple(c.name for c in components), links=links, carries=carries, make_frames=make_frames,
+                              drift=DRIFT, frames=frames, latency=latency, between=between(cfg)),
+        configure=configure,
+    )
+
+
+SPEC = make_spec("streampetr", FULL, 4, LatencySettings(rounds=3, warmup_rounds=1))
+TINY_SPEC = make_spec("streampetr-tiny", TINY, 4, LatencySettings(rounds=5, warmup_rounds=1))

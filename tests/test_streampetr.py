@@ -1,0 +1,92 @@
+"""AWML's StreamPETR as a spec (model_specs/streampetr): its configs read through --awml-config's reader, AWML's module
+names, the inputs built as AWML's test pipeline builds them, the memory carried between frames, and the tiny spec's
+sequence judged through the plugin."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from model_specs.mmconfig import read_config
+from model_specs.streampetr import data
+from model_specs.streampetr.config import FULL, TINY
+from model_specs.streampetr.head import Petr3D
+from model_specs.streampetr.mmconfig import to_streampetr
+from model_specs.streampetr.spec import HOST, TINY_SPEC, between, initial_memory
+
+CONFIGS = Path(__file__).parent / "data" / "configs" / "awml"
+
+
+def test_awml_s_configs_read_into_the_full_and_tiny_models():
+    assert to_streampetr(read_config(CONFIGS / "streampetr_resnet50_480x640.py"), FULL) == FULL
+    assert to_streampetr(read_config(CONFIGS / "streampetr_tiny.py"), FULL) == TINY  # what it refuses: tests/test_faults.py
+
+
+def test_module_names_are_awml_s():
+    """The keys an AWML checkpoint holds (mmdet's ResNet, CPFPN's ConvModules, mmcv's attention and FFN, the head's
+    frozen parameters), so that a checkpoint loads strictly."""
+    keys = set(Petr3D(TINY).state_dict())
+    for key in ("img_backbone.layer3.1.bn2.running_var", "img_neck.lateral_convs.1.conv.bias", "img_neck.fpn_convs.0.conv.weight",
+                "img_roi_head.shared_cls.1.weight", "pts_bbox_head.transformer.decoder.layers.1.attentions.0.attn.in_proj_weight",
+                "pts_bbox_head.transformer.decoder.layers.0.attentions.1.attn.out_proj.bias",
+                "pts_bbox_head.transformer.decoder.layers.0.ffns.0.layers.0.0.weight",
+                "pts_bbox_head.transformer.decoder.layers.0.ffns.0.layers.1.bias",
+                "pts_bbox_head.transformer.decoder.layers.0.norms.2.weight", "pts_bbox_head.transformer.decoder.post_norm.bias",
+                "pts_bbox_head.cls_branches.5.6.weight", "pts_bbox_head.reg_branches.5.4.bias", "pts_bbox_head.ego_pose_pe.reduce.0.weight",
+                "pts_bbox_head.spatial_alignment.gamma.weight", "pts_bbox_head.featurized_pe.conv_expand.weight", "pts_bbox_head.coords_d",
+                "pts_bbox_head.pseudo_reference_points", "pts_bbox_head.pc_range", "pts_bbox_head.match_costs",
+                "pts_bbox_head.reference_points.weight"):
+        assert key in keys, key
+    assert Petr3D(TINY).pts_bbox_head.pseudo_reference_points.shape == (TINY.num_propagated, 3)
+
+
+def test_frames_are_normalised_as_awml_s_pipeline_and_the_cameras_see_the_ego_move():
+    first, second = data.sequence(TINY, 2, seed=3)
+    assert first.img.shape == (1, TINY.num_cameras, 3, *TINY.final_dim) and first.img.dtype == np.float32
+    bgr = np.full((2, 2, 3), (103.530, 116.280, 123.675), np.float32)
+    assert np.allclose(data.normalise(bgr, TINY), 0.0)  # (BGR - mean) / std, no channel swap (to_rgb False)
+    k = first.intrinsics[0, 0]
+    assert k[0, 2] == TINY.final_dim[1] / 2 and k[3, 3] == 1.0
+    # img2lidar sends the principal point at depth d to d metres ahead of the front camera
+    ray = first.img2lidar[0, 0] @ np.array([k[0, 2] * 10.0, k[1, 2] * 10.0, 10.0, 1.0])
+    assert np.allclose(ray[:3], (11.0, 0.0, 1.6), atol=1e-4)
+    moved = second.ego_pose[0] @ np.linalg.inv(first.ego_pose[0])
+    assert 0.7 < moved[0, 3] < 0.9 and second.timestamp[0] - first.timestamp[0] == pytest.approx(data.FRAME_INTERVAL_S)
+    assert np.allclose(second.ego_pose[0] @ second.ego_pose_inv[0], np.eye(4), atol=1e-5)
+
+
+def test_the_host_cuts_the_queue_and_ages_the_memory_between_frames():
+    model = Petr3D(TINY).eval()
+    frame = data.sequence(TINY, 1, seed=0)[0]
+    memory = initial_memory(model, frame)
+    assert np.allclose(np.linalg.inv(frame.ego_pose[0]) @ memory["pre_memory_egopose"][0, 0], np.eye(4), atol=1e-5)
+    grown = {k: np.concatenate([v[:, : TINY.topk_proposals], v], axis=1) for k, v in memory.items()}
+    fed = between(TINY)(grown, {HOST: {"timestamp": np.array([0.1])}}, {HOST: {"timestamp": np.array([0.3])}})
+    assert all(v.shape[1] == TINY.memory_len and v.dtype == np.float32 for v in fed.values())
+    assert np.allclose(fed["pre_memory_timestamp"], 0.2)
+
+
+def test_the_sections_match_the_whole_model_s_path():
+    """The head section on the sections' own outputs is what the spec's standalone inputs give (make_inputs)."""
+    model = TINY_SPEC.build_model(None, 0)
+    sample = TINY_SPEC.make_samples(1, 0)[0]
+    head = TINY_SPEC.component("pts_head_memory")
+    inputs = head.make_inputs(model, sample)
+    with torch.no_grad():
+        features = TINY_SPEC.component("extract_img_feat").extract(model)(torch.from_numpy(sample[-1].img))
+    assert torch.equal(torch.as_tensor(inputs["x"]), features)
+    assert float(np.asarray(inputs["pre_memory_timestamp"]).max()) == pytest.approx(data.FRAME_INTERVAL_S)  # one frame driven before
+
+
+def test_the_tiny_spec_carries_the_memory_through_onnx_runtime(run_awml):
+    run = run_awml("--awml-spec=streampetr-tiny", "--awml-samples=1", "-k", "test_sequence_parity")
+    run.result.assert_outcomes(passed=1)
+    records = run.report["sequence"]
+    carried = {r["output"] for r in records if r["gate"] == "sequence"}
+    assert carried == {f"post_memory_{m}" for m in ("embedding", "reference_point", "timestamp", "egopose", "velo")}
+    assert {r["frame"] for r in records} == set(range(TINY_SPEC.sequence.frames)) and all(r["passed"] for r in records)
+    ages = [r for r in records if r["gate"] == "frame" and r["output"] == "post_memory_timestamp"]
+    assert all(r["ref_max_abs"] > 0 for r in ages)  # the memory holds aged entries in every frame: the gate judged something
