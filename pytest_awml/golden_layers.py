@@ -18,9 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from pytest_awml.divergence import LayerRule, Localization, compare_calls
+from pytest_awml.divergence import Localization, compare_calls
 from pytest_awml.errors import ArtifactError
 from pytest_awml.intermediates import ModuleCall, module_calls
+from pytest_awml.layer_rule import LayerRule
 from pytest_awml.localize import Skipped
 from pytest_awml.paths import no_link, write_atomic
 
