@@ -1,7 +1,7 @@
 """Every intermediate tensor of one inference, on both sides of a comparison, for localizing a failure.
 
 The reference's come from forward hooks on every module of ``named_modules()``: :func:`module_calls` keeps each
-call's tensors (a drift failure probes them); a parity failure judges them inside the hooks instead
+call's tensors or their probes (a drift failure's); a parity failure judges them inside the hooks instead
 (:mod:`pytest_awml.divergence`), so none is kept. The graph's come from ONNX Runtime with every tensor of the graph
 marked as an output, which Polygraphy's ``ModifyOutputs(outputs=MARK_ALL)`` does (the same as its ``--onnx-outputs
 mark all``), so the fp16 graph's tensors are read in the types it computes in; a full-size graph's tensors are more
@@ -57,12 +57,21 @@ class ModuleCall:
     outputs: tuple[np.ndarray, ...]
 
 
-class _Copies:
-    """Host copies of the tensors the hooks see, one per tensor state (its id and version); a tensor that died lets
-    its id name a new one."""
+def probe(values: np.ndarray, count: int) -> np.ndarray:
+    """At most ``count`` elements of ``values`` at evenly spaced positions of its flattened form (a copy)."""
+    flat = np.asarray(values, dtype=np.float32).ravel()
+    if flat.size <= count:
+        return flat.copy()
+    return flat[np.linspace(0, flat.size - 1, count).astype(np.int64)]
 
-    def __init__(self) -> None:
+
+class _Copies:
+    """Host copies of the tensors the hooks see, one per tensor state (its id and version), or their probes; a
+    tensor that died lets its id name a new one."""
+
+    def __init__(self, probed: int | None) -> None:
         self._seen: dict[tuple[int, int], np.ndarray] = {}
+        self._probed = probed
 
     def _forget(self, ident: int) -> None:
         for state in [s for s in self._seen if s[0] == ident]:
@@ -75,21 +84,23 @@ class _Copies:
             if state not in self._seen:
                 if not any(s[0] == state[0] for s in self._seen):
                     weakref.finalize(tensor, self._forget, state[0])
-                self._seen[state] = host(tensor).copy()
+                values = host(tensor)
+                self._seen[state] = values.copy() if self._probed is None else probe(values, self._probed)
             kept.append(self._seen[state])
         return kept
 
 
-def module_calls(module, feed: Sequence[np.ndarray]) -> list[ModuleCall]:
+def module_calls(module, feed: Sequence[np.ndarray], probed: int | None = None) -> list[ModuleCall]:
     """Run ``module`` on ``feed`` (its positional inputs, the reference's way: CPU, float32) with a hook on every
     module, and return each call in the order the calls ended (a submodule before the module that called it).
 
     Each tensor state is copied once (a module's input is the output of the one before it and a Sequential's
     output its last child's); one changed in place since (its version counter moved: ``ReLU(inplace=True)``) is
-    copied again. Holds every call's tensors: for a model's probe (drift), not a full-size model's judging."""
+    copied again. ``probed``: keep each tensor's :func:`probe` of that many elements instead (drift's layers: a
+    full-size model's calls in a few MB rather than every activation at once)."""
     import torch
 
-    copies = _Copies()
+    copies = _Copies(probed)
     started: dict[int, list[list[np.ndarray]]] = {}
     calls: list[ModuleCall] = []
     handles = []
