@@ -10,6 +10,14 @@ stage took (every graph tensor by ONNX Runtime, spilled to disk; the reference's
 its hooks), the process's peak RSS so far, the (reference tensor, graph tensor) pairs compared (each once), the
 first divergence (none where parity passes: a faithful export) and the layers using the largest share of their
 scaled tolerance. ``--expect-none`` exits 1 when a faithful export names a divergence.
+
+Measured 2026-12-07 on the 2-core CPU box shared with other jobs (load average ~10: upper bounds), seeded
+full-size CenterPoint, the command above: fp32 graph 138 s (ONNX Runtime in 8 segments 66 s, the forward judged in
+its hooks 72 s), 108 module calls, 61 graph tensors, 89 pairs compared, nothing named (closest:
+pts_backbone.blocks.2.11 at 41.7 % of its scaled tolerance); fp16 graph 130 s, nothing named, closest
+pts_bbox_head.task_heads.0.vel.1 at 53.0 % (max abs 0.094 on values up to 69); peak RSS 4.5 GiB for the whole run.
+Before judging moved into the hooks (copies of every call spilled, each parent judging its children's tensors
+again, the graph run whole once per 16 tensors): stopped after 9.8 min, peak RSS 16.9 GiB.
 """
 
 from __future__ import annotations

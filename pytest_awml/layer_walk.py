@@ -12,8 +12,9 @@ its inputs are in is the divergence.
 Two things make a module's graph tensor differ without a fault, and both are allowed for: a module the exporter
 folded into the one before it (BatchNorm into its Conv) has no node, and the Conv's tensor is the BatchNorm's
 output, so a tensor off from its own module's output but within tolerance of a following node-less module's
-counts as that fold (the Conv's verdict waits for the next module with nodes to end); and where a module returns
-several tensors of one shape, each is paired with the graph tensor nearest to it.
+counts as that fold (the Conv's verdict waits for the next module with nodes to end; out of tolerance of both, the
+Conv is judged against the nearer); and where a module returns several tensors of one shape, each is paired with
+the graph tensor nearest to it.
 """
 
 from __future__ import annotations
@@ -93,7 +94,8 @@ class _Pending:
     order: int
     names: tuple[str, ...]
     nodes: tuple[str, ...]
-    candidate: bool  # it is the divergence unless folded (no earlier one, its inputs not out)
+    judged: Judged  # its tensors as judged so far: against its own output, or a nearer folded module's
+    candidate: bool  # it is the divergence unless folded within tolerance (no earlier one, its inputs not out)
     replay: dict[str, np.ndarray] = field(default_factory=dict)
 
 
@@ -174,21 +176,28 @@ class _Walk:
         if not judged.within:
             candidate = self.first is None and in_ok is not False
             replay = {**{p.name: self._copy(p) for p in pairs}, **start.kept} if candidate else {}
-            self.pending = _Pending(order, tuple(p.name for p in pairs), scope.nodes, candidate, replay)
+            self.pending = _Pending(order, tuple(p.name for p in pairs), scope.nodes, judged, candidate, replay)
 
     def _refold(self, name: str, output: Any) -> None:
-        """A node-less module ended: if the call judged out before it has its output as its tensors, that was a fold."""
+        """A node-less module ended: if the call judged out before it has this module's output as its tensors, that
+        was a fold. Within tolerance, it is no divergence; out of it but nearer than the call's own output (a
+        tolerance nothing meets), the call's row and replay take the folded module's figures and values."""
         pending = self.pending
         if pending is None:
             return
         refolded = [(key, ref, tensor) for (key, ref), tensor in zip(self._tensors(output), pending.names, strict=False)
                     if ref.size == self.values[tensor].size]
         again = Judged.of_all([self.judge(*pair) for pair in refolded]) if len(refolded) == len(pending.names) else None
-        if again is not None and again.within:
-            row = self.rows[pending.order]
-            self.rows[pending.order] = replace(row, max_abs=again.max_abs, ref_max_abs=again.span, nonfinite=again.nonfinite,
-                                               within=True, folded=name, tolerance_used=again.used)
+        if again is None or not (again.within or again.distance < pending.judged.distance):
+            return
+        row = self.rows[pending.order]
+        self.rows[pending.order] = replace(row, max_abs=again.max_abs, ref_max_abs=again.span, nonfinite=again.nonfinite,
+                                           within=again.within, folded=name, tolerance_used=again.used)
+        pending.judged = again
+        if again.within:
             self.pending = None
+        elif pending.candidate:
+            pending.replay.update({tensor: self._copy(_Pair(key, ref, tensor, again)) for key, ref, tensor in refolded})
 
     def settle(self) -> None:
         """A module with nodes ended (or the forward did): the call judged out before it was no fold."""
