@@ -6,8 +6,8 @@ fp16 tolerance where parity passes (opt-in; the full-size CenterPoint backbone t
 
 For each graph — the fp32 one (as a failed onnxruntime-cpu-fp32 parity test localizes it, against the fp32
 tolerance) and the fp16 one (what an fp16 engine computes, against the fp16 tolerance) — it prints the seconds each
-stage took (every graph tensor by ONNX Runtime, spilled to disk; the reference's forward with every call judged in
-its hooks), the process's peak RSS so far, the (reference tensor, graph tensor) pairs compared (each once), the
+stage took, wall and CPU (every graph tensor by ONNX Runtime, spilled to disk; the reference's forward with every
+call judged in its hooks), the process's peak RSS so far, the (reference tensor, graph tensor) pairs compared (each once), the
 first divergence (none where parity passes: a faithful export) and the layers using the largest share of their
 scaled tolerance. ``--expect-none`` exits 1 when a faithful export names a divergence.
 
@@ -74,16 +74,17 @@ def main() -> int:
         path = workspace.artifact(spec, component, graph).path
         tolerances = options.parity_tolerances(component, PRECISION[graph])
         args.artifacts.mkdir(parents=True, exist_ok=True)
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         with tempfile.TemporaryDirectory(prefix=".layers-", dir=args.artifacts) as spill:  # as localize.first_divergence
             model, values = intermediates.graph_tensors(path, feed, Path(spill))
-            ran = time.perf_counter()
+            ran, ran_cpu = time.perf_counter(), time.process_time()
             found = localize(module, [feed[name] for name in component.input_names], model.graph, values,
                              LayerRule.of(tolerances, reference), graph_format=graph, sample=0)
-            done = time.perf_counter()
+            done, done_cpu = time.perf_counter(), time.process_time()
         peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-        print(f"{spec.name}/{component.name} {graph}: {done - start:.1f} s (ONNX Runtime, every tensor spilled {ran - start:.1f} s; "
-              f"reference forward judged in its hooks {done - ran:.1f} s), peak RSS so far {peak_gib:.2f} GiB, "
+        print(f"{spec.name}/{component.name} {graph}: {done - start:.1f} s wall, {done_cpu - cpu:.1f} s CPU of this process's threads "
+              f"(ONNX Runtime, every tensor spilled {ran - start:.1f} s, {ran_cpu - cpu:.1f} s CPU; reference forward judged in its hooks "
+              f"{done - ran:.1f} s, {done_cpu - ran_cpu:.1f} s CPU), peak RSS so far {peak_gib:.2f} GiB, "
               f"{len(found.rows)} module calls, {len(values)} graph tensors, {found.comparisons} pairs compared")
         print(f"  rule: {dataclasses.asdict(found.rule)}")
         print(f"  {found.line()}")
