@@ -19,7 +19,7 @@ pts_bbox_head.task_heads.0.vel.1 at 53.0 % (max abs 0.094 on values up to 69); p
 Before judging moved into the hooks (copies of every call spilled, each parent judging its children's tensors
 again, the graph run whole once per 16 tensors): stopped after 9.8 min, peak RSS 16.9 GiB.
 With the box's load at ~16 the fp32 graph took 549 s wall but 74 s of this process's CPU (ONNX Runtime 33 s, the
-judged forward 41 s): on two cores of its own, about a minute.
+judged forward 41 s): on two idle cores, an estimated minute or so (not measured: no idle machine here).
 """
 
 from __future__ import annotations
