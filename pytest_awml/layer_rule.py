@@ -67,8 +67,8 @@ def _span(flat: np.ndarray) -> float:
 
 @dataclass
 class _Work:
-    """The working arrays of one judgment, made once and reused for every slice: a fresh one per slice would
-    have the kernel map new pages each time (on a full-size model, a third of judging's time was those faults)."""
+    """The working arrays of one judgment, made once and reused for every slice (a fresh one per slice has the
+    kernel map new pages each time)."""
 
     diff: np.ndarray
     allowed: np.ndarray
