@@ -18,9 +18,11 @@ from typing import Any
 
 import numpy as np
 
-from pytest_awml.divergence import LayerRule, Localization, compare_calls
+from pytest_awml import intermediates
+from pytest_awml.divergence import Localization, compare_calls
 from pytest_awml.errors import ArtifactError
 from pytest_awml.intermediates import ModuleCall, module_calls
+from pytest_awml.layer_rule import LayerRule
 from pytest_awml.localize import Skipped
 from pytest_awml.paths import no_link, write_atomic
 
@@ -35,10 +37,7 @@ def path_of(root: Path, spec: str, component: str) -> Path:
 
 def probe(values: np.ndarray) -> np.ndarray:
     """At most :data:`PROBE` elements of ``values`` at evenly spaced positions of its flattened form."""
-    flat = np.asarray(values, dtype=np.float32).ravel()
-    if flat.size <= PROBE:
-        return flat.copy()
-    return flat[np.linspace(0, flat.size - 1, PROBE).astype(np.int64)]
+    return intermediates.probe(values, PROBE)
 
 
 def probed(calls: Sequence[ModuleCall]) -> list[ModuleCall]:
@@ -84,5 +83,5 @@ def first_divergence(root: Path, spec, component, module, inputs, tolerances, re
     if golden is None:
         return Skipped(f"no golden layers in {path}: golden outputs written before layers were kept; rewrite them with "
                        "--awml-update-golden")
-    today = probed(module_calls(module, [inputs[0][name] for name in component.input_names]))
+    today = module_calls(module, [inputs[0][name] for name in component.input_names], probed=PROBE)
     return compare_calls(golden, today, LayerRule.of(tolerances, reference[0]))

@@ -23,7 +23,7 @@ def write(request, workspace, store, case, tolerances) -> None:
     update = store.update(spec.name, component.name, inputs, workspace.reference(spec, component), meta, tolerances)
     module = component.extract(workspace.model(spec).model)  # its layers, for a later drift failure to localize on
     golden_layers.write(golden_layers.path_of(store.root, spec.name, component.name),
-                        module_calls(module, [inputs[0][name] for name in component.input_names]))
+                        module_calls(module, [inputs[0][name] for name in component.input_names], probed=golden_layers.PROBE))
     if update.replaced:
         request.node.user_properties.append(("awml.golden_replaced", update.replaced))
     results.attach(request.node, GoldenRecord(ids=results.record_ids(case, request.node.nodeid, workspace.options),

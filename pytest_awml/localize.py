@@ -1,5 +1,5 @@
 """A failed parity test's first divergence: which graph stands for the target, which input is replayed, and the
-run of :mod:`pytest_awml.divergence` on it.
+run of :mod:`pytest_awml.layer_walk` on it.
 
 The backend side is the ONNX graph the target runs or is compiled from (``ArtifactBuilder.onnx_graph``), run by
 ONNX Runtime on the CPU with every tensor marked: a TensorRT engine's own layers cannot be read back, its graph's
@@ -24,8 +24,10 @@ from pytest_awml.builders.onnx import FORMAT as ONNX
 from pytest_awml.builders.onnx_fp16 import FORMAT as ONNX_FP16
 from pytest_awml.cases import Plan
 from pytest_awml.device import REFERENCE, Precision, Target
-from pytest_awml.divergence import LayerRule, Localization, localize
+from pytest_awml.divergence import Localization
 from pytest_awml.errors import AwmlError
+from pytest_awml.layer_rule import LayerRule
+from pytest_awml.layer_walk import localize
 from pytest_awml.limits import Tolerance
 
 log = logging.getLogger(__name__)
@@ -92,14 +94,12 @@ def first_divergence(workspace, spec, component, target: Target, inputs: Sequenc
         path = workspace.artifact(spec, component, graph).path
         module = component.extract(workspace.model(spec).model)
         feed = inputs[sample]
-        workspace.options.artifacts.mkdir(parents=True, exist_ok=True)  # on disk, not a tmpfs /tmp: the copies, memory-mapped
+        workspace.options.artifacts.mkdir(parents=True, exist_ok=True)  # on disk, not a tmpfs /tmp: the graph's tensors
         with tempfile.TemporaryDirectory(prefix=".layers-", dir=workspace.options.artifacts) as spill:
-            calls = intermediates.module_calls(module, [feed[name] for name in component.input_names], Path(spill))
             model, values = intermediates.graph_tensors(path, feed, Path(spill))
             rule = LayerRule.of(tolerances, references[sample] if sample < len(references) else {})
-            found = localize(calls, model.graph, values, rule, graph_format=graph, sample=sample,
-                             module_names=[name for name, _ in module.named_modules()])
-            found = replace(found, replay={name: np.array(ref) for name, ref in found.replay.items()})  # out of the maps
+            found = localize(module, [feed[name] for name in component.input_names], model.graph, values, rule,
+                             graph_format=graph, sample=sample)
     except AwmlError as exc:
         return Skipped(f"the {graph} graph is not available: {exc}")
     except Exception as exc:

@@ -24,3 +24,35 @@ def test_a_forced_full_size_centerpoint_failure_is_localized(run_awml, pytester)
     table = json.loads((folder / "layers.json").read_text())
     assert table["first_divergence"]["module"].startswith("pts_") and table["seconds"] > 0
     print(f"localizing took {table['seconds']} s over {len(table['layers'])} module calls")
+
+
+def test_a_faithful_full_size_centerpoint_export_names_no_divergence(tmp_path):
+    """The full-size backbone, neck and head localized against its own fp32 graph (as a failed parity test would,
+    spilled to disk): every layer within its scaled fp32 tolerance, nothing named, each pair compared once
+    (benchmarks/localize_cost.py breaks the time and memory down)."""
+    import time
+
+    import toy
+    from model_specs.centerpoint.spec import SPEC
+    from pytest_awml import intermediates
+    from pytest_awml.artifacts import ArtifactStore
+    from pytest_awml.builders.onnx import FORMAT as ONNX
+    from pytest_awml.device import Precision
+    from pytest_awml.layer_rule import LayerRule
+    from pytest_awml.layer_walk import localize
+    from pytest_awml.workspace import Workspace
+
+    workspace = Workspace(toy.plan(tmp_path, specs=(SPEC,), samples=1), ArtifactStore(tmp_path / "artifacts"))
+    component = SPEC.component("pts_backbone_neck_head")
+    feed, reference = workspace.inputs(SPEC, component)[0], workspace.reference(SPEC, component)[0]
+    graph = workspace.artifact(SPEC, component, ONNX).path
+    module = component.extract(workspace.model(SPEC).model)
+    start = time.perf_counter()
+    model, values = intermediates.graph_tensors(graph, feed, tmp_path)
+    found = localize(module, [feed[name] for name in component.input_names], model.graph, values,
+                     LayerRule.of(workspace.plan.options.parity_tolerances(component, Precision.FP32), reference),
+                     graph_format=ONNX, sample=0)
+    print(f"localizing took {time.perf_counter() - start:.1f} s over {len(found.rows)} module calls, {found.comparisons} pairs compared")
+    assert found.first is None, found.line()
+    assert sum(row.within is True for row in found.rows) > 50 and not any(row.within is False for row in found.rows)
+    assert found.comparisons <= 2 * len(values)  # linear in the graph's tensors, not in how deep the modules nest

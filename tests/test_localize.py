@@ -4,6 +4,7 @@ graph), nothing named when parity passes, and the failure's message, report reco
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 
@@ -14,8 +15,9 @@ import torch
 from onnx import helper
 from torch import nn
 
-from pytest_awml.divergence import LayerRule, localize
 from pytest_awml.intermediates import graph_tensors, module_calls
+from pytest_awml.layer_rule import LayerRule
+from pytest_awml.layer_walk import localize
 from pytest_awml.limits import Tolerance
 from pytest_awml.onnx_scopes import NAME_SCOPES, module_of, node_modules
 
@@ -115,11 +117,13 @@ TOL = Tolerance(1e-4, 1e-4)
 
 
 def _localize(model: nn.Module, x: np.ndarray, path, tol: Tolerance = TOL):
+    """As a failed parity test localizes: the graph run in segments spilled to disk, the reference judged in its hooks."""
     with torch.no_grad():
         reference = model(torch.from_numpy(x)).numpy()
-    graph, values = graph_tensors(path, {"x": x})
-    return localize(module_calls(model, [x]), graph.graph, values, LayerRule.of({"y": tol}, {"y": reference}),
-                    graph_format="onnx", sample=0, module_names=[name for name, _ in model.named_modules()])
+    spill = path.with_suffix(".spill")
+    spill.mkdir()
+    graph, values = graph_tensors(path, {"x": x}, spill)
+    return localize(model, [x], graph.graph, values, LayerRule.of({"y": tol}, {"y": reference}), graph_format="onnx", sample=0)
 
 
 SAMPLE = np.random.default_rng(0).standard_normal((1, 3, 16, 16)).astype(np.float32)
@@ -169,6 +173,48 @@ def test_an_export_time_branch_is_named_and_a_faithful_export_names_nothing(net_
     assert first.max_abs > 0.1 and first.line().startswith("first divergence: blocks.1.1 (Mul /blocks.1/blocks.1.1/Mul): max abs")
 
 
+def test_the_graph_run_in_segments_gives_every_tensor_of_one_run(net_module, tmp_path, monkeypatch):
+    """Spilled, the graph runs a few nodes per session, each fed what it reads from the segments before (constants
+    and weights carried along): every tensor ONNX Runtime gives with all of them marked at once, and the same values."""
+    from pytest_awml import intermediates
+
+    _export(net_module["build"](), SAMPLE, tmp_path / "net.onnx")
+    _, whole = graph_tensors(tmp_path / "net.onnx", {"x": SAMPLE})
+    monkeypatch.setattr(intermediates, "SEGMENT", 3)
+    _, spilled = graph_tensors(tmp_path / "net.onnx", {"x": SAMPLE}, tmp_path)
+    assert sorted(spilled) == sorted(whole) and len(whole) > 3 * intermediates.SEGMENT
+    for name, value in whole.items():
+        np.testing.assert_array_equal(spilled[name], value, err_msg=name)
+
+
+def test_each_pair_is_judged_once_however_deep_the_modules_nest(net_module, tmp_path, monkeypatch):
+    """A module's output is its last child's and its input its first child's: each (reference tensor, graph tensor)
+    pair is compared once, so wrapping the model in containers adds rows and no comparison (a full-size backbone's
+    localization took minutes when every container compared its children's tensors again)."""
+    from pytest_awml import layer_rule
+
+    compared: list[tuple[str, str]] = []
+    judge = layer_rule.LayerRule.judge
+
+    def counted(rule, ref, test):  # a pair: the reference's values and the graph tensor's file (the input: in memory)
+        compared.append((hashlib.sha1(np.ascontiguousarray(ref).tobytes()).hexdigest(), str(getattr(test, "filename", "input"))))
+        return judge(rule, ref, test)
+
+    monkeypatch.setattr(layer_rule.LayerRule, "judge", counted)
+    flat = net_module["build"]()
+    _export(flat, SAMPLE, tmp_path / "flat.onnx")
+    found = _localize(flat, SAMPLE, tmp_path / "flat.onnx")
+    asked = sum(1 for r in found.rows if r.onnx_outputs) + sum(1 for r in found.rows if r.input_max_abs is not None)
+    assert len(compared) == len(set(compared)) == found.comparisons < asked
+    once = len(compared)
+    compared.clear()
+    nested = nn.Sequential(nn.Sequential(net_module["build"]())).eval()
+    _export(nested, SAMPLE, tmp_path / "nested.onnx")
+    deeper = _localize(nested, SAMPLE, tmp_path / "nested.onnx")
+    assert len(deeper.rows) == len(found.rows) + 2 and deeper.first is None
+    assert len(compared) == len(set(compared)) == once
+
+
 def test_a_layer_edited_in_the_exported_graph_is_named(net_module, tmp_path):
     model = net_module["build"]()
     _export(model, SAMPLE, tmp_path / "net.onnx")
@@ -179,8 +225,16 @@ def test_a_layer_edited_in_the_exported_graph_is_named(net_module, tmp_path):
     values[0, 0, 1, 1] += 0.5  # one weight of one layer, as a broken graph edit would
     weight.CopyFrom(onnx.numpy_helper.from_array(values, weight.name))
     onnx.save(graph, str(tmp_path / "edited.onnx"))
-    first = _localize(model, SAMPLE, tmp_path / "edited.onnx").first
+    found = _localize(model, SAMPLE, tmp_path / "edited.onnx")
+    first = found.first
     assert first is not None and first.module == "blocks.0.0" and first.onnx_nodes == ("/blocks.0/blocks.0.0/Conv",)
+    # the Conv's graph tensor is its BatchNorm's output (folded): out of tolerance against both, it is judged and
+    # replayed against the nearer, the BatchNorm's, not reported as the whole BatchNorm transform
+    row = next(r for r in found.rows if r.module == "blocks.0.0")
+    assert row.folded == "blocks.0.1" and row.within is False and row.max_abs == first.max_abs
+    with torch.no_grad():
+        folded = model.blocks[0][1](model.blocks[0][0](model.stem(torch.from_numpy(SAMPLE)))).numpy()
+    np.testing.assert_array_equal(found.replay[first.onnx_tensor], folded)
 
 
 def test_an_fp16_overflow_is_named_where_it_overflows(net_module, tmp_path):
