@@ -16,7 +16,9 @@ conventions, and why each is set:
   DequantizeLinear, which TensorRT's parser rejects (``DequantizeLinear: input has type Int32``); TensorRT
   fuses the float bias into the int8 convolution itself.
 
-:func:`qdq_problems` names what TensorRT would refuse in a QDQ graph (made here or handed in) before any builder runs.
+Calibration is :mod:`exporters.onnx_calibration`'s (ONNX Runtime's calibrators, held to one sample's tensors; the
+ranges handed to ``quantize_static`` as its calibration cache). :func:`qdq_problems` names what TensorRT would refuse
+in a QDQ graph (made here or handed in) before any builder runs.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from exporters.errors import ExportError
+from exporters.onnx_calibration import calibrate
 
 log = logging.getLogger(__name__)
 
@@ -63,34 +66,31 @@ def quantizer_version() -> str:
     return f"onnxruntime {onnxruntime.__version__}"
 
 
-class _Feeds:
-    """ONNX Runtime's ``CalibrationDataReader``: the calibration inputs one after the other (it is subclassed at call
-    time, so importing this module does not import ONNX Runtime)."""
-
-    def __init__(self, feeds: Sequence[Mapping[str, np.ndarray]]) -> None:
-        self._feeds = list(feeds)
-        self._next = 0
-
-    def get_next(self) -> dict[str, np.ndarray] | None:
-        if self._next >= len(self._feeds):
-            return None
-        self._next += 1
-        return {name: np.ascontiguousarray(value) for name, value in self._feeds[self._next - 1].items()}
-
-    def rewind(self) -> None:
-        self._next = 0
-
-    def __len__(self) -> int:
-        return len(self._feeds)
-
-
 def calibration_cache(onnx_path: Path, feeds: Sequence[Mapping[str, np.ndarray]], method: Calibration, cache: Path, *,
                       component: str) -> Path:
     """Calibrate ``onnx_path`` on ``feeds`` once and keep the activation ranges in ``cache`` (ONNX Runtime's
     calibration cache), so that several graphs (a layer kept in float at a time) share one calibration."""
-    quantize_int8(onnx_path, cache.with_suffix(".probe.onnx"), feeds, method, component=component, cache=cache)
-    cache.with_suffix(".probe.onnx").unlink(missing_ok=True)
-    return cache
+    if not feeds:
+        raise ExportError(component, "int8 calibration", "no calibration data: give the int8 settings at least one sample")
+    with tempfile.TemporaryDirectory(prefix="awml-int8-") as scratch:
+        try:
+            return calibrate(_per_channel_source(onnx_path, Path(scratch)), feeds, method.ort(), cache, symmetric=True)
+        except Exception as exc:  # ONNX Runtime raises ValueError, RuntimeError, its own Fail… from a graph it cannot run
+            raise ExportError(component, "int8 calibration", f"{type(exc).__name__}: {str(exc).strip()[:400]}") from exc
+
+
+def _per_channel_source(onnx_path: Path, scratch: Path) -> Path:
+    """``onnx_path``, or its conversion to opset 13 in ``scratch`` where it is older: per-channel weights need
+    DequantizeLinear's axis (a detector exported at opset 11)."""
+    import onnx
+
+    if _opset(onnx.load(str(onnx_path), load_external_data=False)) >= PER_CHANNEL_OPSET:
+        return onnx_path
+    from onnx import version_converter
+
+    source = scratch / "opset13.onnx"
+    onnx.save(version_converter.convert_version(onnx.load(str(onnx_path)), PER_CHANNEL_OPSET), str(source))
+    return source
 
 
 def quantize_int8(onnx_path: Path, out_path: Path, feeds: Sequence[Mapping[str, np.ndarray]], method: Calibration, *,
@@ -99,7 +99,7 @@ def quantize_int8(onnx_path: Path, out_path: Path, feeds: Sequence[Mapping[str, 
     that file exists), the nodes named in ``exclude`` left in float; checked by :func:`qdq_problems`. Returns figures
     for the report: nodes quantized, kept float."""
     import onnx
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
     excluded = sorted(set(exclude))
     graph_nodes = {n.name for n in onnx.load(str(onnx_path), load_external_data=False).graph.node}
@@ -109,19 +109,15 @@ def quantize_int8(onnx_path: Path, out_path: Path, feeds: Sequence[Mapping[str, 
                                                      "name ONNX nodes as the graph does (the report's int8 sensitivity lists them)")
     if not feeds and (cache is None or not cache.is_file()):
         raise ExportError(component, "int8 calibration", "no calibration data: give the int8 settings at least one sample")
-    reader = type("Feeds", (_Feeds, CalibrationDataReader), {})(feeds)
-    source, opset = onnx_path, _opset(onnx.load(str(onnx_path), load_external_data=False))
-    cached = {"calibration_cache_path": str(cache)} if cache is not None else {}  # ranges kept for several graphs (ORT 1.32)
+    opset = _opset(onnx.load(str(onnx_path), load_external_data=False))
     with tempfile.TemporaryDirectory(prefix="awml-int8-") as scratch:
-        if opset < PER_CHANNEL_OPSET:  # per-channel weights need DequantizeLinear's axis (a detector exported at opset 11)
-            from onnx import version_converter
-
-            source = Path(scratch) / "opset13.onnx"
-            onnx.save(version_converter.convert_version(onnx.load(str(onnx_path)), PER_CHANNEL_OPSET), str(source))
+        source = _per_channel_source(onnx_path, Path(scratch))
+        if cache is None or not cache.is_file():  # calibrated here, bounded to one sample's tensors (onnx_calibration)
+            cache = calibration_cache(source, feeds, method, cache or Path(scratch) / "ranges.json", component=component)
         try:
-            quantize_static(str(source), str(out_path), reader, quant_format=QuantFormat.QDQ, per_channel=True,
+            quantize_static(str(source), str(out_path), None, quant_format=QuantFormat.QDQ, per_channel=True,
                             activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, nodes_to_exclude=excluded,
-                            calibrate_method=method.ort(), **cached,
+                            calibrate_method=method.ort(), calibration_cache_path=str(cache),
                             extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False,
                                            "CalibTensorRangeSymmetric": True,
                                            "TmpDir": scratch})

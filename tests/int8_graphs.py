@@ -55,3 +55,21 @@ def qdq(weight_scales: np.ndarray, *, axis: int = 0, zero: int = 0, q_feeds_relu
     graph = helper.make_graph(nodes, "qdq", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 8, 8])],
                               [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 4, 8, 8])], inits)
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+
+
+def conv_chain(path: Path, layers: int, channels: int = 16, size: int = 512) -> Path:
+    """input [1, C, S, S] → (1x1 Conv → Relu) × ``layers`` → output: many same-sized tensors, one alive at a time when
+    the graph runs in order (C·S·S·4 bytes each: 16 MiB at the defaults)."""
+    nodes, weights, tensor = [], [], "input"
+    for i in range(layers):
+        weights.append(numpy_helper.from_array((RNG.standard_normal((channels, channels, 1, 1)) * 0.25).astype(np.float32), f"w{i}"))
+        nodes += [helper.make_node("Conv", [tensor, f"w{i}"], [f"c{i}"], name=f"conv{i}"),
+                  helper.make_node("Relu", [f"c{i}"], [f"r{i}"], name=f"relu{i}")]
+        tensor = f"r{i}"
+    shape = [1, channels, size, size]
+    graph = helper.make_graph(nodes, "chain", [helper.make_tensor_value_info("input", TensorProto.FLOAT, shape)],
+                              [helper.make_tensor_value_info(tensor, TensorProto.FLOAT, shape)], weights)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path

@@ -56,3 +56,31 @@ def test_a_faithful_full_size_centerpoint_export_names_no_divergence(tmp_path):
     assert found.first is None, found.line()
     assert sum(row.within is True for row in found.rows) > 50 and not any(row.within is False for row in found.rows)
     assert found.comparisons <= 2 * len(values)  # linear in the graph's tensors, not in how deep the modules nest
+
+
+PEAK_RSS = """
+import resource, sys
+import pytest
+code = pytest.main(sys.argv[1:])
+print("peak_rss_gib", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20)
+sys.exit(code)
+"""
+
+
+def test_full_size_centerpoint_int8_graphs_are_built_within_memory(pytester, monkeypatch):
+    """The full-size onnx-int8 graphs (8 calibration scenes at 1020 × 1020): quantized, checked and (where TensorRT-RTX
+    is installed) parsed, in a process that peaks under 8 GiB. Measured 4.55 GiB (ONNX Runtime 1.32, 2 cores, 414 s);
+    ONNX Runtime's calibrator left to its default execution order passed 12 GiB on two scenes and was killed
+    (exporters/onnx_calibration.py says why)."""
+    import subprocess
+    import sys
+
+    for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
+        monkeypatch.delenv(name, raising=False)
+    done = subprocess.run([sys.executable, "-c", PEAK_RSS, "-p", "no:cacheprovider", "-q", "--awml-spec=centerpoint",
+                           "--awml-precision=int8", "--awml-backends=onnxruntime", "-k", "test_export and onnx-int8"],
+                          cwd=pytester.path, capture_output=True, text=True, timeout=3600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    peak = float(done.stdout.split("peak_rss_gib")[-1].split()[0])
+    print(f"full-size int8 build: peak RSS {peak:.2f} GiB")
+    assert peak < 8, f"the full-size int8 build peaked at {peak:.2f} GiB"

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from exporters.errors import ExportError
+from exporters.onnx_calibration import COLLECTION
 from exporters.onnx_int8 import parse_coverage, quantize_int8, quantizer_version
 from exporters.tensorrt_build import TENSORRT_RTX
 from pytest_awml.builders.base import ArtifactBuilder, BuildContext, Ingredient
@@ -24,7 +25,8 @@ FORMAT = "onnx-int8"
 
 class OnnxInt8Builder(ArtifactBuilder):
     """Keyed on the fp32 file it quantizes, the calibration data's digest, the int8 settings (method, sample count, nodes
-    kept float) and the quantizer's version."""
+    kept float), the quantizer's version and how its calibrator is fed (one sample at a time changes a histogram
+    method's ranges from one call over all samples)."""
 
     format = FORMAT
     requires = (ONNX, Ingredient.CALIBRATION)
@@ -45,7 +47,7 @@ class OnnxInt8Builder(ArtifactBuilder):
         calibrated = context.calibrated
         data = content_digest({str(i): content_digest(feed) for i, feed in enumerate(calibrated.inputs)})
         return {"onnx_sha256": context.artifact(ONNX).sha256, "calibration_data": data, **calibrated.settings.key(),
-                "quantizer": quantizer_version()}
+                "quantizer": quantizer_version(), "calibration_collection": COLLECTION}
 
     def write(self, context: BuildContext, path: Path) -> dict[str, Any]:
         calibrated = context.calibrated
