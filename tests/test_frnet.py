@@ -151,7 +151,7 @@ def test_the_bundled_weights_segment_the_synthetic_scans():
     samples = TINY_SPEC.make_samples(3, 0)
     with torch.no_grad():
         outputs = [(None, model(**group(interpolate(s.points, TINY), TINY))[: len(s.points)].argmax(1).numpy()) for s in samples]
-    assert miou(outputs, samples).value > 0.25  # 0.31 with the bundled weights; a constant "ground" scores 0.16
+    assert miou(outputs, samples).value > 0.3  # 0.41 with the bundled weights; a constant "ground" scores 0.17
 
 
 def test_the_tiny_spec_judges_real_labelled_scans(run_awml, tmp_path):
