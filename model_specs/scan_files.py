@@ -67,10 +67,14 @@ def read_points(path: Path, width: int = FILE_FEATURES, keep_rows: bool = False)
     is refused instead of dropped (per-point labels beside the file must keep matching the rows)."""
     if not path.is_file():
         raise DataError(f"{path}: no such file")
-    reader = {".bin": _read_bin, ".npy": _read_npy, ".pcd": pcd.read}.get(path.suffix)
-    if reader is None:
+    if path.suffix == ".bin":
+        points = _read_bin(path, width)
+    elif path.suffix == ".npy":
+        points = _read_npy(path)
+    elif path.suffix == ".pcd":
+        points = pcd.read(path)
+    else:
         raise DataError(f"{path}: unknown point cloud format; use {', '.join(SUFFIXES)}")
-    points = reader(path, width) if path.suffix == ".bin" else reader(path)
     return _normalise(path, points, keep_rows)
 
 
