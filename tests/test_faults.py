@@ -1473,3 +1473,111 @@ ORACLE_FAULTS = [  # the Autoware oracle's bad inputs (docs/autoware-oracle.md)
 def test_the_autoware_oracle_s_bad_inputs_say_what_to_do(tmp_path, monkeypatch, make, error, fragment):
     with pytest.raises(error, match=re.escape(fragment)):
         make(tmp_path, monkeypatch)
+
+
+# -- FRNet's labelled scans and the classifiers' annotation files: DataError naming the file ------------------
+def _frnet_scan(root: Path, labels: bytes | None, points: np.ndarray | None = None) -> Path:
+    points = np.arange(40, dtype=np.float32).reshape(8, 5) + 1 if points is None else points
+    points.tofile(root / "scan.bin")
+    if labels is not None:
+        (root / "scan.label").write_bytes(labels)
+    return root / "scan.bin"
+
+
+NAN_ROW = np.arange(40, dtype=np.float32).reshape(8, 5) + 1
+NAN_ROW[3, 1] = np.nan
+FRNET_DATA_FAULTS = [
+    # (id, label file content, points, message fragment)
+    ("labels of another scan", np.zeros(7, "<u4").tobytes(), None, "28 bytes, but its scan has 8 points"),
+    ("a label past the classes", np.array([0, 5, 99, 0, 0, 0, 0, 0], "<u4").tobytes(), None, "label 99 at row 2 is not one of the spec's 27"),
+    ("a non-finite point in a labelled scan", np.zeros(8, "<u4").tobytes(), NAN_ROW, "1 point(s) with non-finite coordinates (first at row 3)"),
+]
+
+
+@pytest.mark.parametrize("labels, points, fragment", [row[1:] for row in FRNET_DATA_FAULTS], ids=[row[0] for row in FRNET_DATA_FAULTS])
+def test_a_bad_labelled_scan_is_a_data_error_naming_the_file(tmp_path, labels, points, fragment):
+    from model_specs.frnet.spec import TINY_SPEC as FRNET_TINY
+
+    path = _frnet_scan(tmp_path, labels, points)
+    with pytest.raises(DataError, match=re.escape(fragment)) as info:
+        FRNET_TINY.load_data(path, {})
+    assert str(tmp_path) in str(info.value)
+
+
+def _tlr_info(root: Path, **changes) -> Path:
+    from PIL import Image
+
+    Image.fromarray(np.zeros((40, 60, 3), np.uint8)).save(root / "frame.png")
+    info = {"metainfo": {"classes": ["crosswalk_red", "crosswalk_green", "crosswalk_unknown"]},
+            "data_list": [{"img_path": "frame.png", "instances": [{"bbox": [5.5, 4.2, 20.9, 30.1], "bbox_label": 1}]}]}
+    for key, value in changes.items():
+        if key == "instance":
+            info["data_list"][0]["instances"][0].update(value)
+        else:
+            info[key] = value
+    path = root / "tlr_infos_test.json"
+    path.write_text(json.dumps(info) if "raw" not in changes else changes["raw"])
+    return path
+
+
+TLR_DATA_FAULTS = [
+    # (id, changes to the annotation file, data options, message fragment)
+    ("not JSON", {"raw": "{not json"}, {}, "not a JSON annotation file"),
+    ("no data_list", {"data_list": None}, {}, "no data_list: expected AWML's classification info"),
+    ("the other classifier's classes", {"metainfo": {"classes": ["green", "red"]}}, {}, "its classes ['green', 'red'] are not the spec's"),
+    ("an image that is not there", {"data_list": [{"img_path": "missing.png", "instances": []}]}, {}, "missing.png does not exist"),
+    ("a box outside the image", {"instance": {"bbox": [70, 50, 90, 60]}}, {}, "holds no pixel of the 60 x 40 image"),
+    ("a label past the classes", {"instance": {"bbox_label": 3}}, {}, "bbox_label 3 is not one of the spec's 3 classes"),
+    ("an instance without a box", {"instance": {"bbox": None}}, {}, "needs bbox [x1, y1, x2, y2]"),
+    ("no light in any frame", {"data_list": [{"img_path": "frame.png", "instances": []}]}, {}, "no entry of its data_list has an instance"),
+    ("typo in a data option", {}, {"images": "x"}, "data option(s) images unknown"),
+]
+
+
+@pytest.mark.parametrize("changes, options, fragment", [row[1:] for row in TLR_DATA_FAULTS], ids=[row[0] for row in TLR_DATA_FAULTS])
+def test_a_bad_traffic_light_annotation_is_a_data_error_naming_it(tmp_path, changes, options, fragment):
+    from model_specs.mobilenetv2.spec import PEDESTRIAN_TINY_SPEC
+
+    path = _tlr_info(tmp_path, **changes)
+    with pytest.raises(DataError, match=re.escape(fragment)) as info:
+        PEDESTRIAN_TINY_SPEC.load_data(path, options)
+    assert str(tmp_path) in str(info.value) or "option" in str(info.value)
+
+
+# -- the task metric of a trained tiny model: an export that changes the labels fails test_metric ----------------
+EXPORT_LABEL_FAULTS = [
+    # (id, the spec module and name, the metric the failure names)
+    ("frnet-tiny classes reversed in the graph", "model_specs.frnet.spec", "TINY_SPEC", "mIoU"),
+    ("mobilenetv2-pedestrian-tiny classes reversed in the graph", "model_specs.mobilenetv2.spec", "PEDESTRIAN_TINY_SPEC", "top1_accuracy"),
+]
+
+
+@pytest.mark.parametrize("module, name, metric", [row[1:] for row in EXPORT_LABEL_FAULTS], ids=[row[0] for row in EXPORT_LABEL_FAULTS])
+def test_an_export_that_changes_the_labels_fails_the_metric_gate(run_awml, pytester, module, name, metric):
+    """The bundled trained weights make the metric mean something (seeded ones scored 0 against 0, which is not judged):
+    a graph whose class order the export reverses (as a wrong symbolic or a reordered head would) moves the metric far
+    past the spec's fp32 delta, and test_metric fails saying by how much."""
+    pytester.makepyfile(reversed_spec=f"""
+import dataclasses
+import torch
+from {module} import {name} as BASE
+
+
+class ReversedInExport(torch.nn.Module):
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, *inputs):
+        out = self.inner(*inputs)
+        return out.flip(-1) if torch.onnx.is_in_onnx_export() else out
+
+
+component = dataclasses.replace(BASE.components[0], extract=lambda model: ReversedInExport(model))
+SPEC = dataclasses.replace(BASE, name=BASE.name + "-reversed", components=(component,))
+""")
+    run = run_awml("--awml-spec=reversed_spec.py", "-k", "test_metric")
+    run.result.assert_outcomes(failed=1)
+    assert f"{metric} delta" in run.text
+    (record,) = run.report["metrics"]
+    assert record.get("not_judged") is None and not record["passed"] and record["reference_value"] - record["value"] > 0.2

@@ -28,13 +28,17 @@ from model_specs.frnet.config import FRNetConfig
 # model_specs.centerpoint.scene's classes → AWML's t4dataset segmentation classes (class_mapping)
 SCENE_CLASSES = {"car": 5, "truck": 9, "bus": 6, "bicycle": 16, "pedestrian": 17}
 GROUND = 0  # drivable_surface
+UNSCORED = -1  # a point's label where it has none (a real scan without labels, or AWML's ignore_index): the metric skips it
+# azimuth steps of the specs' synthetic scans: 800 keep a full-size scan's frustum cells (~45 000) inside AWML's 60 000
+# profile; 400 fit frnet-tiny's 4 000 cells
+FULL_AZIMUTH_STEPS, TINY_AZIMUTH_STEPS = 800, 400
 BOX_MARGIN_M = 0.15  # a return on a box's face lies within range noise of it
 
 
 @dataclass(frozen=True)
 class LidarScan:
     points: np.ndarray  # [N, 4] float32 x, y, z, intensity in the sensor frame
-    labels: np.ndarray  # [N] int64 class indices
+    labels: np.ndarray  # [N] int64 class indices, UNSCORED where the point is not scored
     seed: int
 
 

@@ -7,15 +7,17 @@ from typing import Sequence
 import numpy as np
 from sklearn.metrics import jaccard_score
 
-from model_specs.frnet.data import LidarScan
+from model_specs.frnet.data import UNSCORED, LidarScan
 from pytest_awml.metric import MetricResult
 
 
 def miou(outputs: Sequence, samples: Sequence[LidarScan]) -> MetricResult:
-    """IoU per class present in the ground truth (``iou.<class index>``) and their mean; the pipeline's labels are its
-    ``(probabilities, labels)`` second half, one per original point."""
+    """IoU per class present in the ground truth (``iou.<class index>``) and their mean over the scored points (a label
+    of ``UNSCORED`` is skipped); the pipeline's labels are its ``(probabilities, labels)`` second half, one per original point."""
     truth = np.concatenate([scan.labels for scan in samples]) if samples else np.zeros(0, np.int64)
     predicted = np.concatenate([labels for _, labels in outputs]) if outputs else np.zeros(0, np.int64)
+    scored = truth != UNSCORED
+    truth, predicted = truth[scored], predicted[scored]
     present = np.unique(truth)
     if not len(truth):
         return MetricResult("mIoU", 0.0, 0)

@@ -10,14 +10,16 @@ changes); the task metric is mIoU (scikit-learn).
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
 
+from model_specs.frnet import real_scans
 from model_specs.frnet.config import FULL, TINY, FRNetConfig
-from model_specs.frnet.data import LidarScan, group, interpolate, lidar_scan
+from model_specs.frnet.data import FULL_AZIMUTH_STEPS, TINY_AZIMUTH_STEPS, LidarScan, group, interpolate, lidar_scan
 from model_specs.frnet.metric import miou
 from model_specs.frnet.mmconfig import to_frnet
 from model_specs.frnet.model import FRNet, seeded
@@ -101,14 +103,31 @@ def calibrated(cfg: FRNetConfig, seed: int, azimuth_steps: int) -> FRNet:
     return model
 
 
-def make_spec(name: str, cfg: FRNetConfig, azimuth_steps: int, latency: LatencySettings) -> ModelSpec:
+WEIGHTS = Path(__file__).with_name("weights")
+
+
+def _trained(path: Path) -> str:
+    made = json.loads(path.with_suffix(".json").read_text())
+    return (f"bundled trained weights {path.parent.name}/{path.name} ({made['steps']} steps on {made['trained_on']}; "
+            f"held-out mIoU {made['held_out_miou']:.2f})")
+
+
+def make_spec(name: str, cfg: FRNetConfig, azimuth_steps: int, latency: LatencySettings, weights: Path | None = None) -> ModelSpec:
+    """``weights``: a state_dict the model holds without ``--awml-checkpoint`` (else calibrated seeded weights)."""
     def configure(path: Path) -> ModelSpec:
-        """This spec rebuilt from AWML's training config (``--awml-config``); the profile stays the deploy config's."""
-        return make_spec(name, to_frnet(read_config(path), cfg), azimuth_steps, latency)
+        """This spec rebuilt from AWML's training config (``--awml-config``); the profile stays the deploy config's,
+        bundled weights only while the configuration is the bundled one."""
+        new = to_frnet(read_config(path), cfg)
+        return make_spec(name, new, azimuth_steps, latency, weights if new == cfg else None)
 
     def build_model(checkpoint: Path | None, seed: int) -> FRNet:
-        # a checkpoint, if given, is loaded into the architecture by the plugin
-        return seeded(cfg, seed) if checkpoint is not None else calibrated(cfg, seed, azimuth_steps)
+        if checkpoint is not None:  # loaded into the architecture by the plugin
+            return seeded(cfg, seed)
+        if weights is None:
+            return calibrated(cfg, seed, azimuth_steps)
+        model = seeded(cfg, seed)
+        model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True), strict=True)
+        return model.eval()
 
     def make_samples(count: int, seed: int) -> list[LidarScan]:
         return [lidar_scan(seed * 1000 + i, cfg, azimuth_steps) for i in range(count)]
@@ -118,11 +137,15 @@ def make_spec(name: str, cfg: FRNetConfig, azimuth_steps: int, latency: LatencyS
         name=name,
         description=(f"AWML's FRNet (lidar semantic segmentation, {cfg.lidar_h} rings, {cfg.lidar_h} x {cfg.frustum_w} frustum image, "
                      f"ResNet-{cfg.depth} blocks, {len(cfg.classes)} classes, per-point probabilities), from synthetic scans "
-                     "labelled by the boxes they hit; seeded weights unless a checkpoint is given"),
+                     "labelled by the boxes they hit; " + ("trained weights bundled (synthetic scans)" if weights is not None else "seeded weights")
+                     + " unless a checkpoint is given"),
+        default_weights=_trained(weights) if weights is not None else "",
         metric=MetricSpec(compute=miou, max_delta=MIOU_DELTA, min_compared=100),
         build_model=build_model,
         make_samples=make_samples,
         sample_kind="lidar scans with per-point labels",
+        load_data=real_scans.loader(cfg),
+        data_options=real_scans.OPTIONS,
         params={"model": cfg, "azimuth_steps": azimuth_steps},
         deploy_components={"end2end": "frnet"},  # AWML's deploy config (mmdeploy layout): one graph
         components=(Component(
@@ -143,6 +166,5 @@ def make_spec(name: str, cfg: FRNetConfig, azimuth_steps: int, latency: LatencyS
     )
 
 
-# 800 azimuth steps keep a scan's frustum cells (~45 000) inside AWML's 60 000 profile
-SPEC = make_spec("frnet", FULL, 800, LatencySettings(rounds=3, warmup_rounds=1))
-TINY_SPEC = make_spec("frnet-tiny", TINY, 400, LatencySettings(rounds=5, warmup_rounds=1))
+SPEC = make_spec("frnet", FULL, FULL_AZIMUTH_STEPS, LatencySettings(rounds=3, warmup_rounds=1))
+TINY_SPEC = make_spec("frnet-tiny", TINY, TINY_AZIMUTH_STEPS, LatencySettings(rounds=5, warmup_rounds=1), weights=WEIGHTS / "frnet-tiny.pt")

@@ -22,8 +22,8 @@ from typing import Mapping
 import numpy as np
 import torch
 
-from model_specs.frnet.config import TINY, FRNetConfig
-from model_specs.frnet.data import group, interpolate, lidar_scan
+from model_specs.frnet.config import FULL, TINY, FRNetConfig
+from model_specs.frnet.data import FULL_AZIMUTH_STEPS, TINY_AZIMUTH_STEPS, group, interpolate, lidar_scan
 from model_specs.frnet.mmconfig import to_frnet
 from model_specs.frnet.model import FRNet
 from model_specs.mmconfig import read_config
@@ -46,7 +46,8 @@ class Plan:
     model_seed: int = 2024
 
 
-PLANS = (Plan("frnet-tiny", "frnet_tiny.py", TINY, azimuth_steps=400, scan_seed=81),)
+PLANS = (Plan("frnet-tiny", "frnet_tiny.py", TINY, azimuth_steps=TINY_AZIMUTH_STEPS, scan_seed=81),
+         Plan("frnet", "frnet_t4dataset_ot128.py", FULL, azimuth_steps=FULL_AZIMUTH_STEPS, scan_seed=82))
 
 
 def awml_inputs(points: np.ndarray, values: Mapping, model) -> tuple[dict[str, torch.Tensor], int]:

@@ -9,12 +9,15 @@ mmpretrain's own transforms, in every CI run.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from model_specs.mmconfig import read_config
+from model_specs.mobilenetv2 import real_frames
 from model_specs.mobilenetv2.config import CAR, CAR_TINY, PEDESTRIAN, PEDESTRIAN_TINY, ClassifierConfig
 from model_specs.mobilenetv2.data import TrafficLightFrame, crops, traffic_light_frame
 from model_specs.mobilenetv2.metric import top1
@@ -92,13 +95,28 @@ def _hints(cfg: ClassifierConfig):
     return checkpoint_hints
 
 
-def make_spec(name: str, cfg: ClassifierConfig, latency: LatencySettings) -> ModelSpec:
+WEIGHTS = Path(__file__).with_name("weights")
+
+
+def _trained(path: Path) -> str:
+    made = json.loads(path.with_suffix(".json").read_text())
+    return (f"bundled trained weights {path.parent.name}/{path.name} (cross-entropy, {made['epochs']} epochs on {made['trained_on']}; "
+            f"held-out accuracy {made['held_out_accuracy']:.2f}, chance {made['chance']:.2f})")
+
+
+def make_spec(name: str, cfg: ClassifierConfig, latency: LatencySettings, weights: Path | None = None) -> ModelSpec:
+    """``weights``: a state_dict the model holds without ``--awml-checkpoint`` (else seeded weights)."""
     def configure(path: Path) -> ModelSpec:
-        """This spec rebuilt from AWML's training config (``--awml-config``)."""
-        return make_spec(name, to_classifier(read_config(path), cfg), latency)
+        """This spec rebuilt from AWML's training config (``--awml-config``); bundled weights only while the configuration
+        is the bundled one."""
+        new = to_classifier(read_config(path), cfg)
+        return make_spec(name, new, latency, weights if new == cfg else None)
 
     def build_model(checkpoint: Path | None, seed: int) -> TrafficLightClassifier:
-        return seeded(cfg, seed)  # a checkpoint, if given, is loaded into it by the plugin
+        model = seeded(cfg, seed)  # a checkpoint, if given, is loaded into it by the plugin
+        if checkpoint is None and weights is not None:
+            model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True), strict=True)
+        return model.eval()
 
     def make_samples(count: int, seed: int) -> list[TrafficLightFrame]:
         return [traffic_light_frame(seed * 1000 + i, cfg.classes) for i in range(count)]
@@ -108,11 +126,16 @@ def make_spec(name: str, cfg: ClassifierConfig, latency: LatencySettings) -> Mod
         name=name,
         description=(f"AWML's traffic-light classifier (mmpretrain MobileNetV2 x{cfg.widen_factor:g}, {len(cfg.classes)} classes, "
                      f"{size} x {size} crops of the lights' boxes, softmax out as mmdeploy exports it), one graph per static batch "
-                     f"({', '.join(map(str, BATCHES.values()))}); seeded weights unless a checkpoint is given"),
+                     f"({', '.join(map(str, BATCHES.values()))}); "
+                     + ("trained weights bundled (synthetic frames)" if weights is not None else "seeded weights")
+                     + " unless a checkpoint is given"),
+        default_weights=_trained(weights) if weights is not None else "",
         metric=MetricSpec(compute=top1, max_delta=ACCURACY_DELTA, min_compared=2),
         build_model=build_model,
         make_samples=make_samples,
         sample_kind="camera frames with traffic-light boxes",
+        load_data=real_frames.loader(cfg),
+        data_options=real_frames.OPTIONS,
         params={"model": cfg},
         deploy_components={"end2end": COMPONENT},  # mmdeploy's one graph
         components=(Component(
@@ -136,5 +159,5 @@ def make_spec(name: str, cfg: ClassifierConfig, latency: LatencySettings) -> Mod
 LATENCY = LatencySettings(rounds=5, warmup_rounds=1)
 CAR_SPEC = make_spec("mobilenetv2-car", CAR, LATENCY)
 PEDESTRIAN_SPEC = make_spec("mobilenetv2-pedestrian", PEDESTRIAN, LATENCY)
-CAR_TINY_SPEC = make_spec("mobilenetv2-car-tiny", CAR_TINY, LATENCY)
-PEDESTRIAN_TINY_SPEC = make_spec("mobilenetv2-pedestrian-tiny", PEDESTRIAN_TINY, LATENCY)
+CAR_TINY_SPEC = make_spec("mobilenetv2-car-tiny", CAR_TINY, LATENCY, weights=WEIGHTS / "mobilenetv2-car-tiny.pt")
+PEDESTRIAN_TINY_SPEC = make_spec("mobilenetv2-pedestrian-tiny", PEDESTRIAN_TINY, LATENCY, weights=WEIGHTS / "mobilenetv2-pedestrian-tiny.pt")
