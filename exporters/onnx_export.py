@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from exporters.errors import ExportError
-from exporters.plugins import plugin_ops, prefix_before_plugins
+from exporters.plugins import parser_plugin_ops, plugin_ops, prefix_before_plugins
 from exporters.signature import Dim, TensorSpec
 
 log = logging.getLogger(__name__)
@@ -74,13 +74,15 @@ def export_onnx(
     options: OnnxOptions = OnnxOptions(),
     metadata: Mapping[str, str] | None = None,
     plugins: Sequence[str] = (),
+    parser_plugins: Sequence[str] = (),
 ) -> OnnxExportReport:
     """Export ``module`` called on ``example_inputs`` to ``path`` and prove the file is sound.
 
     Steps, each wrapped in :class:`ExportError` naming ``component`` and the step: export, stamp
     metadata and IR version, ``onnx.checker`` (full check), strict shape inference, signature check
     against ``inputs``/``outputs`` (names, order, static and dynamic dims), TensorRT plugin nodes against
-    ``plugins`` (the op types the module's symbolics write in :data:`~exporters.plugins.PLUGIN_DOMAIN`),
+    ``plugins`` (the op types the module's symbolics write in :data:`~exporters.plugins.PLUGIN_DOMAIN`) and
+    ``parser_plugins`` (the plugin-library creators TensorRT's parser needs for standard ops),
     ONNX Runtime load (of the graph up to the plugin nodes, which only TensorRT runs).
     """
     import onnx
@@ -159,6 +161,11 @@ def export_onnx(
         found = plugin_ops(model)
         if found != tuple(sorted(plugins)):
             current.fail(f"the graph carries TensorRT plugin op(s) {list(found)}, the spec declares {sorted(plugins)}")
+        library = parser_plugin_ops(model)
+        if library != tuple(sorted(parser_plugins)):
+            current.fail(f"TensorRT's parser builds standard op(s) of this graph from its plugin library's {list(library)} "
+                         f"creator(s) (exporters.plugins.PARSED_AS_PLUGIN), the spec declares {sorted(parser_plugins)}: "
+                         "set the component's parser_plugins to what the graph needs")
 
     with step("onnxruntime load"):
         import onnxruntime

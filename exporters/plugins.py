@@ -14,6 +14,12 @@ from collections.abc import Iterable
 from pathlib import Path
 
 PLUGIN_DOMAIN = "TRT"
+# Standard ONNX ops that TensorRT's ONNX parser imports through a creator of its standard plugin library, not a core
+# layer, when an attribute leaves the core's one value: ScatterElements with a reduction (TensorRT's core scatter
+# writes, its library's ScatterElements creator reduces with add/mul/min/max; FRNet's scatter-max is one). A runtime
+# without that library (TensorRT-RTX) rejects the node at parse ("Unsupported reduction type", no node named).
+# op type -> (attribute, the value the core handles, the creator's name)
+PARSED_AS_PLUGIN = {"ScatterElements": ("reduction", "none", "ScatterElements")}
 
 
 def plugin_ops(model) -> tuple[str, ...]:
@@ -23,6 +29,25 @@ def plugin_ops(model) -> tuple[str, ...]:
     if not isinstance(model, onnx.ModelProto):
         model = onnx.load(str(model), load_external_data=False)
     return tuple(sorted({node.op_type for node in model.graph.node if node.domain == PLUGIN_DOMAIN}))
+
+
+def parser_plugin_ops(model) -> tuple[str, ...]:
+    """The creators of TensorRT's standard plugin library that the parser needs for ``model``'s standard-domain
+    nodes (:data:`PARSED_AS_PLUGIN`; an ``onnx.ModelProto`` or a path), sorted."""
+    import onnx
+
+    if not isinstance(model, onnx.ModelProto):
+        model = onnx.load(str(model), load_external_data=False)
+    needed = set()
+    for node in model.graph.node:
+        rule = PARSED_AS_PLUGIN.get(node.op_type) if node.domain in ("", "ai.onnx") else None
+        if rule is None:
+            continue
+        attribute, core, creator = rule
+        value = next((onnx.helper.get_attribute_value(a) for a in node.attribute if a.name == attribute), core.encode())
+        if (value.decode() if isinstance(value, bytes) else str(value)) != core:
+            needed.add(creator)
+    return tuple(sorted(needed))
 
 
 def prefix_before_plugins(path: Path, out: Path) -> tuple[str, ...]:

@@ -121,7 +121,8 @@ class Plan:
                                     if (fmt := self.backends.get(target.backend).artifact_format(target.precision)) is not None)
             for fmt in formats:
                 builder = self.builders.get(fmt)
-                skip = builder.unavailable_reason(self.options.device) or builder.plugins_unavailable(component.plugins)
+                skip = (builder.unavailable_reason(self.options.device) or builder.plugins_unavailable(component.plugins)
+                        or builder.parser_plugins_unavailable(component.parser_plugins))
                 yield Case(spec, component, format=fmt, skip=skip or "")
 
     def _parity(self) -> Iterator[Case]:
@@ -176,7 +177,8 @@ class Plan:
                 yield Case(spec, component, target, skip=skip or self._plugins_skip(target, component))
 
     def _plugins_skip(self, target: Target, component: Component) -> str:
-        return self.backends.get(target.backend).plugins_unavailable(component.plugins) or ""
+        backend = self.backends.get(target.backend)
+        return backend.plugins_unavailable(component.plugins) or backend.parser_plugins_unavailable(component.parser_plugins) or ""
 
     def _pipeline_parity(self) -> Iterator[Case]:
         return (case for case in self._pipeline_latency() if case.target != REFERENCE)

@@ -74,6 +74,7 @@ class Component:
     drift: Mapping[str, Tolerance] = field(default_factory=lambda: {ANY_OUTPUT: Tolerance(atol=1e-5, rtol=1e-5)})
     trend: TrendSettings = TrendSettings()
     plugins: tuple[str, ...] = ()
+    parser_plugins: tuple[str, ...] = ()
     fed_by: FedBy | None = None
     static_shapes: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
     make_feed: Callable[[Mapping[str, int], int], Mapping[str, Any]] | None = None
@@ -82,6 +83,7 @@ class Component:
     def __post_init__(self) -> None:
         object.__setattr__(self, "static_shapes", MappingProxyType({k: MappingProxyType(dict(v)) for k, v in self.static_shapes.items()}))
         object.__setattr__(self, "plugins", tuple(self.plugins))
+        object.__setattr__(self, "parser_plugins", tuple(self.parser_plugins))
         object.__setattr__(self, "inputs", tuple(self.inputs))
         object.__setattr__(self, "outputs", tuple(self.outputs))
         object.__setattr__(self, "tolerances", _frozen_table(self.tolerances))

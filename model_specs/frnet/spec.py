@@ -159,6 +159,9 @@ def make_spec(name: str, cfg: FRNetConfig, azimuth_steps: int, latency: LatencyS
             onnx=OnnxOptions(opset=cfg.opset),
             latency=latency,
             make_feed=feed(cfg),
+            # the frustum encoder's scatter-max (AWML's own scatter_reduce amax) exports as ScatterElements with a
+            # reduction, which TensorRT builds from its plugin library (TensorRT-RTX has none: its builds skip)
+            parser_plugins=("ScatterElements",),
         ),),
         pipeline=PipelineSpec(build=lambda model, runners: Segment(cfg, runners["frnet"]), compare=compare, latency=latency,
                               stage_components={"model": "frnet"}),

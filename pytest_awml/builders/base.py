@@ -117,6 +117,11 @@ class ArtifactBuilder(ABC):
         or None. ONNX files carry plugin nodes as they are; TensorRT builders override this."""
         return None
 
+    def parser_plugins_unavailable(self, plugins: tuple[str, ...]) -> str | None:
+        """Why a graph whose standard ops TensorRT's parser builds from its plugin library's creators ``plugins``
+        (``Component.parser_plugins``) cannot be built into this format here, or None: only engines need them."""
+        return None
+
     @abstractmethod
     def filename(self, component: Component) -> str: ...
 

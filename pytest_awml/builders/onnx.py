@@ -59,4 +59,5 @@ class OnnxBuilder(ArtifactBuilder):
         metadata = {**dict(component.onnx.metadata), "spec": spec.name, "spec_hash": fingerprint(spec, component),
                     "weights_sha256": loaded.weights_sha256}
         export_onnx(component.extract(loaded.model), example, path, component=context.label, inputs=component.inputs,
-                    outputs=component.outputs, options=component.onnx, metadata=metadata, plugins=component.plugins)
+                    outputs=component.outputs, options=component.onnx, metadata=metadata, plugins=component.plugins,
+                    parser_plugins=component.parser_plugins)

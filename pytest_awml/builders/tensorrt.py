@@ -71,6 +71,9 @@ class EngineBuilder(ArtifactBuilder):
             return OnnxInt8Builder().plugins_unavailable(plugins)
         return self.flavor.plugins_missing(plugins)
 
+    def parser_plugins_unavailable(self, plugins: tuple[str, ...]) -> str | None:
+        return self.flavor.plugins_missing(plugins)
+
     def onnx_graph(self) -> str | None:
         return self.graph_format
 

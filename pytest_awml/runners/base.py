@@ -203,3 +203,8 @@ class Backend(ABC):
             return None
         return (f"{self.name} has no kernel for the TensorRT plugin op(s) {', '.join(plugins)} this graph carries: "
                 "a TensorRT backend whose plugin registry holds them runs it")
+
+    def parser_plugins_unavailable(self, plugins: tuple[str, ...]) -> str | None:
+        """Why this backend cannot run a graph whose standard ops TensorRT builds from its plugin library's creators
+        ``plugins``, or None: other backends run the standard ops themselves."""
+        return None

@@ -180,6 +180,9 @@ class TensorRTBackend(Backend):
     def plugins_unavailable(self, plugins: tuple[str, ...]) -> str | None:
         return self.flavor.plugins_missing(plugins)
 
+    def parser_plugins_unavailable(self, plugins: tuple[str, ...]) -> str | None:
+        return self.flavor.plugins_missing(plugins)
+
     def artifact_format(self, precision: Precision) -> str | None:
         return engine_format(precision, self.flavor)
 
