@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import weakref
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -90,6 +90,24 @@ class _Copies:
         return kept
 
 
+def run_hooked(module, feed: Sequence[np.ndarray], hooks: Callable[[str], tuple[Any, Any]]) -> None:
+    """Run ``module`` (CPU, float32) once on ``feed`` (its positional inputs) with ``hooks(name)``'s (forward
+    pre-hook, forward hook) on every named module, removed again whatever happens: the one walk both the
+    localizer's judging and the recording of module calls make."""
+    import torch
+
+    handles = []
+    for name, sub in module.named_modules():
+        before, after = hooks(name)
+        handles += [sub.register_forward_pre_hook(before), sub.register_forward_hook(after)]
+    try:
+        with torch.no_grad():  # not inference_mode: its tensors keep no version counter, which tells in-place changes
+            module.eval()(*torch_feed(feed))
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
 def module_calls(module, feed: Sequence[np.ndarray], probed: int | None = None) -> list[ModuleCall]:
     """Run ``module`` on ``feed`` (its positional inputs, the reference's way: CPU, float32) with a hook on every
     module, and return each call in the order the calls ended (a submodule before the module that called it).
@@ -98,30 +116,19 @@ def module_calls(module, feed: Sequence[np.ndarray], probed: int | None = None) 
     output its last child's); one changed in place since (its version counter moved: ``ReLU(inplace=True)``) is
     copied again. ``probed``: keep each tensor's :func:`probe` of that many elements instead (drift's layers: a
     full-size model's calls in a few MB rather than every activation at once)."""
-    import torch
-
     copies = _Copies(probed)
     started: dict[int, list[list[np.ndarray]]] = {}
     calls: list[ModuleCall] = []
-    handles = []
 
     def before(mod, args):
         started.setdefault(id(mod), []).append(copies.of(args))
 
-    def after(name: str):
-        def hook(mod, args, output):
+    def hooks(name: str) -> tuple[Any, Any]:
+        def after(mod, args, output):
             calls.append(ModuleCall(name, tuple(started[id(mod)].pop()), tuple(copies.of(output))))
-        return hook
+        return before, after
 
-    for name, sub in module.named_modules():
-        handles.append(sub.register_forward_pre_hook(before))
-        handles.append(sub.register_forward_hook(after(name)))
-    try:
-        with torch.no_grad():  # not inference_mode: its tensors keep no version counter, which tells in-place changes
-            module.eval()(*torch_feed(feed))
-    finally:
-        for handle in handles:
-            handle.remove()
+    run_hooked(module, feed, hooks)
     return calls
 
 

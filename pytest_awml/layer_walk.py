@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from pytest_awml.divergence import NO_NODE, NOT_MATCHED, Divergence, LayerRow, Localization
-from pytest_awml.intermediates import floats, host, torch_feed
+from pytest_awml.intermediates import floats, host, run_hooked
 from pytest_awml.layer_rule import Judged, LayerRule, PairJudge
 from pytest_awml.onnx_scopes import ROOT, module_of
 
@@ -219,11 +219,8 @@ def localize(module, feed: Sequence[np.ndarray], graph: Any, values: Mapping[str
              graph_format: str, sample: int) -> Localization:
     """Run ``module`` (the reference: CPU, float32) on ``feed`` (its positional inputs), judge every call against
     ``graph``'s tensors ``values`` as it ends (see the module's docstring) and name the first divergence."""
-    import torch
-
     walk = _Walk(graph, values, rule, [name for name, _ in module.named_modules()])
     started: dict[int, list[_Start | None]] = defaultdict(list)
-    handles = []
 
     def hooks(name: str) -> tuple[Any, Any]:
         def before(mod, args):
@@ -233,15 +230,7 @@ def localize(module, feed: Sequence[np.ndarray], graph: Any, values: Mapping[str
             walk.after(name, started[id(mod)].pop(), output)
         return before, after
 
-    for name, sub in module.named_modules():
-        before, after = hooks(name)
-        handles += [sub.register_forward_pre_hook(before), sub.register_forward_hook(after)]
-    try:
-        with torch.no_grad():  # not inference_mode: its tensors keep no version counter, which tells in-place changes
-            module.eval()(*torch_feed(feed))
-    finally:
-        for handle in handles:
-            handle.remove()
+    run_hooked(module, feed, hooks)
     walk.settle()
     first = None if walk.first is None else replace(walk.first, graph=graph_format)
     return Localization(tuple(walk.rows), first, graph_format, sample, rule, replay=walk.replay,
