@@ -10,7 +10,6 @@ classes (what mmpretrain's LinearClsHead trains with). Runs on the CPU in minute
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 import time
@@ -22,6 +21,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from model_specs.bundled_weights import write_weights  # noqa: E402
 from model_specs.calibration.config import TINY  # noqa: E402
 from model_specs.calibration.data import calibration_frame, fuse  # noqa: E402
 from model_specs.calibration.model import seeded  # noqa: E402
@@ -78,14 +78,10 @@ def main(argv=None) -> int:
             accuracy = float((model(x_held).argmax(1) == y_held).float().mean())
         model.train()
         log.info("epoch %d loss %.4f held-out accuracy %.3f", epoch, np.mean(losses), accuracy)
-    model.eval()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({k: v.detach().clone() for k, v in model.state_dict().items()}, args.out)
     meta = {"trained_on": f"{args.frames} synthetic {height}x{width} camera + lidar frames, half miscalibrated as AWML's "
                           f"transform does (seeds from {base})", "loss": "cross-entropy", "epochs": args.epochs, "batch": args.batch,
-            "lr": args.lr, "seed": args.seed, "steps": steps, "held_out_accuracy": accuracy,
-            "seconds": round(time.perf_counter() - start, 1), "torch": torch.__version__}
-    args.out.with_suffix(".json").write_text(json.dumps(meta, indent=1) + "\n")
+            "lr": args.lr, "seed": args.seed, "steps": steps, "held_out_accuracy": accuracy}
+    meta = write_weights(model, args.out, meta, start)
     log.info("wrote %s: %s", args.out, meta)
     return 0
 

@@ -14,7 +14,6 @@ still remember the seeded ones). Runs on the CPU in minutes; reproducible from `
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 import time
@@ -26,6 +25,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from model_specs.bundled_weights import write_weights  # noqa: E402
 from model_specs.frnet.config import TINY  # noqa: E402
 from model_specs.frnet.data import TINY_AZIMUTH_STEPS, lidar_scan, network_inputs  # noqa: E402
 from model_specs.frnet.metric import miou  # noqa: E402
@@ -95,14 +95,11 @@ def main(argv=None) -> int:
             module.momentum = TINY.norm[1]
     score = miou(labels_of(model, held), held)
     log.info("after BatchNorm re-estimation: held-out mIoU %.3f %s", score.value, dict(score.details))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({k: v.detach().clone() for k, v in model.state_dict().items()}, args.out)
     meta = {"trained_on": f"{args.scans} synthetic {TINY.lidar_h}-ring labelled scans ({azimuth_steps} azimuth steps; seeds from {base})",
             "loss": "cross-entropy on the scan's points, inverse square-root class frequency weights", "epochs": args.epochs,
             "lr": args.lr, "seed": args.seed, "steps": steps, "held_out_miou": round(score.value, 4),
-            "held_out_iou": {k: round(v, 4) for k, v in score.details.items()},
-            "seconds": round(time.perf_counter() - start, 1), "torch": torch.__version__}
-    args.out.with_suffix(".json").write_text(json.dumps(meta, indent=1) + "\n")
+            "held_out_iou": {k: round(v, 4) for k, v in score.details.items()}}
+    meta = write_weights(model, args.out, meta, start)
     log.info("wrote %s: %s", args.out, meta)
     return 0
 

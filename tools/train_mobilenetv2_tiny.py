@@ -14,7 +14,6 @@ differ only by their arrows cannot be told apart and the car classifier's accura
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 import time
@@ -26,6 +25,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from model_specs.bundled_weights import write_weights  # noqa: E402
 from model_specs.mobilenetv2.config import CAR_TINY, PEDESTRIAN_TINY  # noqa: E402
 from model_specs.mobilenetv2.data import crops, traffic_light_frame  # noqa: E402
 from model_specs.mobilenetv2.model import seeded  # noqa: E402
@@ -83,15 +83,11 @@ def main(argv=None) -> int:
             accuracy = float((model.logits(x_held).argmax(1) == y_held).float().mean())
         model.train()
         log.info("epoch %d loss %.4f held-out accuracy %.3f", epoch, np.mean(losses), accuracy)
-    model.eval()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({k: v.detach().clone() for k, v in model.state_dict().items()}, args.out)
     meta = {"trained_on": f"{len(x)} lights of {args.frames} synthetic frames, cropped to {cfg.image_size} x {cfg.image_size} "
                           f"as AWML's pipeline does (seeds from {base})",
             "loss": "cross-entropy", "epochs": args.epochs, "batch": args.batch, "lr": args.lr, "seed": args.seed, "steps": steps,
-            "held_out_accuracy": round(accuracy, 4), "chance": round(1 / len(cfg.classes), 4),
-            "seconds": round(time.perf_counter() - start, 1), "torch": torch.__version__}
-    args.out.with_suffix(".json").write_text(json.dumps(meta, indent=1) + "\n")
+            "held_out_accuracy": round(accuracy, 4), "chance": round(1 / len(cfg.classes), 4)}
+    meta = write_weights(model, args.out, meta, start)
     log.info("wrote %s: %s", args.out, meta)
     return 0
 

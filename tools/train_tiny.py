@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import logging
 import math
 import sys
@@ -26,9 +25,10 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from model_specs.bundled_weights import write_weights  # noqa: E402
 from model_specs.centerpoint.mmconfig import read_config, to_centerpoint  # noqa: E402
 from model_specs.centerpoint.mmdet3d_peer import build_peer, peer_model_dict  # noqa: E402
-from model_specs.centerpoint.scene import SceneConfig, make_scene  # noqa: E402
+from model_specs.centerpoint.scene import make_scene  # noqa: E402
 from model_specs.centerpoint.spec import TINY_SPEC  # noqa: E402
 from model_specs.centerpoint.voxelize import densify  # noqa: E402
 
@@ -110,16 +110,12 @@ def main(argv=None) -> int:
         history.append(float(loss.detach()))
         if step % 100 == 0 or step == args.steps - 1:
             log.info("step %d loss %.4f (%.0f s)", step, np.mean(history[-100:]), time.perf_counter() - start)
-    state = {k: v.detach().cpu() for k, v in model.eval().state_dict().items()}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(state, args.out)
     meta = {"trained_on": f"{args.scenes} synthetic ray-cast scenes (seeds from {SCENE_SEED_BASE + args.seed * args.scenes}), "
                           "current + 1 past sweep, random rotation and flip",
             "loss": "mmdet3d CenterHead (Gaussian focal + L1), built from " + str(CONFIG.relative_to(ROOT)),
             "steps": args.steps, "batch": args.batch, "lr": args.lr, "seed": args.seed, "device": args.device,
-            "seconds": round(time.perf_counter() - start, 1), "final_loss": float(np.mean(history[-100:])),
-            "torch": torch.__version__}
-    args.out.with_suffix(".json").write_text(json.dumps(meta, indent=1) + "\n")
+            "final_loss": float(np.mean(history[-100:]))}
+    meta = write_weights(model, args.out, meta, start)
     log.info("wrote %s: %s", args.out, meta)
     return 0
 

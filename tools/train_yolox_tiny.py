@@ -17,7 +17,6 @@ horizontal flip only. Runs on the CPU in minutes; reproducible from ``--seed``:
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
 import sys
@@ -31,6 +30,7 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from model_specs.bundled_weights import write_weights  # noqa: E402
 from model_specs.yolox.config import TINY  # noqa: E402
 from model_specs.yolox.data import FrameTruth, camera_frames, letterbox_scale, network_input  # noqa: E402
 from model_specs.yolox.metric import coco_ap  # noqa: E402
@@ -165,8 +165,6 @@ def main(argv=None) -> int:
             log.info("step %d loss %.4f (%.0f s)", step, np.mean(history[-50:]), time.perf_counter() - start)
     ap50, ap = held_out_ap(model, held_images, held_truths, scale, args.batch)
     log.info("held-out AP@0.5 %.3f AP@[.5:.95] %.3f (seeded: %.3f, %.3f)", ap50, ap, *seeded_ap)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({k: v.detach().clone() for k, v in model.eval().state_dict().items()}, args.out)
     meta = {"trained_on": f"{len(images)} synthetic {TINY.camera_size[1]}x{TINY.camera_size[0]} camera frames ({args.scenes} scenes x "
                           f"{CAMERAS} cameras, seeds from {base}) with their ground-truth 2D boxes, random horizontal flip",
             "loss": "YOLOX (objectness BCE, IoU-scaled class BCE, 5 x (1 - IoU^2)) with a centre-prior assignment instead of SimOTA",
@@ -174,8 +172,8 @@ def main(argv=None) -> int:
             "held_out": f"{len(held_images)} frames ({HELD_OUT} scenes x {CAMERAS} cameras, seeds from {base + args.scenes}), mmdet decoder, COCOeval",
             "held_out_ap50": round(ap50, 4), "held_out_ap": round(ap, 4),
             "seeded_held_out_ap50": round(seeded_ap[0], 4), "seeded_held_out_ap": round(seeded_ap[1], 4),
-            "seconds": round(time.perf_counter() - start, 1), "final_loss": float(np.mean(history[-50:])), "torch": torch.__version__}
-    args.out.with_suffix(".json").write_text(json.dumps(meta, indent=1) + "\n")
+            "final_loss": float(np.mean(history[-50:]))}
+    meta = write_weights(model, args.out, meta, start)
     log.info("wrote %s: %s", args.out, meta)
     return 0
 

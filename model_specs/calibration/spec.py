@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import dataclasses
 import math
-
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import torch
 
-from model_specs.calibration.facts import config_facts
+from model_specs.bundled_weights import load_weights
 from model_specs.calibration.config import FULL, TINY, CalibrationConfig
 from model_specs.calibration.data import CalibrationFrame, calibration_frame, fuse
+from model_specs.calibration.facts import config_facts
 from model_specs.calibration.mmconfig import to_calibration
 from model_specs.calibration.model import CalibrationClassifier, seeded
 from model_specs.mmconfig import read_config
@@ -120,9 +120,7 @@ def make_spec(name: str, cfg: CalibrationConfig, batch: Dim, height: Dim, width:
 
     def build_model(checkpoint: Path | None, seed: int) -> CalibrationClassifier:
         model = seeded(cfg, seed)  # a checkpoint, if given, is loaded into it by the plugin
-        if checkpoint is None and weights is not None:
-            model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True), strict=True)
-        return model.eval()
+        return load_weights(model, weights) if checkpoint is None and weights is not None else model.eval()
 
     def make_samples(count: int, seed: int) -> list[CalibrationFrame]:
         """Frames at the profile's smallest size, ``miscalibration_probability`` of them miscalibrated, spread evenly

@@ -14,14 +14,15 @@ from typing import Mapping
 import numpy as np
 import torch
 
+from model_specs.bundled_weights import load_weights
 from model_specs.centerpoint import data
 from model_specs.centerpoint.autoware import AutowareSettings, node_config, write_bundle
 from model_specs.centerpoint.autoware_decode import AutowareDecoder
-from model_specs.centerpoint.decode import decode
-from model_specs.centerpoint.metric import metric
-from model_specs.centerpoint.facts import config_facts
-from model_specs.centerpoint.mmconfig import read_config, to_centerpoint
 from model_specs.centerpoint.config import FULL, TINY, CenterPointConfig
+from model_specs.centerpoint.decode import decode
+from model_specs.centerpoint.facts import config_facts
+from model_specs.centerpoint.metric import metric
+from model_specs.centerpoint.mmconfig import read_config, to_centerpoint
 from model_specs.centerpoint.model import BackboneNeckHeadExport, CenterPoint, VoxelEncoderExport, calibrate_heatmap, seeded
 from model_specs.centerpoint.pipeline import CenterPointPipeline, DetectionLimits, comparator, pad_pillars
 from model_specs.centerpoint.scene import Scene, SceneConfig, make_scene
@@ -95,8 +96,7 @@ def _build(cfg: CenterPointConfig, scene: SceneConfig, weights: Path | None):
         if checkpoint is not None:
             return model  # the plugin loads the checkpoint into it; calibration is for seeded weights only
         if weights is not None:
-            model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True), strict=True)
-            return model.eval()
+            return load_weights(model, weights)
         canvas = _backbone_inputs(cfg)(model, make_scene(CALIBRATION_SEED, scene))["spatial_features"]
         calibrate_heatmap(model, canvas, cfg.calibration_detections, cfg.score_threshold)
         return model.eval()

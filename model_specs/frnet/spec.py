@@ -17,6 +17,7 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 import torch
 
+from model_specs.bundled_weights import load_weights
 from model_specs.frnet import real_scans
 from model_specs.frnet.config import FULL, TINY, FRNetConfig
 from model_specs.frnet.data import FULL_AZIMUTH_STEPS, TINY_AZIMUTH_STEPS, LidarScan, group, interpolate, lidar_scan
@@ -125,9 +126,7 @@ def make_spec(name: str, cfg: FRNetConfig, azimuth_steps: int, latency: LatencyS
             return seeded(cfg, seed)
         if weights is None:
             return calibrated(cfg, seed, azimuth_steps)
-        model = seeded(cfg, seed)
-        model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True), strict=True)
-        return model.eval()
+        return load_weights(seeded(cfg, seed), weights)
 
     def make_samples(count: int, seed: int) -> list[LidarScan]:
         return [lidar_scan(seed * 1000 + i, cfg, azimuth_steps) for i in range(count)]

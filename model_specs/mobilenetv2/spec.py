@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import torch
 
+from model_specs.bundled_weights import load_weights
 from model_specs.mmconfig import read_config
 from model_specs.mobilenetv2 import real_frames
 from model_specs.mobilenetv2.config import CAR, CAR_TINY, PEDESTRIAN, PEDESTRIAN_TINY, ClassifierConfig
@@ -114,9 +114,7 @@ def make_spec(name: str, cfg: ClassifierConfig, latency: LatencySettings, weight
 
     def build_model(checkpoint: Path | None, seed: int) -> TrafficLightClassifier:
         model = seeded(cfg, seed)  # a checkpoint, if given, is loaded into it by the plugin
-        if checkpoint is None and weights is not None:
-            model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True), strict=True)
-        return model.eval()
+        return load_weights(model, weights) if checkpoint is None and weights is not None else model.eval()
 
     def make_samples(count: int, seed: int) -> list[TrafficLightFrame]:
         return [traffic_light_frame(seed * 1000 + i, cfg.classes) for i in range(count)]

@@ -17,13 +17,15 @@ from typing import Mapping, Sequence
 
 import torch
 
+from model_specs.bundled_weights import load_weights
 from model_specs.mmconfig import read_config
-from model_specs.yolox.facts import config_facts
 from model_specs.yolox.config import FULL, TINY, YoloxConfig
-from model_specs.yolox.efficient_nms import OUTPUTS as NMS_OUTPUTS, PLUGIN, DecodedYolox, EfficientNmsConfig, YoloxWithEfficientNms
 from model_specs.yolox.data import CameraFrames, camera_frames, letterbox_scale, network_input
-from model_specs.yolox.mmconfig import to_yolox
+from model_specs.yolox.efficient_nms import OUTPUTS as NMS_OUTPUTS
+from model_specs.yolox.efficient_nms import PLUGIN, DecodedYolox, EfficientNmsConfig, YoloxWithEfficientNms
+from model_specs.yolox.facts import config_facts
 from model_specs.yolox.metric import metric
+from model_specs.yolox.mmconfig import to_yolox
 from model_specs.yolox.model import CALIBRATION_SEED, YoloxElan, calibrated, seeded  # noqa: F401 (CALIBRATION_SEED: its old home)
 from model_specs.yolox.postprocess import DECODERS, Limits2D, comparator, decode
 from pytest_awml.metric import MetricSpec
@@ -136,9 +138,7 @@ def make_spec(name: str, cfg: YoloxConfig, batch: Dim | int, latency: LatencySet
         if checkpoint is not None:  # the plugin loads the checkpoint into this architecture
             return seeded(cfg, seed).eval()
         if weights is not None:
-            model = seeded(cfg, seed)
-            model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True), strict=True)
-            return model.eval()
+            return load_weights(seeded(cfg, seed), weights)
         return calibrated(cfg, seed)
 
     def make_samples(count: int, seed: int) -> Sequence[CameraFrames]:
