@@ -113,6 +113,14 @@ def reference_weights(shapes: list[tuple[str, tuple[int, ...]]], seed: int) -> d
     return state
 
 
+def seed_peer(model: torch.nn.Module, seed: int) -> tuple[list[tuple[str, tuple[int, ...]]], dict[str, torch.Tensor]]:
+    """Load :func:`reference_weights` of ``seed`` into an upstream ``model`` (strictly, in its state_dict's order) and
+    return (its key/shape list, a copy of the state it now holds): what a recording stores of the weights it ran with."""
+    shapes = [(k, tuple(v.shape)) for k, v in model.state_dict().items()]
+    model.load_state_dict(reference_weights(shapes, seed), strict=True)
+    return shapes, {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
 def max_abs(a: np.ndarray, b: np.ndarray) -> float:
     """max |a - b|, or inf when the shapes differ or there is nothing to compare."""
     a, b = np.asarray(a), np.asarray(b)

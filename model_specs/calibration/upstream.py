@@ -3,7 +3,7 @@ classifier is proven against.
 
 ``record_plan`` (needs mmpretrain, mmengine and AWML's ``autoware_ml`` importable; run by
 ``tools/record_upstream.py`` and by the opt-in live test) builds mmpretrain's classifier from a training
-config file through ``--awml-config``'s reader, gives it seeded weights (:func:`reference_weights`),
+config file through ``--awml-config``'s reader, gives it seeded weights (:func:`seed_peer`),
 writes a calibrated and a miscalibrated synthetic frame to files (a PNG, a 5-column lidar ``.bin``, the
 camera matrix and lidar-to-camera transform of an info entry) and runs AWML's own transform on them
 (test mode, as its deploy script does), then the classifier as AWML exports it (``model(input)``,
@@ -26,7 +26,7 @@ from model_specs.calibration.data import CalibrationFrame, calibration_frame, fu
 from model_specs.calibration.mmconfig import TRANSFORM, to_calibration
 from model_specs.calibration.model import CalibrationClassifier
 from model_specs.mmconfig import read_config, type_name
-from model_specs.recording import REGENERATED, STATE_PREFIX, Recording, array_sha256, max_abs, reference_weights, scale_of, state_sha256, tensor_problems
+from model_specs.recording import REGENERATED, STATE_PREFIX, Recording, array_sha256, max_abs, scale_of, seed_peer, state_sha256, tensor_problems
 
 AWML_TRANSFORM = "autoware_ml.calibration_classification.datasets.transforms.calibration_classification_transform"
 LIDAR_COLUMNS = 5  # the .bin layout AWML's transform reads by default (num_pts_feats): x, y, z, intensity, ring
@@ -98,9 +98,7 @@ def record_plan(plan: Plan, configs: Path) -> tuple[Recording, CalibrationConfig
     cfg = to_calibration(config, plan.spec_config)
     transform_cfg = next(t for t in config.values["test_pipeline"] if type_name(t) == TRANSFORM)
     model = build_peer(config.values)
-    shapes = [(k, tuple(v.shape)) for k, v in model.state_dict().items()]
-    model.load_state_dict(reference_weights(shapes, plan.model_seed), strict=True)
-    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    shapes, state = seed_peer(model, plan.model_seed)
     arrays: dict[str, np.ndarray] = {}
     meta_frames = {}
     rng = np.random.default_rng(plan.model_seed)

@@ -27,7 +27,7 @@ from model_specs.frnet.data import FULL_AZIMUTH_STEPS, TINY_AZIMUTH_STEPS, group
 from model_specs.frnet.mmconfig import to_frnet
 from model_specs.frnet.model import FRNet
 from model_specs.mmconfig import read_config
-from model_specs.recording import REGENERATED, Recording, array_sha256, max_abs, reference_weights, scale_of, state_sha256, tensor_problems
+from model_specs.recording import REGENERATED, Recording, array_sha256, max_abs, scale_of, seed_peer, state_sha256, tensor_problems
 
 PROJECT = "projects/FRNet"
 AWML_MODELS = "projects.FRNet.frnet.models"
@@ -92,9 +92,7 @@ def record_plan(plan: Plan, configs: Path) -> tuple[Recording, FRNetConfig]:
     config = read_config(Path(configs) / plan.config)
     cfg = to_frnet(config, plan.spec_config)
     model = build_peer(config.values)
-    shapes = [(k, tuple(v.shape)) for k, v in model.state_dict().items()]
-    model.load_state_dict(reference_weights(shapes, plan.model_seed), strict=True)
-    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    shapes, state = seed_peer(model, plan.model_seed)
     scan = lidar_scan(plan.scan_seed, cfg, plan.azimuth_steps)
     deterministic = torch.are_deterministic_algorithms_enabled()
     torch.use_deterministic_algorithms(True)

@@ -4,7 +4,7 @@ proven against.
 
 ``record_plan`` (needs mmpretrain, mmengine, mmcv, OpenCV and AWML's ``projects/MobileNetv2`` importable; run by
 ``tools/record_upstream.py`` and the opt-in live test) builds the classifier from a training config file through
-``--awml-config``'s reader, gives it seeded weights (:func:`reference_weights`), writes a synthetic frame to a PNG
+``--awml-config``'s reader, gives it seeded weights (:func:`seed_peer`), writes a synthetic frame to a PNG
 and runs the config's own evaluation pipeline (``val_dataloader.dataset.pipeline``, with each light's box as
 ``CropROI`` reads it) and ``data_preprocessor`` on it, then the classifier: ``model(input, mode="tensor")`` (the
 logits) and their softmax, which mmdeploy's rewrite of ``BaseClassifier.forward`` appends to the exported graph
@@ -27,7 +27,7 @@ from model_specs.mobilenetv2.config import CAR, CAR_TINY, PEDESTRIAN, Classifier
 from model_specs.mobilenetv2.data import TrafficLightFrame, crops, traffic_light_frame
 from model_specs.mobilenetv2.mmconfig import to_classifier
 from model_specs.mobilenetv2.model import TrafficLightClassifier
-from model_specs.recording import REGENERATED, Recording, array_sha256, max_abs, reference_weights, scale_of, state_sha256, tensor_problems
+from model_specs.recording import REGENERATED, Recording, array_sha256, max_abs, scale_of, seed_peer, state_sha256, tensor_problems
 
 AWML_TRANSFORMS = "projects.MobileNetv2.mobilenet.datasets.pipelines.transforms"  # registers CropROI
 PROJECT = "projects/MobileNetv2"  # what of an AWML checkout a recording imports
@@ -99,9 +99,7 @@ def record_plan(plan: Plan, configs: Path) -> tuple[Recording, ClassifierConfig]
     config = read_config(Path(configs) / plan.config)
     cfg = to_classifier(config, plan.spec_config)
     model = build_peer(config.values)
-    shapes = [(k, tuple(v.shape)) for k, v in model.state_dict().items()]
-    model.load_state_dict(reference_weights(shapes, plan.model_seed), strict=True)
-    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    shapes, state = seed_peer(model, plan.model_seed)
     sample = frame(plan.frame_seed, cfg)
     inputs = awml_crops(sample, config.values)
     with torch.no_grad():
