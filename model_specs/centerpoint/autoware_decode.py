@@ -30,7 +30,7 @@ import torch
 
 from model_specs.centerpoint.autoware import AutowareSettings, class_names, has_twist
 from model_specs.centerpoint.config import CenterPointConfig
-from model_specs.centerpoint.decode import Detections, as_tensors, where_decoded
+from model_specs.centerpoint.decode import Detections, as_tensors, to_host, where_decoded
 
 log = logging.getLogger(__name__)
 
@@ -175,20 +175,6 @@ def _unpack(host: np.ndarray, capacity: int, top: int, maps) -> tuple[Detections
                       sizes=where_decoded(maps[1]), yaws=where_decoded(maps[2])), count
 
 
-def _host(packed: torch.Tensor, later) -> tuple[np.ndarray, tuple[torch.Tensor, ...]]:
-    """``packed`` on the host and ``later()``'s tensors: on CUDA the maps are queued behind the one copy and computed
-    while the host waits for it (into page-locked memory, marked by an event)."""
-    if packed.device.type != "cuda":
-        return packed.numpy(), later()
-    staged = torch.empty(packed.shape, dtype=packed.dtype, pin_memory=True)
-    staged.copy_(packed, non_blocking=True)
-    copied = torch.cuda.Event()
-    copied.record(torch.cuda.current_stream(packed.device))
-    maps = later()
-    copied.synchronize()
-    return staged.numpy(), maps
-
-
 def decode_exact(heads: Mapping[str, torch.Tensor], cfg: CenterPointConfig, settings: AutowareSettings) -> Detections:
     """Exact shapes: the candidate count read first (free on the CPU), NMS rounds until settled."""
     t = as_tensors(heads)
@@ -197,7 +183,7 @@ def decode_exact(heads: Mapping[str, torch.Tensor], cfg: CenterPointConfig, sett
     k = _constants(cfg, settings, maps[0].numel(), maps.device)
     packed, prob = _decode(maps, at, k, cfg, has_twist(cfg), None, None)
     capacity = (packed.numel() - 2 - 4 * k.top) // ROWS
-    host, decoded = _host(packed, lambda: _maps(maps, at))
+    host, decoded = to_host(packed, lambda: _maps(maps, at))
     detections, _ = _unpack(host, capacity, k.top, (prob, *decoded))
     assert detections is not None  # exact shapes always fit and always settle
     return detections
@@ -222,7 +208,7 @@ def decode_autoware(heads: Mapping[str, np.ndarray], cfg: CenterPointConfig, set
     k = _constants(cfg, settings, maps[0].numel(), maps.device)
     capacity = min(CANDIDATES, maps[0].numel())
     packed, prob = _decode(maps, at, k, cfg, has_twist(cfg), capacity, NMS_ROUNDS)
-    host, decoded = _host(packed, lambda: _maps(maps, at))
+    host, decoded = to_host(packed, lambda: _maps(maps, at))
     detections, _ = _unpack(host, capacity, k.top, (prob, *decoded))
     return detections if detections is not None else decode_exact(t, cfg, settings)
 

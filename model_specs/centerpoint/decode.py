@@ -140,7 +140,7 @@ def decode(heads, cfg: CenterPointConfig, rot_y_axis_reference: bool = False) ->
     # wanted (integers < 2**24: exact). What the host does with them is the few steps that need it: pick, suppress.
     columns = torch.cat([xyz, torch.exp(at(dim[0], 3)), torch.atan2(rots[0:1], rots[1:2]), at(t["vel"][0], 2), scores[None],
                          (top_index // (height * width))[None].float(), ys[None], xs[None], wanted[None].float()])
-    columns, maps = _to_host(columns, lambda: _maps(logits, dim[0], rot[0]))
+    columns, maps = to_host(columns, lambda: _maps(logits, dim[0], rot[0]))
     if cfg.y_axis_reference:  # AWML's coder option: its boxes as (w, l) with the yaw clockwise from the y axis
         columns[[3, 4]] = columns[[4, 3]]
         columns[6] = -columns[6] - np.float32(np.pi / 2)
@@ -173,7 +173,7 @@ def _maps(logits: torch.Tensor, dim: torch.Tensor, rot: torch.Tensor) -> tuple[t
     return torch.sigmoid(logits.float()), torch.exp(dim.float()), torch.atan2(rot[0], rot[1])
 
 
-def _to_host(values: torch.Tensor, then: Callable[[], tuple[torch.Tensor, ...]]) -> tuple[np.ndarray, tuple[torch.Tensor, ...]]:
+def to_host(values: torch.Tensor, then: Callable[[], tuple[torch.Tensor, ...]]) -> tuple[np.ndarray, tuple[torch.Tensor, ...]]:
     """``values`` on the host, and ``then()``'s tensors. On CUDA ``then``'s work is queued behind the copy and runs
     while the host goes on: only the copy is waited for (into page-locked memory, marked by an event)."""
     if values.device.type != "cuda":
