@@ -1,7 +1,7 @@
 """StreamPETR's sections at reduced precision in PyTorch, to measure what fp16 and tf32 do to each output of each
-section and to the memory over a sequence: the figures behind ``spec``'s fp16 and tf32 tolerances and drift bounds at
-fp16 and tf32 (``tools/measure_streampetr_precision.py`` prints them; ``tests/test_streampetr_precision.py`` runs the
-CPU half on the tiny spec against those bounds).
+section and to the memory over a sequence: the figures behind ``spec``'s fp16 and tf32 tolerances and drift bounds
+(``tools/measure_streampetr_precision.py`` prints them; ``tests/test_streampetr_precision.py`` runs the CPU fp16
+autocast on the tiny spec against those bounds).
 
 The modes are what a GPU runtime's reduced precision does, as PyTorch can do it: ``fp16`` runs each section under
 ``torch.autocast`` at float16 (matmuls, linears and convolutions in half; normalisations, softmax and the
