@@ -612,6 +612,7 @@ SEQUENCE_FAULTS = [
     ("an input fed twice", {"carries": (("step", "memory_out", "step", "memory"), ("step", "y", "step", "x"))},
      "step.x is fed twice"),
     ("a drift bound on no carried output", {"drift": {"fp32": {"y": Tolerance(1e-4)}}}, "drift['fp32']['y'] names no carried output"),
+    ("frames from samples that is not a function", {"from_samples": "frames.pkl"}, "from_samples is not callable"),
 ]
 
 
