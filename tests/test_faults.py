@@ -1608,7 +1608,7 @@ STREAMPETR_DATA_FAULTS = [
     ("a class the spec lacks", lambda info: info["metainfo"].update(classes=["car", "trailer"]), None, {},
      "class(es) 'trailer' of its metainfo.classes"),
     ("a camera of the order missing", _first(_drop_left), None, {}, "has no image for CAM_FRONT_LEFT"),
-    ("a sample without images", _first(lambda e: e.update(images={})), None, {}, "has no CAM_FRONT timestamp"),
+    ("a sample without images", _first(lambda e: e.update(images={})), None, {}, "has no image for CAM_FRONT"),
     ("an image that is not there", _first(lambda e: e["images"]["CAM_FRONT"].update(img_path="missing.png")), None, {},
      "missing.png does not exist (pass --awml-data-option data_root=DIR"),
     ("cam2img not 3 x 3", _first(lambda e: e["images"]["CAM_FRONT"].update(cam2img=[[1.0, 0.0], [0.0, 1.0]])), None, {},

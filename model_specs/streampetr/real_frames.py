@@ -116,14 +116,7 @@ def _sequence(file: Path, info: dict, options: Mapping[str, str], frames: int) -
         if not isinstance(entry, dict) or "scene_token" not in entry or not isinstance(entry.get("images"), dict):
             raise DataError(f"{file}: data_list[{index}] has no scene_token or images: expected mmdet3d's v2 info entries")
 
-    def anchor_time(entry: dict) -> float:
-        camera = entry["images"].get(ANCHOR_CAMERA) or {}
-        if "timestamp" not in camera:
-            raise DataError(f"{file}: sample {entry.get('token')} (scene {entry['scene_token']}) has no {ANCHOR_CAMERA} timestamp, "
-                            "which orders AWML's sequence: the info needs the camera images")
-        return float(camera["timestamp"])
-
-    ordered = sorted(entries, key=lambda e: (str(e["scene_token"]), anchor_time(e)))
+    ordered = sorted(entries, key=lambda e: (str(e["scene_token"]), _anchor_time(e)))
     scenes: dict[str, list[dict]] = {}
     for entry in ordered:
         scenes.setdefault(str(entry["scene_token"]), []).append(entry)
@@ -143,6 +136,13 @@ def _sequence(file: Path, info: dict, options: Mapping[str, str], frames: int) -
         raise DataError(f"{file}: scene {scene[0]['scene_token']} has {len(scene)} sample(s) from index {first}: a sequence needs two "
                         "(the warm-up frame and one judged); pick another scene (--awml-data-option scene=...) or first=")
     return window, scene
+
+
+def _anchor_time(entry: dict) -> float:
+    """The time AWML orders a scene's samples by: the anchor camera's; a sample without that image (which AWML drops and
+    this reader refuses where it reads one) by the sample's own."""
+    camera = entry["images"].get(ANCHOR_CAMERA)
+    return float((camera if isinstance(camera, dict) and "timestamp" in camera else entry).get("timestamp", 0.0))
 
 
 def _complete(entry: dict, root: Path, cfg: StreamPETRConfig) -> bool:
@@ -246,7 +246,7 @@ def _frame(where: str, entry: dict, origin: np.ndarray, start: float, root: Path
     return data.Frame(img=np.stack([c[0] for c in cameras])[None], img_metas_pad=np.array([*cfg.final_dim, 3], np.float32),
                       intrinsics=np.stack([c[1] for c in cameras])[None].astype(np.float32),
                       img2lidar=np.stack([c[2] for c in cameras])[None].astype(np.float32),
-                      timestamp=np.array([float(entry["images"][ANCHOR_CAMERA]["timestamp"]) - start], np.float64),
+                      timestamp=np.array([_anchor_time(entry) - start], np.float64),
                       ego_pose=pose[None].astype(np.float32), ego_pose_inv=inverse[None].astype(np.float32), gt_boxes=gt_boxes, gt_labels=gt_labels)
 
 
@@ -267,7 +267,7 @@ def load(path: Path, options: Mapping[str, str], cfg: StreamPETRConfig, frames: 
     root = Path(options["data_root"]) if "data_root" in options else file.parent
     first = next((e for e in scene if _complete(e, root, cfg)), window[0])  # none complete: the window's first refuses below
     origin = _matrix(f"{file}: sample {first.get('token')}'s ego2global", first.get("ego2global"), (4, 4))[:3, 3]
-    start = float(first["images"][ANCHOR_CAMERA]["timestamp"])
+    start = _anchor_time(first)
     made = [_frame(f"{file}: sample {e.get('token')} (scene {e['scene_token']})", e, origin, start, root, labels_of, cfg) for e in window]
     log.info("%s: scene %s, %d frame(s), %d ground-truth box(es)", file, window[0]["scene_token"], len(made), sum(len(f.gt_labels) for f in made))
     if len(made) <= warmup:
