@@ -79,6 +79,7 @@ class SequenceSpec:
     links: tuple[Feed, ...] = ()
     latency: LatencySettings = field(default_factory=LatencySettings)
     between: Callable[[Mapping[str, np.ndarray], Frame, Frame], Mapping[str, np.ndarray]] | None = None
+    from_samples: Callable[[Any, Sequence[Any]], Sequence[Frame]] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "order", tuple(self.order))
@@ -102,6 +103,8 @@ class SequenceSpec:
             found.append("make_frames is not callable")
         if self.between is not None and not callable(self.between):
             found.append("between is not callable")
+        if self.from_samples is not None and not callable(self.from_samples):
+            found.append("from_samples is not callable")
         for name in self.order:
             if name not in components:
                 found.append(f"order names {name!r}, which is not a component ({', '.join(components)})")

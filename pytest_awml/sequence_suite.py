@@ -45,12 +45,16 @@ class _Slot(Enum):
 
 
 def _frames(workspace: Workspace, spec: ModelSpec) -> list[Frame]:
-    """The sequence's frames, made once per session from the run's seed."""
+    """The sequence's frames, made once per session from the run's seed, or from its ``--awml-data`` samples."""
     sequence = spec.sequence
     assert sequence is not None  # only sequence cases reach here (cases.Plan._sequence_*)
 
     def make() -> list[Frame]:
-        made = list(sequence.make_frames(workspace.model(spec).model, sequence.frames, workspace.options.seed))
+        loaded = workspace.model(spec)
+        if workspace.options.data is not None and sequence.from_samples is not None:  # the --awml-data samples' frames
+            made = list(sequence.from_samples(loaded.model, loaded.samples))
+        else:
+            made = list(sequence.make_frames(loaded.model, sequence.frames, workspace.options.seed))
         return [{c: {i: np.asarray(v) for i, v in inputs.items()} for c, inputs in frame.items()} for frame in made]
 
     return workspace.memo.get(key(_Slot.FRAMES, spec.name), make)

@@ -612,6 +612,7 @@ SEQUENCE_FAULTS = [
     ("an input fed twice", {"carries": (("step", "memory_out", "step", "memory"), ("step", "y", "step", "x"))},
      "step.x is fed twice"),
     ("a drift bound on no carried output", {"drift": {"fp32": {"y": Tolerance(1e-4)}}}, "drift['fp32']['y'] names no carried output"),
+    ("frames from samples that is not a function", {"from_samples": "frames.pkl"}, "from_samples is not callable"),
 ]
 
 
@@ -1581,3 +1582,53 @@ SPEC = dataclasses.replace(BASE, name=BASE.name + "-reversed", components=(compo
     assert f"{metric} delta" in run.text
     (record,) = run.report["metrics"]
     assert record.get("not_judged") is None and not record["passed"] and record["reference_value"] - record["value"] > 0.2
+
+
+# -- StreamPETR's T4dataset info file (--awml-data): DataError naming the file and the sample ------------------
+def _first(change):
+    """A change to the first sample of the scene read (tests/t4info.py puts it first in data_list)."""
+    return lambda info: change(info["data_list"][0])
+
+
+def _drop_left(entry):
+    del entry["images"]["CAM_FRONT_LEFT"]
+
+
+def _unpicklable() -> bytes:
+    import pickle
+
+    return pickle.dumps({"data_list": [Path("/x")]})
+
+
+STREAMPETR_DATA_FAULTS = [
+    # (id, change to the info, raw bytes of the file, data options, message fragment)
+    ("not a pickle", None, b"not a pickle", {}, "not a pickled info file"),
+    ("a pickled object that is not data", None, _unpicklable(), {}, "holds a pickled pathlib"),
+    ("no data_list", lambda info: info.pop("data_list"), None, {}, "no data_list: expected mmdet3d's v2 info format"),
+    ("a class the spec lacks", lambda info: info["metainfo"].update(classes=["car", "trailer"]), None, {},
+     "class(es) 'trailer' of its metainfo.classes"),
+    ("a camera of the order missing", _first(_drop_left), None, {}, "has no image for CAM_FRONT_LEFT"),
+    ("a sample without images", _first(lambda e: e.update(images={})), None, {}, "has no image for CAM_FRONT"),
+    ("an image that is not there", _first(lambda e: e["images"]["CAM_FRONT"].update(img_path="missing.png")), None, {},
+     "missing.png does not exist (pass --awml-data-option data_root=DIR"),
+    ("cam2img not 3 x 3", _first(lambda e: e["images"]["CAM_FRONT"].update(cam2img=[[1.0, 0.0], [0.0, 1.0]])), None, {},
+     "CAM_FRONT's cam2img is not a 3 x 3 matrix"),
+    ("a label past the classes", _first(lambda e: e["instances"][0].update(bbox_label_3d=7)), None, {},
+     "bbox_label_3d 7 indexes none of the info's 5 classes"),
+    ("a scene that is not there", None, None, {"scene": "scene-z"}, "no scene 'scene-z' (scene_token or scene_name)"),
+    ("a sequence of one sample", None, None, {"first": "2"}, "a sequence needs two"),
+    ("frames not a number", None, None, {"frames": "many"}, "frames='many' must be an integer >= 2"),
+    ("typo in a data option", None, None, {"scene_name": "x"}, "data option(s) scene_name unknown"),
+]
+
+
+@pytest.mark.parametrize("mutate, raw, options, fragment", [row[1:] for row in STREAMPETR_DATA_FAULTS],
+                         ids=[row[0] for row in STREAMPETR_DATA_FAULTS])
+def test_a_bad_streampetr_info_file_is_a_data_error_naming_it(tmp_path, mutate, raw, options, fragment):
+    import t4info
+    from model_specs.streampetr.spec import TINY_SPEC as STREAMPETR_TINY
+
+    path = t4info.write(tmp_path, mutate, raw)
+    with pytest.raises(DataError, match=re.escape(fragment)) as info:
+        STREAMPETR_TINY.load_data(path, options)
+    assert str(tmp_path) in str(info.value) or "option" in str(info.value)

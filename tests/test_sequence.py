@@ -99,3 +99,27 @@ def test_the_plugin_fails_an_export_whose_state_update_is_off_in_one_frame(run_a
     run.result.stdout.fnmatch_lines(["seqtoy*onnxruntime-cpu-fp32*frame*step.memory_out*FAILED"])
     failed = {(r["gate"], r["frame"]) for r in run.report["sequence"] if not r["passed"]}
     assert ("frame", 2) in failed and not any(k < 2 for _, k in failed)
+
+
+def test_with_data_a_sequence_runs_on_the_frames_its_spec_makes_from_the_samples():
+    """``SequenceSpec.from_samples``: with --awml-data the frames come from the loaded samples, not from make_frames;
+    without data (or without from_samples) from make_frames and the run's seed."""
+    import dataclasses
+    from types import SimpleNamespace
+
+    from pytest_awml.memo import Memo
+    from pytest_awml.sequence_suite import _frames
+
+    spec = seqtoy.spec()
+    real = seqtoy.make_frames(None, 3, 7)
+    with_samples = dataclasses.replace(spec, sequence=dataclasses.replace(spec.sequence, from_samples=lambda model, samples: samples))
+
+    def frames(used, data):
+        workspace = SimpleNamespace(memo=Memo(), options=SimpleNamespace(data=data, seed=0),
+                                    model=lambda _: SimpleNamespace(model=None, samples=real))
+        return _frames(workspace, used)
+
+    made = frames(with_samples, Path("scene.pkl"))
+    assert len(made) == 3 and all(np.array_equal(made[k]["enc"]["raw"], real[k]["enc"]["raw"]) for k in range(3))
+    for used, data in ((with_samples, None), (spec, Path("scene.pkl"))):
+        assert len(frames(used, data)) == spec.sequence.frames  # make_frames's count: the data not asked for, or not usable

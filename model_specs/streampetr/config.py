@@ -12,12 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 CLASSES = ("car", "truck", "bus", "bicycle", "pedestrian")  # autoware_ml/configs/detection3d/dataset/t4dataset/base.py
+CAMERA_ORDER = ("CAM_FRONT", "CAM_FRONT_LEFT", "CAM_BACK_LEFT", "CAM_FRONT_RIGHT", "CAM_BACK_RIGHT")
 
 
 @dataclass(frozen=True)
 class StreamPETRConfig:
     classes: tuple[str, ...] = CLASSES
     num_cameras: int = 5  # len(camera_order)
+    camera_order: tuple[str, ...] = CAMERA_ORDER  # the cameras' order in img and every per-camera input
     final_dim: tuple[int, int] = (480, 640)  # ida_aug_conf(_test).final_dim: (height, width)
     stride: int = 16
     img_mean: tuple[float, float, float] = (103.530, 116.280, 123.675)  # img_norm_cfg, BGR, to_rgb=False
@@ -62,5 +64,6 @@ FULL = StreamPETRConfig()
 # StreamPETR's topology on two cameras at 64 x 96, ResNet-18, two decoder layers, a 64-entry memory: the project's tests.
 # embed_dims stays 256 (AWML's MLN is 256 wide whatever the head's width) and depth_num 64 (the cone reads the
 # 30th-from-last depth bin: fewer than 30 bins would drop it).
-TINY = StreamPETRConfig(num_cameras=2, final_dim=(64, 96), depth=18, neck_in=(256, 512), num_query=32, memory_len=64, topk_proposals=16,
+TINY = StreamPETRConfig(num_cameras=2, camera_order=CAMERA_ORDER[:2], final_dim=(64, 96), depth=18, neck_in=(256, 512), num_query=32,
+                        memory_len=64, topk_proposals=16,
                         num_propagated=16, num_layers=2, feedforward_channels=256)

@@ -42,6 +42,8 @@ class Frame:
     timestamp: np.ndarray  # [1] float64
     ego_pose: np.ndarray  # [1, 4, 4] float32, global <- ego
     ego_pose_inv: np.ndarray  # [1, 4, 4] float32
+    gt_boxes: np.ndarray  # [G, 9] float32: x, y, z, l, w, h, yaw, vx, vy in the frame of the head's box outputs
+    gt_labels: np.ndarray  # [G] int64, indexes into cfg.classes
 
 
 def cameras(cfg: StreamPETRConfig) -> list[Camera]:
@@ -104,5 +106,6 @@ def sequence(cfg: StreamPETRConfig, frames: int, seed: int) -> list[Frame]:
         made.append(Frame(img=np.stack(images)[None], img_metas_pad=np.array([height, width, 3], np.float32),
                           intrinsics=intrinsics[None].astype(np.float32), img2lidar=img2lidar[None].astype(np.float32),
                           timestamp=np.array([k * FRAME_INTERVAL_S], np.float64), ego_pose=pose[None].astype(np.float32),
-                          ego_pose_inv=np.linalg.inv(pose)[None].astype(np.float32)))
+                          ego_pose_inv=np.linalg.inv(pose)[None].astype(np.float32),
+                          gt_boxes=np.zeros((0, 9), np.float32), gt_labels=np.zeros(0, np.int64)))
     return made

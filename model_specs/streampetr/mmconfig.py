@@ -108,6 +108,7 @@ class _Sections(Sections):
             raise self.unsupported("pts_bbox_head.bbox_coder", str(type_name(head.get("bbox_coder"))))
         return dataclasses.replace(
             base, classes=classes, num_cameras=len(cameras) if cameras else int(self.values.get("num_cameras", base.num_cameras)),
+            camera_order=tuple(str(c) for c in cameras) if cameras else base.camera_order,
             final_dim=_pair(final.get("final_dim", base.final_dim)), stride=int(model.get("stride", base.stride)),
             img_mean=_triple(norm.get("mean", base.img_mean)), img_std=_triple(norm.get("std", base.img_std)),
             to_rgb=bool(norm.get("to_rgb", True)), depth=depth, out_indices=tuple(int(i) for i in backbone["out_indices"]),
