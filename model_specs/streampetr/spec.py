@@ -32,6 +32,11 @@ MEMORY = ("embedding", "reference_point", "timestamp", "egopose", "velo")
 TOLERANCES = {"fp32": {"*": Tolerance(atol=2e-4, rtol=1e-3)}}
 HEAD_TOLERANCES = {"fp32": {"*": Tolerance(atol=5e-4, rtol=1e-3), "all_bbox_preds": Tolerance(atol=5e-3, rtol=1e-3),
                             "post_memory_reference_point": Tolerance(atol=5e-3, rtol=1e-3)}}
+# Full size (ResNet-50 + CPFPN at 480 x 640, seeded): img_feats reach |2 100| (std ~350), and ONNX Runtime's fp32
+# differs from PyTorch by up to 3.66e-3 (min atol to pass 2.02e-3 at rtol 1e-3; ~1e-5 of the std, as on the tiny
+# model), measured over 3 samples and a 4-frame sequence (pytest --awml-spec streampetr, 2026-12-07): 5e-3 leaves
+# 2.5x over the smallest passing atol. The tiny model's features are near 1 and keep TOLERANCES' bound.
+FULL_TOLERANCES = {**TOLERANCES, "fp32": {**TOLERANCES["fp32"], "img_feats": Tolerance(atol=5e-3, rtol=1e-3)}}
 # the memory after k frames: the same bounds, held at every frame of the sequence
 DRIFT = {"fp32": {"*": Tolerance(atol=1e-3, rtol=1e-3), "post_memory_reference_point": Tolerance(atol=1e-2, rtol=1e-3)}}
 
@@ -101,10 +106,12 @@ def between(cfg: StreamPETRConfig):
     return advance
 
 
-def make_spec(name: str, cfg: StreamPETRConfig, frames: int, latency: LatencySettings) -> ModelSpec:
+def make_spec(name: str, cfg: StreamPETRConfig, frames: int, latency: LatencySettings,
+              tolerances: Mapping[str, Mapping[str, Tolerance]] = TOLERANCES) -> ModelSpec:
+    """``tolerances``: the image-feature section's (its features' scale is the backbone's: ResNet-50's reach thousands)."""
     def configure(path: Path) -> ModelSpec:
         """This spec rebuilt from AWML's training config (``--awml-config``)."""
-        return make_spec(name, to_streampetr(read_config(path), cfg), frames, latency)
+        return make_spec(name, to_streampetr(read_config(path), cfg), frames, latency, tolerances)
 
     def build_model(checkpoint: Path | None, seed: int) -> Petr3D:
         return Petr3D(cfg).eval() if checkpoint is not None else seeded(cfg, seed)
@@ -141,7 +148,7 @@ def make_spec(name: str, cfg: StreamPETRConfig, frames: int, latency: LatencySet
     onnx = OnnxOptions(opset=cfg.opset)
     components = (
         Component("extract_img_feat", ExtractImgFeat, lambda model, sample: {"img": sample[-1].img},
-                  (TensorSpec("img", (1, n, 3, *cfg.final_dim)),), (feats,), TOLERANCES, onnx=onnx, latency=latency),
+                  (TensorSpec("img", (1, n, 3, *cfg.final_dim)),), (feats,), tolerances, onnx=onnx, latency=latency),
         Component("position_embedding", PositionEmbedding, position_inputs,
                   (TensorSpec("img_metas_pad", (3,)), TensorSpec("intrinsics", (1, n, 4, 4)), TensorSpec("img2lidar", (1, n, 4, 4))),
                   (TensorSpec("pos_embed", (1, tokens, 256)), TensorSpec("cone", (1, tokens, 8))), TOLERANCES, onnx=onnx, latency=latency),
@@ -176,5 +183,5 @@ def make_spec(name: str, cfg: StreamPETRConfig, frames: int, latency: LatencySet
     )
 
 
-SPEC = make_spec("streampetr", FULL, 4, LatencySettings(rounds=3, warmup_rounds=1))
+SPEC = make_spec("streampetr", FULL, 4, LatencySettings(rounds=3, warmup_rounds=1), FULL_TOLERANCES)
 TINY_SPEC = make_spec("streampetr-tiny", TINY, 4, LatencySettings(rounds=5, warmup_rounds=1))
