@@ -59,8 +59,10 @@ class Component:
     sizes of its dims (``{"batch4": {"batch": 4}}``); a run tests ``<name>.<shape>`` per shape
     (:mod:`pytest_awml.static_shapes`). ``make_feed(sizes, seed)`` (optional) makes ``test_shapes``' inputs at the given
     dynamic sizes where random values would not be inputs at all (indices into each other: a point's cell, the cells'
-    pixels); without it they are seeded standard-normal arrays. ``int8``: how its int8 graph is calibrated and which
-    nodes stay in float (:class:`~pytest_awml.quantization.Int8Settings`).
+    pixels); without it they are seeded standard-normal arrays. ``shape_draws`` (optional) caps the sizes ``test_shapes``
+    draws beyond the profile's corners below the hypothesis profile's count: a component one inference of which takes
+    a minute on a CPU (a full-size lidar network at 160 000 points) affords a few, where a tiny one affords the profile's.
+    ``int8``: how its int8 graph is calibrated and which nodes stay in float (:class:`~pytest_awml.quantization.Int8Settings`).
     """
 
     name: str
@@ -78,6 +80,7 @@ class Component:
     fed_by: FedBy | None = None
     static_shapes: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
     make_feed: Callable[[Mapping[str, int], int], Mapping[str, Any]] | None = None
+    shape_draws: int | None = None  # test_shapes' drawn sizes, at most (None: the hypothesis profile's max_examples)
     int8: Int8Settings = Int8Settings()
 
     def __post_init__(self) -> None:
@@ -143,6 +146,9 @@ def check_component(fail: Fail, where: str, comp: Component, group: tuple[Compon
             problems = t.problems()
             if problems:
                 fail(f"{where}.{role}[{t.name!r}]", "; ".join(problems), "fix the shape: ints > 0 or Dim(name, min, opt, max)")
+    if comp.shape_draws is not None and (not isinstance(comp.shape_draws, int) or comp.shape_draws < 1):
+        fail(f"{where}.shape_draws", f"must be an int >= 1 or None, got {comp.shape_draws!r}",
+             "give the most sizes test_shapes may draw beyond the profile's corners, or None for the hypothesis profile's count")
     _validate_fed_by(fail, where, comp, group)
     _validate_dims(fail, where, comp)
     _validate_tolerances(fail, where, comp)

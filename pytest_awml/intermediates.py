@@ -186,7 +186,9 @@ def _run(graph: Any, given: Mapping[str, np.ndarray]) -> tuple[list[str], list[n
     session = onnxruntime.InferenceSession(graph.SerializeToString(), sess_options=options, providers=["CPUExecutionProvider"])
     names = [o.name for o in session.get_outputs()]
     wanted = {i.name for i in session.get_inputs()}
-    return names, session.run(names, {k: np.ascontiguousarray(v) for k, v in given.items() if k in wanted})
+    # order="C", not np.ascontiguousarray: that makes a 0-d tensor (a Gather of a Shape, spilled between segments) 1-d,
+    # and the next Unsqueeze/Concat fails on the rank (full-size FRNet and StreamPETR localizations did)
+    return names, session.run(names, {k: np.asarray(v, order="C") for k, v in given.items() if k in wanted})
 
 
 def _segments(model, feed: Mapping[str, np.ndarray], spill: Path) -> Spilled:

@@ -94,11 +94,14 @@ def zero_feed(tensors: Sequence[TensorSpec], sizes: Mapping[str, int]) -> dict[s
     return {t.name: np.zeros(shape_for(t, sizes), dtype=t.dtype) for t in tensors}
 
 
-def hypothesis_settings(profile: str, database_dir: Path):
+def hypothesis_settings(profile: str, database_dir: Path, most: int | None = None):
+    """The profile's settings; ``most`` (``Component.shape_draws``) caps its examples."""
     from hypothesis import HealthCheck, settings
     from hypothesis.database import DirectoryBasedExampleDatabase
 
     options: dict[str, Any] = dict(PROFILES[profile])
+    if most is not None:
+        options["max_examples"] = min(options["max_examples"], most)
     database = None if options["derandomize"] else DirectoryBasedExampleDatabase(str(database_dir))
     return settings(deadline=None, database=database, suppress_health_check=list(HealthCheck), **options)
 

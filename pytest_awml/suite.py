@@ -201,7 +201,7 @@ def test_shapes(awml_case, awml_workspace, request):
     try:
         for sizes in corner_sizes(dims).values():
             check(sizes, keep=True)
-        settings = hypothesis_settings(options.hypothesis_profile, options.artifacts / "hypothesis")
+        settings = hypothesis_settings(options.hypothesis_profile, options.artifacts / "hypothesis", component.shape_draws)
         keep_draws = settings.derandomize  # the ci profile draws the same sizes every run; dev draws new ones
 
         def draw(sizes: dict[str, int]) -> None:

@@ -584,6 +584,24 @@ def test_bad_int8_settings_are_a_spec_error_naming_the_field():
         validate(broken)
 
 
+SHAPE_DRAW_FAULTS = [
+    # (id, Component.shape_draws): test_shapes' cap on drawn sizes is a count of at least one, or None
+    ("no draws", 0),
+    ("a count as text", "3"),
+]
+
+
+@pytest.mark.parametrize("draws", [row[1] for row in SHAPE_DRAW_FAULTS], ids=[row[0] for row in SHAPE_DRAW_FAULTS])
+def test_a_bad_shape_draw_cap_is_a_spec_error_naming_it(draws):
+    import toy
+    from pytest_awml.spec import validate
+
+    encoder = dataclasses.replace(toy.SPEC.components[0], shape_draws=draws)
+    with pytest.raises(SpecError, match="shape_draws") as info:
+        validate(dataclasses.replace(toy.SPEC, components=(encoder, *toy.SPEC.components[1:])))
+    assert f"must be an int >= 1 or None, got {draws!r}" in info.value.problem
+
+
 @pytest.mark.parametrize("changes, field, fragment", [row[1:] for row in STAGE_FAULTS], ids=[row[0] for row in STAGE_FAULTS])
 def test_a_bad_stage_declaration_is_a_spec_error_naming_it(changes, field, fragment):
     from pytest_awml.spec import validate

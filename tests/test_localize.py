@@ -187,6 +187,23 @@ def test_the_graph_run_in_segments_gives_every_tensor_of_one_run(net_module, tmp
         np.testing.assert_array_equal(spilled[name], value, err_msg=name)
 
 
+def test_a_scalar_between_segments_stays_a_scalar(tmp_path, monkeypatch):
+    """A 0-d tensor spilled at a segment's end (Gather of a Shape) is fed to the next segment as 0-d: made 1-d, the
+    Unsqueeze after it gave rank 2 and the Concat failed (the full-size FRNet and StreamPETR localizations)."""
+    from pytest_awml import intermediates
+
+    nodes = [helper.make_node("Shape", ["x"], ["shape"]), helper.make_node("Gather", ["shape", "zero"], ["n"], axis=0),
+             helper.make_node("Unsqueeze", ["n", "axes"], ["n1"]), helper.make_node("Concat", ["n1", "n1"], ["y"], axis=0)]
+    graph = helper.make_graph(nodes, "scalar", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [3, 2])],
+                              [helper.make_tensor_value_info("y", onnx.TensorProto.INT64, [2])],
+                              [helper.make_tensor("zero", onnx.TensorProto.INT64, [], [0]),
+                               helper.make_tensor("axes", onnx.TensorProto.INT64, [1], [0])])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "scalar.onnx")
+    monkeypatch.setattr(intermediates, "SEGMENT", 2)  # the scalar n crosses from the first segment into the second
+    _, spilled = graph_tensors(tmp_path / "scalar.onnx", {"x": np.zeros((3, 2), np.float32)}, tmp_path)
+    assert np.shape(spilled["n"]) == () and spilled["y"].tolist() == [3, 3]
+
+
 def test_each_pair_is_judged_once_however_deep_the_modules_nest(net_module, tmp_path, monkeypatch):
     """A module's output is its last child's and its input its first child's: each (reference tensor, graph tensor)
     pair is compared once, so wrapping the model in containers adds rows and no comparison (a full-size backbone's

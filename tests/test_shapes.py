@@ -67,3 +67,8 @@ def test_hypothesis_profiles(tmp_path):
     ci, dev = hypothesis_settings("ci", tmp_path), hypothesis_settings("dev", tmp_path)
     assert ci.derandomize and ci.database is None and ci.max_examples == PROFILES["ci"]["max_examples"]
     assert not dev.derandomize and dev.database is not None and ci.deadline is None
+
+
+def test_a_component_s_cap_lowers_the_profile_s_draws_never_raises_them(tmp_path):
+    assert hypothesis_settings("dev", tmp_path, most=2).max_examples == 2
+    assert hypothesis_settings("ci", tmp_path, most=1000).max_examples == PROFILES["ci"]["max_examples"]

@@ -34,6 +34,11 @@ MEMORY = ("embedding", "reference_point", "timestamp", "egopose", "velo")
 # fp32 runtimes against PyTorch: features and embeddings ~1e-5 of values near 1; box centres are metres (pc_range
 # scales the sigmoid by ~100): their error is ~100x the rest's
 _FP32 = {"*": Tolerance(atol=2e-4, rtol=1e-3)}
+# Full size (ResNet-50 + CPFPN at 480 x 640, seeded): img_feats reach |2 100| (std ~350), and ONNX Runtime's fp32
+# differs from PyTorch by up to 3.66e-3 (min atol to pass 2.02e-3 at rtol 1e-3; ~1e-5 of the std, as on the tiny
+# model), measured over 3 samples and a 4-frame sequence (pytest --awml-spec streampetr, 2026-12-07): 5e-3 leaves
+# 2.5x over the smallest passing atol. The tiny model's features are near 1 and keep _FP32's bound.
+_FP32_FULL = {**_FP32, "img_feats": Tolerance(atol=5e-3, rtol=1e-3)}
 _FP32_HEAD = {"*": Tolerance(atol=5e-4, rtol=1e-3), "all_bbox_preds": Tolerance(atol=5e-3, rtol=1e-3),
               "post_memory_reference_point": Tolerance(atol=5e-3, rtol=1e-3)}
 # fp16: PyTorch's CPU autocast at float16 against fp32 (model_specs/streampetr/precision.py), the atol each output needed
@@ -55,10 +60,11 @@ SECTIONS_FULL = {"img_feats": Tolerance(atol=10.0, rtol=_RTOL), "pos_embed": Tol
                  "cone": Tolerance(atol=2e-3, rtol=_RTOL)}
 
 
-def _section_tolerances(reduced: Mapping[str, Tolerance], outputs: tuple[str, ...]) -> dict[str, dict[str, Tolerance]]:
-    """A section's bounds: fp32's, and at fp16 and tf32 the spec's measured bound of each of ``outputs``."""
+def _section_tolerances(reduced: Mapping[str, Tolerance], outputs: tuple[str, ...],
+                        fp32: Mapping[str, Tolerance] = _FP32) -> dict[str, Mapping[str, Tolerance]]:
+    """A section's bounds: ``fp32``, and at fp16 and tf32 the spec's measured bound of each of ``outputs``."""
     bounds = {output: reduced[output] for output in outputs}
-    return {"fp32": _FP32, "fp16": bounds, "tf32": bounds}
+    return {"fp32": fp32, "fp16": bounds, "tf32": bounds}
 
 
 def _selection_bound(cfg: StreamPETRConfig) -> dict[str, Tolerance]:
@@ -174,11 +180,13 @@ def _driven(model: Petr3D, made: list[data.Frame]) -> list[dict[str, dict[str, n
     return frames
 
 
-def make_spec(name: str, cfg: StreamPETRConfig, frames: int, latency: LatencySettings, reduced: Mapping[str, Tolerance]) -> ModelSpec:
-    """``reduced``: the fp16/tf32 bounds of the sections' outputs measured on this spec's size (``SECTIONS_*``)."""
+def make_spec(name: str, cfg: StreamPETRConfig, frames: int, latency: LatencySettings, reduced: Mapping[str, Tolerance],
+              fp32_features: Mapping[str, Tolerance] = _FP32) -> ModelSpec:
+    """``reduced``: the fp16/tf32 bounds of the sections' outputs measured on this spec's size (``SECTIONS_*``);
+    ``fp32_features``: the image-feature section's fp32 bounds (its features' scale is the backbone's: ResNet-50's reach thousands)."""
     def configure(path: Path) -> ModelSpec:
         """This spec rebuilt from AWML's training config (``--awml-config``)."""
-        return make_spec(name, to_streampetr(read_config(path), cfg), frames, latency, reduced)
+        return make_spec(name, to_streampetr(read_config(path), cfg), frames, latency, reduced, fp32_features)
 
     def build_model(checkpoint: Path | None, seed: int) -> Petr3D:
         return Petr3D(cfg).eval() if checkpoint is not None else seeded(cfg, seed)
@@ -216,7 +224,7 @@ def make_spec(name: str, cfg: StreamPETRConfig, frames: int, latency: LatencySet
     onnx = OnnxOptions(opset=cfg.opset)
     components = (
         Component("extract_img_feat", ExtractImgFeat, lambda model, sample: {"img": sample[-1].img},
-                  (TensorSpec("img", (1, n, 3, *cfg.final_dim)),), (feats,), _section_tolerances(reduced, ("img_feats",)),
+                  (TensorSpec("img", (1, n, 3, *cfg.final_dim)),), (feats,), _section_tolerances(reduced, ("img_feats",), fp32_features),
                   onnx=onnx, latency=latency),
         Component("position_embedding", PositionEmbedding, position_inputs,
                   (TensorSpec("img_metas_pad", (3,)), TensorSpec("intrinsics", (1, n, 4, 4)), TensorSpec("img2lidar", (1, n, 4, 4))),
@@ -255,5 +263,5 @@ def make_spec(name: str, cfg: StreamPETRConfig, frames: int, latency: LatencySet
     )
 
 
-SPEC = make_spec("streampetr", FULL, 4, LatencySettings(rounds=3, warmup_rounds=1), SECTIONS_FULL)
+SPEC = make_spec("streampetr", FULL, 4, LatencySettings(rounds=3, warmup_rounds=1), SECTIONS_FULL, _FP32_FULL)
 TINY_SPEC = make_spec("streampetr-tiny", TINY, 4, LatencySettings(rounds=5, warmup_rounds=1), SECTIONS_TINY)
