@@ -18,11 +18,12 @@ from typing import Any
 import numpy as np
 
 from pytest_awml.limits import Tolerance
+from pytest_awml.reorder import realign
 
 # Percentile reported beside the maximum: robust to one outlier, still sensitive to a broken region.
 P99 = 99.0
 _NOT_FIGURES = ("output", "passed", "problem")
-_LABEL_FIGURES = ("label_flips", "label_rows", "max_label_flips")
+_OPTIONAL_FIGURES = ("label_flips", "label_rows", "max_label_flips", "reordered_rows", "rows", "max_reordered_rows")
 
 
 @dataclass(frozen=True)
@@ -50,19 +51,24 @@ class OutputComparison:
     label_flips: float | None = None
     label_rows: int | None = None
     max_label_flips: float | None = None
+    # only for an output whose tolerance sets max_reordered_rows (rows a model writes in rank order): the share of
+    # rows matched to another row of the reference (pytest_awml.reorder), over how many rows, and its limit
+    reordered_rows: float | None = None
+    rows: int | None = None
+    max_reordered_rows: float | None = None
 
     def as_json(self) -> dict:
         # JSON has no NaN/Inf: a figure that could not be computed is null. ``compared``: what every parity
         # record says, here the number of elements the figures are over.
         record = {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in asdict(self).items()
-                  if not (k in _LABEL_FIGURES and v is None)}
+                  if not (k in _OPTIONAL_FIGURES and v is None)}
         return {**record, "compared": self.elements}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> OutputComparison:
         """Read back from :meth:`as_json` (a null figure is NaN again)."""
         values: dict[str, Any] = {f.name: data[f.name] for f in fields(cls) if f.name in data}
-        read: dict[str, Any] = {k: (math.nan if v is None and k not in (*_NOT_FIGURES, *_LABEL_FIGURES) else v) for k, v in values.items()}
+        read: dict[str, Any] = {k: (math.nan if v is None and k not in (*_NOT_FIGURES, *_OPTIONAL_FIGURES) else v) for k, v in values.items()}
         return cls(**read)
 
     def describe(self) -> str:
@@ -71,6 +77,8 @@ class OutputComparison:
         verdict = "ok" if self.passed else "FAILED"
         flips = ("" if self.label_flips is None else
                  f"; label flips {self.label_flips:.3%} of {self.label_rows} rows (limit {self.max_label_flips:.3%})")
+        if self.reordered_rows is not None:
+            flips += f"; rows reordered {self.reordered_rows:.3%} of {self.rows} (limit {float(self.max_reordered_rows or 0):.3%})"
         return (
             f"{self.output}: {verdict} max_abs={self.max_abs:.3g} p99_abs={self.p99_abs:.3g} "
             f"max_rel={self.max_rel:.3g} out_of_tol={self.frac_out_of_tol:.3%} cos={self.cosine:.6f} "
@@ -92,6 +100,12 @@ def compare_output(name: str, refs: Sequence[np.ndarray], tests: Sequence[np.nda
             return OutputComparison(passed=False, problem=f"sample {i}: shape {test.shape} differs from the reference's {ref.shape}", **base)
         if ref.dtype != test.dtype:
             return OutputComparison(passed=False, problem=f"sample {i}: dtype {test.dtype} differs from the reference's {ref.dtype}", **base)
+    moved = rows = 0
+    if tol.max_reordered_rows is not None:  # rows in rank order: a near tie's swap put back before anything is judged
+        realigned = [realign(r, t, tol) for r, t in zip(refs, tests, strict=True)]
+        tests = [a.test for a in realigned]
+        moved, rows = sum(a.moved for a in realigned), sum(a.rows for a in realigned)
+    reordered = moved / rows if rows else (0.0 if tol.max_reordered_rows is not None else None)
     ref = np.concatenate([r.astype(np.float64).ravel() for r in refs]) if refs else np.zeros(0)
     test = np.concatenate([t.astype(np.float64).ravel() for t in tests]) if tests else np.zeros(0)
     if ref.size == 0:
@@ -121,6 +135,7 @@ def compare_output(name: str, refs: Sequence[np.ndarray], tests: Sequence[np.nda
                    "store; feed inputs that make the output vary (more --awml-samples, trained weights)")
     labels = label_flips(refs, tests) if tol.max_label_flips is not None else None
     flipped = labels is not None and labels[0] > float(tol.max_label_flips or 0.0)
+    flipped = flipped or (reordered is not None and reordered > float(tol.max_reordered_rows or 0.0))
     return OutputComparison(
         passed=not out.any() and not problem and not flipped,
         max_abs=float(fd.max()) if fd.size else float("nan"),
@@ -138,6 +153,9 @@ def compare_output(name: str, refs: Sequence[np.ndarray], tests: Sequence[np.nda
         label_flips=labels[0] if labels is not None else None,
         label_rows=labels[1] if labels is not None else None,
         max_label_flips=tol.max_label_flips,
+        reordered_rows=reordered,
+        rows=rows if tol.max_reordered_rows is not None else None,
+        max_reordered_rows=tol.max_reordered_rows,
         **base,
     )
 

@@ -691,6 +691,26 @@ def test_a_bad_label_flip_budget_is_a_spec_error_naming_it(budget, fragment):
     assert fragment in info.value.problem
 
 
+REORDER_FAULTS = [
+    # (id, Tolerance keywords, message fragment): a share of rows along an axis every output it covers has
+    ("a reorder budget above one", {"max_reordered_rows": 1.5}, "max_reordered_rows must be a share in [0, 1], got 1.5"),
+    ("a reorder budget that is no number", {"max_reordered_rows": "some"}, "max_reordered_rows must be a share in [0, 1], got 'some'"),
+    ("a negative row axis", {"max_reordered_rows": 0.1, "row_axis": -1}, "row_axis must be an int >= 0, got -1"),
+    ("a row axis the output lacks", {"max_reordered_rows": 0.1, "row_axis": 2}, "reorders rows along axis 2, which an output of rank 2 lacks"),
+]
+
+
+@pytest.mark.parametrize("keywords, fragment", [row[1:] for row in REORDER_FAULTS], ids=[row[0] for row in REORDER_FAULTS])
+def test_a_bad_row_reorder_budget_is_a_spec_error_naming_it(keywords, fragment):
+    import toy
+    from pytest_awml.spec import validate
+
+    encoder = dataclasses.replace(toy.SPEC.components[0], tolerances={"fp32": {"*": Tolerance(1e-5, 1e-5, **keywords)}})
+    with pytest.raises(SpecError) as info:
+        validate(dataclasses.replace(toy.SPEC, components=(encoder, *toy.SPEC.components[1:])))
+    assert fragment in info.value.problem
+
+
 BUILT_STAGE_FAULTS = [
     # (id, PipelineSpec changes, message fragment); known once the spec's build made the pipeline (its stages)
     ("stage the pipeline does not time", {"stage_components": {"encoder": "enc"}},

@@ -15,6 +15,7 @@ and its camera images (``real_frames``): the samples are windows of consecutive 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -39,8 +40,24 @@ _FP32 = {"*": Tolerance(atol=2e-4, rtol=1e-3)}
 # model), measured over 3 samples and a 4-frame sequence (pytest --awml-spec streampetr, 2026-12-07): 5e-3 leaves
 # 2.5x over the smallest passing atol. The tiny model's features are near 1 and keep _FP32's bound.
 _FP32_FULL = {**_FP32, "img_feats": Tolerance(atol=5e-3, rtol=1e-3)}
-_FP32_HEAD = {"*": Tolerance(atol=5e-4, rtol=1e-3), "all_bbox_preds": Tolerance(atol=5e-3, rtol=1e-3),
-              "post_memory_reference_point": Tolerance(atol=5e-3, rtol=1e-3)}
+# The head's top-k: the ``topk_proposals`` most confident queries go in front of the memory queue in score order, and
+# where two scores are nearer than a backend's error the backend writes their rows the other way round (every value
+# right, in another row). Those outputs compare rows matched across such swaps (Tolerance.max_reordered_rows,
+# pytest_awml.reorder), each value then at the fine bound. fp32, full size, ONNX Runtime: 2, 6 and 7 of 1 280 rows
+# swapped (neighbouring ranks, scores 0 to 5e-7 apart against a ~3.7e-6 score error; pytest --awml-spec streampetr,
+# 2026-12-07): 2 % leaves ~3.5x. The previous queue's rows are not re-ranked, and new rows have equal ages and
+# poses: those outputs need no matching.
+_FP32_REORDER = 0.02
+_SELECTED = ("post_memory_embedding", "post_memory_reference_point", "post_memory_velo")
+
+
+def _selected(bounds: Mapping[str, Tolerance], share: float) -> dict[str, Tolerance]:
+    """``bounds`` with the top-k-selected memory outputs' rows matched across swaps, at most ``share`` of them moved."""
+    return {**bounds, **{name: dataclasses.replace(bounds.get(name, bounds["*"]), max_reordered_rows=share) for name in _SELECTED}}
+
+
+_FP32_HEAD = _selected({"*": Tolerance(atol=5e-4, rtol=1e-3), "all_bbox_preds": Tolerance(atol=5e-3, rtol=1e-3),
+                        "post_memory_reference_point": Tolerance(atol=5e-3, rtol=1e-3)}, _FP32_REORDER)
 # fp16: PyTorch's CPU autocast at float16 against fp32 (model_specs/streampetr/precision.py), the atol each output needed
 # at rtol 1e-2 (tools/measure_streampetr_precision.py prints it), each bound ~3x the figure, rounded up. streampetr-tiny
 # (--seeds 0,1,2,3,4 --frames 4: 5 sequences x 4 frames, seeded weights, the largest of 3 such runs): img_feats 0.099
@@ -67,35 +84,34 @@ def _section_tolerances(reduced: Mapping[str, Tolerance], outputs: tuple[str, ..
     return {"fp32": fp32, "fp16": bounds, "tf32": bounds}
 
 
-def _selection_bound(cfg: StreamPETRConfig) -> dict[str, Tolerance]:
-    """Bounds on the memory rows the top-k selection fills, at reduced precision: gross ones, by design.
-
-    The head puts the ``topk_proposals`` most confident queries in front of the queue; fp16 moves class scores by
-    ~4e-3 and two queries whose scores are nearer than that swap places (measured: 1 to 8 of streampetr-tiny's 16 new
-    rows in every sequence of 5, at every frame; seeded or trained, the low-score end of a top-k is dense with near
-    ties). A swapped row holds another query's values, so the elementwise error is the distance between two queries:
-    measured up to 1.58 (embedding), 98.4 m (reference point; 82.6 m on the tiny spec), 0.47 m/s (velocity). The rows' values are judged
-    where the selection does not reorder them, at the fine bounds (``outs_dec``: the embeddings; ``all_bbox_preds``:
-    the centres and velocities); these bounds catch what no swap can give: non-finite values, a unit or frame error,
-    a row from outside the decoder's range (twice a LayerNorm'ed row's ~5, ``pc_range``'s span, twice the ~20 m/s
-    of road traffic)."""
-    span = max(hi - lo for lo, hi in zip(cfg.pc_range[:3], cfg.pc_range[3:], strict=True))
-    return {"post_memory_embedding": Tolerance(atol=10.0), "post_memory_reference_point": Tolerance(atol=1.5 * span),
-            "post_memory_velo": Tolerance(atol=40.0)}
+def _swappable(cfg: StreamPETRConfig) -> float:
+    """At fp16 any new row may move: class scores move by ~4e-3 and near ties swap in every sequence measured (1 to 8
+    of streampetr-tiny's 16 new rows; seeded or trained, the low-score end of a top-k is dense with near ties)."""
+    return cfg.topk_proposals / (cfg.topk_proposals + cfg.memory_len)
 
 
 def _reduced_head(cfg: StreamPETRConfig) -> dict[str, Tolerance]:
     return {"*": Tolerance(atol=2e-2, rtol=_RTOL), "all_bbox_preds": Tolerance(atol=0.5, rtol=_RTOL),
             "reference_points": Tolerance(atol=1e-3, rtol=_RTOL), "query_pos_in": Tolerance(atol=5e-3, rtol=_RTOL),
             "post_memory_egopose": Tolerance(atol=2e-3, rtol=_RTOL), "post_memory_timestamp": Tolerance(atol=1e-4),
-            **_selection_bound(cfg)}
+            **_selected({"*": Tolerance(atol=2e-2, rtol=_RTOL), "post_memory_reference_point": Tolerance(atol=0.5, rtol=_RTOL),
+                         "post_memory_velo": Tolerance(atol=0.5, rtol=_RTOL)}, _swappable(cfg))}
 
 
 def _reduced_drift(cfg: StreamPETRConfig) -> dict[str, Tolerance]:
-    """The memory on the target's own state after k frames: the same figures as the frame gate's (egopose 6.4e-4,
-    timestamp 0, the selected rows a swap apart: 1.36, 82.6 m, 0.48 m/s), so the same bounds."""
+    """The memory on the target's own state after k frames: egopose and timestamp as the frame gate's (6.4e-4, 0).
+    The top-k-selected rows get gross bounds, by design: on its own state an fp16 run selects, at the low-score end
+    of a top-k, another query than fp32 now and then, and that row then stays in its queue; after matching swapped
+    rows, up to 20 % of streampetr-tiny's rows stayed a query apart (66.8 m of reference point, 0.28 of embedding;
+    tools/measure_streampetr_precision.py, 5 sequences x 4 frames, CPU autocast). These bounds catch what no other
+    selection can give: non-finite values, a unit or frame error, a row outside the decoder's range (twice a
+    LayerNorm'ed row's ~5, ``pc_range``'s span, twice the ~20 m/s of road traffic). Each frame's values are held at
+    the fine bounds by the frame gate, where the state is the reference's and rows are matched across swaps."""
     head = _reduced_head(cfg)
-    return {f"post_memory_{m}": head[f"post_memory_{m}"] for m in MEMORY}
+    span = max(hi - lo for lo, hi in zip(cfg.pc_range[:3], cfg.pc_range[3:], strict=True))
+    gross = {"post_memory_embedding": Tolerance(atol=10.0), "post_memory_reference_point": Tolerance(atol=1.5 * span),
+             "post_memory_velo": Tolerance(atol=40.0)}
+    return {name: gross.get(name, head[name]) for name in (f"post_memory_{m}" for m in MEMORY)}
 
 
 def head_tolerances(cfg: StreamPETRConfig) -> dict[str, dict[str, Tolerance]]:
@@ -104,7 +120,8 @@ def head_tolerances(cfg: StreamPETRConfig) -> dict[str, dict[str, Tolerance]]:
 
 # the memory after k frames: at fp32 the same bounds, held at every frame of the sequence
 def drift(cfg: StreamPETRConfig) -> dict[str, dict[str, Tolerance]]:
-    return {"fp32": {"*": Tolerance(atol=1e-3, rtol=1e-3), "post_memory_reference_point": Tolerance(atol=1e-2, rtol=1e-3)},
+    return {"fp32": _selected({"*": Tolerance(atol=1e-3, rtol=1e-3), "post_memory_reference_point": Tolerance(atol=1e-2, rtol=1e-3)},
+                              _FP32_REORDER),
             "fp16": _reduced_drift(cfg), "tf32": _reduced_drift(cfg)}
 
 

@@ -16,7 +16,13 @@ MLN_SCALE = 0.1  # MLN gamma/beta weights: a modulation of a tenth around the id
 
 
 def seeded(cfg: StreamPETRConfig, seed: int) -> Petr3D:
-    model = init_like_trained(Petr3D(cfg), seed)
+    """The model for ``seed``, the same in every process: the attention's packed ``in_proj_weight`` (no Linear, so
+    ``init_like_trained`` leaves it) keeps its construction-time draw, taken here from ``seed`` and not from torch's
+    global generator (which is left as it was)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        built = Petr3D(cfg)
+    model = init_like_trained(built, seed)
     randomise_layer_norms(model, seed + 1)
     generator = torch.Generator().manual_seed(seed + 2)
     with torch.no_grad():
