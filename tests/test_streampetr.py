@@ -14,12 +14,14 @@ import torch
 from model_specs.centerpoint.scene import make_scene
 from model_specs.mmconfig import read_config
 from model_specs.streampetr import data
-from model_specs.streampetr.boxes import TRUTH, detections_map
+from model_specs.streampetr.boxes import TRUTH, comparator, compare_frames, detections_map
 from model_specs.streampetr.config import FULL, TINY
-from model_specs.streampetr.decode import Detections
+from model_specs.streampetr.decode import Detections, decode
 from model_specs.streampetr.head import Petr3D
 from model_specs.streampetr.mmconfig import to_streampetr
-from model_specs.streampetr.spec import HOST, MIN_GROUND_TRUTH, MIN_PAIRS, TINY_SPEC, between, initial_memory
+from model_specs.streampetr.spec import BOX_LIMITS, HOST, MIN_GROUND_TRUTH, MIN_PAIRS, TINY_SPEC, between, initial_memory
+from pytest_awml.device import Precision
+from pytest_awml.errors import SpecError
 
 CONFIGS = Path(__file__).parent / "data" / "configs" / "awml"
 
@@ -129,3 +131,32 @@ def test_the_sequence_metric_scores_boxes_at_the_ground_truth_fully():
     assert seen and all(result.details[f"{c}.ap@0.5m"] == pytest.approx(1.0) for c in seen) and result.compared >= 10
     off = [dataclasses.replace(d, boxes=d.boxes + np.array([5, 0, 0, 0, 0, 0, 0, 0, 0], np.float32)) for d in exact]
     assert detections_map(off, frames, TINY).value == 0.0
+
+
+def _head_outputs(rng: np.random.Generator) -> dict:
+    queries = TINY.num_layers * (TINY.num_query + TINY.num_propagated)
+    codes = rng.normal(0, 1, (1, TINY.code_size, queries)).astype(np.float32)
+    codes[0, :2] *= 15  # centres in metres, nearly all inside post_center_range
+    return {"pts_head_memory": {"all_cls_scores": rng.normal(0, 2, (1, len(TINY.classes), queries)).astype(np.float32),
+                                "all_bbox_preds": codes}}
+
+
+def test_the_box_comparison_catches_moved_boxes_and_pairs_kept_on_one_side():
+    """Boxes are compared by (query, class) pair: the same outputs pass; centres moved 10 cm fail the fp32 centre limit
+    alone; one query's scores lowered drop its pairs from one side and fail the count."""
+    limits = BOX_LIMITS["fp32"]
+    refs = [_head_outputs(np.random.default_rng(k)) for k in range(2)]
+    same = {v.name: v for v in compare_frames(refs, refs, limits, TINY)}
+    kept_pairs = sum(len(decode(r["pts_head_memory"], TINY).scores) for r in refs)
+    assert all(v.passed for v in same.values()) and same["boxes.one_sided"].compared == kept_pairs > 150
+    moved = [{"pts_head_memory": {**r["pts_head_memory"], "all_bbox_preds": r["pts_head_memory"]["all_bbox_preds"].copy()}} for r in refs]
+    moved[1]["pts_head_memory"]["all_bbox_preds"][0, 0] += 0.1
+    failed = [v.name for v in compare_frames(refs, moved, limits, TINY) if not v.passed]
+    assert failed == ["boxes.centre_m"]
+    dropped = [{"pts_head_memory": {**r["pts_head_memory"], "all_cls_scores": r["pts_head_memory"]["all_cls_scores"].copy()}} for r in refs]
+    kept = decode(refs[0]["pts_head_memory"], TINY)
+    dropped[0]["pts_head_memory"]["all_cls_scores"][0, :, -(TINY.num_query + TINY.num_propagated) + int(kept.queries[0])] = -20.0
+    verdicts = {v.name: v for v in compare_frames(refs, dropped, limits, TINY)}
+    assert not verdicts["boxes.one_sided"].passed and not verdicts["boxes.score"].passed
+    with pytest.raises(SpecError, match="no int8 box limit"):
+        comparator(TINY, BOX_LIMITS)(refs, refs, Precision.INT8)

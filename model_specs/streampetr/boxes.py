@@ -78,8 +78,8 @@ def compare_frames(refs: Sequence[Mapping], tests: Sequence[Mapping], limits: Bo
 def comparator(cfg: StreamPETRConfig, limits: Mapping[str, BoxLimits]):
     def compare(refs: Sequence[Mapping], tests: Sequence[Mapping], precision: Precision) -> list[Verdict]:
         if precision.value not in limits:
-            raise SpecError(f"streampetr ({cfg.num_cameras} cameras)", "the box limits", f"no {precision.value} limit",
-                            f"add one to model_specs/streampetr/spec.py BOX_LIMITS (it gives {', '.join(limits)})")
+            raise SpecError("streampetr", "sequence.compare", f"no {precision.value} box limit (it gives {', '.join(limits)})",
+                            "add one to BOX_LIMITS in model_specs/streampetr/spec.py")
         return compare_frames(refs, tests, limits[precision.value], cfg)
 
     return compare
@@ -87,8 +87,15 @@ def comparator(cfg: StreamPETRConfig, limits: Mapping[str, BoxLimits]):
 
 def detections_map(detections: Sequence[Detections], frames: Sequence[Mapping], cfg: StreamPETRConfig) -> MetricResult:
     """nuScenes-style mAP of each frame's boxes against its ground truth, in the BEV square of ``pc_range``."""
-    return mean_ap([(d.boxes, d.scores, d.labels) for d in detections],
-                   [(np.asarray(f[TRUTH]["gt_boxes"]), np.asarray(f[TRUTH]["gt_labels"])) for f in frames], cfg.classes, cfg.pc_range)
+    return mean_ap([(d.boxes, d.scores, d.labels) for d in detections], [_truth(f) for f in frames], cfg.classes, cfg.pc_range)
+
+
+def _truth(frame: Mapping) -> tuple[np.ndarray, np.ndarray]:
+    """A frame's (gt_boxes, gt_labels); none for a frame that carries none (the metric then says it scored nothing)."""
+    truth = frame.get(TRUTH)
+    if truth is None:
+        return np.zeros((0, 9), np.float32), np.zeros(0, np.int64)
+    return np.asarray(truth["gt_boxes"], np.float32).reshape(-1, 9), np.asarray(truth["gt_labels"], np.int64)
 
 
 def metric(cfg: StreamPETRConfig):

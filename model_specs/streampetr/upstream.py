@@ -11,7 +11,9 @@ through ``--awml-config``'s reader with the deploy script's change (the decoder'
 by the host's update between frames (the spec's ``between``). AWML's package ``__init__`` imports its datasets
 (mmpretrain, nuscenes): the models are imported module by module instead, the package registered without running it.
 ``compare`` (needs none of them) loads the recorded weights strictly into this project's ``Petr3D`` and runs its
-sections on the same frames and initial memory, on its own memory.
+sections on the same frames and initial memory, on its own memory. Each frame's boxes as AWML decodes them
+(``get_bboxes`` through its ``NMSFreeCoder``) are recorded too; ``decode_differences`` holds this project's decode of the
+same recorded head outputs to them.
 """
 
 from __future__ import annotations
