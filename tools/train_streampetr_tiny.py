@@ -4,8 +4,8 @@ Drives are built as the spec's frames are (``model_specs.streampetr.data.sequenc
 config's two cameras while the ego vehicle drives), from seeds no spec sample or frame uses. Training streams as
 StreamPETR's does: the clip's frames in order, each frame's memory the previous frame's (detached), the first frame's
 AWML's initial memory. The loss is the head's kind (AWML's configs: focal classification, L1 on the box codes with
-``code_weights``, every decoder layer supervised; queries assigned to the objects by Hungarian matching through scipy
-on the distance from their reference points) on the objects in ``pc_range`` whose centre a camera sees. BatchNorm statistics stay frozen (AWML's
+``code_weights``, every decoder layer supervised, queries assigned to the objects by Hungarian matching through
+scipy) on the objects in ``pc_range`` whose centre a camera sees. BatchNorm statistics stay frozen (AWML's
 ``norm_eval``). Runs on one CPU thread in minutes; reproducible from ``--seed``:
 
     python tools/train_streampetr_tiny.py --out model_specs/streampetr/weights/streampetr-tiny.pt
@@ -33,7 +33,7 @@ from model_specs.streampetr.boxes import metric  # noqa: E402
 from model_specs.streampetr.config import TINY  # noqa: E402
 from model_specs.streampetr.head import ExtractImgFeat, PositionEmbedding, PtsHeadMemory  # noqa: E402
 from model_specs.streampetr.spec import HOST, MEMORY, TINY_SPEC, between, initial_memory  # noqa: E402
-from model_specs.streampetr.weights import KEPT_SEEDED, seeded, trained_keys  # noqa: E402
+from model_specs.streampetr.weights import seeded  # noqa: E402
 from pytest_awml.sequence import roll  # noqa: E402
 
 log = logging.getLogger("train_streampetr_tiny")
@@ -61,22 +61,16 @@ def visible_truth(frame: data.Frame) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.tensor(codes, dtype=torch.float32), torch.tensor(labels[keep & seen], dtype=torch.int64)
 
 
-def assign(anchors: torch.Tensor, truth: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(queries, objects): each object to one query by the BEV distance from the query's reference point (an anchor
-    that moves slowly), not from its prediction as DETR's matching does: an assignment that is stable from step to
-    step lets a model trained from scratch for minutes learn where to look."""
-    rows, cols = linear_sum_assignment(torch.cdist(anchors[:, :2], truth[:, :2], p=1).numpy())
-    return torch.as_tensor(rows), torch.as_tensor(cols)
-
-
-def layer_loss(logits: torch.Tensor, codes: torch.Tensor, truth: torch.Tensor, labels: torch.Tensor,
-               pairs: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-    """One decoder layer: logits [Q, C], codes [Q, 10] against truth [G, 10], labels [G], assigned by ``pairs``."""
+def layer_loss(logits: torch.Tensor, codes: torch.Tensor, truth: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """One decoder layer: logits [Q, C], codes [Q, 10] against truth [G, 10], labels [G]."""
     target = torch.zeros_like(logits)
     weights = torch.tensor(TINY.code_weights)
     box = logits.new_zeros(())
     if len(labels):
-        rows, cols = pairs
+        with torch.no_grad():
+            cost = -CLS_WEIGHT * logits.sigmoid()[:, labels] + BOX_WEIGHT * torch.cdist(codes[:, :3], truth[:, :3], p=1)
+            rows, cols = linear_sum_assignment(cost.numpy())
+        rows, cols = torch.as_tensor(rows), torch.as_tensor(cols)
         target[rows, labels[cols]] = 1.0
         box = ((codes[rows] - truth[cols]).abs() * weights).sum() / len(labels)
     p = logits.sigmoid()
@@ -91,20 +85,15 @@ def clip_losses(sections, frames: list[data.Frame]) -> Iterator[torch.Tensor]:
     queries, layers = TINY.num_query + TINY.num_propagated, TINY.num_layers
     memory = initial_memory(sections[2].mod, frames[0])
     advance = between(TINY)
-    head_range = torch.tensor(TINY.pc_range)
     for k, frame in enumerate(frames):
-        with torch.no_grad():  # the image backbone, neck and ray encoder stay seeded
-            feats = sections[0](torch.from_numpy(frame.img))
-            pos_embed, cone = sections[1](*(torch.from_numpy(v) for v in (frame.img_metas_pad, frame.intrinsics, frame.img2lidar)))
+        feats = sections[0](torch.from_numpy(frame.img))
+        pos_embed, cone = sections[1](*(torch.from_numpy(v) for v in (frame.img_metas_pad, frame.intrinsics, frame.img2lidar)))
         out = sections[2](feats, pos_embed, cone, torch.from_numpy(frame.ego_pose), torch.from_numpy(frame.ego_pose_inv),
                           *(torch.from_numpy(v) for v in memory.values()))
         logits = out[0][0].T.reshape(layers, queries, -1)
         codes = out[1][0].T.reshape(layers, queries, -1)
         truth, labels = visible_truth(frame)
-        with torch.no_grad():
-            anchors = out[7][0] * (head_range[3:] - head_range[:3]) + head_range[:3]  # the queries' reference points, metres
-            pairs = assign(anchors, truth) if len(labels) else (torch.zeros(0, dtype=torch.int64),) * 2
-        yield sum(layer_loss(logits[i], codes[i], truth, labels, pairs) for i in range(layers))
+        yield sum(layer_loss(logits[i], codes[i], truth, labels) for i in range(layers))
         if k + 1 < len(frames):
             carried = {f"pre_memory_{m}": o.detach().numpy() for m, o in zip(MEMORY, out[2:7], strict=True)}
             memory = dict(advance(carried, {HOST: {"timestamp": frame.timestamp}}, {HOST: {"timestamp": frames[k + 1].timestamp}}))
@@ -113,7 +102,6 @@ def clip_losses(sections, frames: list[data.Frame]) -> Iterator[torch.Tensor]:
 def sequence_map(model, seed: int) -> float:
     """The spec's metric over its own sequence of frames at ``seed`` (what test_sequence_metric scores), PyTorch."""
     sequence = TINY_SPEC.sequence
-    assert sequence is not None  # the spec's stateful pipeline
     frames = sequence.make_frames(model, sequence.frames, seed)
     modules = {c.name: (c, c.extract(model)) for c in TINY_SPEC.components}
 
@@ -147,11 +135,8 @@ def main(argv=None) -> int:
     for module in model.modules():  # AWML's norm_eval: BatchNorm statistics frozen
         if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
             module.eval()
-    trained = trained_keys(model)
-    for name, parameter in model.named_parameters():
-        parameter.requires_grad_(name in trained)
     sections = (ExtractImgFeat(model), PositionEmbedding(model), PtsHeadMemory(model))
-    optimizer = torch.optim.AdamW([p for n, p in model.named_parameters() if n in trained], lr=args.lr, weight_decay=0.01)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=args.lr, weight_decay=0.01)
     steps = args.drives * args.clip
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=args.lr, total_steps=steps, pct_start=0.05)
     done, losses = 0, []
@@ -162,7 +147,7 @@ def main(argv=None) -> int:
         for loss in clip_losses(sections, frames):
             optimizer.zero_grad()
             loss.backward()
-            torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 35.0)  # AWML's clip_grad
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 35.0)  # AWML's optim_wrapper clip_grad
             optimizer.step()
             schedule.step()
             done += 1
@@ -170,21 +155,14 @@ def main(argv=None) -> int:
         if drive % 20 == 0:
             log.info("drive %d step %d loss %.4f (%.0f s)", drive, done, np.mean(losses[-60:]), time.perf_counter() - start)
     model.eval()
-    with torch.no_grad():  # scored as stored: float16
-        for name, parameter in model.named_parameters():
-            if name in trained:
-                parameter.copy_(parameter.half().float())
     held = [sequence_map(model, base + args.drives + i) for i in range(HELD_OUT)]
     default = sequence_map(model, 0)
     log.info("held-out sequence mAP %s; the spec's default frames (seed 0) %.4f", [round(h, 4) for h in held], default)
     meta = {"trained_on": f"{done // args.clip} synthetic drives of {args.clip} frames ({TINY.num_cameras} cameras; seeds from {base})",
-            "loss": "focal classification + L1 box codes (AWML's weights), every decoder layer, visible objects assigned to queries "
-                    "by Hungarian matching on the distance from the queries' reference points",
+            "loss": "focal classification + L1 box codes (AWML's weights), every decoder layer, Hungarian assignment to visible objects",
             "lr": args.lr, "seed": args.seed, "steps": done, "held_out_map": round(float(np.mean(held)), 4),
-            "default_frames_map": round(default, 4), "kept_seeded": list(KEPT_SEEDED),
-            "stored": f"{len(trained)} trained tensors ({sum(p.numel() for n, p in model.named_parameters() if n in trained)} weights) "
-                      "as float16; the rest regenerated at load from the seed"}
-    meta = write_weights(model, args.out, meta, start, trained=trained, half=True)
+            "default_frames_map": round(default, 4)}
+    meta = write_weights(model, args.out, meta, start)
     log.info("wrote %s: %s", args.out, meta)
     return 0
 

@@ -27,15 +27,3 @@ def seeded(cfg: StreamPETRConfig, seed: int) -> Petr3D:
                 layer.weight.mul_(MLN_SCALE)
                 layer.bias.add_(centre)
     return model.eval()
-
-
-# What streampetr-tiny's training (tools/train_streampetr_tiny.py) leaves as seeded: the image backbone and neck, the 2D
-# head (training only), the ray and ego-pose encoders and the MLN modulations. The rest (the decoder, the query and
-# memory embeddings, the class and box branches) is trained and bundled: a tenth of the weights, a file of megabytes.
-KEPT_SEEDED = ("img_backbone.", "img_neck.", "img_roi_head.", "pts_bbox_head.position_encoder.", "pts_bbox_head.ego_pose_pe.",
-               "pts_bbox_head.ego_pose_memory.", "pts_bbox_head.spatial_alignment.", "pts_bbox_head.time_embedding.")
-
-
-def trained_keys(model: Petr3D) -> tuple[str, ...]:
-    """The parameters the tiny training updates (every learnable one outside ``KEPT_SEEDED``)."""
-    return tuple(name for name, p in model.named_parameters() if p.requires_grad and not name.startswith(KEPT_SEEDED))
