@@ -185,9 +185,9 @@ def test_the_streampetr_decode_is_awml_s():
     assert len(recording.arrays["frame0/decoded_scores"]) > 0
 
 
-@pytest.mark.parametrize("change", [dict(use_bottom_center=False), dict(score_thres=0.83), dict(max_num=50),
-                                    dict(post_center_range=(-30.0, -30.0, -10.0, 30.0, 30.0, 10.0)),
-                                    dict(num_query=24)])  # the last layer's queries misread
+@pytest.mark.parametrize("change", [{"use_bottom_center": False}, {"score_thres": 0.83}, {"max_num": 50},
+                                    {"post_center_range": (-30.0, -30.0, -10.0, 30.0, 30.0, 10.0)},
+                                    {"num_query": 24}])  # the last layer's queries misread
 def test_the_streampetr_decode_comparison_would_catch_a_wrong_setting(change):
     recording, cfg = _load("streampetr-tiny")
     assert max(streampetr.decode_differences(recording, dataclasses.replace(cfg, **change)).values()) > DECODE_ATOL
