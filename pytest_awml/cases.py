@@ -11,7 +11,8 @@
    ``test_export[<spec>/<component>/<format>]``, ``test_parity|test_latency|test_shapes[<spec>/
    <component>/<target>]``, ``test_pipeline_parity|test_pipeline_latency[<spec>/<target>]``,
    ``test_metric[<spec>/<target>]``, ``test_drift[<spec>/<component>]``, ``test_bundle[<spec>]``,
-   ``test_sequence_parity|test_sequence_latency[<spec>/<target>]`` (a stateful pipeline: ``ModelSpec.sequence``); ``<target>`` is
+   ``test_sequence_parity|test_sequence_latency[<spec>/<target>]`` (a stateful pipeline: ``ModelSpec.sequence``),
+   ``test_sequence_pipeline_parity|test_sequence_metric[<spec>/<target>]`` (its ``compare``, its ``metric``); ``<target>`` is
    ``<backend>-<device>-<precision>`` (``onnxruntime-cpu-fp32``). A deploy config's scenario whose reference is not
    PyTorch CPU fp32 adds ``test_parity[<spec>/<component>/<target>@<reference target>]``.
 4. A kind with no case at all (a spec without pipeline or dynamic dims, no ``--awml-autoware``) is not
@@ -245,6 +246,20 @@ class Plan:
                        f"the spec gives no {precision} tolerances for {', '.join(lacking)}" if lacking else "")
             yield dataclasses.replace(case, skip=case.skip or missing)
 
+    def _sequence_pipeline_parity(self) -> Iterator[Case]:
+        """A stateful pipeline's decoded outputs, for specs whose sequence compares them: where its parity runs (and skipped
+        where it skips: no bound at the precision)."""
+        return (case for case in self._sequence_parity() if case.spec.sequence is not None and case.spec.sequence.compare is not None)
+
+    def _sequence_metric(self) -> Iterator[Case]:
+        """A stateful pipeline's task metric on every target but the reference, without a limit at its precision skipped."""
+        for case in self._sequence_latency():
+            sequence, target = case.spec.sequence, case.target
+            if target is None or target == REFERENCE or sequence is None or sequence.metric is None:
+                continue
+            missing = target.precision.value not in sequence.metric.max_delta
+            yield dataclasses.replace(case, skip=case.skip or (f"the spec gives no {target.precision} sequence metric limit" if missing else ""))
+
     def _bundle(self) -> Iterator[Case]:
         """Only with --awml-autoware: one per spec that can write a deployable bundle."""
         if self.options.autoware is not None:
@@ -266,6 +281,8 @@ KINDS: dict[str, Callable[[Plan], Iterator[Case]]] = {
     "bundle": Plan._bundle,
     "sequence_parity": Plan._sequence_parity,
     "sequence_latency": Plan._sequence_latency,
+    "sequence_pipeline_parity": Plan._sequence_pipeline_parity,
+    "sequence_metric": Plan._sequence_metric,
 }
 """Test kind (the ``awml_cases`` marker's argument) → the plan's cases of that kind."""
 

@@ -27,16 +27,20 @@ import numpy as np
 
 from pytest_awml.compare import OutputComparison, compare_output, compare_outputs
 from pytest_awml.component import ANY_OUTPUT, Component, ToleranceTable
+from pytest_awml.device import Precision
 from pytest_awml.errors import DataError
-from pytest_awml.limits import LatencySettings, Tolerance
+from pytest_awml.limits import LatencySettings, Tolerance, Verdict
+from pytest_awml.metric import MetricSpec
 
-__all__ = ["FRAME", "SEQUENCE", "Feed", "FrameVerdict", "SequenceSpec", "first_failures", "judge", "roll", "step"]
+__all__ = ["FRAME", "SEQUENCE", "Feed", "FrameVerdict", "Outputs", "SequenceSpec", "first_failures", "judge", "roll", "step"]
 
 FRAME = "frame"  # the per-frame gate's name in records and messages: teacher-forced state, the frame's own error
 SEQUENCE = "sequence"  # the sequence gate's: the target's own state, error after k frames
 
 Frame = Mapping[str, Mapping[str, np.ndarray]]
 """One frame's tensors by component, then by tensor name."""
+Outputs = Mapping[str, Mapping[str, np.ndarray]]
+"""One frame's outputs by component, then by output name (a rollout's frame)."""
 Run = Callable[[str, Mapping[str, np.ndarray]], Mapping[str, np.ndarray]]
 """``run(component, inputs) -> outputs``: one inference on the side being rolled."""
 
@@ -69,6 +73,12 @@ class SequenceSpec:
     ``between(state, previous, frame)`` (optional): what the deployment does on the host to the state between two
     frames (a queue cut back to its length, an age advanced by the time since the last frame): the carried values by
     the input they feed, the frame before and the frame to come → the values fed; the same on every side.
+
+    What the user sees over the sequence, each side on its own state (optional): ``compare(refs, tests, precision)`` the
+    decoded outputs' parity (each frame's outputs by component, the reference's and the target's) → :class:`Verdict`
+    list, as ``PipelineSpec.compare``; a verdict over fewer than ``min_compared`` items judged nothing. ``metric`` the
+    task metric (:class:`~pytest_awml.metric.MetricSpec`): ``compute(outputs, frames)``, the frames holding the ground
+    truth under a name no component has (``step`` passes only ``order``'s components on).
     """
 
     order: tuple[str, ...]
@@ -80,6 +90,9 @@ class SequenceSpec:
     latency: LatencySettings = field(default_factory=LatencySettings)
     between: Callable[[Mapping[str, np.ndarray], Frame, Frame], Mapping[str, np.ndarray]] | None = None
     from_samples: Callable[[Any, Sequence[Any]], Sequence[Frame]] | None = None
+    compare: Callable[[Sequence[Outputs], Sequence[Outputs], Precision], list[Verdict]] | None = None
+    min_compared: int = 1
+    metric: MetricSpec | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "order", tuple(self.order))
@@ -105,6 +118,12 @@ class SequenceSpec:
             found.append("between is not callable")
         if self.from_samples is not None and not callable(self.from_samples):
             found.append("from_samples is not callable")
+        if self.compare is not None and not callable(self.compare):
+            found.append("compare is not callable")
+        if not isinstance(self.min_compared, int) or self.min_compared < 1:
+            found.append(f"min_compared must be an int >= 1, got {self.min_compared!r}")
+        if self.metric is not None:
+            found += [f"metric: {problem}" for problem in self.metric.problems()]
         for name in self.order:
             if name not in components:
                 found.append(f"order names {name!r}, which is not a component ({', '.join(components)})")

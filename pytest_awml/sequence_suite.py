@@ -1,5 +1,6 @@
 """The tests of a stateful pipeline (``ModelSpec.sequence``, :mod:`pytest_awml.sequence`): ``test_sequence_parity``
-and ``test_sequence_latency``, one per target. :mod:`pytest_awml.suite` imports them, so that they are collected
+and ``test_sequence_latency``, one per target; ``test_sequence_pipeline_parity`` and ``test_sequence_metric`` where the spec
+declares a sequence's ``compare`` or ``metric``. :mod:`pytest_awml.suite` imports them, so that they are collected
 under its node id (``awml::test_sequence_parity[<spec>/<target>]``) with its fixtures.
 
 The frames and the reference's rollout are made once per session (the workspace's memo); every inference of a
@@ -20,9 +21,10 @@ from pytest_awml import latency_gate, results
 from pytest_awml.budgets import ROUNDS_KEY
 from pytest_awml.compare import differs
 from pytest_awml.device import REFERENCE, Target
-from pytest_awml.errors import ToleranceExceeded
+from pytest_awml.errors import NothingCompared, ToleranceExceeded
 from pytest_awml.memo import key
-from pytest_awml.records import LatencyRecord, SequenceRecord
+from pytest_awml.metric import metric_verdict, nothing_scored
+from pytest_awml.records import LatencyRecord, MetricRecord, SequenceRecord
 from pytest_awml.sequence import Frame, first_failures, judge, roll, step
 from pytest_awml.spec import ModelSpec
 from pytest_awml.timing import SpanTimer, measure, rounded_ms, warmup_rounds, warmup_total_ms
@@ -30,7 +32,7 @@ from pytest_awml.timing import SpanTimer, measure, rounded_ms, warmup_rounds, wa
 if TYPE_CHECKING:
     from pytest_awml.workspace import Workspace
 
-__all__ = ["test_sequence_latency", "test_sequence_parity"]
+__all__ = ["test_sequence_latency", "test_sequence_metric", "test_sequence_parity", "test_sequence_pipeline_parity"]
 
 DISABLED = "pytest-benchmark is disabled here (--benchmark-disable, or pytest-xdist is active): no latency measured"
 RECORD_COMPONENT = "sequence"  # the component a sequence test's latency record names (its parity records name each output's)
@@ -92,6 +94,63 @@ def test_sequence_parity(awml_case, awml_workspace, request):
     failed = first_failures(verdicts)
     if failed:
         raise ToleranceExceeded(differs(f"the {target.id} sequence", REFERENCE.id, f"over {len(reference)} frame(s)", failed))
+
+
+def _judged_nothing(verdicts, minimum: int, what: str) -> None:
+    """A verdict over fewer items than the spec's minimum judged nothing: fail, saying how to fix it."""
+    thin = [v for v in verdicts if v.compared is not None and v.compared < minimum]
+    if thin:
+        counts = ", ".join(f"{v.name} over {v.compared}" for v in thin)
+        raise NothingCompared(f"{what} compared too little to judge ({counts}; the spec's minimum is {minimum}): it would pass on "
+                              "nothing. Give it objects to find: --awml-checkpoint with trained weights, or --awml-data with frames "
+                              "that hold objects in range")
+
+
+@pytest.mark.awml_cases("sequence_pipeline_parity")
+def test_sequence_pipeline_parity(awml_case, awml_workspace, request):
+    """Frame by frame, the target's decoded outputs (boxes, classes…) on its own state agree with the reference's on
+    its own: the spec's ``SequenceSpec.compare`` over every frame, as ``test_pipeline_parity`` judges a pipeline."""
+    spec, target = awml_case.spec, awml_case.target
+    sequence = spec.sequence
+    reference = _rollout(awml_workspace, spec, REFERENCE, forced=False)
+    free = _rollout(awml_workspace, spec, target, forced=False)
+    checks = sequence.compare(reference, free, target.precision)
+    ids = results.record_ids(awml_case, request.node.nodeid, awml_workspace.options, component=RECORD_COMPONENT)
+    results.attach_verdicts(request.node, ids, checks)
+    failed = [c.describe() for c in checks if not c.passed]
+    if failed:
+        raise ToleranceExceeded(differs(f"the {target.id} sequence's decoded outputs", REFERENCE.id,
+                                        f"on {len(failed)} of {len(checks)} check(s) over {len(reference)} frame(s)", failed))
+    _judged_nothing(checks, sequence.min_compared, f"the {target.id} sequence's decoded comparison")
+
+
+@pytest.mark.awml_cases("sequence_metric")
+def test_sequence_metric(awml_case, awml_workspace, request):
+    """The task metric over the sequence, the target on its own state, within the spec's limit of the reference's
+    (|delta|), as ``test_metric`` judges a pipeline's: what an error carried through the state costs the user."""
+    spec, target = awml_case.spec, awml_case.target
+    metric = spec.sequence.metric
+    frames = _frames(awml_workspace, spec)
+    reference = metric.compute(_rollout(awml_workspace, spec, REFERENCE, forced=False), frames)
+    if reference.compared == 0:
+        pytest.skip(f"the frames hold no ground truth for {reference.name}: nothing to score; run on the spec's synthetic "
+                    "frames, or give it labelled data")
+    score = metric.compute(_rollout(awml_workspace, spec, target, forced=False), frames)
+    limit = metric.max_delta[target.precision.value]
+    verdict = metric_verdict(reference, score, limit)
+    vacuous = nothing_scored(reference, score, target.id)
+    ids = results.record_ids(awml_case, request.node.nodeid, awml_workspace.options, component=RECORD_COMPONENT)
+    results.attach(request.node, MetricRecord(ids=ids, metric=score.name, value=score.value, reference_value=reference.value,
+                                              delta=verdict.value, max_delta=limit, compared=score.compared,
+                                              details=dict(score.details), reference_details=dict(reference.details),
+                                              passed=verdict.passed, not_judged=vacuous))
+    request.node.user_properties.append((f"awml.{score.name}", score.value))
+    if vacuous is not None:  # judged nothing: said as the outcome (skipped with the reason), never a silent pass
+        pytest.skip(f"not judged: {vacuous}")
+    _judged_nothing([verdict], metric.min_compared, f"the {target.id} sequence's {score.name}")
+    if not verdict.passed:
+        raise ToleranceExceeded(differs(f"the {target.id} sequence's {score.name}", REFERENCE.id, f"over {len(frames)} frame(s)",
+                                        [verdict.describe()]))
 
 
 @pytest.mark.awml_cases("sequence_latency")

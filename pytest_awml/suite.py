@@ -396,4 +396,4 @@ def test_bundle(awml_case, awml_workspace, request):
         raise ArtifactError(f"the bundle in {options.autoware / spec.name} does not hold the tested graph(s) of {', '.join(untested)}")
 
 
-from pytest_awml.sequence_suite import test_sequence_latency, test_sequence_parity  # noqa: E402, F401  ModelSpec.sequence's tests, collected under this id
+from pytest_awml.sequence_suite import test_sequence_latency, test_sequence_metric, test_sequence_parity, test_sequence_pipeline_parity  # noqa: E402, F401

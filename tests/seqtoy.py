@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from pytest_awml.limits import Verdict
+from pytest_awml.metric import MetricResult, MetricSpec
 from pytest_awml.sequence import Feed, SequenceSpec
 from pytest_awml.spec import Component, LatencySettings, ModelSpec, TensorSpec, Tolerance
 
@@ -57,7 +59,30 @@ def make_frames(model, count: int, seed: int) -> list[dict[str, dict[str, np.nda
     return frames
 
 
-def spec(bias: float = 0.0, eps: float = 0.0, frame: int = -1, name: str = "seqtoy") -> ModelSpec:
+TRUTH = "truth"  # the frames' ground truth, under a name no component has
+
+
+def with_truth(model, count: int, seed: int) -> list[dict[str, dict[str, np.ndarray]]]:
+    """The frames, each with a label to score: whether the step's output ``y`` sums above zero, drawn at random."""
+    labels = np.random.default_rng(seed + 1).integers(0, 2, count)
+    return [{**frame, TRUTH: {"label": np.array(label)}} for frame, label in zip(make_frames(model, count, seed), labels, strict=True)]
+
+
+def compare(refs, tests, precision) -> list[Verdict]:
+    """The decoded outputs' parity: the step's ``y`` over every frame, the worst against ``ATOL``."""
+    worst = max(float(np.abs(r["step"]["y"] - t["step"]["y"]).max()) for r, t in zip(refs, tests, strict=True))
+    return [Verdict("y", worst, ATOL, f"over {len(refs)} frames", compared=len(refs))]
+
+
+def accuracy(outputs, frames) -> MetricResult:
+    """How many frames' ``y`` sums to the side of zero its label says."""
+    hits = [bool(o["step"]["y"].sum() > 0) == bool(f[TRUTH]["label"]) for o, f in zip(outputs, frames, strict=True)]
+    return MetricResult("accuracy", float(np.mean(hits)), len(hits))
+
+
+def spec(bias: float = 0.0, eps: float = 0.0, frame: int = -1, name: str = "seqtoy", judged: bool = False) -> ModelSpec:
+    """``judged``: the sequence also compares its decoded outputs (``compare``) and scores them (``accuracy``, no delta
+    allowed at fp32)."""
     def build_model(checkpoint, seed):
         torch.manual_seed(seed)
         return Toy(bias, eps, frame).eval()
@@ -80,7 +105,8 @@ def spec(bias: float = 0.0, eps: float = 0.0, frame: int = -1, name: str = "seqt
                       (TensorSpec("y", (1, WIDTH)), TensorSpec("memory_out", (1, WIDTH))), tolerances),
         ),
         sequence=SequenceSpec(order=("enc", "step"), links=(Feed("enc", "x", "step", "x"),),
-                              carries=(Feed("step", "memory_out", "step", "memory"),), make_frames=make_frames,
+                              carries=(Feed("step", "memory_out", "step", "memory"),), make_frames=with_truth if judged else make_frames,
                               drift={"fp32": {"memory_out": Tolerance(ATOL)}}, frames=FRAMES,
-                              latency=LatencySettings(rounds=12, warmup_rounds=2)),
+                              latency=LatencySettings(rounds=12, warmup_rounds=2), compare=compare if judged else None,
+                              metric=MetricSpec(accuracy, {"fp32": 0.0}, min_compared=FRAMES) if judged else None),
     )

@@ -32,8 +32,9 @@ def test_ids_of_every_kind(tmp_path):
     assert ids(plan, "drift") == ["toy/enc", "toy/head"]
     assert ids(plan, "bundle") == []
     assert set(KINDS) == {"export", "parity", "shapes", "latency", "pipeline_parity", "pipeline_latency", "metric", "drift", "bundle",
-                          "int8_sensitivity", "sequence_parity", "sequence_latency"}
+                          "int8_sensitivity", "sequence_parity", "sequence_latency", "sequence_pipeline_parity", "sequence_metric"}
     assert ids(plan, "sequence_parity") == ids(plan, "sequence_latency") == []  # the toy spec declares no sequence
+    assert ids(plan, "sequence_pipeline_parity") == ids(plan, "sequence_metric") == []
     assert ids(plan, "int8_sensitivity") == []  # only with --awml-int8-sensitivity
     assert ids(plan, "metric") == []  # the toy spec declares no metric
 
@@ -49,6 +50,14 @@ def test_sequence_ids_per_target_and_their_skips(tmp_path):
     no_bound = dataclasses.replace(seqtoy.spec(), sequence=dataclasses.replace(seqtoy.spec().sequence, drift={"fp16": {"*": Tolerance(1.0)}}))
     skips = {c.id: c.skip for c in dataclasses.replace(plan, specs=(no_bound,)).cases("sequence_parity")}
     assert skips["seqtoy/onnxruntime-cpu-fp32"] == "the spec gives no fp32 sequence drift bound"
+    assert ids(plan, "sequence_pipeline_parity") == ids(plan, "sequence_metric") == []  # seqtoy.spec() declares neither
+    judged = dataclasses.replace(plan, specs=(seqtoy.spec(judged=True),))
+    assert ids(judged, "sequence_pipeline_parity") == ids(judged, "sequence_metric") == ids(judged, "sequence_parity")
+    skips = {c.id: c.skip for c in judged.cases("sequence_pipeline_parity")}
+    assert skips == {c.id: c.skip for c in judged.cases("sequence_parity")}  # skipped where the sequence's parity is
+    skips = {c.id: c.skip for c in judged.cases("sequence_metric")}
+    assert skips["seqtoy/onnxruntime-cpu-fp32"] == "" and "fp16 needs a GPU backend" in skips["seqtoy/onnxruntime-cpu-fp16"]
+    assert skips["seqtoy/tensorrt-cpu-fp32"] != ""  # the backend's own reason
 
 
 def test_int8_targets_formats_and_sensitivity_ids(tmp_path):

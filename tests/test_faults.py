@@ -34,6 +34,7 @@ from pytest_awml.limits import LatencySettings, Tolerance
 from pytest_awml.errors import ArtifactError, BackendError, BackendUnavailable, DataError, SpecError
 from pytest_awml.golden import GoldenStore
 from pytest_awml.locks import held
+from pytest_awml.metric import MetricSpec
 from pytest_awml.paths import FILE_MODE, write_atomic
 from pytest_awml.models import DataWarning
 from pytest_awml.records import DataNote, SkippedTest
@@ -631,6 +632,9 @@ SEQUENCE_FAULTS = [
      "step.x is fed twice"),
     ("a drift bound on no carried output", {"drift": {"fp32": {"y": Tolerance(1e-4)}}}, "drift['fp32']['y'] names no carried output"),
     ("frames from samples that is not a function", {"from_samples": "frames.pkl"}, "from_samples is not callable"),
+    ("a compare that is no function", {"compare": "boxes"}, "compare is not callable"),
+    ("a minimum of no items", {"min_compared": 0}, "min_compared must be an int >= 1, got 0"),
+    ("a metric without limits", {"metric": MetricSpec(lambda outputs, frames: None, {})}, "metric: max_delta is empty"),
 ]
 
 
@@ -1407,6 +1411,12 @@ STREAMPETR_FAULTS = [
     ({"img_backbone": {"out_indices": (1, 3)}, "img_neck": {"in_channels": [512, 2048]}},
      "stride is 16, but the neck's first level (out_indices (1, 3)) makes it 8"),
     ({"pts_bbox_head": {"type": "PETRHeadDN"}}, "pts_bbox_head: not supported: PETRHeadDN"),
+    # the decode (pts_bbox_head.bbox_coder, AWML's NMSFreeCoder): read, or refused by name
+    ({"pts_bbox_head": {"bbox_coder": {"type": "mmdet.NMSFreeBEVCoder"}}}, "bbox_coder: not supported: NMSFreeBEVCoder"),
+    ({"pts_bbox_head": {"bbox_coder": {"code_size": 10}}}, "pts_bbox_head.bbox_coder.code_size: not read by this spec"),
+    ({"pts_bbox_head": {"bbox_coder": {"num_classes": 10}}}, "pts_bbox_head.bbox_coder.num_classes is 10, but len(class_names) makes it 5"),
+    ({"pts_bbox_head": {"bbox_coder": {"post_center_range": None}}}, "post_center_range None (AWML's NMSFreeCoder raises"),
+    ({"pts_bbox_head": {"bbox_coder": {"max_num": 5000}}}, "pts_bbox_head.bbox_coder.max_num 5000 exceeds the last decoder layer's 900 queries"),
 ]
 
 

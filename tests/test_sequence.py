@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 import seqtoy
+from pytest_awml.metric import metric_verdict
 from pytest_awml.sequence import FRAME, SEQUENCE, first_failures, judge, roll
 
 TESTS = Path(__file__).parent
@@ -35,6 +36,19 @@ def _rollouts(spec):
 
     reference = roll(spec.sequence, frames, run)
     return reference, roll(spec.sequence, frames, exported, reference), roll(spec.sequence, frames, exported)
+
+
+def test_a_metric_an_error_in_the_state_moves_fails_its_delta():
+    """What ``test_sequence_metric`` judges: the metric on each side's own state; a state update off at frame 2 by far
+    more than the outputs' scale flips the labels the outputs give, and the accuracy moves."""
+    spec = seqtoy.spec(eps=100.0, frame=2, judged=True)
+    reference, _, free = _rollouts(spec)
+    model = spec.build_model(None, 0)
+    frames = spec.sequence.make_frames(model, spec.sequence.frames, 0)
+    scores = [spec.sequence.metric.compute(side, frames) for side in (reference, free)]
+    assert not metric_verdict(*scores, spec.sequence.metric.max_delta["fp32"]).passed
+    faithful = seqtoy.spec(judged=True)
+    assert metric_verdict(*(faithful.sequence.metric.compute(side, frames) for side in _rollouts(faithful)[::2]), 0.0).passed
 
 
 def _judged(spec):
@@ -72,15 +86,15 @@ def test_an_error_within_tolerance_that_accumulates_fails_the_sequence_gate_alon
 SPEC_FILE = """import sys
 sys.path.insert(0, {tests!r})
 import seqtoy
-SPEC = seqtoy.spec(eps={eps!r}, frame={frame!r})
+SPEC = seqtoy.spec(eps={eps!r}, frame={frame!r}, judged={judged!r})
 """
 
 
 def test_the_plugin_runs_a_sequence_and_records_every_frame(run_awml, pytester):
-    pytester.makepyfile(seqspec=SPEC_FILE.format(tests=str(TESTS), eps=0.0, frame=-1))
+    pytester.makepyfile(seqspec=SPEC_FILE.format(tests=str(TESTS), eps=0.0, frame=-1, judged=True))
     run = run_awml("--awml-spec=seqspec.py", "--awml-samples=1", "-k", "sequence", "-v")
-    run.result.assert_outcomes(passed=3)  # parity on onnxruntime; latency on pytorch and onnxruntime
-    for test in ("test_sequence_parity", "test_sequence_latency"):
+    run.result.assert_outcomes(passed=5)  # parity, decoded parity and metric on onnxruntime; latency on pytorch and onnxruntime
+    for test in ("test_sequence_parity", "test_sequence_latency", "test_sequence_pipeline_parity", "test_sequence_metric"):
         run.result.stdout.fnmatch_lines([f"*{test}?seqtoy/onnxruntime-cpu-fp32? PASSED*"])
     records = run.report["sequence"]
     assert {(r["gate"], r["frame"]) for r in records} == {(g, k) for g in ("frame", "sequence") for k in range(seqtoy.FRAMES)}
@@ -89,13 +103,19 @@ def test_the_plugin_runs_a_sequence_and_records_every_frame(run_awml, pytester):
                                      "seqtoy*onnxruntime-cpu-fp32*frame *ok", "seqtoy*onnxruntime-cpu-fp32*sequence*step.memory_out*ok"])
     latency = next(r for r in run.report["latency"] if r["test_id"].endswith("[seqtoy/onnxruntime-cpu-fp32]"))
     assert latency["component"] == "sequence" and set(latency["spans"]) == {"enc", "step"} and latency["rounds"] == 12
+    # SequenceSpec.compare and .metric, each side on its own state: parity records and a metric record
+    (check,) = [r for r in run.report["parity"] if "test_sequence_pipeline_parity" in r["test_id"]]
+    assert check["component"] == "sequence" and check["output"] == "y" and check["passed"]
+    (metric,) = run.report["metrics"]
+    assert metric["metric"] == "accuracy" and metric["compared"] == seqtoy.FRAMES and metric["delta"] == 0.0 and metric["passed"]
 
 
 def test_the_plugin_fails_an_export_whose_state_update_is_off_in_one_frame(run_awml, pytester):
-    pytester.makepyfile(seqspec=SPEC_FILE.format(tests=str(TESTS), eps=10 * seqtoy.ATOL, frame=2))
-    run = run_awml("--awml-spec=seqspec.py", "--awml-samples=1", "-k", "test_sequence_parity")
-    run.result.assert_outcomes(failed=1)
+    pytester.makepyfile(seqspec=SPEC_FILE.format(tests=str(TESTS), eps=10 * seqtoy.ATOL, frame=2, judged=True))
+    run = run_awml("--awml-spec=seqspec.py", "--awml-samples=1", "-k", "test_sequence_parity or test_sequence_pipeline_parity")
+    run.result.assert_outcomes(failed=2)  # the memory, and the decoded outputs it moves on the target's own state
     assert "frame gate: first fails at frame 2" in run.text and "step.memory_out: FAILED" in run.text
+    assert "the onnxruntime-cpu-fp32 sequence's decoded outputs" in run.text
     run.result.stdout.fnmatch_lines(["seqtoy*onnxruntime-cpu-fp32*frame*step.memory_out*FAILED"])
     failed = {(r["gate"], r["frame"]) for r in run.report["sequence"] if not r["passed"]}
     assert ("frame", 2) in failed and not any(k < 2 for _, k in failed)

@@ -61,3 +61,4 @@ def test_this_project_agrees_with_the_live_peer(live):
     plan, recording, cfg = live
     assert cfg == plan.spec_config
     assert streampetr.compare(recording, cfg).problems() == []
+    assert all(v == 0.0 for v in streampetr.decode_differences(recording, cfg).values())  # the same ops on the same head outputs

@@ -171,6 +171,28 @@ def test_upstream_weights_in_an_mmengine_checkpoint_run_through_the_plugin(run_a
     assert {a["weights_sha256"] for a in run.report["artifacts"] if "weights_sha256" in a} == {state_dict_sha256(model)}
 
 
+# AWML's NMSFreeCoder + get_bboxes against this project's decode on the same recorded head outputs: the same float32 ops
+# (torch's sigmoid and top-k, atan2, exp) on the same arrays, measured 0.0; boxes are metres to ~60 (a float32 ulp ~4e-6),
+# so another CPU's vector kernels may differ by an ulp. Counts, order and labels exact.
+DECODE_ATOL = 1e-5
+
+
+def test_the_streampetr_decode_is_awml_s():
+    """Every recorded frame's boxes, scores and labels as AWML's own coder and head decode them."""
+    recording, cfg = _load("streampetr-tiny")
+    found = streampetr.decode_differences(recording, cfg)
+    assert len(found) == 3 * recording.meta["frames"] and all(v <= DECODE_ATOL for v in found.values()), found
+    assert len(recording.arrays["frame0/decoded_scores"]) > 0
+
+
+@pytest.mark.parametrize("change", [{"use_bottom_center": False}, {"score_thres": 0.83}, {"max_num": 50},
+                                    {"post_center_range": (-30.0, -30.0, -10.0, 30.0, 30.0, 10.0)},
+                                    {"num_query": 24}])  # the last layer's queries misread
+def test_the_streampetr_decode_comparison_would_catch_a_wrong_setting(change):
+    recording, cfg = _load("streampetr-tiny")
+    assert max(streampetr.decode_differences(recording, dataclasses.replace(cfg, **change)).values()) > DECODE_ATOL
+
+
 @pytest.mark.parametrize("change", [dict(num_heads=4), dict(lid=False), dict(position_range=(-60.0, -60.0, -10.0, 60.0, 60.0, 10.0)),
                                     dict(pc_range=(-50.0, -50.0, -5.0, 50.0, 50.0, 3.0))])  # each loads strictly
 def test_the_streampetr_comparison_would_catch_a_wrong_switch(change):

@@ -1,90 +1,30 @@
-"""nuScenes-style detection AP: boxes matched by BEV centre distance at 0.5, 1, 2 and 4 m, per class.
-
-The definitions are nuScenes-devkit's (``nuscenes.eval.detection.algo.accumulate`` and ``calc_ap``):
-predictions of a class in descending score order each take the nearest unmatched ground-truth box of
-that class in their sample when it lies closer than the threshold; precision is interpolated at 101
-recall points; AP averages the precision above 10 % recall, less 10 %, rescaled. mAP is the mean
-over classes and thresholds, a class without ground truth counting 0 as in nuScenes. The devkit is not
-called at run time (it pulls OpenCV and scikit-learn in at import); ``tests/test_metric.py`` checks this
-module against it on the same boxes. Ground truth and predictions outside the grid's BEV square are not
-scored: the model cannot see there.
-"""
+"""CenterPoint's detection metric: nuScenes-style centre-distance mAP (:mod:`model_specs.detection_ap`) of decoded boxes
+against each scene's ground truth, over the grid's BEV square (the model cannot see outside it)."""
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
 from model_specs.centerpoint.config import CenterPointConfig
 from model_specs.centerpoint.decode import Detections
 from model_specs.centerpoint.scene import Scene
+from model_specs.detection_ap import THRESHOLDS_M, average_precision, in_square
+from model_specs.detection_ap import mean_ap as _mean_ap
 from pytest_awml.metric import MetricResult
 
-THRESHOLDS_M = (0.5, 1.0, 2.0, 4.0)
-MIN_RECALL = MIN_PRECISION = 0.1
-RECALL_POINTS = 101
-
-
-def average_precision(scores: Sequence[np.ndarray], pred_xy: Sequence[np.ndarray], gt_xy: Sequence[np.ndarray],
-                      threshold: float) -> float:
-    """One class at one threshold; per sample: prediction scores [P], centres [P, 2], ground truth [G, 2]."""
-    positives = sum(len(g) for g in gt_xy)
-    if positives == 0:
-        return 0.0
-    order = [(score, sample, index) for sample, s in enumerate(scores) for index, score in enumerate(s)]
-    order.sort(key=lambda item: (item[0], item[1], item[2]), reverse=True)  # the devkit sorts (score, position) descending
-    taken = [np.zeros(len(g), dtype=bool) for g in gt_xy]
-    tp = []
-    for _, sample, index in order:
-        gts = gt_xy[sample]
-        if len(gts):
-            distance = np.hypot(*(gts - pred_xy[sample][index]).T)
-            distance[taken[sample]] = np.inf
-            best = int(np.argmin(distance))
-            hit = distance[best] < threshold
-        else:
-            hit = False
-        if hit:
-            taken[sample][best] = True
-        tp.append(1.0 if hit else 0.0)
-    if not any(tp):
-        return 0.0
-    tp_sum = np.cumsum(tp)
-    precision = tp_sum / np.arange(1, len(tp) + 1)
-    recall = tp_sum / positives
-    interpolated = np.interp(np.linspace(0, 1, RECALL_POINTS), recall, precision, right=0)
-    clipped = interpolated[round(100 * MIN_RECALL) + 1:] - MIN_PRECISION
-    clipped[clipped < 0] = 0
-    return float(np.mean(clipped)) / (1.0 - MIN_PRECISION)
+__all__ = ["THRESHOLDS_M", "average_precision", "in_grid", "mean_ap", "metric"]
 
 
 def in_grid(xy: np.ndarray, cfg: CenterPointConfig) -> np.ndarray:
-    r = cfg.point_cloud_range
-    return (xy[:, 0] >= r[0]) & (xy[:, 0] < r[3]) & (xy[:, 1] >= r[1]) & (xy[:, 1] < r[4])
+    return in_square(xy, cfg.point_cloud_range)
 
 
 def mean_ap(detections: Sequence[Detections], scenes: Sequence[Scene], cfg: CenterPointConfig) -> MetricResult:
     """mAP of decoded boxes against each scene's ground truth, with AP per class and threshold."""
-    details: dict[str, float] = {}
-    aps = []
-    ground_truth = 0
-    for label, name in enumerate(cfg.class_names):
-        scores, preds, gts = [], [], []
-        for d, scene in zip(detections, scenes):
-            keep = (d.labels == label) & in_grid(d.boxes[:, :2], cfg)
-            scores.append(d.scores[keep])
-            preds.append(d.boxes[keep, :2].astype(np.float64))
-            truth = scene.boxes[(scene.labels == label)][:, :2].astype(np.float64)
-            gts.append(truth[in_grid(truth, cfg)])
-        count = sum(len(g) for g in gts)
-        ground_truth += count
-        details[f"{name}.ground_truth"] = count
-        for threshold in THRESHOLDS_M:
-            ap = average_precision(scores, preds, gts, threshold)
-            details[f"{name}.ap@{threshold:g}m"] = ap
-            aps.append(ap)
-    return MetricResult("mAP", float(np.mean(aps)), ground_truth, details)
+    return _mean_ap([(d.boxes, d.scores, d.labels) for d in detections], [(s.boxes, s.labels) for s in scenes], cfg.class_names,
+                    cfg.point_cloud_range)
 
 
 def metric(cfg: CenterPointConfig):

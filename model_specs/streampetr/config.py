@@ -48,6 +48,12 @@ class StreamPETRConfig:
     num_heads: int = 8
     feedforward_channels: int = 2048
     opset: int = 17  # torch2onnx.py passes none: torch.onnx.export's default in the torch AWML pins
+    # decoding (not in the graphs): pts_bbox_head.bbox_coder (NMSFreeCoder) and the head's get_bboxes
+    max_num: int = 300  # the top-k (query, class) scores of the last decoder layer kept
+    score_threshold: float | None = None  # the coder's (None: none); a score must be >= it
+    post_center_range: tuple[float, ...] = (-61.2, -61.2, -10.0, 61.2, 61.2, 10.0)  # box centres outside are dropped
+    score_thres: float = 0.0  # the head's get_bboxes: a score must be > it
+    use_bottom_center: bool = True  # get_bboxes reports z at the box's bottom (z - h / 2), as LiDARInstance3DBoxes holds it
 
     @property
     def feature_size(self) -> tuple[int, int]:
@@ -63,7 +69,8 @@ class StreamPETRConfig:
 FULL = StreamPETRConfig()
 # StreamPETR's topology on two cameras at 64 x 96, ResNet-18, two decoder layers, a 64-entry memory: the project's tests.
 # embed_dims stays 256 (AWML's MLN is 256 wide whatever the head's width) and depth_num 64 (the cone reads the
-# 30th-from-last depth bin: fewer than 30 bins would drop it).
+# 30th-from-last depth bin: fewer than 30 bins would drop it). max_num 100: AWML's 300 exceeds the last layer's 48 queries x 5
+# classes, where its top-k would fail.
 TINY = StreamPETRConfig(num_cameras=2, camera_order=CAMERA_ORDER[:2], final_dim=(64, 96), depth=18, neck_in=(256, 512), num_query=32,
                         memory_len=64, topk_proposals=16,
-                        num_propagated=16, num_layers=2, feedforward_channels=256)
+                        num_propagated=16, num_layers=2, feedforward_channels=256, max_num=100)

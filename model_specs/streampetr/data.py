@@ -9,6 +9,7 @@ pipeline builds them.
   (what ``position_embeding`` reads); ``img_metas_pad`` the padded image's (height, width, 3).
 - Ego motion: ``ego_pose`` (global ← ego) per frame from a constant speed and yaw rate, ``ego_pose_inv`` its inverse,
   ``timestamp`` in seconds (float64, as AWML exports it).
+- Ground truth: the scene's boxes and classes in the frame's ego frame (``gt_boxes``, ``gt_labels``), for the metric.
 """
 
 from __future__ import annotations
@@ -42,7 +43,9 @@ class Frame:
     timestamp: np.ndarray  # [1] float64
     ego_pose: np.ndarray  # [1, 4, 4] float32, global <- ego
     ego_pose_inv: np.ndarray  # [1, 4, 4] float32
-    gt_boxes: np.ndarray  # [G, 9] float32: x, y, z, l, w, h, yaw, vx, vy in the frame of the head's box outputs
+    # ground truth, in the ego frame of the frame (the head's box outputs' frame): x, y, z (centre), length, width, height,
+    # yaw, vx, vy (velocity in the ego frame's axes)
+    gt_boxes: np.ndarray  # [G, 9] float32
     gt_labels: np.ndarray  # [G] int64, indexes into cfg.classes
 
 
@@ -71,6 +74,20 @@ def scene_at(scene: Scene, k: int) -> Scene:
     boxes[:, :3] = centres[:, :3]
     boxes[:, 6] -= EGO_YAW_RATE * k * FRAME_INTERVAL_S
     return dataclasses.replace(scene, boxes=boxes.astype(np.float32))
+
+
+def ground_truth(scene: Scene, k: int, cfg: StreamPETRConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(gt_boxes, gt_labels) of frame ``k``: ``scene_at``'s boxes with their velocities turned into the ego frame's axes,
+    labels mapped from the scene's class names to ``cfg.classes`` (a class the config lacks is left out)."""
+    now = scene_at(scene, k)
+    boxes = now.boxes.astype(np.float64).copy()
+    yaw = EGO_YAW_RATE * k * FRAME_INTERVAL_S
+    c, s = math.cos(yaw), math.sin(yaw)
+    boxes[:, 7:9] = boxes[:, 7:9] @ np.array([[c, -s], [s, c]])  # R(yaw)^T applied to each row vector
+    index = {name: i for i, name in enumerate(cfg.classes)}
+    labels = np.array([index.get(now.class_names[label], -1) for label in now.labels], np.int64)
+    keep = labels >= 0
+    return boxes[keep].astype(np.float32), labels[keep]
 
 
 def normalise(image_bgr: np.ndarray, cfg: StreamPETRConfig) -> np.ndarray:
@@ -103,9 +120,9 @@ def sequence(cfg: StreamPETRConfig, frames: int, seed: int) -> list[Frame]:
         now = scene_at(scene, k)
         images = [normalise(render(now, camera, seed * 1000 + k * 10 + i), cfg) for i, camera in enumerate(cameras(cfg))]
         pose = ego_pose(k)
+        truth = ground_truth(scene, k, cfg)
         made.append(Frame(img=np.stack(images)[None], img_metas_pad=np.array([height, width, 3], np.float32),
                           intrinsics=intrinsics[None].astype(np.float32), img2lidar=img2lidar[None].astype(np.float32),
                           timestamp=np.array([k * FRAME_INTERVAL_S], np.float64), ego_pose=pose[None].astype(np.float32),
-                          ego_pose_inv=np.linalg.inv(pose)[None].astype(np.float32),
-                          gt_boxes=np.zeros((0, 9), np.float32), gt_labels=np.zeros(0, np.int64)))
+                          ego_pose_inv=np.linalg.inv(pose)[None].astype(np.float32), gt_boxes=truth[0], gt_labels=truth[1]))
     return made

@@ -14,13 +14,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from model_specs.mmconfig import Sections, TrainingConfig, type_name
+from model_specs.mmconfig import Sections, TrainingConfig
 from model_specs.streampetr.config import StreamPETRConfig
 from model_specs.streampetr.model import ARCH, EMBED
 
 SPEC = "streampetr (config)"
 SUPPORTED = {"model": ("Petr3D",), "img_backbone": ("ResNet",), "img_neck": ("CPFPN",), "img_roi_head": ("FocalHead",),
-             "pts_bbox_head": ("StreamPETRHead",), "transformer": ("PETRTemporalTransformer",), "decoder": ("PETRTransformerDecoder",),
+             "pts_bbox_head": ("StreamPETRHead",),
+             "bbox_coder": ("NMSFreeCoder",), "transformer": ("PETRTemporalTransformer",), "decoder": ("PETRTransformerDecoder",),
              "transformerlayers": ("PETRTemporalDecoderLayer",), "attention": ("MultiheadAttention", "PETRMultiheadAttention",
                                                                               "PETRMultiheadFlashAttention")}
 _TRAINING = "training only (losses, assignment, denoising queries, sampling)"
@@ -37,10 +38,12 @@ FIELDS: dict[str, tuple[tuple[str, ...], dict[str, str]]] = {
     "FocalHead": (("num_classes", "in_channels"), {**_TRAIN, "embed_dims": "the 2D head's width: its layers are unused at inference"}),
     "StreamPETRHead": (("num_classes", "in_channels", "num_query", "memory_len", "topk_proposals", "num_propagated", "with_ego_pos",
                         "LID", "position_range", "code_weights", "transformer", "embed_dims", "depth_num", "depth_start", "code_size",
-                        "num_reg_fcs", "normedlinear"),
-                       {**_TRAIN, "score_thres": "decoding of boxes (not in the graphs)", "use_bottom_center": "training targets",
+                        "num_reg_fcs", "normedlinear", "score_thres", "use_bottom_center", "bbox_coder"),
+                       {**{k: v for k, v in _TRAIN.items() if k != "bbox_coder"},
                         "stride": "the head's own copy (Petr3D.stride places the tokens)",
                         "with_position": "not a StreamPETRHead argument: its **kwargs swallow it"}),
+    "NMSFreeCoder": (("pc_range", "post_center_range", "max_num", "score_threshold", "num_classes"),
+                     {"voxel_size": "kept by the coder, never read by its decode"}),
     "PETRTemporalTransformer": (("decoder",), {}),
     "PETRTransformerDecoder": (("post_norm_cfg", "return_intermediate", "num_layers", "transformerlayers"), {}),
     "PETRTemporalDecoderLayer": (("attn_cfgs", "feedforward_channels", "operation_order"),
@@ -103,9 +106,7 @@ class _Sections(Sections):
         final = self.values.get("ida_aug_conf_test") or self.values.get("ida_aug_conf") or {}
         norm = self.values.get("img_norm_cfg") or {}
         cameras = self.values.get("camera_order")
-        coder_range = head.get("bbox_coder", {}).get("pc_range", self.values.get("point_cloud_range", base.pc_range))
-        if type_name(head.get("bbox_coder")) not in (None, "NMSFreeCoder"):
-            raise self.unsupported("pts_bbox_head.bbox_coder", str(type_name(head.get("bbox_coder"))))
+        coder = self.coder(head, base, len(classes), int(head.get("num_query", 100)) + int(head.get("num_propagated", 256)))
         return dataclasses.replace(
             base, classes=classes, num_cameras=len(cameras) if cameras else int(self.values.get("num_cameras", base.num_cameras)),
             camera_order=tuple(str(c) for c in cameras) if cameras else base.camera_order,
@@ -117,10 +118,35 @@ class _Sections(Sections):
             topk_proposals=int(head.get("topk_proposals", 256)), num_propagated=int(head.get("num_propagated", 256)),
             lid=bool(head.get("LID", False)), depth_num=int(head.get("depth_num", 64)), depth_start=float(head.get("depth_start", 1)),
             position_range=tuple(float(v) for v in head.get("position_range", (-65, -65, -8.0, 65, 65, 8.0))),
-            pc_range=tuple(float(v) for v in coder_range),
+            pc_range=tuple(float(v) for v in coder.get("pc_range", self.values.get("point_cloud_range", base.pc_range))),
+            max_num=int(coder.get("max_num", 100)), score_threshold=_optional(coder.get("score_threshold")),
+            post_center_range=tuple(float(v) for v in coder["post_center_range"]), score_thres=float(head.get("score_thres", 0.3)),
+            use_bottom_center=bool(head.get("use_bottom_center", False)),
             code_weights=tuple(float(v) for v in head.get("code_weights", (1.0,) * 8 + (0.2, 0.2))), code_size=int(head.get("code_size", 10)),
             num_reg_fcs=int(head.get("num_reg_fcs", 2)), num_layers=int(decoder["num_layers"]), num_heads=heads.pop(),
             feedforward_channels=int(layer["feedforward_channels"]))
+
+    def coder(self, head: Mapping[str, Any], base: StreamPETRConfig, classes: int, queries: int) -> Mapping[str, Any]:
+        """The head's NMSFreeCoder, checked for what its decode would do otherwise than this spec's (a config without one
+        decodes with ``base``'s settings)."""
+        node = head.get("bbox_coder")
+        if node is None:
+            return {"pc_range": self.values.get("point_cloud_range", base.pc_range), "max_num": base.max_num,
+                    "score_threshold": base.score_threshold, "post_center_range": base.post_center_range, "num_classes": classes}
+        self.typed("bbox_coder", node)
+        self.known("pts_bbox_head.bbox_coder", node)
+        self.agree("pts_bbox_head.bbox_coder.num_classes", int(node.get("num_classes", 10)), "len(class_names)", classes, "match them")
+        if node.get("post_center_range") is None:
+            raise self.unsupported("pts_bbox_head.bbox_coder", "post_center_range None (AWML's NMSFreeCoder raises NotImplementedError "
+                                   "without it): set it")
+        if int(node.get("max_num", 100)) > classes * queries:
+            raise self.fail(f"pts_bbox_head.bbox_coder.max_num {node.get('max_num', 100)} exceeds the last decoder layer's {queries} "
+                            f"queries x {classes} classes: AWML's top-k fails", f"set max_num <= {classes * queries}")
+        return node
+
+
+def _optional(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 def _pair(values: Any) -> tuple[int, int]:

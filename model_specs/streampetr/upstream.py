@@ -11,7 +11,9 @@ through ``--awml-config``'s reader with the deploy script's change (the decoder'
 by the host's update between frames (the spec's ``between``). AWML's package ``__init__`` imports its datasets
 (mmpretrain, nuscenes): the models are imported module by module instead, the package registered without running it.
 ``compare`` (needs none of them) loads the recorded weights strictly into this project's ``Petr3D`` and runs its
-sections on the same frames and initial memory, on its own memory.
+sections on the same frames and initial memory, on its own memory. Each frame's boxes as AWML decodes them
+(``get_bboxes`` through its ``NMSFreeCoder``) are recorded too; ``decode_differences`` holds this project's decode of the
+same recorded head outputs to them.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from model_specs.mmconfig import read_config
 from model_specs.recording import REGENERATED, Recording, array_sha256, max_abs, reference_weights, scale_of, state_sha256, tensor_problems
 from model_specs.streampetr import data
 from model_specs.streampetr.config import TINY, StreamPETRConfig
+from model_specs.streampetr.decode import BOXES, SCORES, decode
 from model_specs.streampetr.head import ExtractImgFeat, Petr3D, PositionEmbedding, PtsHeadMemory
 from model_specs.streampetr.mmconfig import to_streampetr
 from model_specs.streampetr.spec import HOST, MEMORY, between, initial_memory
@@ -43,6 +46,7 @@ CONTAINERS = "projects.StreamPETR.deploy.containers"
 HEAD_OUT = ("all_cls_scores", "all_bbox_preds", *(f"post_memory_{m}" for m in MEMORY), "reference_points", "tgt", "temp_memory", "temp_pos",
             "query_pos", "query_pos_in", "outs_dec")
 EVERY_FRAME = ("all_cls_scores", "all_bbox_preds", *(f"post_memory_{m}" for m in MEMORY))  # the rest: the first frame's only
+DECODED = ("decoded_boxes", "decoded_scores", "decoded_labels")  # AWML's get_bboxes, every frame
 # constants the head derives from its config (depth bins, the first frame's pseudo points, ranges): stored whole, as AWML made them
 FROZEN = ("code_weights", "match_costs", "pc_range", "position_range", "coords_d", "pseudo_reference_points")
 
@@ -165,6 +169,7 @@ def record_plan(plan: Plan, configs: Path) -> tuple[Recording, StreamPETRConfig]
                                           torch.from_numpy(frame.ego_pose_inv), *memory.values()), strict=True))
             kept = {"img_feats": feats, "pos_embed": pos_embed, "cone": cone, **out} if k == 0 else {n: out[n] for n in EVERY_FRAME}
             arrays.update({f"frame{k}/{n}": v.numpy() for n, v in kept.items()})
+            arrays.update(upstream_decode(peer, out, cfg, k))
             if k + 1 < len(frames):
                 carried = {f"pre_memory_{m}": out[f"post_memory_{m}"].numpy() for m in MEMORY}
                 memory = {n: torch.from_numpy(v) for n, v in advance(carried, _inputs(frame), _inputs(frames[k + 1])).items()}
@@ -182,9 +187,34 @@ def record_plan(plan: Plan, configs: Path) -> tuple[Recording, StreamPETRConfig]
                  "the first frame's memory: AWML's pre_update_memory for a first frame in the global frame (spec.initial_memory)",
         "output": "AWML's deploy/containers.py (TrtEncoderContainer, TrtPositionEmbeddingContainer, TrtPtsHeadContainer, with_dn off) "
                   "frame after frame, the memory carried by the host's update (spec.between): every head output of frame 0, the "
-                  f"scores, boxes and memory of every frame ({', '.join(EVERY_FRAME)})",
+                  f"scores, boxes and memory of every frame ({', '.join(EVERY_FRAME)}); each frame's boxes as AWML decodes them "
+                  f"({', '.join(DECODED)}: StreamPETRHead.get_bboxes through its NMSFreeCoder on the container's outputs, laid out "
+                  "back as the head returns them)",
     }
     return Recording(arrays, meta), cfg
+
+
+def upstream_decode(peer, out: Mapping[str, torch.Tensor], cfg: StreamPETRConfig, frame: int) -> dict[str, np.ndarray]:
+    """AWML's ``get_bboxes`` (its NMSFreeCoder, then the head's threshold and bottom centre) on the container's outputs,
+    laid back out as the head returns them ([layers, 1, queries, channels]; the container flattens and transposes)."""
+    layers, queries = cfg.num_layers, cfg.num_query + cfg.num_propagated
+    heads = {name: out[name].transpose(1, 2).reshape(layers, 1, queries, -1) for name in (SCORES, BOXES)}
+    boxes, scores, labels = peer.pts_bbox_head.get_bboxes(heads)[0]
+    return {f"frame{frame}/{name}": value.numpy() for name, value in zip(DECODED, (boxes, scores, labels), strict=True)}
+
+
+def decode_differences(recording: Recording, cfg: StreamPETRConfig) -> dict[str, float]:
+    """This project's decode of the recorded head outputs against AWML's decode of them: per frame and field, the max
+    abs difference (a count or label that differs: inf)."""
+    found = {}
+    for k in range(recording.meta["frames"]):
+        arrays = {name: recording.arrays[f"frame{k}/{name}"] for name in (SCORES, BOXES, *DECODED)}
+        ours = decode(arrays, cfg)
+        for name, mine in zip(DECODED, (ours.boxes, ours.scores, ours.labels), strict=True):
+            theirs = arrays[name]
+            same = mine.shape == theirs.shape and (name != DECODED[2] or np.array_equal(mine, theirs))
+            found[f"frame{k}/{name}"] = max_abs(mine, theirs) if same else float("inf")
+    return found
 
 
 def initial_memory_of(cfg: StreamPETRConfig, peer, frame: data.Frame) -> dict[str, np.ndarray]:

@@ -13,6 +13,7 @@ model = dict(
         memory_len=64,
         topk_proposals=16,
         num_propagated=16,
+        bbox_coder=dict(max_num=100),  # AWML's 300 exceeds the last layer's 48 queries x 5 classes
         transformer=dict(decoder=dict(num_layers=2, transformerlayers=dict(feedforward_channels=256))),
     ),
 )
