@@ -26,11 +26,13 @@ from pytest_awml.limits import Tolerance
 
 @dataclass(frozen=True)
 class Realigned:
-    """A test sample with its moved rows put back where the reference has them, and how many rows moved of how many."""
+    """A test sample with its moved rows put back where the reference has them, and how many rows moved of how many.
+    ``source[i]``: the test row now at row ``i`` (the identity where nothing moved)."""
 
     test: np.ndarray
     moved: int
     rows: int
+    source: np.ndarray
 
 
 def _excess(test_rows: np.ndarray, ref_rows: np.ndarray, tol: Tolerance) -> np.ndarray:
@@ -51,15 +53,13 @@ def realign(ref: np.ndarray, test: np.ndarray, tol: Tolerance) -> Realigned:
     within = np.all(np.abs(t - r) <= tol.atol + tol.rtol * np.abs(r), axis=1)
     misplaced = np.flatnonzero(~within)
     limit = math.floor(float(tol.max_reordered_rows or 0.0) * count)
+    identity = np.arange(count)
     if misplaced.size < 2 or misplaced.size > limit:  # a swap needs two rows; more rows out of place than may move fail unmatched
-        return Realigned(test, 0, count)
+        return Realigned(test, 0, count, identity)
     cost = _excess(t[misplaced], r[misplaced], tol)
     taken, to = linear_sum_assignment(np.where(np.isfinite(cost), cost, np.finfo(np.float64).max))
     accepted = [(misplaced[i], misplaced[j]) for i, j in zip(taken, to, strict=True) if cost[i, j] <= 0]
-    if not accepted:
-        return Realigned(test, 0, count)
-    moved = np.moveaxis(test, axis, 0).copy()
-    source = np.moveaxis(test, axis, 0)
+    source = identity.copy()
     for row, place in accepted:
-        moved[place] = source[row]
-    return Realigned(np.moveaxis(moved, 0, axis), len(accepted), count)
+        source[place] = row
+    return Realigned(np.take(test, source, axis=axis), len(accepted), count, source)

@@ -92,7 +92,7 @@ def test_the_tiny_spec_carries_the_memory_through_onnx_runtime(run_awml):
                    "or test_sequence_metric")
     run.result.assert_outcomes(passed=2, skipped=1)  # the seeded model's mAP is 0 on both sides: not judged, said so
     boxes = {r["output"]: r for r in run.report["parity"] if "test_sequence_pipeline_parity" in r["test_id"]}
-    assert set(boxes) == {f"boxes.{n}" for n in ("centre_m", "size_rel", "yaw_rad", "velocity_mps", "score", "one_sided")}
+    assert set(boxes) == {f"boxes.{n}" for n in ("centre_m", "size_rel", "yaw_rad", "velocity_mps", "score", "one_sided", "reordered_queries")}
     assert all(r["passed"] and r["compared"] >= MIN_PAIRS for r in boxes.values())
     (metric,) = run.report["metrics"]
     assert metric["metric"] == "mAP" and metric["compared"] >= MIN_GROUND_TRUTH and "proves nothing" in metric["not_judged"]
@@ -160,3 +160,19 @@ def test_the_box_comparison_catches_moved_boxes_and_pairs_kept_on_one_side():
     assert not verdicts["boxes.one_sided"].passed and not verdicts["boxes.score"].passed
     with pytest.raises(SpecError, match="no int8 box limit"):
         comparator(TINY, BOX_LIMITS)(refs, refs, Precision.INT8)
+
+
+def test_two_queries_holding_each_other_s_objects_are_compared_as_each_other_and_counted():
+    """A near tie in the memory's top rows swaps two propagated queries' objects (every value right, in another query):
+    compared as each other they pass, and the share is a verdict; beyond reordered_queries the swap fails as moved boxes."""
+    refs = [_head_outputs(np.random.default_rng(k)) for k in range(2)]
+    kept = decode(refs[1]["pts_head_memory"], TINY)
+    a, b = (-(TINY.num_query + TINY.num_propagated) + int(q) for q in kept.queries[:2])  # two kept queries of the last layer
+    swapped = [{"pts_head_memory": {name: value.copy() for name, value in r["pts_head_memory"].items()}} for r in refs]
+    for value in swapped[1]["pts_head_memory"].values():
+        value[0, :, [a, b]] = value[0, :, [b, a]]
+    verdicts = {v.name: v for v in compare_frames(refs, swapped, BOX_LIMITS["fp32"], TINY)}
+    assert all(v.passed for v in verdicts.values())
+    assert verdicts["boxes.reordered_queries"].value == pytest.approx(2 / (TINY.num_query + TINY.num_propagated))
+    strict = dataclasses.replace(BOX_LIMITS["fp32"], reordered_queries=0.0)
+    assert "boxes.centre_m" in [v.name for v in compare_frames(refs, swapped, strict, TINY) if not v.passed]

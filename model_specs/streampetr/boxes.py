@@ -20,8 +20,9 @@ from model_specs.streampetr.config import StreamPETRConfig
 from model_specs.streampetr.decode import Detections, decode, every_query
 from pytest_awml.device import Precision
 from pytest_awml.errors import SpecError
-from pytest_awml.limits import Verdict
+from pytest_awml.limits import Tolerance, Verdict
 from pytest_awml.metric import MetricResult
+from pytest_awml.reorder import realign
 
 HEAD = "pts_head_memory"  # the component whose outputs are decoded
 TRUTH = "truth"  # a frame's ground truth, under a name no component has: gt_boxes [G, 9], gt_labels [G]
@@ -38,6 +39,9 @@ class BoxLimits:
     score: float
     one_sided: int  # pairs kept on one side only, over the sequence
     size_floor_m: float = 0.01  # a size is compared relative to at least this
+    # the share of queries that may hold another query's object (matched by centre within centre_m): the propagated
+    # queries are the memory's top rows, which a near tie writes the other way round (pytest_awml.reorder)
+    reordered_queries: float = 0.0
 
 
 def _angle(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -48,9 +52,16 @@ def compare_frames(refs: Sequence[Mapping], tests: Sequence[Mapping], limits: Bo
     """Every frame's boxes, the worst figure over the frames (the detail names its frame)."""
     worst: dict[str, tuple[float, int]] = {}
     pairs = one_sided = 0
+    moved = 0.0
     for k, (ref, test) in enumerate(zip(refs, tests, strict=True)):
         sides = [(decode(o[HEAD], cfg), *every_query(o[HEAD], cfg)) for o in (ref, test)]
-        kept = [{(int(q), int(c)) for q, c in zip(d.queries, d.labels, strict=True)} for d, _, _ in sides]
+        # a test query holding the reference's query's object elsewhere (its centre there): compared as that query
+        aligned = realign(sides[0][2][:, :2], sides[1][2][:, :2], Tolerance(limits.centre_m, max_reordered_rows=limits.reordered_queries,
+                                                                              row_axis=0))
+        source, moved = aligned.source, max(moved, aligned.moved / aligned.rows)
+        as_reference = np.argsort(source)  # test query s is compared as the reference's query as_reference[s]
+        kept = [{(int(q if side == 0 else as_reference[q]), int(c)) for q, c in zip(d.queries, d.labels, strict=True)}
+                for side, (d, _, _) in enumerate(sides)]
         one_sided += len(kept[0] ^ kept[1])
         union = sorted(kept[0] | kept[1])
         pairs += len(union)
@@ -58,6 +69,7 @@ def compare_frames(refs: Sequence[Mapping], tests: Sequence[Mapping], limits: Bo
             continue
         q, c = np.array(union).T
         (_, ref_scores, ref_boxes), (_, test_scores, test_boxes) = sides
+        test_scores, test_boxes = test_scores[source], test_boxes[source]
         a, b = ref_boxes[q], test_boxes[q]
         figures = {"centre_m": np.hypot(*(a[:, :2] - b[:, :2]).T).max(),
                    "size_rel": (np.abs(a[:, 3:6] - b[:, 3:6]) / np.maximum(np.abs(a[:, 3:6]), limits.size_floor_m)).max(),
@@ -72,7 +84,9 @@ def compare_frames(refs: Sequence[Mapping], tests: Sequence[Mapping], limits: Bo
         verdicts = [Verdict(f"boxes.{name}", 0.0, getattr(limits, name), "no box on either side", compared=0)
                     for name in ("centre_m", "size_rel", "yaw_rad", "velocity_mps", "score")]
     return [*verdicts, Verdict("boxes.one_sided", float(one_sided), float(limits.one_sided),
-                               f"(query, class) pairs kept on one side only, over {len(refs)} frame(s)", compared=pairs)]
+                               f"(query, class) pairs kept on one side only, over {len(refs)} frame(s)", compared=pairs),
+            Verdict("boxes.reordered_queries", moved, limits.reordered_queries,
+                    "the largest share of a frame's queries compared as another query (their objects swapped)", compared=pairs)]
 
 
 def comparator(cfg: StreamPETRConfig, limits: Mapping[str, BoxLimits]):

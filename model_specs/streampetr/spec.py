@@ -126,12 +126,18 @@ def drift(cfg: StreamPETRConfig) -> dict[str, dict[str, Tolerance]]:
                               _FP32_REORDER),
             "fp16": _reduced_drift(cfg), "tf32": _reduced_drift(cfg)}
 
-# Decoded boxes over the sequence, each side on its own memory (test_sequence_pipeline_parity), by (query, class) pair.
-# fp32: the head's boxes differ by <= 5e-3 (head_tolerances), so boxes within centimetres, no pair kept on one side only
-# (measured on streampetr-tiny, ONNX Runtime CPU, 4 frames: see docs/design.md). fp16/tf32: not measured here (no GPU in
-# this change): CenterPoint's reduced-precision box limits, a few pairs may cross the top-k cut.
-_REDUCED_BOXES = BoxLimits(centre_m=0.2, size_rel=0.25, yaw_rad=0.1, velocity_mps=0.2, score=0.05, one_sided=10)
-BOX_LIMITS = {"fp32": BoxLimits(centre_m=0.05, size_rel=0.01, yaw_rad=0.01, velocity_mps=0.05, score=0.01, one_sided=0),
+# Decoded boxes over the sequence, each side on its own memory (test_sequence_pipeline_parity), by (query, class) pair,
+# a query that holds another's object (the propagated queries are the memory's top rows, which a near tie writes the other
+# way round) compared as that one. fp32: the head's boxes differ by <= 5e-3 (head_tolerances), so boxes within
+# centimetres, no pair kept on one side only (measured on streampetr-tiny, ONNX Runtime CPU, 4 frames: see
+# docs/design.md). fp16 (CPU autocast, streampetr-tiny, 5 sequences x 4 frames on their own state, seeded weights;
+# tf32 held to the same): centre 0.15 m, size 4.7e-3 relative, yaw 3.5e-3 rad, velocity 7.6e-3 m/s, score 1.2e-3,
+# 2 pairs one-sided, up to 8 of 48 queries (17 %) holding another's object; unmatched, query by query, centres were
+# 17 to 63 m apart. Limits ~3-4x those; any propagated query may move (a third of the queries).
+_REDUCED_BOXES = BoxLimits(centre_m=0.5, size_rel=0.02, yaw_rad=0.01, velocity_mps=0.03, score=5e-3, one_sided=8,
+                           reordered_queries=1 / 3)
+BOX_LIMITS = {"fp32": BoxLimits(centre_m=0.05, size_rel=0.01, yaw_rad=0.01, velocity_mps=0.05, score=0.01, one_sided=0,
+                                reordered_queries=0.05),
               "fp16": _REDUCED_BOXES, "tf32": _REDUCED_BOXES}
 MIN_PAIRS = 5  # fewer (query, class) pairs over the sequence than this judged nothing
 # |ΔmAP| over the sequence (test_sequence_metric), as CenterPoint's; over fewer ground-truth boxes in range it says nothing
