@@ -8,9 +8,11 @@ All are re-exported by :mod:`pytest_awml.spec`, where specs import them from.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+
+from pytest_awml.errors import NothingCompared
 
 
 @dataclass(frozen=True)
@@ -158,3 +160,13 @@ class Verdict:
         verdict = "ok" if self.passed else "FAILED"
         over = f", over {self.compared}" if self.compared is not None else ""
         return f"{self.name}: {verdict} {self.value:.4g} (limit {self.limit:g}{over}){' - ' + self.detail if self.detail else ''}"
+
+
+def require_compared(verdicts: Iterable[Verdict], minimum: int, what: str, remedy: str) -> None:
+    """A verdict over fewer items than the spec's minimum judged nothing: raise :class:`NothingCompared`, saying what
+    to give it (``remedy``: the inputs that would hold objects)."""
+    thin = [v for v in verdicts if v.compared is not None and v.compared < minimum]
+    if thin:
+        counts = ", ".join(f"{v.name} over {v.compared}" for v in thin)
+        raise NothingCompared(f"{what} compared too little to judge ({counts}; the spec's minimum is {minimum}): it would pass "
+                              f"on nothing. Give it objects to find: --awml-checkpoint with trained weights, {remedy}")

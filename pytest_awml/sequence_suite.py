@@ -21,7 +21,8 @@ from pytest_awml import latency_gate, results
 from pytest_awml.budgets import ROUNDS_KEY
 from pytest_awml.compare import differs
 from pytest_awml.device import REFERENCE, Target
-from pytest_awml.errors import NothingCompared, ToleranceExceeded
+from pytest_awml.errors import ToleranceExceeded
+from pytest_awml.limits import require_compared
 from pytest_awml.memo import key
 from pytest_awml.metric import metric_verdict, nothing_scored
 from pytest_awml.records import LatencyRecord, MetricRecord, SequenceRecord
@@ -37,6 +38,8 @@ __all__ = ["test_sequence_latency", "test_sequence_metric", "test_sequence_parit
 DISABLED = "pytest-benchmark is disabled here (--benchmark-disable, or pytest-xdist is active): no latency measured"
 RECORD_COMPONENT = "sequence"  # the component a sequence test's latency record names (its parity records name each output's)
 FRAME_SPAN = "frame"
+
+FRAMES = "or --awml-data with frames that hold objects in range"  # what a comparison over too few objects asks for
 
 
 class _Slot(Enum):
@@ -96,16 +99,6 @@ def test_sequence_parity(awml_case, awml_workspace, request):
         raise ToleranceExceeded(differs(f"the {target.id} sequence", REFERENCE.id, f"over {len(reference)} frame(s)", failed))
 
 
-def _judged_nothing(verdicts, minimum: int, what: str) -> None:
-    """A verdict over fewer items than the spec's minimum judged nothing: fail, saying how to fix it."""
-    thin = [v for v in verdicts if v.compared is not None and v.compared < minimum]
-    if thin:
-        counts = ", ".join(f"{v.name} over {v.compared}" for v in thin)
-        raise NothingCompared(f"{what} compared too little to judge ({counts}; the spec's minimum is {minimum}): it would pass on "
-                              "nothing. Give it objects to find: --awml-checkpoint with trained weights, or --awml-data with frames "
-                              "that hold objects in range")
-
-
 @pytest.mark.awml_cases("sequence_pipeline_parity")
 def test_sequence_pipeline_parity(awml_case, awml_workspace, request):
     """Frame by frame, the target's decoded outputs (boxes, classes…) on its own state agree with the reference's on
@@ -121,7 +114,7 @@ def test_sequence_pipeline_parity(awml_case, awml_workspace, request):
     if failed:
         raise ToleranceExceeded(differs(f"the {target.id} sequence's decoded outputs", REFERENCE.id,
                                         f"on {len(failed)} of {len(checks)} check(s) over {len(reference)} frame(s)", failed))
-    _judged_nothing(checks, sequence.min_compared, f"the {target.id} sequence's decoded comparison")
+    require_compared(checks, sequence.min_compared, f"the {target.id} sequence's decoded comparison", FRAMES)
 
 
 @pytest.mark.awml_cases("sequence_metric")
@@ -147,7 +140,7 @@ def test_sequence_metric(awml_case, awml_workspace, request):
     request.node.user_properties.append((f"awml.{score.name}", score.value))
     if vacuous is not None:  # judged nothing: said as the outcome (skipped with the reason), never a silent pass
         pytest.skip(f"not judged: {vacuous}")
-    _judged_nothing([verdict], metric.min_compared, f"the {target.id} sequence's {score.name}")
+    require_compared([verdict], metric.min_compared, f"the {target.id} sequence's {score.name}", FRAMES)
     if not verdict.passed:
         raise ToleranceExceeded(differs(f"the {target.id} sequence's {score.name}", REFERENCE.id, f"over {len(frames)} frame(s)",
                                         [verdict.describe()]))

@@ -22,8 +22,9 @@ from pytest_awml.builders.onnx import FORMAT as ONNX
 from pytest_awml.compare import compare_outputs, differs
 from pytest_awml.device import REFERENCE
 from pytest_awml.digests import content_digest
-from pytest_awml.errors import ArtifactError, AwmlError, BackendError, DataError, NothingCompared, ToleranceExceeded
+from pytest_awml.errors import ArtifactError, AwmlError, BackendError, DataError, ToleranceExceeded
 from pytest_awml.latency_sources import p50, pipeline_rounds, remember_p50, stage_rounds, stage_source
+from pytest_awml.limits import require_compared
 from pytest_awml.localize import Skipped
 from pytest_awml.metric import metric_verdict, nothing_scored
 from pytest_awml.parity_gate import Evidence, gate
@@ -58,6 +59,8 @@ from pytest_awml.timing import (
 
 BUNDLE_FORMAT = "autoware-bundle"
 DISABLED = "pytest-benchmark is disabled here (--benchmark-disable, or pytest-xdist is active): no latency measured"
+
+SCANS = "more --awml-samples, or --awml-data with scans that hold objects in range"  # what a comparison over too few objects asks for
 
 
 @pytest.fixture(autouse=True)
@@ -271,17 +274,7 @@ def test_pipeline_parity(awml_case, awml_workspace, request):
     if failed:
         raise ToleranceExceeded(differs(f"the {target.id} pipeline", REFERENCE.id,
                                         f"on {len(failed)} of {len(checks)} check(s) over {len(references)} sample(s)", failed))
-    _require_compared(checks, pipeline_spec.min_compared, f"the {target.id} pipeline's comparison")
-
-
-def _require_compared(verdicts, minimum: int, what: str) -> None:
-    """A verdict over fewer items than the spec's minimum judged nothing: fail, saying how to fix it."""
-    thin = [v for v in verdicts if v.compared is not None and v.compared < minimum]
-    if thin:
-        counts = ", ".join(f"{v.name} over {v.compared}" for v in thin)
-        raise NothingCompared(f"{what} compared too little to judge ({counts}; the spec's minimum is {minimum}): it would pass "
-                              "on nothing. Give it objects to find: --awml-checkpoint with trained weights, more --awml-samples, "
-                              "or --awml-data with scans that hold objects in range")
+    require_compared(checks, pipeline_spec.min_compared, f"the {target.id} pipeline's comparison", SCANS)
 
 
 @pytest.mark.awml_cases("metric")
@@ -306,7 +299,7 @@ def test_metric(awml_case, awml_workspace, request):
     request.node.user_properties.append((f"awml.{score.name}", score.value))
     if vacuous is not None:  # the test judged nothing: said as its outcome (skipped with the reason), never a silent pass
         pytest.skip(f"not judged: {vacuous}")
-    _require_compared([verdict], spec.metric.min_compared, f"the {target.id} {score.name}")
+    require_compared([verdict], spec.metric.min_compared, f"the {target.id} {score.name}", SCANS)
     if not verdict.passed:
         raise ToleranceExceeded(differs(f"the {target.id} pipeline's {score.name}", REFERENCE.id,
                                         f"over {len(samples)} sample(s)", [verdict.describe()]))
