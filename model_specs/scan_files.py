@@ -38,6 +38,19 @@ def check_options(options: Mapping[str, str], known: Mapping[str, str]) -> None:
                         + "; ".join(f"{key} ({meaning})" for key, meaning in known.items()))
 
 
+def one_file(path: Path, suffix: str, what: str) -> Path:
+    """``path`` itself, or the one ``*suffix`` file in the folder ``path`` (an annotation or info file given by its
+    folder); ``what`` names the file a user should give when there is none or more than one."""
+    if not path.exists():
+        raise DataError(f"{path}: no such file or folder")
+    if path.is_file():
+        return path
+    found = sorted(path.glob(f"*{suffix}"))
+    if len(found) != 1:
+        raise DataError(f"{path}: holds {len(found)} {suffix} files; give {what} itself")
+    return found[0]
+
+
 def scan_files(path: Path) -> list[Path]:
     """``path`` itself, or a folder's point-cloud files in name order."""
     path = Path(path)

@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from pytest_awml.limits import Tolerance
+from pytest_awml.errors import ToleranceExceeded
+from pytest_awml.limits import Tolerance, Verdict
 from pytest_awml.reorder import realign
 
 # Percentile reported beside the maximum: robust to one outlier, still sensitive to a broken region.
@@ -211,3 +212,11 @@ def parity_failure(comparisons: Sequence[OutputComparison], notes: Sequence[str]
     if not problems:
         return None
     return differs(subject, reference, f"on {len(problems)} of {len(comparisons)} output(s) over {samples} sample(s)", problems)
+
+
+def require_passed(verdicts: Sequence[Verdict], subject: str, reference: str, over: str) -> None:
+    """Raise :class:`ToleranceExceeded` naming each failed check of a decoded comparison (boxes, classes…); ``over``:
+    what the checks were over, e.g. '3 sample(s)'."""
+    failed = [v.describe() for v in verdicts if not v.passed]
+    if failed:
+        raise ToleranceExceeded(differs(subject, reference, f"on {len(failed)} of {len(verdicts)} check(s) over {over}", failed))

@@ -19,7 +19,7 @@ import pytest
 
 from pytest_awml import latency_gate, results
 from pytest_awml.budgets import ROUNDS_KEY
-from pytest_awml.compare import differs
+from pytest_awml.compare import differs, require_passed
 from pytest_awml.device import REFERENCE, Target
 from pytest_awml.errors import ToleranceExceeded
 from pytest_awml.limits import require_compared
@@ -110,10 +110,7 @@ def test_sequence_pipeline_parity(awml_case, awml_workspace, request):
     checks = sequence.compare(reference, free, target.precision)
     ids = results.record_ids(awml_case, request.node.nodeid, awml_workspace.options, component=RECORD_COMPONENT)
     results.attach_verdicts(request.node, ids, checks)
-    failed = [c.describe() for c in checks if not c.passed]
-    if failed:
-        raise ToleranceExceeded(differs(f"the {target.id} sequence's decoded outputs", REFERENCE.id,
-                                        f"on {len(failed)} of {len(checks)} check(s) over {len(reference)} frame(s)", failed))
+    require_passed(checks, f"the {target.id} sequence's decoded outputs", REFERENCE.id, f"{len(reference)} frame(s)")
     require_compared(checks, sequence.min_compared, f"the {target.id} sequence's decoded comparison", FRAMES)
 
 

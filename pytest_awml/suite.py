@@ -19,7 +19,7 @@ import pytest
 from pytest_awml import golden, golden_layers, golden_write, latency_gate, localize, pipeline_outputs, results
 from pytest_awml.budgets import ROUNDS_KEY, ratio_verdict, share_verdict
 from pytest_awml.builders.onnx import FORMAT as ONNX
-from pytest_awml.compare import compare_outputs, differs
+from pytest_awml.compare import compare_outputs, differs, require_passed
 from pytest_awml.device import REFERENCE
 from pytest_awml.digests import content_digest
 from pytest_awml.errors import ArtifactError, AwmlError, BackendError, DataError, ToleranceExceeded
@@ -270,10 +270,7 @@ def test_pipeline_parity(awml_case, awml_workspace, request):
     checks = pipeline_spec.compare(references, outputs, target.precision)
     ids = results.record_ids(awml_case, request.node.nodeid, awml_workspace.options, component=awml_case.pipeline.record_component)
     results.attach_verdicts(request.node, ids, checks)
-    failed = [c.describe() for c in checks if not c.passed]
-    if failed:
-        raise ToleranceExceeded(differs(f"the {target.id} pipeline", REFERENCE.id,
-                                        f"on {len(failed)} of {len(checks)} check(s) over {len(references)} sample(s)", failed))
+    require_passed(checks, f"the {target.id} pipeline", REFERENCE.id, f"{len(references)} sample(s)")
     require_compared(checks, pipeline_spec.min_compared, f"the {target.id} pipeline's comparison", SCANS)
 
 

@@ -18,10 +18,11 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
+from model_specs.image_files import read_bgr
 from model_specs.mobilenetv2.config import ClassifierConfig
 from model_specs.mobilenetv2.data import TrafficLightFrame
+from model_specs.scan_files import one_file
 from pytest_awml.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -31,14 +32,7 @@ OPTIONS = {"image_root": "folder the annotation file's img_path values are relat
 
 
 def _annotations(path: Path) -> Path:
-    if not path.exists():
-        raise DataError(f"{path}: no such file or folder")
-    if path.is_file():
-        return path
-    found = sorted(path.glob("*.json"))
-    if len(found) != 1:
-        raise DataError(f"{path}: holds {len(found)} .json files; give the annotation file itself (AWML's tlr_infos_<split>.json)")
-    return found[0]
+    return one_file(path, ".json", "the annotation file (AWML's tlr_infos_<split>.json)")
 
 
 def _read_json(path: Path) -> dict:
@@ -49,15 +43,6 @@ def _read_json(path: Path) -> dict:
     if not isinstance(info, dict) or not isinstance(info.get("data_list"), list):
         raise DataError(f"{path}: no data_list: expected AWML's classification info ({{'metainfo': {{'classes': [...]}}, 'data_list': [...]}})")
     return info
-
-
-def _image(path: Path) -> np.ndarray:
-    try:
-        with Image.open(path) as image:
-            rgb = np.asarray(image.convert("RGB"))
-    except (OSError, UnidentifiedImageError) as exc:
-        raise DataError(f"{path}: not an image Pillow reads ({exc})") from None
-    return np.ascontiguousarray(rgb[:, :, ::-1])  # BGR, as OpenCV loads it
 
 
 def _instances(where: str, entry: dict, shape: tuple[int, ...], classes: int) -> tuple[np.ndarray, np.ndarray]:
@@ -99,7 +84,7 @@ def load(path: Path, options: Mapping[str, str], cfg: ClassifierConfig) -> list[
         image_path = root / entry["img_path"]
         if not image_path.is_file():
             raise DataError(f"{file}: data_list[{index}]'s image {image_path} does not exist (pass --awml-data-option image_root=DIR)")
-        image = _image(image_path)
+        image = read_bgr(image_path)
         boxes, labels = _instances(f"{file}: data_list[{index}] ({entry['img_path']})", entry, image.shape, len(cfg.classes))
         if not len(boxes):
             empty += 1

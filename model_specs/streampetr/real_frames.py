@@ -33,8 +33,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
+from model_specs.image_files import read_bgr
+from model_specs.scan_files import one_file
 from model_specs.streampetr import data
 from model_specs.streampetr.config import StreamPETRConfig
 from pytest_awml.errors import DataError
@@ -65,14 +67,7 @@ class _InfoUnpickler(pickle.Unpickler):
 
 
 def _info_file(path: Path) -> Path:
-    if not path.exists():
-        raise DataError(f"{path}: no such file or folder")
-    if path.is_file():
-        return path
-    found = sorted(path.glob("*.pkl"))
-    if len(found) != 1:
-        raise DataError(f"{path}: holds {len(found)} .pkl files; give the info file itself (AWML's t4dataset_<version>_infos_<split>.pkl)")
-    return found[0]
+    return one_file(path, ".pkl", "the info file (AWML's t4dataset_<version>_infos_<split>.pkl)")
 
 
 def _read_info(path: Path) -> dict:
@@ -164,15 +159,6 @@ def _count(options: Mapping[str, str], key: str, default: int, minimum: int) -> 
     return value
 
 
-def _image(path: Path) -> np.ndarray:
-    try:
-        with Image.open(path) as image:
-            rgb = np.asarray(image.convert("RGB"))
-    except (OSError, UnidentifiedImageError) as exc:
-        raise DataError(f"{path}: not an image Pillow reads ({exc})") from None
-    return np.ascontiguousarray(rgb[:, :, ::-1])  # BGR, as mmcv.imread loads it
-
-
 def resize_crop(image_bgr: np.ndarray, final_dim: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """Test-time ``ResizeCropFlipRotImage``: (the image at ``final_dim``, float32, BGR; the 3 x 3 image transform, float32 as
     AWML's ``ida_mat`` is, that the intrinsics are multiplied by)."""
@@ -200,7 +186,7 @@ def _camera(where: str, entry: dict, camera: str, root: Path, cfg: StreamPETRCon
     path = root / str(item["img_path"])
     if not path.is_file():
         raise DataError(f"{where}: {camera}'s image {path} does not exist (pass --awml-data-option data_root=DIR, AWML's data_root)")
-    image, ida = resize_crop(_image(path), cfg.final_dim)
+    image, ida = resize_crop(read_bgr(path), cfg.final_dim)
     k = _matrix(f"{where}: {camera}'s cam2img", item.get("cam2img"), (3, 3))
     lidar2cam = _matrix(f"{where}: {camera}'s lidar2cam", item.get("lidar2cam"), (4, 4))
     intrinsics = np.eye(4)
