@@ -19,12 +19,13 @@ import numpy as np
 
 from pytest_awml.errors import ToleranceExceeded
 from pytest_awml.limits import Tolerance, Verdict
-from pytest_awml.reorder import realign
+from pytest_awml.reorder import realign, set_aside
 
 # Percentile reported beside the maximum: robust to one outlier, still sensitive to a broken region.
 P99 = 99.0
 _NOT_FIGURES = ("output", "passed", "problem")
-_OPTIONAL_FIGURES = ("label_flips", "label_rows", "max_label_flips", "reordered_rows", "rows", "max_reordered_rows")
+_OPTIONAL_FIGURES = ("label_flips", "label_rows", "max_label_flips", "reordered_rows", "rows", "max_reordered_rows", "unmatched_rows",
+                     "max_unmatched_rows")
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,9 @@ class OutputComparison:
     reordered_rows: float | None = None
     rows: int | None = None
     max_reordered_rows: float | None = None
+    # the share of rows that matched no reference row and were set aside (a selection's cut let another item in)
+    unmatched_rows: float | None = None
+    max_unmatched_rows: float | None = None
 
     def as_json(self) -> dict:
         # JSON has no NaN/Inf: a figure that could not be computed is null. ``compared``: what every parity
@@ -80,6 +84,8 @@ class OutputComparison:
                  f"; label flips {self.label_flips:.3%} of {self.label_rows} rows (limit {self.max_label_flips:.3%})")
         if self.reordered_rows is not None:
             flips += f"; rows reordered {self.reordered_rows:.3%} of {self.rows} (limit {float(self.max_reordered_rows or 0):.3%})"
+        if self.unmatched_rows:
+            flips += f"; rows set aside, matching none {self.unmatched_rows:.3%} (limit {float(self.max_unmatched_rows or 0):.3%})"
         return (
             f"{self.output}: {verdict} max_abs={self.max_abs:.3g} p99_abs={self.p99_abs:.3g} "
             f"max_rel={self.max_rel:.3g} out_of_tol={self.frac_out_of_tol:.3%} cos={self.cosine:.6f} "
@@ -101,12 +107,17 @@ def compare_output(name: str, refs: Sequence[np.ndarray], tests: Sequence[np.nda
             return OutputComparison(passed=False, problem=f"sample {i}: shape {test.shape} differs from the reference's {ref.shape}", **base)
         if ref.dtype != test.dtype:
             return OutputComparison(passed=False, problem=f"sample {i}: dtype {test.dtype} differs from the reference's {ref.dtype}", **base)
-    moved = rows = 0
-    if tol.max_reordered_rows is not None:  # rows in rank order: a near tie's swap put back before anything is judged
+    moved = rows = unmatched = 0
+    by_rank = tol.max_reordered_rows is not None or tol.max_unmatched_rows is not None
+    if by_rank:  # rows in rank order: a near tie's swap put back, a cut's newcomer set aside, before anything is judged
         realigned = [realign(r, t, tol) for r, t in zip(refs, tests, strict=True)]
-        tests = [a.test for a in realigned]
+        allowed = math.floor(float(tol.max_unmatched_rows or 0.0) * (realigned[0].rows if realigned else 0))
+        tests = [set_aside(r, a.test, a.unmatched, tol.row_axis) if 0 < a.unmatched.size <= allowed else a.test
+                 for r, a in zip(refs, realigned, strict=True)]
         moved, rows = sum(a.moved for a in realigned), sum(a.rows for a in realigned)
-    reordered = moved / rows if rows else (0.0 if tol.max_reordered_rows is not None else None)
+        unmatched = sum(a.unmatched.size for a in realigned if a.unmatched.size <= allowed)
+    reordered = moved / rows if rows else (0.0 if by_rank else None)
+    newcomers = unmatched / rows if rows else (0.0 if by_rank else None)
     ref = np.concatenate([r.astype(np.float64).ravel() for r in refs]) if refs else np.zeros(0)
     test = np.concatenate([t.astype(np.float64).ravel() for t in tests]) if tests else np.zeros(0)
     if ref.size == 0:
@@ -137,6 +148,7 @@ def compare_output(name: str, refs: Sequence[np.ndarray], tests: Sequence[np.nda
     labels = label_flips(refs, tests) if tol.max_label_flips is not None else None
     flipped = labels is not None and labels[0] > float(tol.max_label_flips or 0.0)
     flipped = flipped or (reordered is not None and reordered > float(tol.max_reordered_rows or 0.0))
+    flipped = flipped or (newcomers is not None and newcomers > float(tol.max_unmatched_rows or 0.0))
     return OutputComparison(
         passed=not out.any() and not problem and not flipped,
         max_abs=float(fd.max()) if fd.size else float("nan"),
@@ -155,8 +167,10 @@ def compare_output(name: str, refs: Sequence[np.ndarray], tests: Sequence[np.nda
         label_rows=labels[1] if labels is not None else None,
         max_label_flips=tol.max_label_flips,
         reordered_rows=reordered,
-        rows=rows if tol.max_reordered_rows is not None else None,
+        rows=rows if by_rank else None,
         max_reordered_rows=tol.max_reordered_rows,
+        unmatched_rows=newcomers,
+        max_unmatched_rows=tol.max_unmatched_rows,
         **base,
     )
 

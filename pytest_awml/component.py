@@ -214,7 +214,8 @@ def _validate_tolerances(fail, where: str, comp: Component) -> None:
                 fail(f"{where}.tolerances[{precision!r}][{output!r}]", "; ".join(problems),
                      "use finite atol, rtol >= 0 (and max_label_flips, max_reordered_rows shares in [0, 1], or None)")
             ranks = {len(o.shape) for o in comp.outputs if output in (ANY_OUTPUT, o.name)}
-            if tol.max_reordered_rows is not None and any(rank <= tol.row_axis for rank in ranks):
+            by_rank = tol.max_reordered_rows is not None or tol.max_unmatched_rows is not None
+            if by_rank and any(rank <= tol.row_axis for rank in ranks):
                 fail(f"{where}.tolerances[{precision!r}][{output!r}]", f"reorders rows along axis {tol.row_axis}, which an "
                      f"output of rank {min(ranks)} lacks", "give a row_axis every output it covers has")
         if ANY_OUTPUT not in per_output:

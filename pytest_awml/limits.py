@@ -26,13 +26,16 @@ class Tolerance:
 
     ``max_reordered_rows`` (optional, a share in [0, 1]) says the output's slices along ``row_axis`` are rows a
     model writes in rank order (a top-k selection): a row out of tolerance may match another misplaced row of the
-    reference within this bound, and at most this share of rows may so move (:mod:`pytest_awml.reorder`)."""
+    reference within this bound, and at most this share of rows may so move (:mod:`pytest_awml.reorder`).
+    ``max_unmatched_rows`` (optional, a share): rows that match no reference row at all (a selection's cut let
+    another item in), left out of the figures and counted, at most this share of them."""
 
     atol: float
     rtol: float = 0.0
     max_label_flips: float | None = None
     max_reordered_rows: float | None = None
     row_axis: int = 1  # the axis after the batch
+    max_unmatched_rows: float | None = None
 
     def problems(self) -> list[str]:
         bad = [n for n in ("atol", "rtol") if not (isinstance(getattr(self, n), (int, float)) and 0 <= getattr(self, n) < math.inf)]
@@ -40,9 +43,10 @@ class Tolerance:
         flips = self.max_label_flips
         if flips is not None and not (isinstance(flips, (int, float)) and 0 <= flips <= 1):
             found.append(f"max_label_flips must be a share in [0, 1], got {flips!r}")
-        rows = self.max_reordered_rows
-        if rows is not None and not (isinstance(rows, (int, float)) and 0 <= rows <= 1):
-            found.append(f"max_reordered_rows must be a share in [0, 1], got {rows!r}")
+        for name in ("max_reordered_rows", "max_unmatched_rows"):
+            rows = getattr(self, name)
+            if rows is not None and not (isinstance(rows, (int, float)) and 0 <= rows <= 1):
+                found.append(f"{name} must be a share in [0, 1], got {rows!r}")
         if not isinstance(self.row_axis, int) or isinstance(self.row_axis, bool) or self.row_axis < 0:
             found.append(f"row_axis must be an int >= 0, got {self.row_axis!r}")
         return found
@@ -51,8 +55,9 @@ class Tolerance:
         """The looser of the two on each term (a replay must allow for both runtimes' error)."""
         flips = [f for f in (self.max_label_flips, other.max_label_flips) if f is not None]
         rows = [r for r in (self.max_reordered_rows, other.max_reordered_rows) if r is not None]
+        unmatched = [r for r in (self.max_unmatched_rows, other.max_unmatched_rows) if r is not None]
         return Tolerance(max(self.atol, other.atol), max(self.rtol, other.rtol), max(flips) if flips else None,
-                         max(rows) if rows else None, self.row_axis)
+                         max(rows) if rows else None, self.row_axis, max(unmatched) if unmatched else None)
 
 
 @dataclass(frozen=True)

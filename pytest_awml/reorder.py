@@ -7,7 +7,9 @@ queries (metres of reference point) and fails a faithful export; a bound widened
 ``Tolerance.max_reordered_rows`` says an output's slices along ``row_axis`` are such rows: a row out of tolerance
 may be matched to another out-of-tolerance row of the reference that it agrees with within the same bound, and the
 share of rows so moved is held to the limit. A row with no such partner (another query selected, a wrong value)
-stays where it is and fails as before.
+stays where it is and fails as before, unless ``max_unmatched_rows`` allows a share of such rows: a selection's cut
+(the k-th and the k+1-th query nearer than the error) lets another query in. Those rows are set aside (compared to
+themselves) and counted; their share is held to that limit.
 
 The matching is an assignment problem over the rows out of place (at most the limit's share of them: more fail
 unmatched), solved by SciPy's ``linear_sum_assignment`` on each pair's largest excess over the bound.
@@ -27,12 +29,14 @@ from pytest_awml.limits import Tolerance
 @dataclass(frozen=True)
 class Realigned:
     """A test sample with its moved rows put back where the reference has them, and how many rows moved of how many.
-    ``source[i]``: the test row now at row ``i`` (the identity where nothing moved)."""
+    ``source[i]``: the test row now at row ``i`` (the identity where nothing moved); ``unmatched``: the rows still out
+    of tolerance after the matching (each holds no row of the reference)."""
 
     test: np.ndarray
     moved: int
     rows: int
     source: np.ndarray
+    unmatched: np.ndarray
 
 
 def _excess(test_rows: np.ndarray, ref_rows: np.ndarray, tol: Tolerance) -> np.ndarray:
@@ -52,14 +56,24 @@ def realign(ref: np.ndarray, test: np.ndarray, tol: Tolerance) -> Realigned:
     t = np.moveaxis(test, axis, 0).reshape(count, -1).astype(np.float64)
     within = np.all(np.abs(t - r) <= tol.atol + tol.rtol * np.abs(r), axis=1)
     misplaced = np.flatnonzero(~within)
-    limit = math.floor(float(tol.max_reordered_rows or 0.0) * count)
+    limit = math.floor((float(tol.max_reordered_rows or 0.0) + float(tol.max_unmatched_rows or 0.0)) * count)
     identity = np.arange(count)
-    if misplaced.size < 2 or misplaced.size > limit:  # a swap needs two rows; more rows out of place than may move fail unmatched
-        return Realigned(test, 0, count, identity)
+    if misplaced.size < 2 or misplaced.size > limit or not tol.max_reordered_rows:  # a swap needs two rows (and leave to
+        # move); more rows out of place than may move or be set aside fail unmatched
+        return Realigned(test, 0, count, identity, misplaced)
     cost = _excess(t[misplaced], r[misplaced], tol)
     taken, to = linear_sum_assignment(np.where(np.isfinite(cost), cost, np.finfo(np.float64).max))
     accepted = [(misplaced[i], misplaced[j]) for i, j in zip(taken, to, strict=True) if cost[i, j] <= 0]
     source = identity.copy()
     for row, place in accepted:
         source[place] = row
-    return Realigned(np.take(test, source, axis=axis), len(accepted), count, source)
+    unmatched = np.setdiff1d(misplaced, [place for _, place in accepted])
+    return Realigned(np.take(test, source, axis=axis), len(accepted), count, source, unmatched)
+
+
+def set_aside(ref: np.ndarray, test: np.ndarray, rows: np.ndarray, axis: int) -> np.ndarray:
+    """``test`` with ``rows`` (along ``axis``) replaced by the reference's: rows a selection let another item into,
+    counted by the caller and left out of every figure."""
+    out = np.moveaxis(test.copy(), axis, 0)
+    out[rows] = np.moveaxis(ref, axis, 0)[rows].astype(test.dtype)
+    return np.moveaxis(out, 0, axis)

@@ -700,6 +700,7 @@ REORDER_FAULTS = [
     ("a reorder budget above one", {"max_reordered_rows": 1.5}, "max_reordered_rows must be a share in [0, 1], got 1.5"),
     ("a reorder budget that is no number", {"max_reordered_rows": "some"}, "max_reordered_rows must be a share in [0, 1], got 'some'"),
     ("a negative row axis", {"max_reordered_rows": 0.1, "row_axis": -1}, "row_axis must be an int >= 0, got -1"),
+    ("a set-aside budget above one", {"max_unmatched_rows": 2}, "max_unmatched_rows must be a share in [0, 1], got 2"),
     ("a row axis the output lacks", {"max_reordered_rows": 0.1, "row_axis": 2}, "reorders rows along axis 2, which an output of rank 2 lacks"),
 ]
 

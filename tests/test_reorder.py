@@ -71,3 +71,18 @@ def test_rows_along_another_axis_and_the_json_round_trip():
 
 def test_the_widest_of_two_tolerances_keeps_the_reorder_budget():
     assert Tolerance(1e-3).widest(TOL).max_reordered_rows == 0.1
+
+
+def test_a_cut_s_newcomer_is_set_aside_and_counted_up_to_its_share():
+    """A selection's last row holding another query matches no reference row: with max_unmatched_rows it is left out
+    of the figures and counted; one row more than the share, or no share, and it fails as a wrong value."""
+    ref = _memory()
+    test = _swapped(ref, (30, 31))
+    test[0, 39] = _memory(seed=1)[0, 0]  # another query selected at the cut
+    tol = Tolerance(atol=1e-3, rtol=1e-3, max_reordered_rows=0.1, max_unmatched_rows=0.05)  # 2 of 40 rows
+    made = compare_output("m", [ref], [test], tol)
+    assert made.passed and made.unmatched_rows == 1 / 40 and made.reordered_rows == 2 / 40 and made.max_abs < 2e-4
+    assert "rows set aside, matching none 2.500%" in made.describe()
+    test[0, 37:39] += 5.0  # two more wrong rows: three unmatched, over the share of two
+    assert not compare_output("m", [ref], [test], tol).passed
+    assert not compare_output("m", [ref], [_swapped(ref, (30, 31)) + (np.arange(40) == 39)[None, :, None]], TOL).passed

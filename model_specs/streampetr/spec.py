@@ -92,12 +92,23 @@ def _swappable(cfg: StreamPETRConfig) -> float:
     return cfg.topk_proposals / (cfg.topk_proposals + cfg.memory_len)
 
 
+def _cut(cfg: StreamPETRConfig) -> float:
+    """At fp16 a quarter of the new rows may hold a query the reference did not select (its k-th and k+1-th scores
+    nearer than the error): measured on streampetr-tiny with the weights of seeds 1 to 12, 2 frames, the frame gate:
+    none in 9, 1 row in 2, 3 rows of 16 in 1; set aside and counted (``Tolerance.max_unmatched_rows``)."""
+    return 0.25 * _swappable(cfg)
+
+
 def _reduced_head(cfg: StreamPETRConfig) -> dict[str, Tolerance]:
     return {"*": Tolerance(atol=2e-2, rtol=_RTOL), "all_bbox_preds": Tolerance(atol=0.5, rtol=_RTOL),
             "reference_points": Tolerance(atol=1e-3, rtol=_RTOL), "query_pos_in": Tolerance(atol=5e-3, rtol=_RTOL),
             "post_memory_egopose": Tolerance(atol=2e-3, rtol=_RTOL), "post_memory_timestamp": Tolerance(atol=1e-4),
-            **_selected({"*": Tolerance(atol=2e-2, rtol=_RTOL), "post_memory_reference_point": Tolerance(atol=0.5, rtol=_RTOL),
-                         "post_memory_velo": Tolerance(atol=0.5, rtol=_RTOL)}, _swappable(cfg))}
+            **_selected({"*": Tolerance(atol=2e-2, rtol=_RTOL, max_unmatched_rows=_cut(cfg)),
+                         "post_memory_reference_point": Tolerance(atol=0.5, rtol=_RTOL, max_unmatched_rows=_cut(cfg))}, _swappable(cfg)),
+            # velocities: at this bound two queries' rows are alike (|v| <= ~2 m/s), so swaps pass unmatched and a row
+            # matched elsewhere would prove nothing: held row by row (measured 0.18 with every swap in place); a cut's
+            # newcomer is set aside (seeds 4 to 6: two rows 0.58 to 1.3 m/s off)
+            "post_memory_velo": Tolerance(atol=0.5, rtol=_RTOL, max_unmatched_rows=_cut(cfg))}
 
 
 def _reduced_drift(cfg: StreamPETRConfig) -> dict[str, Tolerance]:
