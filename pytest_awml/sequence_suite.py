@@ -24,8 +24,8 @@ from pytest_awml.device import REFERENCE, Target
 from pytest_awml.errors import ToleranceExceeded
 from pytest_awml.limits import require_compared
 from pytest_awml.memo import key
-from pytest_awml.metric import metric_verdict, nothing_scored
-from pytest_awml.records import LatencyRecord, MetricRecord, SequenceRecord
+from pytest_awml.metric_gate import judge_metric
+from pytest_awml.records import LatencyRecord, SequenceRecord
 from pytest_awml.sequence import Frame, first_failures, judge, roll, step
 from pytest_awml.spec import ModelSpec
 from pytest_awml.timing import SpanTimer, measure, rounded_ms, warmup_rounds, warmup_total_ms
@@ -126,21 +126,9 @@ def test_sequence_metric(awml_case, awml_workspace, request):
         pytest.skip(f"the frames hold no ground truth for {reference.name}: nothing to score; run on the spec's synthetic "
                     "frames, or give it labelled data")
     score = metric.compute(_rollout(awml_workspace, spec, target, forced=False), frames)
-    limit = metric.max_delta[target.precision.value]
-    verdict = metric_verdict(reference, score, limit)
-    vacuous = nothing_scored(reference, score, target.id)
     ids = results.record_ids(awml_case, request.node.nodeid, awml_workspace.options, component=RECORD_COMPONENT)
-    results.attach(request.node, MetricRecord(ids=ids, metric=score.name, value=score.value, reference_value=reference.value,
-                                              delta=verdict.value, max_delta=limit, compared=score.compared,
-                                              details=dict(score.details), reference_details=dict(reference.details),
-                                              passed=verdict.passed, not_judged=vacuous))
-    request.node.user_properties.append((f"awml.{score.name}", score.value))
-    if vacuous is not None:  # judged nothing: said as the outcome (skipped with the reason), never a silent pass
-        pytest.skip(f"not judged: {vacuous}")
-    require_compared([verdict], metric.min_compared, f"the {target.id} sequence's {score.name}", FRAMES)
-    if not verdict.passed:
-        raise ToleranceExceeded(differs(f"the {target.id} sequence's {score.name}", REFERENCE.id, f"over {len(frames)} frame(s)",
-                                        [verdict.describe()]))
+    judge_metric(request.node, ids, metric, reference, score, target, subject=f"the {target.id} sequence's {score.name}",
+                 thin=f"the {target.id} sequence's {score.name}", over=f"{len(frames)} frame(s)", remedy=FRAMES)
 
 
 @pytest.mark.awml_cases("sequence_latency")

@@ -26,7 +26,7 @@ from pytest_awml.errors import ArtifactError, AwmlError, BackendError, DataError
 from pytest_awml.latency_sources import p50, pipeline_rounds, remember_p50, stage_rounds, stage_source
 from pytest_awml.limits import require_compared
 from pytest_awml.localize import Skipped
-from pytest_awml.metric import metric_verdict, nothing_scored
+from pytest_awml.metric_gate import judge_metric
 from pytest_awml.parity_gate import Evidence, gate
 from pytest_awml.paths import sha256_file
 from pytest_awml.pipeline import PipelineName
@@ -40,7 +40,6 @@ from pytest_awml.records import (
     Int8SensitivityRecord,
     LatencyRecord,
     LayerRow,
-    MetricRecord,
     ParityRecord,
     ShapesRecord,
     ShapeTry,
@@ -285,21 +284,9 @@ def test_metric(awml_case, awml_workspace, request):
         pytest.skip(f"the samples hold no ground truth for {reference.name} (--awml-data scans carry none): nothing to score; "
                     "run on the spec's synthetic samples, or give a spec labelled data")
     score = spec.metric.compute(pipeline_outputs.outputs(awml_workspace, spec, target), samples)
-    limit = spec.metric.max_delta[target.precision.value]
-    verdict = metric_verdict(reference, score, limit)
-    vacuous = nothing_scored(reference, score, target.id)
     ids = results.record_ids(awml_case, request.node.nodeid, awml_workspace.options, component=PipelineName.SPEC.record_component)
-    results.attach(request.node, MetricRecord(ids=ids, metric=score.name, value=score.value, reference_value=reference.value,
-                                              delta=verdict.value, max_delta=limit, compared=score.compared,
-                                              details=dict(score.details), reference_details=dict(reference.details),
-                                              passed=verdict.passed, not_judged=vacuous))
-    request.node.user_properties.append((f"awml.{score.name}", score.value))
-    if vacuous is not None:  # the test judged nothing: said as its outcome (skipped with the reason), never a silent pass
-        pytest.skip(f"not judged: {vacuous}")
-    require_compared([verdict], spec.metric.min_compared, f"the {target.id} {score.name}", SCANS)
-    if not verdict.passed:
-        raise ToleranceExceeded(differs(f"the {target.id} pipeline's {score.name}", REFERENCE.id,
-                                        f"over {len(samples)} sample(s)", [verdict.describe()]))
+    judge_metric(request.node, ids, spec.metric, reference, score, target, subject=f"the {target.id} pipeline's {score.name}",
+                 thin=f"the {target.id} {score.name}", over=f"{len(samples)} sample(s)", remedy=SCANS)
 
 
 @pytest.mark.awml_cases("int8_sensitivity")
