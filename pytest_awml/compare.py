@@ -19,7 +19,7 @@ import numpy as np
 
 from pytest_awml.errors import ToleranceExceeded
 from pytest_awml.limits import Tolerance, Verdict
-from pytest_awml.reorder import realign, set_aside
+from pytest_awml.reorder import realign
 
 # Percentile reported beside the maximum: robust to one outlier, still sensitive to a broken region.
 P99 = 99.0
@@ -111,11 +111,9 @@ def compare_output(name: str, refs: Sequence[np.ndarray], tests: Sequence[np.nda
     by_rank = tol.max_reordered_rows is not None or tol.max_unmatched_rows is not None
     if by_rank:  # rows in rank order: a near tie's swap put back, a cut's newcomer set aside, before anything is judged
         realigned = [realign(r, t, tol) for r, t in zip(refs, tests, strict=True)]
-        allowed = math.floor(float(tol.max_unmatched_rows or 0.0) * (realigned[0].rows if realigned else 0))
-        tests = [set_aside(r, a.test, a.unmatched, tol.row_axis) if 0 < a.unmatched.size <= allowed else a.test
-                 for r, a in zip(refs, realigned, strict=True)]
+        tests = [a.test for a in realigned]
         moved, rows = sum(a.moved for a in realigned), sum(a.rows for a in realigned)
-        unmatched = sum(a.unmatched.size for a in realigned if a.unmatched.size <= allowed)
+        unmatched = sum(a.set_aside for a in realigned)
     reordered = moved / rows if rows else (0.0 if by_rank else None)
     newcomers = unmatched / rows if rows else (0.0 if by_rank else None)
     ref = np.concatenate([r.astype(np.float64).ravel() for r in refs]) if refs else np.zeros(0)

@@ -29,14 +29,14 @@ from pytest_awml.limits import Tolerance
 @dataclass(frozen=True)
 class Realigned:
     """A test sample with its moved rows put back where the reference has them, and how many rows moved of how many.
-    ``source[i]``: the test row now at row ``i`` (the identity where nothing moved); ``unmatched``: the rows still out
-    of tolerance after the matching (each holds no row of the reference)."""
+    ``source[i]``: the test row now at row ``i`` (the identity where nothing moved); ``set_aside``: how many rows matched
+    no row of the reference and were replaced by the reference's (within ``max_unmatched_rows``)."""
 
     test: np.ndarray
     moved: int
     rows: int
     source: np.ndarray
-    unmatched: np.ndarray
+    set_aside: int
 
 
 def _excess(test_rows: np.ndarray, ref_rows: np.ndarray, tol: Tolerance) -> np.ndarray:
@@ -49,7 +49,8 @@ def _excess(test_rows: np.ndarray, ref_rows: np.ndarray, tol: Tolerance) -> np.n
 
 def realign(ref: np.ndarray, test: np.ndarray, tol: Tolerance) -> Realigned:
     """``test`` with each row that is out of tolerance where it stands, but within it at another out-of-tolerance
-    row of ``ref``, moved there (same shape and dtype as ``test``). Rows are the slices along ``tol.row_axis``."""
+    row of ``ref``, moved there, and the rows still out of tolerance set aside when they are within
+    ``max_unmatched_rows``'s share (same shape and dtype as ``test``). Rows are the slices along ``tol.row_axis``."""
     axis = tol.row_axis
     count = ref.shape[axis]
     r = np.moveaxis(ref, axis, 0).reshape(count, -1).astype(np.float64)
@@ -57,23 +58,19 @@ def realign(ref: np.ndarray, test: np.ndarray, tol: Tolerance) -> Realigned:
     within = np.all(np.abs(t - r) <= tol.atol + tol.rtol * np.abs(r), axis=1)
     misplaced = np.flatnonzero(~within)
     limit = math.floor((float(tol.max_reordered_rows or 0.0) + float(tol.max_unmatched_rows or 0.0)) * count)
-    identity = np.arange(count)
-    if misplaced.size < 2 or misplaced.size > limit or not tol.max_reordered_rows:  # a swap needs two rows (and leave to
-        # move); more rows out of place than may move or be set aside fail unmatched
-        return Realigned(test, 0, count, identity, misplaced)
-    cost = _excess(t[misplaced], r[misplaced], tol)
-    taken, to = linear_sum_assignment(np.where(np.isfinite(cost), cost, np.finfo(np.float64).max))
-    accepted = [(misplaced[i], misplaced[j]) for i, j in zip(taken, to, strict=True) if cost[i, j] <= 0]
-    source = identity.copy()
-    for row, place in accepted:
-        source[place] = row
+    source = np.arange(count)
+    accepted: list[tuple[int, int]] = []
+    # a swap needs two rows (and leave to move); more rows out of place than may move or be set aside fail unmatched
+    if 2 <= misplaced.size <= limit and tol.max_reordered_rows:
+        cost = _excess(t[misplaced], r[misplaced], tol)
+        taken, to = linear_sum_assignment(np.where(np.isfinite(cost), cost, np.finfo(np.float64).max))
+        accepted = [(misplaced[i], misplaced[j]) for i, j in zip(taken, to, strict=True) if cost[i, j] <= 0]
+        for row, place in accepted:
+            source[place] = row
+    moved = np.take(test, source, axis=axis) if accepted else test
     unmatched = np.setdiff1d(misplaced, [place for _, place in accepted])
-    return Realigned(np.take(test, source, axis=axis), len(accepted), count, source, unmatched)
-
-
-def set_aside(ref: np.ndarray, test: np.ndarray, rows: np.ndarray, axis: int) -> np.ndarray:
-    """``test`` with ``rows`` (along ``axis``) replaced by the reference's: rows a selection let another item into,
-    counted by the caller and left out of every figure."""
-    out = np.moveaxis(test.copy(), axis, 0)
-    out[rows] = np.moveaxis(ref, axis, 0)[rows].astype(test.dtype)
-    return np.moveaxis(out, 0, axis)
+    if not 0 < unmatched.size <= math.floor(float(tol.max_unmatched_rows or 0.0) * count):
+        return Realigned(moved, len(accepted), count, source, 0)
+    out = np.moveaxis(moved.copy(), axis, 0)  # a selection's newcomers: the reference's rows, left out of every figure
+    out[unmatched] = np.moveaxis(ref, axis, 0)[unmatched].astype(test.dtype)
+    return Realigned(np.moveaxis(out, 0, axis), len(accepted), count, source, int(unmatched.size))
