@@ -51,7 +51,7 @@ class Camera:
         transform[:3, 3] = -rotation @ np.asarray(self.position)
         return transform
 
-    def coarser(self, block: int) -> "Camera":
+    def coarser(self, block: int) -> Camera:
         """The same camera at 1/``block`` of the resolution (same field of view)."""
         return dataclasses.replace(self, height=self.height // block, width=self.width // block)
 

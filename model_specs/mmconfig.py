@@ -12,8 +12,9 @@ or without its registry scope (``mmdet.Resize`` is ``Resize``): :func:`type_name
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from pytest_awml.config_reader import (  # noqa: F401 (re-exported for the specs' readers)
     MAX_CONFIG_BYTES,

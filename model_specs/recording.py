@@ -15,9 +15,10 @@ import hashlib
 import io
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -60,7 +61,7 @@ class Recording:
         return paths
 
     @classmethod
-    def load(cls, folder: Path, name: str) -> "Recording":
+    def load(cls, folder: Path, name: str) -> Recording:
         with np.load(Path(folder) / f"{name}.npz", allow_pickle=False) as archive:
             arrays = {key: archive[key] for key in archive.files}
         return cls(arrays, json.loads((Path(folder) / f"{name}.json").read_text()))

@@ -11,8 +11,9 @@ at inference with the reason) and any test-pipeline transform but AWML's.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from model_specs.calibration.config import BASIC_BLOCK_STAGES, CLASSES, CalibrationConfig
 from model_specs.mmconfig import TORCH_BATCH_NORM, Sections, TrainingConfig, type_name

@@ -13,9 +13,10 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from model_specs.centerpoint import autoware_rules as rules
 from model_specs.centerpoint.config import CenterPointConfig

@@ -12,7 +12,8 @@ the same facts as code; ``--awml-autoware-schema`` adds a validation against a r
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 # ml_package_version.hpp: SUPPORTED_ML_PACKAGE_MAJOR_VERSION = 4, MINIMUM_ML_PACKAGE_MINOR_VERSION = 1.
 MANIFEST_VERSION = "v4.1"

@@ -13,8 +13,9 @@ against the voxel grid, ``num_class`` against the class names, the coder's strid
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from model_specs.centerpoint.config import CenterPointConfig
 from model_specs.centerpoint.convnext_pc import MMPRETRAIN_STAGES, ConvNeXtPCConfig
@@ -99,7 +100,7 @@ FIELDS["CustomSeparateHead"] = FIELDS["SeparateHead"]  # AWML's subclass only se
 # AWML's BackwardPillarFeatureNet takes PillarFeatureNet's arguments (it leaves out the pillar centre's z offset)
 FIELDS["BackwardPillarFeatureNet"] = FIELDS["PillarFeatureNet"]
 FIELDS["ConvNeXt_PC"] = (("in_channels", "out_channels", "depths", "out_indices", *MMDET3D_DEFAULTS["convnext_pc"]),
-                         {key: "a training setting of ConvNeXt_PC" for key in _CONVNEXT_TRAINING_ONLY})
+                         dict.fromkeys(_CONVNEXT_TRAINING_ONLY, "a training setting of ConvNeXt_PC"))
 
 
 def to_centerpoint(config: TrainingConfig, base: CenterPointConfig) -> CenterPointConfig:

@@ -11,8 +11,9 @@ refused by name: it would change the points and this spec would not.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from model_specs.centerpoint.config import POINT_FEATURES, XYZ
 from model_specs.mmconfig import Sections, type_name

@@ -6,17 +6,17 @@ shared PyTorch code below, identical for every backend.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
-from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
 
 from model_specs.centerpoint.config import CenterPointConfig
 from model_specs.centerpoint.decode import Detections
-from model_specs.centerpoint.scene import Scene
 from model_specs.centerpoint.graphs import GraphedPreprocess, Replayed
+from model_specs.centerpoint.scene import Scene
 from model_specs.centerpoint.voxelize import Frame, UploadedSweeps, assemble, decorate, frame, scatter_at, scatter_index, voxelize
 from pytest_awml.device import Precision
 from pytest_awml.errors import DataError

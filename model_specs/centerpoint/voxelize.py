@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import functools
 import threading
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-from typing import Iterator, Sequence
 
 import numpy as np
 import torch

@@ -78,11 +78,11 @@ class _EfficientNms(torch.autograd.Function):
     """Computes the plugin in torch; exports as one EfficientNMS_TRT node (TorchScript exporter's symbolic)."""
 
     @staticmethod
-    def forward(ctx, boxes: torch.Tensor, scores: torch.Tensor, cfg: EfficientNmsConfig):  # noqa: D102
+    def forward(ctx, boxes: torch.Tensor, scores: torch.Tensor, cfg: EfficientNmsConfig):
         return efficient_nms(boxes, scores, cfg)
 
     @staticmethod
-    def symbolic(g, boxes, scores, cfg: EfficientNmsConfig):  # noqa: D102
+    def symbolic(g, boxes, scores, cfg: EfficientNmsConfig):
         attrs = {}
         for key, value in cfg.attributes().items():  # ONNX attribute kinds by suffix: _i int, _f float, _s string
             suffix = "s" if isinstance(value, str) else "f" if isinstance(value, float) else "i"

@@ -11,8 +11,9 @@ would change the image. ``num_classes`` is cross-checked against the config's ``
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from model_specs.mmconfig import Sections, TrainingConfig, type_name
 from model_specs.yolox.config import P5, YOLOX_BN, YoloxConfig

@@ -15,7 +15,7 @@ sigmoid objectness and sigmoid class scores, levels of strides 8/16/32 concatena
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import torch
 from torch import nn

@@ -17,8 +17,8 @@ Two decoders read the exported output [N, 4 + 1 + C] of one image:
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import torch

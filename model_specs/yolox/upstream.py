@@ -15,15 +15,26 @@ recordings under ``tests/data/upstream/``.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import torch
 
 from model_specs.mmconfig import TrainingConfig, read_config
-from model_specs.recording import REGENERATED, STATE_PREFIX, Recording, array_sha256, max_abs, reference_weights, scale_of, state_sha256, tensor_problems
+from model_specs.recording import (
+    REGENERATED,
+    STATE_PREFIX,
+    Recording,
+    array_sha256,
+    max_abs,
+    reference_weights,
+    scale_of,
+    state_sha256,
+    tensor_problems,
+)
 from model_specs.yolox.config import FULL, TINY, YoloxConfig
 from model_specs.yolox.data import camera_frames, network_input
 from model_specs.yolox.mmconfig import to_yolox
