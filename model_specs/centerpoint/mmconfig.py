@@ -42,25 +42,25 @@ BOX_CODE_SIZE = 9  # x, y, z, l, w, h, yaw, vx, vy: what the heads above decode 
 
 # mmdet3d 1.4's constructor defaults (facts from mmdet3d's signatures), for keys a config leaves out.
 MMDET3D_DEFAULTS = {
-    "pillar_feature_net": dict(in_channels=4, feat_channels=(64,), with_distance=False, with_cluster_center=True,
-                               with_voxel_center=True, mode="max", legacy=True, voxel_size=(0.2, 0.2, 4),
-                               point_cloud_range=(0, -40, -3, 70.4, 40, 1), norm_cfg=dict(type="BN1d", eps=1e-3, momentum=0.01)),
-    "second": dict(in_channels=128, out_channels=(128, 128, 256), layer_nums=(3, 5, 5), layer_strides=(2, 2, 2),
-                   norm_cfg=dict(type="BN", eps=1e-3, momentum=0.01), conv_cfg=dict(type="Conv2d", bias=False)),
-    "second_fpn": dict(in_channels=(128, 128, 256), out_channels=(256, 256, 256), upsample_strides=(1, 2, 4),
-                       use_conv_for_no_stride=False, norm_cfg=dict(type="BN", eps=1e-3, momentum=0.01),
-                       upsample_cfg=dict(type="deconv", bias=False), conv_cfg=dict(type="Conv2d", bias=False)),
-    "center_head": dict(share_conv_channel=64, num_heatmap_convs=2, norm_cfg=dict(type="BN2d"), norm_bbox=True,
-                        conv_cfg=dict(type="Conv2d"), bias="auto", common_heads={}),
-    "separate_head": dict(head_conv=64, final_kernel=1, init_bias=-2.19, norm_cfg=dict(type="BN2d"), conv_cfg=dict(type="Conv2d"),
-                          bias="auto"),
-    "bbox_coder": dict(max_num=100, score_threshold=None, post_center_range=None, code_size=9, y_axis_reference=False),
-    "voxel_layer": dict(max_voxels=20000, deterministic=True),
-    "data_preprocessor": dict(voxel=False, voxel_type="hard"),
+    "pillar_feature_net": {"in_channels": 4, "feat_channels": (64,), "with_distance": False, "with_cluster_center": True,
+                           "with_voxel_center": True, "mode": "max", "legacy": True, "voxel_size": (0.2, 0.2, 4),
+                           "point_cloud_range": (0, -40, -3, 70.4, 40, 1), "norm_cfg": {"type": "BN1d", "eps": 1e-3, "momentum": 0.01}},
+    "second": {"in_channels": 128, "out_channels": (128, 128, 256), "layer_nums": (3, 5, 5), "layer_strides": (2, 2, 2),
+               "norm_cfg": {"type": "BN", "eps": 1e-3, "momentum": 0.01}, "conv_cfg": {"type": "Conv2d", "bias": False}},
+    "second_fpn": {"in_channels": (128, 128, 256), "out_channels": (256, 256, 256), "upsample_strides": (1, 2, 4),
+                   "use_conv_for_no_stride": False, "norm_cfg": {"type": "BN", "eps": 1e-3, "momentum": 0.01},
+                   "upsample_cfg": {"type": "deconv", "bias": False}, "conv_cfg": {"type": "Conv2d", "bias": False}},
+    "center_head": {"share_conv_channel": 64, "num_heatmap_convs": 2, "norm_cfg": {"type": "BN2d"}, "norm_bbox": True,
+                    "conv_cfg": {"type": "Conv2d"}, "bias": "auto", "common_heads": {}},
+    "separate_head": {"head_conv": 64, "final_kernel": 1, "init_bias": -2.19, "norm_cfg": {"type": "BN2d"}, "conv_cfg": {"type": "Conv2d"},
+                      "bias": "auto"},
+    "bbox_coder": {"max_num": 100, "score_threshold": None, "post_center_range": None, "code_size": 9, "y_axis_reference": False},
+    "voxel_layer": {"max_voxels": 20000, "deterministic": True},
+    "data_preprocessor": {"voxel": False, "voxel_type": "hard"},
     # AWML's ConvNeXt_PC signature (projects/ConvNeXt_PC/backbones/convnext_pc.py at 7a6ec07)
-    "convnext_pc": dict(in_channels=3, norm_cfg=dict(type="LN2d", eps=1e-6), act_cfg=dict(type="GELU"), linear_pw_conv=True,
-                        layer_scale_init_value=1e-6, out_indices=-1, gap_before_final_norm=True, first_downsample=1,
-                        large_arch=None),
+    "convnext_pc": {"in_channels": 3, "norm_cfg": {"type": "LN2d", "eps": 1e-6}, "act_cfg": {"type": "GELU"}, "linear_pw_conv": True,
+                    "layer_scale_init_value": 1e-6, "out_indices": -1, "gap_before_final_norm": True, "first_downsample": 1,
+                    "large_arch": None},
 }
 # What ConvNeXt_PC's inference does not depend on: stochastic depth, freezing, activation checkpointing, the
 # stem size of the parent class (its stem is replaced), and weights loading.
@@ -134,8 +134,8 @@ class _ConfigFields(Sections):
                                 "to say what the point features are")
             return {}
         points = point_input(self, pipeline, pcr, in_channels)
-        return dict(point_feature_names=points.names, past_sweeps=points.past_sweeps, remove_close=points.remove_close,
-                    pad_empty_sweeps=points.pad_empty_sweeps, file_point_features=points.file_columns)
+        return {"point_feature_names": points.names, "past_sweeps": points.past_sweeps, "remove_close": points.remove_close,
+                "pad_empty_sweeps": points.pad_empty_sweeps, "file_point_features": points.file_columns}
 
     def centerpoint(self, base: CenterPointConfig) -> CenterPointConfig:
         defaults = MMDET3D_DEFAULTS

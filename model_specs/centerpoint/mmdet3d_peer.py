@@ -152,7 +152,7 @@ def run_peer(model, points: torch.Tensor) -> dict[str, Any]:
         model.pts_middle_encoder.register_forward_hook(lambda m, i, o: seen.__setitem__("canvas", o)),
         model.pts_bbox_head.task_heads[0].register_forward_hook(lambda m, i, o: seen.__setitem__("heads", o)),
     ]
-    sample = Det3DDataSample(metainfo=dict(box_type_3d=LiDARInstance3DBoxes, sample_idx=0))
+    sample = Det3DDataSample(metainfo={"box_type_3d": LiDARInstance3DBoxes, "sample_idx": 0})
     try:
         with torch.no_grad():
             (result,) = model.test_step({"inputs": {"points": [points]}, "data_samples": [sample]})

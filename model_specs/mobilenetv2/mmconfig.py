@@ -20,11 +20,11 @@ from model_specs.mobilenetv2.config import ClassifierConfig
 SUPPORTED = {"model": ("ImageClassifier",), "backbone": ("MobileNetV2",), "neck": ("GlobalAveragePooling",), "head": ("LinearClsHead",)}
 SPEC = "mobilenetv2 (config)"
 UPSTREAM_DEFAULTS = {
-    "backbone": dict(widen_factor=1.0, out_indices=(7,), conv_cfg=None, norm_cfg=dict(type="BN"), act_cfg=dict(type="ReLU6")),
-    "neck": dict(dim=2),
-    "data_preprocessor": dict(mean=None, std=None, to_rgb=False, pad_size_divisor=1, pad_value=0),
-    "Resize": dict(keep_ratio=False, backend="cv2", interpolation="bilinear"),
-    "Pad": dict(pad_to_square=False, pad_val=dict(img=0, seg=255), padding_mode="constant"),
+    "backbone": {"widen_factor": 1.0, "out_indices": (7,), "conv_cfg": None, "norm_cfg": {"type": "BN"}, "act_cfg": {"type": "ReLU6"}},
+    "neck": {"dim": 2},
+    "data_preprocessor": {"mean": None, "std": None, "to_rgb": False, "pad_size_divisor": 1, "pad_value": 0},
+    "Resize": {"keep_ratio": False, "backend": "cv2", "interpolation": "bilinear"},
+    "Pad": {"pad_to_square": False, "pad_val": {"img": 0, "seg": 255}, "padding_mode": "constant"},
 }
 FIELDS: dict[str, tuple[tuple[str, ...], dict[str, str]]] = {
     "model": (("backbone", "neck", "head", "data_preprocessor"), {}),

@@ -64,8 +64,8 @@ def awml_crops(sample: TrafficLightFrame, values: Mapping) -> torch.Tensor:
     import importlib
 
     import cv2
-    import mmpretrain.datasets.transforms  # noqa: F401 (registers mmcv's Resize, Pad, LoadImageFromFile and PackInputs)
-    import mmpretrain.models  # registers ClsDataPreprocessor
+    import mmpretrain.datasets.transforms  # registers mmcv's Resize, Pad, LoadImageFromFile and PackInputs
+    import mmpretrain.models  # noqa: F401 (registers ClsDataPreprocessor)
     from mmcv.transforms import Compose
     from mmengine.config import ConfigDict
     from mmpretrain.registry import MODELS, TRANSFORMS

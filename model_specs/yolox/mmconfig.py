@@ -31,14 +31,16 @@ ARCHES = {"P5": P5}  # ELANDarknet.arch_settings without ASPP ("P5_ASPP" puts an
 # Constructor defaults of the classes that read each section (facts from AWML's ELANDarknet and
 # YOLOXPAFPN_ELAN, mmdet 3.3's YOLOXHead and DetDataPreprocessor), for keys a config leaves out.
 UPSTREAM_DEFAULTS = {
-    "backbone": dict(arch="P5", deepen_factor=2.0, widen_factor=1.0, out_indices=(2, 3, 4), use_depthwise=False,
-                     arch_overwrite=None, conv_cfg=None, norm_cfg=dict(type="BN", momentum=0.03, eps=0.001), act_cfg=dict(type="ReLU")),
-    "neck": dict(num_elan_blocks=2, use_depthwise=False, upsample_cfg=dict(scale_factor=2, mode="nearest"), conv_cfg=None,
-                 norm_cfg=dict(type="BN", momentum=0.03, eps=0.001), act_cfg=dict(type="Swish")),
-    "bbox_head": dict(feat_channels=256, stacked_convs=2, strides=(8, 16, 32), use_depthwise=False, dcn_on_last_conv=False,
-                      conv_bias="auto", conv_cfg=None, norm_cfg=dict(type="BN", momentum=0.03, eps=0.001), act_cfg=dict(type="Swish")),
-    "data_preprocessor": dict(mean=None, std=None, bgr_to_rgb=False, rgb_to_bgr=False, pad_size_divisor=1, pad_value=0),
-    "test_cfg": dict(score_thr=0.01, nms=dict(type="nms", iou_threshold=0.65)),
+    "backbone": {"arch": "P5", "deepen_factor": 2.0, "widen_factor": 1.0, "out_indices": (2, 3, 4), "use_depthwise": False,
+                 "arch_overwrite": None, "conv_cfg": None, "norm_cfg": {"type": "BN", "momentum": 0.03, "eps": 0.001},
+                 "act_cfg": {"type": "ReLU"}},
+    "neck": {"num_elan_blocks": 2, "use_depthwise": False, "upsample_cfg": {"scale_factor": 2, "mode": "nearest"}, "conv_cfg": None,
+             "norm_cfg": {"type": "BN", "momentum": 0.03, "eps": 0.001}, "act_cfg": {"type": "Swish"}},
+    "bbox_head": {"feat_channels": 256, "stacked_convs": 2, "strides": (8, 16, 32), "use_depthwise": False, "dcn_on_last_conv": False,
+                  "conv_bias": "auto", "conv_cfg": None, "norm_cfg": {"type": "BN", "momentum": 0.03, "eps": 0.001},
+                  "act_cfg": {"type": "Swish"}},
+    "data_preprocessor": {"mean": None, "std": None, "bgr_to_rgb": False, "rgb_to_bgr": False, "pad_size_divisor": 1, "pad_value": 0},
+    "test_cfg": {"score_thr": 0.01, "nms": {"type": "nms", "iou_threshold": 0.65}},
 }
 SPEC = "yolox (config)"
 _LOSS = "a training loss"
@@ -133,7 +135,7 @@ class _YoloxSections(Sections):
         backbone, neck, head = self.section("backbone"), self.section("neck"), self.section("bbox_head")
         for name, node in (("backbone", backbone), ("neck", neck), ("bbox_head", head)):
             self.plain_convs(name, node)
-        if neck["upsample_cfg"] != dict(scale_factor=2, mode="nearest"):
+        if neck["upsample_cfg"] != {"scale_factor": 2, "mode": "nearest"}:
             raise self.unsupported("neck", f"upsample_cfg {neck['upsample_cfg']} (x2 nearest is implemented)")
         if head["conv_bias"] not in ("auto", False):
             raise self.unsupported("bbox_head", f"conv_bias={head['conv_bias']!r} (the stacked convs have no bias before BN)")
