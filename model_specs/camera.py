@@ -70,7 +70,7 @@ def _rectangles(scene: Scene, cam: Camera) -> list[tuple[float, int, int, int, i
     front of the camera whose projected corners' bounding rectangle, clipped to the frame, is not empty."""
     k, to_camera = cam.intrinsics(), cam.lidar_to_camera()
     drawn = []
-    for index, (box, label) in enumerate(zip(np.asarray(scene.boxes, np.float64), scene.labels)):
+    for index, (box, label) in enumerate(zip(np.asarray(scene.boxes, np.float64), scene.labels, strict=True)):
         corners = _box_corners(box) @ to_camera[:3, :3].T + to_camera[:3, 3]
         if corners[:, 2].min() < NEAREST_CORNER_M:
             continue

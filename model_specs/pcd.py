@@ -80,7 +80,7 @@ def header_problems(lines: list[str]) -> list[str]:
         return problems
     sizes, types, counts = (fields.get(k, []) for k in ("SIZE", "TYPE", "COUNT"))
     if len({len(names), len(sizes), len(types), len(counts)}) == 1:  # pypcd4 indexes SIZE/TYPE/COUNT by FIELDS
-        for name, size, letter in zip(names, sizes, types):
+        for name, size, letter in zip(names, sizes, types, strict=True):
             if int(size) not in _TYPES[letter]:
                 problems.append(f"SIZE/TYPE of field {name}: TYPE {letter} with SIZE {size}; "
                                 f"{letter} is {' or '.join(map(str, _TYPES[letter]))} bytes")

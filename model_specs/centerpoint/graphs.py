@@ -149,7 +149,7 @@ class GraphedPreprocess:
         concatenation (a single kernel) and one copy: a copy per sweep costs a launch each (~11 us of host on
         the H200's host), as long as the device work it launches."""
         parts = []
-        for buffer, raw in zip(inputs.raws, frame.raws):
+        for buffer, raw in zip(inputs.raws, frame.raws, strict=True):
             parts.append(raw)
             if buffer.shape[0] > raw.shape[0]:
                 parts.append(nans[: buffer.shape[0] - raw.shape[0]])

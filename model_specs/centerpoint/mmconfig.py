@@ -302,7 +302,7 @@ class _ConfigFields(Sections):
 
     def stride(self, output_strides: tuple[int, ...], neck: Mapping[str, Any], out_size_factor: int) -> None:
         """The coder's ``out_size_factor`` against the grid cells per head cell the backbone and neck make."""
-        strides = [total / float(upsample) for total, upsample in zip(output_strides, neck["upsample_strides"])]
+        strides = [total / float(upsample) for total, upsample in zip(output_strides, neck["upsample_strides"], strict=True)]
         for stride in strides:
             self.agree("bbox_coder.out_size_factor", out_size_factor, "pts_backbone.layer_strides and pts_neck.upsample_strides "
                        f"(every stage's output at stride {_stride_text(strides)})", stride, "set out_size_factor to the network's stride")

@@ -369,7 +369,7 @@ def compare(recording: Recording, cfg: CenterPointConfig) -> Comparison:
     voxels = voxelize(points, cfg)
     with torch.no_grad():
         pillars = VoxelEncoderExport(model)(decorate(voxels, cfg))
-        heads = dict(zip(HEADS, (h.numpy() for h in BackboneNeckHeadExport(model)(scatter(pillars, voxels.coors, cfg)))))
+        heads = dict(zip(HEADS, (h.numpy() for h in BackboneNeckHeadExport(model)(scatter(pillars, voxels.coors, cfg))), strict=True))
     pillars = pillars[:, 0].numpy()
     if "pillar_rows" in arrays:
         pillars = pillars[arrays["pillar_rows"]] if len(pillars) > arrays["pillar_rows"].max() else pillars[:0]

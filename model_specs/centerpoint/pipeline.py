@@ -179,7 +179,7 @@ def threshold_flips(ref: Detections, test: Detections, threshold: float) -> int:
 def compare_detections(refs: Sequence[Detections], tests: Sequence[Detections], limits: DetectionLimits, threshold: float) -> list[Check]:
     centre, size, yaw, score, unmatched, flips, matched, total, cells, banded = [], [], [], [], [], 0, 0, 0, 0, 0
     near, head_size, head_yaw = [], [], []
-    for ref, test in zip(refs, tests):
+    for ref, test in zip(refs, tests, strict=True):
         ref, test = ref.host(), test.host()
         pairs = match(ref, test, limits.match_distance_m)
         matched += len(pairs)

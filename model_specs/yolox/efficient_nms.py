@@ -91,7 +91,7 @@ class _EfficientNms(torch.autograd.Function):
         # the exporter cannot infer a custom op's outputs: state them (batch from the boxes, K from the config)
         batch, k = boxes.type().sizes()[0], cfg.max_output_boxes
         for value, dtype, sizes in zip(outputs, (torch.int32, boxes.type().dtype(), scores.type().dtype(), torch.int32),
-                                       ([batch, 1], [batch, k, 4], [batch, k], [batch, k])):
+                                       ([batch, 1], [batch, k, 4], [batch, k], [batch, k]), strict=True):
             value.setType(boxes.type().with_dtype(dtype).with_sizes(sizes))
         return outputs
 

@@ -173,7 +173,7 @@ def compare(refs: Sequence[Detections2D], tests: Sequence[Detections2D], limits:
     """Boxes matched by label and IoU (greedy, best reference first); the worst gaps, unmatched scores and flips."""
     worst_iou_gap, worst_score, worst_unmatched, flips, nms_flips, matched, total = 0.0, 0.0, 0.0, 0, 0, 0, 0
     threshold = refs[0].threshold if refs else 0.0
-    for ref, test in zip(refs, tests):
+    for ref, test in zip(refs, tests, strict=True):
         total += max(len(ref.scores), len(test.scores))
         used: set[int] = set()
         lonely = []  # (side, index) of boxes without a partner
@@ -191,7 +191,7 @@ def compare(refs: Sequence[Detections2D], tests: Sequence[Detections2D], limits:
         lonely += [(test, j) for j in range(len(test.scores)) if j not in used]
         flipped = [_nms_flip(side, i, limits.nms_margin) for side, i in lonely]
         nms_flips += sum(flipped)
-        worst_unmatched = max([worst_unmatched, *(float(side.scores[i]) - threshold for (side, i), f in zip(lonely, flipped) if not f)])
+        worst_unmatched = max([worst_unmatched, *(float(side.scores[i]) - threshold for (side, i), f in zip(lonely, flipped, strict=True) if not f)])
         k = min(len(ref.candidate_scores), MAX_FLIP_CANDIDATES)
         cells = np.union1d(np.argsort(-ref.candidate_scores)[:k], np.argsort(-test.candidate_scores)[:k])
         ref_scores, test_scores = ref.candidate_scores[cells], test.candidate_scores[cells]

@@ -86,7 +86,7 @@ class YoloxPipeline(Pipeline):
             output = self.runner.run({"images": images})["output"]
         scale = letterbox_scale(sample.frames.shape[1:3], self.cfg.input_size)
         detections = {}
-        for decoder, stage in zip(DECODERS, self.stages[2:]):
+        for decoder, stage in zip(DECODERS, self.stages[2:], strict=True):
             with clock.stage(stage):
                 detections[decoder] = [decode(decoder, out, self.cfg, scale) for out in output]
         return PipelineResult(detections, clock.stages_ms)
@@ -214,7 +214,7 @@ def with_efficient_nms(base: ModelSpec, name: str, nms: EfficientNmsConfig = Eff
     k = nms.max_output_boxes
     deployed = dataclasses.replace(
         yolox, name="yolox_nms", extract=lambda model: YoloxWithEfficientNms(model, cfg, nms), inputs=(images,),
-        outputs=tuple(TensorSpec(n, s) for n, s in zip(NMS_OUTPUTS, ((batch, 1), (batch, k, 4), (batch, k), (batch, k)))),
+        outputs=tuple(TensorSpec(n, s) for n, s in zip(NMS_OUTPUTS, ((batch, 1), (batch, k, 4), (batch, k), (batch, k)), strict=True)),
         tolerances=NMS_TOLERANCES, plugins=(PLUGIN,))
     return dataclasses.replace(
         base, name=name, components=(decoded, deployed), pipeline=None, metric=None, params={**base.params, "nms": nms},

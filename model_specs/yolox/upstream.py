@@ -120,9 +120,9 @@ def record_plan(plan: Plan, configs: Path) -> tuple[Recording, YoloxConfig]:
             overrides[f"bbox_head.multi_level_conv_obj.{level}.bias"] = conv.bias.detach().clone()
         backbone = model.backbone(images)
         neck = model.neck(backbone)
-        levels = list(zip(*model.bbox_head(neck)))
+        levels = list(zip(*model.bbox_head(neck), strict=True))
         output = export_layout(levels)[0].numpy()
-        (candidates,) = model.bbox_head.predict_by_feat(*zip(*levels), batch_img_metas=[{"img_shape": cfg.input_size}],
+        (candidates,) = model.bbox_head.predict_by_feat(*zip(*levels, strict=True), batch_img_metas=[{"img_shape": cfg.input_size}],
                                                         cfg=model.bbox_head.test_cfg, rescale=False, with_nms=False)
     final_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     arrays: dict[str, np.ndarray] = {
@@ -164,7 +164,7 @@ def record_plan(plan: Plan, configs: Path) -> tuple[Recording, YoloxConfig]:
 
 def _heads(model, images: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     cls, reg, obj = model.bbox_head(model.neck(model.backbone(images)))
-    return list(zip(cls, reg, obj))
+    return list(zip(cls, reg, obj, strict=True))
 
 
 # -- the comparison (no mmdet needed) ---------------------------------------------------------------------------
