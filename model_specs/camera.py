@@ -58,9 +58,9 @@ class Camera:
 
 def _box_corners(box: np.ndarray) -> np.ndarray:
     """The 8 corners [8, 3] of a scene box (x, y, z centre, l, w, h, yaw, ...)."""
-    x, y, z, l, w, h, yaw = box[:7]
+    x, y, z, length, w, h, yaw = box[:7]
     signs = np.array([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)], np.float64)
-    local = signs * np.array([l, w, h]) / 2.0
+    local = signs * np.array([length, w, h]) / 2.0
     c, s = math.cos(yaw), math.sin(yaw)
     return local @ np.array([[c, s, 0.0], [-s, c, 0.0], [0.0, 0.0, 1.0]]) + np.array([x, y, z])
 

@@ -54,7 +54,8 @@ class Recording:
     def save(self, folder: Path, name: str) -> list[Path]:
         """``<name>.npz`` (arrays, compressed) and ``<name>.json`` (meta)."""
         buffer = io.BytesIO()
-        np.savez_compressed(buffer, **self.arrays)
+        # mypy matches the mapping's keys against numpy's allow_pickle keyword too; they are tensor names
+        np.savez_compressed(buffer, **self.arrays)  # type: ignore[arg-type]
         paths = [Path(folder) / f"{name}.npz", Path(folder) / f"{name}.json"]
         paths[0].write_bytes(buffer.getvalue())
         paths[1].write_text(json.dumps(self.meta, indent=1, sort_keys=True, default=str) + "\n")
@@ -92,6 +93,7 @@ def reference_weights(shapes: list[tuple[str, tuple[int, ...]]], seed: int) -> d
     state = {}
     for key, shape in shapes:
         owner, name = key.rsplit(".", 1)
+        value: np.ndarray
         if name == "num_batches_tracked":
             value = np.zeros(shape, np.int64)
         elif owner in norms and name == "weight":

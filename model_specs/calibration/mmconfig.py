@@ -27,7 +27,7 @@ SUPPORTED = {
 TRANSFORM = "CalibrationClassificationTransform"
 
 # mmpretrain 1.x's constructor defaults (ResNet, GlobalAveragePooling, LinearClsHead) and AWML's transform's
-UPSTREAM_DEFAULTS = {
+UPSTREAM_DEFAULTS: dict[str, dict[str, Any]] = {
     "backbone": {"in_channels": 3, "stem_channels": 64, "base_channels": 64, "num_stages": 4, "strides": (1, 2, 2, 2),
                  "dilations": (1, 1, 1, 1), "out_indices": (3,), "style": "pytorch", "deep_stem": False, "avg_down": False,
                  "conv_cfg": None, "norm_cfg": {"type": "BN"}},

@@ -68,7 +68,7 @@ def _layer_norm_channels_first(x: torch.Tensor, norm: nn.LayerNorm) -> torch.Ten
 class LayerNorm2d(nn.LayerNorm):
     """A LayerNorm over the channel dimension of a [N, C, H, W] map."""
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return _layer_norm_channels_first(x, self)
 
 

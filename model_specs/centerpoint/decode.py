@@ -120,7 +120,7 @@ def decode(heads, cfg: CenterPointConfig, rot_y_axis_reference: bool = False) ->
     if rot_y_axis_reference:
         dim, rot = undo_rot_y_axis_reference(dim, rot)
     logits = t["heatmap"][0]  # [C, H, W]
-    classes, height, width = logits.shape
+    _, height, width = logits.shape
     k = min(cfg.max_detections_pre_nms, logits.numel())
     top_logits, top_index = torch.topk(logits.reshape(-1), k)
     cell = top_index % (height * width)

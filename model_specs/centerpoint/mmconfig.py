@@ -41,7 +41,7 @@ _HEADS = (("reg", 2), ("height", 1), ("dim", 3), ("rot", 2), ("vel", 2))  # comm
 BOX_CODE_SIZE = 9  # x, y, z, l, w, h, yaw, vx, vy: what the heads above decode to
 
 # mmdet3d 1.4's constructor defaults (facts from mmdet3d's signatures), for keys a config leaves out.
-MMDET3D_DEFAULTS = {
+MMDET3D_DEFAULTS: dict[str, dict[str, Any]] = {
     "pillar_feature_net": {"in_channels": 4, "feat_channels": (64,), "with_distance": False, "with_cluster_center": True,
                            "with_voxel_center": True, "mode": "max", "legacy": True, "voxel_size": (0.2, 0.2, 4),
                            "point_cloud_range": (0, -40, -3, 70.4, 40, 1), "norm_cfg": {"type": "BN1d", "eps": 1e-3, "momentum": 0.01}},
@@ -182,7 +182,8 @@ class _ConfigFields(Sections):
             self.agree("pts_bbox_head.tasks[0].num_class", int(tasks[0]["num_class"]), "its class_names", len(class_names),
                        "make num_class the number of class_names (mmdet3d builds the heatmap from class_names)")
         common = head["common_heads"]
-        if {k: tuple(v)[0] for k, v in common.items()} != dict(_HEADS) or len({v[1] for v in common.values()} | {head["num_heatmap_convs"]}) != 1:
+        head_channels = {k: next(iter(v), None) for k, v in common.items()}  # common_heads: name -> (channels, convs)
+        if head_channels != dict(_HEADS) or len({v[1] for v in common.values()} | {head["num_heatmap_convs"]}) != 1:
             raise self.unsupported("pts_bbox_head", f"common_heads {common} (implemented: "
                                    f"{', '.join(f'{n}=({c}, N)' for n, c in _HEADS)} with one N shared with num_heatmap_convs)")
         if not head["norm_bbox"]:
@@ -195,8 +196,9 @@ class _ConfigFields(Sections):
         nms_type = self.required("test_cfg.pts", test, "nms_type")
         if nms_type != "circle":
             raise self.unsupported("test_cfg.pts", f"nms_type={nms_type!r}")
-        pcr = tuple(float(v) for v in self.required("data_preprocessor.voxel_layer", voxel_layer, "point_cloud_range"))
-        size = tuple(float(v) for v in self.required("data_preprocessor.voxel_layer", voxel_layer, "voxel_size"))
+        pcr = self.six("data_preprocessor.voxel_layer.point_cloud_range",
+                       self.required("data_preprocessor.voxel_layer", voxel_layer, "point_cloud_range"))
+        size = self.three("data_preprocessor.voxel_layer.voxel_size", self.required("data_preprocessor.voxel_layer", voxel_layer, "voxel_size"))
         fix = "make the voxel layer, the encoder, the bbox coder and test_cfg agree"
         self.agree("pts_voxel_encoder.point_cloud_range", tuple(float(v) for v in encoder["point_cloud_range"]),
                    "the voxel layer", pcr, fix)
@@ -249,7 +251,7 @@ class _ConfigFields(Sections):
             out_size_factor=out_size_factor,
             score_threshold=float(coder["score_threshold"]) if coder["score_threshold"] is not None else 0.0,
             max_detections_pre_nms=int(coder["max_num"]),
-            post_center_range=tuple(float(v) for v in coder["post_center_range"]),
+            post_center_range=self.six("bbox_coder.post_center_range", coder["post_center_range"]),
             y_axis_reference=bool(coder["y_axis_reference"]),
             nms_min_radius=float(self.required("test_cfg.pts", test, "min_radius")[0]),
             post_max_size=int(self.required("test_cfg.pts", test, "post_max_size")),

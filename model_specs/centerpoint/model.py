@@ -96,7 +96,7 @@ def upsample_layer(in_ch: int, out_ch: int, stride: float, use_conv_for_no_strid
     """
     if stride > 1 or (stride == 1 and not use_conv_for_no_stride):
         return nn.ConvTranspose2d(in_ch, out_ch, int(stride), stride=int(stride), bias=deconv_bias)
-    k = int(round(1 / stride))
+    k = int(round(1 / stride))  # noqa: RUF046 (NumPy 1.x rounds its floats to floats)
     return nn.Conv2d(in_ch, out_ch, k, stride=k, bias=conv_bias)
 
 

@@ -255,11 +255,11 @@ def voxel_buffers(points: torch.Tensor, cfg: CenterPointConfig, capacity: int | 
     voxel = (torch.cumsum(opener, 0) - 1)[by_cell[start]]
     if capacity is None:
         count = min(int(firsts.sum()), cfg.max_voxels)  # the one synchronization
-        rows = count
+        rows = limit = count
     else:
         count = firsts.sum().clamp(max=cfg.max_voxels)
-        rows = capacity
-    taken = (voxel < (count if capacity is None else count.clamp(max=capacity))) & (slot < cfg.max_points_per_voxel) & kept
+        rows, limit = capacity, count.clamp(max=capacity)
+    taken = (voxel < limit) & (slot < cfg.max_points_per_voxel) & kept
     row = torch.where(taken, voxel, rows)  # everything not taken lands in a spare row, cut off below
     features = points.new_zeros((rows + 1, cfg.max_points_per_voxel, points.shape[1]))
     features[row, torch.where(taken, slot, 0)] = points[by_cell]

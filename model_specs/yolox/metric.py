@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import io
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -39,7 +40,9 @@ def coco_ap(detections: Sequence[Detections2D], truths: Sequence[FrameTruth], cl
     except ImportError as missing:  # a dependency of pytest-awml: only a hand-made environment lacks it
         raise AwmlError(f"the YOLOX metric needs pycocotools ({missing}): pip install pycocotools") from missing
 
-    images, annotations, results = [], [], []
+    images: list[dict[str, int]] = []
+    annotations: list[dict[str, Any]] = []
+    results: list[dict[str, Any]] = []
     for image_id, (found, truth) in enumerate(zip(detections, truths, strict=True), start=1):
         images.append({"id": image_id})
         for box, label in zip(_xywh(truth.boxes), truth.labels, strict=True):

@@ -11,7 +11,7 @@ would change the image. ``num_classes`` is cross-checked against the config's ``
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ ARCHES = {"P5": P5}  # ELANDarknet.arch_settings without ASPP ("P5_ASPP" puts an
 
 # Constructor defaults of the classes that read each section (facts from AWML's ELANDarknet and
 # YOLOXPAFPN_ELAN, mmdet 3.3's YOLOXHead and DetDataPreprocessor), for keys a config leaves out.
-UPSTREAM_DEFAULTS = {
+UPSTREAM_DEFAULTS: dict[str, dict[str, Any]] = {
     "backbone": {"arch": "P5", "deepen_factor": 2.0, "widen_factor": 1.0, "out_indices": (2, 3, 4), "use_depthwise": False,
                  "arch_overwrite": None, "conv_cfg": None, "norm_cfg": {"type": "BN", "momentum": 0.03, "eps": 0.001},
                  "act_cfg": {"type": "ReLU"}},
@@ -94,7 +94,8 @@ class _YoloxSections(Sections):
             raise self.unsupported(section, "depthwise, deformable or custom convs (plain Conv2d is implemented)")
 
     def stage_settings(self, backbone: Mapping[str, Any]) -> tuple[tuple[int, int, int, float, bool], ...]:
-        rows = backbone["arch_overwrite"] or ARCHES.get(backbone["arch"])
+        # a config's own rows may carry a sixth entry (use_aspp), which ARCHES' rows leave out
+        rows: Sequence[Sequence[Any]] | None = backbone["arch_overwrite"] or ARCHES.get(backbone["arch"])
         if rows is None:
             raise self.unsupported("backbone", f"arch {backbone['arch']!r} (implemented: {', '.join(ARCHES)})")
         if any(len(row) > 5 and row[5] for row in rows):

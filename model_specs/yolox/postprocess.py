@@ -177,10 +177,11 @@ def compare(refs: Sequence[Detections2D], tests: Sequence[Detections2D], limits:
         total += max(len(ref.scores), len(test.scores))
         used: set[int] = set()
         lonely = []  # (side, index) of boxes without a partner
-        ious = box_iou(torch.from_numpy(ref.boxes), torch.from_numpy(test.boxes)).numpy() if len(ref.scores) and len(test.scores) else None
+        ious = (box_iou(torch.from_numpy(ref.boxes), torch.from_numpy(test.boxes)).numpy() if len(ref.scores) and len(test.scores)
+                else np.zeros((len(ref.scores), len(test.scores))))  # a side without boxes: nothing to pair, no IoU is read
         for i in np.argsort(-ref.scores, kind="stable"):
             same = [j for j in range(len(test.scores)) if j not in used and test.labels[j] == ref.labels[i]]
-            j = max(same, key=lambda j: ious[i, j]) if same and ious is not None else None
+            j = max(same, key=lambda j: ious[i, j]) if same else None
             if j is None or ious[i, j] < MATCH_IOU:
                 lonely.append((ref, int(i)))
                 continue

@@ -196,6 +196,7 @@ def with_efficient_nms(base: ModelSpec, name: str, nms: EfficientNmsConfig = Eff
     h, w = cfg.input_size
     images = TensorSpec("images", (batch, 3, h, w))
     yolox = base.components[0]
+    reconfigure = base.configure
 
     def shapes_match_config(spec: ModelSpec) -> list[str]:
         boxes, scores = spec.components[0].outputs
@@ -218,7 +219,8 @@ def with_efficient_nms(base: ModelSpec, name: str, nms: EfficientNmsConfig = Eff
         tolerances=NMS_TOLERANCES, plugins=(PLUGIN,))
     return dataclasses.replace(
         base, name=name, components=(decoded, deployed), pipeline=None, metric=None, params={**base.params, "nms": nms},
-        checks=(shapes_match_config,), configure=lambda path: with_efficient_nms(base.configure(path), name, nms),
+        checks=(shapes_match_config,),
+        configure=None if reconfigure is None else lambda path: with_efficient_nms(reconfigure(path), name, nms),
         description=(f"AWML's YOLOX_opt_elan --nms export: boxes decoded in the graph, {PLUGIN} (score {nms.score_threshold}, "
                      f"IoU {nms.iou_threshold}, at most {nms.max_output_boxes}, class-aware) appended; the plugin runs only "
                      "under a TensorRT that registers it, the graph before it everywhere; " + base.description.rsplit("; ", 1)[-1]))

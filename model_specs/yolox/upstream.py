@@ -195,7 +195,8 @@ class Comparison:
             found.append(f"mmdet's decode: {self.candidates[0]} candidates against {self.candidates[1]}, labels equal {self.labels_equal}, "
                          f"boxes off by {self.box:.3g} px, scores by {self.score:.3g}")
         if self.decode_of_recorded_output[0] != self.decode_of_recorded_output[1]:
-            found.append(f"decoding mmdet's own output gives {self.decode_of_recorded_output[0]} candidates, mmdet {self.decode_of_recorded_output[1]}")
+            found.append(f"decoding mmdet's own output gives {self.decode_of_recorded_output[0]} candidates, "
+                         f"mmdet {self.decode_of_recorded_output[1]}")
         return found
 
 
