@@ -51,16 +51,16 @@ class Camera:
         transform[:3, 3] = -rotation @ np.asarray(self.position)
         return transform
 
-    def coarser(self, block: int) -> "Camera":
+    def coarser(self, block: int) -> Camera:
         """The same camera at 1/``block`` of the resolution (same field of view)."""
         return dataclasses.replace(self, height=self.height // block, width=self.width // block)
 
 
 def _box_corners(box: np.ndarray) -> np.ndarray:
     """The 8 corners [8, 3] of a scene box (x, y, z centre, l, w, h, yaw, ...)."""
-    x, y, z, l, w, h, yaw = box[:7]
+    x, y, z, length, w, h, yaw = box[:7]
     signs = np.array([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)], np.float64)
-    local = signs * np.array([l, w, h]) / 2.0
+    local = signs * np.array([length, w, h]) / 2.0
     c, s = math.cos(yaw), math.sin(yaw)
     return local @ np.array([[c, s, 0.0], [-s, c, 0.0], [0.0, 0.0, 1.0]]) + np.array([x, y, z])
 
@@ -70,7 +70,7 @@ def _rectangles(scene: Scene, cam: Camera) -> list[tuple[float, int, int, int, i
     front of the camera whose projected corners' bounding rectangle, clipped to the frame, is not empty."""
     k, to_camera = cam.intrinsics(), cam.lidar_to_camera()
     drawn = []
-    for index, (box, label) in enumerate(zip(np.asarray(scene.boxes, np.float64), scene.labels)):
+    for index, (box, label) in enumerate(zip(np.asarray(scene.boxes, np.float64), scene.labels, strict=True)):
         corners = _box_corners(box) @ to_camera[:3, :3].T + to_camera[:3, 3]
         if corners[:, 2].min() < NEAREST_CORNER_M:
             continue

@@ -12,8 +12,9 @@ or without its registry scope (``mmdet.Resize`` is ``Resize``): :func:`type_name
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from pytest_awml.config_reader import (  # noqa: F401 (re-exported for the specs' readers)
     MAX_CONFIG_BYTES,
@@ -85,7 +86,7 @@ class Sections:
         """``node``'s keys against the table's row of its type, or (an untyped node, or a type the table keys by
         its section) the section's own row; a node with neither is refused by name."""
         kind = type_name(node)
-        row = kind if kind in self.table else section
+        row = kind if kind is not None and kind in self.table else section
         if row not in self.table:
             raise self.unsupported(section, f"{kind or section}: this spec lists no fields for it")
         read, inert = self.table[row]
@@ -127,6 +128,21 @@ class Sections:
         if key not in node:
             raise self.fail(f"{section}.{key} is not set (the upstream class has no default for it)", f"set {section}.{key}")
         return node[key]
+
+    def numbers(self, field: str, values: Any, count: int) -> tuple[float, ...]:
+        """``values`` as ``count`` floats (a range, a voxel size, a mean), or refused by name."""
+        found = tuple(float(v) for v in values)
+        if len(found) != count:
+            raise self.fail(f"{field} has {len(found)} numbers, {count} expected", f"give {field} {count} numbers")
+        return found
+
+    def three(self, field: str, values: Any) -> tuple[float, float, float]:
+        a, b, c = self.numbers(field, values, 3)
+        return a, b, c
+
+    def six(self, field: str, values: Any) -> tuple[float, float, float, float, float, float]:
+        a, b, c, d, e, f = self.numbers(field, values, 6)
+        return a, b, c, d, e, f
 
     def agree(self, field: str, value: Any, reference_field: str, reference: Any, fix: str) -> None:
         """A cross-check: ``field`` must equal what ``reference_field`` makes it (the layer before, the grid)."""

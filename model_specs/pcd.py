@@ -80,7 +80,7 @@ def header_problems(lines: list[str]) -> list[str]:
         return problems
     sizes, types, counts = (fields.get(k, []) for k in ("SIZE", "TYPE", "COUNT"))
     if len({len(names), len(sizes), len(types), len(counts)}) == 1:  # pypcd4 indexes SIZE/TYPE/COUNT by FIELDS
-        for name, size, letter in zip(names, sizes, types):
+        for name, size, letter in zip(names, sizes, types, strict=True):
             if int(size) not in _TYPES[letter]:
                 problems.append(f"SIZE/TYPE of field {name}: TYPE {letter} with SIZE {size}; "
                                 f"{letter} is {' or '.join(map(str, _TYPES[letter]))} bytes")
@@ -126,10 +126,11 @@ def read(path: Path) -> np.ndarray:
     table = np.atleast_1d(cloud.pc_data)  # an ascii file of one point loads as a 0-d record
     if len(table) != meta.points:
         raise DataError(f"{path}: the PCD header says {meta.points} points, the file holds {len(table)} (cut short?)")
-    multi = [f for f in ("x", "y", "z") if f not in table.dtype.names]
+    names = table.dtype.names or ()  # pypcd4's points are records: their fields always have names
+    multi = [f for f in ("x", "y", "z") if f not in names]
     if multi:
         raise DataError(f"{path}: PCD field(s) {multi} have COUNT > 1; x, y and z must be single values")
-    intensity = table["intensity"] if "intensity" in table.dtype.names else np.zeros(len(table), np.float32)
+    intensity = table["intensity"] if "intensity" in names else np.zeros(len(table), np.float32)
     return np.column_stack([table["x"], table["y"], table["z"], intensity]).astype(np.float32)
 
 

@@ -15,9 +15,10 @@ import hashlib
 import io
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -53,14 +54,15 @@ class Recording:
     def save(self, folder: Path, name: str) -> list[Path]:
         """``<name>.npz`` (arrays, compressed) and ``<name>.json`` (meta)."""
         buffer = io.BytesIO()
-        np.savez_compressed(buffer, **self.arrays)
+        # mypy matches the mapping's keys against numpy's allow_pickle keyword too; they are tensor names
+        np.savez_compressed(buffer, **self.arrays)  # type: ignore[arg-type]
         paths = [Path(folder) / f"{name}.npz", Path(folder) / f"{name}.json"]
         paths[0].write_bytes(buffer.getvalue())
         paths[1].write_text(json.dumps(self.meta, indent=1, sort_keys=True, default=str) + "\n")
         return paths
 
     @classmethod
-    def load(cls, folder: Path, name: str) -> "Recording":
+    def load(cls, folder: Path, name: str) -> Recording:
         with np.load(Path(folder) / f"{name}.npz", allow_pickle=False) as archive:
             arrays = {key: archive[key] for key in archive.files}
         return cls(arrays, json.loads((Path(folder) / f"{name}.json").read_text()))
@@ -91,6 +93,7 @@ def reference_weights(shapes: list[tuple[str, tuple[int, ...]]], seed: int) -> d
     state = {}
     for key, shape in shapes:
         owner, name = key.rsplit(".", 1)
+        value: np.ndarray
         if name == "num_batches_tracked":
             value = np.zeros(shape, np.int64)
         elif owner in norms and name == "weight":

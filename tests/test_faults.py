@@ -950,6 +950,8 @@ FIELD_FAULTS = [
     ("a conv type", CP_TINY_CONFIG, "model['pts_backbone']['conv_cfg'] = dict(type='DCNv2')", "type 'DCNv2'"),
     ("non-deterministic voxels", CP_TINY_CONFIG, "model['data_preprocessor']['voxel_layer']['deterministic'] = False",
      "deterministic=False"),
+    ("a voxel size of two numbers", CP_TINY_CONFIG, "model['data_preprocessor']['voxel_layer']['voxel_size'] = [0.32, 0.32]",
+     "data_preprocessor.voxel_layer.voxel_size has 2 numbers, 3 expected"),
     ("yolox: unknown key", YOLOX_TINY_CONFIG, "model['backbone']['spp_kernal_sizes'] = (5, 9, 13)", "backbone.spp_kernal_sizes: not read"),
     ("yolox: num_classes against classes", YOLOX_TINY_CONFIG, "model['bbox_head']['num_classes'] = 9",
      "bbox_head.num_classes is 9, but the config's classes (8 names) makes it 8"),

@@ -1,7 +1,10 @@
-"""ruff and mypy over the plugin and the exporters, in the default suite: CI fails on a finding, with the tool's output.
+"""ruff and mypy over the plugin, the exporters and the model specs, in the default suite: CI fails on a finding, with
+the tool's output.
 
-Their settings are in pyproject.toml ([tool.ruff], [tool.mypy]); both come with the ``test`` extra. mypy keeps its
-cache in the checkout's .mypy_cache (ignored by git): a cold run takes ~10 s of CPU, a warm one ~1 s.
+Their settings are in pyproject.toml ([tool.ruff], [tool.mypy]); both come with the ``test`` extra. The training
+configs under model_specs/*/configs/ are AWML's config language, not modules: pyproject leaves them out of mypy and
+out of ruff's rules against AWML's style. mypy keeps its cache in the checkout's .mypy_cache (ignored by git): a
+cold run takes ~13 s of CPU (~8 s of it the plugin and the exporters), a warm one ~0.3 s.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-CHECKED = ("pytest_awml", "exporters")
+CHECKED = ("pytest_awml", "exporters", "model_specs")
 
 
 def _run(*args: str) -> subprocess.CompletedProcess:

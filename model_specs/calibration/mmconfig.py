@@ -11,8 +11,9 @@ at inference with the reason) and any test-pipeline transform but AWML's.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from model_specs.calibration.config import BASIC_BLOCK_STAGES, CLASSES, CalibrationConfig
 from model_specs.mmconfig import TORCH_BATCH_NORM, Sections, TrainingConfig, type_name
@@ -26,13 +27,14 @@ SUPPORTED = {
 TRANSFORM = "CalibrationClassificationTransform"
 
 # mmpretrain 1.x's constructor defaults (ResNet, GlobalAveragePooling, LinearClsHead) and AWML's transform's
-UPSTREAM_DEFAULTS = {
-    "backbone": dict(in_channels=3, stem_channels=64, base_channels=64, num_stages=4, strides=(1, 2, 2, 2), dilations=(1, 1, 1, 1),
-                     out_indices=(3,), style="pytorch", deep_stem=False, avg_down=False, conv_cfg=None, norm_cfg=dict(type="BN")),
-    "neck": dict(dim=2),
-    "transform": dict(mode="train", max_depth=128.0, dilation_size=1, undistort=True, miscalibration_probability=0.5,
-                      enable_augmentation=True),
-    "data_preprocessor": dict(mean=None, std=None, to_rgb=False, pad_size_divisor=1, pad_value=0),
+UPSTREAM_DEFAULTS: dict[str, dict[str, Any]] = {
+    "backbone": {"in_channels": 3, "stem_channels": 64, "base_channels": 64, "num_stages": 4, "strides": (1, 2, 2, 2),
+                 "dilations": (1, 1, 1, 1), "out_indices": (3,), "style": "pytorch", "deep_stem": False, "avg_down": False,
+                 "conv_cfg": None, "norm_cfg": {"type": "BN"}},
+    "neck": {"dim": 2},
+    "transform": {"mode": "train", "max_depth": 128.0, "dilation_size": 1, "undistort": True, "miscalibration_probability": 0.5,
+                  "enable_augmentation": True},
+    "data_preprocessor": {"mean": None, "std": None, "to_rgb": False, "pad_size_divisor": 1, "pad_value": 0},
 }
 SPEC = "calibration (config)"
 _VIS = "a folder debug images or files are written to"

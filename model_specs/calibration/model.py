@@ -49,7 +49,7 @@ class ResNet(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(3, 2, 1)
         cin = cfg.stem_channels
-        for i, (blocks, width, stride) in enumerate(zip(cfg.stage_blocks, cfg.widths, cfg.strides)):
+        for i, (blocks, width, stride) in enumerate(zip(cfg.stage_blocks, cfg.widths, cfg.strides, strict=True)):
             self.add_module(f"layer{i + 1}", nn.Sequential(*(BasicBlock(cin if b == 0 else width, width, stride if b == 0 else 1, cfg.norm)
                                                              for b in range(blocks))))
             cin = width

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -57,7 +57,7 @@ class Classify(Pipeline):
 
 
 def compare(refs: Sequence, tests: Sequence, precision: Precision) -> list[Check]:
-    flips = sum(r[1] != t[1] for r, t in zip(refs, tests))
+    flips = sum(r[1] != t[1] for r, t in zip(refs, tests, strict=True))
     margin = min((abs(float(r[0][0] - r[0][1])) for r in refs), default=0.0)
     return [Check("class.argmax_flips", float(flips), float(MAX_FLIPS[precision.value]),
                   f"smallest reference logit margin {margin:.3g}", compared=len(refs))]
@@ -74,7 +74,7 @@ def _trained(path: Path) -> str:
 def accuracy(outputs: Sequence, samples: Sequence[CalibrationFrame]) -> MetricResult:
     """Share of frames classified as what they were built as, with the confusion counts
     (``true_<label>.predicted_<label>``: miscalibrated frames taken for calibrated ones are the costly cell)."""
-    pairs = [(frame.label, predicted) for (_, predicted), frame in zip(outputs, samples)]
+    pairs = [(frame.label, predicted) for (_, predicted), frame in zip(outputs, samples, strict=True)]
     confusion = {f"true_{t}.predicted_{p}": sum(1 for a, b in pairs if (a, b) == (t, p)) for t in (0, 1) for p in (0, 1)}
     hits = sum(1 for a, b in pairs if a == b)
     return MetricResult("accuracy", hits / len(pairs) if pairs else 0.0, len(pairs), confusion)

@@ -14,9 +14,9 @@ runs this project's model with the recorded weights loaded strictly.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 import torch

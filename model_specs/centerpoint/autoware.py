@@ -13,9 +13,10 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from model_specs.centerpoint import autoware_rules as rules
 from model_specs.centerpoint.config import CenterPointConfig
@@ -185,7 +186,7 @@ def check_bundle(folder: Path) -> list[str]:
     encoder = onnx.load(folder / ros["encoder_onnx_path"], load_external_data=False)
     head = onnx.load(folder / ros["head_onnx_path"], load_external_data=False)
     found += rules.graph_problems(ros["model_params"], _shapes(encoder.graph.input), _shapes(encoder.graph.output),
-                                  _shapes(head.graph.input), list(zip([o.name for o in head.graph.output], _shapes(head.graph.output))))
+                                  _shapes(head.graph.input), list(zip([o.name for o in head.graph.output], _shapes(head.graph.output), strict=True)))
     meta = {p.key: p.value for p in head.metadata_props}
     if meta.get("rot_y_axis_reference") != "true":
         found.append(f"{ros['head_onnx_path']} was not exported with rot_y_axis_reference (Autoware reads w, l, h and a y-axis yaw)")

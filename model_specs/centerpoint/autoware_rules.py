@@ -12,7 +12,8 @@ the same facts as code; ``--awml-autoware-schema`` adds a validation against a r
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeGuard
 
 # ml_package_version.hpp: SUPPORTED_ML_PACKAGE_MAJOR_VERSION = 4, MINIMUM_ML_PACKAGE_MINOR_VERSION = 1.
 MANIFEST_VERSION = "v4.1"
@@ -53,7 +54,7 @@ def version_problem(version: Any) -> str | None:
     return None
 
 
-def _numbers(value: Any, count: int | None = None) -> bool:
+def _numbers(value: Any, count: int | None = None) -> TypeGuard[list[float]]:
     return (isinstance(value, list) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
             and (count is None or len(value) == count))
 
@@ -70,7 +71,7 @@ def manifest_problems(manifest: Mapping[str, Any]) -> list[str]:
         found.append(f"trt_precision is {params.get('trt_precision')!r}, not one of {TRT_PRECISIONS}")
     model = params.get("model_params")
     if not isinstance(model, Mapping):
-        return found + ["model_params is missing"]
+        return [*found, "model_params is missing"]
     names = model.get("class_names")
     if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names) or len(set(names)) != len(names):
         found.append("model_params.class_names must be a non-empty list of unique strings")
@@ -101,9 +102,9 @@ def manifest_problems(manifest: Mapping[str, Any]) -> list[str]:
     if not _numbers(bins) or not bins or list(bins) != sorted(bins):
         found.append("detection_score_thresholds.distance_bin_upper_limits must be a non-empty ascending list")
         bins = []
-    minimum = scores.get("min_confidence_scores") if isinstance(scores, Mapping) else None
+    confidences = scores.get("min_confidence_scores") if isinstance(scores, Mapping) else None
     for name in names:
-        values = minimum.get(name) if isinstance(minimum, Mapping) else None
+        values = confidences.get(name) if isinstance(confidences, Mapping) else None
         if not _numbers(values, len(bins)) or not all(0.0 <= v < 1.0 for v in values):
             found.append(f"min_confidence_scores.{name} must hold one score in [0, 1) per distance bin ({len(bins)})")
     return found

@@ -50,15 +50,16 @@ class CenterPointConfig:
     # PillarFeatureNet offsets a point from its pillar's centre in x, y and z; AWML's BackwardPillarFeatureNet
     # (CenterPoint-ShortRange, -ConvNeXtPC) in x and y only, so its PFN takes one column fewer.
     voxel_center_z: bool = True
-    backbone_channels: tuple[int, int, int] = (64, 128, 256)
-    backbone_layers: tuple[int, int, int] = (3, 5, 5)
-    backbone_strides: tuple[int, int, int] = (1, 2, 2)
+    # one entry per stage: a config may build more or fewer than three (the readers check the lists agree)
+    backbone_channels: tuple[int, ...] = (64, 128, 256)
+    backbone_layers: tuple[int, ...] = (3, 5, 5)
+    backbone_strides: tuple[int, ...] = (1, 2, 2)
     backbone_norm: tuple[float, float] = _AWML_BN
     backbone_conv_bias: bool = False  # conv_cfg's bias (mmdet3d's default conv_cfg has none: BN follows)
     # AWML's ConvNeXt_PC instead of SECOND (then backbone_channels are its output stages' widths, which the neck reads)
     convnext: ConvNeXtPCConfig | None = None
-    neck_channels: tuple[int, int, int] = (128, 128, 128)
-    neck_upsample_strides: tuple[float, float, float] = (0.5, 1.0, 2.0)
+    neck_channels: tuple[int, ...] = (128, 128, 128)
+    neck_upsample_strides: tuple[float, ...] = (0.5, 1.0, 2.0)
     neck_norm: tuple[float, float] = _AWML_BN
     use_conv_for_no_stride: bool = True
     neck_deconv_bias: bool = False  # upsample_cfg's bias (the transposed convs)
@@ -93,7 +94,8 @@ class CenterPointConfig:
     def grid_size(self) -> tuple[int, int, int]:
         """(nx, ny, nz) voxels, as mmdet3d computes it."""
         r, v = self.point_cloud_range, self.voxel_size
-        return tuple(int(round((r[i + 3] - r[i]) / v[i])) for i in range(3))
+        nx, ny, nz = (int(round((r[i + 3] - r[i]) / v[i])) for i in range(3))  # noqa: RUF046 (NumPy 1.x rounds its floats to floats)
+        return nx, ny, nz
 
     @property
     def decorated_features(self) -> int:

@@ -68,7 +68,7 @@ def _layer_norm_channels_first(x: torch.Tensor, norm: nn.LayerNorm) -> torch.Ten
 class LayerNorm2d(nn.LayerNorm):
     """A LayerNorm over the channel dimension of a [N, C, H, W] map."""
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return _layer_norm_channels_first(x, self)
 
 
@@ -101,7 +101,7 @@ class ConvNeXtPC(nn.Module):
         # index 0 holds no layer (stage 0 is not downsampled), so the keys count from 1 as AWML's do
         downsample: list[nn.Module] = [nn.Identity()]
         stages = []
-        for i, (channels, depth) in enumerate(zip(cfg.channels, cfg.depths)):
+        for i, (channels, depth) in enumerate(zip(cfg.channels, cfg.depths, strict=True)):
             if i:
                 downsample.append(nn.Sequential(LayerNorm2d(cfg.channels[i - 1], eps=DOWNSAMPLE_LN_EPS),
                                                 nn.Conv2d(cfg.channels[i - 1], channels, 2, stride=2)))
@@ -115,7 +115,7 @@ class ConvNeXtPC(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         outs = []
-        for i, (down, stage) in enumerate(zip(self.downsample_layers, self.stages)):
+        for i, (down, stage) in enumerate(zip(self.downsample_layers, self.stages, strict=True)):
             x = stage(down(x))
             if i in self.out_indices:
                 outs.append(getattr(self, f"norm{i}")(x))

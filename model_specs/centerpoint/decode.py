@@ -10,8 +10,8 @@ publishes it; mmdet3d's ``predict_by_feat`` reports the bottom face (``z - heigh
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Callable
 
 import numpy as np
 import torch
@@ -39,7 +39,7 @@ class Detections:
     sizes: np.ndarray | torch.Tensor  # [3, H, W] exp(dim)
     yaws: np.ndarray | torch.Tensor  # [H, W] atan2(rot)
 
-    def host(self) -> "Detections":
+    def host(self) -> Detections:
         """These detections with every array on the host, for comparisons."""
         return replace(self, probabilities=on_host(self.probabilities), sizes=on_host(self.sizes), yaws=on_host(self.yaws))
 
@@ -120,7 +120,7 @@ def decode(heads, cfg: CenterPointConfig, rot_y_axis_reference: bool = False) ->
     if rot_y_axis_reference:
         dim, rot = undo_rot_y_axis_reference(dim, rot)
     logits = t["heatmap"][0]  # [C, H, W]
-    classes, height, width = logits.shape
+    _, height, width = logits.shape
     k = min(cfg.max_detections_pre_nms, logits.numel())
     top_logits, top_index = torch.topk(logits.reshape(-1), k)
     cell = top_index % (height * width)

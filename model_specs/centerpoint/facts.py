@@ -4,10 +4,9 @@ classes, the voxel size, range and grid without opening the config."""
 
 from __future__ import annotations
 
+from model_specs.centerpoint.config import CenterPointConfig
 from pytest_awml.config_reader import ConfigFile
 from pytest_awml.facts import ConfigFact
-
-from model_specs.centerpoint.config import CenterPointConfig
 
 VOXEL_LAYER = ("model", "data_preprocessor", "voxel_layer")
 

@@ -68,7 +68,7 @@ LATENCY = {True: (LatencySettings(rounds=5, warmup_rounds=1), LatencySettings(ro
            False: (LatencySettings(rounds=10, warmup_rounds=2), LatencySettings(rounds=3, warmup_rounds=1))}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def spec(name: str) -> ModelSpec:
     cfg = model_config(name)
     encoder, backbone = LATENCY[MEMBERS[name].tiny]

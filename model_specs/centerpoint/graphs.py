@@ -37,15 +37,14 @@ import functools
 import math
 import threading
 from collections import OrderedDict
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import Iterator
 
 import torch
 
 from model_specs.centerpoint.config import CenterPointConfig
-from model_specs.centerpoint.voxelize import (Frame, Voxels, assemble, channel_starts, decorate, grid_constants, scatter_index,
-                                              voxel_buffers)
+from model_specs.centerpoint.voxelize import Frame, Voxels, assemble, channel_starts, decorate, grid_constants, scatter_index, voxel_buffers
 
 KEPT_GRAPHS = 2  # frame shapes held at once: one scene's latency rounds need one; ~150-350 MB each at full size
 HEADROOM = 1.25  # room for more voxels than the frame a graph was captured for (a stream's next frames)
@@ -150,7 +149,7 @@ class GraphedPreprocess:
         concatenation (a single kernel) and one copy: a copy per sweep costs a launch each (~11 us of host on
         the H200's host), as long as the device work it launches."""
         parts = []
-        for buffer, raw in zip(inputs.raws, frame.raws):
+        for buffer, raw in zip(inputs.raws, frame.raws, strict=True):
             parts.append(raw)
             if buffer.shape[0] > raw.shape[0]:
                 parts.append(nans[: buffer.shape[0] - raw.shape[0]])

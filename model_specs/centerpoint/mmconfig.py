@@ -13,8 +13,9 @@ against the voxel grid, ``num_class`` against the class names, the coder's strid
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from model_specs.centerpoint.config import CenterPointConfig
 from model_specs.centerpoint.convnext_pc import MMPRETRAIN_STAGES, ConvNeXtPCConfig
@@ -40,26 +41,26 @@ _HEADS = (("reg", 2), ("height", 1), ("dim", 3), ("rot", 2), ("vel", 2))  # comm
 BOX_CODE_SIZE = 9  # x, y, z, l, w, h, yaw, vx, vy: what the heads above decode to
 
 # mmdet3d 1.4's constructor defaults (facts from mmdet3d's signatures), for keys a config leaves out.
-MMDET3D_DEFAULTS = {
-    "pillar_feature_net": dict(in_channels=4, feat_channels=(64,), with_distance=False, with_cluster_center=True,
-                               with_voxel_center=True, mode="max", legacy=True, voxel_size=(0.2, 0.2, 4),
-                               point_cloud_range=(0, -40, -3, 70.4, 40, 1), norm_cfg=dict(type="BN1d", eps=1e-3, momentum=0.01)),
-    "second": dict(in_channels=128, out_channels=(128, 128, 256), layer_nums=(3, 5, 5), layer_strides=(2, 2, 2),
-                   norm_cfg=dict(type="BN", eps=1e-3, momentum=0.01), conv_cfg=dict(type="Conv2d", bias=False)),
-    "second_fpn": dict(in_channels=(128, 128, 256), out_channels=(256, 256, 256), upsample_strides=(1, 2, 4),
-                       use_conv_for_no_stride=False, norm_cfg=dict(type="BN", eps=1e-3, momentum=0.01),
-                       upsample_cfg=dict(type="deconv", bias=False), conv_cfg=dict(type="Conv2d", bias=False)),
-    "center_head": dict(share_conv_channel=64, num_heatmap_convs=2, norm_cfg=dict(type="BN2d"), norm_bbox=True,
-                        conv_cfg=dict(type="Conv2d"), bias="auto", common_heads={}),
-    "separate_head": dict(head_conv=64, final_kernel=1, init_bias=-2.19, norm_cfg=dict(type="BN2d"), conv_cfg=dict(type="Conv2d"),
-                          bias="auto"),
-    "bbox_coder": dict(max_num=100, score_threshold=None, post_center_range=None, code_size=9, y_axis_reference=False),
-    "voxel_layer": dict(max_voxels=20000, deterministic=True),
-    "data_preprocessor": dict(voxel=False, voxel_type="hard"),
+MMDET3D_DEFAULTS: dict[str, dict[str, Any]] = {
+    "pillar_feature_net": {"in_channels": 4, "feat_channels": (64,), "with_distance": False, "with_cluster_center": True,
+                           "with_voxel_center": True, "mode": "max", "legacy": True, "voxel_size": (0.2, 0.2, 4),
+                           "point_cloud_range": (0, -40, -3, 70.4, 40, 1), "norm_cfg": {"type": "BN1d", "eps": 1e-3, "momentum": 0.01}},
+    "second": {"in_channels": 128, "out_channels": (128, 128, 256), "layer_nums": (3, 5, 5), "layer_strides": (2, 2, 2),
+               "norm_cfg": {"type": "BN", "eps": 1e-3, "momentum": 0.01}, "conv_cfg": {"type": "Conv2d", "bias": False}},
+    "second_fpn": {"in_channels": (128, 128, 256), "out_channels": (256, 256, 256), "upsample_strides": (1, 2, 4),
+                   "use_conv_for_no_stride": False, "norm_cfg": {"type": "BN", "eps": 1e-3, "momentum": 0.01},
+                   "upsample_cfg": {"type": "deconv", "bias": False}, "conv_cfg": {"type": "Conv2d", "bias": False}},
+    "center_head": {"share_conv_channel": 64, "num_heatmap_convs": 2, "norm_cfg": {"type": "BN2d"}, "norm_bbox": True,
+                    "conv_cfg": {"type": "Conv2d"}, "bias": "auto", "common_heads": {}},
+    "separate_head": {"head_conv": 64, "final_kernel": 1, "init_bias": -2.19, "norm_cfg": {"type": "BN2d"}, "conv_cfg": {"type": "Conv2d"},
+                      "bias": "auto"},
+    "bbox_coder": {"max_num": 100, "score_threshold": None, "post_center_range": None, "code_size": 9, "y_axis_reference": False},
+    "voxel_layer": {"max_voxels": 20000, "deterministic": True},
+    "data_preprocessor": {"voxel": False, "voxel_type": "hard"},
     # AWML's ConvNeXt_PC signature (projects/ConvNeXt_PC/backbones/convnext_pc.py at 7a6ec07)
-    "convnext_pc": dict(in_channels=3, norm_cfg=dict(type="LN2d", eps=1e-6), act_cfg=dict(type="GELU"), linear_pw_conv=True,
-                        layer_scale_init_value=1e-6, out_indices=-1, gap_before_final_norm=True, first_downsample=1,
-                        large_arch=None),
+    "convnext_pc": {"in_channels": 3, "norm_cfg": {"type": "LN2d", "eps": 1e-6}, "act_cfg": {"type": "GELU"}, "linear_pw_conv": True,
+                    "layer_scale_init_value": 1e-6, "out_indices": -1, "gap_before_final_norm": True, "first_downsample": 1,
+                    "large_arch": None},
 }
 # What ConvNeXt_PC's inference does not depend on: stochastic depth, freezing, activation checkpointing, the
 # stem size of the parent class (its stem is replaced), and weights loading.
@@ -99,7 +100,7 @@ FIELDS["CustomSeparateHead"] = FIELDS["SeparateHead"]  # AWML's subclass only se
 # AWML's BackwardPillarFeatureNet takes PillarFeatureNet's arguments (it leaves out the pillar centre's z offset)
 FIELDS["BackwardPillarFeatureNet"] = FIELDS["PillarFeatureNet"]
 FIELDS["ConvNeXt_PC"] = (("in_channels", "out_channels", "depths", "out_indices", *MMDET3D_DEFAULTS["convnext_pc"]),
-                         {key: "a training setting of ConvNeXt_PC" for key in _CONVNEXT_TRAINING_ONLY})
+                         dict.fromkeys(_CONVNEXT_TRAINING_ONLY, "a training setting of ConvNeXt_PC"))
 
 
 def to_centerpoint(config: TrainingConfig, base: CenterPointConfig) -> CenterPointConfig:
@@ -133,8 +134,8 @@ class _ConfigFields(Sections):
                                 "to say what the point features are")
             return {}
         points = point_input(self, pipeline, pcr, in_channels)
-        return dict(point_feature_names=points.names, past_sweeps=points.past_sweeps, remove_close=points.remove_close,
-                    pad_empty_sweeps=points.pad_empty_sweeps, file_point_features=points.file_columns)
+        return {"point_feature_names": points.names, "past_sweeps": points.past_sweeps, "remove_close": points.remove_close,
+                "pad_empty_sweeps": points.pad_empty_sweeps, "file_point_features": points.file_columns}
 
     def centerpoint(self, base: CenterPointConfig) -> CenterPointConfig:
         defaults = MMDET3D_DEFAULTS
@@ -181,7 +182,8 @@ class _ConfigFields(Sections):
             self.agree("pts_bbox_head.tasks[0].num_class", int(tasks[0]["num_class"]), "its class_names", len(class_names),
                        "make num_class the number of class_names (mmdet3d builds the heatmap from class_names)")
         common = head["common_heads"]
-        if {k: tuple(v)[0] for k, v in common.items()} != dict(_HEADS) or len({v[1] for v in common.values()} | {head["num_heatmap_convs"]}) != 1:
+        head_channels = {k: next(iter(v), None) for k, v in common.items()}  # common_heads: name -> (channels, convs)
+        if head_channels != dict(_HEADS) or len({v[1] for v in common.values()} | {head["num_heatmap_convs"]}) != 1:
             raise self.unsupported("pts_bbox_head", f"common_heads {common} (implemented: "
                                    f"{', '.join(f'{n}=({c}, N)' for n, c in _HEADS)} with one N shared with num_heatmap_convs)")
         if not head["norm_bbox"]:
@@ -194,8 +196,9 @@ class _ConfigFields(Sections):
         nms_type = self.required("test_cfg.pts", test, "nms_type")
         if nms_type != "circle":
             raise self.unsupported("test_cfg.pts", f"nms_type={nms_type!r}")
-        pcr = tuple(float(v) for v in self.required("data_preprocessor.voxel_layer", voxel_layer, "point_cloud_range"))
-        size = tuple(float(v) for v in self.required("data_preprocessor.voxel_layer", voxel_layer, "voxel_size"))
+        pcr = self.six("data_preprocessor.voxel_layer.point_cloud_range",
+                       self.required("data_preprocessor.voxel_layer", voxel_layer, "point_cloud_range"))
+        size = self.three("data_preprocessor.voxel_layer.voxel_size", self.required("data_preprocessor.voxel_layer", voxel_layer, "voxel_size"))
         fix = "make the voxel layer, the encoder, the bbox coder and test_cfg agree"
         self.agree("pts_voxel_encoder.point_cloud_range", tuple(float(v) for v in encoder["point_cloud_range"]),
                    "the voxel layer", pcr, fix)
@@ -248,7 +251,7 @@ class _ConfigFields(Sections):
             out_size_factor=out_size_factor,
             score_threshold=float(coder["score_threshold"]) if coder["score_threshold"] is not None else 0.0,
             max_detections_pre_nms=int(coder["max_num"]),
-            post_center_range=tuple(float(v) for v in coder["post_center_range"]),
+            post_center_range=self.six("bbox_coder.post_center_range", coder["post_center_range"]),
             y_axis_reference=bool(coder["y_axis_reference"]),
             nms_min_radius=float(self.required("test_cfg.pts", test, "min_radius")[0]),
             post_max_size=int(self.required("test_cfg.pts", test, "post_max_size")),
@@ -301,7 +304,7 @@ class _ConfigFields(Sections):
 
     def stride(self, output_strides: tuple[int, ...], neck: Mapping[str, Any], out_size_factor: int) -> None:
         """The coder's ``out_size_factor`` against the grid cells per head cell the backbone and neck make."""
-        strides = [total / float(upsample) for total, upsample in zip(output_strides, neck["upsample_strides"])]
+        strides = [total / float(upsample) for total, upsample in zip(output_strides, neck["upsample_strides"], strict=True)]
         for stride in strides:
             self.agree("bbox_coder.out_size_factor", out_size_factor, "pts_backbone.layer_strides and pts_neck.upsample_strides "
                        f"(every stage's output at stride {_stride_text(strides)})", stride, "set out_size_factor to the network's stride")

@@ -152,7 +152,7 @@ def run_peer(model, points: torch.Tensor) -> dict[str, Any]:
         model.pts_middle_encoder.register_forward_hook(lambda m, i, o: seen.__setitem__("canvas", o)),
         model.pts_bbox_head.task_heads[0].register_forward_hook(lambda m, i, o: seen.__setitem__("heads", o)),
     ]
-    sample = Det3DDataSample(metainfo=dict(box_type_3d=LiDARInstance3DBoxes, sample_idx=0))
+    sample = Det3DDataSample(metainfo={"box_type_3d": LiDARInstance3DBoxes, "sample_idx": 0})
     try:
         with torch.no_grad():
             (result,) = model.test_step({"inputs": {"points": [points]}, "data_samples": [sample]})
@@ -369,7 +369,7 @@ def compare(recording: Recording, cfg: CenterPointConfig) -> Comparison:
     voxels = voxelize(points, cfg)
     with torch.no_grad():
         pillars = VoxelEncoderExport(model)(decorate(voxels, cfg))
-        heads = dict(zip(HEADS, (h.numpy() for h in BackboneNeckHeadExport(model)(scatter(pillars, voxels.coors, cfg)))))
+        heads = dict(zip(HEADS, (h.numpy() for h in BackboneNeckHeadExport(model)(scatter(pillars, voxels.coors, cfg))), strict=True))
     pillars = pillars[:, 0].numpy()
     if "pillar_rows" in arrays:
         pillars = pillars[arrays["pillar_rows"]] if len(pillars) > arrays["pillar_rows"].max() else pillars[:0]

@@ -11,8 +11,9 @@ refused by name: it would change the points and this spec would not.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from model_specs.centerpoint.config import POINT_FEATURES, XYZ
 from model_specs.mmconfig import Sections, type_name
@@ -22,10 +23,10 @@ LAG_COLUMN = 4  # where LoadPointsFromMultiSweeps writes the time lag
 LOAD, SWEEPS, RANGE = "LoadPointsFromFile", "LoadPointsFromMultiSweeps", "PointsRangeFilter"
 _IO = {"backend_args": "where files are read from"}
 # mmdet3d 1.4's constructor defaults (facts from its signatures)
-LOAD_DEFAULTS = dict(load_dim=6, use_dim=[0, 1, 2], shift_height=False, use_color=False, norm_intensity=False,
-                     norm_elongation=False)
-SWEEPS_DEFAULTS = dict(sweeps_num=10, load_dim=5, use_dim=[0, 1, 2, 4], pad_empty_sweeps=False, remove_close=False,
-                       test_mode=False)
+LOAD_DEFAULTS = {"load_dim": 6, "use_dim": [0, 1, 2], "shift_height": False, "use_color": False, "norm_intensity": False,
+                 "norm_elongation": False}
+SWEEPS_DEFAULTS = {"sweeps_num": 10, "load_dim": 5, "use_dim": [0, 1, 2, 4], "pad_empty_sweeps": False, "remove_close": False,
+                   "test_mode": False}
 # Transforms that leave the points alone: ground truth and packing.
 INERT_TRANSFORMS = {
     "Pack3DDetInputs": "packs the sample; its keys change no value",

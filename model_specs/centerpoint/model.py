@@ -67,7 +67,7 @@ class SECOND(nn.Module):
         super().__init__()
         in_channels = [cfg.pfn_channels[-1], *cfg.backbone_channels[:-1]]
         blocks = []
-        for in_ch, out_ch, layers, stride in zip(in_channels, cfg.backbone_channels, cfg.backbone_layers, cfg.backbone_strides):
+        for in_ch, out_ch, layers, stride in zip(in_channels, cfg.backbone_channels, cfg.backbone_layers, cfg.backbone_strides, strict=True):
             bias = cfg.backbone_conv_bias
             block = [nn.Conv2d(in_ch, out_ch, 3, stride=stride, padding=1, bias=bias),
                      _bn(nn.BatchNorm2d, out_ch, cfg.backbone_norm), nn.ReLU(inplace=True)]
@@ -96,7 +96,7 @@ def upsample_layer(in_ch: int, out_ch: int, stride: float, use_conv_for_no_strid
     """
     if stride > 1 or (stride == 1 and not use_conv_for_no_stride):
         return nn.ConvTranspose2d(in_ch, out_ch, int(stride), stride=int(stride), bias=deconv_bias)
-    k = int(round(1 / stride))
+    k = int(round(1 / stride))  # noqa: RUF046 (NumPy 1.x rounds its floats to floats)
     return nn.Conv2d(in_ch, out_ch, k, stride=k, bias=conv_bias)
 
 
@@ -106,13 +106,13 @@ class SECONDFPN(nn.Module):
     def __init__(self, cfg: CenterPointConfig) -> None:
         super().__init__()
         deblocks = []
-        for in_ch, out_ch, stride in zip(cfg.backbone_channels, cfg.neck_channels, cfg.neck_upsample_strides):
+        for in_ch, out_ch, stride in zip(cfg.backbone_channels, cfg.neck_channels, cfg.neck_upsample_strides, strict=True):
             up = upsample_layer(in_ch, out_ch, stride, cfg.use_conv_for_no_stride, cfg.neck_deconv_bias, cfg.neck_conv_bias)
             deblocks.append(nn.Sequential(up, _bn(nn.BatchNorm2d, out_ch, cfg.neck_norm), nn.ReLU(inplace=True)))
         self.deblocks = nn.ModuleList(deblocks)
 
     def forward(self, features: tuple[torch.Tensor, ...]) -> torch.Tensor:
-        return torch.cat([deblock(x) for deblock, x in zip(self.deblocks, features)], dim=1)
+        return torch.cat([deblock(x) for deblock, x in zip(self.deblocks, features, strict=True)], dim=1)
 
 
 class ConvModule(nn.Module):

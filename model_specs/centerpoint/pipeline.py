@@ -6,17 +6,17 @@ shared PyTorch code below, identical for every backend.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
-from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
 
 from model_specs.centerpoint.config import CenterPointConfig
 from model_specs.centerpoint.decode import Detections
-from model_specs.centerpoint.scene import Scene
 from model_specs.centerpoint.graphs import GraphedPreprocess, Replayed
+from model_specs.centerpoint.scene import Scene
 from model_specs.centerpoint.voxelize import Frame, UploadedSweeps, assemble, decorate, frame, scatter_at, scatter_index, voxelize
 from pytest_awml.device import Precision
 from pytest_awml.errors import DataError
@@ -179,7 +179,7 @@ def threshold_flips(ref: Detections, test: Detections, threshold: float) -> int:
 def compare_detections(refs: Sequence[Detections], tests: Sequence[Detections], limits: DetectionLimits, threshold: float) -> list[Check]:
     centre, size, yaw, score, unmatched, flips, matched, total, cells, banded = [], [], [], [], [], 0, 0, 0, 0, 0
     near, head_size, head_yaw = [], [], []
-    for ref, test in zip(refs, tests):
+    for ref, test in zip(refs, tests, strict=True):
         ref, test = ref.host(), test.host()
         pairs = match(ref, test, limits.match_distance_m)
         matched += len(pairs)

@@ -72,24 +72,25 @@ def translation(x: float, y: float = 0.0, z: float = 0.0) -> np.ndarray:
 
 def _place_objects(rng: np.random.Generator, cfg: SceneConfig) -> tuple[np.ndarray, np.ndarray]:
     shares = np.array([c[4] for c in CLASSES])
-    boxes, labels = [], []
+    boxes: list[list[float]] = []
+    labels: list[int] = []
     attempts = 0
     while len(boxes) < cfg.objects and attempts < cfg.objects * 50:
         attempts += 1
         label = int(rng.choice(len(CLASSES), p=shares / shares.sum()))
         _, size, jitter, speed, _ = CLASSES[label]
-        l, w, h = np.asarray(size) * (1.0 + jitter * rng.uniform(-1, 1, 3))
+        length, w, h = np.asarray(size) * (1.0 + jitter * rng.uniform(-1, 1, 3))
         # uniform in area up to the lidar's reach, at least min_object_distance away
         reach = cfg.max_range * 0.9
         x, y = rng.uniform(-reach, reach, 2)
-        if np.hypot(x, y) < cfg.min_object_distance + max(l, w):
+        if np.hypot(x, y) < cfg.min_object_distance + max(length, w):
             continue
-        radius = 0.5 * np.hypot(l, w)
+        radius = 0.5 * np.hypot(length, w)
         if any(np.hypot(x - b[0], y - b[1]) < radius + 0.5 * np.hypot(b[3], b[4]) + 0.5 for b in boxes):
             continue
         yaw = rng.uniform(-np.pi, np.pi)
         v = rng.uniform(0.0, speed)
-        boxes.append([x, y, h / 2, l, w, h, yaw, v * np.cos(yaw), v * np.sin(yaw)])
+        boxes.append([x, y, h / 2, length, w, h, yaw, v * np.cos(yaw), v * np.sin(yaw)])
         labels.append(label)
     return np.asarray(boxes, dtype=np.float64).reshape(-1, 9), np.asarray(labels, dtype=np.int64)
 
@@ -102,10 +103,10 @@ def _ray_box_hits(origin: np.ndarray, dirs: np.ndarray, boxes: np.ndarray) -> tu
     """
     best = np.full(dirs.shape[0], np.inf)
     which = np.full(dirs.shape[0], -1)
-    for k, (x, y, z, l, w, h, yaw, _, _) in enumerate(boxes):
+    for k, (x, y, z, length, w, h, yaw, _, _) in enumerate(boxes):
         centre = np.array([x, y, z]) - origin
         along = dirs @ centre
-        radius2 = (l * l + w * w + h * h) / 4
+        radius2 = (length * length + w * w + h * h) / 4
         near = np.flatnonzero((centre @ centre - along * along <= radius2 * (1 + 1e-6) + 1e-6) & (along > -np.sqrt(radius2) - 1e-3))
         if near.size == 0:
             continue
@@ -114,7 +115,7 @@ def _ray_box_hits(origin: np.ndarray, dirs: np.ndarray, boxes: np.ndarray) -> tu
         lo = np.array([c * ox - s * oy, s * ox + c * oy, oz])
         d = dirs[near]
         ld = np.stack([c * d[:, 0] - s * d[:, 1], s * d[:, 0] + c * d[:, 1], d[:, 2]], axis=1)
-        half = np.array([l, w, h]) / 2
+        half = np.array([length, w, h]) / 2
         with np.errstate(divide="ignore", invalid="ignore"):
             t1 = (-half - lo) / ld
             t2 = (half - lo) / ld

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 import torch
@@ -176,13 +176,15 @@ def _consistency(cfg: CenterPointConfig):
         problems = []
         encoder, head = spec.component("pts_voxel_encoder"), spec.component("pts_backbone_neck_head")
         voxels, points, width = encoder.inputs[0].shape
-        if voxels.max != cfg.max_voxels:
-            problems.append(f"the num_voxels profile max is {voxels.max}, the voxelizer keeps up to {cfg.max_voxels}")
+        most = voxels.max if isinstance(voxels, Dim) else voxels  # a static size is its own max
+        if most != cfg.max_voxels:
+            problems.append(f"the num_voxels profile max is {most}, the voxelizer keeps up to {cfg.max_voxels}")
         # a deploy config may name an axis dynamic whose profile fixes it (AWML's num_max_points, the canvas's
         # height and width): the graph is then symbolic there and the engine fixed, which fits the same model
         points, width = _fixed(points), _fixed(width)
         if (points, width) != (cfg.max_points_per_voxel, cfg.decorated_features):
-            problems.append(f"input_features is [*, {points}, {width}], the voxelizer gives [*, {cfg.max_points_per_voxel}, {cfg.decorated_features}]")
+            problems.append(f"input_features is [*, {points}, {width}], "
+                            f"the voxelizer gives [*, {cfg.max_points_per_voxel}, {cfg.decorated_features}]")
         nx, ny, nz = cfg.grid_size
         if nx * ny * nz >= 2**31 - 1:
             problems.append(f"the grid has {nx * ny * nz} cells: the voxelizer's int32 cell keys hold fewer than 2**31 - 1")

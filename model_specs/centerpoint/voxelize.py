@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import functools
 import threading
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -95,12 +95,12 @@ def frame(sweeps: Sequence[Sweep], cfg: CenterPointConfig, device: torch.device 
     current = sweeps[0]
     used = sweeps[: cfg.past_sweeps + 1]
     held = [uploaded.get(sweep) if uploaded is not None and sweep is not current else None for sweep in used]
-    fresh = [sweep.points for sweep, raw in zip(used, held) if raw is None]
+    fresh = [sweep.points for sweep, raw in zip(used, held, strict=True) if raw is None]
     moves = frame_moves(used)
     *uploads, moves_up = _upload([*((len(points), 4) for points in fresh), moves.shape], [*fresh, moves], device, uploaded)
     raws = [raw if raw is not None else uploads.pop(0) for raw in held]
     if uploaded is not None:
-        uploaded.hold(list(zip(used, raws)))
+        uploaded.hold(list(zip(used, raws, strict=True)))
     return Frame(tuple(raws), moves_up)
 
 
@@ -139,10 +139,10 @@ def _upload(shapes: Sequence[tuple[int, int]], arrays: Sequence[np.ndarray], dev
     cuda = device.type == "cuda"
     with uploaded.staging(sum(sizes), device) if cuda and uploaded is not None else nullcontext(
             torch.empty(sum(sizes), dtype=torch.float32, pin_memory=cuda)) as host:
-        for piece, shape, array in zip(host.split(sizes), shapes, arrays):
+        for piece, shape, array in zip(host.split(sizes), shapes, arrays, strict=True):
             _copy_columns(piece.view(shape), array)
         moved = host.to(device, non_blocking=True)  # the buffer itself on the CPU
-    return [piece.view(shape) for piece, shape in zip(moved.split(sizes), shapes)]
+    return [piece.view(shape) for piece, shape in zip(moved.split(sizes), shapes, strict=True)]
 
 
 def _copy_columns(piece: torch.Tensor, array: np.ndarray) -> None:
@@ -255,11 +255,11 @@ def voxel_buffers(points: torch.Tensor, cfg: CenterPointConfig, capacity: int | 
     voxel = (torch.cumsum(opener, 0) - 1)[by_cell[start]]
     if capacity is None:
         count = min(int(firsts.sum()), cfg.max_voxels)  # the one synchronization
-        rows = count
+        rows = limit = count
     else:
         count = firsts.sum().clamp(max=cfg.max_voxels)
-        rows = capacity
-    taken = (voxel < (count if capacity is None else count.clamp(max=capacity))) & (slot < cfg.max_points_per_voxel) & kept
+        rows, limit = capacity, count.clamp(max=capacity)
+    taken = (voxel < limit) & (slot < cfg.max_points_per_voxel) & kept
     row = torch.where(taken, voxel, rows)  # everything not taken lands in a spare row, cut off below
     features = points.new_zeros((rows + 1, cfg.max_points_per_voxel, points.shape[1]))
     features[row, torch.where(taken, slot, 0)] = points[by_cell]
@@ -322,7 +322,7 @@ class GridConstants:
 def grid_constants(cfg: CenterPointConfig, device: torch.device, dtype: torch.dtype) -> GridConstants:
     nx, ny, _ = cfg.grid_size
     low, size = cfg.point_cloud_range[:3], cfg.voxel_size
-    centre = [s / 2 + lo for s, lo in zip(size, low)]
+    centre = [s / 2 + lo for s, lo in zip(size, low, strict=True)]
     make = functools.partial(torch.tensor, device=device)
     return GridConstants(make(low, dtype=dtype), make(size, dtype=dtype), make(cfg.grid_size, dtype=dtype),
                  make([1, nx, nx * ny], dtype=torch.int32), make(size[::-1], dtype=dtype), make(centre[::-1], dtype=dtype),

@@ -10,8 +10,9 @@ any key outside :data:`FIELDS`.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from model_specs.frnet.config import CLASSES, RESNET_STAGES, FRNetConfig
 from model_specs.mmconfig import Sections, TrainingConfig

@@ -120,7 +120,7 @@ class FRNetBackbone(nn.Module):
                                                              for b in range(blocks))))
             self.point_fusion_layers.append(_point_layer(cin + cout, cout, cfg))
             self.pixel_fusion_layers.append(nn.Sequential(*_conv_bn_act(2 * cout, cout, cfg)))
-            attention = _conv_bn_act(cout, cout, cfg) + [nn.Conv2d(cout, cout, 3, padding=1, bias=False), _bn2d(cout, cfg), nn.Sigmoid()]
+            attention = [*_conv_bn_act(cout, cout, cfg), nn.Conv2d(cout, cout, 3, padding=1, bias=False), _bn2d(cout, cfg), nn.Sigmoid()]
             self.attention_layers.append(nn.Sequential(*attention))
             cin = cout
         cin = stem + sum(cfg.out_channels)

@@ -112,7 +112,7 @@ def resize_pad(crop: np.ndarray, size: int) -> np.ndarray:
     h, w = crop.shape[:2]
     factor = min(size / max(h, w), size / min(h, w))
     new_w, new_h = int(w * factor + 0.5), int(h * factor + 0.5)
-    resized = np.asarray(Image.fromarray(crop).resize((new_w, new_h), Image.BILINEAR))
+    resized = np.asarray(Image.fromarray(crop).resize((new_w, new_h), Image.Resampling.BILINEAR))
     side = max(new_h, new_w)
     padded = np.zeros((side, side, 3), np.uint8)
     padded[:new_h, :new_w] = resized

@@ -19,12 +19,12 @@ from model_specs.mobilenetv2.config import ClassifierConfig
 
 SUPPORTED = {"model": ("ImageClassifier",), "backbone": ("MobileNetV2",), "neck": ("GlobalAveragePooling",), "head": ("LinearClsHead",)}
 SPEC = "mobilenetv2 (config)"
-UPSTREAM_DEFAULTS = {
-    "backbone": dict(widen_factor=1.0, out_indices=(7,), conv_cfg=None, norm_cfg=dict(type="BN"), act_cfg=dict(type="ReLU6")),
-    "neck": dict(dim=2),
-    "data_preprocessor": dict(mean=None, std=None, to_rgb=False, pad_size_divisor=1, pad_value=0),
-    "Resize": dict(keep_ratio=False, backend="cv2", interpolation="bilinear"),
-    "Pad": dict(pad_to_square=False, pad_val=dict(img=0, seg=255), padding_mode="constant"),
+UPSTREAM_DEFAULTS: dict[str, dict[str, Any]] = {
+    "backbone": {"widen_factor": 1.0, "out_indices": (7,), "conv_cfg": None, "norm_cfg": {"type": "BN"}, "act_cfg": {"type": "ReLU6"}},
+    "neck": {"dim": 2},
+    "data_preprocessor": {"mean": None, "std": None, "to_rgb": False, "pad_size_divisor": 1, "pad_value": 0},
+    "Resize": {"keep_ratio": False, "backend": "cv2", "interpolation": "bilinear"},
+    "Pad": {"pad_to_square": False, "pad_val": {"img": 0, "seg": 255}, "padding_mode": "constant"},
 }
 FIELDS: dict[str, tuple[tuple[str, ...], dict[str, str]]] = {
     "model": (("backbone", "neck", "head", "data_preprocessor"), {}),
@@ -99,17 +99,19 @@ class _Sections(Sections):
         if int(neck["dim"]) != 2:
             raise self.unsupported("neck", f"GlobalAveragePooling dim={neck['dim']}")
         num_classes = int(self.required("head", head, "num_classes"))
-        classes = self.values.get("classes")
-        known = isinstance(classes, (list, tuple)) and len(classes) == num_classes  # the dataset base's class names
-        names = tuple(classes) if known else tuple(f"class{i}" for i in range(num_classes))
+        classes = self.values.get("classes")  # the dataset base's class names, where they fit the head
+        if isinstance(classes, (list, tuple)) and len(classes) == num_classes:
+            names = tuple(classes)
+        else:
+            names = tuple(f"class{i}" for i in range(num_classes))
         cfg = dataclasses.replace(
             base,
             classes=names,
             widen_factor=float(backbone["widen_factor"]),
             norm=self.norm("backbone", backbone["norm_cfg"], TORCH_BATCH_NORM),
             image_size=self.pipeline(),
-            mean=tuple(float(v) for v in pre["mean"]),
-            std=tuple(float(v) for v in pre["std"]),
+            mean=self.three("data_preprocessor.mean", pre["mean"]),
+            std=self.three("data_preprocessor.std", pre["std"]),
             to_rgb=bool(pre["to_rgb"]),
         )
         self.agree("head.in_channels", int(self.required("head", head, "in_channels")), "backbone.widen_factor", cfg.head_in_channels,

@@ -15,9 +15,9 @@ crops with this project's ``crops`` and runs this project's model with the recor
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 import torch
@@ -64,7 +64,7 @@ def awml_crops(sample: TrafficLightFrame, values: Mapping) -> torch.Tensor:
     import importlib
 
     import cv2
-    import mmpretrain.datasets.transforms  # noqa: F401 (registers mmcv's Resize, Pad, LoadImageFromFile and PackInputs)
+    import mmpretrain.datasets.transforms  # registers mmcv's Resize, Pad, LoadImageFromFile and PackInputs
     import mmpretrain.models  # noqa: F401 (registers ClsDataPreprocessor)
     from mmcv.transforms import Compose
     from mmengine.config import ConfigDict

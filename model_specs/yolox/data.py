@@ -23,7 +23,8 @@ import numpy as np
 import torch
 
 from model_specs.camera import Camera, render, visible_boxes
-from model_specs.centerpoint.scene import CLASSES as SCENE_CLASSES, Scene, SceneConfig, make_scene
+from model_specs.centerpoint.scene import CLASSES as SCENE_CLASSES
+from model_specs.centerpoint.scene import Scene, SceneConfig, make_scene
 from model_specs.yolox.config import YoloxConfig
 
 FRAME_BLOCK = 2  # frames repeat every pixel 2 x 2: a 1/2 resize is exact (see the module docstring)

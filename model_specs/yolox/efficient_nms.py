@@ -78,11 +78,11 @@ class _EfficientNms(torch.autograd.Function):
     """Computes the plugin in torch; exports as one EfficientNMS_TRT node (TorchScript exporter's symbolic)."""
 
     @staticmethod
-    def forward(ctx, boxes: torch.Tensor, scores: torch.Tensor, cfg: EfficientNmsConfig):  # noqa: D102
+    def forward(ctx, boxes: torch.Tensor, scores: torch.Tensor, cfg: EfficientNmsConfig):
         return efficient_nms(boxes, scores, cfg)
 
     @staticmethod
-    def symbolic(g, boxes, scores, cfg: EfficientNmsConfig):  # noqa: D102
+    def symbolic(g, boxes, scores, cfg: EfficientNmsConfig):
         attrs = {}
         for key, value in cfg.attributes().items():  # ONNX attribute kinds by suffix: _i int, _f float, _s string
             suffix = "s" if isinstance(value, str) else "f" if isinstance(value, float) else "i"
@@ -91,7 +91,7 @@ class _EfficientNms(torch.autograd.Function):
         # the exporter cannot infer a custom op's outputs: state them (batch from the boxes, K from the config)
         batch, k = boxes.type().sizes()[0], cfg.max_output_boxes
         for value, dtype, sizes in zip(outputs, (torch.int32, boxes.type().dtype(), scores.type().dtype(), torch.int32),
-                                       ([batch, 1], [batch, k, 4], [batch, k], [batch, k])):
+                                       ([batch, 1], [batch, k, 4], [batch, k], [batch, k]), strict=True):
             value.setType(boxes.type().with_dtype(dtype).with_sizes(sizes))
         return outputs
 

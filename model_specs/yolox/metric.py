@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import io
-from typing import Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -39,16 +40,18 @@ def coco_ap(detections: Sequence[Detections2D], truths: Sequence[FrameTruth], cl
     except ImportError as missing:  # a dependency of pytest-awml: only a hand-made environment lacks it
         raise AwmlError(f"the YOLOX metric needs pycocotools ({missing}): pip install pycocotools") from missing
 
-    images, annotations, results = [], [], []
-    for image_id, (found, truth) in enumerate(zip(detections, truths), start=1):
+    images: list[dict[str, int]] = []
+    annotations: list[dict[str, Any]] = []
+    results: list[dict[str, Any]] = []
+    for image_id, (found, truth) in enumerate(zip(detections, truths, strict=True), start=1):
         images.append({"id": image_id})
-        for box, label in zip(_xywh(truth.boxes), truth.labels):
+        for box, label in zip(_xywh(truth.boxes), truth.labels, strict=True):
             annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": int(label) + 1,
                                 "bbox": box.tolist(), "area": float(box[2] * box[3]), "iscrowd": 0})
         results += [{"image_id": image_id, "category_id": int(label) + 1, "bbox": box.tolist(), "score": float(score)}
-                    for box, label, score in zip(_xywh(found.boxes), found.labels, found.scores)]
+                    for box, label, score in zip(_xywh(found.boxes), found.labels, found.scores, strict=True)]
     counts = np.bincount([a["category_id"] - 1 for a in annotations], minlength=len(classes))
-    details: dict[str, float] = {f"{name}.ground_truth": int(n) for name, n in zip(classes, counts) if n}
+    details: dict[str, float] = {f"{name}.ground_truth": int(n) for name, n in zip(classes, counts, strict=True) if n}
     if not annotations or not results:  # COCOeval needs both; nothing found scores 0
         return MetricResult(NAME, 0.0, len(annotations), {"AP@0.5": 0.0, "AP@[.5:.95]": 0.0, **details})
     truth_set = COCO()
@@ -73,7 +76,8 @@ def coco_ap(detections: Sequence[Detections2D], truths: Sequence[FrameTruth], cl
 def metric(cfg: YoloxConfig):
     def compute(outputs: Sequence, samples: Sequence[CameraFrames]) -> MetricResult:
         """The pipeline's mmdet-decoded detections of every labelled frame of every sample."""
-        pairs = [(found, truth) for output, sample in zip(outputs, samples) for found, truth in zip(output[DECODER], sample.truth)]
+        pairs = [(found, truth) for output, sample in zip(outputs, samples, strict=True) if sample.truth  # unlabelled: truth ()
+                 for found, truth in zip(output[DECODER], sample.truth, strict=True)]
         return coco_ap([p[0] for p in pairs], [p[1] for p in pairs], cfg.classes)
 
     return compute

@@ -11,8 +11,9 @@ would change the image. ``num_classes`` is cross-checked against the config's ``
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from model_specs.mmconfig import Sections, TrainingConfig, type_name
 from model_specs.yolox.config import P5, YOLOX_BN, YoloxConfig
@@ -29,15 +30,17 @@ ARCHES = {"P5": P5}  # ELANDarknet.arch_settings without ASPP ("P5_ASPP" puts an
 
 # Constructor defaults of the classes that read each section (facts from AWML's ELANDarknet and
 # YOLOXPAFPN_ELAN, mmdet 3.3's YOLOXHead and DetDataPreprocessor), for keys a config leaves out.
-UPSTREAM_DEFAULTS = {
-    "backbone": dict(arch="P5", deepen_factor=2.0, widen_factor=1.0, out_indices=(2, 3, 4), use_depthwise=False,
-                     arch_overwrite=None, conv_cfg=None, norm_cfg=dict(type="BN", momentum=0.03, eps=0.001), act_cfg=dict(type="ReLU")),
-    "neck": dict(num_elan_blocks=2, use_depthwise=False, upsample_cfg=dict(scale_factor=2, mode="nearest"), conv_cfg=None,
-                 norm_cfg=dict(type="BN", momentum=0.03, eps=0.001), act_cfg=dict(type="Swish")),
-    "bbox_head": dict(feat_channels=256, stacked_convs=2, strides=(8, 16, 32), use_depthwise=False, dcn_on_last_conv=False,
-                      conv_bias="auto", conv_cfg=None, norm_cfg=dict(type="BN", momentum=0.03, eps=0.001), act_cfg=dict(type="Swish")),
-    "data_preprocessor": dict(mean=None, std=None, bgr_to_rgb=False, rgb_to_bgr=False, pad_size_divisor=1, pad_value=0),
-    "test_cfg": dict(score_thr=0.01, nms=dict(type="nms", iou_threshold=0.65)),
+UPSTREAM_DEFAULTS: dict[str, dict[str, Any]] = {
+    "backbone": {"arch": "P5", "deepen_factor": 2.0, "widen_factor": 1.0, "out_indices": (2, 3, 4), "use_depthwise": False,
+                 "arch_overwrite": None, "conv_cfg": None, "norm_cfg": {"type": "BN", "momentum": 0.03, "eps": 0.001},
+                 "act_cfg": {"type": "ReLU"}},
+    "neck": {"num_elan_blocks": 2, "use_depthwise": False, "upsample_cfg": {"scale_factor": 2, "mode": "nearest"}, "conv_cfg": None,
+             "norm_cfg": {"type": "BN", "momentum": 0.03, "eps": 0.001}, "act_cfg": {"type": "Swish"}},
+    "bbox_head": {"feat_channels": 256, "stacked_convs": 2, "strides": (8, 16, 32), "use_depthwise": False, "dcn_on_last_conv": False,
+                  "conv_bias": "auto", "conv_cfg": None, "norm_cfg": {"type": "BN", "momentum": 0.03, "eps": 0.001},
+                  "act_cfg": {"type": "Swish"}},
+    "data_preprocessor": {"mean": None, "std": None, "bgr_to_rgb": False, "rgb_to_bgr": False, "pad_size_divisor": 1, "pad_value": 0},
+    "test_cfg": {"score_thr": 0.01, "nms": {"type": "nms", "iou_threshold": 0.65}},
 }
 SPEC = "yolox (config)"
 _LOSS = "a training loss"
@@ -91,7 +94,8 @@ class _YoloxSections(Sections):
             raise self.unsupported(section, "depthwise, deformable or custom convs (plain Conv2d is implemented)")
 
     def stage_settings(self, backbone: Mapping[str, Any]) -> tuple[tuple[int, int, int, float, bool], ...]:
-        rows = backbone["arch_overwrite"] or ARCHES.get(backbone["arch"])
+        # a config's own rows may carry a sixth entry (use_aspp), which ARCHES' rows leave out
+        rows: Sequence[Sequence[Any]] | None = backbone["arch_overwrite"] or ARCHES.get(backbone["arch"])
         if rows is None:
             raise self.unsupported("backbone", f"arch {backbone['arch']!r} (implemented: {', '.join(ARCHES)})")
         if any(len(row) > 5 and row[5] for row in rows):
@@ -132,7 +136,7 @@ class _YoloxSections(Sections):
         backbone, neck, head = self.section("backbone"), self.section("neck"), self.section("bbox_head")
         for name, node in (("backbone", backbone), ("neck", neck), ("bbox_head", head)):
             self.plain_convs(name, node)
-        if neck["upsample_cfg"] != dict(scale_factor=2, mode="nearest"):
+        if neck["upsample_cfg"] != {"scale_factor": 2, "mode": "nearest"}:
             raise self.unsupported("neck", f"upsample_cfg {neck['upsample_cfg']} (x2 nearest is implemented)")
         if head["conv_bias"] not in ("auto", False):
             raise self.unsupported("bbox_head", f"conv_bias={head['conv_bias']!r} (the stacked convs have no bias before BN)")

@@ -15,7 +15,7 @@ sigmoid objectness and sigmoid class scores, levels of strides 8/16/32 concatena
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import torch
 from torch import nn
@@ -135,7 +135,7 @@ class PAFPN_ELAN(nn.Module):
         outs = [inner[0]]
         for idx in range(last):
             outs.append(self.bottom_up_blocks[idx](torch.cat([self.downsamples[idx](outs[-1]), inner[idx + 1]], 1)))
-        return tuple(conv(out) for conv, out in zip(self.out_convs, outs))
+        return tuple(conv(out) for conv, out in zip(self.out_convs, outs, strict=True))
 
 
 class YOLOXHead(nn.Module):

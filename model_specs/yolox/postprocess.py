@@ -17,8 +17,8 @@ Two decoders read the exported output [N, 4 + 1 + C] of one image:
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -173,14 +173,15 @@ def compare(refs: Sequence[Detections2D], tests: Sequence[Detections2D], limits:
     """Boxes matched by label and IoU (greedy, best reference first); the worst gaps, unmatched scores and flips."""
     worst_iou_gap, worst_score, worst_unmatched, flips, nms_flips, matched, total = 0.0, 0.0, 0.0, 0, 0, 0, 0
     threshold = refs[0].threshold if refs else 0.0
-    for ref, test in zip(refs, tests):
+    for ref, test in zip(refs, tests, strict=True):
         total += max(len(ref.scores), len(test.scores))
         used: set[int] = set()
         lonely = []  # (side, index) of boxes without a partner
-        ious = box_iou(torch.from_numpy(ref.boxes), torch.from_numpy(test.boxes)).numpy() if len(ref.scores) and len(test.scores) else None
+        ious = (box_iou(torch.from_numpy(ref.boxes), torch.from_numpy(test.boxes)).numpy() if len(ref.scores) and len(test.scores)
+                else np.zeros((len(ref.scores), len(test.scores))))  # a side without boxes: nothing to pair, no IoU is read
         for i in np.argsort(-ref.scores, kind="stable"):
             same = [j for j in range(len(test.scores)) if j not in used and test.labels[j] == ref.labels[i]]
-            j = max(same, key=lambda j: ious[i, j]) if same and ious is not None else None
+            j = max(same, key=lambda j: ious[i, j]) if same else None
             if j is None or ious[i, j] < MATCH_IOU:
                 lonely.append((ref, int(i)))
                 continue
@@ -191,7 +192,7 @@ def compare(refs: Sequence[Detections2D], tests: Sequence[Detections2D], limits:
         lonely += [(test, j) for j in range(len(test.scores)) if j not in used]
         flipped = [_nms_flip(side, i, limits.nms_margin) for side, i in lonely]
         nms_flips += sum(flipped)
-        worst_unmatched = max([worst_unmatched, *(float(side.scores[i]) - threshold for (side, i), f in zip(lonely, flipped) if not f)])
+        worst_unmatched = max([worst_unmatched, *(float(side.scores[i]) - threshold for (side, i), f in zip(lonely, flipped, strict=True) if not f)])
         k = min(len(ref.candidate_scores), MAX_FLIP_CANDIDATES)
         cells = np.union1d(np.argsort(-ref.candidate_scores)[:k], np.argsort(-test.candidate_scores)[:k])
         ref_scores, test_scores = ref.candidate_scores[cells], test.candidate_scores[cells]

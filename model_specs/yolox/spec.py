@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import torch
 
@@ -86,7 +86,7 @@ class YoloxPipeline(Pipeline):
             output = self.runner.run({"images": images})["output"]
         scale = letterbox_scale(sample.frames.shape[1:3], self.cfg.input_size)
         detections = {}
-        for decoder, stage in zip(DECODERS, self.stages[2:]):
+        for decoder, stage in zip(DECODERS, self.stages[2:], strict=True):
             with clock.stage(stage):
                 detections[decoder] = [decode(decoder, out, self.cfg, scale) for out in output]
         return PipelineResult(detections, clock.stages_ms)
@@ -196,6 +196,7 @@ def with_efficient_nms(base: ModelSpec, name: str, nms: EfficientNmsConfig = Eff
     h, w = cfg.input_size
     images = TensorSpec("images", (batch, 3, h, w))
     yolox = base.components[0]
+    reconfigure = base.configure
 
     def shapes_match_config(spec: ModelSpec) -> list[str]:
         boxes, scores = spec.components[0].outputs
@@ -214,11 +215,12 @@ def with_efficient_nms(base: ModelSpec, name: str, nms: EfficientNmsConfig = Eff
     k = nms.max_output_boxes
     deployed = dataclasses.replace(
         yolox, name="yolox_nms", extract=lambda model: YoloxWithEfficientNms(model, cfg, nms), inputs=(images,),
-        outputs=tuple(TensorSpec(n, s) for n, s in zip(NMS_OUTPUTS, ((batch, 1), (batch, k, 4), (batch, k), (batch, k)))),
+        outputs=tuple(TensorSpec(n, s) for n, s in zip(NMS_OUTPUTS, ((batch, 1), (batch, k, 4), (batch, k), (batch, k)), strict=True)),
         tolerances=NMS_TOLERANCES, plugins=(PLUGIN,))
     return dataclasses.replace(
         base, name=name, components=(decoded, deployed), pipeline=None, metric=None, params={**base.params, "nms": nms},
-        checks=(shapes_match_config,), configure=lambda path: with_efficient_nms(base.configure(path), name, nms),
+        checks=(shapes_match_config,),
+        configure=None if reconfigure is None else lambda path: with_efficient_nms(reconfigure(path), name, nms),
         description=(f"AWML's YOLOX_opt_elan --nms export: boxes decoded in the graph, {PLUGIN} (score {nms.score_threshold}, "
                      f"IoU {nms.iou_threshold}, at most {nms.max_output_boxes}, class-aware) appended; the plugin runs only "
                      "under a TensorRT that registers it, the graph before it everywhere; " + base.description.rsplit("; ", 1)[-1]))

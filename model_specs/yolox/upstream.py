@@ -15,15 +15,26 @@ recordings under ``tests/data/upstream/``.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import torch
 
 from model_specs.mmconfig import TrainingConfig, read_config
-from model_specs.recording import REGENERATED, STATE_PREFIX, Recording, array_sha256, max_abs, reference_weights, scale_of, state_sha256, tensor_problems
+from model_specs.recording import (
+    REGENERATED,
+    STATE_PREFIX,
+    Recording,
+    array_sha256,
+    max_abs,
+    reference_weights,
+    scale_of,
+    state_sha256,
+    tensor_problems,
+)
 from model_specs.yolox.config import FULL, TINY, YoloxConfig
 from model_specs.yolox.data import camera_frames, network_input
 from model_specs.yolox.mmconfig import to_yolox
@@ -109,9 +120,9 @@ def record_plan(plan: Plan, configs: Path) -> tuple[Recording, YoloxConfig]:
             overrides[f"bbox_head.multi_level_conv_obj.{level}.bias"] = conv.bias.detach().clone()
         backbone = model.backbone(images)
         neck = model.neck(backbone)
-        levels = list(zip(*model.bbox_head(neck)))
+        levels = list(zip(*model.bbox_head(neck), strict=True))
         output = export_layout(levels)[0].numpy()
-        (candidates,) = model.bbox_head.predict_by_feat(*zip(*levels), batch_img_metas=[{"img_shape": cfg.input_size}],
+        (candidates,) = model.bbox_head.predict_by_feat(*zip(*levels, strict=True), batch_img_metas=[{"img_shape": cfg.input_size}],
                                                         cfg=model.bbox_head.test_cfg, rescale=False, with_nms=False)
     final_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     arrays: dict[str, np.ndarray] = {
@@ -153,7 +164,7 @@ def record_plan(plan: Plan, configs: Path) -> tuple[Recording, YoloxConfig]:
 
 def _heads(model, images: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     cls, reg, obj = model.bbox_head(model.neck(model.backbone(images)))
-    return list(zip(cls, reg, obj))
+    return list(zip(cls, reg, obj, strict=True))
 
 
 # -- the comparison (no mmdet needed) ---------------------------------------------------------------------------
@@ -184,7 +195,8 @@ class Comparison:
             found.append(f"mmdet's decode: {self.candidates[0]} candidates against {self.candidates[1]}, labels equal {self.labels_equal}, "
                          f"boxes off by {self.box:.3g} px, scores by {self.score:.3g}")
         if self.decode_of_recorded_output[0] != self.decode_of_recorded_output[1]:
-            found.append(f"decoding mmdet's own output gives {self.decode_of_recorded_output[0]} candidates, mmdet {self.decode_of_recorded_output[1]}")
+            found.append(f"decoding mmdet's own output gives {self.decode_of_recorded_output[0]} candidates, "
+                         f"mmdet {self.decode_of_recorded_output[1]}")
         return found
 
 
