@@ -203,6 +203,14 @@ def test_the_streampetr_comparison_would_catch_a_wrong_switch(change):
     assert streampetr.compare(recording, dataclasses.replace(cfg, **change)).problems()
 
 
+@pytest.mark.full
+def test_the_full_size_streampetr_comparison_would_catch_a_wrong_switch():
+    """The sampled arrays and the whole scores and boxes: a head count that loads strictly and attends otherwise."""
+    recording, cfg = _load("streampetr")
+    found = streampetr.compare(recording, dataclasses.replace(cfg, num_heads=4)).problems()
+    assert any(p.startswith("frame0/outs_dec:") for p in found) and any(p.startswith("stats/frame0/outs_dec:") for p in found), found
+
+
 def test_a_sampled_streampetr_array_is_held_at_its_positions_and_by_its_statistics():
     """The full-size recording keeps a large array as seeded positions and statistics: a change at a kept position shows
     in the sampled difference, an outlier elsewhere in the statistics (its max |value|); the array itself agrees exactly."""
