@@ -32,7 +32,7 @@ from model_specs.recording import TENSOR_RTOL, Recording, agrees, state_sha256
 from model_specs.streampetr import upstream as streampetr
 from model_specs.streampetr.head import Petr3D
 from model_specs.streampetr.mmconfig import to_streampetr
-from model_specs.streampetr.spec import TINY_SPEC as STREAMPETR_TINY
+from model_specs.streampetr.spec import SPEC as STREAMPETR, TINY_SPEC as STREAMPETR_TINY
 from model_specs.yolox import upstream as yolox
 from model_specs.yolox.mmconfig import to_yolox
 from model_specs.yolox.model import YoloxElan
@@ -52,9 +52,11 @@ MODELS = {
     "frnet-tiny": (frnet, FRNET_TINY, to_frnet, FRNet),
     "streampetr-tiny": (streampetr, STREAMPETR_TINY, to_streampetr, Petr3D),
     "frnet": (frnet, FRNET, to_frnet, FRNet),
+    "streampetr": (streampetr, STREAMPETR, to_streampetr, Petr3D),
 }
 # comparisons that run a full-size model for minutes on a CI CPU: opt-in (-m full); their strict load stays in every run
-SLOW = {"frnet": "FRNet's OT128 model on a 59 446-point scan"}
+SLOW = {"frnet": "FRNet's OT128 model on a 59 446-point scan",
+        "streampetr": "StreamPETR's ResNet-50 on five 480 x 640 cameras, two frames"}
 VERSIONS = {yolox: ("mmdet", "3.3.0"), calibration: ("mmpretrain", "1.2.0"), mobilenetv2: ("mmpretrain", "1.2.0"), frnet: ("mmdet3d", "1.4.0"),
             streampetr: ("mmdet3d", "1.4.0")}
 
@@ -177,9 +179,10 @@ def test_upstream_weights_in_an_mmengine_checkpoint_run_through_the_plugin(run_a
 DECODE_ATOL = 1e-5
 
 
-def test_the_streampetr_decode_is_awml_s():
+@pytest.mark.parametrize("name", ["streampetr-tiny", "streampetr"])
+def test_the_streampetr_decode_is_awml_s(name):
     """Every recorded frame's boxes, scores and labels as AWML's own coder and head decode them."""
-    recording, cfg = _load("streampetr-tiny")
+    recording, cfg = _load(name)
     found = streampetr.decode_differences(recording, cfg)
     assert len(found) == 3 * recording.meta["frames"] and all(v <= DECODE_ATOL for v in found.values()), found
     assert len(recording.arrays["frame0/decoded_scores"]) > 0
@@ -198,3 +201,29 @@ def test_the_streampetr_decode_comparison_would_catch_a_wrong_setting(change):
 def test_the_streampetr_comparison_would_catch_a_wrong_switch(change):
     recording, cfg = _load("streampetr-tiny")
     assert streampetr.compare(recording, dataclasses.replace(cfg, **change)).problems()
+
+
+@pytest.mark.full
+def test_the_full_size_streampetr_comparison_would_catch_a_wrong_switch():
+    """The sampled arrays and the whole scores and boxes: a head count that loads strictly and attends otherwise."""
+    recording, cfg = _load("streampetr")
+    found = streampetr.compare(recording, dataclasses.replace(cfg, num_heads=4)).problems()
+    assert any(p.startswith("frame0/outs_dec:") for p in found) and any(p.startswith("stats/frame0/outs_dec:") for p in found), found
+
+
+def test_a_sampled_streampetr_array_is_held_at_its_positions_and_by_its_statistics():
+    """The full-size recording keeps a large array as seeded positions and statistics: a change at a kept position shows
+    in the sampled difference, an outlier elsewhere in the statistics (its max |value|); the array itself agrees exactly."""
+    import numpy as np
+
+    value = np.random.default_rng(0).standard_normal((1, streampetr.WHOLE_LIMIT + 1), dtype=np.float32)
+    arrays = streampetr.kept("frame0/x", value, 64, seed=1)
+    assert arrays["frame0/x"].shape == (64,) and streampetr.kept("frame0/y", value[:, :-1], 64, seed=1).keys() == {"frame0/y"}
+    index = arrays["index/frame0/x"]
+    assert streampetr._held("frame0/x", value, arrays) == ({"frame0/x": 0.0, "stats/frame0/x": 0.0}, float(np.abs(value).max()))
+    elsewhere = np.setdiff1d(np.arange(value.size), index)[0]
+    for position, moved, change in ((index[3], "frame0/x", 0.5), (elsewhere, "stats/frame0/x", 100.0)):
+        changed = value.copy()
+        changed.reshape(-1)[position] += change
+        found, scale = streampetr._held("frame0/x", changed, arrays)
+        assert not agrees(found[moved], scale), (moved, found)

@@ -21,6 +21,7 @@ import dataclasses
 import json
 import logging
 import os
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -89,7 +90,8 @@ def main(argv=None) -> int:
             log.error("%s: %s reads as %s, not as the spec's configuration", name, plan.config, cfg)
             failures += 1
         result = module.compare(recording, cfg)
-        extra = {"created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "command": "python tools/record_upstream.py", "environment": where,
+        command = shlex.join(["python", "tools/record_upstream.py", *(sys.argv[1:] if argv is None else argv)])
+        extra = {"created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "command": command, "environment": where,
                  "comparison_when_recorded": dataclasses.asdict(result), "problems_when_recorded": result.problems()}
         Recording(recording.arrays, {**recording.meta, **extra}).save(args.out, name)
         failures += bool(result.problems())

@@ -14,6 +14,12 @@ by the host's update between frames (the spec's ``between``). AWML's package ``_
 sections on the same frames and initial memory, on its own memory. Each frame's boxes as AWML decodes them
 (``get_bboxes`` through its ``NMSFreeCoder``) are recorded too; ``decode_differences`` holds this project's decode of the
 same recorded head outputs to them.
+
+A full-size plan (``sampled``) keeps the arrays above :data:`WHOLE_LIMIT` values (image features, position embeddings,
+the decoder's states, the memory's embeddings: megabytes each) as ``sampled`` seeded positions of the flattened array
+(``index/<key>``) and the whole array's max |value|, mean and standard deviation (``stats/<key>``, float64): the positions
+are drawn from the seed and the size, not from the values, so another CPU's last-ulp differences cannot move them; the
+statistics hold every value. The head's scores and boxes (what the decode reads) are kept whole.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ import torch
 from model_specs.mmconfig import read_config
 from model_specs.recording import REGENERATED, Recording, array_sha256, max_abs, reference_weights, scale_of, state_sha256, tensor_problems
 from model_specs.streampetr import data
-from model_specs.streampetr.config import TINY, StreamPETRConfig
+from model_specs.streampetr.config import FULL, TINY, StreamPETRConfig
 from model_specs.streampetr.decode import BOXES, SCORES, decode
 from model_specs.streampetr.head import ExtractImgFeat, Petr3D, PositionEmbedding, PtsHeadMemory
 from model_specs.streampetr.mmconfig import to_streampetr
@@ -49,6 +55,9 @@ EVERY_FRAME = ("all_cls_scores", "all_bbox_preds", *(f"post_memory_{m}" for m in
 DECODED = ("decoded_boxes", "decoded_scores", "decoded_labels")  # AWML's get_bboxes, every frame
 # constants the head derives from its config (depth bins, the first frame's pseudo points, ranges): stored whole, as AWML made them
 FROZEN = ("code_weights", "match_costs", "pc_range", "position_range", "coords_d", "pseudo_reference_points")
+# a sampled plan keeps arrays up to this many values whole: the head's scores and boxes at full size (54 000 values)
+WHOLE_LIMIT = 65_536
+INDEX, STATS = "index/", "stats/"
 
 
 @dataclass(frozen=True)
@@ -59,9 +68,27 @@ class Plan:
     frames: int
     drive_seed: int
     model_seed: int = 2024
+    sampled: int | None = None  # positions kept of an array above WHOLE_LIMIT values (None: every array whole)
 
 
-PLANS = (Plan("streampetr-tiny", "streampetr_tiny.py", TINY, frames=2, drive_seed=41),)
+# full size: two frames prove the memory carry; 4 096 positions of the large arrays keep the file ~0.9 MB (whole: ~25 MB)
+PLANS = (Plan("streampetr-tiny", "streampetr_tiny.py", TINY, frames=2, drive_seed=41),
+         Plan("streampetr", "streampetr_resnet50_480x640.py", FULL, frames=2, drive_seed=43, sampled=4096))
+
+
+def kept(key: str, value: np.ndarray, sampled: int | None, seed: int) -> dict[str, np.ndarray]:
+    """``value`` whole, or (a large one in a sampled plan) its values at seeded positions, the positions and its statistics."""
+    if sampled is None or value.size <= WHOLE_LIMIT:
+        return {key: value}
+    flat = value.reshape(-1)
+    index = np.sort(np.random.default_rng(seed).choice(flat.size, sampled, replace=False)).astype(np.int32)
+    return {key: flat[index], f"{INDEX}{key}": index, f"{STATS}{key}": statistics(flat)}
+
+
+def statistics(value: np.ndarray) -> np.ndarray:
+    """max |value|, mean, standard deviation, in float64: what a sampled array's unsampled values are held to."""
+    wide = np.asarray(value, np.float64)
+    return np.array([np.abs(wide).max(initial=0.0), wide.mean(), wide.std()])
 
 
 def import_awml_models(awml_root: Path | None = None) -> None:
@@ -167,8 +194,9 @@ def record_plan(plan: Plan, configs: Path) -> tuple[Recording, StreamPETRConfig]
             pos_embed, cone = position(*(torch.from_numpy(v) for v in (frame.img_metas_pad, feats.numpy(), frame.intrinsics, frame.img2lidar)))
             out = dict(zip(HEAD_OUT, head(feats, pos_embed, cone, torch.from_numpy(frame.timestamp), torch.from_numpy(frame.ego_pose),
                                           torch.from_numpy(frame.ego_pose_inv), *memory.values()), strict=True))
-            kept = {"img_feats": feats, "pos_embed": pos_embed, "cone": cone, **out} if k == 0 else {n: out[n] for n in EVERY_FRAME}
-            arrays.update({f"frame{k}/{n}": v.numpy() for n, v in kept.items()})
+            recorded = {"img_feats": feats, "pos_embed": pos_embed, "cone": cone, **out} if k == 0 else {n: out[n] for n in EVERY_FRAME}
+            for n, v in recorded.items():
+                arrays.update(kept(f"frame{k}/{n}", v.numpy(), plan.sampled, plan.model_seed))
             arrays.update(upstream_decode(peer, out, cfg, k))
             if k + 1 < len(frames):
                 carried = {f"pre_memory_{m}": out[f"post_memory_{m}"].numpy() for m in MEMORY}
@@ -176,7 +204,7 @@ def record_plan(plan: Plan, configs: Path) -> tuple[Recording, StreamPETRConfig]
     meta = {
         "versions": {"mmdet3d": mmdet3d.__version__, "mmengine": mmengine.__version__, "mmcv": mmcv.__version__, "torch": torch.__version__,
                      "numpy": np.__version__},
-        "config": plan.config, "frames": plan.frames, "drive_seed": plan.drive_seed, "seed": plan.model_seed,
+        "config": plan.config, "frames": plan.frames, "drive_seed": plan.drive_seed, "seed": plan.model_seed, "sampled": plan.sampled,
         "images_sha256": [array_sha256(i) for i in images],
         "state_shapes": [[k, list(s)] for k, s in shapes], "state_sha256": state_sha256(state),
         "weights": {"source": REGENERATED, "seed": plan.model_seed, "stored_whole": sorted(overrides)},
@@ -189,7 +217,9 @@ def record_plan(plan: Plan, configs: Path) -> tuple[Recording, StreamPETRConfig]
                   "frame after frame, the memory carried by the host's update (spec.between): every head output of frame 0, the "
                   f"scores, boxes and memory of every frame ({', '.join(EVERY_FRAME)}); each frame's boxes as AWML decodes them "
                   f"({', '.join(DECODED)}: StreamPETRHead.get_bboxes through its NMSFreeCoder on the container's outputs, laid out "
-                  "back as the head returns them)",
+                  "back as the head returns them)"
+                  + ("" if plan.sampled is None else f"; an array above {WHOLE_LIMIT} values as {plan.sampled} seeded positions of "
+                     f"the flattened array ({INDEX}<key>, numpy default_rng(seed)) and its max |value|, mean and std ({STATS}<key>)"),
     }
     return Recording(arrays, meta), cfg
 
@@ -259,11 +289,22 @@ def compare(recording: Recording, cfg: StreamPETRConfig) -> Comparison:
                                *(torch.from_numpy(v) for v in memory.values()))
             out = {"img_feats": feats, "pos_embed": pos_embed, "cone": cone, **dict(zip(HEAD_OUT, head, strict=True))}
             for name, value in out.items():
-                recorded = arrays.get(f"frame{k}/{name}")
-                if recorded is not None:
-                    differences[f"frame{k}/{name}"] = max_abs(value.numpy(), recorded)
-                    scales[f"frame{k}/{name}"] = scale_of(recorded)
+                key = f"frame{k}/{name}"
+                if key in arrays:
+                    found, scale = _held(key, value.numpy(), arrays)
+                    differences.update(found)
+                    scales.update(dict.fromkeys(found, scale))
             carried = {f"pre_memory_{m}": out[f"post_memory_{m}"].numpy() for m in MEMORY}
             if k + 1 < len(frames):
                 memory = dict(advance(carried, _inputs(frame), _inputs(frames[k + 1])))
     return Comparison(identical, differences, scales)
+
+
+def _held(key: str, value: np.ndarray, arrays: Mapping[str, np.ndarray]) -> tuple[dict[str, float], float]:
+    """(max |ours - recorded| of ``key``, the recorded array's max |value|): a sampled array at its recorded positions and
+    by its statistics."""
+    if f"{INDEX}{key}" not in arrays:
+        return {key: max_abs(value, arrays[key])}, scale_of(arrays[key])
+    stats = arrays[f"{STATS}{key}"]
+    sampled = max_abs(value.reshape(-1)[arrays[f"{INDEX}{key}"]], arrays[key])
+    return {key: sampled, f"{STATS}{key}": max_abs(statistics(value), stats)}, float(stats[0])
