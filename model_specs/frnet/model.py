@@ -57,8 +57,8 @@ class FrustumFeatureEncoder(nn.Module):
             parts.append(torch.norm(points[:, :3], 2, 1, keepdim=True))
         if self.cfg.with_cluster_center:  # each point's offset from its frustum cell's mean
             index = inverse_map.unsqueeze(-1).expand(-1, points.size(1))
-            sums = torch.zeros(cells, points.size(1), dtype=points.dtype).scatter_add(0, index, points)
-            counts = torch.zeros(cells, points.size(1), dtype=points.dtype).scatter_add(0, index, torch.ones_like(points))
+            sums = torch.zeros(cells, points.size(1), dtype=points.dtype, device=points.device).scatter_add(0, index, points)
+            counts = torch.zeros(cells, points.size(1), dtype=points.dtype, device=points.device).scatter_add(0, index, torch.ones_like(points))
             parts.append(points[:, :3] - (sums / counts)[inverse_map][:, :3])
         features = torch.cat(parts, dim=-1)
         if self.pre_norm is not None:
@@ -141,10 +141,11 @@ class FRNetBackbone(nn.Module):
         ny, nx = self.cfg.lidar_h // stride, self.cfg.frustum_w // stride
         if stride > 1:
             pixel = coors[:, 1] * nx + coors[:, 2]
-            order = torch.arange(coors.shape[0], dtype=pixel.dtype)
-            last = torch.full((ny * nx,), -1, dtype=pixel.dtype).scatter_reduce(0, pixel, order, reduce="amax", include_self=True)
+            order = torch.arange(coors.shape[0], dtype=pixel.dtype, device=pixel.device)
+            last = torch.full((ny * nx,), -1, dtype=pixel.dtype, device=pixel.device)
+            last = last.scatter_reduce(0, pixel, order, reduce="amax", include_self=True)
             feats = feats[last[pixel]]
-        image = torch.zeros((1, ny, nx, feats.shape[-1]), dtype=feats.dtype)
+        image = torch.zeros((1, ny, nx, feats.shape[-1]), dtype=feats.dtype, device=feats.device)
         image[coors[:, 0], coors[:, 1], coors[:, 2]] = feats
         return image.permute(0, 3, 1, 2).contiguous()
 

@@ -112,7 +112,7 @@ class StreamPETRHead(nn.Module):
         b, queries = query_pos.shape[:2]
         temp_reference = (reference - self.pc_range[:3]) / (self.pc_range[3:6] - self.pc_range[0:3])
         temp_pos = self.query_embedding(pos2posemb3d(temp_reference))
-        identity = torch.eye(4).view(1, 1, 4, 4).repeat(b, queries, 1, 1)
+        identity = torch.eye(4, device=query_pos.device).view(1, 1, 4, 4).repeat(b, queries, 1, 1)
         rec_motion = nerf_positional_encoding(torch.cat([torch.zeros_like(reference_points[..., :3]), identity[..., :3, :].flatten(-2)], dim=-1))
         tgt = self.ego_pose_memory(tgt, rec_motion)
         query_pos = self.ego_pose_pe(query_pos, rec_motion)
@@ -125,7 +125,7 @@ class StreamPETRHead(nn.Module):
         tgt = torch.cat([tgt, temp_memory[:, :n]], dim=1)
         query_pos = torch.cat([query_pos, temp_pos[:, :n]], dim=1)
         reference_points = torch.cat([reference_points, temp_reference[:, :n]], dim=1)
-        rec_ego_pose = torch.eye(4).view(1, 1, 4, 4).repeat(b, query_pos.shape[1] + n, 1, 1)
+        rec_ego_pose = torch.eye(4, device=query_pos.device).view(1, 1, 4, 4).repeat(b, query_pos.shape[1] + n, 1, 1)
         return tgt, query_pos, reference_points, temp_memory[:, n:], temp_pos[:, n:], rec_ego_pose
 
 
@@ -148,8 +148,8 @@ class Petr3D(nn.Module):
         """AWML's ``locations``: each feature cell's centre in the padded image, as a share of its size."""
         b, n, _, h, w = img_feats.shape
         stride = self.cfg.stride
-        xs = (torch.arange(0, stride * w, step=stride, dtype=torch.float32) + stride // 2) / pad_shape[1]
-        ys = (torch.arange(0, stride * h, step=stride, dtype=torch.float32) + stride // 2) / pad_shape[0]
+        xs = (torch.arange(0, stride * w, step=stride, dtype=torch.float32, device=img_feats.device) + stride // 2) / pad_shape[1]
+        ys = (torch.arange(0, stride * h, step=stride, dtype=torch.float32, device=img_feats.device) + stride // 2) / pad_shape[0]
         grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
         return torch.stack((grid_x, grid_y), dim=-1)[None].repeat(b * n, 1, 1, 1)
 
@@ -176,7 +176,7 @@ class PositionEmbedding(nn.Module):
 
     def forward(self, img_metas_pad, intrinsics, img2lidar):
         cfg = self.mod.cfg
-        img_feats = torch.zeros(1, cfg.num_cameras, cfg.in_channels, *cfg.feature_size)
+        img_feats = torch.zeros(1, cfg.num_cameras, cfg.in_channels, *cfg.feature_size, device=img_metas_pad.device)
         location = self.mod.prepare_location(img_metas_pad, img_feats)
         return self.mod.pts_bbox_head.position_embeding(intrinsics, img2lidar, location, img_metas_pad)
 

@@ -31,7 +31,7 @@ def inverse_sigmoid(x: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:
 
 def pos2posemb3d(pos: torch.Tensor, num_pos_feats: int = 128, temperature: float = 10000) -> torch.Tensor:
     pos = pos * (2 * math.pi)
-    dim_t = torch.arange(num_pos_feats, dtype=torch.float32)
+    dim_t = torch.arange(num_pos_feats, dtype=torch.float32, device=pos.device)
     dim_t = temperature ** (2 * torch.div(dim_t, 2, rounding_mode="floor") / num_pos_feats)
     x, y, z = (pos[..., i, None] / dim_t for i in range(3))
     x, y, z = (torch.stack((p[..., 0::2].sin(), p[..., 1::2].cos()), dim=-1).flatten(-2) for p in (x, y, z))
@@ -40,14 +40,14 @@ def pos2posemb3d(pos: torch.Tensor, num_pos_feats: int = 128, temperature: float
 
 def pos2posemb1d(pos: torch.Tensor, num_pos_feats: int = 256, temperature: float = 10000) -> torch.Tensor:
     pos = pos * (2 * math.pi)
-    dim_t = torch.arange(num_pos_feats, dtype=torch.float32)
+    dim_t = torch.arange(num_pos_feats, dtype=torch.float32, device=pos.device)
     dim_t = temperature ** (2 * torch.div(dim_t, 2, rounding_mode="floor") / num_pos_feats)
     x = pos[..., 0, None] / dim_t
     return torch.stack((x[..., 0::2].sin(), x[..., 1::2].cos()), dim=-1).flatten(-2)
 
 
 def nerf_positional_encoding(tensor: torch.Tensor, functions: int = 6) -> torch.Tensor:
-    bands = 2.0 ** torch.linspace(0.0, functions - 1, functions, dtype=tensor.dtype)
+    bands = 2.0 ** torch.linspace(0.0, functions - 1, functions, dtype=tensor.dtype, device=tensor.device)
     return torch.cat([f(tensor * b) for b in bands for f in (torch.sin, torch.cos)], dim=-1)
 
 
