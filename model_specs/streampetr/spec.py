@@ -40,8 +40,11 @@ _FP32 = {"*": Tolerance(atol=2e-4, rtol=1e-3)}
 # Full size (ResNet-50 + CPFPN at 480 x 640, seeded): img_feats reach |2 100| (std ~350), and ONNX Runtime's fp32
 # differs from PyTorch by up to 3.66e-3 (min atol to pass 2.02e-3 at rtol 1e-3; ~1e-5 of the std, as on the tiny
 # model), measured over 3 samples and a 4-frame sequence (pytest --awml-spec streampetr, 2026-12-07): 5e-3 leaves
-# 2.5x over the smallest passing atol. The tiny model's features are near 1 and keep _FP32's bound.
-_FP32_FULL = {**_FP32, "img_feats": Tolerance(atol=5e-3, rtol=1e-3)}
+# 2.5x over the smallest passing atol. PyTorch on CUDA at fp32 (cuDNN's convolutions, tf32 off) differs by up to 1.0e-2
+# (H100, 2 sequences x 4 frames, .carry-r38b's measurement, 2026-12-08; 5e-3 failed there): 2e-2 holds both, twice
+# the larger (~5e-6 of the values). The tiny model's features are near 1 and keep _FP32's bound (CUDA: 3.1e-4, within
+# it at rtol 1e-3).
+_FP32_FULL = {**_FP32, "img_feats": Tolerance(atol=2e-2, rtol=1e-3)}
 # The head's top-k: the ``topk_proposals`` most confident queries go in front of the memory queue in score order, and
 # where two scores are nearer than a backend's error the backend writes their rows the other way round (every value
 # right, in another row). Those outputs compare rows matched across such swaps (Tolerance.max_reordered_rows,
