@@ -1420,6 +1420,9 @@ STREAMPETR_FAULTS = [
     ({"pts_bbox_head": {"bbox_coder": {"num_classes": 10}}}, "pts_bbox_head.bbox_coder.num_classes is 10, but len(class_names) makes it 5"),
     ({"pts_bbox_head": {"bbox_coder": {"post_center_range": None}}}, "post_center_range None (AWML's NMSFreeCoder raises"),
     ({"pts_bbox_head": {"bbox_coder": {"max_num": 5000}}}, "pts_bbox_head.bbox_coder.max_num 5000 exceeds the last decoder layer's 900 queries"),
+    ({"pts_bbox_head": {"bbox_coder": {"post_center_range": [-61.2, -61.2, -10.0, 61.2, 61.2]}}},
+     "pts_bbox_head.bbox_coder.post_center_range has 5 numbers, 6 expected"),
+    ({"pts_bbox_head": {"position_range": [-61.2, -61.2, 61.2, 61.2]}}, "pts_bbox_head.position_range has 4 numbers, 6 expected"),
 ]
 
 

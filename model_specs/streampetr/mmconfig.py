@@ -111,16 +111,18 @@ class _Sections(Sections):
             base, classes=classes, num_cameras=len(cameras) if cameras else int(self.values.get("num_cameras", base.num_cameras)),
             camera_order=tuple(str(c) for c in cameras) if cameras else base.camera_order,
             final_dim=_pair(final.get("final_dim", base.final_dim)), stride=int(model.get("stride", base.stride)),
-            img_mean=_triple(norm.get("mean", base.img_mean)), img_std=_triple(norm.get("std", base.img_std)),
+            img_mean=self.three("img_norm_cfg.mean", norm.get("mean", base.img_mean)),
+            img_std=self.three("img_norm_cfg.std", norm.get("std", base.img_std)),
             to_rgb=bool(norm.get("to_rgb", True)), depth=depth, out_indices=tuple(int(i) for i in backbone["out_indices"]),
             neck_in=tuple(int(c) for c in neck["in_channels"]), neck_out=int(neck["out_channels"]), in_channels=int(head.get("in_channels", 256)),
             num_query=int(head.get("num_query", 100)), memory_len=int(head.get("memory_len", 1024)),
             topk_proposals=int(head.get("topk_proposals", 256)), num_propagated=int(head.get("num_propagated", 256)),
             lid=bool(head.get("LID", False)), depth_num=int(head.get("depth_num", 64)), depth_start=float(head.get("depth_start", 1)),
-            position_range=tuple(float(v) for v in head.get("position_range", (-65, -65, -8.0, 65, 65, 8.0))),
-            pc_range=tuple(float(v) for v in coder.get("pc_range", self.values.get("point_cloud_range", base.pc_range))),
+            position_range=self.six("pts_bbox_head.position_range", head.get("position_range", (-65, -65, -8.0, 65, 65, 8.0))),
+            pc_range=self.six("pts_bbox_head.bbox_coder.pc_range", coder.get("pc_range", self.values.get("point_cloud_range", base.pc_range))),
             max_num=int(coder.get("max_num", 100)), score_threshold=_optional(coder.get("score_threshold")),
-            post_center_range=tuple(float(v) for v in coder["post_center_range"]), score_thres=float(head.get("score_thres", 0.3)),
+            post_center_range=self.six("pts_bbox_head.bbox_coder.post_center_range", coder["post_center_range"]),
+            score_thres=float(head.get("score_thres", 0.3)),
             use_bottom_center=bool(head.get("use_bottom_center", False)),
             code_weights=tuple(float(v) for v in head.get("code_weights", (1.0,) * 8 + (0.2, 0.2))), code_size=int(head.get("code_size", 10)),
             num_reg_fcs=int(head.get("num_reg_fcs", 2)), num_layers=int(decoder["num_layers"]), num_heads=heads.pop(),
@@ -152,8 +154,3 @@ def _optional(value: Any) -> float | None:
 def _pair(values: Any) -> tuple[int, int]:
     height, width = (int(v) for v in values)
     return height, width
-
-
-def _triple(values: Any) -> tuple[float, float, float]:
-    a, b, c = (float(v) for v in values)
-    return a, b, c
