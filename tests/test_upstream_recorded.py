@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from model_specs.calibration import upstream as calibration
@@ -214,8 +215,6 @@ def test_the_full_size_streampetr_comparison_would_catch_a_wrong_switch():
 def test_a_sampled_streampetr_array_is_held_at_its_positions_and_by_its_statistics():
     """The full-size recording keeps a large array as seeded positions and statistics: a change at a kept position shows
     in the sampled difference, an outlier elsewhere in the statistics (its max |value|); the array itself agrees exactly."""
-    import numpy as np
-
     value = np.random.default_rng(0).standard_normal((1, streampetr.WHOLE_LIMIT + 1), dtype=np.float32)
     arrays = streampetr.kept("frame0/x", value, 64, seed=1)
     assert arrays["frame0/x"].shape == (64,) and streampetr.kept("frame0/y", value[:, :-1], 64, seed=1).keys() == {"frame0/y"}
